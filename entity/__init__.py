@@ -1,0 +1,104 @@
+"""The contract between a protocol entity and whatever runs it.
+
+Theory of operation
+-------------------
+Every layer implementation in qnetstack is a *sans-I/O* state machine (the style
+of h11 and aioquic): it never reads a clock, never sleeps, never calls another
+layer's object. It is given a :class:`Context` when it is built and reacts to
+four kinds of input, each a method of :class:`Entity`:
+
+* ``handle_above(msg)``  a request from the layer above on the same node;
+* ``handle_below(msg)``  a confirmation or indication from the layer below;
+* ``handle_peer(sender, msg)``  a message from the same layer on node ``sender``;
+* ``handle_timer(tag)``  a timer it set has fired.
+
+Everything it does goes out through the context: ``send_up``, ``send_down``,
+``send_peer`` (delivered after the classical channel's delay), ``set_timer`` /
+``cancel_timer``, ``now_ns``, its own random stream ``rng``, the node's
+physical *device* service ``device`` and ``trace`` for the event log.
+
+The kernel in ``stack`` is one implementation of :class:`Context`; a test
+harness that plays the neighbours is another. That is what lets any layer be
+tested alone.
+
+This package sits below every layer, so it imports nothing from them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["Context", "Entity", "EntityError"]
+
+
+class EntityError(RuntimeError):
+    """An entity was driven in a way its service specification forbids."""
+
+
+@runtime_checkable
+class Context(Protocol):
+    """What an entity may use to act on the world. Provided by the runner."""
+
+    @property
+    def node(self) -> str:
+        """Name of the node this entity lives on."""
+        ...
+
+    @property
+    def now_ns(self) -> int:
+        """Current simulated time in integer nanoseconds."""
+        ...
+
+    @property
+    def rng(self) -> np.random.Generator:
+        """This entity's own random stream (independent of every other entity)."""
+        ...
+
+    @property
+    def device(self) -> Any:
+        """The node's physical device service (``physical.service.DeviceService``)."""
+        ...
+
+    def send_up(self, msg: Any) -> None:
+        """Deliver ``msg`` to the layer above on this node (same instant, queued)."""
+        ...
+
+    def send_down(self, msg: Any) -> None:
+        """Deliver ``msg`` to the layer below on this node (same instant, queued)."""
+        ...
+
+    def send_peer(self, node: str, msg: Any) -> None:
+        """Send ``msg`` to the same layer on ``node`` over the classical channel."""
+        ...
+
+    def set_timer(self, delay_ns: int, tag: Hashable) -> int:
+        """Fire ``handle_timer(tag)`` after ``delay_ns``; returns a timer id."""
+        ...
+
+    def cancel_timer(self, timer_id: int) -> None:
+        """Cancel a timer that has not fired yet (no-op if it has)."""
+        ...
+
+    def trace(self, event: str, **fields: Any) -> None:
+        """Record an event for the run's trace and counters."""
+        ...
+
+
+@runtime_checkable
+class Entity(Protocol):
+    """A protocol entity: one layer's state machine on one node."""
+
+    def start(self) -> None:
+        """Called once at time zero, after every entity of the network exists."""
+        ...
+
+    def handle_above(self, msg: Any) -> None: ...
+
+    def handle_below(self, msg: Any) -> None: ...
+
+    def handle_peer(self, sender: str, msg: Any) -> None: ...
+
+    def handle_timer(self, tag: Hashable) -> None: ...

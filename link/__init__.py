@@ -1,0 +1,1 @@
+"""qnetstack: the link layer."""

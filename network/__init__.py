@@ -1,0 +1,1 @@
+"""qnetstack: the network layer."""

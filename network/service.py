@@ -1,0 +1,141 @@
+"""Network-layer service: end-to-end entanglement between any two nodes.
+
+Connection-oriented, after RFC 9340 §7 and the Quantum Network Protocol
+(Kozlowski et al., CoNEXT 2020); summary in
+``shared/reference/protocol-specs.md`` §3:
+
+* the application at the *head* node sends ``NetRequest`` (its own
+  ``request_id``, the *tail* node, how many pairs, K or M);
+* the network entity answers ``NetAccepted`` (with the path) or
+  ``NetRejected``;
+* for every end-to-end pair it sends ``PairDelivered`` at **both** ends, with the
+  same ``pair_id``, the local qubit handle (K) or outcome (M), the pair's Bell
+  state (its Pauli frame, tracked rather than corrected) and a goodness;
+* ``NetError`` ends a request that can no longer be served.
+
+This module is the only part of ``network`` that other layers may import.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from entity import Entity
+from link.service import Basis, BellState, RequestType
+from physical.service import Probability, QubitHandle
+
+__all__ = [
+    "BellState",
+    "Basis",
+    "RequestType",
+    "NetRequest",
+    "NetAccepted",
+    "NetRejected",
+    "PairId",
+    "PairDelivered",
+    "NetErrorCode",
+    "NetError",
+    "NetResponse",
+    "NetworkService",
+    "CAP_NET_K",
+    "CAP_NET_M",
+]
+
+CAP_NET_K = "network:K"
+CAP_NET_M = "network:M"
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class NetRequest(_Message):
+    """Ask for ``number`` end-to-end pairs between this node and ``remote_node``.
+
+    ``request_id`` is chosen by the caller and unique among its requests; every
+    response names it. ``min_fidelity`` is the end-to-end fidelity wanted; the
+    network turns it into per-link fidelities. ``max_time_ns`` bounds the whole
+    request (``None``: no limit).
+    """
+
+    kind: Literal["net_request"] = "net_request"
+    request_id: int = Field(ge=0)
+    remote_node: str = Field(min_length=1)
+    min_fidelity: Probability = 0.0
+    number: int = Field(1, ge=1)
+    type: RequestType = RequestType.K
+    basis: Basis = Basis.Z
+    max_time_ns: int | None = Field(None, gt=0)
+
+
+class NetAccepted(_Message):
+    kind: Literal["net_accepted"] = "net_accepted"
+    request_id: int = Field(ge=0)
+    path: list[str] = Field(min_length=2)
+
+
+class NetRejected(_Message):
+    kind: Literal["net_rejected"] = "net_rejected"
+    request_id: int = Field(ge=0)
+    reason: str
+
+
+class PairId(_Message):
+    """Network-unique name of an end-to-end pair."""
+
+    head: str
+    tail: str
+    request_id: int = Field(ge=0)
+    index: int = Field(ge=0)
+
+
+class PairDelivered(_Message):
+    """One end-to-end pair, delivered at each of its two ends.
+
+    ``bell_state`` is the state the pair is in (no correction was applied: the
+    user applies or tracks it). ``goodness`` estimates the fidelity to it at
+    ``goodness_time_ns``.
+    """
+
+    kind: Literal["pair_delivered"] = "pair_delivered"
+    pair_id: PairId
+    remote_node: str
+    bell_state: BellState
+    goodness: Probability
+    goodness_time_ns: int = Field(ge=0)
+    handle: QubitHandle | None = None  # type K
+    outcome: Literal[0, 1] | None = None  # type M
+    basis: Basis | None = None  # type M
+
+
+class NetErrorCode(str, enum.Enum):
+    NO_PATH = "NO_PATH"
+    UNSUPP = "UNSUPP"
+    LINK_FAILURE = "LINK_FAILURE"
+    TIMEOUT = "TIMEOUT"
+    OTHER = "OTHER"
+
+
+class NetError(_Message):
+    kind: Literal["net_error"] = "net_error"
+    request_id: int = Field(ge=0)
+    head: str
+    code: NetErrorCode
+    detail: str = ""
+
+
+NetResponse = Annotated[
+    NetAccepted | NetRejected | PairDelivered | NetError, Field(discriminator="kind")
+]
+
+
+@runtime_checkable
+class NetworkService(Entity, Protocol):
+    """A network-layer entity: takes ``NetRequest`` from above, answers ``NetResponse``.
+
+    Built as ``Impl(ctx, config)``; uses the link service and the device
+    service below it. ``PROVIDES``/``REQUIRES`` class attributes as for links.
+    """

@@ -1,0 +1,126 @@
+"""Hardware parameters of the physical layer, as validated pydantic models.
+
+Every default names its source. Users copy and change these objects; the
+scenario file maps onto them field by field.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from physical.service import Probability
+
+__all__ = [
+    "SPEED_OF_LIGHT_KM_PER_S",
+    "FibreParams",
+    "DetectorParams",
+    "MemoryParams",
+    "NodeHardware",
+    "SingleClickLinkParams",
+    "fibre_delay_ns",
+    "LinkSide",
+]
+
+# Exact by definition of the metre (SI, 1983).
+SPEED_OF_LIGHT_KM_PER_S = 299_792.458
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FibreParams(_Params):
+    """Standard single-mode telecom fibre at 1550 nm.
+
+    Defaults: attenuation 0.2 dB/km and group index 1.468, typical of
+    ITU-T G.652 fibre (Corning SMF-28 Ultra product information, 2014:
+    ≤ 0.18 dB/km, group index 1.4682 at 1550 nm; 0.2 dB/km is the rounded
+    figure used e.g. by SeQUeNCe, Wu et al., Quantum Sci. Technol. 6, 045027, 2021).
+    """
+
+    db_per_km: float = Field(0.2, ge=0.0)
+    refractive_index: float = Field(1.468, ge=1.0)
+
+    def transmittance(self, length_km: float) -> float:
+        """Power transmittance 10^(-α L / 10) (Beer–Lambert law in dB form)."""
+        return 10.0 ** (-self.db_per_km * length_km / 10.0)
+
+    def delay_ns(self, length_km: float) -> int:
+        return fibre_delay_ns(length_km, self.refractive_index)
+
+
+def fibre_delay_ns(length_km: float, refractive_index: float = 1.468) -> int:
+    """Propagation delay L / (c / n), rounded to the nearest nanosecond."""
+    return round(length_km * refractive_index / SPEED_OF_LIGHT_KM_PER_S * 1e9)
+
+
+class DetectorParams(_Params):
+    """Threshold (click / no-click) single-photon detector.
+
+    Default efficiency 0.8 is the detector efficiency of SeQUeNCe's example
+    links (Wu et al. 2021); default dark-count probability per detection window
+    is 0 (an idealisation: set it from the detector's dark-count rate times the
+    window, e.g. ~1e-7 for a 10 Hz SNSPD and a 10 ns window).
+    """
+
+    efficiency: Probability = 0.8
+    dark_count_probability: Probability = 0.0
+
+
+class MemoryParams(_Params):
+    """A node's quantum memory.
+
+    ``t1_ns`` / ``t2_ns``: energy relaxation and total dephasing times; ``None``
+    means no decoherence of that kind. Physics requires T2 ≤ 2·T1
+    (Nielsen & Chuang 2000, §8.3). Default: 4 qubits, T1 = ∞, T2 = 1 s —
+    "memory lifetimes of order seconds" (RFC 9340 §5.4, 2023).
+    """
+
+    num_qubits: int = Field(4, ge=0, le=64)
+    t1_ns: int | None = Field(None, gt=0)
+    t2_ns: int | None = Field(1_000_000_000, gt=0)
+
+    @model_validator(mode="after")
+    def _t2_within_two_t1(self) -> MemoryParams:
+        if self.t1_ns is not None and self.t2_ns is not None and self.t2_ns > 2 * self.t1_ns:
+            raise ValueError(
+                f"t2_ns={self.t2_ns} exceeds 2*t1_ns={2 * self.t1_ns}; physics requires T2 <= 2*T1"
+            )
+        if self.t1_ns is not None and self.t2_ns is None:
+            raise ValueError("t2_ns=None (no dephasing) with finite t1_ns is unphysical; give t2_ns <= 2*t1_ns")
+        return self
+
+
+class NodeHardware(_Params):
+    """One node's hardware: its memory and its photon emission.
+
+    ``emission_efficiency``: probability that an emitted photon enters the
+    fibre (emission, collection, coupling). Default 0.75, the memory efficiency
+    of SeQUeNCe's example links (Wu et al. 2021).
+    """
+
+    memory: MemoryParams = MemoryParams()
+    emission_efficiency: Probability = 0.75
+
+
+class SingleClickLinkParams(_Params):
+    """A heralded link run with the single-click scheme, station at the midpoint.
+
+    ``bright_state_population`` is α of Humphreys et al., Nature 558, 268 (2018);
+    default 0.1, the low end of the range [0.1, 0.3] the QuTech link-layer
+    simulations allowed (Dahlberg et al. 2019, QLinkLayerSimulations ``mhp.py``).
+    """
+
+    length_km: float = Field(gt=0.0)
+    fibre: FibreParams = FibreParams()
+    detector: DetectorParams = DetectorParams()
+    bright_state_population: Probability = 0.1
+
+
+class LinkSide(_Params):
+    """What one end of a heralded link knows of it: the station, the physics,
+    and the hardware at the other end (whose emission efficiency matters)."""
+
+    station: str
+    params: SingleClickLinkParams
+    neighbour_hardware: NodeHardware

@@ -1,0 +1,333 @@
+"""Physical-layer services: what the layers above may ask of a node's hardware.
+
+Two services, one entity per node provides both:
+
+* the **device** service (synchronous): initialise, gate, measure and
+  Bell-measure qubits the node holds, free them, and *oracle* reads of the true
+  state for metrics and tests. A layer may operate only on qubits it was handed
+  (the link layer by a herald, the network layer by a link OK, the application
+  by a delivery or by its own ``InitQubit``);
+* the **heralding** service (asynchronous, through ``send_down``/``send_up``):
+  ``HeraldAttempt`` asks for one entanglement attempt with a neighbour,
+  ``HeraldResult`` reports its outcome. On success the node holds one half of a
+  pair whose Bell state is given in the result.
+
+And one static descriptor, :class:`PhysicalCapabilities`, that says what the
+node can do (neighbours, attempt period, analytic success probability and
+fidelity per attempt) so the link layer can plan and reject early.
+
+This module is the only part of ``physical`` that other layers may import.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from typing import Annotated, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "BellState",
+    "Basis",
+    "Gate",
+    "Probability",
+    "QubitHandle",
+    "QubitRef",
+    "InitQubit",
+    "ApplyGate",
+    "Measure",
+    "BellMeasure",
+    "FreeQubit",
+    "OracleFidelity",
+    "DeviceOperation",
+    "QubitAllocated",
+    "GateApplied",
+    "MeasureResult",
+    "BellMeasureResult",
+    "QubitFreed",
+    "OracleFidelityResult",
+    "DeviceError",
+    "DeviceErrorCode",
+    "DeviceResult",
+    "DeviceService",
+    "HeraldAttempt",
+    "HeraldResult",
+    "HeraldingLink",
+    "PhysicalCapabilities",
+    "CAP_DEVICE",
+    "CAP_HERALDING",
+]
+
+# Capability names the assembler matches between a layer and the one below it.
+CAP_DEVICE = "physical:device"
+CAP_HERALDING = "physical:heralding"
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+QubitHandle = Annotated[int, Field(ge=0)]
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class BellState(str, enum.Enum):
+    """The four Bell states, written as a Pauli frame on the second qubit.
+
+    ``|B(x, z)> = (I ⊗ X^x Z^z) |Φ+>``, so PHI_PLUS = (0, 0), PHI_MINUS = (0, 1),
+    PSI_PLUS = (1, 0), PSI_MINUS = (1, 1) up to a global phase. Frames compose
+    by XOR of the bits, which is how entanglement swapping and teleportation
+    corrections are tracked (Pauli-frame bookkeeping as in the QNP/V1Q data
+    plane, Kozlowski et al. 2020).
+    """
+
+    PHI_PLUS = "PHI_PLUS"
+    PHI_MINUS = "PHI_MINUS"
+    PSI_PLUS = "PSI_PLUS"
+    PSI_MINUS = "PSI_MINUS"
+
+    @property
+    def pauli_bits(self) -> tuple[int, int]:
+        """(x, z): the X and Z exponents of the frame on the second qubit."""
+        return _BELL_BITS[self]
+
+    @classmethod
+    def from_bits(cls, x: int, z: int) -> BellState:
+        return _BITS_BELL[(x & 1, z & 1)]
+
+    def compose(self, other: BellState) -> BellState:
+        """The frame of applying both frames (XOR of Pauli bits)."""
+        x1, z1 = self.pauli_bits
+        x2, z2 = other.pauli_bits
+        return BellState.from_bits(x1 ^ x2, z1 ^ z2)
+
+
+_BELL_BITS = {
+    BellState.PHI_PLUS: (0, 0),
+    BellState.PHI_MINUS: (0, 1),
+    BellState.PSI_PLUS: (1, 0),
+    BellState.PSI_MINUS: (1, 1),
+}
+_BITS_BELL = {bits: state for state, bits in _BELL_BITS.items()}
+
+
+class Basis(str, enum.Enum):
+    """Single-qubit measurement bases (eigenbases of the Pauli operators)."""
+
+    Z = "Z"
+    X = "X"
+    Y = "Y"
+
+
+class Gate(str, enum.Enum):
+    """Single-qubit gates the device offers."""
+
+    I = "I"  # noqa: E741 - the identity is conventionally called I
+    X = "X"
+    Y = "Y"
+    Z = "Z"
+    H = "H"
+    S = "S"
+
+
+class QubitRef(_Message):
+    """A qubit anywhere in the network, for oracle reads only."""
+
+    node: str
+    handle: QubitHandle
+
+
+# ----------------------------------------------------------------- device ops
+
+
+class InitQubit(_Message):
+    """Allocate a free memory qubit in ``cos(θ/2)|0> + e^{iφ} sin(θ/2)|1>``."""
+
+    kind: Literal["init_qubit"] = "init_qubit"
+    theta_rad: float = Field(0.0, ge=0.0, le=math.pi)
+    phi_rad: float = 0.0
+
+
+class ApplyGate(_Message):
+    kind: Literal["apply_gate"] = "apply_gate"
+    gate: Gate
+    handle: QubitHandle
+
+
+class Measure(_Message):
+    """Destructive single-qubit measurement: the qubit is freed afterwards."""
+
+    kind: Literal["measure"] = "measure"
+    handle: QubitHandle
+    basis: Basis = Basis.Z
+
+
+class BellMeasure(_Message):
+    """Destructive Bell-state measurement of two qubits held by this node."""
+
+    kind: Literal["bell_measure"] = "bell_measure"
+    handle_a: QubitHandle
+    handle_b: QubitHandle
+
+
+class FreeQubit(_Message):
+    kind: Literal["free_qubit"] = "free_qubit"
+    handle: QubitHandle
+
+
+class OracleFidelity(_Message):
+    """Oracle read: fidelity of the *true* state of ``qubits`` to a pure target.
+
+    The target is a Bell state (two qubits) or a Bloch-sphere state (one qubit).
+    Not a physical operation: it disturbs nothing and exists for metrics and
+    tests. The qubits may live on any node.
+    """
+
+    kind: Literal["oracle_fidelity"] = "oracle_fidelity"
+    qubits: list[QubitRef] = Field(min_length=1, max_length=2)
+    bell_state: BellState | None = None
+    theta_rad: float = Field(0.0, ge=0.0, le=math.pi)
+    phi_rad: float = 0.0
+
+
+DeviceOperation = Annotated[
+    InitQubit | ApplyGate | Measure | BellMeasure | FreeQubit | OracleFidelity,
+    Field(discriminator="kind"),
+]
+
+# ------------------------------------------------------------- device results
+
+
+class QubitAllocated(_Message):
+    kind: Literal["qubit_allocated"] = "qubit_allocated"
+    handle: QubitHandle
+
+
+class GateApplied(_Message):
+    kind: Literal["gate_applied"] = "gate_applied"
+    handle: QubitHandle
+
+
+class MeasureResult(_Message):
+    kind: Literal["measure_result"] = "measure_result"
+    outcome: Literal[0, 1]
+    basis: Basis
+
+
+class BellMeasureResult(_Message):
+    """Outcome of a Bell measurement: the state the two qubits were projected on."""
+
+    kind: Literal["bell_measure_result"] = "bell_measure_result"
+    bell_state: BellState
+
+
+class QubitFreed(_Message):
+    kind: Literal["qubit_freed"] = "qubit_freed"
+    handle: QubitHandle
+
+
+class OracleFidelityResult(_Message):
+    kind: Literal["oracle_fidelity_result"] = "oracle_fidelity_result"
+    fidelity: Probability
+
+
+class DeviceErrorCode(str, enum.Enum):
+    NORES = "NORES"  # no free memory qubit
+    UNKNOWN_HANDLE = "UNKNOWN_HANDLE"  # not a qubit this node holds
+    UNSUPPORTED = "UNSUPPORTED"
+
+
+class DeviceError(_Message):
+    kind: Literal["device_error"] = "device_error"
+    code: DeviceErrorCode
+    detail: str = ""
+
+
+DeviceResult = Annotated[
+    QubitAllocated
+    | GateApplied
+    | MeasureResult
+    | BellMeasureResult
+    | QubitFreed
+    | OracleFidelityResult
+    | DeviceError,
+    Field(discriminator="kind"),
+]
+
+# ------------------------------------------------------------- heralding
+
+
+class HeraldAttempt(_Message):
+    """Ask for one heralded entanglement attempt with ``neighbour``.
+
+    Both ends of the link must ask in the same attempt slot; the link layer
+    keeps them in step. ``attempt_id`` is echoed in the result.
+    ``bright_state_population`` is the single-click parameter α
+    (Humphreys et al. 2018); ``None`` uses the link's configured value.
+    """
+
+    kind: Literal["herald_attempt"] = "herald_attempt"
+    neighbour: str
+    attempt_id: int = Field(ge=0)
+    bright_state_population: Probability | None = None
+
+
+class HeraldResult(_Message):
+    """Outcome of one attempt, delivered at both ends at the herald's arrival.
+
+    On success ``handle`` is the local memory qubit now entangled with the
+    neighbour in ``bell_state``; ``herald_sequence`` is the station's count of
+    successes on this link (the same at both ends, so ``(creator, peer,
+    herald_sequence)`` names the pair network-wide); ``fidelity_estimate`` is
+    the physical model's fidelity of the post-herald state at
+    ``herald_time_ns`` (the moment of detection).
+    """
+
+    kind: Literal["herald_result"] = "herald_result"
+    neighbour: str
+    attempt_id: int = Field(ge=0)
+    success: bool
+    handle: QubitHandle | None = None
+    bell_state: BellState | None = None
+    herald_sequence: int | None = Field(None, ge=0)
+    fidelity_estimate: Probability | None = None
+    herald_time_ns: int | None = Field(None, ge=0)
+    no_memory: bool = False  # this end had no free qubit, so no photon was sent
+
+
+class HeraldingLink(_Message):
+    """What a node knows about its heralded link to one neighbour."""
+
+    neighbour: str
+    scheme: Literal["single-click"]
+    attempt_period_ns: int = Field(gt=0)
+    classical_delay_ns: int = Field(ge=0)  # node to neighbour, one way
+    bright_state_population: Probability
+    success_probability: Probability  # per attempt, from the analytic model
+    fidelity: Probability  # of the post-herald state, from the analytic model
+
+
+class PhysicalCapabilities(_Message):
+    node: str
+    num_qubits: int = Field(ge=0)
+    links: dict[str, HeraldingLink]
+
+
+# ------------------------------------------------------------- the provider
+
+
+@runtime_checkable
+class DeviceService(Protocol):
+    """The node's hardware abstraction, used synchronously by any layer."""
+
+    def execute(self, op: InitQubit | ApplyGate | Measure | BellMeasure | FreeQubit | OracleFidelity) -> (
+        QubitAllocated
+        | GateApplied
+        | MeasureResult
+        | BellMeasureResult
+        | QubitFreed
+        | OracleFidelityResult
+        | DeviceError
+    ): ...
+
+    def capabilities(self) -> PhysicalCapabilities: ...

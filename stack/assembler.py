@@ -1,0 +1,208 @@
+"""The assembler: topology + one implementation per layer -> a runnable network.
+
+Steps, in order:
+
+1. resolve each layer's implementation (registry name, ``module:Class`` or class);
+2. check that every layer gets what it needs from the layer below: each
+   implementation declares ``PROVIDES`` and ``REQUIRES`` (sets of capability
+   names such as ``"link:K"``); a missing one is reported by name;
+3. expand every link ``a - b`` into ``a - station - b`` with the heralding
+   station at the midpoint (a node named ``a~b``), and compute the classical
+   delay between every two nodes as the shortest fibre path;
+4. build the entities bottom-up on every node and hand each its context;
+5. queue the scenario's application requests.
+
+Constructor conventions (what an implementation must accept):
+
+* physical: a backend object with ``node_entity(ctx, hardware, links)`` and
+  ``station_entity(ctx, ends, params, hardware)``;
+* link: ``Impl(ctx)``;
+* network: ``Impl(ctx, topology)`` with ``topology`` a networkx graph of the
+  end nodes and repeaters whose edges carry ``length_km``;
+* application: ``Impl(ctx)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import networkx as nx
+
+from entity import Entity
+from physical.params import LinkSide, fibre_delay_ns
+from stack import registry
+from stack.report import RunResult, summarise
+from stack.runtime import LAYERS, Network
+from stack.scenario import AppSpec, Implementations, LinkSpec, NodeSpec, Scenario, ScenarioError
+
+__all__ = ["AssemblyError", "Simulation", "assemble", "scenario_from_graph", "station_name"]
+
+
+class AssemblyError(ScenarioError):
+    """The chosen implementations do not fit together (or do not exist)."""
+
+
+def station_name(a: str, b: str) -> str:
+    return f"{a}~{b}"
+
+
+class Simulation:
+    """An assembled network, ready to run once."""
+
+    def __init__(self, scenario: Scenario, network: Network, backend: Any) -> None:
+        self.scenario = scenario
+        self.network = network
+        self.backend = backend
+        self._ran = False
+
+    def run(self) -> RunResult:
+        if self._ran:
+            raise RuntimeError("a Simulation runs once; assemble again for another run")
+        self._ran = True
+        self.network.start()
+        stop = self.scenario.stop
+        self.network.run(until_ns=stop.max_time_ns, max_events=stop.max_events)
+        return summarise(self.scenario, self.network)
+
+
+def assemble(
+    topology: Scenario | nx.Graph,
+    implementations: Implementations | dict[str, Any] | None = None,
+    *,
+    seed: int | None = None,
+    applications: list[AppSpec] | None = None,
+) -> Simulation:
+    """Build a runnable network from a scenario or a networkx graph.
+
+    With a graph, nodes may carry ``hardware`` (a ``NodeHardware``) and edges
+    need ``length_km`` and may carry ``fibre``, ``detector`` and
+    ``bright_state_population``. ``implementations`` maps layer -> registered
+    name, ``module:Class`` or class; it overrides the scenario's choice.
+    """
+    scenario = topology if isinstance(topology, Scenario) else scenario_from_graph(topology)
+    overrides: dict[str, Any] = {}
+    if isinstance(implementations, Implementations):
+        overrides = implementations.model_dump()
+    elif implementations:
+        overrides = dict(implementations)
+    unknown_layers = set(overrides) - set(LAYERS)
+    if unknown_layers:
+        raise AssemblyError("implementations", f"unknown layer(s) {sorted(unknown_layers)}; layers are {list(LAYERS)}")
+    chosen = {layer: overrides.get(layer, getattr(scenario.implementations, layer)) for layer in LAYERS}
+    update: dict[str, Any] = {}
+    if seed is not None:
+        update["seed"] = seed
+    if applications is not None:
+        update["applications"] = applications
+    if update:
+        scenario = scenario.model_copy(update=update)
+
+    impls = {}
+    for layer in LAYERS:
+        try:
+            impls[layer] = registry.resolve(layer, chosen[layer])
+        except registry.RegistryError as exc:
+            raise AssemblyError(f"implementations.{layer}", str(exc)) from None
+    _check_fit(impls, chosen, scenario)
+    return _build(scenario, impls)
+
+
+def scenario_from_graph(graph: nx.Graph, **fields: Any) -> Scenario:
+    """The scenario that a networkx graph describes (see :func:`assemble`)."""
+    nodes = []
+    for name, data in graph.nodes(data=True):
+        spec: dict[str, Any] = {"name": str(name)}
+        if "hardware" in data:
+            spec["hardware"] = data["hardware"]
+        nodes.append(spec)
+    links = []
+    for a, b, data in graph.edges(data=True):
+        if "length_km" not in data:
+            raise ScenarioError(f"edge {a}-{b}", "missing length_km")
+        link = {"a": str(a), "b": str(b)}
+        link.update({k: v for k, v in data.items() if k in LinkSpec.model_fields})
+        links.append(link)
+    from stack.scenario import parse_scenario
+
+    return parse_scenario({"nodes": nodes, "links": links, **fields})
+
+
+def _capabilities(impl: Any, layer: str, name: Any, attr: str) -> frozenset[str]:
+    value = getattr(impl, attr, None)
+    if value is None:
+        raise AssemblyError(f"implementations.{layer}", f"{name!r} does not declare {attr} (a set of capability names)")
+    return frozenset(value)
+
+
+def _check_fit(impls: dict[str, Any], chosen: dict[str, Any], scenario: Scenario) -> None:
+    provides = {layer: _capabilities(impls[layer], layer, chosen[layer], "PROVIDES") for layer in LAYERS}
+    for index, layer in enumerate(LAYERS[1:], start=1):
+        below = LAYERS[index - 1]
+        offered = provides[below] | provides["physical"]
+        missing = _capabilities(impls[layer], layer, chosen[layer], "REQUIRES") - offered
+        if missing:
+            raise AssemblyError(
+                f"implementations.{layer}",
+                f"{layer} {chosen[layer]!r} needs {sorted(missing)}, which {below} {chosen[below]!r} "
+                f"does not provide (it provides {sorted(provides[below])})",
+            )
+    for i, app in enumerate(scenario.applications):
+        needed = f"application:{app.request.kind}"
+        if needed not in provides["application"]:
+            raise AssemblyError(
+                f"applications.{i}.request.kind",
+                f"application {chosen['application']!r} does not serve {app.request.kind!r} requests",
+            )
+
+
+def _build(scenario: Scenario, impls: dict[str, Any]) -> Simulation:
+    nodes: dict[str, NodeSpec] = {n.name: n for n in scenario.nodes}
+    fibre_graph = nx.Graph()
+    fibre_graph.add_nodes_from(nodes)
+    topology = nx.Graph()
+    topology.add_nodes_from(nodes)
+    for link in scenario.links:
+        station = station_name(link.a, link.b)
+        half_delay = fibre_delay_ns(link.length_km / 2, link.fibre.refractive_index)
+        fibre_graph.add_edge(link.a, station, delay_ns=half_delay)
+        fibre_graph.add_edge(station, link.b, delay_ns=half_delay)
+        topology.add_edge(link.a, link.b, length_km=link.length_km)
+    delays = {src: dict(lengths) for src, lengths in nx.all_pairs_dijkstra_path_length(fibre_graph, weight="delay_ns")}
+
+    network = Network(scenario.seed, delays, keep_trace=scenario.keep_trace)
+    backend = impls["physical"]()
+
+    sides: dict[str, dict[str, Any]] = {name: {} for name in nodes}
+    for link in scenario.links:
+        station = station_name(link.a, link.b)
+        physics = link.physics()
+        sides[link.a][link.b] = LinkSide(station=station, params=physics, neighbour_hardware=nodes[link.b].hardware)
+        sides[link.b][link.a] = LinkSide(station=station, params=physics, neighbour_hardware=nodes[link.a].hardware)
+        ctx = network.make_context(station, "physical")
+        ends = (link.a, link.b)
+        hardware = {link.a: nodes[link.a].hardware, link.b: nodes[link.b].hardware}
+        network.add_entity(ctx, _checked(backend.station_entity(ctx, ends, physics, hardware), "physical", station))
+
+    for name, spec in nodes.items():
+        ctx = network.make_context(name, "physical")
+        network.add_entity(ctx, _checked(backend.node_entity(ctx, spec.hardware, sides[name]), "physical", name))
+        ctx = network.make_context(name, "link")
+        network.add_entity(ctx, _checked(impls["link"](ctx), "link", name))
+        ctx = network.make_context(name, "network")
+        network.add_entity(ctx, _checked(impls["network"](ctx, topology.copy()), "network", name))
+        ctx = network.make_context(name, "application")
+        network.add_entity(ctx, _checked(impls["application"](ctx), "application", name))
+
+    for app in scenario.applications:
+        network.submit(app.node, app.request, delay_ns=app.at_ns)
+    return Simulation(scenario, network, backend)
+
+
+def _checked(entity: Any, layer: str, node: str) -> Any:
+    if not isinstance(entity, Entity):
+        missing = [m for m in ("start", "handle_above", "handle_below", "handle_peer", "handle_timer") if not hasattr(entity, m)]
+        raise AssemblyError(
+            f"implementations.{layer}",
+            f"the {layer} entity built for node {node!r} ({type(entity).__name__}) is not an entity: missing {missing}",
+        )
+    return entity

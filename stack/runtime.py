@@ -1,0 +1,166 @@
+"""Wiring of entities to the kernel: the contexts, the classical channels, the trace.
+
+A :class:`Network` holds, per node, one entity per layer (stations only have a
+physical entity). Each entity gets its own :class:`KernelContext`, which turns
+``send_up``/``send_down``/``send_peer``/``set_timer`` into kernel events:
+
+* up and down on the same node: delivered at the same instant, queued behind
+  whatever is already scheduled for it;
+* to a peer: after the classical channel's delay, the shortest fibre path
+  between the two nodes, length / (c / n) (see ``physical.params``);
+* timers: after the requested delay.
+
+Random streams: one ``SeedSequence`` per run, and for each entity a child
+keyed by (node name checksum, layer index), so adding a node or a layer leaves
+every other entity's draws unchanged.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import Counter
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import numpy as np
+
+from stack.kernel import Kernel
+
+__all__ = ["LAYERS", "KernelContext", "Trace", "Network", "entity_rng"]
+
+LAYERS = ("physical", "link", "network", "application")
+
+
+def entity_rng(seed: int, node: str, layer: str) -> np.random.Generator:
+    key = (zlib.crc32(node.encode("utf-8")), LAYERS.index(layer))
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))
+
+
+class Trace:
+    """Counts every traced event by name; keeps the records too when asked."""
+
+    def __init__(self, keep_records: bool = False) -> None:
+        self.counts: Counter[str] = Counter()
+        self.keep_records = keep_records
+        self.records: list[dict[str, Any]] = []
+        self.link_attempts: Counter[str] = Counter()
+        self.link_successes: Counter[str] = Counter()
+
+    def record(self, time_ns: int, node: str, layer: str, event: str, fields: dict[str, Any]) -> None:
+        self.counts[event] += 1
+        if event == "station.attempt":
+            link = str(fields.get("link", node))
+            self.link_attempts[link] += 1
+            if fields.get("success"):
+                self.link_successes[link] += 1
+        if self.keep_records:
+            self.records.append({"time_ns": time_ns, "node": node, "layer": layer, "event": event, **fields})
+
+
+class KernelContext:
+    """The :class:`entity.Context` an entity sees when run by the kernel."""
+
+    __slots__ = ("_network", "_node", "_layer", "_layer_index", "_rng", "entity")
+
+    def __init__(self, network: Network, node: str, layer: str, rng: np.random.Generator) -> None:
+        self._network = network
+        self._node = node
+        self._layer = layer
+        self._layer_index = LAYERS.index(layer)
+        self._rng = rng
+        self.entity: Any = None
+
+    @property
+    def node(self) -> str:
+        return self._node
+
+    @property
+    def now_ns(self) -> int:
+        return self._network.kernel.now_ns
+
+    @property
+    def rng(self) -> np.random.Generator:
+        return self._rng
+
+    @property
+    def device(self) -> Any:
+        return self._network.entities[self._node]["physical"]
+
+    def send_up(self, msg: Any) -> None:
+        net = self._network
+        if self._layer == "application":
+            net.kernel.schedule(0, net.deliver_to_user, self._node, msg)
+            return
+        upper = net.entities[self._node].get(LAYERS[self._layer_index + 1])
+        if upper is None:
+            raise RuntimeError(f"node {self._node!r} has no layer above {self._layer}")
+        net.kernel.schedule(0, upper.handle_below, msg)
+
+    def send_down(self, msg: Any) -> None:
+        if self._layer_index == 0:
+            raise RuntimeError("the physical layer has no layer below it")
+        lower = self._network.entities[self._node][LAYERS[self._layer_index - 1]]
+        self._network.kernel.schedule(0, lower.handle_above, msg)
+
+    def send_peer(self, node: str, msg: Any) -> None:
+        net = self._network
+        try:
+            peer = net.entities[node][self._layer]
+        except KeyError:
+            raise RuntimeError(f"{self._node}/{self._layer}: no {self._layer} entity on node {node!r}") from None
+        net.kernel.schedule(net.delay_ns(self._node, node), peer.handle_peer, self._node, msg)
+
+    def set_timer(self, delay_ns: int, tag: Hashable) -> int:
+        return self._network.kernel.schedule(delay_ns, self.entity.handle_timer, tag)
+
+    def cancel_timer(self, timer_id: int) -> None:
+        self._network.kernel.cancel(timer_id)
+
+    def trace(self, event: str, **fields: Any) -> None:
+        self._network.trace.record(self.now_ns, self._node, self._layer, event, fields)
+
+
+class Network:
+    """A runnable network: the kernel, the entities per node and layer, the channels."""
+
+    def __init__(self, seed: int, delays_ns: dict[str, dict[str, int]], keep_trace: bool = False) -> None:
+        self.seed = seed
+        self.kernel = Kernel()
+        self.entities: dict[str, dict[str, Any]] = {}
+        self._delays_ns = delays_ns
+        self.trace = Trace(keep_records=keep_trace)
+        self.user_messages: list[tuple[int, str, Any]] = []
+        self.user_callbacks: list[Callable[[int, str, Any], None]] = []
+
+    def delay_ns(self, a: str, b: str) -> int:
+        try:
+            return self._delays_ns[a][b]
+        except KeyError:
+            raise RuntimeError(f"no classical channel between {a!r} and {b!r}") from None
+
+    def make_context(self, node: str, layer: str) -> KernelContext:
+        return KernelContext(self, node, layer, entity_rng(self.seed, node, layer))
+
+    def add_entity(self, ctx: KernelContext, entity: Any) -> None:
+        ctx.entity = entity
+        self.entities.setdefault(ctx.node, {})[ctx._layer] = entity
+
+    def deliver_to_user(self, node: str, msg: Any) -> None:
+        self.user_messages.append((self.kernel.now_ns, node, msg))
+        for callback in self.user_callbacks:
+            callback(self.kernel.now_ns, node, msg)
+
+    def submit(self, node: str, request: Any, delay_ns: int = 0) -> None:
+        """Hand an application request to the application entity of ``node``."""
+        app = self.entities.get(node, {}).get("application")
+        if app is None:
+            raise KeyError(f"node {node!r} has no application entity")
+        self.kernel.schedule(delay_ns, app.handle_above, request)
+
+    def start(self) -> None:
+        for layers in self.entities.values():
+            for entity in layers.values():
+                entity.start()
+
+    def run(self, until_ns: int | None = None, max_events: int | None = None) -> None:
+        self.kernel.run(until_ns=until_ns, max_events=max_events)

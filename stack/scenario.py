@@ -1,0 +1,198 @@
+"""Scenario files: a whole experiment as one validated pydantic model.
+
+A scenario names the nodes and their hardware, the links and their physics,
+which implementation runs each layer, what the applications are asked to do,
+when to stop, and the seed. YAML (or JSON) files map one-to-one onto
+:class:`Scenario`; anything a file can say, Python code can say by building
+the same models.
+
+Errors in a scenario raise :class:`ScenarioError` naming the field
+(``links.0.length_km``) and the problem in one line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from application.service import AppRequest
+from physical.params import DetectorParams, FibreParams, NodeHardware, SingleClickLinkParams
+from physical.service import Probability
+
+__all__ = [
+    "NodeSpec",
+    "LinkSpec",
+    "Implementations",
+    "AppSpec",
+    "StopSpec",
+    "Scenario",
+    "ScenarioError",
+    "load_scenario",
+    "parse_scenario",
+]
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be run: ``field`` says where, ``problem`` says what."""
+
+    def __init__(self, field: str, problem: str, source: str | None = None) -> None:
+        self.field = field
+        self.problem = problem
+        self.source = source
+        where = f"{source}: " if source else ""
+        super().__init__(f"{where}{field}: {problem}" if field else f"{where}{problem}")
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class NodeSpec(_Spec):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    hardware: NodeHardware = NodeHardware()
+
+
+class LinkSpec(_Spec):
+    """A heralded link between nodes ``a`` and ``b`` (station at the midpoint)."""
+
+    a: str
+    b: str
+    length_km: float = Field(gt=0.0)
+    fibre: FibreParams = FibreParams()
+    detector: DetectorParams = DetectorParams()
+    bright_state_population: Probability = 0.1
+
+    @property
+    def name(self) -> str:
+        return f"{self.a}-{self.b}"
+
+    def physics(self) -> SingleClickLinkParams:
+        return SingleClickLinkParams(
+            length_km=self.length_km,
+            fibre=self.fibre,
+            detector=self.detector,
+            bright_state_population=self.bright_state_population,
+        )
+
+
+class Implementations(_Spec):
+    """Which implementation runs each layer: a registered name or ``module:Class``."""
+
+    physical: str = "qutip-single-click"
+    link: str = "single-click-egp"
+    network: str = "swap-asap"
+    application: str = "basic-apps"
+
+
+class AppSpec(_Spec):
+    """A request handed to the application of ``node`` at ``at_ns``."""
+
+    node: str
+    at_ns: int = Field(0, ge=0)
+    request: AppRequest
+
+
+class StopSpec(_Spec):
+    """When to stop: when nothing is left to do, or at ``max_time_ns``, or after
+    ``max_events`` events, whichever comes first."""
+
+    max_time_ns: int | None = Field(None, gt=0)
+    max_events: int | None = Field(10_000_000, gt=0)
+
+
+class Scenario(_Spec):
+    name: str = "scenario"
+    description: str = ""
+    seed: int = Field(1, ge=0)
+    nodes: list[NodeSpec] = Field(min_length=2)
+    links: list[LinkSpec] = Field(min_length=1)
+    implementations: Implementations = Implementations()
+    applications: list[AppSpec] = []
+    stop: StopSpec = StopSpec()
+    keep_trace: bool = False
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Scenario:
+        names = [n.name for n in self.nodes]
+        seen: set[str] = set()
+        for i, name in enumerate(names):
+            if name in seen:
+                raise _FieldProblem(f"nodes.{i}.name", f"duplicate node name {name!r}")
+            seen.add(name)
+        pairs: set[frozenset[str]] = set()
+        for i, link in enumerate(self.links):
+            for end in ("a", "b"):
+                value = getattr(link, end)
+                if value not in seen:
+                    raise _FieldProblem(f"links.{i}.{end}", f"unknown node {value!r} (nodes: {', '.join(names)})")
+            if link.a == link.b:
+                raise _FieldProblem(f"links.{i}.b", f"a link needs two different nodes, got {link.a!r} twice")
+            pair = frozenset((link.a, link.b))
+            if pair in pairs:
+                raise _FieldProblem(f"links.{i}", f"second link between {link.a!r} and {link.b!r}")
+            pairs.add(pair)
+        for i, app in enumerate(self.applications):
+            if app.node not in seen:
+                raise _FieldProblem(f"applications.{i}.node", f"unknown node {app.node!r}")
+            remote = app.request.remote_node
+            if remote not in seen:
+                raise _FieldProblem(f"applications.{i}.request.remote_node", f"unknown node {remote!r}")
+            if remote == app.node:
+                raise _FieldProblem(f"applications.{i}.request.remote_node", "must differ from the app's own node")
+        return self
+
+
+class _FieldProblem(ValueError):
+    """Raised inside validators so the field path survives pydantic's wrapping."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+def parse_scenario(data: Any, source: str | None = None) -> Scenario:
+    """Validate a scenario given as plain data (e.g. parsed YAML)."""
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise _one_line(exc, source) from None
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a YAML or JSON scenario file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError("", f"cannot read scenario file: {exc.strerror}", str(path)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "file"
+        raise ScenarioError(where, f"not valid YAML: {getattr(exc, 'problem', exc)}", str(path)) from None
+    if not isinstance(data, dict):
+        raise ScenarioError("", "a scenario file must hold a mapping at the top level", str(path))
+    return parse_scenario(data, source=str(path))
+
+
+def _one_line(exc: ValidationError, source: str | None) -> ScenarioError:
+    err = exc.errors()[0]
+    ctx_error = (err.get("ctx") or {}).get("error")
+    if isinstance(ctx_error, _FieldProblem):
+        return ScenarioError(ctx_error.field, ctx_error.problem, source)
+    loc = ".".join(str(part) for part in err["loc"] if not _is_union_tag(part))
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    return ScenarioError(loc, msg, source)
+
+
+def _is_union_tag(part: Any) -> bool:
+    # pydantic puts the discriminator value ("teleport") into the location of
+    # errors inside a tagged union; the user never wrote it as a key.
+    return part in {"teleport", "pairs"}
