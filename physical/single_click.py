@@ -1,0 +1,334 @@
+"""The single-click heralding scheme: its optics as operators, and its closed forms.
+
+Theory of operation
+-------------------
+Single-click (single-photon) entanglement generation, as run between NV
+centres by Humphreys et al., Nature 558, 268 (2018) and analysed by Rozpędek
+et al., PRA 99, 052330 (2019):
+
+1. Each node prepares its memory ("spin") and a photonic mode in
+   ``√(1-α)|0>_s|0>_ph + √α|1>_s|1>_ph``: the bright state ``|1>`` emits one
+   photon, the dark state none. α is the *bright-state population*.
+2. Each photon reaches the midpoint with probability η (emission and coupling
+   efficiency times fibre transmittance over L/2): amplitude damping of the
+   0/1-photon mode with γ = 1 - η.
+3. At the midpoint a 50:50 beam splitter maps the input modes a (from node A)
+   and b (from node B) to the detector modes as ``a† -> (c† + d†)/√2`` and
+   ``b† -> (c† - d†)/√2``; c and d feed threshold detectors of efficiency
+   η_d and dark-count probability p per window. A detector does *not* click
+   with probability ``(1-p)(1-η_d)^n`` when n photons hit it.
+4. Exactly one click heralds success: c alone ("D+") leaves the spins in
+   Ψ+ = (|01> + |10>)/√2, d alone ("D-") in Ψ- (spin order A, B). Which path
+   the photon took is erased by the beam splitter, hence the entanglement.
+
+The simulation (:func:`herald_povm`) builds the three-outcome POVM on the two
+incoming 0/1-photon modes numerically: embed them into 3-level Fock modes (at
+most two photons in total, so a 3-level cutoff loses nothing), apply the
+beam-splitter unitary, the detector POVMs, and project back: ``E = V† U† F U V``.
+
+Closed form (derived for this module; basis |s_A s_B>)
+------------------------------------------------------
+Detector efficiency: a threshold detector of efficiency η_d is a perfect one
+behind a beam splitter of transmittance η_d. Equal loss on both outputs of a
+50:50 beam splitter is the same as equal loss on both inputs, so η_d can be
+folded into the photon transmittances, ``η_A = η_emit,A · T_fibre(L/2) · η_d``
+and likewise η_B. The closed forms below take these *total* efficiencies and
+model perfect-efficiency detectors with dark counts; the simulation keeps η_d
+in the POVM. A test checks that both give the same state.
+
+Expand each node's state over "photon arrived" / "photon lost". Allowing a
+different α at each end (α_A, α_B), the spins paired with each arriving photon
+pattern are:
+
+* nothing arrives: from |00> (no emission), |10> with A's photon lost, |01>
+  with B's lost, |11> with both lost. Only a dark count can herald these, so
+  they enter incoherently with weight p (dark count in c) times (1-p) (none
+  in d);
+* exactly one photon arrives: it carries the amplitude
+  ``√(α_A(1-α_B)η_A)|10> ± √((1-α_A)α_B η_B)|01>`` coherently (the sign is +
+  in c, - in d, from the beam splitter), each with amplitude 1/√2 at a given
+  detector. The |11> spins with one of the two photons lost also send one
+  photon, which lands in c half the time;
+* both photons arrive (spins |11>): they bunch (Hong-Ou-Mandel) into
+  ``(|2,0> - |0,2>)/√2``, so half the time both sit in c — a D+ herald.
+
+Collecting the terms, the unnormalised spin state after a D± herald is
+
+    ρ± = (1-p) [ ½ |φ±><φ±|
+                 + p (1-α_A)(1-α_B) |00><00|
+                 + p α_A(1-α_B)(1-η_A) |10><10|
+                 + p (1-α_A)α_B(1-η_B) |01><01|
+                 + α_A α_B ( (η_A + η_B - η_A η_B)/2 + p (1-η_A)(1-η_B) ) |11><11| ]
+
+    |φ±> = √(α_A(1-α_B)η_A) |10> ± √((1-α_A)α_B η_B) |01>
+
+(a photon already in c makes c click whatever its dark count does, hence the
+factor 1 rather than p on the photon terms). Tr ρ+ = Tr ρ-, so the total
+success probability is 2 Tr ρ+, and the fidelity to Ψ± is <Ψ±|ρ±|Ψ±>/Tr ρ±.
+For α_A = α_B = α, η_A = η_B = η and p = 0:
+
+    p_succ = 2αη (1 - αη/2),   F = (1-α) / (1 - αη/2),
+
+which tends to the textbook p ≈ 2αη, F ≈ 1-α for small αη (Humphreys et al.
+2018, Methods; Rozpędek et al. 2019, Sec. III).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+import qutip
+from qutip import Qobj
+
+from physical.engine import bell_ket, memory_kraus
+from physical.params import DetectorParams, NodeHardware, SingleClickLinkParams
+from physical.service import BellState
+
+__all__ = [
+    "HERALD_PLUS",
+    "HERALD_MINUS",
+    "HERALD_FAIL",
+    "HERALD_BELL_STATES",
+    "beam_splitter_unitary",
+    "detector_no_click",
+    "herald_povm",
+    "emission_state",
+    "photon_loss_kraus",
+    "arrival_efficiency",
+    "success_probability",
+    "herald_probability",
+    "unnormalised_herald_state",
+    "post_herald_state",
+    "herald_fidelity",
+    "decohere_pair",
+    "stored_pair_fidelity",
+    "fidelity_at_detection",
+]
+
+# Indices of the outcomes of herald_povm().
+HERALD_PLUS = 0  # detector c alone clicked
+HERALD_MINUS = 1  # detector d alone clicked
+HERALD_FAIL = 2  # no click, or both
+HERALD_BELL_STATES = {HERALD_PLUS: BellState.PSI_PLUS, HERALD_MINUS: BellState.PSI_MINUS}
+
+_FOCK_CUTOFF = 3  # two incoming single-photon modes carry at most 2 photons in total
+
+
+# ------------------------------------------------------------------ optics as operators
+
+
+@lru_cache(maxsize=1)
+def beam_splitter_unitary() -> Qobj:
+    """The 50:50 beam splitter on two 3-level Fock modes (input a, b -> output c, d).
+
+    Mode transformation ``H = [[1, 1], [1, -1]]/√2`` (``a† -> (c†+d†)/√2``,
+    ``b† -> (c†-d†)/√2``). A passive linear-optics network with mode matrix M
+    acts on Fock space as ``exp(Σ_ij (log M)_ij a_i† a_j)``; H is Hermitian
+    with eigenvalues ±1, so ``log H = iπ (I - H)/2``. The generator conserves
+    photon number, so the truncated operator is exact on the ≤ 2-photon sector.
+    """
+    d = _FOCK_CUTOFF
+    modes = [qutip.tensor(qutip.destroy(d), qutip.qeye(d)), qutip.tensor(qutip.qeye(d), qutip.destroy(d))]
+    h = np.array([[1.0, 1.0], [1.0, -1.0]]) / math.sqrt(2)
+    log_h = 1j * math.pi * (np.eye(2) - h) / 2
+    generator = sum(log_h[i, j] * modes[i].dag() * modes[j] for i in range(2) for j in range(2))
+    return generator.expm().to("dense")
+
+
+def detector_no_click(efficiency: float, dark_count_probability: float, cutoff: int = _FOCK_CUTOFF) -> Qobj:
+    """No-click POVM element of a threshold detector: ``(1-p) Σ_n (1-η_d)^n |n><n|``."""
+    weights = (1.0 - dark_count_probability) * (1.0 - efficiency) ** np.arange(cutoff)
+    return Qobj(np.diag(weights), dims=[[cutoff], [cutoff]]).to("dense")
+
+
+_POVM_CACHE: dict[tuple[float, float], list[Qobj]] = {}
+
+
+def herald_povm(detector: DetectorParams) -> list[Qobj]:
+    """POVM ``[D+ only, D- only, fail]`` on the incoming modes (a, b), each 0/1 photon.
+
+    Cached per (efficiency, dark-count probability): the same list object is
+    returned every time, so callers must not mutate it (the world also uses
+    its identity to check completeness only once).
+    """
+    key = (float(detector.efficiency), float(detector.dark_count_probability))
+    povm = _POVM_CACHE.get(key)
+    if povm is None:
+        povm = _POVM_CACHE[key] = _build_herald_povm(*key)
+    return povm
+
+
+def _build_herald_povm(efficiency: float, p_dc: float) -> list[Qobj]:
+    d = _FOCK_CUTOFF
+    no_click = detector_no_click(efficiency, p_dc)
+    click = qutip.qeye(d) - no_click
+    out = [
+        qutip.tensor(click, no_click),  # c alone
+        qutip.tensor(no_click, click),  # d alone
+        qutip.tensor(no_click, no_click) + qutip.tensor(click, click),
+    ]
+    # isometry V: |i, j> (i, j in {0, 1}) -> the same Fock state of two 3-level modes
+    embed = np.zeros((d * d, 4))
+    for i in range(2):
+        for j in range(2):
+            embed[d * i + j, 2 * i + j] = 1.0
+    w = beam_splitter_unitary().full() @ embed  # U V
+    elements = []
+    for f in out:
+        m = w.conj().T @ f.full() @ w
+        elements.append(Qobj((m + m.conj().T) / 2, dims=[[2, 2], [2, 2]]).to("dense"))
+    return elements
+
+
+@lru_cache(maxsize=64)
+def photon_loss_kraus(transmittance: float) -> tuple[Qobj, Qobj]:
+    """Loss of a 0/1-photon mode: amplitude damping with γ = 1 - transmittance."""
+    k0 = Qobj(np.diag([1.0, math.sqrt(transmittance)]), dims=[[2], [2]]).to("dense")
+    k1 = Qobj(np.array([[0.0, math.sqrt(1.0 - transmittance)], [0.0, 0.0]]), dims=[[2], [2]]).to("dense")
+    return k0, k1
+
+
+@lru_cache(maxsize=256)
+def emission_state(alpha: float, transmittance: float) -> Qobj:
+    """Spin ⊗ photon state at the station's door: ``√(1-α)|00> + √α|11>``, then
+    photon loss with the given transmittance. Cached: the same per link."""
+    ket = math.sqrt(1.0 - alpha) * qutip.tensor(qutip.basis(2, 0), qutip.basis(2, 0)) + math.sqrt(
+        alpha
+    ) * qutip.tensor(qutip.basis(2, 1), qutip.basis(2, 1))
+    rho = qutip.ket2dm(ket)
+    lifted = [qutip.tensor(qutip.qeye(2), k) for k in photon_loss_kraus(transmittance)]
+    out = sum(k @ rho @ k.dag() for k in lifted)
+    return out.to("dense")
+
+
+def arrival_efficiency(params: SingleClickLinkParams, hardware: NodeHardware) -> float:
+    """Probability that a node's photon reaches the midpoint station:
+    emission efficiency × fibre transmittance over L/2."""
+    return hardware.emission_efficiency * params.fibre.transmittance(params.length_km / 2)
+
+
+# ------------------------------------------------------------------ closed forms
+
+
+def _check(alpha: float, eta_a: float, eta_b: float, p_dc: float, alpha_b: float | None) -> float:
+    alpha_b = alpha if alpha_b is None else alpha_b
+    for name, value in (("alpha", alpha), ("alpha_b", alpha_b), ("eta_a", eta_a), ("eta_b", eta_b), ("p_dc", p_dc)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {value}")
+    return alpha_b
+
+
+def unnormalised_herald_state(
+    alpha: float, eta_a: float, eta_b: float, p_dc: float, bell_state: BellState, alpha_b: float | None = None
+) -> np.ndarray:
+    """ρ± of the module docstring (4x4, basis |s_A s_B>, trace = that herald's probability).
+
+    ``eta_a``/``eta_b`` are total efficiencies (emission × fibre × detector);
+    ``alpha`` is node A's bright-state population and ``alpha_b`` node B's
+    (default: the same).
+    """
+    alpha_b = _check(alpha, eta_a, eta_b, p_dc, alpha_b)
+    if bell_state not in (BellState.PSI_PLUS, BellState.PSI_MINUS):
+        raise ValueError(f"single-click heralds PSI_PLUS or PSI_MINUS, not {bell_state}")
+    a, b, p = alpha, alpha_b, p_dc
+    sign = 1.0 if bell_state is BellState.PSI_PLUS else -1.0
+    phi = np.zeros(4)
+    phi[2] = math.sqrt(a * (1 - b) * eta_a)  # |10>
+    phi[1] = sign * math.sqrt((1 - a) * b * eta_b)  # |01>
+    rho = 0.5 * np.outer(phi, phi)
+    rho[0, 0] += p * (1 - a) * (1 - b)
+    rho[2, 2] += p * a * (1 - b) * (1 - eta_a)
+    rho[1, 1] += p * (1 - a) * b * (1 - eta_b)
+    rho[3, 3] += a * b * ((eta_a + eta_b - eta_a * eta_b) / 2 + p * (1 - eta_a) * (1 - eta_b))
+    return (1 - p) * rho.astype(complex)
+
+
+def herald_probability(
+    alpha: float, eta_a: float, eta_b: float, p_dc: float = 0.0, alpha_b: float | None = None
+) -> float:
+    """Probability of one given herald (D+ alone, or D- alone; they are equal)."""
+    return float(np.real(np.trace(unnormalised_herald_state(alpha, eta_a, eta_b, p_dc, BellState.PSI_PLUS, alpha_b))))
+
+
+def success_probability(
+    alpha: float, eta_a: float, eta_b: float, p_dc: float = 0.0, alpha_b: float | None = None
+) -> float:
+    """Probability that an attempt heralds success (either detector alone clicks)."""
+    return 2.0 * herald_probability(alpha, eta_a, eta_b, p_dc, alpha_b)
+
+
+def post_herald_state(
+    alpha: float,
+    eta_a: float,
+    eta_b: float,
+    p_dc: float,
+    bell_state: BellState,
+    alpha_b: float | None = None,
+) -> np.ndarray:
+    """Normalised 4x4 spin state (order A, B) after the herald of ``bell_state``."""
+    rho = unnormalised_herald_state(alpha, eta_a, eta_b, p_dc, bell_state, alpha_b)
+    weight = float(np.real(np.trace(rho)))
+    if weight <= 0.0:
+        raise ValueError("this herald has probability 0 for these parameters")
+    return rho / weight
+
+
+def herald_fidelity(
+    alpha: float, eta_a: float, eta_b: float, p_dc: float = 0.0, alpha_b: float | None = None
+) -> float:
+    """Fidelity of the post-herald state to the heralded Bell state (same for Ψ+ and Ψ-)."""
+    rho = post_herald_state(alpha, eta_a, eta_b, p_dc, BellState.PSI_PLUS, alpha_b)
+    psi = bell_ket(BellState.PSI_PLUS).full().ravel()
+    return min(1.0, max(0.0, float(np.real(np.conj(psi) @ rho @ psi))))
+
+
+def decohere_pair(
+    rho: np.ndarray,
+    noise_a: tuple[float, float | None, float | None],
+    noise_b: tuple[float, float | None, float | None],
+) -> np.ndarray:
+    """Apply memory noise ``(elapsed_ns, t1_ns, t2_ns)`` to each spin of a 4x4 state
+    (the same channel as the world's, :func:`physical.engine.memory_kraus`)."""
+    out = np.asarray(rho, dtype=complex)
+    for which, (elapsed, t1, t2) in enumerate((noise_a, noise_b)):
+        if elapsed <= 0 or (t1 is None and t2 is None):
+            continue
+        acc = np.zeros_like(out)
+        for k in memory_kraus(elapsed, t1, t2):
+            m = k.full()
+            full = np.kron(m, np.eye(2)) if which == 0 else np.kron(np.eye(2), m)
+            acc += full @ out @ full.conj().T
+        out = acc
+    return out
+
+
+def stored_pair_fidelity(rho: np.ndarray, bell_state: BellState) -> float:
+    """``<B|ρ|B>`` of a 4x4 state to a Bell state, clipped into [0, 1]."""
+    psi = bell_ket(bell_state).full().ravel()
+    return min(1.0, max(0.0, float(np.real(np.conj(psi) @ rho @ psi))))
+
+
+def fidelity_at_detection(
+    alpha_a: float,
+    alpha_b: float,
+    eta_a: float,
+    eta_b: float,
+    p_dc: float,
+    bell_state: BellState,
+    wait_a: tuple[float, float | None, float | None] = (0.0, None, None),
+    wait_b: tuple[float, float | None, float | None] = (0.0, None, None),
+) -> float:
+    """Fidelity of the spins to ``bell_state`` at the moment of detection.
+
+    The closed-form post-herald state, with each spin's memory noise
+    ``(elapsed_ns, t1_ns, t2_ns)`` for the time since its emission (the photon's
+    flight to the station). Exact for the simulation: the noise acts on the
+    spins alone, so it commutes with the detection of the photons.
+    Returns 0 if the herald is impossible for these parameters.
+    """
+    if success_probability(alpha_a, eta_a, eta_b, p_dc, alpha_b) <= 0.0:
+        return 0.0
+    rho = post_herald_state(alpha_a, eta_a, eta_b, p_dc, bell_state, alpha_b)
+    return stored_pair_fidelity(decohere_pair(rho, wait_a, wait_b), bell_state)

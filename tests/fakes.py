@@ -1,0 +1,143 @@
+"""Fake neighbours for driving one entity alone: no kernel, no other layer.
+
+``FakeContext`` records what the entity sends and lets the test move time and
+fire timers by hand. ``FakeDevice`` stands in for the physical device service
+with scripted results.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Hashable
+from typing import Any
+
+import numpy as np
+
+from physical.service import (
+    ApplyGate,
+    BellMeasure,
+    BellMeasureResult,
+    BellState,
+    DeviceError,
+    DeviceErrorCode,
+    FreeQubit,
+    GateApplied,
+    HeraldingLink,
+    InitQubit,
+    Measure,
+    MeasureResult,
+    OracleFidelity,
+    OracleFidelityResult,
+    PhysicalCapabilities,
+    QubitAllocated,
+    QubitFreed,
+)
+
+
+class FakeContext:
+    def __init__(self, node: str, device: Any = None, seed: int = 0) -> None:
+        self.node = node
+        self.now_ns = 0
+        self.rng = np.random.default_rng(seed)
+        self.device = device
+        self.up: list[Any] = []
+        self.down: list[Any] = []
+        self.peer: list[tuple[str, Any]] = []
+        self.timers: dict[int, tuple[int, Hashable]] = {}
+        self.traces: list[tuple[str, dict[str, Any]]] = []
+        self._next_timer = 0
+
+    def send_up(self, msg: Any) -> None:
+        self.up.append(msg)
+
+    def send_down(self, msg: Any) -> None:
+        self.down.append(msg)
+
+    def send_peer(self, node: str, msg: Any) -> None:
+        self.peer.append((node, msg))
+
+    def set_timer(self, delay_ns: int, tag: Hashable) -> int:
+        assert delay_ns >= 0
+        timer_id = self._next_timer
+        self._next_timer += 1
+        self.timers[timer_id] = (self.now_ns + delay_ns, tag)
+        return timer_id
+
+    def cancel_timer(self, timer_id: int) -> None:
+        self.timers.pop(timer_id, None)
+
+    def trace(self, event: str, **fields: Any) -> None:
+        self.traces.append((event, fields))
+
+    def advance(self, entity: Any, to_ns: int) -> None:
+        """Move time to ``to_ns``, firing due timers in order on ``entity``."""
+        while True:
+            due = sorted((t, tid) for tid, (t, _) in self.timers.items() if t <= to_ns)
+            if not due:
+                break
+            time_ns, timer_id = due[0]
+            _, tag = self.timers.pop(timer_id)
+            self.now_ns = time_ns
+            entity.handle_timer(tag)
+        self.now_ns = to_ns
+
+    def take(self, kind: type) -> list[Any]:
+        """All messages of ``kind`` sent up, down or to peers so far."""
+        found = [m for m in self.up + self.down if isinstance(m, kind)]
+        found += [m for _, m in self.peer if isinstance(m, kind)]
+        return found
+
+
+class FakeDevice:
+    """Scripted device service: records every operation it is asked for."""
+
+    def __init__(self, node: str, links: dict[str, HeraldingLink] | None = None, num_qubits: int = 4) -> None:
+        self.node = node
+        self.links = links or {}
+        self.num_qubits = num_qubits
+        self.ops: list[Any] = []
+        self.held: set[int] = set()
+        self.bell_outcomes: deque[BellState] = deque()
+        self.measure_outcomes: deque[int] = deque()
+        self.fidelity = 1.0
+
+    def capabilities(self) -> PhysicalCapabilities:
+        return PhysicalCapabilities(node=self.node, num_qubits=self.num_qubits, links=self.links)
+
+    def execute(self, op: Any) -> Any:
+        self.ops.append(op)
+        if isinstance(op, InitQubit):
+            free = [h for h in range(self.num_qubits) if h not in self.held]
+            if not free:
+                return DeviceError(code=DeviceErrorCode.NORES)
+            self.held.add(free[0])
+            return QubitAllocated(handle=free[0])
+        if isinstance(op, ApplyGate):
+            return GateApplied(handle=op.handle)
+        if isinstance(op, Measure):
+            self.held.discard(op.handle)
+            outcome = self.measure_outcomes.popleft() if self.measure_outcomes else 0
+            return MeasureResult(outcome=outcome, basis=op.basis)
+        if isinstance(op, BellMeasure):
+            self.held.discard(op.handle_a)
+            self.held.discard(op.handle_b)
+            state = self.bell_outcomes.popleft() if self.bell_outcomes else BellState.PHI_PLUS
+            return BellMeasureResult(bell_state=state)
+        if isinstance(op, FreeQubit):
+            self.held.discard(op.handle)
+            return QubitFreed(handle=op.handle)
+        if isinstance(op, OracleFidelity):
+            return OracleFidelityResult(fidelity=self.fidelity)
+        raise AssertionError(f"unexpected device op {op}")
+
+
+def heralding_link(neighbour: str, fidelity: float = 0.9, delay_ns: int = 50_000) -> HeraldingLink:
+    return HeraldingLink(
+        neighbour=neighbour,
+        scheme="single-click",
+        attempt_period_ns=delay_ns,
+        classical_delay_ns=delay_ns,
+        bright_state_population=0.1,
+        success_probability=0.1,
+        fidelity=fidelity,
+    )

@@ -1,0 +1,170 @@
+"""The reference network layer driven alone: fake link layer and device, no kernel."""
+
+from __future__ import annotations
+
+import itertools
+
+import networkx as nx
+import pytest
+
+from link.service import EntanglementId, LinkAck, LinkCreate, LinkError, LinkErrorCode, LinkOkKeep, RequestType
+from network.service import NetAccepted, NetError, NetRejected, NetRequest, PairDelivered, PairId
+from network.swap_asap import Forward, SwapAsap, SwapRecord, purpose_of, werner_swap_fidelity
+from physical.service import Basis, BellMeasure, BellState
+from tests.fakes import FakeContext, FakeDevice
+
+
+def chain(*names: str) -> nx.Graph:
+    graph = nx.Graph()
+    for a, b in itertools.pairwise(names):
+        graph.add_edge(a, b, length_km=10.0)
+    return graph
+
+
+def make(node: str, graph: nx.Graph):
+    device = FakeDevice(node)
+    ctx = FakeContext(node, device)
+    entity = SwapAsap(ctx, graph)
+    entity.start()
+    return entity, ctx, device
+
+
+def link_ok(remote: str, handle: int, state: BellState, purpose: int, goodness: float = 0.9, seq: int = 0) -> LinkOkKeep:
+    return LinkOkKeep(
+        create_id=0,
+        origin_node="x",
+        ent_id=EntanglementId(creator="x", peer="y", sequence=seq),
+        purpose_id=purpose,
+        remote_node=remote,
+        bell_state=state,
+        goodness=goodness,
+        goodness_time_ns=0,
+        handle=handle,
+    )
+
+
+def test_head_accepts_forwards_along_the_path_and_asks_its_link():
+    graph = chain("alice", "r", "bob")
+    head, ctx, _ = make("alice", graph)
+    head.handle_above(NetRequest(request_id=4, remote_node="bob", number=3))
+    (accepted,) = ctx.take(NetAccepted)
+    assert accepted.path == ["alice", "r", "bob"]
+    assert sorted(dest for dest, m in ctx.peer if isinstance(m, Forward)) == ["bob", "r"]
+    (create,) = ctx.take(LinkCreate)
+    assert create.remote_node == "r" and create.number == 3 and create.type is RequestType.K
+    assert create.purpose_id == purpose_of("alice", 4)
+
+
+@pytest.mark.parametrize(
+    "graph, remote",
+    [(chain("alice", "bob"), "carol"), (chain("alice", "bob"), "alice")],
+)
+def test_unknown_or_self_remote_is_rejected(graph, remote):
+    head, ctx, _ = make("alice", graph)
+    head.handle_above(NetRequest(request_id=0, remote_node=remote))
+    assert isinstance(ctx.up[0], NetRejected) and ctx.down == []
+
+
+def test_disconnected_remote_is_rejected():
+    graph = chain("alice", "bob")
+    graph.add_node("island")
+    head, ctx, _ = make("alice", graph)
+    head.handle_above(NetRequest(request_id=0, remote_node="island"))
+    assert "no path" in ctx.up[0].reason
+
+
+def forward(number: int = 1, request_id: int = 0) -> Forward:
+    return Forward(
+        head="alice",
+        request_id=request_id,
+        path=["alice", "r", "bob"],
+        number=number,
+        type=RequestType.K,
+        basis=Basis.Z,
+        link_min_fidelity=0.0,
+    )
+
+
+def test_repeater_swaps_as_soon_as_both_sides_hold_a_pair_and_tells_both_ends():
+    repeater, ctx, device = make("r", chain("alice", "r", "bob"))
+    repeater.handle_peer("alice", forward())
+    purpose = purpose_of("alice", 0)
+    (create,) = ctx.take(LinkCreate)
+    assert create.remote_node == "bob"
+    device.bell_outcomes.append(BellState.PHI_MINUS)
+    repeater.handle_below(link_ok("alice", 0, BellState.PSI_PLUS, purpose))
+    assert not any(isinstance(op, BellMeasure) for op in device.ops)  # one side only: wait
+    repeater.handle_below(link_ok("bob", 1, BellState.PSI_MINUS, purpose))
+    assert BellMeasure(handle_a=0, handle_b=1) in device.ops
+    records = [(dest, m) for dest, m in ctx.peer if isinstance(m, SwapRecord)]
+    assert sorted(dest for dest, _ in records) == ["alice", "bob"]
+    record = records[0][1]
+    assert record.outcome is BellState.PHI_MINUS and record.position == 1
+    assert record.upstream_bell_state is BellState.PSI_PLUS and record.downstream_bell_state is BellState.PSI_MINUS
+
+
+def test_link_pair_that_arrives_before_the_forward_is_kept():
+    repeater, ctx, device = make("r", chain("alice", "r", "bob"))
+    purpose = purpose_of("alice", 0)
+    repeater.handle_below(link_ok("alice", 0, BellState.PSI_PLUS, purpose))
+    repeater.handle_peer("alice", forward())
+    repeater.handle_below(link_ok("bob", 1, BellState.PSI_PLUS, purpose))
+    assert any(isinstance(op, BellMeasure) for op in device.ops)
+
+
+@pytest.mark.parametrize("swap, up, down", list(itertools.product(BellState, repeat=3))[::5])
+def test_end_delivers_with_the_composed_pauli_frame(swap, up, down):
+    tail, ctx, _ = make("bob", chain("alice", "r", "bob"))
+    tail.handle_peer("alice", forward())
+    purpose = purpose_of("alice", 0)
+    tail.handle_below(link_ok("r", 2, down, purpose, goodness=0.8))
+    assert ctx.take(PairDelivered) == []  # the swap record is still missing
+    tail.handle_peer(
+        "r",
+        SwapRecord(
+            head="alice",
+            request_id=0,
+            index=0,
+            position=1,
+            outcome=swap,
+            upstream_bell_state=up,
+            downstream_bell_state=down,
+            upstream_goodness=0.9,
+            downstream_goodness=0.8,
+        ),
+    )
+    (pair,) = ctx.take(PairDelivered)
+    assert pair.bell_state is up.compose(swap).compose(down)
+    assert pair.pair_id == PairId(head="alice", tail="bob", request_id=0, index=0)
+    assert pair.handle == 2 and pair.remote_node == "alice"
+    assert pair.goodness == pytest.approx(werner_swap_fidelity(0.9, 0.8))
+
+
+def test_direct_link_delivers_the_link_pair_as_is():
+    head, ctx, _ = make("alice", chain("alice", "bob"))
+    head.handle_above(NetRequest(request_id=0, remote_node="bob"))
+    head.handle_below(link_ok("bob", 0, BellState.PSI_MINUS, purpose_of("alice", 0), goodness=0.77))
+    (pair,) = ctx.take(PairDelivered)
+    assert pair.bell_state is BellState.PSI_MINUS and pair.goodness == 0.77
+
+
+def test_type_m_tail_flips_its_outcome_by_the_frame():
+    """For PSI_PLUS (x=1) Z outcomes are anti-correlated: the tail flips its bit."""
+    tail, ctx, device = make("bob", chain("alice", "bob"))
+    tail.handle_peer(
+        "alice",
+        Forward(head="alice", request_id=0, path=["alice", "bob"], number=1, type=RequestType.M, basis=Basis.Z, link_min_fidelity=0),
+    )
+    device.measure_outcomes.append(0)
+    tail.handle_below(link_ok("alice", 0, BellState.PSI_PLUS, purpose_of("alice", 0)))
+    (pair,) = ctx.take(PairDelivered)
+    assert pair.outcome == 1 and pair.bell_state is BellState.PHI_PLUS and pair.handle is None
+
+
+def test_a_failed_link_request_ends_the_circuit_with_an_error_at_the_ends():
+    head, ctx, _ = make("alice", chain("alice", "bob"))
+    head.handle_above(NetRequest(request_id=0, remote_node="bob"))
+    head.handle_below(LinkAck(create_id=9, remote_node="bob", purpose_id=purpose_of("alice", 0)))
+    head.handle_below(LinkError(create_id=9, origin_node="alice", code=LinkErrorCode.TIMEOUT))
+    (err,) = ctx.take(NetError)
+    assert err.request_id == 0 and "TIMEOUT" in err.detail
