@@ -138,6 +138,8 @@ class _Circuit:
     records: dict[int, dict[int, SwapRecord]] = field(default_factory=dict)
     delivered: int = 0
     swapped: int = 0
+    requested: int = 0  # link pairs asked of the downstream link so far
+    link_min_fidelity: float = 0.0
 
     @property
     def key(self) -> tuple[str, int]:
@@ -262,25 +264,39 @@ class SwapAsap:
             type=forward.type,
             basis=forward.basis,
             purpose_id=purpose_of(forward.head, forward.request_id),
+            link_min_fidelity=forward.link_min_fidelity,
         )
         for neighbour in (circuit.upstream, circuit.downstream):
             if neighbour is not None:
                 circuit.pairs[neighbour] = []
         self._circuits[circuit.key] = circuit
         self._by_purpose[circuit.purpose_id] = circuit
-        if circuit.downstream is not None:
-            self._awaiting_ack.append(circuit)
-            self.ctx.send_down(
-                LinkCreate(
-                    remote_node=circuit.downstream,
-                    min_fidelity=forward.link_min_fidelity,
-                    purpose_id=circuit.purpose_id,
-                    number=forward.number,
-                    type=RequestType.K,
-                )
-            )
+        self._request_next_link_pair(circuit)
         for ok in self._early_pairs.pop(circuit.purpose_id, []):
             self._add_link_pair(circuit, ok)
+
+    def _request_next_link_pair(self, circuit: _Circuit) -> None:
+        """Ask the downstream link for one more pair, if the circuit needs one.
+
+        Pairs are asked for one at a time, the next only once the previous one
+        has been swapped (repeater) or delivered (head). Asking for all of them
+        at once lets one link run ahead and fill the memories of its ends with
+        pairs that wait for the slower link, until no slot is left for the
+        slower link at all (a deadlock seen with 4-qubit memories).
+        """
+        if circuit.downstream is None or circuit.requested >= circuit.number:
+            return
+        circuit.requested += 1
+        self._awaiting_ack.append(circuit)
+        self.ctx.send_down(
+            LinkCreate(
+                remote_node=circuit.downstream,
+                min_fidelity=circuit.link_min_fidelity,
+                purpose_id=circuit.purpose_id,
+                number=1,
+                type=RequestType.K,
+            )
+        )
 
     def _add_link_pair(self, circuit: _Circuit, ok: LinkOkKeep) -> None:
         slots = circuit.pairs.get(ok.remote_node)
@@ -321,6 +337,8 @@ class SwapAsap:
         circuit.swapped += 1
         if circuit.swapped >= circuit.number:
             self._forget(circuit)
+        else:
+            self._request_next_link_pair(circuit)
 
     def _try_deliver(self, circuit: _Circuit, index: int) -> None:
         neighbour = circuit.downstream if circuit.position == 0 else circuit.upstream
@@ -368,6 +386,8 @@ class SwapAsap:
         circuit.delivered += 1
         if circuit.delivered >= circuit.number:
             self._forget(circuit)
+        elif circuit.position == 0:
+            self._request_next_link_pair(circuit)
 
     @staticmethod
     def _end_to_end(ok: LinkOkKeep, records: dict[int, SwapRecord], repeaters: int) -> tuple[BellState, float]:
