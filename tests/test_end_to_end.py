@@ -1,0 +1,126 @@
+"""The shipped examples, run end to end, against analytic predictions."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from physical.engine import bell_ket
+from physical.params import MemoryParams, NodeHardware
+from physical.service import BellState
+from physical.single_click import arrival_efficiency, herald_fidelity, post_herald_state, success_probability
+from stack import assemble, load_scenario
+from stack.cli import main
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+IDEAL_MEMORY = MemoryParams(num_qubits=4, t1_ns=None, t2_ns=None)
+
+
+def ideal_memories(scenario, **update):
+    """The scenario with decoherence switched off, so closed forms apply exactly."""
+    nodes = [n.model_copy(update={"hardware": n.hardware.model_copy(update={"memory": IDEAL_MEMORY})}) for n in scenario.nodes]
+    return scenario.model_copy(update={"nodes": nodes, **update})
+
+
+def link_eta(scenario, link):
+    hardware = {n.name: n.hardware for n in scenario.nodes}
+    physics = link.physics()
+    eff = link.detector.efficiency
+    return (arrival_efficiency(physics, hardware[link.a]) * eff, arrival_efficiency(physics, hardware[link.b]) * eff)
+
+
+def bell_diagonal(rho: np.ndarray, frame: BellState) -> dict[BellState, float]:
+    """Weights of the error Paulis relative to the heralded frame."""
+    return {
+        err: float(np.real(np.conj(v) @ rho @ v))
+        for err in BellState
+        for v in [bell_ket(frame.compose(err)).full().ravel()]
+    }
+
+
+def test_link_example_matches_the_single_click_model():
+    """Humphreys et al. 2018 single-click scheme, closed forms in physical.single_click
+    (threshold detectors, HOM bunching of double emissions):
+    p_succ = 2αη(1 − αη/2) and F = (1 − α)/(1 − αη/2) for equal η and no dark counts.
+
+    Success probability: binomial over the attempts the run made (~2600 here),
+    5 standard errors. Fidelity: with ideal memories every delivered pair is in
+    the same post-herald state, so its oracle fidelity equals F to rounding.
+    """
+    scenario = ideal_memories(load_scenario(EXAMPLES / "link-pairs.yaml"))
+    link = scenario.links[0]
+    eta_a, eta_b = link_eta(scenario, link)
+    alpha = link.bright_state_population
+    p = success_probability(alpha, eta_a, eta_b, link.detector.dark_count_probability)
+    fidelity = herald_fidelity(alpha, eta_a, eta_b, link.detector.dark_count_probability)
+    assert p == pytest.approx(2 * alpha * eta_a * (1 - alpha * eta_a / 2))  # η equal at both ends here
+    assert fidelity == pytest.approx((1 - alpha) / (1 - alpha * eta_a / 2))
+
+    result = assemble(scenario).run()
+    (stats,) = result.links
+    se = math.sqrt(p * (1 - p) / stats.attempts)
+    assert stats.attempts > 1000
+    assert abs(stats.success_probability - p) < 5 * se
+    assert result.pairs.count == 200
+    assert result.pairs.mean_oracle_fidelity == pytest.approx(fidelity, abs=1e-9)
+    assert result.pairs.mean_goodness == pytest.approx(fidelity, abs=1e-9)
+
+
+def test_teleportation_matches_what_the_link_fidelities_predict():
+    """Prediction from the link states alone:
+
+    * swapping with tracked frames: the end-to-end error-Pauli distribution is
+      the XOR-convolution of the two links' Bell-diagonal weights, so
+      F_e2e = Σ_P p1(P) p2(P) (Dür, Briegel, Cirac & Zoller, PRA 59, 169, 1999);
+    * standard teleportation through any resource acts as a Pauli channel with
+      the resource's Bell-diagonal weights (Bowen & Bose, PRL 87, 267901, 2001),
+      whose average fidelity over input states is (2 F_e2e + 1) / 3
+      (Horodecki, Horodecki & Horodecki, PRA 60, 1888, 1999).
+
+    The inputs cycle through the six cardinal states (a 2-design), so the mean
+    over equal numbers of each is the Bloch-sphere average. 300 teleports; the
+    tolerance is 5 standard errors of the sample mean.
+    """
+    scenario = ideal_memories(load_scenario(EXAMPLES / "teleport-chain.yaml"))
+    request = scenario.applications[0].request.model_copy(update={"number": 300})
+    scenario = scenario.model_copy(update={"applications": [scenario.applications[0].model_copy(update={"request": request})]})
+    weights = []
+    for link in scenario.links:
+        eta_a, eta_b = link_eta(scenario, link)
+        rho = post_herald_state(link.bright_state_population, eta_a, eta_b, link.detector.dark_count_probability, BellState.PSI_PLUS)
+        weights.append(bell_diagonal(rho, BellState.PSI_PLUS))
+    f_e2e = sum(weights[0][err] * weights[1][err] for err in BellState)
+    predicted = (2 * f_e2e + 1) / 3
+
+    result = assemble(scenario).run()
+    stats = result.teleport
+    assert stats.count == 300
+    assert abs(stats.mean_oracle_fidelity - predicted) < 5 * stats.stderr_oracle_fidelity
+    assert stats.stderr_oracle_fidelity < 0.02  # the check has teeth
+
+
+@pytest.mark.parametrize("example", ["teleport-chain.yaml", "link-pairs.yaml"])
+def test_same_seed_same_json_and_other_seed_differs(example, capsys):
+    path = str(EXAMPLES / example)
+    outputs = []
+    for seed in ("3", "3", "4"):
+        assert main(["run", path, "--json", "--seed", seed]) == 0
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1]
+    assert outputs[0] != outputs[2]
+    summary = json.loads(outputs[0])
+    assert summary["seed"] == 3 and summary["links"]
+
+
+def test_human_table_and_trace_file(tmp_path, capsys):
+    trace = tmp_path / "trace.jsonl"
+    assert main(["run", str(EXAMPLES / "link-pairs.yaml"), "--trace", str(trace)]) == 0
+    out = capsys.readouterr().out
+    assert "p_success" in out and "mean oracle fidelity" in out
+    records = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert any(r["event"] == "station.attempt" for r in records)
+    assert all(records[i]["time_ns"] <= records[i + 1]["time_ns"] for i in range(len(records) - 1))
