@@ -10,7 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Sequence
+
+# QuTiP warns at import when matplotlib is missing; the CLI plots nothing.
+warnings.filterwarnings("ignore", message="matplotlib not found")
 
 from stack.assembler import assemble
 from stack.scenario import ScenarioError, load_scenario
