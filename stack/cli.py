@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
     run.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     run.add_argument("--trace", metavar="FILE", default=None, help="write every traced event as JSON lines to FILE")
+    schema = sub.add_parser("schema", help="write the JSON Schemas of all service messages and the scenario file")
+    schema.add_argument("--out", default="specs/schemas", help="folder to write into (default: specs/schemas)")
     return parser
 
 
@@ -37,6 +39,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
         return _run(args)
+    if args.command == "schema":
+        from pathlib import Path
+
+        from stack.schemas import write
+
+        written = write(Path(args.out))
+        print(f"wrote {len(written)} schemas to {args.out}")
+        return 0
     return 2  # argparse already rejects unknown commands
 
 
