@@ -578,9 +578,12 @@ class QutipSingleClickBackend:
         self.nodes: dict[str, PhysicalNode] = {}
         self.stations: dict[str, MidpointStation] = {}
 
+    def _check_new_node(self, node: str) -> None:
+        if node in self.nodes or node in self.stations:
+            raise ValueError(f"node {node!r} already has a physical entity")
+
     def node_entity(self, ctx: Context, hardware: NodeHardware, links: Mapping[str, LinkSide]) -> PhysicalNode:
-        if ctx.node in self.nodes or ctx.node in self.stations:
-            raise ValueError(f"node {ctx.node!r} already has a physical entity")
+        self._check_new_node(ctx.node)
         node = PhysicalNode(ctx, hardware, links, self.world, self.nodes)
         self.nodes[ctx.node] = node
         return node
@@ -592,8 +595,7 @@ class QutipSingleClickBackend:
         params: SingleClickLinkParams,
         hardware: Mapping[str, NodeHardware],
     ) -> MidpointStation:
-        if ctx.node in self.nodes or ctx.node in self.stations:
-            raise ValueError(f"node {ctx.node!r} already has a physical entity")
+        self._check_new_node(ctx.node)
         station = MidpointStation(ctx, ends, params, hardware, self.world)
         self.stations[ctx.node] = station
         return station

@@ -33,7 +33,7 @@ from physical.params import LinkSide, fibre_delay_ns
 from stack import registry
 from stack.report import RunResult, summarise
 from stack.runtime import LAYERS, Network
-from stack.scenario import AppSpec, Implementations, LinkSpec, NodeSpec, Scenario, ScenarioError
+from stack.scenario import AppSpec, Implementations, LinkSpec, NodeSpec, Scenario, ScenarioError, parse_scenario
 
 __all__ = ["AssemblyError", "Simulation", "assemble", "scenario_from_graph", "station_name"]
 
@@ -122,8 +122,6 @@ def scenario_from_graph(graph: nx.Graph, **fields: Any) -> Scenario:
         link = {"a": str(a), "b": str(b)}
         link.update({k: v for k, v in data.items() if k in LinkSpec.model_fields})
         links.append(link)
-    from stack.scenario import parse_scenario
-
     return parse_scenario({"nodes": nodes, "links": links, **fields})
 
 

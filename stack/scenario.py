@@ -13,7 +13,7 @@ Errors in a scenario raise :class:`ScenarioError` naming the field
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -192,7 +192,12 @@ def _one_line(exc: ValidationError, source: str | None) -> ScenarioError:
     return ScenarioError(loc, msg, source)
 
 
+# pydantic puts the discriminator value ("teleport") into the location of
+# errors inside a tagged union; the user never wrote it as a key.
+_APP_KINDS = frozenset(
+    member.model_fields["kind"].default for member in get_args(get_args(AppRequest)[0])
+)
+
+
 def _is_union_tag(part: Any) -> bool:
-    # pydantic puts the discriminator value ("teleport") into the location of
-    # errors inside a tagged union; the user never wrote it as a key.
-    return part in {"teleport", "pairs"}
+    return part in _APP_KINDS

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from physical.engine import bell_ket
-from physical.params import MemoryParams, NodeHardware
+from physical.params import MemoryParams
 from physical.service import BellState
 from physical.single_click import arrival_efficiency, herald_fidelity, post_herald_state, success_probability
 from stack import assemble, load_scenario

@@ -9,7 +9,6 @@ Statistical checks state their sample size and allow 5 standard errors.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import pytest
@@ -43,41 +42,9 @@ from physical.service import (
     QubitRef,
 )
 from physical.single_click import arrival_efficiency, herald_fidelity, success_probability
+from tests.fakes import FakeContext
 
 CNOT = qutip.Qobj(np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]]), dims=[[2, 2], [2, 2]])
-
-
-class Ctx:
-    """A fake entity.Context: records everything, time set by the test."""
-
-    def __init__(self, node: str, seed: int = 0) -> None:
-        self.node = node
-        self.now_ns = 0
-        self.rng = np.random.default_rng(seed)
-        self.device: Any = None
-        self.up: list[Any] = []
-        self.peer: list[tuple[str, Any]] = []
-        self.timers: list[tuple[int, Any]] = []
-        self.traces: list[tuple[str, dict[str, Any]]] = []
-
-    def send_up(self, msg: Any) -> None:
-        self.up.append(msg)
-
-    def send_down(self, msg: Any) -> None:
-        raise AssertionError("the physical layer has nothing below it")
-
-    def send_peer(self, node: str, msg: Any) -> None:
-        self.peer.append((node, msg))
-
-    def set_timer(self, delay_ns: int, tag: Any) -> int:
-        self.timers.append((delay_ns, tag))
-        return len(self.timers)
-
-    def cancel_timer(self, timer_id: int) -> None:
-        raise AssertionError("not expected")
-
-    def trace(self, event: str, **fields: Any) -> None:
-        self.traces.append((event, fields))
 
 
 # a lossless, dark-count-free link with α = 1: both photons always arrive and
@@ -100,7 +67,7 @@ class Link:
         hw_b = hw_b or hw_a
         self.params = params
         self.backend = QutipSingleClickBackend()
-        self.ca, self.cb, self.cs = Ctx("A", seed), Ctx("B", seed + 1), Ctx("A~B", seed + 2)
+        self.ca, self.cb, self.cs = FakeContext("A", seed=seed), FakeContext("B", seed=seed + 1), FakeContext("A~B", seed=seed + 2)
         side_a = LinkSide(station="A~B", params=params, neighbour_hardware=hw_b)
         side_b = LinkSide(station="A~B", params=params, neighbour_hardware=hw_a)
         self.a = self.backend.node_entity(self.ca, hw_a, {"B": side_a})
@@ -129,10 +96,9 @@ class Link:
                 assert dest == "A~B"
                 self.s.handle_peer(ctx.node, msg)
             ctx.peer.clear()
-        timers, self.cs.timers = self.cs.timers, []
-        for delay, tag in timers:
-            assert delay == 0
-            self.s.handle_timer(tag)
+        self.cs.advance(self.s, self.cs.now_ns)  # fires the zero-delay resolution timer(s)
+        assert not self.cs.timers, "the station set a timer with a non-zero delay"
+        assert not (self.ca.down or self.cb.down), "the physical layer has nothing below it"
 
     def to_nodes(self) -> None:
         self.set_time(self.now + 2 * self.half_ns)
@@ -167,7 +133,7 @@ def bell_pair_on(node, backend, bell: BellState) -> tuple[int, int]:
 
 def lone_node(num_qubits: int = 4, t2_ns: int | None = None):
     backend = QutipSingleClickBackend()
-    ctx = Ctx("A", seed=3)
+    ctx = FakeContext("A", seed=3)
     node = backend.node_entity(ctx, NodeHardware(memory=MemoryParams(num_qubits=num_qubits, t2_ns=t2_ns)), {})
     ctx.device = node
     return backend, ctx, node
@@ -277,9 +243,9 @@ def test_one_attempt_step_by_step():
     link.ca.peer.clear()
     link.cb.peer.clear()
     link.s.handle_peer("A", rep_a)
-    assert link.cs.timers == [(0, 7)]  # resolution waits for the other report, due at this instant
+    assert list(link.cs.timers.values()) == [(link.half_ns, 7)]  # resolution waits for the other report, due at this instant
     link.s.handle_peer("B", rep_b)
-    assert link.cs.timers == [(0, 7)]
+    assert list(link.cs.timers.values()) == [(link.half_ns, 7)]
     link.s.handle_timer(7)
     assert link.cs.traces == [("station.attempt", {"link": "A-B", "success": True, "attempt_id": 7})]
     heralds = dict(link.cs.peer)
@@ -458,4 +424,4 @@ def test_misuse_is_reported_clearly():
     with pytest.raises(EntityError, match="unknown attempt"):
         link.b.handle_peer("A~B", StationHerald(attempt_id=5, success=False, herald_time_ns=0))
     with pytest.raises(ValueError, match="already"):
-        link.backend.node_entity(Ctx("A"), LOSSLESS_HW, {})
+        link.backend.node_entity(FakeContext("A"), LOSSLESS_HW, {})
