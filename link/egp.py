@@ -18,7 +18,9 @@ of requests and at most one outstanding heralding attempt.
    (``HeraldAttempt``); the herald reaches both ends at the same instant, and
    the next attempt starts as soon as it arrives. Both ends therefore stay in
    step, attempt by attempt, with no further messages.
-4. On a successful herald each end sends up an OK: ``LinkOkKeep`` with the qubit
+4. On a successful herald whose fidelity estimate reaches the request's
+   ``min_fidelity`` each end sends up an OK (a weaker pair is freed at both
+   ends, which see the same estimate): ``LinkOkKeep`` with the qubit
    handle (type K) or ``LinkOkMeasure`` after measuring it (type M). The pair is
    named ``(origin, peer, herald sequence)``; goodness is the physical model's
    fidelity at the herald time.
@@ -74,6 +76,7 @@ class PeerCreate(BaseModel):
     origin_node: str
     purpose_id: int
     number: int = Field(ge=1)
+    min_fidelity: float = Field(ge=0.0, le=1.0)
     type: RequestType
     basis: Basis
     start_ns: int = Field(ge=0)
@@ -87,6 +90,7 @@ class _Request:
     remote: str
     purpose_id: int
     number: int
+    min_fidelity: float
     type: RequestType
     basis: Basis
     start_ns: int
@@ -152,6 +156,7 @@ class SingleClickEgp:
             remote=msg.remote_node,
             purpose_id=msg.purpose_id,
             number=msg.number,
+            min_fidelity=msg.min_fidelity,
             type=msg.type,
             basis=msg.basis,
             start_ns=start_ns,
@@ -164,6 +169,7 @@ class SingleClickEgp:
                 origin_node=self.ctx.node,
                 purpose_id=msg.purpose_id,
                 number=msg.number,
+                min_fidelity=msg.min_fidelity,
                 type=msg.type,
                 basis=msg.basis,
                 start_ns=start_ns,
@@ -185,6 +191,7 @@ class SingleClickEgp:
                 remote=sender,
                 purpose_id=msg.purpose_id,
                 number=msg.number,
+                min_fidelity=msg.min_fidelity,
                 type=msg.type,
                 basis=msg.basis,
                 start_ns=msg.start_ns,
@@ -291,6 +298,11 @@ class SingleClickEgp:
         ent_id = EntanglementId(creator=request.origin, peer=peer, sequence=herald.herald_sequence or 0)
         goodness = herald.fidelity_estimate if herald.fidelity_estimate is not None else 0.0
         time_ns = herald.herald_time_ns if herald.herald_time_ns is not None else self.ctx.now_ns
+        if goodness < request.min_fidelity:
+            # Both ends got the same estimate in the herald, so both drop this pair.
+            self.ctx.device.execute(FreeQubit(handle=herald.handle))
+            self.ctx.trace("link.below_min_fidelity", remote=request.remote, goodness=goodness)
+            return
         if request.type is RequestType.K:
             ok: LinkOkKeep | LinkOkMeasure = LinkOkKeep(
                 create_id=request.create_id,

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from stack.kernel import Kernel
+from entity.kernel import Kernel
 
 __all__ = ["LAYERS", "KernelContext", "Trace", "Network", "entity_rng"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stack.kernel import Kernel, KernelError
+from entity.kernel import Kernel, KernelError
 from stack.runtime import entity_rng
 
 

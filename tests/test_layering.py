@@ -34,7 +34,7 @@ def test_import_contracts_are_kept():
         ("application/apps.py", "import link.egp", "Only link.service is public"),
         ("network/swap_asap.py", "import physical.engine", "Only physical.service"),
         ("link/egp.py", "import network.service", "Layers"),
-        ("physical/service.py", "import stack.kernel", "Layers"),
+        ("physical/service.py", "import stack.runtime", "Layers"),
     ],
 )
 def test_a_forbidden_import_breaks_a_contract(tmp_path, module, bad_import, contract):

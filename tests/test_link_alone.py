@@ -104,6 +104,7 @@ def test_responder_serves_the_peer_request_and_names_the_pair_the_same_way():
             origin_node="alice",
             purpose_id=1,
             number=1,
+            min_fidelity=0.0,
             type=RequestType.K,
             basis=Basis.Z,
             start_ns=2 * DELAY,

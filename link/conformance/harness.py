@@ -1,0 +1,439 @@
+"""Harness for the link service: any link implementation, alone, on two nodes.
+
+Theory of operation
+-------------------
+The harness builds the implementation under test on two neighbouring nodes,
+``alice`` and ``bob`` (one instance each, so its own peer protocol runs
+between them over a classical channel with a fixed delay), and plays the rest:
+
+* **the layer above** sends the scripted ``LinkCreate`` s at their times and
+  records every message the implementation sends up, with the time and the
+  input that caused it. It frees a delivered type-K qubit a little later, the
+  way a network layer consumes pairs.
+* **the layer below** is :class:`FakePhysical`: a device service with a few
+  memory qubits per node, and a heralding station at the midpoint of the link.
+  A ``HeraldAttempt`` emits a photon that reaches the station half an attempt
+  period later; when both ends' photons with the same ``attempt_id`` arrive at
+  the same instant the station draws success (from the scripted loss pattern
+  or with the given probability), allocates one qubit at each end and sends
+  both ends a ``HeraldResult`` that arrives half a period after that. The
+  station keeps the *truth* of every pair it heralds: which two qubits, which
+  Bell state, and its fidelity, which then decays towards 1/4 with the
+  memory lifetime (depolarising memory, F(t) = 1/4 + (F0 - 1/4) exp(-t/T),
+  e.g. Nielsen & Chuang 2000, §8.3.4).
+
+The device refuses operations on qubits the link layer does not hold and
+records each such misuse, so checks can tell "used a qubit it did not own"
+from ordinary behaviour. What a run produced is returned as a :class:`LinkRun`
+for the checks in :mod:`link.conformance.suite` to judge.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from entity.harness import HarnessContext
+from entity.kernel import Kernel
+from link.service import LinkCreate, LinkError, LinkOkKeep, LinkOkMeasure
+from physical.service import (
+    ApplyGate,
+    BellMeasure,
+    BellMeasureResult,
+    BellState,
+    DeviceError,
+    DeviceErrorCode,
+    FreeQubit,
+    GateApplied,
+    HeraldAttempt,
+    HeraldingLink,
+    HeraldResult,
+    InitQubit,
+    Measure,
+    MeasureResult,
+    OracleFidelity,
+    OracleFidelityResult,
+    PhysicalCapabilities,
+    QubitAllocated,
+    QubitFreed,
+)
+
+__all__ = [
+    "NODES",
+    "LinkConditions",
+    "ScriptedCreate",
+    "SentUp",
+    "PairTruth",
+    "LinkRun",
+    "FakePhysical",
+    "LinkHarness",
+    "run_link",
+]
+
+NODES = ("alice", "bob")
+
+
+@dataclass(frozen=True)
+class LinkConditions:
+    """What the fake physical layer does. Times in ns, probabilities in [0, 1]."""
+
+    delay_ns: int = 10_000  # one-way classical delay alice <-> bob; also the attempt period
+    success_probability: float = 0.3  # per attempt, used when no loss pattern is given
+    loss_pattern: tuple[bool, ...] | None = None  # scripted outcomes (True = success), then success_probability
+    capability_fidelity: float = 0.9  # the fidelity capabilities() announces
+    herald_fidelities: tuple[float, ...] = (0.9,)  # fresh-pair fidelities, used in turn
+    memory_lifetime_ns: int | None = None  # depolarising time constant; None: no decay
+    num_qubits: tuple[int, int] = (4, 4)  # alice, bob
+    upper_hold_ns: int = 0  # how long the layer above keeps a delivered qubit before freeing it
+
+    def __post_init__(self) -> None:
+        if self.delay_ns < 2:
+            raise ValueError("delay_ns must be at least 2 ns")
+        if not 0.0 <= self.success_probability <= 1.0:
+            raise ValueError("success_probability must be in [0, 1]")
+
+
+@dataclass(frozen=True)
+class ScriptedCreate:
+    """The layer above sends ``request`` on ``node`` at ``at_ns``."""
+
+    at_ns: int
+    node: str
+    request: LinkCreate
+
+
+@dataclass(frozen=True)
+class SentUp:
+    """A message the implementation sent up, when and on which node.
+
+    ``cause`` is what the entity was handling when it sent it: ``("create", i)``
+    for the i-th scripted CREATE, else ``("below", None)``, ``("peer", None)``,
+    ``("timer", None)`` or ``("start", None)``.
+    """
+
+    time_ns: int
+    node: str
+    msg: Any
+    cause: tuple[str, int | None]
+
+
+@dataclass
+class PairTruth:
+    """A pair the fake station heralded."""
+
+    sequence: int
+    handles: dict[str, int]  # node -> qubit handle
+    bell_state: BellState
+    fidelity_at_herald: float
+    herald_time_ns: int
+    lifetime_ns: int | None
+    measured: dict[str, tuple[str, int, int]] = field(default_factory=dict)  # node -> (basis, outcome, time)
+
+    def fidelity_at(self, time_ns: int) -> float:
+        """True fidelity to ``bell_state`` at ``time_ns`` (depolarising decay)."""
+        if self.lifetime_ns is None:
+            return self.fidelity_at_herald
+        waited = max(0, time_ns - self.herald_time_ns)
+        return 0.25 + (self.fidelity_at_herald - 0.25) * math.exp(-waited / self.lifetime_ns)
+
+
+@dataclass
+class LinkRun:
+    """Everything a run produced, for the checks to judge."""
+
+    conditions: LinkConditions
+    creates: list[ScriptedCreate]
+    up: list[SentUp]
+    pairs: dict[int, PairTruth]  # by herald sequence
+    misuse: list[str]  # device or heralding misuse seen by the fake physical layer
+    held_at_end: dict[str, dict[int, str]]  # node -> handle -> owner ("link" or "upper")
+    end_ns: int
+    crashed: BaseException | None = None
+
+    def oks(self, node: str | None = None) -> list[SentUp]:
+        return [u for u in self.up if isinstance(u.msg, (LinkOkKeep, LinkOkMeasure)) and node in (None, u.node)]
+
+    def errors(self, node: str | None = None) -> list[SentUp]:
+        return [u for u in self.up if isinstance(u.msg, LinkError) and node in (None, u.node)]
+
+    def pair_of(self, node: str, handle: int, at_ns: int) -> PairTruth | None:
+        """The pair whose qubit sat at ``node``'s ``handle`` at ``at_ns`` (handles are reused)."""
+        found = None
+        for pair in self.pairs.values():  # in herald order
+            if pair.herald_time_ns > at_ns:
+                break
+            if pair.handles.get(node) == handle:
+                found = pair
+        return found
+
+
+class FakePhysical:
+    """Device and heralding services of both nodes, with the truth of every pair."""
+
+    def __init__(self, kernel: Kernel, conditions: LinkConditions, rng: np.random.Generator) -> None:
+        self.kernel = kernel
+        self.conditions = conditions
+        self.rng = rng
+        self.capacity = dict(zip(NODES, conditions.num_qubits))
+        # node -> handle -> owner ("link" until handed up in an OK-K, then "upper")
+        self.held: dict[str, dict[int, str]] = {n: {} for n in NODES}
+        self.pairs: dict[int, PairTruth] = {}
+        self.misuse: list[str] = []
+        self.sequence = 0
+        self._loss: Iterator[bool] = iter(conditions.loss_pattern or ())
+        self._fidelities = conditions.herald_fidelities
+        self._pending: dict[tuple[int, int], dict[str, bool]] = {}  # (attempt_id, emit time) -> node -> has memory
+        self.deliver: Any = None  # set by the harness: (node, HeraldResult) -> None
+
+    # -------------------------------------------------------------- device
+
+    def device(self, node: str) -> _NodeDevice:
+        return _NodeDevice(self, node)
+
+    def capabilities(self, node: str) -> PhysicalCapabilities:
+        other = NODES[1] if node == NODES[0] else NODES[0]
+        c = self.conditions
+        link = HeraldingLink(
+            neighbour=other,
+            scheme="single-click",
+            attempt_period_ns=c.delay_ns,
+            classical_delay_ns=c.delay_ns,
+            bright_state_population=0.1,
+            success_probability=c.success_probability,
+            fidelity=c.capability_fidelity,
+        )
+        return PhysicalCapabilities(node=node, num_qubits=self.capacity[node], links={other: link})
+
+    def _allocate(self, node: str, owner: str) -> int | None:
+        held = self.held[node]
+        for handle in range(self.capacity[node]):
+            if handle not in held:
+                held[handle] = owner
+                return handle
+        return None
+
+    def _release(self, node: str, handle: int, op: str) -> bool:
+        if self.held[node].get(handle) != "link":
+            state = "not held" if handle not in self.held[node] else "handed up to the layer above"
+            self.misuse.append(f"t={self.kernel.now_ns} {node}: {op} on qubit {handle}, which is {state}")
+            return False
+        del self.held[node][handle]
+        return True
+
+    def execute(self, node: str, op: Any) -> Any:
+        now = self.kernel.now_ns
+        if isinstance(op, InitQubit):
+            handle = self._allocate(node, "link")
+            return DeviceError(code=DeviceErrorCode.NORES) if handle is None else QubitAllocated(handle=handle)
+        if isinstance(op, FreeQubit):
+            if not self._release(node, op.handle, "FreeQubit"):
+                return DeviceError(code=DeviceErrorCode.UNKNOWN_HANDLE)
+            return QubitFreed(handle=op.handle)
+        if isinstance(op, Measure):
+            if not self._release(node, op.handle, "Measure"):
+                return DeviceError(code=DeviceErrorCode.UNKNOWN_HANDLE)
+            outcome = int(self.rng.integers(2))
+            for pair in self.pairs.values():
+                if pair.handles.get(node) == op.handle and node not in pair.measured:
+                    pair.measured[node] = (op.basis.value, outcome, now)
+            return MeasureResult(outcome=outcome, basis=op.basis)
+        if isinstance(op, ApplyGate):
+            if self.held[node].get(op.handle) != "link":
+                self.misuse.append(f"t={now} {node}: ApplyGate on qubit {op.handle}, which it does not hold")
+                return DeviceError(code=DeviceErrorCode.UNKNOWN_HANDLE)
+            return GateApplied(handle=op.handle)
+        if isinstance(op, BellMeasure):
+            if not (self._release(node, op.handle_a, "BellMeasure") and self._release(node, op.handle_b, "BellMeasure")):
+                return DeviceError(code=DeviceErrorCode.UNKNOWN_HANDLE)
+            return BellMeasureResult(bell_state=BellState.from_bits(*map(int, self.rng.integers(2, size=2))))
+        if isinstance(op, OracleFidelity):
+            if len(op.qubits) == 2 and op.bell_state is not None:
+                a, b = op.qubits
+                pair = self._pair_with(a.node, a.handle)
+                if pair is not None and pair.handles.get(b.node) == b.handle and pair.bell_state is op.bell_state:
+                    return OracleFidelityResult(fidelity=pair.fidelity_at(now))
+            return OracleFidelityResult(fidelity=0.25)
+        self.misuse.append(f"t={now} {node}: unknown device operation {type(op).__name__}")
+        return DeviceError(code=DeviceErrorCode.UNSUPPORTED, detail=f"unknown operation {type(op).__name__}")
+
+    def _pair_with(self, node: str, handle: int) -> PairTruth | None:
+        for pair in reversed(list(self.pairs.values())):
+            if pair.handles.get(node) == handle:
+                return pair
+        return None
+
+    def hand_up(self, node: str, handle: int) -> None:
+        """The link layer gave ``handle`` to the layer above in an OK (type K)."""
+        if self.held[node].get(handle) == "link":
+            self.held[node][handle] = "upper"
+
+    def upper_free(self, node: str, handle: int) -> None:
+        if self.held[node].get(handle) == "upper":
+            del self.held[node][handle]
+
+    # ---------------------------------------------------------- heralding
+
+    def attempt(self, node: str, msg: Any) -> None:
+        now = self.kernel.now_ns
+        if not isinstance(msg, HeraldAttempt):
+            self.misuse.append(f"t={now} {node}: sent down {type(msg).__name__}, not a HeraldAttempt")
+            return
+        other = NODES[1] if node == NODES[0] else NODES[0]
+        if msg.neighbour != other:
+            self.misuse.append(f"t={now} {node}: HeraldAttempt to {msg.neighbour!r}, which is not a neighbour")
+            return
+        key = (msg.attempt_id, now)
+        has_memory = len(self.held[node]) < self.capacity[node]
+        reports = self._pending.get(key)
+        if reports is None:
+            reports = self._pending[key] = {}
+            self.kernel.schedule(self.conditions.delay_ns // 2, self._resolve, key)
+        if node in reports:
+            self.misuse.append(f"t={now} {node}: two HeraldAttempts with attempt_id {msg.attempt_id} at once")
+            return
+        reports[node] = has_memory
+
+    def _resolve(self, key: tuple[int, int]) -> None:
+        reports = self._pending.pop(key)
+        attempt_id = key[0]
+        now = self.kernel.now_ns
+        back = self.conditions.delay_ns - self.conditions.delay_ns // 2
+        both = len(reports) == 2 and all(reports.values())
+        success = False
+        if both:
+            scripted = next(self._loss, None)
+            success = bool(scripted) if scripted is not None else bool(self.rng.random() < self.conditions.success_probability)
+        if not success:
+            for node, has_memory in reports.items():
+                result = HeraldResult(neighbour=_other(node), attempt_id=attempt_id, success=False, no_memory=not has_memory)
+                self.kernel.schedule(back, self.deliver, node, result)
+            return
+        self.sequence += 1
+        bell = BellState.PSI_PLUS if self.rng.random() < 0.5 else BellState.PSI_MINUS
+        fidelity = self._fidelities[(self.sequence - 1) % len(self._fidelities)]
+        handles = {}
+        for node in NODES:
+            handle = self._allocate(node, "link")
+            assert handle is not None  # memory was checked when the photon left
+            handles[node] = handle
+        pair = PairTruth(self.sequence, handles, bell, fidelity, now, self.conditions.memory_lifetime_ns)
+        self.pairs[self.sequence] = pair
+        for node in NODES:
+            result = HeraldResult(
+                neighbour=_other(node),
+                attempt_id=attempt_id,
+                success=True,
+                handle=handles[node],
+                bell_state=bell,
+                herald_sequence=self.sequence,
+                fidelity_estimate=fidelity,
+                herald_time_ns=now,
+            )
+            self.kernel.schedule(back, self.deliver, node, result)
+
+
+def _other(node: str) -> str:
+    return NODES[1] if node == NODES[0] else NODES[0]
+
+
+class _NodeDevice:
+    """The device service as one node sees it."""
+
+    def __init__(self, physical: FakePhysical, node: str) -> None:
+        self._physical = physical
+        self._node = node
+
+    def execute(self, op: Any) -> Any:
+        return self._physical.execute(self._node, op)
+
+    def capabilities(self) -> PhysicalCapabilities:
+        return self._physical.capabilities(self._node)
+
+
+class LinkHarness:
+    """Runs one scripted scenario against a link implementation class."""
+
+    def __init__(self, impl: Any, conditions: LinkConditions, creates: list[ScriptedCreate], seed: int = 0) -> None:
+        self.impl = impl
+        self.conditions = conditions
+        self.creates = sorted(creates, key=lambda c: c.at_ns)
+        self.kernel = Kernel()
+        root = np.random.SeedSequence(seed)
+        streams = [np.random.default_rng(s) for s in root.spawn(3)]
+        self.physical = FakePhysical(self.kernel, conditions, streams[2])
+        self.physical.deliver = self._deliver_below
+        self.up: list[SentUp] = []
+        self._cause: tuple[str, int | None] = ("start", None)
+        self.entities: dict[str, Any] = {}
+        for node, rng in zip(NODES, streams):
+            ctx = HarnessContext(
+                self.kernel,
+                node,
+                rng,
+                self.physical.device(node),
+                on_up=self._on_up,
+                on_down=self.physical.attempt,
+                on_peer=self._deliver_peer,
+                peer_delay_ns=lambda a, b: conditions.delay_ns,
+            )
+            entity = impl(ctx)
+            ctx.entity = entity
+            self.entities[node] = entity
+
+    def _call(self, cause: tuple[str, int | None], fn: Any, *args: Any) -> None:
+        self._cause = cause
+        try:
+            fn(*args)
+        finally:
+            self._cause = ("timer", None)
+
+    def _on_up(self, node: str, msg: Any) -> None:
+        self.up.append(SentUp(self.kernel.now_ns, node, msg, self._cause))
+        if isinstance(msg, LinkOkKeep):
+            self.physical.hand_up(node, msg.handle)
+            self.kernel.schedule(self.conditions.upper_hold_ns, self.physical.upper_free, node, msg.handle)
+
+    def _deliver_below(self, node: str, msg: Any) -> None:
+        self._call(("below", None), self.entities[node].handle_below, msg)
+
+    def _deliver_peer(self, sender: str, node: str, msg: Any) -> None:
+        if node not in self.entities or node == sender:
+            self.physical.misuse.append(f"t={self.kernel.now_ns} {sender}: peer message to {node!r}, not its neighbour")
+            return
+        self._call(("peer", None), self.entities[node].handle_peer, sender, msg)
+
+    def _send_create(self, index: int) -> None:
+        create = self.creates[index]
+        self._call(("create", index), self.entities[create.node].handle_above, create.request)
+
+    def run(self, until_ns: int, max_events: int = 200_000) -> LinkRun:
+        """Start both entities, play the script, run to ``until_ns``; never raises
+        for the implementation's exceptions (they are returned in ``crashed``)."""
+        crashed: BaseException | None = None
+        try:
+            for node in NODES:
+                self._call(("start", None), self.entities[node].start)
+            for index, create in enumerate(self.creates):
+                self.kernel.schedule(create.at_ns, self._send_create, index)
+            self.kernel.run(until_ns=until_ns, max_events=max_events)
+        except Exception as exc:  # the implementation crashed: a finding, not a harness error
+            crashed = exc
+        return LinkRun(
+            conditions=self.conditions,
+            creates=self.creates,
+            up=self.up,
+            pairs=self.physical.pairs,
+            misuse=self.physical.misuse,
+            held_at_end={n: dict(h) for n, h in self.physical.held.items()},
+            end_ns=self.kernel.now_ns,
+            crashed=crashed,
+        )
+
+
+def run_link(impl: Any, conditions: LinkConditions, creates: list[ScriptedCreate], until_ns: int, seed: int = 0) -> LinkRun:
+    """Convenience: build a :class:`LinkHarness` and run it."""
+    return LinkHarness(impl, conditions, creates, seed).run(until_ns)

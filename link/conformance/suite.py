@@ -1,0 +1,590 @@
+"""Conformance suite of the link service (``specs/link.md``), clause by clause.
+
+Every check takes the implementation class under test, drives it through
+:mod:`link.conformance.harness` and raises :class:`ClauseFailure` naming what
+it saw. Most checks let hypothesis generate the scenario: request sequences
+(who asks, when, how many pairs, type, basis, purpose, deadline, minimum
+fidelity), loss patterns, herald fidelities, memory sizes and lifetimes, and
+how long the layer above holds its qubits. Example counts are chosen so that
+the whole suite runs in well under a minute on a laptop.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
+
+from entity import EntityError
+from entity.conformance import ClauseFailure, ImplementationError, NotApplicable, Suite, explore
+from link.conformance.harness import NODES, LinkConditions, LinkRun, ScriptedCreate, SentUp, run_link
+from link.service import (
+    CAP_LINK_K,
+    CAP_LINK_M,
+    LinkAck,
+    LinkCreate,
+    LinkError,
+    LinkErrorCode,
+    LinkOkKeep,
+    LinkOkMeasure,
+    LinkResponse,
+    RequestType,
+)
+from physical.service import Basis
+
+__all__ = ["SUITE"]
+
+SUITE = Suite(layer="link", spec="specs/link.md", reference="link.egp:SingleClickEgp")
+
+GOODNESS_TOLERANCE = 0.01  # |goodness - true fidelity| allowed (LINK-OK-5)
+EXAMPLES = 20  # hypothesis examples per property check: ~1 s per check for the reference
+_RESPONSE = TypeAdapter(LinkResponse)
+
+
+# ---------------------------------------------------------------- shape
+
+
+@SUITE.validator
+def _validate(impl: Any) -> None:
+    if not callable(impl):
+        raise ImplementationError(f"{impl!r} is not a class or factory")
+    missing = [m for m in ("start", "handle_above", "handle_below", "handle_peer", "handle_timer") if not callable(getattr(impl, m, None))]
+    if missing:
+        raise ImplementationError(
+            f"{getattr(impl, '__qualname__', impl)!r} does not implement the link service: no {', '.join(missing)}"
+        )
+    if inspect.isclass(impl):
+        try:
+            inspect.signature(impl).bind(object())
+        except TypeError:
+            raise ImplementationError(f"{impl.__qualname__} cannot be built as {impl.__qualname__}(ctx)") from None
+
+
+def _types(impl: Any) -> list[RequestType]:
+    provides = getattr(impl, "PROVIDES", None)
+    if provides is None:
+        return [RequestType.K, RequestType.M]
+    types = [t for t, cap in ((RequestType.K, CAP_LINK_K), (RequestType.M, CAP_LINK_M)) if cap in provides]
+    return types
+
+
+def _require_type(impl: Any, kind: RequestType) -> None:
+    if kind not in _types(impl):
+        raise NotApplicable(f"the implementation does not provide type {kind.value} (PROVIDES lacks link:{kind.value})")
+
+
+# ------------------------------------------------------------ scenarios
+
+
+@st.composite
+def scenarios(
+    draw: Any,
+    types: tuple[RequestType, ...],
+    live: bool = False,
+    max_creates: int = 4,
+) -> tuple[LinkConditions, list[ScriptedCreate], int]:
+    """A random scenario: conditions, scripted CREATEs, and how long to run.
+
+    ``live=True`` keeps to scenarios where every request can complete (some
+    success probability, fresh pairs good enough): used by the liveness checks.
+    """
+    delay = draw(st.sampled_from([1_000, 10_000, 50_000]))
+    probability = draw(st.sampled_from([0.2, 0.5, 1.0] if live else [0.0, 0.1, 0.3, 1.0]))
+    loss = draw(st.none() | st.lists(st.booleans(), max_size=10).map(tuple))
+    lifetime = draw(st.sampled_from([None, 30 * delay, 300 * delay]))
+    fidelities = tuple(draw(st.lists(st.sampled_from([0.7, 0.8, 0.85, 0.9]), min_size=1, max_size=4)))
+    conditions = LinkConditions(
+        delay_ns=delay,
+        success_probability=probability,
+        loss_pattern=loss,
+        capability_fidelity=0.9,
+        herald_fidelities=fidelities,
+        memory_lifetime_ns=lifetime,
+        num_qubits=(draw(st.integers(1, 3)), draw(st.integers(1, 3))),
+        upper_hold_ns=draw(st.sampled_from([0, delay, 20 * delay])),
+    )
+    creates = []
+    for _ in range(draw(st.integers(1, max_creates))):
+        node = draw(st.sampled_from(NODES))
+        remote = NODES[1] if node == NODES[0] else NODES[0]
+        request = LinkCreate(
+            remote_node=remote,
+            min_fidelity=0.0 if live else draw(st.sampled_from([0.0, 0.5, 0.8])),
+            max_time_ns=None if live else draw(st.none() | st.integers(delay, 60 * delay)),
+            purpose_id=draw(st.integers(0, 3)),
+            number=draw(st.integers(1, 3)),
+            type=draw(st.sampled_from(types)),
+            basis=draw(st.sampled_from(list(Basis))),
+        )
+        creates.append(ScriptedCreate(at_ns=draw(st.integers(0, 10 * delay)), node=node, request=request))
+    # Long enough for every live request: 12 pairs at p >= 0.2 need ~60 attempt periods
+    # on average; 3000 periods leave no realistic chance of running out.
+    horizon = max(c.at_ns for c in creates) + (3000 if live else 200) * delay
+    return conditions, creates, horizon
+
+
+def _property(impl: Any, check: Callable[[LinkRun], None], *, live: bool = False, examples: int = EXAMPLES) -> None:
+    """Run ``check`` on the runs of ``examples`` generated scenarios."""
+    types = tuple(_types(impl))
+
+    @explore(examples)
+    @given(scenario=scenarios(types, live=live), seed=st.integers(0, 2**16))
+    def prop(scenario: tuple[LinkConditions, list[ScriptedCreate], int], seed: int) -> None:
+        conditions, creates, horizon = scenario
+        run = run_link(impl, conditions, creates, until_ns=horizon, seed=seed)
+        _no_crash(run)
+        check(run)
+
+    prop()
+
+
+def _no_crash(run: LinkRun) -> None:
+    if run.crashed is not None:
+        raise run.crashed
+
+
+def _fail(clause_text: str, at: SentUp | None = None) -> ClauseFailure:
+    where = f" (t={at.time_ns} ns at {at.node}: {at.msg!r})" if at is not None else ""
+    return ClauseFailure(clause_text + where)
+
+
+def _request_key(msg: Any) -> tuple[str, int]:
+    return (msg.origin_node, msg.create_id)
+
+
+def _accepted(run: LinkRun) -> dict[tuple[str, int], ScriptedCreate]:
+    """Accepted requests by (origin node, create id)."""
+    out = {}
+    for up in run.up:
+        if isinstance(up.msg, LinkAck) and up.cause[0] == "create":
+            out[(up.node, up.msg.create_id)] = run.creates[up.cause[1]]  # type: ignore[index]
+    return out
+
+
+def _other(node: str) -> str:
+    return NODES[1] if node == NODES[0] else NODES[0]
+
+
+def _single(impl: Any, creates: list[ScriptedCreate], conditions: LinkConditions | None = None, until_ns: int = 2_000_000) -> LinkRun:
+    run = run_link(impl, conditions or LinkConditions(), creates, until_ns=until_ns)
+    _no_crash(run)
+    return run
+
+
+def _immediate(run: LinkRun, index: int) -> list[SentUp]:
+    return [u for u in run.up if u.cause == ("create", index)]
+
+
+# --------------------------------------------------------------- CREATE
+
+
+@SUITE.clause("LINK-CREATE-1", "every CREATE is answered at once by exactly one ACK or ERR")
+def create_answered_once(impl: Any) -> None:
+    def check(run: LinkRun) -> None:
+        for index, create in enumerate(run.creates):
+            answers = _immediate(run, index)
+            if len(answers) != 1 or not isinstance(answers[0].msg, (LinkAck, LinkError)):
+                raise ClauseFailure(
+                    f"CREATE #{index} on {create.node} at t={create.at_ns} ns was answered while handling it by "
+                    f"{[type(a.msg).__name__ for a in answers]}, expected exactly one LinkAck or LinkError"
+                )
+
+    _property(impl, check)
+
+
+@SUITE.clause("LINK-CREATE-2", "create ids given by one node are distinct")
+def create_ids_distinct(impl: Any) -> None:
+    def check(run: LinkRun) -> None:
+        for node in NODES:
+            ids = [u.msg.create_id for u in run.up if u.node == node and u.cause[0] == "create"]
+            if len(ids) != len(set(ids)):
+                raise ClauseFailure(f"{node} gave create ids {ids} to its CREATEs: some repeat")
+
+    _property(impl, check)
+
+
+@SUITE.clause("LINK-CREATE-3", "a CREATE naming this node or a non-neighbour gets ERR CREATE")
+def create_bad_remote(impl: Any) -> None:
+    for remote in ("alice", "carol"):
+        create = ScriptedCreate(0, "alice", LinkCreate(remote_node=remote, type=_types(impl)[0]))
+        run = _single(impl, [create])
+        answers = _immediate(run, 0)
+        if len(answers) != 1 or not isinstance(answers[0].msg, LinkError) or answers[0].msg.code is not LinkErrorCode.CREATE:
+            raise ClauseFailure(f"CREATE to remote_node={remote!r} on alice was answered {[a.msg for a in answers]}, expected ERR CREATE")
+        if run.oks() or run.pairs:
+            raise ClauseFailure(f"after refusing a CREATE to {remote!r}, pairs were still attempted or delivered")
+
+
+@SUITE.clause("LINK-CREATE-4", "a CREATE asking more fidelity than the link can give gets ERR UNSUPP")
+def create_unreachable_fidelity(impl: Any) -> None:
+    conditions = LinkConditions(capability_fidelity=0.8)
+    create = ScriptedCreate(0, "alice", LinkCreate(remote_node="bob", min_fidelity=0.95, type=_types(impl)[0]))
+    run = _single(impl, [create], conditions)
+    answers = _immediate(run, 0)
+    if len(answers) != 1 or not isinstance(answers[0].msg, LinkError) or answers[0].msg.code is not LinkErrorCode.UNSUPP:
+        raise ClauseFailure(
+            f"CREATE with min_fidelity 0.95 on a link whose capabilities give 0.8 was answered "
+            f"{[a.msg for a in answers]}, expected ERR UNSUPP"
+        )
+
+
+@SUITE.clause("LINK-CREATE-5", "a node without memory qubits answers every CREATE with ERR UNSUPP")
+def create_without_memory(impl: Any) -> None:
+    conditions = LinkConditions(num_qubits=(0, 2))
+    for kind in _types(impl):
+        run = _single(impl, [ScriptedCreate(0, "alice", LinkCreate(remote_node="bob", type=kind))], conditions)
+        answers = _immediate(run, 0)
+        if len(answers) != 1 or not isinstance(answers[0].msg, LinkError) or answers[0].msg.code is not LinkErrorCode.UNSUPP:
+            raise ClauseFailure(f"type {kind.value} CREATE on a node with 0 qubits was answered {[a.msg for a in answers]}, expected ERR UNSUPP")
+
+
+@SUITE.clause("LINK-ACK-1", "an ACK echoes the remote node and purpose id of its CREATE")
+def ack_echoes(impl: Any) -> None:
+    def check(run: LinkRun) -> None:
+        for index, create in enumerate(run.creates):
+            for up in _immediate(run, index):
+                if isinstance(up.msg, LinkAck) and (
+                    up.msg.remote_node != create.request.remote_node or up.msg.purpose_id != create.request.purpose_id
+                ):
+                    raise _fail(f"ACK of CREATE #{index} ({create.request!r}) does not echo remote_node/purpose_id", up)
+
+    _property(impl, check)
+
+
+# ------------------------------------------------------------------- OK
+
+
+@SUITE.clause("LINK-OK-1", "at the origin node no OK or ERR of a request precedes its ACK")
+def ok_after_ack(impl: Any) -> None:
+    def check(run: LinkRun) -> None:
+        acked: set[tuple[str, int]] = set()
+        for up in run.up:
+            if isinstance(up.msg, LinkAck):
+                acked.add((up.node, up.msg.create_id))
+            elif isinstance(up.msg, (LinkOkKeep, LinkOkMeasure, LinkError)) and up.msg.origin_node == up.node:
+                if up.cause[0] != "create" and (up.node, up.msg.create_id) not in acked:
+                    raise _fail("a message about a request reached the origin before the request's ACK", up)
+
+    _property(impl, check)
+
+
+@SUITE.clause("LINK-OK-2", "every OK is delivered at both ends, alike, within one round trip")
+def ok_at_both_ends(impl: Any) -> None:
+    def check(run: LinkRun) -> None:
+        slack = 2 * run.conditions.delay_ns
+        by_node: dict[str, dict[Any, SentUp]] = {n: {} for n in NODES}
+        for up in run.oks():
+            by_node[up.node][up.msg.ent_id] = up
+        for node in NODES:
+            other = _other(node)
+            for ent_id, up in by_node[node].items():
+                twin = by_node[other].get(ent_id)
+                if twin is None:
+                    if up.time_ns + slack <= run.end_ns:
+                        raise _fail(f"OK for pair {ent_id!r} was delivered at {node} but never at {other}", up)
+                    continue
+                if abs(twin.time_ns - up.time_ns) > slack:
+                    raise _fail(f"the two OKs of {ent_id!r} are {abs(twin.time_ns - up.time_ns)} ns apart (> {slack})", up)
+                mine, theirs = up.msg, twin.msg
+                for name in ("create_id", "origin_node", "purpose_id", "bell_state"):
+                    if getattr(mine, name) != getattr(theirs, name):
+                        raise _fail(
+                            f"the two OKs of {ent_id!r} disagree on {name}: "
+                            f"{getattr(mine, name)!r} at {node}, {getattr(theirs, name)!r} at {other}",
+                            up,
+                        )
+                if mine.remote_node != other:
+                    raise _fail(f"OK at {node} names remote_node {mine.remote_node!r}, not {other!r}", up)
+
+    _property(impl, check)
+
+
+@SUITE.clause("LINK-OK-3", "entanglement ids are unique and name the origin and the other end")
+def ok_ids_unique(impl: Any) -> None:
+    def check(run: LinkRun) -> None:
+        for node in NODES:
+            seen: set[Any] = set()
+            for up in run.oks(node):
+                ent = up.msg.ent_id
+                if ent in seen:
+                    raise _fail(f"{node} delivered two OKs with ent_id {ent!r}", up)
+                seen.add(ent)
+                other = _other(up.msg.origin_node)
+                if ent.creator != up.msg.origin_node or ent.peer != other:
+                    raise _fail(f"ent_id {ent!r} should be (creator={up.msg.origin_node!r}, peer={other!r}, ...)", up)
+
+    _property(impl, check)
+
+
+@SUITE.clause("LINK-OK-4", "the two OKs of a pair name the two halves of one heralded pair, in its Bell state")
+def ok_right_pair(impl: Any) -> None:
+    def check(run: LinkRun) -> None:
+        halves: dict[Any, dict[str, Any]] = {}
+        for up in run.oks():
+            msg = up.msg
+            if isinstance(msg, LinkOkKeep):
+                pair = run.pair_of(up.node, msg.handle, up.time_ns)
+                if pair is None:
+                    raise _fail(f"OK at {up.node} hands up qubit {msg.handle}, which no herald entangled", up)
+            else:
+                pair = _measured_pair(run, up)
+                if pair is None:
+                    raise _fail(f"type-M OK at {up.node} reports an outcome no heralded qubit of {up.node} gave", up)
+            if msg.bell_state is not pair.bell_state:
+                raise _fail(f"OK says {msg.bell_state.value} but the station heralded {pair.bell_state.value} for that pair", up)
+            halves.setdefault(msg.ent_id, {})[up.node] = pair.sequence
+        for ent_id, seqs in halves.items():
+            if len(set(seqs.values())) > 1:
+                raise ClauseFailure(f"the two OKs of {ent_id!r} name qubits of different heralded pairs {seqs}")
+
+    _property(impl, check)
+
+
+@SUITE.clause("LINK-OK-5", "goodness is the pair's true fidelity at the time of goodness (within 0.01)")
+def ok_goodness_honest(impl: Any) -> None:
+    def check(run: LinkRun) -> None:
+        for up in run.oks():
+            msg = up.msg
+            pair = run.pair_of(up.node, msg.handle, up.time_ns) if isinstance(msg, LinkOkKeep) else _measured_pair(run, up)
+            if pair is None:
+                continue  # LINK-OK-4 reports it
+            # type M carries no time of goodness: it is the herald time (specs/link.md, LINK-OK-5)
+            time_ns = msg.goodness_time_ns if isinstance(msg, LinkOkKeep) else pair.herald_time_ns
+            if time_ns > up.time_ns:
+                raise _fail(f"goodness_time_ns {time_ns} is later than the OK itself", up)
+            truth = pair.fidelity_at(time_ns)
+            if abs(msg.goodness - truth) > GOODNESS_TOLERANCE:
+                raise _fail(
+                    f"goodness {msg.goodness:.4f} but the pair's true fidelity at t={time_ns} ns is {truth:.4f} "
+                    f"(tolerance {GOODNESS_TOLERANCE})",
+                    up,
+                )
+
+    _property(impl, check)
+
+
+def _measured_pair(run: LinkRun, up: SentUp) -> Any:
+    """The heralded pair a type-M OK reports on: of the pairs whose qubit at this
+    node was measured (in the OK's basis, with its outcome) no later than the OK
+    and not yet reported by an earlier OK, the one measured last."""
+    attribution = getattr(run, "_m_attribution", None)
+    if attribution is None:
+        attribution = {}
+        claimed: set[tuple[str, int]] = set()
+        for other in run.oks():
+            if not isinstance(other.msg, LinkOkMeasure):
+                continue
+            best = None
+            for pair in run.pairs.values():
+                got = pair.measured.get(other.node)
+                if (
+                    got is not None
+                    and got[2] <= other.time_ns
+                    and (got[0], got[1]) == (other.msg.basis.value, other.msg.outcome)
+                    and (other.node, pair.sequence) not in claimed
+                    and (best is None or got[2] >= best.measured[other.node][2])
+                ):
+                    best = pair
+            if best is not None:
+                claimed.add((other.node, best.sequence))
+            attribution[id(other)] = best
+        run._m_attribution = attribution  # type: ignore[attr-defined]
+    return attribution.get(id(up))
+
+
+@SUITE.clause("LINK-OK-6", "no OK delivers a pair with goodness below the request's min_fidelity")
+def ok_meets_min_fidelity(impl: Any) -> None:
+    def check(run: LinkRun) -> None:
+        accepted = _accepted(run)
+        for up in run.oks():
+            create = accepted.get(_request_key(up.msg))
+            if create is not None and up.msg.goodness < create.request.min_fidelity:
+                raise _fail(f"goodness {up.msg.goodness} is below the request's min_fidelity {create.request.min_fidelity}", up)
+
+    _property(impl, check)
+
+
+@SUITE.clause("LINK-OK-7", "a request gets at most `number` OKs at each end")
+def ok_at_most_number(impl: Any) -> None:
+    def check(run: LinkRun) -> None:
+        accepted = _accepted(run)
+        for node in NODES:
+            counts: dict[tuple[str, int], int] = {}
+            for up in run.oks(node):
+                key = _request_key(up.msg)
+                counts[key] = counts.get(key, 0) + 1
+                create = accepted.get(key)
+                if create is not None and counts[key] > create.request.number:
+                    raise _fail(f"request {key} asked for {create.request.number} pairs; {node} got OK number {counts[key]}", up)
+
+    _property(impl, check)
+
+
+@SUITE.clause("LINK-OK-8", "a type-M OK reports the requested basis and the outcome measured on its pair's qubit")
+def ok_measure(impl: Any) -> None:
+    _require_type(impl, RequestType.M)
+
+    def check(run: LinkRun) -> None:
+        accepted = _accepted(run)
+        for up in run.oks():
+            msg = up.msg
+            create = accepted.get(_request_key(msg))
+            if create is None:
+                continue
+            wanted = create.request.type
+            if wanted is RequestType.M and not isinstance(msg, LinkOkMeasure):
+                raise _fail("a type-M request got an OK that is not LinkOkMeasure", up)
+            if wanted is RequestType.K and not isinstance(msg, LinkOkKeep):
+                raise _fail("a type-K request got an OK that is not LinkOkKeep", up)
+            if isinstance(msg, LinkOkMeasure):
+                if up.node == msg.origin_node and msg.basis is not create.request.basis:
+                    raise _fail(f"the request asked basis {create.request.basis.value}, the OK reports {msg.basis.value}", up)
+                if _measured_pair(run, up) is None:
+                    raise _fail("no heralded qubit of this node was measured with this basis and outcome before the OK", up)
+
+    _property(impl, check)
+
+
+# -------------------------------------------------------- errors, ending
+
+
+@SUITE.clause("LINK-TIMEOUT-1", "an unfinished request gets ERR TIMEOUT at both ends, not before max_time and within 2 delays after")
+def timeout_in_time(impl: Any) -> None:
+    def check(run: LinkRun) -> None:
+        slack = 2 * run.conditions.delay_ns
+        accepted = _accepted(run)
+        for key, create in accepted.items():
+            max_time = create.request.max_time_ns
+            if max_time is None:
+                continue
+            deadline = create.at_ns + max_time
+            if deadline + slack > run.end_ns:
+                continue  # the run ended too soon to judge
+            for node in NODES:
+                oks = [u for u in run.oks(node) if _request_key(u.msg) == key]
+                errs = [u for u in run.errors(node) if _request_key(u.msg) == key]
+                if len(oks) >= create.request.number:
+                    continue
+                timeouts = [u for u in errs if u.msg.code is LinkErrorCode.TIMEOUT]
+                if not errs:
+                    raise ClauseFailure(
+                        f"request {key} (max_time_ns={max_time}, CREATE at t={create.at_ns}) had {len(oks)} of "
+                        f"{create.request.number} pairs at {node} and no ERR by t={deadline + slack}"
+                    )
+                if timeouts:
+                    first = timeouts[0]
+                    if first.time_ns > deadline + slack:
+                        raise _fail(f"ERR TIMEOUT came after max_time + {slack} ns (deadline t={deadline})", first)
+                    if node == create.node and first.time_ns < deadline:
+                        raise _fail(f"ERR TIMEOUT at the origin before max_time ran out (deadline t={deadline})", first)
+
+    _property(impl, check)
+
+
+@SUITE.clause("LINK-ERR-1", "after an ERR for a request, no OK for it follows at that node")
+def nothing_after_error(impl: Any) -> None:
+    def check(run: LinkRun) -> None:
+        ended: set[tuple[str, tuple[str, int]]] = set()
+        for up in run.up:
+            if isinstance(up.msg, LinkError):
+                ended.add((up.node, _request_key(up.msg)))
+            elif isinstance(up.msg, (LinkOkKeep, LinkOkMeasure)) and (up.node, _request_key(up.msg)) in ended:
+                raise _fail("an OK followed the ERR that ended its request", up)
+
+    _property(impl, check)
+
+
+@SUITE.clause("LINK-END-1", "every accepted request ends at both ends with `number` OKs or an ERR")
+def every_request_ends(impl: Any) -> None:
+    def check(run: LinkRun) -> None:
+        for key, create in _accepted(run).items():
+            for node in NODES:
+                oks = [u for u in run.oks(node) if _request_key(u.msg) == key]
+                errs = [u for u in run.errors(node) if _request_key(u.msg) == key]
+                if len(oks) < create.request.number and not errs:
+                    raise ClauseFailure(
+                        f"request {key} ({create.request.number} pairs, CREATE at t={create.at_ns}) still open at {node} "
+                        f"after {run.end_ns - create.at_ns} ns with {len(oks)} OKs, success probability "
+                        f"{run.conditions.success_probability}, {run.conditions.num_qubits} qubits"
+                    )
+
+    _property(impl, check, live=True, examples=12)
+
+
+# ------------------------------------------------------------- resources
+
+
+@SUITE.clause("LINK-RES-1", "every heralded qubit is handed up in an OK or released by the link layer")
+def no_leaked_qubits(impl: Any) -> None:
+    def check(run: LinkRun) -> None:
+        if _still_working(run):
+            return  # an open request may hold qubits legitimately
+        last = max([u.time_ns for u in run.up] + [c.at_ns for c in run.creates])
+        if run.end_ns - last < 2 * run.conditions.delay_ns:
+            return  # heralds of the last attempts may still be in flight
+        for node, held in run.held_at_end.items():
+            leaked = sorted(h for h, owner in held.items() if owner == "link")
+            if leaked:
+                raise ClauseFailure(
+                    f"all requests ended by t={last} ns, yet at t={run.end_ns} ns {node}'s link layer still holds "
+                    f"qubits {leaked} it never handed up or freed"
+                )
+
+    _property(impl, check)
+
+
+def _still_working(run: LinkRun) -> bool:
+    """True when some accepted request has not ended at some node."""
+    for key, create in _accepted(run).items():
+        for node in NODES:
+            oks = [u for u in run.oks(node) if _request_key(u.msg) == key]
+            errs = [u for u in run.errors(node) if _request_key(u.msg) == key]
+            if len(oks) < create.request.number and not errs:
+                return True
+    return False
+
+
+@SUITE.clause("LINK-RES-2", "the link layer operates only on qubits it holds, and only through the physical services")
+def only_own_qubits(impl: Any) -> None:
+    def check(run: LinkRun) -> None:
+        if run.misuse:
+            raise ClauseFailure("; ".join(run.misuse[:3]))
+
+    _property(impl, check)
+
+
+# --------------------------------------------------------------- messages
+
+
+@SUITE.clause("LINK-MSG-1", "everything sent up is a valid link-service response")
+def responses_valid(impl: Any) -> None:
+    def check(run: LinkRun) -> None:
+        for up in run.up:
+            if not isinstance(up.msg, (LinkAck, LinkOkKeep, LinkOkMeasure, LinkError)):
+                raise _fail(f"sent up a {type(up.msg).__name__}, which is not a link-service response", up)
+            try:
+                _RESPONSE.validate_python(up.msg.model_dump())
+            except ValidationError as exc:
+                raise _fail(f"sent up a message that does not validate: {exc.errors()[0]['msg']}", up) from None
+
+    _property(impl, check)
+
+
+@SUITE.clause("LINK-MSG-2", "a message from above that is not a CREATE is refused with EntityError", mandatory=False)
+def foreign_input_refused(impl: Any) -> None:
+    from link.conformance.harness import LinkHarness
+
+    harness = LinkHarness(impl, LinkConditions(), [])
+    entity = harness.entities["alice"]
+    entity.start()
+    try:
+        entity.handle_above("CREATE please")
+    except EntityError:
+        return
+    except Exception as exc:
+        raise ClauseFailure(f"handle_above('CREATE please') raised {type(exc).__name__}, not EntityError") from None
+    raise ClauseFailure("handle_above('CREATE please') was accepted silently")
