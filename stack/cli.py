@@ -3,6 +3,16 @@
 ``qnetstack run SCENARIO [--seed N] [--json] [--trace FILE]`` runs a scenario file and
 prints its summary. A scenario or assembly error ends the command with exit
 code 2 and one line naming the field and the problem.
+
+``qnetstack conform LAYER [IMPL] [--json] [--junit FILE] [--clause ID ...]`` runs the
+layer's conformance suite against IMPL (``module:Class`` or a registered name;
+left out, the project's reference implementation) and prints a clause-by-clause
+report. Exit code 0 when every mandatory clause passes, 1 when one fails, 2 for
+bad input (unknown layer, an import path that does not resolve, an object that
+is not an implementation of the service).
+
+``qnetstack schema --out DIR`` writes the JSON Schemas of every service message
+and of the scenario file.
 """
 
 from __future__ import annotations
@@ -30,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
     run.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     run.add_argument("--trace", metavar="FILE", default=None, help="write every traced event as JSON lines to FILE")
+    conform = sub.add_parser("conform", help="check an implementation of a layer against its spec, clause by clause")
+    conform.add_argument("layer", help="physical, link, network or application")
+    conform.add_argument("impl", nargs="?", default=None, help="module:Class or a registered name (default: the reference implementation)")
+    conform.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    conform.add_argument("--junit", metavar="FILE", default=None, help="also write the report as JUnit XML to FILE")
+    conform.add_argument("--clause", action="append", default=None, metavar="ID", help="check only this clause (repeatable)")
     schema = sub.add_parser("schema", help="write the JSON Schemas of all service messages and the scenario file")
     schema.add_argument("--out", default="specs/schemas", help="folder to write into (default: specs/schemas)")
     return parser
@@ -39,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
         return _run(args)
+    if args.command == "conform":
+        return _conform(args)
     if args.command == "schema":
         from pathlib import Path
 
@@ -70,6 +88,21 @@ def _run(args: argparse.Namespace) -> int:
                 out.write(json.dumps(record, sort_keys=True, default=str) + "\n")
     print(result.to_json() if args.json else result.to_table())
     return 0
+
+
+def _conform(args: argparse.Namespace) -> int:
+    from stack.conform import ConformError, run_conformance
+
+    try:
+        report = run_conformance(args.layer, args.impl, select=args.clause)
+    except ConformError as exc:
+        print(f"qnetstack: error: {exc}", file=sys.stderr)
+        return 2
+    if args.junit:
+        with open(args.junit, "w", encoding="utf-8") as out:
+            out.write(report.to_junit())
+    print(report.to_json() if args.json else report.to_text())
+    return 0 if report.passed else 1
 
 
 if __name__ == "__main__":  # pragma: no cover

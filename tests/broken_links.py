@@ -1,0 +1,69 @@
+"""Deliberately broken link layers, each violating one clause of specs/link.md.
+
+They start from the reference ``SingleClickEgp`` and change one behaviour, so a
+conformance failure can only come from that change. ``tests/test_conformance.py``
+checks that the link suite catches each one under the right clause id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from link.egp import SingleClickEgp
+from link.service import BellState, LinkOkKeep, LinkOkMeasure
+from physical.service import FreeQubit
+
+
+class OkAtOneEnd(SingleClickEgp):
+    """Only the node that sent the CREATE hears about its pairs (LINK-OK-2)."""
+
+    def _deliver(self, request: Any, herald: Any) -> None:
+        if request.origin != self.ctx.node:
+            self.ctx.device.execute(FreeQubit(handle=herald.handle))
+            request.made += 1
+            if request.made >= request.number:
+                self._end(request)
+            return
+        super()._deliver(request, herald)
+
+
+class InflatedGoodness(SingleClickEgp):
+    """Reports the fidelity the caller hoped for, not the one it got (LINK-OK-5)."""
+
+    def _deliver(self, request: Any, herald: Any) -> None:
+        super()._deliver(request, herald.model_copy(update={"fidelity_estimate": 0.99}))
+
+
+class LabelledBellState(SingleClickEgp):
+    """Always says PHI_PLUS, whatever the station heralded (LINK-OK-4)."""
+
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(ctx)
+        send_up = ctx.send_up
+
+        def relabel(msg: Any) -> None:
+            if isinstance(msg, (LinkOkKeep, LinkOkMeasure)):
+                msg = msg.model_copy(update={"bell_state": BellState.PHI_PLUS})
+            send_up(msg)
+
+        self.ctx = _Relabelled(ctx, relabel)
+
+
+class _Relabelled:
+    """The entity's context with ``send_up`` replaced."""
+
+    def __init__(self, ctx: Any, send_up: Any) -> None:
+        self._ctx = ctx
+        self.send_up = send_up
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ctx, name)
+
+
+class NeverTimesOut(SingleClickEgp):
+    """Ignores max_time_ns: a request without pairs stays open forever (LINK-TIMEOUT-1)."""
+
+    def handle_timer(self, tag: Any) -> None:
+        if tag[0] == "deadline":
+            return
+        super().handle_timer(tag)

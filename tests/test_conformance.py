@@ -1,0 +1,209 @@
+"""The conformance kit: reference implementations pass, broken ones fail under
+the right clause, reports are well formed, specs and suites name the same clauses."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from entity.conformance import CLAUSE_ID_PATTERN, ConformanceReport
+from stack.cli import main
+from stack.conform import ConformError, run_conformance, suite_for
+from tests import broken_links
+
+ROOT = Path(__file__).resolve().parent.parent
+LAYERS = ("physical", "link", "network", "application")
+# "- **LINK-OK-2** (MUST) text": a clause is defined by a list item starting with its bold id
+DEFINITION = re.compile(r"^- \*\*(" + CLAUSE_ID_PATTERN[2:-2] + r")\*\* \((MUST|SHOULD)\) ", re.MULTILINE)
+
+
+@pytest.fixture(scope="module")
+def link_reference_report() -> ConformanceReport:
+    return run_conformance("link")
+
+
+def spec_clauses(layer: str) -> dict[str, bool]:
+    """Clause id -> mandatory, as defined in specs/<layer>.md."""
+    text = (ROOT / "specs" / f"{layer}.md").read_text(encoding="utf-8")
+    found: dict[str, bool] = {}
+    for clause_id, level in DEFINITION.findall(text):
+        assert clause_id not in found, f"{clause_id} is defined twice in specs/{layer}.md"
+        found[clause_id] = level == "MUST"
+    return found
+
+
+# ------------------------------------------------------------------ specs
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_every_spec_clause_is_checked_and_every_check_names_a_spec_clause(layer):
+    defined = spec_clauses(layer)
+    assert defined, f"specs/{layer}.md defines no clause"
+    suite = suite_for(layer)
+    checked = {c.clause: c.mandatory for c in suite.checks}
+    assert sorted(set(defined) - set(checked)) == [], "clauses in the spec that no check verifies"
+    assert sorted(set(checked) - set(defined)) == [], "checks naming clauses the spec does not define"
+    differ = sorted(c for c in defined if defined[c] != checked[c])
+    assert differ == [], "MUST/SHOULD in the spec disagrees with the check's mandatory flag"
+    assert suite.spec == f"specs/{layer}.md"
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_every_clause_id_mentioned_in_a_spec_is_defined(layer):
+    text = (ROOT / "specs" / f"{layer}.md").read_text(encoding="utf-8")
+    every_defined = {c for other in LAYERS for c in spec_clauses(other)}
+    mentioned = set(re.findall(CLAUSE_ID_PATTERN, text))
+    assert sorted(mentioned - every_defined) == []
+
+
+def test_the_cross_reference_check_can_fail(tmp_path):
+    """The definition pattern really parses ids and levels (so the tests above can fail)."""
+    text = "- **LINK-OK-2** (MUST) both ends.\n- **LINK-MSG-2** (SHOULD) refuse.\n* **LINK-X-1** (MUST) not a definition\n"
+    assert DEFINITION.findall(text) == [("LINK-OK-2", "MUST"), ("LINK-MSG-2", "SHOULD")]
+
+
+# ------------------------------------------------------ reference layers
+
+
+def test_reference_link_layer_conforms(link_reference_report):
+    report = link_reference_report
+    assert report.passed, report.to_text()
+    assert report.counts()["fail"] == 0
+    assert {c.clause for c in report.clauses} == suite_for("link").clause_ids
+
+
+@pytest.mark.parametrize("layer", ["physical", "network", "application"])
+def test_reference_implementations_of_the_other_layers_conform(layer):
+    report = run_conformance(layer)
+    assert report.passed, report.to_text()
+    assert report.counts()["fail"] == 0
+
+
+# ------------------------------------------------ broken implementations
+
+
+@pytest.mark.parametrize(
+    "impl, expected",
+    [
+        # The responder never reports: the pair is missing at one end, and the
+        # responder's side of the request never ends.
+        (broken_links.OkAtOneEnd, {"LINK-OK-2", "LINK-END-1"}),
+        (broken_links.InflatedGoodness, {"LINK-OK-5"}),
+        (broken_links.LabelledBellState, {"LINK-OK-4"}),
+        (broken_links.NeverTimesOut, {"LINK-TIMEOUT-1"}),
+    ],
+    ids=lambda v: v.__name__ if isinstance(v, type) else "",
+)
+def test_broken_link_layers_fail_exactly_the_clauses_they_break(impl, expected):
+    report = run_conformance("link", impl)
+    assert not report.passed
+    assert set(report.failed_clauses()) == expected, report.to_text()
+    for clause in report.clauses:
+        if clause.status == "fail":
+            assert clause.detail  # the failing example is reported
+
+
+# ----------------------------------------------------------------- reports
+
+
+def test_text_report_lists_every_clause_and_the_verdict(link_reference_report):
+    text = link_reference_report.to_text()
+    for clause in link_reference_report.clauses:
+        assert re.search(rf"^\s+pass\s+{clause.clause}\s", text, re.MULTILINE)
+    assert text.rstrip().endswith("CONFORMS")
+
+
+def test_json_report_round_trips(link_reference_report):
+    data = json.loads(link_reference_report.to_json())
+    assert data["passed"] is True and data["layer"] == "link"
+    assert data["counts"]["pass"] == len(data["clauses"])
+    assert ConformanceReport.model_validate({k: v for k, v in data.items() if k not in ("passed", "counts")}) == link_reference_report
+
+
+def test_junit_report_of_a_failing_implementation():
+    report = run_conformance("link", broken_links.InflatedGoodness, select=["LINK-OK-5", "LINK-OK-2"])
+    root = ET.fromstring(report.to_junit())
+    assert root.tag == "testsuite" and root.get("tests") == "2" and root.get("failures") == "1"
+    cases = {case.get("name").split()[0]: case for case in root.iter("testcase")}
+    assert set(cases) == {"LINK-OK-5", "LINK-OK-2"}
+    failure = cases["LINK-OK-5"].find("failure")
+    assert failure is not None and "goodness 0.99" in failure.text and "Falsifying example" in failure.text
+    assert cases["LINK-OK-2"].find("failure") is None
+
+
+# --------------------------------------------------------------------- CLI
+
+
+def test_cli_passes_the_reference_and_writes_json_and_junit(tmp_path, capsys):
+    junit = tmp_path / "link.xml"
+    code = main(["conform", "link", "single-click-egp", "--json", "--junit", str(junit), "--clause", "LINK-OK-2"])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [c["clause"] for c in data["clauses"]] == ["LINK-OK-2"] and data["passed"]
+    assert ET.parse(junit).getroot().get("failures") == "0"
+
+
+def test_cli_exit_code_1_names_the_broken_clause(capsys):
+    code = main(["conform", "link", "tests.broken_links:InflatedGoodness", "--clause", "LINK-OK-5"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert re.search(r"FAIL\s+LINK-OK-5", out) and "DOES NOT CONFORM" in out
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["conform", "transport"], "unknown layer 'transport'"),
+        (["conform", "link", "no_such_module:Egp"], "cannot import module 'no_such_module'"),
+        (["conform", "link", "link.egp:NoSuchClass"], "has no attribute 'NoSuchClass'"),
+        (["conform", "link", "link.egp:PeerCreate"], "does not implement the link service"),
+        (["conform", "link", "egp-that-is-not-registered"], "unknown link implementation"),
+        (["conform", "link", "--clause", "LINK-NOPE-1"], "no clause LINK-NOPE-1"),
+    ],
+)
+def test_cli_bad_input_is_one_line_and_exit_2(args, says, capsys):
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0]
+
+
+def test_runner_api_raises_conform_error():
+    with pytest.raises(ConformError, match="unknown layer"):
+        run_conformance("transport")
+
+
+# ------------------------------------------------------------ under pytest
+
+
+def _pyargs(package: str, impl: str | None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env.pop("QNETSTACK_CONFORM_IMPL", None)
+    if impl:
+        env["QNETSTACK_CONFORM_IMPL"] = impl
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--pyargs", package, "-k", "LINK-OK-5 or LINK-OK-2"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
+    )
+
+
+def test_suite_runs_under_pytest_pyargs():
+    good = _pyargs("link.conformance", None)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "2 passed" in good.stdout
+    bad = _pyargs("link.conformance", "tests.broken_links:InflatedGoodness")
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert "LINK-OK-5" in bad.stdout and "1 failed, 1 passed" in bad.stdout
