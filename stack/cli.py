@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -40,6 +41,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
     run.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     run.add_argument("--trace", metavar="FILE", default=None, help="write every traced event as JSON lines to FILE")
+    run.add_argument(
+        "--impl",
+        action="append",
+        default=[],
+        metavar="LAYER=IMPL",
+        help="run LAYER with IMPL (module:Class or a registered name) instead of the scenario's choice; repeatable",
+    )
     conform = sub.add_parser("conform", help="check an implementation of a layer against its spec, clause by clause")
     conform.add_argument("layer", help="physical, link, network or application")
     conform.add_argument("impl", nargs="?", default=None, help="module:Class or a registered name (default: the reference implementation)")
@@ -53,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # Like ``python -m``: module:Class paths may name modules in the current folder.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     if args.command == "run":
         return _run(args)
     if args.command == "conform":
@@ -77,7 +88,7 @@ def _run(args: argparse.Namespace) -> int:
             scenario = scenario.model_copy(update={"seed": args.seed})
         if args.trace:
             scenario = scenario.model_copy(update={"keep_trace": True})
-        simulation = assemble(scenario)
+        simulation = assemble(scenario, implementations=_impl_overrides(args.impl))
     except ScenarioError as exc:
         print(f"qnetstack: error: {exc}", file=sys.stderr)
         return 2
@@ -88,6 +99,16 @@ def _run(args: argparse.Namespace) -> int:
                 out.write(json.dumps(record, sort_keys=True, default=str) + "\n")
     print(result.to_json() if args.json else result.to_table())
     return 0
+
+
+def _impl_overrides(pairs: list[str]) -> dict[str, str]:
+    overrides = {}
+    for pair in pairs:
+        layer, sep, impl = pair.partition("=")
+        if not sep or not layer or not impl:
+            raise ScenarioError("--impl", f"expected LAYER=IMPL, got {pair!r}")
+        overrides[layer] = impl
+    return overrides
 
 
 def _conform(args: argparse.Namespace) -> int:
