@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from pydantic import BaseModel, ConfigDict
 
 __all__ = [
@@ -74,9 +74,11 @@ def explore(max_examples: int) -> settings:
     Derandomised (the same examples every run, so a CI verdict is stable), no
     example database (nothing written next to the user's code), no deadline
     (a simulated run may take a while) and ``max_examples`` chosen per check so
-    that a whole suite stays under a minute.
+    that a whole suite stays under a minute. The "explain" phase is left out:
+    the lines of *our harness* it lists say nothing to an implementer.
     """
     return settings(
+        phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
         max_examples=max_examples,
         derandomize=True,
         database=None,
