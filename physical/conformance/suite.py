@@ -1,0 +1,1088 @@
+"""Conformance suite of the physical services (``specs/physical.md``), clause by clause.
+
+Every check takes the backend under test (a class or factory: ``Backend()``
+gives an object with ``node_entity`` and ``station_entity``), builds a link
+with :mod:`physical.conformance.harness`, plays the layer above, and raises
+:class:`ClauseFailure` naming what it saw. Hypothesis generates device-operation
+sequences (which qubits, which gates, bases, stale and never-held handles,
+oracle targets) and attempt patterns (both ends in step, one end alone,
+mismatched ids, full memories, released memories, α overrides, link presets,
+memory sizes). A backend attempt costs ~0.15 ms in the reference QuTiP backend
+and ~0.3 ms with the harness around it, so the examples are kept small and the
+two statistical checks (PHY-CAP-2, PHY-CAP-3) use fixed seeds and a stated
+sample size. The whole suite takes ~15 s on a laptop for the reference.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
+
+from entity import Entity, EntityError
+from entity.conformance import ClauseFailure, ImplementationError, Suite, explore
+from physical.conformance.harness import (
+    BASIS_VECTORS,
+    NODES,
+    STATION,
+    AttemptMade,
+    DeviceRun,
+    LinkSetup,
+    PhysicalHarness,
+    PhysicalRun,
+    SentUp,
+    Slot,
+    bloch_vector,
+    other,
+    overlap,
+    run_device_script,
+    run_slots,
+)
+from physical.service import (
+    CAP_DEVICE,
+    CAP_HERALDING,
+    ApplyGate,
+    Basis,
+    BellMeasure,
+    BellMeasureResult,
+    BellState,
+    DeviceError,
+    DeviceErrorCode,
+    DeviceResult,
+    DeviceService,
+    FreeQubit,
+    GateApplied,
+    HeraldAttempt,
+    HeraldResult,
+    InitQubit,
+    Measure,
+    MeasureResult,
+    OracleFidelity,
+    OracleFidelityResult,
+    PhysicalCapabilities,
+    QubitAllocated,
+    QubitFreed,
+    QubitRef,
+)
+
+__all__ = ["SUITE"]
+
+SUITE = Suite(layer="physical", spec="specs/physical.md", reference="physical.qutip_backend:QutipSingleClickBackend")
+
+EXACT = 1e-6  # numerical tolerance of "equal" for fidelities computed two ways
+SIGMAS = 5  # statistical checks allow 5 standard errors (two-sided p ~ 6e-7 for a correct backend)
+DEVICE_EXAMPLES = 50  # device scripts: no attempts, ~2-10 ms each for the reference
+SLOT_EXAMPLES = 25  # attempt patterns: at most 8 slots, ~5-20 ms each for the reference
+_DEVICE_RESULT = TypeAdapter(DeviceResult)
+
+# ----------------------------------------------------------------- links
+
+# every attempt heralds with p = 2α(1 - α/2) = 0.75 (lossless, no dark counts), F = (1-α)/(1-α/2) = 2/3
+LOSSLESS = LinkSetup(length_km=2.0, db_per_km=0.0, bright_state_population=0.5, detector_efficiency=1.0, emission_efficiency=(1.0, 1.0))
+# the defaults of physical.params, with different emission efficiencies at the two ends
+REALISTIC = LinkSetup(length_km=2.0, bright_state_population=0.3, emission_efficiency=(0.75, 0.6))
+# longer, dark counts, memory noise during the photons' flight
+NOISY = LinkSetup(
+    length_km=10.0,
+    bright_state_population=0.2,
+    detector_efficiency=0.9,
+    dark_count_probability=0.01,
+    t1_ns=400_000,
+    t2_ns=100_000,
+)
+PRESETS = (LOSSLESS, REALISTIC, NOISY)
+
+
+# ---------------------------------------------------------------- shape
+
+
+@SUITE.validator
+def _validate(impl: Any) -> None:
+    name = getattr(impl, "__qualname__", None) or repr(impl)
+    if not callable(impl):
+        raise ImplementationError(f"{name} is not a backend class or factory (not callable)")
+    try:
+        inspect.signature(impl).bind()
+    except TypeError:
+        raise ImplementationError(f"{name} cannot be called with no arguments to make a backend") from None
+    except ValueError:
+        pass  # no signature to inspect (some builtins): try it
+    try:
+        backend = impl()
+    except Exception as exc:
+        raise ImplementationError(f"{name}() failed: {type(exc).__name__}: {exc}") from None
+    missing = [m for m in ("node_entity", "station_entity") if not callable(getattr(backend, m, None))]
+    if missing:
+        raise ImplementationError(f"{name}() is not a physical backend: it has no {' and no '.join(missing)}")
+
+
+TITLES = {
+    "PHY-BACKEND-1": "node_entity gives an entity that is also the device service, station_entity an entity; each backend object is its own network",
+    "PHY-BACKEND-2": "the backend declares PROVIDES with physical:device and physical:heralding",
+    "PHY-DEV-1": "every device operation is answered synchronously by its own result kind or a DeviceError, with no message sent",
+    "PHY-DEV-2": "GateApplied and QubitFreed name the operation's handle, MeasureResult its basis",
+    "PHY-DEV-3": "InitQubit gives a handle the node does not hold",
+    "PHY-DEV-4": "InitQubit answers NORES exactly when all num_qubits memory qubits are held",
+    "PHY-DEV-5": "an operation on a never-held handle gets UNKNOWN_HANDLE and changes nothing; one on held handles never does",
+    "PHY-DEV-6": "measured, Bell-measured and freed qubits are gone: using their handles again gets UNKNOWN_HANDLE",
+    "PHY-DEV-7": "a non-operation, or a BellMeasure of a qubit with itself, gets UNSUPPORTED and changes nothing",
+    "PHY-DEV-8": "InitQubit(θ, φ) prepares cos(θ/2)|0> + e^{iφ} sin(θ/2)|1> and gates act as their matrices",
+    "PHY-DEV-9": "Measure gives outcome 0 for the +1 eigenstate, 1 for the -1 eigenstate, with Born-rule statistics",
+    "PHY-DEV-10": "BellMeasure projects onto the Bell basis and names the state found",
+    "PHY-ORACLE-1": "oracle reads disturb nothing: repeated reads agree and the state is unchanged",
+    "PHY-ORACLE-2": "OracleFidelity is <ψ|ρ|ψ> of the named qubits, on any node, to the Bloch or Bell target",
+    "PHY-ORACLE-3": "OracleFidelity of a qubit not held gets UNKNOWN_HANDLE; a target that does not fit gets UNSUPPORTED",
+    "PHY-HERALD-1": "every HeraldAttempt gets exactly one HeraldResult at its node, with its neighbour and id, within attempt_period_ns",
+    "PHY-HERALD-2": "an attempt made in step at both ends gets its two results at the same instant, alike",
+    "PHY-HERALD-3": "a success carries a new handle, Bell state, sequence, fidelity estimate and herald time; a failure none",
+    "PHY-HERALD-4": "herald_sequence counts the link's successes from 1",
+    "PHY-HERALD-5": "the heralded pair's true fidelity to bell_state at the herald is fidelity_estimate",
+    "PHY-HERALD-6": "an attempt without a partner in the same slot with the same id fails",
+    "PHY-HERALD-7": "no_memory is set exactly when the end had no free memory qubit, and then the attempt fails at both ends",
+    "PHY-HERALD-8": "after its result an attempt holds no memory, except the heralded qubit of a success",
+    "PHY-HERALD-9": "an attempt's bright_state_population overrides the link's α",
+    "PHY-CAP-1": "capabilities() describes the node and the link, alike at both ends, from the moment the entity is built",
+    "PHY-CAP-2": "the observed success rate matches success_probability (5 standard errors)",
+    "PHY-CAP-3": "the fidelity of heralded pairs matches capabilities' fidelity (5 standard errors)",
+    "PHY-MSG-1": "a node sends up only valid HeraldResults, nothing down, and peer messages only to nodes of the network",
+    "PHY-MSG-2": "input from above that is not a HeraldAttempt to a neighbour is refused with EntityError",
+    "PHY-RNG-1": "a run is a function of the entities' random streams: the same seeds give the same run",
+}
+
+
+def clause(clause_id: str, *, mandatory: bool = True) -> Callable[[Callable[[Any], None]], Callable[[Any], None]]:
+    return SUITE.clause(clause_id, TITLES[clause_id], mandatory=mandatory)
+
+
+# -------------------------------------------------------------- helpers
+
+
+def _no_crash(run: PhysicalRun | DeviceRun) -> None:
+    if run.crashed is not None:
+        raise run.crashed
+
+
+def _at(time_ns: int, node: str, what: Any) -> str:
+    return f" (t={time_ns} ns at {node}: {what!r})"
+
+
+def _fidelity(result: Any) -> float | None:
+    return result.fidelity if isinstance(result, OracleFidelityResult) else None
+
+
+def _code(result: Any) -> DeviceErrorCode | None:
+    return result.code if isinstance(result, DeviceError) else None
+
+
+# ----------------------------------------------------- device scripts
+
+_THETAS = [0.0, math.pi / 2, math.pi, 2 * math.pi / 3, 0.4]
+_PHIS = [0.0, math.pi / 2, math.pi, 3 * math.pi / 2, 1.1]
+_nodes = st.sampled_from([NODES[0], NODES[0], NODES[0], NODES[1]])  # mostly one node, so its handles see more turnover
+_picks = st.integers(0, 7)
+_handle_ops = st.sampled_from(["gate", "measure", "free", "bell", "oracle"])
+_theta = st.sampled_from(_THETAS)
+_phi = st.sampled_from(_PHIS)
+_init = st.tuples(st.just("init"), _nodes, _theta, _phi)
+_steps = st.one_of(
+    _init,
+    _init,
+    _init,
+    st.tuples(st.just("gate"), _nodes, _picks, st.sampled_from(["I", "X", "Y", "Z", "H", "S"])),
+    st.tuples(st.just("gate"), _nodes, _picks, st.sampled_from(["H", "S"])),
+    st.tuples(st.just("measure"), _nodes, _picks, st.sampled_from(["Z", "X", "Y"])),
+    st.tuples(st.just("bell"), _nodes, _picks, _picks),
+    st.tuples(st.just("same"), _nodes, _picks),
+    st.tuples(st.just("free"), _nodes, _picks),
+    st.tuples(st.just("free"), _nodes, _picks),
+    st.tuples(st.just("stale"), _nodes, _picks, _handle_ops),
+    st.tuples(st.just("stale"), _nodes, _picks, _handle_ops),
+    st.tuples(st.just("bogus"), _nodes, st.integers(0, 70), _handle_ops),
+    st.tuples(st.just("oracle1"), _nodes, _nodes, _picks, _theta, _phi),
+    st.tuples(st.just("oracle2"), _nodes, _picks, _picks, st.sampled_from([b.value for b in BellState])),
+    st.tuples(st.just("foreign"), _nodes),
+)
+
+
+@st.composite
+def device_scripts(draw: Any) -> tuple[LinkSetup, list[tuple[Any, ...]], int]:
+    setup = replace(LOSSLESS, num_qubits=(draw(st.integers(1, 4)), draw(st.integers(1, 4))))
+    script = draw(st.lists(_steps, min_size=3, max_size=20))
+    return setup, script, draw(st.integers(0, 2**16))
+
+
+def _device_property(impl: Any, check: Callable[[DeviceRun], None], examples: int = DEVICE_EXAMPLES) -> None:
+    """Run ``check`` on the runs of ``examples`` generated device scripts."""
+
+    @explore(examples)
+    @given(scenario=device_scripts())
+    def prop(scenario: tuple[LinkSetup, list[tuple[Any, ...]], int]) -> None:
+        setup, script, seed = scenario
+        run = run_device_script(impl, setup, script, seed)
+        _no_crash(run)
+        check(run)
+
+    prop()
+
+
+_EXPECTED_KIND = {
+    InitQubit: QubitAllocated,
+    ApplyGate: GateApplied,
+    Measure: MeasureResult,
+    BellMeasure: BellMeasureResult,
+    FreeQubit: QubitFreed,
+    OracleFidelity: OracleFidelityResult,
+}
+
+
+@clause("PHY-DEV-1")
+def device_answers_in_kind(impl: Any) -> None:
+    def check(run: DeviceRun) -> None:
+        if run.misuse:
+            raise ClauseFailure("; ".join(run.misuse[:3]))
+        for step in run.steps:
+            c = step.call
+            wanted = _EXPECTED_KIND.get(type(c.op))
+            if not isinstance(c.result, DeviceError) and (wanted is None or not isinstance(c.result, wanted)):
+                expected = "a DeviceError" if wanted is None else f"{wanted.__name__} or DeviceError"
+                raise ClauseFailure(f"{type(c.op).__name__} was answered {c.result!r}, expected {expected}" + _at(c.time_ns, c.node, c.op))
+            try:
+                _DEVICE_RESULT.validate_python(c.result.model_dump())
+            except (ValidationError, AttributeError) as exc:
+                raise ClauseFailure(f"the result {c.result!r} is not a valid device result: {exc}" + _at(c.time_ns, c.node, c.op)) from None
+
+    _device_property(impl, check)
+
+
+@clause("PHY-DEV-2")
+def device_results_echo(impl: Any) -> None:
+    def check(run: DeviceRun) -> None:
+        for step in run.steps:
+            op, result = step.call.op, step.call.result
+            bad = (
+                (isinstance(result, (GateApplied, QubitFreed)) and result.handle != op.handle)
+                or (isinstance(result, MeasureResult) and result.basis != op.basis)
+            )
+            if bad:
+                raise ClauseFailure(f"{type(op).__name__} answered {result!r}, which names another handle or basis" + _at(step.call.time_ns, step.call.node, op))
+
+    _device_property(impl, check)
+
+
+@clause("PHY-DEV-3")
+def init_gives_new_handle(impl: Any) -> None:
+    def check(run: DeviceRun) -> None:
+        for step in run.steps:
+            c = step.call
+            if isinstance(c.result, QubitAllocated) and c.result.handle in c.held_before:
+                raise ClauseFailure(f"InitQubit gave handle {c.result.handle}, already held ({sorted(c.held_before)})" + _at(c.time_ns, c.node, c.op))
+
+    _device_property(impl, check)
+
+
+@clause("PHY-DEV-4")
+def init_nores_when_full(impl: Any) -> None:
+    def check(run: DeviceRun) -> None:
+        for step in run.steps:
+            c = step.call
+            if not isinstance(c.op, InitQubit):
+                continue
+            capacity = step.expect["capacity"]
+            full = len(c.held_before) >= capacity
+            if full and _code(c.result) is not DeviceErrorCode.NORES:
+                raise ClauseFailure(f"InitQubit with all {capacity} memory qubits held was answered {c.result!r}, not NORES" + _at(c.time_ns, c.node, c.op))
+            if not full and not isinstance(c.result, QubitAllocated):
+                raise ClauseFailure(
+                    f"InitQubit with {len(c.held_before)} of {capacity} memory qubits held was answered {c.result!r}" + _at(c.time_ns, c.node, c.op)
+                )
+
+    _device_property(impl, check)
+
+
+def _probes_intact(step: Any, what: str) -> None:
+    for probe in step.after:
+        if probe.fidelity is None or abs(probe.fidelity - 1.0) > EXACT:
+            raise ClauseFailure(
+                f"after {what}, qubit {probe.handle} at {probe.node} is no longer in the state it was in "
+                f"(oracle fidelity {probe.answer!r})"
+            )
+
+
+@clause("PHY-DEV-5")
+def unknown_handles_refused(impl: Any) -> None:
+    def check(run: DeviceRun) -> None:
+        for step in run.steps:
+            c = step.call
+            if step.tag == "bogus":
+                if _code(c.result) is not DeviceErrorCode.UNKNOWN_HANDLE:
+                    raise ClauseFailure(f"an operation on a handle never held was answered {c.result!r}, not UNKNOWN_HANDLE" + _at(c.time_ns, c.node, c.op))
+                _probes_intact(step, f"the refused {type(c.op).__name__} on a never-held handle")
+            elif step.tag in ("gate", "measure", "bell", "free", "oracle1", "oracle2") and _code(c.result) is DeviceErrorCode.UNKNOWN_HANDLE:
+                raise ClauseFailure(f"an operation on qubits the caller holds was answered UNKNOWN_HANDLE: {c.result!r}" + _at(c.time_ns, c.node, c.op))
+
+    _device_property(impl, check)
+
+
+@clause("PHY-DEV-6")
+def released_handles_are_gone(impl: Any) -> None:
+    def check(run: DeviceRun) -> None:
+        for step in run.steps:
+            c = step.call
+            if step.tag == "stale":
+                if _code(c.result) is not DeviceErrorCode.UNKNOWN_HANDLE:
+                    raise ClauseFailure(
+                        f"an operation on a handle that was measured or freed before was answered {c.result!r}, not UNKNOWN_HANDLE"
+                        + _at(c.time_ns, c.node, c.op)
+                    )
+                _probes_intact(step, f"the refused {type(c.op).__name__} on a released handle")
+
+    _device_property(impl, check)
+
+
+@clause("PHY-DEV-7")
+def unsupported_refused(impl: Any) -> None:
+    def check(run: DeviceRun) -> None:
+        for step in run.steps:
+            c = step.call
+            if step.tag in ("same", "foreign"):
+                if _code(c.result) is not DeviceErrorCode.UNSUPPORTED:
+                    raise ClauseFailure(f"{c.op!r} was answered {c.result!r}, not UNSUPPORTED" + _at(c.time_ns, c.node, c.op))
+                _probes_intact(step, f"the refused {c.op!r}")
+
+    _device_property(impl, check)
+
+
+@clause("PHY-DEV-8")
+def init_and_gates_make_the_state(impl: Any) -> None:
+    def check(run: DeviceRun) -> None:
+        for step in run.steps:
+            c = step.call
+            if step.tag in ("init", "gate"):
+                _probes_intact(step, f"{c.op!r} at {c.node} (expected states tracked by the harness)")
+
+    _device_property(impl, check)
+
+
+@clause("PHY-DEV-9")
+def measure_outcomes(impl: Any) -> None:
+    def check(run: DeviceRun) -> None:
+        for step in run.steps:
+            c = step.call
+            wanted = step.expect.get("outcome")
+            if isinstance(c.result, MeasureResult) and wanted is not None and c.result.outcome != wanted:
+                raise ClauseFailure(
+                    f"measuring an eigenstate of {c.op.basis.value} gave outcome {c.result.outcome}, "
+                    f"expected {wanted}" + _at(c.time_ns, c.node, c.op)
+                )
+
+    _device_property(impl, check)
+
+
+@clause("PHY-DEV-9")
+def measure_born_rule(impl: Any) -> None:
+    """N = 300 preparations per case (seed 7); the fraction of outcome 0 must be
+    within 5 standard errors sqrt(p(1-p)/N) of the Born-rule probability p."""
+    n = 300
+    cases = [
+        (2 * math.pi / 3, 0.0, Basis.Z),  # p0 = cos²(π/3) = 1/4
+        (math.pi / 2, math.pi / 3, Basis.X),  # p0 = (1 + cos φ)/2 = 3/4
+        (math.pi / 2, math.pi / 3, Basis.Y),  # p0 = (1 + sin φ)/2
+    ]
+    harness = PhysicalHarness(impl, replace(LOSSLESS, num_qubits=(1, 1)), seed=7)
+    harness.start()
+    for theta, phi, basis in cases:
+        p0 = overlap(BASIS_VECTORS[basis.value][0], bloch_vector(theta, phi))
+        zeros = 0
+        for _ in range(n):
+            allocated = harness.execute("alice", InitQubit(theta_rad=theta, phi_rad=phi))
+            if not isinstance(allocated, QubitAllocated):
+                raise ClauseFailure(f"InitQubit on an empty node was answered {allocated!r}")
+            result = harness.execute("alice", Measure(handle=allocated.handle, basis=basis))
+            if not isinstance(result, MeasureResult):
+                raise ClauseFailure(f"Measure of a held qubit was answered {result!r}")
+            zeros += result.outcome == 0
+        tolerance = SIGMAS * math.sqrt(p0 * (1 - p0) / n)
+        if abs(zeros / n - p0) > tolerance:
+            raise ClauseFailure(
+                f"InitQubit(θ={theta:.4f}, φ={phi:.4f}) measured in {basis.value} {n} times gave outcome 0 "
+                f"{zeros / n:.3f} of the time; the Born rule gives {p0:.3f} (tolerance {tolerance:.3f})"
+            )
+
+
+@clause("PHY-DEV-10")
+def bell_measure_outcomes_possible(impl: Any) -> None:
+    def check(run: DeviceRun) -> None:
+        for step in run.steps:
+            c = step.call
+            possible = step.expect.get("possible")
+            if isinstance(c.result, BellMeasureResult) and possible is not None and c.result.bell_state not in possible:
+                raise ClauseFailure(
+                    f"BellMeasure of two product states gave {c.result.bell_state.value}, which has probability 0; "
+                    f"possible: {sorted(b.value for b in possible)}" + _at(c.time_ns, c.node, c.op)
+                )
+
+    _device_property(impl, check)
+
+
+@clause("PHY-DEV-10")
+def bell_measure_swaps_entanglement(impl: Any) -> None:
+    """Two heralded pairs (a1, b1) in B1 and (a2, b2) in B2; BellMeasure(a1, a2) = Bm
+    leaves (b1, b2) in the Bell state whose Pauli frame is B1 ⊕ B2 ⊕ Bm
+    (entanglement swapping, Żukowski et al., PRL 71, 4287, 1993; frames compose
+    by XOR as in physical.service.BellState). On a lossless link with α = 0.05
+    the pairs have F ≈ 0.97, so that state must be the likeliest of the four."""
+    setup = replace(LOSSLESS, bright_state_population=0.05)
+    for round_ in range(8):
+        harness = PhysicalHarness(impl, setup, seed=100 + round_)
+        pairs: list[tuple[HeraldResult, HeraldResult]] = []
+        crashed = _herald_pairs(harness, 2, pairs, max_attempts=2000)
+        if crashed is not None:
+            raise crashed
+        if len(pairs) < 2:
+            raise ClauseFailure(f"no two pairs heralded in 2000 attempts on a link announcing p = {_p(harness):.3f}")
+        measurer = NODES[round_ % 2]
+        i = NODES.index(measurer)
+        far = other(measurer)
+        (r1, r2) = (pairs[0], pairs[1]) if round_ % 4 < 2 else (pairs[1], pairs[0])
+        result = harness.execute(measurer, BellMeasure(handle_a=r1[i].handle, handle_b=r2[i].handle))
+        if not isinstance(result, BellMeasureResult):
+            raise ClauseFailure(f"BellMeasure of two heralded qubits at {measurer} was answered {result!r}")
+        x = z = 0
+        for b in (r1[0].bell_state, r2[0].bell_state, result.bell_state):
+            x, z = x ^ b.pauli_bits[0], z ^ b.pauli_bits[1]
+        expected = BellState.from_bits(x, z)
+        j = NODES.index(far)
+        refs = [QubitRef(node=far, handle=r1[j].handle), QubitRef(node=far, handle=r2[j].handle)]
+        fidelities = {b: _fidelity(harness.execute(far, OracleFidelity(qubits=refs, bell_state=b))) for b in BellState}
+        best = max(fidelities, key=lambda b: fidelities[b] or 0.0)
+        if best is not expected or (fidelities[expected] or 0.0) <= 0.5:
+            raise ClauseFailure(
+                f"pairs in {r1[0].bell_state.value} and {r2[0].bell_state.value}, BellMeasure at {measurer} gave "
+                f"{result.bell_state.value}, so {far}'s two qubits should be in {expected.value}; their oracle "
+                f"fidelities are {({b.value: f for b, f in fidelities.items()})}"
+            )
+
+
+def _p(harness: PhysicalHarness) -> float:
+    return harness.capabilities(NODES[0]).links[NODES[1]].success_probability
+
+
+def _herald_pairs(
+    harness: PhysicalHarness, wanted: int, pairs: list[tuple[HeraldResult, HeraldResult]], max_attempts: int
+) -> BaseException | None:
+    """Attempt in step at both ends, slot after slot, until ``wanted`` pairs are
+    heralded (kept, not freed) or ``max_attempts`` are spent."""
+    period = harness.capabilities(NODES[0]).links[NODES[1]].attempt_period_ns
+    seen = [0]
+
+    def slot(k: int) -> None:
+        new = harness.up[seen[0] :]
+        seen[0] = len(harness.up)
+        got = {u.node: u.msg for u in new if isinstance(u.msg, HeraldResult) and u.msg.success}
+        if set(got) == set(NODES):
+            pairs.append((got[NODES[0]], got[NODES[1]]))
+        if len(pairs) >= wanted or k >= max_attempts:
+            return
+        for node in NODES:
+            harness.attempt(node, k)
+        harness.kernel.schedule(period + 2, slot, k + 1)
+
+    harness.kernel.schedule(0, slot, 0)
+    return harness.run()
+
+
+# ---------------------------------------------------------------- oracle
+
+
+@clause("PHY-ORACLE-1")
+def oracle_rereads_agree(impl: Any) -> None:
+    def check(run: DeviceRun) -> None:
+        for step in run.steps:
+            c = step.call
+            if step.tag in ("oracle1", "oracle2"):
+                first, again = _fidelity(c.result), _fidelity(step.expect["again"])
+                if first is None or again is None or abs(first - again) > 1e-12:
+                    raise ClauseFailure(f"two oracle reads in a row gave {c.result!r} and {step.expect['again']!r}" + _at(c.time_ns, c.node, c.op))
+                _probes_intact(step, f"the oracle read {c.op!r}")
+
+    _device_property(impl, check)
+
+
+@clause("PHY-ORACLE-1")
+def oracle_does_not_disturb(impl: Any) -> None:
+    """|+> read 20 times against |0> (F = 1/2 each, which a projective read would
+    change) stays |+>; a heralded pair read against all four Bell states keeps
+    its fidelity; reads allocate no memory."""
+    harness = PhysicalHarness(impl, replace(LOSSLESS, num_qubits=(3, 3)), seed=3)
+    harness.start()
+    plus = harness.execute("alice", InitQubit(theta_rad=math.pi / 2))
+    if not isinstance(plus, QubitAllocated):
+        raise ClauseFailure(f"InitQubit on an empty node was answered {plus!r}")
+    ref = [QubitRef(node="alice", handle=plus.handle)]
+    reads = [_fidelity(harness.execute("alice", OracleFidelity(qubits=ref, theta_rad=0.0))) for _ in range(20)]
+    if any(f is None or abs(f - 0.5) > EXACT for f in reads):
+        raise ClauseFailure(f"|+> read against |0> gave {reads}, expected 0.5 every time")
+    after = _fidelity(harness.execute("bob", OracleFidelity(qubits=ref, theta_rad=math.pi / 2)))
+    if after is None or abs(after - 1.0) > EXACT:
+        raise ClauseFailure(f"after 20 oracle reads against |0>, |+> has fidelity {after} to |+>: the reads disturbed it")
+    pairs: list[tuple[HeraldResult, HeraldResult]] = []
+    crashed = _herald_pairs(harness, 1, pairs, max_attempts=500)
+    if crashed is not None:
+        raise crashed
+    if not pairs:
+        raise ClauseFailure("no pair heralded in 500 attempts on a link announcing p = 0.75")
+    ra, rb = pairs[0]
+    refs = [QubitRef(node="alice", handle=ra.handle), QubitRef(node="bob", handle=rb.handle)]
+    first = _fidelity(harness.execute("alice", OracleFidelity(qubits=refs, bell_state=ra.bell_state)))
+    for _ in range(3):
+        for b in BellState:
+            harness.execute("bob", OracleFidelity(qubits=refs, bell_state=b))
+    last = _fidelity(harness.execute("alice", OracleFidelity(qubits=refs, bell_state=ra.bell_state)))
+    if first is None or last is None or abs(first - last) > EXACT:
+        raise ClauseFailure(f"a heralded pair's fidelity went from {first} to {last} over 12 oracle reads")
+    for node in NODES:
+        probe = harness.probe(node)
+        if probe.got != probe.expected_free:
+            raise ClauseFailure(f"after oracle reads {node} had {probe.got} free memory qubits, expected {probe.expected_free}")
+
+
+@clause("PHY-ORACLE-1")
+def oracle_does_not_change_the_course(impl: Any) -> None:
+    """The same seeds, 40 measurements of |+>, once with oracle reads before each
+    measurement and once without: the outcomes must be the same (a read that
+    drew from the random stream, or collapsed the state, would change them)."""
+
+    def outcomes(with_reads: bool) -> list[int]:
+        harness = PhysicalHarness(impl, replace(LOSSLESS, num_qubits=(1, 1)), seed=11)
+        harness.start()
+        got = []
+        for _ in range(40):
+            allocated = harness.execute("alice", InitQubit(theta_rad=math.pi / 2))
+            if not isinstance(allocated, QubitAllocated):
+                raise ClauseFailure(f"InitQubit on an empty node was answered {allocated!r}")
+            if with_reads:
+                ref = [QubitRef(node="alice", handle=allocated.handle)]
+                for theta in (0.0, math.pi / 2, math.pi):
+                    harness.execute("bob", OracleFidelity(qubits=ref, theta_rad=theta))
+            result = harness.execute("alice", Measure(handle=allocated.handle))
+            if not isinstance(result, MeasureResult):
+                raise ClauseFailure(f"Measure of a held qubit was answered {result!r}")
+            got.append(result.outcome)
+        return got
+
+    plain, read = outcomes(False), outcomes(True)
+    if plain != read:
+        raise ClauseFailure(f"40 measurements of |+> with the same seeds gave {plain} without oracle reads and {read} with them")
+
+
+@clause("PHY-ORACLE-2")
+def oracle_values(impl: Any) -> None:
+    def check(run: DeviceRun) -> None:
+        for step in run.steps:
+            c = step.call
+            if step.tag in ("oracle1", "oracle2"):
+                got = _fidelity(c.result)
+                want = step.expect["fidelity"]
+                if got is None or abs(got - want) > EXACT:
+                    raise ClauseFailure(f"oracle read gave {c.result!r}; the true fidelity is {want:.6f}" + _at(c.time_ns, c.node, c.op))
+
+    _device_property(impl, check)
+
+
+@clause("PHY-ORACLE-3")
+def oracle_errors(impl: Any) -> None:
+    harness = PhysicalHarness(impl, replace(LOSSLESS, num_qubits=(2, 2)), seed=1)
+    harness.start()
+    a = harness.execute("alice", InitQubit())
+    b = harness.execute("bob", InitQubit())
+    if not (isinstance(a, QubitAllocated) and isinstance(b, QubitAllocated)):
+        raise ClauseFailure(f"InitQubit on empty nodes was answered {a!r}, {b!r}")
+    qa, qb = QubitRef(node="alice", handle=a.handle), QubitRef(node="bob", handle=b.handle)
+    free_handle = next(h for h in range(100) if h != a.handle)
+    cases = [
+        (OracleFidelity(qubits=[QubitRef(node="carol", handle=0)]), DeviceErrorCode.UNKNOWN_HANDLE, "a node that does not exist"),
+        (OracleFidelity(qubits=[QubitRef(node="alice", handle=free_handle)]), DeviceErrorCode.UNKNOWN_HANDLE, "a handle alice does not hold"),
+        (OracleFidelity(qubits=[qa, QubitRef(node="bob", handle=free_handle + 50)], bell_state=BellState.PHI_PLUS), DeviceErrorCode.UNKNOWN_HANDLE, "one qubit bob does not hold"),
+        (OracleFidelity(qubits=[qa], bell_state=BellState.PHI_PLUS), DeviceErrorCode.UNSUPPORTED, "one qubit and a Bell target"),
+        (OracleFidelity(qubits=[qa, qb]), DeviceErrorCode.UNSUPPORTED, "two qubits and no Bell target"),
+        (OracleFidelity(qubits=[qb, qb], bell_state=BellState.PSI_MINUS), DeviceErrorCode.UNSUPPORTED, "the same qubit twice"),
+    ]
+    for op, code, what in cases:
+        for asker in NODES:
+            result = harness.execute(asker, op)
+            if _code(result) is not code:
+                raise ClauseFailure(f"OracleFidelity naming {what}, asked at {asker}, was answered {result!r}, not {code.value}")
+    for node, ref in (("alice", qa), ("bob", qb)):
+        f = _fidelity(harness.execute(node, OracleFidelity(qubits=[ref])))
+        if f is None or abs(f - 1.0) > EXACT:
+            raise ClauseFailure(f"after refused oracle reads, {node}'s |0> has fidelity {f} to |0>")
+
+
+# --------------------------------------------------------- attempt patterns
+
+_slots = st.builds(
+    Slot,
+    who=st.sampled_from(["both", "both", "both", "alice", "bob", "mismatch", "none"]),
+    fill=st.sampled_from([(), (), (), (), ("alice",), ("bob",), ("alice", "bob")]),
+    release=st.sampled_from([(), (), ("alice",), ("bob",), ("alice", "bob")]),
+    alpha=st.sampled_from([None, None, None, 0.1, 0.4]),
+)
+
+
+@st.composite
+def slot_scripts(draw: Any) -> tuple[LinkSetup, list[Slot], int, bool]:
+    setup = draw(st.sampled_from(PRESETS))
+    setup = replace(setup, num_qubits=(draw(st.integers(1, 3)), draw(st.integers(1, 3))))
+    slots = draw(st.lists(_slots, min_size=1, max_size=8))
+    return setup, slots, draw(st.integers(0, 2**16)), draw(st.booleans())
+
+
+def _slot_property(impl: Any, check: Callable[[PhysicalRun], None], examples: int = SLOT_EXAMPLES) -> None:
+    """Run ``check`` on the runs of ``examples`` generated attempt patterns.
+    Half of them reuse attempt ids (slot k uses k mod 2) once the earlier attempt is over."""
+
+    @explore(examples)
+    @given(scenario=slot_scripts())
+    def prop(scenario: tuple[LinkSetup, list[Slot], int, bool]) -> None:
+        setup, slots, seed, reuse = scenario
+        run = run_slots(impl, setup, slots, seed, ids=(lambda k: k % 2) if reuse else None)
+        _no_crash(run)
+        check(run)
+
+    prop()
+
+
+def _assign(run: PhysicalRun) -> tuple[dict[int, list[SentUp]], list[SentUp]]:
+    """Results by attempt (index into run.attempts): each result goes to the
+    latest attempt at its node with its id made no later than it. Also returns
+    the results that answer no attempt."""
+    answers: dict[int, list[SentUp]] = {i: [] for i in range(len(run.attempts))}
+    orphans = []
+    for u in run.results():
+        best = None
+        for i, a in enumerate(run.attempts):
+            if a.node == u.node and a.msg.attempt_id == u.msg.attempt_id and a.time_ns <= u.time_ns:
+                best = i
+        if best is None:
+            orphans.append(u)
+        else:
+            answers[best].append(u)
+    return answers, orphans
+
+
+def _matched(run: PhysicalRun) -> list[tuple[AttemptMade, AttemptMade]]:
+    """The attempts made in step at both ends (same slot, same id), as (alice's, bob's)."""
+    by_slot: dict[int, dict[str, AttemptMade]] = {}
+    for a in run.attempts:
+        if a.matched:
+            by_slot.setdefault(a.slot, {})[a.node] = a
+    return [(d[NODES[0]], d[NODES[1]]) for _, d in sorted(by_slot.items()) if len(d) == 2]
+
+
+def _answer(run: PhysicalRun, answers: dict[int, list[SentUp]], attempt: AttemptMade) -> SentUp | None:
+    got = answers[run.attempts.index(attempt)]
+    return got[0] if len(got) == 1 else None
+
+
+@clause("PHY-HERALD-1")
+def every_attempt_answered_once(impl: Any) -> None:
+    def check(run: PhysicalRun) -> None:
+        answers, orphans = _assign(run)
+        if orphans:
+            u = orphans[0]
+            raise ClauseFailure(f"{u.node} got a HeraldResult for no attempt it made" + _at(u.time_ns, u.node, u.msg))
+        for i, a in enumerate(run.attempts):
+            got = answers[i]
+            if len(got) != 1:
+                raise ClauseFailure(
+                    f"attempt {a.msg.attempt_id} at {a.node} (t={a.time_ns} ns, slot {run.slots[a.slot]!r}) got "
+                    f"{len(got)} HeraldResults by t={run.end_ns}, expected exactly one"
+                )
+            u = got[0]
+            if u.msg.neighbour != a.msg.neighbour:
+                raise ClauseFailure(f"the result names neighbour {u.msg.neighbour!r}, the attempt {a.msg.neighbour!r}" + _at(u.time_ns, u.node, u.msg))
+            if u.time_ns > a.time_ns + run.period_ns:
+                raise ClauseFailure(
+                    f"the result of an attempt made at t={a.time_ns} arrived {u.time_ns - a.time_ns} ns later, "
+                    f"more than attempt_period_ns = {run.period_ns}" + _at(u.time_ns, u.node, u.msg)
+                )
+
+    _slot_property(impl, check)
+
+
+@clause("PHY-HERALD-2")
+def both_ends_alike(impl: Any) -> None:
+    def check(run: PhysicalRun) -> None:
+        answers, _ = _assign(run)
+        for a, b in _matched(run):
+            ua, ub = _answer(run, answers, a), _answer(run, answers, b)
+            if ua is None or ub is None:
+                continue  # PHY-HERALD-1
+            if ua.time_ns != ub.time_ns:
+                raise ClauseFailure(f"attempt {a.msg.attempt_id} made in step: results at t={ua.time_ns} (alice) and t={ub.time_ns} (bob)")
+            for name in ("success", "bell_state", "herald_sequence", "herald_time_ns"):
+                if getattr(ua.msg, name) != getattr(ub.msg, name):
+                    raise ClauseFailure(f"the two results of attempt {a.msg.attempt_id} differ in {name}: {ua.msg!r} and {ub.msg!r}")
+            fa, fb = ua.msg.fidelity_estimate, ub.msg.fidelity_estimate
+            if (fa is None) != (fb is None) or (fa is not None and abs(fa - fb) > 1e-12):
+                raise ClauseFailure(f"the two results of attempt {a.msg.attempt_id} differ in fidelity_estimate: {fa} and {fb}")
+
+    _slot_property(impl, check)
+
+
+@clause("PHY-HERALD-3")
+def result_fields(impl: Any) -> None:
+    def check(run: PhysicalRun) -> None:
+        answers, _ = _assign(run)
+        for i, a in enumerate(run.attempts):
+            for u in answers[i]:
+                m = u.msg
+                fields = {n: getattr(m, n) for n in ("handle", "bell_state", "herald_sequence", "fidelity_estimate", "herald_time_ns")}
+                if not m.success:
+                    present = [n for n, v in fields.items() if v is not None]
+                    if present:
+                        raise ClauseFailure(f"a failed attempt's result carries {present}" + _at(u.time_ns, u.node, m))
+                    continue
+                missing = [n for n, v in fields.items() if v is None]
+                if missing or m.no_memory:
+                    raise ClauseFailure(f"a success lacks {missing or 'nothing'} (no_memory={m.no_memory})" + _at(u.time_ns, u.node, m))
+                if not a.time_ns <= m.herald_time_ns <= u.time_ns:
+                    raise ClauseFailure(f"herald_time_ns {m.herald_time_ns} is not between the attempt (t={a.time_ns}) and its result" + _at(u.time_ns, u.node, m))
+                if m.handle in u.held_before:
+                    raise ClauseFailure(f"the herald gave handle {m.handle}, which the layer above already held" + _at(u.time_ns, u.node, m))
+
+    _slot_property(impl, check)
+
+
+@clause("PHY-HERALD-4")
+def herald_sequence_counts(impl: Any) -> None:
+    def check(run: PhysicalRun) -> None:
+        for node in NODES:
+            seqs = [u.msg.herald_sequence for u in run.results(node) if u.msg.success]
+            if seqs != list(range(1, len(seqs) + 1)):
+                raise ClauseFailure(f"the successes at {node} carry herald_sequence {seqs}, expected 1, 2, ... {len(seqs)}")
+
+    _slot_property(impl, check)
+
+
+@clause("PHY-HERALD-5")
+def pair_fidelity_is_the_estimate(impl: Any) -> None:
+    def check(run: PhysicalRun) -> None:
+        if not run.setup.noiseless_memory:
+            return  # the oracle reads after the herald; only noiseless memories keep the herald-time state
+        for read in run.pair_reads:
+            estimate = read.results[0].fidelity_estimate
+            if read.fidelity is None or estimate is None or abs(read.fidelity - estimate) > EXACT:
+                raise ClauseFailure(
+                    f"pair {read.sequence} ({read.results[0].bell_state}): fidelity_estimate {estimate}, oracle fidelity "
+                    f"to that Bell state {read.answer!r} (memories without noise, so the state is the herald's)"
+                )
+
+    _slot_property(impl, check)
+    # and every pair of the statistical run of PHY-CAP-2/3 (~2300 pairs)
+    run = _stat_run(impl, STAT_NOISELESS, STAT_SEEDS[0])
+    _no_crash(run)
+    check(run)
+
+
+@clause("PHY-HERALD-6")
+def unpartnered_attempts_fail(impl: Any) -> None:
+    def check(run: PhysicalRun) -> None:
+        answers, _ = _assign(run)
+        for i, a in enumerate(run.attempts):
+            if not a.matched:
+                for u in answers[i]:
+                    if u.msg.success:
+                        why = "only one end attempted" if run.slots[a.slot].who in NODES else "the ends used different attempt ids"
+                        raise ClauseFailure(f"an attempt succeeded although {why}" + _at(u.time_ns, u.node, u.msg))
+
+    _slot_property(impl, check)
+    # a lossless link that heralds every attempt made in step (α = 1: both photons arrive and
+    # bunch, so one detector clicks): only the lack of a partner can make these fail
+    certain = replace(LOSSLESS, bright_state_population=1.0)
+    run = run_slots(impl, certain, [Slot("alice"), Slot("bob"), Slot("mismatch"), Slot("both")] * 3, seed=4)
+    _no_crash(run)
+    check(run)
+
+
+@clause("PHY-HERALD-7")
+def no_memory_flag(impl: Any) -> None:
+    def check(run: PhysicalRun) -> None:
+        answers, _ = _assign(run)
+        for i, a in enumerate(run.attempts):
+            for u in answers[i]:
+                if u.msg.no_memory != (a.free == 0):
+                    raise ClauseFailure(
+                        f"no_memory={u.msg.no_memory} but {a.node} had {a.free} free memory qubits when it attempted" + _at(u.time_ns, u.node, u.msg)
+                    )
+        for a, b in _matched(run):
+            if a.free == 0 or b.free == 0:
+                for attempt in (a, b):
+                    u = _answer(run, answers, attempt)
+                    if u is not None and u.msg.success:
+                        raise ClauseFailure(f"attempt {a.msg.attempt_id} succeeded although an end had no free memory" + _at(u.time_ns, u.node, u.msg))
+
+    _slot_property(impl, check)
+
+
+@clause("PHY-HERALD-8")
+def attempts_release_memory(impl: Any) -> None:
+    def check(run: PhysicalRun) -> None:
+        for p in run.probes:
+            if p.got != p.expected_free:
+                raise ClauseFailure(
+                    f"at t={p.time_ns} ns, with no attempt in flight, {p.node} had {p.got} free memory qubits; "
+                    f"the layer above holds all but {p.expected_free}"
+                )
+
+    _slot_property(impl, check)
+
+
+@clause("PHY-HERALD-9")
+def alpha_override(impl: Any) -> None:
+    """With α = 0 at both ends no photon is emitted; without dark counts no
+    detector clicks, so no attempt may succeed (40 attempts on a link that
+    heralds 75% with its own α)."""
+    run = run_slots(impl, LOSSLESS, [Slot(alpha=0.0)] * 40, seed=9, probe=False)
+    _no_crash(run)
+    wins = [u for u in run.results() if u.msg.success]
+    if wins:
+        u = wins[0]
+        raise ClauseFailure(f"{len(wins) // 2} of 40 attempts with bright_state_population=0 succeeded" + _at(u.time_ns, u.node, u.msg))
+    control = run_slots(impl, LOSSLESS, [Slot()] * 40, seed=9, probe=False)
+    _no_crash(control)
+    if not any(u.msg.success for u in control.results()):
+        raise ClauseFailure("none of 40 attempts with the link's own α = 0.5 succeeded on a link announcing p = 0.75")
+
+
+# ------------------------------------------------------------- capabilities
+
+
+@clause("PHY-CAP-1")
+def capabilities_describe_the_link(impl: Any) -> None:
+    for setup in (REALISTIC, replace(NOISY, num_qubits=(3, 1), emission_efficiency=(0.5, 0.8))):
+        harness = PhysicalHarness(impl, setup)
+        caps = {n: harness.capabilities(n) for n in NODES}  # before start(): the stack's link layers ask in their start()
+        for node, cap in caps.items():
+            if not isinstance(cap, PhysicalCapabilities):
+                raise ClauseFailure(f"{node}'s capabilities() returned {cap!r}, not PhysicalCapabilities")
+            PhysicalCapabilities.model_validate(cap.model_dump())
+            i = NODES.index(node)
+            nb = other(node)
+            problems = []
+            if cap.node != node:
+                problems.append(f"node={cap.node!r}")
+            if cap.num_qubits != setup.num_qubits[i]:
+                problems.append(f"num_qubits={cap.num_qubits}, the hardware has {setup.num_qubits[i]}")
+            if set(cap.links) != {nb}:
+                problems.append(f"links for {sorted(cap.links)}, the node's only neighbour is {nb!r}")
+            else:
+                link = cap.links[nb]
+                if link.neighbour != nb:
+                    problems.append(f"links[{nb!r}].neighbour={link.neighbour!r}")
+                if link.bright_state_population != setup.bright_state_population:
+                    problems.append(f"bright_state_population={link.bright_state_population}, the link's α is {setup.bright_state_population}")
+                delay = setup.delay_ns(node, nb)
+                if abs(link.classical_delay_ns - delay) > 1:
+                    problems.append(f"classical_delay_ns={link.classical_delay_ns}, the channel's delay is {delay} ns")
+            if problems:
+                raise ClauseFailure(f"{node}'s capabilities disagree with its hardware and link: {'; '.join(problems)}")
+            harness.start()
+            if harness.capabilities(node) != cap:
+                raise ClauseFailure(f"{node}'s capabilities() changed after start(): {cap!r} -> {harness.capabilities(node)!r}")
+        la, lb = caps[NODES[0]].links.get(NODES[1]), caps[NODES[1]].links.get(NODES[0])
+        for name in ("attempt_period_ns", "success_probability", "fidelity", "scheme"):
+            va, vb = getattr(la, name), getattr(lb, name)
+            same = abs(va - vb) <= 1e-12 if isinstance(va, float) else va == vb
+            if not same:
+                raise ClauseFailure(f"the two ends of the link announce different {name}: {va} at alice, {vb} at bob")
+
+
+# Statistical links. Memories without noise for the oracle reads; different
+# emission efficiencies at the two ends and a high α, where the closed form
+# p = 2αη(1 - αη/2) (single-click, Humphreys et al., Nature 558, 268, 2018)
+# is far from its small-αη approximation 2αη.
+STAT_NOISELESS = LinkSetup(length_km=2.0, bright_state_population=0.5, emission_efficiency=(0.75, 0.6), num_qubits=(2, 2))
+STAT_NOISY = replace(NOISY, length_km=5.0, num_qubits=(2, 2))
+STAT_ATTEMPTS = 5000  # per link: s.e. of the rate <= sqrt(0.25/5000) = 0.007, ~1.5 s per link for the reference
+STAT_SEEDS = (21, 22)  # fixed, so the verdict is the same on every run
+
+
+@functools.lru_cache(maxsize=2)
+def _stat_run(impl: Any, setup: LinkSetup, seed: int) -> PhysicalRun:
+    """STAT_ATTEMPTS attempts in step; pairs read by the oracle (memories without
+    noise only) and freed. Cached (the latest two runs), so that PHY-HERALD-5,
+    PHY-CAP-2 and PHY-CAP-3 judge the same runs and pay for them once."""
+    return run_slots(
+        impl, setup, [Slot()] * STAT_ATTEMPTS, seed=seed, probe=False, read_pairs=setup.noiseless_memory, consume=True
+    )
+
+
+@clause("PHY-CAP-2")
+def success_rate_matches(impl: Any) -> None:
+    """N = 5000 attempts in step on each of two links (seeds 21, 22): the success
+    fraction must be within 5 standard errors sqrt(p(1-p)/N) of the announced p
+    (standard error of a binomial proportion)."""
+    for setup, seed in zip((STAT_NOISELESS, STAT_NOISY), STAT_SEEDS):
+        run = _stat_run(impl, setup, seed)
+        _no_crash(run)
+        p = run.capabilities[NODES[0]].links[NODES[1]].success_probability
+        n = STAT_ATTEMPTS
+        wins = sum(1 for u in run.results(NODES[0]) if u.msg.success)
+        tolerance = SIGMAS * math.sqrt(p * (1 - p) / n) + 0.5 / n
+        if abs(wins / n - p) > tolerance:
+            raise ClauseFailure(
+                f"{wins} successes in {n} attempts ({wins / n:.4f}) on a link announcing success_probability {p:.4f} "
+                f"(tolerance {tolerance:.4f} = 5 standard errors); link {setup!r}"
+            )
+
+
+@clause("PHY-CAP-3")
+def fidelity_matches(impl: Any) -> None:
+    """The same N = 5000 attempts per link. Memories without noise: the mean oracle
+    fidelity of the heralded pairs to their Bell states; memories with noise: the
+    mean fidelity_estimate. Each must be within 5 standard errors s/sqrt(n) of the
+    announced fidelity (s: sample standard deviation over the n pairs; plus 1e-6
+    for rounding, since a model with one fidelity per attempt has s = 0)."""
+    for setup, seed in zip((STAT_NOISELESS, STAT_NOISY), STAT_SEEDS):
+        run = _stat_run(impl, setup, seed)
+        _no_crash(run)
+        read = setup.noiseless_memory
+        fidelity = run.capabilities[NODES[0]].links[NODES[1]].fidelity
+        if read:
+            values = [r.fidelity for r in run.pair_reads]
+            what = "oracle fidelity"
+        else:
+            values = [u.msg.fidelity_estimate for u in run.results(NODES[0]) if u.msg.success]
+            what = "fidelity_estimate"
+        if any(v is None for v in values):
+            raise ClauseFailure(f"a heralded pair has no {what}")
+        if len(values) < 30:
+            raise ClauseFailure(f"only {len(values)} pairs in {STAT_ATTEMPTS} attempts: too few to compare fidelities")
+        arr = np.array(values, dtype=float)
+        mean = float(arr.mean())
+        tolerance = SIGMAS * float(arr.std(ddof=1)) / math.sqrt(len(arr)) + EXACT
+        if abs(mean - fidelity) > tolerance:
+            raise ClauseFailure(
+                f"mean {what} of {len(arr)} heralded pairs is {mean:.5f}; the link announces fidelity {fidelity:.5f} "
+                f"(tolerance {tolerance:.2g}); link {setup!r}"
+            )
+
+
+# --------------------------------------------------------------- messages
+
+
+@clause("PHY-MSG-1")
+def only_results_up(impl: Any) -> None:
+    def check(run: PhysicalRun) -> None:
+        if run.misuse:
+            raise ClauseFailure("; ".join(run.misuse[:3]))
+        for u in run.up:
+            if not isinstance(u.msg, HeraldResult):
+                raise ClauseFailure(f"sent up a {type(u.msg).__name__}, not a HeraldResult" + _at(u.time_ns, u.node, u.msg))
+            try:
+                HeraldResult.model_validate(u.msg.model_dump())
+            except ValidationError as exc:
+                raise ClauseFailure(f"sent up a HeraldResult that does not validate: {exc.errors()[0]['msg']}" + _at(u.time_ns, u.node, u.msg)) from None
+
+    _slot_property(impl, check)
+
+
+@clause("PHY-MSG-2", mandatory=False)
+def foreign_input_refused(impl: Any) -> None:
+    cases = [
+        ("a LinkCreate-like string", "CREATE please"),
+        ("a device operation", InitQubit()),
+        ("a HeraldAttempt for 'carol', not a neighbour", HeraldAttempt(neighbour="carol", attempt_id=0)),
+    ]
+    for what, msg in cases:
+        harness = PhysicalHarness(impl, LOSSLESS)
+        harness.start()
+        try:
+            harness.entities["alice"].handle_above(msg)
+        except EntityError:
+            continue
+        except Exception as exc:
+            raise ClauseFailure(f"handle_above({what}) raised {type(exc).__name__}, not EntityError") from None
+        raise ClauseFailure(f"handle_above({what}) was accepted silently")
+
+
+# ------------------------------------------------------------ the backend
+
+
+@clause("PHY-BACKEND-1")
+def backend_shape(impl: Any) -> None:
+    first = PhysicalHarness(impl, LOSSLESS)
+    for node in NODES:
+        entity = first.entities[node]
+        if not isinstance(entity, Entity):
+            raise ClauseFailure(f"node_entity gave {type(entity).__name__}, which is not an entity.Entity")
+        if not isinstance(entity, DeviceService):
+            raise ClauseFailure(f"node_entity gave {type(entity).__name__}, which has no execute/capabilities (physical.service.DeviceService)")
+    station = first.entities[STATION]
+    if not isinstance(station, Entity):
+        raise ClauseFailure(f"station_entity gave {type(station).__name__}, which is not an entity.Entity")
+    second = PhysicalHarness(impl, LOSSLESS)  # same node names, another backend object, built after the first
+    first.start()
+    second.start()
+    one = first.execute("alice", InitQubit(theta_rad=math.pi))
+    if not isinstance(one, QubitAllocated):
+        raise ClauseFailure(f"InitQubit on an empty node was answered {one!r}")
+    first.fill("alice")
+    ref = [QubitRef(node="alice", handle=one.handle)]
+    seen = {
+        "the first network's bob": _fidelity(first.execute("bob", OracleFidelity(qubits=ref, theta_rad=math.pi))),
+        "the second network's bob": _code(second.execute("bob", OracleFidelity(qubits=ref, theta_rad=math.pi))),
+    }
+    probe = second.probe("alice")
+    if seen["the first network's bob"] is None or abs(seen["the first network's bob"] - 1.0) > EXACT:
+        raise ClauseFailure(f"two backend objects share state: the first network's bob reads alice's |1> as {seen}")
+    if seen["the second network's bob"] is not DeviceErrorCode.UNKNOWN_HANDLE:
+        raise ClauseFailure(f"two backend objects share state: the second network's bob sees the first network's alice's qubit ({seen})")
+    if probe.got != probe.expected_free:
+        raise ClauseFailure(
+            f"a second backend object's alice has {probe.got} free memory qubits while the first's is full: "
+            f"the two networks share state"
+        )
+
+
+@clause("PHY-BACKEND-2")
+def backend_provides(impl: Any) -> None:
+    provides = getattr(impl, "PROVIDES", None)
+    if provides is None:
+        raise ClauseFailure(f"{getattr(impl, '__qualname__', impl)} declares no PROVIDES (the assembler needs it)")
+    missing = sorted({CAP_DEVICE, CAP_HERALDING} - set(provides))
+    if missing:
+        raise ClauseFailure(f"PROVIDES = {sorted(provides)} lacks {missing}")
+
+
+# ------------------------------------------------------------ determinism
+
+
+@clause("PHY-RNG-1")
+def same_seeds_same_run(impl: Any) -> None:
+    slots = [Slot(), Slot("alice"), Slot(fill=("bob",)), Slot(release=("alice", "bob")), Slot(alpha=0.4)] * 6
+
+    def record(run: PhysicalRun) -> list[Any]:
+        return [(u.time_ns, u.node, u.msg) for u in run.up] + [(c.time_ns, c.node, c.op, c.result) for c in run.calls]
+
+    for setup in (LOSSLESS, NOISY):
+        runs = [run_slots(impl, setup, slots, seed=5) for _ in range(2)]
+        for run in runs:
+            _no_crash(run)
+        if record(runs[0]) != record(runs[1]):
+            raise ClauseFailure(f"two runs with the same seeds differ on link {setup!r}")
+    script: list[tuple[Any, ...]] = [("init", n, math.pi / 2, 0.0) for n in NODES] * 2
+    script += [("measure", n, 0, "Z") for n in NODES] + [("bell", n, 0, 1) for n in NODES]
+    device_runs = [run_device_script(impl, replace(LOSSLESS, num_qubits=(2, 2)), script * 3, seed=8) for _ in range(2)]
+    outcomes = [[(s.call.op, s.call.result) for s in r.steps] for r in device_runs]
+    if outcomes[0] != outcomes[1]:
+        raise ClauseFailure("two device scripts with the same seeds gave different measurement outcomes")
