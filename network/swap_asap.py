@@ -21,6 +21,9 @@ A request for pairs between a *head* (where it is made) and a *tail* sets up a
    (the frame is tracked, so no gate noise is added). For type M the end
    measures the qubit and the tail flips its outcome by the frame, so both ends
    report outcomes as if the pair were PHI_PLUS.
+5. A request with ``max_time_ns`` that is still open at the head when it runs
+   out ends with ``NetError`` TIMEOUT there; the head tells the tail with
+   ``CircuitFailed``, as a repeater does when one of its link requests fails.
 
 Goodness is an estimate that treats every link pair as a Werner state of its
 link goodness: swapping Werner states of fidelities F1, F2 gives
@@ -109,6 +112,7 @@ class CircuitFailed(_Peer):
     head: str
     request_id: int
     detail: str
+    code: NetErrorCode = NetErrorCode.LINK_FAILURE
 
 
 def werner_swap_fidelity(f1: float, f2: float) -> float:
@@ -140,6 +144,7 @@ class _Circuit:
     swapped: int = 0
     requested: int = 0  # link pairs asked of the downstream link so far
     link_min_fidelity: float = 0.0
+    deadline_timer: int | None = None  # head only: the max_time_ns timer
 
     @property
     def key(self) -> tuple[str, int]:
@@ -212,7 +217,9 @@ class SwapAsap:
         self.ctx.send_up(NetAccepted(request_id=msg.request_id, path=path))
         for node in path[1:]:
             self.ctx.send_peer(node, forward)
-        self._install(forward)
+        circuit = self._install(forward)
+        if msg.max_time_ns is not None:
+            circuit.deadline_timer = self.ctx.set_timer(msg.max_time_ns, ("deadline", me, msg.request_id))
 
     def handle_peer(self, sender: str, msg: Any) -> None:
         if isinstance(msg, Forward):
@@ -225,7 +232,7 @@ class SwapAsap:
         elif isinstance(msg, CircuitFailed):
             circuit = self._circuits.get((msg.head, msg.request_id))
             if circuit is not None:
-                self._fail(circuit, msg.detail, tell_ends=False)
+                self._fail(circuit, msg.detail, tell_ends=False, code=msg.code)
         else:
             raise EntityError(f"network layer got {type(msg).__name__} from peer {sender!r}")
 
@@ -248,11 +255,15 @@ class SwapAsap:
             raise EntityError(f"network layer got {type(msg).__name__} from below")
 
     def handle_timer(self, tag: Hashable) -> None:
-        pass
+        if isinstance(tag, tuple) and tag[:1] == ("deadline",):
+            circuit = self._circuits.get((tag[1], tag[2]))
+            if circuit is not None:  # still open: not every pair was delivered in time
+                circuit.deadline_timer = None
+                self._fail(circuit, "max_time_ns ran out", tell_ends=True, code=NetErrorCode.TIMEOUT)
 
     # ------------------------------------------------------------ internals
 
-    def _install(self, forward: Forward) -> None:
+    def _install(self, forward: Forward) -> _Circuit:
         me = self.ctx.node
         circuit = _Circuit(
             head=forward.head,
@@ -274,6 +285,7 @@ class SwapAsap:
         self._request_next_link_pair(circuit)
         for ok in self._early_pairs.pop(circuit.purpose_id, []):
             self._add_link_pair(circuit, ok)
+        return circuit
 
     def _request_next_link_pair(self, circuit: _Circuit) -> None:
         """Ask the downstream link for one more pair, if the circuit needs one.
@@ -424,17 +436,22 @@ class SwapAsap:
         detail = f"link request to {circuit.downstream}: {err.code.value} {err.detail}".strip()
         self._fail(circuit, detail, tell_ends=True)
 
-    def _fail(self, circuit: _Circuit, detail: str, tell_ends: bool) -> None:
+    def _fail(
+        self, circuit: _Circuit, detail: str, tell_ends: bool, code: NetErrorCode = NetErrorCode.LINK_FAILURE
+    ) -> None:
         if tell_ends:
             for end in {circuit.head, circuit.tail} - {self.ctx.node}:
-                self.ctx.send_peer(end, CircuitFailed(head=circuit.head, request_id=circuit.request_id, detail=detail))
+                self.ctx.send_peer(
+                    end, CircuitFailed(head=circuit.head, request_id=circuit.request_id, detail=detail, code=code)
+                )
         if circuit.is_end:
-            self.ctx.send_up(
-                NetError(request_id=circuit.request_id, head=circuit.head, code=NetErrorCode.LINK_FAILURE, detail=detail)
-            )
+            self.ctx.send_up(NetError(request_id=circuit.request_id, head=circuit.head, code=code, detail=detail))
         self._forget(circuit)
 
     def _forget(self, circuit: _Circuit) -> None:
+        if circuit.deadline_timer is not None:
+            self.ctx.cancel_timer(circuit.deadline_timer)
+            circuit.deadline_timer = None
         self._circuits.pop(circuit.key, None)
         if self._by_purpose.get(circuit.purpose_id) is circuit:
             del self._by_purpose[circuit.purpose_id]

@@ -1,0 +1,748 @@
+"""Harness for the network service: any network implementation, alone, on a chain.
+
+Theory of operation
+-------------------
+The harness builds the implementation under test on every node of a small
+topology: a chain ``alice - bob - carol [- dave]`` of two to four nodes, plus
+``island``, a node with no link, so no path leads to it. There is one instance
+per node, built as ``Impl(ctx, topology)`` as the assembler does, so the
+implementation's own peer protocol runs between them. The harness plays the
+rest:
+
+* **the layer above** sends the scripted ``NetRequest`` s at their times and
+  records every message the implementation sends up, with the time, the input
+  that caused it (``cause``, as in the link harness) and a global sequence
+  number that orders it against device operations. It owns the qubit of a
+  type-K ``PairDelivered`` from then on and frees it ``upper_hold_ns`` later.
+* **the layer below** is :class:`FakeBelow`. Its link service serves every
+  ``LinkCreate`` to a neighbour: it answers at once with ``LinkAck`` (or
+  ``LinkError`` CREATE for a non-neighbour, UNSUPP for type M or a fidelity
+  above ``link_fidelity``), then makes the pairs one after the other. Each pair
+  takes a geometric number of attempt periods (one period = one hop delay) and
+  needs a free memory qubit at both ends (else it waits a period). It is
+  reported with ``LinkOkKeep`` at **both** ends, each up to one hop delay after
+  the pair was made. A link request may instead fail: ``LinkError`` TIMEOUT at
+  both ends (``failure_probability`` per CREATE, after some of its pairs), or
+  when its own ``max_time_ns`` runs out. Its device service lets the network
+  layer ``BellMeasure``, ``Measure``, ``FreeQubit``, ``InitQubit`` and apply
+  Pauli gates to qubits it holds, with scripted or random outcomes.
+* **the classical channel** delivers a peer message after ``hop_delay_ns``
+  times the number of hops between the two nodes (the stack uses the fibre
+  delay of the shortest path, which is the same thing on equal links).
+
+The harness knows the truth. Every link pair is a Werner state of fidelity
+``F`` around its Bell state (no memory decay), every Bell measurement and Pauli
+gate is recorded, so :meth:`NetRun.chain` can follow a delivered qubit through
+the swaps to the qubit at the other end and compute the pair's true Bell state
+and fidelity:
+
+* Pauli frame: writing ``|B(x, z)> = (I ⊗ X^x Z^z)|Φ+>``, swapping ``B(a)`` and
+  ``B(c)`` with a Bell-measurement outcome ``B(m)`` leaves ``B(a ⊕ m ⊕ c)`` up
+  to a global phase (Żukowski, Zeilinger, Horne & Ekert, PRL 71, 4287, 1993;
+  the XOR bookkeeping of QNP's TRACK, Kozlowski et al. 2020). A Pauli gate on
+  either qubit XORs its own bits into the frame.
+* Fidelity: a Werner state of fidelity ``F`` has Werner parameter
+  ``w = (4F - 1) / 3``; perfect swaps multiply the parameters, so the chain has
+  ``F = 1/4 + 3/4 · Π w_i`` (Dür, Briegel, Cirac & Zoller, PRA 59, 169, 1999).
+
+The device refuses operations on qubits the network layer does not hold (not
+yet reported by the link layer, already handed up, measured or freed) and
+records each such misuse, as it records oracle reads, messages sent down that
+are not ``LinkCreate`` s to a neighbour, and peer messages to nodes with no
+path. What a run produced is a :class:`NetRun` for the checks in
+:mod:`network.conformance.suite` to judge.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from entity.harness import HarnessContext
+from entity.kernel import Kernel
+from link.service import (
+    EntanglementId,
+    LinkAck,
+    LinkCreate,
+    LinkError,
+    LinkErrorCode,
+    LinkOkKeep,
+    RequestType,
+)
+from network.service import NetAccepted, NetError, NetRequest, PairDelivered
+from physical.service import (
+    ApplyGate,
+    Basis,
+    BellMeasure,
+    BellMeasureResult,
+    BellState,
+    DeviceError,
+    DeviceErrorCode,
+    FreeQubit,
+    Gate,
+    GateApplied,
+    HeraldingLink,
+    InitQubit,
+    Measure,
+    MeasureResult,
+    OracleFidelity,
+    PhysicalCapabilities,
+    QubitAllocated,
+    QubitFreed,
+)
+
+__all__ = [
+    "CHAIN",
+    "ISLAND",
+    "UNKNOWN",
+    "NetConditions",
+    "ScriptedRequest",
+    "SentUp",
+    "Qubit",
+    "LinkPair",
+    "Swap",
+    "LinkFailure",
+    "Chain",
+    "Accepted",
+    "NetRun",
+    "FakeBelow",
+    "NetHarness",
+    "make_topology",
+    "run_network",
+    "werner_chain_fidelity",
+]
+
+CHAIN = ("alice", "bob", "carol", "dave")
+ISLAND = "island"  # in the topology, but without a link: no path leads to it
+UNKNOWN = "nowhere"  # not in the topology at all
+
+# Pauli gates and their (x, z) frame bits; Y = iXZ flips both.
+_PAULI_BITS = {Gate.I: (0, 0), Gate.X: (1, 0), Gate.Z: (0, 1), Gate.Y: (1, 1)}
+
+
+@dataclass(frozen=True)
+class NetConditions:
+    """What the world around the network layer does. Times in ns, probabilities in [0, 1]."""
+
+    size: int = 3  # chain nodes: CHAIN[:size]
+    hop_delay_ns: int = 10_000  # one-way classical delay per hop; also the link's attempt period
+    success_probability: float = 0.3  # per attempt period, for every link pair
+    link_fidelity: float = 0.97  # the best a link can make; a CREATE asking more gets ERR UNSUPP
+    pair_fidelities: tuple[float, ...] = (0.9,)  # true fidelity of link pairs, in turn (raised to min_fidelity)
+    failure_probability: float = 0.0  # per link CREATE: it ends with ERR TIMEOUT instead of all its pairs
+    num_qubits: int = 8  # memory qubits per node
+    upper_hold_ns: int = 0  # how long the layer above keeps a delivered qubit before freeing it
+    bell_states: tuple[BellState, ...] | None = None  # link-pair states in turn; None: uniformly random
+    swap_outcomes: tuple[BellState, ...] | None = None  # BellMeasure outcomes in turn; None: random
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.size <= len(CHAIN):
+            raise ValueError(f"size must be in [2, {len(CHAIN)}]")
+        if self.hop_delay_ns < 1:
+            raise ValueError("hop_delay_ns must be at least 1 ns")
+        if not 0.0 < self.success_probability <= 1.0:
+            raise ValueError("success_probability must be in (0, 1]")
+        if not all(0.25 <= f <= 1.0 for f in self.pair_fidelities) or not self.pair_fidelities:
+            raise ValueError("pair_fidelities must be in [1/4, 1]")
+
+    @property
+    def chain(self) -> tuple[str, ...]:
+        return CHAIN[: self.size]
+
+
+def make_topology(conditions: NetConditions) -> nx.Graph:
+    """The graph every instance is built with: the chain, and the island."""
+    graph = nx.Graph()
+    graph.add_nodes_from([*conditions.chain, ISLAND])
+    km = conditions.hop_delay_ns / 5_000  # fibre: about 5 µs per km
+    for a, b in itertools.pairwise(conditions.chain):
+        graph.add_edge(a, b, length_km=km)
+    return graph
+
+
+@dataclass(frozen=True)
+class ScriptedRequest:
+    """The layer above sends ``request`` on ``node`` at ``at_ns``."""
+
+    at_ns: int
+    node: str
+    request: NetRequest
+
+
+@dataclass(frozen=True)
+class SentUp:
+    """A message the implementation sent up, when and on which node.
+
+    ``cause`` is what the entity was handling: ``("request", i)`` for the i-th
+    scripted request, else ``("below", None)``, ``("peer", None)``,
+    ``("timer", None)`` or ``("start", None)``. ``seq`` orders it against
+    device operations. ``qubit`` is the serial of the qubit a type-K delivery
+    handed up (``None`` if the handle named no qubit the network layer held).
+    """
+
+    time_ns: int
+    node: str
+    msg: Any
+    cause: tuple[str, int | None]
+    seq: int
+    qubit: int | None = None
+
+
+@dataclass
+class Qubit:
+    """One memory qubit, from allocation to its end (handles are reused; serials are not)."""
+
+    uid: int
+    node: str
+    handle: int
+    pair: int | None  # the link pair it is half of; None for InitQubit
+    owner: str  # "link" until its OK is delivered, "network", "upper" once handed up, "gone"
+    frame: tuple[int, int] = (0, 0)  # Pauli gates applied to it, as (x, z)
+    bsm: int | None = None  # index in NetRun.swaps of the Bell measurement that consumed it
+    measured: tuple[Basis, int, int] | None = None  # (basis, outcome, seq) of the Measure that consumed it
+
+
+@dataclass
+class LinkPair:
+    """A pair the fake link layer made: a Werner state of ``fidelity`` around ``bell_state``."""
+
+    sequence: int
+    origin: str
+    responder: str
+    qubits: dict[str, int]  # node -> qubit serial
+    bell_state: BellState
+    fidelity: float
+    time_ns: int
+
+
+@dataclass(frozen=True)
+class Swap:
+    """A Bell measurement the network layer made."""
+
+    node: str
+    qubits: tuple[int, int]
+    outcome: BellState
+    time_ns: int
+
+
+@dataclass(frozen=True)
+class LinkFailure:
+    """A LinkError the fake link layer delivered (to ``node``)."""
+
+    time_ns: int
+    node: str
+    link: frozenset[str]
+    code: LinkErrorCode
+
+
+@dataclass(frozen=True)
+class Chain:
+    """Link pairs joined by swaps, from one qubit to the qubit at the far end."""
+
+    nodes: tuple[str, ...]  # the node of the start qubit, then the far node of each link pair
+    pairs: tuple[int, ...]  # link pair sequences, in order
+    start: int  # qubit serials
+    end: int
+    bell_state: BellState  # the true Pauli frame of (start, end)
+    fidelity: float  # the true fidelity to bell_state
+
+
+def werner_chain_fidelity(fidelities: list[float]) -> float:
+    """Fidelity of a chain of perfectly swapped Werner pairs (Dür et al. 1999)."""
+    w = 1.0
+    for f in fidelities:
+        w *= (4.0 * f - 1.0) / 3.0
+    return 0.25 + 0.75 * w
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A request the implementation accepted."""
+
+    index: int  # in NetRun.requests
+    head: str
+    tail: str
+    request: NetRequest
+    path: tuple[str, ...]
+    time_ns: int
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.head, self.request.request_id)
+
+
+@dataclass
+class NetRun:
+    """Everything a run produced, for the checks to judge."""
+
+    conditions: NetConditions
+    topology: nx.Graph
+    requests: list[ScriptedRequest]
+    up: list[SentUp]
+    creates: list[tuple[int, str, Any]]  # (time, node, message) of everything sent down
+    qubits: dict[int, Qubit]
+    pairs: dict[int, LinkPair]
+    swaps: list[Swap]
+    failures: list[LinkFailure]
+    misuse: list[str]
+    end_ns: int
+    crashed: BaseException | None = None
+    _cache: dict[str, Any] = field(default_factory=dict)
+
+    # -------------------------------------------------------- what was said
+
+    def answers(self, index: int) -> list[SentUp]:
+        """What was sent up while the ``index``-th scripted request was handled."""
+        return [u for u in self.up if u.cause == ("request", index)]
+
+    def accepted(self) -> dict[tuple[str, int], Accepted]:
+        """Accepted requests by (head, request_id); the first acceptance of a key counts."""
+        if "accepted" not in self._cache:
+            out: dict[tuple[str, int], Accepted] = {}
+            for index, scripted in enumerate(self.requests):
+                for u in self.answers(index):
+                    if isinstance(u.msg, NetAccepted):
+                        acc = Accepted(index, scripted.node, scripted.request.remote_node, scripted.request, tuple(u.msg.path), u.time_ns)
+                        out.setdefault(acc.key, acc)
+            self._cache["accepted"] = out
+        return self._cache["accepted"]  # type: ignore[no-any-return]
+
+    def deliveries(self, key: tuple[str, int], node: str | None = None) -> list[SentUp]:
+        return [
+            u
+            for u in self.up
+            if isinstance(u.msg, PairDelivered)
+            and (u.msg.pair_id.head, u.msg.pair_id.request_id) == key
+            and node in (None, u.node)
+        ]
+
+    def errors(self, key: tuple[str, int], node: str | None = None) -> list[SentUp]:
+        return [u for u in self.up if isinstance(u.msg, NetError) and (u.msg.head, u.msg.request_id) == key and node in (None, u.node)]
+
+    def path_delay_ns(self, path: tuple[str, ...] | list[str]) -> int:
+        """One-way classical delay between the ends of ``path``."""
+        return self.conditions.hop_delay_ns * (len(path) - 1)
+
+    # --------------------------------------------------------- the truth
+
+    def chain(self, uid: int) -> Chain | None:
+        """Follow qubit ``uid`` through its link pair and the swaps to the far end.
+
+        ``None`` if the qubit is not half of a link pair (or a swap joined it to
+        a qubit that is not)."""
+        q = self.qubits[uid]
+        if q.pair is None:
+            return None
+        nodes, pairs, fidelities = [q.node], [], []
+        x, z = q.frame
+        while True:
+            pair = self.pairs[q.pair]  # type: ignore[index]
+            if pair.sequence in pairs:
+                return None
+            pairs.append(pair.sequence)
+            fidelities.append(pair.fidelity)
+            bx, bz = pair.bell_state.pauli_bits
+            other = self.qubits[next(u for n, u in pair.qubits.items() if n != q.node)]
+            nodes.append(other.node)
+            x, z = x ^ bx ^ other.frame[0], z ^ bz ^ other.frame[1]
+            if other.bsm is None:
+                state = BellState.from_bits(x, z)
+                return Chain(tuple(nodes), tuple(pairs), uid, other.uid, state, werner_chain_fidelity(fidelities))
+            swap = self.swaps[other.bsm]
+            sx, sz = swap.outcome.pauli_bits
+            q = self.qubits[swap.qubits[0] if swap.qubits[1] == other.uid else swap.qubits[1]]
+            if q.pair is None:
+                return None
+            x, z = x ^ sx ^ q.frame[0], z ^ sz ^ q.frame[1]
+
+    def measured_qubit(self, delivery: SentUp) -> int | None:
+        """The qubit a type-M delivery reports on: of the qubits its node
+        measured before it, in its basis, and not claimed by an earlier
+        delivery there, the one measured last."""
+        if "m_attribution" not in self._cache:
+            attribution: dict[int, int | None] = {}
+            claimed: set[int] = set()
+            for u in self.up:
+                if not isinstance(u.msg, PairDelivered) or u.msg.outcome is None:
+                    continue
+                best = None
+                for q in self.qubits.values():
+                    if q.node != u.node or q.measured is None or q.uid in claimed:
+                        continue
+                    basis, _, seq = q.measured
+                    if seq < u.seq and basis is u.msg.basis and (best is None or seq > best.measured[2]):  # type: ignore[index]
+                        best = q
+                if best is not None:
+                    claimed.add(best.uid)
+                attribution[u.seq] = None if best is None else best.uid
+            self._cache["m_attribution"] = attribution
+        return self._cache["m_attribution"].get(delivery.seq)  # type: ignore[no-any-return]
+
+    def held_by_network(self) -> dict[str, list[int]]:
+        """Node -> handles of the qubits the network layer holds at the end."""
+        out: dict[str, list[int]] = {}
+        for q in self.qubits.values():
+            if q.owner == "network":
+                out.setdefault(q.node, []).append(q.handle)
+        return out
+
+
+class FakeBelow:
+    """The link service and the device service of every node, with the truth."""
+
+    def __init__(self, kernel: Kernel, conditions: NetConditions, topology: nx.Graph, rng: np.random.Generator) -> None:
+        self.kernel = kernel
+        self.conditions = conditions
+        self.topology = topology
+        self.rng = rng
+        self.held: dict[str, dict[int, Qubit]] = {n: {} for n in topology.nodes}
+        self.qubits: dict[int, Qubit] = {}
+        self.pairs: dict[int, LinkPair] = {}
+        self.swaps: list[Swap] = []
+        self.failures: list[LinkFailure] = []
+        self.misuse: list[str] = []
+        self.creates: list[tuple[int, str, Any]] = []
+        self._uids = itertools.count()
+        self._pair_sequence = itertools.count()
+        self._create_ids: dict[str, Iterator[int]] = {n: itertools.count() for n in topology.nodes}
+        self._bell_states: Iterator[BellState] = itertools.cycle(conditions.bell_states) if conditions.bell_states else iter(())
+        self._swap_outcomes: Iterator[BellState] = iter(conditions.swap_outcomes or ())
+        self._fidelities = itertools.cycle(conditions.pair_fidelities)
+        self.seq: Iterator[int] = itertools.count()  # shared with the harness: orders ops and messages
+        self.deliver: Any = None  # set by the harness: (node, message) -> None, calls handle_below
+
+    # ------------------------------------------------------------- memory
+
+    def _allocate(self, node: str, pair: int | None, owner: str) -> Qubit | None:
+        held = self.held[node]
+        for handle in range(self.conditions.num_qubits):
+            if handle not in held:
+                q = Qubit(next(self._uids), node, handle, pair, owner)
+                held[handle] = self.qubits[q.uid] = q
+                return q
+        return None
+
+    def _drop(self, q: Qubit) -> None:
+        q.owner = "gone"
+        if self.held[q.node].get(q.handle) is q:
+            del self.held[q.node][q.handle]
+
+    def _own(self, node: str, handle: int, op: str) -> Qubit | None:
+        """The network layer's qubit ``handle`` at ``node``, or None (and a misuse noted)."""
+        q = self.held[node].get(handle)
+        if q is not None and q.owner == "network":
+            return q
+        state = {
+            None: "not held",
+            "link": "not yet reported by the link layer",
+            "upper": "handed up to the layer above",
+        }[None if q is None else q.owner]
+        self.misuse.append(f"t={self.kernel.now_ns} {node}: {op} on qubit {handle}, which is {state}")
+        return None
+
+    def hand_up(self, node: str, handle: int) -> int | None:
+        """The network layer handed ``handle`` up in a PairDelivered: returns its serial."""
+        q = self.held[node].get(handle)
+        if q is None or q.owner != "network":
+            return None
+        q.owner = "upper"
+        self.kernel.schedule(self.conditions.upper_hold_ns, self._upper_free, q)
+        return q.uid
+
+    def _upper_free(self, q: Qubit) -> None:
+        if q.owner == "upper":
+            self._drop(q)
+
+    # ------------------------------------------------------------- device
+
+    def device(self, node: str) -> _NodeDevice:
+        return _NodeDevice(self, node)
+
+    def capabilities(self, node: str) -> PhysicalCapabilities:
+        h = self.conditions.hop_delay_ns
+        links = {
+            other: HeraldingLink(
+                neighbour=other,
+                scheme="single-click",
+                attempt_period_ns=h,
+                classical_delay_ns=h,
+                bright_state_population=0.1,
+                success_probability=self.conditions.success_probability,
+                fidelity=self.conditions.link_fidelity,
+            )
+            for other in self.topology.neighbors(node)
+        }
+        return PhysicalCapabilities(node=node, num_qubits=self.conditions.num_qubits, links=links)
+
+    def execute(self, node: str, op: Any) -> Any:
+        now = self.kernel.now_ns
+        seq = next(self.seq)
+        if isinstance(op, InitQubit):
+            q = self._allocate(node, None, "network")
+            return DeviceError(code=DeviceErrorCode.NORES) if q is None else QubitAllocated(handle=q.handle)
+        if isinstance(op, FreeQubit):
+            q = self._own(node, op.handle, "FreeQubit")
+            if q is None:
+                return DeviceError(code=DeviceErrorCode.UNKNOWN_HANDLE)
+            self._drop(q)
+            return QubitFreed(handle=op.handle)
+        if isinstance(op, Measure):
+            q = self._own(node, op.handle, "Measure")
+            if q is None:
+                return DeviceError(code=DeviceErrorCode.UNKNOWN_HANDLE)
+            outcome = int(self.rng.integers(2))
+            q.measured = (op.basis, outcome, seq)
+            self._drop(q)
+            return MeasureResult(outcome=outcome, basis=op.basis)
+        if isinstance(op, BellMeasure):
+            if op.handle_a == op.handle_b:
+                self.misuse.append(f"t={now} {node}: BellMeasure of qubit {op.handle_a} with itself")
+                return DeviceError(code=DeviceErrorCode.UNKNOWN_HANDLE)
+            a = self._own(node, op.handle_a, "BellMeasure")
+            b = self._own(node, op.handle_b, "BellMeasure")
+            if a is None or b is None:
+                return DeviceError(code=DeviceErrorCode.UNKNOWN_HANDLE)
+            outcome = next(self._swap_outcomes, None) or BellState.from_bits(*map(int, self.rng.integers(2, size=2)))
+            a.bsm = b.bsm = len(self.swaps)
+            self.swaps.append(Swap(node, (a.uid, b.uid), outcome, now))
+            self._drop(a)
+            self._drop(b)
+            return BellMeasureResult(bell_state=outcome)
+        if isinstance(op, ApplyGate):
+            q = self._own(node, op.handle, "ApplyGate")
+            if q is None:
+                return DeviceError(code=DeviceErrorCode.UNKNOWN_HANDLE)
+            bits = _PAULI_BITS.get(op.gate)
+            if bits is None:  # H or S would take the pair out of the Bell basis; this device has Paulis only
+                return DeviceError(code=DeviceErrorCode.UNSUPPORTED, detail=f"gate {op.gate.value} is not offered here")
+            q.frame = (q.frame[0] ^ bits[0], q.frame[1] ^ bits[1])
+            return GateApplied(handle=op.handle)
+        if isinstance(op, OracleFidelity):
+            self.misuse.append(f"t={now} {node}: oracle read (OracleFidelity); oracles are for metrics and tests, not protocols")
+            return DeviceError(code=DeviceErrorCode.UNSUPPORTED, detail="no oracle reads for protocols")
+        self.misuse.append(f"t={now} {node}: unknown device operation {type(op).__name__}")
+        return DeviceError(code=DeviceErrorCode.UNSUPPORTED, detail=f"unknown operation {type(op).__name__}")
+
+    # -------------------------------------------------------- link service
+
+    def link_down(self, node: str, msg: Any) -> None:
+        """The network layer on ``node`` sent ``msg`` down to its link layer."""
+        now = self.kernel.now_ns
+        self.creates.append((now, node, msg))
+        if not isinstance(msg, LinkCreate):
+            self.misuse.append(f"t={now} {node}: sent down {type(msg).__name__}, not a LinkCreate")
+            return
+        create_id = next(self._create_ids[node])
+        remote = msg.remote_node
+        if remote == node or not self.topology.has_edge(node, remote):
+            self.misuse.append(f"t={now} {node}: LinkCreate to {remote!r}, which is not a neighbour")
+            self._error_now(node, remote, create_id, LinkErrorCode.CREATE, f"{remote!r} is not a neighbour")
+        elif msg.type is not RequestType.K:
+            self._error_now(node, remote, create_id, LinkErrorCode.UNSUPP, "this link layer offers type K only")
+        elif msg.min_fidelity > self.conditions.link_fidelity:
+            self._error_now(node, remote, create_id, LinkErrorCode.UNSUPP, f"the link gives at most {self.conditions.link_fidelity}")
+        else:
+            self.kernel.schedule(0, self.deliver, node, LinkAck(create_id=create_id, remote_node=remote, purpose_id=msg.purpose_id))
+            request = _LinkRequest(node, remote, create_id, msg, now)
+            if self.rng.random() < self.conditions.failure_probability:
+                request.fails_after = int(self.rng.integers(msg.number))
+            self._next(request)
+
+    def _error_now(self, node: str, remote: str, create_id: int, code: LinkErrorCode, detail: str) -> None:
+        err = LinkError(create_id=create_id, origin_node=node, code=code, detail=detail)
+        self.kernel.schedule(0, self._deliver_error, node, frozenset((node, remote)), err)
+
+    def _deliver_error(self, node: str, link: frozenset[str], err: LinkError) -> None:
+        self.failures.append(LinkFailure(self.kernel.now_ns, node, link, err.code))
+        self.deliver(node, err)
+
+    def _next(self, request: _LinkRequest) -> None:
+        """Schedule the request's next pair, or its failure."""
+        h = self.conditions.hop_delay_ns
+        wait = h * int(self.rng.geometric(self.conditions.success_probability))
+        deadline = None if request.msg.max_time_ns is None else request.created_ns + request.msg.max_time_ns
+        now = self.kernel.now_ns
+        if deadline is not None and now + wait > deadline:
+            # not before the OKs of the pair just made (each at most a hop delay away): no OK after its ERR
+            self.kernel.schedule(max(deadline - now, h), self._fail, request, "max_time_ns ran out")
+        elif request.fails_after == request.made:
+            self.kernel.schedule(wait, self._fail, request, "scripted link failure")
+        else:
+            self.kernel.schedule(wait, self._make_pair, request)
+
+    def _fail(self, request: _LinkRequest, detail: str) -> None:
+        err = LinkError(create_id=request.create_id, origin_node=request.origin, code=LinkErrorCode.TIMEOUT, detail=detail)
+        link = frozenset((request.origin, request.remote))
+        for node in (request.origin, request.remote):
+            self._deliver_error(node, link, err)  # both ends at once, as LINK-TIMEOUT-1 allows
+
+    def _make_pair(self, request: _LinkRequest) -> None:
+        ends = (request.origin, request.remote)
+        free = [len(self.held[n]) < self.conditions.num_qubits for n in ends]
+        if not all(free):  # no memory at one end: the link waits one attempt period
+            h = self.conditions.hop_delay_ns
+            max_time = request.msg.max_time_ns
+            if max_time is not None and self.kernel.now_ns + h > request.created_ns + max_time:
+                self.kernel.schedule(request.created_ns + max_time - self.kernel.now_ns, self._fail, request, "max_time_ns ran out")
+            else:
+                self.kernel.schedule(h, self._make_pair, request)
+            return
+        sequence = next(self._pair_sequence)
+        qubits = {n: self._allocate(n, sequence, "link") for n in ends}
+        bell = next(self._bell_states, None) or BellState.from_bits(*map(int, self.rng.integers(2, size=2)))
+        fidelity = max(next(self._fidelities), request.msg.min_fidelity)  # the link keeps only good-enough pairs
+        now = self.kernel.now_ns
+        self.pairs[sequence] = LinkPair(sequence, request.origin, request.remote, {n: q.uid for n, q in qubits.items()}, bell, fidelity, now)  # type: ignore[union-attr]
+        ent_id = EntanglementId(creator=request.origin, peer=request.remote, sequence=sequence)
+        for node, other in ((request.origin, request.remote), (request.remote, request.origin)):
+            q = qubits[node]
+            assert q is not None
+            ok = LinkOkKeep(
+                create_id=request.create_id,
+                origin_node=request.origin,
+                ent_id=ent_id,
+                purpose_id=request.msg.purpose_id,
+                remote_node=other,
+                bell_state=bell,
+                goodness=fidelity,
+                goodness_time_ns=now,
+                handle=q.handle,
+            )
+            # each end hears of the pair up to one hop delay after it was made
+            self.kernel.schedule(int(self.rng.integers(self.conditions.hop_delay_ns + 1)), self._deliver_ok, q, ok)
+        request.made += 1
+        if request.made < request.msg.number:
+            self._next(request)
+
+    def _deliver_ok(self, q: Qubit, ok: LinkOkKeep) -> None:
+        q.owner = "network"
+        self.deliver(q.node, ok)
+
+
+@dataclass
+class _LinkRequest:
+    origin: str
+    remote: str
+    create_id: int
+    msg: LinkCreate
+    created_ns: int
+    made: int = 0
+    fails_after: int | None = None  # pairs made before the scripted failure
+
+
+class _NodeDevice:
+    """The device service as one node sees it."""
+
+    def __init__(self, below: FakeBelow, node: str) -> None:
+        self._below = below
+        self._node = node
+
+    def execute(self, op: Any) -> Any:
+        return self._below.execute(self._node, op)
+
+    def capabilities(self) -> PhysicalCapabilities:
+        return self._below.capabilities(self._node)
+
+
+class NetHarness:
+    """Runs one scripted scenario against a network implementation class."""
+
+    def __init__(self, impl: Any, conditions: NetConditions, requests: list[ScriptedRequest], seed: int = 0) -> None:
+        self.impl = impl
+        self.conditions = conditions
+        self.requests = sorted(requests, key=lambda r: r.at_ns)
+        self.topology = make_topology(conditions)
+        self.kernel = Kernel()
+        nodes = list(self.topology.nodes)
+        root = np.random.SeedSequence(seed)
+        streams = [np.random.default_rng(s) for s in root.spawn(len(nodes) + 1)]
+        self.below = FakeBelow(self.kernel, conditions, self.topology, streams[-1])
+        self.below.deliver = self._deliver_below
+        self._hops = dict(nx.all_pairs_shortest_path_length(self.topology))
+        self.up: list[SentUp] = []
+        self._cause: tuple[str, int | None] = ("start", None)
+        self.entities: dict[str, Any] = {}
+        for node, rng in zip(nodes, streams):
+            ctx = HarnessContext(
+                self.kernel,
+                node,
+                rng,
+                self.below.device(node),
+                on_up=self._on_up,
+                on_down=self.below.link_down,
+                on_peer=self._deliver_peer,
+                peer_delay_ns=self._peer_delay_ns,
+            )
+            entity = impl(ctx, self.topology.copy())
+            ctx.entity = entity
+            self.entities[node] = entity
+
+    def _peer_delay_ns(self, a: str, b: str) -> int:
+        hops = self._hops.get(a, {}).get(b)
+        return 0 if hops is None else hops * self.conditions.hop_delay_ns  # no path: refused on arrival
+
+    def _call(self, cause: tuple[str, int | None], fn: Any, *args: Any) -> None:
+        self._cause = cause
+        try:
+            fn(*args)
+        finally:
+            self._cause = ("timer", None)
+
+    def _on_up(self, node: str, msg: Any) -> None:
+        qubit = None
+        if isinstance(msg, PairDelivered) and msg.handle is not None:
+            qubit = self.below.hand_up(node, msg.handle)
+        self.up.append(SentUp(self.kernel.now_ns, node, msg, self._cause, next(self.below.seq), qubit))
+
+    def _deliver_below(self, node: str, msg: Any) -> None:
+        self._call(("below", None), self.entities[node].handle_below, msg)
+
+    def _deliver_peer(self, sender: str, node: str, msg: Any) -> None:
+        if node == sender or self._hops.get(sender, {}).get(node) is None:
+            self.below.misuse.append(f"t={self.kernel.now_ns} {sender}: peer message to {node!r}, which it has no path to")
+            return
+        self._call(("peer", None), self.entities[node].handle_peer, sender, msg)
+
+    def _send_request(self, index: int) -> None:
+        scripted = self.requests[index]
+        self._call(("request", index), self.entities[scripted.node].handle_above, scripted.request)
+
+    def run(self, until_ns: int, max_events: int = 200_000) -> NetRun:
+        """Start every entity, play the script, run to ``until_ns``; never raises
+        for the implementation's exceptions (they are returned in ``crashed``)."""
+        crashed: BaseException | None = None
+        try:
+            for node in self.entities:
+                self._call(("start", None), self.entities[node].start)
+            for index, scripted in enumerate(self.requests):
+                self.kernel.schedule(scripted.at_ns, self._send_request, index)
+            self.kernel.run(until_ns=until_ns, max_events=max_events)
+        except Exception as exc:  # the implementation crashed: a finding, not a harness error
+            crashed = exc
+        below = self.below
+        # A run with nothing left to happen is final: it is as if it ran to until_ns.
+        idle = crashed is None and self.kernel.pending == 0
+        return NetRun(
+            conditions=self.conditions,
+            topology=self.topology,
+            requests=self.requests,
+            up=self.up,
+            creates=below.creates,
+            qubits=below.qubits,
+            pairs=below.pairs,
+            swaps=below.swaps,
+            failures=below.failures,
+            misuse=below.misuse,
+            end_ns=until_ns if idle else self.kernel.now_ns,
+            crashed=crashed,
+        )
+
+
+def run_network(impl: Any, conditions: NetConditions, requests: list[ScriptedRequest], until_ns: int, seed: int = 0) -> NetRun:
+    """Convenience: build a :class:`NetHarness` and run it."""
+    return NetHarness(impl, conditions, requests, seed).run(until_ns)

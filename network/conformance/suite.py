@@ -1,0 +1,686 @@
+"""Conformance suite of the network service (``specs/network.md``), clause by clause.
+
+Every check takes the implementation class under test, drives it through
+:mod:`network.conformance.harness` and raises :class:`ClauseFailure` naming
+what it saw. Most checks let hypothesis generate the scenario: chain length,
+hop delay, link success probability and failures, link-pair Bell states,
+swap outcomes and fidelities, memory size, how long the layer above holds its
+qubits, and the requests (who asks whom, when, how many pairs, K or M, basis,
+minimum fidelity, deadline). Example counts keep the whole suite near 20 s for
+the reference implementation.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
+
+from entity import EntityError
+from entity.conformance import (
+    ClauseFailure,
+    ImplementationError,
+    NotApplicable,
+    Suite,
+    explore,
+)
+from network.conformance.harness import (
+    ISLAND,
+    UNKNOWN,
+    Accepted,
+    Chain,
+    NetConditions,
+    NetHarness,
+    NetRun,
+    ScriptedRequest,
+    SentUp,
+    run_network,
+)
+from network.service import (
+    CAP_NET_K,
+    CAP_NET_M,
+    NetAccepted,
+    NetError,
+    NetErrorCode,
+    NetRejected,
+    NetRequest,
+    NetResponse,
+    PairDelivered,
+    RequestType,
+)
+from physical.service import Basis, BellState
+
+__all__ = ["SUITE"]
+
+SUITE = Suite(layer="network", spec="specs/network.md", reference="network.swap_asap:SwapAsap")
+
+GOODNESS_TOLERANCE = 0.02  # |goodness - true fidelity| advised (NET-PAIR-6)
+EXAMPLES = 50  # hypothesis examples per property check: about 0.5 s per check for the reference
+_RESPONSE: TypeAdapter[Any] = TypeAdapter(NetResponse)
+_ENTITY_METHODS = ("start", "handle_above", "handle_below", "handle_peer", "handle_timer")
+
+
+# ---------------------------------------------------------------- shape
+
+
+@SUITE.validator
+def _validate(impl: Any) -> None:
+    name = getattr(impl, "__qualname__", repr(impl))
+    if not callable(impl):
+        raise ImplementationError(f"{name!r} is not a class or factory")
+    try:
+        inspect.signature(impl).bind(object(), object())
+    except TypeError:
+        raise ImplementationError(f"{name} cannot be built as {name}(ctx, topology)") from None
+    except ValueError:
+        pass  # no signature to inspect (a builtin): building it below will tell
+    # A class is checked as it is; a factory by what it builds.
+    target = impl if inspect.isclass(impl) else _build_once(impl, name)
+    missing = [m for m in _ENTITY_METHODS if not callable(getattr(target, m, None))]
+    if missing:
+        raise ImplementationError(f"{name!r} does not implement the network service: no {', '.join(missing)}")
+
+
+def _build_once(impl: Any, name: str) -> Any:
+    try:
+        return NetHarness(impl, NetConditions(), []).entities["alice"]
+    except Exception as exc:
+        raise ImplementationError(f"{name}(ctx, topology) failed: {type(exc).__name__}: {exc}") from None
+
+
+def _types(impl: Any) -> list[RequestType]:
+    provides = getattr(impl, "PROVIDES", None)
+    if provides is None:
+        return [RequestType.K, RequestType.M]
+    return [t for t, cap in ((RequestType.K, CAP_NET_K), (RequestType.M, CAP_NET_M)) if cap in provides]
+
+
+def _require_type(impl: Any, kind: RequestType) -> None:
+    if kind not in _types(impl):
+        raise NotApplicable(f"the implementation does not provide type {kind.value} (PROVIDES lacks network:{kind.value})")
+
+
+# ------------------------------------------------------------ scenarios
+
+
+@st.composite
+def scenarios(draw: Any, types: tuple[RequestType, ...], mode: str = "any") -> tuple[NetConditions, list[ScriptedRequest], int]:
+    """A random scenario: conditions, scripted requests, and how long to run.
+
+    ``mode`` is ``"any"`` (everything goes, also requests to the island and
+    small memories), ``"live"`` (every link request ends and memories are
+    large, so every request can end), ``"clean"`` (live, and no link fails)
+    or ``"deadlines"`` (every request has a max_time_ns and links are slow).
+    """
+    size = draw(st.sampled_from([4, 4, 3, 2]))  # mostly long chains: swaps to check
+    chain = ("alice", "bob", "carol", "dave")[:size]
+    hop = draw(st.sampled_from([1_000, 10_000, 50_000]))
+    probabilities = {"any": [0.1, 0.3, 1.0], "live": [0.2, 0.5, 1.0], "clean": [0.2, 0.5, 1.0], "deadlines": [0.02, 0.05, 0.1]}
+    failure = 0.0 if mode in ("clean", "deadlines") else draw(st.sampled_from([0.0, 0.1, 0.3]))
+    states = st.sampled_from(list(BellState))
+    requests = []
+    used: set[tuple[str, int]] = set()
+    for _ in range(draw(st.integers(1, 3))):
+        node = draw(st.sampled_from(chain))
+        # the farthest node twice as likely as each other one, for the same reason
+        others = sorted((n for n in chain if n != node), key=lambda n: -abs(chain.index(n) - chain.index(node)))
+        others = [others[0], *others] + ([ISLAND] if mode == "any" else [])
+        request_id = draw(st.integers(0, 1000))
+        while (node, request_id) in used:  # request ids are unique per head (the caller's duty)
+            request_id += 1
+        used.add((node, request_id))
+        if mode == "deadlines":
+            max_time = draw(st.integers(hop, 60 * hop))
+        elif mode == "any":
+            max_time = draw(st.none() | st.integers(hop, 200 * hop))
+        else:
+            max_time = None
+        request = NetRequest(
+            request_id=request_id,
+            remote_node=draw(st.sampled_from(others)),
+            min_fidelity=0.0 if mode == "clean" else draw(st.sampled_from([0.0, 0.0, 0.5, 0.8, 0.95])),
+            number=draw(st.integers(1, 3)),
+            type=draw(st.sampled_from(types)),
+            basis=draw(st.sampled_from(list(Basis))),
+            max_time_ns=max_time,
+        )
+        requests.append(ScriptedRequest(at_ns=draw(st.integers(0, 10 * hop)), node=node, request=request))
+    pairs_asked = sum(r.request.number for r in requests)
+    conditions = NetConditions(
+        size=size,
+        hop_delay_ns=hop,
+        success_probability=draw(st.sampled_from(probabilities[mode])),
+        pair_fidelities=tuple(draw(st.lists(st.sampled_from([0.8, 0.9, 0.95, 1.0]), min_size=1, max_size=4))),
+        failure_probability=failure,
+        # live runs: two link qubits per open request and node, plus what the layer above holds
+        num_qubits=2 * len(requests) + pairs_asked if mode in ("live", "clean") else draw(st.sampled_from([2, 3, 8])),
+        upper_hold_ns=draw(st.sampled_from([0, hop, 20 * hop])),
+        bell_states=draw(st.none() | st.lists(states, min_size=1, max_size=6).map(tuple)),
+        swap_outcomes=draw(st.none() | st.lists(states, min_size=1, max_size=6).map(tuple)),
+    )
+    # live: 9 pairs over 3 hops at p >= 0.2 need a few hundred periods; 3000 leave no realistic chance of running out
+    horizon = max(r.at_ns for r in requests) + (3000 if mode in ("live", "clean") else 300) * hop
+    return conditions, requests, horizon
+
+
+def _property(impl: Any, check: Callable[[NetRun], None], *, mode: str = "any", examples: int = EXAMPLES) -> None:
+    """Run ``check`` on the runs of ``examples`` generated scenarios."""
+    types = tuple(_types(impl))
+
+    @explore(examples)
+    @given(scenario=scenarios(types, mode=mode), seed=st.integers(0, 2**16))
+    def prop(scenario: tuple[NetConditions, list[ScriptedRequest], int], seed: int) -> None:
+        conditions, requests, horizon = scenario
+        run = run_network(impl, conditions, requests, until_ns=horizon, seed=seed)
+        _no_crash(run)
+        check(run)
+
+    prop()
+
+
+def _no_crash(run: NetRun) -> None:
+    if run.crashed is not None:
+        raise run.crashed
+
+
+def _fail(text: str, at: SentUp | None = None) -> ClauseFailure:
+    where = f" (t={at.time_ns} ns at {at.node}: {at.msg!r})" if at is not None else ""
+    return ClauseFailure(text + where)
+
+
+def _ends(acc: Accepted) -> tuple[str, str]:
+    return (acc.head, acc.tail)
+
+
+def _other_end(acc: Accepted, node: str) -> str:
+    return acc.tail if node == acc.head else acc.head
+
+
+def _oriented(acc: Accepted, node: str) -> tuple[str, ...]:
+    """The accepted path as seen from ``node`` (one of its ends)."""
+    return acc.path if node == acc.head else tuple(reversed(acc.path))
+
+
+def _round_trip(run: NetRun, acc: Accepted) -> int:
+    return 2 * run.path_delay_ns(acc.path)
+
+
+def _by_pair_id(deliveries: list[SentUp]) -> dict[Any, SentUp]:
+    out: dict[Any, SentUp] = {}
+    for u in deliveries:
+        out.setdefault(u.msg.pair_id, u)
+    return out
+
+
+def _ended_at(run: NetRun, acc: Accepted, node: str, by_ns: int) -> bool:
+    """Has the request ended at ``node`` by ``by_ns`` (all its pairs, or a NetError)?"""
+    got = [u for u in run.deliveries(acc.key, node) if u.time_ns <= by_ns]
+    errs = [u for u in run.errors(acc.key, node) if u.time_ns <= by_ns]
+    return len(got) >= acc.request.number or bool(errs)
+
+
+def _single(impl: Any, requests: list[ScriptedRequest], conditions: NetConditions | None = None, until_ns: int = 50_000_000) -> NetRun:
+    run = run_network(impl, conditions or NetConditions(success_probability=1.0), requests, until_ns=until_ns)
+    _no_crash(run)
+    return run
+
+
+def _chain_of(run: NetRun, u: SentUp) -> Chain | None:
+    """The chain of link pairs behind delivery ``u`` (type K: its qubit; type M: the qubit it measured)."""
+    uid = u.qubit if u.msg.handle is not None else run.measured_qubit(u)
+    return None if uid is None else run.chain(uid)
+
+
+# ---------------------------------------------------------------- requests
+
+
+@SUITE.clause("NET-REQ-1", "every NetRequest is answered at once by exactly one NetAccepted or NetRejected")
+def request_answered_once(impl: Any) -> None:
+    def check(run: NetRun) -> None:
+        for index, scripted in enumerate(run.requests):
+            answers = run.answers(index)
+            if len(answers) != 1 or not isinstance(answers[0].msg, (NetAccepted, NetRejected)):
+                raise ClauseFailure(
+                    f"request #{index} on {scripted.node} at t={scripted.at_ns} ns was answered while handling it by "
+                    f"{[type(a.msg).__name__ for a in answers]}, expected exactly one NetAccepted or NetRejected"
+                )
+            if answers[0].msg.request_id != scripted.request.request_id:
+                raise _fail(f"the answer to request_id {scripted.request.request_id} names another request_id", answers[0])
+
+    _property(impl, check)
+
+
+@SUITE.clause("NET-REQ-2", "a request to the node itself, an unknown node or an unreachable node is rejected, and nothing is done for it")
+def request_without_path(impl: Any) -> None:
+    for node, remote in (("alice", "alice"), ("alice", UNKNOWN), ("alice", ISLAND), (ISLAND, "alice")):
+        request = NetRequest(request_id=1, remote_node=remote, type=_types(impl)[0])
+        run = _single(impl, [ScriptedRequest(0, node, request)])
+        answers = run.answers(0)
+        if len(answers) != 1 or not isinstance(answers[0].msg, NetRejected):
+            raise ClauseFailure(f"a request on {node} for remote_node={remote!r} was answered {[a.msg for a in answers]}, expected NetRejected")
+        if run.creates:
+            raise ClauseFailure(f"after rejecting a request to {remote!r}, {run.creates[0][1]} sent {run.creates[0][2]!r} down")
+        later = [u for u in run.up if u.cause[0] != "request"]
+        if later:
+            raise _fail(f"after rejecting a request to {remote!r}, something was still sent up", later[0])
+
+
+@SUITE.clause("NET-REQ-3", "a request reusing the request_id of an open request is rejected; the open request goes on")
+def request_id_in_use(impl: Any) -> None:
+    kind = _types(impl)[0]
+    first = NetRequest(request_id=7, remote_node="carol", number=2, type=kind)
+    again = NetRequest(request_id=7, remote_node="bob", type=kind)
+    conditions = NetConditions(success_probability=0.5)
+    run = _single(impl, [ScriptedRequest(0, "alice", first), ScriptedRequest(0, "alice", again), ScriptedRequest(5_000, "alice", again)], conditions)
+    for index in (1, 2):
+        answers = run.answers(index)
+        if len(answers) != 1 or not isinstance(answers[0].msg, NetRejected):
+            raise ClauseFailure(
+                f"a second request with request_id 7 on alice while the first was open was answered "
+                f"{[a.msg for a in answers]}, expected NetRejected"
+            )
+    for node in ("alice", "carol"):
+        got = run.deliveries(("alice", 7), node)
+        if len(got) != 2 or any(u.msg.pair_id.tail != "carol" for u in got):
+            raise ClauseFailure(
+                f"the open request (alice -> carol, 2 pairs) got {[u.msg.pair_id for u in got]} at {node} after the duplicate "
+                f"was refused, expected its 2 pairs"
+            )
+
+
+@SUITE.clause("NET-ACCEPT-1", "the path of a NetAccepted is a simple path of the topology from this node to the remote node")
+def accepted_path(impl: Any) -> None:
+    def check(run: NetRun) -> None:
+        for acc in run.accepted().values():
+            path = acc.path
+            if path[0] != acc.head or path[-1] != acc.tail:
+                raise ClauseFailure(f"request {acc.key} to {acc.tail!r} was accepted with path {list(path)}: it must run from {acc.head!r} to {acc.tail!r}")
+            if len(set(path)) != len(path):
+                raise ClauseFailure(f"request {acc.key} was accepted with path {list(path)}, which visits a node twice")
+            for a, b in itertools.pairwise(path):
+                if not run.topology.has_edge(a, b):
+                    raise ClauseFailure(f"request {acc.key} was accepted with path {list(path)}, but {a} - {b} is not a link")
+
+    _property(impl, check)
+
+
+# ------------------------------------------------------------------ pairs
+
+
+@SUITE.clause("NET-PAIR-1", "every pair is delivered at both ends, alike, within one round trip over the path")
+def pair_at_both_ends(impl: Any) -> None:
+    def check(run: NetRun) -> None:
+        accepted = run.accepted()
+        for u in run.up:
+            if not isinstance(u.msg, PairDelivered):
+                continue
+            pid = u.msg.pair_id
+            acc = accepted.get((pid.head, pid.request_id))
+            if acc is None or pid.tail != acc.tail or u.node not in _ends(acc):
+                raise _fail("PairDelivered names no accepted request of which this node is an end", u)
+            other = _other_end(acc, u.node)
+            if u.msg.remote_node != other:
+                raise _fail(f"remote_node should be the other end, {other!r}", u)
+            twin = _by_pair_id(run.deliveries(acc.key, other)).get(pid)
+            slack = _round_trip(run, acc)
+            if twin is None:
+                if run.errors(acc.key, other) or u.time_ns + slack > run.end_ns:
+                    continue  # the request failed at the other end, or the run ended too soon to judge
+                raise _fail(f"pair {pid!r} was delivered at {u.node} but never at {other}", u)
+            if abs(twin.time_ns - u.time_ns) > slack:
+                raise _fail(f"the twin at {other} came {abs(twin.time_ns - u.time_ns)} ns apart (> one round trip, {slack} ns)", u)
+            mine, theirs = u.msg, twin.msg
+            if mine.bell_state is not theirs.bell_state:
+                raise _fail(f"the two ends disagree on bell_state: {mine.bell_state.value} here, {theirs.bell_state.value} at {other}", u)
+            if (mine.handle is None) != (theirs.handle is None) or mine.basis != theirs.basis:
+                raise _fail(f"the two ends report the pair differently (handle/outcome/basis): {theirs!r} at {other}", u)
+
+    _property(impl, check)
+
+
+@SUITE.clause("NET-PAIR-2", "pair ids are unique at each end, indices below `number`, at most `number` pairs per request and end")
+def pair_ids(impl: Any) -> None:
+    def check(run: NetRun) -> None:
+        accepted = run.accepted()
+        seen: set[tuple[str, Any]] = set()
+        counts: dict[tuple[str, Any], int] = {}
+        for u in run.up:
+            if not isinstance(u.msg, PairDelivered):
+                continue
+            pid = u.msg.pair_id
+            if (u.node, pid) in seen:
+                raise _fail(f"{u.node} got two PairDelivered with pair_id {pid!r}", u)
+            seen.add((u.node, pid))
+            acc = accepted.get((pid.head, pid.request_id))
+            if acc is None:
+                continue  # NET-PAIR-1 reports it
+            if pid.index >= acc.request.number:
+                raise _fail(f"pair index {pid.index} but the request asked for {acc.request.number} pairs", u)
+            counts[(u.node, acc.key)] = counts.get((u.node, acc.key), 0) + 1
+            if counts[(u.node, acc.key)] > acc.request.number:
+                raise _fail(f"request {acc.key} asked for {acc.request.number} pairs; {u.node} got more", u)
+
+    _property(impl, check)
+
+
+@SUITE.clause("NET-PAIR-3", "a type-K pair's two handles are the two ends of one chain of link pairs swapped along the path")
+def pair_is_a_chain(impl: Any) -> None:
+    _require_type(impl, RequestType.K)
+
+    def check(run: NetRun) -> None:
+        accepted = run.accepted()
+        used: dict[int, Any] = {}  # link pair -> the end-to-end pair it went into
+        for acc in accepted.values():
+            if acc.request.type is not RequestType.K:
+                continue
+            twins = {n: _by_pair_id(run.deliveries(acc.key, n)) for n in _ends(acc)}
+            for node in _ends(acc):
+                for pid, u in twins[node].items():
+                    if u.msg.handle is None or u.msg.outcome is not None or u.msg.basis is not None:
+                        raise _fail("a type-K request got a delivery without a handle, or with an outcome or basis", u)
+                    if u.qubit is None:
+                        raise _fail(f"handed up qubit {u.msg.handle}, which the network layer does not hold", u)
+                    chain = run.chain(u.qubit)
+                    if chain is None:
+                        raise _fail(f"qubit {u.msg.handle} is not half of any link pair", u)
+                    if chain.nodes != _oriented(acc, node):
+                        raise _fail(
+                            f"the delivered qubit is entangled, through the swaps made, along {list(chain.nodes)}, "
+                            f"not along the accepted path {list(_oriented(acc, node))}",
+                            u,
+                        )
+                    twin = twins[_other_end(acc, node)].get(pid)
+                    if twin is not None and twin.qubit != chain.end:
+                        raise _fail(f"the qubit handed up at {twin.node} is not the far end of this qubit's chain", u)
+                    for sequence in chain.pairs:
+                        if used.setdefault(sequence, pid) != pid:
+                            raise _fail(f"link pair {sequence} went into two end-to-end pairs, {used[sequence]!r} and {pid!r}", u)
+
+    _property(impl, check)
+
+
+@SUITE.clause("NET-PAIR-4", "type M: each end reports the outcome, in the requested basis, of its end of one chain along the path")
+def pair_measured(impl: Any) -> None:
+    _require_type(impl, RequestType.M)
+
+    def check(run: NetRun) -> None:
+        for acc in run.accepted().values():
+            twins = {n: _by_pair_id(run.deliveries(acc.key, n)) for n in _ends(acc)}
+            for node in _ends(acc):
+                for pid, u in twins[node].items():
+                    msg = u.msg
+                    if acc.request.type is not RequestType.M:
+                        continue  # NET-PAIR-3
+                    if msg.handle is not None or msg.outcome is None or msg.basis is not acc.request.basis:
+                        raise _fail(f"a type-M request (basis {acc.request.basis.value}) must get an outcome in that basis and no handle", u)
+                    chain = _chain_of(run, u)
+                    if chain is None:
+                        raise _fail(f"no link-pair qubit of {node} was measured in basis {msg.basis.value} before this delivery", u)
+                    if chain.nodes != _oriented(acc, node):
+                        raise _fail(f"the measured qubit's chain runs along {list(chain.nodes)}, not the accepted path", u)
+                    twin = twins[_other_end(acc, node)].get(pid)
+                    if twin is not None and run.measured_qubit(twin) != chain.end:
+                        raise _fail(f"the outcome reported at {twin.node} is not from the far end of this qubit's chain", u)
+
+    _property(impl, check, examples=EXAMPLES + 10)
+
+
+@SUITE.clause("NET-PAIR-5", "no pair is delivered with goodness below the request's min_fidelity")
+def pair_meets_min_fidelity(impl: Any) -> None:
+    def check(run: NetRun) -> None:
+        for acc in run.accepted().values():
+            for u in run.deliveries(acc.key):
+                if u.msg.goodness < acc.request.min_fidelity - 1e-9:
+                    raise _fail(f"goodness {u.msg.goodness} is below the request's min_fidelity {acc.request.min_fidelity}", u)
+
+    _property(impl, check)
+
+
+@SUITE.clause("NET-PAIR-6", "goodness is the pair's true fidelity to bell_state (within 0.02)", mandatory=False)
+def pair_goodness_honest(impl: Any) -> None:
+    def check(run: NetRun) -> None:
+        for acc in run.accepted().values():
+            for u in run.deliveries(acc.key):
+                chain = _chain_of(run, u)
+                if chain is None or chain.nodes != _oriented(acc, u.node):
+                    continue  # NET-PAIR-3/4 report it
+                if abs(u.msg.goodness - chain.fidelity) > GOODNESS_TOLERANCE:
+                    raise _fail(
+                        f"goodness {u.msg.goodness:.4f} but the pair's true fidelity is {chain.fidelity:.4f} "
+                        f"(links {[run.pairs[s].fidelity for s in chain.pairs]}, tolerance {GOODNESS_TOLERANCE})",
+                        u,
+                    )
+
+    _property(impl, check)
+
+
+# ------------------------------------------------------------------ frames
+
+
+@SUITE.clause("NET-FRAME-1", "type K: bell_state is the true Pauli frame of the delivered pair")
+def frame_of_kept_pair(impl: Any) -> None:
+    _require_type(impl, RequestType.K)
+
+    def check(run: NetRun) -> None:
+        for acc in run.accepted().values():
+            if acc.request.type is not RequestType.K:
+                continue
+            for u in run.deliveries(acc.key):
+                chain = None if u.qubit is None else run.chain(u.qubit)
+                if chain is None or chain.nodes != _oriented(acc, u.node):
+                    continue  # NET-PAIR-3 reports it
+                if u.msg.bell_state is not chain.bell_state:
+                    links = [run.pairs[s].bell_state.value for s in chain.pairs]
+                    raise _fail(
+                        f"bell_state {u.msg.bell_state.value}, but the pair is in {chain.bell_state.value} "
+                        f"(link pairs {links} along {list(chain.nodes)}, swaps and gates included)",
+                        u,
+                    )
+
+    _property(impl, check, examples=EXAMPLES + 10)
+
+
+def _flips(frame: BellState, basis: Basis) -> int:
+    """1 when the frame (I ⊗ X^x Z^z) flips the parity of two outcomes in ``basis``:
+    X^x flips Z outcomes, Z^z flips X outcomes, each flips Y outcomes."""
+    x, z = frame.pauli_bits
+    return {Basis.Z: x, Basis.X: z, Basis.Y: x ^ z}[basis]
+
+
+@SUITE.clause("NET-FRAME-2", "type M: the two outcomes are correlated as bell_state says, given the pair's true frame")
+def frame_of_measured_pair(impl: Any) -> None:
+    _require_type(impl, RequestType.M)
+
+    def check(run: NetRun) -> None:
+        for acc in run.accepted().values():
+            if acc.request.type is not RequestType.M:
+                continue
+            twins = {n: _by_pair_id(run.deliveries(acc.key, n)) for n in _ends(acc)}
+            for pid, head in twins[acc.head].items():
+                tail = twins[acc.tail].get(pid)
+                chain = _chain_of(run, head)
+                if tail is None or chain is None or run.measured_qubit(tail) != chain.end:
+                    continue  # NET-PAIR-1/4 report it
+                if head.msg.bell_state is not tail.msg.bell_state:
+                    continue  # NET-PAIR-1 reports it
+                raw = run.qubits[chain.start].measured[1] ^ run.qubits[chain.end].measured[1]  # type: ignore[index]
+                # Raw outcomes on the true frame F have parity c(F); reported ones must have
+                # parity c(B) for the reported state B: they differ by the flips of F ⊕ B.
+                expected = raw ^ _flips(chain.bell_state.compose(head.msg.bell_state), acc.request.basis)
+                if head.msg.outcome ^ tail.msg.outcome != expected:
+                    raise _fail(
+                        f"outcomes {head.msg.outcome} at {acc.head} and {tail.msg.outcome} at {acc.tail} (basis "
+                        f"{acc.request.basis.value}) do not fit bell_state {head.msg.bell_state.value}: the pair was in "
+                        f"{chain.bell_state.value} and the devices measured {run.qubits[chain.start].measured[1]} and "  # type: ignore[index]
+                        f"{run.qubits[chain.end].measured[1]}",  # type: ignore[index]
+                        head,
+                    )
+
+    _property(impl, check, examples=EXAMPLES + 10)
+
+
+# ------------------------------------------------------- errors, the end
+
+
+@SUITE.clause("NET-ERR-1", "at most one NetError per request and node, and no pair for the request after it")
+def nothing_after_error(impl: Any) -> None:
+    def check(run: NetRun) -> None:
+        ended: set[tuple[str, tuple[str, int]]] = set()
+        for u in run.up:
+            if isinstance(u.msg, NetError):
+                key = (u.node, (u.msg.head, u.msg.request_id))
+                if key in ended:
+                    raise _fail("a second NetError for the same request", u)
+                ended.add(key)
+            elif isinstance(u.msg, PairDelivered) and (u.node, (u.msg.pair_id.head, u.msg.pair_id.request_id)) in ended:
+                raise _fail("a PairDelivered followed the NetError that ended its request", u)
+
+    _property(impl, check)
+
+
+@SUITE.clause("NET-ERR-2", "NetError only at an end of an accepted request, and the other end ends too within one round trip")
+def error_at_both_ends(impl: Any) -> None:
+    def check(run: NetRun) -> None:
+        accepted = run.accepted()
+        for u in run.up:
+            if not isinstance(u.msg, NetError):
+                continue
+            acc = accepted.get((u.msg.head, u.msg.request_id))
+            if acc is None or u.node not in _ends(acc):
+                raise _fail("NetError names no accepted request of which this node is an end", u)
+            other = _other_end(acc, u.node)
+            by = u.time_ns + _round_trip(run, acc)
+            if by <= run.end_ns and not _ended_at(run, acc, other, by):
+                raise _fail(f"the request ended here with an error, but {other} had neither all its pairs nor a NetError by t={by}", u)
+
+    _property(impl, check)
+
+
+@SUITE.clause("NET-ERR-3", "a NetError's code names its cause (TIMEOUT after the deadline, LINK_FAILURE after a link ERR on the path)")
+def error_codes(impl: Any) -> None:
+    def check(run: NetRun) -> None:
+        accepted = run.accepted()
+        for u in run.up:
+            if not isinstance(u.msg, NetError):
+                continue
+            acc = accepted.get((u.msg.head, u.msg.request_id))
+            if acc is None:
+                continue  # NET-ERR-2 reports it
+            code = u.msg.code
+            if code is NetErrorCode.TIMEOUT:
+                max_time = acc.request.max_time_ns
+                if max_time is None or u.time_ns < acc.time_ns + max_time:
+                    raise _fail(f"TIMEOUT, but the request's max_time_ns ({max_time}) had not run out", u)
+            elif code in (NetErrorCode.LINK_FAILURE, NetErrorCode.UNSUPP):
+                links = {frozenset(p) for p in itertools.pairwise(acc.path)}
+                if not any(f.link in links and f.time_ns <= u.time_ns for f in run.failures):
+                    raise _fail(f"{code.value}, but the link layer reported no error on the path {list(acc.path)} before", u)
+            elif code is NetErrorCode.NO_PATH:
+                raise _fail("NO_PATH after acceptance, but every link of the path stayed up", u)
+
+    _property(impl, check)
+
+
+@SUITE.clause("NET-TIMEOUT-1", "a request with max_time_ns ends at both ends by its deadline plus one round trip; no pair at the head after it")
+def timeout_in_time(impl: Any) -> None:
+    def check(run: NetRun) -> None:
+        for acc in run.accepted().values():
+            if acc.request.max_time_ns is None:
+                continue
+            deadline = acc.time_ns + acc.request.max_time_ns
+            late = [u for u in run.deliveries(acc.key, acc.head) if u.time_ns > deadline]
+            if late:
+                raise _fail(f"a pair was delivered at the head after the request's deadline t={deadline}", late[0])
+            by = deadline + _round_trip(run, acc)
+            if by > run.end_ns:
+                continue  # the run ended too soon to judge
+            for node in _ends(acc):
+                if not _ended_at(run, acc, node, by):
+                    got = len([u for u in run.deliveries(acc.key, node) if u.time_ns <= by])
+                    raise ClauseFailure(
+                        f"request {acc.key} (max_time_ns={acc.request.max_time_ns}, deadline t={deadline}) had {got} of "
+                        f"{acc.request.number} pairs at {node} and no NetError by t={by}"
+                    )
+
+    _property(impl, check, mode="deadlines")
+
+
+@SUITE.clause("NET-END-1", "every accepted request ends at both ends, with `number` pairs or a NetError")
+def every_request_ends(impl: Any) -> None:
+    def check(run: NetRun) -> None:
+        for acc in run.accepted().values():
+            for node in _ends(acc):
+                if not _ended_at(run, acc, node, run.end_ns):
+                    got = len(run.deliveries(acc.key, node))
+                    raise ClauseFailure(
+                        f"request {acc.key} ({acc.request.number} pairs over {list(acc.path)}, at t={acc.time_ns}) still "
+                        f"open at {node} at t={run.end_ns} with {got} pairs; link success probability "
+                        f"{run.conditions.success_probability}, {len(run.failures)} link errors"
+                    )
+
+    _property(impl, check, mode="live")
+
+
+# ----------------------------------------------------------- resources
+
+
+@SUITE.clause("NET-RES-1", "the network layer uses only qubits it holds, and only the link, device and classical services as specified")
+def only_own_qubits(impl: Any) -> None:
+    def check(run: NetRun) -> None:
+        if run.misuse:
+            raise ClauseFailure("; ".join(run.misuse[:3]))
+
+    _property(impl, check)
+
+
+@SUITE.clause("NET-RES-2", "once every request has got all its pairs, the network layer holds no qubit")
+def no_leaked_qubits(impl: Any) -> None:
+    def check(run: NetRun) -> None:
+        accepted = run.accepted()
+        if any(not _ended_at(run, acc, n, run.end_ns) or run.errors(acc.key) for acc in accepted.values() for n in _ends(acc)):
+            return  # END-1 judges open requests; after an error, see specs/network.md §8
+        held = run.held_by_network()
+        if held:
+            raise ClauseFailure(f"every request got all its pairs, yet at t={run.end_ns} the network layer still holds qubits {held}")
+
+    _property(impl, check, mode="clean")
+
+
+# --------------------------------------------------------------- messages
+
+
+@SUITE.clause("NET-MSG-1", "everything sent up is a valid network-service response, and answers come only to requests")
+def responses_valid(impl: Any) -> None:
+    def check(run: NetRun) -> None:
+        for u in run.up:
+            if not isinstance(u.msg, (NetAccepted, NetRejected, PairDelivered, NetError)):
+                raise _fail(f"sent up a {type(u.msg).__name__}, which is not a network-service response", u)
+            try:
+                _RESPONSE.validate_python(u.msg.model_dump())
+            except ValidationError as exc:
+                raise _fail(f"sent up a message that does not validate: {exc.errors()[0]['msg']}", u) from None
+            if isinstance(u.msg, (NetAccepted, NetRejected)) and u.cause[0] != "request":
+                raise _fail(f"{type(u.msg).__name__} sent while handling {u.cause[0]}, not a NetRequest", u)
+            if isinstance(u.msg, PairDelivered) and u.msg.goodness_time_ns > u.time_ns:
+                raise _fail(f"goodness_time_ns {u.msg.goodness_time_ns} is later than the delivery", u)
+
+    _property(impl, check)
+
+
+@SUITE.clause("NET-MSG-2", "a message from above that is not a NetRequest is refused with EntityError", mandatory=False)
+def foreign_input_refused(impl: Any) -> None:
+    harness = NetHarness(impl, NetConditions(), [])
+    entity = harness.entities["alice"]
+    entity.start()
+    try:
+        entity.handle_above("pairs please")
+    except EntityError:
+        return
+    except Exception as exc:
+        raise ClauseFailure(f"handle_above('pairs please') raised {type(exc).__name__}, not EntityError") from None
+    raise ClauseFailure("handle_above('pairs please') was accepted silently")
