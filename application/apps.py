@@ -155,6 +155,11 @@ class BasicApps:
     def handle_below(self, msg: Any) -> None:
         if isinstance(msg, NetAccepted):
             return
+        if isinstance(msg, NetError) and msg.head != self.ctx.node:
+            # The tail's copy of an abort: request ids are the head's, so this
+            # one may equal an id of our own requests. Pairs already delivered
+            # here are still finished when the head's message comes.
+            return
         if isinstance(msg, (NetRejected, NetError)):
             job = self._jobs.get(msg.request_id)
             if job is not None and not job.failed:

@@ -1,0 +1,617 @@
+"""Conformance suite of the application service (``specs/application.md``), clause by clause.
+
+Every check takes the implementation under test (a class or factory built as
+``Impl(ctx)``), drives it through :mod:`application.conformance.harness` and
+raises :class:`ClauseFailure` naming what it saw. Most checks let hypothesis
+generate the scenario: who asks whom for what (teleport or pairs, how many,
+which states, which minimum fidelity, when), what the network does with each
+request (serve, reject, abort after some pairs), each pair's Bell frame, true
+fidelity, goodness and delivery times at its two ends, and the outcomes of
+the sender's Bell measurements. Example counts keep the whole suite to about
+ten seconds for the reference implementation.
+
+The service's responses carry no request id (``specs/application.md``,
+"Matching responses to requests"), so checks that need to know which request a
+response closes compare counts per (node, kind, remote node), and a teleport
+result is matched to the pairs it can be about by (sender, receiver, index).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
+
+from application.conformance.harness import (
+    NODES,
+    AppConditions,
+    AppHarness,
+    AppRun,
+    Fate,
+    PairScript,
+    ScriptedRequest,
+    SentUp,
+    requested_state,
+    run_app,
+)
+from application.service import (
+    CARDINAL_STATES,
+    AppDone,
+    AppError,
+    AppResponse,
+    BlochState,
+    PairResult,
+    PairsRequest,
+    TeleportRequest,
+    TeleportResult,
+)
+from entity import EntityError
+from entity.conformance import ClauseFailure, ImplementationError, NotApplicable, Suite, explore
+from network.service import NetRequest, RequestType
+from physical.service import BellState
+
+__all__ = ["SUITE"]
+
+SUITE = Suite(layer="application", spec="specs/application.md", reference="application.apps:BasicApps")
+
+FIDELITY_TOLERANCE = 1e-6  # the harness's truth is exact; this only absorbs rounding
+EXAMPLES = 25  # hypothesis examples per property check
+ENTITY_METHODS = ("start", "handle_above", "handle_below", "handle_peer", "handle_timer")
+_RESPONSE = TypeAdapter(AppResponse)
+_CAPS = {"teleport": "application:teleport", "pairs": "application:pairs"}
+
+
+# ---------------------------------------------------------------- shape
+
+
+@SUITE.validator
+def _validate(impl: Any) -> None:
+    name = getattr(impl, "__qualname__", repr(impl))
+    if not callable(impl):
+        raise ImplementationError(f"{impl!r} is not a class or factory")
+    if inspect.isclass(impl):
+        _require_methods(impl, name)
+    try:
+        inspect.signature(impl).bind(object())
+    except TypeError:
+        raise ImplementationError(f"{name} cannot be built as {name}(ctx)") from None
+    except ValueError:
+        pass  # no introspectable signature (a builtin): building it below decides
+    try:
+        harness = AppHarness(impl, AppConditions(), [])
+    except Exception as exc:
+        raise ImplementationError(f"{name}(ctx) raised {type(exc).__name__}: {exc}") from None
+    _require_methods(harness.entities[NODES[0]], name)
+
+
+def _require_methods(obj: Any, name: str) -> None:
+    missing = [m for m in ENTITY_METHODS if not callable(getattr(obj, m, None))]
+    if missing:
+        raise ImplementationError(f"{name!r} does not implement the application service: no {', '.join(missing)}")
+
+
+def _kinds(impl: Any) -> tuple[str, ...]:
+    """The request kinds the implementation serves (``PROVIDES``; both if it does not say)."""
+    provides = getattr(impl, "PROVIDES", None)
+    if provides is None:
+        return ("teleport", "pairs")
+    return tuple(k for k, cap in _CAPS.items() if cap in provides)
+
+
+def _require(impl: Any, kind: str) -> tuple[str, ...]:
+    if kind not in _kinds(impl):
+        raise NotApplicable(f"the implementation does not serve {kind} requests (PROVIDES lacks {_CAPS[kind]})")
+    return (kind,)
+
+
+# ------------------------------------------------------------ scenarios
+
+_angles = st.floats(0.0, math.pi, allow_nan=False)
+_phases = st.floats(0.0, 2 * math.pi, allow_nan=False, exclude_max=True)
+bloch_states = st.sampled_from(CARDINAL_STATES) | st.builds(BlochState, theta_rad=_angles, phi_rad=_phases)
+
+
+@st.composite
+def scenarios(
+    draw: Any,
+    kinds: tuple[str, ...],
+    actions: tuple[str, ...] = ("serve",),
+    perfect: bool = False,
+    max_requests: int = 4,
+) -> tuple[AppConditions, list[ScriptedRequest], int]:
+    """A random scenario: conditions, scripted requests, and how long to run.
+
+    ``actions`` are the fates the network may give a request; ``perfect``
+    makes every pair exactly its Bell state (true fidelity 1).
+    """
+    delay = draw(st.sampled_from([1_000, 10_000, 50_000]))
+    fidelities = [1.0] if perfect else [1.0, 0.95, 0.8, 0.6]
+    pairs = draw(
+        st.lists(
+            st.builds(
+                PairScript,
+                bell_state=st.sampled_from(list(BellState)),
+                fidelity=st.sampled_from(fidelities),
+                goodness=st.sampled_from([0.5, 0.75, 0.9, 0.99]),
+                gap_ns=st.integers(1, 3 * delay),
+                tail_offset_ns=st.integers(-delay, 2 * delay),
+            ),
+            min_size=1,
+            max_size=6,
+        )
+    )
+    outcomes = draw(st.lists(st.sampled_from(list(BellState)), max_size=8))
+    conditions = AppConditions(delay_ns=delay, pairs=tuple(pairs), bell_outcomes=tuple(outcomes))
+    requests = []
+    for _ in range(draw(st.integers(1, max_requests))):
+        node = draw(st.sampled_from(NODES))
+        remote = draw(st.sampled_from([n for n in NODES if n != node]))
+        number = draw(st.integers(1, 3))
+        min_fidelity = draw(st.sampled_from([0.0, 0.5, 0.8]))
+        request: TeleportRequest | PairsRequest
+        if draw(st.sampled_from(kinds)) == "teleport":
+            states = draw(st.none() | st.lists(bloch_states, min_size=1, max_size=3))
+            request = TeleportRequest(remote_node=remote, number=number, states=states, min_fidelity=min_fidelity)
+        else:
+            request = PairsRequest(remote_node=remote, number=number, min_fidelity=min_fidelity)
+        action = draw(st.sampled_from(actions))
+        fate = Fate(action, draw(st.integers(0, number - 1)) if action == "abort" else 0)
+        requests.append(ScriptedRequest(draw(st.integers(0, 5 * delay)), node, request, fate))
+    # every pair arrives within ~3 gaps of 3 delays plus 2 delays of offset; the
+    # sender's message one delay later: 200 delays leave a wide margin
+    horizon = max(r.at_ns for r in requests) + 200 * delay
+    return conditions, requests, horizon
+
+
+def _property(
+    impl: Any,
+    check: Callable[[AppRun], None],
+    *,
+    kinds: tuple[str, ...] | None = None,
+    actions: tuple[str, ...] = ("serve",),
+    perfect: bool = False,
+    examples: int = EXAMPLES,
+) -> None:
+    """Run ``check`` on the runs of ``examples`` generated scenarios."""
+    kinds = kinds or _kinds(impl)
+    if not kinds:
+        raise NotApplicable("the implementation serves neither teleport nor pairs requests")
+
+    @explore(examples)
+    @given(scenario=scenarios(kinds, actions, perfect), seed=st.integers(0, 2**16))
+    def prop(scenario: tuple[AppConditions, list[ScriptedRequest], int], seed: int) -> None:
+        conditions, requests, horizon = scenario
+        run = run_app(impl, conditions, requests, until_ns=horizon, seed=seed)
+        _no_crash(run)
+        check(run)
+
+    prop()
+
+
+def _no_crash(run: AppRun) -> None:
+    if run.crashed is not None:
+        raise run.crashed
+
+
+def _fail(text: str, at: SentUp | None = None) -> ClauseFailure:
+    where = f" (t={at.time_ns} ns at {at.node}: {at.msg!r})" if at is not None else ""
+    return ClauseFailure(text + where)
+
+
+def _kind(request: TeleportRequest | PairsRequest) -> str:
+    return request.kind
+
+
+def _fails(scripted: ScriptedRequest) -> bool:
+    """Will the network refuse or cut short this request?"""
+    r = scripted.request
+    bad_remote = r.remote_node not in NODES or r.remote_node == scripted.node
+    return bad_remote or scripted.fate.action in ("reject", "abort")
+
+
+def _closings(run: AppRun) -> list[SentUp]:
+    return run.sent((AppDone, AppError))
+
+
+def _all_closed(run: AppRun) -> bool:
+    """Has every node sent as many closing messages as it got requests?"""
+    asked = Counter(r.node for r in run.requests)
+    closed = Counter(u.node for u in _closings(run))
+    return all(closed[n] >= asked[n] for n in asked)
+
+
+# ------------------------------------------------------------- messages
+
+
+@SUITE.clause("APP-MSG-1", "everything sent to the user is a valid application response")
+def responses_valid(impl: Any) -> None:
+    def check(run: AppRun) -> None:
+        for up in run.up:
+            if not isinstance(up.msg, (TeleportResult, PairResult, AppDone, AppError)):
+                raise _fail(f"sent up a {type(up.msg).__name__}, which is not an application response", up)
+            try:
+                _RESPONSE.validate_python(up.msg.model_dump())
+            except ValidationError as exc:
+                raise _fail(f"sent up a message that does not validate: {exc.errors()[0]['msg']}", up) from None
+
+    _property(impl, check, actions=("serve", "reject", "abort"))
+
+
+@SUITE.clause("APP-MSG-2", "a message from the user that is not a request is refused with EntityError", mandatory=False)
+def foreign_input_refused(impl: Any) -> None:
+    entity = AppHarness(impl, AppConditions(), []).entities[NODES[0]]
+    entity.start()
+    try:
+        entity.handle_above("teleport please")
+    except EntityError:
+        return
+    except Exception as exc:
+        raise ClauseFailure(f"handle_above('teleport please') raised {type(exc).__name__}, not EntityError") from None
+    raise ClauseFailure("handle_above('teleport please') was accepted silently")
+
+
+@SUITE.clause("APP-TIME-1", "result and AppDone times are the simulated time they are sent at")
+def times_are_now(impl: Any) -> None:
+    fields = {TeleportResult: "received_time_ns", PairResult: "delivered_time_ns", AppDone: "time_ns"}
+
+    def check(run: AppRun) -> None:
+        for up in run.up:
+            name = fields.get(type(up.msg))
+            if name is not None and getattr(up.msg, name) != up.time_ns:
+                raise _fail(f"{name}={getattr(up.msg, name)} but it was sent at t={up.time_ns} ns", up)
+
+    _property(impl, check, actions=("serve", "abort"))
+
+
+# ------------------------------------------------------------- network use
+
+
+@SUITE.clause("APP-NET-1", "everything sent to the network is a valid NetRequest with a request_id new at its node")
+def net_requests_valid(impl: Any) -> None:
+    def check(run: AppRun) -> None:
+        used: dict[str, set[int]] = {n: set() for n in NODES}
+        for down in run.down:
+            msg = down.msg
+            where = f" (t={down.time_ns} ns at {down.node}: {msg!r})"
+            if not isinstance(msg, NetRequest):
+                raise ClauseFailure(f"sent down a {type(msg).__name__}, which is not a NetRequest" + where)
+            try:
+                NetRequest.model_validate(msg.model_dump())
+            except ValidationError as exc:
+                raise ClauseFailure(f"sent down a NetRequest that does not validate: {exc.errors()[0]['msg']}" + where) from None
+            if msg.request_id in used[down.node]:
+                raise ClauseFailure(f"request_id {msg.request_id} used twice by {down.node}" + where)
+            used[down.node].add(msg.request_id)
+
+    _property(impl, check, actions=("serve", "reject", "abort"))
+
+
+@SUITE.clause("APP-NET-2", "a NetRequest for a request names its remote node, type K and at least its min_fidelity")
+def net_requests_match(impl: Any) -> None:
+    def check(run: AppRun) -> None:
+        for down in run.down:
+            msg = down.msg
+            if down.cause[0] != "request" or not isinstance(msg, NetRequest):
+                continue
+            request = run.requests[down.cause[1]].request  # type: ignore[index]
+            where = f" (t={down.time_ns} ns at {down.node}: {msg!r}, for {request!r})"
+            if msg.remote_node != request.remote_node:
+                raise ClauseFailure(f"NetRequest names {msg.remote_node!r}, the request {request.remote_node!r}" + where)
+            if msg.type is not RequestType.K:
+                raise ClauseFailure(f"NetRequest asks for type {msg.type.value}; the application needs the qubits (K)" + where)
+            if msg.min_fidelity < request.min_fidelity:
+                raise ClauseFailure(f"NetRequest min_fidelity {msg.min_fidelity} is below the request's {request.min_fidelity}" + where)
+
+    _property(impl, check)
+
+
+# ------------------------------------------------------------ ending
+
+
+@SUITE.clause("APP-END-1", "each request gets at most one AppDone or AppError, at its node, naming its kind")
+def at_most_one_closing(impl: Any) -> None:
+    def check(run: AppRun) -> None:
+        asked_kind = Counter((r.node, _kind(r.request)) for r in run.requests)
+        asked_remote = Counter((r.node, _kind(r.request), r.request.remote_node) for r in run.requests)
+        closed_kind: Counter[tuple[str, str]] = Counter()
+        done_remote: Counter[tuple[str, str, str]] = Counter()
+        for up in _closings(run):
+            key = (up.node, up.msg.request_kind)
+            closed_kind[key] += 1
+            if closed_kind[key] > asked_kind[key]:
+                raise _fail(
+                    f"{up.node} got {asked_kind[key]} {up.msg.request_kind!r} request(s) and sent closing message "
+                    f"number {closed_kind[key]} for that kind",
+                    up,
+                )
+            if isinstance(up.msg, AppDone):
+                rkey = (up.node, up.msg.request_kind, up.msg.remote_node)
+                done_remote[rkey] += 1
+                if done_remote[rkey] > asked_remote[rkey]:
+                    raise _fail(f"AppDone number {done_remote[rkey]} for {asked_remote[rkey]} such request(s) at {up.node}", up)
+
+    _property(impl, check, actions=("serve", "reject", "abort"))
+
+
+@SUITE.clause("APP-END-2", "when the network serves every pair, every request ends in AppDone with completed = number")
+def every_request_done(impl: Any) -> None:
+    def check(run: AppRun) -> None:
+        for node in NODES:
+            for kind in ("teleport", "pairs"):
+                for remote in NODES:
+                    asked = sorted(
+                        r.request.number
+                        for r in run.requests
+                        if (r.node, _kind(r.request), r.request.remote_node) == (node, kind, remote)
+                    )
+                    done = sorted(
+                        u.msg.completed
+                        for u in run.sent(AppDone, node)
+                        if (u.msg.request_kind, u.msg.remote_node) == (kind, remote)
+                    )
+                    if asked != done:
+                        raise ClauseFailure(
+                            f"{node} got {kind} request(s) to {remote} for {asked} items, all served by the network; "
+                            f"by t={run.end_ns} ns its AppDones report completed={done}"
+                        )
+        errors = run.sent(AppError)
+        if errors:
+            raise _fail("an AppError although the network served every pair", errors[0])
+
+    _property(impl, check)
+
+
+def _closing_counts(run: AppRun) -> None:
+    """Per (node, kind): AppErrors for the requests the network failed, AppDones for the rest."""
+    for node in NODES:
+        for kind in ("teleport", "pairs"):
+            mine = [r for r in run.requests if r.node == node and _kind(r.request) == kind]
+            failing = sum(_fails(r) for r in mine)
+            errors = sum(u.msg.request_kind == kind for u in run.sent(AppError, node))
+            dones = sum(u.msg.request_kind == kind for u in run.sent(AppDone, node))
+            if (errors, dones) != (failing, len(mine) - failing):
+                raise ClauseFailure(
+                    f"{node} made {len(mine)} {kind} request(s), of which the network refused or aborted {failing}; "
+                    f"by t={run.end_ns} ns it sent {errors} AppError and {dones} AppDone for {kind} "
+                    f"(requests: {[(r.at_ns, r.request.remote_node, r.request.number, r.fate.action) for r in mine]})"
+                )
+
+
+@SUITE.clause("APP-ERR-1", "a request the network rejects ends in AppError")
+def rejected_is_error(impl: Any) -> None:
+    kinds = _kinds(impl)
+    if not kinds:
+        raise NotApplicable("the implementation serves neither teleport nor pairs requests")
+    # requests to no node and to the node itself: a network rejects those
+    for remote in ("zed", NODES[0]):
+        for kind in kinds:
+            run = run_app(impl, AppConditions(), [ScriptedRequest(0, NODES[0], _request(kind, remote))], until_ns=10_000_000)
+            _no_crash(run)
+            _closing_counts(run)
+    _property(impl, _closing_counts, actions=("serve", "reject"))
+
+
+@SUITE.clause("APP-ERR-2", "a request the network aborts before its last pair ends in AppError")
+def aborted_is_error(impl: Any) -> None:
+    kinds = _kinds(impl)
+    if not kinds:
+        raise NotApplicable("the implementation serves neither teleport nor pairs requests")
+    # The network tells both ends of an aborted request (NetError names the
+    # head). The tail's request ids are its own, so the abort of alice's first
+    # request must not touch bob's first request, which has the same id.
+    slow = AppConditions(pairs=(PairScript(gap_ns=50_000),))
+    for mine, theirs in ((k, j) for k in kinds for j in kinds):
+        requests = [
+            ScriptedRequest(0, NODES[1], _request(theirs, NODES[0], 2)),
+            ScriptedRequest(10, NODES[0], _request(mine, NODES[1], 2), Fate("abort", 0)),
+        ]
+        run = run_app(impl, slow, requests, until_ns=10_000_000)
+        _no_crash(run)
+        _closing_counts(run)
+    _property(impl, _closing_counts, actions=("serve", "abort"), examples=60)
+
+
+def _request(kind: str, remote: str, number: int = 1) -> TeleportRequest | PairsRequest:
+    if kind == "teleport":
+        return TeleportRequest(remote_node=remote, number=number)
+    return PairsRequest(remote_node=remote, number=number)
+
+
+# ----------------------------------------------------------- teleportation
+
+
+@SUITE.clause("APP-TELEPORT-1", "with perfect pairs the receiver's qubit holds the requested state (Pauli correction right)")
+def teleport_corrects(impl: Any) -> None:
+    kinds = _require(impl, "teleport")
+
+    def check(run: AppRun) -> None:
+        for i, up in enumerate(run.up):
+            if not isinstance(up.msg, TeleportResult):
+                continue
+            candidates = [t for t in run.teleport_truth.get(i, []) if t.fidelity_requested is not None]
+            if not candidates:
+                continue  # APP-TELEPORT-2 reports a result no pair explains
+            best = max(candidates, key=lambda t: t.fidelity_requested or 0.0)
+            if best.fidelity_requested < 1 - FIDELITY_TOLERANCE:  # type: ignore[operator]
+                pair = best.pair
+                raise _fail(
+                    f"after teleporting over pair {pair.pair_id} (frame {pair.bell_state.value}, fidelity 1) the "
+                    f"receiver's qubit has fidelity {best.fidelity_requested:.6f} to the requested state "
+                    f"{best.requested!r}: the correction X^x Z^z must use the XOR of the sender's outcome and the "
+                    "pair's frame",
+                    up,
+                )
+
+    _property(impl, check, kinds=kinds, perfect=True, examples=40)
+
+
+@SUITE.clause("APP-TELEPORT-2", "a TeleportResult names the sender, the index and the state of a teleported pair, and its goodness")
+def teleport_result_fields(impl: Any) -> None:
+    kinds = _require(impl, "teleport")
+
+    def check(run: AppRun) -> None:
+        for i, up in enumerate(run.up):
+            msg = up.msg
+            if not isinstance(msg, TeleportResult):
+                continue
+            candidates = run.teleport_truth.get(i, [])
+            if not candidates:
+                raise _fail(f"no pair from {msg.sender} with index {msg.index} was delivered at {up.node} before this result", up)
+            teleports = [t for t in candidates if t.requested is not None or run.request_of(t.pair) is None]
+            if not teleports:
+                raise _fail("the pair this result names was made for a pairs request, not a teleport", up)
+            states = [t for t in teleports if t.requested is None or _same_state(t.requested, msg.state)]
+            if not states:
+                raise _fail(f"the request asked for state {teleports[0].requested!r} at index {msg.index}", up)
+            if not any(abs(t.pair.goodness - msg.pair_goodness) <= 1e-9 for t in states):
+                raise _fail(f"pair_goodness {msg.pair_goodness} but the network gave goodness {states[0].pair.goodness}", up)
+
+    _property(impl, check, kinds=kinds, actions=("serve", "abort"))
+
+
+def _same_state(a: BlochState, b: BlochState) -> bool:
+    """The same pure state (|<a|b>|^2 = 1), however its angles are written."""
+    ca, cb = math.cos(a.theta_rad / 2), math.cos(b.theta_rad / 2)
+    sa, sb = math.sin(a.theta_rad / 2), math.sin(b.theta_rad / 2)
+    overlap = abs(ca * cb + sa * sb * complex(math.cos(b.phi_rad - a.phi_rad), math.sin(b.phi_rad - a.phi_rad))) ** 2
+    return overlap >= 1 - 1e-9
+
+
+@SUITE.clause("APP-TELEPORT-3", "a TeleportResult's oracle_fidelity is the received qubit's true fidelity to its state")
+def teleport_fidelity_honest(impl: Any) -> None:
+    kinds = _require(impl, "teleport")
+
+    def check(run: AppRun) -> None:
+        for i, up in enumerate(run.up):
+            msg = up.msg
+            if not isinstance(msg, TeleportResult):
+                continue
+            candidates = run.teleport_truth.get(i, [])
+            if candidates and not any(abs(t.fidelity_reported - msg.oracle_fidelity) <= FIDELITY_TOLERANCE for t in candidates):
+                truths = sorted({round(t.fidelity_reported, 6) for t in candidates})
+                raise _fail(
+                    f"oracle_fidelity {msg.oracle_fidelity:.6f} but the receiver's qubit has fidelity {truths} to "
+                    "the reported state when the result is sent",
+                    up,
+                )
+
+    _property(impl, check, kinds=kinds)
+
+
+@SUITE.clause("APP-TELEPORT-4", "when served, the receiver reports every index of every teleport request exactly once")
+def teleport_every_index(impl: Any) -> None:
+    kinds = _require(impl, "teleport")
+
+    def check(run: AppRun) -> None:
+        expected: Counter[tuple[str, str, int]] = Counter()
+        for r in run.requests:
+            if isinstance(r.request, TeleportRequest):
+                expected.update((r.node, r.request.remote_node, k) for k in range(r.request.number))
+        got = Counter((u.msg.sender, u.node, u.msg.index) for u in run.sent(TeleportResult))
+        if got != expected:
+            missing = sorted((expected - got).elements())
+            extra = sorted((got - expected).elements())
+            raise ClauseFailure(
+                f"(sender, receiver, index) of TeleportResults by t={run.end_ns} ns: missing {missing}, unexpected or "
+                f"repeated {extra}"
+            )
+
+    _property(impl, check, kinds=kinds)
+
+
+# ------------------------------------------------------------------ pairs
+
+
+@SUITE.clause("APP-PAIR-1", "a PairResult is sent once, at the tail, for a pair delivered for a pairs request, with its goodness")
+def pair_result_fields(impl: Any) -> None:
+    kinds = _require(impl, "pairs")
+
+    def check(run: AppRun) -> None:
+        seen: set[Any] = set()
+        for up in run.sent(PairResult):
+            msg = up.msg
+            pair = run.pairs.get(msg.pair_id)
+            if pair is None or up.node not in pair.delivered or pair.delivered[up.node] > up.time_ns:
+                raise _fail(f"no pair {msg.pair_id} had been delivered at {up.node}", up)
+            if up.node != msg.pair_id.tail:
+                raise _fail(f"PairResult sent at {up.node}, not at the pair's tail {msg.pair_id.tail}", up)
+            scripted = run.request_of(pair)
+            if scripted is not None and not isinstance(scripted.request, PairsRequest):
+                raise _fail(f"pair {msg.pair_id} was made for a {_kind(scripted.request)} request", up)
+            if msg.pair_id in seen:
+                raise _fail(f"a second PairResult for {msg.pair_id}", up)
+            seen.add(msg.pair_id)
+            if abs(msg.goodness - pair.goodness) > 1e-9:
+                raise _fail(f"goodness {msg.goodness} but the network gave {pair.goodness}", up)
+
+    _property(impl, check, kinds=kinds, actions=("serve", "abort"))
+
+
+@SUITE.clause("APP-PAIR-2", "a PairResult's oracle_fidelity is the pair's true fidelity to its delivered Bell state")
+def pair_fidelity_honest(impl: Any) -> None:
+    kinds = _require(impl, "pairs")
+
+    def check(run: AppRun) -> None:
+        for up in run.sent(PairResult):
+            pair = run.pairs.get(up.msg.pair_id)
+            if pair is not None and abs(up.msg.oracle_fidelity - pair.fidelity) > FIDELITY_TOLERANCE:
+                raise _fail(
+                    f"oracle_fidelity {up.msg.oracle_fidelity:.6f} but pair {pair.pair_id} was delivered with true "
+                    f"fidelity {pair.fidelity} to {pair.bell_state.value} (memories do not decay in the harness)",
+                    up,
+                )
+
+    _property(impl, check, kinds=kinds)
+
+
+@SUITE.clause("APP-PAIR-3", "when served, every pair of every pairs request gets a PairResult")
+def pair_every_pair(impl: Any) -> None:
+    kinds = _require(impl, "pairs")
+
+    def check(run: AppRun) -> None:
+        expected = {
+            pid for pid, pair in run.pairs.items() if (s := run.request_of(pair)) is not None and isinstance(s.request, PairsRequest)
+        }
+        got = {u.msg.pair_id for u in run.sent(PairResult)}
+        if expected - got:
+            missing = sorted(expected - got, key=lambda p: (p.head, p.request_id, p.index))
+            raise ClauseFailure(f"by t={run.end_ns} ns no PairResult for {len(missing)} pair(s), e.g. {missing[0]!r}")
+        asked = sum(r.request.number for r in run.requests if isinstance(r.request, PairsRequest))
+        if len(got) != asked:
+            raise ClauseFailure(f"{asked} pairs were asked for and served, {len(got)} PairResults were sent")
+
+    _property(impl, check, kinds=kinds)
+
+
+# ------------------------------------------------------------- resources
+
+
+@SUITE.clause("APP-RES-1", "the application uses (and oracle-reads) only qubits it holds, and frees each once")
+def only_own_qubits(impl: Any) -> None:
+    def check(run: AppRun) -> None:
+        if run.misuse:
+            raise ClauseFailure("; ".join(run.misuse[:3]))
+
+    _property(impl, check, actions=("serve", "reject", "abort"))
+
+
+@SUITE.clause("APP-RES-2", "once every request has ended and gone quiet, the application holds no qubit")
+def no_leaked_qubits(impl: Any) -> None:
+    def check(run: AppRun) -> None:
+        if not _all_closed(run):
+            return  # an open request may hold qubits; APP-END-2 / APP-ERR-* report it
+        for node, held in run.held_at_end.items():
+            leaked = sorted(h for h, owner in held.items() if owner == "app")
+            if leaked:
+                raise ClauseFailure(
+                    f"every request was closed, yet at t={run.end_ns} ns the application at {node} still holds "
+                    f"qubits {leaked} it never freed or measured"
+                )
+
+    _property(impl, check, actions=("serve", "reject", "abort"))
