@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from physical.service import Probability
 
 __all__ = [
+    "HardwareParams",
     "SPEED_OF_LIGHT_KM_PER_S",
     "FibreParams",
     "DetectorParams",
@@ -25,8 +26,15 @@ __all__ = [
 SPEED_OF_LIGHT_KM_PER_S = 299_792.458
 
 
-class _Params(BaseModel):
+class HardwareParams(BaseModel):
+    """Base of every hardware parameter model: immutable (copy with
+    ``model_copy(update=...)``) and strict about unknown fields, so a typo in a
+    scenario file is an error rather than a silently ignored setting."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+_Params = HardwareParams  # the name used inside this module
 
 
 class FibreParams(_Params):
