@@ -1,0 +1,50 @@
+"""The common heralding-model interface (physical.schemes)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from physical.params import DetectorParams, FibreParams, NodeHardware, SingleClickLinkParams
+from physical.schemes import HeraldingModel, SingleClickModel, sample_success
+from physical.service import BellState
+
+
+def test_single_click_model_matches_the_textbook_closed_form():
+    """p = 2αη(1 - αη/2), F = (1-α)/(1 - αη/2) for equal ends and no dark counts
+    (Humphreys et al., Nature 558, 268 (2018), Methods; Rozpędek et al.,
+    PRA 99, 052330 (2019), Sec. III)."""
+    params = SingleClickLinkParams(length_km=20, bright_state_population=0.2, fibre=FibreParams(), detector=DetectorParams(efficiency=0.9))
+    hw = NodeHardware(emission_efficiency=0.5)
+    model = SingleClickModel(params, hw, hw)
+    assert isinstance(model, HeraldingModel)
+    alpha, eta = 0.2, 0.5 * 10 ** (-0.2 * 10 / 10) * 0.9
+    assert model.success_probability() == pytest.approx(2 * alpha * eta * (1 - alpha * eta / 2), rel=1e-12)
+    branches = model.branches()
+    assert {b.bell_state for b in branches} == {BellState.PSI_PLUS, BellState.PSI_MINUS}
+    for b in branches:
+        assert b.fidelity == pytest.approx((1 - alpha) / (1 - alpha * eta / 2), rel=1e-12)
+        assert np.trace(b.state).real == pytest.approx(1.0)
+
+
+def test_sample_success_is_geometric_with_the_success_probability():
+    """n = 4000 successes: the mean number of attempts 1/p has standard error
+    sqrt(1-p)/p/sqrt(n); the check allows 5 of them. Branch shares: binomial,
+    5 standard errors."""
+    model = SingleClickModel(SingleClickLinkParams(length_km=10, bright_state_population=0.3))
+    p = model.success_probability()
+    rng = np.random.default_rng(11)
+    n = 4000
+    draws = [sample_success(model, rng) for _ in range(n)]
+    attempts = np.array([a for a, _ in draws])
+    assert attempts.min() >= 1
+    se = math.sqrt(1 - p) / p / math.sqrt(n)
+    assert abs(attempts.mean() - 1 / p) < 5 * se
+    plus = sum(b.bell_state is BellState.PSI_PLUS for _, b in draws)
+    assert abs(plus / n - 0.5) < 5 * math.sqrt(0.25 / n)
+
+
+def test_sample_success_refuses_a_scheme_that_never_succeeds():
+    model = SingleClickModel(SingleClickLinkParams(length_km=10, bright_state_population=0.0))
+    with pytest.raises(ValueError, match="never heralds"):
+        sample_success(model, np.random.default_rng(0))
