@@ -27,6 +27,7 @@ Every scheme module exposes a model implementing :class:`HeraldingModel`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -120,7 +121,8 @@ class SingleClickModel:
             single_click.arrival_efficiency(self.params, self.hardware_b) * eta_d,
         )
 
-    def branches(self) -> tuple[HeraldBranch, ...]:
+    @cached_property
+    def _branches(self) -> tuple[HeraldBranch, ...]:
         eta_a, eta_b = self._etas()
         alpha = self.params.bright_state_population
         p_dc = self.params.detector.dark_count_probability
@@ -132,5 +134,44 @@ class SingleClickModel:
             out.append(HeraldBranch(bell_state=bell, probability=weight, state=state))
         return tuple(out)
 
+    def branches(self) -> tuple[HeraldBranch, ...]:
+        return self._branches  # the model is immutable, so computed once
+
     def success_probability(self) -> float:
         return sum(b.probability for b in self.branches())
+
+    @cached_property
+    def _instrument(self) -> tuple[tuple[float, BellState, np.ndarray], ...]:
+        """Per herald: (probability, Bell state, normalised spin state), from the optics.
+
+        Built once per link from the operator model the QuTiP backend runs,
+        independently of the closed form: each node's spin–photon state
+        (:func:`physical.single_click.emission_state`, photon loss included),
+        the herald POVM on the two photons (beam splitter and detectors,
+        :func:`physical.single_click.herald_povm`), the photons traced out.
+        """
+        alpha = self.params.bright_state_population
+        trans_a = single_click.arrival_efficiency(self.params, self.hardware_a)
+        trans_b = single_click.arrival_efficiency(self.params, self.hardware_b)
+        rho_a = single_click.emission_state(alpha, trans_a).full()
+        rho_b = single_click.emission_state(alpha, trans_b).full()
+        # order (s_A, p_A, s_B, p_B) -> (s_A, s_B, p_A, p_B)
+        joint = np.kron(rho_a, rho_b).reshape([2] * 8).transpose(0, 2, 1, 3, 4, 6, 5, 7).reshape(16, 16)
+        povm = single_click.herald_povm(self.params.detector)
+        out = []
+        for outcome, bell in single_click.HERALD_BELL_STATES.items():
+            lifted = np.kron(np.eye(4), povm[outcome].full())
+            spins = (lifted @ joint).reshape(4, 4, 4, 4).trace(axis1=1, axis2=3)  # trace out the photons
+            weight = float(np.real(np.trace(spins)))
+            out.append((weight, bell, spins / weight if weight > 0 else spins))
+        return tuple(out)
+
+    def simulate_attempt(self, rng: np.random.Generator) -> HeraldBranch | None:
+        """One attempt: sample the herald from the optics' instrument (see
+        ``_instrument``); ``None`` when no single detector clicked."""
+        u = rng.random()
+        for weight, bell, state in self._instrument:
+            if u < weight:
+                return HeraldBranch(bell_state=bell, probability=weight, state=state)
+            u -= weight
+        return None

@@ -48,3 +48,27 @@ def test_sample_success_refuses_a_scheme_that_never_succeeds():
     model = SingleClickModel(SingleClickLinkParams(length_km=10, bright_state_population=0.0))
     with pytest.raises(ValueError, match="never heralds"):
         sample_success(model, np.random.default_rng(0))
+
+
+def test_single_click_attempt_instrument_built_from_the_optics_equals_the_closed_form():
+    """The per-attempt instrument (spin–photon states, beam splitter, detectors,
+    photons traced out) gives exactly the closed-form branches, with dark counts
+    and unequal arms (module docstring of physical.single_click)."""
+    params = SingleClickLinkParams(
+        length_km=30, bright_state_population=0.25, detector=DetectorParams(efficiency=0.7, dark_count_probability=0.01)
+    )
+    model = SingleClickModel(params, NodeHardware(emission_efficiency=0.4), NodeHardware(emission_efficiency=0.9))
+    for (weight, bell, state), branch in zip(model._instrument, model.branches(), strict=True):
+        assert bell is branch.bell_state
+        assert weight == pytest.approx(branch.probability, rel=1e-9)
+        assert np.allclose(state, branch.state, atol=1e-10)
+
+
+def test_single_click_attempt_by_attempt_success_rate_matches_the_model():
+    """n = 20000 attempts; success fraction within 5 binomial standard errors."""
+    model = SingleClickModel(SingleClickLinkParams(length_km=5, bright_state_population=0.3))
+    rng = np.random.default_rng(5)
+    n = 20_000
+    successes = sum(model.simulate_attempt(rng) is not None for _ in range(n))
+    p = model.success_probability()
+    assert abs(successes / n - p) < 5 * math.sqrt(p * (1 - p) / n)

@@ -1,0 +1,411 @@
+"""The Barrett–Kok (double-click) heralding scheme: Fock-space optics and closed forms.
+
+Theory of operation
+-------------------
+Double-click entanglement generation, proposed by Barrett & Kok, PRA 71,
+060310(R) (2005), and run between NV centres by Bernien et al., Nature 497,
+86 (2013) and Hensen et al., Nature 526, 682 (2015):
+
+1. Each node puts its spin in ``(|0> + |1>)/√2`` and excites it with a
+   spin-selective optical π pulse: the bright state ``|1>`` emits one photon,
+   the dark state ``|0>`` none (photon-number encoding, the same convention
+   as :mod:`physical.single_click`; not time-bin). Each node's spin and
+   photonic mode are then in ``(|0>|0_ph> + |1>|1_ph>)/√2``.
+2. The photons travel to a midpoint 50:50 beam splitter, ``a† -> (c† + d†)/√2``
+   and ``b† -> (c† - d†)/√2`` (a from node A, b from node B), whose outputs c
+   and d feed threshold detectors.
+3. Round 1 succeeds when exactly one detector clicks. Both nodes then apply a
+   π pulse (X) to their spins and repeat steps 1–2 (round 2), which again
+   must end with exactly one click. The attempt succeeds only if both rounds do.
+
+The π pulse is what makes the scheme robust to photon loss: the |11>
+component (both spins bright, one photon lost in round 1) becomes |00> and
+emits nothing in round 2, so without dark counts it can never herald.
+Signs, with the project's frames ``|B(x, z)> = (I ⊗ X^x Z^z)|Φ+>`` (so
+Ψ+ = (|01> + |10>)/√2 and Ψ- = (|01> - |10>)/√2, see
+:func:`physical.engine.bell_ket`): a click in c leaves ``|10> + |01>``, a click
+in d ``|10> - |01>``; X ⊗ X keeps Ψ+ and flips the global sign of Ψ-, so
+**the same detector twice heralds Ψ+, different detectors herald Ψ-**
+(as in Barrett & Kok 2005 and Bernien et al. 2013). The spin state is the
+one right after round 2's detection; no further pulse is applied. A stable
+optical phase within one attempt is assumed: it cancels between the two rounds
+(Barrett & Kok 2005).
+
+Imperfections modelled
+----------------------
+* **Loss.** Node X's photon reaches a detector with η_X = emission
+  efficiency × fibre transmittance over L/2 × detector efficiency. Equal loss
+  on both outputs of a beam splitter equals the same loss on both inputs,
+  so the detector efficiency can be folded into η_X for the closed form
+  (the argument of :mod:`physical.single_click`); the simulation keeps it
+  in the detector POVM and a test checks they agree.
+* **Distinguishability.** Each photon's internal (spectral/temporal) state is
+  ``|χ_X> = √μ |s> + √(1-μ) |x_X>``: a superposition of a mode |s> shared by
+  both nodes and a mode |x_X> of its own (orthogonal to everything else).
+  Then ``|<χ_A|χ_B>|² = μ²`` is the Hong–Ou–Mandel visibility of the two
+  photons (Hong, Ou & Mandel, PRL 59, 2044 (1987): coincidences
+  ``(1 - V)/2`` for single photons with mode overlap V), so ``μ = √V``. The
+  detectors do not resolve internal modes. A single click in one round keeps
+  a fraction μ of the |10>-|01> coherence (the which-node information left in
+  the internal mode), two rounds keep μ² = V.
+* **Dark counts.** Each detector clicks spuriously with probability p per
+  round window, independently of the light: a threshold detector hit by n
+  photons stays silent with probability ``(1-p)(1-η_d)^n``.
+* **Emitter.** The bright state emits exactly one photon per optical π pulse;
+  double excitation (two photons from one node in one round) is *not*
+  modelled (Hermans et al., New J. Phys. 25, 013011 (2023), measure it as a
+  source of infidelity; add it here if a hardware preset needs it). Two
+  photons in one round from the two nodes (spins |11>) are modelled, with
+  their bunching at the beam splitter.
+
+Closed form (derived for this module; basis |s_A s_B>, node A first)
+-------------------------------------------------------------------
+One round with single-click outcome c (sign σ = +1) or d (σ = -1) acts on the
+spins as ``ρ -> G ∘ ρ`` (elementwise product: every Kraus operator is
+diagonal in the spin basis, since the spin state only decides which photons
+exist), with q = 1 - p and
+
+    G_00 = q p                                   (nothing emitted: dark count)
+    G_10 = q (η_A/2 + (1-η_A) p)                 (A's photon to that detector, or lost + dark)
+    G_01 = q (η_B/2 + (1-η_B) p)
+    G_11 = q (η_A η_B (1+V)/4 + (η_A + η_B - 2η_A η_B)/2 + (1-η_A)(1-η_B) p)
+    G_(10,01) = σ q μ √(η_A η_B) / 2              (the only surviving coherence)
+
+(both photons arrive and bunch into one port with probability (1+V)/2, half
+of it that detector; one arrives and picks that port with probability 1/2).
+Starting from |++><++|, round 1, X ⊗ X, round 2 gives for every one of the
+four single-click patterns (σ1, σ2) the unnormalised state
+
+    ρ = (q²/4) [ g_A g_B (|10><10| + |01><01|) + p h (|00><00| + |11><11|) ]
+        + σ1 σ2 (q²/16) V η_A η_B (|10><01| + |01><10|)
+
+    g_X = η_X/2 + (1-η_X) p,   h = G_11 / q
+
+so each pattern has probability ``(q²/2)(g_A g_B + p h)`` and the four sum to
+
+    p_succ = 2 q² (g_A g_B + p h)  ->  η_A η_B / 2          (p = 0)
+
+the success probability of Barrett & Kok (2005) (η²/2 for equal ends). The
+fidelity to the heralded Bell state is
+
+    F = (q²/4)(g_A g_B + V η_A η_B / 4) / (p_succ / 4)  ->  (1 + V)/2      (p = 0),
+
+independent of loss, which is the scheme's selling point; F = (1+V)/2 is the
+distinguishability limit used in the NV error budgets (Bernien et al. 2013,
+Supplementary Information; Hensen et al. 2015, Methods).
+
+Simulation
+----------
+:func:`round_instrument` builds each round independently of these formulas:
+it writes the photons' Fock state for every spin basis state (creation
+operators with their √(n+1) factors on the six output modes c/d × internal
+mode s, x_A, x_B, plus a loss mode per node), applies the detector POVMs
+with η_d and p, and sums ``E(f) Φ_s(f) Φ_s'(f)*`` over the Fock basis ``f`` to
+get each outcome's G. :meth:`BarrettKokModel.simulate_attempt` then runs one
+attempt: it samples round 1's click pattern by the Born rule from the spin
+state, updates the state, applies X ⊗ X, samples round 2, and on success
+returns the normalised conditional state.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+from pydantic import Field
+
+from physical.params import DetectorParams, FibreParams, HardwareParams, NodeHardware
+from physical.schemes import HeraldBranch
+from physical.service import BellState, Probability
+
+__all__ = [
+    "BarrettKokLinkParams",
+    "BarrettKokModel",
+    "CLICK_PATTERNS",
+    "PATTERN_BELL_STATES",
+    "ROUND_NONE",
+    "ROUND_C",
+    "ROUND_D",
+    "ROUND_BOTH",
+    "round_instrument",
+    "unnormalised_pattern_state",
+    "success_probability",
+    "herald_fidelity",
+]
+
+# Outcomes of one round (indices into round_instrument()).
+ROUND_NONE = 0  # no click
+ROUND_C = 1  # detector c alone
+ROUND_D = 2  # detector d alone
+ROUND_BOTH = 3  # both detectors
+
+# The four successful (round 1, round 2) patterns, in the order of BarrettKokModel.branches().
+CLICK_PATTERNS: tuple[tuple[int, int], ...] = ((ROUND_C, ROUND_C), (ROUND_C, ROUND_D), (ROUND_D, ROUND_C), (ROUND_D, ROUND_D))
+PATTERN_BELL_STATES: dict[tuple[int, int], BellState] = {
+    (ROUND_C, ROUND_C): BellState.PSI_PLUS,
+    (ROUND_D, ROUND_D): BellState.PSI_PLUS,
+    (ROUND_C, ROUND_D): BellState.PSI_MINUS,
+    (ROUND_D, ROUND_C): BellState.PSI_MINUS,
+}
+
+
+
+class BarrettKokLinkParams(HardwareParams):
+    """A heralded link run with the Barrett–Kok scheme, station at the midpoint.
+
+    ``two_photon_visibility`` is V, the Hong–Ou–Mandel visibility of photons
+    from the two nodes (``|<χ_A|χ_B>|²``). Default 0.9, the two-photon
+    interference visibility reported for the NV photons of Hensen et al.,
+    Nature 526, 682 (2015), Methods (0.90 ± 0.02).
+    """
+
+    length_km: float = Field(gt=0.0)
+    fibre: FibreParams = FibreParams()
+    detector: DetectorParams = DetectorParams()
+    two_photon_visibility: Probability = 0.9
+
+
+# ------------------------------------------------------------------ closed forms
+
+
+def _check(eta_a: float, eta_b: float, visibility: float, p_dc: float) -> None:
+    for name, value in (("eta_a", eta_a), ("eta_b", eta_b), ("visibility", visibility), ("p_dc", p_dc)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {value}")
+
+
+def unnormalised_pattern_state(
+    eta_a: float, eta_b: float, visibility: float, p_dc: float, bell_state: BellState
+) -> np.ndarray:
+    """ρ of the module docstring for one click pattern heralding ``bell_state``
+    (4x4, basis |s_A s_B>, trace = that pattern's probability per attempt).
+
+    ``eta_a``/``eta_b`` are total efficiencies (emission × fibre × detector).
+    """
+    _check(eta_a, eta_b, visibility, p_dc)
+    if bell_state not in (BellState.PSI_PLUS, BellState.PSI_MINUS):
+        raise ValueError(f"Barrett–Kok heralds PSI_PLUS or PSI_MINUS, not {bell_state}")
+    p, q = p_dc, 1.0 - p_dc
+    g_a = eta_a / 2 + (1 - eta_a) * p
+    g_b = eta_b / 2 + (1 - eta_b) * p
+    h = eta_a * eta_b * (1 + visibility) / 4 + (eta_a + eta_b - 2 * eta_a * eta_b) / 2 + (1 - eta_a) * (1 - eta_b) * p
+    sign = 1.0 if bell_state is BellState.PSI_PLUS else -1.0
+    rho = np.zeros((4, 4), dtype=complex)
+    rho[0, 0] = rho[3, 3] = q * q * p * h / 4
+    rho[1, 1] = rho[2, 2] = q * q * g_a * g_b / 4
+    rho[1, 2] = rho[2, 1] = sign * q * q * visibility * eta_a * eta_b / 16
+    return rho
+
+
+def success_probability(eta_a: float, eta_b: float, visibility: float, p_dc: float = 0.0) -> float:
+    """Probability that an attempt heralds (four patterns, each with the same weight)."""
+    rho = unnormalised_pattern_state(eta_a, eta_b, visibility, p_dc, BellState.PSI_PLUS)
+    return 4.0 * float(np.real(np.trace(rho)))
+
+
+def herald_fidelity(eta_a: float, eta_b: float, visibility: float, p_dc: float = 0.0) -> float:
+    """Fidelity of the post-herald state to the heralded Bell state (the same for
+    every pattern). Raises ``ValueError`` if the scheme cannot herald."""
+    rho = unnormalised_pattern_state(eta_a, eta_b, visibility, p_dc, BellState.PSI_PLUS)
+    weight = float(np.real(np.trace(rho)))
+    if weight <= 0.0:
+        raise ValueError("this scheme never heralds with these parameters")
+    psi_plus = np.array([0.0, 1.0, 1.0, 0.0]) / math.sqrt(2)
+    return min(1.0, max(0.0, float(np.real(psi_plus @ rho @ psi_plus)) / weight))
+
+
+# ------------------------------------------------------------------ Fock-space simulation of one round
+
+# Output modes of one round: detector c or d × internal mode (shared, A's own,
+# B's own); then one loss mode per node (the environment keeps lost photons).
+_C_MODES = (0, 1, 2)
+_D_MODES = (3, 4, 5)
+_SHARED, _OWN_A, _OWN_B = 0, 1, 2
+_LOSS_A, _LOSS_B = 6, 7
+_N_MODES = 8
+
+_Fock = dict[tuple[int, ...], complex]
+
+
+def _create(state: _Fock, terms: list[tuple[int, float]]) -> _Fock:
+    """Apply ``Σ_k amp_k a_k†`` (bosonic creation, factor √(n+1)) to a Fock state."""
+    out: _Fock = {}
+    for occupation, amplitude in state.items():
+        for mode, coefficient in terms:
+            if coefficient == 0.0:
+                continue
+            n = occupation[mode]
+            new = occupation[:mode] + (n + 1,) + occupation[mode + 1 :]
+            out[new] = out.get(new, 0.0) + amplitude * coefficient * math.sqrt(n + 1)
+    return out
+
+
+def _photon_creator(arrival: float, mu: float, own_mode: int, port_sign: float, loss_mode: int) -> list[tuple[int, float]]:
+    """One node's photon: reaches the beam splitter with amplitude √arrival in
+    internal state √μ|s> + √(1-μ)|own>, else sits in the node's loss mode. The
+    beam splitter sends input port a to (c + d)/√2 (port_sign +1) and b to
+    (c - d)/√2 (port_sign -1), the same for every internal mode."""
+    s = 1.0 / math.sqrt(2.0)
+    terms = []
+    for internal, amp in ((_SHARED, math.sqrt(mu)), (own_mode, math.sqrt(1.0 - mu))):
+        terms.append((_C_MODES[internal], math.sqrt(arrival) * amp * s))
+        terms.append((_D_MODES[internal], math.sqrt(arrival) * amp * s * port_sign))
+    terms.append((loss_mode, math.sqrt(1.0 - arrival)))
+    return terms
+
+
+@lru_cache(maxsize=256)
+def round_instrument(
+    arrival_a: float, arrival_b: float, visibility: float, detector_efficiency: float, p_dc: float
+) -> np.ndarray:
+    """The four outcome maps of one round as a (4, 4, 4) array ``G[k]``: outcome k
+    (ROUND_NONE, ROUND_C, ROUND_D, ROUND_BOTH) maps the spin state ρ to the
+    unnormalised ``G[k] * ρ`` (elementwise). ``arrival_*`` exclude the detector
+    efficiency, which is applied in the detector POVM. Cached per parameters."""
+    _check(arrival_a, arrival_b, visibility, p_dc)
+    mu = math.sqrt(visibility)
+    vacuum: _Fock = {(0,) * _N_MODES: 1.0}
+    photon_a = _photon_creator(arrival_a, mu, _OWN_A, +1.0, _LOSS_A)
+    photon_b = _photon_creator(arrival_b, mu, _OWN_B, -1.0, _LOSS_B)
+    # Φ_s: the light and environment for spin basis state s = |s_A s_B> (bright = 1)
+    fields: list[_Fock] = []
+    for s_a in (0, 1):
+        for s_b in (0, 1):
+            state = vacuum
+            if s_a:
+                state = _create(state, photon_a)
+            if s_b:
+                state = _create(state, photon_b)
+            fields.append(state)
+    configurations = sorted(set().union(*fields))
+    amplitudes = np.array([[f.get(c, 0.0) for c in configurations] for f in fields], dtype=complex)  # (4, n_conf)
+
+    def silent(n_photons: int) -> float:
+        return (1.0 - p_dc) * (1.0 - detector_efficiency) ** n_photons
+
+    povm = np.zeros((4, len(configurations)))
+    for j, occupation in enumerate(configurations):
+        quiet_c = silent(sum(occupation[m] for m in _C_MODES))
+        quiet_d = silent(sum(occupation[m] for m in _D_MODES))
+        povm[ROUND_NONE, j] = quiet_c * quiet_d
+        povm[ROUND_C, j] = (1.0 - quiet_c) * quiet_d
+        povm[ROUND_D, j] = quiet_c * (1.0 - quiet_d)
+        povm[ROUND_BOTH, j] = (1.0 - quiet_c) * (1.0 - quiet_d)
+    # G[k][s, s'] = Σ_f E_k(f) Φ_s(f) Φ_s'(f)*  (trace over light and environment)
+    gram = np.einsum("kf,sf,tf->kst", povm, amplitudes, amplitudes.conj())
+    gram.setflags(write=False)
+    return gram
+
+
+# ------------------------------------------------------------------ the model
+
+
+_PLUS_PLUS = np.full((4, 4), 0.25, dtype=complex)  # |++><++|, both spins in (|0>+|1>)/√2
+
+
+@dataclass(frozen=True)
+class BarrettKokModel:
+    """The Barrett–Kok scheme as a :class:`physical.schemes.HeraldingModel`.
+
+    ``branches()`` comes from the closed form, one branch per successful click
+    pattern in the order of :data:`CLICK_PATTERNS`; ``simulate_attempt`` and
+    ``pattern_branch`` come from the Fock-space simulation (module docstring).
+    """
+
+    params: BarrettKokLinkParams
+    hardware_a: NodeHardware = NodeHardware()
+    hardware_b: NodeHardware = NodeHardware()
+    _instrument: np.ndarray = field(init=False, repr=False, compare=False)
+    _instrument_diagonal: np.ndarray = field(init=False, repr=False, compare=False)
+    _branches: tuple[HeraldBranch, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        gram = round_instrument(
+            *self._arrivals(),
+            self.params.two_photon_visibility,
+            self.params.detector.efficiency,
+            self.params.detector.dark_count_probability,
+        )
+        object.__setattr__(self, "_instrument", gram)
+        # outcome x spin basis state: the probability of each outcome for each basis state
+        object.__setattr__(self, "_instrument_diagonal", np.ascontiguousarray(np.diagonal(gram, axis1=1, axis2=2).real))
+        object.__setattr__(self, "_branches", self._closed_form_branches())
+
+    def _arrivals(self) -> tuple[float, float]:
+        fibre = self.params.fibre.transmittance(self.params.length_km / 2)
+        return self.hardware_a.emission_efficiency * fibre, self.hardware_b.emission_efficiency * fibre
+
+    def total_efficiencies(self) -> tuple[float, float]:
+        """η_A, η_B: emission × fibre over L/2 × detector efficiency."""
+        eta_d = self.params.detector.efficiency
+        arrival_a, arrival_b = self._arrivals()
+        return arrival_a * eta_d, arrival_b * eta_d
+
+    # ---------------------------------------------------------- analytic (closed form)
+
+    def branches(self) -> tuple[HeraldBranch, ...]:
+        """One branch per pattern of :data:`CLICK_PATTERNS`, from the closed form
+        (computed once: the model is immutable)."""
+        return self._branches
+
+    def _closed_form_branches(self) -> tuple[HeraldBranch, ...]:
+        eta_a, eta_b = self.total_efficiencies()
+        v = self.params.two_photon_visibility
+        p_dc = self.params.detector.dark_count_probability
+        out = []
+        for pattern in CLICK_PATTERNS:
+            bell = PATTERN_BELL_STATES[pattern]
+            rho = unnormalised_pattern_state(eta_a, eta_b, v, p_dc, bell)
+            weight = float(np.real(np.trace(rho)))
+            out.append(HeraldBranch(bell_state=bell, probability=weight, state=rho / weight if weight > 0 else rho))
+        return tuple(out)
+
+    def success_probability(self) -> float:
+        return sum(b.probability for b in self.branches())
+
+    # ---------------------------------------------------------- simulation (Fock space)
+
+    def pattern_branch(self, pattern: tuple[int, int]) -> HeraldBranch:
+        """The simulation's outcome for a given (round 1, round 2) pattern, without
+        sampling: its probability and conditional state. Raises ``ValueError``
+        for a pattern that does not herald or has probability 0."""
+        if pattern not in PATTERN_BELL_STATES:
+            raise ValueError(f"pattern {pattern} does not herald (need one click in each round)")
+        rho = self._instrument[pattern[0]] * _PLUS_PLUS
+        rho = self._instrument[pattern[1]] * rho[::-1, ::-1]  # π pulse X ⊗ X: index i -> 3 - i
+        weight = float(np.real(np.trace(rho)))
+        if weight <= 0.0:
+            raise ValueError(f"pattern {pattern} has probability 0 for these parameters")
+        return HeraldBranch(bell_state=PATTERN_BELL_STATES[pattern], probability=weight, state=rho / weight)
+
+    def simulate_attempt(self, rng: np.random.Generator) -> HeraldBranch | None:
+        """One attempt, round by round: Born-rule sampling of each round's click
+        pattern from the current spin state, the conditional state update, the
+        π pulse between rounds. ``None`` on failure; on success the branch's
+        ``probability`` is that of the sampled pattern and ``state`` the
+        normalised spin state after round 2."""
+        first = self._sample_round(_PLUS_PLUS, rng)
+        if first is None:
+            return None
+        k1, p1, rho = first
+        second = self._sample_round(rho[::-1, ::-1], rng)  # π pulse X ⊗ X: index i -> 3 - i
+        if second is None:
+            return None
+        k2, p2, rho = second
+        return HeraldBranch(bell_state=PATTERN_BELL_STATES[(k1, k2)], probability=p1 * p2, state=rho)
+
+    def _sample_round(self, rho: np.ndarray, rng: np.random.Generator) -> tuple[int, float, np.ndarray] | None:
+        """Sample one round's click pattern; ``None`` unless exactly one detector
+        clicked, else (outcome, its probability, normalised conditional state)."""
+        # P(k) = Tr(G_k ∘ ρ) = Σ_i G_k[i, i] ρ_ii
+        p_none, p_c, p_d, _p_both = (self._instrument_diagonal @ rho.diagonal().real).tolist()
+        u = rng.random()
+        if u < p_none:
+            return None
+        if u < p_none + p_c:
+            return ROUND_C, p_c, self._instrument[ROUND_C] * rho / p_c
+        if u < p_none + p_c + p_d:
+            return ROUND_D, p_d, self._instrument[ROUND_D] * rho / p_d
+        return None  # both detectors clicked
