@@ -114,6 +114,8 @@ def choose_engine(t1_ns: float | None, needs_non_pauli: bool) -> Engine:
     arbitrary gates, no non-Bell-diagonal initial state such as a single-click
     post-herald state). Otherwise ``"density-matrix"``: the QuTiP reference
     (:mod:`physical.engine`), which represents everything exactly.
+    :class:`physical.pair_state.PairState` asks this before every operation
+    and converts itself when the answer changes.
     """
     if t1_ns is not None and not math.isinf(t1_ns):
         if t1_ns <= 0 or math.isnan(t1_ns):

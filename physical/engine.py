@@ -17,8 +17,22 @@ that order.
 * A measurement or a discard **removes** qubits: the rest of the group keeps the
   partial trace (a discard) or the normalised post-measurement state
   ``Tr_m[(E_k ⊗ I) ρ] / p_k`` (a POVM outcome ``k``). A group with no qubit left
-  disappears. Qubits are never copied, so no-cloning holds by construction,
-  and a removed id stays unusable for good (:class:`UnknownQubitError`).
+  disappears.
+* A **move** (:meth:`QuantumWorld.move`) hands a qubit's state, entanglement
+  included, to a new id — an ideal SWAP into a fresh storage qubit, e.g. from
+  an NV centre's electron spin to a nuclear spin (the "communication" and
+  "storage" qubits of Humphreys et al., Nature 558, 268 (2018)); the storage
+  qubit gets its own ``(T1, T2)``. The source id is retired.
+
+Ownership (no-cloning by construction). A qubit id names one subsystem of one
+state; no operation duplicates a state (there is no copy, only move), so the
+no-cloning theorem (Wootters & Zurek, Nature 299, 802 (1982)) cannot be broken
+by a caller. Ids are never reused: once a qubit is measured, post-selected,
+discarded or moved, using its id raises :class:`RetiredQubitError` (an
+:class:`UnknownQubitError`, itself a ``KeyError``) naming the qubit, what
+happened to it and when (details kept for the last
+``QuantumWorld.RETIRED_DETAIL_LIMIT`` retirements, so a long run's memory stays
+bounded; older ids still raise, with a shorter message).
 
 Memory noise is **lazy**. Each qubit carries optional ``(T1, T2)`` and the time
 its state was last brought up to date. Before any operation or oracle read that
@@ -62,6 +76,8 @@ __all__ = [
     "QuantumWorld",
     "WorldError",
     "UnknownQubitError",
+    "RetiredQubitError",
+    "check_memory_noise",
     "memory_kraus",
     "bell_ket",
     "bloch_ket",
@@ -80,6 +96,20 @@ class UnknownQubitError(KeyError):
 
     def __str__(self) -> str:  # KeyError would print the repr of the message
         return str(self.args[0]) if self.args else "unknown qubit"
+
+
+class RetiredQubitError(UnknownQubitError):
+    """A qubit id that was measured, post-selected, discarded or moved.
+
+    ``qid``, ``event`` (e.g. "discarded", "moved to qubit 7", or "retired" when
+    the details are no longer kept) and ``time_ns`` (None if not known) say
+    which qubit, what happened and when."""
+
+    def __init__(self, message: str, qid: int, event: str, time_ns: int | None) -> None:
+        super().__init__(message)
+        self.qid = qid
+        self.event = event
+        self.time_ns = time_ns
 
 
 # ------------------------------------------------------------------ helpers
@@ -237,10 +267,13 @@ class QuantumWorld:
     """Every qubit of a network, its state, and the operations on it."""
 
     _CACHE_SIZE = 512
+    RETIRED_DETAIL_LIMIT = 100_000
 
     def __init__(self) -> None:
         self._qubits: dict[int, _Qubit] = {}
         self._next_id = 0
+        # retired id -> (what happened, time in ns or None), oldest first
+        self._retired: OrderedDict[int, tuple[str, int | None]] = OrderedDict()
         # (id(op), dims, positions) -> (op, lifted array); holding op keeps its id unique
         self._lifted: OrderedDict[tuple, tuple[object, np.ndarray]] = OrderedDict()
         # id(elements) -> elements, for POVMs already checked to be complete
@@ -278,7 +311,7 @@ class QuantumWorld:
         """A fresh qubit (or ``dim``-level mode) in ``|0>``, alone in its group."""
         if dim < 2:
             raise WorldError(f"a subsystem needs dimension >= 2, got {dim}")
-        _check_noise(t1_ns, t2_ns, dim)
+        check_memory_noise(t1_ns, t2_ns, dim)
         mat = np.zeros((dim, dim), dtype=complex)
         mat[0, 0] = 1.0
         return self._add([dim], mat, [(t1_ns, t2_ns)], now_ns)[0]
@@ -307,7 +340,7 @@ class QuantumWorld:
         if len(noise) != len(dims):
             raise WorldError(f"noise given for {len(noise)} subsystems, state has {len(dims)}")
         for (t1, t2), d in zip(noise, dims):
-            _check_noise(t1, t2, d)
+            check_memory_noise(t1, t2, d)
         return self._add(list(dims), mat, noise, now_ns)
 
     def _check_state(self, state: Qobj) -> tuple[list[int], np.ndarray]:
@@ -370,7 +403,8 @@ class QuantumWorld:
         eigenstate (|0>, |+>, |+i>), 1 for the -1 eigenstate. The qubit is removed."""
         if self._qubit(qid).dim != 2:
             raise WorldError(f"a Pauli measurement needs a qubit; {qid} has dim {self._qubits[qid].dim}")
-        return self._measure([qid], basis_projectors(basis), now_ns, rng)[0]
+        label = f"measured in the {Basis(basis).value} basis"
+        return self._measure([qid], basis_projectors(basis), now_ns, rng, label)[0]
 
     def measure_povm(
         self, qids: Sequence[int], elements: Sequence[Qobj], rng: np.random.Generator, now_ns: int
@@ -382,7 +416,8 @@ class QuantumWorld:
         first time a given list object is used).
         """
         self._check_povm(qids, elements)
-        return self._measure(qids, elements, now_ns, rng)[0]
+        label = "measured by a POVM" if len(qids) == 1 else f"measured by a joint POVM on qubits {list(qids)}"
+        return self._measure(qids, elements, now_ns, rng, label)[0]
 
     def postselect(self, qids: Sequence[int], element: Qobj, now_ns: int) -> float:
         """Remove ``qids`` as if the POVM element ``element`` had been observed.
@@ -391,13 +426,25 @@ class QuantumWorld:
         normalised conditional state. For analysis and tests (no sampling).
         Raises :class:`WorldError` if the outcome has probability 0.
         """
-        return self._measure(qids, [element], now_ns, None)[1]
+        label = "post-selected" if len(qids) == 1 else f"post-selected jointly with qubits {list(qids)}"
+        return self._measure(qids, [element], now_ns, None, label)[1]
 
-    def discard(self, qid: int) -> None:
-        """Remove a qubit, tracing it out (the others' reduced states do not change)."""
+    def discard(self, qid: int, now_ns: int | None = None) -> None:
+        """Remove a qubit, tracing it out (the others' reduced states do not change).
+
+        ``now_ns`` is only recorded (for the error raised if the id is used
+        again); without it the record says when the qubit was last touched. Its
+        pending memory noise is not applied: a channel on a qubit that is traced
+        out does not change the rest (it is local and trace preserving)."""
         qubit = self._qubit(qid)
+        if now_ns is not None and now_ns < qubit.updated_ns:
+            raise WorldError(f"time went backwards: qubit {qid} last updated at {qubit.updated_ns} ns, now {now_ns} ns")
         group = qubit.group
         del self._qubits[qid]
+        if now_ns is None:
+            self._retire(qid, f"discarded (time not given; last touched at t={qubit.updated_ns} ns)", None)
+        else:
+            self._retire(qid, "discarded", now_ns)
         if len(group.qids) == 1:
             return
         pos = group.qids.index(qid)
@@ -405,6 +452,28 @@ class QuantumWorld:
         group.mat = _ptrace(group.mat, group.dims, keep)
         del group.qids[pos]
         del group.dims[pos]
+
+    def move(self, qid: int, now_ns: int, *, t1_ns: float | None = None, t2_ns: float | None = None) -> int:
+        """Move the state of ``qid`` to a new qubit id and retire ``qid``.
+
+        An ideal SWAP into a fresh storage qubit (communication -> storage
+        qubit): the new id takes ``qid``'s place in its group, so its
+        entanglement with other qubits is kept, and from ``now_ns`` on it decays
+        with its own ``(t1_ns, t2_ns)`` (None: no decay of that kind). The old
+        memory's noise is applied up to ``now_ns`` first. The state is moved,
+        never copied; gate noise of a real SWAP is the caller's to add
+        (:meth:`apply_kraus` on the new id). Returns the new id."""
+        qubit = self._qubit(qid)
+        check_memory_noise(t1_ns, t2_ns, qubit.dim)
+        self._catch_up(qid, now_ns)
+        new = self._next_id
+        self._next_id += 1
+        group = qubit.group
+        group.qids[group.qids.index(qid)] = new
+        self._qubits[new] = _Qubit(group, qubit.dim, t1_ns, t2_ns, int(now_ns))
+        del self._qubits[qid]
+        self._retire(qid, f"moved to qubit {new}", now_ns)
+        return new
 
     # ---------------------------------------------------------- oracle reads
 
@@ -427,7 +496,31 @@ class QuantumWorld:
         try:
             return self._qubits[qid]
         except (KeyError, TypeError):
-            raise UnknownQubitError(f"qubit {qid!r} does not exist (never created, or measured/discarded)") from None
+            raise self._unknown(qid) from None
+
+    def _retire(self, qid: int, event: str, now_ns: int | None) -> None:
+        self._retired[qid] = (event, None if now_ns is None else int(now_ns))
+        if len(self._retired) > self.RETIRED_DETAIL_LIMIT:
+            self._retired.popitem(last=False)
+
+    def _unknown(self, qid: object) -> UnknownQubitError:
+        is_id = isinstance(qid, (int, np.integer)) and not isinstance(qid, bool)
+        record = self._retired.get(qid) if is_id else None
+        rule = "a measured, discarded or moved qubit cannot be used again (the world never copies a state)"
+        if record is not None:
+            event, when = record
+            at = "" if when is None else f" at t={when} ns"
+            message = f"qubit {qid} does not exist any more: it was {event}{at}; {rule}"
+            return RetiredQubitError(message, int(qid), event, when)
+        if is_id and 0 <= qid < self._next_id:  # ids are handed out in order and never reused
+            return RetiredQubitError(
+                f"qubit {qid} does not exist any more: it was measured, discarded or moved earlier "
+                f"(details are kept for the last {self.RETIRED_DETAIL_LIMIT} only); {rule}",
+                int(qid),
+                "retired",
+                None,
+            )
+        return UnknownQubitError(f"qubit {qid!r} does not exist (never created in this world)")
 
     def _dims_of(self, qids: Sequence[int]) -> list[int]:
         if len(qids) == 0:
@@ -508,7 +601,12 @@ class QuantumWorld:
             self._checked_povms.popitem(last=False)
 
     def _measure(
-        self, qids: Sequence[int], elements: Sequence[Qobj], now_ns: int, rng: np.random.Generator | None
+        self,
+        qids: Sequence[int],
+        elements: Sequence[Qobj],
+        now_ns: int,
+        rng: np.random.Generator | None,
+        label: str,
     ) -> tuple[int, float]:
         dims = self._dims_of(qids)
         arrays = [_as_array(e, dims, "POVM element") for e in elements]
@@ -529,8 +627,10 @@ class QuantumWorld:
             group.mat = _hermitian(_ptrace(full @ group.mat, group.dims, rest)) / p
             group.qids = [group.qids[i] for i in rest]
             group.dims = [group.dims[i] for i in rest]
+        event = f"{label} (outcome {k})" if rng is not None else f"{label} (probability {p:.6g})"
         for q in qids:
             del self._qubits[q]
+            self._retire(q, event, now_ns)
         return k, p
 
     def _reduced(self, qids: Sequence[int], now_ns: int) -> np.ndarray:
@@ -570,7 +670,11 @@ def _as_array(op: Qobj, dims: list[int], what: str) -> np.ndarray:
     return op.full()
 
 
-def _check_noise(t1_ns: float | None, t2_ns: float | None, dim: int) -> None:
+def check_memory_noise(t1_ns: float | None, t2_ns: float | None, dim: int = 2) -> None:
+    """Raise :class:`WorldError` unless ``(t1_ns, t2_ns)`` is a physical memory:
+    positive times, T2 <= 2·T1 (Nielsen & Chuang 2000, §8.3.6: dephasing can
+    only add to the T1 decay of coherence), finite T1 only with a T2, and a
+    2-level subsystem. ``None`` means no decay of that kind."""
     if t1_ns is None and t2_ns is None:
         return
     if dim != 2:
