@@ -28,6 +28,23 @@ of requests and at most one outstanding heralding attempt.
    (``max_time_ns`` after the CREATE) comes first both ends send ``LinkError``
    TIMEOUT. A success heralded for a request that is gone is freed.
 
+Run modes (the same service, the same results in distribution):
+
+* ``per-attempt`` (default, registry name ``single-click-egp``): one
+  ``HeraldAttempt`` per attempt, as above;
+* ``fast-forward`` (:class:`FastForwardEgp`, registry name
+  ``fast-forward-egp``): each ``HeraldAttempt`` asks for a run of up to
+  ``max_attempts`` attempts back to back, stopping at the first success, so
+  the physical layer may sample the number of attempts to the next success
+  instead of simulating each (``physical.heralding_backend``). ``max_attempts``
+  covers the attempts that would start before the active request's deadline,
+  ``ceil((deadline - now) / attempt_period)``, or ``max_attempts_cap`` when it
+  has none. Attempt k of a run starts (k-1) attempt periods after the first,
+  exactly when the per-attempt mode would start it, since there each attempt
+  starts when the previous herald arrives, one period after its emission.
+  Both ends compute the same number: they agree on the active request, its
+  deadline and the time.
+
 States of a request (at each end): QUEUED -> ACTIVE -> DONE | TIMED_OUT.
 """
 
@@ -64,7 +81,9 @@ from physical.service import (
     PhysicalCapabilities,
 )
 
-__all__ = ["SingleClickEgp", "PeerCreate"]
+__all__ = ["SingleClickEgp", "FastForwardEgp", "LinkMode", "PeerCreate"]
+
+LinkMode = Literal["per-attempt", "fast-forward"]
 
 
 class PeerCreate(BaseModel):
@@ -109,8 +128,14 @@ class SingleClickEgp:
     PROVIDES = frozenset({CAP_LINK_K, CAP_LINK_M})
     REQUIRES = frozenset({CAP_DEVICE, CAP_HERALDING})
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, mode: LinkMode = "per-attempt", max_attempts_cap: int = 100_000) -> None:
+        if mode not in ("per-attempt", "fast-forward"):
+            raise ValueError(f"mode must be 'per-attempt' or 'fast-forward', got {mode!r}")
+        if max_attempts_cap < 1:
+            raise ValueError(f"max_attempts_cap must be at least 1, got {max_attempts_cap}")
         self.ctx = ctx
+        self.mode: LinkMode = mode
+        self.max_attempts_cap = max_attempts_cap
         self._caps: PhysicalCapabilities | None = None
         self._next_create_id = 0
         self._queues: dict[str, list[_Request]] = {}
@@ -290,7 +315,19 @@ class SingleClickEgp:
         attempt_id = self._next_attempt[neighbour]
         self._next_attempt[neighbour] += 1
         self._outstanding[neighbour] = (attempt_id, request)
-        self.ctx.send_down(HeraldAttempt(neighbour=neighbour, attempt_id=attempt_id))
+        self.ctx.send_down(
+            HeraldAttempt(neighbour=neighbour, attempt_id=attempt_id, max_attempts=self._run_length(neighbour, request))
+        )
+
+    def _run_length(self, neighbour: str, request: _Request) -> int:
+        """How many attempts one HeraldAttempt asks for (see the module docstring)."""
+        if self.mode == "per-attempt":
+            return 1
+        if request.deadline_ns is None:
+            return self.max_attempts_cap
+        period = self.capabilities.links[neighbour].attempt_period_ns
+        remaining = request.deadline_ns - self.ctx.now_ns
+        return max(1, min(self.max_attempts_cap, -(-remaining // period)))
 
     def _deliver(self, request: _Request, herald: HeraldResult) -> None:
         assert herald.handle is not None and herald.bell_state is not None
@@ -335,3 +372,10 @@ class SingleClickEgp:
         self.ctx.send_up(ok)
         if request.made >= request.number:
             self._end(request)
+
+
+class FastForwardEgp(SingleClickEgp):
+    """The reference EGP in fast-forward mode (registry name ``fast-forward-egp``)."""
+
+    def __init__(self, ctx: Context, max_attempts_cap: int = 100_000) -> None:
+        super().__init__(ctx, mode="fast-forward", max_attempts_cap=max_attempts_cap)

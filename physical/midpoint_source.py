@@ -597,5 +597,6 @@ def _success_pattern(outcome: int | None) -> tuple[str, str] | None:
 
 def _branch(bell_state: BellState, rho: np.ndarray) -> HeraldBranch:
     weight = float(np.real(np.trace(rho)))
-    state = rho / weight if weight > 0 else rho
-    return HeraldBranch(bell_state=bell_state, probability=weight, state=state)
+    if weight < 1e-250:  # impossible, or so rare that normalising would overflow
+        return HeraldBranch(bell_state=bell_state, probability=0.0, state=np.eye(4, dtype=complex) / 4)
+    return HeraldBranch(bell_state=bell_state, probability=weight, state=rho / weight)

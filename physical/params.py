@@ -127,8 +127,14 @@ class SingleClickLinkParams(_Params):
 
 class LinkSide(_Params):
     """What one end of a heralded link knows of it: the station, the physics,
-    and the hardware at the other end (whose emission efficiency matters)."""
+    and the hardware at the other end (whose emission efficiency matters).
+
+    ``params`` is the link's parameter model, and its type says the heralding
+    scheme: :class:`SingleClickLinkParams` for single-click; the parameter
+    models of other schemes live with their scheme (e.g.
+    ``physical.barrett_kok.BarrettKokLinkParams``). A backend refuses types it
+    cannot run."""
 
     station: str
-    params: SingleClickLinkParams
+    params: HardwareParams
     neighbour_hardware: NodeHardware

@@ -34,6 +34,14 @@ peer message stands for both: it carries the photon's world id.
 A node with no free slot still reports (photon None), so the station fails
 the attempt and both ends stay in step; its HeraldResult says ``no_memory``.
 
+A ``HeraldAttempt`` with ``max_attempts`` N > 1 is a *run*: on a failed herald
+that the station marks ``in_step`` (both photons came, for runs of the same
+length) each end frees its qubit and emits again at once — the herald arrives
+exactly one attempt period (2τ) after the emission — until a success or N
+attempts; only the run's last herald goes up, with ``attempts``. This backend
+thus always simulates attempt by attempt; ``physical.heralding_backend``
+fast-forwards instead.
+
 The state machines are small enough to read as tables:
 
 ===============  ====================  =====================================
@@ -43,7 +51,8 @@ PhysicalNode     HeraldAttempt         emit, remember (station, attempt) ->
                                        (slot, qubit), PhotonReport to station
 PhysicalNode     StationHerald ok      HeraldResult(success) if the slot still
                                        holds that qubit, else failure (+trace)
-PhysicalNode     StationHerald fail    free the slot if still ours, failure up
+PhysicalNode     StationHerald fail    free the slot if still ours; emit again
+                                       if the run goes on, else failure up
 MidpointStation  PhotonReport (first)  store, set_timer(0, attempt_id)
 MidpointStation  PhotonReport (2nd)    store
 MidpointStation  timer(attempt_id)     resolve, trace, StationHerald to ends
@@ -104,6 +113,8 @@ from physical.single_click import (
 __all__ = [
     "QutipSingleClickBackend",
     "LinkSide",  # re-exported from physical.params
+    "MemoryDevice",
+    "RESERVED_SLOT",
     "PhysicalNode",
     "MidpointStation",
     "PhotonReport",
@@ -124,6 +135,7 @@ class PhotonReport(_Internal):
     photon: int | None
     bright_state_population: float = Field(ge=0.0, le=1.0)
     emitted_ns: int = Field(ge=0)
+    max_attempts: int = Field(1, ge=1)
 
 
 class StationHerald(_Internal):
@@ -136,6 +148,8 @@ class StationHerald(_Internal):
     herald_sequence: int | None = None
     fidelity_estimate: float | None = None
     herald_time_ns: int
+    # both ends sent a photon for the same run (same max_attempts): a failed run may go on
+    in_step: bool = False
 
 
 # ------------------------------------------------------------------ constant operators
@@ -191,6 +205,14 @@ def _expected_fidelity(
     )
 
 
+def _require_single_click(params: Any, where: str) -> None:
+    if not isinstance(params, SingleClickLinkParams):
+        raise ValueError(
+            f"{where}: the QuTiP backend runs the single-click scheme only (SingleClickLinkParams), "
+            f"got {type(params).__name__}; use the 'model-heralding' backend for other schemes"
+        )
+
+
 # ------------------------------------------------------------------ node
 
 
@@ -199,30 +221,38 @@ class _Pending:
     neighbour: str
     slot: int | None
     qubit: int | None
+    alpha: float = 0.0
+    max_attempts: int = 1
+    attempts: int = 1  # made so far, this one included
 
 
-class PhysicalNode:
-    """A node's device and its ends of the heralded links."""
+# A memory slot taken by an attempt in flight in a backend that creates the
+# spin's state only at the herald (physical.heralding_backend): not free, not
+# held by the layer above.
+RESERVED_SLOT = -1
+
+
+class MemoryDevice:
+    """A node's device service: memory slots over the shared quantum world.
+
+    Slots ``0 .. num_qubits-1`` are the handles the layers above see; each
+    holds a world qubit id, ``None`` (free) or :data:`RESERVED_SLOT`. Node
+    entities of the backends subclass it and add their ends of the links.
+    """
 
     def __init__(
         self,
         ctx: Context,
         hardware: NodeHardware,
-        links: Mapping[str, LinkSide],
         world: QuantumWorld,
-        registry: Mapping[str, PhysicalNode],
+        registry: Mapping[str, MemoryDevice],
     ) -> None:
         self._ctx = ctx
         self.hardware = hardware
-        self.links: dict[str, LinkSide] = dict(links)
         self._world = world
         self._registry = registry
         self._slots: list[int | None] = [None] * hardware.memory.num_qubits
         self._noise = (hardware.memory.t1_ns, hardware.memory.t2_ns)
-        self._station_of = {nb: side.station for nb, side in self.links.items()}
-        self._arrival = {nb: arrival_efficiency(side.params, hardware) for nb, side in self.links.items()}
-        self._pending: dict[tuple[str, int], _Pending] = {}
-        self._capabilities: PhysicalCapabilities | None = None
         self._ops = {
             InitQubit: self._init,
             ApplyGate: self._gate,
@@ -244,42 +274,15 @@ class PhysicalNode:
             return DeviceError(code=DeviceErrorCode.UNSUPPORTED, detail=f"not a device operation: {type(op).__name__}")
         return handler(op)
 
-    def capabilities(self) -> PhysicalCapabilities:
-        if self._capabilities is None:
-            links = {}
-            for nb, side in self.links.items():
-                p = side.params
-                half_ns = p.fibre.delay_ns(p.length_km / 2)
-                alpha = p.bright_state_population
-                eff = p.detector.efficiency
-                eta_a = self._arrival[nb] * eff
-                eta_b = arrival_efficiency(p, side.neighbour_hardware) * eff
-                links[nb] = HeraldingLink(
-                    neighbour=nb,
-                    scheme="single-click",
-                    attempt_period_ns=max(1, 2 * half_ns),
-                    classical_delay_ns=p.fibre.delay_ns(p.length_km),
-                    bright_state_population=alpha,
-                    success_probability=min(
-                        1.0, success_probability(alpha, eta_a, eta_b, p.detector.dark_count_probability)
-                    ),
-                    fidelity=_expected_fidelity(
-                        p, alpha, alpha, self.hardware, side.neighbour_hardware, half_ns, half_ns
-                    ),
-                )
-            self._capabilities = PhysicalCapabilities(
-                node=self.name, num_qubits=self.hardware.memory.num_qubits, links=links
-            )
-        return self._capabilities
-
     def qubit_id(self, handle: int) -> int | None:
-        """The world qubit id in memory slot ``handle`` (None if free). For tests and oracles."""
+        """The world qubit id in memory slot ``handle`` (None if free or reserved). For tests and oracles."""
         if 0 <= handle < len(self._slots):
-            return self._slots[handle]
+            qid = self._slots[handle]
+            return None if qid is None or qid < 0 else qid
         return None
 
     def held_handles(self) -> list[int]:
-        return [h for h, q in enumerate(self._slots) if q is not None]
+        return [h for h in range(len(self._slots)) if self.qubit_id(h) is not None]
 
     def _free_slot(self) -> int | None:
         for h, q in enumerate(self._slots):
@@ -340,7 +343,7 @@ class PhysicalNode:
         qid = self._held(op.handle)
         if isinstance(qid, DeviceError):
             return qid
-        self._world.discard(qid)
+        self._world.discard(qid, self._ctx.now_ns)
         self._slots[op.handle] = None
         return QubitFreed(handle=op.handle)
 
@@ -370,23 +373,72 @@ class PhysicalNode:
     def start(self) -> None:
         pass
 
+    def handle_below(self, msg: Any) -> None:
+        raise EntityError(f"{self.name}/physical: the physical layer has no layer below it")
+
+    def handle_timer(self, tag: Hashable) -> None:
+        raise EntityError(f"{self.name}/physical: no timer was set, got {tag!r}")
+
+
+class PhysicalNode(MemoryDevice):
+    """A node's device and its ends of the single-click links, attempt by attempt."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        hardware: NodeHardware,
+        links: Mapping[str, LinkSide],
+        world: QuantumWorld,
+        registry: Mapping[str, MemoryDevice],
+    ) -> None:
+        super().__init__(ctx, hardware, world, registry)
+        for nb, side in links.items():
+            _require_single_click(side.params, f"link {ctx.node}-{nb}")
+        self.links: dict[str, LinkSide] = dict(links)
+        self._station_of = {nb: side.station for nb, side in self.links.items()}
+        self._arrival = {nb: arrival_efficiency(side.params, hardware) for nb, side in self.links.items()}
+        self._pending: dict[tuple[str, int], _Pending] = {}
+        self._capabilities: PhysicalCapabilities | None = None
+
+    def capabilities(self) -> PhysicalCapabilities:
+        if self._capabilities is None:
+            links = {}
+            for nb, side in self.links.items():
+                p = side.params
+                half_ns = p.fibre.delay_ns(p.length_km / 2)
+                alpha = p.bright_state_population
+                eff = p.detector.efficiency
+                eta_a = self._arrival[nb] * eff
+                eta_b = arrival_efficiency(p, side.neighbour_hardware) * eff
+                links[nb] = HeraldingLink(
+                    neighbour=nb,
+                    scheme="single-click",
+                    attempt_period_ns=max(1, 2 * half_ns),
+                    classical_delay_ns=p.fibre.delay_ns(p.length_km),
+                    bright_state_population=alpha,
+                    success_probability=min(
+                        1.0, success_probability(alpha, eta_a, eta_b, p.detector.dark_count_probability)
+                    ),
+                    fidelity=_expected_fidelity(
+                        p, alpha, alpha, self.hardware, side.neighbour_hardware, half_ns, half_ns
+                    ),
+                )
+            self._capabilities = PhysicalCapabilities(
+                node=self.name, num_qubits=self.hardware.memory.num_qubits, links=links
+            )
+        return self._capabilities
+
     def handle_above(self, msg: Any) -> None:
         if isinstance(msg, HeraldAttempt):
             self._attempt(msg)
             return
         raise EntityError(f"{self.name}/physical: unexpected request from above: {type(msg).__name__}")
 
-    def handle_below(self, msg: Any) -> None:
-        raise EntityError(f"{self.name}/physical: the physical layer has no layer below it")
-
     def handle_peer(self, sender: str, msg: Any) -> None:
         if isinstance(msg, StationHerald):
             self._herald(sender, msg)
             return
         raise EntityError(f"{self.name}/physical: unexpected message from {sender}: {type(msg).__name__}")
-
-    def handle_timer(self, tag: Hashable) -> None:
-        raise EntityError(f"{self.name}/physical: no timer was set, got {tag!r}")
 
     def _attempt(self, msg: HeraldAttempt) -> None:
         side = self.links.get(msg.neighbour)
@@ -395,31 +447,34 @@ class PhysicalNode:
                 f"{self.name}/physical: HeraldAttempt for {msg.neighbour!r}, which is not a neighbour "
                 f"(neighbours: {', '.join(sorted(self.links)) or 'none'})"
             )
-        key = (side.station, msg.attempt_id)
-        if key in self._pending:
+        if (side.station, msg.attempt_id) in self._pending:
             raise EntityError(f"{self.name}/physical: attempt {msg.attempt_id} with {msg.neighbour} is still in flight")
         alpha = msg.bright_state_population
         if alpha is None:
             alpha = side.params.bright_state_population
+        self._emit(msg.neighbour, msg.attempt_id, alpha, msg.max_attempts, 1)
+
+    def _emit(self, neighbour: str, attempt_id: int, alpha: float, max_attempts: int, attempts: int) -> None:
+        """One attempt of a run of ``max_attempts`` (this is number ``attempts``)."""
+        station = self._station_of[neighbour]
         now = self._ctx.now_ns
         slot = self._free_slot()
-        photon = None
-        if slot is None:
-            self._pending[key] = _Pending(msg.neighbour, None, None)
-        else:
+        photon = spin = None
+        if slot is not None:
             spin, photon = self._world.new_qubits(
-                emission_state(alpha, self._arrival[msg.neighbour]), now, (self._noise, (None, None))
+                emission_state(alpha, self._arrival[neighbour]), now, (self._noise, (None, None))
             )
             self._slots[slot] = spin
-            self._pending[key] = _Pending(msg.neighbour, slot, spin)
+        self._pending[(station, attempt_id)] = _Pending(neighbour, slot, spin, alpha, max_attempts, attempts)
         self._ctx.send_peer(
-            side.station,
+            station,
             PhotonReport(
-                attempt_id=msg.attempt_id,
+                attempt_id=attempt_id,
                 node=self.name,
                 photon=photon,
                 bright_state_population=alpha,
                 emitted_ns=now,
+                max_attempts=max_attempts,
             ),
         )
 
@@ -428,8 +483,11 @@ class PhysicalNode:
         if pending is None:
             raise EntityError(f"{self.name}/physical: herald from {station} for unknown attempt {msg.attempt_id}")
         nb = pending.neighbour
+        done = pending.attempts
         if pending.slot is None:
-            self._ctx.send_up(HeraldResult(neighbour=nb, attempt_id=msg.attempt_id, success=False, no_memory=True))
+            self._ctx.send_up(
+                HeraldResult(neighbour=nb, attempt_id=msg.attempt_id, success=False, no_memory=True, attempts=done)
+            )
             return
         # the slot may have been freed (and even reused) while the herald was on its way
         still_held = self._slots[pending.slot] == pending.qubit
@@ -444,15 +502,20 @@ class PhysicalNode:
                     herald_sequence=msg.herald_sequence,
                     fidelity_estimate=msg.fidelity_estimate,
                     herald_time_ns=msg.herald_time_ns,
+                    attempts=done,
                 )
             )
             return
         if still_held:
-            self._world.discard(pending.qubit)
+            self._world.discard(pending.qubit, self._ctx.now_ns)
             self._slots[pending.slot] = None
         elif msg.success:
             self._ctx.trace("physical.herald_orphaned", neighbour=nb, attempt_id=msg.attempt_id)
-        self._ctx.send_up(HeraldResult(neighbour=nb, attempt_id=msg.attempt_id, success=False))
+        if msg.in_step and not msg.success and done < pending.max_attempts:
+            # the herald arrives one attempt period after the emission: the next attempt of the run starts now
+            self._emit(nb, msg.attempt_id, pending.alpha, pending.max_attempts, done + 1)
+            return
+        self._ctx.send_up(HeraldResult(neighbour=nb, attempt_id=msg.attempt_id, success=False, attempts=done))
 
 
 # ------------------------------------------------------------------ station
@@ -471,6 +534,7 @@ class MidpointStation:
     ) -> None:
         if len(ends) != 2 or ends[0] == ends[1]:
             raise ValueError(f"a station needs two different ends, got {ends!r}")
+        _require_single_click(params, f"station of link {ends[0]}-{ends[1]}")
         self._ctx = ctx
         self.ends = (ends[0], ends[1])
         self.link = f"{ends[0]}-{ends[1]}"
@@ -518,14 +582,20 @@ class MidpointStation:
         bell = None
         fidelity = None
         sequence = None
-        complete = ra is not None and rb is not None and ra.photon is not None and rb.photon is not None
+        complete = (
+            ra is not None
+            and rb is not None
+            and ra.photon is not None
+            and rb.photon is not None
+            and ra.max_attempts == rb.max_attempts  # runs of different lengths are not in step
+        )
         if complete:
             outcome = self._world.measure_povm([ra.photon, rb.photon], self._povm, self._ctx.rng, now)
             bell = HERALD_BELL_STATES.get(outcome)
         else:
             for r in (ra, rb):
                 if r is not None and r.photon is not None:
-                    self._world.discard(r.photon)
+                    self._world.discard(r.photon, now)
         success = bell is not None
         if success:
             self.herald_sequence += 1
@@ -544,6 +614,7 @@ class MidpointStation:
             herald_sequence=sequence,
             fidelity_estimate=fidelity,
             herald_time_ns=now,
+            in_step=complete,
         )
         for end in self.ends:
             if end in reports:
@@ -570,6 +641,7 @@ class QutipSingleClickBackend:
     """Factory of the physical entities of one network, sharing one quantum world."""
 
     name = "qutip-single-click"
+    SCHEMES = frozenset({"single-click"})  # heralding schemes this backend runs
     PROVIDES = frozenset({CAP_DEVICE, CAP_HERALDING})
     REQUIRES: frozenset[str] = frozenset()
 

@@ -54,6 +54,7 @@ __all__ = [
     "HeraldAttempt",
     "HeraldResult",
     "HeraldingLink",
+    "HeraldingScheme",
     "PhysicalCapabilities",
     "CAP_DEVICE",
     "CAP_HERALDING",
@@ -258,18 +259,24 @@ DeviceResult = Annotated[
 
 
 class HeraldAttempt(_Message):
-    """Ask for one heralded entanglement attempt with ``neighbour``.
+    """Ask for heralded entanglement attempts with ``neighbour``.
 
-    Both ends of the link must ask in the same attempt slot; the link layer
-    keeps them in step. ``attempt_id`` is echoed in the result.
-    ``bright_state_population`` is the single-click parameter α
-    (Humphreys et al. 2018); ``None`` uses the link's configured value.
+    Both ends of the link must ask in the same attempt slot, with the same
+    ``attempt_id`` and ``max_attempts``; the link layer keeps them in step.
+    ``attempt_id`` is echoed in the result. ``max_attempts`` attempts are made
+    back to back, one attempt period apart, stopping at the first success
+    (1: a single attempt). A backend may simulate them one by one or sample
+    the number of attempts to the first success directly (fast-forward); the
+    two are the same in distribution. ``bright_state_population`` is the
+    single-click parameter α (Humphreys et al. 2018); ``None`` uses the link's
+    configured value (schemes without α accept only ``None``).
     """
 
     kind: Literal["herald_attempt"] = "herald_attempt"
     neighbour: str
     attempt_id: int = Field(ge=0)
     bright_state_population: Probability | None = None
+    max_attempts: int = Field(1, ge=1)
 
 
 class HeraldResult(_Message):
@@ -280,7 +287,8 @@ class HeraldResult(_Message):
     successes on this link (the same at both ends, so ``(creator, peer,
     herald_sequence)`` names the pair network-wide); ``fidelity_estimate`` is
     the physical model's fidelity of the post-herald state at
-    ``herald_time_ns`` (the moment of detection).
+    ``herald_time_ns`` (the moment of detection). ``attempts`` is how many of
+    the request's ``max_attempts`` were made (the successful one included).
     """
 
     kind: Literal["herald_result"] = "herald_result"
@@ -293,16 +301,25 @@ class HeraldResult(_Message):
     fidelity_estimate: Probability | None = None
     herald_time_ns: int | None = Field(None, ge=0)
     no_memory: bool = False  # this end had no free qubit, so no photon was sent
+    attempts: int = Field(1, ge=1)
+
+
+HeraldingScheme = Literal["single-click", "barrett-kok", "midpoint-source"]
 
 
 class HeraldingLink(_Message):
-    """What a node knows about its heralded link to one neighbour."""
+    """What a node knows about its heralded link to one neighbour.
+
+    ``scheme`` names the heralding scheme: ``single-click`` (Humphreys et al.,
+    Nature 558, 268, 2018), ``barrett-kok`` (Barrett & Kok, PRA 71, 060310(R),
+    2005) or ``midpoint-source`` (a pair source at the midpoint, e.g. Jones et
+    al., New J. Phys. 18, 083015, 2016)."""
 
     neighbour: str
-    scheme: Literal["single-click"]
+    scheme: HeraldingScheme
     attempt_period_ns: int = Field(gt=0)
     classical_delay_ns: int = Field(ge=0)  # node to neighbour, one way
-    bright_state_population: Probability
+    bright_state_population: Probability | None = None  # single-click's α; None for other schemes
     success_probability: Probability  # per attempt, from the analytic model
     fidelity: Probability  # of the post-herald state, from the analytic model
 

@@ -15,7 +15,9 @@ Steps, in order:
 Constructor conventions (what an implementation must accept):
 
 * physical: a backend object with ``node_entity(ctx, hardware, links)`` and
-  ``station_entity(ctx, ends, params, hardware)``;
+  ``station_entity(ctx, ends, params, hardware)``; ``params`` is the link's
+  parameter model for its scheme, and the backend class may declare
+  ``SCHEMES`` (the scheme names it runs; default: single-click only);
 * link: ``Impl(ctx)``;
 * network: ``Impl(ctx, topology)`` with ``topology`` a networkx graph of the
   end nodes and repeaters whose edges carry ``length_km``;
@@ -35,7 +37,7 @@ from stack.report import RunResult, summarise
 from stack.runtime import LAYERS, Network
 from stack.scenario import AppSpec, Implementations, LinkSpec, NodeSpec, Scenario, ScenarioError, parse_scenario
 
-__all__ = ["AssemblyError", "Simulation", "assemble", "scenario_from_graph", "station_name"]
+__all__ = ["AssemblyError", "Simulation", "assemble", "default_physical", "scenario_from_graph", "station_name"]
 
 
 class AssemblyError(ScenarioError):
@@ -75,8 +77,8 @@ def assemble(
     """Build a runnable network from a scenario or a networkx graph.
 
     With a graph, nodes may carry ``hardware`` (a ``NodeHardware``) and edges
-    need ``length_km`` and may carry ``fibre``, ``detector`` and
-    ``bright_state_population``. ``implementations`` maps layer -> registered
+    need ``length_km`` and may carry ``fibre``, ``detector``, ``scheme``,
+    ``bright_state_population`` and ``scheme_params``. ``implementations`` maps layer -> registered
     name, ``module:Class`` or class; it overrides the scenario's choice.
     """
     scenario = topology if isinstance(topology, Scenario) else scenario_from_graph(topology)
@@ -89,6 +91,8 @@ def assemble(
     if unknown_layers:
         raise AssemblyError("implementations", f"unknown layer(s) {sorted(unknown_layers)}; layers are {list(LAYERS)}")
     chosen = {layer: overrides.get(layer, getattr(scenario.implementations, layer)) for layer in LAYERS}
+    if chosen["physical"] is None:
+        chosen["physical"] = default_physical(scenario)
     update: dict[str, Any] = {}
     if seed is not None:
         update["seed"] = seed
@@ -104,7 +108,28 @@ def assemble(
         except registry.RegistryError as exc:
             raise AssemblyError(f"implementations.{layer}", str(exc)) from None
     _check_fit(impls, chosen, scenario)
+    _check_schemes(impls["physical"], chosen["physical"], scenario)
     return _build(scenario, impls)
+
+
+def default_physical(scenario: Scenario) -> str:
+    """The physical backend when the scenario names none: the QuTiP reference
+    when every link is single-click, else the model-driven backend."""
+    if all(link.scheme == "single-click" for link in scenario.links):
+        return "qutip-single-click"
+    return "model-heralding"
+
+
+def _check_schemes(backend: Any, name: Any, scenario: Scenario) -> None:
+    # A backend that declares no SCHEMES predates them: it runs single-click only.
+    runs = frozenset(getattr(backend, "SCHEMES", None) or {"single-click"})
+    for i, link in enumerate(scenario.links):
+        if link.scheme not in runs:
+            raise AssemblyError(
+                f"links.{i}.scheme",
+                f"physical {name!r} does not run the {link.scheme} scheme (it runs: {', '.join(sorted(runs))}); "
+                "leave implementations.physical out or choose model-heralding",
+            )
 
 
 def scenario_from_graph(graph: nx.Graph, **fields: Any) -> Scenario:

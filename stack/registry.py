@@ -20,8 +20,14 @@ __all__ = ["BUILTIN", "RegistryError", "available", "resolve"]
 LAYERS = ("physical", "link", "network", "application")
 
 BUILTIN: dict[str, dict[str, str]] = {
-    "physical": {"qutip-single-click": "physical.qutip_backend:QutipSingleClickBackend"},
-    "link": {"single-click-egp": "link.egp:SingleClickEgp"},
+    "physical": {
+        "qutip-single-click": "physical.qutip_backend:QutipSingleClickBackend",
+        "model-heralding": "physical.heralding_backend:HeraldingModelBackend",
+    },
+    "link": {
+        "single-click-egp": "link.egp:SingleClickEgp",  # attempt by attempt
+        "fast-forward-egp": "link.egp:FastForwardEgp",  # runs of attempts up to the next success
+    },
     "network": {"swap-asap": "network.swap_asap:SwapAsap"},
     "application": {"basic-apps": "application.apps:BasicApps"},
 }

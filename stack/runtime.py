@@ -50,7 +50,8 @@ class Trace:
         self.counts[event] += 1
         if event == "station.attempt":
             link = str(fields.get("link", node))
-            self.link_attempts[link] += 1
+            # a fast-forwarding station traces a whole run of attempts as one event
+            self.link_attempts[link] += int(fields.get("attempts", 1))
             if fields.get("success"):
                 self.link_successes[link] += 1
         if self.keep_records:

@@ -19,8 +19,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from application.service import AppRequest
-from physical.params import DetectorParams, FibreParams, NodeHardware, SingleClickLinkParams
-from physical.service import Probability
+from physical.heralding_backend import HERALDING_SCHEMES, scheme_named
+from physical.params import DetectorParams, FibreParams, HardwareParams, NodeHardware, SingleClickLinkParams
+from physical.service import HeraldingScheme, Probability
 
 __all__ = [
     "NodeSpec",
@@ -55,33 +56,65 @@ class NodeSpec(_Spec):
     hardware: NodeHardware = NodeHardware()
 
 
+# Fields of every scheme's parameter model that LinkSpec sets itself.
+_LINK_FIELDS = ("length_km", "fibre", "detector", "bright_state_population")
+
+
 class LinkSpec(_Spec):
-    """A heralded link between nodes ``a`` and ``b`` (station at the midpoint)."""
+    """A heralded link between nodes ``a`` and ``b`` (station at the midpoint).
+
+    ``scheme`` is the heralding scheme; its parameter model (e.g.
+    ``physical.params.SingleClickLinkParams``) gets ``length_km``, ``fibre``,
+    ``detector``, the single-click ``bright_state_population`` (left out: the
+    parameter model's default, 0.1; other schemes have none) and the scheme's own fields from ``scheme_params``
+    (e.g. ``two_photon_visibility`` for ``barrett-kok``).
+    """
 
     a: str
     b: str
     length_km: float = Field(gt=0.0)
     fibre: FibreParams = FibreParams()
     detector: DetectorParams = DetectorParams()
-    bright_state_population: Probability = 0.1
+    scheme: HeraldingScheme = "single-click"
+    bright_state_population: Probability | None = None
+    scheme_params: dict[str, Any] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single_click_alpha_default(cls, data: Any) -> Any:
+        # single-click links always show their α (the parameter model's default when not given)
+        if isinstance(data, dict) and data.get("scheme", "single-click") == "single-click" and data.get("bright_state_population") is None:
+            data = {**data, "bright_state_population": SingleClickLinkParams.model_fields["bright_state_population"].default}
+        return data
 
     @property
     def name(self) -> str:
         return f"{self.a}-{self.b}"
 
-    def physics(self) -> SingleClickLinkParams:
-        return SingleClickLinkParams(
-            length_km=self.length_km,
-            fibre=self.fibre,
-            detector=self.detector,
-            bright_state_population=self.bright_state_population,
-        )
+    def physics(self) -> HardwareParams:
+        """The link's parameter model for its scheme (raises ``ValueError`` or
+        pydantic's ``ValidationError`` for settings the scheme does not take)."""
+        entry = scheme_named(self.scheme)
+        if entry is None:
+            available = ", ".join(e.name for e in HERALDING_SCHEMES)
+            raise ValueError(f"scheme {self.scheme!r} is not available in this build (available: {available})")
+        fields: dict[str, Any] = {"length_km": self.length_km, "fibre": self.fibre, "detector": self.detector}
+        if self.bright_state_population is not None:
+            if entry.alpha_field is None:
+                raise ValueError(f"the {self.scheme} scheme has no bright-state population; leave it out")
+            fields["bright_state_population"] = self.bright_state_population
+        clash = sorted(set(self.scheme_params) & set(_LINK_FIELDS))
+        if clash:
+            raise ValueError(f"set {', '.join(clash)} on the link itself, not in scheme_params")
+        fields.update(self.scheme_params)
+        return entry.params_type.model_validate(fields)
 
 
 class Implementations(_Spec):
     """Which implementation runs each layer: a registered name or ``module:Class``."""
 
-    physical: str = "qutip-single-click"
+    # None: "qutip-single-click" when every link is single-click, else "model-heralding"
+    physical: str | None = None
     link: str = "single-click-egp"
     network: str = "swap-asap"
     application: str = "basic-apps"
@@ -130,6 +163,7 @@ class Scenario(_Spec):
                     raise _FieldProblem(f"links.{i}.{end}", f"unknown node {value!r} (nodes: {', '.join(names)})")
             if link.a == link.b:
                 raise _FieldProblem(f"links.{i}.b", f"a link needs two different nodes, got {link.a!r} twice")
+            _check_physics(link, i)
             pair = frozenset((link.a, link.b))
             if pair in pairs:
                 raise _FieldProblem(f"links.{i}", f"second link between {link.a!r} and {link.b!r}")
@@ -143,6 +177,22 @@ class Scenario(_Spec):
             if remote == app.node:
                 raise _FieldProblem(f"applications.{i}.request.remote_node", "must differ from the app's own node")
         return self
+
+
+def _check_physics(link: LinkSpec, index: int) -> None:
+    """The link's scheme exists and takes the link's settings, else a one-line problem naming the field."""
+    try:
+        link.physics()
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(part) for part in err["loc"])
+        field = f"links.{index}.{loc}" if loc in _LINK_FIELDS else f"links.{index}.scheme_params.{loc}"
+        raise _FieldProblem(field, f"{err['msg']} (scheme {link.scheme})") from None
+    except ValueError as exc:
+        where = "scheme" if scheme_named(link.scheme) is None else (
+            "bright_state_population" if "bright-state" in str(exc) else "scheme_params"
+        )
+        raise _FieldProblem(f"links.{index}.{where}", str(exc)) from None
 
 
 class _FieldProblem(ValueError):

@@ -16,7 +16,9 @@ between them over a classical channel with a fixed delay), and plays the rest:
   period later; when both ends' photons with the same ``attempt_id`` arrive at
   the same instant the station draws success (from the scripted loss pattern
   or with the given probability), allocates one qubit at each end and sends
-  both ends a ``HeraldResult`` that arrives half a period after that. The
+  both ends a ``HeraldResult`` that arrives half a period after that. A
+  ``HeraldAttempt`` with ``max_attempts`` N > 1 is a run of up to N such
+  draws, one period apart, ending at the first success. The
   station keeps the *truth* of every pair it heralds: which two qubits, which
   Bell state, and its fidelity, which then decays towards 1/4 with the
   memory lifetime (depolarising memory, F(t) = 1/4 + (F0 - 1/4) exp(-t/T),
@@ -186,7 +188,8 @@ class FakePhysical:
         self.sequence = 0
         self._loss: Iterator[bool] = iter(conditions.loss_pattern or ())
         self._fidelities = conditions.herald_fidelities
-        self._pending: dict[tuple[int, int], dict[str, bool]] = {}  # (attempt_id, emit time) -> node -> has memory
+        # (attempt_id, emit time) -> node -> (has memory, max_attempts)
+        self._pending: dict[tuple[int, int], dict[str, tuple[bool, int]]] = {}
         self.deliver: Any = None  # set by the harness: (node, HeraldResult) -> None
 
     # -------------------------------------------------------------- device
@@ -295,31 +298,56 @@ class FakePhysical:
         if node in reports:
             self.misuse.append(f"t={now} {node}: two HeraldAttempts with attempt_id {msg.attempt_id} at once")
             return
-        reports[node] = has_memory
+        reports[node] = (has_memory, msg.max_attempts)
 
     def _resolve(self, key: tuple[int, int]) -> None:
+        """A run of ``max_attempts`` attempts (1 unless the link layer fast-forwards),
+        one attempt period (``delay_ns``) apart, each drawn as a single attempt is."""
         reports = self._pending.pop(key)
         attempt_id = key[0]
+        back = self.conditions.delay_ns - self.conditions.delay_ns // 2
+        runs = {n for _, n in reports.values()}
+        both = len(reports) == 2 and all(m for m, _ in reports.values()) and len(runs) == 1
+        if len(reports) == 2 and len(runs) > 1:
+            self.misuse.append(f"t={self.kernel.now_ns}: the two ends asked for different max_attempts {sorted(runs)}")
+        success = False
+        attempts = 1
+        if both:
+            max_attempts = runs.pop()
+            while True:
+                scripted = next(self._loss, None)
+                success = bool(scripted) if scripted is not None else bool(self.rng.random() < self.conditions.success_probability)
+                if success or attempts == max_attempts:
+                    break
+                attempts += 1
+        wait = (attempts - 1) * self.conditions.delay_ns
+        if not success:
+            for node, (has_memory, _) in reports.items():
+                result = HeraldResult(
+                    neighbour=_other(node), attempt_id=attempt_id, success=False, no_memory=not has_memory, attempts=attempts
+                )
+                self.kernel.schedule(wait + back, self.deliver, node, result)
+            return
+        self.kernel.schedule(wait, self._herald, attempt_id, attempts)
+
+    def _herald(self, attempt_id: int, attempts: int) -> None:
         now = self.kernel.now_ns
         back = self.conditions.delay_ns - self.conditions.delay_ns // 2
-        both = len(reports) == 2 and all(reports.values())
-        success = False
-        if both:
-            scripted = next(self._loss, None)
-            success = bool(scripted) if scripted is not None else bool(self.rng.random() < self.conditions.success_probability)
-        if not success:
-            for node, has_memory in reports.items():
-                result = HeraldResult(neighbour=_other(node), attempt_id=attempt_id, success=False, no_memory=not has_memory)
-                self.kernel.schedule(back, self.deliver, node, result)
-            return
-        self.sequence += 1
-        bell = BellState.PSI_PLUS if self.rng.random() < 0.5 else BellState.PSI_MINUS
-        fidelity = self._fidelities[(self.sequence - 1) % len(self._fidelities)]
         handles = {}
         for node in NODES:
             handle = self._allocate(node, "link")
-            assert handle is not None  # memory was checked when the photon left
+            if handle is None:  # the link layer took the memory while the run was on: the attempt fails
+                self.misuse.append(f"t={now} {node}: no memory left for the qubit of a run it started with memory")
+                for held_node, held in handles.items():
+                    del self.held[held_node][held]
+                for end in NODES:
+                    result = HeraldResult(neighbour=_other(end), attempt_id=attempt_id, success=False, attempts=attempts)
+                    self.kernel.schedule(back, self.deliver, end, result)
+                return
             handles[node] = handle
+        self.sequence += 1
+        bell = BellState.PSI_PLUS if self.rng.random() < 0.5 else BellState.PSI_MINUS
+        fidelity = self._fidelities[(self.sequence - 1) % len(self._fidelities)]
         pair = PairTruth(self.sequence, handles, bell, fidelity, now, self.conditions.memory_lifetime_ns)
         self.pairs[self.sequence] = pair
         for node in NODES:
@@ -332,6 +360,7 @@ class FakePhysical:
                 herald_sequence=self.sequence,
                 fidelity_estimate=fidelity,
                 herald_time_ns=now,
+                attempts=attempts,
             )
             self.kernel.schedule(back, self.deliver, node, result)
 

@@ -1,0 +1,604 @@
+"""Physical backend driven by a heralding scheme's analytic model: attempt by attempt or fast-forward.
+
+Theory of operation
+-------------------
+:class:`HeraldingModelBackend` (registry name ``model-heralding``) builds the
+same entities as :class:`physical.qutip_backend.QutipSingleClickBackend` — a
+:class:`ModelNode` per node (its device, on the shared
+:class:`~physical.engine.QuantumWorld`, and its ends of the links) and a
+:class:`ModelStation` per link at the midpoint — but the station does not
+interfere photons. It draws each outcome from the link's
+:class:`~physical.schemes.HeraldingModel`: the successful branches, each with
+its probability per attempt and its normalised post-herald state of the two
+memories (:mod:`physical.schemes`). The model comes from the link's parameter
+object through :data:`HERALDING_SCHEMES` (parameter type -> scheme name and
+model factory), so the heralding scheme is a parameter of the link.
+
+Attempts are independent and identically distributed, so (Rozpędek et al.,
+PRA 99, 052330 (2019), Sec. III, for single-click; :mod:`physical.schemes`):
+
+* **per attempt** (``max_attempts`` = 1): one uniform draw u picks branch i
+  when ``Σ_{j<i} p_j <= u < Σ_{j<=i} p_j``, failure when ``u >= p = Σ p_j``;
+* **fast-forward** (``max_attempts`` = N > 1): the attempt of the first
+  success is K ~ Geometric(p); K > N means N failures. On success the branch
+  is drawn with probability ``p_i / p``. The herald is then at
+  ``t + (K-1)·P + τ`` (P the attempt period, τ the node-to-station delay),
+  exactly when the K-th attempt of an attempt-by-attempt run would herald,
+  so the two modes agree in distribution, timing included.
+
+On success the station puts the branch's state into the world for the two
+memory qubits at the herald time, after memory noise (T1/T2 of each node,
+:func:`physical.single_click.decohere_pair`, the world's own channel) for the
+time each spin waited since its emission (τ: the photon's flight). From then
+on the world applies T1/T2 itself. ``fidelity_estimate`` is the fidelity of
+exactly that state to the announced Bell state, so goodness is honest.
+States, fidelities and cumulative probabilities are computed once per link
+and cached (per α pair for single-click α overrides), so an attempt costs a
+random draw and a few messages.
+
+Messages (τ = delay(L/2))::
+
+    t              node: HeraldAttempt -> reserve a free memory slot (or none),
+                   AttemptReport(attempt, has memory, α, max_attempts) to the station
+    t+τ            station: both reports in step -> draw K and the branch;
+                   otherwise fail at once (attempts = 1)
+    t+τ+(K-1)P     station: success -> state into the world, sequence + 1;
+                   StationOutcome to both ends
+    t+2τ+(K-1)P    node: HeraldResult up (success: the slot now holds the qubit;
+                   failure: the slot is free again)
+
+A reserved slot is neither free (``InitQubit`` cannot take it) nor held by
+the layer above (operations on it are ``UNKNOWN_HANDLE``).
+
+Adding a scheme: write its parameter model and its ``HeraldingModel``, and add
+a :class:`HeraldingSchemeEntry` to :data:`HERALDING_SCHEMES` (see the marked
+place below).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+from qutip import Qobj
+
+from entity import Context, EntityError
+from physical.barrett_kok import BarrettKokLinkParams, BarrettKokModel
+from physical.midpoint_source import MidpointSourceLinkParams, MidpointSourceModel
+from physical.engine import QuantumWorld
+from physical.params import FibreParams, HardwareParams, LinkSide, NodeHardware, SingleClickLinkParams
+from physical.qutip_backend import RESERVED_SLOT, MemoryDevice
+from physical.schemes import HeraldBranch, HeraldingModel, SingleClickModel, branch_fidelity
+from physical.service import (
+    CAP_DEVICE,
+    CAP_HERALDING,
+    BellState,
+    HeraldAttempt,
+    HeraldingLink,
+    HeraldResult,
+    PhysicalCapabilities,
+)
+from physical.single_click import decohere_pair, unnormalised_herald_state
+
+__all__ = [
+    "HeraldingModelBackend",
+    "HeraldingSchemeEntry",
+    "HERALDING_SCHEMES",
+    "scheme_named",
+    "scheme_of",
+    "attempt_period_ns",
+    "ModelNode",
+    "ModelStation",
+    "AttemptReport",
+    "StationOutcome",
+]
+
+
+# ------------------------------------------------------------------ schemes
+
+
+@dataclass(frozen=True)
+class HeraldingSchemeEntry:
+    """One heralding scheme: its name, its link-parameter model and its model factory.
+
+    ``model(params, hardware_a, hardware_b, alpha_a, alpha_b)`` returns the
+    scheme's :class:`HeraldingModel` (node A first); ``alpha_a``/``alpha_b``
+    are the bright-state populations of the two ends for schemes that have one
+    (``alpha_field`` names it in the parameters) and ``None`` otherwise.
+    """
+
+    name: Literal["single-click", "barrett-kok", "midpoint-source"]
+    params_type: type[HardwareParams]
+    model: Callable[[Any, NodeHardware, NodeHardware, float | None, float | None], HeraldingModel]
+    alpha_field: str | None = None
+
+    def link_alpha(self, params: Any) -> float | None:
+        return None if self.alpha_field is None else float(getattr(params, self.alpha_field))
+
+
+def _midpoint_source(
+    params: MidpointSourceLinkParams, hw_a: NodeHardware, hw_b: NodeHardware, alpha_a: float | None, alpha_b: float | None
+) -> HeraldingModel:
+    return MidpointSourceModel(params, hw_a, hw_b)
+
+
+@dataclass(frozen=True)
+class _SingleClickPerEnd:
+    """Single-click with a different α at each end (a ``HeraldAttempt`` override):
+    the closed form :func:`physical.single_click.unnormalised_herald_state`
+    with ``alpha_b`` (derived there; Humphreys et al. 2018)."""
+
+    base: SingleClickModel
+    alpha_a: float
+    alpha_b: float
+
+    def branches(self) -> tuple[HeraldBranch, ...]:
+        eta_a, eta_b = self.base._etas()
+        p_dc = self.base.params.detector.dark_count_probability
+        out = []
+        for bell in (BellState.PSI_PLUS, BellState.PSI_MINUS):
+            rho = unnormalised_herald_state(self.alpha_a, eta_a, eta_b, p_dc, bell, self.alpha_b)
+            weight = float(np.real(np.trace(rho)))
+            out.append(HeraldBranch(bell_state=bell, probability=weight, state=rho / weight if weight > 0 else rho))
+        return tuple(out)
+
+    def success_probability(self) -> float:
+        return sum(b.probability for b in self.branches())
+
+
+def _single_click(
+    params: SingleClickLinkParams, hw_a: NodeHardware, hw_b: NodeHardware, alpha_a: float | None, alpha_b: float | None
+) -> HeraldingModel:
+    a = params.bright_state_population if alpha_a is None else alpha_a
+    b = params.bright_state_population if alpha_b is None else alpha_b
+    if a == b:
+        return SingleClickModel(params.model_copy(update={"bright_state_population": a}), hw_a, hw_b)
+    return _SingleClickPerEnd(SingleClickModel(params, hw_a, hw_b), a, b)
+
+
+def _barrett_kok(
+    params: BarrettKokLinkParams, hw_a: NodeHardware, hw_b: NodeHardware, alpha_a: float | None, alpha_b: float | None
+) -> HeraldingModel:
+    return BarrettKokModel(params, hw_a, hw_b)
+
+
+HERALDING_SCHEMES: tuple[HeraldingSchemeEntry, ...] = (
+    HeraldingSchemeEntry("single-click", SingleClickLinkParams, _single_click, alpha_field="bright_state_population"),
+    HeraldingSchemeEntry("barrett-kok", BarrettKokLinkParams, _barrett_kok),
+    HeraldingSchemeEntry("midpoint-source", MidpointSourceLinkParams, _midpoint_source),
+)
+
+
+def scheme_named(name: str) -> HeraldingSchemeEntry | None:
+    """The scheme of that name, or ``None`` if this build does not have it yet."""
+    for entry in HERALDING_SCHEMES:
+        if entry.name == name:
+            return entry
+    return None
+
+
+def scheme_of(params: Any) -> HeraldingSchemeEntry:
+    """The scheme whose parameter model ``params`` is; ``ValueError`` if none is."""
+    for entry in HERALDING_SCHEMES:
+        if type(params) is entry.params_type:
+            return entry
+    known = ", ".join(e.params_type.__name__ for e in HERALDING_SCHEMES)
+    raise ValueError(f"no heralding scheme takes link parameters of type {type(params).__name__} (known: {known})")
+
+
+def attempt_period_ns(params: Any) -> int:
+    """Emission to herald at the nodes: there and back between node and midpoint
+    station, 2 · delay(L/2), as in the QuTiP backend (at least 1 ns)."""
+    return max(1, 2 * _half_delay_ns(params))
+
+
+def _half_delay_ns(params: Any) -> int:
+    fibre = getattr(params, "fibre", None) or FibreParams()
+    return fibre.delay_ns(params.length_km / 2)
+
+
+# ------------------------------------------------------------------ prepared outcomes
+
+
+class _PreparedLink:
+    """One link's branches for one α pair: cumulative probabilities, and the
+    post-herald states after given waits, as world-ready ``Qobj`` s with their fidelities."""
+
+    def __init__(self, model: HeraldingModel, noise_a: tuple, noise_b: tuple) -> None:
+        self.branches = model.branches()
+        weights = np.array([b.probability for b in self.branches], dtype=float)
+        self.cumulative = np.cumsum(weights)
+        self.p = float(min(1.0, weights.sum()))
+        self._noise = (noise_a, noise_b)
+        self._states: dict[tuple[int, int, int], tuple[Qobj, float]] = {}
+
+    def draw(self, rng: np.random.Generator, max_attempts: int) -> tuple[int, int | None]:
+        """(attempts made, branch index or None on failure)."""
+        if max_attempts == 1:
+            index = int(np.searchsorted(self.cumulative, rng.random(), side="right"))
+            return 1, (index if index < len(self.branches) else None)
+        if self.p <= 0.0:
+            return max_attempts, None
+        attempts = int(rng.geometric(self.p))
+        if attempts > max_attempts:
+            return max_attempts, None
+        u = rng.random() * float(self.cumulative[-1])
+        index = min(len(self.branches) - 1, int(np.searchsorted(self.cumulative, u, side="right")))
+        return attempts, index
+
+    def state(self, index: int, wait_a_ns: int, wait_b_ns: int) -> tuple[Qobj, float]:
+        """The branch's state after each spin's memory noise for its wait, and its fidelity."""
+        key = (index, wait_a_ns, wait_b_ns)
+        found = self._states.get(key)
+        if found is None:
+            branch = self.branches[index]
+            (t1a, t2a), (t1b, t2b) = self._noise
+            rho = decohere_pair(branch.state, (wait_a_ns, t1a, t2a), (wait_b_ns, t1b, t2b))
+            rho = (rho + rho.conj().T) / 2
+            rho = rho / np.real(np.trace(rho))
+            found = (Qobj(rho, dims=[[2, 2], [2, 2]]).to("dense"), branch_fidelity(rho, branch.bell_state))
+            if len(self._states) > 256:
+                self._states.clear()
+            self._states[key] = found
+        return found
+
+    def mean_fidelity(self, wait_a_ns: int, wait_b_ns: int) -> float:
+        """Σ p_i F_i / p: the expected fidelity of a heralded pair (0 if none can be)."""
+        if not self.cumulative[-1] > 0.0:
+            return 0.0
+        total = sum(b.probability * self.state(i, wait_a_ns, wait_b_ns)[1] for i, b in enumerate(self.branches) if b.probability > 0)
+        return min(1.0, max(0.0, total / float(self.cumulative[-1])))
+
+
+def _memory_noise(hardware: NodeHardware) -> tuple[int | None, int | None]:
+    return hardware.memory.t1_ns, hardware.memory.t2_ns
+
+
+# ------------------------------------------------------------------ messages
+
+
+class _Internal(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class AttemptReport(_Internal):
+    """Node -> station: "I attempt" (``has_memory`` False: no free slot, nothing emitted)."""
+
+    kind: Literal["attempt_report"] = "attempt_report"
+    attempt_id: int = Field(ge=0)
+    node: str
+    has_memory: bool
+    bright_state_population: float | None = Field(None, ge=0.0, le=1.0)
+    max_attempts: int = Field(1, ge=1)
+    emitted_ns: int = Field(ge=0)
+
+
+class StationOutcome(_Internal):
+    """Station -> node: the outcome of a run of attempts (``qubit``: this end's world id)."""
+
+    kind: Literal["station_outcome"] = "station_outcome"
+    attempt_id: int = Field(ge=0)
+    success: bool
+    attempts: int = Field(1, ge=1)
+    qubit: int | None = None
+    bell_state: BellState | None = None
+    herald_sequence: int | None = None
+    fidelity_estimate: float | None = None
+    herald_time_ns: int
+
+
+# ------------------------------------------------------------------ node
+
+
+@dataclass(slots=True)
+class _Run:
+    neighbour: str
+    slot: int | None
+
+
+class ModelNode(MemoryDevice):
+    """A node's device and its ends of the model-driven heralded links."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        hardware: NodeHardware,
+        links: Mapping[str, LinkSide],
+        world: QuantumWorld,
+        registry: Mapping[str, MemoryDevice],
+    ) -> None:
+        super().__init__(ctx, hardware, world, registry)
+        self.links: dict[str, LinkSide] = dict(links)
+        self._schemes = {nb: scheme_of(side.params) for nb, side in self.links.items()}
+        self._runs: dict[tuple[str, int], _Run] = {}
+        self._capabilities = self._describe()
+
+    def _describe(self) -> PhysicalCapabilities:
+        links = {}
+        for nb, side in self.links.items():
+            entry = self._schemes[nb]
+            # node A is the alphabetically first end, so both ends compute the very same numbers
+            hw = {self.name: self.hardware, nb: side.neighbour_hardware}
+            a, b = sorted(hw)
+            alpha = entry.link_alpha(side.params)
+            prepared = _PreparedLink(
+                entry.model(side.params, hw[a], hw[b], alpha, alpha), _memory_noise(hw[a]), _memory_noise(hw[b])
+            )
+            half = _half_delay_ns(side.params)
+            links[nb] = HeraldingLink(
+                neighbour=nb,
+                scheme=entry.name,
+                attempt_period_ns=attempt_period_ns(side.params),
+                classical_delay_ns=2 * half,
+                bright_state_population=alpha,
+                success_probability=prepared.p,
+                fidelity=prepared.mean_fidelity(half, half),
+            )
+        return PhysicalCapabilities(node=self.name, num_qubits=self.hardware.memory.num_qubits, links=links)
+
+    def capabilities(self) -> PhysicalCapabilities:
+        return self._capabilities
+
+    def handle_above(self, msg: Any) -> None:
+        if isinstance(msg, HeraldAttempt):
+            self._attempt(msg)
+            return
+        raise EntityError(f"{self.name}/physical: unexpected request from above: {type(msg).__name__}")
+
+    def handle_peer(self, sender: str, msg: Any) -> None:
+        if isinstance(msg, StationOutcome):
+            self._outcome(sender, msg)
+            return
+        raise EntityError(f"{self.name}/physical: unexpected message from {sender}: {type(msg).__name__}")
+
+    def _attempt(self, msg: HeraldAttempt) -> None:
+        side = self.links.get(msg.neighbour)
+        if side is None:
+            raise EntityError(
+                f"{self.name}/physical: HeraldAttempt for {msg.neighbour!r}, which is not a neighbour "
+                f"(neighbours: {', '.join(sorted(self.links)) or 'none'})"
+            )
+        key = (side.station, msg.attempt_id)
+        if key in self._runs:
+            raise EntityError(f"{self.name}/physical: attempt {msg.attempt_id} with {msg.neighbour} is still in flight")
+        if msg.bright_state_population is not None and self._schemes[msg.neighbour].alpha_field is None:
+            raise EntityError(
+                f"{self.name}/physical: bright_state_population given for the {self._schemes[msg.neighbour].name} "
+                f"link with {msg.neighbour}, a scheme without one"
+            )
+        slot = self._free_slot()
+        if slot is not None:
+            self._slots[slot] = RESERVED_SLOT
+        self._runs[key] = _Run(msg.neighbour, slot)
+        self._ctx.send_peer(
+            side.station,
+            AttemptReport(
+                attempt_id=msg.attempt_id,
+                node=self.name,
+                has_memory=slot is not None,
+                bright_state_population=msg.bright_state_population,
+                max_attempts=msg.max_attempts,
+                emitted_ns=self._ctx.now_ns,
+            ),
+        )
+
+    def _outcome(self, station: str, msg: StationOutcome) -> None:
+        run = self._runs.pop((station, msg.attempt_id), None)
+        if run is None:
+            raise EntityError(f"{self.name}/physical: outcome from {station} for unknown attempt {msg.attempt_id}")
+        if run.slot is None:
+            self._ctx.send_up(
+                HeraldResult(neighbour=run.neighbour, attempt_id=msg.attempt_id, success=False, no_memory=True, attempts=msg.attempts)
+            )
+            return
+        if msg.success and msg.qubit is not None:
+            self._slots[run.slot] = msg.qubit
+            self._ctx.send_up(
+                HeraldResult(
+                    neighbour=run.neighbour,
+                    attempt_id=msg.attempt_id,
+                    success=True,
+                    handle=run.slot,
+                    bell_state=msg.bell_state,
+                    herald_sequence=msg.herald_sequence,
+                    fidelity_estimate=msg.fidelity_estimate,
+                    herald_time_ns=msg.herald_time_ns,
+                    attempts=msg.attempts,
+                )
+            )
+            return
+        self._slots[run.slot] = None
+        self._ctx.send_up(HeraldResult(neighbour=run.neighbour, attempt_id=msg.attempt_id, success=False, attempts=msg.attempts))
+
+
+# ------------------------------------------------------------------ station
+
+
+@dataclass(slots=True)
+class _Decided:
+    reports: dict[str, AttemptReport]
+    attempts: int
+    branch: int | None
+    prepared: _PreparedLink | None
+    waits: tuple[int, int]
+
+
+class ModelStation:
+    """The heralding station of one link: draws outcomes from the link's model."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        ends: tuple[str, str],
+        params: Any,
+        hardware: Mapping[str, NodeHardware],
+        world: QuantumWorld,
+    ) -> None:
+        if len(ends) != 2 or ends[0] == ends[1]:
+            raise ValueError(f"a station needs two different ends, got {ends!r}")
+        self._ctx = ctx
+        self.ends = (ends[0], ends[1])
+        self.link = f"{ends[0]}-{ends[1]}"
+        self.params = params
+        self.scheme = scheme_of(params)
+        self._hardware = {end: hardware[end] for end in self.ends}
+        self._world = world
+        self.period_ns = attempt_period_ns(params)
+        self._prepared: dict[tuple[float | None, float | None], _PreparedLink] = {}
+        self._reports: dict[int, dict[str, AttemptReport]] = {}
+        self._decided: dict[int, _Decided] = {}
+        self.herald_sequence = 0  # successes so far on this link
+        self.attempts = 0  # attempts made in step (all attempts of every run)
+        self.incomplete_attempts = 0
+
+    def prepared(self, alpha_a: float | None, alpha_b: float | None) -> _PreparedLink:
+        """The link's outcomes for these α (``None``: the link's own), cached."""
+        link_alpha = self.scheme.link_alpha(self.params)
+        key = (link_alpha if alpha_a is None else alpha_a, link_alpha if alpha_b is None else alpha_b)
+        found = self._prepared.get(key)
+        if found is None:
+            a, b = self.ends
+            model = self.scheme.model(self.params, self._hardware[a], self._hardware[b], *key)
+            found = _PreparedLink(model, _memory_noise(self._hardware[a]), _memory_noise(self._hardware[b]))
+            if len(self._prepared) > 64:
+                self._prepared.clear()
+            self._prepared[key] = found
+        return found
+
+    def start(self) -> None:
+        pass
+
+    def handle_above(self, msg: Any) -> None:
+        raise EntityError(f"station {self._ctx.node}: takes no requests from above, got {type(msg).__name__}")
+
+    def handle_below(self, msg: Any) -> None:
+        raise EntityError(f"station {self._ctx.node}: has no layer below")
+
+    def handle_peer(self, sender: str, msg: Any) -> None:
+        if not isinstance(msg, AttemptReport):
+            raise EntityError(f"station {self._ctx.node}: unexpected message from {sender}: {type(msg).__name__}")
+        if sender not in self.ends or msg.node != sender:
+            raise EntityError(
+                f"station {self._ctx.node} of link {self.link}: report from {sender!r} (claims to be {msg.node!r})"
+            )
+        reports = self._reports.get(msg.attempt_id)
+        if reports is None:
+            if msg.attempt_id in self._decided:
+                raise EntityError(f"station {self._ctx.node}: attempt {msg.attempt_id} reported while its run is on")
+            reports = self._reports[msg.attempt_id] = {}
+            # the other end's report for the same instant is already queued ahead of this timer
+            self._ctx.set_timer(0, ("resolve", msg.attempt_id))
+        elif sender in reports:
+            raise EntityError(f"station {self._ctx.node}: {sender} reported attempt {msg.attempt_id} twice")
+        reports[sender] = msg
+
+    def handle_timer(self, tag: Hashable) -> None:
+        what, attempt_id = tag  # type: ignore[misc]
+        if what == "resolve":
+            self._resolve(attempt_id)
+        elif what == "herald":
+            decided = self._decided.pop(attempt_id, None)
+            if decided is not None:
+                self._herald(attempt_id, decided)
+
+    def _resolve(self, attempt_id: int) -> None:
+        reports = self._reports.pop(attempt_id, None)
+        if reports is None:
+            return
+        now = self._ctx.now_ns
+        ra, rb = reports.get(self.ends[0]), reports.get(self.ends[1])
+        in_step = (
+            ra is not None
+            and rb is not None
+            and ra.has_memory
+            and rb.has_memory
+            and ra.max_attempts == rb.max_attempts  # runs of different lengths are not in step
+        )
+        if not in_step:
+            self.incomplete_attempts += 1
+            self._ctx.trace("station.attempt_incomplete", link=self.link, attempt_id=attempt_id)
+            self._herald(attempt_id, _Decided(reports, 1, None, None, (0, 0)))
+            return
+        assert ra is not None and rb is not None
+        prepared = self.prepared(ra.bright_state_population, rb.bright_state_population)
+        attempts, branch = prepared.draw(self._ctx.rng, ra.max_attempts)
+        self.attempts += attempts
+        decided = _Decided(reports, attempts, branch, prepared, (now - ra.emitted_ns, now - rb.emitted_ns))
+        if attempts == 1:
+            self._herald(attempt_id, decided)
+        else:
+            self._decided[attempt_id] = decided
+            self._ctx.set_timer((attempts - 1) * self.period_ns, ("herald", attempt_id))
+
+    def _herald(self, attempt_id: int, decided: _Decided) -> None:
+        now = self._ctx.now_ns
+        qubits: dict[str, int | None] = {end: None for end in self.ends}
+        bell = sequence = fidelity = None
+        success = decided.branch is not None and decided.prepared is not None
+        if success:
+            assert decided.prepared is not None and decided.branch is not None
+            state, fidelity = decided.prepared.state(decided.branch, *decided.waits)
+            a, b = self.ends
+            qa, qb = self._world.new_qubits(
+                state, now, (_memory_noise(self._hardware[a]), _memory_noise(self._hardware[b]))
+            )
+            qubits = {a: qa, b: qb}
+            bell = decided.prepared.branches[decided.branch].bell_state
+            self.herald_sequence += 1
+            sequence = self.herald_sequence
+        if decided.prepared is not None:
+            self._ctx.trace("station.attempt", link=self.link, success=success, attempt_id=attempt_id, attempts=decided.attempts)
+        for end in self.ends:
+            if end in decided.reports:
+                self._ctx.send_peer(
+                    end,
+                    StationOutcome(
+                        attempt_id=attempt_id,
+                        success=success,
+                        attempts=decided.attempts,
+                        qubit=qubits[end],
+                        bell_state=bell,
+                        herald_sequence=sequence,
+                        fidelity_estimate=fidelity,
+                        herald_time_ns=now,
+                    ),
+                )
+
+
+# ------------------------------------------------------------------ backend
+
+
+class HeraldingModelBackend:
+    """Factory of the physical entities of one network, outcomes drawn from each link's scheme model."""
+
+    name = "model-heralding"
+    SCHEMES = frozenset(entry.name for entry in HERALDING_SCHEMES)  # heralding schemes this backend runs
+    PROVIDES = frozenset({CAP_DEVICE, CAP_HERALDING})
+    REQUIRES: frozenset[str] = frozenset()
+
+    def __init__(self) -> None:
+        self.world = QuantumWorld()
+        self.nodes: dict[str, ModelNode] = {}
+        self.stations: dict[str, ModelStation] = {}
+
+    def _check_new_node(self, node: str) -> None:
+        if node in self.nodes or node in self.stations:
+            raise ValueError(f"node {node!r} already has a physical entity")
+
+    def node_entity(self, ctx: Context, hardware: NodeHardware, links: Mapping[str, LinkSide]) -> ModelNode:
+        self._check_new_node(ctx.node)
+        node = ModelNode(ctx, hardware, links, self.world, self.nodes)
+        self.nodes[ctx.node] = node
+        return node
+
+    def station_entity(
+        self, ctx: Context, ends: tuple[str, str], params: Any, hardware: Mapping[str, NodeHardware]
+    ) -> ModelStation:
+        self._check_new_node(ctx.node)
+        station = ModelStation(ctx, ends, params, hardware, self.world)
+        self.stations[ctx.node] = station
+        return station
+
