@@ -229,7 +229,7 @@ def test_worked_example_link_layer_conforms_and_runs_the_teleport_example():
     result = assemble(load_scenario(ROOT / "examples" / "teleport-chain.yaml"), implementations={"link": MinimalEgp}).run()
     data = json.loads(result.to_json())
     assert data["applications"][0]["completed"] == 60
-    # all 60 teleports done with the fidelity the reference stack gives (docs/physics.md):
+    # all 60 teleports done with the fidelity the reference stack gives (docs/physical.md):
     # well above the 2/3 of the best classical strategy (Massar & Popescu 1995)
     assert data["teleport"]["count"] == 60
     assert data["teleport"]["mean_oracle_fidelity"] > 0.8
