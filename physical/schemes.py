@@ -92,13 +92,18 @@ def sample_success(model: HeraldingModel, rng: np.random.Generator) -> tuple[int
     scheme can never succeed, since the wait would be infinite.
     """
     branches = model.branches()
-    weights = np.array([b.probability for b in branches], dtype=float)
-    p = float(weights.sum())
+    p = sum(b.probability for b in branches)
     if not p > 0.0:
         raise ValueError("this scheme never heralds success with these parameters")
     attempts = int(rng.geometric(min(p, 1.0)))
-    index = int(rng.choice(len(branches), p=weights / p)) if len(branches) > 1 else 0
-    return attempts, branches[index]
+    # the branch, in proportion to its probability (a plain scan: few branches,
+    # and numpy's choice() costs more than the whole draw)
+    u = rng.random() * p
+    for branch in branches[:-1]:
+        if u < branch.probability:
+            return attempts, branch
+        u -= branch.probability
+    return attempts, branches[-1]
 
 
 @dataclass(frozen=True)
