@@ -5,15 +5,22 @@ Theory of operation
 One ``SingleClickEgp`` runs on every node. For each neighbour it keeps a queue
 of requests and at most one outstanding heralding attempt.
 
-1. ``LinkCreate`` from above: check it (remote is a neighbour, the fidelity is
-   within what the link can give, memory exists for type K), answer ``LinkAck``
-   or ``LinkError`` at once, and tell the peer EGP with a ``PeerCreate`` that
-   carries the request and an agreed start time ``start_ns = now + 2 × (one-way
-   classical delay)``. The margin is generous on purpose: the peer learns of
-   the request before it starts, so both ends start in the same attempt slot.
-2. Both ends order their queues by ``(start_ns, origin, create_id)``. Every
-   request with ``start_ns <= now`` is known at both ends by then, so both
-   choose the same *active* request without talking.
+1. ``LinkCreate`` from above: check it (remote is a neighbour, memory exists,
+   some operating point of the link reaches the fidelity, the flags are
+   served), answer ``LinkAck`` or ``LinkError`` at once, and tell the peer EGP
+   with a ``PeerCreate`` that carries the request and an agreed start time
+   ``start_ns = now + 2 × (one-way classical delay) + 1 ns``. The peer learns
+   of the request one delay later and either queues it or refuses it with a
+   ``PeerRefuse`` (no consent: REJECTED; no memory: UNSUPP or NORES), which
+   reaches the origin 1 ns *before* the start, so a refused request never
+   takes an attempt slot at one end only.
+2. Both ends know every request with ``start_ns <= now``. Among them each end
+   chooses the next request to attempt for by the same rule (``_choose``):
+   a consecutive request that already started keeps the link; otherwise the
+   lowest ``priority`` value, then the request that least recently got a
+   pair (round robin per pair), then ``(start_ns, origin, create_id)``. The
+   inputs change only on events both ends see at the same instant (heralds,
+   agreed starts and deadlines), so both choose alike without talking.
 3. While a request is active the EGP asks its physical layer for one attempt
    (``HeraldAttempt``); the herald reaches both ends at the same instant, and
    the next attempt starts as soon as it arrives. Both ends therefore stay in
@@ -23,10 +30,15 @@ of requests and at most one outstanding heralding attempt.
    ends, which see the same estimate): ``LinkOkKeep`` with the qubit
    handle (type K) or ``LinkOkMeasure`` after measuring it (type M). The pair is
    named ``(origin, peer, herald sequence)``; goodness is the physical model's
-   fidelity at the herald time.
+   fidelity at the herald time. Type R: the origin measures, the responder
+   keeps. Random bases are drawn per pair at each end from its own set
+   (``ctx.rng``). An atomic request keeps its pairs in link memory and sends
+   all ``number`` OKs together when the last is made.
 5. When ``number`` pairs are made the request ends; if its deadline
    (``max_time_ns`` after the CREATE) comes first both ends send ``LinkError``
-   TIMEOUT. A success heralded for a request that is gone is freed.
+   TIMEOUT (an atomic request's held pairs are freed). A success heralded for
+   a request that is gone is freed and the peer told (``PeerLost``): if the
+   peer had reported that pair, it revokes it with ERR EXPIRE.
 
 Run modes (the same service, the same results in distribution):
 
@@ -43,13 +55,29 @@ Run modes (the same service, the same results in distribution):
   exactly when the per-attempt mode would start it, since there each attempt
   starts when the previous herald arrives, one period after its emission.
   Both ends compute the same number: they agree on the active request, its
-  deadline and the time.
+  deadline and the time. A run is not interrupted by a request that becomes
+  ready during it; the choice is made again after the run.
 
-States of a request (at each end): QUEUED -> ACTIVE -> DONE | TIMED_OUT.
+Single-click operating point: when the link announces ``alpha_settings`` the
+origin picks, of the settings whose fidelity reaches ``min_fidelity``, the one
+with the highest success probability (the largest α, since for single-click
+F ≈ 1 − α and p ≈ 2αη; Humphreys et al., Nature 558, 268, 2018), sends it in
+the ``PeerCreate`` and both ends put it in every ``HeraldAttempt`` of the
+request. Without the table only the configured α is known, and a request
+above its fidelity is refused (UNSUPP).
+
+Consent: a node serves every peer CREATE until its layer above sends its
+first ``LinkRecv`` or ``LinkStopRecv`` (or from the start with
+``require_consent=True``); from then on only CREATEs for a (neighbour,
+purpose) or (any neighbour, purpose) it consented to.
+
+States of a request (at each end): QUEUED -> ACTIVE -> DONE | TIMED_OUT, and
+at the origin QUEUED -> REFUSED when the peer refuses it.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -58,8 +86,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from entity import Context, EntityError
 from link.service import (
+    CAP_LINK_ALPHA,
+    CAP_LINK_ATOMIC,
     CAP_LINK_K,
     CAP_LINK_M,
+    CAP_LINK_PRIORITY,
+    CAP_LINK_R,
+    CAP_LINK_RECV,
     EntanglementId,
     LinkAck,
     LinkCreate,
@@ -67,6 +100,9 @@ from link.service import (
     LinkErrorCode,
     LinkOkKeep,
     LinkOkMeasure,
+    LinkRecv,
+    LinkStopRecv,
+    RandomBasis,
     RequestType,
 )
 from physical.service import (
@@ -75,21 +111,31 @@ from physical.service import (
     Basis,
     FreeQubit,
     HeraldAttempt,
+    HeraldingLink,
     HeraldResult,
     Measure,
     MeasureResult,
     PhysicalCapabilities,
 )
 
-__all__ = ["SingleClickEgp", "FastForwardEgp", "LinkMode", "PeerCreate"]
+__all__ = ["SingleClickEgp", "FastForwardEgp", "LinkMode", "PeerCreate", "PeerRefuse", "PeerLost"]
 
 LinkMode = Literal["per-attempt", "fast-forward"]
 
+_BASIS_SETS: dict[RandomBasis, tuple[Basis, ...]] = {
+    RandomBasis.XZ: (Basis.X, Basis.Z),
+    RandomBasis.XYZ: (Basis.X, Basis.Y, Basis.Z),
+}
+_RECENT_OKS = 16  # OKs per link remembered for a late PeerLost (it comes within one delay)
 
-class PeerCreate(BaseModel):
+
+class _PeerMessage(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PeerCreate(_PeerMessage):
     """EGP-to-EGP: a CREATE the other end accepted, with the agreed start."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
     kind: Literal["peer_create"] = "peer_create"
     create_id: int = Field(ge=0)
     origin_node: str
@@ -100,6 +146,30 @@ class PeerCreate(BaseModel):
     basis: Basis
     start_ns: int = Field(ge=0)
     deadline_ns: int | None
+    remote_basis: Basis | None = None
+    random_basis: RandomBasis = RandomBasis.NONE
+    remote_random_basis: RandomBasis = RandomBasis.NONE
+    priority: int = 0
+    atomic: bool = False
+    consecutive: bool = False
+    bright_state_population: float | None = Field(None, ge=0.0, le=1.0)
+
+
+class PeerRefuse(_PeerMessage):
+    """Responder-to-origin: the responder will not serve this request."""
+
+    kind: Literal["peer_refuse"] = "peer_refuse"
+    create_id: int = Field(ge=0)
+    code: LinkErrorCode
+    detail: str = ""
+
+
+class PeerLost(_PeerMessage):
+    """A success heralded for a request that had already ended at the sender:
+    the sender freed its half of pair ``sequence``."""
+
+    kind: Literal["peer_lost"] = "peer_lost"
+    sequence: int = Field(ge=0)
 
 
 @dataclass
@@ -114,8 +184,18 @@ class _Request:
     basis: Basis
     start_ns: int
     deadline_ns: int | None
+    remote_basis: Basis | None = None
+    random_basis: RandomBasis = RandomBasis.NONE
+    remote_random_basis: RandomBasis = RandomBasis.NONE
+    priority: int = 0
+    atomic: bool = False
+    consecutive: bool = False
+    alpha: float | None = None
     made: int = 0
+    last_pair: int = -1  # the link's pair count when it last got a pair (round robin)
+    held: list[LinkOkKeep] = field(default_factory=list, repr=False)  # atomic: made, not yet reported
     deadline_timer: int | None = field(default=None, repr=False)
+    open: bool = True
 
     @property
     def order(self) -> tuple[int, str, int]:
@@ -125,10 +205,16 @@ class _Request:
 class SingleClickEgp:
     """Reference link-layer entity on the physical heralding service."""
 
-    PROVIDES = frozenset({CAP_LINK_K, CAP_LINK_M})
+    PROVIDES = frozenset({CAP_LINK_K, CAP_LINK_M, CAP_LINK_R, CAP_LINK_RECV, CAP_LINK_PRIORITY, CAP_LINK_ATOMIC, CAP_LINK_ALPHA})
     REQUIRES = frozenset({CAP_DEVICE, CAP_HERALDING})
 
-    def __init__(self, ctx: Context, mode: LinkMode = "per-attempt", max_attempts_cap: int = 100_000) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        mode: LinkMode = "per-attempt",
+        max_attempts_cap: int = 100_000,
+        require_consent: bool = False,
+    ) -> None:
         if mode not in ("per-attempt", "fast-forward"):
             raise ValueError(f"mode must be 'per-attempt' or 'fast-forward', got {mode!r}")
         if max_attempts_cap < 1:
@@ -143,6 +229,11 @@ class SingleClickEgp:
         # neighbour -> (attempt id, request it was made for); None when idle
         self._outstanding: dict[str, tuple[int, _Request] | None] = {}
         self._next_attempt: dict[str, int] = {}
+        self._pairs_made: dict[str, int] = {}  # successes credited per link (round-robin clock)
+        self._locked: dict[str, _Request | None] = {}  # a consecutive request that holds the link
+        self._recent_oks: dict[str, deque[tuple[int, _Request, EntanglementId]]] = {}
+        self._consent_required = require_consent
+        self._consents: set[tuple[str | None, int]] = set()
 
     # ------------------------------------------------------------ entity API
 
@@ -153,6 +244,9 @@ class SingleClickEgp:
             self._active[neighbour] = None
             self._outstanding[neighbour] = None
             self._next_attempt[neighbour] = 0
+            self._pairs_made[neighbour] = 0
+            self._locked[neighbour] = None
+            self._recent_oks[neighbour] = deque(maxlen=_RECENT_OKS)
 
     @property
     def capabilities(self) -> PhysicalCapabilities:
@@ -161,8 +255,11 @@ class SingleClickEgp:
         return self._caps
 
     def handle_above(self, msg: Any) -> None:
+        if isinstance(msg, (LinkRecv, LinkStopRecv)):
+            self._consent(msg)
+            return
         if not isinstance(msg, LinkCreate):
-            raise EntityError(f"link layer got {type(msg).__name__} from above; it serves LinkCreate")
+            raise EntityError(f"link layer got {type(msg).__name__} from above; it serves LinkCreate, LinkRecv and LinkStopRecv")
         create_id = self._next_create_id
         self._next_create_id += 1
         refusal = self._refusal(msg)
@@ -173,12 +270,11 @@ class SingleClickEgp:
         self.ctx.send_up(LinkAck(create_id=create_id, remote_node=msg.remote_node, purpose_id=msg.purpose_id))
         now = self.ctx.now_ns
         link = self.capabilities.links[msg.remote_node]
-        start_ns = now + 2 * link.classical_delay_ns
+        start_ns = now + 2 * link.classical_delay_ns + 1
         deadline = None if msg.max_time_ns is None else now + msg.max_time_ns
-        request = _Request(
+        peer_create = PeerCreate(
             create_id=create_id,
-            origin=self.ctx.node,
-            remote=msg.remote_node,
+            origin_node=self.ctx.node,
             purpose_id=msg.purpose_id,
             number=msg.number,
             min_fidelity=msg.min_fidelity,
@@ -186,43 +282,49 @@ class SingleClickEgp:
             basis=msg.basis,
             start_ns=start_ns,
             deadline_ns=deadline,
+            remote_basis=msg.remote_basis,
+            random_basis=msg.random_basis,
+            remote_random_basis=msg.remote_random_basis,
+            priority=msg.priority,
+            atomic=msg.atomic,
+            consecutive=msg.consecutive,
+            bright_state_population=_operating_point(link, msg.min_fidelity),
         )
-        self.ctx.send_peer(
-            msg.remote_node,
-            PeerCreate(
-                create_id=create_id,
-                origin_node=self.ctx.node,
-                purpose_id=msg.purpose_id,
-                number=msg.number,
-                min_fidelity=msg.min_fidelity,
-                type=msg.type,
-                basis=msg.basis,
-                start_ns=start_ns,
-                deadline_ns=deadline,
-            ),
-        )
-        self._enqueue(request)
+        self.ctx.send_peer(msg.remote_node, peer_create)
+        self._enqueue(_request_from(peer_create, remote=msg.remote_node))
         self.ctx.trace("link.create", create_id=create_id, remote=msg.remote_node, number=msg.number, type=msg.type.value)
 
     def handle_peer(self, sender: str, msg: Any) -> None:
-        if not isinstance(msg, PeerCreate):
-            raise EntityError(f"link layer got {type(msg).__name__} from peer {sender!r}")
         if sender not in self._queues:
             return  # not a neighbour of ours: nothing to do with us
-        self._enqueue(
-            _Request(
-                create_id=msg.create_id,
-                origin=msg.origin_node,
-                remote=sender,
-                purpose_id=msg.purpose_id,
-                number=msg.number,
-                min_fidelity=msg.min_fidelity,
-                type=msg.type,
-                basis=msg.basis,
-                start_ns=msg.start_ns,
-                deadline_ns=msg.deadline_ns,
-            )
-        )
+        if isinstance(msg, PeerCreate):
+            refusal = self._peer_refusal(sender, msg)
+            if refusal is not None:
+                code, detail = refusal
+                self.ctx.send_peer(sender, PeerRefuse(create_id=msg.create_id, code=code, detail=detail))
+                self.ctx.trace("link.refused", remote=sender, create_id=msg.create_id, code=code.value)
+                return
+            self._enqueue(_request_from(msg, remote=sender))
+        elif isinstance(msg, PeerRefuse):
+            request = next((r for r in self._queues[sender] if r.origin == self.ctx.node and r.create_id == msg.create_id), None)
+            if request is None:
+                return  # it ended here already (its deadline came first)
+            self._end(request)
+            self.ctx.send_up(LinkError(create_id=msg.create_id, origin_node=self.ctx.node, code=msg.code, detail=f"{sender}: {msg.detail}"))
+        elif isinstance(msg, PeerLost):
+            for sequence, request, ent_id in self._recent_oks[sender]:
+                if sequence == msg.sequence:
+                    self.ctx.send_up(
+                        LinkError(
+                            create_id=request.create_id,
+                            origin_node=request.origin,
+                            code=LinkErrorCode.EXPIRE,
+                            detail=f"{sender} lost its half of the pair: its request had ended when the herald came",
+                            ent_id=ent_id,
+                        )
+                    )
+        else:
+            raise EntityError(f"link layer got {type(msg).__name__} from peer {sender!r}")
 
     def handle_below(self, msg: Any) -> None:
         if not isinstance(msg, HeraldResult):
@@ -236,10 +338,14 @@ class SingleClickEgp:
         self._outstanding[neighbour] = None
         request = outstanding[1]
         if msg.success:
-            if self._active.get(neighbour) is request:
+            if request.open:
+                self._pairs_made[neighbour] += 1
+                request.last_pair = self._pairs_made[neighbour]
                 self._deliver(request, msg)
             elif msg.handle is not None:
                 self.ctx.device.execute(FreeQubit(handle=msg.handle))
+                if msg.herald_sequence is not None:
+                    self.ctx.send_peer(neighbour, PeerLost(sequence=msg.herald_sequence))
         self._advance(neighbour)
 
     def handle_timer(self, tag: Hashable) -> None:
@@ -261,6 +367,15 @@ class SingleClickEgp:
 
     # ------------------------------------------------------------ internals
 
+    def _consent(self, msg: LinkRecv | LinkStopRecv) -> None:
+        self._consent_required = True
+        key = (msg.remote_node, msg.purpose_id)
+        if isinstance(msg, LinkRecv):
+            self._consents.add(key)
+        else:
+            self._consents.discard(key)
+        self.ctx.trace("link." + msg.kind, remote=msg.remote_node, purpose_id=msg.purpose_id)
+
     def _refusal(self, msg: LinkCreate) -> tuple[LinkErrorCode, str] | None:
         caps = self.capabilities
         if msg.remote_node == self.ctx.node:
@@ -268,14 +383,38 @@ class SingleClickEgp:
         link = caps.links.get(msg.remote_node)
         if link is None:
             return LinkErrorCode.CREATE, f"{msg.remote_node!r} is not a neighbour (neighbours: {sorted(caps.links)})"
-        if msg.min_fidelity > link.fidelity:
-            return (
-                LinkErrorCode.UNSUPP,
-                f"min_fidelity {msg.min_fidelity} exceeds what the link gives ({link.fidelity:.4f})",
-            )
         if caps.num_qubits == 0:
             return LinkErrorCode.UNSUPP, "this node has no memory qubit to generate entanglement with"
+        best = _best_fidelity(link)
+        if msg.min_fidelity > best:
+            return LinkErrorCode.UNSUPP, f"min_fidelity {msg.min_fidelity} exceeds what the link gives ({best:.4f})"
+        if RandomBasis.CHSH in (msg.random_basis, msg.remote_random_basis):
+            return LinkErrorCode.UNSUPP, "CHSH bases are not served: the device measures only in X, Y and Z"
+        if msg.type is RequestType.K and (msg.random_basis, msg.remote_random_basis) != (RandomBasis.NONE, RandomBasis.NONE):
+            return LinkErrorCode.UNSUPP, "random bases apply to type M and R only"
+        if msg.type is RequestType.R and (msg.remote_basis is not None or msg.remote_random_basis is not RandomBasis.NONE):
+            return LinkErrorCode.UNSUPP, "type R: the responder keeps its qubit, so it has no basis"
+        return self._memory_refusal(msg.atomic, msg.type, msg.number, caps.num_qubits)
+
+    def _memory_refusal(self, atomic: bool, kind: RequestType, number: int, num_qubits: int) -> tuple[LinkErrorCode, str] | None:
+        if not atomic:
+            return None
+        if kind is not RequestType.K:
+            return LinkErrorCode.UNSUPP, "atomic is served for type K only (M and R pairs are not held)"
+        if number > num_qubits:
+            return LinkErrorCode.UNSUPP, f"atomic request for {number} pairs, but this node has {num_qubits} memory qubits"
+        reserved = sum(r.number for q in self._queues.values() for r in q if r.atomic)
+        if number > num_qubits - reserved:
+            return LinkErrorCode.NORES, f"atomic request for {number} pairs: {reserved} of {num_qubits} qubits are reserved"
         return None
+
+    def _peer_refusal(self, sender: str, msg: PeerCreate) -> tuple[LinkErrorCode, str] | None:
+        if self._consent_required and not ({(sender, msg.purpose_id), (None, msg.purpose_id)} & self._consents):
+            return LinkErrorCode.REJECTED, f"no RECV for purpose {msg.purpose_id} from {msg.origin_node!r}"
+        num_qubits = self.capabilities.num_qubits
+        if num_qubits == 0:
+            return LinkErrorCode.UNSUPP, "the responder has no memory qubit"
+        return self._memory_refusal(msg.atomic, msg.type, msg.number, num_qubits)
 
     def _enqueue(self, request: _Request) -> None:
         queue = self._queues[request.remote]
@@ -295,28 +434,50 @@ class SingleClickEgp:
         return None
 
     def _end(self, request: _Request) -> None:
+        request.open = False
         self._queues[request.remote].remove(request)
         if request.deadline_timer is not None:
             self.ctx.cancel_timer(request.deadline_timer)
         if self._active.get(request.remote) is request:
             self._active[request.remote] = None
+        if self._locked.get(request.remote) is request:
+            self._locked[request.remote] = None
+        for ok in request.held:  # an atomic request that did not complete: none of its pairs is reported
+            self.ctx.device.execute(FreeQubit(handle=ok.handle))
+        request.held.clear()
+
+    def _choose(self, neighbour: str) -> _Request | None:
+        """The request the next attempt is for; both ends compute the same one."""
+        locked = self._locked[neighbour]
+        if locked is not None:
+            return locked
+        now = self.ctx.now_ns
+        ready = [r for r in self._queues[neighbour] if r.start_ns <= now]
+        if not ready:
+            return None
+        chosen = min(ready, key=lambda r: (r.priority, r.last_pair, r.order))
+        if chosen.consecutive:
+            self._locked[neighbour] = chosen
+        return chosen
 
     def _advance(self, neighbour: str) -> None:
         """Start the next attempt on this link if there is work and none is in flight."""
         if self._outstanding[neighbour] is not None:
             return
-        now = self.ctx.now_ns
-        ready = [r for r in self._queues[neighbour] if r.start_ns <= now]
-        if not ready:
-            self._active[neighbour] = None
-            return
-        request = ready[0]
+        request = self._choose(neighbour)
         self._active[neighbour] = request
+        if request is None:
+            return
         attempt_id = self._next_attempt[neighbour]
         self._next_attempt[neighbour] += 1
         self._outstanding[neighbour] = (attempt_id, request)
         self.ctx.send_down(
-            HeraldAttempt(neighbour=neighbour, attempt_id=attempt_id, max_attempts=self._run_length(neighbour, request))
+            HeraldAttempt(
+                neighbour=neighbour,
+                attempt_id=attempt_id,
+                max_attempts=self._run_length(neighbour, request),
+                bright_state_population=request.alpha,
+            )
         )
 
     def _run_length(self, neighbour: str, request: _Request) -> int:
@@ -329,10 +490,21 @@ class SingleClickEgp:
         remaining = request.deadline_ns - self.ctx.now_ns
         return max(1, min(self.max_attempts_cap, -(-remaining // period)))
 
+    def _basis_here(self, request: _Request) -> Basis:
+        """The measurement basis at this end for this pair (drawn anew per pair if random)."""
+        at_origin = request.origin == self.ctx.node
+        fixed = request.basis if at_origin or request.remote_basis is None else request.remote_basis
+        choice = request.random_basis if at_origin else request.remote_random_basis
+        if choice is RandomBasis.NONE:
+            return fixed
+        bases = _BASIS_SETS[choice]
+        return bases[int(self.ctx.rng.integers(len(bases)))]
+
     def _deliver(self, request: _Request, herald: HeraldResult) -> None:
         assert herald.handle is not None and herald.bell_state is not None
         peer = request.remote if request.origin == self.ctx.node else self.ctx.node
-        ent_id = EntanglementId(creator=request.origin, peer=peer, sequence=herald.herald_sequence or 0)
+        sequence = herald.herald_sequence or 0
+        ent_id = EntanglementId(creator=request.origin, peer=peer, sequence=sequence)
         goodness = herald.fidelity_estimate if herald.fidelity_estimate is not None else 0.0
         time_ns = herald.herald_time_ns if herald.herald_time_ns is not None else self.ctx.now_ns
         if goodness < request.min_fidelity:
@@ -340,42 +512,83 @@ class SingleClickEgp:
             self.ctx.device.execute(FreeQubit(handle=herald.handle))
             self.ctx.trace("link.below_min_fidelity", remote=request.remote, goodness=goodness)
             return
-        if request.type is RequestType.K:
-            ok: LinkOkKeep | LinkOkMeasure = LinkOkKeep(
-                create_id=request.create_id,
-                origin_node=request.origin,
-                ent_id=ent_id,
-                purpose_id=request.purpose_id,
-                remote_node=request.remote,
-                bell_state=herald.bell_state,
-                goodness=goodness,
-                goodness_time_ns=time_ns,
-                handle=herald.handle,
-            )
+        keep = request.type is RequestType.K or (request.type is RequestType.R and request.origin != self.ctx.node)
+        common = dict(
+            create_id=request.create_id,
+            origin_node=request.origin,
+            ent_id=ent_id,
+            purpose_id=request.purpose_id,
+            remote_node=request.remote,
+            bell_state=herald.bell_state,
+            goodness=goodness,
+        )
+        if keep:
+            ok: LinkOkKeep | LinkOkMeasure = LinkOkKeep(**common, goodness_time_ns=time_ns, handle=herald.handle)
         else:
-            result = self.ctx.device.execute(Measure(handle=herald.handle, basis=request.basis))
+            basis = self._basis_here(request)
+            result = self.ctx.device.execute(Measure(handle=herald.handle, basis=basis))
             if not isinstance(result, MeasureResult):
                 raise EntityError(f"measuring a heralded qubit failed: {result}")
-            ok = LinkOkMeasure(
-                create_id=request.create_id,
-                origin_node=request.origin,
-                ent_id=ent_id,
-                purpose_id=request.purpose_id,
-                remote_node=request.remote,
-                bell_state=herald.bell_state,
-                goodness=goodness,
-                outcome=result.outcome,
-                basis=request.basis,
-            )
+            ok = LinkOkMeasure(**common, outcome=result.outcome, basis=basis)
         request.made += 1
-        self.ctx.trace("link.ok", remote=request.remote, create_id=request.create_id, sequence=ent_id.sequence)
-        self.ctx.send_up(ok)
+        self.ctx.trace("link.ok", remote=request.remote, create_id=request.create_id, sequence=sequence)
+        if request.atomic:
+            assert isinstance(ok, LinkOkKeep)
+            request.held.append(ok)
+            if request.made < request.number:
+                return
+            oks: list[LinkOkKeep | LinkOkMeasure] = list(request.held)
+            request.held.clear()
+        else:
+            oks = [ok]
+        for each in oks:
+            self._recent_oks[request.remote].append((each.ent_id.sequence, request, each.ent_id))
+            self.ctx.send_up(each)
         if request.made >= request.number:
             self._end(request)
+
+
+def _request_from(msg: PeerCreate, remote: str) -> _Request:
+    return _Request(
+        create_id=msg.create_id,
+        origin=msg.origin_node,
+        remote=remote,
+        purpose_id=msg.purpose_id,
+        number=msg.number,
+        min_fidelity=msg.min_fidelity,
+        type=msg.type,
+        basis=msg.basis,
+        start_ns=msg.start_ns,
+        deadline_ns=msg.deadline_ns,
+        remote_basis=msg.remote_basis,
+        random_basis=msg.random_basis,
+        remote_random_basis=msg.remote_random_basis,
+        priority=msg.priority,
+        atomic=msg.atomic,
+        consecutive=msg.consecutive,
+        alpha=msg.bright_state_population,
+    )
+
+
+def _best_fidelity(link: HeraldingLink) -> float:
+    """The highest fidelity any announced operating point of the link gives."""
+    if link.alpha_settings:
+        return max(setting.fidelity for setting in link.alpha_settings)
+    return link.fidelity
+
+
+def _operating_point(link: HeraldingLink, min_fidelity: float) -> float | None:
+    """The α to run a request at: of the announced settings that reach
+    ``min_fidelity``, the fastest (ties: the larger α). None: the configured α."""
+    if not link.alpha_settings or link.scheme != "single-click":
+        return None
+    good = [s for s in link.alpha_settings if s.fidelity >= min_fidelity]
+    best = max(good, key=lambda s: (s.success_probability, s.bright_state_population))
+    return best.bright_state_population
 
 
 class FastForwardEgp(SingleClickEgp):
     """The reference EGP in fast-forward mode (registry name ``fast-forward-egp``)."""
 
-    def __init__(self, ctx: Context, max_attempts_cap: int = 100_000) -> None:
-        super().__init__(ctx, mode="fast-forward", max_attempts_cap=max_attempts_cap)
+    def __init__(self, ctx: Context, max_attempts_cap: int = 100_000, require_consent: bool = False) -> None:
+        super().__init__(ctx, mode="fast-forward", max_attempts_cap=max_attempts_cap, require_consent=require_consent)

@@ -12,6 +12,13 @@ draft-dahlberg-ll-quantum-03, 2019; summary in
   measured at once, the outcome and basis are given) **at both ends**;
 * it ends with ``LinkError`` TIMEOUT if ``max_time_ns`` runs out first.
 
+The full service (``specs/link.md`` §2) adds request type R (remote state
+preparation), random measurement bases for type M and R, priority, the atomic
+and consecutive flags, and consent at the responder: the layer above there
+sends ``LinkRecv`` / ``LinkStopRecv``. Every new field has a default that gives
+the behaviour of the first version, and bad values cannot be constructed
+(pydantic raises ``ValidationError`` naming the field and its range).
+
 ACKs and immediate errors come in the order the CREATEs were sent. An OK never
 precedes its ACK at the creating node. This module is the only part of ``link``
 that other layers may import.
@@ -31,7 +38,10 @@ __all__ = [
     "BellState",
     "Basis",
     "RequestType",
+    "RandomBasis",
     "LinkCreate",
+    "LinkRecv",
+    "LinkStopRecv",
     "LinkRequest",
     "LinkAck",
     "EntanglementId",
@@ -43,10 +53,25 @@ __all__ = [
     "LinkService",
     "CAP_LINK_K",
     "CAP_LINK_M",
+    "CAP_LINK_R",
+    "CAP_LINK_RECV",
+    "CAP_LINK_PRIORITY",
+    "CAP_LINK_ATOMIC",
+    "CAP_LINK_ALPHA",
+    "PRIORITY_LEVELS",
 ]
 
 CAP_LINK_K = "link:K"
 CAP_LINK_M = "link:M"
+# The parts of the full service an implementation may offer (its PROVIDES says
+# which); the conformance suite marks the clauses of the others not applicable.
+CAP_LINK_R = "link:R"  # type R: remote state preparation
+CAP_LINK_RECV = "link:recv"  # consent at the responder with LinkRecv / LinkStopRecv
+CAP_LINK_PRIORITY = "link:priority"  # priority, fair sharing and the consecutive flag
+CAP_LINK_ATOMIC = "link:atomic"  # the atomic flag
+CAP_LINK_ALPHA = "link:alpha"  # picks the single-click operating point from HeraldingLink.alpha_settings
+
+PRIORITY_LEVELS = 4  # priorities 0 (served first) .. 3
 
 
 class _Message(BaseModel):
@@ -54,10 +79,29 @@ class _Message(BaseModel):
 
 
 class RequestType(str, enum.Enum):
-    """K: create and keep in memory. M: measure directly on creation."""
+    """K: create and keep in memory. M: measure directly on creation, at both
+    ends. R: remote state preparation, the origin measures at once and the
+    responder keeps its qubit (which the origin's outcome and basis prepare)."""
 
     K = "K"
     M = "M"
+    R = "R"
+
+
+class RandomBasis(str, enum.Enum):
+    """Draw the measurement basis per pair (draft-dahlberg-ll-quantum-03 §4.1.1, RL/RR).
+
+    NONE: use the fixed basis. XZ: X or Z with probability 1/2 each (BB84,
+    Bennett & Brassard 1984). XYZ: X, Y or Z, 1/3 each (six-state protocol,
+    Bruss, PRL 81, 3018, 1998). CHSH: Z rotated by ±π/4 about Y (Clauser et
+    al., PRL 23, 880, 1969); the device service measures only in X, Y and Z,
+    so the reference answers CHSH with ERR UNSUPP.
+    """
+
+    NONE = "NONE"
+    XZ = "XZ"
+    XYZ = "XYZ"
+    CHSH = "CHSH"
 
 
 class LinkCreate(_Message):
@@ -67,7 +111,18 @@ class LinkCreate(_Message):
     link can never meet is refused with UNSUPP. ``max_time_ns`` is the longest
     the caller will wait for the whole request (``None``: no limit).
     ``purpose_id`` tags the pairs for the layer above at both ends (like a
-    port number). For type M, ``basis`` is the local measurement basis.
+    port number). For type M and R, ``basis`` is the origin's measurement
+    basis, or ``random_basis`` names a set the origin draws from per pair; for
+    type M the responder measures in ``remote_basis`` (``None``: the same as
+    ``basis``) or draws from ``remote_random_basis``, independently. The OK at
+    each end reports the basis used there.
+
+    ``priority`` 0 is served first. ``atomic``: all ``number`` pairs must
+    exist at the same time; their OKs come together once the last is made,
+    and if that cannot happen in time none is delivered. ``consecutive``: once
+    the request's first attempt starts, the link serves it alone until it
+    ends, so its pairs are made back to back with no other request's attempts
+    in between.
     """
 
     kind: Literal["create"] = "create"
@@ -78,9 +133,32 @@ class LinkCreate(_Message):
     number: int = Field(1, ge=1)
     type: RequestType = RequestType.K
     basis: Basis = Basis.Z
+    remote_basis: Basis | None = None
+    random_basis: RandomBasis = RandomBasis.NONE
+    remote_random_basis: RandomBasis = RandomBasis.NONE
+    priority: int = Field(0, ge=0, lt=PRIORITY_LEVELS)
+    atomic: bool = False
+    consecutive: bool = False
 
 
-LinkRequest = Annotated[LinkCreate, Field(discriminator="kind")]
+class LinkRecv(_Message):
+    """At the responder: consent to serve CREATEs for ``purpose_id`` from
+    ``remote_node`` (``None``: from any neighbour). See ``specs/link.md`` §2.5."""
+
+    kind: Literal["recv"] = "recv"
+    remote_node: str | None = Field(None, min_length=1)
+    purpose_id: int = Field(0, ge=0, le=65535)
+
+
+class LinkStopRecv(_Message):
+    """Withdraw a consent given by ``LinkRecv`` with the same fields."""
+
+    kind: Literal["stop_recv"] = "stop_recv"
+    remote_node: str | None = Field(None, min_length=1)
+    purpose_id: int = Field(0, ge=0, le=65535)
+
+
+LinkRequest = Annotated[LinkCreate | LinkRecv | LinkStopRecv, Field(discriminator="kind")]
 
 
 class LinkAck(_Message):
@@ -119,7 +197,8 @@ class LinkOkKeep(_Message):
 
 
 class LinkOkMeasure(_Message):
-    """A pair was made and the local half measured at once."""
+    """A pair was made and the local half measured at once (type M at both
+    ends, type R at the origin); ``basis`` is the basis used at this end."""
 
     kind: Literal["ok_measure"] = "ok_measure"
     create_id: int = Field(ge=0)
@@ -138,17 +217,21 @@ class LinkErrorCode(str, enum.Enum):
     CREATE = "CREATE"  # malformed request (e.g. unknown or non-neighbour remote node)
     REJECTED = "REJECTED"  # refused by this or the remote node
     TIMEOUT = "TIMEOUT"  # max_time_ns ran out before all pairs were made
-    NORES = "NORES"  # no memory to serve it now
-    EXPIRE = "EXPIRE"  # pairs already reported are no longer valid
+    NORES = "NORES"  # not enough memory free now for an atomic request
+    EXPIRE = "EXPIRE"  # a pair already reported is no longer valid
     OTHER = "OTHER"
 
 
 class LinkError(_Message):
+    """The request ends (every code but EXPIRE), or, for EXPIRE, the pair
+    ``ent_id`` reported earlier in an OK is revoked and the request goes on."""
+
     kind: Literal["error"] = "error"
     create_id: int = Field(ge=0)
     origin_node: str
     code: LinkErrorCode
     detail: str = ""
+    ent_id: EntanglementId | None = None  # EXPIRE only: the pair revoked
 
 
 LinkResponse = Annotated[

@@ -193,6 +193,11 @@ class SwapAsap:
         if key in self._circuits:
             self.ctx.send_up(NetRejected(request_id=msg.request_id, reason=f"request_id {msg.request_id} is in use"))
             return
+        if msg.type is RequestType.R:
+            # The request type is shared with the link service, which gained type R
+            # (remote state preparation); this network layer delivers K and M only.
+            self.ctx.send_up(NetRejected(request_id=msg.request_id, reason="type R (remote state preparation) is not served end to end"))
+            return
         if msg.remote_node == me or msg.remote_node not in self.topology:
             self.ctx.send_up(NetRejected(request_id=msg.request_id, reason=f"unknown remote node {msg.remote_node!r}"))
             return

@@ -55,6 +55,7 @@ __all__ = [
     "HeraldResult",
     "HeraldingLink",
     "HeraldingScheme",
+    "AlphaSetting",
     "PhysicalCapabilities",
     "CAP_DEVICE",
     "CAP_HERALDING",
@@ -307,6 +308,17 @@ class HeraldResult(_Message):
 HeraldingScheme = Literal["single-click", "barrett-kok", "midpoint-source"]
 
 
+class AlphaSetting(_Message):
+    """One operating point of a single-click link: with bright-state population
+    ``bright_state_population`` an attempt succeeds with ``success_probability``
+    and heralds a pair of fidelity ``fidelity`` (Humphreys et al., Nature 558,
+    268, 2018: F ≈ 1 − α, p ≈ 2αη for small α)."""
+
+    bright_state_population: Probability
+    success_probability: Probability
+    fidelity: Probability
+
+
 class HeraldingLink(_Message):
     """What a node knows about its heralded link to one neighbour.
 
@@ -322,6 +334,11 @@ class HeraldingLink(_Message):
     bright_state_population: Probability | None = None  # single-click's α; None for other schemes
     success_probability: Probability  # per attempt, from the analytic model
     fidelity: Probability  # of the post-herald state, from the analytic model
+    # Optional, single-click only: operating points the link may be run at
+    # (HeraldAttempt.bright_state_population), so the link layer can pick the
+    # α that meets a request's minimum fidelity at the highest rate. None: only
+    # the configured α is known.
+    alpha_settings: list[AlphaSetting] | None = None
 
 
 class PhysicalCapabilities(_Message):

@@ -10,12 +10,17 @@ from __future__ import annotations
 from typing import Any
 
 from link.egp import SingleClickEgp
-from link.service import BellState, LinkOkKeep, LinkOkMeasure
+from link.service import CAP_LINK_K, BellState, LinkOkKeep, LinkOkMeasure
 from physical.service import FreeQubit
 
 
 class OkAtOneEnd(SingleClickEgp):
-    """Only the node that sent the CREATE hears about its pairs (LINK-OK-2)."""
+    """Only the node that sent the CREATE hears about its pairs (LINK-OK-2).
+
+    It declares type K alone, so the clauses of the rest of the full service
+    (which also count OKs at both ends) are not applicable to it."""
+
+    PROVIDES = frozenset({CAP_LINK_K})
 
     def _deliver(self, request: Any, herald: Any) -> None:
         if request.origin != self.ctx.node:

@@ -19,6 +19,7 @@ from physical.service import Basis, BellState, FreeQubit, HeraldAttempt, HeraldR
 from tests.fakes import FakeContext, FakeDevice, heralding_link
 
 DELAY = 50_000
+START = 2 * DELAY + 1  # the agreed start: two one-way delays and 1 ns, so a refusal arrives first
 
 
 def make(node: str = "alice", peer: str = "bob", fidelity: float = 0.9, num_qubits: int = 4):
@@ -50,9 +51,9 @@ def test_create_is_acked_and_announced_to_the_peer_with_a_common_start():
     assert ctx.up == [LinkAck(create_id=0, remote_node="bob", purpose_id=7)]
     (dest, msg), = ctx.peer
     assert dest == "bob" and isinstance(msg, PeerCreate)
-    assert msg.start_ns == 2 * DELAY and msg.number == 2 and msg.origin_node == "alice"
+    assert msg.start_ns == START and msg.number == 2 and msg.origin_node == "alice"
     assert ctx.down == []  # nothing is attempted before the agreed start
-    ctx.advance(egp, 2 * DELAY)
+    ctx.advance(egp, START)
     assert ctx.down == [HeraldAttempt(neighbour="bob", attempt_id=0)]
 
 
@@ -81,7 +82,7 @@ def test_no_memory_is_unsupported():
 def test_attempts_repeat_until_number_pairs_then_stop():
     egp, ctx, _ = make()
     egp.handle_above(LinkCreate(remote_node="bob", number=2, purpose_id=3))
-    ctx.advance(egp, 2 * DELAY)
+    ctx.advance(egp, START)
     egp.handle_below(herald(0, False))
     egp.handle_below(herald(1, True, handle=2, seq=0))
     egp.handle_below(herald(2, True, handle=3, seq=1, state=BellState.PSI_MINUS))
@@ -107,11 +108,11 @@ def test_responder_serves_the_peer_request_and_names_the_pair_the_same_way():
             min_fidelity=0.0,
             type=RequestType.K,
             basis=Basis.Z,
-            start_ns=2 * DELAY,
+            start_ns=START,
             deadline_ns=None,
         ),
     )
-    ctx.advance(egp, 2 * DELAY)
+    ctx.advance(egp, START)
     assert ctx.down == [HeraldAttempt(neighbour="alice", attempt_id=0)]
     egp.handle_below(herald(0, True, handle=1, seq=4, neighbour="alice"))
     (ok,) = ctx.take(LinkOkKeep)
@@ -123,7 +124,7 @@ def test_measure_directly_measures_the_heralded_qubit():
     egp, ctx, device = make()
     device.measure_outcomes.append(1)
     egp.handle_above(LinkCreate(remote_node="bob", type=RequestType.M, basis=Basis.X))
-    ctx.advance(egp, 2 * DELAY)
+    ctx.advance(egp, START)
     egp.handle_below(herald(0, True, handle=0))
     (ok,) = ctx.take(LinkOkMeasure)
     assert ok.outcome == 1 and ok.basis is Basis.X
@@ -133,7 +134,7 @@ def test_measure_directly_measures_the_heralded_qubit():
 def test_deadline_ends_the_request_with_timeout_and_frees_a_late_success():
     egp, ctx, device = make()
     egp.handle_above(LinkCreate(remote_node="bob", max_time_ns=3 * DELAY))
-    ctx.advance(egp, 2 * DELAY)
+    ctx.advance(egp, START)
     egp.handle_below(herald(0, False))  # attempt 1 goes out
     ctx.advance(egp, 3 * DELAY)
     (err,) = ctx.take(LinkError)
@@ -155,8 +156,8 @@ def test_requests_from_both_ends_are_served_in_the_same_order_at_both_ends():
     bctx.advance(b, DELAY)
     b.handle_peer("alice", actx.peer[0][1])
     a.handle_peer("bob", bctx.peer[0][1])
-    actx.advance(a, 2 * DELAY)
-    bctx.advance(b, 2 * DELAY)
+    actx.advance(a, START)
+    bctx.advance(b, START)
     a.handle_below(herald(0, True, handle=0, seq=0))
     b.handle_below(herald(0, True, handle=0, seq=0, neighbour="alice"))
     (ok_a,) = actx.take(LinkOkKeep)

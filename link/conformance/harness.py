@@ -43,6 +43,7 @@ from entity.harness import HarnessContext
 from entity.kernel import Kernel
 from link.service import LinkCreate, LinkError, LinkOkKeep, LinkOkMeasure
 from physical.service import (
+    AlphaSetting,
     ApplyGate,
     BellMeasure,
     BellMeasureResult,
@@ -91,6 +92,9 @@ class LinkConditions:
     memory_lifetime_ns: int | None = None  # depolarising time constant; None: no decay
     num_qubits: tuple[int, int] = (4, 4)  # alice, bob
     upper_hold_ns: int = 0  # how long the layer above keeps a delivered qubit before freeing it
+    # single-click operating points (α, success probability, fidelity) announced in
+    # HeraldingLink.alpha_settings; an attempt at one of them draws with its p and F
+    alpha_settings: tuple[tuple[float, float, float], ...] | None = None
 
     def __post_init__(self) -> None:
         if self.delay_ns < 2:
@@ -101,11 +105,12 @@ class LinkConditions:
 
 @dataclass(frozen=True)
 class ScriptedCreate:
-    """The layer above sends ``request`` on ``node`` at ``at_ns``."""
+    """The layer above sends ``request`` (a ``LinkCreate``, ``LinkRecv`` or
+    ``LinkStopRecv``) on ``node`` at ``at_ns``."""
 
     at_ns: int
     node: str
-    request: LinkCreate
+    request: Any
 
 
 @dataclass(frozen=True)
@@ -152,6 +157,7 @@ class LinkRun:
     up: list[SentUp]
     pairs: dict[int, PairTruth]  # by herald sequence
     misuse: list[str]  # device or heralding misuse seen by the fake physical layer
+    attempts: list[tuple[int, str, HeraldAttempt]]  # (time, node, attempt) as sent down
     held_at_end: dict[str, dict[int, str]]  # node -> handle -> owner ("link" or "upper")
     end_ns: int
     crashed: BaseException | None = None
@@ -185,11 +191,13 @@ class FakePhysical:
         self.held: dict[str, dict[int, str]] = {n: {} for n in NODES}
         self.pairs: dict[int, PairTruth] = {}
         self.misuse: list[str] = []
+        self.attempts: list[tuple[int, str, HeraldAttempt]] = []
         self.sequence = 0
         self._loss: Iterator[bool] = iter(conditions.loss_pattern or ())
         self._fidelities = conditions.herald_fidelities
-        # (attempt_id, emit time) -> node -> (has memory, max_attempts)
-        self._pending: dict[tuple[int, int], dict[str, tuple[bool, int]]] = {}
+        # (attempt_id, emit time) -> node -> (has memory, max_attempts, α)
+        self._pending: dict[tuple[int, int], dict[str, tuple[bool, int, float | None]]] = {}
+        self._settings = {a: (p, f) for a, p, f in conditions.alpha_settings or ()}
         self.deliver: Any = None  # set by the harness: (node, HeraldResult) -> None
 
     # -------------------------------------------------------------- device
@@ -208,6 +216,11 @@ class FakePhysical:
             bright_state_population=0.1,
             success_probability=c.success_probability,
             fidelity=c.capability_fidelity,
+            alpha_settings=(
+                None
+                if c.alpha_settings is None
+                else [AlphaSetting(bright_state_population=a, success_probability=p, fidelity=f) for a, p, f in c.alpha_settings]
+            ),
         )
         return PhysicalCapabilities(node=node, num_qubits=self.capacity[node], links={other: link})
 
@@ -289,6 +302,11 @@ class FakePhysical:
         if msg.neighbour != other:
             self.misuse.append(f"t={now} {node}: HeraldAttempt to {msg.neighbour!r}, which is not a neighbour")
             return
+        self.attempts.append((now, node, msg))
+        alpha = msg.bright_state_population
+        if alpha is not None and alpha not in self._settings:
+            self.misuse.append(f"t={now} {node}: HeraldAttempt at bright_state_population {alpha}, which the link does not offer")
+            alpha = None
         key = (msg.attempt_id, now)
         has_memory = len(self.held[node]) < self.capacity[node]
         reports = self._pending.get(key)
@@ -298,7 +316,7 @@ class FakePhysical:
         if node in reports:
             self.misuse.append(f"t={now} {node}: two HeraldAttempts with attempt_id {msg.attempt_id} at once")
             return
-        reports[node] = (has_memory, msg.max_attempts)
+        reports[node] = (has_memory, msg.max_attempts, alpha)
 
     def _resolve(self, key: tuple[int, int]) -> None:
         """A run of ``max_attempts`` attempts (1 unless the link layer fast-forwards),
@@ -306,31 +324,36 @@ class FakePhysical:
         reports = self._pending.pop(key)
         attempt_id = key[0]
         back = self.conditions.delay_ns - self.conditions.delay_ns // 2
-        runs = {n for _, n in reports.values()}
-        both = len(reports) == 2 and all(m for m, _ in reports.values()) and len(runs) == 1
+        runs = {n for _, n, _ in reports.values()}
+        alphas = {a for _, _, a in reports.values()}
+        both = len(reports) == 2 and all(m for m, _, _ in reports.values()) and len(runs) == 1 and len(alphas) == 1
         if len(reports) == 2 and len(runs) > 1:
             self.misuse.append(f"t={self.kernel.now_ns}: the two ends asked for different max_attempts {sorted(runs)}")
+        if len(reports) == 2 and len(alphas) > 1:
+            self.misuse.append(f"t={self.kernel.now_ns}: the two ends asked for different bright-state populations {alphas}")
+        alpha = next(iter(alphas)) if len(alphas) == 1 else None
+        probability, setting_fidelity = self._settings.get(alpha, (self.conditions.success_probability, None))  # type: ignore[arg-type]
         success = False
         attempts = 1
         if both:
             max_attempts = runs.pop()
             while True:
                 scripted = next(self._loss, None)
-                success = bool(scripted) if scripted is not None else bool(self.rng.random() < self.conditions.success_probability)
+                success = bool(scripted) if scripted is not None else bool(self.rng.random() < probability)
                 if success or attempts == max_attempts:
                     break
                 attempts += 1
         wait = (attempts - 1) * self.conditions.delay_ns
         if not success:
-            for node, (has_memory, _) in reports.items():
+            for node, (has_memory, _, _) in reports.items():
                 result = HeraldResult(
                     neighbour=_other(node), attempt_id=attempt_id, success=False, no_memory=not has_memory, attempts=attempts
                 )
                 self.kernel.schedule(wait + back, self.deliver, node, result)
             return
-        self.kernel.schedule(wait, self._herald, attempt_id, attempts)
+        self.kernel.schedule(wait, self._herald, attempt_id, attempts, setting_fidelity)
 
-    def _herald(self, attempt_id: int, attempts: int) -> None:
+    def _herald(self, attempt_id: int, attempts: int, setting_fidelity: float | None = None) -> None:
         now = self.kernel.now_ns
         back = self.conditions.delay_ns - self.conditions.delay_ns // 2
         handles = {}
@@ -347,7 +370,7 @@ class FakePhysical:
             handles[node] = handle
         self.sequence += 1
         bell = BellState.PSI_PLUS if self.rng.random() < 0.5 else BellState.PSI_MINUS
-        fidelity = self._fidelities[(self.sequence - 1) % len(self._fidelities)]
+        fidelity = self._fidelities[(self.sequence - 1) % len(self._fidelities)] if setting_fidelity is None else setting_fidelity
         pair = PairTruth(self.sequence, handles, bell, fidelity, now, self.conditions.memory_lifetime_ns)
         self.pairs[self.sequence] = pair
         for node in NODES:
@@ -457,6 +480,7 @@ class LinkHarness:
             up=self.up,
             pairs=self.physical.pairs,
             misuse=self.physical.misuse,
+            attempts=self.physical.attempts,
             held_at_end={n: dict(h) for n, h in self.physical.held.items()},
             end_ns=self.kernel.now_ns,
             crashed=crashed,

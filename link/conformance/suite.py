@@ -23,15 +23,23 @@ from entity import EntityError
 from entity.conformance import ClauseFailure, ImplementationError, NotApplicable, Suite, explore
 from link.conformance.harness import NODES, LinkConditions, LinkRun, ScriptedCreate, SentUp, run_link
 from link.service import (
+    CAP_LINK_ALPHA,
+    CAP_LINK_ATOMIC,
     CAP_LINK_K,
     CAP_LINK_M,
+    CAP_LINK_PRIORITY,
+    CAP_LINK_R,
+    CAP_LINK_RECV,
     LinkAck,
     LinkCreate,
     LinkError,
     LinkErrorCode,
     LinkOkKeep,
     LinkOkMeasure,
+    LinkRecv,
     LinkResponse,
+    LinkStopRecv,
+    RandomBasis,
     RequestType,
 )
 from physical.service import Basis
@@ -68,8 +76,13 @@ def _types(impl: Any) -> list[RequestType]:
     provides = getattr(impl, "PROVIDES", None)
     if provides is None:
         return [RequestType.K, RequestType.M]
-    types = [t for t, cap in ((RequestType.K, CAP_LINK_K), (RequestType.M, CAP_LINK_M)) if cap in provides]
-    return types
+    kinds = ((RequestType.K, CAP_LINK_K), (RequestType.M, CAP_LINK_M), (RequestType.R, CAP_LINK_R))
+    return [t for t, cap in kinds if cap in provides]
+
+
+def _require(impl: Any, capability: str, what: str) -> None:
+    if capability not in (getattr(impl, "PROVIDES", None) or ()):
+        raise NotApplicable(f"the implementation does not offer {what} (PROVIDES lacks {capability})")
 
 
 def _require_type(impl: Any, kind: RequestType) -> None:
@@ -143,10 +156,17 @@ def scenarios(
 
 
 def _property(
-    impl: Any, check: Callable[[LinkRun], None], *, live: bool = False, deadlines: bool = False, examples: int = EXAMPLES
+    impl: Any,
+    check: Callable[[LinkRun], None],
+    *,
+    live: bool = False,
+    deadlines: bool = False,
+    examples: int = EXAMPLES,
+    types: tuple[RequestType, ...] | None = None,
 ) -> None:
-    """Run ``check`` on the runs of ``examples`` generated scenarios."""
-    types = tuple(_types(impl))
+    """Run ``check`` on the runs of ``examples`` generated scenarios (of ``types``:
+    default, every type the implementation provides)."""
+    types = tuple(_types(impl)) if types is None else types
 
     @explore(examples)
     @given(scenario=scenarios(types, live=live, deadlines=deadlines), seed=st.integers(0, 2**16))
@@ -203,6 +223,8 @@ def _immediate(run: LinkRun, index: int) -> list[SentUp]:
 def create_answered_once(impl: Any) -> None:
     def check(run: LinkRun) -> None:
         for index, create in enumerate(run.creates):
+            if not isinstance(create.request, LinkCreate):
+                continue
             answers = _immediate(run, index)
             if len(answers) != 1 or not isinstance(answers[0].msg, (LinkAck, LinkError)):
                 raise ClauseFailure(
@@ -301,7 +323,11 @@ def ok_at_both_ends(impl: Any) -> None:
             for ent_id, up in by_node[node].items():
                 twin = by_node[other].get(ent_id)
                 if twin is None:
-                    if up.time_ns + slack <= run.end_ns:
+                    revoked = [
+                        e for e in run.errors(node)
+                        if e.msg.code is LinkErrorCode.EXPIRE and e.msg.ent_id == ent_id and e.time_ns <= up.time_ns + slack
+                    ]
+                    if not revoked and up.time_ns + slack <= run.end_ns:
                         raise _fail(f"OK for pair {ent_id!r} was delivered at {node} but never at {other}", up)
                     continue
                 if abs(twin.time_ns - up.time_ns) > slack:
@@ -453,12 +479,14 @@ def ok_measure(impl: Any) -> None:
             if create is None:
                 continue
             wanted = create.request.type
+            if wanted is RequestType.R:
+                continue  # LINK-R-1
             if wanted is RequestType.M and not isinstance(msg, LinkOkMeasure):
                 raise _fail("a type-M request got an OK that is not LinkOkMeasure", up)
             if wanted is RequestType.K and not isinstance(msg, LinkOkKeep):
                 raise _fail("a type-K request got an OK that is not LinkOkKeep", up)
             if isinstance(msg, LinkOkMeasure):
-                if up.node == msg.origin_node and msg.basis is not create.request.basis:
+                if up.node == msg.origin_node and create.request.random_basis is RandomBasis.NONE and msg.basis is not create.request.basis:
                     raise _fail(f"the request asked basis {create.request.basis.value}, the OK reports {msg.basis.value}", up)
                 if _measured_pair(run, up) is None:
                     raise _fail("no heralded qubit of this node was measured with this basis and outcome before the OK", up)
@@ -605,3 +633,289 @@ def foreign_input_refused(impl: Any) -> None:
     except Exception as exc:
         raise ClauseFailure(f"handle_above('CREATE please') raised {type(exc).__name__}, not EntityError") from None
     raise ClauseFailure("handle_above('CREATE please') was accepted silently")
+
+
+# ------------------------------------------------------------ the full service
+
+
+def _ok_ups(run: LinkRun, node: str, key: tuple[str, int] | None = None) -> list[SentUp]:
+    return [u for u in run.oks(node) if key is None or _request_key(u.msg) == key]
+
+
+def _key_of(run: LinkRun, index: int) -> tuple[str, int] | None:
+    """(origin, create id) of the i-th scripted CREATE if it was accepted."""
+    for up in _immediate(run, index):
+        if isinstance(up.msg, LinkAck):
+            return (run.creates[index].node, up.msg.create_id)
+    return None
+
+
+def _answer(run: LinkRun, index: int, within_ns: int) -> Any:
+    """The ERR that ended the i-th CREATE at its origin within ``within_ns``, or None."""
+    create = run.creates[index]
+    for up in _immediate(run, index):
+        if isinstance(up.msg, LinkError):
+            return up.msg
+    key = _key_of(run, index)
+    for up in run.errors(create.node):
+        if _request_key(up.msg) == key and up.time_ns <= create.at_ns + within_ns:
+            return up.msg
+    return None
+
+
+@SUITE.clause("LINK-R-1", "type R: LinkOkMeasure at the origin, LinkOkKeep with the unmeasured qubit at the responder")
+def remote_state_preparation(impl: Any) -> None:
+    _require(impl, CAP_LINK_R, "type R")
+
+    def check(run: LinkRun) -> None:
+        accepted = _accepted(run)
+        for up in run.oks():
+            create = accepted.get(_request_key(up.msg))
+            if create is None or create.request.type is not RequestType.R:
+                continue
+            msg = up.msg
+            if up.node == msg.origin_node:
+                if not isinstance(msg, LinkOkMeasure) or msg.basis is not create.request.basis:
+                    raise _fail(f"type R at the origin must be a LinkOkMeasure in basis {create.request.basis.value}", up)
+                if _measured_pair(run, up) is None:
+                    raise _fail("no heralded qubit of the origin was measured with this basis and outcome before the OK", up)
+            else:
+                if not isinstance(msg, LinkOkKeep):
+                    raise _fail("type R at the responder must be a LinkOkKeep", up)
+                pair = run.pair_of(up.node, msg.handle, up.time_ns)
+                if pair is None or up.node in pair.measured and pair.measured[up.node][2] <= up.time_ns:
+                    raise _fail("the responder's qubit of a type-R pair was not handed up unmeasured", up)
+
+    _property(impl, check, types=(RequestType.R,), examples=15)
+
+
+@SUITE.clause("LINK-BASIS-1", "random bases are drawn per pair from the named set at each end, independently; remote_basis is used")
+def random_bases(impl: Any) -> None:
+    _require_type(impl, RequestType.M)
+    # 40 pairs: a basis of a 3-set is missed with probability <= 3 (2/3)^40 < 1e-6, and
+    # the two ends agree on every pair with probability (1/3)^40 if drawn independently.
+    conditions = LinkConditions(delay_ns=1_000, success_probability=1.0, num_qubits=(2, 2))
+    request = LinkCreate(
+        remote_node="bob", type=RequestType.M, number=40, random_basis=RandomBasis.XZ, remote_random_basis=RandomBasis.XYZ
+    )
+    run = _single(impl, [ScriptedCreate(0, "alice", request)], conditions, until_ns=400_000)
+    sets = {"alice": {Basis.X, Basis.Z}, "bob": {Basis.X, Basis.Y, Basis.Z}}
+    bases: dict[str, dict[Any, Basis]] = {}
+    for node, allowed in sets.items():
+        oks = _ok_ups(run, node)
+        if len(oks) != 40:
+            raise ClauseFailure(f"a 40-pair type-M request on a lossless link gave {len(oks)} OKs at {node}")
+        bases[node] = {u.msg.ent_id: u.msg.basis for u in oks}
+        used = set(bases[node].values())
+        if not used <= allowed or used != allowed:
+            raise ClauseFailure(f"{node} drew bases {sorted(b.value for b in used)} over 40 pairs from the set {sorted(b.value for b in allowed)}")
+        for up in oks:
+            if _measured_pair(run, up) is None:
+                raise _fail("the OK's basis and outcome are not those of a measurement of the pair's qubit", up)
+    if all(bases["alice"][e] is bases["bob"].get(e) for e in bases["alice"]):
+        raise ClauseFailure("the two ends used the same basis for all 40 pairs: the draws are not independent")
+    fixed = LinkCreate(remote_node="bob", type=RequestType.M, number=3, basis=Basis.X, remote_basis=Basis.Y)
+    run = _single(impl, [ScriptedCreate(0, "alice", fixed)], conditions)
+    for node, wanted in (("alice", Basis.X), ("bob", Basis.Y)):
+        got = {u.msg.basis for u in _ok_ups(run, node)}
+        if got != {wanted}:
+            raise ClauseFailure(f"basis=X, remote_basis=Y: {node} measured in {sorted(b.value for b in got)}, expected {wanted.value}")
+
+
+@SUITE.clause("LINK-ALPHA-1", "attempts use the fastest announced single-click setting that reaches min_fidelity", mandatory=False)
+def operating_point(impl: Any) -> None:
+    _require(impl, CAP_LINK_ALPHA, "the choice of the single-click operating point")
+    settings = ((0.05, 0.1, 0.93), (0.1, 0.2, 0.88), (0.2, 0.4, 0.78))
+    conditions = LinkConditions(delay_ns=1_000, capability_fidelity=0.88, alpha_settings=settings, num_qubits=(2, 2))
+    for min_fidelity, alpha in ((0.9, 0.05), (0.85, 0.1), (0.5, 0.2)):
+        request = LinkCreate(remote_node="bob", min_fidelity=min_fidelity, number=2, type=_types(impl)[0])
+        run = _single(impl, [ScriptedCreate(0, "alice", request)], conditions)
+        used = {(node, a.bright_state_population) for _, node, a in run.attempts}
+        if used != {("alice", alpha), ("bob", alpha)}:
+            raise ClauseFailure(f"min_fidelity {min_fidelity} with settings {settings}: attempts used {sorted(used)}, expected α={alpha} at both ends")
+    run = _single(impl, [ScriptedCreate(0, "alice", LinkCreate(remote_node="bob", min_fidelity=0.95, type=_types(impl)[0]))], conditions)
+    err = _answer(run, 0, 0)
+    if err is None or err.code is not LinkErrorCode.UNSUPP:
+        raise ClauseFailure(f"min_fidelity 0.95, no setting above 0.93: answered {err!r}, expected ERR UNSUPP")
+
+
+@SUITE.clause("LINK-PRIO-1", "no new attempt for a request while one of higher priority is ready")
+def priority_first(impl: Any) -> None:
+    _require(impl, CAP_LINK_PRIORITY, "priorities")
+    kind = _types(impl)[0]
+    conditions = LinkConditions(delay_ns=1_000, success_probability=1.0, num_qubits=(4, 4))
+    low = LinkCreate(remote_node="bob", priority=3, number=3, type=kind)
+    high = LinkCreate(remote_node="bob", priority=0, number=3, type=kind)
+    run = _single(impl, [ScriptedCreate(0, "alice", low), ScriptedCreate(0, "alice", high)], conditions)
+    for node in NODES:
+        order = [0 if _request_key(u.msg) == _key_of(run, 1) else 3 for u in _ok_ups(run, node)]
+        if order != [0, 0, 0, 3, 3, 3]:
+            raise ClauseFailure(f"priority 3 and 0 requests made together, lossless link: {node} got pairs in priority order {order}")
+    # a higher-priority request arriving later: at most the run in flight still goes to the lower one
+    conditions = LinkConditions(delay_ns=1_000, success_probability=0.3, num_qubits=(4, 4))
+    for seed in range(3):
+        low = LinkCreate(remote_node="bob", priority=2, number=20, type=kind)
+        high = LinkCreate(remote_node="bob", priority=1, number=2, type=kind)
+        run = run_link(impl, conditions, [ScriptedCreate(0, "alice", low), ScriptedCreate(10_000, "alice", high)], 2_000_000, seed)
+        _no_crash(run)
+        high_key, low_key = _key_of(run, 1), _key_of(run, 0)
+        for node in NODES:
+            highs = _ok_ups(run, node, high_key)
+            if len(highs) != 2:
+                raise ClauseFailure(f"the priority-1 request got {len(highs)} of 2 pairs at {node}")
+            # both ends know of a request one round trip after its CREATE at the latest
+            between = [u for u in _ok_ups(run, node, low_key) if 10_000 + 2 * conditions.delay_ns + 1 < u.time_ns < highs[-1].time_ns]
+            if len(between) > 1:
+                raise _fail(f"{len(between)} pairs went to a priority-2 request while a priority-1 request was waiting", between[1])
+
+
+@SUITE.clause("LINK-FAIR-1", "requests of equal priority share the link round robin per pair")
+def round_robin(impl: Any) -> None:
+    _require(impl, CAP_LINK_PRIORITY, "fair sharing")
+    kind = _types(impl)[0]
+    conditions = LinkConditions(delay_ns=1_000, success_probability=1.0, num_qubits=(4, 4))
+    creates = [ScriptedCreate(0, "alice", LinkCreate(remote_node="bob", purpose_id=p, number=3, type=kind)) for p in (1, 2, 3)]
+    run = _single(impl, creates, conditions)
+    for node in NODES:
+        order = [u.msg.purpose_id for u in _ok_ups(run, node)]
+        if sorted(order) != [1, 1, 1, 2, 2, 2, 3, 3, 3] or any(order[i] == order[i + 1] for i in range(len(order) - 1)) or len(set(order[:3])) != 3:
+            raise ClauseFailure(f"three equal-priority requests of 3 pairs each, lossless link: {node} got pairs for purposes {order}")
+
+
+@SUITE.clause("LINK-CONSEC-1", "a consecutive request's pairs are made back to back")
+def consecutive(impl: Any) -> None:
+    _require(impl, CAP_LINK_PRIORITY, "the consecutive flag")
+    kind = _types(impl)[0]
+    # the first 6 attempts fail, then alternate: the first request has started when the others arrive
+    pattern = (False,) * 6 + (True, False, True, False, True) + (True,) * 10
+    conditions = LinkConditions(delay_ns=1_000, success_probability=1.0, loss_pattern=pattern, num_qubits=(4, 4))
+    creates = [
+        ScriptedCreate(0, "alice", LinkCreate(remote_node="bob", purpose_id=1, number=3, priority=3, consecutive=True, type=kind)),
+        ScriptedCreate(5_000, "alice", LinkCreate(remote_node="bob", purpose_id=2, number=2, priority=0, type=kind)),
+        ScriptedCreate(5_000, "bob", LinkCreate(remote_node="alice", purpose_id=3, number=2, priority=3, type=kind)),
+    ]
+    run = _single(impl, creates, conditions)
+    for node in NODES:
+        order = [u.msg.purpose_id for u in _ok_ups(run, node)]
+        if order[:3] != [1, 1, 1] or sorted(order[3:]) != [2, 2, 3, 3]:
+            raise ClauseFailure(f"a consecutive request (purpose 1) that had started was interleaved with later ones at {node}: {order}")
+
+
+@SUITE.clause("LINK-ATOMIC-1", "an atomic request's OKs come all together, with every pair alive, or not at all")
+def atomic_all_or_nothing(impl: Any) -> None:
+    _require(impl, CAP_LINK_ATOMIC, "the atomic flag")
+    for seed in range(3):
+        conditions = LinkConditions(delay_ns=1_000, success_probability=0.3, num_qubits=(3, 3), upper_hold_ns=50_000)
+        creates = [
+            ScriptedCreate(0, "alice", LinkCreate(remote_node="bob", number=3, atomic=True)),
+            ScriptedCreate(0, "bob", LinkCreate(remote_node="alice", number=1, type=_types(impl)[0], purpose_id=5)),
+        ]
+        run = run_link(impl, conditions, creates, 3_000_000, seed)
+        _no_crash(run)
+        key = _key_of(run, 0)
+        for node in NODES:
+            oks = _ok_ups(run, node, key)
+            if len(oks) != 3 or len({u.time_ns for u in oks}) != 1 or len({u.msg.handle for u in oks}) != 3:
+                raise ClauseFailure(
+                    f"atomic request for 3 pairs: {node} got {len(oks)} OKs at times {[u.time_ns for u in oks]} "
+                    f"with handles {[getattr(u.msg, 'handle', None) for u in oks]}"
+                )
+            for up in oks:
+                pair = run.pair_of(node, up.msg.handle, up.time_ns)
+                if pair is None or any(t <= up.time_ns for _, _, t in pair.measured.values()):
+                    raise _fail("an atomic OK hands up a qubit whose pair no longer exists", up)
+        # rare successes and a short deadline: no OK at all, the held pairs are freed
+        conditions = LinkConditions(delay_ns=1_000, success_probability=0.15, num_qubits=(3, 3))
+        run = run_link(impl, conditions, [ScriptedCreate(0, "alice", LinkCreate(remote_node="bob", number=3, atomic=True, max_time_ns=12_000))], 200_000, seed)
+        _no_crash(run)
+        for node in NODES:
+            if run.oks(node) and len(run.oks(node)) != 3:
+                raise ClauseFailure(f"an atomic request for 3 pairs delivered {len(run.oks(node))} at {node}")
+            if not run.oks(node) and not run.errors(node):
+                raise ClauseFailure(f"an atomic request that got no OK at {node} did not end with an ERR")
+            leaked = sorted(h for h, owner in run.held_at_end[node].items() if owner == "link")
+            if leaked:
+                raise ClauseFailure(f"after an atomic request ended without OKs, {node}'s link layer still holds qubits {leaked}")
+
+
+@SUITE.clause("LINK-ATOMIC-2", "an atomic CREATE that can never be served gets ERR UNSUPP")
+def atomic_unservable(impl: Any) -> None:
+    _require(impl, CAP_LINK_ATOMIC, "the atomic flag")
+    conditions = LinkConditions(delay_ns=1_000, num_qubits=(2, 4))
+    cases = [("alice", "bob", RequestType.K), ("bob", "alice", RequestType.K)]
+    if RequestType.M in _types(impl):
+        cases.append(("alice", "bob", RequestType.M))
+    for origin, remote, kind in cases:
+        number = 3 if kind is RequestType.K else 1
+        run = _single(impl, [ScriptedCreate(0, origin, LinkCreate(remote_node=remote, number=number, atomic=True, type=kind))], conditions)
+        err = _answer(run, 0, 2 * conditions.delay_ns + 1)
+        if err is None or err.code is not LinkErrorCode.UNSUPP or run.oks():
+            raise ClauseFailure(f"atomic type-{kind.value} CREATE for {number} pairs from {origin} (qubits alice 2, bob 4): answered {err!r}, expected ERR UNSUPP")
+
+
+@SUITE.clause("LINK-NORES-1", "an atomic CREATE whose qubits are reserved by other atomic requests gets ERR NORES at once")
+def atomic_no_resources(impl: Any) -> None:
+    _require(impl, CAP_LINK_ATOMIC, "the atomic flag")
+    conditions = LinkConditions(delay_ns=1_000, success_probability=0.0, num_qubits=(4, 3))
+    holding = ScriptedCreate(0, "bob", LinkCreate(remote_node="alice", number=2, atomic=True))
+    plain = ScriptedCreate(5_000, "alice", LinkCreate(remote_node="bob", number=2, type=_types(impl)[0], max_time_ns=50_000))
+    for origin, index in (("alice", 2), ("bob", 2)):  # alice: bob (the responder) lacks qubits; bob: itself
+        second = ScriptedCreate(5_000, origin, LinkCreate(remote_node=_other(origin), number=2, atomic=True))
+        run = _single(impl, [holding, plain, second], conditions)
+        err = _answer(run, index, 2 * conditions.delay_ns + 1)
+        if err is None or err.code is not LinkErrorCode.NORES:
+            raise ClauseFailure(f"a second atomic CREATE for 2 pairs from {origin} while 2 of bob's 3 qubits are reserved: answered {err!r}, expected ERR NORES")
+        if any(e.msg.code is LinkErrorCode.NORES for e in run.errors() if _request_key(e.msg) == _key_of(run, 1)):
+            raise ClauseFailure("a request that is not atomic got ERR NORES")
+
+
+@SUITE.clause("LINK-RECV-1", "after RECV/STOP_RECV, only consented CREATEs are served; the others get ERR REJECTED")
+def consent(impl: Any) -> None:
+    _require(impl, CAP_LINK_RECV, "RECV / STOP_RECV")
+    kind = _types(impl)[0]
+    delay = 1_000
+    conditions = LinkConditions(delay_ns=delay, success_probability=1.0, num_qubits=(4, 4))
+    creates = [
+        ScriptedCreate(0, "bob", LinkRecv(remote_node="alice", purpose_id=1)),
+        ScriptedCreate(0, "bob", LinkRecv(remote_node=None, purpose_id=3)),
+        ScriptedCreate(10, "alice", LinkCreate(remote_node="bob", purpose_id=1, type=kind)),
+        ScriptedCreate(10, "alice", LinkCreate(remote_node="bob", purpose_id=2, type=kind)),
+        ScriptedCreate(10, "alice", LinkCreate(remote_node="bob", purpose_id=3, type=kind)),
+        ScriptedCreate(20 * delay, "bob", LinkStopRecv(remote_node="alice", purpose_id=1)),
+        ScriptedCreate(30 * delay, "alice", LinkCreate(remote_node="bob", purpose_id=1, type=kind)),
+    ]
+    run = _single(impl, creates, conditions)
+    for index, served in ((2, True), (3, False), (4, True), (6, False)):
+        key = _key_of(run, index)
+        purpose = creates[index].request.purpose_id
+        oks = [u for u in run.oks() if _request_key(u.msg) == key]
+        if served and len(oks) != 2:
+            raise ClauseFailure(f"a CREATE for consented purpose {purpose} (CREATE #{index}) got {len(oks)} OKs over both ends, expected 2")
+        if not served:
+            err = _answer(run, index, 2 * delay + 1)
+            if err is None or err.code is not LinkErrorCode.REJECTED or oks:
+                raise ClauseFailure(f"CREATE #{index} for purpose {purpose} without consent: answered {err!r} with {len(oks)} OKs, expected ERR REJECTED within one round trip")
+
+
+@SUITE.clause("LINK-RECV-2", "a node that never sent RECV or STOP_RECV serves every purpose")
+def consent_opt_in(impl: Any) -> None:
+    _require(impl, CAP_LINK_RECV, "RECV / STOP_RECV")
+    conditions = LinkConditions(delay_ns=1_000, success_probability=1.0)
+    run = _single(impl, [ScriptedCreate(0, "alice", LinkCreate(remote_node="bob", purpose_id=65535, type=_types(impl)[0]))], conditions)
+    if len(run.oks("alice")) != 1 or len(run.oks("bob")) != 1:
+        raise ClauseFailure(f"without any RECV at bob, a CREATE for purpose 65535 got {len(run.oks())} OKs, expected one at each end")
+
+
+@SUITE.clause("LINK-EXPIRE-1", "an EXPIRE names a pair reported earlier at that node and never at the other end")
+def expire_names_a_lost_pair(impl: Any) -> None:
+    def check(run: LinkRun) -> None:
+        for up in run.errors():
+            if up.msg.code is not LinkErrorCode.EXPIRE:
+                continue
+            earlier = [o for o in run.oks(up.node) if o.msg.ent_id == up.msg.ent_id and o.time_ns <= up.time_ns]
+            if up.msg.ent_id is None or not earlier or _request_key(earlier[0].msg) != _request_key(up.msg):
+                raise _fail("EXPIRE does not name a pair of that request reported earlier at this node", up)
+            if any(o.msg.ent_id == up.msg.ent_id for o in run.oks(_other(up.node))):
+                raise _fail("EXPIRE revokes a pair that the other end reported too", up)
+
+    _property(impl, check, deadlines=True)
