@@ -33,8 +33,8 @@ class Kernel:
         if delay_ns < 0:
             raise KernelError(f"cannot schedule an event in the past (delay_ns={delay_ns})")
         event_id = self._next_id
-        self._next_id += 1
-        heapq.heappush(self._heap, (self.now_ns + int(delay_ns), event_id, callback, args))
+        self._next_id = event_id + 1
+        _heappush(self._heap, (self.now_ns + int(delay_ns), event_id, callback, args))
         return event_id
 
     def cancel(self, event_id: int) -> None:
@@ -49,19 +49,28 @@ class Kernel:
         ``max_events`` have run."""
         heap = self._heap
         cancelled = self._cancelled
+        budget = -1 if max_events is None else max(0, max_events)  # -1: no limit
         processed = 0
-        while heap:
-            time_ns, event_id, callback, args = heap[0]
-            if until_ns is not None and time_ns > until_ns:
-                self.now_ns = until_ns
-                return
-            if max_events is not None and processed >= max_events:
-                return
-            heapq.heappop(heap)
-            if event_id in cancelled:
-                cancelled.discard(event_id)
-                continue
-            self.now_ns = time_ns
-            callback(*args)
-            processed += 1
-            self.events_processed += 1
+        try:
+            while heap:
+                entry = heap[0]
+                if until_ns is not None and entry[0] > until_ns:
+                    self.now_ns = until_ns
+                    return
+                if processed == budget:
+                    return
+                _heappop(heap)
+                time_ns, event_id, callback, args = entry
+                if cancelled and event_id in cancelled:
+                    cancelled.discard(event_id)
+                    continue
+                self.now_ns = time_ns
+                callback(*args)
+                processed += 1
+        finally:
+            # counted once per run rather than per event: the loop is the hot path
+            self.events_processed += processed
+
+
+_heappush = heapq.heappush
+_heappop = heapq.heappop

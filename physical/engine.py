@@ -129,6 +129,18 @@ def memory_kraus(elapsed_ns: float, t1_ns: float | None, t2_ns: float | None) ->
 
 
 def _memory_kraus_arrays(elapsed_ns: float, t1_ns: float | None, t2_ns: float | None) -> list[np.ndarray]:
+    gamma, coherence, dephase = _memory_factors(elapsed_ns, t1_ns, t2_ns)
+    ops = [np.diag([1.0, coherence])]
+    if dephase > 0:
+        ops.append(np.diag([0.0, math.sqrt(dephase)]))
+    if gamma > 0:
+        ops.append(np.array([[0.0, math.sqrt(gamma)], [0.0, 0.0]]))
+    return ops
+
+
+def _memory_factors(elapsed_ns: float, t1_ns: float | None, t2_ns: float | None) -> tuple[float, float, float]:
+    """(γ, coherence, dephase): the numbers behind :func:`memory_kraus`'s three operators
+    ``diag(1, coherence)``, ``diag(0, √dephase)`` and ``√γ |0><1|``."""
     if elapsed_ns < 0:
         raise WorldError(f"elapsed time must be >= 0, got {elapsed_ns}")
     gamma = 0.0 if t1_ns is None else -math.expm1(-elapsed_ns / t1_ns)
@@ -136,13 +148,52 @@ def _memory_kraus_arrays(elapsed_ns: float, t1_ns: float | None, t2_ns: float | 
     keep = 1.0 - gamma
     # phase-damping factor f with f^2 (1-γ) = coherence^2; clipped against rounding
     f2 = min(1.0, coherence * coherence / keep) if keep > 0 else 0.0
-    ops = [np.diag([1.0, coherence])]
-    dephase = (1.0 - f2) * keep
-    if dephase > 0:
-        ops.append(np.diag([0.0, math.sqrt(dephase)]))
-    if gamma > 0:
-        ops.append(np.array([[0.0, math.sqrt(gamma)], [0.0, 0.0]]))
-    return ops
+    return gamma, coherence, (1.0 - f2) * keep
+
+
+def _apply_memory_channel(
+    mat: np.ndarray, dims: Sequence[int], pos: int, gamma: float, coherence: float, dephase: float
+) -> np.ndarray:
+    """``Σ K ρ K†`` for :func:`memory_kraus`'s operators on the qubit at ``pos``, as a new array.
+
+    The three operators are diagonal or |0><1|, so the sum acts elementwise on
+    that qubit's 2x2 blocks: ρ00 + γ ρ11, coherence·ρ01, coherence·ρ10,
+    (coherence² + dephase)·ρ11 — the same numbers as the Kraus sum, without
+    lifting operators onto the group and multiplying matrices (~6 µs instead of ~40).
+    """
+    same0, same1, differ, source, target = _channel_masks(tuple(dims), pos)
+    out = mat * (same0 + (coherence * coherence + dephase) * same1 + coherence * differ)
+    if gamma:
+        out.reshape(-1)[target] += gamma * mat.reshape(-1)[source]
+    return out
+
+
+_MASKS: dict[tuple[tuple[int, ...], int], tuple[np.ndarray, ...]] = {}
+
+
+def _channel_masks(dims: tuple[int, ...], pos: int) -> tuple[np.ndarray, ...]:
+    """For the qubit at ``pos`` of a group with ``dims``: 0/1 masks of the matrix
+    elements whose row and column have that qubit in |0>|0>, |1>|1> or differ, and
+    the flat indices of the |1>|1> elements with those of their |0>|0> partners."""
+    key = (dims, pos)
+    found = _MASKS.get(key)
+    if found is None:
+        size = math.prod(dims)
+        stride = math.prod(dims[pos + 1 :])
+        bit = (np.arange(size) // stride) % 2
+        row, col = bit[:, None], bit[None, :]
+        source = np.flatnonzero((row == 1) & (col == 1))
+        found = (
+            ((row == 0) & (col == 0)).astype(float),
+            ((row == 1) & (col == 1)).astype(float),
+            (row != col).astype(float),
+            source,
+            source - stride * (size + 1),  # one step down in both the row's and the column's bit
+        )
+        if len(_MASKS) > 256:
+            _MASKS.clear()
+        _MASKS[key] = found
+    return found
 
 
 def bell_ket(state: BellState) -> Qobj:
@@ -216,28 +267,30 @@ def _kron(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _ptrace(mat: np.ndarray, dims: Sequence[int], keep: Sequence[int]) -> np.ndarray:
     """Partial trace keeping subsystems ``keep`` *in the order listed* (so it
     also permutes). Same result as ``Qobj.ptrace`` + ``Qobj.permute`` (a test
-    checks it) at a fraction of the cost."""
+    checks it) at a fraction of the cost: one ``np.trace`` per subsystem traced
+    out (~3 µs each; ``np.einsum`` on the same labels costs ~14 µs to set up)."""
     n = len(dims)
-    rows = list(range(n))
-    cols = [n + i for i in range(n)]
+    keep = list(keep)
     kept = set(keep)
-    for i in range(n):
+    tensor = mat.reshape(list(dims) * 2)  # row axes 0..n-1, column axes n..2n-1
+    rows = n
+    # from the last subsystem down, so the axes of those still to trace keep their numbers
+    for i in range(n - 1, -1, -1):
         if i not in kept:
-            cols[i] = rows[i]  # a shared label is summed over: the trace
-    out = [rows[k] for k in keep] + [cols[k] for k in keep]
+            tensor = np.trace(tensor, axis1=i, axis2=i + rows)
+            rows -= 1
+    in_order = sorted(keep)
+    if keep != in_order:
+        perm = [in_order.index(k) for k in keep]
+        tensor = tensor.transpose(perm + [rows + p for p in perm])
     size = math.prod(dims[k] for k in keep)
-    return np.einsum(mat.reshape(list(dims) * 2), rows + cols, out).reshape(size, size)
+    return np.array(tensor.reshape(size, size), dtype=complex)  # a fresh array, as before
 
 
 def _hermitian(mat: np.ndarray) -> np.ndarray:
     # products and partial traces of E·ρ drift off Hermitian at 1e-16; keep them exact
     return (mat + mat.conj().T) * 0.5
 
-
-# single-qubit pieces from which memory_kraus() operators are assembled
-_P0 = Qobj(np.diag([1.0, 0.0]).astype(complex), dims=[[2], [2]])
-_P1 = Qobj(np.diag([0.0, 1.0]).astype(complex), dims=[[2], [2]])
-_LOWER = Qobj(np.array([[0.0, 1.0], [0.0, 0.0]], dtype=complex), dims=[[2], [2]])
 
 
 # ------------------------------------------------------------------ the world
@@ -487,7 +540,7 @@ class QuantumWorld:
         if not isinstance(ket, Qobj) or not ket.isket or ket.shape[0] != rho.shape[0]:
             raise WorldError(f"target must be a ket of dimension {rho.shape[0]}, got {getattr(ket, 'shape', ket)}")
         vec = ket.full().ravel()
-        value = float(np.real(np.conj(vec) @ rho @ vec))
+        value = float(np.vdot(vec, rho @ vec).real)
         return min(1.0, max(0.0, value))
 
     # ---------------------------------------------------------- internals
@@ -541,12 +594,8 @@ class QuantumWorld:
         if qubit.t1_ns is None and qubit.t2_ns is None:
             return
         group = qubit.group
-        pos = [group.qids.index(qid)]
-        # assemble the lifted operators from cached lifts of |0><0|, |1><1|, |0><1|
-        p0, p1, lower = (self._lift(op, op.full(), [2], group, pos) for op in (_P0, _P1, _LOWER))
-        kraus = _memory_kraus_arrays(elapsed, qubit.t1_ns, qubit.t2_ns)
-        lifted = [m[0, 0] * p0 + m[1, 1] * p1 + m[0, 1] * lower for m in kraus]
-        group.mat = sum(k @ group.mat @ k.conj().T for k in lifted)
+        factors = _memory_factors(elapsed, qubit.t1_ns, qubit.t2_ns)
+        group.mat = _apply_memory_channel(group.mat, group.dims, group.qids.index(qid), *factors)
 
     def _gather(self, qids: Sequence[int], now_ns: int) -> tuple[_Group, list[int]]:
         """Bring ``qids`` up to date and into one group; their positions in it."""
@@ -637,6 +686,10 @@ class QuantumWorld:
         self._dims_of(qids)
         for q in qids:
             self._catch_up(q, now_ns)
+        whole = self._qubits[qids[0]].group
+        if whole.qids == list(qids):
+            # the qubits are exactly one group, in its order (a link pair): nothing to trace out
+            return _hermitian(whole.mat)
         wanted = set(qids)
         mat = None
         dims: list[int] = []

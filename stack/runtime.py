@@ -10,6 +10,10 @@ physical entity). Each entity gets its own :class:`KernelContext`, which turns
   between the two nodes, length / (c / n) (see ``physical.params``);
 * timers: after the requested delay.
 
+Each context looks its routes up once (the entity above or below, each peer
+with its delay) and keeps them until an entity is added to the network: a
+message costs one kernel event and no dictionary walks.
+
 Random streams: one ``SeedSequence`` per run, and for each entity a child
 keyed by (node name checksum, layer index), so adding a node or a layer leaves
 every other entity's draws unchanged.
@@ -47,7 +51,8 @@ class Trace:
         self.link_successes: Counter[str] = Counter()
 
     def record(self, time_ns: int, node: str, layer: str, event: str, fields: dict[str, Any]) -> None:
-        self.counts[event] += 1
+        counts = self.counts
+        counts[event] = counts.get(event, 0) + 1
         if event == "station.attempt":
             link = str(fields.get("link", node))
             # a fast-forwarding station traces a whole run of attempts as one event
@@ -61,15 +66,23 @@ class Trace:
 class KernelContext:
     """The :class:`entity.Context` an entity sees when run by the kernel."""
 
-    __slots__ = ("_network", "_node", "_layer", "_layer_index", "_rng", "entity")
+    __slots__ = ("_network", "_kernel", "_node", "_layer", "_layer_index", "_rng", "entity", "_up", "_down", "_peers")
 
     def __init__(self, network: Network, node: str, layer: str, rng: np.random.Generator) -> None:
         self._network = network
+        self._kernel = network.kernel
         self._node = node
         self._layer = layer
         self._layer_index = LAYERS.index(layer)
         self._rng = rng
         self.entity: Any = None
+        self.forget_routes()
+
+    def forget_routes(self) -> None:
+        """Drop the routes looked up so far (the network's entities changed)."""
+        self._up: Callable[[Any], None] | None = None
+        self._down: Callable[[Any], None] | None = None
+        self._peers: dict[str, tuple[int, Callable[[str, Any], None]]] = {}
 
     @property
     def node(self) -> str:
@@ -77,7 +90,7 @@ class KernelContext:
 
     @property
     def now_ns(self) -> int:
-        return self._network.kernel.now_ns
+        return self._kernel.now_ns
 
     @property
     def rng(self) -> np.random.Generator:
@@ -88,37 +101,48 @@ class KernelContext:
         return self._network.entities[self._node]["physical"]
 
     def send_up(self, msg: Any) -> None:
+        up = self._up
+        if up is None:
+            up = self._up = self._route_up()
+        self._kernel.schedule(0, up, msg)
+
+    def _route_up(self) -> Callable[[Any], None]:
         net = self._network
         if self._layer == "application":
-            net.kernel.schedule(0, net.deliver_to_user, self._node, msg)
-            return
+            node = self._node
+            return lambda msg: net.deliver_to_user(node, msg)
         upper = net.entities[self._node].get(LAYERS[self._layer_index + 1])
         if upper is None:
             raise RuntimeError(f"node {self._node!r} has no layer above {self._layer}")
-        net.kernel.schedule(0, upper.handle_below, msg)
+        return upper.handle_below
 
     def send_down(self, msg: Any) -> None:
-        if self._layer_index == 0:
-            raise RuntimeError("the physical layer has no layer below it")
-        lower = self._network.entities[self._node][LAYERS[self._layer_index - 1]]
-        self._network.kernel.schedule(0, lower.handle_above, msg)
+        down = self._down
+        if down is None:
+            if self._layer_index == 0:
+                raise RuntimeError("the physical layer has no layer below it")
+            down = self._down = self._network.entities[self._node][LAYERS[self._layer_index - 1]].handle_above
+        self._kernel.schedule(0, down, msg)
 
     def send_peer(self, node: str, msg: Any) -> None:
-        net = self._network
-        try:
-            peer = net.entities[node][self._layer]
-        except KeyError:
-            raise RuntimeError(f"{self._node}/{self._layer}: no {self._layer} entity on node {node!r}") from None
-        net.kernel.schedule(net.delay_ns(self._node, node), peer.handle_peer, self._node, msg)
+        route = self._peers.get(node)
+        if route is None:
+            net = self._network
+            try:
+                peer = net.entities[node][self._layer]
+            except KeyError:
+                raise RuntimeError(f"{self._node}/{self._layer}: no {self._layer} entity on node {node!r}") from None
+            route = self._peers[node] = (net.delay_ns(self._node, node), peer.handle_peer)
+        self._kernel.schedule(route[0], route[1], self._node, msg)
 
     def set_timer(self, delay_ns: int, tag: Hashable) -> int:
-        return self._network.kernel.schedule(delay_ns, self.entity.handle_timer, tag)
+        return self._kernel.schedule(delay_ns, self.entity.handle_timer, tag)
 
     def cancel_timer(self, timer_id: int) -> None:
-        self._network.kernel.cancel(timer_id)
+        self._kernel.cancel(timer_id)
 
     def trace(self, event: str, **fields: Any) -> None:
-        self._network.trace.record(self.now_ns, self._node, self._layer, event, fields)
+        self._network.trace.record(self._kernel.now_ns, self._node, self._layer, event, fields)
 
 
 class Network:
@@ -132,6 +156,7 @@ class Network:
         self.trace = Trace(keep_records=keep_trace)
         self.user_messages: list[tuple[int, str, Any]] = []
         self.user_callbacks: list[Callable[[int, str, Any], None]] = []
+        self._contexts: list[KernelContext] = []
 
     def delay_ns(self, a: str, b: str) -> int:
         try:
@@ -140,11 +165,15 @@ class Network:
             raise RuntimeError(f"no classical channel between {a!r} and {b!r}") from None
 
     def make_context(self, node: str, layer: str) -> KernelContext:
-        return KernelContext(self, node, layer, entity_rng(self.seed, node, layer))
+        ctx = KernelContext(self, node, layer, entity_rng(self.seed, node, layer))
+        self._contexts.append(ctx)
+        return ctx
 
     def add_entity(self, ctx: KernelContext, entity: Any) -> None:
         ctx.entity = entity
         self.entities.setdefault(ctx.node, {})[ctx._layer] = entity
+        for known in self._contexts:
+            known.forget_routes()
 
     def deliver_to_user(self, node: str, msg: Any) -> None:
         self.user_messages.append((self.kernel.now_ns, node, msg))
