@@ -73,6 +73,7 @@ from physical.params import FibreParams, HardwareParams, LinkSide, NodeHardware,
 from physical.qutip_backend import RESERVED_SLOT, MemoryDevice
 from physical.schemes import HeraldBranch, HeraldingModel, SingleClickModel, branch_fidelity
 from physical.service import (
+    AlphaSetting,
     CAP_DEVICE,
     CAP_HERALDING,
     BellState,
@@ -81,7 +82,7 @@ from physical.service import (
     HeraldResult,
     PhysicalCapabilities,
 )
-from physical.single_click import decohere_pair, unnormalised_herald_state
+from physical.single_click import decohere_pair, operating_points, unnormalised_herald_state
 
 __all__ = [
     "HeraldingModelBackend",
@@ -117,6 +118,17 @@ class HeraldingSchemeEntry:
 
     def link_alpha(self, params: Any) -> float | None:
         return None if self.alpha_field is None else float(getattr(params, self.alpha_field))
+
+
+def _alpha_settings(params: Any, hw_a: NodeHardware, hw_b: NodeHardware, wait_ns: int) -> list[AlphaSetting] | None:
+    """Single-click links announce the α they can run at (the link layer picks
+    one per request from its min fidelity); other schemes have no α."""
+    if not isinstance(params, SingleClickLinkParams):
+        return None
+    return [
+        AlphaSetting(bright_state_population=a, success_probability=p, fidelity=f)
+        for a, p, f in operating_points(params, hw_a, hw_b, wait_ns)
+    ]
 
 
 def _midpoint_source(
@@ -348,6 +360,7 @@ class ModelNode(MemoryDevice):
                 bright_state_population=alpha,
                 success_probability=prepared.p,
                 fidelity=prepared.mean_fidelity(half, half),
+                alpha_settings=_alpha_settings(side.params, hw[a], hw[b], half),
             )
         return PhysicalCapabilities(node=self.name, num_qubits=self.hardware.memory.num_qubits, links=links)
 

@@ -77,6 +77,7 @@ from entity import Context, EntityError
 from physical.engine import QuantumWorld, bell_ket, bloch_ket
 from physical.params import LinkSide, NodeHardware, SingleClickLinkParams
 from physical.service import (
+    AlphaSetting,
     CAP_DEVICE,
     CAP_HERALDING,
     ApplyGate,
@@ -107,6 +108,7 @@ from physical.single_click import (
     emission_state,
     fidelity_at_detection,
     herald_povm,
+    operating_points,
     success_probability,
 )
 
@@ -274,6 +276,13 @@ class MemoryDevice:
             return DeviceError(code=DeviceErrorCode.UNSUPPORTED, detail=f"not a device operation: {type(op).__name__}")
         return handler(op)
 
+    def _ends_in_order(self, nb: str, side: LinkSide) -> tuple[NodeHardware, NodeHardware]:
+        """This node's and the neighbour's hardware, alphabetical order of names,
+        so both ends announce the very same numbers."""
+        if self.name <= nb:
+            return self.hardware, side.neighbour_hardware
+        return side.neighbour_hardware, self.hardware
+
     def qubit_id(self, handle: int) -> int | None:
         """The world qubit id in memory slot ``handle`` (None if free or reserved). For tests and oracles."""
         if 0 <= handle < len(self._slots):
@@ -422,6 +431,10 @@ class PhysicalNode(MemoryDevice):
                     fidelity=_expected_fidelity(
                         p, alpha, alpha, self.hardware, side.neighbour_hardware, half_ns, half_ns
                     ),
+                    alpha_settings=[
+                        AlphaSetting(bright_state_population=a, success_probability=ps, fidelity=f)
+                        for a, ps, f in operating_points(p, *self._ends_in_order(nb, side), half_ns)
+                    ],
                 )
             self._capabilities = PhysicalCapabilities(
                 node=self.name, num_qubits=self.hardware.memory.num_qubits, links=links

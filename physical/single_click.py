@@ -105,6 +105,7 @@ __all__ = [
     "decohere_pair",
     "stored_pair_fidelity",
     "fidelity_at_detection",
+    "operating_points",
 ]
 
 # Indices of the outcomes of herald_povm().
@@ -332,3 +333,40 @@ def fidelity_at_detection(
         return 0.0
     rho = post_herald_state(alpha_a, eta_a, eta_b, p_dc, bell_state, alpha_b)
     return stored_pair_fidelity(decohere_pair(rho, wait_a, wait_b), bell_state)
+
+
+def operating_points(
+    params: SingleClickLinkParams,
+    hardware_a: NodeHardware,
+    hardware_b: NodeHardware,
+    wait_ns: float,
+    count: int = 16,
+) -> list[tuple[float, float, float]]:
+    """``(α, p_succ, F)`` for bright-state populations from the link's configured
+    α down to α/100 (geometric steps), both ends at the same α.
+
+    The configured α is the operator's ceiling (the fastest point offered); a
+    link layer may lower α to reach a higher fidelity, trading rate for it,
+    as the QuTech link layer does (Dahlberg et al., SIGCOMM 2019, Sec. 5; the
+    trade-off p ≈ 2αη, F ≈ 1 − α of Humphreys et al. 2018). ``F`` is the
+    fidelity at detection with each spin having waited ``wait_ns`` (the
+    photon's flight to the station), as :func:`fidelity_at_detection`.
+    """
+    if count < 1:
+        raise ValueError(f"count must be at least 1, got {count}")
+    top = params.bright_state_population
+    eff = params.detector.efficiency
+    eta_a = arrival_efficiency(params, hardware_a) * eff
+    eta_b = arrival_efficiency(params, hardware_b) * eff
+    p_dc = params.detector.dark_count_probability
+    wait_a = (wait_ns, hardware_a.memory.t1_ns, hardware_a.memory.t2_ns)
+    wait_b = (wait_ns, hardware_b.memory.t1_ns, hardware_b.memory.t2_ns)
+    points = []
+    for k in range(count):
+        alpha = top * 0.01 ** (k / max(1, count - 1)) if top > 0 else 0.0
+        p = min(1.0, success_probability(alpha, eta_a, eta_b, p_dc))
+        fidelity = fidelity_at_detection(alpha, alpha, eta_a, eta_b, p_dc, BellState.PSI_PLUS, wait_a, wait_b)
+        points.append((alpha, p, fidelity))
+        if top == 0:
+            break
+    return points
