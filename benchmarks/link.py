@@ -7,13 +7,19 @@ Usage::
 
 What runs: a two-node scenario (``alice`` - ``bob``, the station at the
 midpoint) built here and assembled by :func:`stack.assemble` with the real
-layers: the ``model-heralding`` physical backend (outcomes drawn from the
-scheme's analytic model, :mod:`physical.heralding_backend`), the reference EGP
-(``single-click-egp`` attempt by attempt for ``--mode per-attempt``,
-``fast-forward-egp`` for ``--mode fast-forward``, :mod:`link.egp`), the
-``swap-asap`` network layer and the ``basic-apps`` application, which is asked
-for ``--pairs`` pairs (a ``PairsRequest``) and reads each pair's oracle
-fidelity from the simulated two-qubit state once both halves are known.
+physical and link layers: the ``model-heralding`` physical backend (outcomes
+drawn from the scheme's analytic model, :mod:`physical.heralding_backend`) and
+the reference EGP (``single-click-egp`` attempt by attempt for ``--mode
+per-attempt``, ``fast-forward-egp`` for ``--mode fast-forward``,
+:mod:`link.egp`). Who asks for the pairs is ``--client``:
+
+* ``link`` (default): :class:`_LinkClient`, in the network layer's place, asks
+  for all ``--pairs`` in one type-K CREATE and, when both halves of a pair are
+  reported, reads its oracle fidelity from the simulated state and frees both
+  qubits: the link layer's own cost;
+* ``stack``: the ``swap-asap`` network layer and the ``basic-apps``
+  application, asked for ``--pairs`` pairs (a ``PairsRequest``), which reads
+  each pair's oracle fidelity once both halves are known: the whole stack.
 
 Schemes and their settings: ``single-click`` (``--alpha``, the bright-state
 population; Humphreys et al., Nature 558, 268 (2018)), ``barrett-kok``
@@ -55,16 +61,19 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
+from link.service import CAP_LINK_K, LinkAck, LinkCreate, LinkError, LinkOkKeep  # noqa: E402
 from physical.barrett_kok import BarrettKokModel  # noqa: E402
+from physical.service import CAP_DEVICE, FreeQubit, OracleFidelity, QubitRef  # noqa: E402
 from physical.midpoint_source import MidpointSourceModel  # noqa: E402
 from physical.schemes import SingleClickModel  # noqa: E402
 from stack import assemble  # noqa: E402
 from stack.scenario import Scenario, parse_scenario  # noqa: E402
 
-__all__ = ["SCHEMES", "MODES", "build_scenario", "analytic_success_probability", "run", "main"]
+__all__ = ["SCHEMES", "MODES", "CLIENTS", "build_scenario", "analytic_success_probability", "run", "main"]
 
 SCHEMES = ("single-click", "barrett-kok", "midpoint-source")
 MODES = {"per-attempt": "single-click-egp", "fast-forward": "fast-forward-egp"}
+CLIENTS = ("link", "stack")
 _MODELS = {"single-click": SingleClickModel, "barrett-kok": BarrettKokModel, "midpoint-source": MidpointSourceModel}
 
 
@@ -123,6 +132,99 @@ def build_scenario(
     )
 
 
+class _PairLedger:
+    """What the link-level client saw: one entry per delivered pair."""
+
+    def __init__(self, pairs: int) -> None:
+        self.pairs = pairs
+        self.clients: dict[str, _LinkClient] = {}
+        self.halves: dict[Any, tuple[str, LinkOkKeep]] = {}
+        self.goodness: list[float] = []
+        self.oracle: list[float] = []
+        self.errors: list[str] = []
+
+
+class _LinkClient:
+    """Plays the layer above the link (the network slot) for the benchmark.
+
+    alice asks for all pairs in one CREATE (type K). When both halves of a
+    pair are reported (both OKs come at the herald's arrival, the same
+    instant at the two ends of a symmetric link), the second end reads the
+    pair's oracle fidelity from the simulated state, then both ends free their
+    qubit. The ends share a ledger instead of sending each other messages:
+    this is a measuring harness, not a protocol.
+    """
+
+    PROVIDES: frozenset[str] = frozenset()
+    REQUIRES = frozenset({CAP_LINK_K, CAP_DEVICE})
+    ledger: _PairLedger  # set per run on a subclass, see run()
+
+    def __init__(self, ctx: Any, topology: Any) -> None:
+        self.ctx = ctx
+        self.ledger.clients[ctx.node] = self
+
+    def start(self) -> None:
+        if self.ctx.node == "alice":
+            self.ctx.send_down(LinkCreate(remote_node="bob", number=self.ledger.pairs))
+
+    def handle_below(self, msg: Any) -> None:
+        if isinstance(msg, LinkAck):
+            return
+        if isinstance(msg, LinkError):
+            self.ledger.errors.append(f"{msg.code.value} {msg.detail}")
+            return
+        if not isinstance(msg, LinkOkKeep):
+            raise RuntimeError(f"benchmark client got {type(msg).__name__}")
+        other = self.ledger.halves.pop(msg.ent_id, None)
+        if other is None:
+            self.ledger.halves[msg.ent_id] = (self.ctx.node, msg)
+            return
+        other_node, other_ok = other
+        refs = [QubitRef(node=self.ctx.node, handle=msg.handle), QubitRef(node=other_node, handle=other_ok.handle)]
+        read = self.ctx.device.execute(OracleFidelity(qubits=refs, bell_state=msg.bell_state))
+        self.ledger.oracle.append(read.fidelity)
+        self.ledger.goodness.append(msg.goodness)
+        self.free(msg.handle)
+        self.ledger.clients[other_node].free(other_ok.handle)
+
+    def free(self, handle: int) -> None:
+        self.ctx.device.execute(FreeQubit(handle=handle))
+
+    def handle_above(self, msg: Any) -> None:
+        raise RuntimeError("nothing runs above the benchmark client")
+
+    def handle_peer(self, sender: str, msg: Any) -> None:
+        raise RuntimeError("benchmark clients send no peer messages")
+
+    def handle_timer(self, tag: Any) -> None:
+        raise RuntimeError("benchmark clients set no timers")
+
+
+class _Idle:
+    """An empty application layer above the benchmark client."""
+
+    PROVIDES: frozenset[str] = frozenset()
+    REQUIRES: frozenset[str] = frozenset()
+
+    def __init__(self, ctx: Any) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+    def handle_above(self, msg: Any) -> None:
+        pass
+
+    def handle_below(self, msg: Any) -> None:
+        pass
+
+    def handle_peer(self, sender: str, msg: Any) -> None:
+        pass
+
+    def handle_timer(self, tag: Any) -> None:
+        pass
+
+
 def analytic_success_probability(scenario: Scenario) -> float:
     """Per-attempt success probability of the scenario's link from the scheme's model."""
     (link,) = scenario.links
@@ -131,22 +233,48 @@ def analytic_success_probability(scenario: Scenario) -> float:
     return float(model.success_probability())
 
 
-def run(scenario: Scenario, mode: str, repeat: int = 1) -> dict[str, Any]:
+def run(scenario: Scenario, mode: str, repeat: int = 1, client: str = "link") -> dict[str, Any]:
     """Assemble and run ``scenario`` ``repeat`` times (the runs are identical: same
     seed); the figures listed in the module docstring, with the fastest wall time
-    (the minimum filters out time taken by other processes)."""
+    (the minimum filters out time taken by other processes).
+
+    ``client="link"``: the link-level client (:class:`_LinkClient`) asks the
+    link layer for the pairs directly; ``client="stack"``: the scenario's own
+    network and application layers (``swap-asap``, ``basic-apps``) do.
+    """
+    if client not in CLIENTS:
+        raise ValueError(f"client must be one of {CLIENTS}, got {client!r}")
+    (app,) = scenario.applications
     wall = math.inf
     for _ in range(max(1, repeat)):
+        ledger = _PairLedger(app.request.number)
+        if client == "link":
+            impls = {"network": type("LinkClient", (_LinkClient,), {"ledger": ledger}), "application": _Idle}
+            to_run = scenario.model_copy(update={"applications": []})  # the client asks, not an application
+        else:
+            impls, to_run = {}, scenario
         start = time.perf_counter()
-        result = assemble(scenario).run()
+        result = assemble(to_run, impls).run()
         wall = min(wall, time.perf_counter() - start)
     (link,) = scenario.links
     stats = result.links[0] if result.links else None
     attempts = stats.attempts if stats else 0
-    pairs = result.pairs.count if result.pairs else 0
+    if client == "link":
+        pairs = len(ledger.oracle)
+        goodness = sum(ledger.goodness) / pairs if pairs else None
+        oracle = sum(ledger.oracle) / pairs if pairs else None
+        spread = (
+            math.sqrt(sum((f - oracle) ** 2 for f in ledger.oracle) / (pairs - 1) / pairs) if pairs > 1 else None
+        )
+    else:
+        pairs = result.pairs.count if result.pairs else 0
+        goodness = result.pairs.mean_goodness if result.pairs else None
+        oracle = result.pairs.mean_oracle_fidelity if result.pairs else None
+        spread = result.pairs.stderr_oracle_fidelity if result.pairs else None
     return {
         "scheme": link.scheme,
         "mode": mode,
+        "client": client,
         "km": link.length_km,
         "seed": scenario.seed,
         "pairs": pairs,
@@ -154,9 +282,9 @@ def run(scenario: Scenario, mode: str, repeat: int = 1) -> dict[str, Any]:
         "success_probability": stats.success_probability if stats else None,
         "success_probability_stderr": stats.success_probability_stderr if stats else None,
         "analytic_success_probability": analytic_success_probability(scenario),
-        "mean_goodness": result.pairs.mean_goodness if result.pairs else None,
-        "mean_oracle_fidelity": result.pairs.mean_oracle_fidelity if result.pairs else None,
-        "stderr_oracle_fidelity": result.pairs.stderr_oracle_fidelity if result.pairs else None,
+        "mean_goodness": goodness,
+        "mean_oracle_fidelity": oracle,
+        "stderr_oracle_fidelity": spread,
         "sim_time_ns": result.sim_time_ns,
         "events": result.events,
         "wall_s": wall,
@@ -171,7 +299,7 @@ def _summary(r: dict[str, Any]) -> str:
 
     return "\n".join(
         [
-            f"{r['scheme']} over {r['km']:g} km, {r['mode']} (seed {r['seed']})",
+            f"{r['scheme']} over {r['km']:g} km, {r['mode']}, client {r['client']} (seed {r['seed']})",
             f"  pairs                 {r['pairs']}",
             f"  attempts              {r['attempts']}",
             f"  success probability   {fmt(r['success_probability'], '.5g')} ± {fmt(r['success_probability_stderr'], '.2g')}"
@@ -202,6 +330,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--t2-ns", type=int, default=1_000_000_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=1, help="run this many times, report the fastest wall time")
+    parser.add_argument(
+        "--client",
+        choices=CLIENTS,
+        default="link",
+        help="who asks for the pairs: 'link' a client directly on the link layer (default), "
+        "'stack' the network and application layers",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object and nothing else")
     args = parser.parse_args(argv)
     try:
@@ -223,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     except ValueError as exc:  # ScenarioError is a ValueError
         parser.error(str(exc))
-    result = run(scenario, args.mode, args.repeat)
+    result = run(scenario, args.mode, args.repeat, args.client)
     print(json.dumps(result, sort_keys=True) if args.json else _summary(result))
     return 0
 

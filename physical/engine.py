@@ -690,6 +690,14 @@ class QuantumWorld:
         if whole.qids == list(qids):
             # the qubits are exactly one group, in its order (a link pair): nothing to trace out
             return _hermitian(whole.mat)
+        if len(whole.qids) == len(qids) and set(whole.qids) == set(qids):
+            # exactly one group in another order: permute the subsystems, no trace needed
+            order = [whole.qids.index(q) for q in qids]
+            n = len(order)
+            tensor = whole.mat.reshape(whole.dims + whole.dims)
+            tensor = tensor.transpose(order + [n + i for i in order])
+            size = whole.mat.shape[0]
+            return _hermitian(np.ascontiguousarray(tensor).reshape(size, size))
         wanted = set(qids)
         mat = None
         dims: list[int] = []
