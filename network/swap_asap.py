@@ -371,6 +371,9 @@ class SwapAsap:
         slots[index] = None
         circuit.records.pop(index, None)
         frame, goodness = self._end_to_end(ok, records, repeaters)
+        # one hop: the link's goodness holds at the link's goodness time; over
+        # repeaters the Werner estimate has no exact time and is stamped now
+        goodness_time = ok.goodness_time_ns if repeaters == 0 else self.ctx.now_ns
         pair_id = PairId(head=circuit.head, tail=circuit.tail, request_id=circuit.request_id, index=index)
         remote = circuit.tail if circuit.position == 0 else circuit.head
         if circuit.type is RequestType.K:
@@ -379,7 +382,7 @@ class SwapAsap:
                 remote_node=remote,
                 bell_state=frame,
                 goodness=goodness,
-                goodness_time_ns=self.ctx.now_ns,
+                goodness_time_ns=goodness_time,
                 handle=ok.handle,
             )
         else:
@@ -394,7 +397,7 @@ class SwapAsap:
                 remote_node=remote,
                 bell_state=BellState.PHI_PLUS,
                 goodness=goodness,
-                goodness_time_ns=self.ctx.now_ns,
+                goodness_time_ns=goodness_time,
                 outcome=outcome,
                 basis=circuit.basis,
             )
