@@ -3,7 +3,8 @@
 Theory of operation
 -------------------
 One ``SingleClickEgp`` runs on every node. For each neighbour it keeps a queue
-of requests and at most one outstanding heralding attempt.
+of requests and up to ``max_in_flight`` outstanding heralding attempts (one
+by default; see Multiplexing below).
 
 1. ``LinkCreate`` from above: check it (remote is a neighbour, memory exists,
    some operating point of the link reaches the fidelity, the flags are
@@ -21,10 +22,11 @@ of requests and at most one outstanding heralding attempt.
    pair (round robin per pair), then ``(start_ns, origin, create_id)``. The
    inputs change only on events both ends see at the same instant (heralds,
    agreed starts and deadlines), so both choose alike without talking.
-3. While a request is active the EGP asks its physical layer for one attempt
-   (``HeraldAttempt``); the herald reaches both ends at the same instant, and
-   the next attempt starts as soon as it arrives. Both ends therefore stay in
-   step, attempt by attempt, with no further messages.
+3. While a request is active the EGP asks its physical layer for an attempt
+   (``HeraldAttempt``) in every free attempt slot of the link; the herald
+   reaches both ends at the same instant, and the slot's next attempt starts
+   as soon as it arrives. Both ends therefore stay in step, attempt by
+   attempt, with no further messages.
 4. On a successful herald whose fidelity estimate reaches the request's
    ``min_fidelity`` each end sends up an OK (a weaker pair is freed at both
    ends, which see the same estimate): ``LinkOkKeep`` with the qubit
@@ -57,6 +59,35 @@ Run modes (the same service, the same results in distribution):
   Both ends compute the same number: they agree on the active request, its
   deadline and the time. A run is not interrupted by a request that becomes
   ready during it; the choice is made again after the run.
+
+Multiplexing: the physical layer lets a link have several attempts in flight,
+each with its own ``attempt_id`` and a reserved memory qubit at each end.
+The EGP keeps up to ``max_in_flight`` per link: 1 by default (exactly the
+behaviour of one attempt at a time), ``None`` (:class:`MultiplexedEgp`) for
+what the memory can spare, ``num_qubits // number of links`` (at least 1);
+an explicit number is capped at ``num_qubits``. The link runs at the smaller
+of the two ends' numbers: an end above 1 says so once at start
+(``PeerMultiplex``); both ends start together, so both know it one delay
+later, before any request can start, and an end that says nothing counts as
+1. Free slots are filled after every herald, start and deadline, slot by
+slot, by the rule of step 2 (``_choose``) with three additions: a request
+never has more attempts in flight than pairs still to make (so the number of
+pairs gives no surplus); among the requests of the lowest ready priority
+value only those that may take a pair now under round robin per pair
+(``_fair``) are eligible, the fewest attempts in flight first; when none is
+eligible the slot waits (no attempt for a larger priority value). A herald
+is credited strictly by its ``attempt_id`` to the request its attempt was
+made for. Its success goes to that request if the request got no other pair
+while the attempt was in flight (the one pair an attempt in flight may still
+give a pre-empted request, LINK-PRIO-1), or if the request may take a pair now
+(``_may_take_pair``: it holds the link as a started consecutive request, or no
+request of a lower priority value is waiting and round robin lets it);
+otherwise it is a surplus, freed at both ends (and ``PeerLost`` sent, as for
+a request that ended). With one attempt in flight the first condition always
+holds, so nothing changes. An attempt started while the memory is full
+(the layer above still holds its pairs) fails with ``no_memory``: with k
+attempts in flight on k qubits and pairs freed at once, each success costs
+its slot one attempt period, so the gain is about k/(1 + p) rather than k.
 
 Single-click operating point: when the link announces ``alpha_settings`` the
 origin picks, of the settings whose fidelity reaches ``min_fidelity``, the one
@@ -118,15 +149,20 @@ from physical.service import (
     PhysicalCapabilities,
 )
 
-__all__ = ["SingleClickEgp", "FastForwardEgp", "LinkMode", "PeerCreate", "PeerRefuse", "PeerLost"]
+__all__ = [
+    "SingleClickEgp",
+    "FastForwardEgp",
+    "MultiplexedEgp",
+    "LinkMode",
+    "PeerCreate",
+    "PeerRefuse",
+    "PeerLost",
+    "PeerMultiplex",
+]
 
 LinkMode = Literal["per-attempt", "fast-forward"]
 
-_BASIS_SETS: dict[RandomBasis, tuple[Basis, ...]] = {
-    RandomBasis.XZ: (Basis.X, Basis.Z),
-    RandomBasis.XYZ: (Basis.X, Basis.Y, Basis.Z),
-}
-_RECENT_OKS = 16  # OKs per link remembered for a late PeerLost (it comes within one delay)
+_RECENT_OKS = 16  # OKs per link and attempt slot remembered for a late PeerLost (it comes within one delay)
 
 
 class _PeerMessage(BaseModel):
@@ -172,6 +208,15 @@ class PeerLost(_PeerMessage):
     sequence: int = Field(ge=0)
 
 
+class PeerMultiplex(_PeerMessage):
+    """Sent once per link at start when this end would keep more than one
+    attempt in flight: the most it will keep (the link uses the smaller of the
+    two ends' numbers; an end that never sends one keeps one)."""
+
+    kind: Literal["peer_multiplex"] = "peer_multiplex"
+    max_in_flight: int = Field(ge=2)
+
+
 @dataclass
 class _Request:
     create_id: int
@@ -193,6 +238,8 @@ class _Request:
     alpha: float | None = None
     made: int = 0
     last_pair: int = -1  # the link's pair count when it last got a pair (round robin)
+    last_pair_ns: int = -1  # when it last got a pair
+    in_flight: int = 0  # attempts (or runs) in flight for it
     held: list[LinkOkKeep] = field(default_factory=list, repr=False)  # atomic: made, not yet reported
     deadline_timer: int | None = field(default=None, repr=False)
     open: bool = True
@@ -200,6 +247,20 @@ class _Request:
     @property
     def order(self) -> tuple[int, str, int]:
         return (self.start_ns, self.origin, self.create_id)
+
+    @property
+    def unattempted(self) -> int:
+        """Pairs still to make that no attempt in flight is for."""
+        return self.number - self.made - self.in_flight
+
+
+@dataclass(slots=True)
+class _Flight:
+    """An attempt (or run) in flight: the request it was made for, and that
+    request's ``last_pair`` when it was made."""
+
+    request: _Request
+    last_pair_at_launch: int
 
 
 class SingleClickEgp:
@@ -214,20 +275,26 @@ class SingleClickEgp:
         mode: LinkMode = "per-attempt",
         max_attempts_cap: int = 100_000,
         require_consent: bool = False,
+        max_in_flight: int | None = 1,
     ) -> None:
         if mode not in ("per-attempt", "fast-forward"):
             raise ValueError(f"mode must be 'per-attempt' or 'fast-forward', got {mode!r}")
         if max_attempts_cap < 1:
             raise ValueError(f"max_attempts_cap must be at least 1, got {max_attempts_cap}")
+        if max_in_flight is not None and max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be at least 1 (or None: what the memory can spare), got {max_in_flight}")
         self.ctx = ctx
         self.mode: LinkMode = mode
         self.max_attempts_cap = max_attempts_cap
+        self.max_in_flight = max_in_flight
         self._caps: PhysicalCapabilities | None = None
         self._next_create_id = 0
         self._queues: dict[str, list[_Request]] = {}
         self._active: dict[str, _Request | None] = {}
-        # neighbour -> (attempt id, request it was made for); None when idle
-        self._outstanding: dict[str, tuple[int, _Request] | None] = {}
+        # neighbour -> attempt id -> the attempt in flight
+        self._outstanding: dict[str, dict[int, _Flight]] = {}
+        self._own_limit: dict[str, int] = {}  # attempts in flight this end would keep, per link
+        self._peer_limit: dict[str, int] = {}  # ... and the other end (1 until it says more)
         self._next_attempt: dict[str, int] = {}
         self._pairs_made: dict[str, int] = {}  # successes credited per link (round-robin clock)
         self._locked: dict[str, _Request | None] = {}  # a consecutive request that holds the link
@@ -239,14 +306,22 @@ class SingleClickEgp:
 
     def start(self) -> None:
         self._caps = self.ctx.device.capabilities()
+        spare = max(1, self._caps.num_qubits // max(1, len(self._caps.links)))
+        own = spare if self.max_in_flight is None else max(1, min(self.max_in_flight, self._caps.num_qubits))
         for neighbour in self._caps.links:
             self._queues[neighbour] = []
             self._active[neighbour] = None
-            self._outstanding[neighbour] = None
+            self._outstanding[neighbour] = {}
+            self._own_limit[neighbour] = own
+            self._peer_limit[neighbour] = 1
             self._next_attempt[neighbour] = 0
             self._pairs_made[neighbour] = 0
             self._locked[neighbour] = None
-            self._recent_oks[neighbour] = deque(maxlen=_RECENT_OKS)
+            self._recent_oks[neighbour] = deque(maxlen=_RECENT_OKS * own)
+            if own > 1:
+                # Both ends start at the same instant, so each knows the other's number one
+                # delay later, before any request can start (2 delays + 1 ns after its CREATE).
+                self.ctx.send_peer(neighbour, PeerMultiplex(max_in_flight=own))
 
     @property
     def capabilities(self) -> PhysicalCapabilities:
@@ -311,6 +386,8 @@ class SingleClickEgp:
                 return  # it ended here already (its deadline came first)
             self._end(request)
             self.ctx.send_up(LinkError(create_id=msg.create_id, origin_node=self.ctx.node, code=msg.code, detail=f"{sender}: {msg.detail}"))
+        elif isinstance(msg, PeerMultiplex):
+            self._peer_limit[sender] = msg.max_in_flight
         elif isinstance(msg, PeerLost):
             for sequence, request, ent_id in self._recent_oks[sender]:
                 if sequence == msg.sequence:
@@ -330,19 +407,23 @@ class SingleClickEgp:
         if not isinstance(msg, HeraldResult):
             raise EntityError(f"link layer got {type(msg).__name__} from below; expected HeraldResult")
         neighbour = msg.neighbour
-        outstanding = self._outstanding.get(neighbour)
-        if outstanding is None or outstanding[0] != msg.attempt_id:
+        flight = self._outstanding.get(neighbour, {}).pop(msg.attempt_id, None)
+        if flight is None:
             if msg.success and msg.handle is not None:
                 self.ctx.device.execute(FreeQubit(handle=msg.handle))
             return
-        self._outstanding[neighbour] = None
-        request = outstanding[1]
+        # The herald belongs to the request its attempt was made for, and to no other.
+        request = flight.request
+        request.in_flight -= 1
         if msg.success:
-            if request.open:
+            if request.open and self._may_take_pair(request, flight):
                 self._pairs_made[neighbour] += 1
                 request.last_pair = self._pairs_made[neighbour]
+                request.last_pair_ns = self.ctx.now_ns
                 self._deliver(request, msg)
             elif msg.handle is not None:
+                if request.open:
+                    self.ctx.trace("link.surplus", remote=neighbour, create_id=request.create_id, sequence=msg.herald_sequence)
                 self.ctx.device.execute(FreeQubit(handle=msg.handle))
                 if msg.herald_sequence is not None:
                     self.ctx.send_peer(neighbour, PeerLost(sequence=msg.herald_sequence))
@@ -388,8 +469,6 @@ class SingleClickEgp:
         best = _best_fidelity(link)
         if msg.min_fidelity > best:
             return LinkErrorCode.UNSUPP, f"min_fidelity {msg.min_fidelity} exceeds what the link gives ({best:.4f})"
-        if RandomBasis.CHSH in (msg.random_basis, msg.remote_random_basis):
-            return LinkErrorCode.UNSUPP, "CHSH bases are not served: the device measures only in X, Y and Z"
         if msg.type is RequestType.K and (msg.random_basis, msg.remote_random_basis) != (RandomBasis.NONE, RandomBasis.NONE):
             return LinkErrorCode.UNSUPP, "random bases apply to type M and R only"
         if msg.type is RequestType.R and (msg.remote_basis is not None or msg.remote_random_basis is not RandomBasis.NONE):
@@ -446,39 +525,92 @@ class SingleClickEgp:
             self.ctx.device.execute(FreeQubit(handle=ok.handle))
         request.held.clear()
 
+    def _in_flight_limit(self, neighbour: str) -> int:
+        """Attempts kept in flight on this link: the smaller of the two ends' numbers."""
+        return min(self._own_limit[neighbour], self._peer_limit[neighbour])
+
     def _choose(self, neighbour: str) -> _Request | None:
-        """The request the next attempt is for; both ends compute the same one."""
+        """The request the next attempt is for; both ends compute the same one.
+
+        A started consecutive request keeps the link; else, among the ready
+        requests of the lowest priority value, those that may take a pair now
+        (round robin, :meth:`_fair`) and still need one no attempt in flight is
+        for; of these the one with the fewest attempts in flight, then the one
+        that least recently got a pair, then the agreed order. With one attempt
+        in flight at most this is the rule (priority, last pair, order)."""
         locked = self._locked[neighbour]
         if locked is not None:
-            return locked
+            return locked if locked.unattempted > 0 else None
         now = self.ctx.now_ns
         ready = [r for r in self._queues[neighbour] if r.start_ns <= now]
         if not ready:
             return None
-        chosen = min(ready, key=lambda r: (r.priority, r.last_pair, r.order))
+        first = min(r.priority for r in ready)
+        candidates = [r for r in ready if r.priority == first and r.unattempted > 0 and self._fair(r, ready)]
+        if not candidates:
+            return None  # the slot waits: nothing of a larger priority value starts (LINK-PRIO-1)
+        chosen = min(candidates, key=lambda r: (r.in_flight, r.last_pair, r.order))
         if chosen.consecutive:
             self._locked[neighbour] = chosen
         return chosen
 
-    def _advance(self, neighbour: str) -> None:
-        """Start the next attempt on this link if there is work and none is in flight."""
-        if self._outstanding[neighbour] is not None:
-            return
-        request = self._choose(neighbour)
-        self._active[neighbour] = request
-        if request is None:
-            return
-        attempt_id = self._next_attempt[neighbour]
-        self._next_attempt[neighbour] += 1
-        self._outstanding[neighbour] = (attempt_id, request)
-        self.ctx.send_down(
-            HeraldAttempt(
-                neighbour=neighbour,
-                attempt_id=attempt_id,
-                max_attempts=self._run_length(neighbour, request),
-                bright_state_population=request.alpha,
-            )
+    @staticmethod
+    def _fair(request: _Request, ready: list[_Request]) -> bool:
+        """Round robin per pair (LINK-FAIR-1): ``request`` may take another pair
+        only once every other non-consecutive request of its priority that was
+        ready by its last pair has got a pair since."""
+        return not any(
+            other is not request
+            and not other.consecutive
+            and other.priority == request.priority
+            and other.start_ns <= request.last_pair_ns
+            and other.last_pair < request.last_pair
+            for other in ready
         )
+
+    def _may_take_pair(self, request: _Request, flight: _Flight) -> bool:
+        """Whether a success of ``flight`` goes to its (open) request.
+
+        An attempt that was made for a request may give it the pair as long as
+        the request got no other pair while the attempt was in flight (so an
+        attempt in flight when a request of higher priority became ready still
+        gives its request one pair, LINK-PRIO-1); a later success is credited
+        only if the request may take a pair now by the rules of :meth:`_choose`.
+        A pair refused here is a surplus: freed at both ends, which decide
+        alike. With one attempt in flight at most nothing is ever refused."""
+        neighbour = request.remote
+        locked = self._locked[neighbour]
+        if locked is not None and locked is not request:
+            return False  # a started consecutive request holds the link (LINK-CONSEC-1)
+        if request.last_pair == flight.last_pair_at_launch or locked is request:
+            return True
+        now = self.ctx.now_ns
+        waiting = [r for r in self._queues[neighbour] if r.start_ns <= now and (r.deadline_ns is None or r.deadline_ns > now)]
+        if any(r.priority < request.priority for r in waiting):
+            return False
+        return self._fair(request, waiting)
+
+    def _advance(self, neighbour: str) -> None:
+        """Fill the link's free attempt slots with attempts for the chosen requests."""
+        flights = self._outstanding[neighbour]
+        limit = self._in_flight_limit(neighbour)
+        while len(flights) < limit:
+            request = self._choose(neighbour)
+            self._active[neighbour] = request
+            if request is None:
+                return
+            attempt_id = self._next_attempt[neighbour]
+            self._next_attempt[neighbour] += 1
+            flights[attempt_id] = _Flight(request, request.last_pair)
+            request.in_flight += 1
+            self.ctx.send_down(
+                HeraldAttempt(
+                    neighbour=neighbour,
+                    attempt_id=attempt_id,
+                    max_attempts=self._run_length(neighbour, request),
+                    bright_state_population=request.alpha,
+                )
+            )
 
     def _run_length(self, neighbour: str, request: _Request) -> int:
         """How many attempts one HeraldAttempt asks for (see the module docstring)."""
@@ -497,7 +629,7 @@ class SingleClickEgp:
         choice = request.random_basis if at_origin else request.remote_random_basis
         if choice is RandomBasis.NONE:
             return fixed
-        bases = _BASIS_SETS[choice]
+        bases = choice.bases(at_origin)  # CHSH: Z/X at the origin, ZX_PLUS/ZX_MINUS at the responder
         return bases[int(self.ctx.rng.integers(len(bases)))]
 
     def _deliver(self, request: _Request, herald: HeraldResult) -> None:
@@ -590,5 +722,17 @@ def _operating_point(link: HeraldingLink, min_fidelity: float) -> float | None:
 class FastForwardEgp(SingleClickEgp):
     """The reference EGP in fast-forward mode (registry name ``fast-forward-egp``)."""
 
-    def __init__(self, ctx: Context, max_attempts_cap: int = 100_000, require_consent: bool = False) -> None:
-        super().__init__(ctx, mode="fast-forward", max_attempts_cap=max_attempts_cap, require_consent=require_consent)
+    def __init__(
+        self, ctx: Context, max_attempts_cap: int = 100_000, require_consent: bool = False, max_in_flight: int | None = 1
+    ) -> None:
+        super().__init__(
+            ctx, mode="fast-forward", max_attempts_cap=max_attempts_cap, require_consent=require_consent, max_in_flight=max_in_flight
+        )
+
+
+class MultiplexedEgp(SingleClickEgp):
+    """The reference EGP keeping as many attempts in flight per link as the
+    memory can spare (``max_in_flight=None``; see the module docstring)."""
+
+    def __init__(self, ctx: Context, mode: LinkMode = "per-attempt", require_consent: bool = False) -> None:
+        super().__init__(ctx, mode=mode, require_consent=require_consent, max_in_flight=None)

@@ -93,15 +93,33 @@ class RandomBasis(str, enum.Enum):
 
     NONE: use the fixed basis. XZ: X or Z with probability 1/2 each (BB84,
     Bennett & Brassard 1984). XYZ: X, Y or Z, 1/3 each (six-state protocol,
-    Bruss, PRL 81, 3018, 1998). CHSH: Z rotated by ±π/4 about Y (Clauser et
-    al., PRL 23, 880, 1969); the device service measures only in X, Y and Z,
-    so the reference answers CHSH with ERR UNSUPP.
+    Bruss, PRL 81, 3018, 1998). CHSH: the settings of the CHSH test (Clauser,
+    Horne, Shimony & Holt, PRL 23, 880, 1969), which differ by end: the
+    origin draws Z or X, the responder ZX_PLUS or ZX_MINUS ((Z ± X)/√2, Z
+    rotated by ±π/4 about Y), 1/2 each. On Φ+ these give
+    ``S = E(Z,ZX_PLUS) + E(Z,ZX_MINUS) + E(X,ZX_PLUS) − E(X,ZX_MINUS) = 2√2``.
     """
 
     NONE = "NONE"
     XZ = "XZ"
     XYZ = "XYZ"
     CHSH = "CHSH"
+
+    def bases(self, at_origin: bool) -> tuple[Basis, ...]:
+        """The set drawn from, uniformly, at the origin (``at_origin``) or the
+        responder; empty for NONE (the fixed basis is used)."""
+        if self is RandomBasis.CHSH:
+            return _CHSH_ORIGIN if at_origin else _CHSH_RESPONDER
+        return _RANDOM_BASES[self]
+
+
+_RANDOM_BASES: dict[RandomBasis, tuple[Basis, ...]] = {
+    RandomBasis.NONE: (),
+    RandomBasis.XZ: (Basis.X, Basis.Z),
+    RandomBasis.XYZ: (Basis.X, Basis.Y, Basis.Z),
+}
+_CHSH_ORIGIN = (Basis.Z, Basis.X)
+_CHSH_RESPONDER = (Basis.ZX_PLUS, Basis.ZX_MINUS)
 
 
 class LinkCreate(_Message):

@@ -198,6 +198,13 @@ class SwapAsap:
             # (remote state preparation); this network layer delivers K and M only.
             self.ctx.send_up(NetRejected(request_id=msg.request_id, reason="type R (remote state preparation) is not served end to end"))
             return
+        if msg.type is RequestType.M and not msg.basis.is_pauli:
+            # The tail corrects its outcome by flipping it (``_flips``); a Pauli frame
+            # turns (Z ± X)/√2 into (Z ∓ X)/√2, which no flip can undo.
+            self.ctx.send_up(
+                NetRejected(request_id=msg.request_id, reason=f"type M in basis {msg.basis.value}: only X, Y and Z are served end to end")
+            )
+            return
         if msg.remote_node == me or msg.remote_node not in self.topology:
             self.ctx.send_up(NetRejected(request_id=msg.request_id, reason=f"unknown remote node {msg.remote_node!r}"))
             return
@@ -478,4 +485,6 @@ def _flips(frame: BellState, basis: Basis) -> bool:
         return bool(x)
     if basis is Basis.X:
         return bool(z)
-    return bool(x ^ z)
+    if basis is Basis.Y:
+        return bool(x ^ z)
+    raise EntityError(f"no outcome flip corrects a Pauli frame in basis {basis.value} (requests in it are refused)")

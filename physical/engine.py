@@ -225,10 +225,14 @@ def bloch_ket(theta_rad: float, phi_rad: float) -> Qobj:
 
 def _make_projectors() -> dict[Basis, list[Qobj]]:
     s = 1 / math.sqrt(2)
+    # (Z ± X)/√2: +1 eigenstate cos(π/8)|0> ± sin(π/8)|1> (Bloch θ = π/4, φ = 0 or π)
+    c8, s8 = math.cos(math.pi / 8), math.sin(math.pi / 8)
     kets = {
         Basis.Z: ([1, 0], [0, 1]),
         Basis.X: ([s, s], [s, -s]),
         Basis.Y: ([s, 1j * s], [s, -1j * s]),
+        Basis.ZX_PLUS: ([c8, s8], [s8, -c8]),
+        Basis.ZX_MINUS: ([c8, -s8], [s8, c8]),
     }
     out = {}
     for basis, (k0, k1) in kets.items():
@@ -240,7 +244,8 @@ _PROJECTORS = _make_projectors()
 
 
 def basis_projectors(basis: Basis) -> list[Qobj]:
-    """Projectors ``[P0, P1]`` on the +1 and -1 eigenstates of the Pauli ``basis``."""
+    """Projectors ``[P0, P1]`` on the +1 and -1 eigenstates of ``basis``'s
+    observable (a Pauli, or (Z ± X)/√2 for ZX_PLUS / ZX_MINUS; see :class:`Basis`)."""
     return _PROJECTORS[Basis(basis)]
 
 
@@ -452,10 +457,10 @@ class QuantumWorld:
     # ---------------------------------------------------------- measurement
 
     def measure(self, qid: int, basis: Basis, rng: np.random.Generator, now_ns: int) -> int:
-        """Destructive projective measurement in the Pauli ``basis``: 0 for the +1
+        """Destructive projective measurement in ``basis`` (a Pauli, or a CHSH basis): 0 for the +1
         eigenstate (|0>, |+>, |+i>), 1 for the -1 eigenstate. The qubit is removed."""
         if self._qubit(qid).dim != 2:
-            raise WorldError(f"a Pauli measurement needs a qubit; {qid} has dim {self._qubits[qid].dim}")
+            raise WorldError(f"a basis measurement needs a qubit; {qid} has dim {self._qubits[qid].dim}")
         label = f"measured in the {Basis(basis).value} basis"
         return self._measure([qid], basis_projectors(basis), now_ns, rng, label)[0]
 

@@ -114,11 +114,48 @@ _BITS_BELL = {bits: state for state, bits in _BELL_BITS.items()}
 
 
 class Basis(str, enum.Enum):
-    """Single-qubit measurement bases (eigenbases of the Pauli operators)."""
+    """Single-qubit measurement bases: the eigenbasis of an observable ``n·σ``.
+
+    Outcome 0 is the +1 eigenstate, outcome 1 the −1 eigenstate. Each basis is
+    named by the Bloch direction ``n = (sin θ cos φ, sin θ sin φ, cos θ)`` of
+    its outcome-0 state ``cos(θ/2)|0> + e^{iφ} sin(θ/2)|1>``:
+
+    * ``Z``: Z (θ = 0); ``X``: X (θ = π/2, φ = 0); ``Y``: Y (θ = π/2, φ = π/2);
+    * ``ZX_PLUS``: (Z + X)/√2, θ = π/4, φ = 0, outcome 0 is
+      ``cos(π/8)|0> + sin(π/8)|1>``;
+    * ``ZX_MINUS``: (Z − X)/√2, θ = π/4, φ = π, outcome 0 is
+      ``cos(π/8)|0> − sin(π/8)|1>``.
+
+    The last two are Z rotated by ±π/4 about Y, the responder's settings of the
+    CHSH test when the other side measures Z and X (Clauser, Horne, Shimony &
+    Holt, PRL 23, 880, 1969): on Φ+ they give |S| = 2√2, Tsirelson's bound
+    (Cirel'son, Lett. Math. Phys. 4, 93, 1980).
+    """
 
     Z = "Z"
     X = "X"
     Y = "Y"
+    ZX_PLUS = "ZX_PLUS"
+    ZX_MINUS = "ZX_MINUS"
+
+    @property
+    def bloch_angles(self) -> tuple[float, float]:
+        """(θ, φ) in radians of the outcome-0 eigenstate (see the class docstring)."""
+        return _BASIS_ANGLES[self]
+
+    @property
+    def is_pauli(self) -> bool:
+        """True for X, Y and Z, whose outcomes a Pauli frame only flips."""
+        return self in (Basis.Z, Basis.X, Basis.Y)
+
+
+_BASIS_ANGLES = {
+    Basis.Z: (0.0, 0.0),
+    Basis.X: (math.pi / 2, 0.0),
+    Basis.Y: (math.pi / 2, math.pi / 2),
+    Basis.ZX_PLUS: (math.pi / 4, 0.0),
+    Basis.ZX_MINUS: (math.pi / 4, math.pi),
+}
 
 
 class Gate(str, enum.Enum):
@@ -157,7 +194,8 @@ class ApplyGate(_Message):
 
 
 class Measure(_Message):
-    """Destructive single-qubit measurement: the qubit is freed afterwards."""
+    """Destructive single-qubit measurement in ``basis`` (outcome 0: the +1
+    eigenstate of its observable, see :class:`Basis`); the qubit is freed afterwards."""
 
     kind: Literal["measure"] = "measure"
     handle: QubitHandle

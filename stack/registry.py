@@ -27,6 +27,7 @@ BUILTIN: dict[str, dict[str, str]] = {
     "link": {
         "single-click-egp": "link.egp:SingleClickEgp",  # attempt by attempt
         "fast-forward-egp": "link.egp:FastForwardEgp",  # runs of attempts up to the next success
+        "multiplexed-egp": "link.egp:MultiplexedEgp",  # several attempts in flight per link, one memory each
     },
     "network": {"swap-asap": "network.swap_asap:SwapAsap"},
     "application": {"basic-apps": "application.apps:BasicApps"},

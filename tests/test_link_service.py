@@ -77,7 +77,6 @@ def test_recv_fields_are_validated_too():
     "request_, code",
     [
         (LinkCreate(remote_node="carol"), LinkErrorCode.CREATE),  # unknown remote node
-        (LinkCreate(remote_node="bob", type=RequestType.M, random_basis=RandomBasis.CHSH), LinkErrorCode.UNSUPP),
         (LinkCreate(remote_node="bob", type=RequestType.K, random_basis=RandomBasis.XZ), LinkErrorCode.UNSUPP),
         (LinkCreate(remote_node="bob", type=RequestType.R, remote_basis=Basis.X), LinkErrorCode.UNSUPP),
         (LinkCreate(remote_node="bob", type=RequestType.M, atomic=True), LinkErrorCode.UNSUPP),

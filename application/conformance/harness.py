@@ -270,6 +270,9 @@ _BASIS_VECTORS = {
     Basis.Z: (np.array([1, 0], dtype=complex), np.array([0, 1], dtype=complex)),
     Basis.X: (bloch_vector(math.pi / 2, 0.0), bloch_vector(math.pi / 2, math.pi)),
     Basis.Y: (bloch_vector(math.pi / 2, math.pi / 2), bloch_vector(math.pi / 2, 3 * math.pi / 2)),
+    # (Z ± X)/√2: Bloch θ = π/4, φ = 0 or π; the −1 eigenstate is antipodal
+    Basis.ZX_PLUS: (bloch_vector(math.pi / 4, 0.0), bloch_vector(3 * math.pi / 4, math.pi)),
+    Basis.ZX_MINUS: (bloch_vector(math.pi / 4, math.pi), bloch_vector(3 * math.pi / 4, 0.0)),
 }
 
 

@@ -16,7 +16,11 @@ between them over a classical channel with a fixed delay), and plays the rest:
   period later; when both ends' photons with the same ``attempt_id`` arrive at
   the same instant the station draws success (from the scripted loss pattern
   or with the given probability), allocates one qubit at each end and sends
-  both ends a ``HeraldResult`` that arrives half a period after that. A
+  both ends a ``HeraldResult`` that arrives half a period after that. Each
+  attempt in flight reserves one memory qubit at its end from the attempt to
+  its result (a success turns it into the pair's qubit), so an end whose
+  memory is held or reserved attempts without memory and the attempt fails
+  (``no_memory``), as in ``specs/physical.md``. A
   ``HeraldAttempt`` with ``max_attempts`` N > 1 is a run of up to N such
   draws, one period apart, ending at the first success. The
   station keeps the *truth* of every pair it heralds: which two qubits, which
@@ -161,6 +165,11 @@ class LinkRun:
     held_at_end: dict[str, dict[int, str]]  # node -> handle -> owner ("link" or "upper")
     end_ns: int
     crashed: BaseException | None = None
+    results: list[tuple[int, str, HeraldResult]] = field(default_factory=list)  # (time, node, result) as sent up
+    # measurements of heralded qubits in the order made: (node, pair sequence); and for
+    # the index in ``up`` of each LinkOkMeasure, how many measurements preceded it
+    measure_log: list[tuple[str, int]] = field(default_factory=list)
+    measures_before_up: dict[int, int] = field(default_factory=dict)
 
     def oks(self, node: str | None = None) -> list[SentUp]:
         return [u for u in self.up if isinstance(u.msg, (LinkOkKeep, LinkOkMeasure)) and node in (None, u.node)]
@@ -192,6 +201,9 @@ class FakePhysical:
         self.pairs: dict[int, PairTruth] = {}
         self.misuse: list[str] = []
         self.attempts: list[tuple[int, str, HeraldAttempt]] = []
+        self.results: list[tuple[int, str, HeraldResult]] = []
+        self.measure_log: list[tuple[str, int]] = []
+        self.reserved: dict[str, int] = {n: 0 for n in NODES}  # memory qubits reserved by attempts in flight
         self.sequence = 0
         self._loss: Iterator[bool] = iter(conditions.loss_pattern or ())
         self._fidelities = conditions.herald_fidelities
@@ -256,6 +268,7 @@ class FakePhysical:
             for pair in self.pairs.values():
                 if pair.handles.get(node) == op.handle and node not in pair.measured:
                     pair.measured[node] = (op.basis.value, outcome, now)
+                    self.measure_log.append((node, pair.sequence))
             return MeasureResult(outcome=outcome, basis=op.basis)
         if isinstance(op, ApplyGate):
             if self.held[node].get(op.handle) != "link":
@@ -308,7 +321,7 @@ class FakePhysical:
             self.misuse.append(f"t={now} {node}: HeraldAttempt at bright_state_population {alpha}, which the link does not offer")
             alpha = None
         key = (msg.attempt_id, now)
-        has_memory = len(self.held[node]) < self.capacity[node]
+        has_memory = len(self.held[node]) + self.reserved[node] < self.capacity[node]
         reports = self._pending.get(key)
         if reports is None:
             reports = self._pending[key] = {}
@@ -316,6 +329,8 @@ class FakePhysical:
         if node in reports:
             self.misuse.append(f"t={now} {node}: two HeraldAttempts with attempt_id {msg.attempt_id} at once")
             return
+        if has_memory:
+            self.reserved[node] += 1
         reports[node] = (has_memory, msg.max_attempts, alpha)
 
     def _resolve(self, key: tuple[int, int]) -> None:
@@ -349,13 +364,21 @@ class FakePhysical:
                 result = HeraldResult(
                     neighbour=_other(node), attempt_id=attempt_id, success=False, no_memory=not has_memory, attempts=attempts
                 )
-                self.kernel.schedule(wait + back, self.deliver, node, result)
+                self.kernel.schedule(wait + back, self._fail, node, has_memory, result)
             return
         self.kernel.schedule(wait, self._herald, attempt_id, attempts, setting_fidelity)
+
+    def _fail(self, node: str, had_memory: bool, result: HeraldResult) -> None:
+        """A failed attempt gives back its reserved qubit as its result goes up."""
+        if had_memory:
+            self.reserved[node] -= 1
+        self.deliver(node, result)
 
     def _herald(self, attempt_id: int, attempts: int, setting_fidelity: float | None = None) -> None:
         now = self.kernel.now_ns
         back = self.conditions.delay_ns - self.conditions.delay_ns // 2
+        for node in NODES:
+            self.reserved[node] -= 1  # the reserved qubit becomes the pair's
         handles = {}
         for node in NODES:
             handle = self._allocate(node, "link")
@@ -419,6 +442,7 @@ class LinkHarness:
         self.physical = FakePhysical(self.kernel, conditions, streams[2])
         self.physical.deliver = self._deliver_below
         self.up: list[SentUp] = []
+        self.measures_before_up: dict[int, int] = {}
         self._cause: tuple[str, int | None] = ("start", None)
         self.entities: dict[str, Any] = {}
         for node, rng in zip(NODES, streams):
@@ -444,12 +468,15 @@ class LinkHarness:
             self._cause = ("timer", None)
 
     def _on_up(self, node: str, msg: Any) -> None:
+        if isinstance(msg, LinkOkMeasure):
+            self.measures_before_up[len(self.up)] = len(self.physical.measure_log)
         self.up.append(SentUp(self.kernel.now_ns, node, msg, self._cause))
         if isinstance(msg, LinkOkKeep):
             self.physical.hand_up(node, msg.handle)
             self.kernel.schedule(self.conditions.upper_hold_ns, self.physical.upper_free, node, msg.handle)
 
     def _deliver_below(self, node: str, msg: Any) -> None:
+        self.physical.results.append((self.kernel.now_ns, node, msg))
         self._call(("below", None), self.entities[node].handle_below, msg)
 
     def _deliver_peer(self, sender: str, node: str, msg: Any) -> None:
@@ -484,6 +511,9 @@ class LinkHarness:
             held_at_end={n: dict(h) for n, h in self.physical.held.items()},
             end_ns=self.kernel.now_ns,
             crashed=crashed,
+            results=self.physical.results,
+            measure_log=self.physical.measure_log,
+            measures_before_up=self.measures_before_up,
         )
 
 

@@ -412,26 +412,28 @@ def ok_goodness_honest(impl: Any) -> None:
 
 def _measured_pair(run: LinkRun, up: SentUp) -> Any:
     """The heralded pair a type-M OK reports on: of the pairs whose qubit at this
-    node was measured (in the OK's basis, with its outcome) no later than the OK
-    and not yet reported by an earlier OK, the one measured last."""
+    node was measured (in the OK's basis, with its outcome) before the OK was
+    sent and not yet reported by an earlier OK, the one measured last (in the
+    order of the measurements, so that pairs measured at one instant, as with
+    several attempts in flight, are told apart)."""
     attribution = getattr(run, "_m_attribution", None)
     if attribution is None:
         attribution = {}
         claimed: set[tuple[str, int]] = set()
-        for other in run.oks():
+        for index, other in enumerate(run.up):
             if not isinstance(other.msg, LinkOkMeasure):
                 continue
             best = None
-            for pair in run.pairs.values():
-                got = pair.measured.get(other.node)
+            for node, sequence in reversed(run.measure_log[: run.measures_before_up.get(index, 0)]):
+                got = run.pairs[sequence].measured.get(node)
                 if (
-                    got is not None
-                    and got[2] <= other.time_ns
+                    node == other.node
+                    and (node, sequence) not in claimed
+                    and got is not None
                     and (got[0], got[1]) == (other.msg.basis.value, other.msg.outcome)
-                    and (other.node, pair.sequence) not in claimed
-                    and (best is None or got[2] >= best.measured[other.node][2])
                 ):
-                    best = pair
+                    best = run.pairs[sequence]
+                    break
             if best is not None:
                 claimed.add((other.node, best.sequence))
             attribution[id(other)] = best
@@ -720,6 +722,27 @@ def random_bases(impl: Any) -> None:
         got = {u.msg.basis for u in _ok_ups(run, node)}
         if got != {wanted}:
             raise ClauseFailure(f"basis=X, remote_basis=Y: {node} measured in {sorted(b.value for b in got)}, expected {wanted.value}")
+    # CHSH: the origin draws from {Z, X}, the responder from {ZX_PLUS, ZX_MINUS}; an
+    # implementation may refuse it with UNSUPP. 40 pairs miss a basis of a 2-set
+    # with probability <= 2 (1/2)^40 < 1e-11.
+    chsh = LinkCreate(remote_node="bob", type=RequestType.M, number=40, random_basis=RandomBasis.CHSH, remote_random_basis=RandomBasis.CHSH)
+    run = _single(impl, [ScriptedCreate(0, "alice", chsh)], conditions, until_ns=400_000)
+    refusal = _answer(run, 0, 4 * conditions.delay_ns)
+    if refusal is not None:
+        if refusal.code is not LinkErrorCode.UNSUPP:
+            raise ClauseFailure(f"a CHSH request was answered {refusal!r}: serve it or refuse it with UNSUPP")
+        return
+    for node, allowed in (("alice", {Basis.Z, Basis.X}), ("bob", {Basis.ZX_PLUS, Basis.ZX_MINUS})):
+        oks = _ok_ups(run, node)
+        used = {u.msg.basis for u in oks}
+        if len(oks) != 40 or used != allowed:
+            raise ClauseFailure(
+                f"random_basis=remote_random_basis=CHSH, 40 pairs: {node} got {len(oks)} OKs in bases "
+                f"{sorted(b.value for b in used)}, expected 40 drawn from {sorted(b.value for b in allowed)}"
+            )
+        for up in oks:
+            if _measured_pair(run, up) is None:
+                raise _fail("the OK's basis and outcome are not those of a measurement of the pair's qubit", up)
 
 
 @SUITE.clause("LINK-ALPHA-1", "attempts use the fastest announced single-click setting that reaches min_fidelity", mandatory=False)
@@ -799,6 +822,32 @@ def consecutive(impl: Any) -> None:
         order = [u.msg.purpose_id for u in _ok_ups(run, node)]
         if order[:3] != [1, 1, 1] or sorted(order[3:]) != [2, 2, 3, 3]:
             raise ClauseFailure(f"a consecutive request (purpose 1) that had started was interleaved with later ones at {node}: {order}")
+
+
+@SUITE.clause("LINK-MUX-1", "attempts are in step at both ends, and no attempt id is reused while in flight")
+def attempts_in_step(impl: Any) -> None:
+    def check(run: LinkRun) -> None:
+        sent = {(t, node, a.attempt_id): a for t, node, a in run.attempts}
+        for (t, node, attempt_id), attempt in sent.items():
+            twin = sent.get((t, _other(node), attempt_id))
+            if twin is None:
+                raise ClauseFailure(f"t={t} ns: {node} sent attempt {attempt_id} and {_other(node)} sent no attempt with that id")
+            if (twin.max_attempts, twin.bright_state_population) != (attempt.max_attempts, attempt.bright_state_population):
+                raise ClauseFailure(f"t={t} ns: the two ends sent attempt {attempt_id} with different max_attempts or bright_state_population")
+        answered: dict[tuple[str, int], list[int]] = {}  # (node, attempt id) -> times of its results
+        for t, node, result in run.results:
+            answered.setdefault((node, result.attempt_id), []).append(t)
+        last: dict[tuple[str, int], int] = {}
+        for t, node, attempt in sorted(run.attempts, key=lambda x: x[0]):
+            key = (node, attempt.attempt_id)
+            before = last.get(key)
+            if before is not None and not any(before <= s <= t for s in answered.get(key, ())):
+                raise ClauseFailure(f"t={t} ns: {node} sent attempt id {attempt.attempt_id} again while the one of t={before} ns was in flight")
+            last[key] = t
+
+    # live scenarios (no deadlines, no minimum fidelity): the ends of an implementation that
+    # breaks another clause (reports or ends requests differently) may legitimately drift apart
+    _property(impl, check, live=True, examples=20)
 
 
 @SUITE.clause("LINK-ATOMIC-1", "an atomic request's OKs come all together, with every pair alive, or not at all")

@@ -555,11 +555,20 @@ GATE_MATRICES = {
     "H": np.array([[_S, _S], [_S, -_S]], dtype=complex),
     "S": np.array([[1, 0], [0, 1j]], dtype=complex),
 }
-# +1 and -1 eigenvectors of each Pauli basis: outcome 0 and outcome 1
+# +1 and -1 eigenvectors of each basis's observable: outcome 0 and outcome 1
 BASIS_VECTORS = {
     "Z": (np.array([1, 0], dtype=complex), np.array([0, 1], dtype=complex)),
     "X": (np.array([_S, _S], dtype=complex), np.array([_S, -_S], dtype=complex)),
     "Y": (np.array([_S, 1j * _S], dtype=complex), np.array([_S, -1j * _S], dtype=complex)),
+    # (Z ± X)/√2 (Basis.ZX_PLUS / ZX_MINUS): +1 eigenvector cos(π/8)|0> ± sin(π/8)|1>
+    "ZX_PLUS": (
+        np.array([math.cos(math.pi / 8), math.sin(math.pi / 8)], dtype=complex),
+        np.array([math.sin(math.pi / 8), -math.cos(math.pi / 8)], dtype=complex),
+    ),
+    "ZX_MINUS": (
+        np.array([math.cos(math.pi / 8), -math.sin(math.pi / 8)], dtype=complex),
+        np.array([math.sin(math.pi / 8), math.cos(math.pi / 8)], dtype=complex),
+    ),
 }
 
 

@@ -198,7 +198,7 @@ _steps = st.one_of(
     _init,
     st.tuples(st.just("gate"), _nodes, _picks, st.sampled_from(["I", "X", "Y", "Z", "H", "S"])),
     st.tuples(st.just("gate"), _nodes, _picks, st.sampled_from(["H", "S"])),
-    st.tuples(st.just("measure"), _nodes, _picks, st.sampled_from(["Z", "X", "Y"])),
+    st.tuples(st.just("measure"), _nodes, _picks, st.sampled_from(["Z", "X", "Y", "ZX_PLUS", "ZX_MINUS"])),
     st.tuples(st.just("bell"), _nodes, _picks, _picks),
     st.tuples(st.just("same"), _nodes, _picks),
     st.tuples(st.just("free"), _nodes, _picks),
@@ -395,6 +395,8 @@ def measure_born_rule(impl: Any) -> None:
         (2 * math.pi / 3, 0.0, Basis.Z),  # p0 = cos²(π/3) = 1/4
         (math.pi / 2, math.pi / 3, Basis.X),  # p0 = (1 + cos φ)/2 = 3/4
         (math.pi / 2, math.pi / 3, Basis.Y),  # p0 = (1 + sin φ)/2
+        (math.pi / 2, 0.0, Basis.ZX_PLUS),  # |+>, Bloch vectors π/4 apart: p0 = (1 + 1/√2)/2
+        (math.pi, 0.0, Basis.ZX_MINUS),  # |1>, Bloch vectors 3π/4 apart: p0 = (1 - 1/√2)/2
     ]
     harness = PhysicalHarness(impl, replace(LOSSLESS, num_qubits=(1, 1)), seed=7)
     harness.start()
