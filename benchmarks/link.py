@@ -61,12 +61,13 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
-from link.service import CAP_LINK_K, LinkAck, LinkCreate, LinkError, LinkOkKeep  # noqa: E402
+from link.service import LinkCreate, LinkError, LinkOkKeep  # noqa: E402
 from physical.barrett_kok import BarrettKokModel  # noqa: E402
-from physical.service import CAP_DEVICE, FreeQubit, OracleFidelity, QubitRef  # noqa: E402
+from physical.service import FreeQubit, OracleFidelity, QubitRef  # noqa: E402
 from physical.midpoint_source import MidpointSourceModel  # noqa: E402
 from physical.schemes import SingleClickModel  # noqa: E402
 from stack import assemble  # noqa: E402
+from stack.probes import LinkClient, NoApplication  # noqa: E402
 from stack.scenario import Scenario, parse_scenario  # noqa: E402
 
 __all__ = ["SCHEMES", "MODES", "CLIENTS", "build_scenario", "analytic_success_probability", "run", "main"]
@@ -144,37 +145,29 @@ class _PairLedger:
         self.errors: list[str] = []
 
 
-class _LinkClient:
-    """Plays the layer above the link (the network slot) for the benchmark.
+class _LinkClient(LinkClient):
+    """The link-level client: alice asks for all pairs in one CREATE (type K).
 
-    alice asks for all pairs in one CREATE (type K). When both halves of a
-    pair are reported (both OKs come at the herald's arrival, the same
-    instant at the two ends of a symmetric link), the second end reads the
-    pair's oracle fidelity from the simulated state, then both ends free their
-    qubit. The ends share a ledger instead of sending each other messages:
-    this is a measuring harness, not a protocol.
+    When both halves of a pair are reported (both OKs come at the herald's
+    arrival, the same instant at the two ends of a symmetric link), the second
+    end reads the pair's oracle fidelity from the simulated state, then both
+    ends free their qubit. The ends share a ledger instead of sending each
+    other messages: this is a measuring harness, not a protocol.
     """
 
-    PROVIDES: frozenset[str] = frozenset()
-    REQUIRES = frozenset({CAP_LINK_K, CAP_DEVICE})
     ledger: _PairLedger  # set per run on a subclass, see run()
 
     def __init__(self, ctx: Any, topology: Any) -> None:
-        self.ctx = ctx
+        super().__init__(ctx, topology)
         self.ledger.clients[ctx.node] = self
+        self.creates = {"alice": [LinkCreate(remote_node="bob", number=self.ledger.pairs)]}
 
-    def start(self) -> None:
-        if self.ctx.node == "alice":
-            self.ctx.send_down(LinkCreate(remote_node="bob", number=self.ledger.pairs))
-
-    def handle_below(self, msg: Any) -> None:
-        if isinstance(msg, LinkAck):
-            return
+    def on_link(self, msg: Any) -> None:
         if isinstance(msg, LinkError):
             self.ledger.errors.append(f"{msg.code.value} {msg.detail}")
             return
         if not isinstance(msg, LinkOkKeep):
-            raise RuntimeError(f"benchmark client got {type(msg).__name__}")
+            super().on_link(msg)
         other = self.ledger.halves.pop(msg.ent_id, None)
         if other is None:
             self.ledger.halves[msg.ent_id] = (self.ctx.node, msg)
@@ -189,40 +182,6 @@ class _LinkClient:
 
     def free(self, handle: int) -> None:
         self.ctx.device.execute(FreeQubit(handle=handle))
-
-    def handle_above(self, msg: Any) -> None:
-        raise RuntimeError("nothing runs above the benchmark client")
-
-    def handle_peer(self, sender: str, msg: Any) -> None:
-        raise RuntimeError("benchmark clients send no peer messages")
-
-    def handle_timer(self, tag: Any) -> None:
-        raise RuntimeError("benchmark clients set no timers")
-
-
-class _Idle:
-    """An empty application layer above the benchmark client."""
-
-    PROVIDES: frozenset[str] = frozenset()
-    REQUIRES: frozenset[str] = frozenset()
-
-    def __init__(self, ctx: Any) -> None:
-        pass
-
-    def start(self) -> None:
-        pass
-
-    def handle_above(self, msg: Any) -> None:
-        pass
-
-    def handle_below(self, msg: Any) -> None:
-        pass
-
-    def handle_peer(self, sender: str, msg: Any) -> None:
-        pass
-
-    def handle_timer(self, tag: Any) -> None:
-        pass
 
 
 def analytic_success_probability(scenario: Scenario) -> float:
@@ -249,7 +208,7 @@ def run(scenario: Scenario, mode: str, repeat: int = 1, client: str = "link") ->
     for _ in range(max(1, repeat)):
         ledger = _PairLedger(app.request.number)
         if client == "link":
-            impls = {"network": type("LinkClient", (_LinkClient,), {"ledger": ledger}), "application": _Idle}
+            impls = {"network": type("LinkClient", (_LinkClient,), {"ledger": ledger}), "application": NoApplication}
             to_run = scenario.model_copy(update={"applications": []})  # the client asks, not an application
         else:
             impls, to_run = {}, scenario

@@ -44,14 +44,14 @@ import pydantic
 import pytest
 import qutip
 
-from entity import EntityError
-from link.service import CAP_LINK_M, LinkAck, LinkCreate, LinkOkMeasure, RandomBasis, RequestType
+from link.service import CAP_LINK_M, LinkCreate, LinkOkMeasure, RandomBasis, RequestType
 from network.service import NetRejected, NetRequest
 from network.swap_asap import SwapAsap
 from physical.engine import QuantumWorld, basis_projectors, bell_ket, bloch_ket
 from physical.midpoint_source import MidpointSourceModel
 from physical.schemes import HeraldingModel, SingleClickModel
 from physical.service import Basis, BellState, Measure
+from stack.probes import LinkClient, NoApplication
 from stack import assemble
 from stack.scenario import Scenario, parse_scenario
 from tests.fakes import FakeContext, FakeDevice
@@ -227,65 +227,28 @@ class Outcomes:
     oks: dict[str, dict[int, LinkOkMeasure]] = field(default_factory=lambda: {"alice": {}, "bob": {}})
 
 
-class ChshClient:
+class ChshClient(LinkClient):
     """In the network layer's place: alice asks bob for ``outcomes.number`` type-M
     pairs with random_basis = remote_random_basis = CHSH in one LinkCreate."""
 
-    PROVIDES: frozenset[str] = frozenset()
     REQUIRES = frozenset({CAP_LINK_M})
     outcomes: Outcomes
 
     def __init__(self, ctx: Any, topology: Any) -> None:
-        self.ctx = ctx
+        super().__init__(ctx, topology)
+        create = LinkCreate(
+            remote_node="bob",
+            type=RequestType.M,
+            number=self.outcomes.number,
+            random_basis=RandomBasis.CHSH,
+            remote_random_basis=RandomBasis.CHSH,
+        )
+        self.creates = {"alice": [create]}
 
-    def start(self) -> None:
-        if self.ctx.node == "alice":
-            self.ctx.send_down(
-                LinkCreate(
-                    remote_node="bob",
-                    type=RequestType.M,
-                    number=self.outcomes.number,
-                    random_basis=RandomBasis.CHSH,
-                    remote_random_basis=RandomBasis.CHSH,
-                )
-            )
-
-    def handle_below(self, msg: Any) -> None:
-        if isinstance(msg, LinkOkMeasure):
-            self.outcomes.oks[self.ctx.node][msg.ent_id.sequence] = msg
-        elif not isinstance(msg, LinkAck):
-            raise EntityError(f"unexpected from the link layer: {msg!r}")
-
-    def handle_above(self, msg: Any) -> None:
-        raise EntityError("no requests from above")
-
-    def handle_peer(self, sender: str, msg: Any) -> None:
-        raise EntityError("no peer messages")
-
-    def handle_timer(self, tag: Any) -> None:
-        raise EntityError("no timers")
-
-
-class NoApplication:
-    PROVIDES: frozenset[str] = frozenset()
-    REQUIRES: frozenset[str] = frozenset()
-
-    def __init__(self, ctx: Any) -> None:
-        pass
-
-    def start(self) -> None:
-        pass
-
-    def handle_above(self, msg: Any) -> None:
-        raise EntityError("no requests")
-
-    handle_below = handle_above
-
-    def handle_peer(self, sender: str, msg: Any) -> None:
-        raise EntityError("no peer messages")
-
-    def handle_timer(self, tag: Any) -> None:
-        raise EntityError("no timers")
+    def on_link(self, msg: Any) -> None:
+        if not isinstance(msg, LinkOkMeasure):
+            super().on_link(msg)
+        self.outcomes.oks[self.ctx.node][msg.ent_id.sequence] = msg
 
 
 def scenario(scheme: str, km: float, seed: int, **link: Any) -> Scenario:

@@ -39,14 +39,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from entity import EntityError
-from link.service import CAP_LINK_K, LinkAck, LinkCreate, LinkOkKeep
+from link.service import LinkCreate, LinkOkKeep
 from physical.barrett_kok import BarrettKokModel
 from physical.engine import bell_ket
 from physical.midpoint_source import MidpointSourceModel
 from physical.params import fibre_delay_ns
 from physical.schemes import HeraldingModel, SingleClickModel
 from physical.service import FreeQubit
+from stack.probes import LinkClient, NoApplication
 from stack import assemble
 from stack.scenario import Scenario, parse_scenario
 
@@ -95,57 +95,20 @@ class Collector:
             self.clients[n].ctx.device.execute(FreeQubit(handle=both[n].handle))
 
 
-class PairClient:
+class PairClient(LinkClient):
     """In the network layer's place: alice asks for ``collector.number`` pairs with bob."""
 
-    PROVIDES: frozenset[str] = frozenset()
-    REQUIRES = frozenset({CAP_LINK_K})
     collector: Collector
 
     def __init__(self, ctx: Any, topology: Any) -> None:
-        self.ctx = ctx
+        super().__init__(ctx, topology)
         self.collector.clients[ctx.node] = self
+        self.creates = {"alice": [LinkCreate(remote_node="bob", number=self.collector.number)]}
 
-    def start(self) -> None:
-        if self.ctx.node == "alice":
-            self.ctx.send_down(LinkCreate(remote_node="bob", number=self.collector.number))
-
-    def handle_below(self, msg: Any) -> None:
-        if isinstance(msg, LinkOkKeep):
-            self.collector.ok(self.ctx.node, msg, self.ctx.now_ns)
-        elif not isinstance(msg, LinkAck):
-            raise EntityError(f"unexpected from the link layer: {msg!r}")
-
-    def handle_above(self, msg: Any) -> None:
-        raise EntityError("no requests from above")
-
-    def handle_peer(self, sender: str, msg: Any) -> None:
-        raise EntityError("no peer messages")
-
-    def handle_timer(self, tag: Any) -> None:
-        raise EntityError("no timers")
-
-
-class NoApplication:
-    PROVIDES: frozenset[str] = frozenset()
-    REQUIRES: frozenset[str] = frozenset()
-
-    def __init__(self, ctx: Any) -> None:
-        pass
-
-    def start(self) -> None:
-        pass
-
-    def handle_above(self, msg: Any) -> None:
-        raise EntityError("no requests")
-
-    handle_below = handle_above
-
-    def handle_peer(self, sender: str, msg: Any) -> None:
-        raise EntityError("no peer messages")
-
-    def handle_timer(self, tag: Any) -> None:
-        raise EntityError("no timers")
+    def on_link(self, msg: Any) -> None:
+        if not isinstance(msg, LinkOkKeep):
+            super().on_link(msg)
+        self.collector.ok(self.ctx.node, msg, self.ctx.now_ns)
 
 
 # ------------------------------------------------------------------ running

@@ -36,12 +36,12 @@ from typing import Any
 
 import pytest
 
-from entity import EntityError
 from link.conformance import SUITE as LINK_SUITE
 from link.conformance.harness import LinkConditions, ScriptedCreate, run_link
 from link.egp import FastForwardEgp, MultiplexedEgp, PeerMultiplex, SingleClickEgp
-from link.service import CAP_LINK_K, LinkAck, LinkCreate, LinkOkKeep, RequestType
+from link.service import LinkCreate, LinkOkKeep, RequestType
 from physical.service import Basis, FreeQubit, OracleFidelity, QubitRef
+from stack.probes import LinkClient, NoApplication
 from stack import assemble
 from stack.scenario import parse_scenario
 
@@ -54,27 +54,20 @@ BEFORE_MULTIPLEXING = "1c63546"  # the last commit whose EGP kept one attempt in
 # ------------------------------------------------------------ (a) no cross-talk, whole stack
 
 
-class _Client:
+class _Client(LinkClient):
     """In the network layer's place. Alice and bob each send their CREATEs at
     start; every pair, once both halves are reported, is checked by oracle
     and freed."""
 
-    PROVIDES: frozenset[str] = frozenset()
-    REQUIRES = frozenset({CAP_LINK_K})
     shared: dict[str, Any]  # set per test: creates per node, and where results go
 
-    def __init__(self, ctx: Any, topology: Any) -> None:
-        self.ctx = ctx
+    @property
+    def creates(self) -> dict[str, list[LinkCreate]]:  # type: ignore[override]
+        return self.shared["creates"]  # filled in after assembly, before the run
 
-    def start(self) -> None:
-        for create in self.shared["creates"].get(self.ctx.node, []):
-            self.ctx.send_down(create)
-
-    def handle_below(self, msg: Any) -> None:
-        if isinstance(msg, LinkAck):
-            return
+    def on_link(self, msg: Any) -> None:
         if not isinstance(msg, LinkOkKeep):
-            raise EntityError(f"unexpected from the link layer: {msg!r}")
+            super().on_link(msg)
         halves = self.shared["waiting"].setdefault(msg.ent_id, {})
         halves[self.ctx.node] = msg
         if len(halves) < 2:
@@ -88,37 +81,6 @@ class _Client:
         for node, ok in halves.items():
             device = self.ctx.device if node == self.ctx.node else self.shared["devices"][node]
             device.execute(FreeQubit(handle=ok.handle))
-
-    def handle_above(self, msg: Any) -> None:
-        raise EntityError("no requests from above")
-
-    def handle_peer(self, sender: str, msg: Any) -> None:
-        raise EntityError("no peer messages")
-
-    def handle_timer(self, tag: Any) -> None:
-        raise EntityError("no timers")
-
-
-class _NoApplication:
-    PROVIDES: frozenset[str] = frozenset()
-    REQUIRES: frozenset[str] = frozenset()
-
-    def __init__(self, ctx: Any) -> None:
-        pass
-
-    def start(self) -> None:
-        pass
-
-    def handle_above(self, msg: Any) -> None:
-        raise EntityError("no requests")
-
-    handle_below = handle_above
-
-    def handle_peer(self, sender: str, msg: Any) -> None:
-        raise EntityError("no peer messages")
-
-    def handle_timer(self, tag: Any) -> None:
-        raise EntityError("no timers")
 
 
 def _two_nodes(num_qubits: int, seed: int) -> Any:
@@ -163,7 +125,7 @@ def test_no_cross_talk_through_the_stack(link):
     scenario = _two_nodes(num_qubits=4, seed=5)
     shared: dict[str, Any] = {"waiting": {}, "pairs": [], "devices": {}}
     client = type("Client", (_Client,), {"shared": shared})
-    sim = assemble(scenario, {"physical": "model-heralding", "link": Watched, "network": client, "application": _NoApplication})
+    sim = assemble(scenario, {"physical": "model-heralding", "link": Watched, "network": client, "application": NoApplication})
     caps = sim.backend.nodes["alice"].capabilities().links["bob"]
     shared["devices"] = dict(sim.backend.nodes)
     # three operating points, far enough apart that their fidelities differ by > 0.01

@@ -1,0 +1,86 @@
+"""Stand-ins for the upper layers, for benchmarks and tests that drive the link
+layer directly inside a fully assembled stack.
+
+:class:`LinkClient` takes the network layer's place on a node: it sends the
+CREATEs it is given at start and hands every other link message to
+:meth:`LinkClient.on_link`, which a subclass overrides. :class:`NoApplication`
+fills the application layer's place above it. Both refuse anything they do not
+expect with an :class:`~entity.EntityError`, so a surprise fails loudly.
+
+Use with :func:`stack.assemble`::
+
+    class Client(LinkClient):
+        creates = {"alice": [LinkCreate(remote_node="bob", number=10)]}
+
+        def on_link(self, msg):
+            ...
+
+    assemble(scenario_without_applications, {"network": Client, "application": NoApplication}).run()
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from entity import EntityError
+from link.service import CAP_LINK_K, LinkAck, LinkCreate
+from physical.service import CAP_DEVICE
+
+__all__ = ["LinkClient", "NoApplication"]
+
+
+class LinkClient:
+    """In the network layer's place: sends ``creates[node]`` at start; ACKs are
+    ignored, every other message from the link layer goes to :meth:`on_link`."""
+
+    PROVIDES: ClassVar[frozenset[str]] = frozenset()
+    REQUIRES: ClassVar[frozenset[str]] = frozenset({CAP_LINK_K, CAP_DEVICE})
+    creates: ClassVar[dict[str, list[LinkCreate]]] = {}
+
+    def __init__(self, ctx: Any, topology: Any) -> None:
+        self.ctx = ctx
+
+    def start(self) -> None:
+        for create in self.creates.get(self.ctx.node, []):
+            self.ctx.send_down(create)
+
+    def handle_below(self, msg: Any) -> None:
+        if not isinstance(msg, LinkAck):
+            self.on_link(msg)
+
+    def on_link(self, msg: Any) -> None:
+        raise EntityError(f"{type(self).__name__} at {self.ctx.node}: unexpected from the link layer: {msg!r}")
+
+    def handle_above(self, msg: Any) -> None:
+        raise EntityError(f"{type(self).__name__}: no layer above sends requests")
+
+    def handle_peer(self, sender: str, msg: Any) -> None:
+        raise EntityError(f"{type(self).__name__}: sends no peer messages, got one from {sender}")
+
+    def handle_timer(self, tag: Any) -> None:
+        raise EntityError(f"{type(self).__name__}: sets no timers, got {tag!r}")
+
+
+class NoApplication:
+    """An empty application layer: takes no requests and expects nothing."""
+
+    PROVIDES: ClassVar[frozenset[str]] = frozenset()
+    REQUIRES: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+
+    def start(self) -> None:
+        pass
+
+    def handle_above(self, msg: Any) -> None:
+        raise EntityError(f"NoApplication: got a request {msg!r}")
+
+    def handle_below(self, msg: Any) -> None:
+        raise EntityError(f"NoApplication: got {msg!r} from below")
+
+    def handle_peer(self, sender: str, msg: Any) -> None:
+        raise EntityError(f"NoApplication: got a peer message from {sender}")
+
+    def handle_timer(self, tag: Any) -> None:
+        raise EntityError(f"NoApplication: sets no timers, got {tag!r}")
