@@ -276,13 +276,6 @@ class MemoryDevice:
             return DeviceError(code=DeviceErrorCode.UNSUPPORTED, detail=f"not a device operation: {type(op).__name__}")
         return handler(op)
 
-    def _ends_in_order(self, nb: str, side: LinkSide) -> tuple[NodeHardware, NodeHardware]:
-        """This node's and the neighbour's hardware, alphabetical order of names,
-        so both ends announce the very same numbers."""
-        if self.name <= nb:
-            return self.hardware, side.neighbour_hardware
-        return side.neighbour_hardware, self.hardware
-
     def qubit_id(self, handle: int) -> int | None:
         """The world qubit id in memory slot ``handle`` (None if free or reserved). For tests and oracles."""
         if 0 <= handle < len(self._slots):
@@ -408,6 +401,13 @@ class PhysicalNode(MemoryDevice):
         self._arrival = {nb: arrival_efficiency(side.params, hardware) for nb, side in self.links.items()}
         self._pending: dict[tuple[str, int], _Pending] = {}
         self._capabilities: PhysicalCapabilities | None = None
+
+    def _ends_in_order(self, nb: str, side: LinkSide) -> tuple[NodeHardware, NodeHardware]:
+        """This node's and the neighbour's hardware, alphabetical order of names,
+        so both ends announce the very same numbers."""
+        if self.name <= nb:
+            return self.hardware, side.neighbour_hardware
+        return side.neighbour_hardware, self.hardware
 
     def capabilities(self) -> PhysicalCapabilities:
         if self._capabilities is None:
