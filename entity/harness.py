@@ -28,7 +28,7 @@ import numpy as np
 
 from entity.kernel import Kernel
 
-__all__ = ["HarnessContext", "Delivery"]
+__all__ = ["HarnessContext", "Delivery", "NodeDevice"]
 
 Delivery = Callable[[Any], None]
 
@@ -97,3 +97,19 @@ class HarnessContext:
 
     def _fire(self, tag: Hashable) -> None:
         self.entity.handle_timer(tag)
+
+
+class NodeDevice:
+    """The device service as one node sees it, over a harness's fake of every
+    node's devices (an object with ``execute(node, op)`` and
+    ``capabilities(node)``)."""
+
+    def __init__(self, devices: Any, node: str) -> None:
+        self._devices = devices
+        self._node = node
+
+    def execute(self, op: Any) -> Any:
+        return self._devices.execute(self._node, op)
+
+    def capabilities(self) -> Any:
+        return self._devices.capabilities(self._node)

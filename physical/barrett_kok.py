@@ -116,6 +116,7 @@ from functools import lru_cache
 import numpy as np
 from pydantic import Field
 
+from physical.fock import FockState, create
 from physical.params import DetectorParams, FibreParams, HardwareParams, NodeHardware
 from physical.schemes import HeraldBranch
 from physical.service import BellState, Probability
@@ -149,7 +150,6 @@ PATTERN_BELL_STATES: dict[tuple[int, int], BellState] = {
     (ROUND_C, ROUND_D): BellState.PSI_MINUS,
     (ROUND_D, ROUND_C): BellState.PSI_MINUS,
 }
-
 
 
 class BarrettKokLinkParams(HardwareParams):
@@ -226,21 +226,6 @@ _SHARED, _OWN_A, _OWN_B = 0, 1, 2
 _LOSS_A, _LOSS_B = 6, 7
 _N_MODES = 8
 
-_Fock = dict[tuple[int, ...], complex]
-
-
-def _create(state: _Fock, terms: list[tuple[int, float]]) -> _Fock:
-    """Apply ``Σ_k amp_k a_k†`` (bosonic creation, factor √(n+1)) to a Fock state."""
-    out: _Fock = {}
-    for occupation, amplitude in state.items():
-        for mode, coefficient in terms:
-            if coefficient == 0.0:
-                continue
-            n = occupation[mode]
-            new = occupation[:mode] + (n + 1,) + occupation[mode + 1 :]
-            out[new] = out.get(new, 0.0) + amplitude * coefficient * math.sqrt(n + 1)
-    return out
-
 
 def _photon_creator(arrival: float, mu: float, own_mode: int, port_sign: float, loss_mode: int) -> list[tuple[int, float]]:
     """One node's photon: reaches the beam splitter with amplitude √arrival in
@@ -266,18 +251,18 @@ def round_instrument(
     efficiency, which is applied in the detector POVM. Cached per parameters."""
     _check(arrival_a, arrival_b, visibility, p_dc)
     mu = math.sqrt(visibility)
-    vacuum: _Fock = {(0,) * _N_MODES: 1.0}
+    vacuum: FockState = {(0,) * _N_MODES: 1.0}
     photon_a = _photon_creator(arrival_a, mu, _OWN_A, +1.0, _LOSS_A)
     photon_b = _photon_creator(arrival_b, mu, _OWN_B, -1.0, _LOSS_B)
     # Φ_s: the light and environment for spin basis state s = |s_A s_B> (bright = 1)
-    fields: list[_Fock] = []
+    fields: list[FockState] = []
     for s_a in (0, 1):
         for s_b in (0, 1):
             state = vacuum
             if s_a:
-                state = _create(state, photon_a)
+                state = create(state, photon_a)
             if s_b:
-                state = _create(state, photon_b)
+                state = create(state, photon_b)
             fields.append(state)
     configurations = sorted(set().union(*fields))
     amplitudes = np.array([[f.get(c, 0.0) for c in configurations] for f in fields], dtype=complex)  # (4, n_conf)

@@ -148,6 +148,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 from pydantic import Field
 
+from physical.fock import FockState, create
 from physical.params import DetectorParams, FibreParams, HardwareParams, NodeHardware
 from physical.schemes import HeraldBranch
 from physical.service import BellState, Probability
@@ -315,21 +316,6 @@ _LOSS_MEMORY = (8, 9)  # by polarisation
 _LOSS_SOURCE = (10, 11)
 _N_MODES = 12
 
-_Fock = dict[tuple[int, ...], float]
-
-
-def _create(state: _Fock, terms: list[tuple[int, float]]) -> _Fock:
-    """Apply ``Σ_k amp_k a_k†`` (bosonic creation, factor √(n+1)) to a Fock state."""
-    out: _Fock = {}
-    for occupation, amplitude in state.items():
-        for mode, coefficient in terms:
-            if coefficient == 0.0:
-                continue
-            n = occupation[mode]
-            new = occupation[:mode] + (n + 1,) + occupation[mode + 1 :]
-            out[new] = out.get(new, 0.0) + amplitude * coefficient * math.sqrt(n + 1)
-    return out
-
 
 def _memory_photon(pol: int, arrival: float) -> list[tuple[int, float]]:
     """Port m of the beam splitter: ``m† -> (c† + d†)/√2``, internal mode e."""
@@ -384,14 +370,14 @@ def node_instrument(
     if n_source_photons < 0:
         raise ValueError(f"n_source_photons must be >= 0, got {n_source_photons}")
     configs = source_configurations(n_source_photons)
-    fields: list[_Fock] = []  # index s * J + j
+    fields: list[FockState] = []  # index s * J + j
     for pol in (_H, _V):
         for h, v in configs:
-            state: _Fock = {(0,) * _N_MODES: 1.0}
-            state = _create(state, _memory_photon(pol, memory_arrival))
+            state: FockState = {(0,) * _N_MODES: 1.0}
+            state = create(state, _memory_photon(pol, memory_arrival))
             for source_pol, count in ((_H, h), (_V, v)):
                 for _ in range(count):
-                    state = _create(state, _source_photon(source_pol, source_arrival, visibility))
+                    state = create(state, _source_photon(source_pol, source_arrival, visibility))
             norm = 1.0 / math.sqrt(math.factorial(h) * math.factorial(v))  # |h, v> = a_H†^h a_V†^v / √(h! v!) |0>
             fields.append({k: a * norm for k, a in state.items()})
     occupations = sorted(set().union(*fields))

@@ -49,8 +49,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from application.service import CARDINAL_STATES, BlochState, PairResult, PairsRequest, TeleportRequest, TeleportResult
-from entity.harness import HarnessContext
+from application.service import CARDINAL_STATES, BlochState, PairsRequest, TeleportRequest, TeleportResult
+from entity.harness import HarnessContext, NodeDevice
 from entity.kernel import Kernel
 from network.service import NetAccepted, NetError, NetErrorCode, NetRejected, NetRequest, PairDelivered, PairId, RequestType
 from physical.service import (
@@ -408,6 +408,9 @@ class _Devices:
         self.last_state: dict[int, np.ndarray] = {}  # serial -> its 1-qubit state when it went
         self._outcomes: Iterator[BellState] = iter(conditions.bell_outcomes)
 
+    def capabilities(self, node: str) -> PhysicalCapabilities:
+        return PhysicalCapabilities(node=node, num_qubits=self.conditions.num_qubits, links={})
+
     def allocate(self, node: str, serial: int, owner: str) -> int | None:
         held = self.held[node]
         for handle in range(self.conditions.num_qubits):
@@ -508,20 +511,6 @@ class _Devices:
         if serial in self.register:
             return self.register.reduced([serial])
         return self.last_state.get(serial)
-
-
-class _NodeDevice:
-    """The device service as one node sees it."""
-
-    def __init__(self, devices: _Devices, node: str) -> None:
-        self._devices = devices
-        self._node = node
-
-    def execute(self, op: Any) -> Any:
-        return self._devices.execute(self._node, op)
-
-    def capabilities(self) -> PhysicalCapabilities:
-        return PhysicalCapabilities(node=self._node, num_qubits=self._devices.conditions.num_qubits, links={})
 
 
 # ------------------------------------------------------------- network
@@ -628,7 +617,7 @@ class AppHarness:
                 self.kernel,
                 node,
                 rng,
-                _NodeDevice(self.devices, node),
+                NodeDevice(self.devices, node),
                 on_up=self._on_up,
                 on_down=self.network.on_down,
                 on_peer=self._deliver_peer,

@@ -43,9 +43,9 @@ from typing import Any
 
 import numpy as np
 
-from entity.harness import HarnessContext
+from entity.harness import HarnessContext, NodeDevice
 from entity.kernel import Kernel
-from link.service import LinkCreate, LinkError, LinkOkKeep, LinkOkMeasure
+from link.service import LinkError, LinkOkKeep, LinkOkMeasure
 from physical.service import (
     AlphaSetting,
     ApplyGate,
@@ -214,8 +214,8 @@ class FakePhysical:
 
     # -------------------------------------------------------------- device
 
-    def device(self, node: str) -> _NodeDevice:
-        return _NodeDevice(self, node)
+    def device(self, node: str) -> NodeDevice:
+        return NodeDevice(self, node)
 
     def capabilities(self, node: str) -> PhysicalCapabilities:
         other = NODES[1] if node == NODES[0] else NODES[0]
@@ -413,20 +413,6 @@ class FakePhysical:
 
 def _other(node: str) -> str:
     return NODES[1] if node == NODES[0] else NODES[0]
-
-
-class _NodeDevice:
-    """The device service as one node sees it."""
-
-    def __init__(self, physical: FakePhysical, node: str) -> None:
-        self._physical = physical
-        self._node = node
-
-    def execute(self, op: Any) -> Any:
-        return self._physical.execute(self._node, op)
-
-    def capabilities(self) -> PhysicalCapabilities:
-        return self._physical.capabilities(self._node)
 
 
 class LinkHarness:

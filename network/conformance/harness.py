@@ -63,7 +63,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from entity.harness import HarnessContext
+from entity.harness import HarnessContext, NodeDevice
 from entity.kernel import Kernel
 from link.service import (
     EntanglementId,
@@ -460,8 +460,8 @@ class FakeBelow:
 
     # ------------------------------------------------------------- device
 
-    def device(self, node: str) -> _NodeDevice:
-        return _NodeDevice(self, node)
+    def device(self, node: str) -> NodeDevice:
+        return NodeDevice(self, node)
 
     def capabilities(self, node: str) -> PhysicalCapabilities:
         h = self.conditions.hop_delay_ns
@@ -633,20 +633,6 @@ class _LinkRequest:
     created_ns: int
     made: int = 0
     fails_after: int | None = None  # pairs made before the scripted failure
-
-
-class _NodeDevice:
-    """The device service as one node sees it."""
-
-    def __init__(self, below: FakeBelow, node: str) -> None:
-        self._below = below
-        self._node = node
-
-    def execute(self, op: Any) -> Any:
-        return self._below.execute(self._node, op)
-
-    def capabilities(self) -> PhysicalCapabilities:
-        return self._below.capabilities(self._node)
 
 
 class NetHarness:
