@@ -542,17 +542,31 @@ class SingleClickEgp:
         if locked is not None:
             return locked if locked.unattempted > 0 else None
         now = self.ctx.now_ns
-        ready = [r for r in self._queues[neighbour] if r.start_ns <= now]
-        if not ready:
-            return None
-        first = min(r.priority for r in ready)
-        candidates = [r for r in ready if r.priority == first and r.unattempted > 0 and self._fair(r, ready)]
-        if not candidates:
-            return None  # the slot waits: nothing of a larger priority value starts (LINK-PRIO-1)
-        chosen = min(candidates, key=lambda r: (r.in_flight, r.last_pair, r.order))
+        queue = self._queues[neighbour]
+        if len(queue) == 1:
+            # one request on the link (the common case): the rule below picks it if it is ready
+            # and needs a pair no attempt is for (round robin among one is always fair)
+            chosen = queue[0]
+            if chosen.start_ns > now or chosen.unattempted <= 0:
+                return None
+        else:
+            ready = [r for r in queue if r.start_ns <= now]
+            if not ready:
+                return None
+            chosen = self._choose_among(ready)
+            if chosen is None:
+                return None  # the slot waits: nothing of a larger priority value starts (LINK-PRIO-1)
         if chosen.consecutive:
             self._locked[neighbour] = chosen
         return chosen
+
+    def _choose_among(self, ready: list[_Request]) -> _Request | None:
+        """:meth:`_choose` when several requests are ready (None: the slot waits)."""
+        first = min(r.priority for r in ready)
+        candidates = [r for r in ready if r.priority == first and r.unattempted > 0 and self._fair(r, ready)]
+        if not candidates:
+            return None
+        return min(candidates, key=lambda r: (r.in_flight, r.last_pair, r.order))
 
     @staticmethod
     def _fair(request: _Request, ready: list[_Request]) -> bool:

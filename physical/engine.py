@@ -151,21 +151,43 @@ def _memory_factors(elapsed_ns: float, t1_ns: float | None, t2_ns: float | None)
     return gamma, coherence, (1.0 - f2) * keep
 
 
-def _apply_memory_channel(
-    mat: np.ndarray, dims: Sequence[int], pos: int, gamma: float, coherence: float, dephase: float
-) -> np.ndarray:
-    """``Σ K ρ K†`` for :func:`memory_kraus`'s operators on the qubit at ``pos``, as a new array.
+def _scaled(mat: np.ndarray, scale: np.ndarray, gamma: float, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``Σ K ρ K†`` for :func:`memory_kraus`'s operators on one qubit, as a new array.
 
     The three operators are diagonal or |0><1|, so the sum acts elementwise on
     that qubit's 2x2 blocks: ρ00 + γ ρ11, coherence·ρ01, coherence·ρ10,
     (coherence² + dephase)·ρ11 — the same numbers as the Kraus sum, without
-    lifting operators onto the group and multiplying matrices (~6 µs instead of ~40).
-    """
-    same0, same1, differ, source, target = _channel_masks(tuple(dims), pos)
-    out = mat * (same0 + (coherence * coherence + dephase) * same1 + coherence * differ)
+    lifting operators onto the group and multiplying matrices. ``scale`` holds
+    the factors (:func:`_memory_channel`), ``source``/``target`` the flat
+    indices of the ρ11 elements and of their ρ00 partners."""
+    out = mat * scale
     if gamma:
         out.reshape(-1)[target] += gamma * mat.reshape(-1)[source]
     return out
+
+
+_CHANNELS: dict[tuple, tuple[np.ndarray, float, np.ndarray, np.ndarray]] = {}
+
+
+def _memory_channel(
+    dims: tuple[int, ...], pos: int, elapsed_ns: int, t1_ns: float | None, t2_ns: float | None
+) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
+    """:func:`_scaled`'s elementwise scale (complex, like the
+    states), γ and γ's index pairs for a wait of ``elapsed_ns``, cached: a
+    link's qubits wait the same times again and again (the herald's flight,
+    the classical delays), so most catch-ups find theirs."""
+    key = (dims, pos, elapsed_ns, t1_ns, t2_ns)
+    found = _CHANNELS.get(key)
+    if found is None:
+        gamma, coherence, dephase = _memory_factors(elapsed_ns, t1_ns, t2_ns)
+        same0, same1, differ, source, target = _channel_masks(dims, pos)
+        scale = (same0 + (coherence * coherence + dephase) * same1 + coherence * differ).astype(complex)
+        scale.setflags(write=False)
+        found = (scale, gamma, source, target)
+        if len(_CHANNELS) > 1024:
+            _CHANNELS.clear()
+        _CHANNELS[key] = found
+    return found
 
 
 _MASKS: dict[tuple[tuple[int, ...], int], tuple[np.ndarray, ...]] = {}
@@ -292,6 +314,23 @@ def _ptrace(mat: np.ndarray, dims: Sequence[int], keep: Sequence[int]) -> np.nda
     return np.array(tensor.reshape(size, size), dtype=complex)  # a fresh array, as before
 
 
+def _trace_out_one_of_two(mat: np.ndarray, dims: Sequence[int], pos: int) -> np.ndarray:
+    """The state of the other subsystem of a two-subsystem group when the one
+    at ``pos`` is traced out: a sum of diagonal blocks (the common case of a
+    link pair losing one half; a few times cheaper than :func:`_ptrace`)."""
+    d0, d1 = dims
+    tensor = mat.reshape(d0, d1, d0, d1)
+    if pos == 0:
+        out = tensor[0, :, 0, :].copy()
+        for k in range(1, d0):
+            out += tensor[k, :, k, :]
+    else:
+        out = tensor[:, 0, :, 0].copy()
+        for k in range(1, d1):
+            out += tensor[:, k, :, k]
+    return out
+
+
 def _hermitian(mat: np.ndarray) -> np.ndarray:
     # products and partial traces of E·ρ drift off Hermitian at 1e-16; keep them exact
     return (mat + mat.conj().T) * 0.5
@@ -301,7 +340,7 @@ def _hermitian(mat: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------ the world
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Group:
     qids: list[int]
     dims: list[int]
@@ -312,7 +351,7 @@ class _Group:
         return _oper(self.mat.copy(), self.dims)  # a copy: callers must not reach into the world
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Qubit:
     group: _Group
     dim: int
@@ -338,6 +377,10 @@ class QuantumWorld:
         self._checked_povms: OrderedDict[int, Sequence[Qobj]] = OrderedDict()
         # id(state) -> (state, dims, matrix) for states given to new_qubits(), validated once
         self._checked_states: OrderedDict[int, tuple[Qobj, list[int], np.ndarray]] = OrderedDict()
+        # id(ket) -> (ket, flat array) for oracle targets
+        self._ket_arrays: OrderedDict[int, tuple[Qobj, np.ndarray]] = OrderedDict()
+        # (t1_ns, t2_ns, dim) already checked by check_memory_noise
+        self._checked_noise: set[tuple[float | None, float | None, int]] = set()
 
     # ---------------------------------------------------------- inspection
 
@@ -397,8 +440,13 @@ class QuantumWorld:
             noise = [(None, None)] * len(dims)
         if len(noise) != len(dims):
             raise WorldError(f"noise given for {len(noise)} subsystems, state has {len(dims)}")
+        checked = self._checked_noise
         for (t1, t2), d in zip(noise, dims):
-            check_memory_noise(t1, t2, d)
+            if (t1, t2, d) not in checked:
+                check_memory_noise(t1, t2, d)
+                if len(checked) > self._CACHE_SIZE:
+                    checked.clear()
+                checked.add((t1, t2, d))
         return self._add(list(dims), mat, noise, now_ns)
 
     def _check_state(self, state: Qobj) -> tuple[list[int], np.ndarray]:
@@ -506,8 +554,11 @@ class QuantumWorld:
         if len(group.qids) == 1:
             return
         pos = group.qids.index(qid)
-        keep = [i for i in range(len(group.qids)) if i != pos]
-        group.mat = _ptrace(group.mat, group.dims, keep)
+        if len(group.qids) == 2:
+            group.mat = _trace_out_one_of_two(group.mat, group.dims, pos)
+        else:
+            keep = [i for i in range(len(group.qids)) if i != pos]
+            group.mat = _ptrace(group.mat, group.dims, keep)
         del group.qids[pos]
         del group.dims[pos]
 
@@ -541,12 +592,38 @@ class QuantumWorld:
 
     def fidelity_to_pure(self, qids: Sequence[int], ket: Qobj, now_ns: int) -> float:
         """Oracle: ``<ψ|ρ|ψ>`` of the reduced state of ``qids``, clipped into [0, 1]."""
-        rho = self._reduced(qids, now_ns)
-        if not isinstance(ket, Qobj) or not ket.isket or ket.shape[0] != rho.shape[0]:
-            raise WorldError(f"target must be a ket of dimension {rho.shape[0]}, got {getattr(ket, 'shape', ket)}")
-        vec = ket.full().ravel()
+        dims = self._dims_of(qids)
+        size = math.prod(dims)
+        if not isinstance(ket, Qobj) or not ket.isket or ket.shape[0] != size:
+            raise WorldError(f"target must be a ket of dimension {size}, got {getattr(ket, 'shape', ket)}")
+        vec = self._ket_vector(ket)
+        whole = self._qubits[qids[0]].group
+        if len(whole.qids) == len(qids) and all(self._qubits[q].group is whole for q in qids):
+            # exactly one group (a link pair): <ψ|ρ|ψ> on the group's own matrix, with ψ's
+            # subsystems put in the group's order instead of permuting (and copying) ρ
+            for q in qids:
+                self._catch_up(q, now_ns)
+            if whole.qids != list(qids):
+                axes = [list(qids).index(g) for g in whole.qids]
+                vec = vec.reshape(dims).transpose(axes).reshape(-1)
+            rho = whole.mat
+        else:
+            rho = self._reduced(qids, now_ns)
+        # Re<ψ|ρ|ψ> is the same for ρ and its Hermitian part (ρ+ρ†)/2, so no symmetrising
         value = float(np.vdot(vec, rho @ vec).real)
         return min(1.0, max(0.0, value))
+
+    def _ket_vector(self, ket: Qobj) -> np.ndarray:
+        """``ket`` as a flat array, cached per ket object (the Bell kets are module constants)."""
+        known = self._ket_arrays.get(id(ket))
+        if known is not None and known[0] is ket:
+            return known[1]
+        vec = ket.full().ravel()
+        vec.setflags(write=False)
+        self._ket_arrays[id(ket)] = (ket, vec)
+        if len(self._ket_arrays) > self._CACHE_SIZE:
+            self._ket_arrays.popitem(last=False)
+        return vec
 
     # ---------------------------------------------------------- internals
 
@@ -599,8 +676,10 @@ class QuantumWorld:
         if qubit.t1_ns is None and qubit.t2_ns is None:
             return
         group = qubit.group
-        factors = _memory_factors(elapsed, qubit.t1_ns, qubit.t2_ns)
-        group.mat = _apply_memory_channel(group.mat, group.dims, group.qids.index(qid), *factors)
+        scale, gamma, source, target = _memory_channel(
+            tuple(group.dims), group.qids.index(qid), elapsed, qubit.t1_ns, qubit.t2_ns
+        )
+        group.mat = _scaled(group.mat, scale, gamma, source, target)
 
     def _gather(self, qids: Sequence[int], now_ns: int) -> tuple[_Group, list[int]]:
         """Bring ``qids`` up to date and into one group; their positions in it."""

@@ -472,6 +472,7 @@ class ModelStation:
         self.params = params
         self.scheme = scheme_of(params)
         self._hardware = {end: hardware[end] for end in self.ends}
+        self._noise = (_memory_noise(self._hardware[self.ends[0]]), _memory_noise(self._hardware[self.ends[1]]))
         self._world = world
         self.period_ns = attempt_period_ns(params)
         self._prepared: dict[tuple[float | None, float | None], _PreparedLink] = {}
@@ -574,9 +575,7 @@ class ModelStation:
             assert decided.prepared is not None and decided.branch is not None
             state, fidelity = decided.prepared.state(decided.branch, *decided.waits)
             a, b = self.ends
-            qa, qb = self._world.new_qubits(
-                state, now, (_memory_noise(self._hardware[a]), _memory_noise(self._hardware[b]))
-            )
+            qa, qb = self._world.new_qubits(state, now, self._noise)
             qubits = {a: qa, b: qb}
             bell = decided.prepared.branches[decided.branch].bell_state
             self.herald_sequence += 1

@@ -147,6 +147,33 @@ def test_numpy_partial_trace_and_tensor_match_qutip():
     assert np.allclose(w.reduced_state([q[1], r], 0).full(), ref.full(), atol=1e-12)
 
 
+def test_whole_group_oracle_and_discard_shortcuts_match_qutip():
+    """The shortcuts for a two-subsystem group (the usual link pair): the oracle
+    fidelity read in either subsystem order, and the partial trace when one half
+    is discarded, agree with QuTiP's ptrace/permute and a direct <ψ|ρ|ψ>, with
+    memory noise on (T1 and T2, so the cached channel factors are used twice)."""
+    for dims, seed in (([2, 2], 5), ([2, 3], 6), ([3, 2], 7)):
+        rho = qutip.rand_dm(dims, seed=seed)
+        psi = qutip.rand_ket(dims, seed=seed + 100)
+        swapped = psi.permute([1, 0])
+        w = QuantumWorld()
+        # noise only on 2-level subsystems (the world refuses it for others)
+        noise = [(40_000.0, 30_000.0) if d == 2 else (None, None) for d in dims]
+        a, b = w.new_qubits(rho, 0, noise)
+        expected = w.reduced_state([a, b], 7_000)  # general path, both halves caught up to t = 7 us
+        direct = float(np.real(qutip.expect(expected, psi)))
+        w2 = QuantumWorld()
+        a2, b2 = w2.new_qubits(rho, 0, noise)
+        assert w2.fidelity_to_pure([b2, a2], swapped, 7_000) == pytest.approx(direct, abs=1e-12)
+        assert w2.fidelity_to_pure([a2, b2], psi, 7_000) == pytest.approx(direct, abs=1e-12)
+        for gone, kept in ((a2, b2), (b2, a2)):
+            w3 = QuantumWorld()
+            q = dict(zip((a2, b2), w3.new_qubits(rho, 0, noise)))
+            w3.discard(q[gone], 0)
+            ref = rho.ptrace([0 if kept == a2 else 1])
+            assert np.allclose(w3.reduced_state([q[kept]], 0).full(), ref.full(), atol=1e-12)
+
+
 # ------------------------------------------------------------------ measurement
 
 
