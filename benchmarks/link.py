@@ -11,7 +11,7 @@ physical and link layers: the ``model-heralding`` physical backend (outcomes
 drawn from the scheme's analytic model, :mod:`physical.heralding_backend`) and
 the reference EGP (``single-click-egp`` attempt by attempt for ``--mode
 per-attempt``, ``fast-forward-egp`` for ``--mode fast-forward``,
-:mod:`link.egp`). Who asks for the pairs is ``--client``:
+:mod:`link.egp`; ``--link-layer`` runs another, e.g. ``multiplexed-egp``). Who asks for the pairs is ``--client``:
 
 * ``link`` (default): :class:`_LinkClient`, in the network layer's place, asks
   for all ``--pairs`` in one type-K CREATE and, when both halves of a pair are
@@ -94,8 +94,12 @@ def build_scenario(
     t1_ns: int | None = None,
     t2_ns: int | None = 1_000_000_000,
     seed: int = 1,
+    link_layer: str | None = None,
 ) -> Scenario:
-    """The two-node scenario the benchmark runs (validated like a scenario file)."""
+    """The two-node scenario the benchmark runs (validated like a scenario file).
+
+    ``link_layer``: the link layer's registry name (or ``module:Class``);
+    default the reference EGP of ``mode`` (:data:`MODES`)."""
     if scheme not in SCHEMES:
         raise ValueError(f"scheme must be one of {', '.join(SCHEMES)}, got {scheme!r}")
     if mode not in MODES:
@@ -126,7 +130,7 @@ def build_scenario(
             "seed": seed,
             "nodes": [{"name": "alice", "hardware": hardware}, {"name": "bob", "hardware": hardware}],
             "links": [link],
-            "implementations": {"physical": "model-heralding", "link": MODES[mode]},
+            "implementations": {"physical": "model-heralding", "link": link_layer or MODES[mode]},
             "applications": [{"node": "alice", "request": {"kind": "pairs", "remote_node": "bob", "number": pairs}}],
             "stop": {"max_events": None},
         }
@@ -233,6 +237,7 @@ def run(scenario: Scenario, mode: str, repeat: int = 1, client: str = "link") ->
     return {
         "scheme": link.scheme,
         "mode": mode,
+        "link_layer": scenario.implementations.link,
         "client": client,
         "km": link.length_km,
         "seed": scenario.seed,
@@ -258,7 +263,7 @@ def _summary(r: dict[str, Any]) -> str:
 
     return "\n".join(
         [
-            f"{r['scheme']} over {r['km']:g} km, {r['mode']}, client {r['client']} (seed {r['seed']})",
+            f"{r['scheme']} over {r['km']:g} km, {r['mode']}, {r['link_layer']}, client {r['client']} (seed {r['seed']})",
             f"  pairs                 {r['pairs']}",
             f"  attempts              {r['attempts']}",
             f"  success probability   {fmt(r['success_probability'], '.5g')} ± {fmt(r['success_probability_stderr'], '.2g')}"
@@ -296,6 +301,12 @@ def main(argv: list[str] | None = None) -> int:
         help="who asks for the pairs: 'link' a client directly on the link layer (default), "
         "'stack' the network and application layers",
     )
+    parser.add_argument(
+        "--link-layer",
+        default=None,
+        help="link layer to run (registry name or module:Class), e.g. multiplexed-egp; "
+        "default: single-click-egp for per-attempt, fast-forward-egp for fast-forward",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object and nothing else")
     args = parser.parse_args(argv)
     try:
@@ -314,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
             t1_ns=args.t1_ns,
             t2_ns=args.t2_ns,
             seed=args.seed,
+            link_layer=args.link_layer,
         )
     except ValueError as exc:  # ScenarioError is a ValueError
         parser.error(str(exc))

@@ -8,7 +8,9 @@ A request for pairs between a *head* (where it is made) and a *tail* sets up a
 1. The head answers ``NetAccepted`` and sends ``Forward`` to every other node on
    the path. Each node on the path (head included) then asks its link layer for
    ``number`` type-K pairs with its downstream neighbour, tagged with the
-   circuit's purpose id.
+   circuit's purpose id: over repeaters one CREATE per pair, the next once the
+   previous pair is swapped or delivered (so no link fills the memories while
+   another lags); on a one-hop circuit one CREATE for all of them.
 2. Link pairs of a circuit are matched in order: the k-th pair on every link of
    the path belongs to the k-th end-to-end pair.
 3. A repeater holding the k-th pair on both sides Bell-measures the two qubits
@@ -300,24 +302,30 @@ class SwapAsap:
         return circuit
 
     def _request_next_link_pair(self, circuit: _Circuit) -> None:
-        """Ask the downstream link for one more pair, if the circuit needs one.
+        """Ask the downstream link for more pairs, if the circuit needs some.
 
-        Pairs are asked for one at a time, the next only once the previous one
-        has been swapped (repeater) or delivered (head). Asking for all of them
-        at once lets one link run ahead and fill the memories of its ends with
-        pairs that wait for the slower link, until no slot is left for the
-        slower link at all (a deadlock seen with 4-qubit memories).
+        Over repeaters pairs are asked for one at a time, the next only once
+        the previous one has been swapped (repeater) or delivered (head).
+        Asking for all of them at once lets one link run ahead and fill the
+        memories of its ends with pairs that wait for the slower link, until no
+        slot is left for the slower link at all (a deadlock seen with 4-qubit
+        memories). A one-hop circuit has no other link to wait for, so the head
+        asks for all its pairs in one CREATE: the link makes them back to back
+        as memory allows (several at once with a multiplexing link layer),
+        without a CREATE's set-up (two classical delays) before each pair.
         """
         if circuit.downstream is None or circuit.requested >= circuit.number:
             return
-        circuit.requested += 1
+        one_hop = len(circuit.path) == 2
+        number = circuit.number - circuit.requested if one_hop else 1
+        circuit.requested += number
         self._awaiting_ack.append(circuit)
         self.ctx.send_down(
             LinkCreate(
                 remote_node=circuit.downstream,
                 min_fidelity=circuit.link_min_fidelity,
                 purpose_id=circuit.purpose_id,
-                number=1,
+                number=number,
                 type=RequestType.K,
             )
         )

@@ -30,3 +30,14 @@ def test_link_and_stack_clients_see_the_same_link():
     link = _link_json("--client", "link")
     stack = _link_json("--client", "stack")
     assert link["attempts"] == stack["attempts"] and link["pairs"] == stack["pairs"] == 30
+
+
+def test_link_layer_option_runs_the_named_link_layer():
+    """--link-layer swaps the EGP; with several qubits per node the multiplexed
+    one keeps attempts in flight side by side, so the same pairs take less
+    simulated time than one attempt at a time."""
+    plain = _link_json("--scheme", "single-click", "--alpha", "0.3", "--mode", "per-attempt")
+    muxed = _link_json("--scheme", "single-click", "--alpha", "0.3", "--mode", "per-attempt", "--link-layer", "multiplexed-egp")
+    assert (plain["link_layer"], muxed["link_layer"]) == ("single-click-egp", "multiplexed-egp")
+    assert plain["pairs"] == muxed["pairs"] == 30
+    assert muxed["sim_time_ns"] < plain["sim_time_ns"]

@@ -70,6 +70,21 @@ def test_link_example_matches_the_single_click_model():
     assert result.pairs.mean_goodness == pytest.approx(fidelity, abs=1e-9)
 
 
+def test_swap_asap_asks_one_hop_links_once_and_repeater_links_per_pair():
+    """swap-asap's CREATE pattern (network/swap_asap.py, step 1): a one-hop
+    circuit asks its link for all pairs in one CREATE; over a repeater each link
+    is asked once per pair (the next after the previous pair is swapped or
+    delivered), so neither link fills the memories while the other lags."""
+    one_hop = assemble(load_scenario(EXAMPLES / "link-pairs.yaml")).run()
+    assert one_hop.pairs.count == 200
+    assert one_hop.counters["link.create"] == 1
+    chain = load_scenario(EXAMPLES / "teleport-chain.yaml")
+    (app,) = chain.applications
+    result = assemble(chain).run()
+    assert len(chain.links) == 2
+    assert result.counters["link.create"] == 2 * app.request.number
+
+
 def test_teleportation_matches_what_the_link_fidelities_predict():
     """Prediction from the link states alone:
 
