@@ -407,7 +407,8 @@ class SingleClickEgp:
         if not isinstance(msg, HeraldResult):
             raise EntityError(f"link layer got {type(msg).__name__} from below; expected HeraldResult")
         neighbour = msg.neighbour
-        flight = self._outstanding.get(neighbour, {}).pop(msg.attempt_id, None)
+        flights = self._outstanding.get(neighbour)
+        flight = None if flights is None else flights.pop(msg.attempt_id, None)
         if flight is None:
             if msg.success and msg.handle is not None:
                 self.ctx.device.execute(FreeQubit(handle=msg.handle))

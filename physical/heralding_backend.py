@@ -340,6 +340,7 @@ class ModelNode(MemoryDevice):
         self.links: dict[str, LinkSide] = dict(links)
         self._schemes = {nb: scheme_of(side.params) for nb, side in self.links.items()}
         self._runs: dict[tuple[str, int], _Run] = {}
+        self._name = ctx.node  # read once per attempt: skip the property chain
         self._capabilities = self._describe()
 
     def _describe(self) -> PhysicalCapabilities:
@@ -404,7 +405,7 @@ class ModelNode(MemoryDevice):
             side.station,
             AttemptReport(
                 attempt_id=msg.attempt_id,
-                node=self.name,
+                node=self._name,
                 has_memory=slot is not None,
                 bright_state_population=msg.bright_state_population,
                 max_attempts=msg.max_attempts,
@@ -568,40 +569,34 @@ class ModelStation:
 
     def _herald(self, attempt_id: int, decided: _Decided) -> None:
         now = self._ctx.now_ns
-        qubits: dict[str, int | None] = {end: None for end in self.ends}
-        bell = sequence = fidelity = None
-        success = decided.branch is not None and decided.prepared is not None
-        if success:
-            assert decided.prepared is not None and decided.branch is not None
-            state, fidelity = decided.prepared.state(decided.branch, *decided.waits)
-            a, b = self.ends
-            qa, qb = self._world.new_qubits(state, now, self._noise)
-            qubits = {a: qa, b: qb}
-            bell = decided.prepared.branches[decided.branch].bell_state
-            self.herald_sequence += 1
-            sequence = self.herald_sequence
-        if decided.prepared is not None:
+        prepared, branch = decided.prepared, decided.branch
+        success = branch is not None and prepared is not None
+        if prepared is not None:
             self._ctx.trace("station.attempt", link=self.link, success=success, attempt_id=attempt_id, attempts=decided.attempts)
-        failure: StationOutcome | None = None
-        for end in self.ends:
-            if end not in decided.reports:
-                continue
-            if success:
-                outcome = StationOutcome(
-                    attempt_id=attempt_id,
-                    success=True,
-                    attempts=decided.attempts,
-                    qubit=qubits[end],
-                    bell_state=bell,
-                    herald_sequence=sequence,
-                    fidelity_estimate=fidelity,
-                    herald_time_ns=now,
-                )
-            else:
-                # a failure says the same to both ends (messages are immutable): build it once
-                if failure is None:
-                    failure = StationOutcome(attempt_id=attempt_id, success=False, attempts=decided.attempts, herald_time_ns=now)
-                outcome = failure
+        if not success:
+            # a failure says the same to both ends (messages are immutable): build it once
+            failure = StationOutcome(attempt_id=attempt_id, success=False, attempts=decided.attempts, herald_time_ns=now)
+            for end in self.ends:
+                if end in decided.reports:
+                    self._ctx.send_peer(end, failure)
+            return
+        assert prepared is not None and branch is not None
+        state, fidelity = prepared.state(branch, *decided.waits)
+        qubits = self._world.new_qubits(state, now, self._noise)
+        bell = prepared.branches[branch].bell_state
+        self.herald_sequence += 1
+        for end, qubit in zip(self.ends, qubits):
+            # both ends reported (a success needs both in step)
+            outcome = StationOutcome(
+                attempt_id=attempt_id,
+                success=True,
+                attempts=decided.attempts,
+                qubit=qubit,
+                bell_state=bell,
+                herald_sequence=self.herald_sequence,
+                fidelity_estimate=fidelity,
+                herald_time_ns=now,
+            )
             self._ctx.send_peer(end, outcome)
 
 

@@ -41,3 +41,16 @@ def test_link_layer_option_runs_the_named_link_layer():
     assert (plain["link_layer"], muxed["link_layer"]) == ("single-click-egp", "multiplexed-egp")
     assert plain["pairs"] == muxed["pairs"] == 30
     assert muxed["sim_time_ns"] < plain["sim_time_ns"]
+
+
+def test_link_floor_benchmark_reports_messages_and_events_per_pair():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "link_floor.py"), "--pairs", "20", "--repeat", "1", "--json"],
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    )
+    data = json.loads(out.stdout)
+    assert data["validated_messages_per_pair"] == 16 and data["kernel_events_per_pair"] == 12
+    assert data["us_per_pair_floor"] == data["us_per_pair_messages"] + data["us_per_pair_events"] > 0
+    # the floor's event count is the real fast-forward path's (a few events per run are set-up)
+    real = _link_json("--scheme", "barrett-kok", "--mode", "fast-forward")
+    assert abs(real["events"] / real["pairs"] - data["kernel_events_per_pair"]) < 0.5
