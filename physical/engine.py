@@ -377,8 +377,8 @@ class QuantumWorld:
         self._checked_povms: OrderedDict[int, Sequence[Qobj]] = OrderedDict()
         # id(state) -> (state, dims, matrix) for states given to new_qubits(), validated once
         self._checked_states: OrderedDict[int, tuple[Qobj, list[int], np.ndarray]] = OrderedDict()
-        # id(ket) -> (ket, flat array) for oracle targets
-        self._ket_arrays: OrderedDict[int, tuple[Qobj, np.ndarray]] = OrderedDict()
+        # (id(ket), subsystem order) -> (ket, flat array) for oracle targets
+        self._ket_arrays: OrderedDict[tuple, tuple[Qobj, np.ndarray]] = OrderedDict()
         # (t1_ns, t2_ns, dim) already checked by check_memory_noise
         self._checked_noise: set[tuple[float | None, float | None, int]] = set()
 
@@ -596,31 +596,36 @@ class QuantumWorld:
         size = math.prod(dims)
         if not isinstance(ket, Qobj) or not ket.isket or ket.shape[0] != size:
             raise WorldError(f"target must be a ket of dimension {size}, got {getattr(ket, 'shape', ket)}")
-        vec = self._ket_vector(ket)
         whole = self._qubits[qids[0]].group
         if len(whole.qids) == len(qids) and all(self._qubits[q].group is whole for q in qids):
             # exactly one group (a link pair): <ψ|ρ|ψ> on the group's own matrix, with ψ's
             # subsystems put in the group's order instead of permuting (and copying) ρ
             for q in qids:
                 self._catch_up(q, now_ns)
-            if whole.qids != list(qids):
-                axes = [list(qids).index(g) for g in whole.qids]
-                vec = vec.reshape(dims).transpose(axes).reshape(-1)
+            order = list(qids)
+            axes = None if whole.qids == order else tuple(order.index(g) for g in whole.qids)
+            vec = self._ket_vector(ket, dims, axes)
             rho = whole.mat
         else:
+            vec = self._ket_vector(ket, dims, None)
             rho = self._reduced(qids, now_ns)
         # Re<ψ|ρ|ψ> is the same for ρ and its Hermitian part (ρ+ρ†)/2, so no symmetrising
         value = float(np.vdot(vec, rho @ vec).real)
         return min(1.0, max(0.0, value))
 
-    def _ket_vector(self, ket: Qobj) -> np.ndarray:
-        """``ket`` as a flat array, cached per ket object (the Bell kets are module constants)."""
-        known = self._ket_arrays.get(id(ket))
+    def _ket_vector(self, ket: Qobj, dims: list[int], axes: tuple[int, ...] | None) -> np.ndarray:
+        """``ket`` (over subsystems of ``dims``) as a flat array, its subsystems
+        reordered by ``axes`` if given; cached per ket object and order (the
+        Bell kets are module constants)."""
+        key = (id(ket), axes)
+        known = self._ket_arrays.get(key)
         if known is not None and known[0] is ket:
             return known[1]
         vec = ket.full().ravel()
+        if axes is not None:
+            vec = vec.reshape(dims).transpose(axes).reshape(-1)
         vec.setflags(write=False)
-        self._ket_arrays[id(ket)] = (ket, vec)
+        self._ket_arrays[key] = (ket, vec)
         if len(self._ket_arrays) > self._CACHE_SIZE:
             self._ket_arrays.popitem(last=False)
         return vec
