@@ -63,7 +63,7 @@ sys.path.insert(0, str(_HERE.parent))
 
 from link.service import LinkCreate, LinkError, LinkOkKeep  # noqa: E402
 from physical.barrett_kok import BarrettKokModel  # noqa: E402
-from physical.service import FreeQubit, OracleFidelity, QubitRef  # noqa: E402
+from physical.service import FreeQubit, OracleFidelity  # noqa: E402
 from physical.midpoint_source import MidpointSourceModel  # noqa: E402
 from physical.schemes import SingleClickModel  # noqa: E402
 from stack import assemble  # noqa: E402
@@ -177,7 +177,8 @@ class _LinkClient(LinkClient):
             self.ledger.halves[msg.ent_id] = (self.ctx.node, msg)
             return
         other_node, other_ok = other
-        refs = [QubitRef(node=self.ctx.node, handle=msg.handle), QubitRef(node=other_node, handle=other_ok.handle)]
+        # the references as fields: validated inside OracleFidelity's own validation (one pass)
+        refs = [{"node": self.ctx.node, "handle": msg.handle}, {"node": other_node, "handle": other_ok.handle}]
         read = self.ctx.device.execute(OracleFidelity(qubits=refs, bell_state=msg.bell_state))
         self.ledger.oracle.append(read.fidelity)
         self.ledger.goodness.append(msg.goodness)

@@ -651,7 +651,8 @@ class SingleClickEgp:
         assert herald.handle is not None and herald.bell_state is not None
         peer = request.remote if request.origin == self.ctx.node else self.ctx.node
         sequence = herald.herald_sequence or 0
-        ent_id = EntanglementId(creator=request.origin, peer=peer, sequence=sequence)
+        # given as fields, the id is validated inside the OK's own validation (one pass, not two)
+        ent_id = {"creator": request.origin, "peer": peer, "sequence": sequence}
         goodness = herald.fidelity_estimate if herald.fidelity_estimate is not None else 0.0
         time_ns = herald.herald_time_ns if herald.herald_time_ns is not None else self.ctx.now_ns
         if goodness < request.min_fidelity:
