@@ -24,8 +24,12 @@ A request for pairs between a *head* (where it is made) and a *tail* sets up a
    measures the qubit and the tail flips its outcome by the frame, so both ends
    report outcomes as if the pair were PHI_PLUS.
 5. A request with ``max_time_ns`` that is still open at the head when it runs
-   out ends with ``NetError`` TIMEOUT there; the head tells the tail with
-   ``CircuitFailed``, as a repeater does when one of its link requests fails.
+   out ends with ``NetError`` TIMEOUT there; the head tells every other node of
+   the path with ``CircuitFailed``, as a node does when one of its link
+   requests fails. Each node then frees the link pairs the circuit still holds
+   there, and frees at once any link pair that arrives later for it (a link
+   request still running when the circuit failed), so a failure leaves no
+   memory qubit taken.
 
 Goodness is an estimate that treats every link pair as a Werner state of its
 link goodness: swapping Werner states of fidelities F1, F2 gives
@@ -70,6 +74,7 @@ from physical.service import (
     BellMeasure,
     BellMeasureResult,
     BellState,
+    FreeQubit,
     Measure,
     MeasureResult,
 )
@@ -177,6 +182,9 @@ class SwapAsap:
         self._circuits: dict[tuple[str, int], _Circuit] = {}
         self._by_purpose: dict[int, _Circuit] = {}
         self._early_pairs: dict[int, list[LinkOkKeep]] = {}
+        # purposes of circuits that ended here (16-bit, so at most 65536): a link pair
+        # for one of them that arrives later is a leftover, freed at once
+        self._ended: set[int] = set()
         # Our LinkCreates in the order sent; ACKs (or immediate errors) come back
         # in the same order, which is how a create_id is tied to its circuit.
         self._awaiting_ack: deque[_Circuit] = deque()
@@ -246,7 +254,7 @@ class SwapAsap:
         elif isinstance(msg, CircuitFailed):
             circuit = self._circuits.get((msg.head, msg.request_id))
             if circuit is not None:
-                self._fail(circuit, msg.detail, tell_ends=False, code=msg.code)
+                self._fail(circuit, msg.detail, tell_path=False, code=msg.code)
         else:
             raise EntityError(f"network layer got {type(msg).__name__} from peer {sender!r}")
 
@@ -257,7 +265,14 @@ class SwapAsap:
             return
         if isinstance(msg, LinkOkKeep):
             circuit = self._by_purpose.get(msg.purpose_id)
+            if circuit is None and msg.purpose_id in self._ended:
+                # made for a circuit that has ended here (a link request still running when
+                # it failed): nobody will use it, so it must not hold the memory
+                self.ctx.device.execute(FreeQubit(handle=msg.handle))
+                self.ctx.trace("network.leftover_pair", purpose_id=msg.purpose_id, remote=msg.remote_node)
+                return
             if circuit is None:
+                # the circuit's Forward is still on its way here
                 self._early_pairs.setdefault(msg.purpose_id, []).append(msg)
                 return
             self._add_link_pair(circuit, msg)
@@ -273,7 +288,7 @@ class SwapAsap:
             circuit = self._circuits.get((tag[1], tag[2]))
             if circuit is not None:  # still open: not every pair was delivered in time
                 circuit.deadline_timer = None
-                self._fail(circuit, "max_time_ns ran out", tell_ends=True, code=NetErrorCode.TIMEOUT)
+                self._fail(circuit, "max_time_ns ran out", tell_path=True, code=NetErrorCode.TIMEOUT)
 
     # ------------------------------------------------------------ internals
 
@@ -296,6 +311,7 @@ class SwapAsap:
                 circuit.pairs[neighbour] = []
         self._circuits[circuit.key] = circuit
         self._by_purpose[circuit.purpose_id] = circuit
+        self._ended.discard(circuit.purpose_id)
         self._request_next_link_pair(circuit)
         for ok in self._early_pairs.pop(circuit.purpose_id, []):
             self._add_link_pair(circuit, ok)
@@ -457,21 +473,30 @@ class SwapAsap:
         if circuit is None or circuit.key not in self._circuits:
             return
         detail = f"link request to {circuit.downstream}: {err.code.value} {err.detail}".strip()
-        self._fail(circuit, detail, tell_ends=True)
+        self._fail(circuit, detail, tell_path=True)
 
     def _fail(
-        self, circuit: _Circuit, detail: str, tell_ends: bool, code: NetErrorCode = NetErrorCode.LINK_FAILURE
+        self, circuit: _Circuit, detail: str, tell_path: bool, code: NetErrorCode = NetErrorCode.LINK_FAILURE
     ) -> None:
-        if tell_ends:
-            for end in {circuit.head, circuit.tail} - {self.ctx.node}:
+        if tell_path:
+            # every other node of the path, repeaters included, so each frees the link pairs it holds
+            for node in sorted(set(circuit.path) - {self.ctx.node}):
                 self.ctx.send_peer(
-                    end, CircuitFailed(head=circuit.head, request_id=circuit.request_id, detail=detail, code=code)
+                    node, CircuitFailed(head=circuit.head, request_id=circuit.request_id, detail=detail, code=code)
                 )
         if circuit.is_end:
             self.ctx.send_up(NetError(request_id=circuit.request_id, head=circuit.head, code=code, detail=detail))
         self._forget(circuit)
 
     def _forget(self, circuit: _Circuit) -> None:
+        """Drop the circuit and free the link pairs it still holds (only a failed
+        circuit holds any: a swap or a delivery hands each pair on)."""
+        for slots in circuit.pairs.values():
+            for index, ok in enumerate(slots):
+                if ok is not None:
+                    self.ctx.device.execute(FreeQubit(handle=ok.handle))
+                    slots[index] = None
+        self._ended.add(circuit.purpose_id)
         if circuit.deadline_timer is not None:
             self.ctx.cancel_timer(circuit.deadline_timer)
             circuit.deadline_timer = None

@@ -9,11 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from application.service import AppError
 from physical.engine import bell_ket
 from physical.params import MemoryParams
 from physical.service import BellState
 from physical.single_click import arrival_efficiency, herald_fidelity, post_herald_state, success_probability
 from stack import assemble, load_scenario
+from stack.scenario import parse_scenario
 from stack.cli import main
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -139,3 +141,33 @@ def test_human_table_and_trace_file(tmp_path, capsys):
     records = [json.loads(line) for line in trace.read_text().splitlines()]
     assert any(r["event"] == "station.attempt" for r in records)
     assert all(records[i]["time_ns"] <= records[i + 1]["time_ns"] for i in range(len(records) - 1))
+
+
+def test_a_failed_circuit_leaves_every_memory_empty():
+    """alice - r - bob where the r-bob link (Barrett-Kok with two-photon
+    visibility 0.6: F = (1 + V)/2 = 0.8 at best, Barrett & Kok 2005) cannot
+    reach the per-link fidelity swap-asap asks for (min_fidelity^(1/2) = 0.9 for
+    min_fidelity 0.81), while alice-r (single-click, α chosen down to 0.05/100) can: r's CREATE
+    is refused (UNSUPP), r tells both ends, and the request ends with NetError.
+    The alice-r link request, already running, still makes its pair; every node
+    frees what it got for the ended circuit, so no memory qubit stays taken
+    (NET-RES-3)."""
+    scenario = parse_scenario(
+        {
+            "name": "failing-chain",
+            "seed": 2,
+            "nodes": [{"name": n} for n in ("alice", "r", "bob")],
+            "links": [
+                {"a": "alice", "b": "r", "length_km": 5, "bright_state_population": 0.05},
+                {"a": "r", "b": "bob", "length_km": 5, "scheme": "barrett-kok", "scheme_params": {"two_photon_visibility": 0.6}},
+            ],
+            "applications": [{"node": "alice", "request": {"kind": "pairs", "remote_node": "bob", "number": 3, "min_fidelity": 0.81}}],
+        }
+    )
+    sim = assemble(scenario)
+    result = sim.run()
+    assert result.pairs is None or result.pairs.count == 0
+    assert result.counters.get("network.leftover_pair", 0) >= 1  # the alice-r pair came after the failure
+    assert [type(m) for _, _, m in sim.network.user_messages] == [AppError]  # the request ended, with an error
+    for node in ("alice", "r", "bob"):
+        assert sim.network.entities[node]["physical"].held_handles() == [], node

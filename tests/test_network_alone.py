@@ -9,8 +9,8 @@ import pytest
 
 from link.service import EntanglementId, LinkAck, LinkCreate, LinkError, LinkErrorCode, LinkOkKeep, RequestType
 from network.service import NetAccepted, NetError, NetRejected, NetRequest, PairDelivered, PairId
-from network.swap_asap import Forward, SwapAsap, SwapRecord, purpose_of, werner_swap_fidelity
-from physical.service import Basis, BellMeasure, BellState
+from network.swap_asap import CircuitFailed, Forward, SwapAsap, SwapRecord, purpose_of, werner_swap_fidelity
+from physical.service import Basis, BellMeasure, BellState, FreeQubit
 from tests.fakes import FakeContext, FakeDevice
 
 
@@ -169,3 +169,30 @@ def test_a_failed_link_request_ends_the_circuit_with_an_error_at_the_ends():
     head.handle_below(LinkError(create_id=9, origin_node="alice", code=LinkErrorCode.TIMEOUT))
     (err,) = ctx.take(NetError)
     assert err.request_id == 0 and "TIMEOUT" in err.detail
+
+
+def test_a_failure_frees_the_link_pairs_at_every_node_of_the_path():
+    """The end that sees its link request fail tells every other node of the
+    path; a repeater holding a link pair for the circuit frees it, and so does
+    any node that gets a link pair for the circuit after it ended."""
+    graph = chain("alice", "r", "bob")
+    purpose = purpose_of("alice", 0)
+    repeater, ctx, device = make("r", graph)
+    repeater.handle_peer("alice", forward())
+    repeater.handle_below(link_ok("alice", 2, BellState.PHI_PLUS, purpose))
+    repeater.handle_below(LinkAck(create_id=5, remote_node="bob", purpose_id=purpose))
+    repeater.handle_below(LinkError(create_id=5, origin_node="r", code=LinkErrorCode.TIMEOUT))
+    told = sorted(dest for dest, m in ctx.peer if isinstance(m, CircuitFailed))
+    assert told == ["alice", "bob"]
+    assert [op.handle for op in device.ops if isinstance(op, FreeQubit)] == [2]
+    # a late link pair of the ended circuit is freed at once, not kept for a Forward
+    repeater.handle_below(link_ok("bob", 3, BellState.PHI_PLUS, purpose))
+    assert [op.handle for op in device.ops if isinstance(op, FreeQubit)] == [2, 3]
+    # the tail, told by the repeater, ends the request
+    tail, tail_ctx, tail_device = make("bob", graph)
+    tail.handle_peer("alice", forward())
+    tail.handle_below(link_ok("r", 1, BellState.PHI_PLUS, purpose))
+    tail.handle_peer("r", CircuitFailed(head="alice", request_id=0, detail="link to bob failed"))
+    (err,) = tail_ctx.take(NetError)
+    assert err.request_id == 0
+    assert [op.handle for op in tail_device.ops if isinstance(op, FreeQubit)] == [1]

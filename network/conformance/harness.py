@@ -292,6 +292,7 @@ class NetRun:
     misuse: list[str]
     end_ns: int
     crashed: BaseException | None = None
+    settled: bool = False  # nothing was left to happen at the end (every link request had ended)
     _cache: dict[str, Any] = field(default_factory=dict)
 
     # -------------------------------------------------------- what was said
@@ -726,6 +727,7 @@ class NetHarness:
             misuse=below.misuse,
             end_ns=until_ns if idle else self.kernel.now_ns,
             crashed=crashed,
+            settled=idle,
         )
 
 

@@ -651,6 +651,27 @@ def no_leaked_qubits(impl: Any) -> None:
     _property(impl, check, mode="clean")
 
 
+@SUITE.clause(
+    "NET-RES-3",
+    "once every request and every link request has ended, the network layer holds no qubit, failed requests included",
+    mandatory=False,
+)
+def failed_requests_leave_no_qubit(impl: Any) -> None:
+    def check(run: NetRun) -> None:
+        accepted = run.accepted()
+        if not run.settled or any(not _ended_at(run, acc, n, run.end_ns) for acc in accepted.values() for n in _ends(acc)):
+            return  # something was still going on (END-1 judges open requests)
+        held = run.held_by_network()
+        if held:
+            failed = sorted(key for key in accepted if run.errors(key))
+            raise ClauseFailure(
+                f"every request has ended (failed: {failed}; {len(run.failures)} link errors), yet at t={run.end_ns} "
+                f"the network layer still holds qubits {held}"
+            )
+
+    _property(impl, check, mode="live")
+
+
 # --------------------------------------------------------------- messages
 
 
