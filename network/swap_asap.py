@@ -53,6 +53,7 @@ from link.service import (
     LinkAck,
     LinkCreate,
     LinkError,
+    LinkErrorCode,
     LinkOkKeep,
     LinkOkMeasure,
     RequestType,
@@ -473,7 +474,10 @@ class SwapAsap:
         if circuit is None or circuit.key not in self._circuits:
             return
         detail = f"link request to {circuit.downstream}: {err.code.value} {err.detail}".strip()
-        self._fail(circuit, detail, tell_path=True)
+        # a link that can never serve the request (e.g. not at the per-link fidelity) makes the
+        # request impossible; any other link error is a failure that a retry might get past
+        code = NetErrorCode.UNSUPP if err.code is LinkErrorCode.UNSUPP else NetErrorCode.LINK_FAILURE
+        self._fail(circuit, detail, tell_path=True, code=code)
 
     def _fail(
         self, circuit: _Circuit, detail: str, tell_path: bool, code: NetErrorCode = NetErrorCode.LINK_FAILURE
