@@ -64,10 +64,9 @@ that interval is dropped. The detector is armed at t = 0. The timeline is the
 same for both kinds: it returns detection events, which a PNR user counts per
 window (photons closer together than the dead time give one event).
 
-Presets (module constants, copy with ``model_copy(update=...)``; note that
-pydantic's ``model_copy`` does *not* re-validate, so build a new model with
-``Detector(**{**preset.model_dump(), ...})`` when the new values come from
-users): :data:`SNSPD` and :data:`INGAAS_APD`, see their docstrings.
+Presets (module constants, copy with ``preset.replace(...)``, which
+validates; pydantic's ``model_copy(update=...)`` does not): :data:`SNSPD` and
+:data:`INGAAS_APD`, see their docstrings.
 """
 
 from __future__ import annotations

@@ -166,7 +166,7 @@ def _single_click(
     a = params.bright_state_population if alpha_a is None else alpha_a
     b = params.bright_state_population if alpha_b is None else alpha_b
     if a == b:
-        return SingleClickModel(params.model_copy(update={"bright_state_population": a}), hw_a, hw_b)
+        return SingleClickModel(params.replace(bright_state_population=a), hw_a, hw_b)
     return _SingleClickPerEnd(SingleClickModel(params, hw_a, hw_b), a, b)
 
 

@@ -62,8 +62,8 @@ photon's qubit keeps its fidelity; Afzelius et al., PRA 79, 052329 (2009),
 Sec. II): ``efficiency_lifetime_ns`` is the 1/e time of the readout efficiency
 (an exponential approximation to the measured decay).
 
-Copying presets: ``model_copy(update=...)`` does *not* re-validate (pydantic);
-use ``MemoryModel(**{**preset.model_dump(), "t2_ns": ...})`` for values from users.
+Copying presets: ``preset.replace(t2_ns=...)`` validates the new values;
+pydantic's ``model_copy(update=...)`` does not.
 """
 
 from __future__ import annotations

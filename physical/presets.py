@@ -13,8 +13,8 @@ component models (:mod:`physical.sources`, :mod:`physical.memories`,
 :mod:`physical.detectors`, :mod:`physical.channels`) cite the figure for
 each parameter, and say where a value is an assumed order of magnitude
 rather than a published number. Presets are immutable: change one with
-``PlatformPreset(**{**preset.model_dump(), "wavelength_nm": 1310.0})`` (which
-validates) rather than ``model_copy(update=...)`` (which does not).
+``preset.replace(wavelength_nm=1310.0)`` (which validates) rather than
+``model_copy(update=...)`` (which does not).
 """
 
 from __future__ import annotations

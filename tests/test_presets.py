@@ -4,6 +4,7 @@ import pytest
 from pydantic import ValidationError
 
 from physical.barrett_kok import BarrettKokLinkParams, BarrettKokModel
+from physical.memories import NV_ELECTRON
 from physical.params import NodeHardware, SingleClickLinkParams
 from physical.presets import PRESETS, RB_MUNICH_2022, PlatformPreset, preset
 from physical.schemes import SingleClickModel
@@ -54,3 +55,18 @@ def test_presets_drive_the_heralding_models():
     siv = preset("siv-harvard-2020")
     sc = SingleClickModel(SingleClickLinkParams(length_km=1.0, detector=siv.detector_params()), siv.node_hardware(), siv.node_hardware())
     assert 0.0 < sc.success_probability() < 1.0
+
+
+def test_replace_validates_the_changed_fields_and_keeps_the_rest():
+    """HardwareParams.replace: a copy validated like a new model (model_copy is not)."""
+    hw = NodeHardware()
+    changed = hw.replace(emission_efficiency=0.5, memory=hw.memory.replace(t2_ns=5_000))
+    assert changed.emission_efficiency == 0.5 and changed.memory.t2_ns == 5_000
+    assert changed.memory.num_qubits == hw.memory.num_qubits and hw.emission_efficiency != 0.5  # the original is untouched
+    for bad in ({"emission_efficiency": 1.5}, {"emision_efficiency": 0.5}):
+        with pytest.raises(ValidationError) as info:
+            hw.replace(**bad)
+        assert next(iter(bad)) in str(info.value)  # the error names the field
+    with pytest.raises(ValidationError, match="t2_ns"):
+        NV_ELECTRON.replace(t2_ns=-1.0)
+    assert type(NV_ELECTRON.replace(t2_ns=1e6)) is type(NV_ELECTRON)
