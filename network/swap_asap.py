@@ -153,6 +153,7 @@ class _Circuit:
     requested: int = 0  # link pairs asked of the downstream link so far
     link_min_fidelity: float = 0.0
     deadline_timer: int | None = None  # head only: the max_time_ns timer
+    deadline_ns: int | None = None  # head only: when max_time_ns runs out
 
     @property
     def key(self) -> tuple[str, int]:
@@ -240,7 +241,8 @@ class SwapAsap:
         self.ctx.send_up(NetAccepted(request_id=msg.request_id, path=path))
         for node in path[1:]:
             self.ctx.send_peer(node, forward)
-        circuit = self._install(forward)
+        deadline = None if msg.max_time_ns is None else self.ctx.now_ns + msg.max_time_ns
+        circuit = self._install(forward, deadline_ns=deadline)
         if msg.max_time_ns is not None:
             circuit.deadline_timer = self.ctx.set_timer(msg.max_time_ns, ("deadline", me, msg.request_id))
 
@@ -293,7 +295,7 @@ class SwapAsap:
 
     # ------------------------------------------------------------ internals
 
-    def _install(self, forward: Forward) -> _Circuit:
+    def _install(self, forward: Forward, deadline_ns: int | None = None) -> _Circuit:
         me = self.ctx.node
         circuit = _Circuit(
             head=forward.head,
@@ -306,6 +308,7 @@ class SwapAsap:
             basis=forward.basis,
             purpose_id=purpose_of(forward.head, forward.request_id),
             link_min_fidelity=forward.link_min_fidelity,
+            deadline_ns=deadline_ns,
         )
         for neighbour in (circuit.upstream, circuit.downstream):
             if neighbour is not None:
@@ -335,6 +338,11 @@ class SwapAsap:
             return
         one_hop = len(circuit.path) == 2
         number = circuit.number - circuit.requested if one_hop else 1
+        max_time = None
+        if one_hop and circuit.deadline_ns is not None:
+            # the link request ends 1 ns after the request's own deadline: by then the circuit has
+            # failed with TIMEOUT here, so the link does not go on making pairs nobody will use
+            max_time = max(1, circuit.deadline_ns - self.ctx.now_ns + 1)
         circuit.requested += number
         self._awaiting_ack.append(circuit)
         self.ctx.send_down(
@@ -344,6 +352,7 @@ class SwapAsap:
                 purpose_id=circuit.purpose_id,
                 number=number,
                 type=RequestType.K,
+                max_time_ns=max_time,
             )
         )
 

@@ -196,3 +196,17 @@ def test_a_failure_frees_the_link_pairs_at_every_node_of_the_path():
     (err,) = tail_ctx.take(NetError)
     assert err.request_id == 0
     assert [op.handle for op in tail_device.ops if isinstance(op, FreeQubit)] == [1]
+
+
+def test_one_hop_request_asks_its_link_once_and_bounds_it_by_its_deadline():
+    """A one-hop circuit asks for all its pairs in one CREATE; with max_time_ns the
+    link request ends 1 ns after the request's deadline (when the head has already
+    ended it with TIMEOUT), so the link does not go on making unwanted pairs."""
+    head, ctx, _ = make("alice", chain("alice", "bob"))
+    head.handle_above(NetRequest(request_id=0, remote_node="bob", number=5, max_time_ns=1_000))
+    (create,) = ctx.take(LinkCreate)
+    assert create.number == 5 and create.max_time_ns == 1_001
+    relayed, relay_ctx, _ = make("alice", chain("alice", "r", "bob"))
+    relayed.handle_above(NetRequest(request_id=0, remote_node="bob", number=5, max_time_ns=1_000))
+    (create,) = relay_ctx.take(LinkCreate)
+    assert create.number == 1 and create.max_time_ns is None  # the circuit's own deadline ends it
