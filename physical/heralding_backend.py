@@ -340,7 +340,6 @@ class ModelNode(MemoryDevice):
         self.links: dict[str, LinkSide] = dict(links)
         self._schemes = {nb: scheme_of(side.params) for nb, side in self.links.items()}
         self._runs: dict[tuple[str, int], _Run] = {}
-        self._name = ctx.node  # read once per attempt: skip the property chain
         self._capabilities = self._describe()
 
     def _describe(self) -> PhysicalCapabilities:
@@ -405,7 +404,7 @@ class ModelNode(MemoryDevice):
             side.station,
             AttemptReport(
                 attempt_id=msg.attempt_id,
-                node=self._name,
+                node=self.name,
                 has_memory=slot is not None,
                 bright_state_population=msg.bright_state_population,
                 max_attempts=msg.max_attempts,
@@ -494,7 +493,7 @@ class ModelStation:
         if found is None:
             a, b = self.ends
             model = self.scheme.model(self.params, self._hardware[a], self._hardware[b], *key)
-            found = _PreparedLink(model, _memory_noise(self._hardware[a]), _memory_noise(self._hardware[b]))
+            found = _PreparedLink(model, *self._noise)
             if len(self._prepared) > 64:
                 self._prepared.clear()
             self._prepared[key] = found
