@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from application.service import (
+from qnetstack.application.service import (
     CAP_APP_PAIRS,
     CAP_APP_TELEPORT,
     CARDINAL_STATES,
@@ -44,8 +44,8 @@ from application.service import (
     TeleportRequest,
     TeleportResult,
 )
-from entity import Context, EntityError
-from network.service import (
+from qnetstack.entity import Context, EntityError
+from qnetstack.network.service import (
     CAP_NET_K,
     NetAccepted,
     NetError,
@@ -54,7 +54,7 @@ from network.service import (
     PairDelivered,
     PairId,
 )
-from physical.service import (
+from qnetstack.physical.service import (
     CAP_DEVICE,
     ApplyGate,
     BellMeasure,

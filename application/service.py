@@ -21,9 +21,9 @@ from typing import Annotated, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from entity import Entity
-from network.service import PairId
-from physical.service import Probability
+from qnetstack.entity import Entity
+from qnetstack.network.service import PairId
+from qnetstack.physical.service import Probability
 
 __all__ = [
     "BlochState",

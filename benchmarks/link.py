@@ -6,12 +6,12 @@ Usage::
         --memory-efficiency 0.75 --detector-efficiency 0.8 --db-per-km 0.2 --seed 1 --json
 
 What runs: a two-node scenario (``alice`` - ``bob``, the station at the
-midpoint) built here and assembled by :func:`stack.assemble` with the real
+midpoint) built here and assembled by :func:`qnetstack.stack.assemble` with the real
 physical and link layers: the ``model-heralding`` physical backend (outcomes
-drawn from the scheme's analytic model, :mod:`physical.heralding_backend`) and
+drawn from the scheme's analytic model, :mod:`qnetstack.physical.heralding_backend`) and
 the reference EGP (``single-click-egp`` attempt by attempt for ``--mode
 per-attempt``, ``fast-forward-egp`` for ``--mode fast-forward``,
-:mod:`link.egp`; ``--link-layer`` runs another, e.g. ``multiplexed-egp``). Who asks for the pairs is ``--client``:
+:mod:`qnetstack.link.egp`; ``--link-layer`` runs another, e.g. ``multiplexed-egp``). Who asks for the pairs is ``--client``:
 
 * ``link`` (default): :class:`_LinkClient`, in the network layer's place, asks
   for all ``--pairs`` in one type-K CREATE and, when both halves of a pair are
@@ -25,7 +25,7 @@ Schemes and their settings: ``single-click`` (``--alpha``, the bright-state
 population; Humphreys et al., Nature 558, 268 (2018)), ``barrett-kok``
 (``--visibility``, the two-photon visibility; Barrett & Kok, PRA 71,
 060310(R) (2005)), ``midpoint-source`` (the default SPDC source of
-:class:`physical.midpoint_source.MidpointSourceLinkParams`; Jones et al.,
+:class:`qnetstack.physical.midpoint_source.MidpointSourceLinkParams`; Jones et al.,
 New J. Phys. 18, 083015 (2016)). ``--memory-efficiency`` is each node's
 ``emission_efficiency``; memories hold ``--qubits`` qubits with
 ``--t2-ns`` (default 1 s) and optional ``--t1-ns``.
@@ -54,21 +54,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-# Run as a script, this file's folder comes first on sys.path, and a file here
-# named after a package (physical.py) would shadow it: put the repository root
-# there instead.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
 
-from link.service import LinkCreate, LinkError, LinkOkKeep  # noqa: E402
-from physical.barrett_kok import BarrettKokModel  # noqa: E402
-from physical.service import FreeQubit, OracleFidelity  # noqa: E402
-from physical.midpoint_source import MidpointSourceModel  # noqa: E402
-from physical.schemes import SingleClickModel  # noqa: E402
-from stack import assemble  # noqa: E402
-from stack.probes import LinkClient, NoApplication  # noqa: E402
-from stack.scenario import Scenario, parse_scenario  # noqa: E402
+from qnetstack.link.service import LinkCreate, LinkError, LinkOkKeep
+from qnetstack.physical.barrett_kok import BarrettKokModel
+from qnetstack.physical.service import FreeQubit, OracleFidelity
+from qnetstack.physical.midpoint_source import MidpointSourceModel
+from qnetstack.physical.schemes import SingleClickModel
+from qnetstack.stack import assemble
+from qnetstack.stack.probes import LinkClient, NoApplication
+from qnetstack.stack.scenario import Scenario, parse_scenario
 
 __all__ = ["SCHEMES", "MODES", "CLIENTS", "build_scenario", "analytic_success_probability", "run", "main"]
 

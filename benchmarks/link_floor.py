@@ -39,13 +39,10 @@ import sys
 import time
 from pathlib import Path
 
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
 
-from entity.kernel import Kernel  # noqa: E402
-from link.service import LinkOkKeep  # noqa: E402
-from physical.service import (  # noqa: E402
+from qnetstack.entity.kernel import Kernel
+from qnetstack.link.service import LinkOkKeep
+from qnetstack.physical.service import (
     BellState,
     FreeQubit,
     HeraldAttempt,

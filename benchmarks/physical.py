@@ -5,11 +5,11 @@ Usage::
     python benchmarks/physical.py           # readable table
     python benchmarks/physical.py --json    # one JSON array on stdout, nothing else
 
-Schemes: ``single-click`` (:class:`physical.schemes.SingleClickModel`, default
-:class:`physical.params.SingleClickLinkParams`: α = 0.1) and ``barrett-kok``
-(:class:`physical.barrett_kok.BarrettKokModel`, default
-:class:`physical.barrett_kok.BarrettKokLinkParams`: V = 0.9); default fibre,
-detectors and :class:`physical.params.NodeHardware` at both ends; 2, 25, 50,
+Schemes: ``single-click`` (:class:`qnetstack.physical.schemes.SingleClickModel`, default
+:class:`qnetstack.physical.params.SingleClickLinkParams`: α = 0.1) and ``barrett-kok``
+(:class:`qnetstack.physical.barrett_kok.BarrettKokModel`, default
+:class:`qnetstack.physical.barrett_kok.BarrettKokLinkParams`: V = 0.9); default fibre,
+detectors and :class:`qnetstack.physical.params.NodeHardware` at both ends; 2, 25, 50,
 100 and 200 km.
 
 What is timed (``time.perf_counter``, after a warm-up; link set-up excluded):
@@ -28,18 +28,18 @@ heralds, builds the normalised post-herald spin state:
   and not timed. For reference, the table (not ``--json``) also shows the
   same attempt run in the general density-matrix engine, as the
   ``qutip-single-click`` backend does: both spin–photon pairs created in a
-  :class:`physical.engine.QuantumWorld`, the POVM sampled on the photons,
+  :class:`qnetstack.physical.engine.QuantumWorld`, the POVM sampled on the photons,
   the spins' state read and discarded.
 * barrett-kok: :meth:`BarrettKokModel.simulate_attempt`: Born-rule sampling
   of round 1's click pattern from the spins' state, conditional update, π
   pulse, the same for round 2, normalisation on success. The per-round
   instrument it applies is built once per link from the Fock-space model
-  (:func:`physical.barrett_kok.round_instrument`) and not timed.
+  (:func:`qnetstack.physical.barrett_kok.round_instrument`) and not timed.
 
 A fixed number of attempts is timed rather than waiting for pairs, since at
 200 km success is rare (p ~ 1e-3 single-click, ~ 1e-5 Barrett–Kok).
 
-``us_per_pair`` — 5000 calls of :func:`physical.schemes.sample_success`
+``us_per_pair`` — 5000 calls of :func:`qnetstack.physical.schemes.sample_success`
 (geometric fast-forward: the number of attempts to the first success and its
 branch, with the model's ``branches()`` evaluated on every call), timed the
 same way. One call delivers one pair
@@ -58,20 +58,14 @@ from collections.abc import Callable
 
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path and the file
-# itself (physical.py) would shadow the ``physical`` package: put the
-# repository root there instead.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from physical.barrett_kok import BarrettKokLinkParams, BarrettKokModel  # noqa: E402
-from physical.engine import QuantumWorld  # noqa: E402
-from physical.params import NodeHardware, SingleClickLinkParams  # noqa: E402
-from physical.schemes import HeraldingModel, SingleClickModel, sample_success  # noqa: E402
-from physical.single_click import HERALD_FAIL, arrival_efficiency, emission_state, herald_povm  # noqa: E402
+from qnetstack.physical.barrett_kok import BarrettKokLinkParams, BarrettKokModel
+from qnetstack.physical.engine import QuantumWorld
+from qnetstack.physical.params import NodeHardware, SingleClickLinkParams
+from qnetstack.physical.schemes import HeraldingModel, SingleClickModel, sample_success
+from qnetstack.physical.single_click import HERALD_FAIL, arrival_efficiency, emission_state, herald_povm
 
 __all__ = ["DISTANCES_KM", "SCHEMES", "run", "main"]
 

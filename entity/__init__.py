@@ -59,7 +59,7 @@ class Context(Protocol):
 
     @property
     def device(self) -> Any:
-        """The node's physical device service (``physical.service.DeviceService``)."""
+        """The node's physical device service (``qnetstack.physical.service.DeviceService``)."""
         ...
 
     def send_up(self, msg: Any) -> None:

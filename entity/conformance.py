@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 Each layer package ships a :class:`Suite` for the service it provides (for
-example ``link.conformance.SUITE``). A suite is a list of :class:`Check` s; each
+example ``qnetstack.link.conformance.SUITE``). A suite is a list of :class:`Check` s; each
 check names the clause of ``specs/<layer>.md`` it verifies (``LINK-OK-2``),
 says whether the clause is mandatory (MUST) or advisory (SHOULD), and is a
 function that takes the implementation under test and raises

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from entity.kernel import Kernel
+from qnetstack.entity.kernel import Kernel
 
 __all__ = ["HarnessContext", "Delivery", "NodeDevice"]
 

@@ -1,7 +1,7 @@
 """A link layer written from specs/link.md alone: the worked example of docs/conformance.md.
 
 It is deliberately small and makes different choices from the reference
-``link.egp.SingleClickEgp``:
+``qnetstack.link.egp.SingleClickEgp``:
 
 * it offers type K only (``PROVIDES`` has no ``link:M``), so the suite marks the
   type-M clause "not applicable" instead of failing it;
@@ -26,8 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from entity import Context, EntityError
-from link.service import (
+from qnetstack.entity import Context, EntityError
+from qnetstack.link.service import (
     CAP_LINK_K,
     EntanglementId,
     LinkAck,
@@ -37,7 +37,7 @@ from link.service import (
     LinkOkKeep,
     RequestType,
 )
-from physical.service import CAP_DEVICE, CAP_HERALDING, FreeQubit, HeraldAttempt, HeraldResult
+from qnetstack.physical.service import CAP_DEVICE, CAP_HERALDING, FreeQubit, HeraldAttempt, HeraldResult
 
 NO_DEADLINE = 2**63
 

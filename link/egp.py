@@ -50,7 +50,7 @@ Run modes (the same service, the same results in distribution):
   ``fast-forward-egp``): each ``HeraldAttempt`` asks for a run of up to
   ``max_attempts`` attempts back to back, stopping at the first success, so
   the physical layer may sample the number of attempts to the next success
-  instead of simulating each (``physical.heralding_backend``). ``max_attempts``
+  instead of simulating each (``qnetstack.physical.heralding_backend``). ``max_attempts``
   covers the attempts that would start before the active request's deadline,
   ``ceil((deadline - now) / attempt_period)``, or ``max_attempts_cap`` when it
   has none. Attempt k of a run starts (k-1) attempt periods after the first,
@@ -115,8 +115,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from entity import Context, EntityError
-from link.service import (
+from qnetstack.entity import Context, EntityError
+from qnetstack.link.service import (
     CAP_LINK_ALPHA,
     CAP_LINK_ATOMIC,
     CAP_LINK_K,
@@ -136,7 +136,7 @@ from link.service import (
     RandomBasis,
     RequestType,
 )
-from physical.service import (
+from qnetstack.physical.service import (
     CAP_DEVICE,
     CAP_HERALDING,
     Basis,

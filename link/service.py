@@ -31,8 +31,8 @@ from typing import Annotated, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from entity import Entity
-from physical.service import Basis, BellState, Probability, QubitHandle
+from qnetstack.entity import Entity
+from qnetstack.physical.service import Basis, BellState, Probability, QubitHandle
 
 __all__ = [
     "BellState",

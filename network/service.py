@@ -23,9 +23,9 @@ from typing import Annotated, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from entity import Entity
-from link.service import Basis, BellState, RequestType
-from physical.service import Probability, QubitHandle
+from qnetstack.entity import Entity
+from qnetstack.link.service import Basis, BellState, RequestType
+from qnetstack.physical.service import Probability, QubitHandle
 
 __all__ = [
     "BellState",

@@ -47,8 +47,8 @@ from typing import Any, Literal
 import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field
 
-from entity import Context, EntityError
-from link.service import (
+from qnetstack.entity import Context, EntityError
+from qnetstack.link.service import (
     CAP_LINK_K,
     LinkAck,
     LinkCreate,
@@ -58,7 +58,7 @@ from link.service import (
     LinkOkMeasure,
     RequestType,
 )
-from network.service import (
+from qnetstack.network.service import (
     CAP_NET_K,
     CAP_NET_M,
     NetAccepted,
@@ -69,7 +69,7 @@ from network.service import (
     PairDelivered,
     PairId,
 )
-from physical.service import (
+from qnetstack.physical.service import (
     CAP_DEVICE,
     Basis,
     BellMeasure,

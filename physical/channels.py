@@ -20,7 +20,7 @@ present, then adds its own noise.
   explicitly.
 * Delay: a pulse travels at the group velocity ``c / n_g``, so
   ``τ = L n_g / c`` (Agrawal 2010, §2.4). Default ``n_g = 1.468`` as in
-  :class:`physical.params.FibreParams` (Corning SMF-28 Ultra product
+  :class:`qnetstack.physical.params.FibreParams` (Corning SMF-28 Ultra product
   information, 2014: 1.4682 at 1550 nm, 1.4676 at 1310 nm).
 * Polarisation and phase noise on a photonic qubit: a Pauli channel
   (Nielsen & Chuang, *Quantum Computation and Quantum Information*, 2000,
@@ -137,8 +137,8 @@ import math
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from physical.params import SPEED_OF_LIGHT_KM_PER_S, FibreParams, HardwareParams
-from physical.service import Probability
+from qnetstack.physical.params import SPEED_OF_LIGHT_KM_PER_S, FibreParams, HardwareParams
+from qnetstack.physical.service import Probability
 
 __all__ = [
     "PLANCK_CONSTANT_J_S",

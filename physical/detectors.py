@@ -22,7 +22,7 @@ silent only if no photon is detected and no dark count occurs:
 
     P(no click | n) = (1 - p_dc) (1 - η)^n,   P(click | n) = 1 - P(no click | n).
 
-This is the no-click POVM element of :func:`physical.single_click.detector_no_click`.
+This is the no-click POVM element of :func:`qnetstack.physical.single_click.detector_no_click`.
 
 **Photon-number-resolving detector (model stated here).** An ideal PNR
 detector reports the number of detection events in the window: the number of
@@ -78,8 +78,8 @@ from typing import Literal
 import numpy as np
 from pydantic import ConfigDict, Field, TypeAdapter
 
-from physical.params import DetectorParams, HardwareParams
-from physical.service import Probability
+from qnetstack.physical.params import DetectorParams, HardwareParams
+from qnetstack.physical.service import Probability
 
 __all__ = [
     "FWHM_PER_SIGMA",
@@ -101,7 +101,7 @@ class Detector(HardwareParams):
     """A single-photon detector (see the module docstring for the model).
 
     Defaults: an ideal-but-lossy threshold detector with efficiency 0.8 (the
-    default of :class:`physical.params.DetectorParams`, after SeQUeNCe's
+    default of :class:`qnetstack.physical.params.DetectorParams`, after SeQUeNCe's
     example links, Wu et al., Quantum Sci. Technol. 6, 045027 (2021)), no dark
     counts, no dead time, no jitter, no after-pulsing.
     """

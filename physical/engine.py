@@ -70,7 +70,7 @@ import qutip
 from qutip import Qobj
 from qutip.core.dimensions import Dimensions
 
-from physical.service import Basis, BellState
+from qnetstack.physical.service import Basis, BellState
 
 __all__ = [
     "QuantumWorld",

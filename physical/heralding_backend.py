@@ -3,19 +3,19 @@
 Theory of operation
 -------------------
 :class:`HeraldingModelBackend` (registry name ``model-heralding``) builds the
-same entities as :class:`physical.qutip_backend.QutipSingleClickBackend` — a
+same entities as :class:`qnetstack.physical.qutip_backend.QutipSingleClickBackend` — a
 :class:`ModelNode` per node (its device, on the shared
 :class:`~physical.engine.QuantumWorld`, and its ends of the links) and a
 :class:`ModelStation` per link at the midpoint — but the station does not
 interfere photons. It draws each outcome from the link's
 :class:`~physical.schemes.HeraldingModel`: the successful branches, each with
 its probability per attempt and its normalised post-herald state of the two
-memories (:mod:`physical.schemes`). The model comes from the link's parameter
+memories (:mod:`qnetstack.physical.schemes`). The model comes from the link's parameter
 object through :data:`HERALDING_SCHEMES` (parameter type -> scheme name and
 model factory), so the heralding scheme is a parameter of the link.
 
 Attempts are independent and identically distributed, so (Rozpędek et al.,
-PRA 99, 052330 (2019), Sec. III, for single-click; :mod:`physical.schemes`):
+PRA 99, 052330 (2019), Sec. III, for single-click; :mod:`qnetstack.physical.schemes`):
 
 * **per attempt** (``max_attempts`` = 1): one uniform draw u picks branch i
   when ``Σ_{j<i} p_j <= u < Σ_{j<=i} p_j``, failure when ``u >= p = Σ p_j``;
@@ -28,7 +28,7 @@ PRA 99, 052330 (2019), Sec. III, for single-click; :mod:`physical.schemes`):
 
 On success the station puts the branch's state into the world for the two
 memory qubits at the herald time, after memory noise (T1/T2 of each node,
-:func:`physical.single_click.decohere_pair`, the world's own channel) for the
+:func:`qnetstack.physical.single_click.decohere_pair`, the world's own channel) for the
 time each spin waited since its emission (τ: the photon's flight). From then
 on the world applies T1/T2 itself. ``fidelity_estimate`` is the fidelity of
 exactly that state to the announced Bell state, so goodness is honest.
@@ -64,14 +64,14 @@ from typing import Any, Literal
 import numpy as np
 from qutip import Qobj
 
-from entity import Context, EntityError
-from physical.barrett_kok import BarrettKokLinkParams, BarrettKokModel
-from physical.midpoint_source import MidpointSourceLinkParams, MidpointSourceModel
-from physical.engine import QuantumWorld
-from physical.params import FibreParams, HardwareParams, LinkSide, NodeHardware, SingleClickLinkParams
-from physical.qutip_backend import RESERVED_SLOT, MemoryDevice
-from physical.schemes import HeraldBranch, HeraldingModel, SingleClickModel, branch_fidelity
-from physical.service import (
+from qnetstack.entity import Context, EntityError
+from qnetstack.physical.barrett_kok import BarrettKokLinkParams, BarrettKokModel
+from qnetstack.physical.midpoint_source import MidpointSourceLinkParams, MidpointSourceModel
+from qnetstack.physical.engine import QuantumWorld
+from qnetstack.physical.params import FibreParams, HardwareParams, LinkSide, NodeHardware, SingleClickLinkParams
+from qnetstack.physical.qutip_backend import RESERVED_SLOT, MemoryDevice
+from qnetstack.physical.schemes import HeraldBranch, HeraldingModel, SingleClickModel, branch_fidelity
+from qnetstack.physical.service import (
     AlphaSetting,
     CAP_DEVICE,
     CAP_HERALDING,
@@ -81,7 +81,7 @@ from physical.service import (
     HeraldResult,
     PhysicalCapabilities,
 )
-from physical.single_click import decohere_pair, operating_points, unnormalised_herald_state
+from qnetstack.physical.single_click import decohere_pair, operating_points, unnormalised_herald_state
 
 __all__ = [
     "HeraldingModelBackend",
@@ -139,7 +139,7 @@ def _midpoint_source(
 @dataclass(frozen=True)
 class _SingleClickPerEnd:
     """Single-click with a different α at each end (a ``HeraldAttempt`` override):
-    the closed form :func:`physical.single_click.unnormalised_herald_state`
+    the closed form :func:`qnetstack.physical.single_click.unnormalised_herald_state`
     with ``alpha_b`` (derived there; Humphreys et al. 2018)."""
 
     base: SingleClickModel

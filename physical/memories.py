@@ -10,7 +10,7 @@ NV centre), with their coherence times, gate, measurement and readout figures.
 **Waiting** (Nielsen & Chuang, *Quantum Computation and Quantum Information*,
 2000, §8.3.5-8.3.6). A qubit left alone for t undergoes amplitude damping with
 γ = 1 - e^{-t/T1} and dephasing such that the coherence ρ01 decays by e^{-t/T2}
-in total; this is :func:`physical.engine.memory_kraus`, reused here. ``None``
+in total; this is :func:`qnetstack.physical.engine.memory_kraus`, reused here. ``None``
 means no decay of that kind; physics requires T2 ≤ 2·T1 (N&C §8.3.6) and a
 finite T1 implies a finite T2.
 
@@ -76,9 +76,9 @@ import numpy as np
 from pydantic import ConfigDict, Field, TypeAdapter, model_validator
 from qutip import Qobj
 
-from physical.engine import memory_kraus
-from physical.params import HardwareParams, MemoryParams
-from physical.service import BellState, Probability
+from qnetstack.physical.engine import memory_kraus
+from qnetstack.physical.params import HardwareParams, MemoryParams
+from qnetstack.physical.service import BellState, Probability
 
 __all__ = [
     "CoherenceTimes",
@@ -131,7 +131,7 @@ class MemoryModel(HardwareParams):
     ``None`` mean the platform cannot perform that operation.
 
     Defaults (an idealised memory, consistent with
-    :class:`physical.params.MemoryParams`): 4 qubits (1 communication + 3
+    :class:`qnetstack.physical.params.MemoryParams`): 4 qubits (1 communication + 3
     storage), T1 = ∞, T2 = 1 s ("memory lifetimes of order seconds",
     RFC 9340 §5.4, 2023), perfect and instantaneous gates, measurement and
     readout.
@@ -172,7 +172,7 @@ class MemoryModel(HardwareParams):
 
     def kraus(self, wait_ns: float, storage: bool = False) -> list[Qobj]:
         """Kraus operators of one qubit left alone for ``wait_ns``
-        (:func:`physical.engine.memory_kraus` with this memory's T1, T2)."""
+        (:func:`qnetstack.physical.engine.memory_kraus` with this memory's T1, T2)."""
         return memory_kraus(wait_ns, *self.coherence(storage))
 
     def bell_pair_fidelity(

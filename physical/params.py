@@ -10,7 +10,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from physical.service import Probability
+from qnetstack.physical.service import Probability
 
 __all__ = [
     "HardwareParams",
@@ -146,7 +146,7 @@ class LinkSide(_Params):
     ``params`` is the link's parameter model, and its type says the heralding
     scheme: :class:`SingleClickLinkParams` for single-click; the parameter
     models of other schemes live with their scheme (e.g.
-    ``physical.barrett_kok.BarrettKokLinkParams``). A backend refuses types it
+    ``qnetstack.physical.barrett_kok.BarrettKokLinkParams``). A backend refuses types it
     cannot run."""
 
     station: str

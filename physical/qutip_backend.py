@@ -39,7 +39,7 @@ that the station marks ``in_step`` (both photons came, for runs of the same
 length) each end frees its qubit and emits again at once — the herald arrives
 exactly one attempt period (2τ) after the emission — until a success or N
 attempts; only the run's last herald goes up, with ``attempts``. This backend
-thus always simulates attempt by attempt; ``physical.heralding_backend``
+thus always simulates attempt by attempt; ``qnetstack.physical.heralding_backend``
 fast-forwards instead.
 
 The state machines are small enough to read as tables:
@@ -73,10 +73,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from qutip import Qobj
 
-from entity import Context, EntityError
-from physical.engine import QuantumWorld, bell_ket, bloch_ket
-from physical.params import LinkSide, NodeHardware, SingleClickLinkParams
-from physical.service import (
+from qnetstack.entity import Context, EntityError
+from qnetstack.physical.engine import QuantumWorld, bell_ket, bloch_ket
+from qnetstack.physical.params import LinkSide, NodeHardware, SingleClickLinkParams
+from qnetstack.physical.service import (
     AlphaSetting,
     CAP_DEVICE,
     CAP_HERALDING,
@@ -102,7 +102,7 @@ from physical.service import (
     QubitAllocated,
     QubitFreed,
 )
-from physical.single_click import (
+from qnetstack.physical.single_click import (
     HERALD_BELL_STATES,
     arrival_efficiency,
     emission_state,
@@ -114,7 +114,7 @@ from physical.single_click import (
 
 __all__ = [
     "QutipSingleClickBackend",
-    "LinkSide",  # re-exported from physical.params
+    "LinkSide",  # re-exported from qnetstack.physical.params
     "MemoryDevice",
     "RESERVED_SLOT",
     "PhysicalNode",

@@ -32,10 +32,10 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from physical.engine import bell_ket
-from physical.params import NodeHardware, SingleClickLinkParams
-from physical.service import BellState
-from physical import single_click
+from qnetstack.physical.engine import bell_ket
+from qnetstack.physical.params import NodeHardware, SingleClickLinkParams
+from qnetstack.physical.service import BellState
+from qnetstack.physical import single_click
 
 __all__ = [
     "HeraldBranch",
@@ -108,11 +108,11 @@ def sample_success(model: HeraldingModel, rng: np.random.Generator) -> tuple[int
 
 @dataclass(frozen=True)
 class SingleClickModel:
-    """The single-click scheme (:mod:`physical.single_click`) as a :class:`HeraldingModel`.
+    """The single-click scheme (:mod:`qnetstack.physical.single_click`) as a :class:`HeraldingModel`.
 
     Both ends use the link's bright-state population α; photon efficiencies
     are emission × fibre over L/2 × detector, the closed form of
-    :func:`physical.single_click.unnormalised_herald_state`.
+    :func:`qnetstack.physical.single_click.unnormalised_herald_state`.
     """
 
     params: SingleClickLinkParams
@@ -151,9 +151,9 @@ class SingleClickModel:
 
         Built once per link from the operator model the QuTiP backend runs,
         independently of the closed form: each node's spin–photon state
-        (:func:`physical.single_click.emission_state`, photon loss included),
+        (:func:`qnetstack.physical.single_click.emission_state`, photon loss included),
         the herald POVM on the two photons (beam splitter and detectors,
-        :func:`physical.single_click.herald_povm`), the photons traced out.
+        :func:`qnetstack.physical.single_click.herald_povm`), the photons traced out.
         """
         alpha = self.params.bright_state_population
         trans_a = single_click.arrival_efficiency(self.params, self.hardware_a)

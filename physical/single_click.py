@@ -82,9 +82,9 @@ import numpy as np
 import qutip
 from qutip import Qobj
 
-from physical.engine import bell_ket, memory_kraus
-from physical.params import DetectorParams, NodeHardware, SingleClickLinkParams
-from physical.service import BellState
+from qnetstack.physical.engine import bell_ket, memory_kraus
+from qnetstack.physical.params import DetectorParams, NodeHardware, SingleClickLinkParams
+from qnetstack.physical.service import BellState
 
 __all__ = [
     "HERALD_PLUS",
@@ -291,7 +291,7 @@ def decohere_pair(
     noise_b: tuple[float, float | None, float | None],
 ) -> np.ndarray:
     """Apply memory noise ``(elapsed_ns, t1_ns, t2_ns)`` to each spin of a 4x4 state
-    (the same channel as the world's, :func:`physical.engine.memory_kraus`)."""
+    (the same channel as the world's, :func:`qnetstack.physical.engine.memory_kraus`)."""
     out = np.asarray(rho, dtype=complex)
     for which, (elapsed, t1, t2) in enumerate((noise_a, noise_b)):
         if elapsed <= 0 or (t1 is None and t2 is None):

@@ -63,8 +63,8 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from physical.params import HardwareParams
-from physical.service import Probability
+from qnetstack.physical.params import HardwareParams
+from qnetstack.physical.service import Probability
 
 __all__ = [
     "SpdcSource",

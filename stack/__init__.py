@@ -2,13 +2,13 @@
 
 The usual entry points::
 
-    from stack import assemble, load_scenario
+    from qnetstack.stack import assemble, load_scenario
     result = assemble(load_scenario("examples/teleport-chain.yaml")).run()
     print(result.to_table())
 """
 
-from stack.assembler import AssemblyError, Simulation, assemble, scenario_from_graph
-from stack.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
+from qnetstack.stack.assembler import AssemblyError, Simulation, assemble, scenario_from_graph
+from qnetstack.stack.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
 
 __all__ = [
     "AssemblyError",

@@ -30,12 +30,12 @@ from typing import Any
 
 import networkx as nx
 
-from entity import Entity
-from physical.params import LinkSide, fibre_delay_ns
-from stack import registry
-from stack.report import RunResult, summarise
-from stack.runtime import LAYERS, Network
-from stack.scenario import AppSpec, Implementations, LinkSpec, NodeSpec, Scenario, ScenarioError, parse_scenario
+from qnetstack.entity import Entity
+from qnetstack.physical.params import LinkSide, fibre_delay_ns
+from qnetstack.stack import registry
+from qnetstack.stack.report import RunResult, summarise
+from qnetstack.stack.runtime import LAYERS, Network
+from qnetstack.stack.scenario import AppSpec, Implementations, LinkSpec, NodeSpec, Scenario, ScenarioError, parse_scenario
 
 __all__ = ["AssemblyError", "Simulation", "assemble", "default_physical", "scenario_from_graph", "station_name"]
 

@@ -27,8 +27,8 @@ from collections.abc import Sequence
 # QuTiP warns at import when matplotlib is missing; the CLI plots nothing.
 warnings.filterwarnings("ignore", message="matplotlib not found")
 
-from stack.assembler import assemble
-from stack.scenario import ScenarioError, load_scenario
+from qnetstack.stack.assembler import assemble
+from qnetstack.stack.scenario import ScenarioError, load_scenario
 
 __all__ = ["main"]
 
@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "schema":
         from pathlib import Path
 
-        from stack.schemas import write
+        from qnetstack.stack.schemas import write
 
         written = write(Path(args.out))
         print(f"wrote {len(written)} schemas to {args.out}")
@@ -112,7 +112,7 @@ def _impl_overrides(pairs: list[str]) -> dict[str, str]:
 
 
 def _conform(args: argparse.Namespace) -> int:
-    from stack.conform import ConformError, run_conformance
+    from qnetstack.stack.conform import ConformError, run_conformance
 
     try:
         report = run_conformance(args.layer, args.impl, select=args.clause)

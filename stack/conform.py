@@ -10,8 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from entity.conformance import ConformanceReport, ImplementationError, Suite
-from stack import registry
+from qnetstack.entity.conformance import ConformanceReport, ImplementationError, Suite
+from qnetstack.stack import registry
 
 __all__ = ["ConformError", "LAYERS", "suite_for", "run_conformance"]
 
@@ -25,7 +25,7 @@ class ConformError(ValueError):
 def suite_for(layer: str) -> Suite:
     if layer not in LAYERS:
         raise ConformError(f"unknown layer {layer!r} (layers: {', '.join(LAYERS)})")
-    return importlib.import_module(f"{layer}.conformance").SUITE  # type: ignore[no-any-return]
+    return importlib.import_module(f"qnetstack.{layer}.conformance").SUITE  # type: ignore[no-any-return]
 
 
 def run_conformance(layer: str, implementation: str | Any | None = None, select: list[str] | None = None) -> ConformanceReport:

@@ -7,7 +7,7 @@ CREATEs it is given at start and hands every other link message to
 fills the application layer's place above it. Both refuse anything they do not
 expect with an :class:`~entity.EntityError`, so a surprise fails loudly.
 
-Use with :func:`stack.assemble`::
+Use with :func:`qnetstack.stack.assemble`::
 
     class Client(LinkClient):
         creates = {"alice": [LinkCreate(remote_node="bob", number=10)]}
@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from entity import EntityError
-from link.service import CAP_LINK_K, LinkAck, LinkCreate
-from physical.service import CAP_DEVICE
+from qnetstack.entity import EntityError
+from qnetstack.link.service import CAP_LINK_K, LinkAck, LinkCreate
+from qnetstack.physical.service import CAP_DEVICE
 
 __all__ = ["LinkClient", "NoApplication"]
 

@@ -21,16 +21,16 @@ LAYERS = ("physical", "link", "network", "application")
 
 BUILTIN: dict[str, dict[str, str]] = {
     "physical": {
-        "qutip-single-click": "physical.qutip_backend:QutipSingleClickBackend",
-        "model-heralding": "physical.heralding_backend:HeraldingModelBackend",
+        "qutip-single-click": "qnetstack.physical.qutip_backend:QutipSingleClickBackend",
+        "model-heralding": "qnetstack.physical.heralding_backend:HeraldingModelBackend",
     },
     "link": {
-        "single-click-egp": "link.egp:SingleClickEgp",  # attempt by attempt
-        "fast-forward-egp": "link.egp:FastForwardEgp",  # runs of attempts up to the next success
-        "multiplexed-egp": "link.egp:MultiplexedEgp",  # several attempts in flight per link, one memory each
+        "single-click-egp": "qnetstack.link.egp:SingleClickEgp",  # attempt by attempt
+        "fast-forward-egp": "qnetstack.link.egp:FastForwardEgp",  # runs of attempts up to the next success
+        "multiplexed-egp": "qnetstack.link.egp:MultiplexedEgp",  # several attempts in flight per link, one memory each
     },
-    "network": {"swap-asap": "network.swap_asap:SwapAsap"},
-    "application": {"basic-apps": "application.apps:BasicApps"},
+    "network": {"swap-asap": "qnetstack.network.swap_asap:SwapAsap"},
+    "application": {"basic-apps": "qnetstack.application.apps:BasicApps"},
 }
 
 

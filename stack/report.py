@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from application.service import AppDone, AppError, PairResult, TeleportResult
+from qnetstack.application.service import AppDone, AppError, PairResult, TeleportResult
 
 __all__ = ["RunResult", "LinkStats", "FidelityStats", "summarise"]
 

@@ -7,7 +7,7 @@ physical entity). Each entity gets its own :class:`KernelContext`, which turns
 * up and down on the same node: delivered at the same instant, queued behind
   whatever is already scheduled for it;
 * to a peer: after the classical channel's delay, the shortest fibre path
-  between the two nodes, length / (c / n) (see ``physical.params``);
+  between the two nodes, length / (c / n) (see ``qnetstack.physical.params``);
 * timers: after the requested delay.
 
 Each context looks its routes up once (the entity above or below, each peer
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from entity.kernel import Kernel
+from qnetstack.entity.kernel import Kernel
 
 __all__ = ["LAYERS", "KernelContext", "Trace", "Network", "entity_rng"]
 

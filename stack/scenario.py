@@ -18,10 +18,10 @@ from typing import Any, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from application.service import AppRequest
-from physical.heralding_backend import HERALDING_SCHEMES, scheme_named
-from physical.params import DetectorParams, FibreParams, HardwareParams, NodeHardware, SingleClickLinkParams
-from physical.service import HeraldingScheme, Probability
+from qnetstack.application.service import AppRequest
+from qnetstack.physical.heralding_backend import HERALDING_SCHEMES, scheme_named
+from qnetstack.physical.params import DetectorParams, FibreParams, HardwareParams, NodeHardware, SingleClickLinkParams
+from qnetstack.physical.service import HeraldingScheme, Probability
 
 __all__ = [
     "NodeSpec",
@@ -64,7 +64,7 @@ class LinkSpec(_Spec):
     """A heralded link between nodes ``a`` and ``b`` (station at the midpoint).
 
     ``scheme`` is the heralding scheme; its parameter model (e.g.
-    ``physical.params.SingleClickLinkParams``) gets ``length_km``, ``fibre``,
+    ``qnetstack.physical.params.SingleClickLinkParams``) gets ``length_km``, ``fibre``,
     ``detector``, the single-click ``bright_state_population`` (left out: the
     parameter model's default, 0.1; other schemes have none) and the scheme's own fields from ``scheme_params``
     (e.g. ``two_photon_visibility`` for ``barrett-kok``).

@@ -12,19 +12,19 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-import application.service
-import link.service
-import network.service
-import physical.service
-from stack.scenario import Scenario
+from qnetstack.application import service as application_service
+from qnetstack.link import service as link_service
+from qnetstack.network import service as network_service
+from qnetstack.physical import service as physical_service
+from qnetstack.stack.scenario import Scenario
 
 __all__ = ["generate", "write"]
 
 SERVICE_MODULES = {
-    "physical": physical.service,
-    "link": link.service,
-    "network": network.service,
-    "application": application.service,
+    "physical": physical_service,
+    "link": link_service,
+    "network": network_service,
+    "application": application_service,
 }
 
 

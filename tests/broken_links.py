@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from link.egp import SingleClickEgp
-from link.service import CAP_LINK_K, BellState, LinkOkKeep, LinkOkMeasure
-from physical.service import FreeQubit
+from qnetstack.link.egp import SingleClickEgp
+from qnetstack.link.service import CAP_LINK_K, BellState, LinkOkKeep, LinkOkMeasure
+from qnetstack.physical.service import FreeQubit
 
 
 class OkAtOneEnd(SingleClickEgp):

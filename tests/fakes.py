@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from physical.service import (
+from qnetstack.physical.service import (
     ApplyGate,
     BellMeasure,
     BellMeasureResult,

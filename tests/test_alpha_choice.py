@@ -11,11 +11,11 @@ import math
 
 import pytest
 
-from application.service import PairsRequest
-from physical.params import NodeHardware, SingleClickLinkParams
-from physical.single_click import operating_points
-from stack import assemble, load_scenario
-from stack.scenario import AppSpec
+from qnetstack.application.service import PairsRequest
+from qnetstack.physical.params import NodeHardware, SingleClickLinkParams
+from qnetstack.physical.single_click import operating_points
+from qnetstack.stack import assemble, load_scenario
+from qnetstack.stack.scenario import AppSpec
 
 
 def _scenario(min_fidelity: float, number: int, physical: str):

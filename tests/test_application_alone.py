@@ -6,10 +6,10 @@ import itertools
 
 import pytest
 
-from application.apps import BasicApps, HeldPair, Release, TeleportBits, teleport_correction
-from application.service import CARDINAL_STATES, AppDone, AppError, PairResult, PairsRequest, TeleportRequest, TeleportResult
-from network.service import NetRejected, NetRequest, PairDelivered, PairId
-from physical.service import ApplyGate, BellMeasure, BellState, FreeQubit, Gate, InitQubit, OracleFidelity, QubitRef
+from qnetstack.application.apps import BasicApps, HeldPair, Release, TeleportBits, teleport_correction
+from qnetstack.application.service import CARDINAL_STATES, AppDone, AppError, PairResult, PairsRequest, TeleportRequest, TeleportResult
+from qnetstack.network.service import NetRejected, NetRequest, PairDelivered, PairId
+from qnetstack.physical.service import ApplyGate, BellMeasure, BellState, FreeQubit, Gate, InitQubit, OracleFidelity, QubitRef
 from tests.fakes import FakeContext, FakeDevice
 
 

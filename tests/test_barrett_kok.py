@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from physical.barrett_kok import (
+from qnetstack.physical.barrett_kok import (
     CLICK_PATTERNS,
     PATTERN_BELL_STATES,
     ROUND_BOTH,
@@ -28,9 +28,9 @@ from physical.barrett_kok import (
     success_probability,
     unnormalised_pattern_state,
 )
-from physical.params import DetectorParams, FibreParams, NodeHardware
-from physical.schemes import HeraldingModel, branch_fidelity, sample_success
-from physical.service import BellState
+from qnetstack.physical.params import DetectorParams, FibreParams, NodeHardware
+from qnetstack.physical.schemes import HeraldingModel, branch_fidelity, sample_success
+from qnetstack.physical.service import BellState
 
 
 def model(length_km=10.0, emission_a=0.75, emission_b=0.75, efficiency=0.8, p_dc=0.0, visibility=0.9, db_per_km=0.2):

@@ -17,10 +17,10 @@ import qutip
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from physical import qutip_backend
-from physical.bell_diagonal import BellDiagonal, NotBellDiagonalError, choose_engine
-from physical.engine import QuantumWorld, basis_projectors, bell_ket, memory_kraus
-from physical.service import Basis, BellState
+from qnetstack.physical import qutip_backend
+from qnetstack.physical.bell_diagonal import BellDiagonal, NotBellDiagonalError, choose_engine
+from qnetstack.physical.engine import QuantumWorld, basis_projectors, bell_ket, memory_kraus
+from qnetstack.physical.service import Basis, BellState
 
 ATOL = 1e-10
 BELLS = list(BellState)

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from physical.channels import (
+from qnetstack.physical.channels import (
     EARTH_RADIUS_KM,
     FibreChannel,
     FreeSpaceChannel,
@@ -29,7 +29,7 @@ from physical.channels import (
     sample_drift_unitaries,
     slant_range_km,
 )
-from physical.params import FibreParams
+from qnetstack.physical.params import FibreParams
 
 C_KM_PER_S = 299_792.458  # SI definition of the metre
 H_J_S = 6.626_070_15e-34  # SI 2019, exact

@@ -44,16 +44,16 @@ import pydantic
 import pytest
 import qutip
 
-from link.service import CAP_LINK_M, LinkCreate, LinkOkMeasure, RandomBasis, RequestType
-from network.service import NetRejected, NetRequest
-from network.swap_asap import SwapAsap
-from physical.engine import QuantumWorld, basis_projectors, bell_ket, bloch_ket
-from physical.midpoint_source import MidpointSourceModel
-from physical.schemes import HeraldingModel, SingleClickModel
-from physical.service import Basis, BellState, Measure
-from stack.probes import LinkClient, NoApplication
-from stack import assemble
-from stack.scenario import Scenario, parse_scenario
+from qnetstack.link.service import CAP_LINK_M, LinkCreate, LinkOkMeasure, RandomBasis, RequestType
+from qnetstack.network.service import NetRejected, NetRequest
+from qnetstack.network.swap_asap import SwapAsap
+from qnetstack.physical.engine import QuantumWorld, basis_projectors, bell_ket, bloch_ket
+from qnetstack.physical.midpoint_source import MidpointSourceModel
+from qnetstack.physical.schemes import HeraldingModel, SingleClickModel
+from qnetstack.physical.service import Basis, BellState, Measure
+from qnetstack.stack.probes import LinkClient, NoApplication
+from qnetstack.stack import assemble
+from qnetstack.stack.scenario import Scenario, parse_scenario
 from tests.fakes import FakeContext, FakeDevice
 
 SIGMAS = 5

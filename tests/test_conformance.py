@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from entity.conformance import CLAUSE_ID_PATTERN, ConformanceReport
-from stack.cli import main
-from stack.conform import ConformError, run_conformance, suite_for
+from qnetstack.entity.conformance import CLAUSE_ID_PATTERN, ConformanceReport
+from qnetstack.stack.cli import main
+from qnetstack.stack.conform import ConformError, run_conformance, suite_for
 from tests import broken_links
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,8 +165,8 @@ def test_cli_exit_code_1_names_the_broken_clause(capsys):
     [
         (["conform", "transport"], "unknown layer 'transport'"),
         (["conform", "link", "no_such_module:Egp"], "cannot import module 'no_such_module'"),
-        (["conform", "link", "link.egp:NoSuchClass"], "has no attribute 'NoSuchClass'"),
-        (["conform", "link", "link.egp:PeerCreate"], "does not implement the link service"),
+        (["conform", "link", "qnetstack.link.egp:NoSuchClass"], "has no attribute 'NoSuchClass'"),
+        (["conform", "link", "qnetstack.link.egp:PeerCreate"], "does not implement the link service"),
         (["conform", "link", "egp-that-is-not-registered"], "unknown link implementation"),
         (["conform", "link", "--clause", "LINK-NOPE-1"], "no clause LINK-NOPE-1"),
     ],
@@ -204,10 +204,10 @@ def _pyargs(package: str, impl: str | None) -> subprocess.CompletedProcess[str]:
 
 
 def test_suite_runs_under_pytest_pyargs():
-    good = _pyargs("link.conformance", None)
+    good = _pyargs("qnetstack.link.conformance", None)
     assert good.returncode == 0, good.stdout + good.stderr
     assert "2 passed" in good.stdout
-    bad = _pyargs("link.conformance", "tests.broken_links:InflatedGoodness")
+    bad = _pyargs("qnetstack.link.conformance", "tests.broken_links:InflatedGoodness")
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert "LINK-OK-5" in bad.stdout and "1 failed, 1 passed" in bad.stdout
 
@@ -219,7 +219,7 @@ def test_worked_example_link_layer_conforms_and_runs_the_teleport_example():
     """docs/conformance.md: a link layer written from the spec passes the suite
     (type M not applicable) and runs the teleportation example unchanged."""
     from examples.minimal_link import MinimalEgp
-    from stack import assemble, load_scenario
+    from qnetstack.stack import assemble, load_scenario
 
     report = run_conformance("link", MinimalEgp)
     assert report.passed, report.to_text()

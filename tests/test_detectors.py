@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from physical.detectors import (
+from qnetstack.physical.detectors import (
     FWHM_PER_SIGMA,
     INGAAS_APD,
     SNSPD,
     Detector,
     detector_preset,
 )
-from physical.params import DetectorParams
-from physical.single_click import detector_no_click
+from qnetstack.physical.params import DetectorParams
+from qnetstack.physical.single_click import detector_no_click
 
 # ------------------------------------------------------------------ dark counts
 

@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from application.service import AppError
-from physical.engine import bell_ket
-from physical.params import MemoryParams
-from physical.service import BellState
-from physical.single_click import arrival_efficiency, herald_fidelity, post_herald_state, success_probability
-from stack import assemble, load_scenario
-from stack.scenario import parse_scenario
-from stack.cli import main
+from qnetstack.application.service import AppError
+from qnetstack.physical.engine import bell_ket
+from qnetstack.physical.params import MemoryParams
+from qnetstack.physical.service import BellState
+from qnetstack.physical.single_click import arrival_efficiency, herald_fidelity, post_herald_state, success_probability
+from qnetstack.stack import assemble, load_scenario
+from qnetstack.stack.scenario import parse_scenario
+from qnetstack.stack.cli import main
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 IDEAL_MEMORY = MemoryParams(num_qubits=4, t1_ns=None, t2_ns=None)

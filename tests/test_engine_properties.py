@@ -26,10 +26,10 @@ import qutip
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from physical.bell_diagonal import BellDiagonal
-from physical.engine import QuantumWorld, RetiredQubitError, UnknownQubitError, WorldError, basis_projectors, bell_ket
-from physical.pair_state import PairConsumedError, PairState
-from physical.service import Basis, BellState
+from qnetstack.physical.bell_diagonal import BellDiagonal
+from qnetstack.physical.engine import QuantumWorld, RetiredQubitError, UnknownQubitError, WorldError, basis_projectors, bell_ket
+from qnetstack.physical.pair_state import PairConsumedError, PairState
+from qnetstack.physical.service import Basis, BellState
 
 ATOL = 1e-9
 BELLS = list(BellState)

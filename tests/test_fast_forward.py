@@ -12,13 +12,13 @@ import math
 
 import numpy as np
 
-from link.conformance import SUITE as LINK_SUITE
-from link.conformance.harness import LinkConditions, ScriptedCreate, run_link
-from link.egp import FastForwardEgp, SingleClickEgp
-from link.service import LinkCreate, LinkError
-from physical.conformance.harness import NODES, LinkSetup
-from physical.heralding_backend import HeraldingModelBackend
-from physical.qutip_backend import QutipSingleClickBackend
+from qnetstack.link.conformance import SUITE as LINK_SUITE
+from qnetstack.link.conformance.harness import LinkConditions, ScriptedCreate, run_link
+from qnetstack.link.egp import FastForwardEgp, SingleClickEgp
+from qnetstack.link.service import LinkCreate, LinkError
+from qnetstack.physical.conformance.harness import NODES, LinkSetup
+from qnetstack.physical.heralding_backend import HeraldingModelBackend
+from qnetstack.physical.qutip_backend import QutipSingleClickBackend
 from tests.test_heralding_backend import Rig
 
 SIGMAS = 5

@@ -17,17 +17,17 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from entity import EntityError
-from physical.conformance import SUITE
-from physical.conformance.harness import NODES, LinkSetup, PhysicalHarness
-from physical.heralding_backend import HeraldingModelBackend, scheme_named
-from physical.params import LinkSide, NodeHardware
-from physical.schemes import SingleClickModel
-from physical.service import FreeQubit, HeraldAttempt, HeraldResult, OracleFidelity, QubitRef
-from physical.single_click import arrival_efficiency, fidelity_at_detection
-from stack import assemble
-from stack.assembler import AssemblyError
-from stack.scenario import ScenarioError, parse_scenario
+from qnetstack.entity import EntityError
+from qnetstack.physical.conformance import SUITE
+from qnetstack.physical.conformance.harness import NODES, LinkSetup, PhysicalHarness
+from qnetstack.physical.heralding_backend import HeraldingModelBackend, scheme_named
+from qnetstack.physical.params import LinkSide, NodeHardware
+from qnetstack.physical.schemes import SingleClickModel
+from qnetstack.physical.service import FreeQubit, HeraldAttempt, HeraldResult, OracleFidelity, QubitRef
+from qnetstack.physical.single_click import arrival_efficiency, fidelity_at_detection
+from qnetstack.stack import assemble
+from qnetstack.stack.assembler import AssemblyError
+from qnetstack.stack.scenario import ScenarioError, parse_scenario
 
 SIGMAS = 5  # two-sided p ~ 6e-7 for a correct backend
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from entity.kernel import Kernel, KernelError
-from stack.runtime import entity_rng
+from qnetstack.entity.kernel import Kernel, KernelError
+from qnetstack.stack.runtime import entity_rng
 
 
 def test_events_run_in_time_order_and_simultaneous_ones_in_insertion_order():

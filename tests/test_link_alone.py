@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from link.egp import PeerCreate, SingleClickEgp
-from link.service import (
+from qnetstack.link.egp import PeerCreate, SingleClickEgp
+from qnetstack.link.service import (
     EntanglementId,
     LinkAck,
     LinkCreate,
@@ -15,7 +15,7 @@ from link.service import (
     LinkOkMeasure,
     RequestType,
 )
-from physical.service import Basis, BellState, FreeQubit, HeraldAttempt, HeraldResult, Measure
+from qnetstack.physical.service import Basis, BellState, FreeQubit, HeraldAttempt, HeraldResult, Measure
 from tests.fakes import FakeContext, FakeDevice, heralding_link
 
 DELAY = 50_000

@@ -1,6 +1,6 @@
 """The link layer's pairs against the heralding schemes' analytic models, through the stack.
 
-Every run here is a two-node scenario assembled by :func:`stack.assemble` with
+Every run here is a two-node scenario assembled by :func:`qnetstack.stack.assemble` with
 the ``model-heralding`` physical backend and the reference EGP; a small
 client in the network layer's place (:class:`PairClient`) asks the link for
 ``n`` type-K pairs in one ``LinkCreate`` and, for every pair, reads the oracle
@@ -39,16 +39,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from link.service import LinkCreate, LinkOkKeep
-from physical.barrett_kok import BarrettKokModel
-from physical.engine import bell_ket
-from physical.midpoint_source import MidpointSourceModel
-from physical.params import fibre_delay_ns
-from physical.schemes import HeraldingModel, SingleClickModel
-from physical.service import FreeQubit
-from stack.probes import LinkClient, NoApplication
-from stack import assemble
-from stack.scenario import Scenario, parse_scenario
+from qnetstack.link.service import LinkCreate, LinkOkKeep
+from qnetstack.physical.barrett_kok import BarrettKokModel
+from qnetstack.physical.engine import bell_ket
+from qnetstack.physical.midpoint_source import MidpointSourceModel
+from qnetstack.physical.params import fibre_delay_ns
+from qnetstack.physical.schemes import HeraldingModel, SingleClickModel
+from qnetstack.physical.service import FreeQubit
+from qnetstack.stack.probes import LinkClient, NoApplication
+from qnetstack.stack import assemble
+from qnetstack.stack.scenario import Scenario, parse_scenario
 
 SIGMAS = 5
 ROUNDING = 1e-9

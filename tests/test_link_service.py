@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from link.conformance.harness import LinkConditions, ScriptedCreate, run_link
-from link.egp import PeerLost, SingleClickEgp
-from link.service import (
+from qnetstack.link.conformance.harness import LinkConditions, ScriptedCreate, run_link
+from qnetstack.link.egp import PeerLost, SingleClickEgp
+from qnetstack.link.service import (
     EntanglementId,
     LinkCreate,
     LinkError,
@@ -23,7 +23,7 @@ from link.service import (
     RandomBasis,
     RequestType,
 )
-from physical.service import Basis, BellState, HeraldResult
+from qnetstack.physical.service import Basis, BellState, HeraldResult
 from tests.fakes import FakeContext, FakeDevice, heralding_link
 
 LOSSLESS = LinkConditions(delay_ns=1_000, success_probability=1.0, num_qubits=(4, 4))

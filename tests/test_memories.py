@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from physical.engine import QuantumWorld, bell_ket
-from physical.memories import (
+from qnetstack.physical.engine import QuantumWorld, bell_ket
+from qnetstack.physical.memories import (
     AFC_ENSEMBLE,
     MEMORY_PRESETS,
     NV_CARBON,
@@ -25,8 +25,8 @@ from physical.memories import (
     depolarising_kraus,
     memory_preset,
 )
-from physical.params import MemoryParams
-from physical.service import BellState
+from qnetstack.physical.params import MemoryParams
+from qnetstack.physical.service import BellState
 
 # (T1, T2) in ns: pure dephasing, T2 at its bound 2·T1, T2 < T1, T2 << T1, no noise
 COHERENCE_CASES = [(None, 1000.0), (1000.0, 2000.0), (2000.0, 1000.0), (500.0, 50.0), (None, None)]

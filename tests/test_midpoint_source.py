@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from physical.midpoint_source import (
+from qnetstack.physical.midpoint_source import (
     LINK_PATTERNS,
     NODE_PATTERN_BELL_STATES,
     MidpointSourceLinkParams,
@@ -26,10 +26,10 @@ from physical.midpoint_source import (
     single_pair_success_probability,
     unnormalised_pattern_state,
 )
-from physical.params import DetectorParams, FibreParams, NodeHardware
-from physical.schemes import HeraldingModel, branch_fidelity, sample_success
-from physical.service import BellState
-from physical.sources import SpdcSource
+from qnetstack.physical.params import DetectorParams, FibreParams, NodeHardware
+from qnetstack.physical.schemes import HeraldingModel, branch_fidelity, sample_success
+from qnetstack.physical.service import BellState
+from qnetstack.physical.sources import SpdcSource
 
 
 def model(

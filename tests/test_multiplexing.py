@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -36,14 +37,14 @@ from typing import Any
 
 import pytest
 
-from link.conformance import SUITE as LINK_SUITE
-from link.conformance.harness import LinkConditions, ScriptedCreate, run_link
-from link.egp import FastForwardEgp, MultiplexedEgp, PeerMultiplex, SingleClickEgp
-from link.service import LinkCreate, LinkOkKeep, RequestType
-from physical.service import Basis, FreeQubit, OracleFidelity, QubitRef
-from stack.probes import LinkClient, NoApplication
-from stack import assemble
-from stack.scenario import parse_scenario
+from qnetstack.link.conformance import SUITE as LINK_SUITE
+from qnetstack.link.conformance.harness import LinkConditions, ScriptedCreate, run_link
+from qnetstack.link.egp import FastForwardEgp, MultiplexedEgp, PeerMultiplex, SingleClickEgp
+from qnetstack.link.service import LinkCreate, LinkOkKeep, RequestType
+from qnetstack.physical.service import Basis, FreeQubit, OracleFidelity, QubitRef
+from qnetstack.stack.probes import LinkClient, NoApplication
+from qnetstack.stack import assemble
+from qnetstack.stack.scenario import parse_scenario
 
 SIGMAS = 5
 ROUNDING = 1e-9
@@ -230,6 +231,8 @@ def _egp_before_multiplexing() -> Any:
         ).stdout
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("the git history with the EGP before multiplexing is not available")
+    # that commit predates the qnetstack namespace: its imports name the bare layer packages
+    source = re.sub(r"^(from|import) (entity|physical|link|network|application|stack)\b", r"\1 qnetstack.\2", source, flags=re.M)
     spec = importlib.util.spec_from_loader("egp_before_multiplexing", loader=None)
     module = importlib.util.module_from_spec(spec)
     sys.modules["egp_before_multiplexing"] = module

@@ -7,10 +7,10 @@ import itertools
 import networkx as nx
 import pytest
 
-from link.service import EntanglementId, LinkAck, LinkCreate, LinkError, LinkErrorCode, LinkOkKeep, RequestType
-from network.service import NetAccepted, NetError, NetRejected, NetRequest, PairDelivered, PairId
-from network.swap_asap import CircuitFailed, Forward, SwapAsap, SwapRecord, purpose_of, werner_swap_fidelity
-from physical.service import Basis, BellMeasure, BellState, FreeQubit
+from qnetstack.link.service import EntanglementId, LinkAck, LinkCreate, LinkError, LinkErrorCode, LinkOkKeep, RequestType
+from qnetstack.network.service import NetAccepted, NetError, NetRejected, NetRequest, PairDelivered, PairId
+from qnetstack.network.swap_asap import CircuitFailed, Forward, SwapAsap, SwapRecord, purpose_of, werner_swap_fidelity
+from qnetstack.physical.service import Basis, BellMeasure, BellState, FreeQubit
 from tests.fakes import FakeContext, FakeDevice
 
 

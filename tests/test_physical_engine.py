@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 import qutip
 
-from physical.engine import (
+from qnetstack.physical.engine import (
     QuantumWorld,
     UnknownQubitError,
     WorldError,
@@ -22,8 +22,8 @@ from physical.engine import (
     bloch_ket,
     memory_kraus,
 )
-from physical.params import SPEED_OF_LIGHT_KM_PER_S, FibreParams, fibre_delay_ns
-from physical.service import Basis, BellState
+from qnetstack.physical.params import SPEED_OF_LIGHT_KM_PER_S, FibreParams, fibre_delay_ns
+from qnetstack.physical.service import Basis, BellState
 
 H = qutip.Qobj(np.array([[1, 1], [1, -1]]) / math.sqrt(2))
 X = qutip.sigmax()

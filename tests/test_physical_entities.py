@@ -15,11 +15,11 @@ import pytest
 
 import qutip
 
-from entity import Entity, EntityError
-from physical.engine import bell_ket
-from physical.params import DetectorParams, FibreParams, LinkSide, MemoryParams, NodeHardware, SingleClickLinkParams
-from physical.qutip_backend import MidpointStation, PhotonReport, QutipSingleClickBackend, StationHerald
-from physical.service import (
+from qnetstack.entity import Entity, EntityError
+from qnetstack.physical.engine import bell_ket
+from qnetstack.physical.params import DetectorParams, FibreParams, LinkSide, MemoryParams, NodeHardware, SingleClickLinkParams
+from qnetstack.physical.qutip_backend import MidpointStation, PhotonReport, QutipSingleClickBackend, StationHerald
+from qnetstack.physical.service import (
     CAP_DEVICE,
     CAP_HERALDING,
     ApplyGate,
@@ -41,7 +41,7 @@ from physical.service import (
     QubitAllocated,
     QubitRef,
 )
-from physical.single_click import arrival_efficiency, herald_fidelity, success_probability
+from qnetstack.physical.single_click import arrival_efficiency, herald_fidelity, success_probability
 from tests.fakes import FakeContext
 
 CNOT = qutip.Qobj(np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]]), dims=[[2, 2], [2, 2]])

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import qutip
 
-from physical.engine import QuantumWorld, bell_ket
-from physical.params import DetectorParams
-from physical.service import BellState
-from physical.single_click import (
+from qnetstack.physical.engine import QuantumWorld, bell_ket
+from qnetstack.physical.params import DetectorParams
+from qnetstack.physical.service import BellState
+from qnetstack.physical.single_click import (
     HERALD_BELL_STATES,
     HERALD_FAIL,
     HERALD_MINUS,

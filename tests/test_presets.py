@@ -3,11 +3,11 @@
 import pytest
 from pydantic import ValidationError
 
-from physical.barrett_kok import BarrettKokLinkParams, BarrettKokModel
-from physical.memories import NV_ELECTRON
-from physical.params import NodeHardware, SingleClickLinkParams
-from physical.presets import PRESETS, RB_MUNICH_2022, PlatformPreset, preset
-from physical.schemes import SingleClickModel
+from qnetstack.physical.barrett_kok import BarrettKokLinkParams, BarrettKokModel
+from qnetstack.physical.memories import NV_ELECTRON
+from qnetstack.physical.params import NodeHardware, SingleClickLinkParams
+from qnetstack.physical.presets import PRESETS, RB_MUNICH_2022, PlatformPreset, preset
+from qnetstack.physical.schemes import SingleClickModel
 
 
 def test_every_preset_is_reachable_by_name_and_cites_its_experiments():

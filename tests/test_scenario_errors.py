@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stack import ScenarioError, assemble, parse_scenario
-from stack.assembler import AssemblyError
-from stack.cli import main
+from qnetstack.stack import ScenarioError, assemble, parse_scenario
+from qnetstack.stack.assembler import AssemblyError
+from qnetstack.stack.cli import main
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 BASE = yaml.safe_load((EXAMPLES / "teleport-chain.yaml").read_text())

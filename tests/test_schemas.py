@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from stack.schemas import generate
+from qnetstack.stack.schemas import generate
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "specs" / "schemas"
 

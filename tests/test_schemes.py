@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from physical.params import DetectorParams, FibreParams, NodeHardware, SingleClickLinkParams
-from physical.schemes import HeraldingModel, SingleClickModel, sample_success
-from physical.service import BellState
+from qnetstack.physical.params import DetectorParams, FibreParams, NodeHardware, SingleClickLinkParams
+from qnetstack.physical.schemes import HeraldingModel, SingleClickModel, sample_success
+from qnetstack.physical.service import BellState
 
 
 def test_single_click_model_matches_the_textbook_closed_form():

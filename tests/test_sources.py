@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from physical.sources import EmitterSource, SpdcSource, WeakCoherentSource, spdc_visibility
+from qnetstack.physical.sources import EmitterSource, SpdcSource, WeakCoherentSource, spdc_visibility
 
 # ------------------------------------------------------------------ pair-number laws
 

@@ -7,6 +7,6 @@ application.conformance`` runs the same checks under pytest (set
 instead of the reference one).
 """
 
-from application.conformance.suite import SUITE
+from qnetstack.application.conformance.suite import SUITE
 
 __all__ = ["SUITE"]

@@ -36,7 +36,7 @@ The device refuses operations on qubits the application does not hold (not
 delivered yet, already freed or measured, held by the network) and records
 each such misuse. Memories do not decay, so a pair's fidelity is the one it was
 delivered with until the application acts on it. What a run produced is an
-:class:`AppRun` for the checks in :mod:`application.conformance.suite`.
+:class:`AppRun` for the checks in :mod:`qnetstack.application.conformance.suite`.
 """
 
 from __future__ import annotations
@@ -49,11 +49,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from application.service import CARDINAL_STATES, BlochState, PairsRequest, TeleportRequest, TeleportResult
-from entity.harness import HarnessContext, NodeDevice
-from entity.kernel import Kernel
-from network.service import NetAccepted, NetError, NetErrorCode, NetRejected, NetRequest, PairDelivered, PairId, RequestType
-from physical.service import (
+from qnetstack.application.service import CARDINAL_STATES, BlochState, PairsRequest, TeleportRequest, TeleportResult
+from qnetstack.entity.harness import HarnessContext, NodeDevice
+from qnetstack.entity.kernel import Kernel
+from qnetstack.network.service import NetAccepted, NetError, NetErrorCode, NetRejected, NetRequest, PairDelivered, PairId, RequestType
+from qnetstack.physical.service import (
     ApplyGate,
     Basis,
     BellMeasure,

@@ -1,7 +1,7 @@
 """Conformance suite of the application service (``specs/application.md``), clause by clause.
 
 Every check takes the implementation under test (a class or factory built as
-``Impl(ctx)``), drives it through :mod:`application.conformance.harness` and
+``Impl(ctx)``), drives it through :mod:`qnetstack.application.conformance.harness` and
 raises :class:`ClauseFailure` naming what it saw. Most checks let hypothesis
 generate the scenario: who asks whom for what (teleport or pairs, how many,
 which states, which minimum fidelity, when), what the network does with each
@@ -28,7 +28,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-from application.conformance.harness import (
+from qnetstack.application.conformance.harness import (
     NODES,
     AppConditions,
     AppHarness,
@@ -40,7 +40,7 @@ from application.conformance.harness import (
     requested_state,
     run_app,
 )
-from application.service import (
+from qnetstack.application.service import (
     CARDINAL_STATES,
     AppDone,
     AppError,
@@ -51,14 +51,14 @@ from application.service import (
     TeleportRequest,
     TeleportResult,
 )
-from entity import EntityError
-from entity.conformance import ClauseFailure, ImplementationError, NotApplicable, Suite, explore
-from network.service import NetRequest, RequestType
-from physical.service import BellState
+from qnetstack.entity import EntityError
+from qnetstack.entity.conformance import ClauseFailure, ImplementationError, NotApplicable, Suite, explore
+from qnetstack.network.service import NetRequest, RequestType
+from qnetstack.physical.service import BellState
 
 __all__ = ["SUITE"]
 
-SUITE = Suite(layer="application", spec="specs/application.md", reference="application.apps:BasicApps")
+SUITE = Suite(layer="application", spec="specs/application.md", reference="qnetstack.application.apps:BasicApps")
 
 FIDELITY_TOLERANCE = 1e-6  # the harness's truth is exact; this only absorbs rounding
 EXAMPLES = 25  # hypothesis examples per property check

@@ -1,9 +1,9 @@
-"""The application conformance suite under pytest: ``pytest --pyargs application.conformance``.
+"""The application conformance suite under pytest: ``pytest --pyargs qnetstack.application.conformance``.
 
 Checks ``$QNETSTACK_CONFORM_IMPL`` (``module:Class``) or, unset, the reference
-implementation ``application.apps:BasicApps``.
+implementation ``qnetstack.application.apps:BasicApps``.
 """
 
-from application.conformance.suite import SUITE
+from qnetstack.application.conformance.suite import SUITE
 
 test_application_conformance = SUITE.pytest_function()

@@ -31,7 +31,7 @@ between them over a classical channel with a fixed delay), and plays the rest:
 The device refuses operations on qubits the link layer does not hold and
 records each such misuse, so checks can tell "used a qubit it did not own"
 from ordinary behaviour. What a run produced is returned as a :class:`LinkRun`
-for the checks in :mod:`link.conformance.suite` to judge.
+for the checks in :mod:`qnetstack.link.conformance.suite` to judge.
 """
 
 from __future__ import annotations
@@ -43,10 +43,10 @@ from typing import Any
 
 import numpy as np
 
-from entity.harness import HarnessContext, NodeDevice
-from entity.kernel import Kernel
-from link.service import LinkError, LinkOkKeep, LinkOkMeasure
-from physical.service import (
+from qnetstack.entity.harness import HarnessContext, NodeDevice
+from qnetstack.entity.kernel import Kernel
+from qnetstack.link.service import LinkError, LinkOkKeep, LinkOkMeasure
+from qnetstack.physical.service import (
     AlphaSetting,
     ApplyGate,
     BellMeasure,

@@ -1,7 +1,7 @@
 """Conformance suite of the link service (``specs/link.md``), clause by clause.
 
 Every check takes the implementation class under test, drives it through
-:mod:`link.conformance.harness` and raises :class:`ClauseFailure` naming what
+:mod:`qnetstack.link.conformance.harness` and raises :class:`ClauseFailure` naming what
 it saw. Most checks let hypothesis generate the scenario: request sequences
 (who asks, when, how many pairs, type, basis, purpose, deadline, minimum
 fidelity), loss patterns, herald fidelities, memory sizes and lifetimes, and
@@ -19,10 +19,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-from entity import EntityError
-from entity.conformance import ClauseFailure, ImplementationError, NotApplicable, Suite, explore
-from link.conformance.harness import NODES, LinkConditions, LinkRun, ScriptedCreate, SentUp, run_link
-from link.service import (
+from qnetstack.entity import EntityError
+from qnetstack.entity.conformance import ClauseFailure, ImplementationError, NotApplicable, Suite, explore
+from qnetstack.link.conformance.harness import NODES, LinkConditions, LinkRun, ScriptedCreate, SentUp, run_link
+from qnetstack.link.service import (
     CAP_LINK_ALPHA,
     CAP_LINK_ATOMIC,
     CAP_LINK_K,
@@ -42,11 +42,11 @@ from link.service import (
     RandomBasis,
     RequestType,
 )
-from physical.service import Basis
+from qnetstack.physical.service import Basis
 
 __all__ = ["SUITE"]
 
-SUITE = Suite(layer="link", spec="specs/link.md", reference="link.egp:SingleClickEgp")
+SUITE = Suite(layer="link", spec="specs/link.md", reference="qnetstack.link.egp:SingleClickEgp")
 
 GOODNESS_TOLERANCE = 0.01  # |goodness - true fidelity| allowed (LINK-OK-5)
 EXAMPLES = 30  # hypothesis examples per property check: well under 1 s per check for the reference
@@ -623,7 +623,7 @@ def responses_valid(impl: Any) -> None:
 
 @SUITE.clause("LINK-MSG-2", "a message from above that is not a CREATE is refused with EntityError", mandatory=False)
 def foreign_input_refused(impl: Any) -> None:
-    from link.conformance.harness import LinkHarness
+    from qnetstack.link.conformance.harness import LinkHarness
 
     harness = LinkHarness(impl, LinkConditions(), [])
     entity = harness.entities["alice"]

@@ -7,6 +7,6 @@ network.conformance`` runs the same checks under pytest (set
 instead of the reference one).
 """
 
-from network.conformance.suite import SUITE
+from qnetstack.network.conformance.suite import SUITE
 
 __all__ = ["SUITE"]

@@ -50,7 +50,7 @@ yet reported by the link layer, already handed up, measured or freed) and
 records each such misuse, as it records oracle reads, messages sent down that
 are not ``LinkCreate`` s to a neighbour, and peer messages to nodes with no
 path. What a run produced is a :class:`NetRun` for the checks in
-:mod:`network.conformance.suite` to judge.
+:mod:`qnetstack.network.conformance.suite` to judge.
 """
 
 from __future__ import annotations
@@ -63,9 +63,9 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from entity.harness import HarnessContext, NodeDevice
-from entity.kernel import Kernel
-from link.service import (
+from qnetstack.entity.harness import HarnessContext, NodeDevice
+from qnetstack.entity.kernel import Kernel
+from qnetstack.link.service import (
     EntanglementId,
     LinkAck,
     LinkCreate,
@@ -74,8 +74,8 @@ from link.service import (
     LinkOkKeep,
     RequestType,
 )
-from network.service import NetAccepted, NetError, NetRequest, PairDelivered
-from physical.service import (
+from qnetstack.network.service import NetAccepted, NetError, NetRequest, PairDelivered
+from qnetstack.physical.service import (
     ApplyGate,
     Basis,
     BellMeasure,

@@ -1,7 +1,7 @@
 """Conformance suite of the network service (``specs/network.md``), clause by clause.
 
 Every check takes the implementation class under test, drives it through
-:mod:`network.conformance.harness` and raises :class:`ClauseFailure` naming
+:mod:`qnetstack.network.conformance.harness` and raises :class:`ClauseFailure` naming
 what it saw. Most checks let hypothesis generate the scenario: chain length,
 hop delay, link success probability and failures, link-pair Bell states,
 swap outcomes and fidelities, memory size, how long the layer above holds its
@@ -21,15 +21,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-from entity import EntityError
-from entity.conformance import (
+from qnetstack.entity import EntityError
+from qnetstack.entity.conformance import (
     ClauseFailure,
     ImplementationError,
     NotApplicable,
     Suite,
     explore,
 )
-from network.conformance.harness import (
+from qnetstack.network.conformance.harness import (
     ISLAND,
     UNKNOWN,
     Accepted,
@@ -41,7 +41,7 @@ from network.conformance.harness import (
     SentUp,
     run_network,
 )
-from network.service import (
+from qnetstack.network.service import (
     CAP_NET_K,
     CAP_NET_M,
     NetAccepted,
@@ -53,11 +53,11 @@ from network.service import (
     PairDelivered,
     RequestType,
 )
-from physical.service import Basis, BellState
+from qnetstack.physical.service import Basis, BellState
 
 __all__ = ["SUITE"]
 
-SUITE = Suite(layer="network", spec="specs/network.md", reference="network.swap_asap:SwapAsap")
+SUITE = Suite(layer="network", spec="specs/network.md", reference="qnetstack.network.swap_asap:SwapAsap")
 
 GOODNESS_TOLERANCE = 0.02  # |goodness - true fidelity| advised (NET-PAIR-6)
 EXAMPLES = 50  # hypothesis examples per property check: about 0.5 s per check for the reference

@@ -1,9 +1,9 @@
-"""The network conformance suite under pytest: ``pytest --pyargs network.conformance``.
+"""The network conformance suite under pytest: ``pytest --pyargs qnetstack.network.conformance``.
 
 Checks ``$QNETSTACK_CONFORM_IMPL`` (``module:Class``) or, unset, the reference
-implementation ``network.swap_asap:SwapAsap``.
+implementation ``qnetstack.network.swap_asap:SwapAsap``.
 """
 
-from network.conformance.suite import SUITE
+from qnetstack.network.conformance.suite import SUITE
 
 test_network_conformance = SUITE.pytest_function()

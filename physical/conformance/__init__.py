@@ -4,9 +4,9 @@
 physical my_pkg.module:MyBackend`` prints it; ``pytest --pyargs
 physical.conformance`` runs the same checks under pytest (set
 ``QNETSTACK_CONFORM_IMPL=module:Class`` to check your own backend instead of
-the reference one, ``physical.qutip_backend:QutipSingleClickBackend``).
+the reference one, ``qnetstack.physical.qutip_backend:QutipSingleClickBackend``).
 """
 
-from physical.conformance.suite import SUITE
+from qnetstack.physical.conformance.suite import SUITE
 
 __all__ = ["SUITE"]

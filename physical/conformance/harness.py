@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-The harness builds what the assembler (``stack.assembler``) builds for one
+The harness builds what the assembler (``qnetstack.stack.assembler``) builds for one
 link ``alice - bob`` of length L, from the backend under test only:
 
 * one backend object (``Backend()``) for the whole network;
@@ -10,10 +10,10 @@ link ``alice - bob`` of length L, from the backend under test only:
   midpoint: ``backend.station_entity(ctx, ("alice", "bob"), params, hardware)``;
 * the two end nodes: ``backend.node_entity(ctx, hardware, {other: LinkSide})``.
 
-Every entity gets an :class:`entity.harness.HarnessContext` on one
-:class:`entity.kernel.Kernel`, with the stack's timing: a peer message takes
+Every entity gets an :class:`qnetstack.entity.harness.HarnessContext` on one
+:class:`qnetstack.entity.kernel.Kernel`, with the stack's timing: a peer message takes
 the fibre delay of the shortest path, ``delay(L/2) = round(L/2 · n / c)`` from
-a node to the station (``physical.params.fibre_delay_ns``) and twice that
+a node to the station (``qnetstack.physical.params.fibre_delay_ns``) and twice that
 between the two nodes, as the assembler computes it. A context's ``device`` is
 the node's own physical entity, as in the stack.
 
@@ -37,11 +37,11 @@ Everything is recorded with its simulated time: attempts, everything the
 entities send up (and anything they wrongly send down or to unknown nodes),
 device calls with the handles held before them, oracle reads of pairs and
 memory probes. :class:`PhysicalRun` returns the record for the checks of
-:mod:`physical.conformance.suite` to judge. The implementation's exceptions
+:mod:`qnetstack.physical.conformance.suite` to judge. The implementation's exceptions
 never escape a run: they are returned in ``PhysicalRun.crashed``.
 
-This module imports only ``entity``, ``physical.service`` and
-``physical.params``: the backend under test is the only physical code it runs.
+This module imports only ``entity``, ``qnetstack.physical.service`` and
+``qnetstack.physical.params``: the backend under test is the only physical code it runs.
 """
 
 from __future__ import annotations
@@ -54,9 +54,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from entity.harness import HarnessContext
-from entity.kernel import Kernel
-from physical.params import (
+from qnetstack.entity.harness import HarnessContext
+from qnetstack.entity.kernel import Kernel
+from qnetstack.physical.params import (
     DetectorParams,
     FibreParams,
     LinkSide,
@@ -65,7 +65,7 @@ from physical.params import (
     SingleClickLinkParams,
     fibre_delay_ns,
 )
-from physical.service import (
+from qnetstack.physical.service import (
     ApplyGate,
     BellMeasure,
     BellMeasureResult,
@@ -578,7 +578,7 @@ def bloch_vector(theta: float, phi: float) -> np.ndarray:
 
 
 def bell_vector(state: BellState) -> np.ndarray:
-    """``(I ⊗ X^x Z^z)|Φ+>`` (the convention of ``physical.service.BellState``)."""
+    """``(I ⊗ X^x Z^z)|Φ+>`` (the convention of ``qnetstack.physical.service.BellState``)."""
     x, z = state.pauli_bits
     frame = np.linalg.matrix_power(GATE_MATRICES["X"], x) @ np.linalg.matrix_power(GATE_MATRICES["Z"], z)
     phi_plus = np.array([1, 0, 0, 1], dtype=complex) * _S

@@ -2,7 +2,7 @@
 
 Every check takes the backend under test (a class or factory: ``Backend()``
 gives an object with ``node_entity`` and ``station_entity``), builds a link
-with :mod:`physical.conformance.harness`, plays the layer above, and raises
+with :mod:`qnetstack.physical.conformance.harness`, plays the layer above, and raises
 :class:`ClauseFailure` naming what it saw. Hypothesis generates device-operation
 sequences (which qubits, which gates, bases, stale and never-held handles,
 oracle targets) and attempt patterns (both ends in step, one end alone,
@@ -27,9 +27,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-from entity import Entity, EntityError
-from entity.conformance import ClauseFailure, ImplementationError, Suite, explore
-from physical.conformance.harness import (
+from qnetstack.entity import Entity, EntityError
+from qnetstack.entity.conformance import ClauseFailure, ImplementationError, Suite, explore
+from qnetstack.physical.conformance.harness import (
     BASIS_VECTORS,
     NODES,
     STATION,
@@ -46,7 +46,7 @@ from physical.conformance.harness import (
     run_device_script,
     run_slots,
 )
-from physical.service import (
+from qnetstack.physical.service import (
     CAP_DEVICE,
     CAP_HERALDING,
     ApplyGate,
@@ -75,7 +75,7 @@ from physical.service import (
 
 __all__ = ["SUITE"]
 
-SUITE = Suite(layer="physical", spec="specs/physical.md", reference="physical.qutip_backend:QutipSingleClickBackend")
+SUITE = Suite(layer="physical", spec="specs/physical.md", reference="qnetstack.physical.qutip_backend:QutipSingleClickBackend")
 
 EXACT = 1e-6  # numerical tolerance of "equal" for fidelities computed two ways
 SIGMAS = 5  # statistical checks allow 5 standard errors (two-sided p ~ 6e-7 for a correct backend)
