@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from qnetstack.entity.kernel import Kernel
+from qnetstack.entity.machine import TRANSITION
 
 __all__ = ["LAYERS", "KernelContext", "Trace", "Network", "entity_rng"]
 
@@ -51,6 +52,10 @@ class Trace:
         self.link_successes: Counter[str] = Counter()
 
     def record(self, time_ns: int, node: str, layer: str, event: str, fields: dict[str, Any]) -> None:
+        if event == TRANSITION:  # a session's state change: kept in the records, not a protocol counter
+            if self.keep_records:
+                self.records.append({"time_ns": time_ns, "node": node, "layer": layer, "event": event, **fields})
+            return
         counts = self.counts
         counts[event] = counts.get(event, 0) + 1
         if event == "station.attempt":
