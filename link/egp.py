@@ -243,6 +243,7 @@ class _Request:
     held: list[LinkOkKeep] = field(default_factory=list, repr=False)  # atomic: made, not yet reported
     deadline_timer: int | None = field(default=None, repr=False)
     open: bool = True
+    tag: int | None = None  # the caller's tag, at the origin only
 
     @property
     def order(self) -> tuple[int, str, int]:
@@ -340,9 +341,9 @@ class SingleClickEgp:
         refusal = self._refusal(msg)
         if refusal is not None:
             code, detail = refusal
-            self.ctx.send_up(LinkError(create_id=create_id, origin_node=self.ctx.node, code=code, detail=detail))
+            self.ctx.send_up(LinkError(create_id=create_id, origin_node=self.ctx.node, code=code, detail=detail, tag=msg.tag))
             return
-        self.ctx.send_up(LinkAck(create_id=create_id, remote_node=msg.remote_node, purpose_id=msg.purpose_id))
+        self.ctx.send_up(LinkAck(create_id=create_id, remote_node=msg.remote_node, purpose_id=msg.purpose_id, tag=msg.tag))
         now = self.ctx.now_ns
         link = self.capabilities.links[msg.remote_node]
         start_ns = now + 2 * link.classical_delay_ns + 1
@@ -366,7 +367,9 @@ class SingleClickEgp:
             bright_state_population=_operating_point(link, msg.min_fidelity),
         )
         self.ctx.send_peer(msg.remote_node, peer_create)
-        self._enqueue(_request_from(peer_create, remote=msg.remote_node))
+        request = _request_from(peer_create, remote=msg.remote_node)
+        request.tag = msg.tag
+        self._enqueue(request)
         self.ctx.trace("link.create", create_id=create_id, remote=msg.remote_node, number=msg.number, type=msg.type.value)
 
     def handle_peer(self, sender: str, msg: Any) -> None:
@@ -385,7 +388,9 @@ class SingleClickEgp:
             if request is None:
                 return  # it ended here already (its deadline came first)
             self._end(request)
-            self.ctx.send_up(LinkError(create_id=msg.create_id, origin_node=self.ctx.node, code=msg.code, detail=f"{sender}: {msg.detail}"))
+            self.ctx.send_up(
+                LinkError(create_id=msg.create_id, origin_node=self.ctx.node, code=msg.code, detail=f"{sender}: {msg.detail}", tag=request.tag)
+            )
         elif isinstance(msg, PeerMultiplex):
             self._peer_limit[sender] = msg.max_in_flight
         elif isinstance(msg, PeerLost):
@@ -398,6 +403,7 @@ class SingleClickEgp:
                             code=LinkErrorCode.EXPIRE,
                             detail=f"{sender} lost its half of the pair: its request had ended when the herald came",
                             ent_id=ent_id,
+                            tag=request.tag,
                         )
                     )
         else:
@@ -443,6 +449,7 @@ class SingleClickEgp:
                     origin_node=request.origin,
                     code=LinkErrorCode.TIMEOUT,
                     detail=f"{request.made} of {request.number} pairs made before the deadline",
+                    tag=request.tag,
                 )
             )
             self._advance(neighbour)

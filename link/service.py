@@ -19,7 +19,8 @@ sends ``LinkRecv`` / ``LinkStopRecv``. Every new field has a default that gives
 the behaviour of the first version, and bad values cannot be constructed
 (pydantic raises ``ValidationError`` naming the field and its range).
 
-ACKs and immediate errors come in the order the CREATEs were sent. An OK never
+ACKs and immediate errors come in the order the CREATEs were sent, and echo
+the CREATE's ``tag`` so that a caller need not rely on that order. An OK never
 precedes its ACK at the creating node. This module is the only part of ``link``
 that other layers may import.
 """
@@ -141,6 +142,12 @@ class LinkCreate(_Message):
     the request's first attempt starts, the link serves it alone until it
     ends, so its pairs are made back to back with no other request's attempts
     in between.
+
+    ``tag`` is the caller's own name for this request (``None``: no tag). The
+    link echoes it in the ``LinkAck`` and in every ``LinkError`` that answers
+    this request at the origin, so a caller with several requests in flight
+    matches each answer to its request by tag, not by arrival order. The tag
+    stays at the origin: the responder's upper layer sees ``tag=None``.
     """
 
     kind: Literal["create"] = "create"
@@ -157,6 +164,7 @@ class LinkCreate(_Message):
     priority: int = Field(0, ge=0, lt=PRIORITY_LEVELS)
     atomic: bool = False
     consecutive: bool = False
+    tag: int | None = Field(None, ge=0)
 
 
 class LinkRecv(_Message):
@@ -180,10 +188,13 @@ LinkRequest = Annotated[LinkCreate | LinkRecv | LinkStopRecv, Field(discriminato
 
 
 class LinkAck(_Message):
+    """The CREATE tagged ``tag`` was accepted; its OKs and errors name ``create_id``."""
+
     kind: Literal["ack"] = "ack"
     create_id: int = Field(ge=0)
     remote_node: str
     purpose_id: int = Field(ge=0, le=65535)
+    tag: int | None = Field(None, ge=0)
 
 
 class EntanglementId(_Message):
@@ -242,7 +253,9 @@ class LinkErrorCode(str, enum.Enum):
 
 class LinkError(_Message):
     """The request ends (every code but EXPIRE), or, for EXPIRE, the pair
-    ``ent_id`` reported earlier in an OK is revoked and the request goes on."""
+    ``ent_id`` reported earlier in an OK is revoked and the request goes on.
+    At the origin ``tag`` echoes the CREATE's tag (an immediate refusal has a
+    ``create_id`` no other answer will use); at the responder it is ``None``."""
 
     kind: Literal["error"] = "error"
     create_id: int = Field(ge=0)
@@ -250,6 +263,7 @@ class LinkError(_Message):
     code: LinkErrorCode
     detail: str = ""
     ent_id: EntanglementId | None = None  # EXPIRE only: the pair revoked
+    tag: int | None = Field(None, ge=0)
 
 
 LinkResponse = Annotated[
