@@ -233,6 +233,9 @@ class AppRun:
     end_ns: int
     quiescent: bool  # no event was left when the run ended
     crashed: BaseException | None = None
+    below: list[tuple[int, str, Any]] = field(default_factory=list)  # (time, node, msg) the network delivered
+    peer: list[tuple[int, str, str, Any]] = field(default_factory=list)  # (time, sender, node, msg) delivered
+    traces: dict[str, list[tuple[int, str, dict[str, Any]]]] = field(default_factory=dict)  # node -> ctx.trace calls
 
     def sent(self, kind: type | tuple[type, ...], node: str | None = None) -> list[SentUp]:
         return [u for u in self.up if isinstance(u.msg, kind) and node in (None, u.node)]
@@ -612,6 +615,9 @@ class AppHarness:
         self.teleport_truth: dict[int, list[TeleportTruth]] = {}
         self.cause: tuple[str, int | None] = ("start", None)
         self.entities: dict[str, Any] = {}
+        self.contexts: dict[str, HarnessContext] = {}
+        self.below: list[tuple[int, str, Any]] = []
+        self.peer: list[tuple[int, str, str, Any]] = []
         for node, rng in zip(NODES, streams):
             ctx = HarnessContext(
                 self.kernel,
@@ -626,6 +632,7 @@ class AppHarness:
             entity = impl(ctx)
             ctx.entity = entity
             self.entities[node] = entity
+            self.contexts[node] = ctx
 
     def _peer_delay(self, a: str, b: str) -> int:
         if b not in self.entities or a == b:
@@ -640,9 +647,11 @@ class AppHarness:
             self.cause = ("timer", None)
 
     def deliver_below(self, node: str, msg: Any) -> None:
+        self.below.append((self.kernel.now_ns, node, msg))
         self._call(("below", None), self.entities[node].handle_below, msg)
 
     def _deliver_peer(self, sender: str, node: str, msg: Any) -> None:
+        self.peer.append((self.kernel.now_ns, sender, node, msg))
         self._call(("peer", None), self.entities[node].handle_peer, sender, msg)
 
     def _send_request(self, index: int) -> None:
@@ -703,6 +712,9 @@ class AppHarness:
             end_ns=self.kernel.now_ns,
             quiescent=self.kernel.pending <= 0,
             crashed=crashed,
+            below=self.below,
+            peer=self.peer,
+            traces={n: ctx.traces for n, ctx in self.contexts.items()},
         )
 
 
