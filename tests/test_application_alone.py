@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import re
+from pathlib import Path
 
 import pytest
 
-from qnetstack.application.apps import BasicApps, HeldPair, Release, TeleportBits, teleport_correction
+from qnetstack.application.apps import MACHINES, BasicApps, HeldPair, Release, TeleportBits, teleport_correction
 from qnetstack.application.service import (
     CARDINAL_STATES,
     AppDone,
@@ -20,6 +22,7 @@ from qnetstack.application.service import (
 from qnetstack.network.service import NetAccepted, NetError, NetErrorCode, NetRejected, NetRequest, PairDelivered, PairId
 from qnetstack.physical.service import ApplyGate, BellMeasure, BellState, FreeQubit, Gate, InitQubit, OracleFidelity, QubitRef
 from qnetstack.entity import EntityError
+from qnetstack.entity.machine import render_markdown
 from qnetstack.stack.conform import run_conformance
 from tests.fakes import FakeContext, FakeDevice
 
@@ -256,3 +259,26 @@ NEW_CLAUSES = ["APP-ID-1", "APP-ID-2", "APP-SESS-1"]
 def test_broken_applications_fail_the_clause_they_break(impl, expected):
     report = run_conformance("application", impl, select=NEW_CLAUSES)
     assert set(report.failed_clauses()) == expected, report.to_text()
+
+
+# ------------------------------------------------- the spec's state machines
+
+MACHINES_BLOCK = re.compile(r"(<!-- BEGIN MACHINES[^\n]*-->\n)(.*?)(<!-- END MACHINES -->)", re.DOTALL)
+
+
+def rendered_machines() -> str:
+    """The spec's §7 body: every machine of apps.MACHINES, rendered (without the page title)."""
+    page = render_markdown(MACHINES, "Application state machines")
+    return page.split("\n", 2)[2]
+
+
+def test_the_specs_state_machines_are_rendered_from_the_code():
+    text = (Path(__file__).resolve().parent.parent / "specs" / "application.md").read_text(encoding="utf-8")
+    block = MACHINES_BLOCK.search(text)
+    assert block is not None, "specs/application.md lost its MACHINES markers"
+    assert block.group(2) == rendered_machines(), (
+        "specs/application.md §7 differs from apps.MACHINES; paste tests.test_application_alone.rendered_machines() "
+        "between the markers"
+    )
+    for machine in MACHINES:
+        assert f"### `{machine.name}`" in block.group(2)
