@@ -32,6 +32,11 @@ them over classical channels with one fixed delay) and plays the rest:
   ``X^(xm⊕xp) Z^(zm⊕zp)|ψ>`` up to phase (Bennett et al., PRL 70, 1895, 1993),
   which the simulator reproduces without being told.
 
+The harness also keeps every message the network and the peers delivered
+and each node's ``ctx.trace`` calls, so a check can deliver them again once a
+run is over and see how the implementation treats messages for sessions that
+have ended (APP-SESS-1).
+
 The device refuses operations on qubits the application does not hold (not
 delivered yet, already freed or measured, held by the network) and records
 each such misuse. Memories do not decay, so a pair's fidelity is the one it was
