@@ -496,7 +496,9 @@ def duplicate_id_refused(impl: Any) -> None:
         if len(closing) != 1:
             return  # APP-END-2 reports it
         open_until = closing[0].time_ns
-        at = original.at_ns + int(offset * (open_until - original.at_ns))
+        if open_until <= original.at_ns:
+            return  # closed at once: never open at a later instant
+        at = original.at_ns + int(offset * (open_until - 1 - original.at_ns))  # while it is open
         request_id = original.request.request_id
         twin = ScriptedRequest(at, original.node, _request(kind, original.request.remote_node, 1, request_id))
         # a second, later request with the id once it is free again: served as usual
