@@ -60,6 +60,6 @@ def test_a_higher_min_fidelity_is_met_by_a_smaller_alpha(physical):
 def test_an_unreachable_fidelity_is_refused_at_once():
     result = assemble(_scenario(0.9999, 5, "model-heralding")).run()
     (app,) = result.applications
-    assert app["kind"] == "app_error" and "UNSUPP" in app["detail"]
+    assert (app.outcome, app.error_code) == ("error", "ABORTED") and app.detail.startswith("UNSUPP")
     assert result.sim_time_ns < 1_000_000  # refused at once, no attempts made
     assert result.counters.get("station.attempt", 0) == 0
