@@ -1,8 +1,8 @@
-"""The model-driven physical backend (physical.heralding_backend), attempt by attempt.
+"""The model-driven physical backend (physical.backends.heralding_backend), attempt by attempt.
 
 Its per-attempt statistics and its pairs are compared with the closed forms of
 the single-click scheme (Humphreys et al., Nature 558, 268 (2018), Methods;
-derived in physical.single_click) with memory noise as amplitude and phase
+derived in physical.schemes.single_click) with memory noise as amplitude and phase
 damping (Nielsen & Chuang 2000, §8.3.5-8.3.6); it is run through the physical
 conformance suite; bad scheme settings give one-line errors naming the field.
 """
@@ -20,11 +20,12 @@ from pydantic import ValidationError
 from qnetstack.entity import EntityError
 from qnetstack.physical.conformance import SUITE
 from qnetstack.physical.conformance.harness import NODES, LinkSetup, PhysicalHarness
-from qnetstack.physical.heralding_backend import HeraldingModelBackend, scheme_named
+from qnetstack.physical.backends.heralding_backend import HeraldingModelBackend
+from qnetstack.physical.schemes.registry import scheme_named
 from qnetstack.physical.params import LinkSide, NodeHardware
-from qnetstack.physical.schemes import SingleClickModel
+from qnetstack.physical.schemes.single_click import SingleClickModel
 from qnetstack.physical.service import FreeQubit, HeraldAttempt, HeraldResult, OracleFidelity, QubitRef
-from qnetstack.physical.single_click import arrival_efficiency, fidelity_at_detection
+from qnetstack.physical.schemes.single_click import arrival_efficiency, fidelity_at_detection
 from qnetstack.stack import assemble
 from qnetstack.stack.assembler import AssemblyError
 from qnetstack.stack.scenario import ScenarioError, parse_scenario
@@ -111,7 +112,7 @@ def test_per_attempt_success_probability_is_the_single_click_model_s():
     at the two ends and α = 0.3 (p ≈ 0.2, far from the 2αη approximation's
     regime): the success fraction is within 5 binomial standard errors
     sqrt(p(1-p)/N) ≈ 0.032 of SingleClickModel.success_probability(), the closed
-    form 2 Tr ρ± (Humphreys et al. 2018; physical.single_click)."""
+    form 2 Tr ρ± (Humphreys et al. 2018; physical.schemes.single_click)."""
     n = 4000
     outcomes = Rig(HeraldingModelBackend, NOISY, seed=3).play(n)
     wins = sum(1 for o in outcomes if o.results[NODES[0]][1].success)

@@ -11,7 +11,7 @@ everything a repeater chain does to its pairs maps four numbers onto four
 numbers:
 
 * **Frame convention** (the project's, see :class:`qnetstack.physical.service.BellState`
-  and :func:`qnetstack.physical.engine.bell_ket`): ``|B(x, z)> = (I ⊗ X^x Z^z)|Φ+>``. The
+  and :func:`qnetstack.physical.engines.world.bell_ket`): ``|B(x, z)> = (I ⊗ X^x Z^z)|Φ+>``. The
   weights are stored in the order of the enum, PHI_PLUS (0,0), PHI_MINUS (0,1),
   PSI_PLUS (1,0), PSI_MINUS (1,1), so the index of a Bell state is ``2x + z``
   and composing frames (XOR of the bits) is XOR of the indices.
@@ -34,7 +34,7 @@ numbers:
   ``F = F1 F2 + (1-F1)(1-F2)/3`` (Dür et al. 1999, Sec. III, with perfect
   operations).
 * **Memory dephasing** (Nielsen & Chuang 2000, §8.3.6): phase damping with
-  coherence factor ``c = exp(-t/T2)`` (what :func:`qnetstack.physical.engine.memory_kraus`
+  coherence factor ``c = exp(-t/T2)`` (what :func:`qnetstack.physical.components.memory_noise.memory_kraus`
   does with ``t1_ns=None``) equals the phase-flip channel with ``p_Z = (1-c)/2``.
 
 What it cannot do: **amplitude damping** (finite T1). It moves population from
@@ -45,7 +45,7 @@ Bell-diagonal set (likewise a single-click post-herald state with its |11>
 term, or any non-Pauli gate).
 This engine refuses such channels (:class:`NotBellDiagonalError`), and
 :func:`choose_engine` sends those cases to the QuTiP density-matrix reference
-(:mod:`qnetstack.physical.engine`). Forcing such a state into Bell-diagonal form
+(:mod:`qnetstack.physical.engines.world`). Forcing such a state into Bell-diagonal form
 (twirling, Bennett et al. 1996) would change its physics, so it is never done
 silently: :meth:`BellDiagonal.from_density_matrix` refuses instead.
 
@@ -63,7 +63,7 @@ from typing import Literal
 import numpy as np
 from qutip import Qobj
 
-from qnetstack.physical.engine import bell_ket
+from qnetstack.physical.engines.world import bell_ket
 from qnetstack.physical.service import BellState
 
 __all__ = [
@@ -113,8 +113,8 @@ def choose_engine(t1_ns: float | None, needs_non_pauli: bool) -> Engine:
     caller needs no non-Pauli operation (``needs_non_pauli=False``: no
     arbitrary gates, no non-Bell-diagonal initial state such as a single-click
     post-herald state). Otherwise ``"density-matrix"``: the QuTiP reference
-    (:mod:`qnetstack.physical.engine`), which represents everything exactly.
-    :class:`qnetstack.physical.pair_state.PairState` asks this before every operation
+    (:mod:`qnetstack.physical.engines.world`), which represents everything exactly.
+    :class:`qnetstack.physical.engines.pair_state.PairState` asks this before every operation
     and converts itself when the answer changes.
     """
     if t1_ns is not None and not math.isinf(t1_ns):
@@ -130,7 +130,7 @@ class BellDiagonal:
     Build one with :meth:`pure`, :meth:`werner`, :meth:`from_weights` or
     :meth:`from_density_matrix`. Every operation returns a new value. The
     first qubit is "A", the second "B", in the tensor order of
-    :mod:`qnetstack.physical.engine` (``|a b>`` with A the most significant bit).
+    :mod:`qnetstack.physical.engines.world` (``|a b>`` with A the most significant bit).
     """
 
     __slots__ = ("_w",)
@@ -248,7 +248,7 @@ class BellDiagonal:
 
     def to_qobj(self) -> Qobj:
         """The density matrix as a QuTiP ``Qobj`` with dims [[2, 2], [2, 2]], ready for
-        :meth:`qnetstack.physical.engine.QuantumWorld.new_qubits`."""
+        :meth:`qnetstack.physical.engines.world.QuantumWorld.new_qubits`."""
         return Qobj(self.to_density_matrix(), dims=[[2, 2], [2, 2]])
 
     # ---------------------------------------------------------- reads
@@ -324,7 +324,7 @@ class BellDiagonal:
         self, elapsed_ns: float, t1_ns: float | None, t2_ns: float | None, qubit: Qubit
     ) -> BellDiagonal:
         """A memory qubit left alone for ``elapsed_ns``; arguments as
-        :func:`qnetstack.physical.engine.memory_kraus`.
+        :func:`qnetstack.physical.components.memory_noise.memory_kraus`.
 
         Only the pure-dephasing part is supported: with ``t1_ns=None`` the
         engine's channel is phase damping with coherence factor
