@@ -5,14 +5,16 @@ Theory of operation
 :class:`HeraldingModelBackend` (registry name ``model-heralding``) builds the
 same entities as :class:`qnetstack.physical.backends.qutip_backend.QutipSingleClickBackend` — a
 :class:`ModelNode` per node (its device, on the shared
-:class:`~physical.engines.world.QuantumWorld`, and its ends of the links) and a
-:class:`ModelStation` per link at the midpoint — but the station does not
+:class:`~qnetstack.physical.engines.world.QuantumWorld`, and its ends of the links) and a
+:class:`ModelStation` per link at the midpoint, on the same shared bookkeeping
+(:mod:`qnetstack.physical.backends.midpoint`) — but the station does not
 interfere photons. It draws each outcome from the link's
-:class:`~physical.schemes.model.HeraldingModel`: the successful branches, each with
+:class:`~qnetstack.physical.schemes.model.HeraldingModel`: the successful branches, each with
 its probability per attempt and its normalised post-herald state of the two
 memories (:mod:`qnetstack.physical.schemes.model`). The model comes from the link's parameter
-object through :data:`HERALDING_SCHEMES` (parameter type -> scheme name and
-model factory), so the heralding scheme is a parameter of the link.
+object through :data:`qnetstack.physical.schemes.registry.HERALDING_SCHEMES`
+(parameter type -> scheme name and model factory), so the heralding scheme is
+a parameter of the link.
 
 Attempts are independent and identically distributed, so (Rozpędek et al.,
 PRA 99, 052330 (2019), Sec. III, for single-click; :mod:`qnetstack.physical.schemes.model`):
@@ -50,9 +52,8 @@ Messages (τ = delay(L/2))::
 A reserved slot is neither free (``InitQubit`` cannot take it) nor held by
 the layer above (operations on it are ``UNKNOWN_HANDLE``).
 
-Adding a scheme: write its parameter model and its ``HeraldingModel``, and add
-a :class:`HeraldingSchemeEntry` to :data:`HERALDING_SCHEMES` (see the marked
-place below).
+Adding a scheme needs nothing here: register it in
+:mod:`qnetstack.physical.schemes.registry` and this backend runs it.
 """
 
 from __future__ import annotations

@@ -3,14 +3,19 @@
 Theory of operation
 -------------------
 One :class:`QutipSingleClickBackend` serves a whole network. It owns the
-shared :class:`~physical.engines.world.QuantumWorld` and builds two kinds of entity:
+shared :class:`~qnetstack.physical.engines.world.QuantumWorld` and builds two kinds of entity:
 
-* a :class:`PhysicalNode` per node. It is the node's *device*: memory slots
-  ``0 .. num_qubits-1`` (the handles upper layers see) mapped to world qubit
-  ids, with synchronous, instantaneous operations (``execute``). It is also the
+* a :class:`PhysicalNode` per node. It is the node's *device*
+  (:class:`~qnetstack.physical.backends.device.MemoryDevice`: memory slots
+  ``0 .. num_qubits-1``, the handles upper layers see, mapped to world qubit
+  ids, with synchronous, instantaneous operations, ``execute``). It is also the
   node's end of every heralded link (``handle_above(HeraldAttempt)``);
 * a :class:`MidpointStation` per link, on its own node half-way along the
   fibre, holding the beam splitter and the two detectors.
+
+What is not single-click optics — the checks on a request, the attempts in
+flight, the station's collection of reports, the entity factory — is shared
+with the model backend (:mod:`qnetstack.physical.backends.midpoint`).
 
 One attempt, as messages (times for a link of length L, one-way fibre delay
 τ = delay(L/2) between a node and the station)::
@@ -53,9 +58,9 @@ PhysicalNode     StationHerald ok      HeraldResult(success) if the slot still
                                        holds that qubit, else failure (+trace)
 PhysicalNode     StationHerald fail    free the slot if still ours; emit again
                                        if the run goes on, else failure up
-MidpointStation  PhotonReport (first)  store, set_timer(0, attempt_id)
+MidpointStation  PhotonReport (first)  store, set_timer(0, ("resolve", id))
 MidpointStation  PhotonReport (2nd)    store
-MidpointStation  timer(attempt_id)     resolve, trace, StationHerald to ends
+MidpointStation  timer("resolve", id)  resolve, trace, StationHerald to ends
 ===============  ====================  =====================================
 
 Oracle reads (``OracleFidelity``) may name qubits on any node: the backend's

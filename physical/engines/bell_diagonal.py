@@ -49,6 +49,39 @@ This engine refuses such channels (:class:`NotBellDiagonalError`), and
 (twirling, Bennett et al. 1996) would change its physics, so it is never done
 silently: :meth:`BellDiagonal.from_density_matrix` refuses instead.
 
+**Why no backend runs on it.** Both backends keep every state of a run in
+the QuTiP :class:`~qnetstack.physical.engines.world.QuantumWorld`, and this
+engine stays off that path (it serves analyses, benchmarks and the
+:class:`~qnetstack.physical.engines.pair_state.PairState` tests) because the
+run path needs four things it cannot represent:
+
+1. *Single qubits and states of more than two qubits.* The device service
+   (:mod:`qnetstack.physical.service`) addresses memory qubits one by one:
+   ``InitQubit`` prepares a lone qubit in any Bloch state, ``Measure``
+   of one half of a pair leaves its partner as a lone qubit, and
+   teleportation Bell-measures a lone qubit with half of a pair, so three
+   qubits share one state for a while. Four Bell weights describe exactly
+   one pair, nothing else.
+2. *Non-Pauli gates.* ``ApplyGate`` offers H and S. ``(H ⊗ I)|Φ+>`` is
+   not a Bell state, so the first H on a pair's qubit leaves the set.
+3. *Amplitude damping.* A memory with a finite T1 (``MemoryParams.t1_ns``;
+   e.g. the NV-electron and SiV presets of
+   :mod:`qnetstack.physical.components.memories`) relaxes with a channel
+   that is not a Pauli channel (above).
+4. *The heralded states themselves.* The single-click post-herald state has
+   weight on |11> (both nodes bright, one photon lost) and none on |00>, so
+   it has Bell-basis coherences (Humphreys et al., Nature 558, 268 (2018),
+   Methods; :func:`qnetstack.physical.schemes.single_click.unnormalised_herald_state`),
+   and the QuTiP backend keeps the photons themselves (0/1-photon modes) in
+   the world until the station measures them.
+
+Serving a run from this engine would therefore need every pair's history to
+avoid all four — no T1, no H or S, no lone qubit, a Bell-diagonal herald —
+and a second store for everything else, with states moving between them; a
+:class:`PairState` does that for one pair, but a backend would have to do it
+for every qubit of a network. Until a backend needs that speed, the one
+world is the simpler and always exact choice.
+
 Cost: every operation is one or two numpy calls on 4-element arrays
 (no QuTiP inside operations), a few microseconds; conversions to and from
 density matrices are the only place QuTiP appears.

@@ -44,7 +44,7 @@ al. 1996), which changes the physics. An operation that is the identity
 **Ownership.** A pair is a physical object, not a value: operations change it
 in place, it cannot be copied (``copy``/``deepcopy``/``pickle`` raise), and a
 Bell measurement, a swap (which Bell-measures one qubit of each input) or
-:meth:`PairState.move_into` a :class:`~physical.engines.world.QuantumWorld` *consumes*
+:meth:`PairState.move_into` a :class:`~qnetstack.physical.engines.world.QuantumWorld` *consumes*
 it: any later use raises :class:`PairConsumedError` saying what consumed it.
 That is the no-cloning theorem (Wootters & Zurek, Nature 299, 802 (1982))
 enforced by the API, as :mod:`qnetstack.physical.engines.world` does for qubit ids.
