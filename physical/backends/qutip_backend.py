@@ -76,7 +76,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from qnetstack.entity import Context
-from qnetstack.physical.backends.device import RESERVED_SLOT, MemoryDevice
+from qnetstack.physical.backends.device import MemoryDevice
 from qnetstack.physical.backends.midpoint import (
     LinkEndNode,
     MidpointBackend,
@@ -108,8 +108,6 @@ from qnetstack.physical.schemes.single_click import (
 __all__ = [
     "QutipSingleClickBackend",
     "LinkSide",  # re-exported from qnetstack.physical.params
-    "MemoryDevice",  # re-exported from qnetstack.physical.backends.device
-    "RESERVED_SLOT",
     "PhysicalNode",
     "MidpointStation",
     "PhotonReport",
