@@ -160,6 +160,28 @@ def test_capabilities_announce_the_scheme_model():
     assert link.attempt_period_ns == 2 * NOISY.half_delay_ns
 
 
+def test_both_backends_announce_the_same_single_click_link():
+    """Both backends take the timing and the α menu from the code they share
+    (physical.backends.midpoint) and compute the success probability each its
+    own way (the QuTiP backend from the closed form, the model backend from the
+    scheme's branches): for the same link, with different hardware at the two
+    ends, every end of either backend announces the same numbers."""
+    from qnetstack.physical.backends.qutip_backend import QutipSingleClickBackend  # noqa: PLC0415
+
+    announced = {
+        impl.name: [Rig(impl, NOISY).capabilities(n).links[node_other(n)] for n in NODES]
+        for impl in (QutipSingleClickBackend, HeraldingModelBackend)
+    }
+    assert NOISY.emission_efficiency[0] != NOISY.emission_efficiency[1]  # the ends' order matters
+    for links in announced.values():
+        assert links[0].alpha_settings == links[1].alpha_settings
+        assert links[0].fidelity == pytest.approx(links[1].fidelity, abs=1e-12)
+    for q, m in zip(announced["qutip-single-click"], announced["model-heralding"]):
+        assert q.attempt_period_ns == m.attempt_period_ns == 2 * NOISY.half_delay_ns
+        assert q.alpha_settings == m.alpha_settings and q.alpha_settings
+        assert q.success_probability == pytest.approx(m.success_probability, abs=1e-12)
+
+
 def _barrett_kok_link(visibility: float = 0.9) -> tuple[HeraldingModelBackend, Any, dict[str, NodeHardware]]:
     entry = scheme_named("barrett-kok")
     assert entry is not None
