@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from qnetstack.application.service import AppRequest
-from qnetstack.physical.heralding_backend import HERALDING_SCHEMES, scheme_named
+from qnetstack.physical.schemes.registry import HERALDING_SCHEMES, scheme_named
 from qnetstack.physical.params import DetectorParams, FibreParams, HardwareParams, NodeHardware, SingleClickLinkParams
 from qnetstack.physical.service import HeraldingScheme, Probability
 
