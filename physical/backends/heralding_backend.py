@@ -58,15 +58,15 @@ Adding a scheme needs nothing here: register it in
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from qutip import Qobj
 
-from qnetstack.entity import Context, EntityError
-from qnetstack.physical.backends.device import RESERVED_SLOT, MemoryDevice
+from qnetstack.entity import EntityError
+from qnetstack.physical.backends.device import RESERVED_SLOT
 from qnetstack.physical.backends.midpoint import (
     LinkEndNode,
     MidpointBackend,
@@ -76,14 +76,11 @@ from qnetstack.physical.backends.midpoint import (
     ends_in_order,
     half_delay_ns,
 )
-from qnetstack.physical.engines.world import QuantumWorld
 from qnetstack.physical.params import LinkSide, NodeHardware
 from qnetstack.physical.schemes.model import HeraldingModel, branch_fidelity
 from qnetstack.physical.schemes.registry import HERALDING_SCHEMES, scheme_of
 from qnetstack.physical.schemes.single_click import decohere_pair
 from qnetstack.physical.service import (
-    CAP_DEVICE,
-    CAP_HERALDING,
     BellState,
     HeraldAttempt,
     HeraldingLink,
@@ -217,18 +214,10 @@ class ModelNode(LinkEndNode):
     """A node's device and its ends of the model-driven heralded links."""
 
     STATION_MESSAGE = StationOutcome
+    _in_flight: dict[tuple[str, int], _Run]
 
-    def __init__(
-        self,
-        ctx: Context,
-        hardware: NodeHardware,
-        links: Mapping[str, LinkSide],
-        world: QuantumWorld,
-        registry: Mapping[str, MemoryDevice],
-    ) -> None:
-        super().__init__(ctx, hardware, links, world, registry)
+    def _setup(self) -> None:
         self._schemes = {nb: scheme_of(side.params) for nb, side in self.links.items()}
-        self._in_flight: dict[tuple[str, int], _Run] = {}
         self._capabilities = self._describe()
 
     def _describe(self) -> PhysicalCapabilities:
@@ -308,18 +297,10 @@ class ModelStation(MidpointStationBase):
 
     REPORT = AttemptReport
 
-    def __init__(
-        self,
-        ctx: Context,
-        ends: tuple[str, str],
-        params: Any,
-        hardware: Mapping[str, NodeHardware],
-        world: QuantumWorld,
-    ) -> None:
-        super().__init__(ctx, ends, params, hardware, world)
-        self.scheme = scheme_of(params)
+    def _setup(self) -> None:
+        self.scheme = scheme_of(self.params)
         self._noise = (_memory_noise(self._hardware[self.ends[0]]), _memory_noise(self._hardware[self.ends[1]]))
-        self.period_ns = attempt_period_ns(params)
+        self.period_ns = attempt_period_ns(self.params)
         self._prepared: dict[tuple[float | None, float | None], _PreparedLink] = {}
         self._own: _PreparedLink | None = None  # the outcomes at the link's own α
         self._decided: dict[int, _Decided] = {}
@@ -412,8 +393,6 @@ class HeraldingModelBackend(MidpointBackend):
 
     name = "model-heralding"
     SCHEMES = frozenset(entry.name for entry in HERALDING_SCHEMES)  # heralding schemes this backend runs
-    PROVIDES = frozenset({CAP_DEVICE, CAP_HERALDING})
-    REQUIRES: frozenset[str] = frozenset()
     NODE = ModelNode
     STATION = ModelStation
 

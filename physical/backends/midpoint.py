@@ -34,7 +34,7 @@ from qnetstack.physical.backends.device import MemoryDevice
 from qnetstack.physical.engines.world import QuantumWorld
 from qnetstack.physical.params import FibreParams, LinkSide, NodeHardware, SingleClickLinkParams
 from qnetstack.physical.schemes.single_click import operating_points
-from qnetstack.physical.service import AlphaSetting, HeraldAttempt, HeraldResult
+from qnetstack.physical.service import CAP_DEVICE, CAP_HERALDING, AlphaSetting, HeraldAttempt, HeraldResult
 
 __all__ = [
     "half_delay_ns",
@@ -88,7 +88,8 @@ class LinkEndNode(MemoryDevice):
 
     Subclasses set :attr:`STATION_MESSAGE` (what their station answers) and
     implement ``_attempt(msg, side)`` (the node's half of an attempt) and
-    ``_from_station(station, msg)``. Attempts in flight are kept in
+    ``_from_station(station, msg)``; ``_setup()`` is theirs to prepare their
+    per-link state once the links are known. Attempts in flight are kept in
     ``_in_flight`` by (station, attempt id).
     """
 
@@ -105,6 +106,10 @@ class LinkEndNode(MemoryDevice):
         super().__init__(ctx, hardware, world, registry)
         self.links: dict[str, LinkSide] = dict(links)
         self._in_flight: dict[tuple[str, int], Any] = {}
+        self._setup()
+
+    def _setup(self) -> None:
+        """Prepare the subclass's per-link state (``self.links`` is set)."""
 
     def handle_above(self, msg: Any) -> None:
         if isinstance(msg, HeraldAttempt):
@@ -174,7 +179,8 @@ class MidpointStationBase:
     Subclasses set :attr:`REPORT` (what their nodes send; it has ``node``,
     ``attempt_id``, ``max_attempts`` and ``has_memory``) and implement
     ``_resolve(attempt_id, reports)``, called once at the instant of the
-    attempt's first report, when every report of that instant is in.
+    attempt's first report, when every report of that instant is in;
+    ``_setup()`` is theirs to prepare what they need of the link's parameters.
     """
 
     REPORT: ClassVar[type]
@@ -199,6 +205,10 @@ class MidpointStationBase:
         self.herald_sequence = 0  # successes so far on this link
         self.attempts = 0  # attempts resolved with both ends in step
         self.incomplete_attempts = 0
+        self._setup()
+
+    def _setup(self) -> None:
+        """Prepare the subclass's state from ``self.params`` and ``self._hardware``."""
 
     def start(self) -> None:
         pass
@@ -269,10 +279,12 @@ class MidpointBackend:
     """Factory of the physical entities of one network, sharing one quantum world.
 
     Subclasses set :attr:`NODE` and :attr:`STATION` (and the registry's
-    ``name``, ``SCHEMES``, ``PROVIDES``, ``REQUIRES``)."""
+    ``name`` and ``SCHEMES``)."""
 
     NODE: ClassVar[type[LinkEndNode]]
     STATION: ClassVar[type[MidpointStationBase]]
+    PROVIDES: ClassVar[frozenset[str]] = frozenset({CAP_DEVICE, CAP_HERALDING})
+    REQUIRES: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self) -> None:
         self.world = QuantumWorld()

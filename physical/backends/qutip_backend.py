@@ -69,14 +69,11 @@ registry maps node names to their :class:`PhysicalNode`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from qnetstack.entity import Context
-from qnetstack.physical.backends.device import MemoryDevice
 from qnetstack.physical.backends.midpoint import (
     LinkEndNode,
     MidpointBackend,
@@ -86,11 +83,8 @@ from qnetstack.physical.backends.midpoint import (
     ends_in_order,
     half_delay_ns,
 )
-from qnetstack.physical.engines.world import QuantumWorld
 from qnetstack.physical.params import LinkSide, NodeHardware, SingleClickLinkParams
 from qnetstack.physical.service import (
-    CAP_DEVICE,
-    CAP_HERALDING,
     BellState,
     HeraldAttempt,
     HeraldingLink,
@@ -201,21 +195,13 @@ class PhysicalNode(LinkEndNode):
     """A node's device and its ends of the single-click links, attempt by attempt."""
 
     STATION_MESSAGE = StationHerald
+    _in_flight: dict[tuple[str, int], _Pending]
 
-    def __init__(
-        self,
-        ctx: Context,
-        hardware: NodeHardware,
-        links: Mapping[str, LinkSide],
-        world: QuantumWorld,
-        registry: Mapping[str, MemoryDevice],
-    ) -> None:
-        for nb, side in links.items():
-            _require_single_click(side.params, f"link {ctx.node}-{nb}")
-        super().__init__(ctx, hardware, links, world, registry)
+    def _setup(self) -> None:
+        for nb, side in self.links.items():
+            _require_single_click(side.params, f"link {self.name}-{nb}")
         self._station_of = {nb: side.station for nb, side in self.links.items()}
-        self._arrival = {nb: arrival_efficiency(side.params, hardware) for nb, side in self.links.items()}
-        self._in_flight: dict[tuple[str, int], _Pending] = {}
+        self._arrival = {nb: arrival_efficiency(side.params, self.hardware) for nb, side in self.links.items()}
         self._capabilities: PhysicalCapabilities | None = None
 
     def capabilities(self) -> PhysicalCapabilities:
@@ -310,18 +296,11 @@ class MidpointStation(MidpointStationBase):
     """The heralding station of one link: beam splitter and two detectors."""
 
     REPORT = PhotonReport
+    params: SingleClickLinkParams
 
-    def __init__(
-        self,
-        ctx: Context,
-        ends: tuple[str, str],
-        params: SingleClickLinkParams,
-        hardware: Mapping[str, NodeHardware],
-        world: QuantumWorld,
-    ) -> None:
-        super().__init__(ctx, ends, params, hardware, world)
-        _require_single_click(params, f"station of link {ends[0]}-{ends[1]}")
-        self._povm = herald_povm(params.detector)
+    def _setup(self) -> None:
+        _require_single_click(self.params, f"station of link {self.link}")
+        self._povm = herald_povm(self.params.detector)
         self._fidelity_cache: dict[tuple, float] = {}
 
     def _resolve(self, attempt_id: int, reports: dict[str, PhotonReport]) -> None:
@@ -380,8 +359,6 @@ class QutipSingleClickBackend(MidpointBackend):
 
     name = "qutip-single-click"
     SCHEMES = frozenset({"single-click"})  # heralding schemes this backend runs
-    PROVIDES = frozenset({CAP_DEVICE, CAP_HERALDING})
-    REQUIRES: frozenset[str] = frozenset()
     NODE = PhysicalNode
     STATION = MidpointStation
 

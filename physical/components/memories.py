@@ -70,13 +70,13 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Literal
 
 import numpy as np
-from pydantic import ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import Field, model_validator
 from qutip import Qobj
 
 from qnetstack.physical.components.memory_noise import memory_kraus
+from qnetstack.physical.components.preset_lookup import preset_lookup
 from qnetstack.physical.params import HardwareParams, MemoryParams
 from qnetstack.physical.service import BellState, Probability
 
@@ -425,11 +425,7 @@ MEMORY_PRESETS: dict[str, MemoryModel] = {
     "afc_ensemble": AFC_ENSEMBLE,
 }
 
-_PRESET_NAME = TypeAdapter(
-    Literal["nv_electron", "nv_carbon", "rb_atom", "trapped_ion", "siv", "afc_ensemble"],
-    config=ConfigDict(title="memory preset name"),
-)
-assert set(_PRESET_NAME.json_schema()["enum"]) == set(MEMORY_PRESETS), "preset names out of sync"
+_lookup_preset = preset_lookup(MEMORY_PRESETS, "memory preset name", fold_case=True)
 
 
 def memory_preset(name: str) -> MemoryModel:
@@ -438,5 +434,4 @@ def memory_preset(name: str) -> MemoryModel:
     An unknown name raises a pydantic ValidationError (a ValueError) listing
     the known names.
     """
-    key = name.lower() if isinstance(name, str) else name
-    return MEMORY_PRESETS[_PRESET_NAME.validate_python(key)]
+    return _lookup_preset(name)

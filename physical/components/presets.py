@@ -21,11 +21,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import ConfigDict, Field, TypeAdapter
+from pydantic import Field
 
 from qnetstack.physical.components.channels import FibreChannel, FrequencyConversion
 from qnetstack.physical.components.detectors import SNSPD, Detector
 from qnetstack.physical.components.memories import AFC_ENSEMBLE, NV_ELECTRON, RB_ATOM, SIV, TRAPPED_ION, MemoryModel
+from qnetstack.physical.components.preset_lookup import preset_lookup
 from qnetstack.physical.params import DetectorParams, FibreParams, HardwareParams, MemoryParams, NodeHardware
 from qnetstack.physical.components.sources import EmitterSource, SpdcSource
 
@@ -191,22 +192,6 @@ SIV_HARVARD_2020 = PlatformPreset(
 """SiV centres. Unconverted 737 nm photons: :meth:`fibre` refuses the wavelength,
 as for NV. Several emitter figures are assumed; see the inline comments."""
 
-AFC_ENSEMBLE_2021 = PlatformPreset(
-    name="afc-ensemble-2021",
-    description="rare-earth ensemble memory (atomic frequency comb) loaded from a telecom SPDC source",
-    scheme="midpoint-source",
-    memory=AFC_ENSEMBLE,
-    spdc=SpdcSource(mean_pair_number=0.01, statistics="thermal", heralding_efficiency=0.8, wavelength_nm=1550.0),
-    detector=SNSPD,
-    wavelength_nm=1550.0,
-    references=(
-        "Afzelius et al., PRA 79, 052329 (2009): the AFC protocol",
-        "Lago-Rivera et al., Nature 594, 37 (2021): telecom-heralded entanglement between two AFC memories",
-    ),
-)
-"""Ensemble memories (AFC). Memory :data:`qnetstack.physical.components.memories.AFC_ENSEMBLE`; the
-pair source as :data:`TELECOM_SPDC`."""
-
 TELECOM_SPDC = PlatformPreset(
     name="telecom-spdc",
     description="telecom SPDC pair source with SNSPDs, for midpoint-source links",
@@ -224,19 +209,30 @@ TELECOM_SPDC = PlatformPreset(
 (:meth:`qnetstack.physical.components.sources.SpdcSource.visibility`); the memory is the AFC preset
 because a pair source needs an absorptive memory at the nodes."""
 
+AFC_ENSEMBLE_2021 = TELECOM_SPDC.replace(
+    name="afc-ensemble-2021",
+    description="rare-earth ensemble memory (atomic frequency comb) loaded from a telecom SPDC source",
+    references=(
+        "Afzelius et al., PRA 79, 052329 (2009): the AFC protocol",
+        "Lago-Rivera et al., Nature 594, 37 (2021): telecom-heralded entanglement between two AFC memories",
+    ),
+)
+"""Ensemble memories (AFC). The hardware of :data:`TELECOM_SPDC` (memory
+:data:`qnetstack.physical.components.memories.AFC_ENSEMBLE`, the same pair
+source), with the experiments it follows."""
+
 PRESETS: dict[str, PlatformPreset] = {
     p.name: p for p in (NV_DELFT_2021, RB_MUNICH_2022, TRAPPED_ION_2023, SIV_HARVARD_2020, AFC_ENSEMBLE_2021, TELECOM_SPDC)
 }
 
 PresetName = Literal["nv-delft-2021", "rb-munich-2022", "trapped-ion-2023", "siv-harvard-2020", "afc-ensemble-2021", "telecom-spdc"]
-_NAME = TypeAdapter(PresetName, config=ConfigDict(title="platform preset name"))
+_lookup_preset = preset_lookup(PRESETS, "platform preset name")
 
 
 def preset(name: str) -> PlatformPreset:
     """The preset called ``name``; a pydantic ``ValidationError`` listing the
     known names otherwise."""
-    _NAME.validate_python(name)
-    return PRESETS[name]
+    return _lookup_preset(name)
 
 
 # Keep the Literal and the table in step (a new preset needs both).

@@ -105,6 +105,8 @@ __all__ = [
     "NotBellDiagonalError",
     "Qubit",
     "choose_engine",
+    "as_pair_matrix",
+    "check_qubit",
 ]
 
 Engine = Literal["bell-diagonal", "density-matrix"]
@@ -231,16 +233,7 @@ class BellDiagonal:
         naming the largest off-diagonal element ``<B_i|ρ|B_j>`` if it exceeds
         ``atol``, or if the diagonal is not a probability vector within ``atol``.
         """
-        if isinstance(rho, Qobj):
-            if rho.dims != [[2, 2], [2, 2]]:
-                raise ValueError(f"rho must have dims [[2, 2], [2, 2]], got {rho.dims}")
-            mat = rho.full()
-        else:
-            mat = np.asarray(rho, dtype=complex)
-        if mat.shape != (4, 4):
-            raise ValueError(f"rho must be a 4x4 matrix, got shape {mat.shape}")
-        if not np.all(np.isfinite(mat)):
-            raise ValueError("rho has non-finite entries")
+        mat = as_pair_matrix(rho, "rho")
         m = _BELL_BASIS_H @ mat @ _BELL_BASIS
         off = np.abs(m - np.diag(np.diag(m)))
         i, j = np.unravel_index(int(np.argmax(off)), off.shape)
@@ -311,7 +304,7 @@ class BellDiagonal:
         On Bell-diagonal states it is the XOR-convolution of the weights with
         the channel's probabilities (index I=0, Z=1, X=2, Y=3 in frame bits),
         the same on either qubit (module docstring)."""
-        _check_qubit(qubit)
+        check_qubit(qubit)
         total = p_i + p_x + p_y + p_z
         if not (
             -_NEG_TOL <= p_i <= 1.0 + _NEG_TOL
@@ -332,7 +325,7 @@ class BellDiagonal:
         """Depolarising channel ``ρ -> (1-p) ρ + p I/2`` on ``qubit`` (Nielsen &
         Chuang 2000, §8.3.4), i.e. the Pauli channel with ``p_I = 1 - 3p/4``
         and ``p_X = p_Y = p_Z = p/4`` (ibid., the same channel written in Paulis)."""
-        _check_qubit(qubit)
+        check_qubit(qubit)
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"depolarising probability must be in [0, 1], got {p}")
         # Σ_P w_(k ⊕ P) = 1, so the XOR-convolution is w' = (1-p) w + p/4
@@ -341,7 +334,7 @@ class BellDiagonal:
     def dephase(self, p: float, qubit: Qubit) -> BellDiagonal:
         """Phase-flip channel ``ρ -> (1-p) ρ + p ZρZ`` on ``qubit`` (Nielsen &
         Chuang 2000, §8.3.3): off-diagonals shrink by ``1 - 2p``."""
-        _check_qubit(qubit)
+        check_qubit(qubit)
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"dephasing probability must be in [0, 1], got {p}")
         # Z flips the z bit: w'_k = (1-p) w_k + p w_(k ⊕ 1)
@@ -367,7 +360,7 @@ class BellDiagonal:
         :class:`NotBellDiagonalError`; :func:`choose_engine` picks density
         matrices for such memories.
         """
-        _check_qubit(qubit)
+        check_qubit(qubit)
         if elapsed_ns < 0:
             raise ValueError(f"elapsed time must be >= 0, got {elapsed_ns}")
         if not self.supports_memory(t1_ns):
@@ -419,9 +412,27 @@ class BellDiagonal:
         return (type(self), (self._w.tolist(),))
 
 
-def _check_qubit(qubit: str) -> None:
+def check_qubit(qubit: str) -> None:
+    """Refuse a qubit name other than ``"A"`` or ``"B"``."""
     if qubit not in _QUBITS:
         raise ValueError(f"qubit must be 'A' or 'B', got {qubit!r}")
+
+
+def as_pair_matrix(rho: np.ndarray | Qobj, name: str) -> np.ndarray:
+    """``rho`` (a 4x4 array, or a ``Qobj`` with dims [[2, 2], [2, 2]]) as a new
+    complex 4x4 array; ``ValueError`` naming ``name`` if it is not one or has
+    non-finite entries."""
+    if isinstance(rho, Qobj):
+        if rho.dims != [[2, 2], [2, 2]]:
+            raise ValueError(f"{name} must have dims [[2, 2], [2, 2]], got {rho.dims}")
+        mat = rho.full()
+    else:
+        mat = np.array(rho, dtype=complex)
+    if mat.shape != (4, 4):
+        raise ValueError(f"{name} must be a 4x4 matrix, got shape {mat.shape}")
+    if not np.all(np.isfinite(mat)):
+        raise ValueError(f"{name} has non-finite entries")
+    return mat
 
 
 def _validated(weights: Sequence[float] | np.ndarray) -> np.ndarray:

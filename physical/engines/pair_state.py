@@ -65,7 +65,15 @@ from typing import NamedTuple
 import numpy as np
 from qutip import Qobj
 
-from qnetstack.physical.engines.bell_diagonal import BellDiagonal, Engine, NotBellDiagonalError, Qubit, choose_engine
+from qnetstack.physical.engines.bell_diagonal import (
+    BellDiagonal,
+    Engine,
+    NotBellDiagonalError,
+    Qubit,
+    as_pair_matrix,
+    check_qubit,
+    choose_engine,
+)
 from qnetstack.physical.components.memory_noise import memory_kraus
 from qnetstack.physical.engines.world import QuantumWorld, WorldError, bell_ket, check_memory_noise
 from qnetstack.physical.service import BellState
@@ -132,7 +140,7 @@ class PairState:
         """A pair in the state ``rho`` (4x4, qubit order A, B): Bell-diagonal if
         ``rho`` is (within ``atol``), else a density matrix, the reason recorded
         (e.g. a single-click herald state)."""
-        mat = _as_pair_matrix(rho, "rho")
+        mat = as_pair_matrix(rho, "rho")
         if not np.allclose(mat, mat.conj().T, atol=atol, rtol=0) or np.linalg.eigvalsh(mat).min() < -atol:
             raise ValueError("rho is not a density matrix (Hermitian, positive semidefinite)")
         if abs(np.trace(mat) - 1) > atol:
@@ -213,7 +221,7 @@ class PairState:
         """``ρ -> p_I ρ + p_X XρX + p_Y YρY + p_Z ZρZ`` on ``qubit`` (N&C 2000, §8.3.3-8.3.4)."""
         self._check_live()
         probs = _pauli_probabilities(p_i, p_x, p_y, p_z)
-        _check_qubit(qubit)
+        check_qubit(qubit)
         if self._bd is not None:
             self._bd = self._bd.pauli_channel(*probs, qubit)
         else:
@@ -252,7 +260,7 @@ class PairState:
         T2 alone is a phase flip and keeps the pair Bell-diagonal; a finite T1
         (amplitude damping) converts it to a density matrix first."""
         self._check_live()
-        _check_qubit(qubit)
+        check_qubit(qubit)
         if not elapsed_ns >= 0:
             raise ValueError(f"elapsed_ns must be >= 0, got {elapsed_ns}")
         check_memory_noise(t1_ns, t2_ns)
@@ -406,20 +414,6 @@ class PairState:
         return f"PairState(density matrix, F(PHI_PLUS)={self.fidelity():.6g}; converted: {self._reason})"
 
 
-def _as_pair_matrix(rho: np.ndarray | Qobj, name: str) -> np.ndarray:
-    if isinstance(rho, Qobj):
-        if rho.dims != [[2, 2], [2, 2]]:
-            raise ValueError(f"{name} must have dims [[2, 2], [2, 2]], got {rho.dims}")
-        mat = rho.full()
-    else:
-        mat = np.array(rho, dtype=complex)
-    if mat.shape != (4, 4):
-        raise ValueError(f"{name} must be a 4x4 matrix, got shape {mat.shape}")
-    if not np.all(np.isfinite(mat)):
-        raise ValueError(f"{name} has non-finite entries")
-    return mat
-
-
 def _hermitian(mat: np.ndarray) -> np.ndarray:
     return (mat + mat.conj().T) * 0.5
 
@@ -435,11 +429,6 @@ def _sample(probs: np.ndarray, rng: np.random.Generator) -> int:
     cumulative = np.cumsum(probs)
     k = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
     return min(k, len(probs) - 1)
-
-
-def _check_qubit(qubit: str) -> None:
-    if qubit not in ("A", "B"):
-        raise ValueError(f"qubit must be 'A' or 'B', got {qubit!r}")
 
 
 def _check_probability(name: str, p: float) -> None:
