@@ -116,6 +116,7 @@ class NetErrorCode(str, enum.Enum):
     UNSUPP = "UNSUPP"
     LINK_FAILURE = "LINK_FAILURE"
     TIMEOUT = "TIMEOUT"
+    NORES = "NORES"  # a node of the path had no resources for the circuit (no free label on a link)
     OTHER = "OTHER"
 
 
