@@ -200,6 +200,8 @@ class NetworkNode:
         if isinstance(msg, Forward):
             self._set_up(msg)
             return
+        if isinstance(msg, CircuitFailed):
+            self._pass_on(sender, msg)
         if isinstance(msg, (SwapRecord, CircuitFailed)):
             key = (msg.head, msg.request_id)
             circuit = self._circuits.get(key)
@@ -269,8 +271,9 @@ class NetworkNode:
         # The circuit cannot be set up: the nodes before this one are told to end it, the
         # refusal travels on to the nodes after it (the tail reports it with a NetError).
         if refuser:
+            failed = CircuitFailed(head=forward.head, request_id=forward.request_id, detail=forward.detail, code=forward.refused, path=tuple(forward.path))
             for node in sorted(forward.path[:position]):
-                self.ctx.send_peer(node, CircuitFailed(head=forward.head, request_id=forward.request_id, detail=forward.detail, code=forward.refused))
+                self.ctx.send_peer(node, failed)
         if downstream is not None:
             self.ctx.send_peer(downstream, forward)
         event = CircuitEvent.NO_LABEL if refuser else CircuitEvent.REFUSED
@@ -490,12 +493,28 @@ class NetworkNode:
     def _fail(self, circuit: Circuit, event: CircuitEvent, detail: str, tell_path: bool, code: NetErrorCode) -> None:
         if tell_path:
             # every other node of the path, repeaters included, so each frees the link pairs it holds
-            for node in sorted(set(circuit.path) - {self.ctx.node}):
-                self.ctx.send_peer(node, CircuitFailed(head=circuit.head, request_id=circuit.request_id, detail=detail, code=code))
+            self._tell_path(circuit.head, circuit.request_id, circuit.path, circuit.position, detail, code)
         if isinstance(circuit, CircuitEnd):
             self.ctx.send_up(NetError(request_id=circuit.request_id, head=circuit.head, code=code, detail=detail))
         circuit.fire(event)
         self._forget(circuit)
+
+    def _tell_path(self, head: str, request_id: int, path: list[str], position: int, detail: str, code: NetErrorCode) -> None:
+        failed = CircuitFailed(head=head, request_id=request_id, detail=detail, code=code, path=tuple(path))
+        for node in sorted(path[:position]):
+            self.ctx.send_peer(node, failed)
+        if position + 1 < len(path):
+            self.ctx.send_peer(path[position + 1], failed)  # passed on hop by hop (_pass_on)
+
+    def _pass_on(self, sender: str, msg: CircuitFailed) -> None:
+        """Pass a ``CircuitFailed`` that came from upstream on to the next node of its path."""
+        me = self.ctx.node
+        path = msg.path
+        if me not in path or sender not in path:
+            return
+        position = path.index(me)
+        if path.index(sender) < position and position + 1 < len(path):
+            self.ctx.send_peer(path[position + 1], msg)
 
     def _forget(self, circuit: Circuit) -> None:
         """Drop an ended circuit and free the link pairs it still holds (only a failed

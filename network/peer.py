@@ -16,7 +16,10 @@ labels of MPLS and QNP (Kozlowski, Dahlberg & Wehner, CoNEXT 2020):
 * ``SwapRecord`` goes from a repeater to both ends after a swap. It names the
   two link pairs it joined by their ``ent_id``, so an end assembles a chain by
   following ids from its own link pair, never by the order of arrival.
-* ``CircuitFailed`` ends a circuit at every node of its path.
+* ``CircuitFailed`` ends a circuit at every node of its path: straight to
+  the nodes before the sender, hop by hop to the nodes after it, so on every
+  hop it follows the ``Forward`` (channels between two nodes keep order) and
+  never reaches a node before the circuit's set-up does.
 """
 
 from __future__ import annotations
@@ -78,11 +81,17 @@ class SwapRecord(_Peer):
 
 
 class CircuitFailed(_Peer):
+    """End this circuit. Sent straight to the nodes upstream of the sender (all set up before
+    it) and hop by hop along ``path`` to those downstream, behind the ``Forward`` it must not
+    overtake; a node passes it on downstream even when it holds no session for the circuit
+    (one that has finished its swaps), since nodes further on may still be running it."""
+
     kind: Literal["circuit_failed"] = "circuit_failed"
     head: str
     request_id: int
     detail: str
     code: NetErrorCode = NetErrorCode.LINK_FAILURE
+    path: tuple[str, ...] = ()
 
 
 PeerMessage = Forward | SwapRecord | CircuitFailed
