@@ -130,7 +130,7 @@ class NetworkNode:
         # under one of them is a leftover (bounded: at most 65536 labels per creator and link)
         self._ended_hops: set[HopKey] = set()
         self._pairs = PairStore(ctx.trace)
-        self._labels = LabelTable(ctx.node)
+        self.labels = LabelTable(ctx.node)
         self._requests: dict[int, _LinkRequest] = {}  # by tag
         self._requests_by_create_id: dict[int, _LinkRequest] = {}  # from the ACK on
         self._next_tag = 0
@@ -154,7 +154,7 @@ class NetworkNode:
             self.ctx.send_up(NetRejected(request_id=msg.request_id, reason=f"no path from {me!r} to {msg.remote_node!r}"))
             return
         try:
-            label = self._labels.acquire(path[1])
+            label = self.labels.acquire(path[1])
         except LabelsExhausted as exc:
             self.ctx.send_up(NetRejected(request_id=msg.request_id, reason=str(exc)))
             return
@@ -258,7 +258,7 @@ class NetworkNode:
         refuser = False  # this node is the one without a free label
         if downstream is not None and forward.refused is None:
             try:
-                label = self._labels.acquire(downstream)
+                label = self.labels.acquire(downstream)
             except LabelsExhausted as exc:
                 forward = forward.model_copy(update={"refused": NetErrorCode.NORES, "detail": str(exc)})
                 refuser = True
@@ -315,7 +315,7 @@ class NetworkNode:
         tag = self._next_tag
         self._next_tag += 1
         self._requests[tag] = _LinkRequest(tag, circuit.key, circuit.down_hop, number)
-        self._labels.hold(circuit.downstream, circuit.down_hop[2])
+        self.labels.hold(circuit.downstream, circuit.down_hop[2])
         self.ctx.send_down(
             LinkCreate(
                 remote_node=circuit.downstream,
@@ -333,7 +333,7 @@ class NetworkNode:
         del self._requests[request.tag]
         if request.create_id is not None:
             self._requests_by_create_id.pop(request.create_id, None)
-        self._labels.release(request.hop[0], request.hop[2])
+        self.labels.release(request.hop[0], request.hop[2])
 
     # ------------------------------------------------------------ link pairs
 
@@ -528,7 +528,7 @@ class NetworkNode:
                 del self._hops[hop]
             self._ended_hops.add(hop)
             if hop[1] == me:
-                self._labels.release(hop[0], hop[2])
+                self.labels.release(hop[0], hop[2])
         if isinstance(circuit, CircuitEnd):
             circuit.records.clear()
             if circuit.deadline_timer is not None:
