@@ -154,25 +154,15 @@ class CircuitEnd(Circuit):
 
     def __init__(self, forward: Forward, me: str, down_label: int | None, trace: Callable[..., None] | None) -> None:
         super().__init__(forward, me, down_label, trace)
+        self.is_head = self.position == 0
+        # the hop this end's link pairs come on (None at a tail whose set-up was refused)
+        self.near_hop = self.down_hop if self.is_head else self.up_hop
+        self.remote = self.tail if self.is_head else self.head
         self.delivered = 0
         self.deadline_timer: int | None = None  # head only: the max_time_ns timer
         self.deadline_ns: int | None = None  # head only: when max_time_ns runs out
         # swap records by the ent_id of the link pair on their side nearer to this end
         self.records: dict[Any, SwapRecord] = {}
-
-    @property
-    def is_head(self) -> bool:
-        return self.position == 0
-
-    @property
-    def near_hop(self) -> HopKey:
-        hop = self.down_hop if self.is_head else self.up_hop
-        assert hop is not None
-        return hop
-
-    @property
-    def remote(self) -> str:
-        return self.tail if self.is_head else self.head
 
     def file_record(self, record: SwapRecord) -> None:
         near = record.upstream_ent_id if self.is_head else record.downstream_ent_id

@@ -211,6 +211,7 @@ class NetworkNode:
                 self._fail(circuit, CircuitEvent.TOLD_FAILED, msg.detail, tell_path=False, code=msg.code)
             elif isinstance(circuit, CircuitEnd):
                 circuit.file_record(msg)
+                assert circuit.near_hop is not None
                 for pair in self._pairs.held(circuit.near_hop):
                     self._try_deliver(circuit, pair)
                     if circuit.ended:
