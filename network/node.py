@@ -263,7 +263,9 @@ class NetworkNode:
             except LabelsExhausted as exc:
                 forward = forward.model_copy(update={"refused": NetErrorCode.NORES, "detail": str(exc)})
                 refuser = True
-        circuit = self._open(forward, label)
+        # a refused Forward's label named the hop into the refusing node, not into this one:
+        # the hop from upstream carries no pairs for the circuit, so it is not filed here
+        circuit = self._open(forward, label, upstream_hop=forward.refused is None or refuser)
         if forward.refused is None:
             if downstream is not None:
                 self.ctx.send_peer(downstream, circuit.forward_downstream(forward))
@@ -280,11 +282,15 @@ class NetworkNode:
         event = CircuitEvent.NO_LABEL if refuser else CircuitEvent.REFUSED
         self._fail(circuit, event, forward.detail, tell_path=False, code=forward.refused)
 
-    def _open(self, forward: Forward, down_label: int | None) -> Circuit:
+    def _open(self, forward: Forward, down_label: int | None, upstream_hop: bool = True) -> Circuit:
         me = self.ctx.node
         position = forward.path.index(me)
         cls = CircuitEnd if position in (0, len(forward.path) - 1) else CircuitAtRepeater
         circuit = cls(forward, me, down_label, self.ctx.trace)
+        if not upstream_hop:
+            circuit.up_hop = None
+            if isinstance(circuit, CircuitEnd):
+                circuit.near_hop = None
         self._circuits[circuit.key] = circuit
         for hop in circuit.hop_keys:
             self._hops[hop] = circuit

@@ -389,3 +389,18 @@ def test_a_circuit_session_refuses_an_event_its_machine_lacks():
 
     with pytest.raises(IllegalTransition, match="swap"):
         circuit.fire(CircuitEvent.SWAP)  # an end never swaps
+
+
+def test_a_refused_set_up_leaves_the_live_circuits_of_the_hop_alone():
+    """bob runs a circuit whose hop from r has label 0; a refused Forward passed on
+    by r still carries label 0 (the label of the hop *into* the refusing node): it
+    must not take over the hop, so the live circuit's pair is still delivered."""
+    tail, ctx, _ = make("bob", chain("alice", "r", "bob"))
+    tail.handle_peer("r", forward(request_id=0, label=0))
+    refused = forward(request_id=1, label=0).model_copy(update={"refused": NetErrorCode.NORES, "detail": "no label"})
+    tail.handle_peer("r", refused)
+    assert [e.request_id for e in ctx.take(NetError)] == [1]
+    tail.handle_below(link_ok("r", 2, BellState.PHI_PLUS, 0, origin="r", seq=4, at="bob"))
+    tail.handle_peer("r", record(ent("alice", "r", 3), ent("r", "bob", 4), BellState.PHI_PLUS, BellState.PHI_PLUS, BellState.PHI_PLUS))
+    (pair,) = ctx.take(PairDelivered)
+    assert pair.pair_id.request_id == 0 and pair.handle == 2
