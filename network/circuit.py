@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 A request sets up a circuit along one path (specs/network.md §6). Every node
 of the path holds one session for it, keyed by the circuit's network-wide
-name ``(head, request_id)``:
+name ``(head, circuit)`` (a serial number the head never reuses):
 
 * :class:`CircuitEnd` at the head and the tail. It is ``setting_up`` until
   its hops are labelled and the link asked, ``running`` while pairs are
@@ -118,8 +118,9 @@ class Circuit(Session):
     """What every node of a path knows of a circuit (from its ``Forward``)."""
 
     def __init__(self, forward: Forward, me: str, down_label: int | None, trace: Callable[..., None] | None) -> None:
-        super().__init__((forward.head, forward.request_id), trace)
+        super().__init__((forward.head, forward.circuit), trace)
         self.head = forward.head
+        self.serial = forward.circuit
         self.request_id = forward.request_id
         self.path = list(forward.path)
         self.tail = self.path[-1]

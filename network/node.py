@@ -5,7 +5,8 @@ Theory of operation
 A request for pairs between a *head* (where it is made) and a *tail* sets up a
 *circuit* along a route (:mod:`~qnetstack.network.routing`, shortest by fibre
 length unless configured otherwise). Every node of the path holds a session for
-it (:mod:`~qnetstack.network.circuit`), named ``(head, request_id)``.
+it (:mod:`~qnetstack.network.circuit`), named ``(head, circuit)`` with a serial
+number the head never reuses.
 
 1. The head answers ``NetAccepted``, picks a label for its link to the next
    node and sends ``Forward`` (:mod:`~qnetstack.network.peer`) hop by hop to
@@ -134,6 +135,8 @@ class NetworkNode:
         self._requests: dict[int, _LinkRequest] = {}  # by tag
         self._requests_by_create_id: dict[int, _LinkRequest] = {}  # from the ACK on
         self._next_tag = 0
+        self._next_circuit = 0  # serial of the next circuit this node heads
+        self._open_requests: dict[int, CircuitEnd] = {}  # request_id -> circuit, at the head
 
     def start(self) -> None:
         pass
@@ -164,6 +167,7 @@ class NetworkNode:
         link_min_fidelity = msg.min_fidelity ** (1.0 / hops) if msg.min_fidelity > 0 else 0.0
         forward = Forward(
             head=me,
+            circuit=self._next_circuit,
             request_id=msg.request_id,
             path=path,
             number=msg.number,
@@ -172,19 +176,21 @@ class NetworkNode:
             link_min_fidelity=link_min_fidelity,
             label=label,
         )
+        self._next_circuit += 1
         self.ctx.send_up(NetAccepted(request_id=msg.request_id, path=path))
         self.ctx.send_peer(path[1], forward)
         circuit = self._open(forward, label)
         assert isinstance(circuit, CircuitEnd)
+        self._open_requests[msg.request_id] = circuit
         if msg.max_time_ns is not None:
             circuit.deadline_ns = self.ctx.now_ns + msg.max_time_ns
         self._run(circuit)
         if msg.max_time_ns is not None:
-            circuit.deadline_timer = self.ctx.set_timer(msg.max_time_ns, ("deadline", me, msg.request_id))
+            circuit.deadline_timer = self.ctx.set_timer(msg.max_time_ns, ("deadline", *circuit.key))
 
     def _refusal(self, msg: NetRequest) -> str | None:
         me = self.ctx.node
-        if (me, msg.request_id) in self._circuits:
+        if msg.request_id in self._open_requests:
             return f"request_id {msg.request_id} is in use"
         if msg.type is RequestType.R:
             # The request type is shared with the link service, which gained type R
@@ -203,7 +209,7 @@ class NetworkNode:
         if isinstance(msg, CircuitFailed):
             self._pass_on(sender, msg)
         if isinstance(msg, (SwapRecord, CircuitFailed)):
-            key = (msg.head, msg.request_id)
+            key = (msg.head, msg.circuit)
             circuit = self._circuits.get(key)
             if circuit is None:
                 drop_unknown(self.ctx.trace, msg.kind, key, sender=sender)
@@ -250,7 +256,7 @@ class NetworkNode:
     def _set_up(self, forward: Forward) -> None:
         """A ``Forward`` reached this node: take the circuit on, label the next hop and pass it on."""
         me = self.ctx.node
-        key = (forward.head, forward.request_id)
+        key = (forward.head, forward.circuit)
         if key in self._circuits:
             raise EntityError(f"circuit {key} was set up twice at {me}")
         position = forward.path.index(me)
@@ -274,7 +280,9 @@ class NetworkNode:
         # The circuit cannot be set up: the nodes before this one are told to end it, the
         # refusal travels on to the nodes after it (the tail reports it with a NetError).
         if refuser:
-            failed = CircuitFailed(head=forward.head, request_id=forward.request_id, detail=forward.detail, code=forward.refused, path=tuple(forward.path))
+            failed = CircuitFailed(
+                head=forward.head, circuit=forward.circuit, request_id=forward.request_id, detail=forward.detail, code=forward.refused, path=tuple(forward.path)
+            )
             for node in sorted(forward.path[:position]):
                 self.ctx.send_peer(node, failed)
         if downstream is not None:
@@ -388,6 +396,7 @@ class NetworkNode:
             self._pairs.end(down, PairEvent.SWAP)
             record = SwapRecord(
                 head=circuit.head,
+                circuit=circuit.serial,
                 request_id=circuit.request_id,
                 position=circuit.position,
                 swap_index=circuit.swapped,
@@ -500,14 +509,15 @@ class NetworkNode:
     def _fail(self, circuit: Circuit, event: CircuitEvent, detail: str, tell_path: bool, code: NetErrorCode) -> None:
         if tell_path:
             # every other node of the path, repeaters included, so each frees the link pairs it holds
-            self._tell_path(circuit.head, circuit.request_id, circuit.path, circuit.position, detail, code)
+            self._tell_path(circuit, detail, code)
         if isinstance(circuit, CircuitEnd):
             self.ctx.send_up(NetError(request_id=circuit.request_id, head=circuit.head, code=code, detail=detail))
         circuit.fire(event)
         self._forget(circuit)
 
-    def _tell_path(self, head: str, request_id: int, path: list[str], position: int, detail: str, code: NetErrorCode) -> None:
-        failed = CircuitFailed(head=head, request_id=request_id, detail=detail, code=code, path=tuple(path))
+    def _tell_path(self, circuit: Circuit, detail: str, code: NetErrorCode) -> None:
+        path, position = circuit.path, circuit.position
+        failed = CircuitFailed(head=circuit.head, circuit=circuit.serial, request_id=circuit.request_id, detail=detail, code=code, path=tuple(path))
         for node in sorted(path[:position]):
             self.ctx.send_peer(node, failed)
         if position + 1 < len(path):
@@ -542,3 +552,5 @@ class NetworkNode:
                 self.ctx.cancel_timer(circuit.deadline_timer)
                 circuit.deadline_timer = None
         del self._circuits[circuit.key]
+        if circuit.head == me and self._open_requests.get(circuit.request_id) is circuit:
+            del self._open_requests[circuit.request_id]

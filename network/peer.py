@@ -46,6 +46,7 @@ class Forward(_Peer):
 
     kind: Literal["forward"] = "forward"
     head: str
+    circuit: int = Field(ge=0)
     request_id: int
     path: list[str]
     number: int = Field(ge=1)
@@ -68,6 +69,7 @@ class SwapRecord(_Peer):
 
     kind: Literal["swap_record"] = "swap_record"
     head: str
+    circuit: int = Field(ge=0)
     request_id: int
     position: int  # index of the repeater in the path
     swap_index: int = Field(ge=0)
@@ -88,6 +90,7 @@ class CircuitFailed(_Peer):
 
     kind: Literal["circuit_failed"] = "circuit_failed"
     head: str
+    circuit: int = Field(ge=0)
     request_id: int
     detail: str
     code: NetErrorCode = NetErrorCode.LINK_FAILURE

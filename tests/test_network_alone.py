@@ -103,6 +103,7 @@ def test_disconnected_remote_is_rejected():
 def forward(number: int = 1, request_id: int = 0, label: int = 0, kind: RequestType = RequestType.K) -> Forward:
     return Forward(
         head="alice",
+        circuit=request_id,
         request_id=request_id,
         path=["alice", "r", "bob"],
         number=number,
@@ -116,6 +117,7 @@ def forward(number: int = 1, request_id: int = 0, label: int = 0, kind: RequestT
 def record(up: EntanglementId, down: EntanglementId, swap: BellState, up_state: BellState, down_state: BellState, swap_index: int = 0) -> SwapRecord:
     return SwapRecord(
         head="alice",
+        circuit=0,
         request_id=0,
         position=1,
         swap_index=swap_index,
@@ -154,7 +156,7 @@ def test_link_pairs_of_circuits_with_the_same_label_from_different_creators_stay
     graph.add_edge("carol", "r", length_km=10.0)
     repeater, ctx, device = make("r", graph)
     repeater.handle_peer("alice", forward(label=0))
-    repeater.handle_peer("carol", Forward(head="carol", request_id=0, path=["carol", "r", "bob"], number=1, type=RequestType.K, basis=Basis.Z, link_min_fidelity=0.0, label=0))
+    repeater.handle_peer("carol", Forward(head="carol", circuit=0, request_id=0, path=["carol", "r", "bob"], number=1, type=RequestType.K, basis=Basis.Z, link_min_fidelity=0.0, label=0))
     creates = ctx.take(LinkCreate)
     assert len({c.purpose_id for c in creates}) == 2  # r labels its two circuits on r-bob apart
     repeater.handle_below(link_ok("carol", 0, BellState.PHI_PLUS, 0, origin="carol", seq=1))
@@ -217,7 +219,7 @@ def test_type_m_tail_flips_its_outcome_by_the_frame():
     tail, ctx, device = make("bob", chain("alice", "bob"))
     tail.handle_peer(
         "alice",
-        Forward(head="alice", request_id=0, path=["alice", "bob"], number=1, type=RequestType.M, basis=Basis.Z, link_min_fidelity=0, label=0),
+        Forward(head="alice", circuit=0, request_id=0, path=["alice", "bob"], number=1, type=RequestType.M, basis=Basis.Z, link_min_fidelity=0, label=0),
     )
     device.measure_outcomes.append(0)
     tail.handle_below(link_ok("alice", 0, BellState.PSI_PLUS, 0, origin="alice"))
@@ -275,7 +277,7 @@ def test_a_failure_frees_the_link_pairs_at_every_node_of_the_path():
     tail, tail_ctx, tail_device = make("bob", graph)
     tail.handle_peer("r", forward(label=create.purpose_id))
     tail.handle_below(link_ok("r", 1, BellState.PHI_PLUS, create.purpose_id, origin="r", seq=3))
-    tail.handle_peer("r", CircuitFailed(head="alice", request_id=0, detail="link to bob failed", path=("alice", "r", "bob")))
+    tail.handle_peer("r", CircuitFailed(head="alice", circuit=0, request_id=0, detail="link to bob failed", path=("alice", "r", "bob")))
     (err,) = tail_ctx.take(NetError)
     assert err.request_id == 0
     assert [op.handle for op in tail_device.ops if isinstance(op, FreeQubit)] == [1]
@@ -286,7 +288,7 @@ def test_a_circuit_failure_is_passed_on_downstream_even_by_a_node_that_finished_
     reaches the nodes after r, which may be waiting for pairs."""
     graph = chain("alice", "r", "s", "bob")
     repeater, ctx, _ = make("r", graph)
-    failed = CircuitFailed(head="alice", request_id=0, detail="max_time_ns ran out", code=NetErrorCode.TIMEOUT, path=("alice", "r", "s", "bob"))
+    failed = CircuitFailed(head="alice", circuit=0, request_id=0, detail="max_time_ns ran out", code=NetErrorCode.TIMEOUT, path=("alice", "r", "s", "bob"))
     repeater.handle_peer("alice", failed)
     assert ctx.peer == [("s", failed)]
     assert unknown_sessions(ctx)[0]["kind"] == "circuit_failed"
@@ -299,7 +301,7 @@ def test_messages_naming_unknown_sessions_change_nothing():
     and a link ACK or ERR whose tag names no link request of ours, are dropped and traced."""
     head, ctx, device = make("alice", chain("alice", "r", "bob"))
     head.handle_peer("r", record(ent("alice", "r", 1), ent("r", "bob", 2), BellState.PHI_PLUS, BellState.PHI_PLUS, BellState.PHI_PLUS))
-    head.handle_peer("r", CircuitFailed(head="alice", request_id=0, detail="?", path=("alice", "r", "bob")))
+    head.handle_peer("r", CircuitFailed(head="alice", circuit=0, request_id=0, detail="?", path=("alice", "r", "bob")))
     head.handle_below(LinkAck(create_id=3, remote_node="r", purpose_id=0, tag=77))
     head.handle_below(LinkError(create_id=3, origin_node="alice", code=LinkErrorCode.TIMEOUT, tag=77))
     assert [f["kind"] for f in unknown_sessions(ctx)] == ["swap_record", "circuit_failed", "ack", "error"]
@@ -404,3 +406,19 @@ def test_a_refused_set_up_leaves_the_live_circuits_of_the_hop_alone():
     tail.handle_peer("r", record(ent("alice", "r", 3), ent("r", "bob", 4), BellState.PHI_PLUS, BellState.PHI_PLUS, BellState.PHI_PLUS))
     (pair,) = ctx.take(PairDelivered)
     assert pair.pair_id.request_id == 0 and pair.handle == 2
+
+
+def test_a_request_id_reused_at_the_head_does_not_clash_with_its_old_circuit_at_the_tail():
+    """The head may reuse a request id once its request has ended there (NET-REQ-3)
+    while the tail still runs the old circuit: circuits are named by the head's
+    serial number, so the tail holds both and serves each with its own pairs."""
+    tail, ctx, _ = make("bob", chain("alice", "bob"))
+    old = Forward(head="alice", circuit=0, request_id=0, path=["alice", "bob"], number=1, type=RequestType.K, basis=Basis.Z, link_min_fidelity=0, label=0)
+    tail.handle_peer("alice", old)
+    tail.handle_peer("alice", old.model_copy(update={"circuit": 1, "label": 1, "number": 2}))
+    tail.handle_below(link_ok("alice", 5, BellState.PSI_PLUS, 1, origin="alice", seq=1, at="bob"))
+    tail.handle_below(link_ok("alice", 6, BellState.PHI_PLUS, 0, origin="alice", seq=2, at="bob"))
+    first, second = ctx.take(PairDelivered)
+    assert (first.handle, first.bell_state) == (5, BellState.PSI_PLUS)
+    assert (second.handle, second.bell_state) == (6, BellState.PHI_PLUS)
+    assert len(tail._circuits) == 1  # the old circuit is done, the new one waits for its second pair
