@@ -422,3 +422,21 @@ def test_a_request_id_reused_at_the_head_does_not_clash_with_its_old_circuit_at_
     assert (first.handle, first.bell_state) == (5, BellState.PSI_PLUS)
     assert (second.handle, second.bell_state) == (6, BellState.PHI_PLUS)
     assert len(tail._circuits) == 1  # the old circuit is done, the new one waits for its second pair
+
+
+def test_the_entity_routes_by_the_metric_it_is_configured_with():
+    """a-b-c is 2 hops and 20 km, a-d-e-c 3 hops and 3 km: the reference takes the
+    short fibre, an entity configured with the hop-count metric the short hop count."""
+    from qnetstack.network.node import NetworkNode
+
+    graph = chain("a", "b", "c")
+    graph.add_edge("a", "d", length_km=1.0)
+    graph.add_edge("d", "e", length_km=1.0)
+    graph.add_edge("e", "c", length_km=1.0)
+    reference, ctx, _ = make("a", graph)
+    reference.handle_above(NetRequest(request_id=0, remote_node="c"))
+    assert ctx.take(NetAccepted)[0].path == ["a", "d", "e", "c"]
+    by_hops_ctx = FakeContext("a", FakeDevice("a"))
+    by_hops = NetworkNode(by_hops_ctx, graph, policy="swap-asap", metric="hops")
+    by_hops.handle_above(NetRequest(request_id=0, remote_node="c"))
+    assert by_hops_ctx.take(NetAccepted)[0].path == ["a", "b", "c"]
