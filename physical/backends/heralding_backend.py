@@ -3,19 +3,21 @@
 Theory of operation
 -------------------
 :class:`HeraldingModelBackend` (registry name ``model-heralding``) builds the
-same entities as :class:`qnetstack.physical.qutip_backend.QutipSingleClickBackend` — a
+same entities as :class:`qnetstack.physical.backends.qutip_backend.QutipSingleClickBackend` — a
 :class:`ModelNode` per node (its device, on the shared
-:class:`~physical.engine.QuantumWorld`, and its ends of the links) and a
-:class:`ModelStation` per link at the midpoint — but the station does not
+:class:`~qnetstack.physical.engines.world.QuantumWorld`, and its ends of the links) and a
+:class:`ModelStation` per link at the midpoint, on the same shared bookkeeping
+(:mod:`qnetstack.physical.backends.midpoint`) — but the station does not
 interfere photons. It draws each outcome from the link's
-:class:`~physical.schemes.HeraldingModel`: the successful branches, each with
+:class:`~qnetstack.physical.schemes.model.HeraldingModel`: the successful branches, each with
 its probability per attempt and its normalised post-herald state of the two
-memories (:mod:`qnetstack.physical.schemes`). The model comes from the link's parameter
-object through :data:`HERALDING_SCHEMES` (parameter type -> scheme name and
-model factory), so the heralding scheme is a parameter of the link.
+memories (:mod:`qnetstack.physical.schemes.model`). The model comes from the link's parameter
+object through :data:`qnetstack.physical.schemes.registry.HERALDING_SCHEMES`
+(parameter type -> scheme name and model factory), so the heralding scheme is
+a parameter of the link.
 
 Attempts are independent and identically distributed, so (Rozpędek et al.,
-PRA 99, 052330 (2019), Sec. III, for single-click; :mod:`qnetstack.physical.schemes`):
+PRA 99, 052330 (2019), Sec. III, for single-click; :mod:`qnetstack.physical.schemes.model`):
 
 * **per attempt** (``max_attempts`` = 1): one uniform draw u picks branch i
   when ``Σ_{j<i} p_j <= u < Σ_{j<=i} p_j``, failure when ``u >= p = Σ p_j``;
@@ -28,7 +30,7 @@ PRA 99, 052330 (2019), Sec. III, for single-click; :mod:`qnetstack.physical.sche
 
 On success the station puts the branch's state into the world for the two
 memory qubits at the herald time, after memory noise (T1/T2 of each node,
-:func:`qnetstack.physical.single_click.decohere_pair`, the world's own channel) for the
+:func:`qnetstack.physical.schemes.single_click.decohere_pair`, the world's own channel) for the
 time each spin waited since its emission (τ: the photon's flight). From then
 on the world applies T1/T2 itself. ``fidelity_estimate`` is the fidelity of
 exactly that state to the announced Bell state, so goodness is honest.
@@ -50,14 +52,13 @@ Messages (τ = delay(L/2))::
 A reserved slot is neither free (``InitQubit`` cannot take it) nor held by
 the layer above (operations on it are ``UNKNOWN_HANDLE``).
 
-Adding a scheme: write its parameter model and its ``HeraldingModel``, and add
-a :class:`HeraldingSchemeEntry` to :data:`HERALDING_SCHEMES` (see the marked
-place below).
+Adding a scheme needs nothing here: register it in
+:mod:`qnetstack.physical.schemes.registry` and this backend runs it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -65,150 +66,37 @@ import numpy as np
 from qutip import Qobj
 
 from qnetstack.entity import Context, EntityError
-from qnetstack.physical.barrett_kok import BarrettKokLinkParams, BarrettKokModel
-from qnetstack.physical.midpoint_source import MidpointSourceLinkParams, MidpointSourceModel
-from qnetstack.physical.engine import QuantumWorld
-from qnetstack.physical.params import FibreParams, HardwareParams, LinkSide, NodeHardware, SingleClickLinkParams
-from qnetstack.physical.qutip_backend import RESERVED_SLOT, MemoryDevice
-from qnetstack.physical.schemes import HeraldBranch, HeraldingModel, SingleClickModel, branch_fidelity
+from qnetstack.physical.backends.device import RESERVED_SLOT, MemoryDevice
+from qnetstack.physical.backends.midpoint import (
+    LinkEndNode,
+    MidpointBackend,
+    MidpointStationBase,
+    alpha_settings,
+    attempt_period_ns,
+    ends_in_order,
+    half_delay_ns,
+)
+from qnetstack.physical.engines.world import QuantumWorld
+from qnetstack.physical.params import LinkSide, NodeHardware
+from qnetstack.physical.schemes.model import HeraldingModel, branch_fidelity
+from qnetstack.physical.schemes.registry import HERALDING_SCHEMES, scheme_of
+from qnetstack.physical.schemes.single_click import decohere_pair
 from qnetstack.physical.service import (
-    AlphaSetting,
     CAP_DEVICE,
     CAP_HERALDING,
     BellState,
     HeraldAttempt,
     HeraldingLink,
-    HeraldResult,
     PhysicalCapabilities,
 )
-from qnetstack.physical.single_click import decohere_pair, operating_points, unnormalised_herald_state
 
 __all__ = [
     "HeraldingModelBackend",
-    "HeraldingSchemeEntry",
-    "HERALDING_SCHEMES",
-    "scheme_named",
-    "scheme_of",
-    "attempt_period_ns",
     "ModelNode",
     "ModelStation",
     "AttemptReport",
     "StationOutcome",
 ]
-
-
-# ------------------------------------------------------------------ schemes
-
-
-@dataclass(frozen=True)
-class HeraldingSchemeEntry:
-    """One heralding scheme: its name, its link-parameter model and its model factory.
-
-    ``model(params, hardware_a, hardware_b, alpha_a, alpha_b)`` returns the
-    scheme's :class:`HeraldingModel` (node A first); ``alpha_a``/``alpha_b``
-    are the bright-state populations of the two ends for schemes that have one
-    (``alpha_field`` names it in the parameters) and ``None`` otherwise.
-    """
-
-    name: Literal["single-click", "barrett-kok", "midpoint-source"]
-    params_type: type[HardwareParams]
-    model: Callable[[Any, NodeHardware, NodeHardware, float | None, float | None], HeraldingModel]
-    alpha_field: str | None = None
-
-    def link_alpha(self, params: Any) -> float | None:
-        return None if self.alpha_field is None else float(getattr(params, self.alpha_field))
-
-
-def _alpha_settings(params: Any, hw_a: NodeHardware, hw_b: NodeHardware, wait_ns: int) -> list[AlphaSetting] | None:
-    """Single-click links announce the α they can run at (the link layer picks
-    one per request from its min fidelity); other schemes have no α."""
-    if not isinstance(params, SingleClickLinkParams):
-        return None
-    return [
-        AlphaSetting(bright_state_population=a, success_probability=p, fidelity=f)
-        for a, p, f in operating_points(params, hw_a, hw_b, wait_ns)
-    ]
-
-
-def _midpoint_source(
-    params: MidpointSourceLinkParams, hw_a: NodeHardware, hw_b: NodeHardware, alpha_a: float | None, alpha_b: float | None
-) -> HeraldingModel:
-    return MidpointSourceModel(params, hw_a, hw_b)
-
-
-@dataclass(frozen=True)
-class _SingleClickPerEnd:
-    """Single-click with a different α at each end (a ``HeraldAttempt`` override):
-    the closed form :func:`qnetstack.physical.single_click.unnormalised_herald_state`
-    with ``alpha_b`` (derived there; Humphreys et al. 2018)."""
-
-    base: SingleClickModel
-    alpha_a: float
-    alpha_b: float
-
-    def branches(self) -> tuple[HeraldBranch, ...]:
-        eta_a, eta_b = self.base._etas()
-        p_dc = self.base.params.detector.dark_count_probability
-        out = []
-        for bell in (BellState.PSI_PLUS, BellState.PSI_MINUS):
-            rho = unnormalised_herald_state(self.alpha_a, eta_a, eta_b, p_dc, bell, self.alpha_b)
-            weight = float(np.real(np.trace(rho)))
-            out.append(HeraldBranch(bell_state=bell, probability=weight, state=rho / weight if weight > 0 else rho))
-        return tuple(out)
-
-    def success_probability(self) -> float:
-        return sum(b.probability for b in self.branches())
-
-
-def _single_click(
-    params: SingleClickLinkParams, hw_a: NodeHardware, hw_b: NodeHardware, alpha_a: float | None, alpha_b: float | None
-) -> HeraldingModel:
-    a = params.bright_state_population if alpha_a is None else alpha_a
-    b = params.bright_state_population if alpha_b is None else alpha_b
-    if a == b:
-        return SingleClickModel(params.replace(bright_state_population=a), hw_a, hw_b)
-    return _SingleClickPerEnd(SingleClickModel(params, hw_a, hw_b), a, b)
-
-
-def _barrett_kok(
-    params: BarrettKokLinkParams, hw_a: NodeHardware, hw_b: NodeHardware, alpha_a: float | None, alpha_b: float | None
-) -> HeraldingModel:
-    return BarrettKokModel(params, hw_a, hw_b)
-
-
-HERALDING_SCHEMES: tuple[HeraldingSchemeEntry, ...] = (
-    HeraldingSchemeEntry("single-click", SingleClickLinkParams, _single_click, alpha_field="bright_state_population"),
-    HeraldingSchemeEntry("barrett-kok", BarrettKokLinkParams, _barrett_kok),
-    HeraldingSchemeEntry("midpoint-source", MidpointSourceLinkParams, _midpoint_source),
-)
-
-
-def scheme_named(name: str) -> HeraldingSchemeEntry | None:
-    """The scheme of that name, or ``None`` if this build does not have it yet."""
-    for entry in HERALDING_SCHEMES:
-        if entry.name == name:
-            return entry
-    return None
-
-
-def scheme_of(params: Any) -> HeraldingSchemeEntry:
-    """The scheme whose parameter model ``params`` is; ``ValueError`` if none is."""
-    for entry in HERALDING_SCHEMES:
-        if type(params) is entry.params_type:
-            return entry
-    known = ", ".join(e.params_type.__name__ for e in HERALDING_SCHEMES)
-    raise ValueError(f"no heralding scheme takes link parameters of type {type(params).__name__} (known: {known})")
-
-
-def attempt_period_ns(params: Any) -> int:
-    """Emission to herald at the nodes: there and back between node and midpoint
-    station, 2 · delay(L/2), as in the QuTiP backend (at least 1 ns)."""
-    return max(1, 2 * _half_delay_ns(params))
-
-
-def _half_delay_ns(params: Any) -> int:
-    fibre = getattr(params, "fibre", None) or FibreParams()
-    return fibre.delay_ns(params.length_km / 2)
 
 
 # ------------------------------------------------------------------ prepared outcomes
@@ -325,8 +213,10 @@ class _Run:
     slot: int | None
 
 
-class ModelNode(MemoryDevice):
+class ModelNode(LinkEndNode):
     """A node's device and its ends of the model-driven heralded links."""
+
+    STATION_MESSAGE = StationOutcome
 
     def __init__(
         self,
@@ -336,24 +226,21 @@ class ModelNode(MemoryDevice):
         world: QuantumWorld,
         registry: Mapping[str, MemoryDevice],
     ) -> None:
-        super().__init__(ctx, hardware, world, registry)
-        self.links: dict[str, LinkSide] = dict(links)
+        super().__init__(ctx, hardware, links, world, registry)
         self._schemes = {nb: scheme_of(side.params) for nb, side in self.links.items()}
-        self._runs: dict[tuple[str, int], _Run] = {}
+        self._in_flight: dict[tuple[str, int], _Run] = {}
         self._capabilities = self._describe()
 
     def _describe(self) -> PhysicalCapabilities:
         links = {}
         for nb, side in self.links.items():
             entry = self._schemes[nb]
-            # node A is the alphabetically first end, so both ends compute the very same numbers
-            hw = {self.name: self.hardware, nb: side.neighbour_hardware}
-            a, b = sorted(hw)
+            hw_a, hw_b = ends_in_order(self.name, self.hardware, nb, side.neighbour_hardware)
             alpha = entry.link_alpha(side.params)
             prepared = _PreparedLink(
-                entry.model(side.params, hw[a], hw[b], alpha, alpha), _memory_noise(hw[a]), _memory_noise(hw[b])
+                entry.model(side.params, hw_a, hw_b, alpha, alpha), _memory_noise(hw_a), _memory_noise(hw_b)
             )
-            half = _half_delay_ns(side.params)
+            half = half_delay_ns(side.params)
             links[nb] = HeraldingLink(
                 neighbour=nb,
                 scheme=entry.name,
@@ -362,35 +249,14 @@ class ModelNode(MemoryDevice):
                 bright_state_population=alpha,
                 success_probability=prepared.p,
                 fidelity=prepared.mean_fidelity(half, half),
-                alpha_settings=_alpha_settings(side.params, hw[a], hw[b], half),
+                alpha_settings=alpha_settings(side.params, hw_a, hw_b, half),
             )
         return PhysicalCapabilities(node=self.name, num_qubits=self.hardware.memory.num_qubits, links=links)
 
     def capabilities(self) -> PhysicalCapabilities:
         return self._capabilities
 
-    def handle_above(self, msg: Any) -> None:
-        if isinstance(msg, HeraldAttempt):
-            self._attempt(msg)
-            return
-        raise EntityError(f"{self.name}/physical: unexpected request from above: {type(msg).__name__}")
-
-    def handle_peer(self, sender: str, msg: Any) -> None:
-        if isinstance(msg, StationOutcome):
-            self._outcome(sender, msg)
-            return
-        raise EntityError(f"{self.name}/physical: unexpected message from {sender}: {type(msg).__name__}")
-
-    def _attempt(self, msg: HeraldAttempt) -> None:
-        side = self.links.get(msg.neighbour)
-        if side is None:
-            raise EntityError(
-                f"{self.name}/physical: HeraldAttempt for {msg.neighbour!r}, which is not a neighbour "
-                f"(neighbours: {', '.join(sorted(self.links)) or 'none'})"
-            )
-        key = (side.station, msg.attempt_id)
-        if key in self._runs:
-            raise EntityError(f"{self.name}/physical: attempt {msg.attempt_id} with {msg.neighbour} is still in flight")
+    def _attempt(self, msg: HeraldAttempt, side: LinkSide) -> None:
         if msg.bright_state_population is not None and self._schemes[msg.neighbour].alpha_field is None:
             raise EntityError(
                 f"{self.name}/physical: bright_state_population given for the {self._schemes[msg.neighbour].name} "
@@ -399,7 +265,7 @@ class ModelNode(MemoryDevice):
         slot = self._free_slot()
         if slot is not None:
             self._slots[slot] = RESERVED_SLOT
-        self._runs[key] = _Run(msg.neighbour, slot)
+        self._in_flight[(side.station, msg.attempt_id)] = _Run(msg.neighbour, slot)
         self._ctx.send_peer(
             side.station,
             AttemptReport(
@@ -412,33 +278,17 @@ class ModelNode(MemoryDevice):
             ),
         )
 
-    def _outcome(self, station: str, msg: StationOutcome) -> None:
-        run = self._runs.pop((station, msg.attempt_id), None)
-        if run is None:
-            raise EntityError(f"{self.name}/physical: outcome from {station} for unknown attempt {msg.attempt_id}")
+    def _from_station(self, station: str, msg: StationOutcome) -> None:
+        run: _Run = self._landed(station, msg.attempt_id)
         if run.slot is None:
-            self._ctx.send_up(
-                HeraldResult(neighbour=run.neighbour, attempt_id=msg.attempt_id, success=False, no_memory=True, attempts=msg.attempts)
-            )
+            self._send_failure(run.neighbour, msg.attempt_id, msg.attempts, no_memory=True)
             return
         if msg.success and msg.qubit is not None:
             self._slots[run.slot] = msg.qubit
-            self._ctx.send_up(
-                HeraldResult(
-                    neighbour=run.neighbour,
-                    attempt_id=msg.attempt_id,
-                    success=True,
-                    handle=run.slot,
-                    bell_state=msg.bell_state,
-                    herald_sequence=msg.herald_sequence,
-                    fidelity_estimate=msg.fidelity_estimate,
-                    herald_time_ns=msg.herald_time_ns,
-                    attempts=msg.attempts,
-                )
-            )
+            self._send_success(run.neighbour, msg.attempt_id, run.slot, msg, msg.attempts)
             return
         self._slots[run.slot] = None
-        self._ctx.send_up(HeraldResult(neighbour=run.neighbour, attempt_id=msg.attempt_id, success=False, attempts=msg.attempts))
+        self._send_failure(run.neighbour, msg.attempt_id, msg.attempts)
 
 
 # ------------------------------------------------------------------ station
@@ -453,8 +303,10 @@ class _Decided:
     waits: tuple[int, int]
 
 
-class ModelStation:
+class ModelStation(MidpointStationBase):
     """The heralding station of one link: draws outcomes from the link's model."""
+
+    REPORT = AttemptReport
 
     def __init__(
         self,
@@ -464,24 +316,13 @@ class ModelStation:
         hardware: Mapping[str, NodeHardware],
         world: QuantumWorld,
     ) -> None:
-        if len(ends) != 2 or ends[0] == ends[1]:
-            raise ValueError(f"a station needs two different ends, got {ends!r}")
-        self._ctx = ctx
-        self.ends = (ends[0], ends[1])
-        self.link = f"{ends[0]}-{ends[1]}"
-        self.params = params
+        super().__init__(ctx, ends, params, hardware, world)
         self.scheme = scheme_of(params)
-        self._hardware = {end: hardware[end] for end in self.ends}
         self._noise = (_memory_noise(self._hardware[self.ends[0]]), _memory_noise(self._hardware[self.ends[1]]))
-        self._world = world
         self.period_ns = attempt_period_ns(params)
         self._prepared: dict[tuple[float | None, float | None], _PreparedLink] = {}
         self._own: _PreparedLink | None = None  # the outcomes at the link's own α
-        self._reports: dict[int, dict[str, AttemptReport]] = {}
         self._decided: dict[int, _Decided] = {}
-        self.herald_sequence = 0  # successes so far on this link
-        self.attempts = 0  # attempts made in step (all attempts of every run)
-        self.incomplete_attempts = 0
 
     def prepared(self, alpha_a: float | None, alpha_b: float | None) -> _PreparedLink:
         """The link's outcomes for these α (``None``: the link's own), cached."""
@@ -501,58 +342,24 @@ class ModelStation:
             self._own = found
         return found
 
-    def start(self) -> None:
-        pass
-
-    def handle_above(self, msg: Any) -> None:
-        raise EntityError(f"station {self._ctx.node}: takes no requests from above, got {type(msg).__name__}")
-
-    def handle_below(self, msg: Any) -> None:
-        raise EntityError(f"station {self._ctx.node}: has no layer below")
-
-    def handle_peer(self, sender: str, msg: Any) -> None:
-        if not isinstance(msg, AttemptReport):
-            raise EntityError(f"station {self._ctx.node}: unexpected message from {sender}: {type(msg).__name__}")
-        if sender not in self.ends or msg.node != sender:
-            raise EntityError(
-                f"station {self._ctx.node} of link {self.link}: report from {sender!r} (claims to be {msg.node!r})"
-            )
-        reports = self._reports.get(msg.attempt_id)
-        if reports is None:
-            if msg.attempt_id in self._decided:
-                raise EntityError(f"station {self._ctx.node}: attempt {msg.attempt_id} reported while its run is on")
-            reports = self._reports[msg.attempt_id] = {}
-            # the other end's report for the same instant is already queued ahead of this timer
-            self._ctx.set_timer(0, ("resolve", msg.attempt_id))
-        elif sender in reports:
-            raise EntityError(f"station {self._ctx.node}: {sender} reported attempt {msg.attempt_id} twice")
-        reports[sender] = msg
+    def _check_new_attempt(self, attempt_id: int) -> None:
+        if attempt_id in self._decided:
+            raise EntityError(f"station {self._ctx.node}: attempt {attempt_id} reported while its run is on")
 
     def handle_timer(self, tag: Hashable) -> None:
         what, attempt_id = tag  # type: ignore[misc]
-        if what == "resolve":
-            self._resolve(attempt_id)
-        elif what == "herald":
+        if what == "herald":
             decided = self._decided.pop(attempt_id, None)
             if decided is not None:
                 self._herald(attempt_id, decided)
-
-    def _resolve(self, attempt_id: int) -> None:
-        reports = self._reports.pop(attempt_id, None)
-        if reports is None:
             return
+        super().handle_timer(tag)
+
+    def _resolve(self, attempt_id: int, reports: dict[str, AttemptReport]) -> None:
         now = self._ctx.now_ns
-        ra, rb = reports.get(self.ends[0]), reports.get(self.ends[1])
-        in_step = (
-            ra is not None
-            and rb is not None
-            and ra.has_memory
-            and rb.has_memory
-            and ra.max_attempts == rb.max_attempts  # runs of different lengths are not in step
-        )
+        ra, rb, in_step = self._in_step(reports)
         if not in_step:
-            self.incomplete_attempts += 1
-            self._ctx.trace("station.attempt_incomplete", link=self.link, attempt_id=attempt_id)
+            self._count_incomplete(attempt_id)
             self._herald(attempt_id, _Decided(reports, 1, None, None, (0, 0)))
             return
         assert ra is not None and rb is not None
@@ -575,9 +382,7 @@ class ModelStation:
         if not success:
             # a failure says the same to both ends (messages are immutable): build it once
             failure = StationOutcome(attempt_id=attempt_id, success=False, attempts=decided.attempts, herald_time_ns=now)
-            for end in self.ends:
-                if end in decided.reports:
-                    self._ctx.send_peer(end, failure)
+            self._tell_reporters(decided.reports, failure)
             return
         assert prepared is not None and branch is not None
         state, fidelity = prepared.state(branch, *decided.waits)
@@ -602,34 +407,15 @@ class ModelStation:
 # ------------------------------------------------------------------ backend
 
 
-class HeraldingModelBackend:
+class HeraldingModelBackend(MidpointBackend):
     """Factory of the physical entities of one network, outcomes drawn from each link's scheme model."""
 
     name = "model-heralding"
     SCHEMES = frozenset(entry.name for entry in HERALDING_SCHEMES)  # heralding schemes this backend runs
     PROVIDES = frozenset({CAP_DEVICE, CAP_HERALDING})
     REQUIRES: frozenset[str] = frozenset()
+    NODE = ModelNode
+    STATION = ModelStation
 
-    def __init__(self) -> None:
-        self.world = QuantumWorld()
-        self.nodes: dict[str, ModelNode] = {}
-        self.stations: dict[str, ModelStation] = {}
-
-    def _check_new_node(self, node: str) -> None:
-        if node in self.nodes or node in self.stations:
-            raise ValueError(f"node {node!r} already has a physical entity")
-
-    def node_entity(self, ctx: Context, hardware: NodeHardware, links: Mapping[str, LinkSide]) -> ModelNode:
-        self._check_new_node(ctx.node)
-        node = ModelNode(ctx, hardware, links, self.world, self.nodes)
-        self.nodes[ctx.node] = node
-        return node
-
-    def station_entity(
-        self, ctx: Context, ends: tuple[str, str], params: Any, hardware: Mapping[str, NodeHardware]
-    ) -> ModelStation:
-        self._check_new_node(ctx.node)
-        station = ModelStation(ctx, ends, params, hardware, self.world)
-        self.stations[ctx.node] = station
-        return station
-
+    nodes: dict[str, ModelNode]
+    stations: dict[str, ModelStation]

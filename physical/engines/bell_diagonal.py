@@ -11,7 +11,7 @@ everything a repeater chain does to its pairs maps four numbers onto four
 numbers:
 
 * **Frame convention** (the project's, see :class:`qnetstack.physical.service.BellState`
-  and :func:`qnetstack.physical.engine.bell_ket`): ``|B(x, z)> = (I ⊗ X^x Z^z)|Φ+>``. The
+  and :func:`qnetstack.physical.engines.world.bell_ket`): ``|B(x, z)> = (I ⊗ X^x Z^z)|Φ+>``. The
   weights are stored in the order of the enum, PHI_PLUS (0,0), PHI_MINUS (0,1),
   PSI_PLUS (1,0), PSI_MINUS (1,1), so the index of a Bell state is ``2x + z``
   and composing frames (XOR of the bits) is XOR of the indices.
@@ -34,7 +34,7 @@ numbers:
   ``F = F1 F2 + (1-F1)(1-F2)/3`` (Dür et al. 1999, Sec. III, with perfect
   operations).
 * **Memory dephasing** (Nielsen & Chuang 2000, §8.3.6): phase damping with
-  coherence factor ``c = exp(-t/T2)`` (what :func:`qnetstack.physical.engine.memory_kraus`
+  coherence factor ``c = exp(-t/T2)`` (what :func:`qnetstack.physical.components.memory_noise.memory_kraus`
   does with ``t1_ns=None``) equals the phase-flip channel with ``p_Z = (1-c)/2``.
 
 What it cannot do: **amplitude damping** (finite T1). It moves population from
@@ -45,9 +45,42 @@ Bell-diagonal set (likewise a single-click post-herald state with its |11>
 term, or any non-Pauli gate).
 This engine refuses such channels (:class:`NotBellDiagonalError`), and
 :func:`choose_engine` sends those cases to the QuTiP density-matrix reference
-(:mod:`qnetstack.physical.engine`). Forcing such a state into Bell-diagonal form
+(:mod:`qnetstack.physical.engines.world`). Forcing such a state into Bell-diagonal form
 (twirling, Bennett et al. 1996) would change its physics, so it is never done
 silently: :meth:`BellDiagonal.from_density_matrix` refuses instead.
+
+**Why no backend runs on it.** Both backends keep every state of a run in
+the QuTiP :class:`~qnetstack.physical.engines.world.QuantumWorld`, and this
+engine stays off that path (it serves analyses, benchmarks and the
+:class:`~qnetstack.physical.engines.pair_state.PairState` tests) because the
+run path needs four things it cannot represent:
+
+1. *Single qubits and states of more than two qubits.* The device service
+   (:mod:`qnetstack.physical.service`) addresses memory qubits one by one:
+   ``InitQubit`` prepares a lone qubit in any Bloch state, ``Measure``
+   of one half of a pair leaves its partner as a lone qubit, and
+   teleportation Bell-measures a lone qubit with half of a pair, so three
+   qubits share one state for a while. Four Bell weights describe exactly
+   one pair, nothing else.
+2. *Non-Pauli gates.* ``ApplyGate`` offers H and S. ``(H ⊗ I)|Φ+>`` is
+   not a Bell state, so the first H on a pair's qubit leaves the set.
+3. *Amplitude damping.* A memory with a finite T1 (``MemoryParams.t1_ns``;
+   e.g. the NV-electron and SiV presets of
+   :mod:`qnetstack.physical.components.memories`) relaxes with a channel
+   that is not a Pauli channel (above).
+4. *The heralded states themselves.* The single-click post-herald state has
+   weight on |11> (both nodes bright, one photon lost) and none on |00>, so
+   it has Bell-basis coherences (Humphreys et al., Nature 558, 268 (2018),
+   Methods; :func:`qnetstack.physical.schemes.single_click.unnormalised_herald_state`),
+   and the QuTiP backend keeps the photons themselves (0/1-photon modes) in
+   the world until the station measures them.
+
+Serving a run from this engine would therefore need every pair's history to
+avoid all four — no T1, no H or S, no lone qubit, a Bell-diagonal herald —
+and a second store for everything else, with states moving between them; a
+:class:`PairState` does that for one pair, but a backend would have to do it
+for every qubit of a network. Until a backend needs that speed, the one
+world is the simpler and always exact choice.
 
 Cost: every operation is one or two numpy calls on 4-element arrays
 (no QuTiP inside operations), a few microseconds; conversions to and from
@@ -63,7 +96,7 @@ from typing import Literal
 import numpy as np
 from qutip import Qobj
 
-from qnetstack.physical.engine import bell_ket
+from qnetstack.physical.engines.world import bell_ket
 from qnetstack.physical.service import BellState
 
 __all__ = [
@@ -113,8 +146,8 @@ def choose_engine(t1_ns: float | None, needs_non_pauli: bool) -> Engine:
     caller needs no non-Pauli operation (``needs_non_pauli=False``: no
     arbitrary gates, no non-Bell-diagonal initial state such as a single-click
     post-herald state). Otherwise ``"density-matrix"``: the QuTiP reference
-    (:mod:`qnetstack.physical.engine`), which represents everything exactly.
-    :class:`qnetstack.physical.pair_state.PairState` asks this before every operation
+    (:mod:`qnetstack.physical.engines.world`), which represents everything exactly.
+    :class:`qnetstack.physical.engines.pair_state.PairState` asks this before every operation
     and converts itself when the answer changes.
     """
     if t1_ns is not None and not math.isinf(t1_ns):
@@ -130,7 +163,7 @@ class BellDiagonal:
     Build one with :meth:`pure`, :meth:`werner`, :meth:`from_weights` or
     :meth:`from_density_matrix`. Every operation returns a new value. The
     first qubit is "A", the second "B", in the tensor order of
-    :mod:`qnetstack.physical.engine` (``|a b>`` with A the most significant bit).
+    :mod:`qnetstack.physical.engines.world` (``|a b>`` with A the most significant bit).
     """
 
     __slots__ = ("_w",)
@@ -248,7 +281,7 @@ class BellDiagonal:
 
     def to_qobj(self) -> Qobj:
         """The density matrix as a QuTiP ``Qobj`` with dims [[2, 2], [2, 2]], ready for
-        :meth:`qnetstack.physical.engine.QuantumWorld.new_qubits`."""
+        :meth:`qnetstack.physical.engines.world.QuantumWorld.new_qubits`."""
         return Qobj(self.to_density_matrix(), dims=[[2, 2], [2, 2]])
 
     # ---------------------------------------------------------- reads
@@ -324,7 +357,7 @@ class BellDiagonal:
         self, elapsed_ns: float, t1_ns: float | None, t2_ns: float | None, qubit: Qubit
     ) -> BellDiagonal:
         """A memory qubit left alone for ``elapsed_ns``; arguments as
-        :func:`qnetstack.physical.engine.memory_kraus`.
+        :func:`qnetstack.physical.components.memory_noise.memory_kraus`.
 
         Only the pure-dephasing part is supported: with ``t1_ns=None`` the
         engine's channel is phase damping with coherence factor

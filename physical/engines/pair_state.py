@@ -4,10 +4,10 @@ while it can be, a density matrix once it cannot.
 Theory of operation
 -------------------
 A :class:`PairState` is the state of two qubits "A" and "B" (tensor order A, B,
-as in :mod:`qnetstack.physical.engine`). It starts in one of two representations and
+as in :mod:`qnetstack.physical.engines.world`). It starts in one of two representations and
 can change once, one way:
 
-* **Bell-diagonal** (:class:`qnetstack.physical.bell_diagonal.BellDiagonal`): four
+* **Bell-diagonal** (:class:`qnetstack.physical.engines.bell_diagonal.BellDiagonal`): four
   weights on the Bell states (Bennett, DiVincenzo, Smolin, Wootters, PRA 54,
   3824 (1996), Sec. III). The set is closed under Pauli channels on either
   qubit — depolarising, bit/phase flip (Nielsen & Chuang, *Quantum Computation
@@ -18,16 +18,16 @@ can change once, one way:
   uniform and whose output weights are the XOR-convolution of the input
   weights (Dür, Briegel, Cirac, Zoller, PRA 59, 169 (1999), Sec. III; Bowen &
   Bose, PRL 87, 267901 (2001)). The derivations are in the
-  :mod:`qnetstack.physical.bell_diagonal` docstring.
+  :mod:`qnetstack.physical.engines.bell_diagonal` docstring.
 * **Density matrix**: a 4x4 complex array, the same physics as the reference
-  engine :class:`qnetstack.physical.engine.QuantumWorld` — Kraus operators
+  engine :class:`qnetstack.physical.engines.world.QuantumWorld` — Kraus operators
   ``ρ -> Σ K ρ K†`` lifted onto the pair with a Kronecker product; memory
-  noise uses :func:`qnetstack.physical.engine.memory_kraus` (amplitude damping with
+  noise uses :func:`qnetstack.physical.components.memory_noise.memory_kraus` (amplitude damping with
   ``γ = 1 - exp(-t/T1)`` then phase damping, N&C 2000, §8.3.5-8.3.6); a
   swap projects the middle qubits of ``ρ_AB ⊗ ρ_CD`` on the outcome's Bell
   state and renormalises by the Born probability (N&C 2000, §2.2.3).
 
-**When it converts.** Every operation asks :func:`qnetstack.physical.bell_diagonal.choose_engine`
+**When it converts.** Every operation asks :func:`qnetstack.physical.engines.bell_diagonal.choose_engine`
 whether it keeps the pair Bell-diagonal. Memory noise with a finite T1 does
 not (amplitude damping unbalances ``<00|ρ|00>`` against ``<11|ρ|11>``,
 creating Bell-basis coherences), nor does an arbitrary gate or channel, nor
@@ -44,10 +44,10 @@ al. 1996), which changes the physics. An operation that is the identity
 **Ownership.** A pair is a physical object, not a value: operations change it
 in place, it cannot be copied (``copy``/``deepcopy``/``pickle`` raise), and a
 Bell measurement, a swap (which Bell-measures one qubit of each input) or
-:meth:`PairState.move_into` a :class:`~physical.engine.QuantumWorld` *consumes*
+:meth:`PairState.move_into` a :class:`~qnetstack.physical.engines.world.QuantumWorld` *consumes*
 it: any later use raises :class:`PairConsumedError` saying what consumed it.
 That is the no-cloning theorem (Wootters & Zurek, Nature 299, 802 (1982))
-enforced by the API, as :mod:`qnetstack.physical.engine` does for qubit ids.
+enforced by the API, as :mod:`qnetstack.physical.engines.world` does for qubit ids.
 
 Reads (:meth:`PairState.fidelity`, :meth:`PairState.to_density_matrix`) are
 simulation oracles: they do not disturb the pair.
@@ -65,8 +65,9 @@ from typing import NamedTuple
 import numpy as np
 from qutip import Qobj
 
-from qnetstack.physical.bell_diagonal import BellDiagonal, Engine, NotBellDiagonalError, Qubit, choose_engine
-from qnetstack.physical.engine import QuantumWorld, WorldError, bell_ket, check_memory_noise, memory_kraus
+from qnetstack.physical.engines.bell_diagonal import BellDiagonal, Engine, NotBellDiagonalError, Qubit, choose_engine
+from qnetstack.physical.components.memory_noise import memory_kraus
+from qnetstack.physical.engines.world import QuantumWorld, WorldError, bell_ket, check_memory_noise
 from qnetstack.physical.service import BellState
 
 __all__ = ["PairState", "PairConsumedError", "SwapResult"]
@@ -246,7 +247,7 @@ class PairState:
     def memory_noise(self, elapsed_ns: float, t1_ns: float | None, t2_ns: float | None, qubit: Qubit) -> None:
         """``qubit`` waits ``elapsed_ns`` in a memory with ``(t1_ns, t2_ns)``
         (None: no decay of that kind; T2 <= 2·T1), the channel of
-        :func:`qnetstack.physical.engine.memory_kraus` (N&C 2000, §8.3.5-8.3.6).
+        :func:`qnetstack.physical.components.memory_noise.memory_kraus` (N&C 2000, §8.3.5-8.3.6).
 
         T2 alone is a phase flip and keeps the pair Bell-diagonal; a finite T1
         (amplitude damping) converts it to a density matrix first."""

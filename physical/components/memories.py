@@ -10,7 +10,7 @@ NV centre), with their coherence times, gate, measurement and readout figures.
 **Waiting** (Nielsen & Chuang, *Quantum Computation and Quantum Information*,
 2000, §8.3.5-8.3.6). A qubit left alone for t undergoes amplitude damping with
 γ = 1 - e^{-t/T1} and dephasing such that the coherence ρ01 decays by e^{-t/T2}
-in total; this is :func:`qnetstack.physical.engine.memory_kraus`, reused here. ``None``
+in total; this is :func:`qnetstack.physical.components.memory_noise.memory_kraus`, reused here. ``None``
 means no decay of that kind; physics requires T2 ≤ 2·T1 (N&C §8.3.6) and a
 finite T1 implies a finite T2.
 
@@ -76,7 +76,7 @@ import numpy as np
 from pydantic import ConfigDict, Field, TypeAdapter, model_validator
 from qutip import Qobj
 
-from qnetstack.physical.engine import memory_kraus
+from qnetstack.physical.components.memory_noise import memory_kraus
 from qnetstack.physical.params import HardwareParams, MemoryParams
 from qnetstack.physical.service import BellState, Probability
 
@@ -95,7 +95,7 @@ __all__ = [
     "memory_preset",
 ]
 
-Noise = tuple[float, float | None, float | None]  # (elapsed_ns, t1_ns, t2_ns), as physical.single_click
+Noise = tuple[float, float | None, float | None]  # (elapsed_ns, t1_ns, t2_ns), as physical.schemes.single_click
 
 
 def _check_t1_t2(t1_ns: float | None, t2_ns: float | None, prefix: str = "") -> None:
@@ -172,7 +172,7 @@ class MemoryModel(HardwareParams):
 
     def kraus(self, wait_ns: float, storage: bool = False) -> list[Qobj]:
         """Kraus operators of one qubit left alone for ``wait_ns``
-        (:func:`qnetstack.physical.engine.memory_kraus` with this memory's T1, T2)."""
+        (:func:`qnetstack.physical.components.memory_noise.memory_kraus` with this memory's T1, T2)."""
         return memory_kraus(wait_ns, *self.coherence(storage))
 
     def bell_pair_fidelity(

@@ -22,7 +22,7 @@ silent only if no photon is detected and no dark count occurs:
 
     P(no click | n) = (1 - p_dc) (1 - η)^n,   P(click | n) = 1 - P(no click | n).
 
-This is the no-click POVM element of :func:`qnetstack.physical.single_click.detector_no_click`.
+This is the no-click POVM element of :func:`qnetstack.physical.schemes.single_click.detector_no_click`.
 
 **Photon-number-resolving detector (model stated here).** An ideal PNR
 detector reports the number of detection events in the window: the number of

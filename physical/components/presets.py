@@ -9,8 +9,8 @@ the platform is usually run with. :meth:`PlatformPreset.node_hardware` and
 the heralding models and backends take today.
 
 Each preset's docstring names the experiment its figures come from; the
-component models (:mod:`qnetstack.physical.sources`, :mod:`qnetstack.physical.memories`,
-:mod:`qnetstack.physical.detectors`, :mod:`qnetstack.physical.channels`) cite the figure for
+component models (:mod:`qnetstack.physical.components.sources`, :mod:`qnetstack.physical.components.memories`,
+:mod:`qnetstack.physical.components.detectors`, :mod:`qnetstack.physical.components.channels`) cite the figure for
 each parameter, and say where a value is an assumed order of magnitude
 rather than a published number. Presets are immutable: change one with
 ``preset.replace(wavelength_nm=1310.0)`` (which validates) rather than
@@ -23,11 +23,11 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, TypeAdapter
 
-from qnetstack.physical.channels import FibreChannel, FrequencyConversion
-from qnetstack.physical.detectors import SNSPD, Detector
-from qnetstack.physical.memories import AFC_ENSEMBLE, NV_ELECTRON, RB_ATOM, SIV, TRAPPED_ION, MemoryModel
+from qnetstack.physical.components.channels import FibreChannel, FrequencyConversion
+from qnetstack.physical.components.detectors import SNSPD, Detector
+from qnetstack.physical.components.memories import AFC_ENSEMBLE, NV_ELECTRON, RB_ATOM, SIV, TRAPPED_ION, MemoryModel
 from qnetstack.physical.params import DetectorParams, FibreParams, HardwareParams, MemoryParams, NodeHardware
-from qnetstack.physical.sources import EmitterSource, SpdcSource
+from qnetstack.physical.components.sources import EmitterSource, SpdcSource
 
 __all__ = [
     "PlatformPreset",
@@ -111,8 +111,8 @@ NV_DELFT_2021 = PlatformPreset(
         "Pompili et al., Science 372, 259 (2021): three-node NV network",
     ),
 )
-"""NV centres (Delft). Memory: :data:`qnetstack.physical.memories.NV_ELECTRON`; photon:
-:class:`qnetstack.physical.sources.EmitterSource` defaults (3 % ZPL, 0.1 collection,
+"""NV centres (Delft). Memory: :data:`qnetstack.physical.components.memories.NV_ELECTRON`; photon:
+:class:`qnetstack.physical.components.sources.EmitterSource` defaults (3 % ZPL, 0.1 collection,
 indistinguishability 0.9). Photons stay at 637 nm, which standard telecom
 fibre models do not cover: :meth:`fibre` refuses it. Use a converter (Dréau
 et al., Phys. Rev. Applied 9, 064031 (2018): 637 nm to 1588 nm) or give the
@@ -140,7 +140,7 @@ RB_MUNICH_2022 = PlatformPreset(
         "van Leent et al., PRL 124, 010510 (2020): polarisation-preserving conversion 780 -> 1522 nm, 57 % external efficiency",
     ),
 )
-"""Rb atoms (Munich). Memory :data:`qnetstack.physical.memories.RB_ATOM`; conversion
+"""Rb atoms (Munich). Memory :data:`qnetstack.physical.components.memories.RB_ATOM`; conversion
 efficiency 0.57 from van Leent et al. 2020. Photons interfere at a station
 in a two-photon (double-click) measurement, hence Barrett–Kok."""
 
@@ -204,7 +204,7 @@ AFC_ENSEMBLE_2021 = PlatformPreset(
         "Lago-Rivera et al., Nature 594, 37 (2021): telecom-heralded entanglement between two AFC memories",
     ),
 )
-"""Ensemble memories (AFC). Memory :data:`qnetstack.physical.memories.AFC_ENSEMBLE`; the
+"""Ensemble memories (AFC). Memory :data:`qnetstack.physical.components.memories.AFC_ENSEMBLE`; the
 pair source as :data:`TELECOM_SPDC`."""
 
 TELECOM_SPDC = PlatformPreset(
@@ -221,7 +221,7 @@ TELECOM_SPDC = PlatformPreset(
     ),
 )
 """A telecom pair source. μ = 0.01 keeps the multi-pair visibility above 0.98
-(:meth:`qnetstack.physical.sources.SpdcSource.visibility`); the memory is the AFC preset
+(:meth:`qnetstack.physical.components.sources.SpdcSource.visibility`); the memory is the AFC preset
 because a pair source needs an absorptive memory at the nodes."""
 
 PRESETS: dict[str, PlatformPreset] = {
