@@ -1,8 +1,7 @@
 """Network-layer service: end-to-end entanglement between any two nodes.
 
 Connection-oriented, after RFC 9340 §7 and the Quantum Network Protocol
-(Kozlowski et al., CoNEXT 2020); summary in
-``shared/reference/protocol-specs.md`` §3:
+(Kozlowski, Dahlberg & Wehner, CoNEXT 2020):
 
 * the application at the *head* node sends ``NetRequest`` (its own
   ``request_id``, the *tail* node, how many pairs, K or M);
@@ -116,6 +115,7 @@ class NetErrorCode(str, enum.Enum):
     UNSUPP = "UNSUPP"
     LINK_FAILURE = "LINK_FAILURE"
     TIMEOUT = "TIMEOUT"
+    NORES = "NORES"  # a node of the path had no resources for the circuit (no free label on a link)
     OTHER = "OTHER"
 
 

@@ -6,16 +6,17 @@ import json
 import math
 from pathlib import Path
 
+import networkx as nx
 import numpy as np
 import pytest
 
-from qnetstack.application.service import AppError
+from qnetstack.application.service import AppDone, AppError, PairResult, PairsRequest
 from qnetstack.physical.engines.world import bell_ket
 from qnetstack.physical.params import MemoryParams
 from qnetstack.physical.service import BellState
 from qnetstack.physical.schemes.single_click import arrival_efficiency, herald_fidelity, post_herald_state, success_probability
 from qnetstack.stack import assemble, load_scenario
-from qnetstack.stack.scenario import parse_scenario
+from qnetstack.stack.scenario import AppSpec, parse_scenario
 from qnetstack.stack.cli import main
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -152,7 +153,7 @@ def test_a_failed_circuit_leaves_every_memory_empty():
     UNSUPP (the request cannot be served, specs/network.md §5).
     The alice-r link request, already running, still makes its pair; every node
     frees what it got for the ended circuit, so no memory qubit stays taken
-    (NET-RES-3)."""
+    (NET-RES-3, NET-SESS-1)."""
     scenario = parse_scenario(
         {
             "name": "failing-chain",
@@ -168,8 +169,85 @@ def test_a_failed_circuit_leaves_every_memory_empty():
     sim = assemble(scenario)
     result = sim.run()
     assert result.pairs is None or result.pairs.count == 0
-    assert result.counters.get("network.leftover_pair", 0) >= 1  # the alice-r pair came after the failure
+    assert result.counters.get("unknown_session", 0) >= 1  # the alice-r pair came after the failure (NET-SESS-1)
     (error,) = [m for _, _, m in sim.network.user_messages]  # the request ended, with an error
     assert isinstance(error, AppError) and error.detail.startswith("UNSUPP")  # impossible, not a passing failure
     for node in ("alice", "r", "bob"):
         assert sim.network.entities[node]["physical"].held_handles() == [], node
+
+
+# ------------------------------------------------------ circuits that must stay apart
+
+
+def test_the_two_node_names_chosen_below_collide_under_a_crc_purpose_id():
+    """Why n1402 and n2000: a 16-bit CRC-32 of "head/request_id", the purpose id
+    circuits once had, is the same for both names at every request id (CRC is
+    affine over GF(2), so equal-length names with equal CRCs stay equal when the
+    same suffix is appended); two such circuits at one node were one circuit."""
+    import zlib
+
+    for request_id in range(4):
+        assert zlib.crc32(f"n1402/{request_id}".encode()) & 0xFFFF == zlib.crc32(f"n2000/{request_id}".encode()) & 0xFFFF
+
+
+def _pairs_to_hub(graph):
+    apps = [AppSpec(node=n, request=PairsRequest(remote_node="hub", number=3)) for n in ("n1402", "n2000")]
+    sim = assemble(graph, seed=1, applications=apps)
+    sim.run()
+    done = {node: m for _, node, m in sim.network.user_messages if isinstance(m, (AppDone, AppError))}
+    return sim, done
+
+
+def _assert_both_served(sim, done):
+    assert sorted(done) == ["n1402", "n2000"], done
+    for node, msg in done.items():
+        assert isinstance(msg, AppDone) and msg.completed == 3, (node, msg)
+    results = [m for _, _, m in sim.network.user_messages if isinstance(m, PairResult)]
+    assert sorted(r.pair_id.head for r in results) == ["n1402"] * 3 + ["n2000"] * 3
+    for node in ("n1402", "n2000", "hub"):
+        assert sim.network.entities[node]["physical"].held_handles() == [], node
+
+
+def test_two_heads_whose_crc_purposes_collide_both_get_their_pairs_directly():
+    """n1402 - hub - n2000: both ask hub for 3 pairs at t = 0. Each head labels its
+    own link; hub files pairs under (neighbour, creator, label), so both circuits
+    are served (with one CRC purpose id for both, one of them was never answered)."""
+    graph = nx.Graph()
+    graph.add_edge("n1402", "hub", length_km=2.0)
+    graph.add_edge("n2000", "hub", length_km=2.0)
+    _assert_both_served(*_pairs_to_hub(graph))
+
+
+def test_two_heads_whose_crc_purposes_collide_both_get_their_pairs_through_a_repeater():
+    """n1402 - r - hub and n2000 - r - hub: r carries both circuits on its link to
+    hub and gives them two labels there (with one CRC purpose id, r filed one
+    circuit's link pair under the other and the run crashed)."""
+    graph = nx.Graph()
+    graph.add_edge("n1402", "r", length_km=2.0)
+    graph.add_edge("n2000", "r", length_km=2.0)
+    graph.add_edge("r", "hub", length_km=2.0)
+    sim, done = _pairs_to_hub(graph)
+    _assert_both_served(sim, done)
+    assert sim.network.entities["r"]["network"].labels.in_use("hub") == 0  # both labels given back
+
+
+def test_a_thousand_and_one_requests_on_one_link_all_end_and_leave_nothing_behind():
+    """1001 one-pair requests from a to b, one every 60 µs (a pair takes ~40 µs
+    here, so a few circuits overlap at a time: the link layer's fair scheduler is
+    quadratic in its queue). Every request ends with its pair, and afterwards the
+    network layer holds no circuit, no link request, no label and no qubit: what it
+    keeps per link request is dropped when the request ends."""
+    graph = nx.Graph()
+    graph.add_edge("a", "b", length_km=1.0)
+    apps = [AppSpec(node="a", at_ns=60_000 * i, request=PairsRequest(remote_node="b", number=1)) for i in range(1001)]
+    sim = assemble(graph, {"physical": "model-heralding", "link": "fast-forward-egp"}, seed=1, applications=apps)
+    result = sim.run()
+    done = [m for _, _, m in sim.network.user_messages if isinstance(m, (AppDone, AppError))]
+    assert len(done) == 1001 and all(isinstance(m, AppDone) for m in done)
+    assert result.pairs.count == 1001
+    assert result.counters["link.create"] == 1001
+    for node in ("a", "b"):
+        net = sim.network.entities[node]["network"]
+        assert net._circuits == {} and net._requests == {} and net._requests_by_create_id == {}
+        assert net.labels.in_use("b" if node == "a" else "a") == 0 and len(net._pairs) == 0
+        assert sim.network.entities[node]["physical"].held_handles() == []

@@ -542,20 +542,21 @@ class FakeBelow:
         remote = msg.remote_node
         if remote == node or not self.topology.has_edge(node, remote):
             self.misuse.append(f"t={now} {node}: LinkCreate to {remote!r}, which is not a neighbour")
-            self._error_now(node, remote, create_id, LinkErrorCode.CREATE, f"{remote!r} is not a neighbour")
+            self._error_now(node, remote, create_id, LinkErrorCode.CREATE, f"{remote!r} is not a neighbour", msg.tag)
         elif msg.type is not RequestType.K:
-            self._error_now(node, remote, create_id, LinkErrorCode.UNSUPP, "this link layer offers type K only")
+            self._error_now(node, remote, create_id, LinkErrorCode.UNSUPP, "this link layer offers type K only", msg.tag)
         elif msg.min_fidelity > self.conditions.link_fidelity:
-            self._error_now(node, remote, create_id, LinkErrorCode.UNSUPP, f"the link gives at most {self.conditions.link_fidelity}")
+            self._error_now(node, remote, create_id, LinkErrorCode.UNSUPP, f"the link gives at most {self.conditions.link_fidelity}", msg.tag)
         else:
-            self.kernel.schedule(0, self.deliver, node, LinkAck(create_id=create_id, remote_node=remote, purpose_id=msg.purpose_id))
+            ack = LinkAck(create_id=create_id, remote_node=remote, purpose_id=msg.purpose_id, tag=msg.tag)
+            self.kernel.schedule(0, self.deliver, node, ack)
             request = _LinkRequest(node, remote, create_id, msg, now)
             if self.rng.random() < self.conditions.failure_probability:
                 request.fails_after = int(self.rng.integers(msg.number))
             self._next(request)
 
-    def _error_now(self, node: str, remote: str, create_id: int, code: LinkErrorCode, detail: str) -> None:
-        err = LinkError(create_id=create_id, origin_node=node, code=code, detail=detail)
+    def _error_now(self, node: str, remote: str, create_id: int, code: LinkErrorCode, detail: str, tag: int | None) -> None:
+        err = LinkError(create_id=create_id, origin_node=node, code=code, detail=detail, tag=tag)
         self.kernel.schedule(0, self._deliver_error, node, frozenset((node, remote)), err)
 
     def _deliver_error(self, node: str, link: frozenset[str], err: LinkError) -> None:
@@ -579,8 +580,9 @@ class FakeBelow:
     def _fail(self, request: _LinkRequest, detail: str) -> None:
         err = LinkError(create_id=request.create_id, origin_node=request.origin, code=LinkErrorCode.TIMEOUT, detail=detail)
         link = frozenset((request.origin, request.remote))
-        for node in (request.origin, request.remote):
-            self._deliver_error(node, link, err)  # both ends at once, as LINK-TIMEOUT-1 allows
+        # both ends at once, as LINK-TIMEOUT-1 allows; the tag only at the origin (LinkCreate.tag)
+        self._deliver_error(request.origin, link, err.model_copy(update={"tag": request.msg.tag}))
+        self._deliver_error(request.remote, link, err)
 
     def _make_pair(self, request: _LinkRequest) -> None:
         ends = (request.origin, request.remote)

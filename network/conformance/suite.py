@@ -41,6 +41,7 @@ from qnetstack.network.conformance.harness import (
     SentUp,
     run_network,
 )
+from qnetstack.link.service import EntanglementId, LinkAck, LinkError, LinkOkKeep
 from qnetstack.network.service import (
     CAP_NET_K,
     CAP_NET_M,
@@ -670,6 +671,85 @@ def failed_requests_leave_no_qubit(impl: Any) -> None:
             )
 
     _property(impl, check, mode="live")
+
+
+# ------------------------------------------------------------ sessions
+
+
+@SUITE.clause(
+    "NET-SESS-1",
+    "link answers and link pairs for circuits and link requests that have ended change nothing; the qubits they hand over are freed",
+)
+def unknown_sessions_change_nothing(impl: Any) -> None:
+    """Run a request alice -> carol (once with links that work, once with links
+    that fail) until everything has ended; then hand every node, once more, every
+    LinkAck and LinkError it got, and a late LinkOkKeep (a fresh qubit, a fresh
+    ent_id) for every pair it got. Nothing may be sent up or down for them, no
+    qubit may stay held, and a later request between the same nodes is served.
+    The run is repeated with the same seed, so up to the replay it is the first."""
+    kind = _types(impl)[0]
+    first = ScriptedRequest(0, "alice", NetRequest(request_id=1, remote_node="carol", number=2, type=kind))
+    for failure in (0.0, 1.0):
+        conditions = NetConditions(success_probability=0.5, failure_probability=failure)
+        hop = conditions.hop_delay_ns
+        probe = NetHarness(impl, conditions, [first])
+        received = _record_below(probe)
+        run = probe.run(50_000_000)
+        _no_crash(run)
+        if not run.settled:
+            raise ClauseFailure(f"a request alice -> carol had not ended by t={run.end_ns} (link failures: {failure})")
+        replay_ns = max([t for t, _, _ in received] + [u.time_ns for u in run.up]) + 10 * hop
+        second_ns = replay_ns + 10 * hop
+        second = ScriptedRequest(second_ns, "alice", NetRequest(request_id=2, remote_node="carol", number=2, type=kind))
+        harness = NetHarness(impl, conditions, [first, second])
+        harness.kernel.schedule(replay_ns, _replay, harness, received)
+        run = harness.run(50_000_000)
+        _no_crash(run)
+        if run.misuse:
+            raise ClauseFailure("after the replay: " + "; ".join(run.misuse[:3]))
+        quiet = [u for u in run.up if replay_ns <= u.time_ns < second_ns]
+        if quiet:
+            raise _fail("a replayed link message for an ended circuit made the network layer send something up", quiet[0])
+        down = [(t, n, m) for t, n, m in run.creates if replay_ns <= t < second_ns]
+        if down:
+            raise ClauseFailure(f"a replayed link message for an ended circuit made {down[0][1]} send {down[0][2]!r} down at t={down[0][0]}")
+        acc = run.accepted().get(("alice", 2))
+        if acc is None or not all(_ended_at(run, acc, node, run.end_ns) for node in _ends(acc)):
+            raise ClauseFailure(f"after the replay a new request alice -> carol did not end at both ends (link failures: {failure})")
+        if failure == 0.0 and any(len(run.deliveries(acc.key, node)) != 2 for node in _ends(acc)):
+            raise ClauseFailure("after the replay a new request alice -> carol did not get its 2 pairs over working links")
+        held = run.held_by_network()
+        if held:
+            raise ClauseFailure(f"link pairs handed over for ended circuits were never freed: the network layer still holds {held}")
+
+
+def _record_below(harness: NetHarness) -> list[tuple[int, str, Any]]:
+    """Every message the fake link layer delivers to a node, with its time."""
+    received: list[tuple[int, str, Any]] = []
+    deliver = harness.below.deliver
+
+    def recording(node: str, msg: Any) -> None:
+        received.append((harness.kernel.now_ns, node, msg))
+        deliver(node, msg)
+
+    harness.below.deliver = recording
+    return received
+
+
+def _replay(harness: NetHarness, received: list[tuple[int, str, Any]]) -> None:
+    below = harness.below
+    for _, node, msg in received:
+        if isinstance(msg, (LinkAck, LinkError)):
+            below.deliver(node, msg)
+        elif isinstance(msg, LinkOkKeep):
+            qubit = below._allocate(node, None, "link")
+            if qubit is None:
+                raise ClauseFailure(f"no free memory at {node} for a late link pair: the network layer still held {below.held[node]}")
+            ent = msg.ent_id
+            late = msg.model_copy(
+                update={"handle": qubit.handle, "ent_id": EntanglementId(creator=ent.creator, peer=ent.peer, sequence=next(below._pair_sequence))}
+            )
+            below._deliver_ok(qubit, late)
 
 
 # --------------------------------------------------------------- messages

@@ -1,0 +1,243 @@
+"""Circuits as sessions: a circuit *end* (head or tail) and a circuit *at a repeater*.
+
+Theory of operation
+-------------------
+A request sets up a circuit along one path (specs/network.md §6). Every node
+of the path holds one session for it, keyed by the circuit's network-wide
+name ``(head, circuit)`` (a serial number the head never reuses):
+
+* :class:`CircuitEnd` at the head and the tail. It is ``setting_up`` until
+  its hops are labelled and the link asked, ``running`` while pairs are
+  delivered, and ends ``done`` after ``number`` pairs or ``failed`` (a link
+  request failed, the head's deadline ran out, or another node said so).
+* :class:`CircuitAtRepeater` at every node in between: ``running`` while it
+  swaps, ``done`` after ``number`` swaps, ``failed`` as above, or when no
+  label is free on its downstream link (``no_label``).
+
+What a session counts or holds (pairs asked, swaps, deliveries, swap records,
+the deadline timer) stays in ordinary fields beside its state.
+
+Labels
+------
+A circuit's link pairs on a hop carry a *label* in the link service's
+``purpose_id`` (an int in [0, 65535]). The node that issues the hop's CREATEs
+(the upstream one) picks it from :class:`LabelTable`: a label that none of its
+live circuits, and none of its link requests still running, uses on that link.
+It tells the downstream node in the circuit's ``Forward``. A link pair is
+filed under ``(neighbour, creator, label)``, unique at both ends of the hop.
+Labels are handed out round robin, so a label just released is the last to
+be reused. When all 65536 labels of a link are taken, :class:`LabelsExhausted`
+is raised: the head refuses the request, a repeater fails the circuit with
+``NetErrorCode.NORES``. Nothing wraps around.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from typing import Any
+
+from qnetstack.entity.machine import Machine, Session
+from qnetstack.link.service import RequestType
+from qnetstack.network.pairs import HopKey
+from qnetstack.network.peer import LABELS, Forward, SwapRecord
+from qnetstack.physical.service import Basis
+
+__all__ = [
+    "CIRCUIT_END",
+    "CIRCUIT_AT_REPEATER",
+    "MACHINES",
+    "Circuit",
+    "CircuitAtRepeater",
+    "CircuitEnd",
+    "CircuitEvent",
+    "CircuitState",
+    "LabelTable",
+    "LabelsExhausted",
+]
+
+
+class CircuitState(str, enum.Enum):
+    SETTING_UP = "setting_up"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class CircuitEvent(str, enum.Enum):
+    SET_UP = "set_up"  # hops labelled, link asked, Forward passed on
+    NO_LABEL = "no_label"  # every label of the downstream link is in use
+    REFUSED = "refused"  # the set-up says a node upstream had no label: the circuit ends at once
+    DELIVER = "deliver"  # an end-to-end pair was sent up here
+    SWAP = "swap"  # this repeater joined two link pairs
+    COMPLETE = "complete"  # the number-th delivery or swap
+    LINK_FAILED = "link_failed"  # a link request of ours on the path failed
+    TOLD_FAILED = "told_failed"  # another node of the path ended the circuit
+    DEADLINE = "deadline"  # the request's max_time_ns ran out (head)
+
+
+_S, _E = CircuitState, CircuitEvent
+_FAILURES = (_E.LINK_FAILED, _E.TOLD_FAILED)
+
+CIRCUIT_END = Machine(
+    name="network.circuit_end",
+    initial=_S.SETTING_UP,
+    transitions={
+        (_S.SETTING_UP, _E.SET_UP): _S.RUNNING,
+        (_S.SETTING_UP, _E.REFUSED): _S.FAILED,
+        (_S.RUNNING, _E.DELIVER): _S.RUNNING,
+        (_S.RUNNING, _E.COMPLETE): _S.DONE,
+        **{(_S.RUNNING, e): _S.FAILED for e in (*_FAILURES, _E.DEADLINE)},
+    },
+    final=frozenset({_S.DONE, _S.FAILED}),
+    doc=(
+        "A circuit at its head or tail: one per request at each end. The head's deadline "
+        "(`max_time_ns`) fails it there; the tail learns of failures from the path."
+    ),
+)
+
+CIRCUIT_AT_REPEATER = Machine(
+    name="network.circuit_at_repeater",
+    initial=_S.SETTING_UP,
+    transitions={
+        (_S.SETTING_UP, _E.SET_UP): _S.RUNNING,
+        (_S.SETTING_UP, _E.NO_LABEL): _S.FAILED,
+        (_S.SETTING_UP, _E.REFUSED): _S.FAILED,
+        (_S.RUNNING, _E.SWAP): _S.RUNNING,
+        (_S.RUNNING, _E.COMPLETE): _S.DONE,
+        **{(_S.RUNNING, e): _S.FAILED for e in _FAILURES},
+    },
+    final=frozenset({_S.DONE, _S.FAILED}),
+    doc="A circuit at a node between its ends: it swaps link pairs and is done after `number` swaps.",
+)
+
+MACHINES = (CIRCUIT_END, CIRCUIT_AT_REPEATER)
+
+
+class Circuit(Session):
+    """What every node of a path knows of a circuit (from its ``Forward``)."""
+
+    def __init__(self, forward: Forward, me: str, down_label: int | None, trace: Callable[..., None] | None) -> None:
+        super().__init__((forward.head, forward.circuit), trace)
+        self.head = forward.head
+        self.serial = forward.circuit
+        self.request_id = forward.request_id
+        self.path = list(forward.path)
+        self.tail = self.path[-1]
+        self.position = self.path.index(me)
+        self.number = forward.number
+        self.type: RequestType = forward.type
+        self.basis: Basis = forward.basis
+        self.link_min_fidelity = forward.link_min_fidelity
+        self.upstream = self.path[self.position - 1] if self.position > 0 else None
+        self.downstream = self.path[self.position + 1] if self.position + 1 < len(self.path) else None
+        # hop keys (neighbour, creator, label): upstream labels come from the Forward, ours we chose
+        self.up_hop: HopKey | None = None if self.upstream is None else (self.upstream, self.upstream, forward.label)
+        self.down_hop: HopKey | None = None if self.downstream is None or down_label is None else (self.downstream, me, down_label)
+        self.requested = 0  # link pairs asked of the downstream link so far
+
+    @property
+    def hops(self) -> int:
+        return len(self.path) - 1
+
+    @property
+    def hop_keys(self) -> list[HopKey]:
+        return [h for h in (self.up_hop, self.down_hop) if h is not None]
+
+    def forward_downstream(self, forward: Forward) -> Forward:
+        """The ``Forward`` this node passes on, with the label it chose for the next hop."""
+        assert self.down_hop is not None
+        return forward.model_copy(update={"label": self.down_hop[2]})
+
+
+class CircuitEnd(Circuit):
+    machine = CIRCUIT_END
+
+    def __init__(self, forward: Forward, me: str, down_label: int | None, trace: Callable[..., None] | None) -> None:
+        super().__init__(forward, me, down_label, trace)
+        self.is_head = self.position == 0
+        # the hop this end's link pairs come on (None at a tail whose set-up was refused)
+        self.near_hop = self.down_hop if self.is_head else self.up_hop
+        self.remote = self.tail if self.is_head else self.head
+        self.delivered = 0
+        self.deadline_timer: int | None = None  # head only: the max_time_ns timer
+        self.deadline_ns: int | None = None  # head only: when max_time_ns runs out
+        # swap records by the ent_id of the link pair on their side nearer to this end
+        self.records: dict[Any, SwapRecord] = {}
+
+    def file_record(self, record: SwapRecord) -> None:
+        near = record.upstream_ent_id if self.is_head else record.downstream_ent_id
+        self.records[(near.creator, near.peer, near.sequence)] = record
+
+    def chain(self, ent_key: Any) -> list[SwapRecord] | None:
+        """The swap records joining link pair ``ent_key`` to the other end, nearest first; None while some are missing."""
+        found = []
+        key = ent_key
+        for _ in range(self.hops - 1):
+            record = self.records.get(key)
+            if record is None:
+                return None
+            found.append(record)
+            far = record.downstream_ent_id if self.is_head else record.upstream_ent_id
+            key = (far.creator, far.peer, far.sequence)
+        return found
+
+    def drop_records(self, records: list[SwapRecord]) -> None:
+        for record in records:
+            near = record.upstream_ent_id if self.is_head else record.downstream_ent_id
+            self.records.pop((near.creator, near.peer, near.sequence), None)
+
+
+class CircuitAtRepeater(Circuit):
+    machine = CIRCUIT_AT_REPEATER
+
+    def __init__(self, forward: Forward, me: str, down_label: int | None, trace: Callable[..., None] | None) -> None:
+        super().__init__(forward, me, down_label, trace)
+        self.swapped = 0
+
+
+class LabelsExhausted(Exception):
+    """Every label of a link is in use by this node's live circuits and link requests."""
+
+    def __init__(self, node: str, neighbour: str) -> None:
+        self.node = node
+        self.neighbour = neighbour
+        super().__init__(f"all {LABELS} circuit labels of link {node}-{neighbour} are in use at {node}")
+
+
+class LabelTable:
+    """The labels this node uses on each of its links, as the creator of their link pairs.
+
+    A label is held by its circuit while the circuit is live and by each of
+    the circuit's link requests on that link until the request ends, so no
+    late link pair of an ended circuit can be mistaken for a new circuit's.
+    """
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self._holds: dict[str, dict[int, int]] = {}  # neighbour -> label -> number of holders
+        self._cursor: dict[str, int] = {}  # neighbour -> the next label to try
+
+    def acquire(self, neighbour: str) -> int:
+        held = self._holds.setdefault(neighbour, {})
+        if len(held) >= LABELS:
+            raise LabelsExhausted(self.node, neighbour)
+        label = self._cursor.get(neighbour, 0)
+        while label in held:
+            label = (label + 1) % LABELS
+        held[label] = 1
+        self._cursor[neighbour] = (label + 1) % LABELS
+        return label
+
+    def hold(self, neighbour: str, label: int) -> None:
+        held = self._holds[neighbour]
+        held[label] += 1
+
+    def release(self, neighbour: str, label: int) -> None:
+        held = self._holds[neighbour]
+        held[label] -= 1
+        if held[label] == 0:
+            del held[label]
+
+    def in_use(self, neighbour: str) -> int:
+        return len(self._holds.get(neighbour, {}))

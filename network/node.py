@@ -1,0 +1,556 @@
+"""The network-layer entity: circuits set up along a route, run by a policy.
+
+Theory of operation
+-------------------
+A request for pairs between a *head* (where it is made) and a *tail* sets up a
+*circuit* along a route (:mod:`~qnetstack.network.routing`, shortest by fibre
+length unless configured otherwise). Every node of the path holds a session for
+it (:mod:`~qnetstack.network.circuit`), named ``(head, circuit)`` with a serial
+number the head never reuses.
+
+1. The head answers ``NetAccepted``, picks a label for its link to the next
+   node and sends ``Forward`` (:mod:`~qnetstack.network.peer`) hop by hop to
+   the tail; each node picks the label of its own downstream hop and passes
+   the ``Forward`` on. Each node but the tail then asks its link layer for
+   type-K pairs with its downstream neighbour, under that label
+   (``purpose_id``) and a fresh ``tag``; the link's ACKs and ERRs are matched
+   to the request by tag, never by order.
+2. A link pair (:mod:`~qnetstack.network.pairs`) is filed under its hop key
+   ``(neighbour, creator, label)``, which names one live circuit at both ends
+   of the hop. A pair whose circuit is not set up here yet (its ``Forward``
+   is still on its way) waits for it; one whose circuit has ended here is
+   freed at once (NET-SESS-1, NET-RES-3).
+3. The policy (:mod:`~qnetstack.network.policy`) decides what happens next:
+   at a repeater, which upstream and downstream pair to Bell-measure (swap);
+   everywhere, how many more link pairs to ask for. After a swap the repeater
+   sends a ``SwapRecord`` naming both link pairs by ``ent_id`` to both ends.
+4. An end that holds a link pair and the swap records chaining it to the
+   other end (found by following ``ent_id`` s from its own pair) knows the
+   pair's Bell state, the XOR of every frame and swap outcome
+   (:mod:`~qnetstack.network.frames`), and delivers ``PairDelivered``; no
+   correction gate is applied. For type M the end measures the qubit and the
+   tail flips its outcome by the frame, so both report outcomes as if the
+   pair were Φ+.
+5. A request with ``max_time_ns`` still open at the head when it runs out ends
+   with ``NetError`` TIMEOUT there; the head tells every other node of the path
+   with ``CircuitFailed``, as a node does when one of its link requests fails.
+   Each node then frees the link pairs the circuit holds there.
+
+Messages that name a circuit or link request this node does not hold (never
+set up, or already ended) change nothing and are traced as ``unknown_session``
+(``qnetstack.entity.machine.drop_unknown``); a link pair such a message hands
+over is freed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+
+from qnetstack.entity import Context, EntityError
+from qnetstack.entity.machine import drop_unknown
+from qnetstack.link.service import (
+    CAP_LINK_K,
+    LinkAck,
+    LinkCreate,
+    LinkError,
+    LinkErrorCode,
+    LinkOkKeep,
+    LinkOkMeasure,
+    RequestType,
+)
+from qnetstack.network.circuit import (
+    Circuit,
+    CircuitAtRepeater,
+    CircuitEnd,
+    CircuitEvent,
+    CircuitState,
+    LabelsExhausted,
+    LabelTable,
+)
+from qnetstack.network.frames import chain_frame, chain_goodness, correctable, outcome_flips
+from qnetstack.network.pairs import HopKey, LinkPair, PairEvent, PairStore, hop_key
+from qnetstack.network.peer import CircuitFailed, Forward, SwapRecord
+from qnetstack.network.policy import make_policy
+from qnetstack.network.routing import Metric, NoRoute, shortest_route
+from qnetstack.network.service import (
+    CAP_NET_K,
+    CAP_NET_M,
+    NetAccepted,
+    NetError,
+    NetErrorCode,
+    NetRejected,
+    NetRequest,
+    PairDelivered,
+    PairId,
+)
+from qnetstack.physical.service import (
+    CAP_DEVICE,
+    BellMeasure,
+    BellMeasureResult,
+    BellState,
+    FreeQubit,
+    Measure,
+    MeasureResult,
+)
+
+__all__ = ["NetworkNode"]
+
+
+@dataclass
+class _LinkRequest:
+    """One CREATE of ours, from its tag until its last OK or its ERR."""
+
+    tag: int
+    circuit: tuple[str, int]
+    hop: HopKey
+    number: int
+    create_id: int | None = None
+    made: int = 0
+
+
+class NetworkNode:
+    """A network-layer entity; ``policy`` and ``metric`` choose how circuits are run and routed."""
+
+    PROVIDES = frozenset({CAP_NET_K, CAP_NET_M})
+    REQUIRES = frozenset({CAP_LINK_K, CAP_DEVICE})
+    POLICY = "swap-asap"
+    METRIC: Metric = "length_km"
+
+    def __init__(self, ctx: Context, topology: nx.Graph, policy: str | None = None, metric: Metric | None = None) -> None:
+        self.ctx = ctx
+        self.topology = topology
+        self.policy = make_policy(policy or self.POLICY)
+        self.metric: Metric = metric or self.METRIC
+        self._circuits: dict[tuple[str, int], Circuit] = {}
+        self._hops: dict[HopKey, Circuit] = {}  # hop key -> the live circuit it names
+        # hop keys of circuits that ended here, until a new circuit takes the key: a link pair
+        # under one of them is a leftover (bounded: at most 65536 labels per creator and link)
+        self._ended_hops: set[HopKey] = set()
+        self._pairs = PairStore(ctx.trace)
+        self.labels = LabelTable(ctx.node)
+        self._requests: dict[int, _LinkRequest] = {}  # by tag
+        self._requests_by_create_id: dict[int, _LinkRequest] = {}  # from the ACK on
+        self._next_tag = 0
+        self._next_circuit = 0  # serial of the next circuit this node heads
+        self._open_requests: dict[int, CircuitEnd] = {}  # request_id -> circuit, at the head
+
+    def start(self) -> None:
+        pass
+
+    # ------------------------------------------------------------ entity API
+
+    def handle_above(self, msg: Any) -> None:
+        if not isinstance(msg, NetRequest):
+            raise EntityError(f"network layer got {type(msg).__name__} from above; it serves NetRequest")
+        me = self.ctx.node
+        refusal = self._refusal(msg)
+        if refusal is not None:
+            self.ctx.send_up(NetRejected(request_id=msg.request_id, reason=refusal))
+            return
+        try:
+            path = shortest_route(self.topology, me, msg.remote_node, self.metric)
+        except NoRoute:
+            self.ctx.send_up(NetRejected(request_id=msg.request_id, reason=f"no path from {me!r} to {msg.remote_node!r}"))
+            return
+        try:
+            label = self.labels.acquire(path[1])
+        except LabelsExhausted as exc:
+            self.ctx.send_up(NetRejected(request_id=msg.request_id, reason=str(exc)))
+            return
+        hops = len(path) - 1
+        # Per-link target so that, with independent links, the product meets the
+        # end-to-end wish; a heuristic until routing weighs real link fidelities.
+        link_min_fidelity = msg.min_fidelity ** (1.0 / hops) if msg.min_fidelity > 0 else 0.0
+        forward = Forward(
+            head=me,
+            circuit=self._next_circuit,
+            request_id=msg.request_id,
+            path=path,
+            number=msg.number,
+            type=msg.type,
+            basis=msg.basis,
+            link_min_fidelity=link_min_fidelity,
+            label=label,
+        )
+        self._next_circuit += 1
+        self.ctx.send_up(NetAccepted(request_id=msg.request_id, path=path))
+        self.ctx.send_peer(path[1], forward)
+        circuit = self._open(forward, label)
+        assert isinstance(circuit, CircuitEnd)
+        self._open_requests[msg.request_id] = circuit
+        if msg.max_time_ns is not None:
+            circuit.deadline_ns = self.ctx.now_ns + msg.max_time_ns
+        self._run(circuit)
+        if msg.max_time_ns is not None:
+            circuit.deadline_timer = self.ctx.set_timer(msg.max_time_ns, ("deadline", *circuit.key))
+
+    def _refusal(self, msg: NetRequest) -> str | None:
+        me = self.ctx.node
+        if msg.request_id in self._open_requests:
+            return f"request_id {msg.request_id} is in use"
+        if msg.type is RequestType.R:
+            # The request type is shared with the link service, which gained type R
+            # (remote state preparation); this network layer delivers K and M only.
+            return "type R (remote state preparation) is not served end to end"
+        if msg.type is RequestType.M and not correctable(msg.basis):
+            return f"type M in basis {msg.basis.value}: only X, Y and Z are served end to end"
+        if msg.remote_node == me or msg.remote_node not in self.topology:
+            return f"unknown remote node {msg.remote_node!r}"
+        return None
+
+    def handle_peer(self, sender: str, msg: Any) -> None:
+        if isinstance(msg, Forward):
+            self._set_up(msg)
+            return
+        if isinstance(msg, CircuitFailed):
+            self._pass_on(sender, msg)
+        if isinstance(msg, (SwapRecord, CircuitFailed)):
+            key = (msg.head, msg.circuit)
+            circuit = self._circuits.get(key)
+            if circuit is None:
+                drop_unknown(self.ctx.trace, msg.kind, key, sender=sender)
+            elif isinstance(msg, CircuitFailed):
+                self._fail(circuit, CircuitEvent.TOLD_FAILED, msg.detail, tell_path=False, code=msg.code)
+            elif isinstance(circuit, CircuitEnd):
+                circuit.file_record(msg)
+                assert circuit.near_hop is not None
+                for pair in self._pairs.held(circuit.near_hop):
+                    self._try_deliver(circuit, pair)
+                    if circuit.ended:
+                        break
+            else:
+                raise EntityError(f"swap record for circuit {key} reached {self.ctx.node}, which is not an end of it")
+            return
+        raise EntityError(f"network layer got {type(msg).__name__} from peer {sender!r}")
+
+    def handle_below(self, msg: Any) -> None:
+        if isinstance(msg, LinkOkKeep):
+            self._link_pair(msg)
+        elif isinstance(msg, LinkAck):
+            request = self._requests.get(msg.tag) if msg.tag is not None else None
+            if request is None:
+                drop_unknown(self.ctx.trace, msg.kind, msg.tag, create_id=msg.create_id)
+                return
+            request.create_id = msg.create_id
+            self._requests_by_create_id[msg.create_id] = request
+        elif isinstance(msg, LinkError):
+            self._link_failed(msg)
+        elif isinstance(msg, LinkOkMeasure):
+            raise EntityError("this network layer asks only for type K link pairs, yet got a type M OK")
+        else:
+            raise EntityError(f"network layer got {type(msg).__name__} from below")
+
+    def handle_timer(self, tag: Hashable) -> None:
+        if isinstance(tag, tuple) and tag[:1] == ("deadline",):
+            circuit = self._circuits.get((tag[1], tag[2]))
+            if isinstance(circuit, CircuitEnd):  # still open: not every pair was delivered in time
+                circuit.deadline_timer = None
+                self._fail(circuit, CircuitEvent.DEADLINE, "max_time_ns ran out", tell_path=True, code=NetErrorCode.TIMEOUT)
+
+    # ------------------------------------------------------------ set-up
+
+    def _set_up(self, forward: Forward) -> None:
+        """A ``Forward`` reached this node: take the circuit on, label the next hop and pass it on."""
+        me = self.ctx.node
+        key = (forward.head, forward.circuit)
+        if key in self._circuits:
+            raise EntityError(f"circuit {key} was set up twice at {me}")
+        position = forward.path.index(me)
+        downstream = forward.path[position + 1] if position + 1 < len(forward.path) else None
+        label = None
+        refuser = False  # this node is the one without a free label
+        if downstream is not None and forward.refused is None:
+            try:
+                label = self.labels.acquire(downstream)
+            except LabelsExhausted as exc:
+                forward = forward.model_copy(update={"refused": NetErrorCode.NORES, "detail": str(exc)})
+                refuser = True
+        # a refused Forward's label named the hop into the refusing node, not into this one:
+        # the hop from upstream carries no pairs for the circuit, so it is not filed here
+        circuit = self._open(forward, label, upstream_hop=forward.refused is None or refuser)
+        if forward.refused is None:
+            if downstream is not None:
+                self.ctx.send_peer(downstream, circuit.forward_downstream(forward))
+            self._run(circuit)
+            return
+        # The circuit cannot be set up: the nodes before this one are told to end it, the
+        # refusal travels on to the nodes after it (the tail reports it with a NetError).
+        if refuser:
+            failed = CircuitFailed(
+                head=forward.head, circuit=forward.circuit, request_id=forward.request_id, detail=forward.detail, code=forward.refused, path=tuple(forward.path)
+            )
+            for node in sorted(forward.path[:position]):
+                self.ctx.send_peer(node, failed)
+        if downstream is not None:
+            self.ctx.send_peer(downstream, forward)
+        event = CircuitEvent.NO_LABEL if refuser else CircuitEvent.REFUSED
+        self._fail(circuit, event, forward.detail, tell_path=False, code=forward.refused)
+
+    def _open(self, forward: Forward, down_label: int | None, upstream_hop: bool = True) -> Circuit:
+        me = self.ctx.node
+        position = forward.path.index(me)
+        cls = CircuitEnd if position in (0, len(forward.path) - 1) else CircuitAtRepeater
+        circuit = cls(forward, me, down_label, self.ctx.trace)
+        if not upstream_hop:
+            circuit.up_hop = None
+            if isinstance(circuit, CircuitEnd):
+                circuit.near_hop = None
+        self._circuits[circuit.key] = circuit
+        for hop in circuit.hop_keys:
+            self._hops[hop] = circuit
+            self._ended_hops.discard(hop)
+        return circuit
+
+    def _run(self, circuit: Circuit) -> None:
+        """Start a circuit that is set up: ask the link, then take the pairs that came early."""
+        circuit.fire(CircuitEvent.SET_UP)
+        self._ask_link(circuit, "set_up")
+        if circuit.up_hop is not None:
+            for pair in self._pairs.held(circuit.up_hop):
+                if circuit.ended:
+                    break
+                self._use(circuit, pair)
+
+    def _ask_link(self, circuit: Circuit, moment: Any) -> None:
+        number = self.policy.to_ask(circuit, moment)
+        if number <= 0:
+            return
+        assert circuit.down_hop is not None and circuit.downstream is not None
+        max_time = None
+        deadline = getattr(circuit, "deadline_ns", None)
+        if circuit.hops == 1 and deadline is not None:
+            # the link request ends 1 ns after the request's own deadline: by then the circuit has
+            # failed with TIMEOUT here, so the link does not go on making pairs nobody will use
+            max_time = max(1, deadline - self.ctx.now_ns + 1)
+        circuit.requested += number
+        tag = self._next_tag
+        self._next_tag += 1
+        self._requests[tag] = _LinkRequest(tag, circuit.key, circuit.down_hop, number)
+        self.labels.hold(circuit.downstream, circuit.down_hop[2])
+        self.ctx.send_down(
+            LinkCreate(
+                remote_node=circuit.downstream,
+                min_fidelity=circuit.link_min_fidelity,
+                purpose_id=circuit.down_hop[2],
+                number=number,
+                type=RequestType.K,
+                max_time_ns=max_time,
+                tag=tag,
+            )
+        )
+
+    def _end_request(self, request: _LinkRequest) -> None:
+        """A link request of ours ended: forget it and let go of its label."""
+        del self._requests[request.tag]
+        if request.create_id is not None:
+            self._requests_by_create_id.pop(request.create_id, None)
+        self.labels.release(request.hop[0], request.hop[2])
+
+    # ------------------------------------------------------------ link pairs
+
+    def _link_pair(self, ok: LinkOkKeep) -> None:
+        me = self.ctx.node
+        if ok.origin_node == me:
+            request = self._requests_by_create_id.get(ok.create_id)
+            if request is not None:
+                request.made += 1
+                if request.made >= request.number:
+                    self._end_request(request)
+        hop = hop_key(ok)
+        circuit = self._hops.get(hop)
+        if circuit is None:
+            if hop in self._ended_hops or ok.origin_node == me:
+                # made for a circuit that has ended here (a link request still running when it
+                # ended): nobody will use it, so it must not hold the memory
+                self.ctx.device.execute(FreeQubit(handle=ok.handle))
+                drop_unknown(self.ctx.trace, ok.kind, hop, freed=ok.handle)
+            else:
+                self._pairs.add(ok)  # the circuit's Forward is still on its way here
+            return
+        self._use(circuit, self._pairs.add(ok))
+
+    def _use(self, circuit: Circuit, pair: LinkPair) -> None:
+        for stale in self.policy.to_discard(circuit, self._pairs):
+            self.ctx.device.execute(FreeQubit(handle=stale.handle))
+            self._pairs.end(stale, PairEvent.FREE)
+        if isinstance(circuit, CircuitEnd):
+            if self._pairs.find(pair.hop, pair.key) is pair:
+                self._try_deliver(circuit, pair)
+        else:
+            self._try_swap(circuit)
+
+    def _try_swap(self, circuit: CircuitAtRepeater) -> None:
+        while circuit.state is CircuitState.RUNNING:
+            chosen = self.policy.to_swap(circuit, self._pairs)
+            if chosen is None:
+                return
+            up, down = chosen
+            result = self.ctx.device.execute(BellMeasure(handle_a=up.handle, handle_b=down.handle))
+            if not isinstance(result, BellMeasureResult):
+                raise EntityError(f"Bell measurement for a swap failed: {result}")
+            self._pairs.end(up, PairEvent.SWAP)
+            self._pairs.end(down, PairEvent.SWAP)
+            record = SwapRecord(
+                head=circuit.head,
+                circuit=circuit.serial,
+                request_id=circuit.request_id,
+                position=circuit.position,
+                swap_index=circuit.swapped,
+                outcome=result.bell_state,
+                upstream_ent_id=up.ok.ent_id,
+                downstream_ent_id=down.ok.ent_id,
+                upstream_bell_state=up.ok.bell_state,
+                downstream_bell_state=down.ok.bell_state,
+                upstream_goodness=up.ok.goodness,
+                downstream_goodness=down.ok.goodness,
+            )
+            self.ctx.trace("network.swap", head=circuit.head, request_id=circuit.request_id, index=circuit.swapped)
+            self.ctx.send_peer(circuit.head, record)
+            self.ctx.send_peer(circuit.tail, record)
+            circuit.swapped += 1
+            circuit.fire(CircuitEvent.SWAP)
+            if circuit.swapped >= circuit.number:
+                circuit.fire(CircuitEvent.COMPLETE)
+                self._forget(circuit)
+            else:
+                self._ask_link(circuit, "swap")
+
+    def _try_deliver(self, circuit: CircuitEnd, pair: LinkPair) -> None:
+        if circuit.hops == 1:
+            records: list[SwapRecord] = []
+        else:
+            found = circuit.chain(pair.key)
+            if found is None:
+                return
+            records = sorted(found, key=lambda r: r.position)
+        if not self.policy.to_deliver(circuit, pair, records):
+            return
+        circuit.drop_records(records)
+        ok = pair.ok
+        if records:
+            frame = chain_frame(
+                [records[0].upstream_bell_state, *(r.downstream_bell_state for r in records)],
+                [r.outcome for r in records],
+            )
+            goodness = chain_goodness([records[0].upstream_goodness, *(r.downstream_goodness for r in records)])
+            # the first repeater numbers its swaps, and both ends hear from it
+            index = records[0].swap_index
+            # the Werner estimate has no exact time and is stamped now
+            goodness_time = self.ctx.now_ns
+        else:
+            frame, goodness, goodness_time = ok.bell_state, ok.goodness, ok.goodness_time_ns
+            index = circuit.delivered  # one link request, whose pairs both ends see in the order made
+        pair_id = PairId(head=circuit.head, tail=circuit.tail, request_id=circuit.request_id, index=index)
+        if circuit.type is RequestType.K:
+            self._pairs.end(pair, PairEvent.DELIVER)
+            delivery = PairDelivered(
+                pair_id=pair_id,
+                remote_node=circuit.remote,
+                bell_state=frame,
+                goodness=goodness,
+                goodness_time_ns=goodness_time,
+                handle=ok.handle,
+            )
+        else:
+            result = self.ctx.device.execute(Measure(handle=ok.handle, basis=circuit.basis))
+            if not isinstance(result, MeasureResult):
+                raise EntityError(f"measuring an end-to-end pair failed: {result}")
+            self._pairs.end(pair, PairEvent.MEASURE)
+            outcome = result.outcome
+            if not circuit.is_head and outcome_flips(frame, circuit.basis):
+                outcome ^= 1
+            delivery = PairDelivered(
+                pair_id=pair_id,
+                remote_node=circuit.remote,
+                bell_state=BellState.PHI_PLUS,
+                goodness=goodness,
+                goodness_time_ns=goodness_time,
+                outcome=outcome,
+                basis=circuit.basis,
+            )
+        self.ctx.trace("network.deliver", head=circuit.head, request_id=circuit.request_id, index=index)
+        self.ctx.send_up(delivery)
+        circuit.delivered += 1
+        circuit.fire(CircuitEvent.DELIVER)
+        if circuit.delivered >= circuit.number:
+            circuit.fire(CircuitEvent.COMPLETE)
+            self._forget(circuit)
+        elif circuit.is_head:
+            self._ask_link(circuit, "deliver")
+
+    # ------------------------------------------------------------ failures and the end
+
+    def _link_failed(self, err: LinkError) -> None:
+        """A link request of ours failed: the circuit cannot be completed.
+
+        Errors for requests another node made are left to that node, which
+        tells the ends (it knows which circuit its request served)."""
+        if err.origin_node != self.ctx.node:
+            return
+        request = self._requests.get(err.tag) if err.tag is not None else None
+        if request is None:
+            drop_unknown(self.ctx.trace, err.kind, err.tag, create_id=err.create_id, code=err.code.value)
+            return
+        if err.code is not LinkErrorCode.EXPIRE:  # every other code ends the link request
+            self._end_request(request)
+        circuit = self._circuits.get(request.circuit)
+        if circuit is None:
+            return  # the circuit ended before its link request did: nothing left to fail
+        detail = f"link request to {request.hop[0]}: {err.code.value} {err.detail}".strip()
+        # a link that can never serve the request (e.g. not at the per-link fidelity) makes the
+        # request impossible; any other link error is a failure that a retry might get past
+        code = NetErrorCode.UNSUPP if err.code is LinkErrorCode.UNSUPP else NetErrorCode.LINK_FAILURE
+        self._fail(circuit, CircuitEvent.LINK_FAILED, detail, tell_path=True, code=code)
+
+    def _fail(self, circuit: Circuit, event: CircuitEvent, detail: str, tell_path: bool, code: NetErrorCode) -> None:
+        if tell_path:
+            # every other node of the path, repeaters included, so each frees the link pairs it holds
+            self._tell_path(circuit, detail, code)
+        if isinstance(circuit, CircuitEnd):
+            self.ctx.send_up(NetError(request_id=circuit.request_id, head=circuit.head, code=code, detail=detail))
+        circuit.fire(event)
+        self._forget(circuit)
+
+    def _tell_path(self, circuit: Circuit, detail: str, code: NetErrorCode) -> None:
+        path, position = circuit.path, circuit.position
+        failed = CircuitFailed(head=circuit.head, circuit=circuit.serial, request_id=circuit.request_id, detail=detail, code=code, path=tuple(path))
+        for node in sorted(path[:position]):
+            self.ctx.send_peer(node, failed)
+        if position + 1 < len(path):
+            self.ctx.send_peer(path[position + 1], failed)  # passed on hop by hop (_pass_on)
+
+    def _pass_on(self, sender: str, msg: CircuitFailed) -> None:
+        """Pass a ``CircuitFailed`` that came from upstream on to the next node of its path."""
+        me = self.ctx.node
+        path = msg.path
+        if me not in path or sender not in path:
+            return
+        position = path.index(me)
+        if path.index(sender) < position and position + 1 < len(path):
+            self.ctx.send_peer(path[position + 1], msg)
+
+    def _forget(self, circuit: Circuit) -> None:
+        """Drop an ended circuit and free the link pairs it still holds (only a failed
+        circuit holds any: a swap or a delivery hands each pair on)."""
+        me = self.ctx.node
+        for hop in circuit.hop_keys:
+            for pair in self._pairs.held(hop):
+                self.ctx.device.execute(FreeQubit(handle=pair.handle))
+                self._pairs.end(pair, PairEvent.FREE)
+            if self._hops.get(hop) is circuit:
+                del self._hops[hop]
+            self._ended_hops.add(hop)
+            if hop[1] == me:
+                self.labels.release(hop[0], hop[2])
+        if isinstance(circuit, CircuitEnd):
+            circuit.records.clear()
+            if circuit.deadline_timer is not None:
+                self.ctx.cancel_timer(circuit.deadline_timer)
+                circuit.deadline_timer = None
+        del self._circuits[circuit.key]
+        if circuit.head == me and self._open_requests.get(circuit.request_id) is circuit:
+            del self._open_requests[circuit.request_id]

@@ -1,0 +1,98 @@
+"""Policies: what a node does next with the link pairs of a circuit.
+
+Theory of operation
+-------------------
+The mechanism (circuits, labels, link requests, swap records, frames,
+delivery) is the same for every way of running a circuit; what varies is a
+handful of decisions, asked of a :class:`Policy` whenever something changes
+for a circuit at a node:
+
+* ``to_ask``: how many more link pairs to ask of the downstream link now
+  (at set-up, after a swap, after a delivery at the head);
+* ``to_swap``: at a repeater, which upstream and downstream link pair to join
+  with a Bell measurement now, if any;
+* ``to_discard``: link pairs to free now (e.g. ones held too long);
+* ``to_deliver``: at an end, whether to hand up a complete chain.
+
+A policy is stateless per circuit (its inputs are the circuit session and the
+pairs the node holds), so one instance serves a whole node. Policies are
+registered by name; the entity is configured with one (``"swap-asap"`` is the
+reference).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal, Protocol
+
+from qnetstack.network.circuit import Circuit, CircuitAtRepeater, CircuitEnd
+from qnetstack.network.pairs import LinkPair, PairStore
+from qnetstack.network.peer import SwapRecord
+
+__all__ = ["POLICIES", "Policy", "SwapAsapPolicy", "make_policy", "register_policy"]
+
+Moment = Literal["set_up", "swap", "deliver"]
+
+
+class Policy(Protocol):
+    name: ClassVar[str]
+
+    def to_ask(self, circuit: Circuit, moment: Moment) -> int: ...
+
+    def to_swap(self, circuit: CircuitAtRepeater, pairs: PairStore) -> tuple[LinkPair, LinkPair] | None: ...
+
+    def to_discard(self, circuit: Circuit, pairs: PairStore) -> list[LinkPair]: ...
+
+    def to_deliver(self, circuit: CircuitEnd, pair: LinkPair, records: list[SwapRecord]) -> bool: ...
+
+
+class SwapAsapPolicy:
+    """Swap as soon as a repeater holds a link pair on both sides; deliver every complete chain.
+
+    Over repeaters link pairs are asked for one at a time, the next only once
+    the previous one has been swapped (repeater) or delivered (head). Asking
+    for all of them at once lets one link run ahead and fill the memories of
+    its ends with pairs that wait for the slower link, until no slot is left
+    for the slower link at all (a deadlock seen with 4-qubit memories). A
+    one-hop circuit has no other link to wait for, so the head asks for all
+    its pairs in one CREATE: the link makes them back to back as memory allows
+    (several at once with a multiplexing link layer), without a CREATE's
+    set-up (two classical delays) before each pair.
+    """
+
+    name: ClassVar[str] = "swap-asap"
+
+    def to_ask(self, circuit: Circuit, moment: Moment) -> int:
+        if circuit.downstream is None or circuit.requested >= circuit.number:
+            return 0
+        return circuit.number - circuit.requested if circuit.hops == 1 else 1
+
+    def to_swap(self, circuit: CircuitAtRepeater, pairs: PairStore) -> tuple[LinkPair, LinkPair] | None:
+        assert circuit.up_hop is not None and circuit.down_hop is not None
+        up = pairs.oldest(circuit.up_hop)
+        down = pairs.oldest(circuit.down_hop)
+        return None if up is None or down is None else (up, down)
+
+    def to_discard(self, circuit: Circuit, pairs: PairStore) -> list[LinkPair]:
+        return []  # memory does not decay in this policy's view: every pair waits for its partner
+
+    def to_deliver(self, circuit: CircuitEnd, pair: LinkPair, records: list[SwapRecord]) -> bool:
+        return True
+
+
+POLICIES: dict[str, type] = {}
+
+
+def register_policy(cls: type) -> type:
+    """Class decorator (or call): make ``cls`` available under ``cls.name``."""
+    POLICIES[cls.name] = cls
+    return cls
+
+
+register_policy(SwapAsapPolicy)
+
+
+def make_policy(name: str) -> Policy:
+    try:
+        return POLICIES[name]()
+    except KeyError:
+        raise KeyError(f"unknown network policy {name!r}; registered: {', '.join(sorted(POLICIES))}") from None
