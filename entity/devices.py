@@ -6,7 +6,7 @@ the checks need. The fakes differ in that truth (pairs with a decaying
 fidelity, Pauli frames along a chain of swaps, exact density matrices, scripted
 outcomes), not in what they share, which lives here:
 
-* the **book** of who holds each memory qubit of each node (``held``: node ->
+* the **book** of who holds each memory qubit of each node (``book``: node ->
   handle -> whatever the fake keeps for it), handles given lowest first;
 * the **dispatch** of a device operation to the fake's method for it
   (``init_qubit``, ``apply_gate``, ``measure``, ``bell_measure``,
@@ -47,7 +47,7 @@ class FakeDevices:
         self.service = service
         self.capacity = dict(capacity)
         self.clock = clock
-        self.held: dict[str, dict[int, Any]] = {n: {} for n in capacity}
+        self.book: dict[str, dict[int, Any]] = {n: {} for n in capacity}
         self.misuse: list[str] = []
         self._dispatch = {getattr(service, name): method for name, method in _OPERATIONS.items()}
 
@@ -55,7 +55,7 @@ class FakeDevices:
 
     def allocate(self, node: str, value: Any) -> int | None:
         """Give ``node``'s lowest free handle to ``value``; None when all are held."""
-        held = self.held[node]
+        held = self.book[node]
         for handle in range(self.capacity[node]):
             if handle not in held:
                 held[handle] = value

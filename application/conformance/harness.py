@@ -367,7 +367,7 @@ class _Devices(FakeDevices):
 
     def _own(self, node: str, handle: int, op: str) -> int | None:
         """The serial of the application's qubit at ``handle``, or None (and a misuse)."""
-        slot = self.held[node].get(handle)
+        slot = self.book[node].get(handle)
         if slot is None or slot.owner != "app":
             state = "not held" if slot is None else "not delivered to the application yet"
             self.note(node, f"{op} on qubit {handle}, which is {state}")
@@ -375,7 +375,7 @@ class _Devices(FakeDevices):
         return slot.serial
 
     def _gone(self, node: str, handle: int) -> None:
-        slot = self.held[node].pop(handle)
+        slot = self.book[node].pop(handle)
         if slot.serial in self.register:
             self.last_state[slot.serial] = self.register.reduced([slot.serial])
 
@@ -428,7 +428,7 @@ class _Devices(FakeDevices):
     def oracle_fidelity(self, node: str, op: OracleFidelity) -> Any:
         serials = []
         for ref in op.qubits:
-            if ref.node not in self.held:
+            if ref.node not in self.book:
                 self.note(node, f"OracleFidelity on node {ref.node!r}, which does not exist")
                 return self.unknown_handle()
             serial = self._own(ref.node, ref.handle, f"OracleFidelity (from {node}) at {ref.node}")
@@ -525,7 +525,7 @@ class FakeNetwork:
 
     def _deliver(self, record: PairRecord, end: str) -> None:
         h = self.h
-        h.devices.held[end][record.handles[end]].owner = "app"
+        h.devices.book[end][record.handles[end]].owner = "app"
         record.delivered[end] = h.kernel.now_ns
         pair_id = record.pair_id
         msg = PairDelivered(
@@ -606,7 +606,7 @@ class AppHarness(Driver):
             pairs=self.network.pairs,
             teleport_truth=self.teleport_truth,
             misuse=self.devices.misuse,
-            held_at_end={n: {h: s.owner for h, s in held.items()} for n, held in self.devices.held.items()},
+            held_at_end={n: {h: s.owner for h, s in held.items()} for n, held in self.devices.book.items()},
             end_ns=self.kernel.now_ns,
             quiescent=self.kernel.pending <= 0,
             crashed=crashed,

@@ -215,11 +215,11 @@ class FakePhysical(FakeDevices):
         return {other: self.heralding_link(other, c.delay_ns, c.success_probability, c.capability_fidelity, c.alpha_settings)}
 
     def _release(self, node: str, handle: int, op: str) -> bool:
-        if self.held[node].get(handle) != "link":
-            state = "not held" if handle not in self.held[node] else "handed up to the layer above"
+        if self.book[node].get(handle) != "link":
+            state = "not held" if handle not in self.book[node] else "handed up to the layer above"
             self.note(node, f"{op} on qubit {handle}, which is {state}")
             return False
-        del self.held[node][handle]
+        del self.book[node][handle]
         return True
 
     def init_qubit(self, node: str, op: InitQubit) -> Any:
@@ -242,7 +242,7 @@ class FakePhysical(FakeDevices):
         return MeasureResult(outcome=outcome, basis=op.basis)
 
     def apply_gate(self, node: str, op: ApplyGate) -> Any:
-        if self.held[node].get(op.handle) != "link":
+        if self.book[node].get(op.handle) != "link":
             self.note(node, f"ApplyGate on qubit {op.handle}, which it does not hold")
             return self.unknown_handle()
         return GateApplied(handle=op.handle)
@@ -268,12 +268,12 @@ class FakePhysical(FakeDevices):
 
     def hand_up(self, node: str, handle: int) -> None:
         """The link layer gave ``handle`` to the layer above in an OK (type K)."""
-        if self.held[node].get(handle) == "link":
-            self.held[node][handle] = "upper"
+        if self.book[node].get(handle) == "link":
+            self.book[node][handle] = "upper"
 
     def upper_free(self, node: str, handle: int) -> None:
-        if self.held[node].get(handle) == "upper":
-            del self.held[node][handle]
+        if self.book[node].get(handle) == "upper":
+            del self.book[node][handle]
 
     # ---------------------------------------------------------- heralding
 
@@ -292,7 +292,7 @@ class FakePhysical(FakeDevices):
             self.note(node, f"HeraldAttempt at bright_state_population {alpha}, which the link does not offer")
             alpha = None
         key = (msg.attempt_id, now)
-        has_memory = len(self.held[node]) + self.reserved[node] < self.capacity[node]
+        has_memory = len(self.book[node]) + self.reserved[node] < self.capacity[node]
         reports = self._pending.get(key)
         if reports is None:
             reports = self._pending[key] = {}
@@ -356,7 +356,7 @@ class FakePhysical(FakeDevices):
             if handle is None:  # the link layer took the memory while the run was on: the attempt fails
                 self.note(node, "no memory left for the qubit of a run it started with memory")
                 for held_node, held in handles.items():
-                    del self.held[held_node][held]
+                    del self.book[held_node][held]
                 for end in NODES:
                     result = HeraldResult(neighbour=_other(end), attempt_id=attempt_id, success=False, attempts=attempts)
                     self.kernel.schedule(back, self.deliver, end, result)
@@ -434,7 +434,7 @@ class LinkHarness(Driver):
             pairs=self.physical.pairs,
             misuse=self.physical.misuse,
             attempts=self.physical.attempts,
-            held_at_end={n: dict(h) for n, h in self.physical.held.items()},
+            held_at_end={n: dict(h) for n, h in self.physical.book.items()},
             end_ns=self.kernel.now_ns,
             crashed=crashed,
             results=self.physical.results,

@@ -422,17 +422,17 @@ class FakeBelow(FakeDevices):
         if handle is None:
             return None
         q = Qubit(next(self._uids), node, handle, pair, owner)
-        self.held[node][handle] = self.qubits[q.uid] = q
+        self.book[node][handle] = self.qubits[q.uid] = q
         return q
 
     def _drop(self, q: Qubit) -> None:
         q.owner = "gone"
-        if self.held[q.node].get(q.handle) is q:
-            del self.held[q.node][q.handle]
+        if self.book[q.node].get(q.handle) is q:
+            del self.book[q.node][q.handle]
 
     def _own(self, node: str, handle: int, op: str) -> Qubit | None:
         """The network layer's qubit ``handle`` at ``node``, or None (and a misuse noted)."""
-        q = self.held[node].get(handle)
+        q = self.book[node].get(handle)
         if q is not None and q.owner == "network":
             return q
         state = {
@@ -445,7 +445,7 @@ class FakeBelow(FakeDevices):
 
     def hand_up(self, node: str, handle: int) -> int | None:
         """The network layer handed ``handle`` up in a PairDelivered: returns its serial."""
-        q = self.held[node].get(handle)
+        q = self.book[node].get(handle)
         if q is None or q.owner != "network":
             return None
         q.owner = "upper"
@@ -573,7 +573,7 @@ class FakeBelow(FakeDevices):
 
     def _make_pair(self, request: _LinkRequest) -> None:
         ends = (request.origin, request.remote)
-        free = [len(self.held[n]) < self.capacity[n] for n in ends]
+        free = [len(self.book[n]) < self.capacity[n] for n in ends]
         if not all(free):  # no memory at one end: the link waits one attempt period
             h = self.conditions.hop_delay_ns
             max_time = request.msg.max_time_ns
