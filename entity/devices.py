@@ -13,7 +13,8 @@ outcomes), not in what they share, which lives here:
   ``free_qubit``, ``oracle_fidelity``), and the answer to anything else: the
   misuse is noted and the answer is ``DeviceError`` ``UNSUPPORTED``;
 * the **misuse** log (``t=<now> <node>: what it did``) the checks read;
-* the node's **capabilities**, with single-click heralding links.
+* the node's **capabilities**, with single-click heralding links
+  (:func:`heralding_link`).
 
 This module sits below every layer, so it does not import the physical
 service's message classes: the fake is handed the module that defines them
@@ -27,7 +28,7 @@ from typing import Any
 
 from qnetstack.entity.harness import NodeDevice
 
-__all__ = ["FakeDevices"]
+__all__ = ["FakeDevices", "heralding_link"]
 
 # device operation class name -> the fake's method for it
 _OPERATIONS = {
@@ -88,18 +89,6 @@ class FakeDevices:
     def links(self, node: str) -> dict[str, Any]:
         """The heralding links of ``node`` by neighbour (none unless the fake says)."""
         return {}
-
-    def heralding_link(
-        self,
-        neighbour: str,
-        delay_ns: int,
-        success_probability: float,
-        fidelity: float,
-        alpha_settings: tuple[tuple[float, float, float], ...] | None = None,
-    ) -> Any:
-        """A single-click link whose attempt period is its classical delay, with
-        the announced (α, success probability, fidelity) operating points."""
-        return heralding_link(self.service, neighbour, delay_ns, success_probability, fidelity, alpha_settings)
 
     # ------------------------------------------------------------ answers
 

@@ -271,7 +271,7 @@ def _pyargs(package: str, impl: str | None) -> subprocess.CompletedProcess[str]:
         env["QNETSTACK_CONFORM_IMPL"] = impl
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "--pyargs", package, "-k", "LINK-OK-5 or LINK-OK-2"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n0", "--pyargs", package, "-k", "LINK-OK-5 or LINK-OK-2"],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from qnetstack.entity.devices import FakeDevices
+from qnetstack.entity.devices import FakeDevices, heralding_link
 from qnetstack.entity.harness import Driver
 from qnetstack.entity.kernel import Kernel
 from qnetstack.link.service import LinkError, LinkOkKeep, LinkOkMeasure
@@ -212,7 +212,7 @@ class FakePhysical(FakeDevices):
     def links(self, node: str) -> dict[str, Any]:
         c = self.conditions
         other = _other(node)
-        return {other: self.heralding_link(other, c.delay_ns, c.success_probability, c.capability_fidelity, c.alpha_settings)}
+        return {other: heralding_link(physical_service, other, c.delay_ns, c.success_probability, c.capability_fidelity, c.alpha_settings)}
 
     def _release(self, node: str, handle: int, op: str) -> bool:
         if self.book[node].get(handle) != "link":

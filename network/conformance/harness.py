@@ -63,7 +63,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from qnetstack.entity.devices import FakeDevices
+from qnetstack.entity.devices import FakeDevices, heralding_link
 from qnetstack.entity.harness import Driver
 from qnetstack.entity.kernel import Kernel
 from qnetstack.link.service import (
@@ -461,7 +461,7 @@ class FakeBelow(FakeDevices):
     def links(self, node: str) -> dict[str, Any]:
         h = self.conditions.hop_delay_ns
         return {
-            other: self.heralding_link(other, h, self.conditions.success_probability, self.conditions.link_fidelity)
+            other: heralding_link(physical_service, other, h, self.conditions.success_probability, self.conditions.link_fidelity)
             for other in self.topology.neighbors(node)
         }
 
