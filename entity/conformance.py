@@ -366,7 +366,7 @@ class Suite:
     def reference_implementation(self) -> Any:
         return load_implementation(self.reference)
 
-    def share_runs(self, run: Callable[..., Any], *, max_runs: int = 512) -> RunMemo:
+    def share_runs(self, run: Callable[..., Any], *, max_runs: int = 256) -> RunMemo:
         """``run`` (a harness's ``run_*(impl, ...)``), made once per distinct call.
 
         Checks that judge the same run, of the same implementation, get the same

@@ -256,7 +256,7 @@ class RunMemo:
     ``max_runs`` runs are kept.
     """
 
-    def __init__(self, run: Callable[..., Any], *, max_runs: int = 512) -> None:
+    def __init__(self, run: Callable[..., Any], *, max_runs: int = 256) -> None:
         functools.update_wrapper(self, run)
         self._run = run
         self._max_runs = max_runs

@@ -316,3 +316,60 @@ def test_worked_example_link_layer_conforms_and_runs_the_teleport_example():
     # well above the 2/3 of the best classical strategy (Massar & Popescu 1995)
     assert data["teleport"]["count"] == 60
     assert data["teleport"]["mean_oracle_fidelity"] > 0.8
+
+
+# ------------------------------------------------------------ shared runs
+
+
+def test_identical_harness_runs_are_made_once_and_others_afresh():
+    import numpy as np
+
+    from qnetstack.entity.harness import RunMemo
+    from qnetstack.link.conformance.harness import LinkConditions, ScriptedCreate, run_link
+    from qnetstack.link.egp import SingleClickEgp
+    from qnetstack.link.service import LinkCreate
+
+    memo = RunMemo(run_link)
+    creates = [ScriptedCreate(0, "alice", LinkCreate(remote_node="bob", number=2))]
+    first = memo(SingleClickEgp, LinkConditions(success_probability=0.5), creates, until_ns=2_000_000)
+    again = memo(SingleClickEgp, LinkConditions(success_probability=0.5), list(creates), until_ns=2_000_000)
+    assert again is first and (memo.hits, memo.misses) == (1, 1)
+    other_seed = memo(SingleClickEgp, LinkConditions(success_probability=0.5), creates, until_ns=2_000_000, seed=1)
+    assert other_seed is not first and memo.misses == 2
+    # 1 and 1.0 are different arguments (a run may depend on the type)
+    assert memo(SingleClickEgp, LinkConditions(success_probability=1), creates, 2_000_000) is not memo(
+        SingleClickEgp, LinkConditions(success_probability=1.0), creates, 2_000_000
+    )
+    # what cannot be fingerprinted (a random generator) is run every time, and so is a crash
+    calls = []
+
+    def run(impl, rng):
+        calls.append(rng)
+        return object()
+
+    fresh = RunMemo(run)
+    fresh(SingleClickEgp, np.random.default_rng(0))
+    fresh(SingleClickEgp, np.random.default_rng(0))
+    assert len(calls) == 2 and len(fresh) == 0
+
+    class Crashed:
+        crashed = RuntimeError("boom")
+
+    crashing = RunMemo(lambda impl: Crashed())
+    crashing(SingleClickEgp)
+    assert crashing(SingleClickEgp) is not None and len(crashing) == 0 and crashing.misses == 2
+
+
+@pytest.mark.conformance
+def test_checks_of_a_suite_share_the_runs_of_its_scenarios():
+    """The generic scenarios are run once and judged by every check that uses them;
+    the runs are dropped once the report is made."""
+    from qnetstack.link.conformance import suite as link_suite
+
+    shared = link_suite.run_link
+    hits, misses = shared.hits, shared.misses
+    report = run_conformance("link", select=["LINK-OK-1", "LINK-OK-3", "LINK-OK-7"])
+    assert report.passed
+    made, reused = shared.misses - misses, shared.hits - hits
+    assert made > 0 and reused >= 2 * made  # two of the three checks judge runs the first one made
+    assert len(shared) == 0
