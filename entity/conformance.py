@@ -4,13 +4,23 @@ Theory of operation
 -------------------
 Each layer package ships a :class:`Suite` for the service it provides (for
 example ``qnetstack.link.conformance.SUITE``). A suite is a list of :class:`Check` s; each
-check names the clause of ``specs/<layer>.md`` it verifies (``LINK-OK-2``),
-says whether the clause is mandatory (MUST) or advisory (SHOULD), and is a
+check names the clause of ``specs/<layer>.md`` it verifies (``LINK-OK-2``) and is a
 function that takes the implementation under test and raises
 :class:`ClauseFailure` (or any ``AssertionError``) when it finds a violation,
 :class:`NotApplicable` when the implementation does not offer the feature the
 clause is about. Checks drive the implementation through the layer's harness;
 many use hypothesis to generate request sequences, loss patterns and timings.
+
+The spec is the one source of a clause's text and level (MUST or SHOULD): the
+suite reads them from the spec file when its checks are first needed (the
+specs ship inside the package as ``qnetstack.specs``), so a report quotes the
+spec and a check naming a clause the spec lacks is an error (:class:`SpecError`).
+
+Checks judge *runs* of the layer's harness, and many checks judge the same
+runs: hypothesis derandomised with the same strategy draws the same scenarios
+for every check, and fixed scenarios recur. :meth:`Suite.share_runs` wraps a
+harness's run function so that each distinct run is made once per
+implementation while the suite runs (see :class:`qnetstack.entity.harness.RunMemo`).
 
 :meth:`Suite.run` runs every check and returns a :class:`ConformanceReport`,
 clause by clause: a clause passes when all its checks pass, fails when any
@@ -25,8 +35,11 @@ suite can use it without breaking the layering rules.
 from __future__ import annotations
 
 import importlib
+import importlib.resources
 import json
 import os
+import re
+import textwrap
 import time
 import traceback
 import xml.etree.ElementTree as ET
@@ -37,6 +50,8 @@ from typing import Any, Literal
 from hypothesis import HealthCheck, Phase, settings
 from pydantic import BaseModel, ConfigDict
 
+from qnetstack.entity.harness import RunMemo
+
 __all__ = [
     "Check",
     "CheckResult",
@@ -45,9 +60,12 @@ __all__ = [
     "ConformanceReport",
     "ImplementationError",
     "NotApplicable",
+    "SpecClause",
+    "SpecError",
     "Suite",
     "explore",
     "load_implementation",
+    "read_spec",
     "CLAUSE_ID_PATTERN",
 ]
 
@@ -66,6 +84,53 @@ class NotApplicable(Exception):
 
 class ImplementationError(LookupError):
     """The implementation to check cannot be found or is not of the right shape."""
+
+
+class SpecError(LookupError):
+    """A spec cannot be read, defines a clause twice, or lacks a clause a check names."""
+
+
+# "- **LINK-OK-2** (MUST) text": a clause is defined by a list item starting with
+# its bold id and level; indented lines below it continue its text
+_DEFINITION = re.compile(r"^- \*\*(" + CLAUSE_ID_PATTERN[2:-2] + r")\*\* \((MUST|SHOULD)\) (.*)$")
+
+
+@dataclass(frozen=True)
+class SpecClause:
+    """A clause as the spec defines it."""
+
+    clause: str
+    mandatory: bool  # MUST (True) or SHOULD (False)
+    text: str  # the clause's text, Markdown as written, on one line
+
+
+def read_spec(spec: str) -> dict[str, SpecClause]:
+    """The clauses ``spec`` (``"specs/link.md"``) defines, in the order it defines them.
+
+    The spec files are read from the installed package ``qnetstack.specs``
+    (the repository's ``specs/`` folder, shipped as package data), so that an
+    installed ``qnetstack conform`` quotes the same text as a checkout.
+    """
+    name = spec.removeprefix("specs/")
+    try:
+        text = importlib.resources.files("qnetstack.specs").joinpath(name).read_text(encoding="utf-8")
+    except (OSError, ModuleNotFoundError) as exc:
+        raise SpecError(f"cannot read {spec} from the installed package qnetstack.specs: {exc}") from None
+    definitions: dict[str, tuple[bool, list[str]]] = {}
+    lines: list[str] | None = None  # the text of the clause being read, while its item goes on
+    for line in text.splitlines():
+        match = _DEFINITION.match(line)
+        if match:
+            clause_id, level, first = match.groups()
+            if clause_id in definitions:
+                raise SpecError(f"{clause_id} is defined twice in {spec}")
+            lines = [first.strip()]
+            definitions[clause_id] = (level == "MUST", lines)
+        elif lines is not None and line[:1] in (" ", "\t") and line.strip():
+            lines.append(line.strip())
+        else:
+            lines = None
+    return {c: SpecClause(c, mandatory, " ".join(words)) for c, (mandatory, words) in definitions.items()}
 
 
 def explore(max_examples: int) -> settings:
@@ -164,7 +229,8 @@ class ConformanceReport(BaseModel):
         lines = [f"{self.layer} conformance of {self.implementation} against {self.spec}", ""]
         for c in self.clauses:
             must = "MUST  " if c.mandatory else "SHOULD"
-            lines.append(f"  {label[c.status]:<4}  {c.clause:<{width}}  {must}  {c.title}")
+            head = f"  {label[c.status]:<4}  {c.clause:<{width}}  {must}  "
+            lines.extend(textwrap.wrap(c.title, 110, initial_indent=head, subsequent_indent=" " * len(head)) or [head])
             if c.status == "fail":
                 for check in c.checks:
                     if check.status == "fail":
@@ -234,18 +300,27 @@ class Suite:
         self.layer = layer
         self.spec = spec
         self.reference = reference  # import path of the project's own implementation
-        self.checks: list[Check] = []
-        self._titles: dict[str, str] = {}
+        # (clause id, check function, level the decorator insists on or None)
+        self._declared: list[tuple[str, Callable[[Any], None], bool | None]] = []
+        self._checks: list[Check] | None = None  # resolved against the spec on first use
         self._validate: Callable[[Any], None] | None = None
+        self._memos: list[RunMemo] = []
 
-    def clause(self, clause_id: str, title: str, *, mandatory: bool = True) -> Callable[[Callable[[Any], None]], Callable[[Any], None]]:
-        """Decorator: register ``func(impl)`` as a check of ``clause_id``."""
+    def clause(
+        self, clause_id: str, title: str | None = None, *, mandatory: bool | None = None
+    ) -> Callable[[Callable[[Any], None]], Callable[[Any], None]]:
+        """Decorator: register ``func(impl)`` as a check of ``clause_id``.
+
+        The clause's text and level come from the spec. ``title`` is accepted
+        so that checks written as ``@SUITE.clause(id, "title")`` keep working,
+        and is not used: the spec's text is the title. ``mandatory``, when
+        given, must agree with the spec's MUST or SHOULD.
+        """
+        del title
 
         def register(func: Callable[[Any], None]) -> Callable[[Any], None]:
-            known = self._titles.setdefault(clause_id, title)
-            if known != title:
-                raise ValueError(f"clause {clause_id} registered with two titles: {known!r} and {title!r}")
-            self.checks.append(Check(clause_id, func.__name__, title, mandatory, func))
+            self._declared.append((clause_id, func, mandatory))
+            self._checks = None
             return func
 
         return register
@@ -256,9 +331,33 @@ class Suite:
         self._validate = func
         return func
 
+    def spec_clauses(self) -> dict[str, SpecClause]:
+        """The clauses of this suite's spec (read anew on each call)."""
+        return read_spec(self.spec)
+
+    @property
+    def checks(self) -> list[Check]:
+        """Every check, with its clause's title and level from the spec.
+
+        Raises :class:`SpecError` when a check names a clause the spec lacks or
+        insists on a level the spec does not give."""
+        if self._checks is None:
+            defined = self.spec_clauses()
+            checks = []
+            for clause_id, func, mandatory in self._declared:
+                spec_clause = defined.get(clause_id)
+                if spec_clause is None:
+                    raise SpecError(f"check {func.__name__} names {clause_id}, which {self.spec} does not define")
+                if mandatory is not None and mandatory != spec_clause.mandatory:
+                    level = "MUST" if spec_clause.mandatory else "SHOULD"
+                    raise SpecError(f"check {func.__name__} declares {clause_id} mandatory={mandatory}, but {self.spec} says {level}")
+                checks.append(Check(clause_id, func.__name__, spec_clause.text, spec_clause.mandatory, func))
+            self._checks = checks
+        return self._checks
+
     @property
     def clause_ids(self) -> set[str]:
-        return {c.clause for c in self.checks}
+        return {clause_id for clause_id, _, _ in self._declared}
 
     def validate(self, impl: Any) -> None:
         if self._validate is not None:
@@ -267,15 +366,35 @@ class Suite:
     def reference_implementation(self) -> Any:
         return load_implementation(self.reference)
 
+    def share_runs(self, run: Callable[..., Any], *, max_runs: int = 256) -> RunMemo:
+        """``run`` (a harness's ``run_*(impl, ...)``), made once per distinct call.
+
+        Checks that judge the same run, of the same implementation, get the same
+        record: hypothesis draws the same scenarios for every check that uses one
+        strategy, so a suite pays for each scenario once instead of once per
+        clause. The record is shared, so checks must not change it. A check
+        that needs two independent runs of one scenario (determinism) calls
+        the harness's own function. Runs are kept while :meth:`run` is running
+        and then dropped; under pytest (:meth:`pytest_function`) the latest
+        ``max_runs`` are kept.
+        """
+        memo = RunMemo(run, max_runs=max_runs)
+        self._memos.append(memo)
+        return memo
+
     def run(self, impl: Any, name: str | None = None, select: Iterable[str] | None = None) -> ConformanceReport:
         """Run every check (or those of the clauses in ``select``) against ``impl``."""
         self.validate(impl)
         wanted = None if select is None else set(select)
         by_clause: dict[str, list[tuple[Check, CheckResult]]] = {}
-        for check in self.checks:
-            if wanted is not None and check.clause not in wanted:
-                continue
-            by_clause.setdefault(check.clause, []).append((check, self._run_check(check, impl)))
+        try:
+            for check in self.checks:
+                if wanted is not None and check.clause not in wanted:
+                    continue
+                by_clause.setdefault(check.clause, []).append((check, self._run_check(check, impl)))
+        finally:
+            for memo in self._memos:  # the runs served this report; do not hold their memory
+                memo.clear()
         clauses = []
         for clause_id in sorted(by_clause, key=_clause_sort_key):
             pairs = by_clause[clause_id]

@@ -1,12 +1,18 @@
-"""A context for driving entities in a test harness instead of the full stack.
+"""The driver every layer's conformance harness runs on, and a memo of its runs.
 
 The conformance harness of each layer runs the implementation under test on a
 few nodes and plays everything around it: the layer above (scripted requests,
 recorded responses), the layer below (scripted or random outcomes) and the
-classical channel between the nodes. :class:`HarnessContext` is the
-:class:`entity.Context` the implementation sees there. It keeps the stack's
-timing rules, so an implementation that passes in the harness behaves the same
-way when assembled:
+classical channel between the nodes. :class:`Driver` is what the four
+harnesses share: the kernel, the seeded random streams, one
+:class:`HarnessContext` per entity, the bookkeeping of which input an entity
+was handling when it sent something (its *cause*), and the run loop that
+starts the entities, plays the script and turns an implementation's
+exception into a finding instead of an error of the harness.
+
+:class:`HarnessContext` is the :class:`qnetstack.entity.Context` an entity sees
+in a harness. It keeps the stack's timing rules, so an implementation that
+passes in the harness behaves the same way when assembled:
 
 * ``send_peer`` delivers after the harness's channel delay for that pair of
   nodes, as a kernel event;
@@ -17,20 +23,31 @@ way when assembled:
   schedules whatever it does in reply as a kernel event (at the same instant
   or later), which keeps the stack's rule that no entity is called
   re-entrantly.
+
+:class:`RunMemo` makes each distinct harness run once: a run is a function of
+the implementation, the scenario and the seed, so two checks that ask for the
+same run can share one record.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+import dataclasses
+import enum
+import functools
+import types
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel
 
 from qnetstack.entity.kernel import Kernel
 
-__all__ = ["HarnessContext", "Delivery", "NodeDevice"]
+__all__ = ["HarnessContext", "Delivery", "NodeDevice", "Driver", "RunMemo", "fingerprint"]
 
 Delivery = Callable[[Any], None]
+Cause = tuple[str, int | None]
 
 
 class HarnessContext:
@@ -48,9 +65,10 @@ class HarnessContext:
         peer_delay_ns: Callable[[str, str], int],
     ) -> None:
         self._kernel = kernel
-        self._node = node
-        self._rng = rng
-        self._device = device
+        # what the entity reads and never changes: plain attributes
+        self.node = node
+        self.rng = rng
+        self.device = device
         self._on_up = on_up
         self._on_down = on_down
         self._on_peer = on_peer
@@ -59,30 +77,18 @@ class HarnessContext:
         self.traces: list[tuple[int, str, dict[str, Any]]] = []
 
     @property
-    def node(self) -> str:
-        return self._node
-
-    @property
     def now_ns(self) -> int:
         return self._kernel.now_ns
 
-    @property
-    def rng(self) -> np.random.Generator:
-        return self._rng
-
-    @property
-    def device(self) -> Any:
-        return self._device
-
     def send_up(self, msg: Any) -> None:
-        self._on_up(self._node, msg)
+        self._on_up(self.node, msg)
 
     def send_down(self, msg: Any) -> None:
-        self._on_down(self._node, msg)
+        self._on_down(self.node, msg)
 
     def send_peer(self, node: str, msg: Any) -> None:
-        delay = self._peer_delay_ns(self._node, node)
-        self._kernel.schedule(delay, self._on_peer, self._node, node, msg)
+        delay = self._peer_delay_ns(self.node, node)
+        self._kernel.schedule(delay, self._on_peer, self.node, node, msg)
 
     def set_timer(self, delay_ns: int, tag: Hashable) -> int:
         if delay_ns < 0:
@@ -113,3 +119,171 @@ class NodeDevice:
 
     def capabilities(self) -> Any:
         return self._devices.capabilities(self._node)
+
+
+class Driver:
+    """The kernel, the entities and the run loop of one harness run.
+
+    ``streams`` independent random streams are spawned from ``seed`` (the
+    harness decides which entity or fake gets which). An entity's output is
+    recorded with the input it was handling when it sent it, ``cause``:
+    ``(kind, i)`` for the i-th scripted input (``kind`` is the harness's name
+    for its requests), else ``("below", None)``, ``("peer", None)``,
+    ``("timer", None)`` or ``("start", None)``.
+    """
+
+    def __init__(self, seed: int, streams: int) -> None:
+        self.kernel = Kernel()
+        self.streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(streams)]
+        self.entities: dict[str, Any] = {}
+        self.contexts: dict[str, HarnessContext] = {}
+        self.cause: Cause = ("start", None)
+
+    # ------------------------------------------------------------- building
+
+    def context(self, node: str, rng: np.random.Generator, device: Any, on_up: Callable[[str, Any], None], on_down: Callable[[str, Any], None]) -> HarnessContext:
+        """A context for the entity of ``node``; peer messages go through :meth:`deliver_peer`."""
+        ctx = HarnessContext(self.kernel, node, rng, device, on_up, on_down, self.deliver_peer, self.peer_delay_ns)
+        self.contexts[node] = ctx
+        return ctx
+
+    def add(self, node: str, entity: Any) -> None:
+        self.contexts[node].entity = entity
+        self.entities[node] = entity
+
+    # --------------------------------------------------- what a harness decides
+
+    def peer_delay_ns(self, sender: str, node: str) -> int:
+        """The classical delay from ``sender`` to ``node``."""
+        raise NotImplementedError
+
+    def refuse_peer(self, sender: str, node: str, msg: Any) -> bool:
+        """True when a peer message must not be delivered (the harness records why)."""
+        return False
+
+    # ------------------------------------------------------------- delivery
+
+    def call(self, cause: Cause, fn: Callable[..., None], *args: Any) -> None:
+        """Call into an entity, with what it sends meanwhile tagged with ``cause``."""
+        self.cause = cause
+        try:
+            fn(*args)
+        finally:
+            self.cause = ("timer", None)
+
+    def deliver_below(self, node: str, msg: Any) -> None:
+        self.call(("below", None), self.entities[node].handle_below, msg)
+
+    def deliver_peer(self, sender: str, node: str, msg: Any) -> None:
+        if self.refuse_peer(sender, node, msg):
+            return
+        self.call(("peer", None), self.entities[node].handle_peer, sender, msg)
+
+    # ------------------------------------------------------------- the run
+
+    def play(self, script: Sequence[Any], kind: str, until_ns: int | None, max_events: int | None) -> BaseException | None:
+        """Start every entity, send the ``script`` (items with ``at_ns``,
+        ``node`` and ``request``) from above at their times, run to ``until_ns``.
+
+        Returns the implementation's exception instead of raising it: a crash
+        is a finding of the run, not an error of the harness."""
+        try:
+            for node in self.entities:
+                self.call(("start", None), self.entities[node].start)
+            for index, scripted in enumerate(script):
+                self.kernel.schedule(scripted.at_ns, self._send, kind, index, scripted)
+            self.kernel.run(until_ns=until_ns, max_events=max_events)
+        except Exception as exc:  # the implementation crashed: a finding, not a harness error
+            return exc
+        return None
+
+    def _send(self, kind: str, index: int, scripted: Any) -> None:
+        self.call((kind, index), self.entities[scripted.node].handle_above, scripted.request)
+
+
+# ------------------------------------------------------------------- memo
+
+
+class _Unshareable(Exception):
+    """A value that does not say by itself what a run does (a random generator, an object with state)."""
+
+
+def fingerprint(value: Any) -> Hashable:
+    """A hashable value equal for two arguments exactly when they describe the same run.
+
+    Scalars keep their type (``1``, ``1.0`` and ``True`` differ); dataclasses
+    and pydantic models are their type and fields; classes are themselves
+    (kept alive by the key, so never confused with a later class at the same
+    address); functions are their code, defaults and closure. Anything else
+    (a random generator, an object with state) raises :class:`_Unshareable`.
+    """
+    if value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
+        return (type(value), value)
+    if isinstance(value, enum.Enum):
+        return value
+    if isinstance(value, (tuple, list, frozenset, set)):
+        items = [fingerprint(v) for v in value]
+        if isinstance(value, (frozenset, set)):
+            return (type(value), frozenset(items))
+        return (type(value), tuple(items))
+    if isinstance(value, dict):
+        return (dict, tuple((fingerprint(k), fingerprint(v)) for k, v in value.items()))
+    if isinstance(value, type):
+        return value
+    if isinstance(value, BaseModel):
+        return (type(value), tuple((k, fingerprint(v)) for k, v in value.__dict__.items()))
+    if dataclasses.is_dataclass(value):
+        return (type(value), tuple(fingerprint(getattr(value, f.name)) for f in dataclasses.fields(value)))
+    if isinstance(value, np.ndarray):
+        return (np.ndarray, value.dtype.str, value.shape, value.tobytes())
+    if isinstance(value, types.FunctionType):
+        cells = tuple(fingerprint(c.cell_contents) for c in value.__closure__ or ())
+        return (value.__code__, fingerprint(value.__defaults__), fingerprint(value.__kwdefaults__), cells)
+    if isinstance(value, functools.partial):
+        return (functools.partial, fingerprint(value.func), fingerprint(value.args), fingerprint(value.keywords))
+    raise _Unshareable(type(value).__name__)
+
+
+class RunMemo:
+    """``run(impl, *args, **kwargs)``, made once per distinct call and then shared.
+
+    A harness run is a function of its arguments (the implementation, the
+    scenario, the seed): conformance requires an implementation's behaviour to
+    depend only on its inputs and its random streams. Calls whose arguments
+    cannot be fingerprinted, and runs in which the implementation crashed
+    (their exception object is raised by each check that judges them, and
+    hypothesis annotates it), are made afresh every time. The latest
+    ``max_runs`` runs are kept.
+    """
+
+    def __init__(self, run: Callable[..., Any], *, max_runs: int = 256) -> None:
+        functools.update_wrapper(self, run)
+        self._run = run
+        self._max_runs = max_runs
+        self._runs: OrderedDict[Hashable, Any] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            key = (fingerprint(args), fingerprint(kwargs))
+        except _Unshareable:
+            return self._run(*args, **kwargs)
+        found = self._runs.get(key)
+        if found is not None:
+            self._runs.move_to_end(key)
+            self.hits += 1
+            return found
+        self.misses += 1
+        result = self._run(*args, **kwargs)
+        if getattr(result, "crashed", None) is None:
+            self._runs[key] = result
+            if len(self._runs) > self._max_runs:
+                self._runs.popitem(last=False)
+        return result
+
+    def clear(self) -> None:
+        self._runs.clear()
+
+    def __len__(self) -> int:
+        return len(self._runs)

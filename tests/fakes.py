@@ -13,13 +13,14 @@ from typing import Any
 
 import numpy as np
 
+from qnetstack.entity.devices import FakeDevices
+from qnetstack.entity.devices import heralding_link as kit_heralding_link
+from qnetstack.physical import service as physical_service
 from qnetstack.physical.service import (
     ApplyGate,
     BellMeasure,
     BellMeasureResult,
     BellState,
-    DeviceError,
-    DeviceErrorCode,
     FreeQubit,
     GateApplied,
     HeraldingLink,
@@ -88,56 +89,67 @@ class FakeContext:
         return found
 
 
-class FakeDevice:
-    """Scripted device service: records every operation it is asked for."""
+class FakeDevice(FakeDevices):
+    """Scripted device service of one node: records every operation it is asked for.
+
+    The kit's fake (``qnetstack.entity.devices``) for a single node, called
+    without the node's name, as an entity's ``ctx.device``. ``held`` is the set
+    of handles taken (a test may take one by hand, as the layer below would).
+    """
 
     def __init__(self, node: str, links: dict[str, HeraldingLink] | None = None, num_qubits: int = 4) -> None:
+        super().__init__(physical_service, {node: num_qubits})
         self.node = node
-        self.links = links or {}
         self.num_qubits = num_qubits
+        self._links = links or {}
         self.ops: list[Any] = []
         self.held: set[int] = set()
         self.bell_outcomes: deque[BellState] = deque()
         self.measure_outcomes: deque[int] = deque()
         self.fidelity = 1.0
 
-    def capabilities(self) -> PhysicalCapabilities:
-        return PhysicalCapabilities(node=self.node, num_qubits=self.num_qubits, links=self.links)
+    def capabilities(self, node: str | None = None) -> PhysicalCapabilities:  # type: ignore[override]
+        return super().capabilities(self.node)
 
-    def execute(self, op: Any) -> Any:
+    def links(self, node: str) -> dict[str, Any]:
+        return self._links
+
+    def execute(self, op: Any) -> Any:  # type: ignore[override]
         self.ops.append(op)
-        if isinstance(op, InitQubit):
-            free = [h for h in range(self.num_qubits) if h not in self.held]
-            if not free:
-                return DeviceError(code=DeviceErrorCode.NORES)
-            self.held.add(free[0])
-            return QubitAllocated(handle=free[0])
-        if isinstance(op, ApplyGate):
-            return GateApplied(handle=op.handle)
-        if isinstance(op, Measure):
-            self.held.discard(op.handle)
-            outcome = self.measure_outcomes.popleft() if self.measure_outcomes else 0
-            return MeasureResult(outcome=outcome, basis=op.basis)
-        if isinstance(op, BellMeasure):
-            self.held.discard(op.handle_a)
-            self.held.discard(op.handle_b)
-            state = self.bell_outcomes.popleft() if self.bell_outcomes else BellState.PHI_PLUS
-            return BellMeasureResult(bell_state=state)
-        if isinstance(op, FreeQubit):
-            self.held.discard(op.handle)
-            return QubitFreed(handle=op.handle)
-        if isinstance(op, OracleFidelity):
-            return OracleFidelityResult(fidelity=self.fidelity)
+        return super().execute(self.node, op)
+
+    def unknown_operation(self, node: str, op: Any) -> Any:
         raise AssertionError(f"unexpected device op {op}")
+
+    def init_qubit(self, node: str, op: InitQubit) -> Any:
+        free = [h for h in range(self.num_qubits) if h not in self.held]
+        if not free:
+            return self.no_resources()
+        self.held.add(free[0])
+        return QubitAllocated(handle=free[0])
+
+    def apply_gate(self, node: str, op: ApplyGate) -> Any:
+        return GateApplied(handle=op.handle)
+
+    def measure(self, node: str, op: Measure) -> Any:
+        self.held.discard(op.handle)
+        outcome = self.measure_outcomes.popleft() if self.measure_outcomes else 0
+        return MeasureResult(outcome=outcome, basis=op.basis)
+
+    def bell_measure(self, node: str, op: BellMeasure) -> Any:
+        self.held.discard(op.handle_a)
+        self.held.discard(op.handle_b)
+        state = self.bell_outcomes.popleft() if self.bell_outcomes else BellState.PHI_PLUS
+        return BellMeasureResult(bell_state=state)
+
+    def free_qubit(self, node: str, op: FreeQubit) -> Any:
+        self.held.discard(op.handle)
+        return QubitFreed(handle=op.handle)
+
+    def oracle_fidelity(self, node: str, op: OracleFidelity) -> Any:
+        return OracleFidelityResult(fidelity=self.fidelity)
 
 
 def heralding_link(neighbour: str, fidelity: float = 0.9, delay_ns: int = 50_000) -> HeraldingLink:
-    return HeraldingLink(
-        neighbour=neighbour,
-        scheme="single-click",
-        attempt_period_ns=delay_ns,
-        classical_delay_ns=delay_ns,
-        bright_state_population=0.1,
-        success_probability=0.1,
-        fidelity=fidelity,
-    )
+    """A single-click link to ``neighbour`` with success probability 0.1."""
+    return kit_heralding_link(physical_service, neighbour, delay_ns, success_probability=0.1, fidelity=fidelity)  # type: ignore[no-any-return]

@@ -193,6 +193,7 @@ def test_bad_basis_names_are_refused_naming_the_field():
     assert Measure(handle=0, basis="ZX_PLUS").basis is Basis.ZX_PLUS
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fidelity", [1.0, 0.9, 0.75])
 def test_werner_states_give_the_horodecki_chsh_value(fidelity):
     """Werner pairs of fidelity F measured through the engine in the CHSH
@@ -315,6 +316,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scheme, km, settings, seed", CASES, ids=["single-click-a0.05", "single-click-a0.4", "midpoint-source"])
 def test_chsh_value_through_the_link_layer_matches_the_delivered_state(scheme, km, settings, seed):
     """4000 type-M pairs with random_basis = remote_random_basis = CHSH through

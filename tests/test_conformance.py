@@ -1,8 +1,14 @@
 """The conformance kit: reference implementations pass, broken ones fail under
-the right clause, reports are well formed, specs and suites name the same clauses."""
+the right clause, reports are well formed, specs and suites name the same clauses,
+and the suites read their clauses' text and level from the specs they ship with.
+
+Markers (``pyproject.toml``): ``conformance`` on every test that runs checks of
+a suite, ``slow`` on those that run a whole suite or a subprocess; the inner
+loop is ``python -m pytest -m "not slow"``."""
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import os
 import re
@@ -13,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from qnetstack.entity.conformance import CLAUSE_ID_PATTERN, ConformanceReport
+from qnetstack.entity.conformance import CLAUSE_ID_PATTERN, ConformanceReport, SpecError, Suite, read_spec
 from qnetstack.stack.cli import main
 from qnetstack.stack.conform import ConformError, run_conformance, suite_for
 from tests import broken_links
@@ -24,9 +30,16 @@ LAYERS = ("physical", "link", "network", "application")
 DEFINITION = re.compile(r"^- \*\*(" + CLAUSE_ID_PATTERN[2:-2] + r")\*\* \((MUST|SHOULD)\) ", re.MULTILINE)
 
 
+# clauses whose checks share the suite's generic scenarios: cheap to add as controls,
+# since each scenario is run once per implementation and judged by every check
+CONTROLS = {"LINK-CREATE-1", "LINK-ACK-1", "LINK-OK-1", "LINK-OK-3", "LINK-OK-7", "LINK-MSG-1"}
+REPORT_CLAUSES = ["LINK-CREATE-1", "LINK-CREATE-3", "LINK-OK-2", "LINK-OK-3", "LINK-MSG-2"]
+
+
 @pytest.fixture(scope="module")
 def link_reference_report() -> ConformanceReport:
-    return run_conformance("link")
+    """The reference link layer on a few clauses (the whole suite: test_reference_link_layer_conforms)."""
+    return run_conformance("link", select=REPORT_CLAUSES)
 
 
 def spec_clauses(layer: str) -> dict[str, bool]:
@@ -63,6 +76,49 @@ def test_every_clause_id_mentioned_in_a_spec_is_defined(layer):
     assert sorted(mentioned - every_defined) == []
 
 
+@pytest.mark.parametrize("layer", LAYERS)
+def test_the_suite_reads_its_clauses_from_the_spec_it_ships_with(layer):
+    """The installed copy (package ``qnetstack.specs``) is this checkout's spec, and
+    the kit reads the same ids, levels and text from it as this test does."""
+    shipped = importlib.resources.files("qnetstack.specs").joinpath(f"{layer}.md").read_text(encoding="utf-8")
+    assert shipped == (ROOT / "specs" / f"{layer}.md").read_text(encoding="utf-8"), "the installed spec is stale: reinstall"
+    read = read_spec(f"specs/{layer}.md")
+    assert {c: k.mandatory for c, k in read.items()} == spec_clauses(layer)
+    suite = suite_for(layer)
+    for check in suite.checks:
+        assert check.title == read[check.clause].text and check.title
+        assert check.mandatory == read[check.clause].mandatory
+
+
+def test_clause_text_is_the_spec_item_with_its_continuation_lines():
+    text = read_spec("specs/link.md")["LINK-OK-2"].text
+    assert text.startswith("Every pair is reported at both ends") and text.endswith("(LINK-EXPIRE-1).")
+    assert read_spec("specs/link.md")["LINK-MSG-2"].mandatory is False
+
+
+def test_a_check_naming_a_clause_the_spec_lacks_or_another_level_is_an_error():
+    suite = Suite(layer="link", spec="specs/link.md", reference="qnetstack.link.egp:SingleClickEgp")
+
+    @suite.clause("LINK-OK-2")
+    def fine(impl):
+        pass
+
+    assert [c.clause for c in suite.checks] == ["LINK-OK-2"]
+
+    @suite.clause("LINK-NOPE-9")
+    def unknown(impl):
+        pass
+
+    with pytest.raises(SpecError, match="LINK-NOPE-9, which specs/link.md does not define"):
+        suite.checks
+    other = Suite(layer="link", spec="specs/link.md", reference="qnetstack.link.egp:SingleClickEgp")
+    other.clause("LINK-MSG-2", "an old title, not used", mandatory=True)(fine)
+    with pytest.raises(SpecError, match="says SHOULD"):
+        other.checks
+    with pytest.raises(SpecError, match="cannot read specs/transport.md"):
+        Suite(layer="transport", spec="specs/transport.md", reference="x:Y").checks
+
+
 def test_the_cross_reference_check_can_fail(tmp_path):
     """The definition pattern really parses ids and levels (so the tests above can fail)."""
     text = "- **LINK-OK-2** (MUST) both ends.\n- **LINK-MSG-2** (SHOULD) refuse.\n* **LINK-X-1** (MUST) not a definition\n"
@@ -72,13 +128,17 @@ def test_the_cross_reference_check_can_fail(tmp_path):
 # ------------------------------------------------------ reference layers
 
 
-def test_reference_link_layer_conforms(link_reference_report):
-    report = link_reference_report
+@pytest.mark.slow
+@pytest.mark.conformance
+def test_reference_link_layer_conforms():
+    report = run_conformance("link")
     assert report.passed, report.to_text()
     assert report.counts()["fail"] == 0
     assert {c.clause for c in report.clauses} == suite_for("link").clause_ids
 
 
+@pytest.mark.slow
+@pytest.mark.conformance
 @pytest.mark.parametrize("layer", ["physical", "network", "application"])
 def test_reference_implementations_of_the_other_layers_conform(layer):
     report = run_conformance(layer)
@@ -89,6 +149,7 @@ def test_reference_implementations_of_the_other_layers_conform(layer):
 # ------------------------------------------------ broken implementations
 
 
+@pytest.mark.conformance
 @pytest.mark.parametrize(
     "impl, expected",
     [
@@ -103,9 +164,15 @@ def test_reference_implementations_of_the_other_layers_conform(layer):
     ids=lambda v: v.__name__ if isinstance(v, type) else "",
 )
 def test_broken_link_layers_fail_exactly_the_clauses_they_break(impl, expected):
-    report = run_conformance("link", impl)
+    """The clauses each one breaks fail, with the failing example; the controls
+    (clauses next to the broken one, and generic ones) pass. The reference
+    passes every clause (test_reference_link_layer_conforms), so a failure
+    here comes from the one change each broken layer makes."""
+    neighbours = {"LINK-OK-2", "LINK-OK-4", "LINK-OK-5", "LINK-OK-6", "LINK-END-1", "LINK-ERR-1"} - expected
+    report = run_conformance("link", impl, select=sorted(expected | neighbours | CONTROLS))
     assert not report.passed
     assert set(report.failed_clauses()) == expected, report.to_text()
+    assert {c.clause for c in report.clauses} == expected | neighbours | CONTROLS
     for clause in report.clauses:
         if clause.status == "fail":
             assert clause.detail  # the failing example is reported
@@ -114,13 +181,20 @@ def test_broken_link_layers_fail_exactly_the_clauses_they_break(impl, expected):
 # ----------------------------------------------------------------- reports
 
 
+@pytest.mark.conformance
 def test_text_report_lists_every_clause_and_the_verdict(link_reference_report):
     text = link_reference_report.to_text()
+    assert {c.clause for c in link_reference_report.clauses} == set(REPORT_CLAUSES)
     for clause in link_reference_report.clauses:
         assert re.search(rf"^\s+pass\s+{clause.clause}\s", text, re.MULTILINE)
+    # the title is the spec's text, wrapped
+    assert "The `create_id` s a node gives its requests are distinct." not in text  # not selected
+    assert re.search(r"LINK-CREATE-3\s+MUST\s+A CREATE whose `remote_node` is the node itself", text)
+    assert re.search(r"LINK-MSG-2\s+SHOULD\s+A message from above", text)
     assert text.rstrip().endswith("CONFORMS")
 
 
+@pytest.mark.conformance
 def test_json_report_round_trips(link_reference_report):
     data = json.loads(link_reference_report.to_json())
     assert data["passed"] is True and data["layer"] == "link"
@@ -128,6 +202,7 @@ def test_json_report_round_trips(link_reference_report):
     assert ConformanceReport.model_validate({k: v for k, v in data.items() if k not in ("passed", "counts")}) == link_reference_report
 
 
+@pytest.mark.conformance
 def test_junit_report_of_a_failing_implementation():
     report = run_conformance("link", broken_links.InflatedGoodness, select=["LINK-OK-5", "LINK-OK-2"])
     root = ET.fromstring(report.to_junit())
@@ -144,6 +219,7 @@ def test_junit_report_of_a_failing_implementation():
 # --------------------------------------------------------------------- CLI
 
 
+@pytest.mark.conformance
 def test_cli_passes_the_reference_and_writes_json_and_junit(tmp_path, capsys):
     junit = tmp_path / "link.xml"
     code = main(["conform", "link", "single-click-egp", "--json", "--junit", str(junit), "--clause", "LINK-OK-2"])
@@ -153,6 +229,7 @@ def test_cli_passes_the_reference_and_writes_json_and_junit(tmp_path, capsys):
     assert ET.parse(junit).getroot().get("failures") == "0"
 
 
+@pytest.mark.conformance
 def test_cli_exit_code_1_names_the_broken_clause(capsys):
     code = main(["conform", "link", "tests.broken_links:InflatedGoodness", "--clause", "LINK-OK-5"])
     out = capsys.readouterr().out
@@ -194,7 +271,7 @@ def _pyargs(package: str, impl: str | None) -> subprocess.CompletedProcess[str]:
         env["QNETSTACK_CONFORM_IMPL"] = impl
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--pyargs", package, "-k", "LINK-OK-5 or LINK-OK-2"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n0", "--pyargs", package, "-k", "LINK-OK-5 or LINK-OK-2"],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -203,6 +280,8 @@ def _pyargs(package: str, impl: str | None) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
+@pytest.mark.conformance
 def test_suite_runs_under_pytest_pyargs():
     good = _pyargs("qnetstack.link.conformance", None)
     assert good.returncode == 0, good.stdout + good.stderr
@@ -237,3 +316,60 @@ def test_worked_example_link_layer_conforms_and_runs_the_teleport_example():
     # well above the 2/3 of the best classical strategy (Massar & Popescu 1995)
     assert data["teleport"]["count"] == 60
     assert data["teleport"]["mean_oracle_fidelity"] > 0.8
+
+
+# ------------------------------------------------------------ shared runs
+
+
+def test_identical_harness_runs_are_made_once_and_others_afresh():
+    import numpy as np
+
+    from qnetstack.entity.harness import RunMemo
+    from qnetstack.link.conformance.harness import LinkConditions, ScriptedCreate, run_link
+    from qnetstack.link.egp import SingleClickEgp
+    from qnetstack.link.service import LinkCreate
+
+    memo = RunMemo(run_link)
+    creates = [ScriptedCreate(0, "alice", LinkCreate(remote_node="bob", number=2))]
+    first = memo(SingleClickEgp, LinkConditions(success_probability=0.5), creates, until_ns=2_000_000)
+    again = memo(SingleClickEgp, LinkConditions(success_probability=0.5), list(creates), until_ns=2_000_000)
+    assert again is first and (memo.hits, memo.misses) == (1, 1)
+    other_seed = memo(SingleClickEgp, LinkConditions(success_probability=0.5), creates, until_ns=2_000_000, seed=1)
+    assert other_seed is not first and memo.misses == 2
+    # 1 and 1.0 are different arguments (a run may depend on the type)
+    assert memo(SingleClickEgp, LinkConditions(success_probability=1), creates, 2_000_000) is not memo(
+        SingleClickEgp, LinkConditions(success_probability=1.0), creates, 2_000_000
+    )
+    # what cannot be fingerprinted (a random generator) is run every time, and so is a crash
+    calls = []
+
+    def run(impl, rng):
+        calls.append(rng)
+        return object()
+
+    fresh = RunMemo(run)
+    fresh(SingleClickEgp, np.random.default_rng(0))
+    fresh(SingleClickEgp, np.random.default_rng(0))
+    assert len(calls) == 2 and len(fresh) == 0
+
+    class Crashed:
+        crashed = RuntimeError("boom")
+
+    crashing = RunMemo(lambda impl: Crashed())
+    crashing(SingleClickEgp)
+    assert crashing(SingleClickEgp) is not None and len(crashing) == 0 and crashing.misses == 2
+
+
+@pytest.mark.conformance
+def test_checks_of_a_suite_share_the_runs_of_its_scenarios():
+    """The generic scenarios are run once and judged by every check that uses them;
+    the runs are dropped once the report is made."""
+    from qnetstack.link.conformance import suite as link_suite
+
+    shared = link_suite.run_link
+    hits, misses = shared.hits, shared.misses
+    report = run_conformance("link", select=["LINK-OK-1", "LINK-OK-3", "LINK-OK-7"])
+    assert report.passed
+    made, reused = shared.misses - misses, shared.hits - hits
+    assert made > 0 and reused >= 2 * made  # two of the three checks judge runs the first one made
+    assert len(shared) == 0

@@ -88,6 +88,7 @@ def test_swap_asap_asks_one_hop_links_once_and_repeater_links_per_pair():
     assert result.counters["link.create"] == 2 * app.request.number
 
 
+@pytest.mark.slow
 def test_teleportation_matches_what_the_link_fidelities_predict():
     """Prediction from the link states alone:
 
@@ -121,6 +122,7 @@ def test_teleportation_matches_what_the_link_fidelities_predict():
     assert stats.stderr_oracle_fidelity < 0.02  # the check has teeth
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("example", ["teleport-chain.yaml", "link-pairs.yaml"])
 def test_same_seed_same_json_and_other_seed_differs(example, capsys):
     path = str(EXAMPLES / example)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from qnetstack.link.conformance import SUITE as LINK_SUITE
 from qnetstack.link.conformance.harness import LinkConditions, ScriptedCreate, run_link
@@ -111,6 +112,8 @@ def test_fast_forward_egp_delivers_what_the_per_attempt_egp_delivers():
     assert len(runs[0].oks()) >= 30  # 15 pairs of the first request, at both ends
 
 
+@pytest.mark.slow
+@pytest.mark.conformance
 def test_fast_forward_egp_passes_the_link_conformance_suite():
     """Every clause, as for the per-attempt reference (issue 5: the suite passes in both modes)."""
     report = LINK_SUITE.run(FastForwardEgp, name="fast-forward-egp")

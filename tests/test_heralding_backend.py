@@ -96,6 +96,8 @@ NOISY = LinkSetup(length_km=10.0, bright_state_population=0.3, emission_efficien
 # ------------------------------------------------------------------ conformance
 
 
+@pytest.mark.slow
+@pytest.mark.conformance
 def test_model_backend_passes_the_physical_conformance_suite():
     """Every clause of the physical suite, as for the reference backend."""
     report = SUITE.run(HeraldingModelBackend, name="model-heralding")

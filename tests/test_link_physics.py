@@ -263,6 +263,7 @@ MODE_CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scheme, km, settings, n_per_attempt, n_fast", MODE_CASES, ids=[c[0] for c in MODE_CASES])
 def test_fast_forward_and_per_attempt_agree(scheme, km, settings, n_per_attempt, n_fast):
     """The same link, attempt by attempt and fast-forward: success probabilities

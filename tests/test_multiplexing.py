@@ -160,6 +160,8 @@ def test_no_cross_talk_through_the_stack(link):
     assert seen == {"in_flight": 4, "requests_in_flight": seen["requests_in_flight"]} and seen["requests_in_flight"] >= 2, seen
 
 
+@pytest.mark.slow
+@pytest.mark.conformance
 def test_the_link_suite_passes_with_several_attempts_in_flight():
     """Every clause of specs/link.md (LINK-OK-4: a herald is never credited to
     another attempt or request; OK-5: goodness honest; PRIO/FAIR/CONSEC/ATOMIC;
@@ -180,6 +182,8 @@ class _OwnLimitOnly(SingleClickEgp):
         return self._own_limit[neighbour]
 
 
+@pytest.mark.slow
+@pytest.mark.conformance
 def test_ends_that_do_not_agree_on_the_number_in_flight_fail_link_mux_1():
     """LINK-MUX-1 can fail: with 1 qubit at alice and 3 at bob, an EGP that
     ignores the other end's number sends attempts at bob that alice never sends."""
@@ -201,6 +205,7 @@ def _successes(impl: Any, conditions: LinkConditions, horizon_ns: int, seed: int
     return len(run.oks("alice"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["per-attempt", "fast-forward"])
 def test_k_attempts_in_flight_make_k_times_the_pairs(mode):
     """k = 4 attempts in flight against 1, p = 0.1, 2000 attempt periods, memory

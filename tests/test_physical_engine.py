@@ -248,6 +248,7 @@ def test_povm_post_state_is_partial_trace_of_e_rho():
         assert np.allclose(w.reduced_state([q[1]], 0).full(), (ref / ref.tr()).full(), atol=1e-12)
 
 
+@pytest.mark.slow
 def test_povm_sampling_frequencies():
     """Outcome k is drawn with probability Tr[E_k ρ]; N = 4000, 5 s.e. per outcome."""
     rho = qutip.rand_dm([2], seed=9)
@@ -355,6 +356,7 @@ _ACTIONS = ["new", "unitary", "kraus", "measure", "povm", "discard", "wait"]
 _step = st.tuples(st.sampled_from(_ACTIONS), st.integers(0, 2**31 - 1))
 
 
+@pytest.mark.slow
 @settings(max_examples=30, deadline=None)
 @given(st.lists(_step, min_size=1, max_size=25), st.integers(0, 2**31 - 1))
 def test_random_operations_keep_every_state_a_density_matrix(steps, seed):

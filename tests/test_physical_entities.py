@@ -306,6 +306,7 @@ def test_both_ends_agree_and_the_state_matches_the_estimate():
     assert len(link.backend.world) == 0  # nothing leaks: every photon and spin is gone
 
 
+@pytest.mark.slow
 def test_sampled_success_fraction_through_the_entities():
     """N = 2000 attempts through nodes and station (seed 5): success fraction
     within 5 s.e. of the analytic p_succ that capabilities() advertises."""

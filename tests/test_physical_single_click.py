@@ -189,6 +189,7 @@ def test_closed_form_rejects_bad_inputs():
         post_herald_state(0.1, 0.5, 0.5, 0.0, BellState.PHI_PLUS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("alpha, eta_a, eta_b, eff, p_dc", [(0.1, 0.4, 0.4, 0.8, 0.0), (0.3, 0.2, 0.6, 0.9, 0.05)])
 def test_sampled_success_fraction_matches_closed_form(alpha, eta_a, eta_b, eff, p_dc):
     """N = 4000 sampled attempts (seed 12345): the success fraction is within

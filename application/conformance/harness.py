@@ -47,7 +47,6 @@ delivered with until the application acts on it. What a run produced is an
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -55,26 +54,24 @@ from typing import Any, Literal
 import numpy as np
 
 from qnetstack.application.service import CARDINAL_STATES, BlochState, PairsRequest, TeleportRequest, TeleportResult
-from qnetstack.entity.harness import HarnessContext, NodeDevice
+from qnetstack.entity.devices import FakeDevices
+from qnetstack.entity.harness import Driver
 from qnetstack.entity.kernel import Kernel
+from qnetstack.entity.qubits import BASIS_VECTORS, GATE_MATRICES, bell_vector, bloch_vector, werner
 from qnetstack.network.service import NetAccepted, NetError, NetErrorCode, NetRejected, NetRequest, PairDelivered, PairId, RequestType
+from qnetstack.physical import service as physical_service
 from qnetstack.physical.service import (
     ApplyGate,
-    Basis,
     BellMeasure,
     BellMeasureResult,
     BellState,
-    DeviceError,
-    DeviceErrorCode,
     FreeQubit,
-    Gate,
     GateApplied,
     InitQubit,
     Measure,
     MeasureResult,
     OracleFidelity,
     OracleFidelityResult,
-    PhysicalCapabilities,
     QubitAllocated,
     QubitFreed,
 )
@@ -251,46 +248,6 @@ class AppRun:
 
 # ------------------------------------------------------- quantum register
 
-_GATES = {
-    Gate.I: np.eye(2, dtype=complex),
-    Gate.X: np.array([[0, 1], [1, 0]], dtype=complex),
-    Gate.Y: np.array([[0, -1j], [1j, 0]], dtype=complex),
-    Gate.Z: np.array([[1, 0], [0, -1]], dtype=complex),
-    Gate.H: np.array([[1, 1], [1, -1]], dtype=complex) / math.sqrt(2),
-    Gate.S: np.array([[1, 0], [0, 1j]], dtype=complex),
-}
-
-
-def bloch_vector(theta_rad: float, phi_rad: float) -> np.ndarray:
-    """``cos(θ/2)|0> + e^{iφ} sin(θ/2)|1>``."""
-    return np.array([math.cos(theta_rad / 2), np.exp(1j * phi_rad) * math.sin(theta_rad / 2)], dtype=complex)
-
-
-def bell_vector(state: BellState) -> np.ndarray:
-    """``(I ⊗ X^x Z^z)|Φ+>`` on (first, second) qubit, basis order |00>,|01>,|10>,|11>."""
-    x, z = state.pauli_bits
-    phi_plus = np.array([1, 0, 0, 1], dtype=complex) / math.sqrt(2)
-    frame = np.linalg.matrix_power(_GATES[Gate.X], x) @ np.linalg.matrix_power(_GATES[Gate.Z], z)
-    return np.kron(np.eye(2), frame) @ phi_plus
-
-
-_BASIS_VECTORS = {
-    Basis.Z: (np.array([1, 0], dtype=complex), np.array([0, 1], dtype=complex)),
-    Basis.X: (bloch_vector(math.pi / 2, 0.0), bloch_vector(math.pi / 2, math.pi)),
-    Basis.Y: (bloch_vector(math.pi / 2, math.pi / 2), bloch_vector(math.pi / 2, 3 * math.pi / 2)),
-    # (Z ± X)/√2: Bloch θ = π/4, φ = 0 or π; the −1 eigenstate is antipodal
-    Basis.ZX_PLUS: (bloch_vector(math.pi / 4, 0.0), bloch_vector(3 * math.pi / 4, math.pi)),
-    Basis.ZX_MINUS: (bloch_vector(math.pi / 4, math.pi), bloch_vector(3 * math.pi / 4, 0.0)),
-}
-
-
-def werner(state: BellState, fidelity: float) -> np.ndarray:
-    """``F|B><B| + (1-F)/3 (1 - |B><B|)``: fidelity F to B, depolarised otherwise."""
-    v = bell_vector(state)
-    projector = np.outer(v, v.conj())
-    return fidelity * projector + (1 - fidelity) / 3 * (np.eye(4) - projector)
-
-
 class _Group:
     """Qubits that may be correlated, and their joint density matrix."""
 
@@ -403,105 +360,94 @@ class _Slot:
     owner: str  # "app" or "network" (a pair half not yet delivered at this node)
 
 
-class _Devices:
+class _Devices(FakeDevices):
     """The device services of every node over one :class:`QubitRegister`."""
 
     def __init__(self, kernel: Kernel, conditions: AppConditions, rng: np.random.Generator) -> None:
+        # the book: node -> handle -> _Slot
+        super().__init__(physical_service, {n: conditions.num_qubits for n in NODES}, clock=lambda: kernel.now_ns)
         self.kernel = kernel
         self.conditions = conditions
         self.rng = rng
         self.register = QubitRegister()
-        self.held: dict[str, dict[int, _Slot]] = {n: {} for n in NODES}
-        self.misuse: list[str] = []
         self.last_state: dict[int, np.ndarray] = {}  # serial -> its 1-qubit state when it went
         self._outcomes: Iterator[BellState] = iter(conditions.bell_outcomes)
 
-    def capabilities(self, node: str) -> PhysicalCapabilities:
-        return PhysicalCapabilities(node=node, num_qubits=self.conditions.num_qubits, links={})
-
-    def allocate(self, node: str, serial: int, owner: str) -> int | None:
-        held = self.held[node]
-        for handle in range(self.conditions.num_qubits):
-            if handle not in held:
-                held[handle] = _Slot(serial, owner)
-                return handle
-        return None
-
     def _own(self, node: str, handle: int, op: str) -> int | None:
         """The serial of the application's qubit at ``handle``, or None (and a misuse)."""
-        slot = self.held[node].get(handle)
+        slot = self.book[node].get(handle)
         if slot is None or slot.owner != "app":
             state = "not held" if slot is None else "not delivered to the application yet"
-            self.misuse.append(f"t={self.kernel.now_ns} {node}: {op} on qubit {handle}, which is {state}")
+            self.note(node, f"{op} on qubit {handle}, which is {state}")
             return None
         return slot.serial
 
     def _gone(self, node: str, handle: int) -> None:
-        slot = self.held[node].pop(handle)
+        slot = self.book[node].pop(handle)
         if slot.serial in self.register:
             self.last_state[slot.serial] = self.register.reduced([slot.serial])
 
-    def execute(self, node: str, op: Any) -> Any:
-        now = self.kernel.now_ns
-        unknown = DeviceError(code=DeviceErrorCode.UNKNOWN_HANDLE)
-        if isinstance(op, InitQubit):
-            v = bloch_vector(op.theta_rad, op.phi_rad)
-            (serial,) = self.register.new(np.outer(v, v.conj()), 1)
-            handle = self.allocate(node, serial, "app")
-            if handle is None:
-                self.register.discard(serial)
-                return DeviceError(code=DeviceErrorCode.NORES)
-            return QubitAllocated(handle=handle)
-        if isinstance(op, ApplyGate):
-            serial = self._own(node, op.handle, f"ApplyGate {op.gate.value}")
-            if serial is None:
-                return unknown
-            self.register.apply(serial, _GATES[op.gate])
-            return GateApplied(handle=op.handle)
-        if isinstance(op, FreeQubit):
-            serial = self._own(node, op.handle, "FreeQubit")
-            if serial is None:
-                return unknown
-            self._gone(node, op.handle)
+    def init_qubit(self, node: str, op: InitQubit) -> Any:
+        v = bloch_vector(op.theta_rad, op.phi_rad)
+        (serial,) = self.register.new(np.outer(v, v.conj()), 1)
+        handle = self.allocate(node, _Slot(serial, "app"))
+        if handle is None:
             self.register.discard(serial)
-            return QubitFreed(handle=op.handle)
-        if isinstance(op, Measure):
-            serial = self._own(node, op.handle, "Measure")
+            return self.no_resources()
+        return QubitAllocated(handle=handle)
+
+    def apply_gate(self, node: str, op: ApplyGate) -> Any:
+        serial = self._own(node, op.handle, f"ApplyGate {op.gate.value}")
+        if serial is None:
+            return self.unknown_handle()
+        self.register.apply(serial, GATE_MATRICES[op.gate])
+        return GateApplied(handle=op.handle)
+
+    def free_qubit(self, node: str, op: FreeQubit) -> Any:
+        serial = self._own(node, op.handle, "FreeQubit")
+        if serial is None:
+            return self.unknown_handle()
+        self._gone(node, op.handle)
+        self.register.discard(serial)
+        return QubitFreed(handle=op.handle)
+
+    def measure(self, node: str, op: Measure) -> Any:
+        serial = self._own(node, op.handle, "Measure")
+        if serial is None:
+            return self.unknown_handle()
+        self._gone(node, op.handle)
+        outcome = self.register.measure([serial], list(BASIS_VECTORS[op.basis]), self._draw)
+        return MeasureResult(outcome=outcome, basis=op.basis)
+
+    def bell_measure(self, node: str, op: BellMeasure) -> Any:
+        a = self._own(node, op.handle_a, "BellMeasure")
+        b = self._own(node, op.handle_b, "BellMeasure")
+        if a is None or b is None or a == b:
+            if a is not None and a == b:
+                self.note(node, f"BellMeasure of qubit {op.handle_a} with itself")
+            return self.unknown_handle()
+        self._gone(node, op.handle_a)
+        self._gone(node, op.handle_b)
+        states = list(BellState)
+        wanted = next(self._outcomes, None)
+        index = self.register.measure([a, b], [bell_vector(s) for s in states], self._chooser(states, wanted))
+        return BellMeasureResult(bell_state=states[index])
+
+    def oracle_fidelity(self, node: str, op: OracleFidelity) -> Any:
+        serials = []
+        for ref in op.qubits:
+            if ref.node not in self.book:
+                self.note(node, f"OracleFidelity on node {ref.node!r}, which does not exist")
+                return self.unknown_handle()
+            serial = self._own(ref.node, ref.handle, f"OracleFidelity (from {node}) at {ref.node}")
             if serial is None:
-                return unknown
-            self._gone(node, op.handle)
-            outcome = self.register.measure([serial], list(_BASIS_VECTORS[op.basis]), self._draw)
-            return MeasureResult(outcome=outcome, basis=op.basis)
-        if isinstance(op, BellMeasure):
-            a = self._own(node, op.handle_a, "BellMeasure")
-            b = self._own(node, op.handle_b, "BellMeasure")
-            if a is None or b is None or a == b:
-                if a is not None and a == b:
-                    self.misuse.append(f"t={now} {node}: BellMeasure of qubit {op.handle_a} with itself")
-                return unknown
-            self._gone(node, op.handle_a)
-            self._gone(node, op.handle_b)
-            states = list(BellState)
-            wanted = next(self._outcomes, None)
-            index = self.register.measure([a, b], [bell_vector(s) for s in states], self._chooser(states, wanted))
-            return BellMeasureResult(bell_state=states[index])
-        if isinstance(op, OracleFidelity):
-            serials = []
-            for ref in op.qubits:
-                if ref.node not in self.held:
-                    self.misuse.append(f"t={now} {node}: OracleFidelity on node {ref.node!r}, which does not exist")
-                    return unknown
-                serial = self._own(ref.node, ref.handle, f"OracleFidelity (from {node}) at {ref.node}")
-                if serial is None:
-                    return unknown
-                serials.append(serial)
-            if len(serials) == 2:
-                if op.bell_state is None or serials[0] == serials[1]:
-                    return DeviceError(code=DeviceErrorCode.UNSUPPORTED, detail="two qubits need a bell_state target")
-                return OracleFidelityResult(fidelity=self.register.fidelity(serials, bell_vector(op.bell_state)))
-            return OracleFidelityResult(fidelity=self.register.fidelity(serials, bloch_vector(op.theta_rad, op.phi_rad)))
-        self.misuse.append(f"t={now} {node}: unknown device operation {type(op).__name__}")
-        return DeviceError(code=DeviceErrorCode.UNSUPPORTED, detail=f"unknown operation {type(op).__name__}")
+                return self.unknown_handle()
+            serials.append(serial)
+        if len(serials) == 2:
+            if op.bell_state is None or serials[0] == serials[1]:
+                return self.unsupported("two qubits need a bell_state target")
+            return OracleFidelityResult(fidelity=self.register.fidelity(serials, bell_vector(op.bell_state)))
+        return OracleFidelityResult(fidelity=self.register.fidelity(serials, bloch_vector(op.theta_rad, op.phi_rad)))
 
     def _draw(self, probabilities: np.ndarray) -> int:
         return int(self.rng.choice(len(probabilities), p=probabilities / probabilities.sum()))
@@ -575,7 +521,7 @@ class FakeNetwork:
         qubits = {pair_id.head: serials[0], pair_id.tail: serials[1]}
         handles = {}
         for end, serial in qubits.items():
-            handle = h.devices.allocate(end, serial, "network")
+            handle = h.devices.allocate(end, _Slot(serial, "network"))
             if handle is None:
                 raise RuntimeError(f"harness: {end} ran out of qubits; raise AppConditions.num_qubits")
             handles[end] = handle
@@ -587,7 +533,7 @@ class FakeNetwork:
 
     def _deliver(self, record: PairRecord, end: str) -> None:
         h = self.h
-        h.devices.held[end][record.handles[end]].owner = "app"
+        h.devices.book[end][record.handles[end]].owner = "app"
         record.delivered[end] = h.kernel.now_ns
         pair_id = record.pair_id
         msg = PairDelivered(
@@ -604,64 +550,37 @@ class FakeNetwork:
 # ------------------------------------------------------------- harness
 
 
-class AppHarness:
+class AppHarness(Driver):
     """Runs one scripted scenario against an application implementation."""
 
     def __init__(self, impl: Any, conditions: AppConditions, requests: list[ScriptedRequest], seed: int = 0) -> None:
+        super().__init__(seed, streams=len(NODES) + 1)  # one per node, the last for the devices
         self.impl = impl
         self.conditions = conditions
         self.requests = sorted(requests, key=lambda r: r.at_ns)
-        self.kernel = Kernel()
-        streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(NODES) + 1)]
-        self.devices = _Devices(self.kernel, conditions, streams[-1])
+        self.devices = _Devices(self.kernel, conditions, self.streams[-1])
         self.network = FakeNetwork(self)
         self.up: list[SentUp] = []
         self.down: list[SentDown] = []
         self.teleport_truth: dict[int, list[TeleportTruth]] = {}
-        self.cause: tuple[str, int | None] = ("start", None)
-        self.entities: dict[str, Any] = {}
-        self.contexts: dict[str, HarnessContext] = {}
-        self.below: list[tuple[int, str, Any]] = []
-        self.peer: list[tuple[int, str, str, Any]] = []
-        for node, rng in zip(NODES, streams):
-            ctx = HarnessContext(
-                self.kernel,
-                node,
-                rng,
-                NodeDevice(self.devices, node),
-                on_up=self._on_up,
-                on_down=self.network.on_down,
-                on_peer=self._deliver_peer,
-                peer_delay_ns=self._peer_delay,
-            )
-            entity = impl(ctx)
-            ctx.entity = entity
-            self.entities[node] = entity
-            self.contexts[node] = ctx
+        self.below: list[tuple[int, str, Any]] = []  # every delivery from below, kept for APP-SESS-1's replay
+        self.peer: list[tuple[int, str, str, Any]] = []  # every peer delivery, likewise
+        for node, rng in zip(NODES, self.streams):
+            ctx = self.context(node, rng, self.devices.device(node), on_up=self._on_up, on_down=self.network.on_down)
+            self.add(node, impl(ctx))
 
-    def _peer_delay(self, a: str, b: str) -> int:
-        if b not in self.entities or a == b:
-            raise RuntimeError(f"{a} sent a peer message to {b!r}, which is not another node of the network")
+    def peer_delay_ns(self, sender: str, node: str) -> int:
+        if node not in self.entities or sender == node:
+            raise RuntimeError(f"{sender} sent a peer message to {node!r}, which is not another node of the network")
         return self.conditions.delay_ns
-
-    def _call(self, cause: tuple[str, int | None], fn: Any, *args: Any) -> None:
-        self.cause = cause
-        try:
-            fn(*args)
-        finally:
-            self.cause = ("timer", None)
 
     def deliver_below(self, node: str, msg: Any) -> None:
         self.below.append((self.kernel.now_ns, node, msg))
-        self._call(("below", None), self.entities[node].handle_below, msg)
+        super().deliver_below(node, msg)
 
-    def _deliver_peer(self, sender: str, node: str, msg: Any) -> None:
+    def deliver_peer(self, sender: str, node: str, msg: Any) -> None:
         self.peer.append((self.kernel.now_ns, sender, node, msg))
-        self._call(("peer", None), self.entities[node].handle_peer, sender, msg)
-
-    def _send_request(self, index: int) -> None:
-        scripted = self.requests[index]
-        self._call(("request", index), self.entities[scripted.node].handle_above, scripted.request)
+        super().deliver_peer(sender, node, msg)
 
     def _on_up(self, node: str, msg: Any) -> None:
         if isinstance(msg, TeleportResult):
@@ -696,15 +615,7 @@ class AppHarness:
     def run(self, until_ns: int, max_events: int = 200_000) -> AppRun:
         """Start the entities, play the script, run to ``until_ns``; never raises
         for the implementation's exceptions (they are returned in ``crashed``)."""
-        crashed: BaseException | None = None
-        try:
-            for node in NODES:
-                self._call(("start", None), self.entities[node].start)
-            for index, scripted in enumerate(self.requests):
-                self.kernel.schedule(scripted.at_ns, self._send_request, index)
-            self.kernel.run(until_ns=until_ns, max_events=max_events)
-        except Exception as exc:  # the implementation crashed: a finding, not a harness error
-            crashed = exc
+        crashed = self.play(self.requests, "request", until_ns, max_events)
         return AppRun(
             conditions=self.conditions,
             requests=self.requests,
@@ -713,7 +624,7 @@ class AppHarness:
             pairs=self.network.pairs,
             teleport_truth=self.teleport_truth,
             misuse=self.devices.misuse,
-            held_at_end={n: {h: s.owner for h, s in held.items()} for n, held in self.devices.held.items()},
+            held_at_end={n: {h: s.owner for h, s in held.items()} for n, held in self.devices.book.items()},
             end_ns=self.kernel.now_ns,
             quiescent=self.kernel.pending <= 0,
             crashed=crashed,

@@ -62,6 +62,9 @@ from qnetstack.physical.service import BellState
 __all__ = ["SUITE"]
 
 SUITE = Suite(layer="application", spec="specs/application.md", reference="qnetstack.application.apps:BasicApps")
+# Every check that asks for a run gets it from here: each distinct run (implementation,
+# scenario, seed) is made once while the suite runs, however many checks judge it.
+run_app = SUITE.share_runs(run_app)
 
 FIDELITY_TOLERANCE = 1e-6  # the harness's truth is exact; this only absorbs rounding
 EXAMPLES = 25  # hypothesis examples per property check
@@ -238,7 +241,7 @@ def _all_closed(run: AppRun) -> bool:
 # ------------------------------------------------------------- messages
 
 
-@SUITE.clause("APP-MSG-1", "everything sent to the user is a valid application response")
+@SUITE.clause("APP-MSG-1")
 def responses_valid(impl: Any) -> None:
     def check(run: AppRun) -> None:
         for up in run.up:
@@ -252,7 +255,7 @@ def responses_valid(impl: Any) -> None:
     _property(impl, check, actions=("serve", "reject", "abort"))
 
 
-@SUITE.clause("APP-MSG-2", "a message from the user that is not a request is refused with EntityError", mandatory=False)
+@SUITE.clause("APP-MSG-2")
 def foreign_input_refused(impl: Any) -> None:
     entity = AppHarness(impl, AppConditions(), []).entities[NODES[0]]
     entity.start()
@@ -265,7 +268,7 @@ def foreign_input_refused(impl: Any) -> None:
     raise ClauseFailure("handle_above('teleport please') was accepted silently")
 
 
-@SUITE.clause("APP-TIME-1", "result and AppDone times are the simulated time they are sent at")
+@SUITE.clause("APP-TIME-1")
 def times_are_now(impl: Any) -> None:
     fields = {TeleportResult: "received_time_ns", PairResult: "reported_time_ns", AppDone: "time_ns"}
 
@@ -281,7 +284,7 @@ def times_are_now(impl: Any) -> None:
 # ------------------------------------------------------------- network use
 
 
-@SUITE.clause("APP-NET-1", "everything sent to the network is a valid NetRequest with a request_id new at its node")
+@SUITE.clause("APP-NET-1")
 def net_requests_valid(impl: Any) -> None:
     def check(run: AppRun) -> None:
         used: dict[str, set[int]] = {n: set() for n in NODES}
@@ -301,7 +304,7 @@ def net_requests_valid(impl: Any) -> None:
     _property(impl, check, actions=("serve", "reject", "abort"))
 
 
-@SUITE.clause("APP-NET-2", "a NetRequest for a request names its remote node, type K and at least its min_fidelity")
+@SUITE.clause("APP-NET-2")
 def net_requests_match(impl: Any) -> None:
     def check(run: AppRun) -> None:
         for down in run.down:
@@ -328,7 +331,7 @@ def _by_id(run: AppRun) -> dict[tuple[str, int], ScriptedRequest]:
     return {(r.node, r.request.request_id): r for r in run.requests}
 
 
-@SUITE.clause("APP-END-1", "each request gets at most one AppDone or AppError, at its node, naming its id and kind")
+@SUITE.clause("APP-END-1")
 def at_most_one_closing(impl: Any) -> None:
     def check(run: AppRun) -> None:
         asked = _by_id(run)
@@ -350,7 +353,7 @@ def at_most_one_closing(impl: Any) -> None:
     _property(impl, check, actions=("serve", "reject", "abort"))
 
 
-@SUITE.clause("APP-END-2", "when the network serves every pair, every request ends in AppDone with completed = number")
+@SUITE.clause("APP-END-2")
 def every_request_done(impl: Any) -> None:
     def check(run: AppRun) -> None:
         for (node, request_id), scripted in _by_id(run).items():
@@ -392,7 +395,7 @@ def _reachable(scripted: ScriptedRequest) -> bool:
     return remote in NODES and remote != scripted.node
 
 
-@SUITE.clause("APP-ERR-1", "a request the network rejects ends in AppError REJECTED")
+@SUITE.clause("APP-ERR-1")
 def rejected_is_error(impl: Any) -> None:
     kinds = _kinds(impl)
     if not kinds:
@@ -406,7 +409,7 @@ def rejected_is_error(impl: Any) -> None:
     _property(impl, _closing_counts, actions=("serve", "reject"))
 
 
-@SUITE.clause("APP-ERR-2", "a request the network aborts before its last pair ends in AppError ABORTED")
+@SUITE.clause("APP-ERR-2")
 def aborted_is_error(impl: Any) -> None:
     kinds = _kinds(impl)
     if not kinds:
@@ -616,7 +619,7 @@ def _request(kind: str, remote: str, number: int = 1, request_id: int = 0) -> Te
 # ----------------------------------------------------------- teleportation
 
 
-@SUITE.clause("APP-TELEPORT-1", "with perfect pairs the receiver's qubit holds the requested state (Pauli correction right)")
+@SUITE.clause("APP-TELEPORT-1")
 def teleport_corrects(impl: Any) -> None:
     kinds = _require(impl, "teleport")
 
@@ -641,7 +644,7 @@ def teleport_corrects(impl: Any) -> None:
     _property(impl, check, kinds=kinds, perfect=True, examples=40)
 
 
-@SUITE.clause("APP-TELEPORT-2", "a TeleportResult names the sender, the index and the state of a teleported pair, and its goodness")
+@SUITE.clause("APP-TELEPORT-2")
 def teleport_result_fields(impl: Any) -> None:
     kinds = _require(impl, "teleport")
 
@@ -673,7 +676,7 @@ def _same_state(a: BlochState, b: BlochState) -> bool:
     return overlap >= 1 - 1e-9
 
 
-@SUITE.clause("APP-TELEPORT-3", "a TeleportResult's oracle_fidelity is the received qubit's true fidelity to its state")
+@SUITE.clause("APP-TELEPORT-3")
 def teleport_fidelity_honest(impl: Any) -> None:
     kinds = _require(impl, "teleport")
 
@@ -694,7 +697,7 @@ def teleport_fidelity_honest(impl: Any) -> None:
     _property(impl, check, kinds=kinds)
 
 
-@SUITE.clause("APP-TELEPORT-4", "when served, the receiver reports every index of every teleport request exactly once")
+@SUITE.clause("APP-TELEPORT-4")
 def teleport_every_index(impl: Any) -> None:
     kinds = _require(impl, "teleport")
 
@@ -718,7 +721,7 @@ def teleport_every_index(impl: Any) -> None:
 # ------------------------------------------------------------------ pairs
 
 
-@SUITE.clause("APP-PAIR-1", "a PairResult is sent once, at the tail, for a pair delivered for a pairs request, with its goodness")
+@SUITE.clause("APP-PAIR-1")
 def pair_result_fields(impl: Any) -> None:
     kinds = _require(impl, "pairs")
 
@@ -743,7 +746,7 @@ def pair_result_fields(impl: Any) -> None:
     _property(impl, check, kinds=kinds, actions=("serve", "abort"))
 
 
-@SUITE.clause("APP-PAIR-2", "a PairResult's oracle_fidelity is the pair's true fidelity to its delivered Bell state")
+@SUITE.clause("APP-PAIR-2")
 def pair_fidelity_honest(impl: Any) -> None:
     kinds = _require(impl, "pairs")
 
@@ -760,7 +763,7 @@ def pair_fidelity_honest(impl: Any) -> None:
     _property(impl, check, kinds=kinds)
 
 
-@SUITE.clause("APP-PAIR-3", "when served, every pair of every pairs request gets a PairResult")
+@SUITE.clause("APP-PAIR-3")
 def pair_every_pair(impl: Any) -> None:
     kinds = _require(impl, "pairs")
 
@@ -782,7 +785,7 @@ def pair_every_pair(impl: Any) -> None:
 # ------------------------------------------------------------- resources
 
 
-@SUITE.clause("APP-RES-1", "the application uses (and oracle-reads) only qubits it holds, and frees each once")
+@SUITE.clause("APP-RES-1")
 def only_own_qubits(impl: Any) -> None:
     def check(run: AppRun) -> None:
         if run.misuse:
@@ -791,7 +794,7 @@ def only_own_qubits(impl: Any) -> None:
     _property(impl, check, actions=("serve", "reject", "abort"))
 
 
-@SUITE.clause("APP-RES-2", "once every request has ended and gone quiet, the application holds no qubit")
+@SUITE.clause("APP-RES-2")
 def no_leaked_qubits(impl: Any) -> None:
     def check(run: AppRun) -> None:
         if not _all_closed(run):

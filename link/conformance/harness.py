@@ -43,28 +43,25 @@ from typing import Any
 
 import numpy as np
 
-from qnetstack.entity.harness import HarnessContext, NodeDevice
+from qnetstack.entity.devices import FakeDevices, heralding_link
+from qnetstack.entity.harness import Driver
 from qnetstack.entity.kernel import Kernel
 from qnetstack.link.service import LinkError, LinkOkKeep, LinkOkMeasure
+from qnetstack.physical import service as physical_service
 from qnetstack.physical.service import (
-    AlphaSetting,
     ApplyGate,
     BellMeasure,
     BellMeasureResult,
     BellState,
-    DeviceError,
-    DeviceErrorCode,
     FreeQubit,
     GateApplied,
     HeraldAttempt,
-    HeraldingLink,
     HeraldResult,
     InitQubit,
     Measure,
     MeasureResult,
     OracleFidelity,
     OracleFidelityResult,
-    PhysicalCapabilities,
     QubitAllocated,
     QubitFreed,
 )
@@ -188,18 +185,16 @@ class LinkRun:
         return found
 
 
-class FakePhysical:
+class FakePhysical(FakeDevices):
     """Device and heralding services of both nodes, with the truth of every pair."""
 
     def __init__(self, kernel: Kernel, conditions: LinkConditions, rng: np.random.Generator) -> None:
+        # the book: node -> handle -> owner ("link" until handed up in an OK-K, then "upper")
+        super().__init__(physical_service, dict(zip(NODES, conditions.num_qubits)), clock=lambda: kernel.now_ns)
         self.kernel = kernel
         self.conditions = conditions
         self.rng = rng
-        self.capacity = dict(zip(NODES, conditions.num_qubits))
-        # node -> handle -> owner ("link" until handed up in an OK-K, then "upper")
-        self.held: dict[str, dict[int, str]] = {n: {} for n in NODES}
         self.pairs: dict[int, PairTruth] = {}
-        self.misuse: list[str] = []
         self.attempts: list[tuple[int, str, HeraldAttempt]] = []
         self.results: list[tuple[int, str, HeraldResult]] = []
         self.measure_log: list[tuple[str, int]] = []
@@ -214,80 +209,56 @@ class FakePhysical:
 
     # -------------------------------------------------------------- device
 
-    def device(self, node: str) -> NodeDevice:
-        return NodeDevice(self, node)
-
-    def capabilities(self, node: str) -> PhysicalCapabilities:
-        other = NODES[1] if node == NODES[0] else NODES[0]
+    def links(self, node: str) -> dict[str, Any]:
         c = self.conditions
-        link = HeraldingLink(
-            neighbour=other,
-            scheme="single-click",
-            attempt_period_ns=c.delay_ns,
-            classical_delay_ns=c.delay_ns,
-            bright_state_population=0.1,
-            success_probability=c.success_probability,
-            fidelity=c.capability_fidelity,
-            alpha_settings=(
-                None
-                if c.alpha_settings is None
-                else [AlphaSetting(bright_state_population=a, success_probability=p, fidelity=f) for a, p, f in c.alpha_settings]
-            ),
-        )
-        return PhysicalCapabilities(node=node, num_qubits=self.capacity[node], links={other: link})
-
-    def _allocate(self, node: str, owner: str) -> int | None:
-        held = self.held[node]
-        for handle in range(self.capacity[node]):
-            if handle not in held:
-                held[handle] = owner
-                return handle
-        return None
+        other = _other(node)
+        return {other: heralding_link(physical_service, other, c.delay_ns, c.success_probability, c.capability_fidelity, c.alpha_settings)}
 
     def _release(self, node: str, handle: int, op: str) -> bool:
-        if self.held[node].get(handle) != "link":
-            state = "not held" if handle not in self.held[node] else "handed up to the layer above"
-            self.misuse.append(f"t={self.kernel.now_ns} {node}: {op} on qubit {handle}, which is {state}")
+        if self.book[node].get(handle) != "link":
+            state = "not held" if handle not in self.book[node] else "handed up to the layer above"
+            self.note(node, f"{op} on qubit {handle}, which is {state}")
             return False
-        del self.held[node][handle]
+        del self.book[node][handle]
         return True
 
-    def execute(self, node: str, op: Any) -> Any:
-        now = self.kernel.now_ns
-        if isinstance(op, InitQubit):
-            handle = self._allocate(node, "link")
-            return DeviceError(code=DeviceErrorCode.NORES) if handle is None else QubitAllocated(handle=handle)
-        if isinstance(op, FreeQubit):
-            if not self._release(node, op.handle, "FreeQubit"):
-                return DeviceError(code=DeviceErrorCode.UNKNOWN_HANDLE)
-            return QubitFreed(handle=op.handle)
-        if isinstance(op, Measure):
-            if not self._release(node, op.handle, "Measure"):
-                return DeviceError(code=DeviceErrorCode.UNKNOWN_HANDLE)
-            outcome = int(self.rng.integers(2))
-            for pair in self.pairs.values():
-                if pair.handles.get(node) == op.handle and node not in pair.measured:
-                    pair.measured[node] = (op.basis.value, outcome, now)
-                    self.measure_log.append((node, pair.sequence))
-            return MeasureResult(outcome=outcome, basis=op.basis)
-        if isinstance(op, ApplyGate):
-            if self.held[node].get(op.handle) != "link":
-                self.misuse.append(f"t={now} {node}: ApplyGate on qubit {op.handle}, which it does not hold")
-                return DeviceError(code=DeviceErrorCode.UNKNOWN_HANDLE)
-            return GateApplied(handle=op.handle)
-        if isinstance(op, BellMeasure):
-            if not (self._release(node, op.handle_a, "BellMeasure") and self._release(node, op.handle_b, "BellMeasure")):
-                return DeviceError(code=DeviceErrorCode.UNKNOWN_HANDLE)
-            return BellMeasureResult(bell_state=BellState.from_bits(*map(int, self.rng.integers(2, size=2))))
-        if isinstance(op, OracleFidelity):
-            if len(op.qubits) == 2 and op.bell_state is not None:
-                a, b = op.qubits
-                pair = self._pair_with(a.node, a.handle)
-                if pair is not None and pair.handles.get(b.node) == b.handle and pair.bell_state is op.bell_state:
-                    return OracleFidelityResult(fidelity=pair.fidelity_at(now))
-            return OracleFidelityResult(fidelity=0.25)
-        self.misuse.append(f"t={now} {node}: unknown device operation {type(op).__name__}")
-        return DeviceError(code=DeviceErrorCode.UNSUPPORTED, detail=f"unknown operation {type(op).__name__}")
+    def init_qubit(self, node: str, op: InitQubit) -> Any:
+        handle = self.allocate(node, "link")
+        return self.no_resources() if handle is None else QubitAllocated(handle=handle)
+
+    def free_qubit(self, node: str, op: FreeQubit) -> Any:
+        if not self._release(node, op.handle, "FreeQubit"):
+            return self.unknown_handle()
+        return QubitFreed(handle=op.handle)
+
+    def measure(self, node: str, op: Measure) -> Any:
+        if not self._release(node, op.handle, "Measure"):
+            return self.unknown_handle()
+        outcome = int(self.rng.integers(2))
+        for pair in self.pairs.values():
+            if pair.handles.get(node) == op.handle and node not in pair.measured:
+                pair.measured[node] = (op.basis.value, outcome, self.kernel.now_ns)
+                self.measure_log.append((node, pair.sequence))
+        return MeasureResult(outcome=outcome, basis=op.basis)
+
+    def apply_gate(self, node: str, op: ApplyGate) -> Any:
+        if self.book[node].get(op.handle) != "link":
+            self.note(node, f"ApplyGate on qubit {op.handle}, which it does not hold")
+            return self.unknown_handle()
+        return GateApplied(handle=op.handle)
+
+    def bell_measure(self, node: str, op: BellMeasure) -> Any:
+        if not (self._release(node, op.handle_a, "BellMeasure") and self._release(node, op.handle_b, "BellMeasure")):
+            return self.unknown_handle()
+        return BellMeasureResult(bell_state=BellState.from_bits(*map(int, self.rng.integers(2, size=2))))
+
+    def oracle_fidelity(self, node: str, op: OracleFidelity) -> Any:
+        if len(op.qubits) == 2 and op.bell_state is not None:
+            a, b = op.qubits
+            pair = self._pair_with(a.node, a.handle)
+            if pair is not None and pair.handles.get(b.node) == b.handle and pair.bell_state is op.bell_state:
+                return OracleFidelityResult(fidelity=pair.fidelity_at(self.kernel.now_ns))
+        return OracleFidelityResult(fidelity=0.25)
 
     def _pair_with(self, node: str, handle: int) -> PairTruth | None:
         for pair in reversed(list(self.pairs.values())):
@@ -297,37 +268,37 @@ class FakePhysical:
 
     def hand_up(self, node: str, handle: int) -> None:
         """The link layer gave ``handle`` to the layer above in an OK (type K)."""
-        if self.held[node].get(handle) == "link":
-            self.held[node][handle] = "upper"
+        if self.book[node].get(handle) == "link":
+            self.book[node][handle] = "upper"
 
     def upper_free(self, node: str, handle: int) -> None:
-        if self.held[node].get(handle) == "upper":
-            del self.held[node][handle]
+        if self.book[node].get(handle) == "upper":
+            del self.book[node][handle]
 
     # ---------------------------------------------------------- heralding
 
     def attempt(self, node: str, msg: Any) -> None:
         now = self.kernel.now_ns
         if not isinstance(msg, HeraldAttempt):
-            self.misuse.append(f"t={now} {node}: sent down {type(msg).__name__}, not a HeraldAttempt")
+            self.note(node, f"sent down {type(msg).__name__}, not a HeraldAttempt")
             return
         other = NODES[1] if node == NODES[0] else NODES[0]
         if msg.neighbour != other:
-            self.misuse.append(f"t={now} {node}: HeraldAttempt to {msg.neighbour!r}, which is not a neighbour")
+            self.note(node, f"HeraldAttempt to {msg.neighbour!r}, which is not a neighbour")
             return
         self.attempts.append((now, node, msg))
         alpha = msg.bright_state_population
         if alpha is not None and alpha not in self._settings:
-            self.misuse.append(f"t={now} {node}: HeraldAttempt at bright_state_population {alpha}, which the link does not offer")
+            self.note(node, f"HeraldAttempt at bright_state_population {alpha}, which the link does not offer")
             alpha = None
         key = (msg.attempt_id, now)
-        has_memory = len(self.held[node]) + self.reserved[node] < self.capacity[node]
+        has_memory = len(self.book[node]) + self.reserved[node] < self.capacity[node]
         reports = self._pending.get(key)
         if reports is None:
             reports = self._pending[key] = {}
             self.kernel.schedule(self.conditions.delay_ns // 2, self._resolve, key)
         if node in reports:
-            self.misuse.append(f"t={now} {node}: two HeraldAttempts with attempt_id {msg.attempt_id} at once")
+            self.note(node, f"two HeraldAttempts with attempt_id {msg.attempt_id} at once")
             return
         if has_memory:
             self.reserved[node] += 1
@@ -381,11 +352,11 @@ class FakePhysical:
             self.reserved[node] -= 1  # the reserved qubit becomes the pair's
         handles = {}
         for node in NODES:
-            handle = self._allocate(node, "link")
+            handle = self.allocate(node, "link")
             if handle is None:  # the link layer took the memory while the run was on: the attempt fails
-                self.misuse.append(f"t={now} {node}: no memory left for the qubit of a run it started with memory")
+                self.note(node, "no memory left for the qubit of a run it started with memory")
                 for held_node, held in handles.items():
-                    del self.held[held_node][held]
+                    del self.book[held_node][held]
                 for end in NODES:
                     result = HeraldResult(neighbour=_other(end), attempt_id=attempt_id, success=False, attempts=attempts)
                     self.kernel.schedule(back, self.deliver, end, result)
@@ -415,78 +386,47 @@ def _other(node: str) -> str:
     return NODES[1] if node == NODES[0] else NODES[0]
 
 
-class LinkHarness:
+class LinkHarness(Driver):
     """Runs one scripted scenario against a link implementation class."""
 
     def __init__(self, impl: Any, conditions: LinkConditions, creates: list[ScriptedCreate], seed: int = 0) -> None:
+        super().__init__(seed, streams=3)  # alice, bob, the fake physical layer
         self.impl = impl
         self.conditions = conditions
         self.creates = sorted(creates, key=lambda c: c.at_ns)
-        self.kernel = Kernel()
-        root = np.random.SeedSequence(seed)
-        streams = [np.random.default_rng(s) for s in root.spawn(3)]
-        self.physical = FakePhysical(self.kernel, conditions, streams[2])
+        self.physical = FakePhysical(self.kernel, conditions, self.streams[2])
         self.physical.deliver = self._deliver_below
         self.up: list[SentUp] = []
         self.measures_before_up: dict[int, int] = {}
-        self._cause: tuple[str, int | None] = ("start", None)
-        self.entities: dict[str, Any] = {}
-        for node, rng in zip(NODES, streams):
-            ctx = HarnessContext(
-                self.kernel,
-                node,
-                rng,
-                self.physical.device(node),
-                on_up=self._on_up,
-                on_down=self.physical.attempt,
-                on_peer=self._deliver_peer,
-                peer_delay_ns=lambda a, b: conditions.delay_ns,
-            )
-            entity = impl(ctx)
-            ctx.entity = entity
-            self.entities[node] = entity
+        for node, rng in zip(NODES, self.streams):
+            ctx = self.context(node, rng, self.physical.device(node), on_up=self._on_up, on_down=self.physical.attempt)
+            self.add(node, impl(ctx))
 
-    def _call(self, cause: tuple[str, int | None], fn: Any, *args: Any) -> None:
-        self._cause = cause
-        try:
-            fn(*args)
-        finally:
-            self._cause = ("timer", None)
+    def peer_delay_ns(self, sender: str, node: str) -> int:
+        return self.conditions.delay_ns
+
+    def refuse_peer(self, sender: str, node: str, msg: Any) -> bool:
+        if node not in self.entities or node == sender:
+            self.physical.note(sender, f"peer message to {node!r}, not its neighbour")
+            return True
+        return False
 
     def _on_up(self, node: str, msg: Any) -> None:
         if isinstance(msg, LinkOkMeasure):
             self.measures_before_up[len(self.up)] = len(self.physical.measure_log)
-        self.up.append(SentUp(self.kernel.now_ns, node, msg, self._cause))
+        self.up.append(SentUp(self.kernel.now_ns, node, msg, self.cause))
         if isinstance(msg, LinkOkKeep):
             self.physical.hand_up(node, msg.handle)
             self.kernel.schedule(self.conditions.upper_hold_ns, self.physical.upper_free, node, msg.handle)
 
     def _deliver_below(self, node: str, msg: Any) -> None:
         self.physical.results.append((self.kernel.now_ns, node, msg))
-        self._call(("below", None), self.entities[node].handle_below, msg)
-
-    def _deliver_peer(self, sender: str, node: str, msg: Any) -> None:
-        if node not in self.entities or node == sender:
-            self.physical.misuse.append(f"t={self.kernel.now_ns} {sender}: peer message to {node!r}, not its neighbour")
-            return
-        self._call(("peer", None), self.entities[node].handle_peer, sender, msg)
-
-    def _send_create(self, index: int) -> None:
-        create = self.creates[index]
-        self._call(("create", index), self.entities[create.node].handle_above, create.request)
+        self.deliver_below(node, msg)
 
     def run(self, until_ns: int, max_events: int = 200_000) -> LinkRun:
         """Start both entities, play the script, run to ``until_ns``; never raises
         for the implementation's exceptions (they are returned in ``crashed``)."""
-        crashed: BaseException | None = None
-        try:
-            for node in NODES:
-                self._call(("start", None), self.entities[node].start)
-            for index, create in enumerate(self.creates):
-                self.kernel.schedule(create.at_ns, self._send_create, index)
-            self.kernel.run(until_ns=until_ns, max_events=max_events)
-        except Exception as exc:  # the implementation crashed: a finding, not a harness error
-            crashed = exc
+        crashed = self.play(self.creates, "create", until_ns, max_events)
         return LinkRun(
             conditions=self.conditions,
             creates=self.creates,
@@ -494,7 +434,7 @@ class LinkHarness:
             pairs=self.physical.pairs,
             misuse=self.physical.misuse,
             attempts=self.physical.attempts,
-            held_at_end={n: dict(h) for n, h in self.physical.held.items()},
+            held_at_end={n: dict(h) for n, h in self.physical.book.items()},
             end_ns=self.kernel.now_ns,
             crashed=crashed,
             results=self.physical.results,

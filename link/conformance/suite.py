@@ -47,6 +47,9 @@ from qnetstack.physical.service import Basis
 __all__ = ["SUITE"]
 
 SUITE = Suite(layer="link", spec="specs/link.md", reference="qnetstack.link.egp:SingleClickEgp")
+# Every check that asks for a run gets it from here: each distinct run (implementation,
+# scenario, seed) is made once while the suite runs, however many checks judge it.
+run_link = SUITE.share_runs(run_link)
 
 GOODNESS_TOLERANCE = 0.01  # |goodness - true fidelity| allowed (LINK-OK-5)
 EXAMPLES = 30  # hypothesis examples per property check: well under 1 s per check for the reference
@@ -219,7 +222,7 @@ def _immediate(run: LinkRun, index: int) -> list[SentUp]:
 # --------------------------------------------------------------- CREATE
 
 
-@SUITE.clause("LINK-CREATE-1", "every CREATE is answered at once by exactly one ACK or ERR")
+@SUITE.clause("LINK-CREATE-1")
 def create_answered_once(impl: Any) -> None:
     def check(run: LinkRun) -> None:
         for index, create in enumerate(run.creates):
@@ -235,7 +238,7 @@ def create_answered_once(impl: Any) -> None:
     _property(impl, check)
 
 
-@SUITE.clause("LINK-CREATE-2", "create ids given by one node are distinct")
+@SUITE.clause("LINK-CREATE-2")
 def create_ids_distinct(impl: Any) -> None:
     def check(run: LinkRun) -> None:
         for node in NODES:
@@ -246,7 +249,7 @@ def create_ids_distinct(impl: Any) -> None:
     _property(impl, check)
 
 
-@SUITE.clause("LINK-CREATE-3", "a CREATE naming this node or a non-neighbour gets ERR CREATE")
+@SUITE.clause("LINK-CREATE-3")
 def create_bad_remote(impl: Any) -> None:
     for remote in ("alice", "carol"):
         create = ScriptedCreate(0, "alice", LinkCreate(remote_node=remote, type=_types(impl)[0]))
@@ -258,7 +261,7 @@ def create_bad_remote(impl: Any) -> None:
             raise ClauseFailure(f"after refusing a CREATE to {remote!r}, pairs were still attempted or delivered")
 
 
-@SUITE.clause("LINK-CREATE-4", "a CREATE asking more fidelity than the link can give gets ERR UNSUPP")
+@SUITE.clause("LINK-CREATE-4")
 def create_unreachable_fidelity(impl: Any) -> None:
     conditions = LinkConditions(capability_fidelity=0.8)
     create = ScriptedCreate(0, "alice", LinkCreate(remote_node="bob", min_fidelity=0.95, type=_types(impl)[0]))
@@ -271,7 +274,7 @@ def create_unreachable_fidelity(impl: Any) -> None:
         )
 
 
-@SUITE.clause("LINK-CREATE-5", "a node without memory qubits answers every CREATE with ERR UNSUPP")
+@SUITE.clause("LINK-CREATE-5")
 def create_without_memory(impl: Any) -> None:
     conditions = LinkConditions(num_qubits=(0, 2))
     for kind in _types(impl):
@@ -281,7 +284,7 @@ def create_without_memory(impl: Any) -> None:
             raise ClauseFailure(f"type {kind.value} CREATE on a node with 0 qubits was answered {[a.msg for a in answers]}, expected ERR UNSUPP")
 
 
-@SUITE.clause("LINK-ACK-1", "an ACK echoes the remote node and purpose id of its CREATE")
+@SUITE.clause("LINK-ACK-1")
 def ack_echoes(impl: Any) -> None:
     def check(run: LinkRun) -> None:
         for index, create in enumerate(run.creates):
@@ -297,7 +300,7 @@ def ack_echoes(impl: Any) -> None:
 # ------------------------------------------------------------------- OK
 
 
-@SUITE.clause("LINK-OK-1", "at the origin node no OK or ERR of a request precedes its ACK")
+@SUITE.clause("LINK-OK-1")
 def ok_after_ack(impl: Any) -> None:
     def check(run: LinkRun) -> None:
         acked: set[tuple[str, int]] = set()
@@ -311,7 +314,7 @@ def ok_after_ack(impl: Any) -> None:
     _property(impl, check)
 
 
-@SUITE.clause("LINK-OK-2", "every OK is delivered at both ends, alike, within one round trip")
+@SUITE.clause("LINK-OK-2")
 def ok_at_both_ends(impl: Any) -> None:
     def check(run: LinkRun) -> None:
         slack = 2 * run.conditions.delay_ns
@@ -346,7 +349,7 @@ def ok_at_both_ends(impl: Any) -> None:
     _property(impl, check)
 
 
-@SUITE.clause("LINK-OK-3", "entanglement ids are unique and name the origin and the other end")
+@SUITE.clause("LINK-OK-3")
 def ok_ids_unique(impl: Any) -> None:
     def check(run: LinkRun) -> None:
         for node in NODES:
@@ -363,7 +366,7 @@ def ok_ids_unique(impl: Any) -> None:
     _property(impl, check)
 
 
-@SUITE.clause("LINK-OK-4", "the two OKs of a pair name the two halves of one heralded pair, in its Bell state")
+@SUITE.clause("LINK-OK-4")
 def ok_right_pair(impl: Any) -> None:
     def check(run: LinkRun) -> None:
         halves: dict[Any, dict[str, Any]] = {}
@@ -387,7 +390,7 @@ def ok_right_pair(impl: Any) -> None:
     _property(impl, check)
 
 
-@SUITE.clause("LINK-OK-5", "goodness is the pair's true fidelity at the time of goodness (within 0.01)")
+@SUITE.clause("LINK-OK-5")
 def ok_goodness_honest(impl: Any) -> None:
     def check(run: LinkRun) -> None:
         for up in run.oks():
@@ -441,7 +444,7 @@ def _measured_pair(run: LinkRun, up: SentUp) -> Any:
     return attribution.get(id(up))
 
 
-@SUITE.clause("LINK-OK-6", "no OK delivers a pair with goodness below the request's min_fidelity")
+@SUITE.clause("LINK-OK-6")
 def ok_meets_min_fidelity(impl: Any) -> None:
     def check(run: LinkRun) -> None:
         accepted = _accepted(run)
@@ -453,7 +456,7 @@ def ok_meets_min_fidelity(impl: Any) -> None:
     _property(impl, check)
 
 
-@SUITE.clause("LINK-OK-7", "a request gets at most `number` OKs at each end")
+@SUITE.clause("LINK-OK-7")
 def ok_at_most_number(impl: Any) -> None:
     def check(run: LinkRun) -> None:
         accepted = _accepted(run)
@@ -469,7 +472,7 @@ def ok_at_most_number(impl: Any) -> None:
     _property(impl, check)
 
 
-@SUITE.clause("LINK-OK-8", "a type-M OK reports the requested basis and the outcome measured on its pair's qubit")
+@SUITE.clause("LINK-OK-8")
 def ok_measure(impl: Any) -> None:
     _require_type(impl, RequestType.M)
 
@@ -499,7 +502,7 @@ def ok_measure(impl: Any) -> None:
 # -------------------------------------------------------- errors, ending
 
 
-@SUITE.clause("LINK-TIMEOUT-1", "an unfinished request gets ERR TIMEOUT at both ends, not before max_time and within 2 delays after")
+@SUITE.clause("LINK-TIMEOUT-1")
 def timeout_in_time(impl: Any) -> None:
     def check(run: LinkRun) -> None:
         slack = 2 * run.conditions.delay_ns
@@ -532,7 +535,7 @@ def timeout_in_time(impl: Any) -> None:
     _property(impl, check, deadlines=True)
 
 
-@SUITE.clause("LINK-ERR-1", "after an ERR for a request, no OK for it follows at that node")
+@SUITE.clause("LINK-ERR-1")
 def nothing_after_error(impl: Any) -> None:
     def check(run: LinkRun) -> None:
         ended: set[tuple[str, tuple[str, int]]] = set()
@@ -545,7 +548,7 @@ def nothing_after_error(impl: Any) -> None:
     _property(impl, check)
 
 
-@SUITE.clause("LINK-END-1", "every accepted request ends at both ends with `number` OKs or an ERR")
+@SUITE.clause("LINK-END-1")
 def every_request_ends(impl: Any) -> None:
     def check(run: LinkRun) -> None:
         for key, create in _accepted(run).items():
@@ -565,7 +568,7 @@ def every_request_ends(impl: Any) -> None:
 # ------------------------------------------------------------- resources
 
 
-@SUITE.clause("LINK-RES-1", "every heralded qubit is handed up in an OK or released by the link layer")
+@SUITE.clause("LINK-RES-1")
 def no_leaked_qubits(impl: Any) -> None:
     def check(run: LinkRun) -> None:
         if _still_working(run):
@@ -595,7 +598,7 @@ def _still_working(run: LinkRun) -> bool:
     return False
 
 
-@SUITE.clause("LINK-RES-2", "the link layer operates only on qubits it holds, and only through the physical services")
+@SUITE.clause("LINK-RES-2")
 def only_own_qubits(impl: Any) -> None:
     def check(run: LinkRun) -> None:
         if run.misuse:
@@ -607,7 +610,7 @@ def only_own_qubits(impl: Any) -> None:
 # --------------------------------------------------------------- messages
 
 
-@SUITE.clause("LINK-MSG-1", "everything sent up is a valid link-service response")
+@SUITE.clause("LINK-MSG-1")
 def responses_valid(impl: Any) -> None:
     def check(run: LinkRun) -> None:
         for up in run.up:
@@ -621,7 +624,7 @@ def responses_valid(impl: Any) -> None:
     _property(impl, check)
 
 
-@SUITE.clause("LINK-MSG-2", "a message from above that is not a CREATE is refused with EntityError", mandatory=False)
+@SUITE.clause("LINK-MSG-2")
 def foreign_input_refused(impl: Any) -> None:
     from qnetstack.link.conformance.harness import LinkHarness
 
@@ -665,7 +668,7 @@ def _answer(run: LinkRun, index: int, within_ns: int) -> Any:
     return None
 
 
-@SUITE.clause("LINK-R-1", "type R: LinkOkMeasure at the origin, LinkOkKeep with the unmeasured qubit at the responder")
+@SUITE.clause("LINK-R-1")
 def remote_state_preparation(impl: Any) -> None:
     _require(impl, CAP_LINK_R, "type R")
 
@@ -691,7 +694,7 @@ def remote_state_preparation(impl: Any) -> None:
     _property(impl, check, types=(RequestType.R,), examples=15)
 
 
-@SUITE.clause("LINK-BASIS-1", "random bases are drawn per pair from the named set at each end, independently; remote_basis is used")
+@SUITE.clause("LINK-BASIS-1")
 def random_bases(impl: Any) -> None:
     _require_type(impl, RequestType.M)
     # 40 pairs: a basis of a 3-set is missed with probability <= 3 (2/3)^40 < 1e-6, and
@@ -745,7 +748,7 @@ def random_bases(impl: Any) -> None:
                 raise _fail("the OK's basis and outcome are not those of a measurement of the pair's qubit", up)
 
 
-@SUITE.clause("LINK-ALPHA-1", "attempts use the fastest announced single-click setting that reaches min_fidelity", mandatory=False)
+@SUITE.clause("LINK-ALPHA-1")
 def operating_point(impl: Any) -> None:
     _require(impl, CAP_LINK_ALPHA, "the choice of the single-click operating point")
     settings = ((0.05, 0.1, 0.93), (0.1, 0.2, 0.88), (0.2, 0.4, 0.78))
@@ -762,7 +765,7 @@ def operating_point(impl: Any) -> None:
         raise ClauseFailure(f"min_fidelity 0.95, no setting above 0.93: answered {err!r}, expected ERR UNSUPP")
 
 
-@SUITE.clause("LINK-PRIO-1", "no new attempt for a request while one of higher priority is ready")
+@SUITE.clause("LINK-PRIO-1")
 def priority_first(impl: Any) -> None:
     _require(impl, CAP_LINK_PRIORITY, "priorities")
     kind = _types(impl)[0]
@@ -792,7 +795,7 @@ def priority_first(impl: Any) -> None:
                 raise _fail(f"{len(between)} pairs went to a priority-2 request while a priority-1 request was waiting", between[1])
 
 
-@SUITE.clause("LINK-FAIR-1", "requests of equal priority share the link round robin per pair")
+@SUITE.clause("LINK-FAIR-1")
 def round_robin(impl: Any) -> None:
     _require(impl, CAP_LINK_PRIORITY, "fair sharing")
     kind = _types(impl)[0]
@@ -805,7 +808,7 @@ def round_robin(impl: Any) -> None:
             raise ClauseFailure(f"three equal-priority requests of 3 pairs each, lossless link: {node} got pairs for purposes {order}")
 
 
-@SUITE.clause("LINK-CONSEC-1", "a consecutive request's pairs are made back to back")
+@SUITE.clause("LINK-CONSEC-1")
 def consecutive(impl: Any) -> None:
     _require(impl, CAP_LINK_PRIORITY, "the consecutive flag")
     kind = _types(impl)[0]
@@ -824,7 +827,7 @@ def consecutive(impl: Any) -> None:
             raise ClauseFailure(f"a consecutive request (purpose 1) that had started was interleaved with later ones at {node}: {order}")
 
 
-@SUITE.clause("LINK-MUX-1", "attempts are in step at both ends, and no attempt id is reused while in flight")
+@SUITE.clause("LINK-MUX-1")
 def attempts_in_step(impl: Any) -> None:
     def check(run: LinkRun) -> None:
         sent = {(t, node, a.attempt_id): a for t, node, a in run.attempts}
@@ -850,7 +853,7 @@ def attempts_in_step(impl: Any) -> None:
     _property(impl, check, live=True, examples=20)
 
 
-@SUITE.clause("LINK-ATOMIC-1", "an atomic request's OKs come all together, with every pair alive, or not at all")
+@SUITE.clause("LINK-ATOMIC-1")
 def atomic_all_or_nothing(impl: Any) -> None:
     _require(impl, CAP_LINK_ATOMIC, "the atomic flag")
     for seed in range(3):
@@ -887,7 +890,7 @@ def atomic_all_or_nothing(impl: Any) -> None:
                 raise ClauseFailure(f"after an atomic request ended without OKs, {node}'s link layer still holds qubits {leaked}")
 
 
-@SUITE.clause("LINK-ATOMIC-2", "an atomic CREATE that can never be served gets ERR UNSUPP")
+@SUITE.clause("LINK-ATOMIC-2")
 def atomic_unservable(impl: Any) -> None:
     _require(impl, CAP_LINK_ATOMIC, "the atomic flag")
     conditions = LinkConditions(delay_ns=1_000, num_qubits=(2, 4))
@@ -902,7 +905,7 @@ def atomic_unservable(impl: Any) -> None:
             raise ClauseFailure(f"atomic type-{kind.value} CREATE for {number} pairs from {origin} (qubits alice 2, bob 4): answered {err!r}, expected ERR UNSUPP")
 
 
-@SUITE.clause("LINK-NORES-1", "an atomic CREATE whose qubits are reserved by other atomic requests gets ERR NORES at once")
+@SUITE.clause("LINK-NORES-1")
 def atomic_no_resources(impl: Any) -> None:
     _require(impl, CAP_LINK_ATOMIC, "the atomic flag")
     conditions = LinkConditions(delay_ns=1_000, success_probability=0.0, num_qubits=(4, 3))
@@ -918,7 +921,7 @@ def atomic_no_resources(impl: Any) -> None:
             raise ClauseFailure("a request that is not atomic got ERR NORES")
 
 
-@SUITE.clause("LINK-RECV-1", "after RECV/STOP_RECV, only consented CREATEs are served; the others get ERR REJECTED")
+@SUITE.clause("LINK-RECV-1")
 def consent(impl: Any) -> None:
     _require(impl, CAP_LINK_RECV, "RECV / STOP_RECV")
     kind = _types(impl)[0]
@@ -946,7 +949,7 @@ def consent(impl: Any) -> None:
                 raise ClauseFailure(f"CREATE #{index} for purpose {purpose} without consent: answered {err!r} with {len(oks)} OKs, expected ERR REJECTED within one round trip")
 
 
-@SUITE.clause("LINK-RECV-2", "a node that never sent RECV or STOP_RECV serves every purpose")
+@SUITE.clause("LINK-RECV-2")
 def consent_opt_in(impl: Any) -> None:
     _require(impl, CAP_LINK_RECV, "RECV / STOP_RECV")
     conditions = LinkConditions(delay_ns=1_000, success_probability=1.0)
@@ -955,7 +958,7 @@ def consent_opt_in(impl: Any) -> None:
         raise ClauseFailure(f"without any RECV at bob, a CREATE for purpose 65535 got {len(run.oks())} OKs, expected one at each end")
 
 
-@SUITE.clause("LINK-EXPIRE-1", "an EXPIRE names a pair reported earlier at that node and never at the other end")
+@SUITE.clause("LINK-EXPIRE-1")
 def expire_names_a_lost_pair(impl: Any) -> None:
     def check(run: LinkRun) -> None:
         for up in run.errors():

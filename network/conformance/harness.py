@@ -63,7 +63,8 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from qnetstack.entity.harness import HarnessContext, NodeDevice
+from qnetstack.entity.devices import FakeDevices, heralding_link
+from qnetstack.entity.harness import Driver
 from qnetstack.entity.kernel import Kernel
 from qnetstack.link.service import (
     EntanglementId,
@@ -75,23 +76,20 @@ from qnetstack.link.service import (
     RequestType,
 )
 from qnetstack.network.service import NetAccepted, NetError, NetRequest, PairDelivered
+from qnetstack.physical import service as physical_service
 from qnetstack.physical.service import (
     ApplyGate,
     Basis,
     BellMeasure,
     BellMeasureResult,
     BellState,
-    DeviceError,
-    DeviceErrorCode,
     FreeQubit,
     Gate,
     GateApplied,
-    HeraldingLink,
     InitQubit,
     Measure,
     MeasureResult,
     OracleFidelity,
-    PhysicalCapabilities,
     QubitAllocated,
     QubitFreed,
 )
@@ -393,20 +391,20 @@ class NetRun:
         return out
 
 
-class FakeBelow:
+class FakeBelow(FakeDevices):
     """The link service and the device service of every node, with the truth."""
 
     def __init__(self, kernel: Kernel, conditions: NetConditions, topology: nx.Graph, rng: np.random.Generator) -> None:
+        # the book: node -> handle -> Qubit
+        super().__init__(physical_service, {n: conditions.num_qubits for n in topology.nodes}, clock=lambda: kernel.now_ns)
         self.kernel = kernel
         self.conditions = conditions
         self.topology = topology
         self.rng = rng
-        self.held: dict[str, dict[int, Qubit]] = {n: {} for n in topology.nodes}
         self.qubits: dict[int, Qubit] = {}
         self.pairs: dict[int, LinkPair] = {}
         self.swaps: list[Swap] = []
         self.failures: list[LinkFailure] = []
-        self.misuse: list[str] = []
         self.creates: list[tuple[int, str, Any]] = []
         self._uids = itertools.count()
         self._pair_sequence = itertools.count()
@@ -420,22 +418,21 @@ class FakeBelow:
     # ------------------------------------------------------------- memory
 
     def _allocate(self, node: str, pair: int | None, owner: str) -> Qubit | None:
-        held = self.held[node]
-        for handle in range(self.conditions.num_qubits):
-            if handle not in held:
-                q = Qubit(next(self._uids), node, handle, pair, owner)
-                held[handle] = self.qubits[q.uid] = q
-                return q
-        return None
+        handle = self.allocate(node, None)
+        if handle is None:
+            return None
+        q = Qubit(next(self._uids), node, handle, pair, owner)
+        self.book[node][handle] = self.qubits[q.uid] = q
+        return q
 
     def _drop(self, q: Qubit) -> None:
         q.owner = "gone"
-        if self.held[q.node].get(q.handle) is q:
-            del self.held[q.node][q.handle]
+        if self.book[q.node].get(q.handle) is q:
+            del self.book[q.node][q.handle]
 
     def _own(self, node: str, handle: int, op: str) -> Qubit | None:
         """The network layer's qubit ``handle`` at ``node``, or None (and a misuse noted)."""
-        q = self.held[node].get(handle)
+        q = self.book[node].get(handle)
         if q is not None and q.owner == "network":
             return q
         state = {
@@ -443,12 +440,12 @@ class FakeBelow:
             "link": "not yet reported by the link layer",
             "upper": "handed up to the layer above",
         }[None if q is None else q.owner]
-        self.misuse.append(f"t={self.kernel.now_ns} {node}: {op} on qubit {handle}, which is {state}")
+        self.note(node, f"{op} on qubit {handle}, which is {state}")
         return None
 
     def hand_up(self, node: str, handle: int) -> int | None:
         """The network layer handed ``handle`` up in a PairDelivered: returns its serial."""
-        q = self.held[node].get(handle)
+        q = self.book[node].get(handle)
         if q is None or q.owner != "network":
             return None
         q.owner = "upper"
@@ -461,73 +458,65 @@ class FakeBelow:
 
     # ------------------------------------------------------------- device
 
-    def device(self, node: str) -> NodeDevice:
-        return NodeDevice(self, node)
-
-    def capabilities(self, node: str) -> PhysicalCapabilities:
+    def links(self, node: str) -> dict[str, Any]:
         h = self.conditions.hop_delay_ns
-        links = {
-            other: HeraldingLink(
-                neighbour=other,
-                scheme="single-click",
-                attempt_period_ns=h,
-                classical_delay_ns=h,
-                bright_state_population=0.1,
-                success_probability=self.conditions.success_probability,
-                fidelity=self.conditions.link_fidelity,
-            )
+        return {
+            other: heralding_link(physical_service, other, h, self.conditions.success_probability, self.conditions.link_fidelity)
             for other in self.topology.neighbors(node)
         }
-        return PhysicalCapabilities(node=node, num_qubits=self.conditions.num_qubits, links=links)
 
     def execute(self, node: str, op: Any) -> Any:
-        now = self.kernel.now_ns
-        seq = next(self.seq)
-        if isinstance(op, InitQubit):
-            q = self._allocate(node, None, "network")
-            return DeviceError(code=DeviceErrorCode.NORES) if q is None else QubitAllocated(handle=q.handle)
-        if isinstance(op, FreeQubit):
-            q = self._own(node, op.handle, "FreeQubit")
-            if q is None:
-                return DeviceError(code=DeviceErrorCode.UNKNOWN_HANDLE)
-            self._drop(q)
-            return QubitFreed(handle=op.handle)
-        if isinstance(op, Measure):
-            q = self._own(node, op.handle, "Measure")
-            if q is None:
-                return DeviceError(code=DeviceErrorCode.UNKNOWN_HANDLE)
-            outcome = int(self.rng.integers(2))
-            q.measured = (op.basis, outcome, seq)
-            self._drop(q)
-            return MeasureResult(outcome=outcome, basis=op.basis)
-        if isinstance(op, BellMeasure):
-            if op.handle_a == op.handle_b:
-                self.misuse.append(f"t={now} {node}: BellMeasure of qubit {op.handle_a} with itself")
-                return DeviceError(code=DeviceErrorCode.UNKNOWN_HANDLE)
-            a = self._own(node, op.handle_a, "BellMeasure")
-            b = self._own(node, op.handle_b, "BellMeasure")
-            if a is None or b is None:
-                return DeviceError(code=DeviceErrorCode.UNKNOWN_HANDLE)
-            outcome = next(self._swap_outcomes, None) or BellState.from_bits(*map(int, self.rng.integers(2, size=2)))
-            a.bsm = b.bsm = len(self.swaps)
-            self.swaps.append(Swap(node, (a.uid, b.uid), outcome, now))
-            self._drop(a)
-            self._drop(b)
-            return BellMeasureResult(bell_state=outcome)
-        if isinstance(op, ApplyGate):
-            q = self._own(node, op.handle, "ApplyGate")
-            if q is None:
-                return DeviceError(code=DeviceErrorCode.UNKNOWN_HANDLE)
-            bits = _PAULI_BITS.get(op.gate)
-            if bits is None:  # H or S would take the pair out of the Bell basis; this device has Paulis only
-                return DeviceError(code=DeviceErrorCode.UNSUPPORTED, detail=f"gate {op.gate.value} is not offered here")
-            q.frame = (q.frame[0] ^ bits[0], q.frame[1] ^ bits[1])
-            return GateApplied(handle=op.handle)
-        if isinstance(op, OracleFidelity):
-            self.misuse.append(f"t={now} {node}: oracle read (OracleFidelity); oracles are for metrics and tests, not protocols")
-            return DeviceError(code=DeviceErrorCode.UNSUPPORTED, detail="no oracle reads for protocols")
-        self.misuse.append(f"t={now} {node}: unknown device operation {type(op).__name__}")
-        return DeviceError(code=DeviceErrorCode.UNSUPPORTED, detail=f"unknown operation {type(op).__name__}")
+        self._op_seq = next(self.seq)  # every operation, even a refused one, takes its place in the order
+        return super().execute(node, op)
+
+    def init_qubit(self, node: str, op: InitQubit) -> Any:
+        q = self._allocate(node, None, "network")
+        return self.no_resources() if q is None else QubitAllocated(handle=q.handle)
+
+    def free_qubit(self, node: str, op: FreeQubit) -> Any:
+        q = self._own(node, op.handle, "FreeQubit")
+        if q is None:
+            return self.unknown_handle()
+        self._drop(q)
+        return QubitFreed(handle=op.handle)
+
+    def measure(self, node: str, op: Measure) -> Any:
+        q = self._own(node, op.handle, "Measure")
+        if q is None:
+            return self.unknown_handle()
+        outcome = int(self.rng.integers(2))
+        q.measured = (op.basis, outcome, self._op_seq)
+        self._drop(q)
+        return MeasureResult(outcome=outcome, basis=op.basis)
+
+    def bell_measure(self, node: str, op: BellMeasure) -> Any:
+        if op.handle_a == op.handle_b:
+            self.note(node, f"BellMeasure of qubit {op.handle_a} with itself")
+            return self.unknown_handle()
+        a = self._own(node, op.handle_a, "BellMeasure")
+        b = self._own(node, op.handle_b, "BellMeasure")
+        if a is None or b is None:
+            return self.unknown_handle()
+        outcome = next(self._swap_outcomes, None) or BellState.from_bits(*map(int, self.rng.integers(2, size=2)))
+        a.bsm = b.bsm = len(self.swaps)
+        self.swaps.append(Swap(node, (a.uid, b.uid), outcome, self.kernel.now_ns))
+        self._drop(a)
+        self._drop(b)
+        return BellMeasureResult(bell_state=outcome)
+
+    def apply_gate(self, node: str, op: ApplyGate) -> Any:
+        q = self._own(node, op.handle, "ApplyGate")
+        if q is None:
+            return self.unknown_handle()
+        bits = _PAULI_BITS.get(op.gate)
+        if bits is None:  # H or S would take the pair out of the Bell basis; this device has Paulis only
+            return self.unsupported(f"gate {op.gate.value} is not offered here")
+        q.frame = (q.frame[0] ^ bits[0], q.frame[1] ^ bits[1])
+        return GateApplied(handle=op.handle)
+
+    def oracle_fidelity(self, node: str, op: OracleFidelity) -> Any:
+        self.note(node, "oracle read (OracleFidelity); oracles are for metrics and tests, not protocols")
+        return self.unsupported("no oracle reads for protocols")
 
     # -------------------------------------------------------- link service
 
@@ -536,12 +525,12 @@ class FakeBelow:
         now = self.kernel.now_ns
         self.creates.append((now, node, msg))
         if not isinstance(msg, LinkCreate):
-            self.misuse.append(f"t={now} {node}: sent down {type(msg).__name__}, not a LinkCreate")
+            self.note(node, f"sent down {type(msg).__name__}, not a LinkCreate")
             return
         create_id = next(self._create_ids[node])
         remote = msg.remote_node
         if remote == node or not self.topology.has_edge(node, remote):
-            self.misuse.append(f"t={now} {node}: LinkCreate to {remote!r}, which is not a neighbour")
+            self.note(node, f"LinkCreate to {remote!r}, which is not a neighbour")
             self._error_now(node, remote, create_id, LinkErrorCode.CREATE, f"{remote!r} is not a neighbour", msg.tag)
         elif msg.type is not RequestType.K:
             self._error_now(node, remote, create_id, LinkErrorCode.UNSUPP, "this link layer offers type K only", msg.tag)
@@ -586,7 +575,7 @@ class FakeBelow:
 
     def _make_pair(self, request: _LinkRequest) -> None:
         ends = (request.origin, request.remote)
-        free = [len(self.held[n]) < self.conditions.num_qubits for n in ends]
+        free = [len(self.book[n]) < self.capacity[n] for n in ends]
         if not all(free):  # no memory at one end: the link waits one attempt period
             h = self.conditions.hop_delay_ns
             max_time = request.msg.max_time_ns
@@ -638,81 +627,44 @@ class _LinkRequest:
     fails_after: int | None = None  # pairs made before the scripted failure
 
 
-class NetHarness:
+class NetHarness(Driver):
     """Runs one scripted scenario against a network implementation class."""
 
     def __init__(self, impl: Any, conditions: NetConditions, requests: list[ScriptedRequest], seed: int = 0) -> None:
+        self.topology = make_topology(conditions)
+        nodes = list(self.topology.nodes)
+        super().__init__(seed, streams=len(nodes) + 1)  # one per node, the last for the layer below
         self.impl = impl
         self.conditions = conditions
         self.requests = sorted(requests, key=lambda r: r.at_ns)
-        self.topology = make_topology(conditions)
-        self.kernel = Kernel()
-        nodes = list(self.topology.nodes)
-        root = np.random.SeedSequence(seed)
-        streams = [np.random.default_rng(s) for s in root.spawn(len(nodes) + 1)]
-        self.below = FakeBelow(self.kernel, conditions, self.topology, streams[-1])
-        self.below.deliver = self._deliver_below
+        self.below = FakeBelow(self.kernel, conditions, self.topology, self.streams[-1])
+        self.below.deliver = self.deliver_below
         self._hops = dict(nx.all_pairs_shortest_path_length(self.topology))
         self.up: list[SentUp] = []
-        self._cause: tuple[str, int | None] = ("start", None)
-        self.entities: dict[str, Any] = {}
-        for node, rng in zip(nodes, streams):
-            ctx = HarnessContext(
-                self.kernel,
-                node,
-                rng,
-                self.below.device(node),
-                on_up=self._on_up,
-                on_down=self.below.link_down,
-                on_peer=self._deliver_peer,
-                peer_delay_ns=self._peer_delay_ns,
-            )
-            entity = impl(ctx, self.topology.copy())
-            ctx.entity = entity
-            self.entities[node] = entity
+        for node, rng in zip(nodes, self.streams):
+            ctx = self.context(node, rng, self.below.device(node), on_up=self._on_up, on_down=self.below.link_down)
+            self.add(node, impl(ctx, self.topology.copy()))
 
-    def _peer_delay_ns(self, a: str, b: str) -> int:
-        hops = self._hops.get(a, {}).get(b)
+    def peer_delay_ns(self, sender: str, node: str) -> int:
+        hops = self._hops.get(sender, {}).get(node)
         return 0 if hops is None else hops * self.conditions.hop_delay_ns  # no path: refused on arrival
 
-    def _call(self, cause: tuple[str, int | None], fn: Any, *args: Any) -> None:
-        self._cause = cause
-        try:
-            fn(*args)
-        finally:
-            self._cause = ("timer", None)
+    def refuse_peer(self, sender: str, node: str, msg: Any) -> bool:
+        if node == sender or self._hops.get(sender, {}).get(node) is None:
+            self.below.note(sender, f"peer message to {node!r}, which it has no path to")
+            return True
+        return False
 
     def _on_up(self, node: str, msg: Any) -> None:
         qubit = None
         if isinstance(msg, PairDelivered) and msg.handle is not None:
             qubit = self.below.hand_up(node, msg.handle)
-        self.up.append(SentUp(self.kernel.now_ns, node, msg, self._cause, next(self.below.seq), qubit))
-
-    def _deliver_below(self, node: str, msg: Any) -> None:
-        self._call(("below", None), self.entities[node].handle_below, msg)
-
-    def _deliver_peer(self, sender: str, node: str, msg: Any) -> None:
-        if node == sender or self._hops.get(sender, {}).get(node) is None:
-            self.below.misuse.append(f"t={self.kernel.now_ns} {sender}: peer message to {node!r}, which it has no path to")
-            return
-        self._call(("peer", None), self.entities[node].handle_peer, sender, msg)
-
-    def _send_request(self, index: int) -> None:
-        scripted = self.requests[index]
-        self._call(("request", index), self.entities[scripted.node].handle_above, scripted.request)
+        self.up.append(SentUp(self.kernel.now_ns, node, msg, self.cause, next(self.below.seq), qubit))
 
     def run(self, until_ns: int, max_events: int = 200_000) -> NetRun:
         """Start every entity, play the script, run to ``until_ns``; never raises
         for the implementation's exceptions (they are returned in ``crashed``)."""
-        crashed: BaseException | None = None
-        try:
-            for node in self.entities:
-                self._call(("start", None), self.entities[node].start)
-            for index, scripted in enumerate(self.requests):
-                self.kernel.schedule(scripted.at_ns, self._send_request, index)
-            self.kernel.run(until_ns=until_ns, max_events=max_events)
-        except Exception as exc:  # the implementation crashed: a finding, not a harness error
-            crashed = exc
+        crashed = self.play(self.requests, "request", until_ns, max_events)
         below = self.below
         # A run with nothing left to happen is final: it is as if it ran to until_ns.
         idle = crashed is None and self.kernel.pending == 0

@@ -59,6 +59,9 @@ from qnetstack.physical.service import Basis, BellState
 __all__ = ["SUITE"]
 
 SUITE = Suite(layer="network", spec="specs/network.md", reference="qnetstack.network.swap_asap:SwapAsap")
+# Every check that asks for a run gets it from here: each distinct run (implementation,
+# scenario, seed) is made once while the suite runs, however many checks judge it.
+run_network = SUITE.share_runs(run_network)
 
 GOODNESS_TOLERANCE = 0.02  # |goodness - true fidelity| advised (NET-PAIR-6)
 EXAMPLES = 50  # hypothesis examples per property check: about 0.5 s per check for the reference
@@ -240,7 +243,7 @@ def _chain_of(run: NetRun, u: SentUp) -> Chain | None:
 # ---------------------------------------------------------------- requests
 
 
-@SUITE.clause("NET-REQ-1", "every NetRequest is answered at once by exactly one NetAccepted or NetRejected")
+@SUITE.clause("NET-REQ-1")
 def request_answered_once(impl: Any) -> None:
     def check(run: NetRun) -> None:
         for index, scripted in enumerate(run.requests):
@@ -256,7 +259,7 @@ def request_answered_once(impl: Any) -> None:
     _property(impl, check)
 
 
-@SUITE.clause("NET-REQ-2", "a request to the node itself, an unknown node or an unreachable node is rejected, and nothing is done for it")
+@SUITE.clause("NET-REQ-2")
 def request_without_path(impl: Any) -> None:
     for node, remote in (("alice", "alice"), ("alice", UNKNOWN), ("alice", ISLAND), (ISLAND, "alice")):
         request = NetRequest(request_id=1, remote_node=remote, type=_types(impl)[0])
@@ -271,7 +274,7 @@ def request_without_path(impl: Any) -> None:
             raise _fail(f"after rejecting a request to {remote!r}, something was still sent up", later[0])
 
 
-@SUITE.clause("NET-REQ-3", "a request reusing the request_id of an open request is rejected; the open request goes on")
+@SUITE.clause("NET-REQ-3")
 def request_id_in_use(impl: Any) -> None:
     kind = _types(impl)[0]
     first = NetRequest(request_id=7, remote_node="carol", number=2, type=kind)
@@ -294,7 +297,7 @@ def request_id_in_use(impl: Any) -> None:
             )
 
 
-@SUITE.clause("NET-ACCEPT-1", "the path of a NetAccepted is a simple path of the topology from this node to the remote node")
+@SUITE.clause("NET-ACCEPT-1")
 def accepted_path(impl: Any) -> None:
     def check(run: NetRun) -> None:
         for acc in run.accepted().values():
@@ -313,7 +316,7 @@ def accepted_path(impl: Any) -> None:
 # ------------------------------------------------------------------ pairs
 
 
-@SUITE.clause("NET-PAIR-1", "every pair is delivered at both ends, alike, within one round trip over the path")
+@SUITE.clause("NET-PAIR-1")
 def pair_at_both_ends(impl: Any) -> None:
     def check(run: NetRun) -> None:
         accepted = run.accepted()
@@ -344,7 +347,7 @@ def pair_at_both_ends(impl: Any) -> None:
     _property(impl, check)
 
 
-@SUITE.clause("NET-PAIR-2", "pair ids are unique at each end, indices below `number`, at most `number` pairs per request and end")
+@SUITE.clause("NET-PAIR-2")
 def pair_ids(impl: Any) -> None:
     def check(run: NetRun) -> None:
         accepted = run.accepted()
@@ -369,7 +372,7 @@ def pair_ids(impl: Any) -> None:
     _property(impl, check)
 
 
-@SUITE.clause("NET-PAIR-3", "a type-K pair's two handles are the two ends of one chain of link pairs swapped along the path")
+@SUITE.clause("NET-PAIR-3")
 def pair_is_a_chain(impl: Any) -> None:
     _require_type(impl, RequestType.K)
 
@@ -405,7 +408,7 @@ def pair_is_a_chain(impl: Any) -> None:
     _property(impl, check)
 
 
-@SUITE.clause("NET-PAIR-4", "type M: each end reports the outcome, in the requested basis, of its end of one chain along the path")
+@SUITE.clause("NET-PAIR-4")
 def pair_measured(impl: Any) -> None:
     _require_type(impl, RequestType.M)
 
@@ -431,7 +434,7 @@ def pair_measured(impl: Any) -> None:
     _property(impl, check, examples=EXAMPLES + 10)
 
 
-@SUITE.clause("NET-PAIR-5", "no pair is delivered with goodness below the request's min_fidelity")
+@SUITE.clause("NET-PAIR-5")
 def pair_meets_min_fidelity(impl: Any) -> None:
     def check(run: NetRun) -> None:
         for acc in run.accepted().values():
@@ -442,7 +445,7 @@ def pair_meets_min_fidelity(impl: Any) -> None:
     _property(impl, check)
 
 
-@SUITE.clause("NET-PAIR-6", "goodness is the pair's true fidelity to bell_state (within 0.02)", mandatory=False)
+@SUITE.clause("NET-PAIR-6")
 def pair_goodness_honest(impl: Any) -> None:
     def check(run: NetRun) -> None:
         for acc in run.accepted().values():
@@ -463,7 +466,7 @@ def pair_goodness_honest(impl: Any) -> None:
 # ------------------------------------------------------------------ frames
 
 
-@SUITE.clause("NET-FRAME-1", "type K: bell_state is the true Pauli frame of the delivered pair")
+@SUITE.clause("NET-FRAME-1")
 def frame_of_kept_pair(impl: Any) -> None:
     _require_type(impl, RequestType.K)
 
@@ -493,7 +496,7 @@ def _flips(frame: BellState, basis: Basis) -> int:
     return {Basis.Z: x, Basis.X: z, Basis.Y: x ^ z}[basis]
 
 
-@SUITE.clause("NET-FRAME-2", "type M: the two outcomes are correlated as bell_state says, given the pair's true frame")
+@SUITE.clause("NET-FRAME-2")
 def frame_of_measured_pair(impl: Any) -> None:
     _require_type(impl, RequestType.M)
 
@@ -528,7 +531,7 @@ def frame_of_measured_pair(impl: Any) -> None:
 # ------------------------------------------------------- errors, the end
 
 
-@SUITE.clause("NET-ERR-1", "at most one NetError per request and node, and no pair for the request after it")
+@SUITE.clause("NET-ERR-1")
 def nothing_after_error(impl: Any) -> None:
     def check(run: NetRun) -> None:
         ended: set[tuple[str, tuple[str, int]]] = set()
@@ -544,7 +547,7 @@ def nothing_after_error(impl: Any) -> None:
     _property(impl, check)
 
 
-@SUITE.clause("NET-ERR-2", "NetError only at an end of an accepted request, and the other end ends too within one round trip")
+@SUITE.clause("NET-ERR-2")
 def error_at_both_ends(impl: Any) -> None:
     def check(run: NetRun) -> None:
         accepted = run.accepted()
@@ -562,7 +565,7 @@ def error_at_both_ends(impl: Any) -> None:
     _property(impl, check)
 
 
-@SUITE.clause("NET-ERR-3", "a NetError's code names its cause (TIMEOUT after the deadline, LINK_FAILURE after a link ERR on the path)")
+@SUITE.clause("NET-ERR-3")
 def error_codes(impl: Any) -> None:
     def check(run: NetRun) -> None:
         accepted = run.accepted()
@@ -587,7 +590,7 @@ def error_codes(impl: Any) -> None:
     _property(impl, check)
 
 
-@SUITE.clause("NET-TIMEOUT-1", "a request with max_time_ns ends at both ends by its deadline plus one round trip; no pair at the head after it")
+@SUITE.clause("NET-TIMEOUT-1")
 def timeout_in_time(impl: Any) -> None:
     def check(run: NetRun) -> None:
         for acc in run.accepted().values():
@@ -611,7 +614,7 @@ def timeout_in_time(impl: Any) -> None:
     _property(impl, check, mode="deadlines")
 
 
-@SUITE.clause("NET-END-1", "every accepted request ends at both ends, with `number` pairs or a NetError")
+@SUITE.clause("NET-END-1")
 def every_request_ends(impl: Any) -> None:
     def check(run: NetRun) -> None:
         for acc in run.accepted().values():
@@ -630,7 +633,7 @@ def every_request_ends(impl: Any) -> None:
 # ----------------------------------------------------------- resources
 
 
-@SUITE.clause("NET-RES-1", "the network layer uses only qubits it holds, and only the link, device and classical services as specified")
+@SUITE.clause("NET-RES-1")
 def only_own_qubits(impl: Any) -> None:
     def check(run: NetRun) -> None:
         if run.misuse:
@@ -639,7 +642,7 @@ def only_own_qubits(impl: Any) -> None:
     _property(impl, check)
 
 
-@SUITE.clause("NET-RES-2", "once every request has got all its pairs, the network layer holds no qubit")
+@SUITE.clause("NET-RES-2")
 def no_leaked_qubits(impl: Any) -> None:
     def check(run: NetRun) -> None:
         accepted = run.accepted()
@@ -652,11 +655,7 @@ def no_leaked_qubits(impl: Any) -> None:
     _property(impl, check, mode="clean")
 
 
-@SUITE.clause(
-    "NET-RES-3",
-    "once every request and every link request has ended, the network layer holds no qubit, failed requests included",
-    mandatory=False,
-)
+@SUITE.clause("NET-RES-3")
 def failed_requests_leave_no_qubit(impl: Any) -> None:
     def check(run: NetRun) -> None:
         accepted = run.accepted()
@@ -755,7 +754,7 @@ def _replay(harness: NetHarness, received: list[tuple[int, str, Any]]) -> None:
 # --------------------------------------------------------------- messages
 
 
-@SUITE.clause("NET-MSG-1", "everything sent up is a valid network-service response, and answers come only to requests")
+@SUITE.clause("NET-MSG-1")
 def responses_valid(impl: Any) -> None:
     def check(run: NetRun) -> None:
         for u in run.up:
@@ -773,7 +772,7 @@ def responses_valid(impl: Any) -> None:
     _property(impl, check)
 
 
-@SUITE.clause("NET-MSG-2", "a message from above that is not a NetRequest is refused with EntityError", mandatory=False)
+@SUITE.clause("NET-MSG-2")
 def foreign_input_refused(impl: Any) -> None:
     harness = NetHarness(impl, NetConditions(), [])
     entity = harness.entities["alice"]

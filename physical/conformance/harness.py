@@ -46,7 +46,6 @@ This module imports only ``entity``, ``qnetstack.physical.service`` and
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -54,8 +53,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from qnetstack.entity.harness import HarnessContext
-from qnetstack.entity.kernel import Kernel
+from qnetstack.entity.harness import Driver
+from qnetstack.entity.qubits import BASIS_VECTORS, GATE_MATRICES, bell_vector, bloch_angles, bloch_vector, overlap
 from qnetstack.physical.params import (
     DetectorParams,
     FibreParams,
@@ -287,18 +286,15 @@ class _OwnDevice:
         return getattr(self._harness.entities[self._node], name)
 
 
-class PhysicalHarness:
+class PhysicalHarness(Driver):
     """One link built from the backend under test, with a scripted layer above."""
 
     def __init__(self, impl: Any, setup: LinkSetup, seed: int = 0) -> None:
+        super().__init__(seed, streams=3)
         self.impl = impl
         self.setup = setup
-        self.kernel = Kernel()
         self.backend = impl()
-        root = np.random.SeedSequence(seed)
-        rngs = dict(zip((STATION, *NODES), (np.random.default_rng(s) for s in root.spawn(3))))
-        self.entities: dict[str, Any] = {}
-        self.contexts: dict[str, HarnessContext] = {}
+        rngs = dict(zip((STATION, *NODES), self.streams))
         self.up: list[SentUp] = []
         self.misuse: list[str] = []
         self.held: dict[str, set[int]] = {n: set() for n in NODES}  # the layer above's book
@@ -307,17 +303,7 @@ class PhysicalHarness:
         params = setup.params
         hardware = {n: setup.hardware(n) for n in NODES}
         for name in (STATION, *NODES):
-            ctx = HarnessContext(
-                self.kernel,
-                name,
-                rngs[name],
-                _OwnDevice(self, name),
-                on_up=self._on_up,
-                on_down=self._on_down,
-                on_peer=self._on_peer,
-                peer_delay_ns=self._delay,
-            )
-            self.contexts[name] = ctx
+            self.context(name, rngs[name], _OwnDevice(self, name), on_up=self._on_up, on_down=self._on_down)
         # bottom-up in the assembler's order: the station, then the end nodes
         station = self.backend.station_entity(self.contexts[STATION], NODES, params, hardware)
         self._add(STATION, station)
@@ -327,15 +313,14 @@ class PhysicalHarness:
         self._started = False
 
     def _add(self, name: str, entity: Any) -> None:
-        self.contexts[name].entity = entity
-        self.entities[name] = entity
+        self.add(name, entity)
 
     # ------------------------------------------------------------ wiring
 
-    def _delay(self, a: str, b: str) -> int:
-        if b not in self.entities:
-            return 0  # _on_peer records the misuse
-        return self.setup.delay_ns(a, b)
+    def peer_delay_ns(self, sender: str, node: str) -> int:
+        if node not in self.entities:
+            return 0  # refuse_peer records the misuse
+        return self.setup.delay_ns(sender, node)
 
     def _on_up(self, node: str, msg: Any) -> None:
         now = self.kernel.now_ns
@@ -351,11 +336,11 @@ class PhysicalHarness:
     def _on_down(self, node: str, msg: Any) -> None:
         self.misuse.append(f"t={self.kernel.now_ns} {node}: sent {type(msg).__name__} down; the physical layer has no layer below")
 
-    def _on_peer(self, sender: str, node: str, msg: Any) -> None:
+    def refuse_peer(self, sender: str, node: str, msg: Any) -> bool:
         if node not in self.entities:
             self.misuse.append(f"t={self.kernel.now_ns} {sender}: sent {type(msg).__name__} to {node!r}, not a node of the network")
-            return
-        self.entities[node].handle_peer(sender, msg)
+            return True
+        return False
 
     # ------------------------------------------------------ the layer above
 
@@ -528,16 +513,6 @@ def run_slots(
     return run
 
 
-def bloch_angles(vector: np.ndarray) -> tuple[float, float]:
-    """(θ, φ) with ``cos(θ/2)|0> + e^{iφ} sin(θ/2)|1>`` equal to ``vector`` up to a global phase."""
-    a, b = complex(vector[0]), complex(vector[1])
-    norm = math.sqrt(abs(a) ** 2 + abs(b) ** 2)
-    theta = 2 * math.acos(min(1.0, abs(a) / norm))
-    phi = 0.0 if abs(a) < 1e-12 or abs(b) < 1e-12 else (np.angle(b) - np.angle(a)) % (2 * math.pi)
-    return theta, float(phi)
-
-
-
 # ------------------------------------------------------------ device scripts
 #
 # A device script is a list of steps the layer above takes with the device
@@ -545,49 +520,7 @@ def bloch_angles(vector: np.ndarray) -> tuple[float, float]:
 # harness keeps the *expected* state of every qubit it holds: InitQubit and the
 # single-qubit gates only ever make product states, so one 2-vector per qubit
 # is the whole truth, and every expectation below is exact.
-
-_S = 1 / math.sqrt(2)
-GATE_MATRICES = {
-    "I": np.array([[1, 0], [0, 1]], dtype=complex),
-    "X": np.array([[0, 1], [1, 0]], dtype=complex),
-    "Y": np.array([[0, -1j], [1j, 0]], dtype=complex),
-    "Z": np.array([[1, 0], [0, -1]], dtype=complex),
-    "H": np.array([[_S, _S], [_S, -_S]], dtype=complex),
-    "S": np.array([[1, 0], [0, 1j]], dtype=complex),
-}
-# +1 and -1 eigenvectors of each basis's observable: outcome 0 and outcome 1
-BASIS_VECTORS = {
-    "Z": (np.array([1, 0], dtype=complex), np.array([0, 1], dtype=complex)),
-    "X": (np.array([_S, _S], dtype=complex), np.array([_S, -_S], dtype=complex)),
-    "Y": (np.array([_S, 1j * _S], dtype=complex), np.array([_S, -1j * _S], dtype=complex)),
-    # (Z ± X)/√2 (Basis.ZX_PLUS / ZX_MINUS): +1 eigenvector cos(π/8)|0> ± sin(π/8)|1>
-    "ZX_PLUS": (
-        np.array([math.cos(math.pi / 8), math.sin(math.pi / 8)], dtype=complex),
-        np.array([math.sin(math.pi / 8), -math.cos(math.pi / 8)], dtype=complex),
-    ),
-    "ZX_MINUS": (
-        np.array([math.cos(math.pi / 8), -math.sin(math.pi / 8)], dtype=complex),
-        np.array([math.sin(math.pi / 8), math.cos(math.pi / 8)], dtype=complex),
-    ),
-}
-
-
-def bloch_vector(theta: float, phi: float) -> np.ndarray:
-    """``cos(θ/2)|0> + e^{iφ} sin(θ/2)|1>``."""
-    return np.array([math.cos(theta / 2), np.exp(1j * phi) * math.sin(theta / 2)], dtype=complex)
-
-
-def bell_vector(state: BellState) -> np.ndarray:
-    """``(I ⊗ X^x Z^z)|Φ+>`` (the convention of ``qnetstack.physical.service.BellState``)."""
-    x, z = state.pauli_bits
-    frame = np.linalg.matrix_power(GATE_MATRICES["X"], x) @ np.linalg.matrix_power(GATE_MATRICES["Z"], z)
-    phi_plus = np.array([1, 0, 0, 1], dtype=complex) * _S
-    return np.kron(GATE_MATRICES["I"], frame) @ phi_plus
-
-
-def overlap(a: np.ndarray, b: np.ndarray) -> float:
-    """``|<a|b>|²``."""
-    return float(abs(np.vdot(a, b)) ** 2)
+# The states, gates and bases are the kit's (qnetstack.entity.qubits).
 
 
 @dataclass(frozen=True)
