@@ -585,7 +585,7 @@ def unknown_sessions_dropped(impl: Any) -> None:
                 raise ClauseFailure(f"{at} raised {type(exc).__name__} on a repeated {msg!r}: {exc}") from None
         for _, sender, at, msg in peer:
             try:
-                harness._deliver_peer(sender, at, msg)
+                harness.deliver_peer(sender, at, msg)
             except Exception as exc:
                 raise ClauseFailure(f"{at} raised {type(exc).__name__} on a repeated peer message {msg!r}: {exc}") from None
         harness.kernel.run(until_ns=harness.kernel.now_ns + horizon)
