@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from qnetstack.link.egp import SingleClickEgp
+from qnetstack.link.request import RequestEvent
 from qnetstack.link.service import CAP_LINK_K, BellState, LinkOkKeep, LinkOkMeasure
 from qnetstack.physical.service import FreeQubit
 
@@ -27,7 +28,7 @@ class OkAtOneEnd(SingleClickEgp):
             self.ctx.device.execute(FreeQubit(handle=herald.handle))
             request.made += 1
             if request.made >= request.number:
-                self._end(request)
+                self._end(request, RequestEvent.LAST_PAIR)
             return
         super()._deliver(request, herald)
 
