@@ -162,6 +162,10 @@ __all__ = [
 
 LinkMode = Literal["per-attempt", "fast-forward"]
 
+# module constants: an enum's class attribute is slow to look up, and these are read per attempt
+_QUEUED, _ACTIVE = RequestState.QUEUED, RequestState.ACTIVE
+_FIRST_ATTEMPT = RequestEvent.FIRST_ATTEMPT
+
 _RECENT_OKS = 16  # OKs per link and attempt slot remembered for a late PeerLost (it comes within one delay)
 
 
@@ -466,8 +470,8 @@ class SingleClickEgp:
                 return
             if request.in_flight >= request.number - request.made:
                 raise EntityError(f"scheduling policy {self.scheduler!r} chose {request!r}, which has an attempt in flight for every pair it still needs")
-            if request.state is RequestState.QUEUED:
-                request.fire(RequestEvent.FIRST_ATTEMPT)
+            if request.state is _QUEUED:
+                request.fire(_FIRST_ATTEMPT)
             attempt_id = link.next_attempt
             link.next_attempt += 1
             flights[attempt_id] = _Flight(request.key, request.last_pair)
@@ -543,7 +547,7 @@ class SingleClickEgp:
             assert isinstance(ok, LinkOkKeep)
             request.held.append(ok)
             if request.made < request.number:
-                if request.state is RequestState.ACTIVE:
+                if request.state is _ACTIVE:
                     request.fire(RequestEvent.PAIR_HELD)
                 return
             oks: list[LinkOkKeep | LinkOkMeasure] = list(request.held)

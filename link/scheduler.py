@@ -52,6 +52,7 @@ __all__ = [
 ]
 
 DEFAULT_POLICY = "priority-round-robin"
+_QUEUED = RequestState.QUEUED  # a module constant: an enum's class attribute is slow to look up on the hot path
 
 
 class SchedulingPolicy:
@@ -86,7 +87,7 @@ def _holder(requests: Sequence[LinkRequest]) -> LinkRequest | None:
     until it ends (LINK-CONSEC-1). There is at most one, since no other request
     is chosen while it is open."""
     for request in requests:
-        if request.consecutive and request.state is not RequestState.QUEUED:
+        if request.consecutive and request.state is not _QUEUED:
             return request
     return None
 
@@ -123,14 +124,15 @@ class PriorityRoundRobin(SchedulingPolicy):
     name = DEFAULT_POLICY
 
     def choose(self, requests: Sequence[LinkRequest], now_ns: int) -> LinkRequest | None:
+        if len(requests) == 1:
+            # one request on the link (the common case): the rule below picks it if it is ready
+            # and needs a pair no attempt is for (round robin among one is always fair; if it
+            # holds the link as a started consecutive request, it is ready)
+            only = requests[0]
+            return None if only.start_ns > now_ns or only.unattempted <= 0 else only
         holder = _holder(requests)
         if holder is not None:
             return holder if holder.unattempted > 0 else None
-        if len(requests) == 1:
-            # one request on the link (the common case): the rule below picks it if it is ready
-            # and needs a pair no attempt is for (round robin among one is always fair)
-            only = requests[0]
-            return None if only.start_ns > now_ns or only.unattempted <= 0 else only
         ready = [r for r in requests if r.start_ns <= now_ns]
         if not ready:
             return None

@@ -99,6 +99,9 @@ def test_reference_implementations_of_the_other_layers_conform(layer):
         (broken_links.InflatedGoodness, {"LINK-OK-5"}),
         (broken_links.LabelledBellState, {"LINK-OK-4"}),
         (broken_links.NeverTimesOut, {"LINK-TIMEOUT-1"}),
+        (broken_links.ErrorsLoseTheirTag, {"LINK-TAG-1"}),
+        (broken_links.TaggedAtTheResponder, {"LINK-TAG-2"}),
+        (broken_links.StrayHeraldKept, {"LINK-SESS-1"}),
     ],
     ids=lambda v: v.__name__ if isinstance(v, type) else "",
 )
