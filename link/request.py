@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from typing import Any
 
 from qnetstack.entity.machine import Machine, Session
 from qnetstack.link.peer import PeerCreate
@@ -206,6 +205,3 @@ class LinkRequest(Session):
     def ready(self, now_ns: int) -> bool:
         """Both ends know of it: its agreed start time has come."""
         return self.start_ns <= now_ns
-
-    def describe(self) -> dict[str, Any]:
-        return {"key": self.key, "state": self.state.value, "made": self.made, "number": self.number}
