@@ -1,10 +1,37 @@
-"""Reference applications: teleportation and pair reporting.
+"""Reference applications: teleportation and pair reporting, as sessions.
 
 Theory of operation
 -------------------
 One ``BasicApps`` entity runs on every node and serves both applications. The
 node that receives the user's request is the *sender* (head); the remote node
 is the *receiver* (tail).
+
+Every piece of work is a :class:`~qnetstack.entity.machine.Session` with an
+explicit state machine (``MACHINES`` below; the spec's diagrams are rendered
+from them):
+
+* at the head, one session per user request, ``TeleportSender`` or
+  ``PairsHead``. The user names it (``request_id``, unique among the node's
+  open requests; a second request with an open id is refused with
+  ``AppError`` ``DUPLICATE_ID``). Its ``NetRequest`` gets an id of the
+  entity's own, never reused, because the network's ids must stay new at a
+  node while a user may reuse an id once its request is closed; network
+  messages (``NetAccepted``, ``NetRejected``, ``NetError``, ``PairDelivered``
+  at the head) and the tail's ``Release`` reach the session through that
+  network id (in ``PairId.request_id``).
+* at the tail, one ``Receiver`` session per pair, keyed by the network's
+  ``PairId``, opened by whichever comes first of the pair's ``PairDelivered``
+  and the head's peer message about it (``TeleportBits`` or ``HeldPair``,
+  which carry the head's ``request_id`` so the results can name it).
+
+A message from a peer or from the network that names a session this entity
+does not hold (never opened, or already ended) is dropped and traced as
+``unknown_session`` (APP-SESS-1). The tail remembers which pairs of each head
+request it has reported (compactly: a low-water mark and the indices above
+it), so a late or repeated message about a reported pair is recognised rather
+than opening a session that would wait for ever. The tail's copy of a
+``NetError`` names the head's request, which is never a session here, so it
+is dropped too.
 
 Teleportation (Bennett et al., PRL 70, 1895, 1993), per end-to-end pair k:
 
@@ -17,17 +44,22 @@ Teleportation (Bennett et al., PRL 70, 1895, 1993), per end-to-end pair k:
    outcome's and the pair's frame bits, reads the oracle fidelity of its qubit
    to the input state, frees it and reports ``TeleportResult``.
 
+If the device has no qubit for an input state, the request ends with
+``AppError`` ``NO_QUBIT`` and the session frees the halves of the pairs the
+network still delivers for it.
+
 Pairs: the sender tells the receiver which qubit holds its half
 (``HeldPair``); the receiver reads the oracle fidelity of the two-qubit state to
 the delivered Bell state, reports ``PairResult`` and tells the sender to free
 its half (``Release``). The oracle read happens when both halves are known, so
 it includes the decoherence of the wait — what a user of the pair would get.
+After a ``NetError`` the head still frees the halves the tail reports.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Hashable
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -38,6 +70,7 @@ from qnetstack.application.service import (
     CARDINAL_STATES,
     AppDone,
     AppError,
+    AppErrorCode,
     BlochState,
     PairResult,
     PairsRequest,
@@ -45,6 +78,7 @@ from qnetstack.application.service import (
     TeleportResult,
 )
 from qnetstack.entity import Context, EntityError
+from qnetstack.entity.machine import Machine, Session, drop_unknown
 from qnetstack.network.service import (
     CAP_NET_K,
     NetAccepted,
@@ -69,7 +103,24 @@ from qnetstack.physical.service import (
     QubitRef,
 )
 
-__all__ = ["BasicApps", "TeleportBits", "HeldPair", "Release", "teleport_correction"]
+__all__ = [
+    "BasicApps",
+    "TeleportBits",
+    "HeldPair",
+    "Release",
+    "teleport_correction",
+    "HeadState",
+    "HeadEvent",
+    "TailState",
+    "TailEvent",
+    "TeleportSender",
+    "PairsHead",
+    "Receiver",
+    "TELEPORT_SENDER",
+    "PAIRS_HEAD",
+    "RECEIVER",
+    "MACHINES",
+]
 
 
 class _Peer(BaseModel):
@@ -79,11 +130,13 @@ class _Peer(BaseModel):
 class TeleportBits(_Peer):
     """Sender -> receiver: the Bell-measurement outcome for pair ``pair_id``.
 
+    ``request_id`` is the sender's user's id of the request, for the result.
     ``oracle_state`` is the input state, carried only so the receiver can
     score the result; a real receiver would not know it.
     """
 
     kind: Literal["teleport_bits"] = "teleport_bits"
+    request_id: int
     pair_id: PairId
     outcome: BellState
     oracle_state: BlochState
@@ -91,12 +144,17 @@ class TeleportBits(_Peer):
 
 
 class HeldPair(_Peer):
+    """Head -> tail: the head holds its half of ``pair_id`` in qubit ``handle``."""
+
     kind: Literal["held_pair"] = "held_pair"
+    request_id: int
     pair_id: PairId
     handle: int
 
 
 class Release(_Peer):
+    """Tail -> head: ``pair_id`` is reported; free your half."""
+
     kind: Literal["release"] = "release"
     pair_id: PairId
 
@@ -107,16 +165,172 @@ def teleport_correction(outcome: BellState, pair_state: BellState) -> list[Gate]
     return [gate for gate, bit in ((Gate.X, x), (Gate.Z, z)) if bit]
 
 
-@dataclass
-class _Job:
-    kind: Literal["teleport", "pairs"]
-    request_id: int
-    remote: str
-    number: int
-    states: tuple[BlochState, ...] = ()
-    done: int = 0
-    failed: bool = False
-    held: dict[int, int] = field(default_factory=dict)  # pair index -> handle (pairs, sender side)
+# ------------------------------------------------------------ state machines
+
+
+class HeadState(str, enum.Enum):
+    ASKED = "asked"  # NetRequest sent, no answer yet
+    RUNNING = "running"  # the network took it on
+    ABANDONED = "abandoned"  # teleport: closed with NO_QUBIT; freeing the pairs still coming
+    DRAINING = "draining"  # pairs: closed by NetError; freeing the halves the tail still reports
+    DONE = "done"
+    FAILED = "failed"
+
+
+class HeadEvent(str, enum.Enum):
+    ACCEPTED = "net_accepted"
+    REJECTED = "net_rejected"
+    ABORTED = "net_error"
+    PAIR = "pair"  # a pair delivered here that is not the request's last
+    LAST_PAIR = "last_pair"  # the request's number-th pair delivered here
+    NO_QUBIT = "no_qubit"  # the device had no qubit for the state to teleport
+    RELEASED = "released"  # the tail reported a pair and its half here is freed
+    LAST_RELEASED = "last_released"  # ... and it was the request's number-th
+    DRAINED = "drained"  # no half of an aborted request is held any more
+
+
+_H, _E = HeadState, HeadEvent
+
+TELEPORT_SENDER = Machine(
+    name="app-teleport-sender",
+    initial=_H.ASKED,
+    transitions={
+        (_H.ASKED, _E.ACCEPTED): _H.RUNNING,
+        (_H.ASKED, _E.REJECTED): _H.FAILED,
+        (_H.RUNNING, _E.PAIR): _H.RUNNING,
+        (_H.RUNNING, _E.LAST_PAIR): _H.DONE,
+        (_H.RUNNING, _E.ABORTED): _H.FAILED,
+        (_H.RUNNING, _E.NO_QUBIT): _H.ABANDONED,
+        (_H.ABANDONED, _E.PAIR): _H.ABANDONED,
+        (_H.ABANDONED, _E.LAST_PAIR): _H.FAILED,
+        (_H.ABANDONED, _E.ABORTED): _H.FAILED,
+    },
+    final=frozenset({_H.DONE, _H.FAILED}),
+    doc=(
+        "One teleport request at its sender, keyed by the user's `request_id`. On each pair it Bell-measures "
+        "the next input state with its half and sends the outcome to the receiver; `AppDone` on entering "
+        "`done`, `AppError` on entering `failed` from `asked` or `running` and on entering `abandoned`."
+    ),
+)
+
+PAIRS_HEAD = Machine(
+    name="app-pairs-head",
+    initial=_H.ASKED,
+    transitions={
+        (_H.ASKED, _E.ACCEPTED): _H.RUNNING,
+        (_H.ASKED, _E.REJECTED): _H.FAILED,
+        (_H.RUNNING, _E.PAIR): _H.RUNNING,
+        (_H.RUNNING, _E.RELEASED): _H.RUNNING,
+        (_H.RUNNING, _E.LAST_RELEASED): _H.DONE,
+        (_H.RUNNING, _E.ABORTED): _H.DRAINING,
+        (_H.DRAINING, _E.RELEASED): _H.DRAINING,
+        (_H.DRAINING, _E.DRAINED): _H.FAILED,
+    },
+    final=frozenset({_H.DONE, _H.FAILED}),
+    doc=(
+        "One pairs request at its head, keyed by the user's `request_id`. It keeps each delivered half and "
+        "tells the tail which qubit holds it; it frees the half when the tail has reported the pair. "
+        "`AppDone` on entering `done`; `AppError` on entering `draining` or on `net_rejected`."
+    ),
+)
+
+
+class TailState(str, enum.Enum):
+    NEW = "new"
+    HAS_PAIR = "has_pair"  # the network delivered the pair here; the head's message is awaited
+    HAS_BITS = "has_bits"  # the sender's outcome came first; the pair is awaited
+    HAS_HELD = "has_held"  # the head's HeldPair came first; the pair is awaited
+    REPORTED = "reported"
+
+
+class TailEvent(str, enum.Enum):
+    PAIR = "pair_delivered"
+    BITS = "teleport_bits"
+    HELD = "held_pair"
+
+
+_T, _TE = TailState, TailEvent
+
+RECEIVER = Machine(
+    name="app-receiver",
+    initial=_T.NEW,
+    transitions={
+        (_T.NEW, _TE.PAIR): _T.HAS_PAIR,
+        (_T.NEW, _TE.BITS): _T.HAS_BITS,
+        (_T.NEW, _TE.HELD): _T.HAS_HELD,
+        (_T.HAS_PAIR, _TE.BITS): _T.REPORTED,
+        (_T.HAS_PAIR, _TE.HELD): _T.REPORTED,
+        (_T.HAS_BITS, _TE.PAIR): _T.REPORTED,
+        (_T.HAS_HELD, _TE.PAIR): _T.REPORTED,
+    },
+    final=frozenset({_T.REPORTED}),
+    doc=(
+        "One end-to-end pair at its tail, keyed by the network's `PairId`, opened by whichever comes first "
+        "of the pair's `PairDelivered` and the head's message about it. On entering `reported` it corrects "
+        "and scores a teleported state (`TeleportResult`) or scores the pair, tells the head to free its "
+        "half and sends `PairResult`."
+    ),
+)
+
+MACHINES = (TELEPORT_SENDER, PAIRS_HEAD, RECEIVER)
+
+
+class _HeadSession(Session):
+    """A user request at the node that made it."""
+
+    __slots__ = ("request", "net_id", "delivered", "finished", "held", "states")
+
+    def __init__(self, request: TeleportRequest | PairsRequest, net_id: int, trace: Any) -> None:
+        super().__init__(request.request_id, trace)
+        self.request = request
+        self.net_id = net_id  # the id of its NetRequest, which network messages name
+        self.delivered = 0  # pairs the network delivered here
+        self.finished = 0  # teleport: outcomes sent; pairs: pairs reported and freed here
+        self.held: dict[int, int] = {}  # pairs: index -> handle of a half awaiting the tail's report
+        self.states: tuple[BlochState, ...] = ()
+
+
+class TeleportSender(_HeadSession):
+    machine = TELEPORT_SENDER
+    __slots__ = ()
+
+
+class PairsHead(_HeadSession):
+    machine = PAIRS_HEAD
+    __slots__ = ()
+
+
+class Receiver(Session):
+    """One pair at its tail, waiting for the delivery and the head's message."""
+
+    machine = RECEIVER
+    __slots__ = ("pair", "message")
+
+    def __init__(self, pair_id: PairId, trace: Any) -> None:
+        super().__init__(pair_id, trace)
+        self.pair: PairDelivered | None = None
+        self.message: TeleportBits | HeldPair | None = None
+
+
+class _Reported:
+    """Indices of one head request's pairs already reported here: all below
+    ``below``, and those in ``above``. Pairs mostly end in order, so ``above``
+    stays small."""
+
+    __slots__ = ("below", "above")
+
+    def __init__(self) -> None:
+        self.below = 0
+        self.above: set[int] = set()
+
+    def add(self, index: int) -> None:
+        self.above.add(index)
+        while self.below in self.above:
+            self.above.remove(self.below)
+            self.below += 1
+
+    def __contains__(self, index: int) -> bool:
+        return index < self.below or index in self.above
 
 
 class BasicApps:
@@ -127,11 +341,11 @@ class BasicApps:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self._next_request_id = 0
-        self._jobs: dict[int, _Job] = {}  # request_id -> job, at the sender
-        # at the receiver: pairs delivered and sender messages, each waiting for the other
-        self._delivered: dict[PairId, PairDelivered] = {}
-        self._messages: dict[PairId, TeleportBits | HeldPair] = {}
+        self._next_net_id = 0
+        self._open: dict[int, _HeadSession] = {}  # user's request_id -> request not yet closed to the user
+        self._heads: dict[int, _HeadSession] = {}  # NetRequest id -> head session not yet ended
+        self._tails: dict[PairId, Receiver] = {}
+        self._reported: dict[tuple[str, int], _Reported] = {}  # (head, NetRequest id) -> pairs reported here
 
     def start(self) -> None:
         pass
@@ -139,103 +353,189 @@ class BasicApps:
     # ------------------------------------------------------------ entity API
 
     def handle_above(self, msg: Any) -> None:
-        if isinstance(msg, TeleportRequest):
-            states = tuple(msg.states) if msg.states else CARDINAL_STATES
-            job = _Job("teleport", self._next_request_id, msg.remote_node, msg.number, states)
-        elif isinstance(msg, PairsRequest):
-            job = _Job("pairs", self._next_request_id, msg.remote_node, msg.number)
-        else:
+        if not isinstance(msg, (TeleportRequest, PairsRequest)):
             raise EntityError(f"application got {type(msg).__name__} from its user; it serves TeleportRequest, PairsRequest")
-        self._next_request_id += 1
-        self._jobs[job.request_id] = job
+        if msg.request_id in self._open:
+            self.ctx.send_up(
+                AppError(
+                    request_id=msg.request_id,
+                    request_kind=msg.kind,
+                    code=AppErrorCode.DUPLICATE_ID,
+                    detail=f"request_id {msg.request_id} is already open at {self.ctx.node}; this request is refused, that one goes on",
+                )
+            )
+            return
+        session: _HeadSession
+        if isinstance(msg, TeleportRequest):
+            session = TeleportSender(msg, self._next_net_id, self.ctx.trace)
+            session.states = tuple(msg.states) if msg.states else CARDINAL_STATES
+        else:
+            session = PairsHead(msg, self._next_net_id, self.ctx.trace)
+        self._next_net_id += 1
+        self._open[msg.request_id] = session
+        self._heads[session.net_id] = session
         self.ctx.send_down(
-            NetRequest(request_id=job.request_id, remote_node=msg.remote_node, number=msg.number, min_fidelity=msg.min_fidelity)
+            NetRequest(request_id=session.net_id, remote_node=msg.remote_node, number=msg.number, min_fidelity=msg.min_fidelity)
         )
 
     def handle_below(self, msg: Any) -> None:
-        if isinstance(msg, NetAccepted):
+        if isinstance(msg, PairDelivered):
+            if msg.pair_id.head == self.ctx.node:
+                self._head_got_pair(msg)
+            else:
+                self._tail_event(msg.pair_id, TailEvent.PAIR, msg)
             return
-        if isinstance(msg, NetError) and msg.head != self.ctx.node:
-            # The tail's copy of an abort: request ids are the head's, so this
-            # one may equal an id of our own requests. Pairs already delivered
-            # here are still finished when the head's message comes.
-            return
-        if isinstance(msg, (NetRejected, NetError)):
-            job = self._jobs.get(msg.request_id)
-            if job is not None and not job.failed:
-                job.failed = True
-                detail = msg.reason if isinstance(msg, NetRejected) else f"{msg.code.value}: {msg.detail}"
-                self.ctx.send_up(AppError(request_kind=job.kind, detail=detail))
-            return
-        if not isinstance(msg, PairDelivered):
+        if not isinstance(msg, (NetAccepted, NetRejected, NetError)):
             raise EntityError(f"application got {type(msg).__name__} from below")
-        if msg.pair_id.head == self.ctx.node:
-            self._sender_got_pair(msg)
+        head = msg.head if isinstance(msg, NetError) else self.ctx.node
+        session = self._heads.get(msg.request_id) if head == self.ctx.node else None
+        if session is None:
+            drop_unknown(self.ctx.trace, type(msg).__name__, (head, msg.request_id))
+            return
+        if isinstance(msg, NetAccepted):
+            session.fire(HeadEvent.ACCEPTED)
+        elif isinstance(msg, NetRejected):
+            session.fire(HeadEvent.REJECTED)
+            self._close(session, AppErrorCode.REJECTED, msg.reason)
+            self._end(session)
         else:
-            self._delivered[msg.pair_id] = msg
-            self._receiver_try(msg.pair_id)
+            was = session.state
+            session.fire(HeadEvent.ABORTED)
+            if was is HeadState.RUNNING:
+                self._close(session, AppErrorCode.ABORTED, f"{msg.code.value}: {msg.detail}")
+            if session.state is HeadState.DRAINING and not session.held:
+                session.fire(HeadEvent.DRAINED)
+            if session.ended:
+                self._end(session)
 
     def handle_peer(self, sender: str, msg: Any) -> None:
-        if isinstance(msg, (TeleportBits, HeldPair)):
-            self._messages[msg.pair_id] = msg
-            self._receiver_try(msg.pair_id)
+        if isinstance(msg, TeleportBits):
+            self._tail_event(msg.pair_id, TailEvent.BITS, msg)
+        elif isinstance(msg, HeldPair):
+            self._tail_event(msg.pair_id, TailEvent.HELD, msg)
         elif isinstance(msg, Release):
-            job = self._jobs.get(msg.pair_id.request_id)
-            if job is None:
-                return
-            handle = job.held.pop(msg.pair_id.index, None)
-            if handle is not None:
-                self.ctx.device.execute(FreeQubit(handle=handle))
-            job.done += 1
-            self._maybe_done(job)
+            self._head_release(msg)
         else:
             raise EntityError(f"application got {type(msg).__name__} from peer {sender!r}")
 
     def handle_timer(self, tag: Hashable) -> None:
         pass
 
-    # ------------------------------------------------------------ sender side
+    # ------------------------------------------------------------ head side
 
-    def _sender_got_pair(self, pair: PairDelivered) -> None:
-        job = self._jobs.get(pair.pair_id.request_id)
-        if job is None or pair.handle is None:
-            raise EntityError(f"pair {pair.pair_id} delivered for no request of this node")
-        device = self.ctx.device
-        if job.kind == "pairs":
-            job.held[pair.pair_id.index] = pair.handle
-            self.ctx.send_peer(job.remote, HeldPair(pair_id=pair.pair_id, handle=pair.handle))
+    def _close(self, session: _HeadSession, code: AppErrorCode | None = None, detail: str = "") -> None:
+        """Tell the user the request is over (AppDone, or AppError with ``code``); its id is free again."""
+        request = session.request
+        del self._open[request.request_id]
+        if code is None:
+            self.ctx.send_up(
+                AppDone(
+                    request_id=request.request_id,
+                    request_kind=request.kind,
+                    remote_node=request.remote_node,
+                    completed=session.finished,
+                    time_ns=self.ctx.now_ns,
+                )
+            )
+        else:
+            self.ctx.send_up(AppError(request_id=request.request_id, request_kind=request.kind, code=code, detail=detail))
+
+    def _end(self, session: _HeadSession) -> None:
+        del self._heads[session.net_id]
+
+    def _head_got_pair(self, pair: PairDelivered) -> None:
+        session = self._heads.get(pair.pair_id.request_id)
+        if session is None:
+            drop_unknown(self.ctx.trace, "PairDelivered", pair.pair_id)
             return
-        state = job.states[pair.pair_id.index % len(job.states)]
-        allocated = device.execute(InitQubit(theta_rad=state.theta_rad, phi_rad=state.phi_rad))
-        if not isinstance(allocated, QubitAllocated):
+        if pair.handle is None:
+            raise EntityError(f"pair {pair.pair_id} delivered without a qubit; the application asks for type K")
+        session.delivered += 1
+        device = self.ctx.device
+        if isinstance(session, PairsHead):
+            session.fire(HeadEvent.PAIR)
+            session.held[pair.pair_id.index] = pair.handle
+            self.ctx.send_peer(
+                session.request.remote_node,
+                HeldPair(request_id=session.request.request_id, pair_id=pair.pair_id, handle=pair.handle),
+            )
+            return
+        last = HeadEvent.LAST_PAIR if session.delivered >= session.request.number else HeadEvent.PAIR
+        if session.state is HeadState.ABANDONED:
             device.execute(FreeQubit(handle=pair.handle))
-            self.ctx.send_up(AppError(request_kind="teleport", detail=f"no qubit for the input state: {allocated}"))
+        else:
+            state = session.states[pair.pair_id.index % len(session.states)]
+            allocated = device.execute(InitQubit(theta_rad=state.theta_rad, phi_rad=state.phi_rad))
+            if not isinstance(allocated, QubitAllocated):
+                device.execute(FreeQubit(handle=pair.handle))
+                session.fire(HeadEvent.NO_QUBIT)
+                self._close(session, AppErrorCode.NO_QUBIT, f"no qubit for the input state: {allocated}")
+            else:
+                result = device.execute(BellMeasure(handle_a=allocated.handle, handle_b=pair.handle))
+                if not isinstance(result, BellMeasureResult):
+                    raise EntityError(f"teleportation Bell measurement failed: {result}")
+                self.ctx.send_peer(
+                    session.request.remote_node,
+                    TeleportBits(
+                        request_id=session.request.request_id,
+                        pair_id=pair.pair_id,
+                        outcome=result.bell_state,
+                        oracle_state=state,
+                        goodness=pair.goodness,
+                    ),
+                )
+                session.finished += 1
+        session.fire(last)
+        if session.state is HeadState.DONE:
+            self._close(session)
+        if session.ended:
+            self._end(session)
+
+    def _head_release(self, msg: Release) -> None:
+        pair_id = msg.pair_id
+        session = self._heads.get(pair_id.request_id) if pair_id.head == self.ctx.node else None
+        if session is None or pair_id.index not in session.held:
+            drop_unknown(self.ctx.trace, "Release", pair_id)
             return
-        result = device.execute(BellMeasure(handle_a=allocated.handle, handle_b=pair.handle))
-        if not isinstance(result, BellMeasureResult):
-            raise EntityError(f"teleportation Bell measurement failed: {result}")
-        self.ctx.send_peer(
-            job.remote,
-            TeleportBits(pair_id=pair.pair_id, outcome=result.bell_state, oracle_state=state, goodness=pair.goodness),
-        )
-        job.done += 1
-        self._maybe_done(job)
+        self.ctx.device.execute(FreeQubit(handle=session.held.pop(pair_id.index)))
+        session.finished += 1
+        if session.state is HeadState.DRAINING:
+            session.fire(HeadEvent.RELEASED)
+            if not session.held:
+                session.fire(HeadEvent.DRAINED)
+        elif session.finished >= session.request.number:
+            session.fire(HeadEvent.LAST_RELEASED)
+            self._close(session)
+        else:
+            session.fire(HeadEvent.RELEASED)
+        if session.ended:
+            self._end(session)
 
-    def _maybe_done(self, job: _Job) -> None:
-        if job.done >= job.number:
-            del self._jobs[job.request_id]
-            self.ctx.send_up(AppDone(request_kind=job.kind, remote_node=job.remote, completed=job.done, time_ns=self.ctx.now_ns))
+    # ------------------------------------------------------------ tail side
 
-    # ------------------------------------------------------------ receiver side
+    def _tail_event(self, pair_id: PairId, event: TailEvent, msg: Any) -> None:
+        session = self._tails.get(pair_id)
+        if session is None:
+            reported = self._reported.get((pair_id.head, pair_id.request_id))
+            if reported is not None and pair_id.index in reported:
+                drop_unknown(self.ctx.trace, type(msg).__name__, pair_id)
+                return
+            session = self._tails[pair_id] = Receiver(pair_id, self.ctx.trace)
+        session.fire(event)
+        if event is TailEvent.PAIR:
+            session.pair = msg
+        else:
+            session.message = msg
+        if session.state is TailState.REPORTED:
+            del self._tails[pair_id]
+            self._reported.setdefault((pair_id.head, pair_id.request_id), _Reported()).add(pair_id.index)
+            self._report(session)
 
-    def _receiver_try(self, pair_id: PairId) -> None:
-        pair = self._delivered.get(pair_id)
-        msg = self._messages.get(pair_id)
-        if pair is None or msg is None:
-            return
-        del self._delivered[pair_id], self._messages[pair_id]
+    def _report(self, session: Receiver) -> None:
+        pair, msg = session.pair, session.message
+        assert pair is not None and msg is not None and pair.handle is not None
+        pair_id = pair.pair_id
         device = self.ctx.device
-        assert pair.handle is not None
         if isinstance(msg, TeleportBits):
             for gate in teleport_correction(msg.outcome, pair.bell_state):
                 device.execute(ApplyGate(gate=gate, handle=pair.handle))
@@ -250,6 +550,7 @@ class BasicApps:
             device.execute(FreeQubit(handle=pair.handle))
             self.ctx.send_up(
                 TeleportResult(
+                    request_id=msg.request_id,
                     sender=pair_id.head,
                     index=pair_id.index,
                     state=state,
@@ -272,10 +573,11 @@ class BasicApps:
             self.ctx.send_peer(pair_id.head, Release(pair_id=pair_id))
             self.ctx.send_up(
                 PairResult(
+                    request_id=msg.request_id,
                     pair_id=pair_id,
                     oracle_fidelity=_fidelity(fidelity),
                     goodness=pair.goodness,
-                    delivered_time_ns=self.ctx.now_ns,
+                    reported_time_ns=self.ctx.now_ns,
                 )
             )
 

@@ -10,12 +10,16 @@ results back up. Two applications so far:
 * ``PairsRequest``: make end-to-end pairs and report each one's oracle
   fidelity and the network's goodness in a ``PairResult``.
 
-``AppDone`` closes a request at the node that made it. This module is the only
+Every request carries a ``request_id`` chosen by its user, and every response
+names it, so a user with several requests open at once (even to the same node)
+tells the answers apart without relying on their order. ``AppDone`` or
+``AppError`` closes a request at the node that made it. This module is the only
 part of ``application`` other code may rely on.
 """
 
 from __future__ import annotations
 
+import enum
 import math
 from typing import Annotated, Literal, Protocol, runtime_checkable
 
@@ -35,6 +39,7 @@ __all__ = [
     "PairResult",
     "AppDone",
     "AppError",
+    "AppErrorCode",
     "AppResponse",
     "ApplicationService",
     "CAP_APP_TELEPORT",
@@ -47,6 +52,15 @@ CAP_APP_PAIRS = "application:pairs"
 
 class _Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# Left out in code, a request is request 0; a scenario file numbers the
+# requests it leaves unnamed itself (stack.scenario.AppSpec).
+_REQUEST_ID = Field(
+    0,
+    ge=0,
+    description="the user's name for the request, unique among the node's open requests; every response names it",
+)
 
 
 class BlochState(_Message):
@@ -75,6 +89,7 @@ class TeleportRequest(_Message):
     """
 
     kind: Literal["teleport"] = "teleport"
+    request_id: int = _REQUEST_ID
     remote_node: str = Field(min_length=1)
     number: int = Field(1, ge=1)
     states: list[BlochState] | None = Field(None, min_length=1)
@@ -85,6 +100,7 @@ class PairsRequest(_Message):
     """Make ``number`` end-to-end pairs with ``remote_node`` and report each."""
 
     kind: Literal["pairs"] = "pairs"
+    request_id: int = _REQUEST_ID
     remote_node: str = Field(min_length=1)
     number: int = Field(1, ge=1)
     min_fidelity: Probability = 0.0
@@ -94,9 +110,14 @@ AppRequest = Annotated[TeleportRequest | PairsRequest, Field(discriminator="kind
 
 
 class TeleportResult(_Message):
-    """One teleported state, reported by the receiving node."""
+    """One teleported state, reported by the receiving node.
+
+    ``request_id`` is the sender's: (``sender``, ``request_id``, ``index``)
+    names the state.
+    """
 
     kind: Literal["teleport_result"] = "teleport_result"
+    request_id: int = Field(ge=0)
     sender: str
     index: int = Field(ge=0)
     state: BlochState
@@ -106,26 +127,52 @@ class TeleportResult(_Message):
 
 
 class PairResult(_Message):
-    """One end-to-end pair, reported by its tail node once both halves are known."""
+    """One end-to-end pair, reported by its tail node once both halves are known.
+
+    ``request_id`` is the head's (``pair_id.head``) request the pair was made
+    for; ``reported_time_ns`` is when both halves were read and this result
+    sent, which is after the network delivered the pair at either end.
+    """
 
     kind: Literal["pair_result"] = "pair_result"
+    request_id: int = Field(ge=0)
     pair_id: PairId
     oracle_fidelity: Probability
     goodness: Probability
-    delivered_time_ns: int = Field(ge=0)
+    reported_time_ns: int = Field(ge=0)
 
 
 class AppDone(_Message):
+    """Closes request ``request_id`` of this node: all ``number`` items done."""
+
     kind: Literal["app_done"] = "app_done"
+    request_id: int = Field(ge=0)
     request_kind: str
     remote_node: str
     completed: int = Field(ge=0)
     time_ns: int = Field(ge=0)
 
 
+class AppErrorCode(str, enum.Enum):
+    """Why a request ended without being done."""
+
+    DUPLICATE_ID = "DUPLICATE_ID"  # refused: the node has an open request with this id (that one goes on)
+    REJECTED = "REJECTED"  # the network refused the request (NetRejected)
+    ABORTED = "ABORTED"  # the network gave up on it before its last pair (NetError)
+    NO_QUBIT = "NO_QUBIT"  # the device had no qubit for a state to teleport
+
+
 class AppError(_Message):
+    """Ends request ``request_id`` of this node without it being done.
+
+    With ``code`` ``DUPLICATE_ID`` it answers a request that was refused and
+    never opened; the open request with that id is not affected.
+    """
+
     kind: Literal["app_error"] = "app_error"
+    request_id: int = Field(ge=0)
     request_kind: str
+    code: AppErrorCode
     detail: str
 
 

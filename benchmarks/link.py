@@ -8,7 +8,7 @@ Usage::
 What runs: a two-node scenario (``alice`` - ``bob``, the station at the
 midpoint) built here and assembled by :func:`qnetstack.stack.assemble` with the real
 physical and link layers: the ``model-heralding`` physical backend (outcomes
-drawn from the scheme's analytic model, :mod:`qnetstack.physical.heralding_backend`) and
+drawn from the scheme's analytic model, :mod:`qnetstack.physical.backends.heralding_backend`) and
 the reference EGP (``single-click-egp`` attempt by attempt for ``--mode
 per-attempt``, ``fast-forward-egp`` for ``--mode fast-forward``,
 :mod:`qnetstack.link.egp`; ``--link-layer`` runs another, e.g. ``multiplexed-egp``). Who asks for the pairs is ``--client``:
@@ -25,7 +25,7 @@ Schemes and their settings: ``single-click`` (``--alpha``, the bright-state
 population; Humphreys et al., Nature 558, 268 (2018)), ``barrett-kok``
 (``--visibility``, the two-photon visibility; Barrett & Kok, PRA 71,
 060310(R) (2005)), ``midpoint-source`` (the default SPDC source of
-:class:`qnetstack.physical.midpoint_source.MidpointSourceLinkParams`; Jones et al.,
+:class:`qnetstack.physical.schemes.midpoint_source.MidpointSourceLinkParams`; Jones et al.,
 New J. Phys. 18, 083015 (2016)). ``--memory-efficiency`` is each node's
 ``emission_efficiency``; memories hold ``--qubits`` qubits with
 ``--t2-ns`` (default 1 s) and optional ``--t1-ns``.
@@ -56,10 +56,10 @@ from typing import Any
 
 
 from qnetstack.link.service import LinkCreate, LinkError, LinkOkKeep
-from qnetstack.physical.barrett_kok import BarrettKokModel
+from qnetstack.physical.schemes.barrett_kok import BarrettKokModel
 from qnetstack.physical.service import FreeQubit, OracleFidelity
-from qnetstack.physical.midpoint_source import MidpointSourceModel
-from qnetstack.physical.schemes import SingleClickModel
+from qnetstack.physical.schemes.midpoint_source import MidpointSourceModel
+from qnetstack.physical.schemes.single_click import SingleClickModel
 from qnetstack.stack import assemble
 from qnetstack.stack.probes import LinkClient, NoApplication
 from qnetstack.stack.scenario import Scenario, parse_scenario

@@ -5,10 +5,10 @@ Usage::
     python benchmarks/physical.py           # readable table
     python benchmarks/physical.py --json    # one JSON array on stdout, nothing else
 
-Schemes: ``single-click`` (:class:`qnetstack.physical.schemes.SingleClickModel`, default
+Schemes: ``single-click`` (:class:`qnetstack.physical.schemes.single_click.SingleClickModel`, default
 :class:`qnetstack.physical.params.SingleClickLinkParams`: α = 0.1) and ``barrett-kok``
-(:class:`qnetstack.physical.barrett_kok.BarrettKokModel`, default
-:class:`qnetstack.physical.barrett_kok.BarrettKokLinkParams`: V = 0.9); default fibre,
+(:class:`qnetstack.physical.schemes.barrett_kok.BarrettKokModel`, default
+:class:`qnetstack.physical.schemes.barrett_kok.BarrettKokLinkParams`: V = 0.9); default fibre,
 detectors and :class:`qnetstack.physical.params.NodeHardware` at both ends; 2, 25, 50,
 100 and 200 km.
 
@@ -28,18 +28,18 @@ heralds, builds the normalised post-herald spin state:
   and not timed. For reference, the table (not ``--json``) also shows the
   same attempt run in the general density-matrix engine, as the
   ``qutip-single-click`` backend does: both spin–photon pairs created in a
-  :class:`qnetstack.physical.engine.QuantumWorld`, the POVM sampled on the photons,
+  :class:`qnetstack.physical.engines.world.QuantumWorld`, the POVM sampled on the photons,
   the spins' state read and discarded.
 * barrett-kok: :meth:`BarrettKokModel.simulate_attempt`: Born-rule sampling
   of round 1's click pattern from the spins' state, conditional update, π
   pulse, the same for round 2, normalisation on success. The per-round
   instrument it applies is built once per link from the Fock-space model
-  (:func:`qnetstack.physical.barrett_kok.round_instrument`) and not timed.
+  (:func:`qnetstack.physical.schemes.barrett_kok.round_instrument`) and not timed.
 
 A fixed number of attempts is timed rather than waiting for pairs, since at
 200 km success is rare (p ~ 1e-3 single-click, ~ 1e-5 Barrett–Kok).
 
-``us_per_pair`` — 5000 calls of :func:`qnetstack.physical.schemes.sample_success`
+``us_per_pair`` — 5000 calls of :func:`qnetstack.physical.schemes.model.sample_success`
 (geometric fast-forward: the number of attempts to the first success and its
 branch, with the model's ``branches()`` evaluated on every call), timed the
 same way. One call delivers one pair
@@ -61,11 +61,12 @@ from pathlib import Path
 
 import numpy as np
 
-from qnetstack.physical.barrett_kok import BarrettKokLinkParams, BarrettKokModel
-from qnetstack.physical.engine import QuantumWorld
+from qnetstack.physical.schemes.barrett_kok import BarrettKokLinkParams, BarrettKokModel
+from qnetstack.physical.engines.world import QuantumWorld
 from qnetstack.physical.params import NodeHardware, SingleClickLinkParams
-from qnetstack.physical.schemes import HeraldingModel, SingleClickModel, sample_success
-from qnetstack.physical.single_click import HERALD_FAIL, arrival_efficiency, emission_state, herald_povm
+from qnetstack.physical.schemes.model import HeraldingModel, sample_success
+from qnetstack.physical.schemes.single_click import SingleClickModel
+from qnetstack.physical.schemes.single_click import HERALD_FAIL, arrival_efficiency, emission_state, herald_povm
 
 __all__ = ["DISTANCES_KM", "SCHEMES", "run", "main"]
 

@@ -60,7 +60,7 @@ Run modes (the same service, the same results in distribution):
   ``fast-forward-egp``): each ``HeraldAttempt`` asks for a run of up to
   ``max_attempts`` attempts back to back, stopping at the first success, so
   the physical layer may sample the number of attempts to the next success
-  instead of simulating each (``qnetstack.physical.heralding_backend``). ``max_attempts``
+  instead of simulating each (``qnetstack.physical.backends.heralding_backend``). ``max_attempts``
   covers the attempts that would start before the active request's deadline,
   ``ceil((deadline - now) / attempt_period)``, or ``max_attempts_cap`` when it
   has none. Attempt k of a run starts (k-1) attempt periods after the first,

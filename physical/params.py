@@ -146,7 +146,7 @@ class LinkSide(_Params):
     ``params`` is the link's parameter model, and its type says the heralding
     scheme: :class:`SingleClickLinkParams` for single-click; the parameter
     models of other schemes live with their scheme (e.g.
-    ``qnetstack.physical.barrett_kok.BarrettKokLinkParams``). A backend refuses types it
+    ``qnetstack.physical.schemes.barrett_kok.BarrettKokLinkParams``). A backend refuses types it
     cannot run."""
 
     station: str

@@ -392,14 +392,6 @@ class PhysicalCapabilities(_Message):
 class DeviceService(Protocol):
     """The node's hardware abstraction, used synchronously by any layer."""
 
-    def execute(self, op: InitQubit | ApplyGate | Measure | BellMeasure | FreeQubit | OracleFidelity) -> (
-        QubitAllocated
-        | GateApplied
-        | MeasureResult
-        | BellMeasureResult
-        | QubitFreed
-        | OracleFidelityResult
-        | DeviceError
-    ): ...
+    def execute(self, op: DeviceOperation) -> DeviceResult: ...
 
     def capabilities(self) -> PhysicalCapabilities: ...

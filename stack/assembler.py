@@ -97,7 +97,9 @@ def assemble(
     if seed is not None:
         update["seed"] = seed
     if applications is not None:
-        update["applications"] = applications
+        # validated like a scenario file's (ids numbered and checked, nodes known)
+        fields = {name: getattr(scenario, name) for name in Scenario.model_fields}
+        scenario = parse_scenario({**fields, "applications": applications})
     if update:
         scenario = scenario.model_copy(update=update)
 

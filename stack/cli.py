@@ -13,6 +13,9 @@ is not an implementation of the service).
 
 ``qnetstack schema --out DIR`` writes the JSON Schemas of every service message
 and of the scenario file.
+
+``qnetstack diagrams [--out FILE]`` writes the state diagrams of every protocol
+session, rendered from the transition tables in the code.
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     conform.add_argument("--clause", action="append", default=None, metavar="ID", help="check only this clause (repeatable)")
     schema = sub.add_parser("schema", help="write the JSON Schemas of all service messages and the scenario file")
     schema.add_argument("--out", default="specs/schemas", help="folder to write into (default: specs/schemas)")
+    diagrams = sub.add_parser("diagrams", help="write the state diagrams of every protocol session (from the code's tables)")
+    diagrams.add_argument("--out", default="docs/state-machines.md", help="file to write (default: docs/state-machines.md)")
     return parser
 
 
@@ -75,6 +80,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         written = write(Path(args.out))
         print(f"wrote {len(written)} schemas to {args.out}")
+        return 0
+    if args.command == "diagrams":
+        from qnetstack.stack.diagrams import render
+
+        with open(args.out, "w", encoding="utf-8") as out:
+            out.write(render())
+        print(f"wrote {args.out}")
         return 0
     return 2  # argparse already rejects unknown commands
 

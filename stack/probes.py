@@ -29,7 +29,32 @@ from qnetstack.physical.service import CAP_DEVICE
 __all__ = ["LinkClient", "NoApplication"]
 
 
-class LinkClient:
+class _Refuses:
+    """Refuses every input a subclass does not take, with an
+    :class:`~entity.EntityError` naming the stand-in and its node."""
+
+    ctx: Any
+
+    def start(self) -> None:
+        pass
+
+    def handle_above(self, msg: Any) -> None:
+        raise EntityError(f"{self._who()}: no layer above sends requests, got {msg!r}")
+
+    def handle_below(self, msg: Any) -> None:
+        raise EntityError(f"{self._who()}: got {msg!r} from below")
+
+    def handle_peer(self, sender: str, msg: Any) -> None:
+        raise EntityError(f"{self._who()}: sends no peer messages, got one from {sender}")
+
+    def handle_timer(self, tag: Any) -> None:
+        raise EntityError(f"{self._who()}: sets no timers, got {tag!r}")
+
+    def _who(self) -> str:
+        return f"{type(self).__name__} at {self.ctx.node}"
+
+
+class LinkClient(_Refuses):
     """In the network layer's place: sends ``creates[node]`` at start; ACKs are
     ignored, every other message from the link layer goes to :meth:`on_link`."""
 
@@ -49,19 +74,10 @@ class LinkClient:
             self.on_link(msg)
 
     def on_link(self, msg: Any) -> None:
-        raise EntityError(f"{type(self).__name__} at {self.ctx.node}: unexpected from the link layer: {msg!r}")
-
-    def handle_above(self, msg: Any) -> None:
-        raise EntityError(f"{type(self).__name__}: no layer above sends requests")
-
-    def handle_peer(self, sender: str, msg: Any) -> None:
-        raise EntityError(f"{type(self).__name__}: sends no peer messages, got one from {sender}")
-
-    def handle_timer(self, tag: Any) -> None:
-        raise EntityError(f"{type(self).__name__}: sets no timers, got {tag!r}")
+        raise EntityError(f"{self._who()}: unexpected from the link layer: {msg!r}")
 
 
-class NoApplication:
+class NoApplication(_Refuses):
     """An empty application layer: takes no requests and expects nothing."""
 
     PROVIDES: ClassVar[frozenset[str]] = frozenset()
@@ -69,18 +85,3 @@ class NoApplication:
 
     def __init__(self, ctx: Any) -> None:
         self.ctx = ctx
-
-    def start(self) -> None:
-        pass
-
-    def handle_above(self, msg: Any) -> None:
-        raise EntityError(f"NoApplication: got a request {msg!r}")
-
-    def handle_below(self, msg: Any) -> None:
-        raise EntityError(f"NoApplication: got {msg!r} from below")
-
-    def handle_peer(self, sender: str, msg: Any) -> None:
-        raise EntityError(f"NoApplication: got a peer message from {sender}")
-
-    def handle_timer(self, tag: Any) -> None:
-        raise EntityError(f"NoApplication: sets no timers, got {tag!r}")

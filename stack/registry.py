@@ -21,8 +21,8 @@ LAYERS = ("physical", "link", "network", "application")
 
 BUILTIN: dict[str, dict[str, str]] = {
     "physical": {
-        "qutip-single-click": "qnetstack.physical.qutip_backend:QutipSingleClickBackend",
-        "model-heralding": "qnetstack.physical.heralding_backend:HeraldingModelBackend",
+        "qutip-single-click": "qnetstack.physical.backends.qutip_backend:QutipSingleClickBackend",
+        "model-heralding": "qnetstack.physical.backends.heralding_backend:HeraldingModelBackend",
     },
     "link": {
         "single-click-egp": "qnetstack.link.egp:SingleClickEgp",  # attempt by attempt

@@ -2,19 +2,24 @@
 
 Everything here is a function of the scenario and the seed (no wall-clock
 figures), so two runs with the same seed print identical JSON.
+
+Applications are listed per request, keyed by the node that made it and its
+``request_id`` (unique per node in a scenario): how it ended and how many
+results (``TeleportResult`` at the receiver, ``PairResult`` at the tail) name
+it.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from qnetstack.application.service import AppDone, AppError, PairResult, TeleportResult
+from qnetstack.application.service import AppDone, AppError, AppErrorCode, PairResult, TeleportResult
 
-__all__ = ["RunResult", "LinkStats", "FidelityStats", "summarise"]
+__all__ = ["RunResult", "LinkStats", "FidelityStats", "RequestOutcome", "summarise"]
 
 
 class _Report(BaseModel):
@@ -37,6 +42,34 @@ class FidelityStats(_Report):
     rate_hz: float | None
 
 
+class RequestOutcome(_Report):
+    """One application request: request ``request_id`` of ``node``.
+
+    ``outcome`` is ``done`` (``AppDone``), ``error`` (``AppError``),
+    ``refused`` (``AppError`` ``DUPLICATE_ID``: another request of the node had
+    that id open) or ``open`` (not closed when the run stopped). ``number`` is
+    None for a request the scenario does not list (handed to the network in
+    code). ``results`` counts the results naming the request; ``time_ns`` is
+    when it closed.
+    """
+
+    node: str
+    request_id: int
+    request_kind: str
+    remote_node: str | None
+    number: int | None
+    outcome: Literal["done", "error", "refused", "open"]
+    completed: int | None
+    results: int
+    time_ns: int | None
+    error_code: str | None
+    detail: str | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.node}#{self.request_id}"
+
+
 class RunResult(_Report):
     scenario: str
     seed: int
@@ -45,7 +78,7 @@ class RunResult(_Report):
     links: list[LinkStats]
     teleport: FidelityStats | None
     pairs: FidelityStats | None
-    applications: list[dict[str, Any]]
+    applications: list[RequestOutcome]
     counters: dict[str, int]
 
     def to_json(self) -> str:
@@ -70,9 +103,20 @@ class RunResult(_Report):
                 lines.append(f"  mean goodness         {stats.mean_goodness:.4f}")
             if stats.rate_hz is not None:
                 lines.append(f"  rate                  {stats.rate_hz:.2f} per second (simulated)")
+        if self.applications:
+            lines.append("")
+            lines.append(f"{'request':<16}{'kind':<10}{'to':<12}{'outcome':<9}{'done':>9}{'results':>9}  closed at / why")
         for app in self.applications:
-            if app.get("kind") == "app_error":
-                lines.append(f"application error: {app['request_kind']}: {app['detail']}")
+            done = "-" if app.completed is None else f"{app.completed}/{'?' if app.number is None else app.number}"
+            if app.outcome in ("error", "refused"):
+                why = f"{app.error_code}: {app.detail}"
+            elif app.time_ns is not None:
+                why = f"{app.time_ns / 1e6:.3f} ms"
+            else:
+                why = "-"
+            lines.append(
+                f"{app.label:<16}{app.request_kind:<10}{app.remote_node or '?':<12}{app.outcome:<9}{done:>9}{app.results:>9}  {why}"
+            )
         return "\n".join(lines)
 
 
@@ -113,7 +157,6 @@ def summarise(scenario: Any, network: Any) -> RunResult:
         )
     teleports = [m for _, _, m in network.user_messages if isinstance(m, TeleportResult)]
     pairs = [m for _, _, m in network.user_messages if isinstance(m, PairResult)]
-    apps = [m.model_dump(mode="json") for _, _, m in network.user_messages if isinstance(m, (AppDone, AppError))]
     return RunResult(
         scenario=scenario.name,
         seed=scenario.seed,
@@ -125,9 +168,49 @@ def summarise(scenario: Any, network: Any) -> RunResult:
         )
         if teleports
         else None,
-        pairs=_fidelity_stats([p.oracle_fidelity for p in pairs], [p.goodness for p in pairs], [p.delivered_time_ns for p in pairs])
+        pairs=_fidelity_stats([p.oracle_fidelity for p in pairs], [p.goodness for p in pairs], [p.reported_time_ns for p in pairs])
         if pairs
         else None,
-        applications=apps,
+        applications=_request_outcomes(scenario, network.user_messages),
         counters=dict(sorted(trace.counts.items())),
     )
+
+
+def _request_outcomes(scenario: Any, user_messages: list[tuple[int, str, Any]]) -> list[RequestOutcome]:
+    """Per request (node, request_id): the scenario's requests, then any other the responses name."""
+    entries: dict[tuple[str, int], dict[str, Any]] = {}
+    refused: list[RequestOutcome] = []
+
+    def entry(node: str, request_id: int, kind: str, remote: str | None = None, number: int | None = None) -> dict[str, Any]:
+        found = entries.get((node, request_id))
+        if found is None:
+            found = entries[(node, request_id)] = dict(
+                node=node, request_id=request_id, request_kind=kind, remote_node=remote, number=number, outcome="open",
+                completed=None, results=0, time_ns=None, error_code=None, detail=None,
+            )
+        return found
+
+    for app in getattr(scenario, "applications", ()):
+        request = app.request
+        entry(app.node, request.request_id, request.kind, request.remote_node, request.number)
+    for time_ns, node, msg in user_messages:
+        if isinstance(msg, TeleportResult):
+            entry(msg.sender, msg.request_id, "teleport", node)["results"] += 1
+        elif isinstance(msg, PairResult):
+            entry(msg.pair_id.head, msg.request_id, "pairs", msg.pair_id.tail)["results"] += 1
+        elif isinstance(msg, AppDone):
+            e = entry(node, msg.request_id, msg.request_kind, msg.remote_node)
+            e.update(outcome="done", completed=msg.completed, time_ns=msg.time_ns)
+        elif isinstance(msg, AppError):
+            fields = dict(error_code=msg.code.value, detail=msg.detail, time_ns=time_ns)
+            if msg.code is AppErrorCode.DUPLICATE_ID:
+                refused.append(
+                    RequestOutcome(
+                        node=node, request_id=msg.request_id, request_kind=msg.request_kind, remote_node=None, number=None,
+                        outcome="refused", completed=None, results=0, **fields,
+                    )
+                )
+            else:
+                entry(node, msg.request_id, msg.request_kind).update(outcome="error", **fields)
+    outcomes = [RequestOutcome(**e) for e in entries.values()] + refused
+    return sorted(outcomes, key=lambda o: (o.node, o.request_id, o.outcome == "refused"))

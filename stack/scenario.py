@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from qnetstack.application.service import AppRequest
-from qnetstack.physical.heralding_backend import HERALDING_SCHEMES, scheme_named
+from qnetstack.physical.schemes.registry import HERALDING_SCHEMES, scheme_named
 from qnetstack.physical.params import DetectorParams, FibreParams, HardwareParams, NodeHardware, SingleClickLinkParams
 from qnetstack.physical.service import HeraldingScheme, Probability
 
@@ -121,7 +121,15 @@ class Implementations(_Spec):
 
 
 class AppSpec(_Spec):
-    """A request handed to the application of ``node`` at ``at_ns``."""
+    """A request handed to the application of ``node`` at ``at_ns``.
+
+    ``request.request_id`` names the request in every response to it. Within
+    a scenario the ids of one node's requests must all differ (the scenario
+    cannot know when a request will have closed, so it does not reuse ids).
+    Left out, a request gets the smallest id that no other request of its node
+    has, in the order of ``applications``: a scenario that gives no ids numbers
+    each node's requests 0, 1, 2, ...
+    """
 
     node: str
     at_ns: int = Field(0, ge=0)
@@ -146,6 +154,36 @@ class Scenario(_Spec):
     applications: list[AppSpec] = []
     stop: StopSpec = StopSpec()
     keep_trace: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _number_requests(cls, data: Any) -> Any:
+        # fills in the request ids left out (AppSpec); malformed entries are left for validation to report
+        if not isinstance(data, dict) or not isinstance(data.get("applications"), list):
+            return data
+        apps = list(data["applications"])
+        taken: dict[Any, set[int]] = {}
+        missing = []
+        for i, entry in enumerate(apps):
+            node, request = _node_and_request(entry)
+            if not isinstance(node, str) or request is None:
+                continue
+            given = _given_request_id(request)
+            if given is None:
+                missing.append((i, node, request))
+            elif isinstance(given, int):
+                taken.setdefault(node, set()).add(given)
+        for i, node, request in missing:
+            used = taken.setdefault(node, set())
+            request_id = next(n for n in range(len(used) + 1) if n not in used)
+            used.add(request_id)
+            if isinstance(request, BaseModel):
+                request = request.model_copy(update={"request_id": request_id})
+            else:
+                request = {**request, "request_id": request_id}
+            entry = apps[i]
+            apps[i] = entry.model_copy(update={"request": request}) if isinstance(entry, AppSpec) else {**entry, "request": request}
+        return {**data, "applications": apps}
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Scenario:
@@ -176,7 +214,31 @@ class Scenario(_Spec):
                 raise _FieldProblem(f"applications.{i}.request.remote_node", f"unknown node {remote!r}")
             if remote == app.node:
                 raise _FieldProblem(f"applications.{i}.request.remote_node", "must differ from the app's own node")
+        first_with: dict[tuple[str, int], int] = {}
+        for i, app in enumerate(self.applications):
+            key = (app.node, app.request.request_id)
+            if key in first_with:
+                raise _FieldProblem(
+                    f"applications.{i}.request.request_id",
+                    f"request_id {key[1]} is already used by applications.{first_with[key]} at node {app.node!r}",
+                )
+            first_with[key] = i
         return self
+
+
+def _node_and_request(entry: Any) -> tuple[Any, Any]:
+    if isinstance(entry, AppSpec):
+        return entry.node, entry.request
+    if isinstance(entry, dict) and isinstance(entry.get("request"), (dict, BaseModel)):
+        return entry.get("node"), entry["request"]
+    return None, None
+
+
+def _given_request_id(request: Any) -> Any:
+    """The request id a request states, or None when it leaves it out."""
+    if isinstance(request, BaseModel):
+        return request.request_id if "request_id" in request.model_fields_set else None
+    return request.get("request_id")
 
 
 def _check_physics(link: LinkSpec, index: int) -> None:

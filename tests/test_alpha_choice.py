@@ -1,7 +1,7 @@
 """Single-click: the link layer lowers α to reach a requested fidelity (issue 5).
 
 Both physical backends announce operating points (α, p, F) from the closed
-form (physical.single_click.operating_points; Humphreys et al., Nature 558,
+form (physical.schemes.single_click.operating_points; Humphreys et al., Nature 558,
 268 (2018): F ≈ 1 − α, p ≈ 2αη), from the configured α down to α/100. The
 EGP runs each request at the fastest point that reaches its min fidelity
 (Dahlberg et al., SIGCOMM 2019), and answers UNSUPP when none does.
@@ -13,7 +13,7 @@ import pytest
 
 from qnetstack.application.service import PairsRequest
 from qnetstack.physical.params import NodeHardware, SingleClickLinkParams
-from qnetstack.physical.single_click import operating_points
+from qnetstack.physical.schemes.single_click import operating_points
 from qnetstack.stack import assemble, load_scenario
 from qnetstack.stack.scenario import AppSpec
 
@@ -60,6 +60,6 @@ def test_a_higher_min_fidelity_is_met_by_a_smaller_alpha(physical):
 def test_an_unreachable_fidelity_is_refused_at_once():
     result = assemble(_scenario(0.9999, 5, "model-heralding")).run()
     (app,) = result.applications
-    assert app["kind"] == "app_error" and "UNSUPP" in app["detail"]
+    assert (app.outcome, app.error_code) == ("error", "ABORTED") and app.detail.startswith("UNSUPP")
     assert result.sim_time_ns < 1_000_000  # refused at once, no attempts made
     assert result.counters.get("station.attempt", 0) == 0

@@ -1,4 +1,4 @@
-"""The Barrett–Kok scheme (physical.barrett_kok): closed forms against the
+"""The Barrett–Kok scheme (physical.schemes.barrett_kok): closed forms against the
 published ones, the Fock-space simulation against the closed forms, validity of
 every branch state, and parameter validation.
 
@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from qnetstack.physical.barrett_kok import (
+from qnetstack.physical.schemes.barrett_kok import (
     CLICK_PATTERNS,
     PATTERN_BELL_STATES,
     ROUND_BOTH,
@@ -29,7 +29,7 @@ from qnetstack.physical.barrett_kok import (
     unnormalised_pattern_state,
 )
 from qnetstack.physical.params import DetectorParams, FibreParams, NodeHardware
-from qnetstack.physical.schemes import HeraldingModel, branch_fidelity, sample_success
+from qnetstack.physical.schemes.model import HeraldingModel, branch_fidelity, sample_success
 from qnetstack.physical.service import BellState
 
 
@@ -81,7 +81,7 @@ def test_model_uses_emission_fibre_and_detector_efficiency():
 
 def test_same_detector_twice_heralds_psi_plus_different_detectors_psi_minus():
     """Barrett & Kok (2005); Bernien et al. (2013): with the project's frames
-    Ψ± = (|01> ± |10>)/√2 (physical.engine.bell_ket), c c and d d give Ψ+, c d
+    Ψ± = (|01> ± |10>)/√2 (physical.engines.world.bell_ket), c c and d d give Ψ+, c d
     and d c give Ψ-. With V = 1 and no dark counts the state is exactly that
     Bell state, in the simulation too."""
     assert PATTERN_BELL_STATES[(ROUND_C, ROUND_C)] is BellState.PSI_PLUS
@@ -149,7 +149,7 @@ def test_simulated_conditional_states_equal_the_closed_form(length_km, emission_
     """Exact, no statistics: for each click pattern the Fock-space simulation
     (detector efficiency in the POVM, internal modes, loss modes) gives the
     pattern's probability and conditional state of the closed form (derived in
-    physical/barrett_kok.py; scheme: Barrett & Kok, PRA 71, 060310(R) (2005))."""
+    physical/schemes/barrett_kok.py; scheme: Barrett & Kok, PRA 71, 060310(R) (2005))."""
     m = model(length_km, emission_a, emission_b, efficiency, p_dc, visibility)
     for pattern, analytic in zip(CLICK_PATTERNS, m.branches()):
         simulated = m.pattern_branch(pattern)

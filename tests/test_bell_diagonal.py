@@ -1,8 +1,8 @@
-"""The Bell-diagonal state engine (physical.bell_diagonal) against the density-matrix reference.
+"""The Bell-diagonal state engine (physical.engines.bell_diagonal) against the density-matrix reference.
 
 Agreement checks compare a BellDiagonal operation, converted to a density
 matrix, with the same physics done on density matrices — through
-physical.engine.QuantumWorld (the project's reference) or explicit numpy
+physical.engines.world.QuantumWorld (the project's reference) or explicit numpy
 projectors — to atol 1e-10.
 """
 
@@ -17,9 +17,10 @@ import qutip
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qnetstack.physical import qutip_backend
-from qnetstack.physical.bell_diagonal import BellDiagonal, NotBellDiagonalError, choose_engine
-from qnetstack.physical.engine import QuantumWorld, basis_projectors, bell_ket, memory_kraus
+from qnetstack.physical.backends import device
+from qnetstack.physical.engines.bell_diagonal import BellDiagonal, NotBellDiagonalError, choose_engine
+from qnetstack.physical.components.memory_noise import memory_kraus
+from qnetstack.physical.engines.world import QuantumWorld, basis_projectors, bell_ket
 from qnetstack.physical.service import Basis, BellState
 
 ATOL = 1e-10
@@ -254,7 +255,7 @@ def test_depolarise_and_dephase_agree_with_their_textbook_forms(state, p, qubit)
 @settings(max_examples=40, deadline=None)
 def test_memory_dephasing_agrees_with_the_world_and_memory_kraus(state, wait_ns, t2_a, t2_b):
     """T2-only memory noise: BellDiagonal.memory_noise against QuantumWorld's lazy
-    memory noise, i.e. physical.engine.memory_kraus(elapsed_ns, t1_ns=None, t2_ns)
+    memory noise, i.e. physical.components.memory_noise.memory_kraus(elapsed_ns, t1_ns=None, t2_ns)
     on each qubit (phase damping, Nielsen & Chuang 2000, §8.3.6)."""
     world = QuantumWorld()
     qa, qb = world.new_qubits(state.to_qobj(), 0, noise=[(None, t2_a), (None, t2_b)])
@@ -319,9 +320,9 @@ def test_swap_of_pure_pairs_composes_frames_as_bell_state_compose():
 
 
 def test_swap_outcome_labels_match_the_device_bell_measurement():
-    """The device's BellMeasure (qutip_backend: CNOT(a->b), H on a, Z-measure both,
+    """The device's BellMeasure (backends.device: CNOT(a->b), H on a, Z-measure both,
     outcome from_bits(x=m_b, z=m_a)) reports the outcome label swap() expects."""
-    rotation = qutip_backend._BELL_ROTATION  # the very unitary the device applies
+    rotation = device._BELL_ROTATION  # the very unitary the device applies
     s1 = BellDiagonal.from_weights([0.7, 0.1, 0.15, 0.05])
     s2 = BellDiagonal.from_weights([0.6, 0.05, 0.05, 0.3])
     z0, z1 = basis_projectors(Basis.Z)

@@ -1,4 +1,4 @@
-"""Optical channels (physical.channels): fibre, free space, satellite pass and
+"""Optical channels (physical.components.channels): fibre, free space, satellite pass and
 frequency conversion against their closed forms.
 
 Statistical checks use fixed seeds, state their sample size and allow 5
@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from qnetstack.physical.channels import (
+from qnetstack.physical.components.channels import (
     EARTH_RADIUS_KM,
     FibreChannel,
     FreeSpaceChannel,

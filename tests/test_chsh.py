@@ -47,9 +47,10 @@ import qutip
 from qnetstack.link.service import CAP_LINK_M, LinkCreate, LinkOkMeasure, RandomBasis, RequestType
 from qnetstack.network.service import NetRejected, NetRequest
 from qnetstack.network.swap_asap import SwapAsap
-from qnetstack.physical.engine import QuantumWorld, basis_projectors, bell_ket, bloch_ket
-from qnetstack.physical.midpoint_source import MidpointSourceModel
-from qnetstack.physical.schemes import HeraldingModel, SingleClickModel
+from qnetstack.physical.engines.world import QuantumWorld, basis_projectors, bell_ket, bloch_ket
+from qnetstack.physical.schemes.midpoint_source import MidpointSourceModel
+from qnetstack.physical.schemes.model import HeraldingModel
+from qnetstack.physical.schemes.single_click import SingleClickModel
 from qnetstack.physical.service import Basis, BellState, Measure
 from qnetstack.stack.probes import LinkClient, NoApplication
 from qnetstack.stack import assemble

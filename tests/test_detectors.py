@@ -1,4 +1,4 @@
-"""Single-photon detectors (physical.detectors): closed forms against their sources,
+"""Single-photon detectors (physical.components.detectors): closed forms against their sources,
 and the time-resolved simulator against the closed forms.
 
 Statistical checks use fixed seeds, state their sample size and allow 5
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from qnetstack.physical.detectors import (
+from qnetstack.physical.components.detectors import (
     FWHM_PER_SIGMA,
     INGAAS_APD,
     SNSPD,
@@ -21,7 +21,7 @@ from qnetstack.physical.detectors import (
     detector_preset,
 )
 from qnetstack.physical.params import DetectorParams
-from qnetstack.physical.single_click import detector_no_click
+from qnetstack.physical.schemes.single_click import detector_no_click
 
 # ------------------------------------------------------------------ dark counts
 
@@ -144,7 +144,7 @@ def test_simulated_click_probability_matches_the_threshold_formula(n_photons):
 
 def test_no_click_probability_is_the_heralding_povm_element():
     """The detector's window model is the one the single-click scheme uses:
-    diag((1-p)(1-η)^n) of physical.single_click.detector_no_click."""
+    diag((1-p)(1-η)^n) of physical.schemes.single_click.detector_no_click."""
     det = INGAAS_APD
     params = det.to_detector_params(window_ns=1000.0)
     assert isinstance(params, DetectorParams)

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from qnetstack.application.service import AppError
-from qnetstack.physical.engine import bell_ket
+from qnetstack.physical.engines.world import bell_ket
 from qnetstack.physical.params import MemoryParams
 from qnetstack.physical.service import BellState
-from qnetstack.physical.single_click import arrival_efficiency, herald_fidelity, post_herald_state, success_probability
+from qnetstack.physical.schemes.single_click import arrival_efficiency, herald_fidelity, post_herald_state, success_probability
 from qnetstack.stack import assemble, load_scenario
 from qnetstack.stack.scenario import parse_scenario
 from qnetstack.stack.cli import main
@@ -45,7 +45,7 @@ def bell_diagonal(rho: np.ndarray, frame: BellState) -> dict[BellState, float]:
 
 
 def test_link_example_matches_the_single_click_model():
-    """Humphreys et al. 2018 single-click scheme, closed forms in physical.single_click
+    """Humphreys et al. 2018 single-click scheme, closed forms in physical.schemes.single_click
     (threshold detectors, HOM bunching of double emissions):
     p_succ = 2αη(1 − αη/2) and F = (1 − α)/(1 − αη/2) for equal η and no dark counts.
 

@@ -1,10 +1,10 @@
 """Properties of the state engines: physical states, ownership, and agreement.
 
-* physical.engine.QuantumWorld (the density-matrix reference): random operation
+* physical.engines.world.QuantumWorld (the density-matrix reference): random operation
   sequences keep every state a density matrix and every fidelity a probability;
   measured, discarded and moved qubit ids are unusable, with a message saying
   what happened when.
-* physical.pair_state.PairState: in Bell-diagonal mode and after converting to a
+* physical.engines.pair_state.PairState: in Bell-diagonal mode and after converting to a
   density matrix it gives the same states as QuantumWorld running the same
   physics with its own (independently built) Kraus operators.
 
@@ -26,9 +26,9 @@ import qutip
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qnetstack.physical.bell_diagonal import BellDiagonal
-from qnetstack.physical.engine import QuantumWorld, RetiredQubitError, UnknownQubitError, WorldError, basis_projectors, bell_ket
-from qnetstack.physical.pair_state import PairConsumedError, PairState
+from qnetstack.physical.engines.bell_diagonal import BellDiagonal
+from qnetstack.physical.engines.world import QuantumWorld, RetiredQubitError, UnknownQubitError, WorldError, basis_projectors, bell_ket
+from qnetstack.physical.engines.pair_state import PairConsumedError, PairState
 from qnetstack.physical.service import Basis, BellState
 
 ATOL = 1e-9

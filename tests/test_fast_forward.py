@@ -17,8 +17,8 @@ from qnetstack.link.conformance.harness import LinkConditions, ScriptedCreate, r
 from qnetstack.link.egp import FastForwardEgp, SingleClickEgp
 from qnetstack.link.service import LinkCreate, LinkError
 from qnetstack.physical.conformance.harness import NODES, LinkSetup
-from qnetstack.physical.heralding_backend import HeraldingModelBackend
-from qnetstack.physical.qutip_backend import QutipSingleClickBackend
+from qnetstack.physical.backends.heralding_backend import HeraldingModelBackend
+from qnetstack.physical.backends.qutip_backend import QutipSingleClickBackend
 from tests.test_heralding_backend import Rig
 
 SIGMAS = 5

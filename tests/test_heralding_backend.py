@@ -1,8 +1,8 @@
-"""The model-driven physical backend (physical.heralding_backend), attempt by attempt.
+"""The model-driven physical backend (physical.backends.heralding_backend), attempt by attempt.
 
 Its per-attempt statistics and its pairs are compared with the closed forms of
 the single-click scheme (Humphreys et al., Nature 558, 268 (2018), Methods;
-derived in physical.single_click) with memory noise as amplitude and phase
+derived in physical.schemes.single_click) with memory noise as amplitude and phase
 damping (Nielsen & Chuang 2000, §8.3.5-8.3.6); it is run through the physical
 conformance suite; bad scheme settings give one-line errors naming the field.
 """
@@ -20,11 +20,12 @@ from pydantic import ValidationError
 from qnetstack.entity import EntityError
 from qnetstack.physical.conformance import SUITE
 from qnetstack.physical.conformance.harness import NODES, LinkSetup, PhysicalHarness
-from qnetstack.physical.heralding_backend import HeraldingModelBackend, scheme_named
+from qnetstack.physical.backends.heralding_backend import HeraldingModelBackend
+from qnetstack.physical.schemes.registry import scheme_named
 from qnetstack.physical.params import LinkSide, NodeHardware
-from qnetstack.physical.schemes import SingleClickModel
+from qnetstack.physical.schemes.single_click import SingleClickModel
 from qnetstack.physical.service import FreeQubit, HeraldAttempt, HeraldResult, OracleFidelity, QubitRef
-from qnetstack.physical.single_click import arrival_efficiency, fidelity_at_detection
+from qnetstack.physical.schemes.single_click import arrival_efficiency, fidelity_at_detection
 from qnetstack.stack import assemble
 from qnetstack.stack.assembler import AssemblyError
 from qnetstack.stack.scenario import ScenarioError, parse_scenario
@@ -111,7 +112,7 @@ def test_per_attempt_success_probability_is_the_single_click_model_s():
     at the two ends and α = 0.3 (p ≈ 0.2, far from the 2αη approximation's
     regime): the success fraction is within 5 binomial standard errors
     sqrt(p(1-p)/N) ≈ 0.032 of SingleClickModel.success_probability(), the closed
-    form 2 Tr ρ± (Humphreys et al. 2018; physical.single_click)."""
+    form 2 Tr ρ± (Humphreys et al. 2018; physical.schemes.single_click)."""
     n = 4000
     outcomes = Rig(HeraldingModelBackend, NOISY, seed=3).play(n)
     wins = sum(1 for o in outcomes if o.results[NODES[0]][1].success)
@@ -157,6 +158,28 @@ def test_capabilities_announce_the_scheme_model():
     assert link.bright_state_population == NOISY.bright_state_population
     assert link.success_probability == pytest.approx(single_click_model(NOISY).success_probability(), abs=1e-12)
     assert link.attempt_period_ns == 2 * NOISY.half_delay_ns
+
+
+def test_both_backends_announce_the_same_single_click_link():
+    """Both backends take the timing and the α menu from the code they share
+    (physical.backends.midpoint) and compute the success probability each its
+    own way (the QuTiP backend from the closed form, the model backend from the
+    scheme's branches): for the same link, with different hardware at the two
+    ends, every end of either backend announces the same numbers."""
+    from qnetstack.physical.backends.qutip_backend import QutipSingleClickBackend  # noqa: PLC0415
+
+    announced = {
+        impl.name: [Rig(impl, NOISY).capabilities(n).links[node_other(n)] for n in NODES]
+        for impl in (QutipSingleClickBackend, HeraldingModelBackend)
+    }
+    assert NOISY.emission_efficiency[0] != NOISY.emission_efficiency[1]  # the ends' order matters
+    for links in announced.values():
+        assert links[0].alpha_settings == links[1].alpha_settings
+        assert links[0].fidelity == pytest.approx(links[1].fidelity, abs=1e-12)
+    for q, m in zip(announced["qutip-single-click"], announced["model-heralding"]):
+        assert q.attempt_period_ns == m.attempt_period_ns == 2 * NOISY.half_delay_ns
+        assert q.alpha_settings == m.alpha_settings and q.alpha_settings
+        assert q.success_probability == pytest.approx(m.success_probability, abs=1e-12)
 
 
 def _barrett_kok_link(visibility: float = 0.9) -> tuple[HeraldingModelBackend, Any, dict[str, NodeHardware]]:

@@ -46,9 +46,14 @@ def test_import_contracts_are_kept():
     "module, bad_import, contract",
     [
         ("application/apps.py", "import qnetstack.link.egp", "Only link.service is public"),
-        ("network/swap_asap.py", "import qnetstack.physical.engine", "Only physical.service"),
+        ("network/swap_asap.py", "import qnetstack.physical.engines.world", "Only physical.service"),
         ("link/egp.py", "import qnetstack.network.service", "Layers"),
         ("physical/service.py", "import qnetstack.stack.runtime", "Layers"),
+        ("physical/components/memories.py", "import qnetstack.physical.engines.world", "Physical tiers"),
+        ("physical/components/presets.py", "import qnetstack.physical.schemes.model", "Physical tiers"),
+        ("physical/schemes/registry.py", "import qnetstack.physical.backends.device", "Physical tiers"),
+        ("physical/engines/bell_diagonal.py", "import qnetstack.physical.backends.qutip_backend", "Physical tiers"),
+        ("physical/engines/world.py", "import qnetstack.physical.schemes.single_click", "Physical tiers"),
     ],
 )
 def test_a_forbidden_import_breaks_a_contract(tmp_path, module, bad_import, contract):

@@ -40,11 +40,12 @@ import numpy as np
 import pytest
 
 from qnetstack.link.service import LinkCreate, LinkOkKeep
-from qnetstack.physical.barrett_kok import BarrettKokModel
-from qnetstack.physical.engine import bell_ket
-from qnetstack.physical.midpoint_source import MidpointSourceModel
+from qnetstack.physical.schemes.barrett_kok import BarrettKokModel
+from qnetstack.physical.engines.world import bell_ket
+from qnetstack.physical.schemes.midpoint_source import MidpointSourceModel
 from qnetstack.physical.params import fibre_delay_ns
-from qnetstack.physical.schemes import HeraldingModel, SingleClickModel
+from qnetstack.physical.schemes.model import HeraldingModel
+from qnetstack.physical.schemes.single_click import SingleClickModel
 from qnetstack.physical.service import FreeQubit
 from qnetstack.stack.probes import LinkClient, NoApplication
 from qnetstack.stack import assemble

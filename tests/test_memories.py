@@ -1,4 +1,4 @@
-"""Quantum memories (physical.memories): the closed-form fidelity of a waiting Bell
+"""Quantum memories (physical.components.memories): the closed-form fidelity of a waiting Bell
 pair against the engine's Kraus channel, and the error models' validity."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from qnetstack.physical.engine import QuantumWorld, bell_ket
-from qnetstack.physical.memories import (
+from qnetstack.physical.engines.world import QuantumWorld, bell_ket
+from qnetstack.physical.components.memories import (
     AFC_ENSEMBLE,
     MEMORY_PRESETS,
     NV_CARBON,
@@ -50,7 +50,7 @@ def engine_fidelity(bell: BellState, noise_a, noise_b) -> float:
 @pytest.mark.parametrize("t1, t2", COHERENCE_CASES)
 @pytest.mark.parametrize("both_wait", [False, True])
 def test_bell_pair_fidelity_matches_the_engine_with_lazy_memory_noise(t1, t2, both_wait):
-    """The closed forms F_Φ, F_Ψ (derived in physical.memories from the
+    """The closed forms F_Φ, F_Ψ (derived in physical.components.memories from the
     amplitude- and phase-damping channels of Nielsen & Chuang 2000, §8.3.5-8.3.6)
     against the engine's own lazy T1/T2 noise: a pair created at t = 0 in
     memories with these times (one, or both) and read at t."""
@@ -132,7 +132,7 @@ coherence_times = st.tuples(
 def test_fidelity_never_increases_with_waiting_where_it_must_not(times, t_early, dt, bell, both_wait):
     """F(t) is non-increasing when one qubit waits (every Bell state), for Ψ±
     whatever waits, and for pure dephasing: each term of F_Φ / F_Ψ is then a
-    product of decaying exponentials (module docstring of physical.memories)."""
+    product of decaying exponentials (module docstring of physical.components.memories)."""
     t1_value, ratio, t1_finite = times
     t1 = t1_value if t1_finite else None
     t2 = ratio * 2 * t1_value
@@ -148,7 +148,7 @@ def test_fidelity_never_increases_with_waiting_where_it_must_not(times, t_early,
 def test_phi_pair_with_both_qubits_relaxing_recovers_towards_one_half():
     """Both qubits of |Φ+> relax to |00>, which has overlap 1/2 with |Φ+>: with
     T2 << T1 the fidelity falls to [1 + a² + (1-a)²]/4 = 3/8 at a = e^{-t/T1} = 1/2
-    and climbs back to 1/2 (closed form of physical.memories; the engine agrees).
+    and climbs back to 1/2 (closed form of physical.components.memories; the engine agrees).
     Ψ± relaxes to |00> too but has no overlap with it: F_Ψ → 0."""
     model = MemoryModel(t1_ns=1000.0, t2_ns=10.0)
     t_half = 1000.0 * math.log(2)

@@ -1,4 +1,4 @@
-"""The midpoint-source (MS) scheme (physical.midpoint_source): limiting closed
+"""The midpoint-source (MS) scheme (physical.schemes.midpoint_source): limiting closed
 forms, the Fock-space optics against the closed forms, attempt-by-attempt
 simulation against the model, validity of every branch state, and parameter
 validation.
@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from qnetstack.physical.midpoint_source import (
+from qnetstack.physical.schemes.midpoint_source import (
     LINK_PATTERNS,
     NODE_PATTERN_BELL_STATES,
     MidpointSourceLinkParams,
@@ -27,9 +27,9 @@ from qnetstack.physical.midpoint_source import (
     unnormalised_pattern_state,
 )
 from qnetstack.physical.params import DetectorParams, FibreParams, NodeHardware
-from qnetstack.physical.schemes import HeraldingModel, branch_fidelity, sample_success
+from qnetstack.physical.schemes.model import HeraldingModel, branch_fidelity, sample_success
 from qnetstack.physical.service import BellState
-from qnetstack.physical.sources import SpdcSource
+from qnetstack.physical.components.sources import SpdcSource
 
 
 def model(
@@ -165,7 +165,7 @@ def test_fidelity_falls_with_mean_pair_number():
 def test_dark_counts_herald_with_no_pairs():
     """μ = 0 and η = 0 (no light at all): a pattern needs two dark counts at each
     node, (p²(1-p)²)² per pattern pair, unentangled I/4 (threshold detectors with
-    independent dark counts; the same model as physical.barrett_kok)."""
+    independent dark counts; the same model as physical.schemes.barrett_kok)."""
     p = 0.05
     m = model(mu=0.0, emission_a=0.0, emission_b=0.0, coupling=0.0, p_dc=p)
     for b in m.branches():
@@ -189,7 +189,7 @@ CASES = [
 def test_fock_space_zero_and_one_pair_terms_equal_the_closed_form(length_km, mu, emission_a, emission_b, coupling, efficiency, p_dc, visibility):
     """Exact, no statistics: for each of the 16 pattern pairs the Fock-space
     optics (detector efficiency in the POVM, internal modes, polarised loss
-    modes) reproduce the N ≤ 1 closed form derived in physical/midpoint_source.py
+    modes) reproduce the N ≤ 1 closed form derived in physical/schemes/midpoint_source.py
     (scheme: Jones et al., NJP 18, 083015 (2016))."""
     m = model(length_km, mu, emission_a, emission_b, coupling, efficiency, p_dc, visibility)
     p0, p1, _ = m.pair_probabilities()

@@ -1,4 +1,4 @@
-"""The quantum-state engine (physical.engine) and the fibre formulas (physical.params).
+"""The quantum-state engine (physical.engines.world) and the fibre formulas (physical.params).
 
 Statistical checks state their sample size and allow 5 standard errors.
 """
@@ -13,15 +13,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 import qutip
 
-from qnetstack.physical.engine import (
+from qnetstack.physical.engines.world import (
     QuantumWorld,
     UnknownQubitError,
     WorldError,
     basis_projectors,
     bell_ket,
     bloch_ket,
-    memory_kraus,
 )
+from qnetstack.physical.components.memory_noise import memory_kraus
 from qnetstack.physical.params import SPEED_OF_LIGHT_KM_PER_S, FibreParams, fibre_delay_ns
 from qnetstack.physical.service import Basis, BellState
 

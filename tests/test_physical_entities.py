@@ -1,4 +1,4 @@
-"""The reference physical entities (physical.qutip_backend) driven alone.
+"""The reference physical entities (physical.backends.qutip_backend) driven alone.
 
 No kernel: each entity gets a tiny fake context that records what it sends,
 and the tests carry messages between nodes and station by hand, moving the
@@ -16,9 +16,9 @@ import pytest
 import qutip
 
 from qnetstack.entity import Entity, EntityError
-from qnetstack.physical.engine import bell_ket
+from qnetstack.physical.engines.world import bell_ket
 from qnetstack.physical.params import DetectorParams, FibreParams, LinkSide, MemoryParams, NodeHardware, SingleClickLinkParams
-from qnetstack.physical.qutip_backend import MidpointStation, PhotonReport, QutipSingleClickBackend, StationHerald
+from qnetstack.physical.backends.qutip_backend import MidpointStation, PhotonReport, QutipSingleClickBackend, StationHerald
 from qnetstack.physical.service import (
     CAP_DEVICE,
     CAP_HERALDING,
@@ -41,7 +41,7 @@ from qnetstack.physical.service import (
     QubitAllocated,
     QubitRef,
 )
-from qnetstack.physical.single_click import arrival_efficiency, herald_fidelity, success_probability
+from qnetstack.physical.schemes.single_click import arrival_efficiency, herald_fidelity, success_probability
 from tests.fakes import FakeContext
 
 CNOT = qutip.Qobj(np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]]), dims=[[2, 2], [2, 2]])
@@ -243,10 +243,10 @@ def test_one_attempt_step_by_step():
     link.ca.peer.clear()
     link.cb.peer.clear()
     link.s.handle_peer("A", rep_a)
-    assert list(link.cs.timers.values()) == [(link.half_ns, 7)]  # resolution waits for the other report, due at this instant
+    assert list(link.cs.timers.values()) == [(link.half_ns, ("resolve", 7))]  # resolution waits for the other report, due at this instant
     link.s.handle_peer("B", rep_b)
-    assert list(link.cs.timers.values()) == [(link.half_ns, 7)]
-    link.s.handle_timer(7)
+    assert list(link.cs.timers.values()) == [(link.half_ns, ("resolve", 7))]
+    link.s.handle_timer(("resolve", 7))
     assert link.cs.traces == [("station.attempt", {"link": "A-B", "success": True, "attempt_id": 7})]
     heralds = dict(link.cs.peer)
     assert set(heralds) == {"A", "B"} and heralds["A"] is heralds["B"]
@@ -271,7 +271,7 @@ def test_both_ends_agree_and_the_state_matches_the_estimate():
     """Over many attempts: each success reaches both ends with the same sequence
     number and Bell state; the sequence counts successes; and the oracle
     fidelity at the herald time equals fidelity_estimate, memory noise during
-    the photons' flight included (closed form of physical.single_click)."""
+    the photons' flight included (closed form of physical.schemes.single_click)."""
     params = SingleClickLinkParams(
         length_km=10.0,
         bright_state_population=0.2,

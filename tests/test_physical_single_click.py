@@ -1,4 +1,4 @@
-"""The single-click scheme: optics as operators (physical.single_click) against
+"""The single-click scheme: optics as operators (physical.schemes.single_click) against
 its closed forms, and the sampled success rate against the analytic one.
 
 Statistical checks state their sample size and allow 5 standard errors.
@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import qutip
 
-from qnetstack.physical.engine import QuantumWorld, bell_ket
+from qnetstack.physical.engines.world import QuantumWorld, bell_ket
 from qnetstack.physical.params import DetectorParams
 from qnetstack.physical.service import BellState
-from qnetstack.physical.single_click import (
+from qnetstack.physical.schemes.single_click import (
     HERALD_BELL_STATES,
     HERALD_FAIL,
     HERALD_MINUS,
@@ -125,7 +125,7 @@ CASES = [
 def test_simulated_attempt_reproduces_closed_form_state(alpha_a, alpha_b, eta_a, eta_b, eff, p_dc, outcome):
     """World + herald POVM (detector efficiency inside the POVM) gives exactly the
     closed-form post-herald state with η_d folded into the transmittances
-    (derivation in physical/single_click.py; scheme: Humphreys et al., Nature
+    (derivation in physical/schemes/single_click.py; scheme: Humphreys et al., Nature
     558, 268 (2018); analysis: Rozpędek et al., PRA 99, 052330 (2019))."""
     povm = herald_povm(DetectorParams(efficiency=eff, dark_count_probability=p_dc))
     bell = HERALD_BELL_STATES[outcome]

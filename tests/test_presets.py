@@ -1,13 +1,13 @@
-"""Platform presets (physical.presets): complete, valid, usable by the heralding models."""
+"""Platform presets (physical.components.presets): complete, valid, usable by the heralding models."""
 
 import pytest
 from pydantic import ValidationError
 
-from qnetstack.physical.barrett_kok import BarrettKokLinkParams, BarrettKokModel
-from qnetstack.physical.memories import NV_ELECTRON
+from qnetstack.physical.schemes.barrett_kok import BarrettKokLinkParams, BarrettKokModel
+from qnetstack.physical.components.memories import NV_ELECTRON
 from qnetstack.physical.params import NodeHardware, SingleClickLinkParams
-from qnetstack.physical.presets import PRESETS, RB_MUNICH_2022, PlatformPreset, preset
-from qnetstack.physical.schemes import SingleClickModel
+from qnetstack.physical.components.presets import PRESETS, RB_MUNICH_2022, PlatformPreset, preset
+from qnetstack.physical.schemes.single_click import SingleClickModel
 
 
 def test_every_preset_is_reachable_by_name_and_cites_its_experiments():

@@ -41,7 +41,39 @@ CASES = [
     ("app on unknown node", broken("applications.0.node", "eve"), "applications.0.node", "unknown node 'eve'"),
     ("efficiency above one", broken("links.0.detector", {"efficiency": 2}), "links.0.detector.efficiency", "less than or equal to 1"),
     ("T2 beyond 2 T1", broken("nodes.0.hardware", {"memory": {"t1_ns": 10, "t2_ns": 30}}), "nodes.0.hardware.memory", "T2 <= 2*T1"),
-]
+    ("negative request id", broken("applications.0.request.request_id", -1), "applications.0.request.request_id", "greater than or equal to 0"),
+    ("request id used twice at a node", {**BASE, "applications": [
+        {"node": "alice", "request": {"kind": "teleport", "remote_node": "bob", "request_id": 4}},
+        {"node": "alice", "request": {"kind": "pairs", "remote_node": "bob", "request_id": 4}},
+    ]}, "applications.1.request.request_id", "request_id 4 is already used by applications.0 at node 'alice'"),
+]  # fmt: skip
+
+
+def test_left_out_request_ids_are_numbered_per_node_around_the_given_ones():
+    requests = [("alice", None), ("alice", 0), ("bob", None), ("alice", None), ("bob", 5)]
+    apps = [
+        {"node": node, "request": {"kind": "pairs", "remote_node": "r", **({} if rid is None else {"request_id": rid})}}
+        for node, rid in requests
+    ]
+    scenario = parse_scenario({**BASE, "applications": apps})
+    assert [(a.node, a.request.request_id) for a in scenario.applications] == [
+        ("alice", 1), ("alice", 0), ("bob", 0), ("alice", 2), ("bob", 5)
+    ]
+    # the numbered scenario reads back the same (ids given now)
+    again = parse_scenario(scenario.model_dump(mode="json"))
+    assert again.applications == scenario.applications
+
+
+def test_assemble_checks_the_request_ids_of_applications_given_in_code():
+    from qnetstack.application.service import PairsRequest
+    from qnetstack.stack.scenario import AppSpec
+
+    twice = [AppSpec(node="alice", request=PairsRequest(request_id=2, remote_node="bob"))] * 2
+    with pytest.raises(ScenarioError) as info:
+        assemble(parse_scenario(BASE), applications=twice)
+    assert info.value.field == "applications.1.request.request_id"
+    sim = assemble(parse_scenario(BASE), applications=[AppSpec(node="alice", request=PairsRequest(remote_node="bob"))] * 2)
+    assert [a.request.request_id for a in sim.scenario.applications] == [0, 1]
 
 
 @pytest.mark.parametrize("label, data, field, problem", CASES, ids=[c[0] for c in CASES])

@@ -1,4 +1,4 @@
-"""The common heralding-model interface (physical.schemes)."""
+"""The common heralding-model interface (physical.schemes.model)."""
 
 import math
 
@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from qnetstack.physical.params import DetectorParams, FibreParams, NodeHardware, SingleClickLinkParams
-from qnetstack.physical.schemes import HeraldingModel, SingleClickModel, sample_success
+from qnetstack.physical.schemes.model import HeraldingModel, sample_success
+from qnetstack.physical.schemes.single_click import SingleClickModel
 from qnetstack.physical.service import BellState
 
 
@@ -53,7 +54,7 @@ def test_sample_success_refuses_a_scheme_that_never_succeeds():
 def test_single_click_attempt_instrument_built_from_the_optics_equals_the_closed_form():
     """The per-attempt instrument (spin–photon states, beam splitter, detectors,
     photons traced out) gives exactly the closed-form branches, with dark counts
-    and unequal arms (module docstring of physical.single_click)."""
+    and unequal arms (module docstring of physical.schemes.single_click)."""
     params = SingleClickLinkParams(
         length_km=30, bright_state_population=0.25, detector=DetectorParams(efficiency=0.7, dark_count_probability=0.01)
     )

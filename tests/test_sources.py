@@ -1,4 +1,4 @@
-"""Photon sources (physical.sources): pair-number laws, multi-pair visibility against
+"""Photon sources (physical.components.sources): pair-number laws, multi-pair visibility against
 Fock-space and Monte-Carlo computations, emitters, weak coherent pulses, validation.
 
 Statistical checks use fixed seeds, state their sample size and allow 5 standard errors.
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from qnetstack.physical.sources import EmitterSource, SpdcSource, WeakCoherentSource, spdc_visibility
+from qnetstack.physical.components.sources import EmitterSource, SpdcSource, WeakCoherentSource, spdc_visibility
 
 # ------------------------------------------------------------------ pair-number laws
 

@@ -32,6 +32,11 @@ them over classical channels with one fixed delay) and plays the rest:
   ``X^(xm⊕xp) Z^(zm⊕zp)|ψ>`` up to phase (Bennett et al., PRL 70, 1895, 1993),
   which the simulator reproduces without being told.
 
+The harness also keeps every message the network and the peers delivered
+and each node's ``ctx.trace`` calls, so a check can deliver them again once a
+run is over and see how the implementation treats messages for sessions that
+have ended (APP-SESS-1).
+
 The device refuses operations on qubits the application does not hold (not
 delivered yet, already freed or measured, held by the network) and records
 each such misuse. Memories do not decay, so a pair's fidelity is the one it was
@@ -233,6 +238,9 @@ class AppRun:
     end_ns: int
     quiescent: bool  # no event was left when the run ended
     crashed: BaseException | None = None
+    below: list[tuple[int, str, Any]] = field(default_factory=list)  # (time, node, msg) the network delivered
+    peer: list[tuple[int, str, str, Any]] = field(default_factory=list)  # (time, sender, node, msg) delivered
+    traces: dict[str, list[tuple[int, str, dict[str, Any]]]] = field(default_factory=dict)  # node -> ctx.trace calls
 
     def sent(self, kind: type | tuple[type, ...], node: str | None = None) -> list[SentUp]:
         return [u for u in self.up if isinstance(u.msg, kind) and node in (None, u.node)]
@@ -612,6 +620,9 @@ class AppHarness:
         self.teleport_truth: dict[int, list[TeleportTruth]] = {}
         self.cause: tuple[str, int | None] = ("start", None)
         self.entities: dict[str, Any] = {}
+        self.contexts: dict[str, HarnessContext] = {}
+        self.below: list[tuple[int, str, Any]] = []
+        self.peer: list[tuple[int, str, str, Any]] = []
         for node, rng in zip(NODES, streams):
             ctx = HarnessContext(
                 self.kernel,
@@ -626,6 +637,7 @@ class AppHarness:
             entity = impl(ctx)
             ctx.entity = entity
             self.entities[node] = entity
+            self.contexts[node] = ctx
 
     def _peer_delay(self, a: str, b: str) -> int:
         if b not in self.entities or a == b:
@@ -640,9 +652,11 @@ class AppHarness:
             self.cause = ("timer", None)
 
     def deliver_below(self, node: str, msg: Any) -> None:
+        self.below.append((self.kernel.now_ns, node, msg))
         self._call(("below", None), self.entities[node].handle_below, msg)
 
     def _deliver_peer(self, sender: str, node: str, msg: Any) -> None:
+        self.peer.append((self.kernel.now_ns, sender, node, msg))
         self._call(("peer", None), self.entities[node].handle_peer, sender, msg)
 
     def _send_request(self, index: int) -> None:
@@ -703,6 +717,9 @@ class AppHarness:
             end_ns=self.kernel.now_ns,
             quiescent=self.kernel.pending <= 0,
             crashed=crashed,
+            below=self.below,
+            peer=self.peer,
+            traces={n: ctx.traces for n, ctx in self.contexts.items()},
         )
 
 

@@ -10,10 +10,12 @@ fidelity, goodness and delivery times at its two ends, and the outcomes of
 the sender's Bell measurements. Example counts keep the whole suite to about
 ten seconds for the reference implementation.
 
-The service's responses carry no request id (``specs/application.md``,
-"Matching responses to requests"), so checks that need to know which request a
-response closes compare counts per (node, kind, remote node), and a teleport
-result is matched to the pairs it can be about by (sender, receiver, index).
+Every response names its request (``specs/application.md``, "Request ids"):
+the generated requests carry ids unique per node, so a closing message is
+matched to its request by (node, ``request_id``) and a result by (sender or
+head, ``request_id``, index). Checks of the unknown-session rule replay, after
+a run has ended, every message the network and the peers delivered in it: each
+then names a session that has ended.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from qnetstack.application.service import (
     CARDINAL_STATES,
     AppDone,
     AppError,
+    AppErrorCode,
     AppResponse,
     BlochState,
     PairResult,
@@ -53,7 +56,7 @@ from qnetstack.application.service import (
 )
 from qnetstack.entity import EntityError
 from qnetstack.entity.conformance import ClauseFailure, ImplementationError, NotApplicable, Suite, explore
-from qnetstack.network.service import NetRequest, RequestType
+from qnetstack.network.service import NetAccepted, NetError, NetErrorCode, NetRejected, NetRequest, PairDelivered, PairId, RequestType
 from qnetstack.physical.service import BellState
 
 __all__ = ["SUITE"]
@@ -149,17 +152,23 @@ def scenarios(
     outcomes = draw(st.lists(st.sampled_from(list(BellState)), max_size=8))
     conditions = AppConditions(delay_ns=delay, pairs=tuple(pairs), bell_outcomes=tuple(outcomes))
     requests = []
+    made: Counter[str] = Counter()
     for _ in range(draw(st.integers(1, max_requests))):
         node = draw(st.sampled_from(NODES))
         remote = draw(st.sampled_from([n for n in NODES if n != node]))
         number = draw(st.integers(1, 3))
         min_fidelity = draw(st.sampled_from([0.0, 0.5, 0.8]))
+        # unique at the node, in no particular order, and not always 0, 1, 2, ...
+        request_id = 10 * made[node] + draw(st.integers(0, 9))
+        made[node] += 1
         request: TeleportRequest | PairsRequest
         if draw(st.sampled_from(kinds)) == "teleport":
             states = draw(st.none() | st.lists(bloch_states, min_size=1, max_size=3))
-            request = TeleportRequest(remote_node=remote, number=number, states=states, min_fidelity=min_fidelity)
+            request = TeleportRequest(
+                request_id=request_id, remote_node=remote, number=number, states=states, min_fidelity=min_fidelity
+            )
         else:
-            request = PairsRequest(remote_node=remote, number=number, min_fidelity=min_fidelity)
+            request = PairsRequest(request_id=request_id, remote_node=remote, number=number, min_fidelity=min_fidelity)
         action = draw(st.sampled_from(actions))
         fate = Fate(action, draw(st.integers(0, number - 1)) if action == "abort" else 0)
         requests.append(ScriptedRequest(draw(st.integers(0, 5 * delay)), node, request, fate))
@@ -258,7 +267,7 @@ def foreign_input_refused(impl: Any) -> None:
 
 @SUITE.clause("APP-TIME-1", "result and AppDone times are the simulated time they are sent at")
 def times_are_now(impl: Any) -> None:
-    fields = {TeleportResult: "received_time_ns", PairResult: "delivered_time_ns", AppDone: "time_ns"}
+    fields = {TeleportResult: "received_time_ns", PairResult: "reported_time_ns", AppDone: "time_ns"}
 
     def check(run: AppRun) -> None:
         for up in run.up:
@@ -314,27 +323,29 @@ def net_requests_match(impl: Any) -> None:
 # ------------------------------------------------------------ ending
 
 
-@SUITE.clause("APP-END-1", "each request gets at most one AppDone or AppError, at its node, naming its kind")
+def _by_id(run: AppRun) -> dict[tuple[str, int], ScriptedRequest]:
+    """The scripted requests by (node, request_id): generated ids are unique per node."""
+    return {(r.node, r.request.request_id): r for r in run.requests}
+
+
+@SUITE.clause("APP-END-1", "each request gets at most one AppDone or AppError, at its node, naming its id and kind")
 def at_most_one_closing(impl: Any) -> None:
     def check(run: AppRun) -> None:
-        asked_kind = Counter((r.node, _kind(r.request)) for r in run.requests)
-        asked_remote = Counter((r.node, _kind(r.request), r.request.remote_node) for r in run.requests)
-        closed_kind: Counter[tuple[str, str]] = Counter()
-        done_remote: Counter[tuple[str, str, str]] = Counter()
+        asked = _by_id(run)
+        closed: set[tuple[str, int]] = set()
         for up in _closings(run):
-            key = (up.node, up.msg.request_kind)
-            closed_kind[key] += 1
-            if closed_kind[key] > asked_kind[key]:
-                raise _fail(
-                    f"{up.node} got {asked_kind[key]} {up.msg.request_kind!r} request(s) and sent closing message "
-                    f"number {closed_kind[key]} for that kind",
-                    up,
-                )
-            if isinstance(up.msg, AppDone):
-                rkey = (up.node, up.msg.request_kind, up.msg.remote_node)
-                done_remote[rkey] += 1
-                if done_remote[rkey] > asked_remote[rkey]:
-                    raise _fail(f"AppDone number {done_remote[rkey]} for {asked_remote[rkey]} such request(s) at {up.node}", up)
+            msg = up.msg
+            key = (up.node, msg.request_id)
+            scripted = asked.get(key)
+            if scripted is None:
+                raise _fail(f"{up.node} got no request with request_id {msg.request_id}", up)
+            if key in closed:
+                raise _fail(f"a second closing message for request {msg.request_id} of {up.node}", up)
+            closed.add(key)
+            if msg.request_kind != scripted.request.kind:
+                raise _fail(f"request_kind {msg.request_kind!r} for a {scripted.request.kind!r} request", up)
+            if isinstance(msg, AppDone) and msg.remote_node != scripted.request.remote_node:
+                raise _fail(f"remote_node {msg.remote_node!r} for a request to {scripted.request.remote_node!r}", up)
 
     _property(impl, check, actions=("serve", "reject", "abort"))
 
@@ -342,24 +353,13 @@ def at_most_one_closing(impl: Any) -> None:
 @SUITE.clause("APP-END-2", "when the network serves every pair, every request ends in AppDone with completed = number")
 def every_request_done(impl: Any) -> None:
     def check(run: AppRun) -> None:
-        for node in NODES:
-            for kind in ("teleport", "pairs"):
-                for remote in NODES:
-                    asked = sorted(
-                        r.request.number
-                        for r in run.requests
-                        if (r.node, _kind(r.request), r.request.remote_node) == (node, kind, remote)
-                    )
-                    done = sorted(
-                        u.msg.completed
-                        for u in run.sent(AppDone, node)
-                        if (u.msg.request_kind, u.msg.remote_node) == (kind, remote)
-                    )
-                    if asked != done:
-                        raise ClauseFailure(
-                            f"{node} got {kind} request(s) to {remote} for {asked} items, all served by the network; "
-                            f"by t={run.end_ns} ns its AppDones report completed={done}"
-                        )
+        for (node, request_id), scripted in _by_id(run).items():
+            done = [u.msg.completed for u in run.sent(AppDone, node) if u.msg.request_id == request_id]
+            if done != [scripted.request.number]:
+                raise ClauseFailure(
+                    f"{node}'s {scripted.request.kind} request {request_id} for {scripted.request.number} items was "
+                    f"served in full by the network; by t={run.end_ns} ns its AppDones report completed={done}"
+                )
         errors = run.sent(AppError)
         if errors:
             raise _fail("an AppError although the network served every pair", errors[0])
@@ -368,22 +368,31 @@ def every_request_done(impl: Any) -> None:
 
 
 def _closing_counts(run: AppRun) -> None:
-    """Per (node, kind): AppErrors for the requests the network failed, AppDones for the rest."""
-    for node in NODES:
-        for kind in ("teleport", "pairs"):
-            mine = [r for r in run.requests if r.node == node and _kind(r.request) == kind]
-            failing = sum(_fails(r) for r in mine)
-            errors = sum(u.msg.request_kind == kind for u in run.sent(AppError, node))
-            dones = sum(u.msg.request_kind == kind for u in run.sent(AppDone, node))
-            if (errors, dones) != (failing, len(mine) - failing):
-                raise ClauseFailure(
-                    f"{node} made {len(mine)} {kind} request(s), of which the network refused or aborted {failing}; "
-                    f"by t={run.end_ns} ns it sent {errors} AppError and {dones} AppDone for {kind} "
-                    f"(requests: {[(r.at_ns, r.request.remote_node, r.request.number, r.fate.action) for r in mine]})"
-                )
+    """Per request: one AppError (REJECTED or ABORTED) if the network failed it, else one AppDone."""
+    for (node, request_id), scripted in _by_id(run).items():
+        errors = [u.msg.code for u in run.sent(AppError, node) if u.msg.request_id == request_id]
+        dones = sum(u.msg.request_id == request_id for u in run.sent(AppDone, node))
+        if _fails(scripted):
+            rejected = scripted.fate.action != "abort" or not _reachable(scripted)
+            wanted = [AppErrorCode.REJECTED if rejected else AppErrorCode.ABORTED]
+            expected = f"one AppError with code {wanted[0].value} and no AppDone"
+        else:
+            wanted, expected = [], "one AppDone and no AppError"
+        if (errors, dones) != (wanted, 0 if wanted else 1):
+            r = scripted.request
+            raise ClauseFailure(
+                f"{node}'s {r.kind} request {request_id} to {r.remote_node!r} for {r.number} item(s) "
+                f"(network: {scripted.fate.action}) should end with {expected}; by t={run.end_ns} ns it got "
+                f"AppError codes {[c.value for c in errors]} and {dones} AppDone"
+            )
 
 
-@SUITE.clause("APP-ERR-1", "a request the network rejects ends in AppError")
+def _reachable(scripted: ScriptedRequest) -> bool:
+    remote = scripted.request.remote_node
+    return remote in NODES and remote != scripted.node
+
+
+@SUITE.clause("APP-ERR-1", "a request the network rejects ends in AppError REJECTED")
 def rejected_is_error(impl: Any) -> None:
     kinds = _kinds(impl)
     if not kinds:
@@ -397,7 +406,7 @@ def rejected_is_error(impl: Any) -> None:
     _property(impl, _closing_counts, actions=("serve", "reject"))
 
 
-@SUITE.clause("APP-ERR-2", "a request the network aborts before its last pair ends in AppError")
+@SUITE.clause("APP-ERR-2", "a request the network aborts before its last pair ends in AppError ABORTED")
 def aborted_is_error(impl: Any) -> None:
     kinds = _kinds(impl)
     if not kinds:
@@ -417,10 +426,191 @@ def aborted_is_error(impl: Any) -> None:
     _property(impl, _closing_counts, actions=("serve", "abort"), examples=60)
 
 
-def _request(kind: str, remote: str, number: int = 1) -> TeleportRequest | PairsRequest:
+# ------------------------------------------------------------ ids and sessions
+
+
+def _pairs_of(run: AppRun, index: int) -> list[Any]:
+    return [p for p in run.pairs.values() if p.request == index]
+
+
+def _failed_at(run: AppRun, node: str, index: int) -> int | None:
+    """When the network told ``node`` that scripted request ``index`` failed (None: it did not)."""
+    net_ids = {d.msg.request_id for d in run.down if d.node == node and d.cause == ("request", index) and isinstance(d.msg, NetRequest)}
+    for time_ns, at, msg in run.below:
+        if at == node and isinstance(msg, (NetRejected, NetError)) and msg.request_id in net_ids:
+            if isinstance(msg, NetRejected) or msg.head == node:
+                return time_ns
+    return None
+
+
+@SUITE.clause("APP-ID-1", "every response names the request_id of the request it answers")
+def responses_name_their_request(impl: Any) -> None:
+    def check(run: AppRun) -> None:
+        index = {id(r): i for i, r in enumerate(run.requests)}
+        asked = _by_id(run)
+        for i, up in enumerate(run.up):
+            msg = up.msg
+            if isinstance(msg, (AppDone, AppError)):
+                scripted = asked.get((up.node, msg.request_id))
+                if scripted is None:
+                    raise _fail(f"{up.node} has no request with request_id {msg.request_id}", up)
+                k = index[id(scripted)]
+                if isinstance(msg, AppDone):
+                    # done means every pair of that request was delivered here first
+                    late = [p.pair_id for p in _pairs_of(run, k) if p.delivered.get(up.node, up.time_ns + 1) > up.time_ns]
+                    if late or len(_pairs_of(run, k)) < scripted.request.number:
+                        raise _fail(f"AppDone names request {msg.request_id}, whose pairs were not all delivered yet", up)
+                else:
+                    failed = _failed_at(run, up.node, k)
+                    if failed is None or failed > up.time_ns:
+                        raise _fail(f"AppError names request {msg.request_id}, which the network had not failed", up)
+            elif isinstance(msg, TeleportResult):
+                ids = {
+                    s.request.request_id for t in run.teleport_truth.get(i, []) if (s := run.request_of(t.pair)) is not None
+                }
+                if ids and msg.request_id not in ids:
+                    raise _fail(f"the pair used was made for {msg.sender}'s request {sorted(ids)}", up)
+            elif isinstance(msg, PairResult):
+                pair = run.pairs.get(msg.pair_id)
+                scripted = run.request_of(pair) if pair is not None else None
+                if scripted is not None and msg.request_id != scripted.request.request_id:
+                    raise _fail(f"pair {msg.pair_id} was made for request {scripted.request.request_id}", up)
+
+    _property(impl, check, actions=("serve", "reject", "abort"))
+
+
+@SUITE.clause("APP-ID-2", "a request whose id is open at its node is refused with AppError DUPLICATE_ID; the open one goes on")
+def duplicate_id_refused(impl: Any) -> None:
+    kinds = _kinds(impl)
+    if not kinds:
+        raise NotApplicable("the implementation serves neither teleport nor pairs requests")
+
+    @explore(15)
+    @given(scenario=scenarios(kinds), pick=st.integers(0, 100), offset=st.floats(0.0, 1.0), kind=st.sampled_from(kinds))
+    def prop(scenario: tuple[AppConditions, list[ScriptedRequest], int], pick: int, offset: float, kind: str) -> None:
+        conditions, requests, horizon = scenario
+        base = run_app(impl, conditions, requests, until_ns=horizon)
+        _no_crash(base)
+        original = base.requests[pick % len(base.requests)]
+        closing = [u for u in _closings(base) if (u.node, u.msg.request_id) == (original.node, original.request.request_id)]
+        if len(closing) != 1:
+            return  # APP-END-2 reports it
+        open_until = closing[0].time_ns
+        if open_until <= original.at_ns:
+            return  # closed at once: never open at a later instant
+        at = original.at_ns + int(offset * (open_until - 1 - original.at_ns))  # while it is open
+        request_id = original.request.request_id
+        twin = ScriptedRequest(at, original.node, _request(kind, original.request.remote_node, 1, request_id))
+        # a second, later request with the id once it is free again: served as usual
+        reuse = ScriptedRequest(open_until + 1, original.node, _request(kind, original.request.remote_node, 1, request_id))
+        run = run_app(impl, conditions, requests + [twin], until_ns=horizon)
+        _no_crash(run)
+        twin_index = next(i for i, r in enumerate(run.requests) if r is twin)
+        answers = [u for u in run.up if u.cause == ("request", twin_index)]
+        refusals = [u for u in answers if isinstance(u.msg, AppError) and u.msg.code is AppErrorCode.DUPLICATE_ID]
+        if len(answers) != 1 or len(refusals) != 1 or refusals[0].msg.request_id != request_id:
+            raise ClauseFailure(
+                f"{original.node} got a {kind} request with request_id {request_id} at t={at} ns while its request with "
+                f"that id was open (until t={open_until} ns); it answered {[u.msg for u in answers]} instead of one "
+                "AppError DUPLICATE_ID naming the id"
+            )
+        if any(d.cause == ("request", twin_index) for d in run.down):
+            raise ClauseFailure(f"the refused request with request_id {request_id} was sent to the network")
+        others = [(u.time_ns, u.node, u.msg) for u in run.up if u is not refusals[0]]
+        if others != [(u.time_ns, u.node, u.msg) for u in base.up]:
+            raise ClauseFailure(
+                f"refusing a request with the open id {request_id} at {original.node} changed what the other requests got"
+            )
+        again = run_app(impl, conditions, requests + [reuse], until_ns=horizon + open_until)
+        _no_crash(again)
+        reuse_index = next(i for i, r in enumerate(again.requests) if r is reuse)
+        refused = [u for u in again.up if u.cause == ("request", reuse_index) and isinstance(u.msg, AppError)]
+        if refused:
+            raise _fail(f"request_id {request_id} was refused after its request had closed at t={open_until} ns", refused[0])
+
+    prop()
+
+
+def _unknown_traces(traces: list[tuple[int, str, dict[str, Any]]]) -> int:
+    return sum(event == "unknown_session" for _, event, _ in traces)
+
+
+@SUITE.clause("APP-SESS-1", "a network or peer message naming no session it holds is dropped and traced unknown_session")
+def unknown_sessions_dropped(impl: Any) -> None:
+    # 1. a fresh node: every network message names a request it never made
+    node, other = NODES[0], NODES[1]
+    stray = PairId(head=node, tail=other, request_id=7, index=0)
+    strays = [
+        NetAccepted(request_id=7, path=[node, other]),
+        NetRejected(request_id=7, reason="never asked"),
+        NetError(request_id=7, head=node, code=NetErrorCode.OTHER),
+        NetError(request_id=0, head=other, code=NetErrorCode.OTHER),  # the tail's copy: another node's request
+        PairDelivered(pair_id=stray, remote_node=other, bell_state=BellState.PHI_PLUS, goodness=0.9, goodness_time_ns=0, handle=0),
+    ]
+    harness = AppHarness(impl, AppConditions(), [])
+    _no_crash(harness.run(until_ns=1))
+    for msg in strays:
+        try:
+            harness.deliver_below(node, msg)
+        except Exception as exc:
+            raise ClauseFailure(f"{node} raised {type(exc).__name__} on {msg!r}, which names no session of it: {exc}") from None
+    harness.kernel.run(until_ns=harness.kernel.now_ns + 100 * harness.conditions.delay_ns)
+    _quiet(harness, 0, 0, 0, {node: len(strays)}, "messages naming requests it never made")
+
+    # 2. after a run: every message the network and the peers delivered, again
+    kinds = _kinds(impl)
+    if not kinds:
+        return
+
+    @explore(15)
+    @given(scenario=scenarios(kinds), seed=st.integers(0, 2**16))
+    def prop(scenario: tuple[AppConditions, list[ScriptedRequest], int], seed: int) -> None:
+        conditions, requests, horizon = scenario
+        harness = AppHarness(impl, conditions, requests, seed)
+        run = harness.run(until_ns=horizon)
+        _no_crash(run)
+        if not (run.quiescent and _all_closed(run)):
+            return  # APP-END-2 reports it
+        below, peer = list(run.below), list(run.peer)
+        up, down, misuse = len(harness.up), len(harness.down), len(harness.devices.misuse)
+        expected = Counter(n for _, n, _ in below) + Counter(n for _, _, n, _ in peer)
+        expected = Counter({n: expected[n] + _unknown_traces(harness.contexts[n].traces) for n in NODES})
+        for _, at, msg in below:
+            try:
+                harness.deliver_below(at, msg)
+            except Exception as exc:
+                raise ClauseFailure(f"{at} raised {type(exc).__name__} on a repeated {msg!r}: {exc}") from None
+        for _, sender, at, msg in peer:
+            try:
+                harness._deliver_peer(sender, at, msg)
+            except Exception as exc:
+                raise ClauseFailure(f"{at} raised {type(exc).__name__} on a repeated peer message {msg!r}: {exc}") from None
+        harness.kernel.run(until_ns=harness.kernel.now_ns + horizon)
+        _quiet(harness, up, down, misuse, expected, "every network and peer message of a finished run, delivered again")
+        if len(harness.peer) != 2 * len(peer):
+            raise ClauseFailure("a repeated message of a finished run made the application send a peer message")
+
+    prop()
+
+
+def _quiet(harness: AppHarness, up: int, down: int, misuse: int, unknown: dict[str, int], what: str) -> None:
+    """Nothing was sent or operated on since the counts given, and each node traced ``unknown`` drops in all."""
+    if len(harness.up) > up:
+        raise _fail(f"after {what}, the application sent {harness.up[up].msg!r} to its user", harness.up[up])
+    if len(harness.down) > down:
+        raise ClauseFailure(f"after {what}, the application sent {harness.down[down].msg!r} to the network")
+    if len(harness.devices.misuse) > misuse:
+        raise ClauseFailure(f"after {what}: {harness.devices.misuse[misuse]}")
+    for node, count in unknown.items():
+        traced = _unknown_traces(harness.contexts[node].traces)
+        if traced != count:
+            raise ClauseFailure(f"after {what}, {node} traced {traced} unknown_session events in all; {count} expected")
+
+
+def _request(kind: str, remote: str, number: int = 1, request_id: int = 0) -> TeleportRequest | PairsRequest:
     if kind == "teleport":
-        return TeleportRequest(remote_node=remote, number=number)
-    return PairsRequest(remote_node=remote, number=number)
+        return TeleportRequest(request_id=request_id, remote_node=remote, number=number)
+    return PairsRequest(request_id=request_id, remote_node=remote, number=number)
 
 
 # ----------------------------------------------------------- teleportation
@@ -509,17 +699,17 @@ def teleport_every_index(impl: Any) -> None:
     kinds = _require(impl, "teleport")
 
     def check(run: AppRun) -> None:
-        expected: Counter[tuple[str, str, int]] = Counter()
+        expected: Counter[tuple[str, str, int, int]] = Counter()
         for r in run.requests:
             if isinstance(r.request, TeleportRequest):
-                expected.update((r.node, r.request.remote_node, k) for k in range(r.request.number))
-        got = Counter((u.msg.sender, u.node, u.msg.index) for u in run.sent(TeleportResult))
+                expected.update((r.node, r.request.remote_node, r.request.request_id, k) for k in range(r.request.number))
+        got = Counter((u.msg.sender, u.node, u.msg.request_id, u.msg.index) for u in run.sent(TeleportResult))
         if got != expected:
             missing = sorted((expected - got).elements())
             extra = sorted((got - expected).elements())
             raise ClauseFailure(
-                f"(sender, receiver, index) of TeleportResults by t={run.end_ns} ns: missing {missing}, unexpected or "
-                f"repeated {extra}"
+                f"(sender, receiver, request_id, index) of TeleportResults by t={run.end_ns} ns: missing {missing}, "
+                f"unexpected or repeated {extra}"
             )
 
     _property(impl, check, kinds=kinds)

@@ -4,7 +4,7 @@
 physical my_pkg.module:MyBackend`` prints it; ``pytest --pyargs
 physical.conformance`` runs the same checks under pytest (set
 ``QNETSTACK_CONFORM_IMPL=module:Class`` to check your own backend instead of
-the reference one, ``qnetstack.physical.qutip_backend:QutipSingleClickBackend``).
+the reference one, ``qnetstack.physical.backends.qutip_backend:QutipSingleClickBackend``).
 """
 
 from qnetstack.physical.conformance.suite import SUITE

@@ -75,7 +75,7 @@ from qnetstack.physical.service import (
 
 __all__ = ["SUITE"]
 
-SUITE = Suite(layer="physical", spec="specs/physical.md", reference="qnetstack.physical.qutip_backend:QutipSingleClickBackend")
+SUITE = Suite(layer="physical", spec="specs/physical.md", reference="qnetstack.physical.backends.qutip_backend:QutipSingleClickBackend")
 
 EXACT = 1e-6  # numerical tolerance of "equal" for fidelities computed two ways
 SIGMAS = 5  # statistical checks allow 5 standard errors (two-sided p ~ 6e-7 for a correct backend)

@@ -1,7 +1,7 @@
 """The physical conformance suite under pytest: ``pytest --pyargs qnetstack.physical.conformance``.
 
 Checks ``$QNETSTACK_CONFORM_IMPL`` (``module:Class``) or, unset, the reference
-backend ``qnetstack.physical.qutip_backend:QutipSingleClickBackend``.
+backend ``qnetstack.physical.backends.qutip_backend:QutipSingleClickBackend``.
 """
 
 from qnetstack.physical.conformance.suite import SUITE

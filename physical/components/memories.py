@@ -10,7 +10,7 @@ NV centre), with their coherence times, gate, measurement and readout figures.
 **Waiting** (Nielsen & Chuang, *Quantum Computation and Quantum Information*,
 2000, §8.3.5-8.3.6). A qubit left alone for t undergoes amplitude damping with
 γ = 1 - e^{-t/T1} and dephasing such that the coherence ρ01 decays by e^{-t/T2}
-in total; this is :func:`qnetstack.physical.engine.memory_kraus`, reused here. ``None``
+in total; this is :func:`qnetstack.physical.components.memory_noise.memory_kraus`, reused here. ``None``
 means no decay of that kind; physics requires T2 ≤ 2·T1 (N&C §8.3.6) and a
 finite T1 implies a finite T2.
 
@@ -70,13 +70,13 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Literal
 
 import numpy as np
-from pydantic import ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import Field, model_validator
 from qutip import Qobj
 
-from qnetstack.physical.engine import memory_kraus
+from qnetstack.physical.components.memory_noise import memory_kraus
+from qnetstack.physical.components.preset_lookup import preset_lookup
 from qnetstack.physical.params import HardwareParams, MemoryParams
 from qnetstack.physical.service import BellState, Probability
 
@@ -95,7 +95,7 @@ __all__ = [
     "memory_preset",
 ]
 
-Noise = tuple[float, float | None, float | None]  # (elapsed_ns, t1_ns, t2_ns), as physical.single_click
+Noise = tuple[float, float | None, float | None]  # (elapsed_ns, t1_ns, t2_ns), as physical.schemes.single_click
 
 
 def _check_t1_t2(t1_ns: float | None, t2_ns: float | None, prefix: str = "") -> None:
@@ -172,7 +172,7 @@ class MemoryModel(HardwareParams):
 
     def kraus(self, wait_ns: float, storage: bool = False) -> list[Qobj]:
         """Kraus operators of one qubit left alone for ``wait_ns``
-        (:func:`qnetstack.physical.engine.memory_kraus` with this memory's T1, T2)."""
+        (:func:`qnetstack.physical.components.memory_noise.memory_kraus` with this memory's T1, T2)."""
         return memory_kraus(wait_ns, *self.coherence(storage))
 
     def bell_pair_fidelity(
@@ -425,11 +425,7 @@ MEMORY_PRESETS: dict[str, MemoryModel] = {
     "afc_ensemble": AFC_ENSEMBLE,
 }
 
-_PRESET_NAME = TypeAdapter(
-    Literal["nv_electron", "nv_carbon", "rb_atom", "trapped_ion", "siv", "afc_ensemble"],
-    config=ConfigDict(title="memory preset name"),
-)
-assert set(_PRESET_NAME.json_schema()["enum"]) == set(MEMORY_PRESETS), "preset names out of sync"
+_lookup_preset = preset_lookup(MEMORY_PRESETS, "memory preset name", fold_case=True)
 
 
 def memory_preset(name: str) -> MemoryModel:
@@ -438,5 +434,4 @@ def memory_preset(name: str) -> MemoryModel:
     An unknown name raises a pydantic ValidationError (a ValueError) listing
     the known names.
     """
-    key = name.lower() if isinstance(name, str) else name
-    return MEMORY_PRESETS[_PRESET_NAME.validate_python(key)]
+    return _lookup_preset(name)

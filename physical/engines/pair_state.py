@@ -4,10 +4,10 @@ while it can be, a density matrix once it cannot.
 Theory of operation
 -------------------
 A :class:`PairState` is the state of two qubits "A" and "B" (tensor order A, B,
-as in :mod:`qnetstack.physical.engine`). It starts in one of two representations and
+as in :mod:`qnetstack.physical.engines.world`). It starts in one of two representations and
 can change once, one way:
 
-* **Bell-diagonal** (:class:`qnetstack.physical.bell_diagonal.BellDiagonal`): four
+* **Bell-diagonal** (:class:`qnetstack.physical.engines.bell_diagonal.BellDiagonal`): four
   weights on the Bell states (Bennett, DiVincenzo, Smolin, Wootters, PRA 54,
   3824 (1996), Sec. III). The set is closed under Pauli channels on either
   qubit — depolarising, bit/phase flip (Nielsen & Chuang, *Quantum Computation
@@ -18,16 +18,16 @@ can change once, one way:
   uniform and whose output weights are the XOR-convolution of the input
   weights (Dür, Briegel, Cirac, Zoller, PRA 59, 169 (1999), Sec. III; Bowen &
   Bose, PRL 87, 267901 (2001)). The derivations are in the
-  :mod:`qnetstack.physical.bell_diagonal` docstring.
+  :mod:`qnetstack.physical.engines.bell_diagonal` docstring.
 * **Density matrix**: a 4x4 complex array, the same physics as the reference
-  engine :class:`qnetstack.physical.engine.QuantumWorld` — Kraus operators
+  engine :class:`qnetstack.physical.engines.world.QuantumWorld` — Kraus operators
   ``ρ -> Σ K ρ K†`` lifted onto the pair with a Kronecker product; memory
-  noise uses :func:`qnetstack.physical.engine.memory_kraus` (amplitude damping with
+  noise uses :func:`qnetstack.physical.components.memory_noise.memory_kraus` (amplitude damping with
   ``γ = 1 - exp(-t/T1)`` then phase damping, N&C 2000, §8.3.5-8.3.6); a
   swap projects the middle qubits of ``ρ_AB ⊗ ρ_CD`` on the outcome's Bell
   state and renormalises by the Born probability (N&C 2000, §2.2.3).
 
-**When it converts.** Every operation asks :func:`qnetstack.physical.bell_diagonal.choose_engine`
+**When it converts.** Every operation asks :func:`qnetstack.physical.engines.bell_diagonal.choose_engine`
 whether it keeps the pair Bell-diagonal. Memory noise with a finite T1 does
 not (amplitude damping unbalances ``<00|ρ|00>`` against ``<11|ρ|11>``,
 creating Bell-basis coherences), nor does an arbitrary gate or channel, nor
@@ -44,10 +44,10 @@ al. 1996), which changes the physics. An operation that is the identity
 **Ownership.** A pair is a physical object, not a value: operations change it
 in place, it cannot be copied (``copy``/``deepcopy``/``pickle`` raise), and a
 Bell measurement, a swap (which Bell-measures one qubit of each input) or
-:meth:`PairState.move_into` a :class:`~physical.engine.QuantumWorld` *consumes*
+:meth:`PairState.move_into` a :class:`~qnetstack.physical.engines.world.QuantumWorld` *consumes*
 it: any later use raises :class:`PairConsumedError` saying what consumed it.
 That is the no-cloning theorem (Wootters & Zurek, Nature 299, 802 (1982))
-enforced by the API, as :mod:`qnetstack.physical.engine` does for qubit ids.
+enforced by the API, as :mod:`qnetstack.physical.engines.world` does for qubit ids.
 
 Reads (:meth:`PairState.fidelity`, :meth:`PairState.to_density_matrix`) are
 simulation oracles: they do not disturb the pair.
@@ -65,8 +65,17 @@ from typing import NamedTuple
 import numpy as np
 from qutip import Qobj
 
-from qnetstack.physical.bell_diagonal import BellDiagonal, Engine, NotBellDiagonalError, Qubit, choose_engine
-from qnetstack.physical.engine import QuantumWorld, WorldError, bell_ket, check_memory_noise, memory_kraus
+from qnetstack.physical.engines.bell_diagonal import (
+    BellDiagonal,
+    Engine,
+    NotBellDiagonalError,
+    Qubit,
+    as_pair_matrix,
+    check_qubit,
+    choose_engine,
+)
+from qnetstack.physical.components.memory_noise import memory_kraus
+from qnetstack.physical.engines.world import QuantumWorld, WorldError, bell_ket, check_memory_noise
 from qnetstack.physical.service import BellState
 
 __all__ = ["PairState", "PairConsumedError", "SwapResult"]
@@ -131,7 +140,7 @@ class PairState:
         """A pair in the state ``rho`` (4x4, qubit order A, B): Bell-diagonal if
         ``rho`` is (within ``atol``), else a density matrix, the reason recorded
         (e.g. a single-click herald state)."""
-        mat = _as_pair_matrix(rho, "rho")
+        mat = as_pair_matrix(rho, "rho")
         if not np.allclose(mat, mat.conj().T, atol=atol, rtol=0) or np.linalg.eigvalsh(mat).min() < -atol:
             raise ValueError("rho is not a density matrix (Hermitian, positive semidefinite)")
         if abs(np.trace(mat) - 1) > atol:
@@ -212,7 +221,7 @@ class PairState:
         """``ρ -> p_I ρ + p_X XρX + p_Y YρY + p_Z ZρZ`` on ``qubit`` (N&C 2000, §8.3.3-8.3.4)."""
         self._check_live()
         probs = _pauli_probabilities(p_i, p_x, p_y, p_z)
-        _check_qubit(qubit)
+        check_qubit(qubit)
         if self._bd is not None:
             self._bd = self._bd.pauli_channel(*probs, qubit)
         else:
@@ -246,12 +255,12 @@ class PairState:
     def memory_noise(self, elapsed_ns: float, t1_ns: float | None, t2_ns: float | None, qubit: Qubit) -> None:
         """``qubit`` waits ``elapsed_ns`` in a memory with ``(t1_ns, t2_ns)``
         (None: no decay of that kind; T2 <= 2·T1), the channel of
-        :func:`qnetstack.physical.engine.memory_kraus` (N&C 2000, §8.3.5-8.3.6).
+        :func:`qnetstack.physical.components.memory_noise.memory_kraus` (N&C 2000, §8.3.5-8.3.6).
 
         T2 alone is a phase flip and keeps the pair Bell-diagonal; a finite T1
         (amplitude damping) converts it to a density matrix first."""
         self._check_live()
-        _check_qubit(qubit)
+        check_qubit(qubit)
         if not elapsed_ns >= 0:
             raise ValueError(f"elapsed_ns must be >= 0, got {elapsed_ns}")
         check_memory_noise(t1_ns, t2_ns)
@@ -405,20 +414,6 @@ class PairState:
         return f"PairState(density matrix, F(PHI_PLUS)={self.fidelity():.6g}; converted: {self._reason})"
 
 
-def _as_pair_matrix(rho: np.ndarray | Qobj, name: str) -> np.ndarray:
-    if isinstance(rho, Qobj):
-        if rho.dims != [[2, 2], [2, 2]]:
-            raise ValueError(f"{name} must have dims [[2, 2], [2, 2]], got {rho.dims}")
-        mat = rho.full()
-    else:
-        mat = np.array(rho, dtype=complex)
-    if mat.shape != (4, 4):
-        raise ValueError(f"{name} must be a 4x4 matrix, got shape {mat.shape}")
-    if not np.all(np.isfinite(mat)):
-        raise ValueError(f"{name} has non-finite entries")
-    return mat
-
-
 def _hermitian(mat: np.ndarray) -> np.ndarray:
     return (mat + mat.conj().T) * 0.5
 
@@ -434,11 +429,6 @@ def _sample(probs: np.ndarray, rng: np.random.Generator) -> int:
     cumulative = np.cumsum(probs)
     k = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
     return min(k, len(probs) - 1)
-
-
-def _check_qubit(qubit: str) -> None:
-    if qubit not in ("A", "B"):
-        raise ValueError(f"qubit must be 'A' or 'B', got {qubit!r}")
 
 
 def _check_probability(name: str, p: float) -> None:

@@ -22,7 +22,7 @@ silent only if no photon is detected and no dark count occurs:
 
     P(no click | n) = (1 - p_dc) (1 - η)^n,   P(click | n) = 1 - P(no click | n).
 
-This is the no-click POVM element of :func:`qnetstack.physical.single_click.detector_no_click`.
+This is the no-click POVM element of :func:`qnetstack.physical.schemes.single_click.detector_no_click`.
 
 **Photon-number-resolving detector (model stated here).** An ideal PNR
 detector reports the number of detection events in the window: the number of
@@ -76,8 +76,9 @@ from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
-from pydantic import ConfigDict, Field, TypeAdapter
+from pydantic import Field
 
+from qnetstack.physical.components.preset_lookup import preset_lookup
 from qnetstack.physical.params import DetectorParams, HardwareParams
 from qnetstack.physical.service import Probability
 
@@ -285,8 +286,7 @@ review, not one device: take a datasheet's numbers for a specific detector.
 
 DETECTOR_PRESETS: dict[str, Detector] = {"snspd": SNSPD, "ingaas_apd": INGAAS_APD}
 
-_PRESET_NAME = TypeAdapter(Literal["snspd", "ingaas_apd"], config=ConfigDict(title="detector preset name"))
-assert set(_PRESET_NAME.json_schema()["enum"]) == set(DETECTOR_PRESETS), "preset names out of sync"
+_lookup_preset = preset_lookup(DETECTOR_PRESETS, "detector preset name", fold_case=True)
 
 
 def detector_preset(name: str) -> Detector:
@@ -295,5 +295,4 @@ def detector_preset(name: str) -> Detector:
     An unknown name raises a pydantic ValidationError (a ValueError) listing
     the known names.
     """
-    key = name.lower() if isinstance(name, str) else name
-    return DETECTOR_PRESETS[_PRESET_NAME.validate_python(key)]
+    return _lookup_preset(name)

@@ -9,7 +9,7 @@ Double-click entanglement generation, proposed by Barrett & Kok, PRA 71,
 1. Each node puts its spin in ``(|0> + |1>)/√2`` and excites it with a
    spin-selective optical π pulse: the bright state ``|1>`` emits one photon,
    the dark state ``|0>`` none (photon-number encoding, the same convention
-   as :mod:`qnetstack.physical.single_click`; not time-bin). Each node's spin and
+   as :mod:`qnetstack.physical.schemes.single_click`; not time-bin). Each node's spin and
    photonic mode are then in ``(|0>|0_ph> + |1>|1_ph>)/√2``.
 2. The photons travel to a midpoint 50:50 beam splitter, ``a† -> (c† + d†)/√2``
    and ``b† -> (c† - d†)/√2`` (a from node A, b from node B), whose outputs c
@@ -23,7 +23,7 @@ component (both spins bright, one photon lost in round 1) becomes |00> and
 emits nothing in round 2, so without dark counts it can never herald.
 Signs, with the project's frames ``|B(x, z)> = (I ⊗ X^x Z^z)|Φ+>`` (so
 Ψ+ = (|01> + |10>)/√2 and Ψ- = (|01> - |10>)/√2, see
-:func:`qnetstack.physical.engine.bell_ket`): a click in c leaves ``|10> + |01>``, a click
+:func:`qnetstack.physical.engines.world.bell_ket`): a click in c leaves ``|10> + |01>``, a click
 in d ``|10> - |01>``; X ⊗ X keeps Ψ+ and flips the global sign of Ψ-, so
 **the same detector twice heralds Ψ+, different detectors herald Ψ-**
 (as in Barrett & Kok 2005 and Bernien et al. 2013). The spin state is the
@@ -37,7 +37,7 @@ Imperfections modelled
   efficiency × fibre transmittance over L/2 × detector efficiency. Equal loss
   on both outputs of a beam splitter equals the same loss on both inputs,
   so the detector efficiency can be folded into η_X for the closed form
-  (the argument of :mod:`qnetstack.physical.single_click`); the simulation keeps it
+  (the argument of :mod:`qnetstack.physical.schemes.single_click`); the simulation keeps it
   in the detector POVM and a test checks they agree.
 * **Distinguishability.** Each photon's internal (spectral/temporal) state is
   ``|χ_X> = √μ |s> + √(1-μ) |x_X>``: a superposition of a mode |s> shared by
@@ -116,9 +116,9 @@ from functools import lru_cache
 import numpy as np
 from pydantic import Field
 
-from qnetstack.physical.fock import FockState, create
+from qnetstack.physical.components.fock import FockState, create
 from qnetstack.physical.params import DetectorParams, FibreParams, HardwareParams, NodeHardware
-from qnetstack.physical.schemes import HeraldBranch
+from qnetstack.physical.schemes.model import HeraldBranch
 from qnetstack.physical.service import BellState, Probability
 
 __all__ = [
@@ -292,7 +292,7 @@ _PLUS_PLUS = np.full((4, 4), 0.25, dtype=complex)  # |++><++|, both spins in (|0
 
 @dataclass(frozen=True)
 class BarrettKokModel:
-    """The Barrett–Kok scheme as a :class:`qnetstack.physical.schemes.HeraldingModel`.
+    """The Barrett–Kok scheme as a :class:`qnetstack.physical.schemes.model.HeraldingModel`.
 
     ``branches()`` comes from the closed form, one branch per successful click
     pattern in the order of :data:`CLICK_PATTERNS`; ``simulate_attempt`` and

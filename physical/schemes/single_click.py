@@ -76,14 +76,17 @@ which tends to the textbook p ≈ 2αη, F ≈ 1-α for small αη (Humphreys et
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
 
 import numpy as np
 import qutip
 from qutip import Qobj
 
-from qnetstack.physical.engine import bell_ket, memory_kraus
+from qnetstack.physical.components.memory_noise import memory_kraus
+from qnetstack.physical.engines.world import bell_ket
 from qnetstack.physical.params import DetectorParams, NodeHardware, SingleClickLinkParams
+from qnetstack.physical.schemes.model import HeraldBranch
 from qnetstack.physical.service import BellState
 
 __all__ = [
@@ -106,6 +109,8 @@ __all__ = [
     "stored_pair_fidelity",
     "fidelity_at_detection",
     "operating_points",
+    "SingleClickModel",
+    "SingleClickPerEndModel",
 ]
 
 # Indices of the outcomes of herald_povm().
@@ -291,7 +296,7 @@ def decohere_pair(
     noise_b: tuple[float, float | None, float | None],
 ) -> np.ndarray:
     """Apply memory noise ``(elapsed_ns, t1_ns, t2_ns)`` to each spin of a 4x4 state
-    (the same channel as the world's, :func:`qnetstack.physical.engine.memory_kraus`)."""
+    (the same channel as the world's, :func:`qnetstack.physical.components.memory_noise.memory_kraus`)."""
     out = np.asarray(rho, dtype=complex)
     for which, (elapsed, t1, t2) in enumerate((noise_a, noise_b)):
         if elapsed <= 0 or (t1 is None and t2 is None):
@@ -370,3 +375,103 @@ def operating_points(
         if top == 0:
             break
     return points
+
+
+@dataclass(frozen=True)
+class SingleClickModel:
+    """The single-click scheme (this module) as a :class:`~qnetstack.physical.schemes.model.HeraldingModel`.
+
+    Both ends use the link's bright-state population α; photon efficiencies
+    are emission × fibre over L/2 × detector, the closed form of
+    :func:`unnormalised_herald_state`.
+    """
+
+    params: SingleClickLinkParams
+    hardware_a: NodeHardware = NodeHardware()
+    hardware_b: NodeHardware = NodeHardware()
+
+    def _etas(self) -> tuple[float, float]:
+        eta_d = self.params.detector.efficiency
+        return (
+            arrival_efficiency(self.params, self.hardware_a) * eta_d,
+            arrival_efficiency(self.params, self.hardware_b) * eta_d,
+        )
+
+    @cached_property
+    def _branches(self) -> tuple[HeraldBranch, ...]:
+        eta_a, eta_b = self._etas()
+        alpha = self.params.bright_state_population
+        p_dc = self.params.detector.dark_count_probability
+        out = []
+        for bell in (BellState.PSI_PLUS, BellState.PSI_MINUS):
+            rho = unnormalised_herald_state(alpha, eta_a, eta_b, p_dc, bell)
+            weight = float(np.real(np.trace(rho)))
+            state = rho / weight if weight > 0 else rho
+            out.append(HeraldBranch(bell_state=bell, probability=weight, state=state))
+        return tuple(out)
+
+    def branches(self) -> tuple[HeraldBranch, ...]:
+        return self._branches  # the model is immutable, so computed once
+
+    def success_probability(self) -> float:
+        return sum(b.probability for b in self.branches())
+
+    @cached_property
+    def _instrument(self) -> tuple[tuple[float, BellState, np.ndarray], ...]:
+        """Per herald: (probability, Bell state, normalised spin state), from the optics.
+
+        Built once per link from the operator model the QuTiP backend runs,
+        independently of the closed form: each node's spin–photon state
+        (:func:`emission_state`, photon loss included),
+        the herald POVM on the two photons (beam splitter and detectors,
+        :func:`herald_povm`), the photons traced out.
+        """
+        alpha = self.params.bright_state_population
+        trans_a = arrival_efficiency(self.params, self.hardware_a)
+        trans_b = arrival_efficiency(self.params, self.hardware_b)
+        rho_a = emission_state(alpha, trans_a).full()
+        rho_b = emission_state(alpha, trans_b).full()
+        # order (s_A, p_A, s_B, p_B) -> (s_A, s_B, p_A, p_B)
+        joint = np.kron(rho_a, rho_b).reshape([2] * 8).transpose(0, 2, 1, 3, 4, 6, 5, 7).reshape(16, 16)
+        povm = herald_povm(self.params.detector)
+        out = []
+        for outcome, bell in HERALD_BELL_STATES.items():
+            lifted = np.kron(np.eye(4), povm[outcome].full())
+            spins = (lifted @ joint).reshape(4, 4, 4, 4).trace(axis1=1, axis2=3)  # trace out the photons
+            weight = float(np.real(np.trace(spins)))
+            out.append((weight, bell, spins / weight if weight > 0 else spins))
+        return tuple(out)
+
+    def simulate_attempt(self, rng: np.random.Generator) -> HeraldBranch | None:
+        """One attempt: sample the herald from the optics' instrument (see
+        ``_instrument``); ``None`` when no single detector clicked."""
+        u = rng.random()
+        for weight, bell, state in self._instrument:
+            if u < weight:
+                return HeraldBranch(bell_state=bell, probability=weight, state=state)
+            u -= weight
+        return None
+
+
+@dataclass(frozen=True)
+class SingleClickPerEndModel:
+    """Single-click with a different α at each end (a ``HeraldAttempt`` override):
+    the closed form :func:`unnormalised_herald_state` with ``alpha_b`` (derived
+    there; Humphreys et al. 2018). ``base`` supplies the link and the hardware."""
+
+    base: SingleClickModel
+    alpha_a: float
+    alpha_b: float
+
+    def branches(self) -> tuple[HeraldBranch, ...]:
+        eta_a, eta_b = self.base._etas()
+        p_dc = self.base.params.detector.dark_count_probability
+        out = []
+        for bell in (BellState.PSI_PLUS, BellState.PSI_MINUS):
+            rho = unnormalised_herald_state(self.alpha_a, eta_a, eta_b, p_dc, bell, self.alpha_b)
+            weight = float(np.real(np.trace(rho)))
+            out.append(HeraldBranch(bell_state=bell, probability=weight, state=rho / weight if weight > 0 else rho))
+        return tuple(out)
+
+    def success_probability(self) -> float:
+        return sum(b.probability for b in self.branches())

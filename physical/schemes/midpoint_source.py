@@ -6,7 +6,7 @@ The "MS" (midpoint source) scheme of Jones et al., New J. Phys. 18, 083015
 (2016), Sec. 2 (the idea goes back to the entangled-source variant of
 Simon et al., PRL 98, 190503 (2007)):
 
-1. A polarisation-entangled SPDC source (:class:`qnetstack.physical.sources.SpdcSource`)
+1. A polarisation-entangled SPDC source (:class:`qnetstack.physical.components.sources.SpdcSource`)
    at the midpoint emits pairs in ``Φ+ = (|HH> + |VV>)/√2`` and sends one photon
    of each pair to each node over L/2 of fibre.
 2. Each node's memory emits a photon entangled with it,
@@ -25,7 +25,7 @@ Simon et al., PRL 98, 190503 (2007)):
    (exactly those two detectors click). Entanglement swapping (Żukowski et
    al., PRL 71, 4287 (1993)) leaves the memories in the source's Bell state
    composed with the two BSM frames: with the project's convention
-   ``|B(x, z)> = (I ⊗ X^x Z^z)|Φ+>`` (:func:`qnetstack.physical.engine.bell_ket`), a BSM
+   ``|B(x, z)> = (I ⊗ X^x Z^z)|Φ+>`` (:func:`qnetstack.physical.engines.world.bell_ket`), a BSM
    of the middle pair of ``|B1>_{12}|B2>_{34}`` with outcome ``B`` leaves qubits
    1, 4 in ``B1 ∘ B ∘ B2`` up to a global phase (transposes of Paulis are Paulis
    up to sign), so Ψ+Ψ+ and Ψ-Ψ- herald Φ+, mixed outcomes Φ-
@@ -40,7 +40,7 @@ Imperfections modelled
   outputs of passive linear optics equals that loss on all inputs, so the
   closed form folds η_d into η_m,X = emission × η_d and
   η_s,X = heralding × T(L/2) × η_d and uses perfect detectors (the argument
-  of :mod:`qnetstack.physical.single_click`); the simulation keeps η_d in the detector
+  of :mod:`qnetstack.physical.schemes.single_click`); the simulation keeps η_d in the detector
   POVMs and a test shows the two agree.
 * **Distinguishability.** Internal (spectral/temporal) states: the memory
   photon in a mode |e>, every source photon in ``√V|e> + √(1-V)|x>``, so the
@@ -148,11 +148,11 @@ from functools import cached_property, lru_cache
 import numpy as np
 from pydantic import Field
 
-from qnetstack.physical.fock import FockState, create
+from qnetstack.physical.components.fock import FockState, create
 from qnetstack.physical.params import DetectorParams, FibreParams, HardwareParams, NodeHardware
-from qnetstack.physical.schemes import HeraldBranch
+from qnetstack.physical.schemes.model import HeraldBranch
 from qnetstack.physical.service import BellState, Probability
-from qnetstack.physical.sources import SpdcSource
+from qnetstack.physical.components.sources import SpdcSource
 
 __all__ = [
     "MidpointSourceLinkParams",
@@ -404,7 +404,7 @@ def node_instrument(
 
 @dataclass(frozen=True)
 class MidpointSourceModel:
-    """The MS scheme as a :class:`qnetstack.physical.schemes.HeraldingModel`.
+    """The MS scheme as a :class:`qnetstack.physical.schemes.model.HeraldingModel`.
 
     ``branches()``: one branch per pattern pair of :data:`LINK_PATTERNS`, N ≤ 1
     from the closed form plus the N = 2 Fock-space term. ``pattern_branch`` and

@@ -9,8 +9,8 @@ the platform is usually run with. :meth:`PlatformPreset.node_hardware` and
 the heralding models and backends take today.
 
 Each preset's docstring names the experiment its figures come from; the
-component models (:mod:`qnetstack.physical.sources`, :mod:`qnetstack.physical.memories`,
-:mod:`qnetstack.physical.detectors`, :mod:`qnetstack.physical.channels`) cite the figure for
+component models (:mod:`qnetstack.physical.components.sources`, :mod:`qnetstack.physical.components.memories`,
+:mod:`qnetstack.physical.components.detectors`, :mod:`qnetstack.physical.components.channels`) cite the figure for
 each parameter, and say where a value is an assumed order of magnitude
 rather than a published number. Presets are immutable: change one with
 ``preset.replace(wavelength_nm=1310.0)`` (which validates) rather than
@@ -21,13 +21,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import ConfigDict, Field, TypeAdapter
+from pydantic import Field
 
-from qnetstack.physical.channels import FibreChannel, FrequencyConversion
-from qnetstack.physical.detectors import SNSPD, Detector
-from qnetstack.physical.memories import AFC_ENSEMBLE, NV_ELECTRON, RB_ATOM, SIV, TRAPPED_ION, MemoryModel
+from qnetstack.physical.components.channels import FibreChannel, FrequencyConversion
+from qnetstack.physical.components.detectors import SNSPD, Detector
+from qnetstack.physical.components.memories import AFC_ENSEMBLE, NV_ELECTRON, RB_ATOM, SIV, TRAPPED_ION, MemoryModel
+from qnetstack.physical.components.preset_lookup import preset_lookup
 from qnetstack.physical.params import DetectorParams, FibreParams, HardwareParams, MemoryParams, NodeHardware
-from qnetstack.physical.sources import EmitterSource, SpdcSource
+from qnetstack.physical.components.sources import EmitterSource, SpdcSource
 
 __all__ = [
     "PlatformPreset",
@@ -111,8 +112,8 @@ NV_DELFT_2021 = PlatformPreset(
         "Pompili et al., Science 372, 259 (2021): three-node NV network",
     ),
 )
-"""NV centres (Delft). Memory: :data:`qnetstack.physical.memories.NV_ELECTRON`; photon:
-:class:`qnetstack.physical.sources.EmitterSource` defaults (3 % ZPL, 0.1 collection,
+"""NV centres (Delft). Memory: :data:`qnetstack.physical.components.memories.NV_ELECTRON`; photon:
+:class:`qnetstack.physical.components.sources.EmitterSource` defaults (3 % ZPL, 0.1 collection,
 indistinguishability 0.9). Photons stay at 637 nm, which standard telecom
 fibre models do not cover: :meth:`fibre` refuses it. Use a converter (Dréau
 et al., Phys. Rev. Applied 9, 064031 (2018): 637 nm to 1588 nm) or give the
@@ -140,7 +141,7 @@ RB_MUNICH_2022 = PlatformPreset(
         "van Leent et al., PRL 124, 010510 (2020): polarisation-preserving conversion 780 -> 1522 nm, 57 % external efficiency",
     ),
 )
-"""Rb atoms (Munich). Memory :data:`qnetstack.physical.memories.RB_ATOM`; conversion
+"""Rb atoms (Munich). Memory :data:`qnetstack.physical.components.memories.RB_ATOM`; conversion
 efficiency 0.57 from van Leent et al. 2020. Photons interfere at a station
 in a two-photon (double-click) measurement, hence Barrett–Kok."""
 
@@ -191,22 +192,6 @@ SIV_HARVARD_2020 = PlatformPreset(
 """SiV centres. Unconverted 737 nm photons: :meth:`fibre` refuses the wavelength,
 as for NV. Several emitter figures are assumed; see the inline comments."""
 
-AFC_ENSEMBLE_2021 = PlatformPreset(
-    name="afc-ensemble-2021",
-    description="rare-earth ensemble memory (atomic frequency comb) loaded from a telecom SPDC source",
-    scheme="midpoint-source",
-    memory=AFC_ENSEMBLE,
-    spdc=SpdcSource(mean_pair_number=0.01, statistics="thermal", heralding_efficiency=0.8, wavelength_nm=1550.0),
-    detector=SNSPD,
-    wavelength_nm=1550.0,
-    references=(
-        "Afzelius et al., PRA 79, 052329 (2009): the AFC protocol",
-        "Lago-Rivera et al., Nature 594, 37 (2021): telecom-heralded entanglement between two AFC memories",
-    ),
-)
-"""Ensemble memories (AFC). Memory :data:`qnetstack.physical.memories.AFC_ENSEMBLE`; the
-pair source as :data:`TELECOM_SPDC`."""
-
 TELECOM_SPDC = PlatformPreset(
     name="telecom-spdc",
     description="telecom SPDC pair source with SNSPDs, for midpoint-source links",
@@ -221,22 +206,33 @@ TELECOM_SPDC = PlatformPreset(
     ),
 )
 """A telecom pair source. μ = 0.01 keeps the multi-pair visibility above 0.98
-(:meth:`qnetstack.physical.sources.SpdcSource.visibility`); the memory is the AFC preset
+(:meth:`qnetstack.physical.components.sources.SpdcSource.visibility`); the memory is the AFC preset
 because a pair source needs an absorptive memory at the nodes."""
+
+AFC_ENSEMBLE_2021 = TELECOM_SPDC.replace(
+    name="afc-ensemble-2021",
+    description="rare-earth ensemble memory (atomic frequency comb) loaded from a telecom SPDC source",
+    references=(
+        "Afzelius et al., PRA 79, 052329 (2009): the AFC protocol",
+        "Lago-Rivera et al., Nature 594, 37 (2021): telecom-heralded entanglement between two AFC memories",
+    ),
+)
+"""Ensemble memories (AFC). The hardware of :data:`TELECOM_SPDC` (memory
+:data:`qnetstack.physical.components.memories.AFC_ENSEMBLE`, the same pair
+source), with the experiments it follows."""
 
 PRESETS: dict[str, PlatformPreset] = {
     p.name: p for p in (NV_DELFT_2021, RB_MUNICH_2022, TRAPPED_ION_2023, SIV_HARVARD_2020, AFC_ENSEMBLE_2021, TELECOM_SPDC)
 }
 
 PresetName = Literal["nv-delft-2021", "rb-munich-2022", "trapped-ion-2023", "siv-harvard-2020", "afc-ensemble-2021", "telecom-spdc"]
-_NAME = TypeAdapter(PresetName, config=ConfigDict(title="platform preset name"))
+_lookup_preset = preset_lookup(PRESETS, "platform preset name")
 
 
 def preset(name: str) -> PlatformPreset:
     """The preset called ``name``; a pydantic ``ValidationError`` listing the
     known names otherwise."""
-    _NAME.validate_python(name)
-    return PRESETS[name]
+    return _lookup_preset(name)
 
 
 # Keep the Literal and the table in step (a new preset needs both).

@@ -70,6 +70,7 @@ import qutip
 from qutip import Qobj
 from qutip.core.dimensions import Dimensions
 
+from qnetstack.physical.components.memory_noise import memory_factors
 from qnetstack.physical.service import Basis, BellState
 
 __all__ = [
@@ -78,7 +79,6 @@ __all__ = [
     "UnknownQubitError",
     "RetiredQubitError",
     "check_memory_noise",
-    "memory_kraus",
     "bell_ket",
     "bloch_ket",
     "basis_projectors",
@@ -115,44 +115,8 @@ class RetiredQubitError(UnknownQubitError):
 # ------------------------------------------------------------------ helpers
 
 
-def memory_kraus(elapsed_ns: float, t1_ns: float | None, t2_ns: float | None) -> list[Qobj]:
-    """Kraus operators of a memory qubit left alone for ``elapsed_ns``.
-
-    Amplitude damping (γ = 1 - e^{-t/T1}) followed by phase damping with
-    coherence factor ``f = e^{-t/T2 + t/(2 T1)}``, so that ρ01 decays by
-    e^{-t/T2} overall while ρ11 decays by e^{-t/T1}
-    (Nielsen & Chuang 2000, §8.3.5 amplitude damping, §8.3.6 phase damping).
-    Composing the two two-operator sets gives three non-zero operators.
-    ``None`` means no decay of that kind; T2 must not exceed 2·T1.
-    """
-    return [Qobj(op, dims=[[2], [2]]).to("dense") for op in _memory_kraus_arrays(elapsed_ns, t1_ns, t2_ns)]
-
-
-def _memory_kraus_arrays(elapsed_ns: float, t1_ns: float | None, t2_ns: float | None) -> list[np.ndarray]:
-    gamma, coherence, dephase = _memory_factors(elapsed_ns, t1_ns, t2_ns)
-    ops = [np.diag([1.0, coherence])]
-    if dephase > 0:
-        ops.append(np.diag([0.0, math.sqrt(dephase)]))
-    if gamma > 0:
-        ops.append(np.array([[0.0, math.sqrt(gamma)], [0.0, 0.0]]))
-    return ops
-
-
-def _memory_factors(elapsed_ns: float, t1_ns: float | None, t2_ns: float | None) -> tuple[float, float, float]:
-    """(γ, coherence, dephase): the numbers behind :func:`memory_kraus`'s three operators
-    ``diag(1, coherence)``, ``diag(0, √dephase)`` and ``√γ |0><1|``."""
-    if elapsed_ns < 0:
-        raise WorldError(f"elapsed time must be >= 0, got {elapsed_ns}")
-    gamma = 0.0 if t1_ns is None else -math.expm1(-elapsed_ns / t1_ns)
-    coherence = 1.0 if t2_ns is None else math.exp(-elapsed_ns / t2_ns)
-    keep = 1.0 - gamma
-    # phase-damping factor f with f^2 (1-γ) = coherence^2; clipped against rounding
-    f2 = min(1.0, coherence * coherence / keep) if keep > 0 else 0.0
-    return gamma, coherence, (1.0 - f2) * keep
-
-
 def _scaled(mat: np.ndarray, scale: np.ndarray, gamma: float, source: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """``Σ K ρ K†`` for :func:`memory_kraus`'s operators on one qubit, as a new array.
+    """``Σ K ρ K†`` for :func:`~qnetstack.physical.components.memory_noise.memory_kraus`'s operators on one qubit, as a new array.
 
     The three operators are diagonal or |0><1|, so the sum acts elementwise on
     that qubit's 2x2 blocks: ρ00 + γ ρ11, coherence·ρ01, coherence·ρ10,
@@ -179,7 +143,7 @@ def _memory_channel(
     key = (dims, pos, elapsed_ns, t1_ns, t2_ns)
     found = _CHANNELS.get(key)
     if found is None:
-        gamma, coherence, dephase = _memory_factors(elapsed_ns, t1_ns, t2_ns)
+        gamma, coherence, dephase = memory_factors(elapsed_ns, t1_ns, t2_ns)
         same0, same1, differ, source, target = _channel_masks(dims, pos)
         scale = (same0 + (coherence * coherence + dephase) * same1 + coherence * differ).astype(complex)
         scale.setflags(write=False)

@@ -11,7 +11,7 @@ everything a repeater chain does to its pairs maps four numbers onto four
 numbers:
 
 * **Frame convention** (the project's, see :class:`qnetstack.physical.service.BellState`
-  and :func:`qnetstack.physical.engine.bell_ket`): ``|B(x, z)> = (I ⊗ X^x Z^z)|Φ+>``. The
+  and :func:`qnetstack.physical.engines.world.bell_ket`): ``|B(x, z)> = (I ⊗ X^x Z^z)|Φ+>``. The
   weights are stored in the order of the enum, PHI_PLUS (0,0), PHI_MINUS (0,1),
   PSI_PLUS (1,0), PSI_MINUS (1,1), so the index of a Bell state is ``2x + z``
   and composing frames (XOR of the bits) is XOR of the indices.
@@ -34,7 +34,7 @@ numbers:
   ``F = F1 F2 + (1-F1)(1-F2)/3`` (Dür et al. 1999, Sec. III, with perfect
   operations).
 * **Memory dephasing** (Nielsen & Chuang 2000, §8.3.6): phase damping with
-  coherence factor ``c = exp(-t/T2)`` (what :func:`qnetstack.physical.engine.memory_kraus`
+  coherence factor ``c = exp(-t/T2)`` (what :func:`qnetstack.physical.components.memory_noise.memory_kraus`
   does with ``t1_ns=None``) equals the phase-flip channel with ``p_Z = (1-c)/2``.
 
 What it cannot do: **amplitude damping** (finite T1). It moves population from
@@ -45,9 +45,42 @@ Bell-diagonal set (likewise a single-click post-herald state with its |11>
 term, or any non-Pauli gate).
 This engine refuses such channels (:class:`NotBellDiagonalError`), and
 :func:`choose_engine` sends those cases to the QuTiP density-matrix reference
-(:mod:`qnetstack.physical.engine`). Forcing such a state into Bell-diagonal form
+(:mod:`qnetstack.physical.engines.world`). Forcing such a state into Bell-diagonal form
 (twirling, Bennett et al. 1996) would change its physics, so it is never done
 silently: :meth:`BellDiagonal.from_density_matrix` refuses instead.
+
+**Why no backend runs on it.** Both backends keep every state of a run in
+the QuTiP :class:`~qnetstack.physical.engines.world.QuantumWorld`, and this
+engine stays off that path (it serves analyses, benchmarks and the
+:class:`~qnetstack.physical.engines.pair_state.PairState` tests) because the
+run path needs four things it cannot represent:
+
+1. *Single qubits and states of more than two qubits.* The device service
+   (:mod:`qnetstack.physical.service`) addresses memory qubits one by one:
+   ``InitQubit`` prepares a lone qubit in any Bloch state, ``Measure``
+   of one half of a pair leaves its partner as a lone qubit, and
+   teleportation Bell-measures a lone qubit with half of a pair, so three
+   qubits share one state for a while. Four Bell weights describe exactly
+   one pair, nothing else.
+2. *Non-Pauli gates.* ``ApplyGate`` offers H and S. ``(H ⊗ I)|Φ+>`` is
+   not a Bell state, so the first H on a pair's qubit leaves the set.
+3. *Amplitude damping.* A memory with a finite T1 (``MemoryParams.t1_ns``;
+   e.g. the NV-electron and SiV presets of
+   :mod:`qnetstack.physical.components.memories`) relaxes with a channel
+   that is not a Pauli channel (above).
+4. *The heralded states themselves.* The single-click post-herald state has
+   weight on |11> (both nodes bright, one photon lost) and none on |00>, so
+   it has Bell-basis coherences (Humphreys et al., Nature 558, 268 (2018),
+   Methods; :func:`qnetstack.physical.schemes.single_click.unnormalised_herald_state`),
+   and the QuTiP backend keeps the photons themselves (0/1-photon modes) in
+   the world until the station measures them.
+
+Serving a run from this engine would therefore need every pair's history to
+avoid all four — no T1, no H or S, no lone qubit, a Bell-diagonal herald —
+and a second store for everything else, with states moving between them; a
+:class:`PairState` does that for one pair, but a backend would have to do it
+for every qubit of a network. Until a backend needs that speed, the one
+world is the simpler and always exact choice.
 
 Cost: every operation is one or two numpy calls on 4-element arrays
 (no QuTiP inside operations), a few microseconds; conversions to and from
@@ -63,7 +96,7 @@ from typing import Literal
 import numpy as np
 from qutip import Qobj
 
-from qnetstack.physical.engine import bell_ket
+from qnetstack.physical.engines.world import bell_ket
 from qnetstack.physical.service import BellState
 
 __all__ = [
@@ -72,6 +105,8 @@ __all__ = [
     "NotBellDiagonalError",
     "Qubit",
     "choose_engine",
+    "as_pair_matrix",
+    "check_qubit",
 ]
 
 Engine = Literal["bell-diagonal", "density-matrix"]
@@ -113,8 +148,8 @@ def choose_engine(t1_ns: float | None, needs_non_pauli: bool) -> Engine:
     caller needs no non-Pauli operation (``needs_non_pauli=False``: no
     arbitrary gates, no non-Bell-diagonal initial state such as a single-click
     post-herald state). Otherwise ``"density-matrix"``: the QuTiP reference
-    (:mod:`qnetstack.physical.engine`), which represents everything exactly.
-    :class:`qnetstack.physical.pair_state.PairState` asks this before every operation
+    (:mod:`qnetstack.physical.engines.world`), which represents everything exactly.
+    :class:`qnetstack.physical.engines.pair_state.PairState` asks this before every operation
     and converts itself when the answer changes.
     """
     if t1_ns is not None and not math.isinf(t1_ns):
@@ -130,7 +165,7 @@ class BellDiagonal:
     Build one with :meth:`pure`, :meth:`werner`, :meth:`from_weights` or
     :meth:`from_density_matrix`. Every operation returns a new value. The
     first qubit is "A", the second "B", in the tensor order of
-    :mod:`qnetstack.physical.engine` (``|a b>`` with A the most significant bit).
+    :mod:`qnetstack.physical.engines.world` (``|a b>`` with A the most significant bit).
     """
 
     __slots__ = ("_w",)
@@ -198,16 +233,7 @@ class BellDiagonal:
         naming the largest off-diagonal element ``<B_i|ρ|B_j>`` if it exceeds
         ``atol``, or if the diagonal is not a probability vector within ``atol``.
         """
-        if isinstance(rho, Qobj):
-            if rho.dims != [[2, 2], [2, 2]]:
-                raise ValueError(f"rho must have dims [[2, 2], [2, 2]], got {rho.dims}")
-            mat = rho.full()
-        else:
-            mat = np.asarray(rho, dtype=complex)
-        if mat.shape != (4, 4):
-            raise ValueError(f"rho must be a 4x4 matrix, got shape {mat.shape}")
-        if not np.all(np.isfinite(mat)):
-            raise ValueError("rho has non-finite entries")
+        mat = as_pair_matrix(rho, "rho")
         m = _BELL_BASIS_H @ mat @ _BELL_BASIS
         off = np.abs(m - np.diag(np.diag(m)))
         i, j = np.unravel_index(int(np.argmax(off)), off.shape)
@@ -248,7 +274,7 @@ class BellDiagonal:
 
     def to_qobj(self) -> Qobj:
         """The density matrix as a QuTiP ``Qobj`` with dims [[2, 2], [2, 2]], ready for
-        :meth:`qnetstack.physical.engine.QuantumWorld.new_qubits`."""
+        :meth:`qnetstack.physical.engines.world.QuantumWorld.new_qubits`."""
         return Qobj(self.to_density_matrix(), dims=[[2, 2], [2, 2]])
 
     # ---------------------------------------------------------- reads
@@ -278,7 +304,7 @@ class BellDiagonal:
         On Bell-diagonal states it is the XOR-convolution of the weights with
         the channel's probabilities (index I=0, Z=1, X=2, Y=3 in frame bits),
         the same on either qubit (module docstring)."""
-        _check_qubit(qubit)
+        check_qubit(qubit)
         total = p_i + p_x + p_y + p_z
         if not (
             -_NEG_TOL <= p_i <= 1.0 + _NEG_TOL
@@ -299,7 +325,7 @@ class BellDiagonal:
         """Depolarising channel ``ρ -> (1-p) ρ + p I/2`` on ``qubit`` (Nielsen &
         Chuang 2000, §8.3.4), i.e. the Pauli channel with ``p_I = 1 - 3p/4``
         and ``p_X = p_Y = p_Z = p/4`` (ibid., the same channel written in Paulis)."""
-        _check_qubit(qubit)
+        check_qubit(qubit)
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"depolarising probability must be in [0, 1], got {p}")
         # Σ_P w_(k ⊕ P) = 1, so the XOR-convolution is w' = (1-p) w + p/4
@@ -308,7 +334,7 @@ class BellDiagonal:
     def dephase(self, p: float, qubit: Qubit) -> BellDiagonal:
         """Phase-flip channel ``ρ -> (1-p) ρ + p ZρZ`` on ``qubit`` (Nielsen &
         Chuang 2000, §8.3.3): off-diagonals shrink by ``1 - 2p``."""
-        _check_qubit(qubit)
+        check_qubit(qubit)
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"dephasing probability must be in [0, 1], got {p}")
         # Z flips the z bit: w'_k = (1-p) w_k + p w_(k ⊕ 1)
@@ -324,7 +350,7 @@ class BellDiagonal:
         self, elapsed_ns: float, t1_ns: float | None, t2_ns: float | None, qubit: Qubit
     ) -> BellDiagonal:
         """A memory qubit left alone for ``elapsed_ns``; arguments as
-        :func:`qnetstack.physical.engine.memory_kraus`.
+        :func:`qnetstack.physical.components.memory_noise.memory_kraus`.
 
         Only the pure-dephasing part is supported: with ``t1_ns=None`` the
         engine's channel is phase damping with coherence factor
@@ -334,7 +360,7 @@ class BellDiagonal:
         :class:`NotBellDiagonalError`; :func:`choose_engine` picks density
         matrices for such memories.
         """
-        _check_qubit(qubit)
+        check_qubit(qubit)
         if elapsed_ns < 0:
             raise ValueError(f"elapsed time must be >= 0, got {elapsed_ns}")
         if not self.supports_memory(t1_ns):
@@ -386,9 +412,27 @@ class BellDiagonal:
         return (type(self), (self._w.tolist(),))
 
 
-def _check_qubit(qubit: str) -> None:
+def check_qubit(qubit: str) -> None:
+    """Refuse a qubit name other than ``"A"`` or ``"B"``."""
     if qubit not in _QUBITS:
         raise ValueError(f"qubit must be 'A' or 'B', got {qubit!r}")
+
+
+def as_pair_matrix(rho: np.ndarray | Qobj, name: str) -> np.ndarray:
+    """``rho`` (a 4x4 array, or a ``Qobj`` with dims [[2, 2], [2, 2]]) as a new
+    complex 4x4 array; ``ValueError`` naming ``name`` if it is not one or has
+    non-finite entries."""
+    if isinstance(rho, Qobj):
+        if rho.dims != [[2, 2], [2, 2]]:
+            raise ValueError(f"{name} must have dims [[2, 2], [2, 2]], got {rho.dims}")
+        mat = rho.full()
+    else:
+        mat = np.array(rho, dtype=complex)
+    if mat.shape != (4, 4):
+        raise ValueError(f"{name} must be a 4x4 matrix, got shape {mat.shape}")
+    if not np.all(np.isfinite(mat)):
+        raise ValueError(f"{name} has non-finite entries")
+    return mat
 
 
 def _validated(weights: Sequence[float] | np.ndarray) -> np.ndarray:
