@@ -78,9 +78,9 @@ REQUEST_MACHINE = Machine(
     },
     final=frozenset({_S.DONE, _S.TIMED_OUT, _S.REFUSED}),
     doc=(
-        "A link request at one end of its link (the reference EGP, `qnetstack.link.request`). "
-        "Pairs that leave a request short of `number` change counters, not the state; "
-        "`peer_refusal` happens at the origin only. The rendering is generated from the code."
+        "One link request at one end of its link, keyed by `(origin node, create_id)` (the reference EGP, "
+        "`qnetstack.link.request`). A pair that leaves the request short of `number` changes its counters, "
+        "not its state; `peer_refusal` happens at the origin only."
     ),
 )
 
