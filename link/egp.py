@@ -2,9 +2,18 @@
 
 Theory of operation
 -------------------
-One ``SingleClickEgp`` runs on every node. For each neighbour it keeps a queue
-of requests and up to ``max_in_flight`` outstanding heralding attempts (one
-by default; see Multiplexing below).
+One ``SingleClickEgp`` runs on every node and serves all its links. It is the
+wiring between four parts, each in its own module:
+
+* the messages to the other end of a link (:mod:`qnetstack.link.peer`);
+* one session per request at each end (:mod:`qnetstack.link.request`: the
+  request's state machine and counters), keyed by ``(origin, create_id)``;
+* the scheduling policy that picks the request each attempt is for
+  (:mod:`qnetstack.link.scheduler`; by name or object, ``scheduler=``);
+* this module: checking CREATEs, per-link attempt slots, crediting heralds,
+  building OKs, and routing every message and timer to its request *by key*.
+  Whatever names a request (or an attempt) this end does not hold is dropped
+  and traced ``unknown_session`` (LINK-SESS-1); a stray qubit is freed.
 
 1. ``LinkCreate`` from above: check it (remote is a neighbour, memory exists,
    some operating point of the link reaches the fidelity, the flags are
@@ -15,14 +24,15 @@ by default; see Multiplexing below).
    ``PeerRefuse`` (no consent: REJECTED; no memory: UNSUPP or NORES), which
    reaches the origin 1 ns *before* the start, so a refused request never
    takes an attempt slot at one end only.
-2. Both ends know every request with ``start_ns <= now``. Among them each end
-   chooses the next request to attempt for by the same rule (``_choose``):
-   a consecutive request that already started keeps the link; otherwise the
-   lowest ``priority`` value, then the request that least recently got a
-   pair (round robin per pair), then ``(start_ns, origin, create_id)``. The
+2. Both ends know every request with ``start_ns <= now``. Before each attempt
+   both ask the same scheduling policy which request it is for (default
+   ``priority-round-robin``: a consecutive request that already started keeps
+   the link; otherwise the lowest ``priority`` value, then the request that
+   least recently got a pair, then ``(start_ns, origin, create_id)``). The
    inputs change only on events both ends see at the same instant (heralds,
-   agreed starts and deadlines), so both choose alike without talking.
-3. While a request is active the EGP asks its physical layer for an attempt
+   agreed starts and deadlines), so both choose alike without talking, as
+   long as both ends run the same policy.
+3. While a request is chosen the EGP asks its physical layer for an attempt
    (``HeraldAttempt``) in every free attempt slot of the link; the herald
    reaches both ends at the same instant, and the slot's next attempt starts
    as soon as it arrives. Both ends therefore stay in step, attempt by
@@ -70,24 +80,15 @@ of the two ends' numbers: an end above 1 says so once at start
 (``PeerMultiplex``); both ends start together, so both know it one delay
 later, before any request can start, and an end that says nothing counts as
 1. Free slots are filled after every herald, start and deadline, slot by
-slot, by the rule of step 2 (``_choose``) with three additions: a request
-never has more attempts in flight than pairs still to make (so the number of
-pairs gives no surplus); among the requests of the lowest ready priority
-value only those that may take a pair now under round robin per pair
-(``_fair``) are eligible, the fewest attempts in flight first; when none is
-eligible the slot waits (no attempt for a larger priority value). A herald
-is credited strictly by its ``attempt_id`` to the request its attempt was
-made for. Its success goes to that request if the request got no other pair
-while the attempt was in flight (the one pair an attempt in flight may still
-give a pre-empted request, LINK-PRIO-1), or if the request may take a pair now
-(``_may_take_pair``: it holds the link as a started consecutive request, or no
-request of a lower priority value is waiting and round robin lets it);
-otherwise it is a surplus, freed at both ends (and ``PeerLost`` sent, as for
-a request that ended). With one attempt in flight the first condition always
-holds, so nothing changes. An attempt started while the memory is full
-(the layer above still holds its pairs) fails with ``no_memory``: with k
-attempts in flight on k qubits and pairs freed at once, each success costs
-its slot one attempt period, so the gain is about k/(1 + p) rather than k.
+slot, by the policy; the EGP never gives a request more attempts in flight
+than pairs still to make. A herald is credited strictly by its ``attempt_id``
+to the request its attempt was made for; its success goes to that request if
+the policy's ``may_take_pair`` agrees, otherwise it is a surplus, freed at
+both ends (and ``PeerLost`` sent, as for a request that ended). An attempt
+started while the memory is full (the layer above still holds its pairs)
+fails with ``no_memory``: with k attempts in flight on k qubits and pairs
+freed at once, each success costs its slot one attempt period, so the gain
+is about k/(1 + p) rather than k.
 
 Single-click operating point: when the link announces ``alpha_settings`` the
 origin picks, of the settings whose fidelity reaches ``min_fidelity``, the one
@@ -101,9 +102,6 @@ Consent: a node serves every peer CREATE until its layer above sends its
 first ``LinkRecv`` or ``LinkStopRecv`` (or from the start with
 ``require_consent=True``); from then on only CREATEs for a (neighbour,
 purpose) or (any neighbour, purpose) it consented to.
-
-States of a request (at each end): QUEUED -> ACTIVE -> DONE | TIMED_OUT, and
-at the origin QUEUED -> REFUSED when the peer refuses it.
 """
 
 from __future__ import annotations
@@ -113,9 +111,11 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from qnetstack.entity import Context, EntityError
+from qnetstack.entity.machine import drop_unknown
+from qnetstack.link.peer import PeerCreate, PeerLost, PeerMultiplex, PeerRefuse
+from qnetstack.link.request import LinkRequest, RequestEvent, RequestKey, RequestState
+from qnetstack.link.scheduler import DEFAULT_POLICY, SchedulingPolicy, resolve_policy
 from qnetstack.link.service import (
     CAP_LINK_ALPHA,
     CAP_LINK_ATOMIC,
@@ -162,106 +162,34 @@ __all__ = [
 
 LinkMode = Literal["per-attempt", "fast-forward"]
 
+# module constants: an enum's class attribute is slow to look up, and these are read per attempt
+_QUEUED, _ACTIVE = RequestState.QUEUED, RequestState.ACTIVE
+_FIRST_ATTEMPT = RequestEvent.FIRST_ATTEMPT
+
 _RECENT_OKS = 16  # OKs per link and attempt slot remembered for a late PeerLost (it comes within one delay)
-
-
-class _PeerMessage(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class PeerCreate(_PeerMessage):
-    """EGP-to-EGP: a CREATE the other end accepted, with the agreed start."""
-
-    kind: Literal["peer_create"] = "peer_create"
-    create_id: int = Field(ge=0)
-    origin_node: str
-    purpose_id: int
-    number: int = Field(ge=1)
-    min_fidelity: float = Field(ge=0.0, le=1.0)
-    type: RequestType
-    basis: Basis
-    start_ns: int = Field(ge=0)
-    deadline_ns: int | None
-    remote_basis: Basis | None = None
-    random_basis: RandomBasis = RandomBasis.NONE
-    remote_random_basis: RandomBasis = RandomBasis.NONE
-    priority: int = 0
-    atomic: bool = False
-    consecutive: bool = False
-    bright_state_population: float | None = Field(None, ge=0.0, le=1.0)
-
-
-class PeerRefuse(_PeerMessage):
-    """Responder-to-origin: the responder will not serve this request."""
-
-    kind: Literal["peer_refuse"] = "peer_refuse"
-    create_id: int = Field(ge=0)
-    code: LinkErrorCode
-    detail: str = ""
-
-
-class PeerLost(_PeerMessage):
-    """A success heralded for a request that had already ended at the sender:
-    the sender freed its half of pair ``sequence``."""
-
-    kind: Literal["peer_lost"] = "peer_lost"
-    sequence: int = Field(ge=0)
-
-
-class PeerMultiplex(_PeerMessage):
-    """Sent once per link at start when this end would keep more than one
-    attempt in flight: the most it will keep (the link uses the smaller of the
-    two ends' numbers; an end that never sends one keeps one)."""
-
-    kind: Literal["peer_multiplex"] = "peer_multiplex"
-    max_in_flight: int = Field(ge=2)
-
-
-@dataclass
-class _Request:
-    create_id: int
-    origin: str
-    remote: str
-    purpose_id: int
-    number: int
-    min_fidelity: float
-    type: RequestType
-    basis: Basis
-    start_ns: int
-    deadline_ns: int | None
-    remote_basis: Basis | None = None
-    random_basis: RandomBasis = RandomBasis.NONE
-    remote_random_basis: RandomBasis = RandomBasis.NONE
-    priority: int = 0
-    atomic: bool = False
-    consecutive: bool = False
-    alpha: float | None = None
-    made: int = 0
-    last_pair: int = -1  # the link's pair count when it last got a pair (round robin)
-    last_pair_ns: int = -1  # when it last got a pair
-    in_flight: int = 0  # attempts (or runs) in flight for it
-    held: list[LinkOkKeep] = field(default_factory=list, repr=False)  # atomic: made, not yet reported
-    deadline_timer: int | None = field(default=None, repr=False)
-    open: bool = True
-    tag: int | None = None  # the caller's tag, at the origin only
-
-    @property
-    def order(self) -> tuple[int, str, int]:
-        return (self.start_ns, self.origin, self.create_id)
-
-    @property
-    def unattempted(self) -> int:
-        """Pairs still to make that no attempt in flight is for."""
-        return self.number - self.made - self.in_flight
 
 
 @dataclass(slots=True)
 class _Flight:
-    """An attempt (or run) in flight: the request it was made for, and that
-    request's ``last_pair`` when it was made."""
+    """An attempt (or run) in flight: the key of the request it was made for,
+    and that request's ``last_pair`` when it was made."""
 
-    request: _Request
+    key: RequestKey
     last_pair_at_launch: int
+
+
+@dataclass(slots=True)
+class _Link:
+    """What this end keeps per neighbour."""
+
+    neighbour: str
+    own_limit: int  # attempts in flight this end would keep
+    requests: list[LinkRequest] = field(default_factory=list)  # open, in the agreed order
+    flights: dict[int, _Flight] = field(default_factory=dict)  # attempt id -> the attempt in flight
+    peer_limit: int = 1  # attempts in flight the other end would keep (1 until it says more)
+    next_attempt: int = 0
+    pairs_made: int = 0  # successes credited (the round-robin clock)
+    recent_oks: deque[tuple[int, LinkRequest, EntanglementId]] = field(default_factory=deque)
 
 
 class SingleClickEgp:
@@ -277,6 +205,7 @@ class SingleClickEgp:
         max_attempts_cap: int = 100_000,
         require_consent: bool = False,
         max_in_flight: int | None = 1,
+        scheduler: str | SchedulingPolicy | type[SchedulingPolicy] = DEFAULT_POLICY,
     ) -> None:
         if mode not in ("per-attempt", "fast-forward"):
             raise ValueError(f"mode must be 'per-attempt' or 'fast-forward', got {mode!r}")
@@ -288,18 +217,11 @@ class SingleClickEgp:
         self.mode: LinkMode = mode
         self.max_attempts_cap = max_attempts_cap
         self.max_in_flight = max_in_flight
+        self.scheduler = resolve_policy(scheduler)
         self._caps: PhysicalCapabilities | None = None
         self._next_create_id = 0
-        self._queues: dict[str, list[_Request]] = {}
-        self._active: dict[str, _Request | None] = {}
-        # neighbour -> attempt id -> the attempt in flight
-        self._outstanding: dict[str, dict[int, _Flight]] = {}
-        self._own_limit: dict[str, int] = {}  # attempts in flight this end would keep, per link
-        self._peer_limit: dict[str, int] = {}  # ... and the other end (1 until it says more)
-        self._next_attempt: dict[str, int] = {}
-        self._pairs_made: dict[str, int] = {}  # successes credited per link (round-robin clock)
-        self._locked: dict[str, _Request | None] = {}  # a consecutive request that holds the link
-        self._recent_oks: dict[str, deque[tuple[int, _Request, EntanglementId]]] = {}
+        self._links: dict[str, _Link] = {}
+        self._requests: dict[RequestKey, LinkRequest] = {}  # every open request, by (origin, create_id)
         self._consent_required = require_consent
         self._consents: set[tuple[str | None, int]] = set()
 
@@ -310,15 +232,7 @@ class SingleClickEgp:
         spare = max(1, self._caps.num_qubits // max(1, len(self._caps.links)))
         own = spare if self.max_in_flight is None else max(1, min(self.max_in_flight, self._caps.num_qubits))
         for neighbour in self._caps.links:
-            self._queues[neighbour] = []
-            self._active[neighbour] = None
-            self._outstanding[neighbour] = {}
-            self._own_limit[neighbour] = own
-            self._peer_limit[neighbour] = 1
-            self._next_attempt[neighbour] = 0
-            self._pairs_made[neighbour] = 0
-            self._locked[neighbour] = None
-            self._recent_oks[neighbour] = deque(maxlen=_RECENT_OKS * own)
+            self._links[neighbour] = _Link(neighbour, own, recent_oks=deque(maxlen=_RECENT_OKS * own))
             if own > 1:
                 # Both ends start at the same instant, so each knows the other's number one
                 # delay later, before any request can start (2 delays + 1 ns after its CREATE).
@@ -367,82 +281,101 @@ class SingleClickEgp:
             bright_state_population=_operating_point(link, msg.min_fidelity),
         )
         self.ctx.send_peer(msg.remote_node, peer_create)
-        request = _request_from(peer_create, remote=msg.remote_node)
-        request.tag = msg.tag
-        self._enqueue(request)
+        self._open(LinkRequest.from_peer_create(peer_create, remote=msg.remote_node, tag=msg.tag, trace=self.ctx.trace))
         self.ctx.trace("link.create", create_id=create_id, remote=msg.remote_node, number=msg.number, type=msg.type.value)
 
     def handle_peer(self, sender: str, msg: Any) -> None:
-        if sender not in self._queues:
-            return  # not a neighbour of ours: nothing to do with us
         if isinstance(msg, PeerCreate):
+            key: Hashable = (msg.origin_node, msg.create_id)
+            if sender not in self._links or key in self._requests:
+                drop_unknown(self.ctx.trace, msg.kind, key, sender=sender)  # no link to serve it on, or a replay
+                return
             refusal = self._peer_refusal(sender, msg)
             if refusal is not None:
                 code, detail = refusal
                 self.ctx.send_peer(sender, PeerRefuse(create_id=msg.create_id, code=code, detail=detail))
                 self.ctx.trace("link.refused", remote=sender, create_id=msg.create_id, code=code.value)
                 return
-            self._enqueue(_request_from(msg, remote=sender))
+            self._open(LinkRequest.from_peer_create(msg, remote=sender, trace=self.ctx.trace))
         elif isinstance(msg, PeerRefuse):
-            request = next((r for r in self._queues[sender] if r.origin == self.ctx.node and r.create_id == msg.create_id), None)
-            if request is None:
-                return  # it ended here already (its deadline came first)
-            self._end(request)
+            key = (self.ctx.node, msg.create_id)
+            request = self._requests.get(key)
+            if request is None or request.remote != sender:
+                drop_unknown(self.ctx.trace, msg.kind, key, sender=sender)  # e.g. its deadline came first
+                return
+            self._end(request, RequestEvent.PEER_REFUSAL)
             self.ctx.send_up(
                 LinkError(create_id=msg.create_id, origin_node=self.ctx.node, code=msg.code, detail=f"{sender}: {msg.detail}", tag=request.tag)
             )
-        elif isinstance(msg, PeerMultiplex):
-            self._peer_limit[sender] = msg.max_in_flight
         elif isinstance(msg, PeerLost):
-            for sequence, request, ent_id in self._recent_oks[sender]:
-                if sequence == msg.sequence:
-                    self.ctx.send_up(
-                        LinkError(
-                            create_id=request.create_id,
-                            origin_node=request.origin,
-                            code=LinkErrorCode.EXPIRE,
-                            detail=f"{sender} lost its half of the pair: its request had ended when the herald came",
-                            ent_id=ent_id,
-                            tag=request.tag,
-                        )
+            link = self._links.get(sender)
+            reported = [] if link is None else [(r, e) for s, r, e in link.recent_oks if s == msg.sequence]
+            if not reported:
+                # this end never reported the pair (it freed its half too) or has forgotten it
+                drop_unknown(self.ctx.trace, msg.kind, (sender, msg.sequence), sender=sender)
+                return
+            for request, ent_id in reported:
+                self.ctx.send_up(
+                    LinkError(
+                        create_id=request.create_id,
+                        origin_node=request.origin,
+                        code=LinkErrorCode.EXPIRE,
+                        detail=f"{sender} lost its half of the pair: its request had ended when the herald came",
+                        ent_id=ent_id,
+                        tag=request.tag,
                     )
+                )
+        elif isinstance(msg, PeerMultiplex):
+            link = self._links.get(sender)
+            if link is None:
+                drop_unknown(self.ctx.trace, msg.kind, sender, sender=sender)
+                return
+            link.peer_limit = msg.max_in_flight
         else:
             raise EntityError(f"link layer got {type(msg).__name__} from peer {sender!r}")
 
     def handle_below(self, msg: Any) -> None:
         if not isinstance(msg, HeraldResult):
             raise EntityError(f"link layer got {type(msg).__name__} from below; expected HeraldResult")
-        neighbour = msg.neighbour
-        flights = self._outstanding.get(neighbour)
-        flight = None if flights is None else flights.pop(msg.attempt_id, None)
+        link = self._links.get(msg.neighbour)
+        flight = None if link is None else link.flights.pop(msg.attempt_id, None)
         if flight is None:
             if msg.success and msg.handle is not None:
-                self.ctx.device.execute(FreeQubit(handle=msg.handle))
+                self.ctx.device.execute(FreeQubit(handle=msg.handle))  # not ours to keep: no request wants it
+            drop_unknown(self.ctx.trace, "herald", (msg.neighbour, msg.attempt_id))
             return
+        assert link is not None
         # The herald belongs to the request its attempt was made for, and to no other.
-        request = flight.request
-        request.in_flight -= 1
+        request = self._requests.get(flight.key)
+        if request is not None:
+            request.in_flight -= 1
         if msg.success:
-            if request.open and self._may_take_pair(request, flight):
-                self._pairs_made[neighbour] += 1
-                request.last_pair = self._pairs_made[neighbour]
+            if request is not None and self.scheduler.may_take_pair(request, flight.last_pair_at_launch, link.requests, self.ctx.now_ns):
+                link.pairs_made += 1
+                request.last_pair = link.pairs_made
                 request.last_pair_ns = self.ctx.now_ns
                 self._deliver(request, msg)
             elif msg.handle is not None:
-                if request.open:
-                    self.ctx.trace("link.surplus", remote=neighbour, create_id=request.create_id, sequence=msg.herald_sequence)
+                # the request ended while its attempt was in flight, or the policy refuses the pair
+                if request is not None:
+                    self.ctx.trace("link.surplus", remote=link.neighbour, create_id=request.create_id, sequence=msg.herald_sequence)
                 self.ctx.device.execute(FreeQubit(handle=msg.handle))
                 if msg.herald_sequence is not None:
-                    self.ctx.send_peer(neighbour, PeerLost(sequence=msg.herald_sequence))
-        self._advance(neighbour)
+                    self.ctx.send_peer(link.neighbour, PeerLost(sequence=msg.herald_sequence))
+        self._advance(link)
 
     def handle_timer(self, tag: Hashable) -> None:
-        what, neighbour, order = tag  # type: ignore[misc]
-        request = self._find(neighbour, order)
+        what, key = tag  # type: ignore[misc]
+        request = self._requests.get(key)
+        if request is None:  # it ended before its start time came (refused, or a deadline before it)
+            drop_unknown(self.ctx.trace, f"{what}_timer", key)
+            return
+        link = self._links[request.remote]
         if what == "start":
-            self._advance(neighbour)
-        elif what == "deadline" and request is not None:
-            self._end(request)
+            self._advance(link)
+        elif what == "deadline":
+            request.deadline_timer = None  # it fired: nothing to cancel
+            self._end(request, RequestEvent.DEADLINE)
             self.ctx.send_up(
                 LinkError(
                     create_id=request.create_id,
@@ -452,7 +385,7 @@ class SingleClickEgp:
                     tag=request.tag,
                 )
             )
-            self._advance(neighbour)
+            self._advance(link)
 
     # ------------------------------------------------------------ internals
 
@@ -490,7 +423,7 @@ class SingleClickEgp:
             return LinkErrorCode.UNSUPP, "atomic is served for type K only (M and R pairs are not held)"
         if number > num_qubits:
             return LinkErrorCode.UNSUPP, f"atomic request for {number} pairs, but this node has {num_qubits} memory qubits"
-        reserved = sum(r.number for q in self._queues.values() for r in q if r.atomic)
+        reserved = sum(r.number for r in self._requests.values() if r.atomic)
         if number > num_qubits - reserved:
             return LinkErrorCode.NORES, f"atomic request for {number} pairs: {reserved} of {num_qubits} qubits are reserved"
         return None
@@ -503,138 +436,61 @@ class SingleClickEgp:
             return LinkErrorCode.UNSUPP, "the responder has no memory qubit"
         return self._memory_refusal(msg.atomic, msg.type, msg.number, num_qubits)
 
-    def _enqueue(self, request: _Request) -> None:
-        queue = self._queues[request.remote]
+    def _open(self, request: LinkRequest) -> None:
+        """Hold a new request: on its link in the agreed order, with its timers."""
+        self._requests[request.key] = request
+        queue = self._links[request.remote].requests
         queue.append(request)
         queue.sort(key=lambda r: r.order)
         now = self.ctx.now_ns
         if request.deadline_ns is not None:
-            request.deadline_timer = self.ctx.set_timer(
-                max(0, request.deadline_ns - now), ("deadline", request.remote, request.order)
-            )
-        self.ctx.set_timer(max(0, request.start_ns - now), ("start", request.remote, request.order))
+            request.deadline_timer = self.ctx.set_timer(max(0, request.deadline_ns - now), ("deadline", request.key))
+        self.ctx.set_timer(max(0, request.start_ns - now), ("start", request.key))
 
-    def _find(self, neighbour: str, order: tuple[int, str, int]) -> _Request | None:
-        for request in self._queues.get(neighbour, ()):
-            if request.order == order:
-                return request
-        return None
-
-    def _end(self, request: _Request) -> None:
-        request.open = False
-        self._queues[request.remote].remove(request)
+    def _end(self, request: LinkRequest, event: RequestEvent) -> None:
+        """The request ends with ``event``; this end forgets it."""
+        request.fire(event)
+        del self._requests[request.key]
+        self._links[request.remote].requests.remove(request)
         if request.deadline_timer is not None:
             self.ctx.cancel_timer(request.deadline_timer)
-        if self._active.get(request.remote) is request:
-            self._active[request.remote] = None
-        if self._locked.get(request.remote) is request:
-            self._locked[request.remote] = None
+            request.deadline_timer = None
         for ok in request.held:  # an atomic request that did not complete: none of its pairs is reported
             self.ctx.device.execute(FreeQubit(handle=ok.handle))
         request.held.clear()
 
-    def _in_flight_limit(self, neighbour: str) -> int:
-        """Attempts kept in flight on this link: the smaller of the two ends' numbers."""
-        return min(self._own_limit[neighbour], self._peer_limit[neighbour])
-
-    def _choose(self, neighbour: str) -> _Request | None:
-        """The request the next attempt is for; both ends compute the same one.
-
-        A started consecutive request keeps the link; else, among the ready
-        requests of the lowest priority value, those that may take a pair now
-        (round robin, :meth:`_fair`) and still need one no attempt in flight is
-        for; of these the one with the fewest attempts in flight, then the one
-        that least recently got a pair, then the agreed order. With one attempt
-        in flight at most this is the rule (priority, last pair, order)."""
-        locked = self._locked[neighbour]
-        if locked is not None:
-            return locked if locked.unattempted > 0 else None
-        now = self.ctx.now_ns
-        queue = self._queues[neighbour]
-        if len(queue) == 1:
-            # one request on the link (the common case): the rule below picks it if it is ready
-            # and needs a pair no attempt is for (round robin among one is always fair)
-            chosen = queue[0]
-            if chosen.start_ns > now or chosen.unattempted <= 0:
-                return None
-        else:
-            ready = [r for r in queue if r.start_ns <= now]
-            if not ready:
-                return None
-            chosen = self._choose_among(ready)
-            if chosen is None:
-                return None  # the slot waits: nothing of a larger priority value starts (LINK-PRIO-1)
-        if chosen.consecutive:
-            self._locked[neighbour] = chosen
-        return chosen
-
-    def _choose_among(self, ready: list[_Request]) -> _Request | None:
-        """:meth:`_choose` when several requests are ready (None: the slot waits)."""
-        first = min(r.priority for r in ready)
-        candidates = [r for r in ready if r.priority == first and r.unattempted > 0 and self._fair(r, ready)]
-        if not candidates:
-            return None
-        return min(candidates, key=lambda r: (r.in_flight, r.last_pair, r.order))
-
-    @staticmethod
-    def _fair(request: _Request, ready: list[_Request]) -> bool:
-        """Round robin per pair (LINK-FAIR-1): ``request`` may take another pair
-        only once every other non-consecutive request of its priority that was
-        ready by its last pair has got a pair since."""
-        return not any(
-            other is not request
-            and not other.consecutive
-            and other.priority == request.priority
-            and other.start_ns <= request.last_pair_ns
-            and other.last_pair < request.last_pair
-            for other in ready
-        )
-
-    def _may_take_pair(self, request: _Request, flight: _Flight) -> bool:
-        """Whether a success of ``flight`` goes to its (open) request.
-
-        An attempt that was made for a request may give it the pair as long as
-        the request got no other pair while the attempt was in flight (so an
-        attempt in flight when a request of higher priority became ready still
-        gives its request one pair, LINK-PRIO-1); a later success is credited
-        only if the request may take a pair now by the rules of :meth:`_choose`.
-        A pair refused here is a surplus: freed at both ends, which decide
-        alike. With one attempt in flight at most nothing is ever refused."""
-        neighbour = request.remote
-        locked = self._locked[neighbour]
-        if locked is not None and locked is not request:
-            return False  # a started consecutive request holds the link (LINK-CONSEC-1)
-        if request.last_pair == flight.last_pair_at_launch or locked is request:
-            return True
-        now = self.ctx.now_ns
-        waiting = [r for r in self._queues[neighbour] if r.start_ns <= now and (r.deadline_ns is None or r.deadline_ns > now)]
-        if any(r.priority < request.priority for r in waiting):
-            return False
-        return self._fair(request, waiting)
-
-    def _advance(self, neighbour: str) -> None:
-        """Fill the link's free attempt slots with attempts for the chosen requests."""
-        flights = self._outstanding[neighbour]
-        limit = self._in_flight_limit(neighbour)
+    def _advance(self, link: _Link) -> None:
+        """Fill the link's free attempt slots with attempts for the requests the policy chooses."""
+        flights = link.flights
+        limit = self._in_flight_limit(link)
+        choose = self.scheduler.choose
         while len(flights) < limit:
-            request = self._choose(neighbour)
-            self._active[neighbour] = request
+            request = choose(link.requests, self.ctx.now_ns)
             if request is None:
                 return
-            attempt_id = self._next_attempt[neighbour]
-            self._next_attempt[neighbour] += 1
-            flights[attempt_id] = _Flight(request, request.last_pair)
+            if request.in_flight >= request.number - request.made:
+                raise EntityError(f"scheduling policy {self.scheduler!r} chose {request!r}, which has an attempt in flight for every pair it still needs")
+            if request.state is _QUEUED:
+                request.fire(_FIRST_ATTEMPT)
+            attempt_id = link.next_attempt
+            link.next_attempt += 1
+            flights[attempt_id] = _Flight(request.key, request.last_pair)
             request.in_flight += 1
             self.ctx.send_down(
                 HeraldAttempt(
-                    neighbour=neighbour,
+                    neighbour=link.neighbour,
                     attempt_id=attempt_id,
-                    max_attempts=self._run_length(neighbour, request),
+                    max_attempts=self._run_length(link.neighbour, request),
                     bright_state_population=request.alpha,
                 )
             )
 
-    def _run_length(self, neighbour: str, request: _Request) -> int:
+    @staticmethod
+    def _in_flight_limit(link: _Link) -> int:
+        """Attempts kept in flight on this link: the smaller of the two ends' numbers."""
+        return min(link.own_limit, link.peer_limit)
+
+    def _run_length(self, neighbour: str, request: LinkRequest) -> int:
         """How many attempts one HeraldAttempt asks for (see the module docstring)."""
         if self.mode == "per-attempt":
             return 1
@@ -644,7 +500,7 @@ class SingleClickEgp:
         remaining = request.deadline_ns - self.ctx.now_ns
         return max(1, min(self.max_attempts_cap, -(-remaining // period)))
 
-    def _basis_here(self, request: _Request) -> Basis:
+    def _basis_here(self, request: LinkRequest) -> Basis:
         """The measurement basis at this end for this pair (drawn anew per pair if random)."""
         at_origin = request.origin == self.ctx.node
         fixed = request.basis if at_origin or request.remote_basis is None else request.remote_basis
@@ -654,7 +510,7 @@ class SingleClickEgp:
         bases = choice.bases(at_origin)  # CHSH: Z/X at the origin, ZX_PLUS/ZX_MINUS at the responder
         return bases[int(self.ctx.rng.integers(len(bases)))]
 
-    def _deliver(self, request: _Request, herald: HeraldResult) -> None:
+    def _deliver(self, request: LinkRequest, herald: HeraldResult) -> None:
         assert herald.handle is not None and herald.bell_state is not None
         peer = request.remote if request.origin == self.ctx.node else self.ctx.node
         sequence = herald.herald_sequence or 0
@@ -691,38 +547,19 @@ class SingleClickEgp:
             assert isinstance(ok, LinkOkKeep)
             request.held.append(ok)
             if request.made < request.number:
+                if request.state is _ACTIVE:
+                    request.fire(RequestEvent.PAIR_HELD)
                 return
             oks: list[LinkOkKeep | LinkOkMeasure] = list(request.held)
             request.held.clear()
         else:
             oks = [ok]
+        recent_oks = self._links[request.remote].recent_oks
         for each in oks:
-            self._recent_oks[request.remote].append((each.ent_id.sequence, request, each.ent_id))
+            recent_oks.append((each.ent_id.sequence, request, each.ent_id))
             self.ctx.send_up(each)
         if request.made >= request.number:
-            self._end(request)
-
-
-def _request_from(msg: PeerCreate, remote: str) -> _Request:
-    return _Request(
-        create_id=msg.create_id,
-        origin=msg.origin_node,
-        remote=remote,
-        purpose_id=msg.purpose_id,
-        number=msg.number,
-        min_fidelity=msg.min_fidelity,
-        type=msg.type,
-        basis=msg.basis,
-        start_ns=msg.start_ns,
-        deadline_ns=msg.deadline_ns,
-        remote_basis=msg.remote_basis,
-        random_basis=msg.random_basis,
-        remote_random_basis=msg.remote_random_basis,
-        priority=msg.priority,
-        atomic=msg.atomic,
-        consecutive=msg.consecutive,
-        alpha=msg.bright_state_population,
-    )
+            self._end(request, RequestEvent.LAST_PAIR)
 
 
 def _best_fidelity(link: HeraldingLink) -> float:
@@ -746,10 +583,20 @@ class FastForwardEgp(SingleClickEgp):
     """The reference EGP in fast-forward mode (registry name ``fast-forward-egp``)."""
 
     def __init__(
-        self, ctx: Context, max_attempts_cap: int = 100_000, require_consent: bool = False, max_in_flight: int | None = 1
+        self,
+        ctx: Context,
+        max_attempts_cap: int = 100_000,
+        require_consent: bool = False,
+        max_in_flight: int | None = 1,
+        scheduler: str | SchedulingPolicy | type[SchedulingPolicy] = DEFAULT_POLICY,
     ) -> None:
         super().__init__(
-            ctx, mode="fast-forward", max_attempts_cap=max_attempts_cap, require_consent=require_consent, max_in_flight=max_in_flight
+            ctx,
+            mode="fast-forward",
+            max_attempts_cap=max_attempts_cap,
+            require_consent=require_consent,
+            max_in_flight=max_in_flight,
+            scheduler=scheduler,
         )
 
 
@@ -757,5 +604,11 @@ class MultiplexedEgp(SingleClickEgp):
     """The reference EGP keeping as many attempts in flight per link as the
     memory can spare (``max_in_flight=None``; see the module docstring)."""
 
-    def __init__(self, ctx: Context, mode: LinkMode = "per-attempt", require_consent: bool = False) -> None:
-        super().__init__(ctx, mode=mode, require_consent=require_consent, max_in_flight=None)
+    def __init__(
+        self,
+        ctx: Context,
+        mode: LinkMode = "per-attempt",
+        require_consent: bool = False,
+        scheduler: str | SchedulingPolicy | type[SchedulingPolicy] = DEFAULT_POLICY,
+    ) -> None:
+        super().__init__(ctx, mode=mode, require_consent=require_consent, max_in_flight=None, scheduler=scheduler)

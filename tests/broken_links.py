@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from qnetstack.link.egp import SingleClickEgp
+from qnetstack.link.request import RequestEvent
 from qnetstack.link.service import CAP_LINK_K, BellState, LinkOkKeep, LinkOkMeasure
 from qnetstack.physical.service import FreeQubit
 
@@ -27,7 +28,7 @@ class OkAtOneEnd(SingleClickEgp):
             self.ctx.device.execute(FreeQubit(handle=herald.handle))
             request.made += 1
             if request.made >= request.number:
-                self._end(request)
+                self._end(request, RequestEvent.LAST_PAIR)
             return
         super()._deliver(request, herald)
 
@@ -72,3 +73,33 @@ class NeverTimesOut(SingleClickEgp):
         if tag[0] == "deadline":
             return
         super().handle_timer(tag)
+
+
+class ErrorsLoseTheirTag(SingleClickEgp):
+    """Echoes the tag in the ACK but forgets it for the request's later ERRs
+    (TIMEOUT, a refusal by the responder, EXPIRE) (LINK-TAG-1)."""
+
+    def _open(self, request: Any) -> None:
+        request.tag = None
+        super()._open(request)
+
+
+class TaggedAtTheResponder(SingleClickEgp):
+    """Gives the responder's copy of each request a tag of its own, which its
+    ERRs then carry (LINK-TAG-2)."""
+
+    def _open(self, request: Any) -> None:
+        if request.origin != self.ctx.node:
+            request.tag = 0
+        super()._open(request)
+
+
+class StrayHeraldKept(SingleClickEgp):
+    """Ignores a herald for an attempt it does not have in flight, keeping the
+    qubit and tracing nothing (LINK-SESS-1)."""
+
+    def handle_below(self, msg: Any) -> None:
+        link = self._links.get(msg.neighbour)
+        if link is not None and msg.attempt_id not in link.flights:
+            return
+        super().handle_below(msg)

@@ -138,7 +138,10 @@ def test_beam_waist_larger_than_the_aperture_is_refused():
 @given(
     d=st.floats(0.0, 1.0),
     z=st.floats(0.0, 0.5),
-    length=st.floats(0.0, 200.0),
+    # Subnormal lengths are left out: halving one can round to 0 km, and with
+    # z = 0.5 the channel of 0 km (0**0 = 1: no dephasing) differs from that of
+    # any positive length (full dephasing), so L/2 + L/2 would not be L.
+    length=st.floats(0.0, 200.0, allow_subnormal=False),
 )
 def test_two_half_spans_compose_to_the_full_span(d, z, length):
     """Independent per-km noise: shrink factors multiply, so the Pauli channel

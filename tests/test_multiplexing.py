@@ -117,11 +117,11 @@ def test_no_cross_talk_through_the_stack(link):
             else:
                 MultiplexedEgp.__init__(self, ctx)
 
-        def _advance(self, neighbour: str) -> None:
-            super()._advance(neighbour)
-            flights = self._outstanding[neighbour].values()
+        def _advance(self, link: Any) -> None:
+            super()._advance(link)
+            flights = link.flights.values()
             seen["in_flight"] = max(seen["in_flight"], len(flights))
-            seen["requests_in_flight"] = max(seen["requests_in_flight"], len({id(f.request) for f in flights}))
+            seen["requests_in_flight"] = max(seen["requests_in_flight"], len({f.key for f in flights}))
 
     scenario = _two_nodes(num_qubits=4, seed=5)
     shared: dict[str, Any] = {"waiting": {}, "pairs": [], "devices": {}}
@@ -178,8 +178,9 @@ class _OwnLimitOnly(SingleClickEgp):
     def __init__(self, ctx: Any) -> None:
         super().__init__(ctx, max_in_flight=None)
 
-    def _in_flight_limit(self, neighbour: str) -> int:
-        return self._own_limit[neighbour]
+    @staticmethod
+    def _in_flight_limit(link: Any) -> int:
+        return link.own_limit
 
 
 @pytest.mark.slow

@@ -42,7 +42,7 @@ from qnetstack.link.service import (
     RandomBasis,
     RequestType,
 )
-from qnetstack.physical.service import Basis
+from qnetstack.physical.service import Basis, BellState, HeraldResult, InitQubit, QubitAllocated
 
 __all__ = ["SUITE"]
 
@@ -295,6 +295,80 @@ def ack_echoes(impl: Any) -> None:
                     raise _fail(f"ACK of CREATE #{index} ({create.request!r}) does not echo remote_node/purpose_id", up)
 
     _property(impl, check)
+
+
+# ---------------------------------------------------------- correlation
+
+
+def _tagged(draw: Any, creates: list[ScriptedCreate]) -> list[ScriptedCreate]:
+    """The scenario's CREATEs with tags (some null, some repeated: tags are the caller's own)."""
+    tagged = []
+    for create in creates:
+        tag = draw(st.none() | st.integers(0, 5) | st.integers(0, 2**31 - 1))
+        tagged.append(ScriptedCreate(create.at_ns, create.node, create.request.model_copy(update={"tag": tag})))
+    return tagged
+
+
+@st.composite
+def _tag_scenarios(draw: Any, types: tuple[RequestType, ...]) -> tuple[LinkConditions, list[ScriptedCreate], int]:
+    """Generated scenarios whose requests end every way an ERR can end them:
+    deadlines (TIMEOUT, and now and then EXPIRE), a CREATE to a non-neighbour
+    (refused at once), and a purpose bob did not consent to (REJECTED by the
+    responder) when the implementation serves consent."""
+    conditions, creates, horizon = draw(scenarios(types, deadlines=draw(st.booleans())))
+    extra = [ScriptedCreate(draw(st.integers(0, 5 * conditions.delay_ns)), "alice", LinkCreate(remote_node="carol", type=types[0]))]
+    if draw(st.booleans()):
+        extra += [
+            ScriptedCreate(0, "bob", LinkRecv(remote_node="alice", purpose_id=0)),
+            ScriptedCreate(10, "alice", LinkCreate(remote_node="bob", purpose_id=9, type=types[0])),
+        ]
+    return conditions, _tagged(draw, creates + extra), horizon
+
+
+def _tag_property(impl: Any, check: Callable[[LinkRun], None]) -> None:
+    types = tuple(_types(impl))
+    consent = CAP_LINK_RECV in (getattr(impl, "PROVIDES", None) or ())
+
+    @explore(EXAMPLES)
+    @given(scenario=_tag_scenarios(types), seed=st.integers(0, 2**16))
+    def prop(scenario: tuple[LinkConditions, list[ScriptedCreate], int], seed: int) -> None:
+        conditions, creates, horizon = scenario
+        if not consent:
+            creates = [c for c in creates if not isinstance(c.request, LinkRecv)]
+        run = run_link(impl, conditions, creates, until_ns=horizon, seed=seed)
+        _no_crash(run)
+        check(run)
+
+    prop()
+
+
+@SUITE.clause("LINK-TAG-1", "at the origin the ACK and every ERR of a request carry its CREATE's tag")
+def tag_echoed_at_origin(impl: Any) -> None:
+    def check(run: LinkRun) -> None:
+        tags: dict[tuple[str, int], int | None] = {}  # (origin, create id) -> its CREATE's tag
+        for up in run.up:
+            msg = up.msg
+            if up.cause[0] == "create" and isinstance(msg, (LinkAck, LinkError)):
+                create = run.creates[up.cause[1]].request  # type: ignore[index]
+                if msg.tag != create.tag:
+                    raise _fail(f"the answer to a CREATE tagged {create.tag!r} carries tag {msg.tag!r}", up)
+                tags[(up.node, msg.create_id)] = create.tag
+            elif isinstance(msg, LinkError) and msg.origin_node == up.node:
+                key = (up.node, msg.create_id)
+                if key in tags and msg.tag != tags[key]:
+                    raise _fail(f"an ERR {msg.code.value} of a request whose CREATE was tagged {tags[key]!r} carries tag {msg.tag!r}", up)
+
+    _tag_property(impl, check)
+
+
+@SUITE.clause("LINK-TAG-2", "at the responder every ERR carries tag null")
+def tag_absent_at_responder(impl: Any) -> None:
+    def check(run: LinkRun) -> None:
+        for up in run.errors():
+            if up.msg.origin_node != up.node and up.msg.tag is not None:
+                raise _fail(f"an ERR {up.msg.code.value} at the responder carries the origin's tag {up.msg.tag!r}", up)
+
+    _tag_property(impl, check)
 
 
 # ------------------------------------------------------------------- OK
@@ -605,6 +679,105 @@ def only_own_qubits(impl: Any) -> None:
             raise ClauseFailure("; ".join(run.misuse[:3]))
 
     _property(impl, check)
+
+
+# ------------------------------------------------------------- sessions
+
+
+class _TraceTap:
+    """An entity's context that also keeps what the entity traces."""
+
+    def __init__(self, ctx: Any) -> None:
+        self._ctx = ctx
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def trace(self, event: str, **fields: Any) -> None:
+        self.events.append((event, fields))
+        self._ctx.trace(event, **fields)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ctx, name)
+
+
+STRAY_ATTEMPT_ID = 10**9  # far above any attempt id a run of the suite reaches
+
+
+@SUITE.clause("LINK-SESS-1", "a herald for an attempt not in flight is dropped: no error, nothing changed, qubit freed, traced unknown_session")
+def unknown_herald_dropped(impl: Any) -> None:
+    """The generated scenario is run twice with the same seed: as it is, and
+    with stray heralds (successes with a freshly allocated qubit, and
+    failures) delivered to both ends at odd instants, for attempt ids that
+    were never sent down. Each must be dropped on the spot (nothing sent, the
+    qubit freed, ``unknown_session`` traced) and the run must otherwise be the
+    same, message for message and attempt for attempt."""
+    from qnetstack.link.conformance.harness import LinkHarness
+
+    def stray_run(conditions: LinkConditions, creates: list[ScriptedCreate], horizon: int, seed: int) -> LinkRun:
+        taps: dict[str, _TraceTap] = {}
+
+        def tapped(ctx: Any) -> Any:
+            taps[ctx.node] = _TraceTap(ctx)
+            return impl(taps[ctx.node])
+
+        harness = LinkHarness(tapped, conditions, creates, seed)
+        physical = harness.physical
+        findings: list[str] = []
+
+        def inject(node: str, index: int, success: bool) -> None:
+            now = harness.kernel.now_ns
+            handle = None
+            if success:
+                allocated = physical.execute(node, InitQubit())
+                if not isinstance(allocated, QubitAllocated):
+                    return  # the memory is full: no qubit to herald
+                handle = allocated.handle
+            stray = HeraldResult(
+                neighbour=_other(node),
+                attempt_id=STRAY_ATTEMPT_ID + index,
+                success=success,
+                handle=handle,
+                bell_state=BellState.PSI_PLUS if success else None,
+                herald_sequence=STRAY_ATTEMPT_ID + index if success else None,
+                fidelity_estimate=0.9 if success else None,
+                herald_time_ns=now if success else None,
+            )
+            counts = (len(harness.up), len(physical.attempts), len(physical.misuse))
+            traced = len(taps[node].events)
+            try:
+                harness.entities[node].handle_below(stray)
+            except Exception as exc:  # noqa: BLE001 - any exception is the finding
+                findings.append(f"t={now} {node}: a stray herald (attempt {stray.attempt_id}) raised {type(exc).__name__}: {exc}")
+                return
+            if (len(harness.up), len(physical.attempts), len(physical.misuse)) != counts:
+                findings.append(f"t={now} {node}: a stray herald (attempt {stray.attempt_id}) made the link layer send or do something")
+            if handle is not None and physical.held[node].get(handle) == "link":
+                findings.append(f"t={now} {node}: the qubit {handle} of a stray successful herald was not freed at once")
+            if not any(event == "unknown_session" for event, _ in taps[node].events[traced:]):
+                findings.append(f"t={now} {node}: a stray herald (attempt {stray.attempt_id}) was not traced as unknown_session")
+
+        step = conditions.delay_ns * 7 + 13  # odd instants: nothing else happens then
+        for index in range(12):
+            harness.kernel.schedule(17 + index * step, inject, NODES[index % 2], index, index % 3 != 2)
+        run = harness.run(horizon)
+        if findings:
+            raise ClauseFailure("; ".join(findings[:3]))
+        return run
+
+    @explore(EXAMPLES // 2)
+    @given(scenario=scenarios(tuple(_types(impl))), seed=st.integers(0, 2**16))
+    def prop(scenario: tuple[LinkConditions, list[ScriptedCreate], int], seed: int) -> None:
+        conditions, creates, horizon = scenario
+        plain = run_link(impl, conditions, creates, until_ns=horizon, seed=seed)
+        _no_crash(plain)
+        strayed = stray_run(conditions, creates, horizon, seed)
+        _no_crash(strayed)
+        seen = [(u.time_ns, u.node, u.msg) for u in strayed.up]
+        if seen != [(u.time_ns, u.node, u.msg) for u in plain.up]:
+            raise ClauseFailure("with stray heralds dropped, the messages sent up differ from the same run without them")
+        if strayed.attempts != plain.attempts:
+            raise ClauseFailure("with stray heralds dropped, the attempts sent down differ from the same run without them")
+
+    prop()
 
 
 # --------------------------------------------------------------- messages
