@@ -750,7 +750,7 @@ def unknown_herald_dropped(impl: Any) -> None:
                 return
             if (len(harness.up), len(physical.attempts), len(physical.misuse)) != counts:
                 findings.append(f"t={now} {node}: a stray herald (attempt {stray.attempt_id}) made the link layer send or do something")
-            if handle is not None and physical.held[node].get(handle) == "link":
+            if handle is not None and physical.book[node].get(handle) == "link":
                 findings.append(f"t={now} {node}: the qubit {handle} of a stray successful herald was not freed at once")
             if not any(event == "unknown_session" for event, _ in taps[node].events[traced:]):
                 findings.append(f"t={now} {node}: a stray herald (attempt {stray.attempt_id}) was not traced as unknown_session")
