@@ -176,9 +176,7 @@ class AppError(_Message):
     detail: str
 
 
-AppResponse = Annotated[
-    TeleportResult | PairResult | AppDone | AppError, Field(discriminator="kind")
-]
+AppResponse = Annotated[TeleportResult | PairResult | AppDone | AppError, Field(discriminator="kind")]
 
 
 @runtime_checkable

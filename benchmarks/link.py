@@ -51,15 +51,13 @@ import json
 import math
 import sys
 import time
-from pathlib import Path
 from typing import Any
-
 
 from qnetstack.link.service import LinkCreate, LinkError, LinkOkKeep
 from qnetstack.physical.schemes.barrett_kok import BarrettKokModel
-from qnetstack.physical.service import FreeQubit, OracleFidelity
 from qnetstack.physical.schemes.midpoint_source import MidpointSourceModel
 from qnetstack.physical.schemes.single_click import SingleClickModel
+from qnetstack.physical.service import FreeQubit, OracleFidelity
 from qnetstack.stack import assemble
 from qnetstack.stack.probes import LinkClient, NoApplication
 from qnetstack.stack.scenario import Scenario, parse_scenario
@@ -221,9 +219,7 @@ def run(scenario: Scenario, mode: str, repeat: int = 1, client: str = "link") ->
         pairs = len(ledger.oracle)
         goodness = sum(ledger.goodness) / pairs if pairs else None
         oracle = sum(ledger.oracle) / pairs if pairs else None
-        spread = (
-            math.sqrt(sum((f - oracle) ** 2 for f in ledger.oracle) / (pairs - 1) / pairs) if pairs > 1 else None
-        )
+        spread = math.sqrt(sum((f - oracle) ** 2 for f in ledger.oracle) / (pairs - 1) / pairs) if pairs > 1 else None
     else:
         pairs = result.pairs.count if result.pairs else 0
         goodness = result.pairs.mean_goodness if result.pairs else None
@@ -293,8 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         "--client",
         choices=CLIENTS,
         default="link",
-        help="who asks for the pairs: 'link' a client directly on the link layer (default), "
-        "'stack' the network and application layers",
+        help="who asks for the pairs: 'link' a client directly on the link layer (default), 'stack' the network and application layers",
     )
     parser.add_argument(
         "--link-layer",

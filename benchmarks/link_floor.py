@@ -37,8 +37,6 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
-
 
 from qnetstack.entity.kernel import Kernel
 from qnetstack.link.service import LinkOkKeep
@@ -58,7 +56,7 @@ ENDS = ("alice", "bob")
 
 def _messages(sequence: int) -> int:
     """Build one pair's validated messages; returns how many were built."""
-    for end, other in (ENDS, ENDS[::-1]):
+    for _end, other in (ENDS, ENDS[::-1]):
         HeraldAttempt(neighbour=other, attempt_id=sequence, max_attempts=100_000)
         HeraldResult(
             neighbour=other,

@@ -420,9 +420,7 @@ class Suite:
         except NotApplicable as exc:
             return CheckResult(name=check.name, status="not_applicable", detail=str(exc), seconds=time.perf_counter() - start)
         except Exception as exc:  # a crash of the implementation is a failure of the clause it broke
-            return CheckResult(
-                name=check.name, status="fail", detail=_describe_failure(exc), seconds=time.perf_counter() - start
-            )
+            return CheckResult(name=check.name, status="fail", detail=_describe_failure(exc), seconds=time.perf_counter() - start)
         return CheckResult(name=check.name, status="pass", seconds=time.perf_counter() - start)
 
     def pytest_function(self, env_var: str = "QNETSTACK_CONFORM_IMPL") -> Callable[..., None]:

@@ -141,7 +141,9 @@ class Driver:
 
     # ------------------------------------------------------------- building
 
-    def context(self, node: str, rng: np.random.Generator, device: Any, on_up: Callable[[str, Any], None], on_down: Callable[[str, Any], None]) -> HarnessContext:
+    def context(
+        self, node: str, rng: np.random.Generator, device: Any, on_up: Callable[[str, Any], None], on_down: Callable[[str, Any], None]
+    ) -> HarnessContext:
         """A context for the entity of ``node``; peer messages go through :meth:`deliver_peer`."""
         ctx = HarnessContext(self.kernel, node, rng, device, on_up, on_down, self.deliver_peer, self.peer_delay_ns)
         self.contexts[node] = ctx

@@ -56,9 +56,7 @@ class IllegalTransition(EntityError):
         self.session = session
         self.state = state
         self.event = event
-        super().__init__(
-            f"{machine} session {session!r}: event {event.value!r} is not allowed in state {state.value!r}"
-        )
+        super().__init__(f"{machine} session {session!r}: event {event.value!r} is not allowed in state {state.value!r}")
 
 
 @dataclass(frozen=True)

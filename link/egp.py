@@ -305,7 +305,9 @@ class SingleClickEgp:
                 return
             self._end(request, RequestEvent.PEER_REFUSAL)
             self.ctx.send_up(
-                LinkError(create_id=msg.create_id, origin_node=self.ctx.node, code=msg.code, detail=f"{sender}: {msg.detail}", tag=request.tag)
+                LinkError(
+                    create_id=msg.create_id, origin_node=self.ctx.node, code=msg.code, detail=f"{sender}: {msg.detail}", tag=request.tag
+                )
             )
         elif isinstance(msg, PeerLost):
             link = self._links.get(sender)
@@ -469,7 +471,9 @@ class SingleClickEgp:
             if request is None:
                 return
             if request.in_flight >= request.number - request.made:
-                raise EntityError(f"scheduling policy {self.scheduler!r} chose {request!r}, which has an attempt in flight for every pair it still needs")
+                raise EntityError(
+                    f"scheduling policy {self.scheduler!r} chose {request!r}, which has an attempt in flight for every pair it still needs"
+                )
             if request.state is _QUEUED:
                 request.fire(_FIRST_ATTEMPT)
             attempt_id = link.next_attempt

@@ -69,9 +69,7 @@ class SchedulingPolicy:
         make that no attempt in flight is for)."""
         raise NotImplementedError
 
-    def may_take_pair(
-        self, request: LinkRequest, last_pair_at_launch: int, requests: Sequence[LinkRequest], now_ns: int
-    ) -> bool:
+    def may_take_pair(self, request: LinkRequest, last_pair_at_launch: int, requests: Sequence[LinkRequest], now_ns: int) -> bool:
         """Whether a success of an attempt made for ``request`` (open) goes to it.
 
         ``last_pair_at_launch``: the request's ``last_pair`` when the attempt was
@@ -142,9 +140,7 @@ class PriorityRoundRobin(SchedulingPolicy):
             return None
         return min(candidates, key=lambda r: (r.in_flight, r.last_pair, r.order))
 
-    def may_take_pair(
-        self, request: LinkRequest, last_pair_at_launch: int, requests: Sequence[LinkRequest], now_ns: int
-    ) -> bool:
+    def may_take_pair(self, request: LinkRequest, last_pair_at_launch: int, requests: Sequence[LinkRequest], now_ns: int) -> bool:
         """An attempt made for a request may give it the pair as long as the
         request got no other pair while the attempt was in flight (so an attempt
         in flight when a request of higher priority became ready still gives its

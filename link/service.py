@@ -1,8 +1,7 @@
 """Link-layer service: heralded entanglement between two neighbouring nodes.
 
 The shape follows the QuTech link-layer design (Dahlberg et al., SIGCOMM 2019;
-draft-dahlberg-ll-quantum-03, 2019; summary in
-``shared/reference/protocol-specs.md`` §2), with typed units:
+draft-dahlberg-ll-quantum-03, 2019), with typed units:
 
 * the layer above sends ``LinkCreate`` down;
 * the link entity answers at once with ``LinkAck`` (request accepted, with its
@@ -266,9 +265,7 @@ class LinkError(_Message):
     tag: int | None = Field(None, ge=0)
 
 
-LinkResponse = Annotated[
-    LinkAck | LinkOkKeep | LinkOkMeasure | LinkError, Field(discriminator="kind")
-]
+LinkResponse = Annotated[LinkAck | LinkOkKeep | LinkOkMeasure | LinkError, Field(discriminator="kind")]
 
 
 @runtime_checkable

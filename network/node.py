@@ -281,7 +281,12 @@ class NetworkNode:
         # refusal travels on to the nodes after it (the tail reports it with a NetError).
         if refuser:
             failed = CircuitFailed(
-                head=forward.head, circuit=forward.circuit, request_id=forward.request_id, detail=forward.detail, code=forward.refused, path=tuple(forward.path)
+                head=forward.head,
+                circuit=forward.circuit,
+                request_id=forward.request_id,
+                detail=forward.detail,
+                code=forward.refused,
+                path=tuple(forward.path),
             )
             for node in sorted(forward.path[:position]):
                 self.ctx.send_peer(node, failed)
@@ -517,7 +522,9 @@ class NetworkNode:
 
     def _tell_path(self, circuit: Circuit, detail: str, code: NetErrorCode) -> None:
         path, position = circuit.path, circuit.position
-        failed = CircuitFailed(head=circuit.head, circuit=circuit.serial, request_id=circuit.request_id, detail=detail, code=code, path=tuple(path))
+        failed = CircuitFailed(
+            head=circuit.head, circuit=circuit.serial, request_id=circuit.request_id, detail=detail, code=code, path=tuple(path)
+        )
         for node in sorted(path[:position]):
             self.ctx.send_peer(node, failed)
         if position + 1 < len(path):

@@ -127,9 +127,7 @@ class NetError(_Message):
     detail: str = ""
 
 
-NetResponse = Annotated[
-    NetAccepted | NetRejected | PairDelivered | NetError, Field(discriminator="kind")
-]
+NetResponse = Annotated[NetAccepted | NetRejected | PairDelivered | NetError, Field(discriminator="kind")]
 
 
 @runtime_checkable

@@ -105,9 +105,7 @@ class MemoryParams(_Params):
     @model_validator(mode="after")
     def _t2_within_two_t1(self) -> MemoryParams:
         if self.t1_ns is not None and self.t2_ns is not None and self.t2_ns > 2 * self.t1_ns:
-            raise ValueError(
-                f"t2_ns={self.t2_ns} exceeds 2*t1_ns={2 * self.t1_ns}; physics requires T2 <= 2*T1"
-            )
+            raise ValueError(f"t2_ns={self.t2_ns} exceeds 2*t1_ns={2 * self.t1_ns}; physics requires T2 <= 2*T1")
         if self.t1_ns is not None and self.t2_ns is None:
             raise ValueError("t2_ns=None (no dephasing) with finite t1_ns is unphysical; give t2_ns <= 2*t1_ns")
         return self

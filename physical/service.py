@@ -284,13 +284,7 @@ class DeviceError(_Message):
 
 
 DeviceResult = Annotated[
-    QubitAllocated
-    | GateApplied
-    | MeasureResult
-    | BellMeasureResult
-    | QubitFreed
-    | OracleFidelityResult
-    | DeviceError,
+    QubitAllocated | GateApplied | MeasureResult | BellMeasureResult | QubitFreed | OracleFidelityResult | DeviceError,
     Field(discriminator="kind"),
 ]
 

@@ -30,8 +30,8 @@ from collections.abc import Sequence
 # QuTiP warns at import when matplotlib is missing; the CLI plots nothing.
 warnings.filterwarnings("ignore", message="matplotlib not found")
 
-from qnetstack.stack.assembler import assemble
-from qnetstack.stack.scenario import ScenarioError, load_scenario
+from qnetstack.stack.assembler import assemble  # noqa: E402  (after the warnings filter, which must come first)
+from qnetstack.stack.scenario import ScenarioError, load_scenario  # noqa: E402
 
 __all__ = ["main"]
 

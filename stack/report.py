@@ -152,9 +152,7 @@ def summarise(scenario: Any, network: Any) -> RunResult:
         successes = trace.link_successes[link]
         p = successes / attempts if attempts else None
         se = math.sqrt(p * (1 - p) / attempts) if attempts else None
-        links.append(
-            LinkStats(link=link, attempts=attempts, successes=successes, success_probability=p, success_probability_stderr=se)
-        )
+        links.append(LinkStats(link=link, attempts=attempts, successes=successes, success_probability=p, success_probability_stderr=se))
     teleports = [m for _, _, m in network.user_messages if isinstance(m, TeleportResult)]
     pairs = [m for _, _, m in network.user_messages if isinstance(m, PairResult)]
     return RunResult(
@@ -185,8 +183,17 @@ def _request_outcomes(scenario: Any, user_messages: list[tuple[int, str, Any]]) 
         found = entries.get((node, request_id))
         if found is None:
             found = entries[(node, request_id)] = dict(
-                node=node, request_id=request_id, request_kind=kind, remote_node=remote, number=number, outcome="open",
-                completed=None, results=0, time_ns=None, error_code=None, detail=None,
+                node=node,
+                request_id=request_id,
+                request_kind=kind,
+                remote_node=remote,
+                number=number,
+                outcome="open",
+                completed=None,
+                results=0,
+                time_ns=None,
+                error_code=None,
+                detail=None,
             )
         return found
 
@@ -206,8 +213,15 @@ def _request_outcomes(scenario: Any, user_messages: list[tuple[int, str, Any]]) 
             if msg.code is AppErrorCode.DUPLICATE_ID:
                 refused.append(
                     RequestOutcome(
-                        node=node, request_id=msg.request_id, request_kind=msg.request_kind, remote_node=None, number=None,
-                        outcome="refused", completed=None, results=0, **fields,
+                        node=node,
+                        request_id=msg.request_id,
+                        request_kind=msg.request_kind,
+                        remote_node=None,
+                        number=None,
+                        outcome="refused",
+                        completed=None,
+                        results=0,
+                        **fields,
                     )
                 )
             else:

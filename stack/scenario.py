@@ -19,8 +19,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from qnetstack.application.service import AppRequest
-from qnetstack.physical.schemes.registry import HERALDING_SCHEMES, scheme_named
 from qnetstack.physical.params import DetectorParams, FibreParams, HardwareParams, NodeHardware, SingleClickLinkParams
+from qnetstack.physical.schemes.registry import HERALDING_SCHEMES, scheme_named
 from qnetstack.physical.service import HeraldingScheme, Probability
 
 __all__ = [
@@ -251,8 +251,10 @@ def _check_physics(link: LinkSpec, index: int) -> None:
         field = f"links.{index}.{loc}" if loc in _LINK_FIELDS else f"links.{index}.scheme_params.{loc}"
         raise _FieldProblem(field, f"{err['msg']} (scheme {link.scheme})") from None
     except ValueError as exc:
-        where = "scheme" if scheme_named(link.scheme) is None else (
-            "bright_state_population" if "bright-state" in str(exc) else "scheme_params"
+        where = (
+            "scheme"
+            if scheme_named(link.scheme) is None
+            else ("bright_state_population" if "bright-state" in str(exc) else "scheme_params")
         )
         raise _FieldProblem(f"links.{index}.{where}", str(exc)) from None
 
@@ -306,9 +308,7 @@ def _one_line(exc: ValidationError, source: str | None) -> ScenarioError:
 
 # pydantic puts the discriminator value ("teleport") into the location of
 # errors inside a tagged union; the user never wrote it as a key.
-_APP_KINDS = frozenset(
-    member.model_fields["kind"].default for member in get_args(get_args(AppRequest)[0])
-)
+_APP_KINDS = frozenset(member.model_fields["kind"].default for member in get_args(get_args(AppRequest)[0]))
 
 
 def _is_union_tag(part: Any) -> bool:

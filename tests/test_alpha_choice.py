@@ -46,9 +46,16 @@ def test_a_higher_min_fidelity_is_met_by_a_smaller_alpha(physical):
     pairs = result.pairs
     assert pairs.count == 60
     assert pairs.mean_oracle_fidelity >= 0.97 - 1e-3
-    chosen = [p for a, p, f in operating_points(SingleClickLinkParams(length_km=20, bright_state_population=0.1),
-                                                 NodeHardware(emission_efficiency=0.75), NodeHardware(emission_efficiency=0.75),
-                                                 wait_ns=48_947) if f >= 0.97]
+    chosen = [
+        p
+        for a, p, f in operating_points(
+            SingleClickLinkParams(length_km=20, bright_state_population=0.1),
+            NodeHardware(emission_efficiency=0.75),
+            NodeHardware(emission_efficiency=0.75),
+            wait_ns=48_947,
+        )
+        if f >= 0.97
+    ]
     p = max(chosen)
     (link,) = result.links
     n = link.successes

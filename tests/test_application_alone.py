@@ -19,10 +19,10 @@ from qnetstack.application.service import (
     TeleportRequest,
     TeleportResult,
 )
-from qnetstack.network.service import NetAccepted, NetError, NetErrorCode, NetRejected, NetRequest, PairDelivered, PairId
-from qnetstack.physical.service import ApplyGate, BellMeasure, BellState, FreeQubit, Gate, InitQubit, OracleFidelity, QubitRef
 from qnetstack.entity import EntityError
 from qnetstack.entity.machine import render_markdown
+from qnetstack.network.service import NetAccepted, NetError, NetErrorCode, NetRejected, NetRequest, PairDelivered, PairId
+from qnetstack.physical.service import ApplyGate, BellMeasure, BellState, FreeQubit, Gate, InitQubit, OracleFidelity, QubitRef
 from qnetstack.stack.conform import run_conformance
 from tests.fakes import FakeContext, FakeDevice
 
@@ -58,7 +58,7 @@ def test_teleport_sender_prepares_measures_and_sends_the_outcome():
     state = CARDINAL_STATES[0]
     assert InitQubit(theta_rad=state.theta_rad, phi_rad=state.phi_rad) in device.ops
     assert BellMeasure(handle_a=1, handle_b=0) in device.ops
-    (dest, bits), = [(d, m) for d, m in ctx.peer if isinstance(m, TeleportBits)]
+    ((dest, bits),) = [(d, m) for d, m in ctx.peer if isinstance(m, TeleportBits)]
     assert dest == "bob" and bits.outcome is BellState.PHI_MINUS and bits.request_id == 9
     (done,) = ctx.take(AppDone)
     assert (done.request_id, done.completed) == (9, 1)
@@ -72,9 +72,7 @@ def test_teleport_receiver_corrects_scores_and_frees():
     assert ctx.up == []  # waits for the sender's outcome
     app.handle_peer(
         "alice",
-        TeleportBits(
-            request_id=4, pair_id=pair.pair_id, outcome=BellState.PHI_MINUS, oracle_state=CARDINAL_STATES[2], goodness=0.9
-        ),
+        TeleportBits(request_id=4, pair_id=pair.pair_id, outcome=BellState.PHI_MINUS, oracle_state=CARDINAL_STATES[2], goodness=0.9),
     )
     # frame PSI_PLUS (x) composed with outcome PHI_MINUS (z): X then Z
     gates = [op.gate for op in device.ops if isinstance(op, ApplyGate)]
@@ -99,7 +97,7 @@ def test_pairs_handshake_reads_both_halves_then_releases():
     head.handle_above(PairsRequest(request_id=5, remote_node="bob", number=1))
     head.handle_below(NetAccepted(request_id=0, path=["alice", "bob"]))
     head.handle_below(delivered("alice", "bob", 0, handle=3))
-    (dest, held), = hctx.peer
+    ((dest, held),) = hctx.peer
     pair_id = PairId(head="alice", tail="bob", request_id=0, index=0)
     assert dest == "bob" and held == HeldPair(request_id=5, pair_id=pair_id, handle=3)
     tail.handle_below(delivered("alice", "bob", 0, handle=1, remote="alice"))
@@ -109,7 +107,7 @@ def test_pairs_handshake_reads_both_halves_then_releases():
     assert oracle.bell_state is BellState.PSI_PLUS
     (result,) = tctx.take(PairResult)
     assert result.request_id == 5 and result.pair_id == pair_id
-    (dest, release), = tctx.peer
+    ((dest, release),) = tctx.peer
     assert dest == "alice" and isinstance(release, Release)
     head.handle_peer("bob", release)
     assert FreeQubit(handle=3) in hdev.ops
@@ -277,8 +275,7 @@ def test_the_specs_state_machines_are_rendered_from_the_code():
     block = MACHINES_BLOCK.search(text)
     assert block is not None, "specs/application.md lost its MACHINES markers"
     assert block.group(2) == rendered_machines(), (
-        "specs/application.md §7 differs from apps.MACHINES; paste tests.test_application_alone.rendered_machines() "
-        "between the markers"
+        "specs/application.md §7 differs from apps.MACHINES; paste tests.test_application_alone.rendered_machines() between the markers"
     )
     for machine in MACHINES:
         assert f"### `{machine.name}`" in block.group(2)

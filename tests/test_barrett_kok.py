@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from qnetstack.physical.params import DetectorParams, FibreParams, NodeHardware
 from qnetstack.physical.schemes.barrett_kok import (
     CLICK_PATTERNS,
     PATTERN_BELL_STATES,
@@ -28,7 +29,6 @@ from qnetstack.physical.schemes.barrett_kok import (
     success_probability,
     unnormalised_pattern_state,
 )
-from qnetstack.physical.params import DetectorParams, FibreParams, NodeHardware
 from qnetstack.physical.schemes.model import HeraldingModel, branch_fidelity, sample_success
 from qnetstack.physical.service import BellState
 

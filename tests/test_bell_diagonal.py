@@ -18,8 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qnetstack.physical.backends import device
-from qnetstack.physical.engines.bell_diagonal import BellDiagonal, NotBellDiagonalError, choose_engine
 from qnetstack.physical.components.memory_noise import memory_kraus
+from qnetstack.physical.engines.bell_diagonal import BellDiagonal, NotBellDiagonalError, choose_engine
 from qnetstack.physical.engines.world import QuantumWorld, basis_projectors, bell_ket
 from qnetstack.physical.service import Basis, BellState
 
@@ -82,9 +82,7 @@ def test_frame_convention_matches_bell_state_and_engine_bell_ket():
         assert pure.weights[k] == 1.0 and pure.fidelity(b) == 1.0
         assert np.allclose(pure.to_density_matrix(), np.outer(expected, expected.conj()), atol=1e-15)
         assert pure.to_qobj().dims == [[2, 2], [2, 2]]
-    assert BellDiagonal.pure(BellState.PSI_MINUS).relabel(BellState.PSI_MINUS) == BellDiagonal.pure(
-        BellState.PHI_PLUS
-    )
+    assert BellDiagonal.pure(BellState.PSI_MINUS).relabel(BellState.PSI_MINUS) == BellDiagonal.pure(BellState.PHI_PLUS)
     for b1 in BELLS:
         for b2 in BELLS:
             assert BellDiagonal.pure(b1).relabel(b2) == BellDiagonal.pure(b1.compose(b2))
@@ -383,10 +381,7 @@ def test_a_repeater_chain_gives_the_same_fidelities_in_both_engines():
         qids += world.new_qubits(link.to_qobj(), 0, noise=[(None, t2[2 * k]), (None, t2[2 * k + 1])])
     depolarise = [math.sqrt(1 - 3 * 0.02 / 4) * I2] + [math.sqrt(0.02 / 4) * PAULI[p] for p in "XYZ"]
     now = 400_000
-    fast = [
-        links[k].memory_noise(now, None, t2[2 * k], "A").memory_noise(now, None, t2[2 * k + 1], "B")
-        for k in range(3)
-    ]
+    fast = [links[k].memory_noise(now, None, t2[2 * k], "A").memory_noise(now, None, t2[2 * k + 1], "B") for k in range(3)]
     # gate noise on the repeater qubits, then Bell measurements of (b0, a1) and (b1, a2)
     bell_povm = [qutip.ket2dm(bell_ket(b)) for b in BELLS]
     pair = fast[0]

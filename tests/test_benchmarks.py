@@ -16,7 +16,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def _link_json(*args: str) -> dict:
     out = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "link.py"), "--km", "10", "--pairs", "30", "--seed", "3", "--json", *args],
-        capture_output=True, text=True, check=True, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
     )
     return json.loads(out.stdout)
 
@@ -51,7 +54,10 @@ def test_link_layer_option_runs_the_named_link_layer():
 def test_link_floor_benchmark_reports_messages_and_events_per_pair():
     out = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "link_floor.py"), "--pairs", "20", "--repeat", "1", "--json"],
-        capture_output=True, text=True, check=True, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
     )
     data = json.loads(out.stdout)
     assert data["validated_messages_per_pair"] == 12 and data["kernel_events_per_pair"] == 12

@@ -199,9 +199,7 @@ def test_polarisation_drift_mean_fidelity_matches_rotational_diffusion():
 def _raman_fibre(length_km, wavelength_nm=1550.0, classical_nm=1550.0, **raman):
     params = {"launch_power_mw": 1.0, "raman_coefficient_per_km_nm": 1e-9, "filter_bandwidth_nm": 1.0}
     params.update(raman)
-    return FibreChannel(
-        length_km=length_km, wavelength_nm=wavelength_nm, raman=RamanNoise(classical_wavelength_nm=classical_nm, **params)
-    )
+    return FibreChannel(length_km=length_km, wavelength_nm=wavelength_nm, raman=RamanNoise(classical_wavelength_nm=classical_nm, **params))
 
 
 def test_raman_rate_closed_form_and_window():
@@ -303,8 +301,13 @@ def test_pointing_jitter_mean_matches_sampled_offsets():
 
 def test_free_space_channel_is_the_product_of_its_losses():
     link = FreeSpaceChannel(
-        distance_km=144, wavelength_nm=810, transmitter_aperture_m=0.15, receiver_aperture_m=1.0,
-        pointing_jitter_urad=1.0, receiver_efficiency=0.5, atmospheric_db_per_km=0.05,
+        distance_km=144,
+        wavelength_nm=810,
+        transmitter_aperture_m=0.15,
+        receiver_aperture_m=1.0,
+        pointing_jitter_urad=1.0,
+        receiver_efficiency=0.5,
+        atmospheric_db_per_km=0.05,
     )
     expected = link.diffraction_transmittance(144) * link.pointing_transmittance(144) * 0.5 * 10 ** (-0.05 * 144 / 10)
     assert link.transmittance() == pytest.approx(expected, rel=1e-12)
@@ -433,8 +436,12 @@ def test_free_space_transmittance_is_a_probability_decreasing_in_distance(a, b, 
 
     def link(d):
         return FreeSpaceChannel(
-            distance_km=d, wavelength_nm=1550, transmitter_aperture_m=0.2, receiver_aperture_m=0.5,
-            pointing_jitter_urad=jitter, atmospheric_db_per_km=0.1,
+            distance_km=d,
+            wavelength_nm=1550,
+            transmitter_aperture_m=0.2,
+            receiver_aperture_m=0.5,
+            pointing_jitter_urad=jitter,
+            atmospheric_db_per_km=0.1,
         ).transmittance()
 
     assert 0.0 <= link(long) <= link(short) <= 1.0

@@ -52,8 +52,8 @@ from qnetstack.physical.schemes.midpoint_source import MidpointSourceModel
 from qnetstack.physical.schemes.model import HeraldingModel
 from qnetstack.physical.schemes.single_click import SingleClickModel
 from qnetstack.physical.service import Basis, BellState, Measure
-from qnetstack.stack.probes import LinkClient, NoApplication
 from qnetstack.stack import assemble
+from qnetstack.stack.probes import LinkClient, NoApplication
 from qnetstack.stack.scenario import Scenario, parse_scenario
 from tests.fakes import FakeContext, FakeDevice
 
@@ -123,10 +123,7 @@ class Chsh:
 
 
 def expected_correlators(rho: np.ndarray, bell: BellState = BellState.PHI_PLUS) -> dict[tuple[Basis, Basis], float]:
-    return {
-        (a, b): frame_sign(bell, a) * float(np.real(np.trace(rho @ np.kron(OBSERVABLE[a], OBSERVABLE[b]))))
-        for a, b in SIGN
-    }
+    return {(a, b): frame_sign(bell, a) * float(np.real(np.trace(rho @ np.kron(OBSERVABLE[a], OBSERVABLE[b])))) for a, b in SIGN}
 
 
 # ------------------------------------------------------------------ (a) the device's rotated bases

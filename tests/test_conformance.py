@@ -110,13 +110,13 @@ def test_a_check_naming_a_clause_the_spec_lacks_or_another_level_is_an_error():
         pass
 
     with pytest.raises(SpecError, match="LINK-NOPE-9, which specs/link.md does not define"):
-        suite.checks
+        _ = suite.checks
     other = Suite(layer="link", spec="specs/link.md", reference="qnetstack.link.egp:SingleClickEgp")
     other.clause("LINK-MSG-2", "an old title, not used", mandatory=True)(fine)
     with pytest.raises(SpecError, match="says SHOULD"):
-        other.checks
+        _ = other.checks
     with pytest.raises(SpecError, match="cannot read specs/transport.md"):
-        Suite(layer="transport", spec="specs/transport.md", reference="x:Y").checks
+        _ = Suite(layer="transport", spec="specs/transport.md", reference="x:Y").checks
 
 
 def test_the_cross_reference_check_can_fail(tmp_path):

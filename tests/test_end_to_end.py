@@ -13,11 +13,11 @@ import pytest
 from qnetstack.application.service import AppDone, AppError, PairResult, PairsRequest
 from qnetstack.physical.engines.world import bell_ket
 from qnetstack.physical.params import MemoryParams
-from qnetstack.physical.service import BellState
 from qnetstack.physical.schemes.single_click import arrival_efficiency, herald_fidelity, post_herald_state, success_probability
+from qnetstack.physical.service import BellState
 from qnetstack.stack import assemble, load_scenario
-from qnetstack.stack.scenario import AppSpec, parse_scenario
 from qnetstack.stack.cli import main
+from qnetstack.stack.scenario import AppSpec, parse_scenario
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 IDEAL_MEMORY = MemoryParams(num_qubits=4, t1_ns=None, t2_ns=None)
@@ -38,11 +38,7 @@ def link_eta(scenario, link):
 
 def bell_diagonal(rho: np.ndarray, frame: BellState) -> dict[BellState, float]:
     """Weights of the error Paulis relative to the heralded frame."""
-    return {
-        err: float(np.real(np.conj(v) @ rho @ v))
-        for err in BellState
-        for v in [bell_ket(frame.compose(err)).full().ravel()]
-    }
+    return {err: float(np.real(np.conj(v) @ rho @ v)) for err in BellState for v in [bell_ket(frame.compose(err)).full().ravel()]}
 
 
 def test_link_example_matches_the_single_click_model():

@@ -27,8 +27,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qnetstack.physical.engines.bell_diagonal import BellDiagonal
-from qnetstack.physical.engines.world import QuantumWorld, RetiredQubitError, UnknownQubitError, WorldError, basis_projectors, bell_ket
 from qnetstack.physical.engines.pair_state import PairConsumedError, PairState
+from qnetstack.physical.engines.world import QuantumWorld, RetiredQubitError, UnknownQubitError, WorldError, basis_projectors, bell_ket
 from qnetstack.physical.service import Basis, BellState
 
 ATOL = 1e-9
@@ -268,9 +268,7 @@ def test_move_keeps_entanglement_and_switches_to_the_storage_memory(t_comm_ns, t
 # ------------------------------------------------------------------ PairState against QuantumWorld
 
 _unit = st.floats(0.0, 1.0, allow_nan=False, allow_subnormal=False)
-_weights = (
-    st.lists(_unit, min_size=4, max_size=4).filter(lambda v: sum(v) > 1e-3).map(lambda v: [x / sum(v) for x in v])
-)
+_weights = st.lists(_unit, min_size=4, max_size=4).filter(lambda v: sum(v) > 1e-3).map(lambda v: [x / sum(v) for x in v])
 _qubit = st.sampled_from(["A", "B"])
 _pauli_probs = _weights  # (p_I, p_X, p_Y, p_Z)
 _op = st.one_of(
@@ -341,9 +339,7 @@ def _run_both(weights, memories, ops, seed):
                 world.apply_unitary([qubits[k][1]], qobj(frame), now)
             else:
                 qa, qb = qubits[k]
-                getattr(pairs[k], "pauli_channel" if kind == "pauli" else kind)(
-                    *(op[3] if kind == "pauli" else (op[3],)), op[2]
-                )
+                getattr(pairs[k], "pauli_channel" if kind == "pauli" else kind)(*(op[3] if kind == "pauli" else (op[3],)), op[2])
                 world.apply_kraus([qa if op[2] == "A" else qb], [qobj(m) for m in _world_kraus(op)], now)
         yield pairs, qubits, world, now
 

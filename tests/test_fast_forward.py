@@ -17,9 +17,9 @@ from qnetstack.link.conformance import SUITE as LINK_SUITE
 from qnetstack.link.conformance.harness import LinkConditions, ScriptedCreate, run_link
 from qnetstack.link.egp import FastForwardEgp, SingleClickEgp
 from qnetstack.link.service import LinkCreate, LinkError
-from qnetstack.physical.conformance.harness import NODES, LinkSetup
 from qnetstack.physical.backends.heralding_backend import HeraldingModelBackend
 from qnetstack.physical.backends.qutip_backend import QutipSingleClickBackend
+from qnetstack.physical.conformance.harness import NODES, LinkSetup
 from tests.test_heralding_backend import Rig
 
 SIGMAS = 5

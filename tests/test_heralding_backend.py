@@ -18,14 +18,13 @@ import pytest
 from pydantic import ValidationError
 
 from qnetstack.entity import EntityError
+from qnetstack.physical.backends.heralding_backend import HeraldingModelBackend
 from qnetstack.physical.conformance import SUITE
 from qnetstack.physical.conformance.harness import NODES, LinkSetup, PhysicalHarness
-from qnetstack.physical.backends.heralding_backend import HeraldingModelBackend
-from qnetstack.physical.schemes.registry import scheme_named
 from qnetstack.physical.params import LinkSide, NodeHardware
-from qnetstack.physical.schemes.single_click import SingleClickModel
+from qnetstack.physical.schemes.registry import scheme_named
+from qnetstack.physical.schemes.single_click import SingleClickModel, arrival_efficiency, fidelity_at_detection
 from qnetstack.physical.service import FreeQubit, HeraldAttempt, HeraldResult, OracleFidelity, QubitRef
-from qnetstack.physical.schemes.single_click import arrival_efficiency, fidelity_at_detection
 from qnetstack.stack import assemble
 from qnetstack.stack.assembler import AssemblyError
 from qnetstack.stack.scenario import ScenarioError, parse_scenario
@@ -150,7 +149,9 @@ def test_delivered_pairs_have_the_model_fidelity_after_the_flight_time():
         assert ra.fidelity_estimate == pytest.approx(closed_form(tau, ra.bell_state), abs=1e-9)
         assert o.oracle == pytest.approx(closed_form(2 * tau, ra.bell_state), abs=1e-9)
     # the flight's decoherence is not negligible here, so the check above can tell
-    assert closed_form(tau, successes[0].results[NODES[0]][1].bell_state) < closed_form(0, successes[0].results[NODES[0]][1].bell_state) - 0.05
+    assert (
+        closed_form(tau, successes[0].results[NODES[0]][1].bell_state) < closed_form(0, successes[0].results[NODES[0]][1].bell_state) - 0.05
+    )
 
 
 def test_capabilities_announce_the_scheme_model():
@@ -219,7 +220,11 @@ def _scenario(**link: Any) -> dict[str, Any]:
     [
         ({"scheme": "double-click"}, "links.0.scheme", "single-click"),
         ({"scheme": "barrett-kok", "bright_state_population": 0.2}, "links.0.bright_state_population", "no bright-state population"),
-        ({"scheme": "barrett-kok", "scheme_params": {"two_photon_visibility": 1.5}}, "links.0.scheme_params.two_photon_visibility", "less than or equal to 1"),
+        (
+            {"scheme": "barrett-kok", "scheme_params": {"two_photon_visibility": 1.5}},
+            "links.0.scheme_params.two_photon_visibility",
+            "less than or equal to 1",
+        ),
         ({"scheme": "barrett-kok", "scheme_params": {"length_km": 3}}, "links.0.scheme_params", "on the link itself"),
         ({"scheme_params": {"colour": "blue"}}, "links.0.scheme_params.colour", "Extra inputs"),
     ],

@@ -49,7 +49,7 @@ def test_create_is_acked_and_announced_to_the_peer_with_a_common_start():
     egp, ctx, _ = make()
     egp.handle_above(LinkCreate(remote_node="bob", number=2, purpose_id=7))
     assert ctx.up == [LinkAck(create_id=0, remote_node="bob", purpose_id=7)]
-    (dest, msg), = ctx.peer
+    ((dest, msg),) = ctx.peer
     assert dest == "bob" and isinstance(msg, PeerCreate)
     assert msg.start_ns == START and msg.number == 2 and msg.origin_node == "alice"
     assert ctx.down == []  # nothing is attempted before the agreed start

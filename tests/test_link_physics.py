@@ -40,15 +40,15 @@ import numpy as np
 import pytest
 
 from qnetstack.link.service import LinkCreate, LinkOkKeep
-from qnetstack.physical.schemes.barrett_kok import BarrettKokModel
 from qnetstack.physical.engines.world import bell_ket
-from qnetstack.physical.schemes.midpoint_source import MidpointSourceModel
 from qnetstack.physical.params import fibre_delay_ns
+from qnetstack.physical.schemes.barrett_kok import BarrettKokModel
+from qnetstack.physical.schemes.midpoint_source import MidpointSourceModel
 from qnetstack.physical.schemes.model import HeraldingModel
 from qnetstack.physical.schemes.single_click import SingleClickModel
 from qnetstack.physical.service import FreeQubit
-from qnetstack.stack.probes import LinkClient, NoApplication
 from qnetstack.stack import assemble
+from qnetstack.stack.probes import LinkClient, NoApplication
 from qnetstack.stack.scenario import Scenario, parse_scenario
 
 SIGMAS = 5
@@ -157,9 +157,7 @@ def dephased(rho: np.ndarray, coherence_a: float, coherence_b: float) -> np.ndar
     """Pure dephasing of each spin (N&C 2000, §8.3.6): ``|ab><cd|`` times
     coherence_a if a ≠ c and coherence_b if b ≠ d (basis |q_A q_B>)."""
     bits = [(i >> 1, i & 1) for i in range(4)]
-    factor = np.array(
-        [[(coherence_a if r[0] != c[0] else 1.0) * (coherence_b if r[1] != c[1] else 1.0) for c in bits] for r in bits]
-    )
+    factor = np.array([[(coherence_a if r[0] != c[0] else 1.0) * (coherence_b if r[1] != c[1] else 1.0) for c in bits] for r in bits])
     return rho * factor
 
 

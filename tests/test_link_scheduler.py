@@ -48,7 +48,9 @@ def test_a_policy_is_taken_by_name_class_or_object_and_the_reference_rule_is_the
     edf = EarliestDeadlineFirst()
     assert SingleClickEgp(_ctx(), scheduler=edf).scheduler is edf
     assert isinstance(SingleClickEgp(_ctx(), scheduler=EarliestDeadlineFirst).scheduler, EarliestDeadlineFirst)
-    assert isinstance(SingleClickEgp(_ctx(), scheduler="earliest-deadline-first").scheduler, EarliestDeadlineFirst)  # the example registers it
+    assert isinstance(
+        SingleClickEgp(_ctx(), scheduler="earliest-deadline-first").scheduler, EarliestDeadlineFirst
+    )  # the example registers it
     with pytest.raises(TypeError, match="scheduler must be"):
         resolve_policy(42)  # type: ignore[arg-type]
 
@@ -73,7 +75,12 @@ def _req(create_id: int, start_ns: int = 0, deadline_ns: int | None = None, numb
 
 def test_edf_gives_the_attempt_to_the_ready_request_with_the_earliest_deadline():
     edf = EarliestDeadlineFirst()
-    late, early, never, unstarted = _req(0, deadline_ns=9_000), _req(1, deadline_ns=5_000), _req(2), _req(3, start_ns=100, deadline_ns=1_000)
+    late, early, never, unstarted = (
+        _req(0, deadline_ns=9_000),
+        _req(1, deadline_ns=5_000),
+        _req(2),
+        _req(3, start_ns=100, deadline_ns=1_000),
+    )
     assert edf.choose([late, early, never, unstarted], now_ns=50) is early  # `unstarted` is not ready yet
     assert edf.choose([late, early, never, unstarted], now_ns=100) is unstarted
     assert edf.choose([never, late], now_ns=0) is late  # no deadline: last

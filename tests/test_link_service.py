@@ -121,7 +121,9 @@ def test_random_bases_are_uniform_and_independent_at_the_two_ends():
     about P(both X) + P(both Z) = 1/2·1/3 + 1/2·1/3 = 1/3 of the pairs
     (SE 0.024), as independent draws give (BB84: Bennett & Brassard 1984;
     six-state: Bruss, PRL 81, 3018, 1998)."""
-    request = LinkCreate(remote_node="bob", type=RequestType.M, number=400, random_basis=RandomBasis.XZ, remote_random_basis=RandomBasis.XYZ)
+    request = LinkCreate(
+        remote_node="bob", type=RequestType.M, number=400, random_basis=RandomBasis.XZ, remote_random_basis=RandomBasis.XYZ
+    )
     result = run([at("alice", request)], until_ns=5_000_000)
     alice = {u.msg.ent_id: u.msg.basis for u in result.oks("alice")}
     bob = {u.msg.ent_id: u.msg.basis for u in result.oks("bob")}
@@ -273,8 +275,14 @@ def _alone(node="alice", peer="bob"):
 
 def _success(attempt_id, seq, neighbour="bob"):
     return HeraldResult(
-        neighbour=neighbour, attempt_id=attempt_id, success=True, handle=0, bell_state=BellState.PSI_PLUS,
-        herald_sequence=seq, fidelity_estimate=0.9, herald_time_ns=5,
+        neighbour=neighbour,
+        attempt_id=attempt_id,
+        success=True,
+        handle=0,
+        bell_state=BellState.PSI_PLUS,
+        herald_sequence=seq,
+        fidelity_estimate=0.9,
+        herald_time_ns=5,
     )
 
 

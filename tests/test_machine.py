@@ -45,7 +45,10 @@ def test_fire_follows_the_table_and_traces_each_transition():
     assert door.state is S.DONE and door.ended
     assert traces == [
         ("transition", {"machine": "test.door", "session": ("alice", 7), "trigger": "go", "from_state": "idle", "to_state": "busy"}),
-        ("transition", {"machine": "test.door", "session": ("alice", 7), "trigger": "finish", "from_state": "busy", "to_state": "done", "pairs": 3}),
+        (
+            "transition",
+            {"machine": "test.door", "session": ("alice", 7), "trigger": "finish", "from_state": "busy", "to_state": "done", "pairs": 3},
+        ),
     ]
 
 

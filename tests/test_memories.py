@@ -12,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from qnetstack.physical.engines.world import QuantumWorld, bell_ket
 from qnetstack.physical.components.memories import (
     AFC_ENSEMBLE,
     MEMORY_PRESETS,
@@ -25,6 +24,7 @@ from qnetstack.physical.components.memories import (
     depolarising_kraus,
     memory_preset,
 )
+from qnetstack.physical.engines.world import QuantumWorld, bell_ket
 from qnetstack.physical.params import MemoryParams
 from qnetstack.physical.service import BellState
 

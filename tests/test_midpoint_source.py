@@ -16,6 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from qnetstack.physical.components.sources import SpdcSource
+from qnetstack.physical.params import DetectorParams, FibreParams, NodeHardware
 from qnetstack.physical.schemes.midpoint_source import (
     LINK_PATTERNS,
     NODE_PATTERN_BELL_STATES,
@@ -26,10 +28,8 @@ from qnetstack.physical.schemes.midpoint_source import (
     single_pair_success_probability,
     unnormalised_pattern_state,
 )
-from qnetstack.physical.params import DetectorParams, FibreParams, NodeHardware
 from qnetstack.physical.schemes.model import HeraldingModel, branch_fidelity, sample_success
 from qnetstack.physical.service import BellState
-from qnetstack.physical.components.sources import SpdcSource
 
 
 def model(
@@ -56,7 +56,9 @@ def model(
 
 def ideal(mu=0.01, visibility=1.0, emission=1.0):
     """No loss anywhere, perfect detectors, no dark counts."""
-    return model(length_km=1e-9, mu=mu, emission_a=emission, emission_b=emission, coupling=1.0, efficiency=1.0, visibility=visibility, db_per_km=0.0)
+    return model(
+        length_km=1e-9, mu=mu, emission_a=emission, emission_b=emission, coupling=1.0, efficiency=1.0, visibility=visibility, db_per_km=0.0
+    )
 
 
 def normalised(rho):
@@ -186,7 +188,9 @@ CASES = [
 
 
 @pytest.mark.parametrize("length_km, mu, emission_a, emission_b, coupling, efficiency, p_dc, visibility", CASES)
-def test_fock_space_zero_and_one_pair_terms_equal_the_closed_form(length_km, mu, emission_a, emission_b, coupling, efficiency, p_dc, visibility):
+def test_fock_space_zero_and_one_pair_terms_equal_the_closed_form(
+    length_km, mu, emission_a, emission_b, coupling, efficiency, p_dc, visibility
+):
     """Exact, no statistics: for each of the 16 pattern pairs the Fock-space
     optics (detector efficiency in the POVM, internal modes, polarised loss
     modes) reproduce the N ≤ 1 closed form derived in physical/schemes/midpoint_source.py

@@ -42,8 +42,8 @@ from qnetstack.link.conformance.harness import LinkConditions, ScriptedCreate, r
 from qnetstack.link.egp import FastForwardEgp, MultiplexedEgp, PeerMultiplex, SingleClickEgp
 from qnetstack.link.service import LinkCreate, LinkOkKeep, RequestType
 from qnetstack.physical.service import Basis, FreeQubit, OracleFidelity, QubitRef
-from qnetstack.stack.probes import LinkClient, NoApplication
 from qnetstack.stack import assemble
+from qnetstack.stack.probes import LinkClient, NoApplication
 from qnetstack.stack.scenario import parse_scenario
 
 SIGMAS = 5
@@ -91,7 +91,14 @@ def _two_nodes(num_qubits: int, seed: int) -> Any:
             "seed": seed,
             "nodes": [{"name": "alice", "hardware": hardware}, {"name": "bob", "hardware": hardware}],
             "links": [
-                {"a": "alice", "b": "bob", "length_km": 2.0, "scheme": "single-click", "bright_state_population": 0.3, "detector": {"efficiency": 0.8}}
+                {
+                    "a": "alice",
+                    "b": "bob",
+                    "length_km": 2.0,
+                    "scheme": "single-click",
+                    "bright_state_population": 0.3,
+                    "detector": {"efficiency": 0.8},
+                }
             ],
             "stop": {"max_events": None},
         }
@@ -220,7 +227,11 @@ def test_k_attempts_in_flight_make_k_times_the_pairs(mode):
     horizon = start + periods * delay
     counts = {}
     for k in (1, 4):
-        impl = type(f"Egp{k}", (SingleClickEgp,), {"__init__": lambda self, ctx, k=k: SingleClickEgp.__init__(self, ctx, mode=mode, max_in_flight=k)})
+        impl = type(
+            f"Egp{k}",
+            (SingleClickEgp,),
+            {"__init__": lambda self, ctx, k=k: SingleClickEgp.__init__(self, ctx, mode=mode, max_in_flight=k)},
+        )
         counts[k] = _successes(impl, conditions, horizon, seed=7)
         n = k * periods
         assert abs(counts[k] - n * p) <= SIGMAS * math.sqrt(n * p * (1 - p)), (k, counts[k], n * p)
@@ -268,12 +279,14 @@ def test_one_attempt_in_flight_reproduces_the_egp_before_multiplexing(mode):
     memory can spare one attempt (max_in_flight=None)."""
     before = _egp_before_multiplexing()
     for num_qubits in ((4, 4), (1, 1)):
-        conditions = LinkConditions(delay_ns=1_000, success_probability=0.3, herald_fidelities=(0.9, 0.8), num_qubits=num_qubits, upper_hold_ns=2_000)
+        conditions = LinkConditions(
+            delay_ns=1_000, success_probability=0.3, herald_fidelities=(0.9, 0.8), num_qubits=num_qubits, upper_hold_ns=2_000
+        )
         old_impl = lambda ctx: before.SingleClickEgp(ctx, mode=mode)  # noqa: E731
         new_impls = [
             lambda ctx: SingleClickEgp(ctx, mode=mode),
             lambda ctx: SingleClickEgp(ctx, mode=mode, max_in_flight=1),
-            lambda ctx: SingleClickEgp(ctx, mode=mode, max_in_flight=None if num_qubits == (1, 1) else 1),
+            lambda ctx, n=num_qubits: SingleClickEgp(ctx, mode=mode, max_in_flight=None if n == (1, 1) else 1),
         ]
         for seed in (1, 2):
             old = run_link(old_impl, conditions, _regression_script(), until_ns=400_000, seed=seed)

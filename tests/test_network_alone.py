@@ -37,7 +37,15 @@ def ent(creator: str, peer: str, seq: int) -> EntanglementId:
 
 
 def link_ok(
-    remote: str, handle: int, state: BellState, label: int, origin: str, goodness: float = 0.9, seq: int = 0, create_id: int = 0, at: str = "r"
+    remote: str,
+    handle: int,
+    state: BellState,
+    label: int,
+    origin: str,
+    goodness: float = 0.9,
+    seq: int = 0,
+    create_id: int = 0,
+    at: str = "r",
 ) -> LinkOkKeep:
     """A link pair at node ``at`` with ``remote``, made by a CREATE of ``origin`` under ``label``."""
     peer = remote if origin != remote else at
@@ -114,7 +122,9 @@ def forward(number: int = 1, request_id: int = 0, label: int = 0, kind: RequestT
     )
 
 
-def record(up: EntanglementId, down: EntanglementId, swap: BellState, up_state: BellState, down_state: BellState, swap_index: int = 0) -> SwapRecord:
+def record(
+    up: EntanglementId, down: EntanglementId, swap: BellState, up_state: BellState, down_state: BellState, swap_index: int = 0
+) -> SwapRecord:
     return SwapRecord(
         head="alice",
         circuit=0,
@@ -156,7 +166,20 @@ def test_link_pairs_of_circuits_with_the_same_label_from_different_creators_stay
     graph.add_edge("carol", "r", length_km=10.0)
     repeater, ctx, device = make("r", graph)
     repeater.handle_peer("alice", forward(label=0))
-    repeater.handle_peer("carol", Forward(head="carol", circuit=0, request_id=0, path=["carol", "r", "bob"], number=1, type=RequestType.K, basis=Basis.Z, link_min_fidelity=0.0, label=0))
+    repeater.handle_peer(
+        "carol",
+        Forward(
+            head="carol",
+            circuit=0,
+            request_id=0,
+            path=["carol", "r", "bob"],
+            number=1,
+            type=RequestType.K,
+            basis=Basis.Z,
+            link_min_fidelity=0.0,
+            label=0,
+        ),
+    )
     creates = ctx.take(LinkCreate)
     assert len({c.purpose_id for c in creates}) == 2  # r labels its two circuits on r-bob apart
     repeater.handle_below(link_ok("carol", 0, BellState.PHI_PLUS, 0, origin="carol", seq=1))
@@ -196,11 +219,15 @@ def test_an_end_joins_link_pairs_to_swap_records_by_ent_id_not_by_arrival_order(
     tail.handle_peer("r", forward(number=2, label=9))
     tail.handle_below(link_ok("r", 2, BellState.PHI_PLUS, 9, origin="r", seq=40, at="bob"))
     tail.handle_below(link_ok("r", 3, BellState.PSI_PLUS, 9, origin="r", seq=41, at="bob"))
-    tail.handle_peer("r", record(ent("alice", "r", 30), ent("r", "bob", 41), BellState.PHI_MINUS, BellState.PHI_PLUS, BellState.PSI_PLUS, swap_index=0))
+    tail.handle_peer(
+        "r", record(ent("alice", "r", 30), ent("r", "bob", 41), BellState.PHI_MINUS, BellState.PHI_PLUS, BellState.PSI_PLUS, swap_index=0)
+    )
     (pair,) = ctx.take(PairDelivered)
     assert pair.handle == 3 and pair.pair_id.index == 0
     assert pair.bell_state is BellState.PSI_PLUS.compose(BellState.PHI_MINUS)
-    tail.handle_peer("r", record(ent("alice", "r", 31), ent("r", "bob", 40), BellState.PHI_PLUS, BellState.PHI_PLUS, BellState.PHI_PLUS, swap_index=1))
+    tail.handle_peer(
+        "r", record(ent("alice", "r", 31), ent("r", "bob", 40), BellState.PHI_PLUS, BellState.PHI_PLUS, BellState.PHI_PLUS, swap_index=1)
+    )
     second = ctx.take(PairDelivered)[1]
     assert second.handle == 2 and second.pair_id.index == 1 and second.bell_state is BellState.PHI_PLUS
 
@@ -219,7 +246,17 @@ def test_type_m_tail_flips_its_outcome_by_the_frame():
     tail, ctx, device = make("bob", chain("alice", "bob"))
     tail.handle_peer(
         "alice",
-        Forward(head="alice", circuit=0, request_id=0, path=["alice", "bob"], number=1, type=RequestType.M, basis=Basis.Z, link_min_fidelity=0, label=0),
+        Forward(
+            head="alice",
+            circuit=0,
+            request_id=0,
+            path=["alice", "bob"],
+            number=1,
+            type=RequestType.M,
+            basis=Basis.Z,
+            link_min_fidelity=0,
+            label=0,
+        ),
     )
     device.measure_outcomes.append(0)
     tail.handle_below(link_ok("alice", 0, BellState.PSI_PLUS, 0, origin="alice"))
@@ -288,7 +325,9 @@ def test_a_circuit_failure_is_passed_on_downstream_even_by_a_node_that_finished_
     reaches the nodes after r, which may be waiting for pairs."""
     graph = chain("alice", "r", "s", "bob")
     repeater, ctx, _ = make("r", graph)
-    failed = CircuitFailed(head="alice", circuit=0, request_id=0, detail="max_time_ns ran out", code=NetErrorCode.TIMEOUT, path=("alice", "r", "s", "bob"))
+    failed = CircuitFailed(
+        head="alice", circuit=0, request_id=0, detail="max_time_ns ran out", code=NetErrorCode.TIMEOUT, path=("alice", "r", "s", "bob")
+    )
     repeater.handle_peer("alice", failed)
     assert ctx.peer == [("s", failed)]
     assert unknown_sessions(ctx)[0]["kind"] == "circuit_failed"
@@ -413,7 +452,17 @@ def test_a_request_id_reused_at_the_head_does_not_clash_with_its_old_circuit_at_
     while the tail still runs the old circuit: circuits are named by the head's
     serial number, so the tail holds both and serves each with its own pairs."""
     tail, ctx, _ = make("bob", chain("alice", "bob"))
-    old = Forward(head="alice", circuit=0, request_id=0, path=["alice", "bob"], number=1, type=RequestType.K, basis=Basis.Z, link_min_fidelity=0, label=0)
+    old = Forward(
+        head="alice",
+        circuit=0,
+        request_id=0,
+        path=["alice", "bob"],
+        number=1,
+        type=RequestType.K,
+        basis=Basis.Z,
+        link_min_fidelity=0,
+        label=0,
+    )
     tail.handle_peer("alice", old)
     tail.handle_peer("alice", old.model_copy(update={"circuit": 1, "label": 1, "number": 2}))
     tail.handle_below(link_ok("alice", 5, BellState.PSI_PLUS, 1, origin="alice", seq=1, at="bob"))

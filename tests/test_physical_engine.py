@@ -9,10 +9,11 @@ import math
 
 import numpy as np
 import pytest
+import qutip
 from hypothesis import given, settings
 from hypothesis import strategies as st
-import qutip
 
+from qnetstack.physical.components.memory_noise import memory_kraus
 from qnetstack.physical.engines.world import (
     QuantumWorld,
     UnknownQubitError,
@@ -21,7 +22,6 @@ from qnetstack.physical.engines.world import (
     bell_ket,
     bloch_ket,
 )
-from qnetstack.physical.components.memory_noise import memory_kraus
 from qnetstack.physical.params import SPEED_OF_LIGHT_KM_PER_S, FibreParams, fibre_delay_ns
 from qnetstack.physical.service import Basis, BellState
 

@@ -12,13 +12,13 @@ import math
 
 import numpy as np
 import pytest
-
 import qutip
 
 from qnetstack.entity import Entity, EntityError
+from qnetstack.physical.backends.qutip_backend import MidpointStation, PhotonReport, QutipSingleClickBackend, StationHerald
 from qnetstack.physical.engines.world import bell_ket
 from qnetstack.physical.params import DetectorParams, FibreParams, LinkSide, MemoryParams, NodeHardware, SingleClickLinkParams
-from qnetstack.physical.backends.qutip_backend import MidpointStation, PhotonReport, QutipSingleClickBackend, StationHerald
+from qnetstack.physical.schemes.single_click import arrival_efficiency, herald_fidelity, success_probability
 from qnetstack.physical.service import (
     CAP_DEVICE,
     CAP_HERALDING,
@@ -41,7 +41,6 @@ from qnetstack.physical.service import (
     QubitAllocated,
     QubitRef,
 )
-from qnetstack.physical.schemes.single_click import arrival_efficiency, herald_fidelity, success_probability
 from tests.fakes import FakeContext
 
 CNOT = qutip.Qobj(np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]]), dims=[[2, 2], [2, 2]])
@@ -61,9 +60,7 @@ LOSSLESS_HW = NodeHardware(emission_efficiency=1.0, memory=MemoryParams(num_qubi
 class Link:
     """Two PhysicalNodes and their station, wired by hand."""
 
-    def __init__(
-        self, params: SingleClickLinkParams, hw_a: NodeHardware, hw_b: NodeHardware | None = None, seed: int = 0
-    ) -> None:
+    def __init__(self, params: SingleClickLinkParams, hw_a: NodeHardware, hw_b: NodeHardware | None = None, seed: int = 0) -> None:
         hw_b = hw_b or hw_a
         self.params = params
         self.backend = QutipSingleClickBackend()

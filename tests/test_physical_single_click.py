@@ -14,7 +14,6 @@ import qutip
 
 from qnetstack.physical.engines.world import QuantumWorld, bell_ket
 from qnetstack.physical.params import DetectorParams
-from qnetstack.physical.service import BellState
 from qnetstack.physical.schemes.single_click import (
     HERALD_BELL_STATES,
     HERALD_FAIL,
@@ -30,6 +29,7 @@ from qnetstack.physical.schemes.single_click import (
     post_herald_state,
     success_probability,
 )
+from qnetstack.physical.service import BellState
 
 
 def fock2(i: int, j: int) -> qutip.Qobj:

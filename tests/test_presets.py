@@ -3,10 +3,10 @@
 import pytest
 from pydantic import ValidationError
 
-from qnetstack.physical.schemes.barrett_kok import BarrettKokLinkParams, BarrettKokModel
 from qnetstack.physical.components.memories import NV_ELECTRON
-from qnetstack.physical.params import NodeHardware, SingleClickLinkParams
 from qnetstack.physical.components.presets import PRESETS, RB_MUNICH_2022, PlatformPreset, preset
+from qnetstack.physical.params import NodeHardware, SingleClickLinkParams
+from qnetstack.physical.schemes.barrett_kok import BarrettKokLinkParams, BarrettKokModel
 from qnetstack.physical.schemes.single_click import SingleClickModel
 
 
@@ -48,7 +48,9 @@ def test_presets_drive_the_heralding_models():
     efficiency × fibre(L/2) × detector efficiency, from the preset's parts."""
     rb = preset("rb-munich-2022")
     hw = rb.node_hardware()
-    params = BarrettKokLinkParams(length_km=33.0, fibre=rb.fibre_params(), detector=rb.detector_params().model_copy(update={"dark_count_probability": 0.0}))
+    params = BarrettKokLinkParams(
+        length_km=33.0, fibre=rb.fibre_params(), detector=rb.detector_params().model_copy(update={"dark_count_probability": 0.0})
+    )
     model = BarrettKokModel(params, hw, hw)
     eta = rb.photon_efficiency() * rb.fibre(16.5).transmittance() * rb.detector.efficiency
     assert model.success_probability() == pytest.approx(eta * eta / 2, rel=1e-6)

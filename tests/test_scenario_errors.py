@@ -57,7 +57,11 @@ def test_left_out_request_ids_are_numbered_per_node_around_the_given_ones():
     ]
     scenario = parse_scenario({**BASE, "applications": apps})
     assert [(a.node, a.request.request_id) for a in scenario.applications] == [
-        ("alice", 1), ("alice", 0), ("bob", 0), ("alice", 2), ("bob", 5)
+        ("alice", 1),
+        ("alice", 0),
+        ("bob", 0),
+        ("alice", 2),
+        ("bob", 5),
     ]
     # the numbered scenario reads back the same (ids given now)
     again = parse_scenario(scenario.model_dump(mode="json"))
@@ -110,9 +114,14 @@ def test_a_layer_that_needs_what_the_layer_below_lacks_is_named():
     assert "physical:teleporter" in info.value.problem and info.value.field == "implementations.link"
 
 
-@pytest.mark.parametrize("label, data, field, problem", CASES + [
-    ("unknown implementation", broken("implementations.link", "no-such-egp"), "implementations.link", "unknown link implementation"),
-], ids=[c[0] for c in CASES] + ["unknown implementation"])
+@pytest.mark.parametrize(
+    "label, data, field, problem",
+    CASES
+    + [
+        ("unknown implementation", broken("implementations.link", "no-such-egp"), "implementations.link", "unknown link implementation"),
+    ],
+    ids=[c[0] for c in CASES] + ["unknown implementation"],
+)
 def test_cli_exits_2_with_one_line(tmp_path, capsys, label, data, field, problem):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(data))

@@ -248,6 +248,7 @@ class AppRun:
 
 # ------------------------------------------------------- quantum register
 
+
 class _Group:
     """Qubits that may be correlated, and their joint density matrix."""
 

@@ -39,7 +39,6 @@ from qnetstack.application.conformance.harness import (
     PairScript,
     ScriptedRequest,
     SentUp,
-    requested_state,
     run_app,
 )
 from qnetstack.application.service import (
@@ -167,9 +166,7 @@ def scenarios(
         request: TeleportRequest | PairsRequest
         if draw(st.sampled_from(kinds)) == "teleport":
             states = draw(st.none() | st.lists(bloch_states, min_size=1, max_size=3))
-            request = TeleportRequest(
-                request_id=request_id, remote_node=remote, number=number, states=states, min_fidelity=min_fidelity
-            )
+            request = TeleportRequest(request_id=request_id, remote_node=remote, number=number, states=states, min_fidelity=min_fidelity)
         else:
             request = PairsRequest(request_id=request_id, remote_node=remote, number=number, min_fidelity=min_fidelity)
         action = draw(st.sampled_from(actions))
@@ -468,9 +465,7 @@ def responses_name_their_request(impl: Any) -> None:
                     if failed is None or failed > up.time_ns:
                         raise _fail(f"AppError names request {msg.request_id}, which the network had not failed", up)
             elif isinstance(msg, TeleportResult):
-                ids = {
-                    s.request.request_id for t in run.teleport_truth.get(i, []) if (s := run.request_of(t.pair)) is not None
-                }
+                ids = {s.request.request_id for t in run.teleport_truth.get(i, []) if (s := run.request_of(t.pair)) is not None}
                 if ids and msg.request_id not in ids:
                     raise _fail(f"the pair used was made for {msg.sender}'s request {sorted(ids)}", up)
             elif isinstance(msg, PairResult):
@@ -521,9 +516,7 @@ def duplicate_id_refused(impl: Any) -> None:
             raise ClauseFailure(f"the refused request with request_id {request_id} was sent to the network")
         others = [(u.time_ns, u.node, u.msg) for u in run.up if u is not refusals[0]]
         if others != [(u.time_ns, u.node, u.msg) for u in base.up]:
-            raise ClauseFailure(
-                f"refusing a request with the open id {request_id} at {original.node} changed what the other requests got"
-            )
+            raise ClauseFailure(f"refusing a request with the open id {request_id} at {original.node} changed what the other requests got")
         again = run_app(impl, conditions, requests + [reuse], until_ns=horizon + open_until)
         _no_crash(again)
         reuse_index = next(i for i, r in enumerate(again.requests) if r is reuse)

@@ -65,9 +65,7 @@ def _validate(impl: Any) -> None:
         raise ImplementationError(f"{impl!r} is not a class or factory")
     missing = [m for m in ("start", "handle_above", "handle_below", "handle_peer", "handle_timer") if not callable(getattr(impl, m, None))]
     if missing:
-        raise ImplementationError(
-            f"{getattr(impl, '__qualname__', impl)!r} does not implement the link service: no {', '.join(missing)}"
-        )
+        raise ImplementationError(f"{getattr(impl, '__qualname__', impl)!r} does not implement the link service: no {', '.join(missing)}")
     if inspect.isclass(impl):
         try:
             inspect.signature(impl).bind(object())
@@ -140,11 +138,7 @@ def scenarios(
             remote_node=remote,
             min_fidelity=0.0 if live else draw(st.sampled_from([0.0, 0.5, 0.8])),
             max_time_ns=(
-                None
-                if live
-                else draw(st.integers(delay, 60 * delay))
-                if deadlines
-                else draw(st.none() | st.integers(delay, 60 * delay))
+                None if live else draw(st.integers(delay, 60 * delay)) if deadlines else draw(st.none() | st.integers(delay, 60 * delay))
             ),
             purpose_id=draw(st.integers(0, 3)),
             number=draw(st.integers(1, 3)),
@@ -281,7 +275,9 @@ def create_without_memory(impl: Any) -> None:
         run = _single(impl, [ScriptedCreate(0, "alice", LinkCreate(remote_node="bob", type=kind))], conditions)
         answers = _immediate(run, 0)
         if len(answers) != 1 or not isinstance(answers[0].msg, LinkError) or answers[0].msg.code is not LinkErrorCode.UNSUPP:
-            raise ClauseFailure(f"type {kind.value} CREATE on a node with 0 qubits was answered {[a.msg for a in answers]}, expected ERR UNSUPP")
+            raise ClauseFailure(
+                f"type {kind.value} CREATE on a node with 0 qubits was answered {[a.msg for a in answers]}, expected ERR UNSUPP"
+            )
 
 
 @SUITE.clause("LINK-ACK-1")
@@ -401,7 +397,8 @@ def ok_at_both_ends(impl: Any) -> None:
                 twin = by_node[other].get(ent_id)
                 if twin is None:
                     revoked = [
-                        e for e in run.errors(node)
+                        e
+                        for e in run.errors(node)
                         if e.msg.code is LinkErrorCode.EXPIRE and e.msg.ent_id == ent_id and e.time_ns <= up.time_ns + slack
                     ]
                     if not revoked and up.time_ns + slack <= run.end_ns:
@@ -702,7 +699,9 @@ class _TraceTap:
 STRAY_ATTEMPT_ID = 10**9  # far above any attempt id a run of the suite reaches
 
 
-@SUITE.clause("LINK-SESS-1", "a herald for an attempt not in flight is dropped: no error, nothing changed, qubit freed, traced unknown_session")
+@SUITE.clause(
+    "LINK-SESS-1", "a herald for an attempt not in flight is dropped: no error, nothing changed, qubit freed, traced unknown_session"
+)
 def unknown_herald_dropped(impl: Any) -> None:
     """The generated scenario is run twice with the same seed: as it is, and
     with stray heralds (successes with a freshly allocated qubit, and
@@ -873,9 +872,7 @@ def random_bases(impl: Any) -> None:
     # 40 pairs: a basis of a 3-set is missed with probability <= 3 (2/3)^40 < 1e-6, and
     # the two ends agree on every pair with probability (1/3)^40 if drawn independently.
     conditions = LinkConditions(delay_ns=1_000, success_probability=1.0, num_qubits=(2, 2))
-    request = LinkCreate(
-        remote_node="bob", type=RequestType.M, number=40, random_basis=RandomBasis.XZ, remote_random_basis=RandomBasis.XYZ
-    )
+    request = LinkCreate(remote_node="bob", type=RequestType.M, number=40, random_basis=RandomBasis.XZ, remote_random_basis=RandomBasis.XYZ)
     run = _single(impl, [ScriptedCreate(0, "alice", request)], conditions, until_ns=400_000)
     sets = {"alice": {Basis.X, Basis.Z}, "bob": {Basis.X, Basis.Y, Basis.Z}}
     bases: dict[str, dict[Any, Basis]] = {}
@@ -886,7 +883,9 @@ def random_bases(impl: Any) -> None:
         bases[node] = {u.msg.ent_id: u.msg.basis for u in oks}
         used = set(bases[node].values())
         if not used <= allowed or used != allowed:
-            raise ClauseFailure(f"{node} drew bases {sorted(b.value for b in used)} over 40 pairs from the set {sorted(b.value for b in allowed)}")
+            raise ClauseFailure(
+                f"{node} drew bases {sorted(b.value for b in used)} over 40 pairs from the set {sorted(b.value for b in allowed)}"
+            )
         for up in oks:
             if _measured_pair(run, up) is None:
                 raise _fail("the OK's basis and outcome are not those of a measurement of the pair's qubit", up)
@@ -931,7 +930,9 @@ def operating_point(impl: Any) -> None:
         run = _single(impl, [ScriptedCreate(0, "alice", request)], conditions)
         used = {(node, a.bright_state_population) for _, node, a in run.attempts}
         if used != {("alice", alpha), ("bob", alpha)}:
-            raise ClauseFailure(f"min_fidelity {min_fidelity} with settings {settings}: attempts used {sorted(used)}, expected α={alpha} at both ends")
+            raise ClauseFailure(
+                f"min_fidelity {min_fidelity} with settings {settings}: attempts used {sorted(used)}, expected α={alpha} at both ends"
+            )
     run = _single(impl, [ScriptedCreate(0, "alice", LinkCreate(remote_node="bob", min_fidelity=0.95, type=_types(impl)[0]))], conditions)
     err = _answer(run, 0, 0)
     if err is None or err.code is not LinkErrorCode.UNSUPP:
@@ -977,7 +978,11 @@ def round_robin(impl: Any) -> None:
     run = _single(impl, creates, conditions)
     for node in NODES:
         order = [u.msg.purpose_id for u in _ok_ups(run, node)]
-        if sorted(order) != [1, 1, 1, 2, 2, 2, 3, 3, 3] or any(order[i] == order[i + 1] for i in range(len(order) - 1)) or len(set(order[:3])) != 3:
+        if (
+            sorted(order) != [1, 1, 1, 2, 2, 2, 3, 3, 3]
+            or any(order[i] == order[i + 1] for i in range(len(order) - 1))
+            or len(set(order[:3])) != 3
+        ):
             raise ClauseFailure(f"three equal-priority requests of 3 pairs each, lossless link: {node} got pairs for purposes {order}")
 
 
@@ -1009,7 +1014,9 @@ def attempts_in_step(impl: Any) -> None:
             if twin is None:
                 raise ClauseFailure(f"t={t} ns: {node} sent attempt {attempt_id} and {_other(node)} sent no attempt with that id")
             if (twin.max_attempts, twin.bright_state_population) != (attempt.max_attempts, attempt.bright_state_population):
-                raise ClauseFailure(f"t={t} ns: the two ends sent attempt {attempt_id} with different max_attempts or bright_state_population")
+                raise ClauseFailure(
+                    f"t={t} ns: the two ends sent attempt {attempt_id} with different max_attempts or bright_state_population"
+                )
         answered: dict[tuple[str, int], list[int]] = {}  # (node, attempt id) -> times of its results
         for t, node, result in run.results:
             answered.setdefault((node, result.attempt_id), []).append(t)
@@ -1018,7 +1025,9 @@ def attempts_in_step(impl: Any) -> None:
             key = (node, attempt.attempt_id)
             before = last.get(key)
             if before is not None and not any(before <= s <= t for s in answered.get(key, ())):
-                raise ClauseFailure(f"t={t} ns: {node} sent attempt id {attempt.attempt_id} again while the one of t={before} ns was in flight")
+                raise ClauseFailure(
+                    f"t={t} ns: {node} sent attempt id {attempt.attempt_id} again while the one of t={before} ns was in flight"
+                )
             last[key] = t
 
     # live scenarios (no deadlines, no minimum fidelity): the ends of an implementation that
@@ -1051,7 +1060,13 @@ def atomic_all_or_nothing(impl: Any) -> None:
                     raise _fail("an atomic OK hands up a qubit whose pair no longer exists", up)
         # rare successes and a short deadline: no OK at all, the held pairs are freed
         conditions = LinkConditions(delay_ns=1_000, success_probability=0.15, num_qubits=(3, 3))
-        run = run_link(impl, conditions, [ScriptedCreate(0, "alice", LinkCreate(remote_node="bob", number=3, atomic=True, max_time_ns=12_000))], 200_000, seed)
+        run = run_link(
+            impl,
+            conditions,
+            [ScriptedCreate(0, "alice", LinkCreate(remote_node="bob", number=3, atomic=True, max_time_ns=12_000))],
+            200_000,
+            seed,
+        )
         _no_crash(run)
         for node in NODES:
             if run.oks(node) and len(run.oks(node)) != 3:
@@ -1075,7 +1090,9 @@ def atomic_unservable(impl: Any) -> None:
         run = _single(impl, [ScriptedCreate(0, origin, LinkCreate(remote_node=remote, number=number, atomic=True, type=kind))], conditions)
         err = _answer(run, 0, 2 * conditions.delay_ns + 1)
         if err is None or err.code is not LinkErrorCode.UNSUPP or run.oks():
-            raise ClauseFailure(f"atomic type-{kind.value} CREATE for {number} pairs from {origin} (qubits alice 2, bob 4): answered {err!r}, expected ERR UNSUPP")
+            raise ClauseFailure(
+                f"atomic type-{kind.value} CREATE for {number} pairs from {origin} (qubits alice 2, bob 4): answered {err!r}, expected ERR UNSUPP"
+            )
 
 
 @SUITE.clause("LINK-NORES-1")
@@ -1089,7 +1106,9 @@ def atomic_no_resources(impl: Any) -> None:
         run = _single(impl, [holding, plain, second], conditions)
         err = _answer(run, index, 2 * conditions.delay_ns + 1)
         if err is None or err.code is not LinkErrorCode.NORES:
-            raise ClauseFailure(f"a second atomic CREATE for 2 pairs from {origin} while 2 of bob's 3 qubits are reserved: answered {err!r}, expected ERR NORES")
+            raise ClauseFailure(
+                f"a second atomic CREATE for 2 pairs from {origin} while 2 of bob's 3 qubits are reserved: answered {err!r}, expected ERR NORES"
+            )
         if any(e.msg.code is LinkErrorCode.NORES for e in run.errors() if _request_key(e.msg) == _key_of(run, 1)):
             raise ClauseFailure("a request that is not atomic got ERR NORES")
 
@@ -1119,7 +1138,9 @@ def consent(impl: Any) -> None:
         if not served:
             err = _answer(run, index, 2 * delay + 1)
             if err is None or err.code is not LinkErrorCode.REJECTED or oks:
-                raise ClauseFailure(f"CREATE #{index} for purpose {purpose} without consent: answered {err!r} with {len(oks)} OKs, expected ERR REJECTED within one round trip")
+                raise ClauseFailure(
+                    f"CREATE #{index} for purpose {purpose} without consent: answered {err!r} with {len(oks)} OKs, expected ERR REJECTED within one round trip"
+                )
 
 
 @SUITE.clause("LINK-RECV-2")

@@ -315,9 +315,7 @@ class NetRun:
         return [
             u
             for u in self.up
-            if isinstance(u.msg, PairDelivered)
-            and (u.msg.pair_id.head, u.msg.pair_id.request_id) == key
-            and node in (None, u.node)
+            if isinstance(u.msg, PairDelivered) and (u.msg.pair_id.head, u.msg.pair_id.request_id) == key and node in (None, u.node)
         ]
 
     def errors(self, key: tuple[str, int], node: str | None = None) -> list[SentUp]:
@@ -535,7 +533,9 @@ class FakeBelow(FakeDevices):
         elif msg.type is not RequestType.K:
             self._error_now(node, remote, create_id, LinkErrorCode.UNSUPP, "this link layer offers type K only", msg.tag)
         elif msg.min_fidelity > self.conditions.link_fidelity:
-            self._error_now(node, remote, create_id, LinkErrorCode.UNSUPP, f"the link gives at most {self.conditions.link_fidelity}", msg.tag)
+            self._error_now(
+                node, remote, create_id, LinkErrorCode.UNSUPP, f"the link gives at most {self.conditions.link_fidelity}", msg.tag
+            )
         else:
             ack = LinkAck(create_id=create_id, remote_node=remote, purpose_id=msg.purpose_id, tag=msg.tag)
             self.kernel.schedule(0, self.deliver, node, ack)
@@ -589,7 +589,9 @@ class FakeBelow(FakeDevices):
         bell = next(self._bell_states, None) or BellState.from_bits(*map(int, self.rng.integers(2, size=2)))
         fidelity = max(next(self._fidelities), request.msg.min_fidelity)  # the link keeps only good-enough pairs
         now = self.kernel.now_ns
-        self.pairs[sequence] = LinkPair(sequence, request.origin, request.remote, {n: q.uid for n, q in qubits.items()}, bell, fidelity, now)  # type: ignore[union-attr]
+        self.pairs[sequence] = LinkPair(
+            sequence, request.origin, request.remote, {n: q.uid for n, q in qubits.items()}, bell, fidelity, now
+        )  # type: ignore[union-attr]
         ent_id = EntanglementId(creator=request.origin, peer=request.remote, sequence=sequence)
         for node, other in ((request.origin, request.remote), (request.remote, request.origin)):
             q = qubits[node]

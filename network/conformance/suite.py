@@ -29,6 +29,7 @@ from qnetstack.entity.conformance import (
     Suite,
     explore,
 )
+from qnetstack.link.service import EntanglementId, LinkAck, LinkError, LinkOkKeep
 from qnetstack.network.conformance.harness import (
     ISLAND,
     UNKNOWN,
@@ -41,7 +42,6 @@ from qnetstack.network.conformance.harness import (
     SentUp,
     run_network,
 )
-from qnetstack.link.service import EntanglementId, LinkAck, LinkError, LinkOkKeep
 from qnetstack.network.service import (
     CAP_NET_K,
     CAP_NET_M,
@@ -266,7 +266,9 @@ def request_without_path(impl: Any) -> None:
         run = _single(impl, [ScriptedRequest(0, node, request)])
         answers = run.answers(0)
         if len(answers) != 1 or not isinstance(answers[0].msg, NetRejected):
-            raise ClauseFailure(f"a request on {node} for remote_node={remote!r} was answered {[a.msg for a in answers]}, expected NetRejected")
+            raise ClauseFailure(
+                f"a request on {node} for remote_node={remote!r} was answered {[a.msg for a in answers]}, expected NetRejected"
+            )
         if run.creates:
             raise ClauseFailure(f"after rejecting a request to {remote!r}, {run.creates[0][1]} sent {run.creates[0][2]!r} down")
         later = [u for u in run.up if u.cause[0] != "request"]
@@ -280,7 +282,9 @@ def request_id_in_use(impl: Any) -> None:
     first = NetRequest(request_id=7, remote_node="carol", number=2, type=kind)
     again = NetRequest(request_id=7, remote_node="bob", type=kind)
     conditions = NetConditions(success_probability=0.5)
-    run = _single(impl, [ScriptedRequest(0, "alice", first), ScriptedRequest(0, "alice", again), ScriptedRequest(5_000, "alice", again)], conditions)
+    run = _single(
+        impl, [ScriptedRequest(0, "alice", first), ScriptedRequest(0, "alice", again), ScriptedRequest(5_000, "alice", again)], conditions
+    )
     for index in (1, 2):
         answers = run.answers(index)
         if len(answers) != 1 or not isinstance(answers[0].msg, NetRejected):
@@ -303,7 +307,9 @@ def accepted_path(impl: Any) -> None:
         for acc in run.accepted().values():
             path = acc.path
             if path[0] != acc.head or path[-1] != acc.tail:
-                raise ClauseFailure(f"request {acc.key} to {acc.tail!r} was accepted with path {list(path)}: it must run from {acc.head!r} to {acc.tail!r}")
+                raise ClauseFailure(
+                    f"request {acc.key} to {acc.tail!r} was accepted with path {list(path)}: it must run from {acc.head!r} to {acc.tail!r}"
+                )
             if len(set(path)) != len(path):
                 raise ClauseFailure(f"request {acc.key} was accepted with path {list(path)}, which visits a node twice")
             for a, b in itertools.pairwise(path):
@@ -421,7 +427,9 @@ def pair_measured(impl: Any) -> None:
                     if acc.request.type is not RequestType.M:
                         continue  # NET-PAIR-3
                     if msg.handle is not None or msg.outcome is None or msg.basis is not acc.request.basis:
-                        raise _fail(f"a type-M request (basis {acc.request.basis.value}) must get an outcome in that basis and no handle", u)
+                        raise _fail(
+                            f"a type-M request (basis {acc.request.basis.value}) must get an outcome in that basis and no handle", u
+                        )
                     chain = _chain_of(run, u)
                     if chain is None:
                         raise _fail(f"no link-pair qubit of {node} was measured in basis {msg.basis.value} before this delivery", u)
@@ -711,7 +719,9 @@ def unknown_sessions_change_nothing(impl: Any) -> None:
             raise _fail("a replayed link message for an ended circuit made the network layer send something up", quiet[0])
         down = [(t, n, m) for t, n, m in run.creates if replay_ns <= t < second_ns]
         if down:
-            raise ClauseFailure(f"a replayed link message for an ended circuit made {down[0][1]} send {down[0][2]!r} down at t={down[0][0]}")
+            raise ClauseFailure(
+                f"a replayed link message for an ended circuit made {down[0][1]} send {down[0][2]!r} down at t={down[0][0]}"
+            )
         acc = run.accepted().get(("alice", 2))
         if acc is None or not all(_ended_at(run, acc, node, run.end_ns) for node in _ends(acc)):
             raise ClauseFailure(f"after the replay a new request alice -> carol did not end at both ends (link failures: {failure})")
@@ -746,7 +756,10 @@ def _replay(harness: NetHarness, received: list[tuple[int, str, Any]]) -> None:
                 raise ClauseFailure(f"no free memory at {node} for a late link pair: the network layer still held {below.held[node]}")
             ent = msg.ent_id
             late = msg.model_copy(
-                update={"handle": qubit.handle, "ent_id": EntanglementId(creator=ent.creator, peer=ent.peer, sequence=next(below._pair_sequence))}
+                update={
+                    "handle": qubit.handle,
+                    "ent_id": EntanglementId(creator=ent.creator, peer=ent.peer, sequence=next(below._pair_sequence)),
+                }
             )
             below._deliver_ok(qubit, late)
 

@@ -226,9 +226,7 @@ class ModelNode(LinkEndNode):
             entry = self._schemes[nb]
             hw_a, hw_b = ends_in_order(self.name, self.hardware, nb, side.neighbour_hardware)
             alpha = entry.link_alpha(side.params)
-            prepared = _PreparedLink(
-                entry.model(side.params, hw_a, hw_b, alpha, alpha), _memory_noise(hw_a), _memory_noise(hw_b)
-            )
+            prepared = _PreparedLink(entry.model(side.params, hw_a, hw_b, alpha, alpha), _memory_noise(hw_a), _memory_noise(hw_b))
             half = half_delay_ns(side.params)
             links[nb] = HeraldingLink(
                 neighbour=nb,

@@ -62,9 +62,7 @@ def attempt_period_ns(params: Any) -> int:
     return max(1, 2 * half_delay_ns(params))
 
 
-def ends_in_order(
-    name: str, hardware: NodeHardware, neighbour: str, neighbour_hardware: NodeHardware
-) -> tuple[NodeHardware, NodeHardware]:
+def ends_in_order(name: str, hardware: NodeHardware, neighbour: str, neighbour_hardware: NodeHardware) -> tuple[NodeHardware, NodeHardware]:
     """The two ends' hardware, the alphabetically first end's first, so that both
     ends of a link announce the very same numbers."""
     if name <= neighbour:
@@ -166,11 +164,7 @@ class LinkEndNode(MemoryDevice):
         )
 
     def _send_failure(self, neighbour: str, attempt_id: int, attempts: int, no_memory: bool = False) -> None:
-        self._ctx.send_up(
-            HeraldResult(
-                neighbour=neighbour, attempt_id=attempt_id, success=False, no_memory=no_memory, attempts=attempts
-            )
-        )
+        self._ctx.send_up(HeraldResult(neighbour=neighbour, attempt_id=attempt_id, success=False, no_memory=no_memory, attempts=attempts))
 
 
 class MidpointStationBase:
@@ -223,9 +217,7 @@ class MidpointStationBase:
         if not isinstance(msg, self.REPORT):
             raise EntityError(f"station {self._ctx.node}: unexpected message from {sender}: {type(msg).__name__}")
         if sender not in self.ends or msg.node != sender:
-            raise EntityError(
-                f"station {self._ctx.node} of link {self.link}: report from {sender!r} (claims to be {msg.node!r})"
-            )
+            raise EntityError(f"station {self._ctx.node} of link {self.link}: report from {sender!r} (claims to be {msg.node!r})")
         reports = self._reports.get(msg.attempt_id)
         if reports is None:
             self._check_new_attempt(msg.attempt_id)
@@ -255,13 +247,7 @@ class MidpointStationBase:
         came, both with a memory, for runs of the same length (runs of different
         lengths are not in step)."""
         ra, rb = reports.get(self.ends[0]), reports.get(self.ends[1])
-        in_step = (
-            ra is not None
-            and rb is not None
-            and ra.has_memory
-            and rb.has_memory
-            and ra.max_attempts == rb.max_attempts
-        )
+        in_step = ra is not None and rb is not None and ra.has_memory and rb.has_memory and ra.max_attempts == rb.max_attempts
         return ra, rb, in_step
 
     def _count_incomplete(self, attempt_id: int) -> None:
@@ -301,9 +287,7 @@ class MidpointBackend:
         self.nodes[ctx.node] = node
         return node
 
-    def station_entity(
-        self, ctx: Context, ends: tuple[str, str], params: Any, hardware: Mapping[str, NodeHardware]
-    ) -> Any:
+    def station_entity(self, ctx: Context, ends: tuple[str, str], params: Any, hardware: Mapping[str, NodeHardware]) -> Any:
         self._check_new_node(ctx.node)
         station = self.STATION(ctx, ends, params, hardware, self.world)
         self.stations[ctx.node] = station

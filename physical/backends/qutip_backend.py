@@ -84,12 +84,6 @@ from qnetstack.physical.backends.midpoint import (
     half_delay_ns,
 )
 from qnetstack.physical.params import LinkSide, NodeHardware, SingleClickLinkParams
-from qnetstack.physical.service import (
-    BellState,
-    HeraldAttempt,
-    HeraldingLink,
-    PhysicalCapabilities,
-)
 from qnetstack.physical.schemes.single_click import (
     HERALD_BELL_STATES,
     arrival_efficiency,
@@ -97,6 +91,12 @@ from qnetstack.physical.schemes.single_click import (
     fidelity_at_detection,
     herald_povm,
     success_probability,
+)
+from qnetstack.physical.service import (
+    BellState,
+    HeraldAttempt,
+    HeraldingLink,
+    PhysicalCapabilities,
 )
 
 __all__ = [
@@ -220,19 +220,11 @@ class PhysicalNode(LinkEndNode):
                     attempt_period_ns=attempt_period_ns(p),
                     classical_delay_ns=p.fibre.delay_ns(p.length_km),
                     bright_state_population=alpha,
-                    success_probability=min(
-                        1.0, success_probability(alpha, eta_a, eta_b, p.detector.dark_count_probability)
-                    ),
-                    fidelity=_expected_fidelity(
-                        p, alpha, alpha, self.hardware, side.neighbour_hardware, half_ns, half_ns
-                    ),
-                    alpha_settings=alpha_settings(
-                        p, *ends_in_order(self.name, self.hardware, nb, side.neighbour_hardware), half_ns
-                    ),
+                    success_probability=min(1.0, success_probability(alpha, eta_a, eta_b, p.detector.dark_count_probability)),
+                    fidelity=_expected_fidelity(p, alpha, alpha, self.hardware, side.neighbour_hardware, half_ns, half_ns),
+                    alpha_settings=alpha_settings(p, *ends_in_order(self.name, self.hardware, nb, side.neighbour_hardware), half_ns),
                 )
-            self._capabilities = PhysicalCapabilities(
-                node=self.name, num_qubits=self.hardware.memory.num_qubits, links=links
-            )
+            self._capabilities = PhysicalCapabilities(node=self.name, num_qubits=self.hardware.memory.num_qubits, links=links)
         return self._capabilities
 
     def _attempt(self, msg: HeraldAttempt, side: LinkSide) -> None:
@@ -248,9 +240,7 @@ class PhysicalNode(LinkEndNode):
         slot = self._free_slot()
         photon = spin = None
         if slot is not None:
-            spin, photon = self._world.new_qubits(
-                emission_state(alpha, self._arrival[neighbour]), now, (self._noise, (None, None))
-            )
+            spin, photon = self._world.new_qubits(emission_state(alpha, self._arrival[neighbour]), now, (self._noise, (None, None)))
             self._slots[slot] = spin
         self._in_flight[(station, attempt_id)] = _Pending(neighbour, slot, spin, alpha, max_attempts, attempts)
         self._ctx.send_peer(
@@ -342,9 +332,7 @@ class MidpointStation(MidpointStationBase):
         value = self._fidelity_cache.get(key)
         if value is None:
             a, b = self.ends
-            value = _expected_fidelity(
-                self.params, key[0], key[1], self._hardware[a], self._hardware[b], key[2], key[3], bell
-            )
+            value = _expected_fidelity(self.params, key[0], key[1], self._hardware[a], self._hardware[b], key[2], key[3], bell)
             if len(self._fidelity_cache) > 1024:
                 self._fidelity_cache.clear()
             self._fidelity_cache[key] = value

@@ -230,9 +230,7 @@ def attenuation_db_per_km(wavelength_nm: float) -> float:
     """Table attenuation (dB/km) at ``wavelength_nm``; ValueError outside the covered bands."""
     band = _band_of(wavelength_nm)
     if band is None:
-        raise ValueError(
-            f"wavelength {wavelength_nm:g} nm is outside the bands the fibre model covers ({_covered_ranges()})"
-        )
+        raise ValueError(f"wavelength {wavelength_nm:g} nm is outside the bands the fibre model covers ({_covered_ranges()})")
     return band.db_per_km
 
 
@@ -375,15 +373,9 @@ class FibreChannel(HardwareParams):
             effective_length = length * math.exp(-alpha_q * length)
         else:
             # (e^{-α_q L} - e^{-α_c L}) / (α_c - α_q), written to stay accurate for close α's
-            effective_length = math.exp(-alpha_q * length) * -math.expm1(-(alpha_c - alpha_q) * length) / (
-                alpha_c - alpha_q
-            )
+            effective_length = math.exp(-alpha_q * length) * -math.expm1(-(alpha_c - alpha_q) * length) / (alpha_c - alpha_q)
         power_w = (
-            self.raman.launch_power_mw
-            * 1e-3
-            * self.raman.raman_coefficient_per_km_nm
-            * self.raman.filter_bandwidth_nm
-            * effective_length
+            self.raman.launch_power_mw * 1e-3 * self.raman.raman_coefficient_per_km_nm * self.raman.filter_bandwidth_nm * effective_length
         )
         photon_energy_j = PLANCK_CONSTANT_J_S * _SPEED_OF_LIGHT_M_PER_S / (self.wavelength_nm * 1e-9)
         return power_w / photon_energy_j
@@ -456,9 +448,7 @@ def sample_drift_unitaries(
         omega = rng.normal(0.0, sigma, size=(n_samples, 3))
         angle = np.linalg.norm(omega, axis=1)
         axis = omega / np.where(angle > 0, angle, 1.0)[:, None]
-        generator = (
-            axis[:, 0, None, None] * pauli_x + axis[:, 1, None, None] * pauli_y + axis[:, 2, None, None] * pauli_z
-        )
+        generator = axis[:, 0, None, None] * pauli_x + axis[:, 1, None, None] * pauli_y + axis[:, 2, None, None] * pauli_z
         step = np.cos(angle / 2)[:, None, None] * np.eye(2) - 1j * np.sin(angle / 2)[:, None, None] * generator
         total = step @ total
     return total
@@ -518,11 +508,7 @@ class FreeSpaceOptics(HardwareParams):
         return 1.0 / (1.0 + 4.0 * offset_m**2 / self.beam_radius_m(distance_km) ** 2)
 
     def _optics_transmittance(self, distance_km: float) -> float:
-        return (
-            self.diffraction_transmittance(distance_km)
-            * self.pointing_transmittance(distance_km)
-            * self.receiver_efficiency
-        )
+        return self.diffraction_transmittance(distance_km) * self.pointing_transmittance(distance_km) * self.receiver_efficiency
 
 
 class FreeSpaceChannel(FreeSpaceOptics):
@@ -547,9 +533,7 @@ class FreeSpaceChannel(FreeSpaceOptics):
     def apply(self, budget: LinkBudget) -> LinkBudget:
         """Signal and upstream noise attenuated; background light is not modelled."""
         t = self.transmittance()
-        return budget.model_copy(
-            update={"transmittance": budget.transmittance * t, "noise_photons": budget.noise_photons * t}
-        )
+        return budget.model_copy(update={"transmittance": budget.transmittance * t, "noise_photons": budget.noise_photons * t})
 
 
 def slant_range_km(altitude_km: float, elevation_deg: float, earth_radius_km: float = EARTH_RADIUS_KM) -> float:
@@ -625,9 +609,7 @@ class SatellitePass(FreeSpaceOptics):
     def apply(self, budget: LinkBudget, t_s: float) -> LinkBudget:
         """Signal and upstream noise attenuated at time ``t_s``; background light not modelled."""
         t = self.transmittance(t_s)
-        return budget.model_copy(
-            update={"transmittance": budget.transmittance * t, "noise_photons": budget.noise_photons * t}
-        )
+        return budget.model_copy(update={"transmittance": budget.transmittance * t, "noise_photons": budget.noise_photons * t})
 
 
 # ------------------------------------------------------------------ frequency conversion
@@ -659,7 +641,6 @@ class FrequencyConversion(HardwareParams):
         return budget.model_copy(
             update={
                 "transmittance": budget.transmittance * self.efficiency,
-                "noise_photons": budget.noise_photons * self.efficiency
-                + self.noise_photons_per_window(budget.window_ns),
+                "noise_photons": budget.noise_photons * self.efficiency + self.noise_photons_per_window(budget.window_ns),
             }
         )

@@ -164,9 +164,7 @@ class Detector(HardwareParams):
 
     # ------------------------------------------------------------ simulation
 
-    def simulate_clicks(
-        self, arrival_times_ns: Sequence[float] | np.ndarray, duration_ns: float, rng: np.random.Generator
-    ) -> np.ndarray:
+    def simulate_clicks(self, arrival_times_ns: Sequence[float] | np.ndarray, duration_ns: float, rng: np.random.Generator) -> np.ndarray:
         """Click times (sorted, ns) on ``[0, duration_ns)`` for photons arriving at
         ``arrival_times_ns``: efficiency, jitter, dark counts, non-paralysable dead
         time and after-pulsing as in the module docstring."""
@@ -187,9 +185,7 @@ class Detector(HardwareParams):
             return events
         return self._apply_dead_time_and_afterpulses(events, duration, rng)
 
-    def _apply_dead_time_and_afterpulses(
-        self, events: np.ndarray, duration: float, rng: np.random.Generator
-    ) -> np.ndarray:
+    def _apply_dead_time_and_afterpulses(self, events: np.ndarray, duration: float, rng: np.random.Generator) -> np.ndarray:
         dead = self.dead_time_ns
         p_ap = self.afterpulse_probability
         clicks: list[float] = []

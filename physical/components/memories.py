@@ -100,13 +100,10 @@ Noise = tuple[float, float | None, float | None]  # (elapsed_ns, t1_ns, t2_ns), 
 
 def _check_t1_t2(t1_ns: float | None, t2_ns: float | None, prefix: str = "") -> None:
     if t1_ns is not None and t2_ns is not None and t2_ns > 2 * t1_ns:
-        raise ValueError(
-            f"{prefix}t2_ns={t2_ns} exceeds 2*{prefix}t1_ns={2 * t1_ns}; physics requires T2 <= 2*T1"
-        )
+        raise ValueError(f"{prefix}t2_ns={t2_ns} exceeds 2*{prefix}t1_ns={2 * t1_ns}; physics requires T2 <= 2*T1")
     if t1_ns is not None and t2_ns is None:
         raise ValueError(
-            f"{prefix}t2_ns=None (no dephasing) with finite {prefix}t1_ns is unphysical; "
-            f"give {prefix}t2_ns <= 2*{prefix}t1_ns"
+            f"{prefix}t2_ns=None (no dephasing) with finite {prefix}t1_ns is unphysical; give {prefix}t2_ns <= 2*{prefix}t1_ns"
         )
 
 
@@ -157,9 +154,7 @@ class MemoryModel(HardwareParams):
         _check_t1_t2(self.t1_ns, self.t2_ns)
         total = self.num_communication_qubits + self.num_storage_qubits
         if not 1 <= total <= 64:
-            raise ValueError(
-                f"num_communication_qubits + num_storage_qubits = {total}; must be between 1 and 64"
-            )
+            raise ValueError(f"num_communication_qubits + num_storage_qubits = {total}; must be between 1 and 64")
         return self
 
     # ------------------------------------------------------------ waiting
@@ -225,9 +220,7 @@ class MemoryModel(HardwareParams):
         t2 = None if self.t2_ns is None else max(1, round(self.t2_ns))
         if t1 is not None and t2 is not None:
             t2 = min(t2, 2 * t1)  # rounding must not break T2 <= 2*T1
-        return MemoryParams(
-            num_qubits=self.num_communication_qubits + self.num_storage_qubits, t1_ns=t1, t2_ns=t2
-        )
+        return MemoryParams(num_qubits=self.num_communication_qubits + self.num_storage_qubits, t1_ns=t1, t2_ns=t2)
 
 
 def _supported(value: float | None, field: str) -> float:

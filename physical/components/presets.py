@@ -27,8 +27,8 @@ from qnetstack.physical.components.channels import FibreChannel, FrequencyConver
 from qnetstack.physical.components.detectors import SNSPD, Detector
 from qnetstack.physical.components.memories import AFC_ENSEMBLE, NV_ELECTRON, RB_ATOM, SIV, TRAPPED_ION, MemoryModel
 from qnetstack.physical.components.preset_lookup import preset_lookup
-from qnetstack.physical.params import DetectorParams, FibreParams, HardwareParams, MemoryParams, NodeHardware
 from qnetstack.physical.components.sources import EmitterSource, SpdcSource
+from qnetstack.physical.params import DetectorParams, FibreParams, HardwareParams, MemoryParams, NodeHardware
 
 __all__ = [
     "PlatformPreset",

@@ -226,9 +226,7 @@ class WeakCoherentSource(HardwareParams):
         if not self.intensities:
             raise ValueError("intensities must not be empty")
         if len(self.intensities) != len(self.probabilities):
-            raise ValueError(
-                f"intensities ({len(self.intensities)}) and probabilities ({len(self.probabilities)}) differ in length"
-            )
+            raise ValueError(f"intensities ({len(self.intensities)}) and probabilities ({len(self.probabilities)}) differ in length")
         for i, mu in enumerate(self.intensities):
             if not mu >= 0.0 or math.isinf(mu):
                 raise ValueError(f"intensities[{i}]={mu} must be a finite mean photon number >= 0")

@@ -239,12 +239,14 @@ def device_results_echo(impl: Any) -> None:
     def check(run: DeviceRun) -> None:
         for step in run.steps:
             op, result = step.call.op, step.call.result
-            bad = (
-                (isinstance(result, (GateApplied, QubitFreed)) and result.handle != op.handle)
-                or (isinstance(result, MeasureResult) and result.basis != op.basis)
+            bad = (isinstance(result, (GateApplied, QubitFreed)) and result.handle != op.handle) or (
+                isinstance(result, MeasureResult) and result.basis != op.basis
             )
             if bad:
-                raise ClauseFailure(f"{type(op).__name__} answered {result!r}, which names another handle or basis" + _at(step.call.time_ns, step.call.node, op))
+                raise ClauseFailure(
+                    f"{type(op).__name__} answered {result!r}, which names another handle or basis"
+                    + _at(step.call.time_ns, step.call.node, op)
+                )
 
     _device_property(impl, check)
 
@@ -255,7 +257,9 @@ def init_gives_new_handle(impl: Any) -> None:
         for step in run.steps:
             c = step.call
             if isinstance(c.result, QubitAllocated) and c.result.handle in c.held_before:
-                raise ClauseFailure(f"InitQubit gave handle {c.result.handle}, already held ({sorted(c.held_before)})" + _at(c.time_ns, c.node, c.op))
+                raise ClauseFailure(
+                    f"InitQubit gave handle {c.result.handle}, already held ({sorted(c.held_before)})" + _at(c.time_ns, c.node, c.op)
+                )
 
     _device_property(impl, check)
 
@@ -270,10 +274,13 @@ def init_nores_when_full(impl: Any) -> None:
             capacity = step.expect["capacity"]
             full = len(c.held_before) >= capacity
             if full and _code(c.result) is not DeviceErrorCode.NORES:
-                raise ClauseFailure(f"InitQubit with all {capacity} memory qubits held was answered {c.result!r}, not NORES" + _at(c.time_ns, c.node, c.op))
+                raise ClauseFailure(
+                    f"InitQubit with all {capacity} memory qubits held was answered {c.result!r}, not NORES" + _at(c.time_ns, c.node, c.op)
+                )
             if not full and not isinstance(c.result, QubitAllocated):
                 raise ClauseFailure(
-                    f"InitQubit with {len(c.held_before)} of {capacity} memory qubits held was answered {c.result!r}" + _at(c.time_ns, c.node, c.op)
+                    f"InitQubit with {len(c.held_before)} of {capacity} memory qubits held was answered {c.result!r}"
+                    + _at(c.time_ns, c.node, c.op)
                 )
 
     _device_property(impl, check)
@@ -283,8 +290,7 @@ def _probes_intact(step: Any, what: str) -> None:
     for probe in step.after:
         if probe.fidelity is None or abs(probe.fidelity - 1.0) > EXACT:
             raise ClauseFailure(
-                f"after {what}, qubit {probe.handle} at {probe.node} is no longer in the state it was in "
-                f"(oracle fidelity {probe.answer!r})"
+                f"after {what}, qubit {probe.handle} at {probe.node} is no longer in the state it was in (oracle fidelity {probe.answer!r})"
             )
 
 
@@ -295,10 +301,16 @@ def unknown_handles_refused(impl: Any) -> None:
             c = step.call
             if step.tag == "bogus":
                 if _code(c.result) is not DeviceErrorCode.UNKNOWN_HANDLE:
-                    raise ClauseFailure(f"an operation on a handle never held was answered {c.result!r}, not UNKNOWN_HANDLE" + _at(c.time_ns, c.node, c.op))
+                    raise ClauseFailure(
+                        f"an operation on a handle never held was answered {c.result!r}, not UNKNOWN_HANDLE" + _at(c.time_ns, c.node, c.op)
+                    )
                 _probes_intact(step, f"the refused {type(c.op).__name__} on a never-held handle")
-            elif step.tag in ("gate", "measure", "bell", "free", "oracle1", "oracle2") and _code(c.result) is DeviceErrorCode.UNKNOWN_HANDLE:
-                raise ClauseFailure(f"an operation on qubits the caller holds was answered UNKNOWN_HANDLE: {c.result!r}" + _at(c.time_ns, c.node, c.op))
+            elif (
+                step.tag in ("gate", "measure", "bell", "free", "oracle1", "oracle2") and _code(c.result) is DeviceErrorCode.UNKNOWN_HANDLE
+            ):
+                raise ClauseFailure(
+                    f"an operation on qubits the caller holds was answered UNKNOWN_HANDLE: {c.result!r}" + _at(c.time_ns, c.node, c.op)
+                )
 
     _device_property(impl, check)
 
@@ -441,7 +453,7 @@ def bell_measure_swaps_entanglement(impl: Any) -> None:
             raise ClauseFailure(
                 f"pairs in {r1[0].bell_state.value} and {r2[0].bell_state.value}, BellMeasure at {measurer} gave "
                 f"{result.bell_state.value}, so {far}'s two qubits should be in {expected.value}; their oracle "
-                f"fidelities are {({b.value: f for b, f in fidelities.items()})}"
+                f"fidelities are { ({b.value: f for b, f in fidelities.items()}) }"
             )
 
 
@@ -484,7 +496,9 @@ def oracle_rereads_agree(impl: Any) -> None:
             if step.tag in ("oracle1", "oracle2"):
                 first, again = _fidelity(c.result), _fidelity(step.expect["again"])
                 if first is None or again is None or abs(first - again) > 1e-12:
-                    raise ClauseFailure(f"two oracle reads in a row gave {c.result!r} and {step.expect['again']!r}" + _at(c.time_ns, c.node, c.op))
+                    raise ClauseFailure(
+                        f"two oracle reads in a row gave {c.result!r} and {step.expect['again']!r}" + _at(c.time_ns, c.node, c.op)
+                    )
                 _probes_intact(step, f"the oracle read {c.op!r}")
 
     _device_property(impl, check)
@@ -583,8 +597,16 @@ def oracle_errors(impl: Any) -> None:
     free_handle = next(h for h in range(100) if h != a.handle)
     cases = [
         (OracleFidelity(qubits=[QubitRef(node="carol", handle=0)]), DeviceErrorCode.UNKNOWN_HANDLE, "a node that does not exist"),
-        (OracleFidelity(qubits=[QubitRef(node="alice", handle=free_handle)]), DeviceErrorCode.UNKNOWN_HANDLE, "a handle alice does not hold"),
-        (OracleFidelity(qubits=[qa, QubitRef(node="bob", handle=free_handle + 50)], bell_state=BellState.PHI_PLUS), DeviceErrorCode.UNKNOWN_HANDLE, "one qubit bob does not hold"),
+        (
+            OracleFidelity(qubits=[QubitRef(node="alice", handle=free_handle)]),
+            DeviceErrorCode.UNKNOWN_HANDLE,
+            "a handle alice does not hold",
+        ),
+        (
+            OracleFidelity(qubits=[qa, QubitRef(node="bob", handle=free_handle + 50)], bell_state=BellState.PHI_PLUS),
+            DeviceErrorCode.UNKNOWN_HANDLE,
+            "one qubit bob does not hold",
+        ),
         (OracleFidelity(qubits=[qa], bell_state=BellState.PHI_PLUS), DeviceErrorCode.UNSUPPORTED, "one qubit and a Bell target"),
         (OracleFidelity(qubits=[qa, qb]), DeviceErrorCode.UNSUPPORTED, "two qubits and no Bell target"),
         (OracleFidelity(qubits=[qb, qb], bell_state=BellState.PSI_MINUS), DeviceErrorCode.UNSUPPORTED, "the same qubit twice"),
@@ -682,7 +704,9 @@ def every_attempt_answered_once(impl: Any) -> None:
                 )
             u = got[0]
             if u.msg.neighbour != a.msg.neighbour:
-                raise ClauseFailure(f"the result names neighbour {u.msg.neighbour!r}, the attempt {a.msg.neighbour!r}" + _at(u.time_ns, u.node, u.msg))
+                raise ClauseFailure(
+                    f"the result names neighbour {u.msg.neighbour!r}, the attempt {a.msg.neighbour!r}" + _at(u.time_ns, u.node, u.msg)
+                )
             if u.time_ns > a.time_ns + run.period_ns:
                 raise ClauseFailure(
                     f"the result of an attempt made at t={a.time_ns} arrived {u.time_ns - a.time_ns} ns later, "
@@ -729,9 +753,14 @@ def result_fields(impl: Any) -> None:
                 if missing or m.no_memory:
                     raise ClauseFailure(f"a success lacks {missing or 'nothing'} (no_memory={m.no_memory})" + _at(u.time_ns, u.node, m))
                 if not a.time_ns <= m.herald_time_ns <= u.time_ns:
-                    raise ClauseFailure(f"herald_time_ns {m.herald_time_ns} is not between the attempt (t={a.time_ns}) and its result" + _at(u.time_ns, u.node, m))
+                    raise ClauseFailure(
+                        f"herald_time_ns {m.herald_time_ns} is not between the attempt (t={a.time_ns}) and its result"
+                        + _at(u.time_ns, u.node, m)
+                    )
                 if m.handle in u.held_before:
-                    raise ClauseFailure(f"the herald gave handle {m.handle}, which the layer above already held" + _at(u.time_ns, u.node, m))
+                    raise ClauseFailure(
+                        f"the herald gave handle {m.handle}, which the layer above already held" + _at(u.time_ns, u.node, m)
+                    )
 
     _slot_property(impl, check)
 
@@ -795,14 +824,17 @@ def no_memory_flag(impl: Any) -> None:
             for u in answers[i]:
                 if u.msg.no_memory != (a.free == 0):
                     raise ClauseFailure(
-                        f"no_memory={u.msg.no_memory} but {a.node} had {a.free} free memory qubits when it attempted" + _at(u.time_ns, u.node, u.msg)
+                        f"no_memory={u.msg.no_memory} but {a.node} had {a.free} free memory qubits when it attempted"
+                        + _at(u.time_ns, u.node, u.msg)
                     )
         for a, b in _matched(run):
             if a.free == 0 or b.free == 0:
                 for attempt in (a, b):
                     u = _answer(run, answers, attempt)
                     if u is not None and u.msg.success:
-                        raise ClauseFailure(f"attempt {a.msg.attempt_id} succeeded although an end had no free memory" + _at(u.time_ns, u.node, u.msg))
+                        raise ClauseFailure(
+                            f"attempt {a.msg.attempt_id} succeeded although an end had no free memory" + _at(u.time_ns, u.node, u.msg)
+                        )
 
     _slot_property(impl, check)
 
@@ -863,7 +895,9 @@ def capabilities_describe_the_link(impl: Any) -> None:
                 if link.neighbour != nb:
                     problems.append(f"links[{nb!r}].neighbour={link.neighbour!r}")
                 if link.bright_state_population != setup.bright_state_population:
-                    problems.append(f"bright_state_population={link.bright_state_population}, the link's α is {setup.bright_state_population}")
+                    problems.append(
+                        f"bright_state_population={link.bright_state_population}, the link's α is {setup.bright_state_population}"
+                    )
                 delay = setup.delay_ns(node, nb)
                 if abs(link.classical_delay_ns - delay) > 1:
                     problems.append(f"classical_delay_ns={link.classical_delay_ns}, the channel's delay is {delay} ns")
@@ -895,9 +929,7 @@ def _stat_run(impl: Any, setup: LinkSetup, seed: int) -> PhysicalRun:
     """STAT_ATTEMPTS attempts in step; pairs read by the oracle (memories without
     noise only) and freed. Cached (the latest two runs), so that PHY-HERALD-5,
     PHY-CAP-2 and PHY-CAP-3 judge the same runs and pay for them once."""
-    return run_slots(
-        impl, setup, [Slot()] * STAT_ATTEMPTS, seed=seed, probe=False, read_pairs=setup.noiseless_memory, consume=True
-    )
+    return run_slots(impl, setup, [Slot()] * STAT_ATTEMPTS, seed=seed, probe=False, read_pairs=setup.noiseless_memory, consume=True)
 
 
 @clause("PHY-CAP-2")
@@ -965,7 +997,9 @@ def only_results_up(impl: Any) -> None:
             try:
                 HeraldResult.model_validate(u.msg.model_dump())
             except ValidationError as exc:
-                raise ClauseFailure(f"sent up a HeraldResult that does not validate: {exc.errors()[0]['msg']}" + _at(u.time_ns, u.node, u.msg)) from None
+                raise ClauseFailure(
+                    f"sent up a HeraldResult that does not validate: {exc.errors()[0]['msg']}" + _at(u.time_ns, u.node, u.msg)
+                ) from None
 
     _slot_property(impl, check)
 
@@ -1000,7 +1034,9 @@ def backend_shape(impl: Any) -> None:
         if not isinstance(entity, Entity):
             raise ClauseFailure(f"node_entity gave {type(entity).__name__}, which is not an entity.Entity")
         if not isinstance(entity, DeviceService):
-            raise ClauseFailure(f"node_entity gave {type(entity).__name__}, which has no execute/capabilities (physical.service.DeviceService)")
+            raise ClauseFailure(
+                f"node_entity gave {type(entity).__name__}, which has no execute/capabilities (physical.service.DeviceService)"
+            )
     station = first.entities[STATION]
     if not isinstance(station, Entity):
         raise ClauseFailure(f"station_entity gave {type(station).__name__}, which is not an entity.Entity")
@@ -1023,8 +1059,7 @@ def backend_shape(impl: Any) -> None:
         raise ClauseFailure(f"two backend objects share state: the second network's bob sees the first network's alice's qubit ({seen})")
     if probe.got != probe.expected_free:
         raise ClauseFailure(
-            f"a second backend object's alice has {probe.got} free memory qubits while the first's is full: "
-            f"the two networks share state"
+            f"a second backend object's alice has {probe.got} free memory qubits while the first's is full: the two networks share state"
         )
 
 

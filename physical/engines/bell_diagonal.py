@@ -346,9 +346,7 @@ class BellDiagonal:
         without amplitude damping (``t1_ns`` None or infinite)."""
         return t1_ns is None or math.isinf(t1_ns)
 
-    def memory_noise(
-        self, elapsed_ns: float, t1_ns: float | None, t2_ns: float | None, qubit: Qubit
-    ) -> BellDiagonal:
+    def memory_noise(self, elapsed_ns: float, t1_ns: float | None, t2_ns: float | None, qubit: Qubit) -> BellDiagonal:
         """A memory qubit left alone for ``elapsed_ns``; arguments as
         :func:`qnetstack.physical.components.memory_noise.memory_kraus`.
 

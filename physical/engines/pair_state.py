@@ -65,6 +65,7 @@ from typing import NamedTuple
 import numpy as np
 from qutip import Qobj
 
+from qnetstack.physical.components.memory_noise import memory_kraus
 from qnetstack.physical.engines.bell_diagonal import (
     BellDiagonal,
     Engine,
@@ -74,7 +75,6 @@ from qnetstack.physical.engines.bell_diagonal import (
     check_qubit,
     choose_engine,
 )
-from qnetstack.physical.components.memory_noise import memory_kraus
 from qnetstack.physical.engines.world import QuantumWorld, WorldError, bell_ket, check_memory_noise
 from qnetstack.physical.service import BellState
 
@@ -114,10 +114,7 @@ class PairState:
 
     def __init__(self, state: BellDiagonal) -> None:
         if not isinstance(state, BellDiagonal):
-            raise TypeError(
-                f"PairState() takes a BellDiagonal; use PairState.from_density_matrix for a "
-                f"{type(state).__name__}"
-            )
+            raise TypeError(f"PairState() takes a BellDiagonal; use PairState.from_density_matrix for a {type(state).__name__}")
         self._bd: BellDiagonal | None = state
         self._rho: np.ndarray | None = None
         self._reason: str | None = None
@@ -266,9 +263,7 @@ class PairState:
         check_memory_noise(t1_ns, t2_ns)
         if elapsed_ns == 0 or (t1_ns is None and t2_ns is None):
             return  # the identity channel
-        self._convert_if(
-            t1_ns, False, f"memory noise with finite T1 = {t1_ns} ns (amplitude damping) on qubit {qubit}"
-        )
+        self._convert_if(t1_ns, False, f"memory noise with finite T1 = {t1_ns} ns (amplitude damping) on qubit {qubit}")
         if self._bd is not None:
             self._bd = self._bd.memory_noise(elapsed_ns, None, t2_ns, qubit)
         else:
@@ -301,9 +296,7 @@ class PairState:
         if not arrays:
             raise ValueError("a channel needs at least one Kraus operator")
         if not np.allclose(sum(a.conj().T @ a for a in arrays), np.eye(size), atol=_ATOL, rtol=0):
-            raise ValueError(
-                "operator is not unitary" if _what == "gate" else "Kraus operators do not satisfy Σ K†K = I"
-            )
+            raise ValueError("operator is not unitary" if _what == "gate" else "Kraus operators do not satisfy Σ K†K = I")
         self._convert_if(None, True, f"arbitrary {_what} on qubit(s) {', '.join(qubits)}")
         if len(qubits) == 1:
             self._apply_local(arrays, qubits[0])
@@ -343,8 +336,7 @@ class PairState:
             rho = np.kron(self.to_density_matrix(), other.to_density_matrix()).reshape([2] * 8)
             # <m|_(BC) ρ |m>_(BC); indices a b c d of the kets, e f g h of the bras
             post = {
-                b: np.einsum("bc,abcdefgh,fg->adeh", _BELL_VECS[b].reshape(2, 2).conj(), rho,
-                             _BELL_VECS[b].reshape(2, 2)).reshape(4, 4)
+                b: np.einsum("bc,abcdefgh,fg->adeh", _BELL_VECS[b].reshape(2, 2).conj(), rho, _BELL_VECS[b].reshape(2, 2)).reshape(4, 4)
                 for b in _BELLS
             }
             probs = np.array([max(0.0, float(np.real(np.trace(post[b])))) for b in _BELLS])
@@ -445,4 +437,3 @@ def _pauli_probabilities(p_i: float, p_x: float, p_y: float, p_z: float) -> tupl
         raise ValueError(f"Pauli channel probabilities must sum to 1, got {total!r}")
     probs = [min(1.0, max(0.0, p)) / total for p in (p_i, p_x, p_y, p_z)]
     return probs[0], probs[1], probs[2], probs[3]
-

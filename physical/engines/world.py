@@ -300,7 +300,6 @@ def _hermitian(mat: np.ndarray) -> np.ndarray:
     return (mat + mat.conj().T) * 0.5
 
 
-
 # ------------------------------------------------------------------ the world
 
 
@@ -476,9 +475,7 @@ class QuantumWorld:
         label = f"measured in the {Basis(basis).value} basis"
         return self._measure([qid], basis_projectors(basis), now_ns, rng, label)[0]
 
-    def measure_povm(
-        self, qids: Sequence[int], elements: Sequence[Qobj], rng: np.random.Generator, now_ns: int
-    ) -> int:
+    def measure_povm(self, qids: Sequence[int], elements: Sequence[Qobj], rng: np.random.Generator, now_ns: int) -> int:
         """Destructive POVM on ``qids``; returns the index of the sampled element.
 
         The other qubits of the group keep ``Tr_qids[(E_k ⊗ I) ρ] / p_k``.
@@ -645,9 +642,7 @@ class QuantumWorld:
         if qubit.t1_ns is None and qubit.t2_ns is None:
             return
         group = qubit.group
-        scale, gamma, source, target = _memory_channel(
-            tuple(group.dims), group.qids.index(qid), elapsed, qubit.t1_ns, qubit.t2_ns
-        )
+        scale, gamma, source, target = _memory_channel(tuple(group.dims), group.qids.index(qid), elapsed, qubit.t1_ns, qubit.t2_ns)
         group.mat = _scaled(group.mat, scale, gamma, source, target)
 
     def _gather(self, qids: Sequence[int], now_ns: int) -> tuple[_Group, list[int]]:

@@ -176,9 +176,7 @@ def _check(eta_a: float, eta_b: float, visibility: float, p_dc: float) -> None:
             raise ValueError(f"{name} must be in [0, 1], got {value}")
 
 
-def unnormalised_pattern_state(
-    eta_a: float, eta_b: float, visibility: float, p_dc: float, bell_state: BellState
-) -> np.ndarray:
+def unnormalised_pattern_state(eta_a: float, eta_b: float, visibility: float, p_dc: float, bell_state: BellState) -> np.ndarray:
     """ρ of the module docstring for one click pattern heralding ``bell_state``
     (4x4, basis |s_A s_B>, trace = that pattern's probability per attempt).
 
@@ -242,9 +240,7 @@ def _photon_creator(arrival: float, mu: float, own_mode: int, port_sign: float, 
 
 
 @lru_cache(maxsize=256)
-def round_instrument(
-    arrival_a: float, arrival_b: float, visibility: float, detector_efficiency: float, p_dc: float
-) -> np.ndarray:
+def round_instrument(arrival_a: float, arrival_b: float, visibility: float, detector_efficiency: float, p_dc: float) -> np.ndarray:
     """The four outcome maps of one round as a (4, 4, 4) array ``G[k]``: outcome k
     (ROUND_NONE, ROUND_C, ROUND_D, ROUND_BOTH) maps the spin state ρ to the
     unnormalised ``G[k] * ρ`` (elementwise). ``arrival_*`` exclude the detector

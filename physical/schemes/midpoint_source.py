@@ -149,10 +149,10 @@ import numpy as np
 from pydantic import Field
 
 from qnetstack.physical.components.fock import FockState, create
+from qnetstack.physical.components.sources import SpdcSource
 from qnetstack.physical.params import DetectorParams, FibreParams, HardwareParams, NodeHardware
 from qnetstack.physical.schemes.model import HeraldBranch
 from qnetstack.physical.service import BellState, Probability
-from qnetstack.physical.components.sources import SpdcSource
 
 __all__ = [
     "MidpointSourceLinkParams",
@@ -184,9 +184,7 @@ NODE_PATTERN_BELL_STATES: dict[tuple[str, str], BellState] = {
     ("cV", "dH"): BellState.PSI_MINUS,
 }
 # Successful (node A pattern, node B pattern) pairs, the order of MidpointSourceModel.branches().
-LINK_PATTERNS: tuple[tuple[tuple[str, str], tuple[str, str]], ...] = tuple(
-    (pa, pb) for pa in NODE_PATTERNS for pb in NODE_PATTERNS
-)
+LINK_PATTERNS: tuple[tuple[tuple[str, str], tuple[str, str]], ...] = tuple((pa, pb) for pa in NODE_PATTERNS for pb in NODE_PATTERNS)
 _SOURCE_BELL_STATE = BellState.PHI_PLUS
 
 
@@ -509,9 +507,7 @@ class MidpointSourceModel:
     def pattern_branch(self, pattern_a: tuple[str, str], pattern_b: tuple[str, str]) -> HeraldBranch:
         """Probability and normalised state of a pattern pair from the Fock-space
         instruments alone, N ≤ 2 weighted by P(N), without sampling."""
-        rho = sum(
-            self._pair_probabilities[n] * self.fock_pattern_state(pattern_a, pattern_b, n) for n in range(MAX_PAIRS + 1)
-        )
+        rho = sum(self._pair_probabilities[n] * self.fock_pattern_state(pattern_a, pattern_b, n) for n in range(MAX_PAIRS + 1))
         return _branch(_link_bell_state(pattern_a, pattern_b), rho)
 
     @cached_property
@@ -536,9 +532,9 @@ class MidpointSourceModel:
             return None
         blocks = [_apply_node_a(blocks[n], self._instruments[n][0][k_a]) for n in range(MAX_PAIRS + 1)]
         # node B: every outcome's unnormalised spin state, then the Born rule
-        rho_b = sum(
-            np.einsum("abjcdl,kbjdl->kabcd", blocks[n], self._instruments[n][1]) for n in range(MAX_PAIRS + 1)
-        ).reshape(_N_OUTCOMES, 4, 4)
+        rho_b = sum(np.einsum("abjcdl,kbjdl->kabcd", blocks[n], self._instruments[n][1]) for n in range(MAX_PAIRS + 1)).reshape(
+            _N_OUTCOMES, 4, 4
+        )
         joint_b = np.einsum("kii->k", rho_b).real  # P(k_A, k_B)
         k_b = _sample(joint_b / probs_a[k_a], rng)  # P(k_B | k_A)
         pattern_b = _success_pattern(k_b)

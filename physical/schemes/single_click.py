@@ -200,9 +200,9 @@ def photon_loss_kraus(transmittance: float) -> tuple[Qobj, Qobj]:
 def emission_state(alpha: float, transmittance: float) -> Qobj:
     """Spin ⊗ photon state at the station's door: ``√(1-α)|00> + √α|11>``, then
     photon loss with the given transmittance. Cached: the same per link."""
-    ket = math.sqrt(1.0 - alpha) * qutip.tensor(qutip.basis(2, 0), qutip.basis(2, 0)) + math.sqrt(
-        alpha
-    ) * qutip.tensor(qutip.basis(2, 1), qutip.basis(2, 1))
+    ket = math.sqrt(1.0 - alpha) * qutip.tensor(qutip.basis(2, 0), qutip.basis(2, 0)) + math.sqrt(alpha) * qutip.tensor(
+        qutip.basis(2, 1), qutip.basis(2, 1)
+    )
     rho = qutip.ket2dm(ket)
     lifted = [qutip.tensor(qutip.qeye(2), k) for k in photon_loss_kraus(transmittance)]
     out = sum(k @ rho @ k.dag() for k in lifted)
@@ -251,16 +251,12 @@ def unnormalised_herald_state(
     return (1 - p) * rho.astype(complex)
 
 
-def herald_probability(
-    alpha: float, eta_a: float, eta_b: float, p_dc: float = 0.0, alpha_b: float | None = None
-) -> float:
+def herald_probability(alpha: float, eta_a: float, eta_b: float, p_dc: float = 0.0, alpha_b: float | None = None) -> float:
     """Probability of one given herald (D+ alone, or D- alone; they are equal)."""
     return float(np.real(np.trace(unnormalised_herald_state(alpha, eta_a, eta_b, p_dc, BellState.PSI_PLUS, alpha_b))))
 
 
-def success_probability(
-    alpha: float, eta_a: float, eta_b: float, p_dc: float = 0.0, alpha_b: float | None = None
-) -> float:
+def success_probability(alpha: float, eta_a: float, eta_b: float, p_dc: float = 0.0, alpha_b: float | None = None) -> float:
     """Probability that an attempt heralds success (either detector alone clicks)."""
     return 2.0 * herald_probability(alpha, eta_a, eta_b, p_dc, alpha_b)
 
@@ -281,9 +277,7 @@ def post_herald_state(
     return rho / weight
 
 
-def herald_fidelity(
-    alpha: float, eta_a: float, eta_b: float, p_dc: float = 0.0, alpha_b: float | None = None
-) -> float:
+def herald_fidelity(alpha: float, eta_a: float, eta_b: float, p_dc: float = 0.0, alpha_b: float | None = None) -> float:
     """Fidelity of the post-herald state to the heralded Bell state (same for Ψ+ and Ψ-)."""
     rho = post_herald_state(alpha, eta_a, eta_b, p_dc, BellState.PSI_PLUS, alpha_b)
     psi = bell_ket(BellState.PSI_PLUS).full().ravel()
