@@ -230,14 +230,14 @@ def test_two_heads_whose_crc_purposes_collide_both_get_their_pairs_through_a_rep
 
 
 def test_a_thousand_and_one_requests_on_one_link_all_end_and_leave_nothing_behind():
-    """1001 one-pair requests from a to b, one every 60 µs (a pair takes ~40 µs
-    here, so a few circuits overlap at a time: the link layer's fair scheduler is
-    quadratic in its queue). Every request ends with its pair, and afterwards the
-    network layer holds no circuit, no link request, no label and no qubit: what it
-    keeps per link request is dropped when the request ends."""
+    """1001 one-pair requests from a to b, all at time 0: the link layer holds
+    1001 requests on one link at once and serves them in turn. Every request
+    ends with its pair, and afterwards the network layer holds no circuit, no
+    link request, no label and no qubit: what it keeps per link request is
+    dropped when the request ends."""
     graph = nx.Graph()
     graph.add_edge("a", "b", length_km=1.0)
-    apps = [AppSpec(node="a", at_ns=60_000 * i, request=PairsRequest(remote_node="b", number=1)) for i in range(1001)]
+    apps = [AppSpec(node="a", request=PairsRequest(request_id=i, remote_node="b", number=1)) for i in range(1001)]
     sim = assemble(graph, {"physical": "model-heralding", "link": "fast-forward-egp"}, seed=1, applications=apps)
     result = sim.run()
     done = [m for _, _, m in sim.network.user_messages if isinstance(m, (AppDone, AppError))]
