@@ -78,7 +78,7 @@ from qnetstack.application.service import (
     TeleportResult,
 )
 from qnetstack.entity import Context, EntityError
-from qnetstack.entity.machine import Machine, Session, drop_unknown
+from qnetstack.entity.machine import Machine, Session, drop_unknown, transition_trace
 from qnetstack.network.service import (
     CAP_NET_K,
     NetAccepted,
@@ -367,10 +367,10 @@ class BasicApps:
             return
         session: _HeadSession
         if isinstance(msg, TeleportRequest):
-            session = TeleportSender(msg, self._next_net_id, self.ctx.trace)
+            session = TeleportSender(msg, self._next_net_id, transition_trace(self.ctx))
             session.states = tuple(msg.states) if msg.states else CARDINAL_STATES
         else:
-            session = PairsHead(msg, self._next_net_id, self.ctx.trace)
+            session = PairsHead(msg, self._next_net_id, transition_trace(self.ctx))
         self._next_net_id += 1
         self._open[msg.request_id] = session
         self._heads[session.net_id] = session
@@ -520,7 +520,7 @@ class BasicApps:
             if reported is not None and pair_id.index in reported:
                 drop_unknown(self.ctx.trace, type(msg).__name__, pair_id)
                 return
-            session = self._tails[pair_id] = Receiver(pair_id, self.ctx.trace)
+            session = self._tails[pair_id] = Receiver(pair_id, transition_trace(self.ctx))
         session.fire(event)
         if event is TailEvent.PAIR:
             session.pair = msg

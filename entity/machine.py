@@ -42,7 +42,7 @@ from typing import Any, ClassVar
 
 from qnetstack.entity import EntityError
 
-__all__ = ["IllegalTransition", "Machine", "Session", "drop_unknown", "render_markdown"]
+__all__ = ["IllegalTransition", "Machine", "Session", "drop_unknown", "render_markdown", "transition_trace"]
 
 TRANSITION = "transition"  # the trace event every fired transition records
 UNKNOWN_SESSION = "unknown_session"  # the trace event of a dropped message
@@ -165,6 +165,14 @@ class Session:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.key!r} {self.state.value}>"
+
+
+def transition_trace(ctx: Any) -> Callable[..., None] | None:
+    """What a session built by an entity should trace its transitions with:
+    ``ctx.trace``, or ``None`` when the context says it keeps no record of
+    transitions (``ctx.keeps_transitions`` false, as in a run without a kept
+    trace), which spares every transition a call that would be thrown away."""
+    return ctx.trace if getattr(ctx, "keeps_transitions", True) else None
 
 
 def drop_unknown(trace: Callable[..., None], kind: str, key: Hashable, **details: Any) -> None:

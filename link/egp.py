@@ -112,7 +112,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from qnetstack.entity import Context, EntityError
-from qnetstack.entity.machine import drop_unknown
+from qnetstack.entity.machine import drop_unknown, transition_trace
 from qnetstack.link.peer import PeerCreate, PeerLost, PeerMultiplex, PeerRefuse
 from qnetstack.link.request import LinkRequest, RequestEvent, RequestKey, RequestState
 from qnetstack.link.scheduler import DEFAULT_POLICY, SchedulingPolicy, resolve_policy
@@ -281,7 +281,7 @@ class SingleClickEgp:
             bright_state_population=_operating_point(link, msg.min_fidelity),
         )
         self.ctx.send_peer(msg.remote_node, peer_create)
-        self._open(LinkRequest.from_peer_create(peer_create, remote=msg.remote_node, tag=msg.tag, trace=self.ctx.trace))
+        self._open(LinkRequest.from_peer_create(peer_create, remote=msg.remote_node, tag=msg.tag, trace=transition_trace(self.ctx)))
         self.ctx.trace("link.create", create_id=create_id, remote=msg.remote_node, number=msg.number, type=msg.type.value)
 
     def handle_peer(self, sender: str, msg: Any) -> None:
@@ -296,7 +296,7 @@ class SingleClickEgp:
                 self.ctx.send_peer(sender, PeerRefuse(create_id=msg.create_id, code=code, detail=detail))
                 self.ctx.trace("link.refused", remote=sender, create_id=msg.create_id, code=code.value)
                 return
-            self._open(LinkRequest.from_peer_create(msg, remote=sender, trace=self.ctx.trace))
+            self._open(LinkRequest.from_peer_create(msg, remote=sender, trace=transition_trace(self.ctx)))
         elif isinstance(msg, PeerRefuse):
             key = (self.ctx.node, msg.create_id)
             request = self._requests.get(key)

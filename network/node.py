@@ -51,7 +51,7 @@ from typing import Any
 import networkx as nx
 
 from qnetstack.entity import Context, EntityError
-from qnetstack.entity.machine import drop_unknown
+from qnetstack.entity.machine import drop_unknown, transition_trace
 from qnetstack.link.service import (
     CAP_LINK_K,
     LinkAck,
@@ -130,7 +130,7 @@ class NetworkNode:
         # hop keys of circuits that ended here, until a new circuit takes the key: a link pair
         # under one of them is a leftover (bounded: at most 65536 labels per creator and link)
         self._ended_hops: set[HopKey] = set()
-        self._pairs = PairStore(ctx.trace)
+        self._pairs = PairStore(transition_trace(ctx))
         self.labels = LabelTable(ctx.node)
         self._requests: dict[int, _LinkRequest] = {}  # by tag
         self._requests_by_create_id: dict[int, _LinkRequest] = {}  # from the ACK on
@@ -299,7 +299,7 @@ class NetworkNode:
         me = self.ctx.node
         position = forward.path.index(me)
         cls = CircuitEnd if position in (0, len(forward.path) - 1) else CircuitAtRepeater
-        circuit = cls(forward, me, down_label, self.ctx.trace)
+        circuit = cls(forward, me, down_label, transition_trace(self.ctx))
         if not upstream_hop:
             circuit.up_hop = None
             if isinstance(circuit, CircuitEnd):

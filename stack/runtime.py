@@ -146,6 +146,11 @@ class KernelContext:
     def cancel_timer(self, timer_id: int) -> None:
         self._kernel.cancel(timer_id)
 
+    @property
+    def keeps_transitions(self) -> bool:
+        """Whether session transitions are worth tracing here (the trace keeps records)."""
+        return self._network.trace.keep_records
+
     def trace(self, event: str, **fields: Any) -> None:
         self._network.trace.record(self._kernel.now_ns, self._node, self._layer, event, fields)
 

@@ -98,3 +98,20 @@ def test_transitions_are_kept_in_the_trace_records_but_not_counted():
     kept.record(6, "alice", "link", "link.ok", {})
     assert dict(kept.counts) == {"link.ok": 1}
     assert [r["event"] for r in kept.records] == ["transition", "link.ok"]
+
+
+def test_sessions_of_a_run_without_a_kept_trace_skip_the_transition_call():
+    from qnetstack.entity.machine import transition_trace
+    from qnetstack.stack.runtime import Network
+
+    quiet = Network(1, {"n": {}}, keep_trace=False).make_context("n", "link")
+    kept = Network(1, {"n": {}}, keep_trace=True).make_context("n", "link")
+    assert transition_trace(quiet) is None
+    assert transition_trace(kept) == kept.trace
+
+    class Bare:  # a context that says nothing about it (e.g. a test harness) gets every transition
+        def trace(self, event, **fields):
+            pass
+
+    bare = Bare()
+    assert transition_trace(bare) == bare.trace
