@@ -14,7 +14,7 @@ import warnings
 # (the command line's own filter came too late for the console script).
 warnings.filterwarnings("ignore", message="matplotlib not found")
 
-from qnetstack.stack.assembler import AssemblyError  # noqa: E402, Simulation, assemble, scenario_from_graph
+from qnetstack.stack.assembler import AssemblyError, Simulation, assemble, scenario_from_graph  # noqa: E402
 from qnetstack.stack.scenario import Scenario, ScenarioError, load_scenario, parse_scenario  # noqa: E402
 
 __all__ = [
