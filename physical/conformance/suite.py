@@ -205,7 +205,7 @@ def _device_property(impl: Any, check: Callable[[DeviceRun], None], examples: in
     prop()
 
 
-_EXPECTED_KIND = {
+_EXPECTED_KIND: dict[type, type] = {
     InitQubit: QubitAllocated,
     ApplyGate: GateApplied,
     Measure: MeasureResult,
