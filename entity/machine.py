@@ -38,7 +38,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from qnetstack.entity import EntityError
 
@@ -124,10 +124,14 @@ class Machine:
         return "\n".join(rows)
 
 
-class Session:
+SessionKey = TypeVar("SessionKey", bound=Hashable)
+
+
+class Session(Generic[SessionKey]):
     """One protocol session: its key, its machine and its current state.
 
-    Subclasses set the class attribute ``machine`` and add their own fields.
+    Subclasses set the class attribute ``machine`` and add their own fields;
+    ``Session[K]`` says their keys are of type ``K``.
     ``trace`` is the owning entity's ``ctx.trace`` (or ``None`` in code that
     runs outside an entity, e.g. a unit test of the machine alone).
     """
@@ -135,7 +139,7 @@ class Session:
     machine: ClassVar[Machine]
     __slots__ = ("key", "state", "_trace")
 
-    def __init__(self, key: Hashable, trace: Callable[..., None] | None = None) -> None:
+    def __init__(self, key: SessionKey, trace: Callable[..., None] | None = None) -> None:
         self.key = key
         self.state: Any = self.machine.initial
         self._trace = trace

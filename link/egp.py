@@ -109,7 +109,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from qnetstack.entity import Context, EntityError
 from qnetstack.entity.machine import drop_unknown, transition_trace
@@ -367,7 +367,7 @@ class SingleClickEgp:
         self._advance(link)
 
     def handle_timer(self, tag: Hashable) -> None:
-        what, key = tag  # type: ignore[misc]
+        what, key = cast(tuple[str, tuple[str, int]], tag)  # this entity's own timers: (kind, request key)
         request = self._requests.get(key)
         if request is None:  # it ended before its start time came (refused, or a deadline before it)
             drop_unknown(self.ctx.trace, f"{what}_timer", key)

@@ -87,7 +87,7 @@ REQUEST_MACHINE = Machine(
 MACHINES = (REQUEST_MACHINE,)
 
 
-class LinkRequest(Session):
+class LinkRequest(Session[tuple[str, int]]):
     """One request at one end: its key, state and what it asked for and got so far."""
 
     machine = REQUEST_MACHINE

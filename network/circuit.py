@@ -114,7 +114,7 @@ CIRCUIT_AT_REPEATER = Machine(
 MACHINES = (CIRCUIT_END, CIRCUIT_AT_REPEATER)
 
 
-class Circuit(Session):
+class Circuit(Session[tuple[str, int]]):
     """What every node of a path knows of a circuit (from its ``Forward``)."""
 
     def __init__(self, forward: Forward, me: str, down_label: int | None, trace: Callable[..., None] | None) -> None:

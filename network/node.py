@@ -46,7 +46,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import networkx as nx
 
@@ -386,7 +386,7 @@ class NetworkNode:
             if self._pairs.find(pair.hop, pair.key) is pair:
                 self._try_deliver(circuit, pair)
         else:
-            self._try_swap(circuit)
+            self._try_swap(cast(CircuitAtRepeater, circuit))  # a circuit not at an end is at a repeater
 
     def _try_swap(self, circuit: CircuitAtRepeater) -> None:
         while circuit.state is CircuitState.RUNNING:
@@ -465,7 +465,7 @@ class NetworkNode:
             if not isinstance(result, MeasureResult):
                 raise EntityError(f"measuring an end-to-end pair failed: {result}")
             self._pairs.end(pair, PairEvent.MEASURE)
-            outcome = result.outcome
+            outcome: int = result.outcome
             if not circuit.is_head and outcome_flips(frame, circuit.basis):
                 outcome ^= 1
             delivery = PairDelivered(

@@ -22,7 +22,7 @@ reference).
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, Protocol
+from typing import ClassVar, Literal, Protocol, TypeVar
 
 from qnetstack.network.circuit import Circuit, CircuitAtRepeater, CircuitEnd
 from qnetstack.network.pairs import LinkPair, PairStore
@@ -79,10 +79,12 @@ class SwapAsapPolicy:
         return True
 
 
-POLICIES: dict[str, type] = {}
+POLICIES: dict[str, type[Policy]] = {}
+
+_PolicyClass = TypeVar("_PolicyClass", bound=type[Policy])
 
 
-def register_policy(cls: type) -> type:
+def register_policy(cls: _PolicyClass) -> _PolicyClass:
     """Class decorator (or call): make ``cls`` available under ``cls.name``."""
     POLICIES[cls.name] = cls
     return cls

@@ -48,10 +48,7 @@ class HardwareParams(BaseModel):
         return self.model_validate({**fields, **changes})
 
 
-_Params = HardwareParams  # the name used inside this module
-
-
-class FibreParams(_Params):
+class FibreParams(HardwareParams):
     """Standard single-mode telecom fibre at 1550 nm.
 
     Defaults: attenuation 0.2 dB/km and group index 1.468, typical of
@@ -76,7 +73,7 @@ def fibre_delay_ns(length_km: float, refractive_index: float = 1.468) -> int:
     return round(length_km * refractive_index / SPEED_OF_LIGHT_KM_PER_S * 1e9)
 
 
-class DetectorParams(_Params):
+class DetectorParams(HardwareParams):
     """Threshold (click / no-click) single-photon detector.
 
     Default efficiency 0.8 is the detector efficiency of SeQUeNCe's example
@@ -89,7 +86,7 @@ class DetectorParams(_Params):
     dark_count_probability: Probability = 0.0
 
 
-class MemoryParams(_Params):
+class MemoryParams(HardwareParams):
     """A node's quantum memory.
 
     ``t1_ns`` / ``t2_ns``: energy relaxation and total dephasing times; ``None``
@@ -111,7 +108,7 @@ class MemoryParams(_Params):
         return self
 
 
-class NodeHardware(_Params):
+class NodeHardware(HardwareParams):
     """One node's hardware: its memory and its photon emission.
 
     ``emission_efficiency``: probability that an emitted photon enters the
@@ -123,7 +120,7 @@ class NodeHardware(_Params):
     emission_efficiency: Probability = 0.75
 
 
-class SingleClickLinkParams(_Params):
+class SingleClickLinkParams(HardwareParams):
     """A heralded link run with the single-click scheme, station at the midpoint.
 
     ``bright_state_population`` is α of Humphreys et al., Nature 558, 268 (2018);
@@ -137,7 +134,7 @@ class SingleClickLinkParams(_Params):
     bright_state_population: Probability = 0.1
 
 
-class LinkSide(_Params):
+class LinkSide(HardwareParams):
     """What one end of a heralded link knows of it: the station, the physics,
     and the hardware at the other end (whose emission efficiency matters).
 

@@ -25,7 +25,7 @@ class ConformError(ValueError):
 def suite_for(layer: str) -> Suite:
     if layer not in LAYERS:
         raise ConformError(f"unknown layer {layer!r} (layers: {', '.join(LAYERS)})")
-    return importlib.import_module(f"qnetstack.{layer}.conformance").SUITE  # type: ignore[no-any-return]
+    return importlib.import_module(f"qnetstack.{layer}.conformance").SUITE
 
 
 def run_conformance(layer: str, implementation: str | Any | None = None, select: list[str] | None = None) -> ConformanceReport:

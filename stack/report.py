@@ -151,7 +151,7 @@ def summarise(scenario: Any, network: Any) -> RunResult:
         attempts = trace.link_attempts[link]
         successes = trace.link_successes[link]
         p = successes / attempts if attempts else None
-        se = math.sqrt(p * (1 - p) / attempts) if attempts else None
+        se = math.sqrt(p * (1 - p) / attempts) if p is not None else None
         links.append(LinkStats(link=link, attempts=attempts, successes=successes, success_probability=p, success_probability_stderr=se))
     teleports = [m for _, _, m in network.user_messages if isinstance(m, TeleportResult)]
     pairs = [m for _, _, m in network.user_messages if isinstance(m, PairResult)]

@@ -13,7 +13,7 @@ Errors in a scenario raise :class:`ScenarioError` naming the field
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, cast, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -237,7 +237,8 @@ def _node_and_request(entry: Any) -> tuple[Any, Any]:
 def _given_request_id(request: Any) -> Any:
     """The request id a request states, or None when it leaves it out."""
     if isinstance(request, BaseModel):
-        return request.request_id if "request_id" in request.model_fields_set else None
+        # a name in model_fields_set is a field of the model, so whatever model it is has the attribute
+        return cast(Any, request).request_id if "request_id" in request.model_fields_set else None
     return request.get("request_id")
 
 

@@ -267,7 +267,7 @@ def foreign_input_refused(impl: Any) -> None:
 
 @SUITE.clause("APP-TIME-1")
 def times_are_now(impl: Any) -> None:
-    fields = {TeleportResult: "received_time_ns", PairResult: "reported_time_ns", AppDone: "time_ns"}
+    fields: dict[type, str] = {TeleportResult: "received_time_ns", PairResult: "reported_time_ns", AppDone: "time_ns"}
 
     def check(run: AppRun) -> None:
         for up in run.up:

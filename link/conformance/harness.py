@@ -350,7 +350,7 @@ class FakePhysical(FakeDevices):
         back = self.conditions.delay_ns - self.conditions.delay_ns // 2
         for node in NODES:
             self.reserved[node] -= 1  # the reserved qubit becomes the pair's
-        handles = {}
+        handles: dict[str, int] = {}
         for node in NODES:
             handle = self.allocate(node, "link")
             if handle is None:  # the link layer took the memory while the run was on: the attempt fails

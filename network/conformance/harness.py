@@ -309,7 +309,7 @@ class NetRun:
                         acc = Accepted(index, scripted.node, scripted.request.remote_node, scripted.request, tuple(u.msg.path), u.time_ns)
                         out.setdefault(acc.key, acc)
             self._cache["accepted"] = out
-        return self._cache["accepted"]  # type: ignore[no-any-return]
+        return self._cache["accepted"]
 
     def deliveries(self, key: tuple[str, int], node: str | None = None) -> list[SentUp]:
         return [
@@ -378,7 +378,7 @@ class NetRun:
                     claimed.add(best.uid)
                 attribution[u.seq] = None if best is None else best.uid
             self._cache["m_attribution"] = attribution
-        return self._cache["m_attribution"].get(delivery.seq)  # type: ignore[no-any-return]
+        return self._cache["m_attribution"].get(delivery.seq)
 
     def held_by_network(self) -> dict[str, list[int]]:
         """Node -> handles of the qubits the network layer holds at the end."""
@@ -585,13 +585,17 @@ class FakeBelow(FakeDevices):
                 self.kernel.schedule(h, self._make_pair, request)
             return
         sequence = next(self._pair_sequence)
-        qubits = {n: self._allocate(n, sequence, "link") for n in ends}
+        qubits: dict[str, Qubit] = {}
+        for n in ends:
+            qubit = self._allocate(n, sequence, "link")
+            assert qubit is not None  # both ends were checked to have free memory above
+            qubits[n] = qubit
         bell = next(self._bell_states, None) or BellState.from_bits(*map(int, self.rng.integers(2, size=2)))
         fidelity = max(next(self._fidelities), request.msg.min_fidelity)  # the link keeps only good-enough pairs
         now = self.kernel.now_ns
         self.pairs[sequence] = LinkPair(
             sequence, request.origin, request.remote, {n: q.uid for n, q in qubits.items()}, bell, fidelity, now
-        )  # type: ignore[union-attr]
+        )
         ent_id = EntanglementId(creator=request.origin, peer=request.remote, sequence=sequence)
         for node, other in ((request.origin, request.remote), (request.remote, request.origin)):
             q = qubits[node]

@@ -753,7 +753,8 @@ def _replay(harness: NetHarness, received: list[tuple[int, str, Any]]) -> None:
         elif isinstance(msg, LinkOkKeep):
             qubit = below._allocate(node, None, "link")
             if qubit is None:
-                raise ClauseFailure(f"no free memory at {node} for a late link pair: the network layer still held {below.held[node]}")
+                held = sorted(q.handle for q in below.qubits.values() if q.node == node and q.owner == "network")
+                raise ClauseFailure(f"no free memory at {node} for a late link pair: the network layer still held {held}")
             ent = msg.ent_id
             late = msg.model_copy(
                 update={

@@ -13,7 +13,7 @@ backends' own node classes.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 import numpy as np
@@ -99,7 +99,7 @@ class MemoryDevice:
         self._registry = registry
         self._slots: list[int | None] = [None] * hardware.memory.num_qubits
         self._noise = (hardware.memory.t1_ns, hardware.memory.t2_ns)
-        self._ops = {
+        self._ops: dict[type, Callable[[Any], Any]] = {
             InitQubit: self._init,
             ApplyGate: self._gate,
             Measure: self._measure,
@@ -174,9 +174,10 @@ class MemoryDevice:
         if op.handle_a == op.handle_b:
             return DeviceError(code=DeviceErrorCode.UNSUPPORTED, detail="a Bell measurement needs two different qubits")
         qa, qb = self._held(op.handle_a), self._held(op.handle_b)
-        for q in (qa, qb):
-            if isinstance(q, DeviceError):
-                return q
+        if isinstance(qa, DeviceError):
+            return qa
+        if isinstance(qb, DeviceError):
+            return qb
         now, rng = self._ctx.now_ns, self._ctx.rng
         self._world.apply_unitary([qa, qb], _BELL_ROTATION, now)
         m_a = self._world.measure(qa, Basis.Z, rng, now)

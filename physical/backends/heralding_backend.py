@@ -60,7 +60,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 from qutip import Qobj
@@ -326,7 +326,7 @@ class ModelStation(MidpointStationBase):
             raise EntityError(f"station {self._ctx.node}: attempt {attempt_id} reported while its run is on")
 
     def handle_timer(self, tag: Hashable) -> None:
-        what, attempt_id = tag  # type: ignore[misc]
+        what, attempt_id = cast(tuple[str, int], tag)  # the station's own timers
         if what == "herald":
             decided = self._decided.pop(attempt_id, None)
             if decided is not None:

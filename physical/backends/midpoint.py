@@ -27,7 +27,7 @@ the scheme's analytic model — so this module holds the rest:
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, cast
 
 from qnetstack.entity import Context, EntityError
 from qnetstack.physical.backends.device import MemoryDevice
@@ -167,6 +167,16 @@ class LinkEndNode(MemoryDevice):
         self._ctx.send_up(HeraldResult(neighbour=neighbour, attempt_id=attempt_id, success=False, no_memory=no_memory, attempts=attempts))
 
 
+class StationReport(Protocol):
+    """What the station reads of every report, whatever else a scheme's report carries."""
+
+    @property
+    def node(self) -> str: ...
+
+    @property
+    def attempt_id(self) -> int: ...
+
+
 class MidpointStationBase:
     """The heralding station of one link: collects both ends' reports of an attempt.
 
@@ -177,7 +187,7 @@ class MidpointStationBase:
     ``_setup()`` is theirs to prepare what they need of the link's parameters.
     """
 
-    REPORT: ClassVar[type]
+    REPORT: ClassVar[type[StationReport]]
 
     def __init__(
         self,
@@ -229,7 +239,7 @@ class MidpointStationBase:
         reports[sender] = msg
 
     def handle_timer(self, tag: Hashable) -> None:
-        what, attempt_id = tag  # type: ignore[misc]
+        what, attempt_id = cast(tuple[str, int], tag)  # the station's own timers, set in handle_peer
         if what != RESOLVE:
             raise EntityError(f"station {self._ctx.node}: no such timer {tag!r}")
         reports = self._reports.pop(attempt_id, None)

@@ -70,7 +70,7 @@ registry maps node names to their :class:`PhysicalNode`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -170,12 +170,13 @@ def _expected_fidelity(
     )
 
 
-def _require_single_click(params: Any, where: str) -> None:
+def _require_single_click(params: Any, where: str) -> SingleClickLinkParams:
     if not isinstance(params, SingleClickLinkParams):
         raise ValueError(
             f"{where}: the QuTiP backend runs the single-click scheme only (SingleClickLinkParams), "
             f"got {type(params).__name__}; use the 'model-heralding' backend for other schemes"
         )
+    return params
 
 
 # ------------------------------------------------------------------ node
@@ -198,17 +199,16 @@ class PhysicalNode(LinkEndNode):
     _in_flight: dict[tuple[str, int], _Pending]
 
     def _setup(self) -> None:
-        for nb, side in self.links.items():
-            _require_single_click(side.params, f"link {self.name}-{nb}")
+        single_click = {nb: _require_single_click(side.params, f"link {self.name}-{nb}") for nb, side in self.links.items()}
         self._station_of = {nb: side.station for nb, side in self.links.items()}
-        self._arrival = {nb: arrival_efficiency(side.params, self.hardware) for nb, side in self.links.items()}
+        self._arrival = {nb: arrival_efficiency(single_click[nb], self.hardware) for nb in self.links}
         self._capabilities: PhysicalCapabilities | None = None
 
     def capabilities(self) -> PhysicalCapabilities:
         if self._capabilities is None:
             links = {}
             for nb, side in self.links.items():
-                p = side.params
+                p = cast(SingleClickLinkParams, side.params)  # checked in _setup
                 half_ns = half_delay_ns(p)
                 alpha = p.bright_state_population
                 eff = p.detector.efficiency
@@ -230,7 +230,7 @@ class PhysicalNode(LinkEndNode):
     def _attempt(self, msg: HeraldAttempt, side: LinkSide) -> None:
         alpha = msg.bright_state_population
         if alpha is None:
-            alpha = side.params.bright_state_population
+            alpha = cast(SingleClickLinkParams, side.params).bright_state_population  # checked in _setup
         self._emit(msg.neighbour, msg.attempt_id, alpha, msg.max_attempts, 1)
 
     def _emit(self, neighbour: str, attempt_id: int, alpha: float, max_attempts: int, attempts: int) -> None:
@@ -262,6 +262,7 @@ class PhysicalNode(LinkEndNode):
         if pending.slot is None:
             self._send_failure(nb, msg.attempt_id, done, no_memory=True)
             return
+        assert pending.qubit is not None  # _emit takes a slot only with a qubit in it
         # the slot may have been freed (and even reused) while the herald was on its way
         still_held = self._slots[pending.slot] == pending.qubit
         if msg.success and still_held:
@@ -307,7 +308,7 @@ class MidpointStation(MidpointStationBase):
                 if r is not None and r.photon is not None:
                     self._world.discard(r.photon, now)
         success = bell is not None
-        if success:
+        if bell is not None:
             self.herald_sequence += 1
             sequence = self.herald_sequence
             fidelity = self._fidelity(ra, rb, bell, now)

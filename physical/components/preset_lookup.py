@@ -8,7 +8,7 @@ lookup function each module exports.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import ConfigDict, TypeAdapter
 
@@ -25,7 +25,9 @@ def preset_lookup(table: Mapping[str, Preset], title: str, *, fold_case: bool = 
     ``Literal`` of the table's keys, so the two cannot drift apart.
     ``fold_case``: names are matched in lower case (the table's keys must be).
     """
-    names = TypeAdapter(Literal[tuple(table)], config=ConfigDict(title=title))  # type: ignore[valid-type]
+    # A Literal built at run time: a type checker cannot read it as a type, so it is typed as the value it is.
+    known_names: Any = Literal[tuple(table)]
+    names: TypeAdapter[str] = TypeAdapter(known_names, config=ConfigDict(title=title))
 
     def lookup(name: str) -> Preset:
         key = name.lower() if fold_case and isinstance(name, str) else name

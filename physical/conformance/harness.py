@@ -650,6 +650,7 @@ def _step(
             return init(0.0, 0.0)
         if ha == hb:
             hb = _pick(held, step[3] + 1)
+        assert hb is not None  # held has two qubits or more, so _pick finds one
         joint = np.kron(held[ha], held[hb])
         expect["possible"] = {b for b in BellState if overlap(bell_vector(b), joint) > 1e-9}
         c = call(BellMeasure(handle_a=ha, handle_b=hb))

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from qnetstack.entity import Entity, EntityError
 from qnetstack.entity.conformance import ClauseFailure, ImplementationError, Suite, explore
@@ -205,7 +205,7 @@ def _device_property(impl: Any, check: Callable[[DeviceRun], None], examples: in
     prop()
 
 
-_EXPECTED_KIND = {
+_EXPECTED_KIND: dict[type, type[BaseModel]] = {
     InitQubit: QubitAllocated,
     ApplyGate: GateApplied,
     Measure: MeasureResult,
@@ -441,8 +441,11 @@ def bell_measure_swaps_entanglement(impl: Any) -> None:
         result = harness.execute(measurer, BellMeasure(handle_a=r1[i].handle, handle_b=r2[i].handle))
         if not isinstance(result, BellMeasureResult):
             raise ClauseFailure(f"BellMeasure of two heralded qubits at {measurer} was answered {result!r}")
+        b1, b2 = r1[0].bell_state, r2[0].bell_state
+        if b1 is None or b2 is None:
+            raise ClauseFailure(f"a heralded pair without its Bell state: {r1[0]!r}, {r2[0]!r}")
         x = z = 0
-        for b in (r1[0].bell_state, r2[0].bell_state, result.bell_state):
+        for b in (b1, b2, result.bell_state):
             x, z = x ^ b.pauli_bits[0], z ^ b.pauli_bits[1]
         expected = BellState.from_bits(x, z)
         j = NODES.index(far)
@@ -451,7 +454,7 @@ def bell_measure_swaps_entanglement(impl: Any) -> None:
         best = max(fidelities, key=lambda b: fidelities[b] or 0.0)
         if best is not expected or (fidelities[expected] or 0.0) <= 0.5:
             raise ClauseFailure(
-                f"pairs in {r1[0].bell_state.value} and {r2[0].bell_state.value}, BellMeasure at {measurer} gave "
+                f"pairs in {b1.value} and {b2.value}, BellMeasure at {measurer} gave "
                 f"{result.bell_state.value}, so {far}'s two qubits should be in {expected.value}; their oracle "
                 f"fidelities are { ({b.value: f for b, f in fidelities.items()}) }"
             )
@@ -551,7 +554,7 @@ def oracle_does_not_change_the_course(impl: Any) -> None:
     def outcomes(with_reads: bool) -> list[int]:
         harness = PhysicalHarness(impl, replace(LOSSLESS, num_qubits=(1, 1)), seed=11)
         harness.start()
-        got = []
+        got: list[int] = []
         for _ in range(40):
             allocated = harness.execute("alice", InitQubit(theta_rad=math.pi / 2))
             if not isinstance(allocated, QubitAllocated):
@@ -830,10 +833,11 @@ def no_memory_flag(impl: Any) -> None:
         for a, b in _matched(run):
             if a.free == 0 or b.free == 0:
                 for attempt in (a, b):
-                    u = _answer(run, answers, attempt)
-                    if u is not None and u.msg.success:
+                    answer = _answer(run, answers, attempt)
+                    if answer is not None and answer.msg.success:
                         raise ClauseFailure(
-                            f"attempt {a.msg.attempt_id} succeeded although an end had no free memory" + _at(u.time_ns, u.node, u.msg)
+                            f"attempt {a.msg.attempt_id} succeeded although an end had no free memory"
+                            + _at(answer.time_ns, answer.node, answer.msg)
                         )
 
     _slot_property(impl, check)
@@ -1048,14 +1052,13 @@ def backend_shape(impl: Any) -> None:
         raise ClauseFailure(f"InitQubit on an empty node was answered {one!r}")
     first.fill("alice")
     ref = [QubitRef(node="alice", handle=one.handle)]
-    seen = {
-        "the first network's bob": _fidelity(first.execute("bob", OracleFidelity(qubits=ref, theta_rad=math.pi))),
-        "the second network's bob": _code(second.execute("bob", OracleFidelity(qubits=ref, theta_rad=math.pi))),
-    }
+    first_read = _fidelity(first.execute("bob", OracleFidelity(qubits=ref, theta_rad=math.pi)))
+    second_read = _code(second.execute("bob", OracleFidelity(qubits=ref, theta_rad=math.pi)))
+    seen = {"the first network's bob": first_read, "the second network's bob": second_read}
     probe = second.probe("alice")
-    if seen["the first network's bob"] is None or abs(seen["the first network's bob"] - 1.0) > EXACT:
+    if first_read is None or abs(first_read - 1.0) > EXACT:
         raise ClauseFailure(f"two backend objects share state: the first network's bob reads alice's |1> as {seen}")
-    if seen["the second network's bob"] is not DeviceErrorCode.UNKNOWN_HANDLE:
+    if second_read is not DeviceErrorCode.UNKNOWN_HANDLE:
         raise ClauseFailure(f"two backend objects share state: the second network's bob sees the first network's alice's qubit ({seen})")
     if probe.got != probe.expected_free:
         raise ClauseFailure(

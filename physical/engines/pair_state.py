@@ -186,7 +186,10 @@ class PairState:
     def to_density_matrix(self) -> np.ndarray:
         """Oracle: the 4x4 density matrix (a fresh array; qubit order A, B)."""
         self._check_live()
-        return self._bd.to_density_matrix() if self._bd is not None else self._rho.copy()
+        if self._bd is not None:
+            return self._bd.to_density_matrix()
+        assert self._rho is not None  # a live pair holds exactly one of the two forms
+        return self._rho.copy()
 
     def to_qobj(self) -> Qobj:
         """Oracle: the density matrix as a QuTiP ``Qobj`` with dims [[2, 2], [2, 2]]."""
@@ -341,6 +344,7 @@ class PairState:
             }
             probs = np.array([max(0.0, float(np.real(np.trace(post[b])))) for b in _BELLS])
         if outcome is None:
+            assert rng is not None  # exactly one of the two was given (checked above)
             outcome = _BELLS[_sample(probs, rng)]
         outcome = BellState(outcome)
         p = float(probs[_BELLS.index(outcome)])

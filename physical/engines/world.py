@@ -213,7 +213,7 @@ def _make_projectors() -> dict[Basis, list[Qobj]]:
     s = 1 / math.sqrt(2)
     # (Z ± X)/√2: +1 eigenstate cos(π/8)|0> ± sin(π/8)|1> (Bloch θ = π/4, φ = 0 or π)
     c8, s8 = math.cos(math.pi / 8), math.sin(math.pi / 8)
-    kets = {
+    kets: dict[Basis, tuple[list[complex], list[complex]]] = {
         Basis.Z: ([1, 0], [0, 1]),
         Basis.X: ([s, s], [s, -s]),
         Basis.Y: ([s, 1j * s], [s, -1j * s]),
@@ -605,22 +605,22 @@ class QuantumWorld:
             self._retired.popitem(last=False)
 
     def _unknown(self, qid: object) -> UnknownQubitError:
-        is_id = isinstance(qid, (int, np.integer)) and not isinstance(qid, bool)
-        record = self._retired.get(qid) if is_id else None
         rule = "a measured, discarded or moved qubit cannot be used again (the world never copies a state)"
-        if record is not None:
-            event, when = record
-            at = "" if when is None else f" at t={when} ns"
-            message = f"qubit {qid} does not exist any more: it was {event}{at}; {rule}"
-            return RetiredQubitError(message, int(qid), event, when)
-        if is_id and 0 <= qid < self._next_id:  # ids are handed out in order and never reused
-            return RetiredQubitError(
-                f"qubit {qid} does not exist any more: it was measured, discarded or moved earlier "
-                f"(details are kept for the last {self.RETIRED_DETAIL_LIMIT} only); {rule}",
-                int(qid),
-                "retired",
-                None,
-            )
+        if isinstance(qid, (int, np.integer)) and not isinstance(qid, bool):
+            record = self._retired.get(int(qid))
+            if record is not None:
+                event, when = record
+                at = "" if when is None else f" at t={when} ns"
+                message = f"qubit {qid} does not exist any more: it was {event}{at}; {rule}"
+                return RetiredQubitError(message, int(qid), event, when)
+            if 0 <= qid < self._next_id:  # ids are handed out in order and never reused
+                return RetiredQubitError(
+                    f"qubit {qid} does not exist any more: it was measured, discarded or moved earlier "
+                    f"(details are kept for the last {self.RETIRED_DETAIL_LIMIT} only); {rule}",
+                    int(qid),
+                    "retired",
+                    None,
+                )
         return UnknownQubitError(f"qubit {qid!r} does not exist (never created in this world)")
 
     def _dims_of(self, qids: Sequence[int]) -> list[int]:
@@ -688,7 +688,7 @@ class QuantumWorld:
         arrays = [_as_array(e, dims, "POVM element") for e in elements]
         if not arrays:
             raise WorldError("a POVM needs at least one element")
-        if not _close(sum(arrays), np.eye(arrays[0].shape[0]), atol=_ATOL):
+        if not _close(sum(arrays[1:], arrays[0]), np.eye(arrays[0].shape[0]), atol=_ATOL):
             raise WorldError("POVM elements do not sum to the identity")
         for m in arrays:
             if not _close(m, m.conj().T, atol=_ATOL) or np.linalg.eigvalsh(m).min() < -_ATOL:
@@ -747,9 +747,9 @@ class QuantumWorld:
             size = whole.mat.shape[0]
             return _hermitian(np.ascontiguousarray(tensor).reshape(size, size))
         wanted = set(qids)
-        mat = None
+        mat: np.ndarray | None = None
         dims: list[int] = []
-        order: list[int] = []
+        order = []
         done: list[_Group] = []
         for q in qids:
             group = self._qubits[q].group
@@ -761,6 +761,7 @@ class QuantumWorld:
             mat = part if mat is None else _kron(mat, part)
             dims.extend(group.dims[i] for i in mine)
             order.extend(group.qids[i] for i in mine)
+        assert mat is not None  # qids is not empty, so the loop took at least one group
         if order != list(qids):
             mat = _ptrace(mat, dims, [order.index(q) for q in qids])
         return _hermitian(mat)
