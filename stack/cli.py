@@ -84,8 +84,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "diagrams":
         from qnetstack.stack.diagrams import render
 
-        with open(args.out, "w", encoding="utf-8") as out:
-            out.write(render())
+        page = render()
+        try:
+            with open(args.out, "w", encoding="utf-8") as out:
+                out.write(page)
+        except OSError as exc:
+            print(f"qnetstack: error: --out {args.out}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
         print(f"wrote {args.out}")
         return 0
     return 2  # argparse already rejects unknown commands

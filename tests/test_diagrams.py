@@ -27,3 +27,9 @@ def test_cli_writes_the_page(tmp_path):
     out = tmp_path / "machines.md"
     assert main(["diagrams", "--out", str(out)]) == 0
     assert out.read_text(encoding="utf-8") == render()
+
+
+def test_cli_says_in_one_line_when_it_cannot_write(tmp_path, capsys):
+    assert main(["diagrams", "--out", str(tmp_path / "no-such-folder" / "machines.md")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("qnetstack: error: --out ") and "No such file or directory" in err[0]
