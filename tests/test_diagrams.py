@@ -14,10 +14,18 @@ def test_committed_state_diagrams_match_the_code():
     assert DOC.read_text(encoding="utf-8") == render(), "stale: run qnetstack diagrams"
 
 
-def test_every_machine_is_drawn_with_every_transition():
+def test_every_layers_sessions_are_found_and_drawn_with_every_transition():
+    from qnetstack.application.apps import MACHINES as APP_MACHINES
+    from qnetstack.link.request import MACHINES as LINK_MACHINES
+    from qnetstack.network.circuit import MACHINES as CIRCUIT_MACHINES
+    from qnetstack.network.pairs import MACHINES as PAIR_MACHINES
+
+    found = {layer: collect(layer) for layer in LAYERS}
+    for layer, known in (("link", LINK_MACHINES), ("network", CIRCUIT_MACHINES + PAIR_MACHINES), ("application", APP_MACHINES)):
+        assert known and all(any(m is k for m in found[layer]) for k in known), layer
     page = render()
     for layer in LAYERS:
-        for machine in collect(layer):
+        for machine in found[layer]:
             assert f"### `{machine.name}`" in page
             for (state, event), target in machine.transitions.items():
                 assert f"    {state.value} --> {target.value}: {event.value}" in page

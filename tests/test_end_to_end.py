@@ -70,7 +70,7 @@ def test_link_example_matches_the_single_click_model():
 
 
 def test_swap_asap_asks_one_hop_links_once_and_repeater_links_per_pair():
-    """swap-asap's CREATE pattern (network/swap_asap.py, step 1): a one-hop
+    """swap-asap's CREATE pattern (`qnetstack.network.policy`, `SwapAsapPolicy.to_ask`): a one-hop
     circuit asks its link for all pairs in one CREATE; over a repeater each link
     is asked once per pair (the next after the previous pair is swapped or
     delivered), so neither link fills the memories while the other lags."""
@@ -171,7 +171,9 @@ def test_a_failed_circuit_leaves_every_memory_empty():
     (error,) = [m for _, _, m in sim.network.user_messages]  # the request ended, with an error
     assert isinstance(error, AppError) and error.detail.startswith("UNSUPP")  # impossible, not a passing failure
     for node in ("alice", "r", "bob"):
-        assert sim.network.entities[node]["physical"].held_handles() == [], node
+        assert sim.network.entities[node]["physical"].held_handles() == []
+        apps = sim.network.entities[node]["application"]
+        assert apps._open == {} and apps._heads == {} and apps._tails == {}, node
 
 
 # ------------------------------------------------------ circuits that must stay apart
@@ -203,7 +205,9 @@ def _assert_both_served(sim, done):
     results = [m for _, _, m in sim.network.user_messages if isinstance(m, PairResult)]
     assert sorted(r.pair_id.head for r in results) == ["n1402"] * 3 + ["n2000"] * 3
     for node in ("n1402", "n2000", "hub"):
-        assert sim.network.entities[node]["physical"].held_handles() == [], node
+        assert sim.network.entities[node]["physical"].held_handles() == []
+        apps = sim.network.entities[node]["application"]
+        assert apps._open == {} and apps._heads == {} and apps._tails == {}, node
 
 
 def test_two_heads_whose_crc_purposes_collide_both_get_their_pairs_directly():
@@ -249,3 +253,5 @@ def test_a_thousand_and_one_requests_on_one_link_all_end_and_leave_nothing_behin
         assert net._circuits == {} and net._requests == {} and net._requests_by_create_id == {}
         assert net.labels.in_use("b" if node == "a" else "a") == 0 and len(net._pairs) == 0
         assert sim.network.entities[node]["physical"].held_handles() == []
+        apps = sim.network.entities[node]["application"]
+        assert apps._open == {} and apps._heads == {} and apps._tails == {}

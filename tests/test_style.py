@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # The folders that install as qnetstack.<name> (setuptools package-dir in pyproject.toml).
-PACKAGES = ["entity", "physical", "link", "network", "application", "stack", "specs"]
+# The folders that install as qnetstack.<name>, as pyproject.toml maps them (a new one is checked without edits here).
+PACKAGES = list(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["package-dir"].values())
 
 
 def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:

@@ -176,6 +176,12 @@ class StationReport(Protocol):
     @property
     def attempt_id(self) -> int: ...
 
+    @property
+    def max_attempts(self) -> int: ...
+
+    @property
+    def has_memory(self) -> bool: ...
+
 
 class MidpointStationBase:
     """The heralding station of one link: collects both ends' reports of an attempt.
