@@ -14,8 +14,11 @@ code that uses it (the style of h11's ``_state.py``).
   end) and its current state. ``session.fire(event)`` looks the pair up: a
   pair that is not in the table is a bug or a peer breaking the protocol, and
   raises :class:`IllegalTransition` naming the machine, the session, the state
-  and the event. Every transition is traced (event ``"transition"`` with the fields ``machine``, ``session``, ``from_state``, ``trigger`` and ``to_state``), so a run's
-  trace shows each session's life step by step.
+  and the event. Every transition is traced (event ``"transition"`` with the
+  fields ``machine``, ``session``, ``from_state``, ``trigger`` and
+  ``to_state``) when the context keeps a trace (:func:`transition_trace`; a run
+  that keeps none skips the call), so a kept trace shows each session's life
+  step by step.
 * :meth:`Machine.mermaid` and :meth:`Machine.markdown_table` render a table for
   the docs, so the diagrams there are drawn from the code, not kept by hand.
 
@@ -80,7 +83,14 @@ class Machine:
         if trapped:
             names = ", ".join(sorted(s.value for s in trapped))
             raise ValueError(f"machine {self.name}: final states {names} have transitions out of them")
-        reachable = {self.initial} | set(self.transitions.values())
+        reachable = {self.initial}
+        frontier = [self.initial]
+        while frontier:  # every state some sequence of events leads to from the initial one
+            here = frontier.pop()
+            for (state, _), target in self.transitions.items():
+                if state is here and target not in reachable:
+                    reachable.add(target)
+                    frontier.append(target)
         dead = (leaving | set(self.final)) - reachable
         if dead:
             names = ", ".join(sorted(s.value for s in dead))
@@ -92,9 +102,6 @@ class Machine:
             return self.transitions[(state, event)]
         except KeyError:
             raise IllegalTransition(self.name, session, state, event) from None
-
-    def allows(self, state: enum.Enum, event: enum.Enum) -> bool:
-        return (state, event) in self.transitions
 
     @property
     def states(self) -> list[enum.Enum]:

@@ -470,7 +470,7 @@ class SingleClickEgp:
             request = choose(link.requests, self.ctx.now_ns)
             if request is None:
                 return
-            if request.in_flight >= request.number - request.made:
+            if request.unattempted <= 0:
                 raise EntityError(
                     f"scheduling policy {self.scheduler!r} chose {request!r}, which has an attempt in flight for every pair it still needs"
                 )

@@ -166,9 +166,16 @@ _POLICIES: dict[str, Callable[[], SchedulingPolicy]] = {}
 def register_policy(name: str, factory: Callable[[], SchedulingPolicy]) -> None:
     """Make ``factory`` (a policy class, or any callable returning a policy)
     available as ``scheduler=name``. A name is registered once."""
-    if name in _POLICIES and _POLICIES[name] is not factory:
+    known = _POLICIES.get(name)
+    if known is not None and known is not factory and _origin(known) != _origin(factory):
         raise ValueError(f"a scheduling policy named {name!r} is already registered")
     _POLICIES[name] = factory
+
+
+def _origin(factory: Callable[[], SchedulingPolicy]) -> tuple[str, str]:
+    # A module imported twice (under two names, or reloaded in a notebook) registers a new
+    # object of the same definition: that is the same policy, not a clash.
+    return (getattr(factory, "__module__", "").rsplit(".", 1)[-1], getattr(factory, "__qualname__", repr(factory)))
 
 
 def policy_names() -> list[str]:

@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-A circuit is named network-wide by ``(head, request_id)``: the head keeps its
-request ids unique among its open requests (NET-REQ-3). Link pairs are named
+A circuit is named network-wide by ``(head, circuit)``: a serial number the
+head never reuses (request ids may be reused once a request has ended). Link pairs are named
 per hop by a *label* (the link service's ``purpose_id``), after the per-hop
 labels of MPLS and QNP (Kozlowski, Dahlberg & Wehner, CoNEXT 2020):
 

@@ -24,14 +24,11 @@ import argparse
 import json
 import os
 import sys
-import warnings
 from collections.abc import Sequence
 
-# QuTiP warns at import when matplotlib is missing; the CLI plots nothing.
-warnings.filterwarnings("ignore", message="matplotlib not found")
-
-from qnetstack.stack.assembler import assemble  # noqa: E402  (after the warnings filter, which must come first)
-from qnetstack.stack.scenario import ScenarioError, load_scenario  # noqa: E402
+# (QuTiP's matplotlib warning is filtered by qnetstack.stack, imported before this module.)
+from qnetstack.stack.assembler import assemble
+from qnetstack.stack.scenario import ScenarioError, load_scenario
 
 __all__ = ["main"]
 

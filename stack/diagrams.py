@@ -15,10 +15,10 @@ import importlib
 import pkgutil
 
 from qnetstack.entity.machine import Machine, render_markdown
+from qnetstack.stack.registry import LAYERS
 
 __all__ = ["LAYERS", "collect", "render"]
 
-LAYERS = ("physical", "link", "network", "application")
 
 _HEADER = """# State machines
 
@@ -41,12 +41,8 @@ nothing and are traced as `unknown_session` (the specs' `*-SESS-1` clauses).
 
 def collect(layer: str) -> list[Machine]:
     """Every ``Machine`` listed in a ``MACHINES`` tuple of the layer's modules, in module order."""
-    package = importlib.import_module(f"qnetstack.{layer}")
     found: list[Machine] = []
-    names = sorted(info.name for info in pkgutil.walk_packages(package.__path__, prefix=f"{package.__name__}."))
-    for name in names:
-        if ".conformance" in name:  # the kits drive implementations; they define no sessions of their own
-            continue
+    for name in _module_names(f"qnetstack.{layer}"):
         module = importlib.import_module(name)
         for machine in getattr(module, "MACHINES", ()):
             if not isinstance(machine, Machine):
@@ -54,6 +50,21 @@ def collect(layer: str) -> list[Machine]:
             if all(machine is not seen for seen in found):
                 found.append(machine)
     return found
+
+
+def _module_names(package_name: str) -> list[str]:
+    """The package's modules, depth first in name order, leaving out the
+    ``conformance`` kits (they drive implementations and define no sessions;
+    not descending into them also spares importing their suites)."""
+    package = importlib.import_module(package_name)
+    names = []
+    for info in sorted(pkgutil.iter_modules(package.__path__, prefix=f"{package_name}."), key=lambda i: i.name):
+        if info.name.rsplit(".", 1)[-1] == "conformance":
+            continue
+        names.append(info.name)
+        if info.ispkg:
+            names += _module_names(info.name)
+    return names
 
 
 def render() -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, cast, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from qnetstack.application.service import AppRequest
 from qnetstack.physical.params import DetectorParams, FibreParams, HardwareParams, NodeHardware, SingleClickLinkParams
@@ -171,8 +171,8 @@ class Scenario(_Spec):
             given = _given_request_id(request)
             if given is None:
                 missing.append((i, node, request))
-            elif isinstance(given, int):
-                taken.setdefault(node, set()).add(given)
+            elif (number := _lax_request_id(given)) is not None:
+                taken.setdefault(node, set()).add(number)
         for i, node, request in missing:
             used = taken.setdefault(node, set())
             request_id = next(n for n in range(len(used) + 1) if n not in used)
@@ -232,6 +232,19 @@ def _node_and_request(entry: Any) -> tuple[Any, Any]:
     if isinstance(entry, dict) and isinstance(entry.get("request"), (dict, BaseModel)):
         return entry.get("node"), entry["request"]
     return None, None
+
+
+_REQUEST_ID = TypeAdapter(int)
+
+
+def _lax_request_id(value: Any) -> int | None:
+    """The id pydantic will make of a given ``request_id`` (``0``, ``"0"`` and ``0.0``
+    all name request 0), so numbering never hands out an id the file already uses;
+    None for a value validation will refuse anyway."""
+    try:
+        return _REQUEST_ID.validate_python(value)
+    except ValidationError:
+        return None
 
 
 def _given_request_id(request: Any) -> Any:

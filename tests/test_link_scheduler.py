@@ -66,6 +66,24 @@ def test_a_name_cannot_be_taken_by_a_second_policy():
     assert isinstance(get_policy(DEFAULT_POLICY), PriorityRoundRobin)
 
 
+def test_a_policy_module_loaded_twice_registers_without_a_clash():
+    """examples/minimal_link.py registers its policy on import; imported as
+    ``minimal_link`` (by the CLI, from the examples folder) and as
+    ``examples.minimal_link`` (by the tests) it is two class objects of one definition."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "minimal_link.py"
+    classes = []
+    for name in ("minimal_link", "examples.minimal_link"):
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # the second registers a new class object under the same name
+        classes.append(module.EarliestDeadlineFirst)
+    assert classes[0] is not classes[1]
+    assert type(get_policy("earliest-deadline-first")).__qualname__ == "EarliestDeadlineFirst"
+
+
 # ------------------------------------------------------------ EDF, alone
 
 

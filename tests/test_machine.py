@@ -70,6 +70,9 @@ def test_tables_with_a_way_out_of_a_final_state_or_unreachable_states_are_refuse
         Machine("bad", S.IDLE, {(S.IDLE, E.GO): S.DONE, (S.DONE, E.GO): S.IDLE}, frozenset({S.DONE}))
     with pytest.raises(ValueError, match="states busy cannot be reached"):
         Machine("bad", S.IDLE, {(S.IDLE, E.GO): S.DONE, (S.BUSY, E.FINISH): S.DONE}, frozenset({S.DONE}))
+    # a loop of states that nothing leads into is unreachable too, though each is some transition's target
+    with pytest.raises(ValueError, match="states busy, idle cannot be reached from done"):
+        Machine("bad", S.DONE, {(S.IDLE, E.GO): S.BUSY, (S.BUSY, E.GO): S.IDLE})
 
 
 def test_rendered_diagram_and_table_list_every_transition():

@@ -141,3 +141,22 @@ def test_cli_reports_unreadable_and_non_yaml_files(tmp_path, capsys):
     assert main(["run", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "not valid YAML" in err and len(err.strip().splitlines()) == 1
+
+
+def test_numbering_skips_an_id_given_as_a_string_or_float():
+    """A file's ``request_id: "0"`` (or 0.0) is request 0 after validation, so the
+    request that leaves its id out must not be numbered 0 too."""
+    from qnetstack.stack.scenario import parse_scenario
+
+    for given in ("0", 0.0):
+        scenario = parse_scenario(
+            {
+                "nodes": [{"name": "alice"}, {"name": "bob"}],
+                "links": [{"a": "alice", "b": "bob", "length_km": 1}],
+                "applications": [
+                    {"node": "alice", "request": {"kind": "pairs", "remote_node": "bob"}},
+                    {"node": "alice", "request": {"kind": "pairs", "remote_node": "bob", "request_id": given}},
+                ],
+            }
+        )
+        assert [a.request.request_id for a in scenario.applications] == [1, 0]
