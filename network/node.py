@@ -288,8 +288,7 @@ class NetworkNode:
                 code=forward.refused,
                 path=tuple(forward.path),
             )
-            for node in sorted(forward.path[:position]):
-                self.ctx.send_peer(node, failed)
+            self._tell_upstream(failed, position)
         if downstream is not None:
             self.ctx.send_peer(downstream, forward)
         event = CircuitEvent.NO_LABEL if refuser else CircuitEvent.REFUSED
@@ -525,10 +524,15 @@ class NetworkNode:
         failed = CircuitFailed(
             head=circuit.head, circuit=circuit.serial, request_id=circuit.request_id, detail=detail, code=code, path=tuple(path)
         )
-        for node in sorted(path[:position]):
-            self.ctx.send_peer(node, failed)
+        self._tell_upstream(failed, position)
         if position + 1 < len(path):
             self.ctx.send_peer(path[position + 1], failed)  # passed on hop by hop (_pass_on)
+
+    def _tell_upstream(self, failed: CircuitFailed, position: int) -> None:
+        """Every node before this one on the path hears of the failure straight away
+        (downstream it travels hop by hop, so it cannot overtake the set-up)."""
+        for node in sorted(failed.path[:position]):
+            self.ctx.send_peer(node, failed)
 
     def _pass_on(self, sender: str, msg: CircuitFailed) -> None:
         """Pass a ``CircuitFailed`` that came from upstream on to the next node of its path."""
