@@ -304,11 +304,7 @@ class SingleClickEgp:
                 drop_unknown(self.ctx.trace, msg.kind, key, sender=sender)  # e.g. its deadline came first
                 return
             self._end(request, RequestEvent.PEER_REFUSAL)
-            self.ctx.send_up(
-                LinkError(
-                    create_id=msg.create_id, origin_node=self.ctx.node, code=msg.code, detail=f"{sender}: {msg.detail}", tag=request.tag
-                )
-            )
+            self._error_up(request, msg.code, f"{sender}: {msg.detail}")
         elif isinstance(msg, PeerLost):
             link = self._links.get(sender)
             reported = [] if link is None else [(r, e) for s, r, e in link.recent_oks if s == msg.sequence]
@@ -317,16 +313,8 @@ class SingleClickEgp:
                 drop_unknown(self.ctx.trace, msg.kind, (sender, msg.sequence), sender=sender)
                 return
             for request, ent_id in reported:
-                self.ctx.send_up(
-                    LinkError(
-                        create_id=request.create_id,
-                        origin_node=request.origin,
-                        code=LinkErrorCode.EXPIRE,
-                        detail=f"{sender} lost its half of the pair: its request had ended when the herald came",
-                        ent_id=ent_id,
-                        tag=request.tag,
-                    )
-                )
+                detail = f"{sender} lost its half of the pair: its request had ended when the herald came"
+                self._error_up(request, LinkErrorCode.EXPIRE, detail, ent_id=ent_id)
         elif isinstance(msg, PeerMultiplex):
             link = self._links.get(sender)
             if link is None:
@@ -378,18 +366,16 @@ class SingleClickEgp:
         elif what == "deadline":
             request.deadline_timer = None  # it fired: nothing to cancel
             self._end(request, RequestEvent.DEADLINE)
-            self.ctx.send_up(
-                LinkError(
-                    create_id=request.create_id,
-                    origin_node=request.origin,
-                    code=LinkErrorCode.TIMEOUT,
-                    detail=f"{request.made} of {request.number} pairs made before the deadline",
-                    tag=request.tag,
-                )
-            )
+            self._error_up(request, LinkErrorCode.TIMEOUT, f"{request.made} of {request.number} pairs made before the deadline")
             self._advance(link)
 
     # ------------------------------------------------------------ internals
+
+    def _error_up(self, request: LinkRequest, code: LinkErrorCode, detail: str, ent_id: EntanglementId | None = None) -> None:
+        """ERR for ``request`` to the layer above: the request ended, or (EXPIRE) its pair ``ent_id`` is revoked."""
+        self.ctx.send_up(
+            LinkError(create_id=request.create_id, origin_node=request.origin, code=code, detail=detail, ent_id=ent_id, tag=request.tag)
+        )
 
     def _consent(self, msg: LinkRecv | LinkStopRecv) -> None:
         self._consent_required = True

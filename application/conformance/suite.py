@@ -23,7 +23,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from hypothesis import given
@@ -39,6 +39,7 @@ from qnetstack.application.conformance.harness import (
     PairScript,
     ScriptedRequest,
     SentUp,
+    TeleportTruth,
     run_app,
 )
 from qnetstack.application.service import (
@@ -53,7 +54,9 @@ from qnetstack.application.service import (
     TeleportRequest,
     TeleportResult,
 )
-from qnetstack.entity import EntityError
+from qnetstack.entity.checks import check_responses, missing_methods, no_misuse, refuses_from_above
+from qnetstack.entity.checks import failure as _fail
+from qnetstack.entity.checks import raise_if_crashed as _no_crash
 from qnetstack.entity.conformance import ClauseFailure, ImplementationError, NotApplicable, Suite, explore
 from qnetstack.network.service import NetAccepted, NetError, NetErrorCode, NetRejected, NetRequest, PairDelivered, PairId, RequestType
 from qnetstack.physical.service import BellState
@@ -67,7 +70,6 @@ run_app = SUITE.share_runs(run_app)
 
 FIDELITY_TOLERANCE = 1e-6  # the harness's truth is exact; this only absorbs rounding
 EXAMPLES = 25  # hypothesis examples per property check
-ENTITY_METHODS = ("start", "handle_above", "handle_below", "handle_peer", "handle_timer")
 _RESPONSE = TypeAdapter(AppResponse)
 _CAPS = {"teleport": "application:teleport", "pairs": "application:pairs"}
 
@@ -96,7 +98,7 @@ def _validate(impl: Any) -> None:
 
 
 def _require_methods(obj: Any, name: str) -> None:
-    missing = [m for m in ENTITY_METHODS if not callable(getattr(obj, m, None))]
+    missing = missing_methods(obj)
     if missing:
         raise ImplementationError(f"{name!r} does not implement the application service: no {', '.join(missing)}")
 
@@ -203,16 +205,6 @@ def _property(
     prop()
 
 
-def _no_crash(run: AppRun) -> None:
-    if run.crashed is not None:
-        raise run.crashed
-
-
-def _fail(text: str, at: SentUp | None = None) -> ClauseFailure:
-    where = f" (t={at.time_ns} ns at {at.node}: {at.msg!r})" if at is not None else ""
-    return ClauseFailure(text + where)
-
-
 def _kind(request: TeleportRequest | PairsRequest) -> str:
     return request.kind
 
@@ -241,13 +233,7 @@ def _all_closed(run: AppRun) -> bool:
 @SUITE.clause("APP-MSG-1")
 def responses_valid(impl: Any) -> None:
     def check(run: AppRun) -> None:
-        for up in run.up:
-            if not isinstance(up.msg, (TeleportResult, PairResult, AppDone, AppError)):
-                raise _fail(f"sent up a {type(up.msg).__name__}, which is not an application response", up)
-            try:
-                _RESPONSE.validate_python(up.msg.model_dump())
-            except ValidationError as exc:
-                raise _fail(f"sent up a message that does not validate: {exc.errors()[0]['msg']}", up) from None
+        check_responses(run.up, (TeleportResult, PairResult, AppDone, AppError), _RESPONSE, "an application response")
 
     _property(impl, check, actions=("serve", "reject", "abort"))
 
@@ -256,13 +242,7 @@ def responses_valid(impl: Any) -> None:
 def foreign_input_refused(impl: Any) -> None:
     entity = AppHarness(impl, AppConditions(), []).entities[NODES[0]]
     entity.start()
-    try:
-        entity.handle_above("teleport please")
-    except EntityError:
-        return
-    except Exception as exc:
-        raise ClauseFailure(f"handle_above('teleport please') raised {type(exc).__name__}, not EntityError") from None
-    raise ClauseFailure("handle_above('teleport please') was accepted silently")
+    refuses_from_above(entity, "teleport please")
 
 
 @SUITE.clause("APP-TIME-1")
@@ -612,15 +592,20 @@ def _request(kind: str, remote: str, number: int = 1, request_id: int = 0) -> Te
 # ----------------------------------------------------------- teleportation
 
 
+def _teleport_results(run: AppRun) -> Iterator[tuple[SentUp, list[TeleportTruth]]]:
+    """Each TeleportResult sent up, with the pairs that may have carried it (the harness's truth)."""
+    for i, up in enumerate(run.up):
+        if isinstance(up.msg, TeleportResult):
+            yield up, run.teleport_truth.get(i, [])
+
+
 @SUITE.clause("APP-TELEPORT-1")
 def teleport_corrects(impl: Any) -> None:
     kinds = _require(impl, "teleport")
 
     def check(run: AppRun) -> None:
-        for i, up in enumerate(run.up):
-            if not isinstance(up.msg, TeleportResult):
-                continue
-            candidates = [t for t in run.teleport_truth.get(i, []) if t.fidelity_requested is not None]
+        for up, truths in _teleport_results(run):
+            candidates = [t for t in truths if t.fidelity_requested is not None]
             if not candidates:
                 continue  # APP-TELEPORT-2 reports a result no pair explains
             best = max(candidates, key=lambda t: t.fidelity_requested or 0.0)
@@ -642,11 +627,8 @@ def teleport_result_fields(impl: Any) -> None:
     kinds = _require(impl, "teleport")
 
     def check(run: AppRun) -> None:
-        for i, up in enumerate(run.up):
+        for up, candidates in _teleport_results(run):
             msg = up.msg
-            if not isinstance(msg, TeleportResult):
-                continue
-            candidates = run.teleport_truth.get(i, [])
             if not candidates:
                 raise _fail(f"no pair from {msg.sender} with index {msg.index} was delivered at {up.node} before this result", up)
             teleports = [t for t in candidates if t.requested is not None or run.request_of(t.pair) is None]
@@ -674,11 +656,8 @@ def teleport_fidelity_honest(impl: Any) -> None:
     kinds = _require(impl, "teleport")
 
     def check(run: AppRun) -> None:
-        for i, up in enumerate(run.up):
+        for up, candidates in _teleport_results(run):
             msg = up.msg
-            if not isinstance(msg, TeleportResult):
-                continue
-            candidates = run.teleport_truth.get(i, [])
             if candidates and not any(abs(t.fidelity_reported - msg.oracle_fidelity) <= FIDELITY_TOLERANCE for t in candidates):
                 truths = sorted({round(t.fidelity_reported, 6) for t in candidates})
                 raise _fail(
@@ -780,11 +759,7 @@ def pair_every_pair(impl: Any) -> None:
 
 @SUITE.clause("APP-RES-1")
 def only_own_qubits(impl: Any) -> None:
-    def check(run: AppRun) -> None:
-        if run.misuse:
-            raise ClauseFailure("; ".join(run.misuse[:3]))
-
-    _property(impl, check, actions=("serve", "reject", "abort"))
+    _property(impl, no_misuse, actions=("serve", "reject", "abort"))
 
 
 @SUITE.clause("APP-RES-2")

@@ -12,14 +12,16 @@ the whole suite runs in well under a minute on a laptop.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
-from qnetstack.entity import EntityError
+from qnetstack.entity.checks import check_responses, missing_methods, no_misuse, refuses_from_above
+from qnetstack.entity.checks import failure as _fail
+from qnetstack.entity.checks import raise_if_crashed as _no_crash
 from qnetstack.entity.conformance import ClauseFailure, ImplementationError, NotApplicable, Suite, explore
 from qnetstack.link.conformance.harness import NODES, LinkConditions, LinkRun, ScriptedCreate, SentUp, run_link
 from qnetstack.link.service import (
@@ -63,7 +65,7 @@ _RESPONSE = TypeAdapter(LinkResponse)
 def _validate(impl: Any) -> None:
     if not callable(impl):
         raise ImplementationError(f"{impl!r} is not a class or factory")
-    missing = [m for m in ("start", "handle_above", "handle_below", "handle_peer", "handle_timer") if not callable(getattr(impl, m, None))]
+    missing = missing_methods(impl)
     if missing:
         raise ImplementationError(f"{getattr(impl, '__qualname__', impl)!r} does not implement the link service: no {', '.join(missing)}")
     if inspect.isclass(impl):
@@ -174,16 +176,6 @@ def _property(
         check(run)
 
     prop()
-
-
-def _no_crash(run: LinkRun) -> None:
-    if run.crashed is not None:
-        raise run.crashed
-
-
-def _fail(clause_text: str, at: SentUp | None = None) -> ClauseFailure:
-    where = f" (t={at.time_ns} ns at {at.node}: {at.msg!r})" if at is not None else ""
-    return ClauseFailure(clause_text + where)
 
 
 def _request_key(msg: Any) -> tuple[str, int]:
@@ -622,16 +614,12 @@ def nothing_after_error(impl: Any) -> None:
 @SUITE.clause("LINK-END-1")
 def every_request_ends(impl: Any) -> None:
     def check(run: LinkRun) -> None:
-        for key, create in _accepted(run).items():
-            for node in NODES:
-                oks = [u for u in run.oks(node) if _request_key(u.msg) == key]
-                errs = [u for u in run.errors(node) if _request_key(u.msg) == key]
-                if len(oks) < create.request.number and not errs:
-                    raise ClauseFailure(
-                        f"request {key} ({create.request.number} pairs, CREATE at t={create.at_ns}) still open at {node} "
-                        f"after {run.end_ns - create.at_ns} ns with {len(oks)} OKs, success probability "
-                        f"{run.conditions.success_probability}, {run.conditions.num_qubits} qubits"
-                    )
+        for key, create, node, oks in _still_open(run):
+            raise ClauseFailure(
+                f"request {key} ({create.request.number} pairs, CREATE at t={create.at_ns}) still open at {node} "
+                f"after {run.end_ns - create.at_ns} ns with {oks} OKs, success probability "
+                f"{run.conditions.success_probability}, {run.conditions.num_qubits} qubits"
+            )
 
     _property(impl, check, live=True, examples=12)
 
@@ -642,7 +630,7 @@ def every_request_ends(impl: Any) -> None:
 @SUITE.clause("LINK-RES-1")
 def no_leaked_qubits(impl: Any) -> None:
     def check(run: LinkRun) -> None:
-        if _still_working(run):
+        if next(_still_open(run), None) is not None:
             return  # an open request may hold qubits legitimately
         last = max([u.time_ns for u in run.up] + [c.at_ns for c in run.creates])
         if run.end_ns - last < 2 * run.conditions.delay_ns:
@@ -658,24 +646,19 @@ def no_leaked_qubits(impl: Any) -> None:
     _property(impl, check)
 
 
-def _still_working(run: LinkRun) -> bool:
-    """True when some accepted request has not ended at some node."""
+def _still_open(run: LinkRun) -> Iterator[tuple[tuple[str, int], ScriptedCreate, str, int]]:
+    """Each accepted request, with a node at which it has not ended (neither all
+    its pairs nor an ERR) and the number of OKs it got there."""
     for key, create in _accepted(run).items():
         for node in NODES:
             oks = [u for u in run.oks(node) if _request_key(u.msg) == key]
-            errs = [u for u in run.errors(node) if _request_key(u.msg) == key]
-            if len(oks) < create.request.number and not errs:
-                return True
-    return False
+            if len(oks) < create.request.number and not any(_request_key(u.msg) == key for u in run.errors(node)):
+                yield key, create, node, len(oks)
 
 
 @SUITE.clause("LINK-RES-2")
 def only_own_qubits(impl: Any) -> None:
-    def check(run: LinkRun) -> None:
-        if run.misuse:
-            raise ClauseFailure("; ".join(run.misuse[:3]))
-
-    _property(impl, check)
+    _property(impl, no_misuse)
 
 
 # ------------------------------------------------------------- sessions
@@ -785,13 +768,7 @@ def unknown_herald_dropped(impl: Any) -> None:
 @SUITE.clause("LINK-MSG-1")
 def responses_valid(impl: Any) -> None:
     def check(run: LinkRun) -> None:
-        for up in run.up:
-            if not isinstance(up.msg, (LinkAck, LinkOkKeep, LinkOkMeasure, LinkError)):
-                raise _fail(f"sent up a {type(up.msg).__name__}, which is not a link-service response", up)
-            try:
-                _RESPONSE.validate_python(up.msg.model_dump())
-            except ValidationError as exc:
-                raise _fail(f"sent up a message that does not validate: {exc.errors()[0]['msg']}", up) from None
+        check_responses(run.up, (LinkAck, LinkOkKeep, LinkOkMeasure, LinkError), _RESPONSE, "a link-service response")
 
     _property(impl, check)
 
@@ -800,16 +777,9 @@ def responses_valid(impl: Any) -> None:
 def foreign_input_refused(impl: Any) -> None:
     from qnetstack.link.conformance.harness import LinkHarness
 
-    harness = LinkHarness(impl, LinkConditions(), [])
-    entity = harness.entities["alice"]
+    entity = LinkHarness(impl, LinkConditions(), []).entities["alice"]
     entity.start()
-    try:
-        entity.handle_above("CREATE please")
-    except EntityError:
-        return
-    except Exception as exc:
-        raise ClauseFailure(f"handle_above('CREATE please') raised {type(exc).__name__}, not EntityError") from None
-    raise ClauseFailure("handle_above('CREATE please') was accepted silently")
+    refuses_from_above(entity, "CREATE please")
 
 
 # ------------------------------------------------------------ the full service

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import inspect
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
-from qnetstack.entity import EntityError
+from qnetstack.entity.checks import check_responses, missing_methods, no_misuse, refuses_from_above
+from qnetstack.entity.checks import failure as _fail
+from qnetstack.entity.checks import raise_if_crashed as _no_crash
 from qnetstack.entity.conformance import (
     ClauseFailure,
     ImplementationError,
@@ -66,7 +68,6 @@ run_network = SUITE.share_runs(run_network)
 GOODNESS_TOLERANCE = 0.02  # |goodness - true fidelity| advised (NET-PAIR-6)
 EXAMPLES = 50  # hypothesis examples per property check: about 0.5 s per check for the reference
 _RESPONSE: TypeAdapter[Any] = TypeAdapter(NetResponse)
-_ENTITY_METHODS = ("start", "handle_above", "handle_below", "handle_peer", "handle_timer")
 
 
 # ---------------------------------------------------------------- shape
@@ -85,7 +86,7 @@ def _validate(impl: Any) -> None:
         pass  # no signature to inspect (a builtin): building it below will tell
     # A class is checked as it is; a factory by what it builds.
     target = impl if inspect.isclass(impl) else _build_once(impl, name)
-    missing = [m for m in _ENTITY_METHODS if not callable(getattr(target, m, None))]
+    missing = missing_methods(target)
     if missing:
         raise ImplementationError(f"{name!r} does not implement the network service: no {', '.join(missing)}")
 
@@ -187,16 +188,6 @@ def _property(impl: Any, check: Callable[[NetRun], None], *, mode: str = "any", 
     prop()
 
 
-def _no_crash(run: NetRun) -> None:
-    if run.crashed is not None:
-        raise run.crashed
-
-
-def _fail(text: str, at: SentUp | None = None) -> ClauseFailure:
-    where = f" (t={at.time_ns} ns at {at.node}: {at.msg!r})" if at is not None else ""
-    return ClauseFailure(text + where)
-
-
 def _ends(acc: Accepted) -> tuple[str, str]:
     return (acc.head, acc.tail)
 
@@ -219,6 +210,28 @@ def _by_pair_id(deliveries: list[SentUp]) -> dict[Any, SentUp]:
     for u in deliveries:
         out.setdefault(u.msg.pair_id, u)
     return out
+
+
+def _twins(run: NetRun, acc: Accepted) -> dict[str, dict[Any, SentUp]]:
+    """The request's deliveries at each of its two ends, by pair id."""
+    return {n: _by_pair_id(run.deliveries(acc.key, n)) for n in _ends(acc)}
+
+
+def _with_twins(run: NetRun, acc: Accepted) -> Iterator[tuple[str, SentUp, SentUp | None]]:
+    """Each delivery of the request (node, delivery) with the same pair's delivery at the other end (None: none)."""
+    twins = _twins(run, acc)
+    for node in _ends(acc):
+        for pid, u in twins[node].items():
+            yield node, u, twins[_other_end(acc, node)].get(pid)
+
+
+def _naming_a_request(run: NetRun, kind: type[PairDelivered] | type[NetError]) -> Iterator[tuple[SentUp, Accepted | None]]:
+    """Each ``kind`` message sent up, with the accepted request it names (None: none)."""
+    accepted = run.accepted()
+    for u in run.up:
+        if isinstance(u.msg, kind):
+            ids = u.msg.pair_id if isinstance(u.msg, PairDelivered) else u.msg
+            yield u, accepted.get((ids.head, ids.request_id))
 
 
 def _ended_at(run: NetRun, acc: Accepted, node: str, by_ns: int) -> bool:
@@ -325,12 +338,8 @@ def accepted_path(impl: Any) -> None:
 @SUITE.clause("NET-PAIR-1")
 def pair_at_both_ends(impl: Any) -> None:
     def check(run: NetRun) -> None:
-        accepted = run.accepted()
-        for u in run.up:
-            if not isinstance(u.msg, PairDelivered):
-                continue
+        for u, acc in _naming_a_request(run, PairDelivered):
             pid = u.msg.pair_id
-            acc = accepted.get((pid.head, pid.request_id))
             if acc is None or pid.tail != acc.tail or u.node not in _ends(acc):
                 raise _fail("PairDelivered names no accepted request of which this node is an end", u)
             other = _other_end(acc, u.node)
@@ -356,17 +365,13 @@ def pair_at_both_ends(impl: Any) -> None:
 @SUITE.clause("NET-PAIR-2")
 def pair_ids(impl: Any) -> None:
     def check(run: NetRun) -> None:
-        accepted = run.accepted()
         seen: set[tuple[str, Any]] = set()
         counts: dict[tuple[str, Any], int] = {}
-        for u in run.up:
-            if not isinstance(u.msg, PairDelivered):
-                continue
+        for u, acc in _naming_a_request(run, PairDelivered):
             pid = u.msg.pair_id
             if (u.node, pid) in seen:
                 raise _fail(f"{u.node} got two PairDelivered with pair_id {pid!r}", u)
             seen.add((u.node, pid))
-            acc = accepted.get((pid.head, pid.request_id))
             if acc is None:
                 continue  # NET-PAIR-1 reports it
             if pid.index >= acc.request.number:
@@ -388,28 +393,26 @@ def pair_is_a_chain(impl: Any) -> None:
         for acc in accepted.values():
             if acc.request.type is not RequestType.K:
                 continue
-            twins = {n: _by_pair_id(run.deliveries(acc.key, n)) for n in _ends(acc)}
-            for node in _ends(acc):
-                for pid, u in twins[node].items():
-                    if u.msg.handle is None or u.msg.outcome is not None or u.msg.basis is not None:
-                        raise _fail("a type-K request got a delivery without a handle, or with an outcome or basis", u)
-                    if u.qubit is None:
-                        raise _fail(f"handed up qubit {u.msg.handle}, which the network layer does not hold", u)
-                    chain = run.chain(u.qubit)
-                    if chain is None:
-                        raise _fail(f"qubit {u.msg.handle} is not half of any link pair", u)
-                    if chain.nodes != _oriented(acc, node):
-                        raise _fail(
-                            f"the delivered qubit is entangled, through the swaps made, along {list(chain.nodes)}, "
-                            f"not along the accepted path {list(_oriented(acc, node))}",
-                            u,
-                        )
-                    twin = twins[_other_end(acc, node)].get(pid)
-                    if twin is not None and twin.qubit != chain.end:
-                        raise _fail(f"the qubit handed up at {twin.node} is not the far end of this qubit's chain", u)
-                    for sequence in chain.pairs:
-                        if used.setdefault(sequence, pid) != pid:
-                            raise _fail(f"link pair {sequence} went into two end-to-end pairs, {used[sequence]!r} and {pid!r}", u)
+            for node, u, twin in _with_twins(run, acc):
+                if u.msg.handle is None or u.msg.outcome is not None or u.msg.basis is not None:
+                    raise _fail("a type-K request got a delivery without a handle, or with an outcome or basis", u)
+                if u.qubit is None:
+                    raise _fail(f"handed up qubit {u.msg.handle}, which the network layer does not hold", u)
+                chain = run.chain(u.qubit)
+                if chain is None:
+                    raise _fail(f"qubit {u.msg.handle} is not half of any link pair", u)
+                if chain.nodes != _oriented(acc, node):
+                    raise _fail(
+                        f"the delivered qubit is entangled, through the swaps made, along {list(chain.nodes)}, "
+                        f"not along the accepted path {list(_oriented(acc, node))}",
+                        u,
+                    )
+                if twin is not None and twin.qubit != chain.end:
+                    raise _fail(f"the qubit handed up at {twin.node} is not the far end of this qubit's chain", u)
+                pid = u.msg.pair_id
+                for sequence in chain.pairs:
+                    if used.setdefault(sequence, pid) != pid:
+                        raise _fail(f"link pair {sequence} went into two end-to-end pairs, {used[sequence]!r} and {pid!r}", u)
 
     _property(impl, check)
 
@@ -420,24 +423,19 @@ def pair_measured(impl: Any) -> None:
 
     def check(run: NetRun) -> None:
         for acc in run.accepted().values():
-            twins = {n: _by_pair_id(run.deliveries(acc.key, n)) for n in _ends(acc)}
-            for node in _ends(acc):
-                for pid, u in twins[node].items():
-                    msg = u.msg
-                    if acc.request.type is not RequestType.M:
-                        continue  # NET-PAIR-3
-                    if msg.handle is not None or msg.outcome is None or msg.basis is not acc.request.basis:
-                        raise _fail(
-                            f"a type-M request (basis {acc.request.basis.value}) must get an outcome in that basis and no handle", u
-                        )
-                    chain = _chain_of(run, u)
-                    if chain is None:
-                        raise _fail(f"no link-pair qubit of {node} was measured in basis {msg.basis.value} before this delivery", u)
-                    if chain.nodes != _oriented(acc, node):
-                        raise _fail(f"the measured qubit's chain runs along {list(chain.nodes)}, not the accepted path", u)
-                    twin = twins[_other_end(acc, node)].get(pid)
-                    if twin is not None and run.measured_qubit(twin) != chain.end:
-                        raise _fail(f"the outcome reported at {twin.node} is not from the far end of this qubit's chain", u)
+            if acc.request.type is not RequestType.M:
+                continue  # NET-PAIR-3
+            for node, u, twin in _with_twins(run, acc):
+                msg = u.msg
+                if msg.handle is not None or msg.outcome is None or msg.basis is not acc.request.basis:
+                    raise _fail(f"a type-M request (basis {acc.request.basis.value}) must get an outcome in that basis and no handle", u)
+                chain = _chain_of(run, u)
+                if chain is None:
+                    raise _fail(f"no link-pair qubit of {node} was measured in basis {msg.basis.value} before this delivery", u)
+                if chain.nodes != _oriented(acc, node):
+                    raise _fail(f"the measured qubit's chain runs along {list(chain.nodes)}, not the accepted path", u)
+                if twin is not None and run.measured_qubit(twin) != chain.end:
+                    raise _fail(f"the outcome reported at {twin.node} is not from the far end of this qubit's chain", u)
 
     _property(impl, check, examples=EXAMPLES + 10)
 
@@ -512,7 +510,7 @@ def frame_of_measured_pair(impl: Any) -> None:
         for acc in run.accepted().values():
             if acc.request.type is not RequestType.M:
                 continue
-            twins = {n: _by_pair_id(run.deliveries(acc.key, n)) for n in _ends(acc)}
+            twins = _twins(run, acc)
             for pid, head in twins[acc.head].items():
                 tail = twins[acc.tail].get(pid)
                 chain = _chain_of(run, head)
@@ -558,11 +556,7 @@ def nothing_after_error(impl: Any) -> None:
 @SUITE.clause("NET-ERR-2")
 def error_at_both_ends(impl: Any) -> None:
     def check(run: NetRun) -> None:
-        accepted = run.accepted()
-        for u in run.up:
-            if not isinstance(u.msg, NetError):
-                continue
-            acc = accepted.get((u.msg.head, u.msg.request_id))
+        for u, acc in _naming_a_request(run, NetError):
             if acc is None or u.node not in _ends(acc):
                 raise _fail("NetError names no accepted request of which this node is an end", u)
             other = _other_end(acc, u.node)
@@ -576,11 +570,7 @@ def error_at_both_ends(impl: Any) -> None:
 @SUITE.clause("NET-ERR-3")
 def error_codes(impl: Any) -> None:
     def check(run: NetRun) -> None:
-        accepted = run.accepted()
-        for u in run.up:
-            if not isinstance(u.msg, NetError):
-                continue
-            acc = accepted.get((u.msg.head, u.msg.request_id))
+        for u, acc in _naming_a_request(run, NetError):
             if acc is None:
                 continue  # NET-ERR-2 reports it
             code = u.msg.code
@@ -643,11 +633,7 @@ def every_request_ends(impl: Any) -> None:
 
 @SUITE.clause("NET-RES-1")
 def only_own_qubits(impl: Any) -> None:
-    def check(run: NetRun) -> None:
-        if run.misuse:
-            raise ClauseFailure("; ".join(run.misuse[:3]))
-
-    _property(impl, check)
+    _property(impl, no_misuse)
 
 
 @SUITE.clause("NET-RES-2")
@@ -712,8 +698,7 @@ def unknown_sessions_change_nothing(impl: Any) -> None:
         harness.kernel.schedule(replay_ns, _replay, harness, received)
         run = harness.run(50_000_000)
         _no_crash(run)
-        if run.misuse:
-            raise ClauseFailure("after the replay: " + "; ".join(run.misuse[:3]))
+        no_misuse(run, "after the replay: ")
         quiet = [u for u in run.up if replay_ns <= u.time_ns < second_ns]
         if quiet:
             raise _fail("a replayed link message for an ended circuit made the network layer send something up", quiet[0])
@@ -771,13 +756,8 @@ def _replay(harness: NetHarness, received: list[tuple[int, str, Any]]) -> None:
 @SUITE.clause("NET-MSG-1")
 def responses_valid(impl: Any) -> None:
     def check(run: NetRun) -> None:
+        check_responses(run.up, (NetAccepted, NetRejected, PairDelivered, NetError), _RESPONSE, "a network-service response")
         for u in run.up:
-            if not isinstance(u.msg, (NetAccepted, NetRejected, PairDelivered, NetError)):
-                raise _fail(f"sent up a {type(u.msg).__name__}, which is not a network-service response", u)
-            try:
-                _RESPONSE.validate_python(u.msg.model_dump())
-            except ValidationError as exc:
-                raise _fail(f"sent up a message that does not validate: {exc.errors()[0]['msg']}", u) from None
             if isinstance(u.msg, (NetAccepted, NetRejected)) and u.cause[0] != "request":
                 raise _fail(f"{type(u.msg).__name__} sent while handling {u.cause[0]}, not a NetRequest", u)
             if isinstance(u.msg, PairDelivered) and u.msg.goodness_time_ns > u.time_ns:
@@ -788,13 +768,6 @@ def responses_valid(impl: Any) -> None:
 
 @SUITE.clause("NET-MSG-2")
 def foreign_input_refused(impl: Any) -> None:
-    harness = NetHarness(impl, NetConditions(), [])
-    entity = harness.entities["alice"]
+    entity = NetHarness(impl, NetConditions(), []).entities["alice"]
     entity.start()
-    try:
-        entity.handle_above("pairs please")
-    except EntityError:
-        return
-    except Exception as exc:
-        raise ClauseFailure(f"handle_above('pairs please') raised {type(exc).__name__}, not EntityError") from None
-    raise ClauseFailure("handle_above('pairs please') was accepted silently")
+    refuses_from_above(entity, "pairs please")

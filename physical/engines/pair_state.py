@@ -75,7 +75,7 @@ from qnetstack.physical.engines.bell_diagonal import (
     check_qubit,
     choose_engine,
 )
-from qnetstack.physical.engines.world import QuantumWorld, WorldError, bell_ket, check_memory_noise
+from qnetstack.physical.engines.world import NoiseTimes, QuantumWorld, WorldError, bell_ket, check_memory_noise
 from qnetstack.physical.service import BellState
 
 __all__ = ["PairState", "PairConsumedError", "SwapResult"]
@@ -367,12 +367,7 @@ class PairState:
         self._consumed_by = f"Bell-measured (outcome {outcome.value})"
         return outcome
 
-    def move_into(
-        self,
-        world: QuantumWorld,
-        now_ns: int,
-        noise: Sequence[tuple[float | None, float | None]] | None = None,
-    ) -> list[int]:
+    def move_into(self, world: QuantumWorld, now_ns: int, noise: NoiseTimes | None = None) -> list[int]:
         """Hand the pair to ``world`` as two new qubits ``[A, B]`` (``noise`` as in
         :meth:`QuantumWorld.new_qubits`); consumes the pair."""
         self._check_live()

@@ -86,6 +86,9 @@ __all__ = [
 
 _ATOL = 1e-9
 
+# (t1_ns, t2_ns) of each subsystem of a state, None: no decay of that kind
+NoiseTimes = Sequence[tuple[float | None, float | None]]
+
 
 class WorldError(ValueError):
     """An operation the quantum world cannot perform as asked."""
@@ -380,12 +383,7 @@ class QuantumWorld:
         mat[0, 0] = 1.0
         return self._add([dim], mat, [(t1_ns, t2_ns)], now_ns)[0]
 
-    def new_qubits(
-        self,
-        state: Qobj,
-        now_ns: int,
-        noise: Sequence[tuple[float | None, float | None]] | None = None,
-    ) -> list[int]:
+    def new_qubits(self, state: Qobj, now_ns: int, noise: NoiseTimes | None = None) -> list[int]:
         """Fresh qubits jointly in ``state`` (a density matrix or ket over them).
 
         The subsystem dimensions are those of ``state``; ``noise`` gives
@@ -433,7 +431,7 @@ class QuantumWorld:
             self._checked_states.popitem(last=False)
         return dims, mat
 
-    def _add(self, dims: list[int], mat: np.ndarray, noise: Sequence[tuple], now_ns: int) -> list[int]:
+    def _add(self, dims: list[int], mat: np.ndarray, noise: NoiseTimes, now_ns: int) -> list[int]:
         qids = list(range(self._next_id, self._next_id + len(dims)))
         self._next_id += len(dims)
         group = _Group(qids, dims, mat)
