@@ -204,7 +204,21 @@ class EntanglementId(_Message):
     sequence: int = Field(ge=0)
 
 
-class LinkOkKeep(_Message):
+class _LinkOk(_Message):
+    """What both OKs say of the pair: the request it was made for, its name and
+    its state. Each OK narrows ``kind`` (its place among the fields stays first)."""
+
+    kind: str
+    create_id: int = Field(ge=0)
+    origin_node: str
+    ent_id: EntanglementId
+    purpose_id: int = Field(ge=0, le=65535)
+    remote_node: str
+    bell_state: BellState
+    goodness: Probability
+
+
+class LinkOkKeep(_LinkOk):
     """A pair was made and its local half is kept in memory as ``handle``.
 
     ``origin_node`` is the node that sent the CREATE (with ``create_id`` it
@@ -213,29 +227,15 @@ class LinkOkKeep(_Message):
     """
 
     kind: Literal["ok_keep"] = "ok_keep"
-    create_id: int = Field(ge=0)
-    origin_node: str
-    ent_id: EntanglementId
-    purpose_id: int = Field(ge=0, le=65535)
-    remote_node: str
-    bell_state: BellState
-    goodness: Probability
     goodness_time_ns: int = Field(ge=0)
     handle: QubitHandle
 
 
-class LinkOkMeasure(_Message):
+class LinkOkMeasure(_LinkOk):
     """A pair was made and the local half measured at once (type M at both
     ends, type R at the origin); ``basis`` is the basis used at this end."""
 
     kind: Literal["ok_measure"] = "ok_measure"
-    create_id: int = Field(ge=0)
-    origin_node: str
-    ent_id: EntanglementId
-    purpose_id: int = Field(ge=0, le=65535)
-    remote_node: str
-    bell_state: BellState
-    goodness: Probability
     outcome: Literal[0, 1]
     basis: Basis
 

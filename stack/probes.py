@@ -23,32 +23,18 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from qnetstack.entity import EntityError
+from qnetstack.entity.refusing import Refusing
 from qnetstack.link.service import CAP_LINK_K, LinkAck, LinkCreate
 from qnetstack.physical.service import CAP_DEVICE
 
 __all__ = ["LinkClient", "NoApplication"]
 
 
-class _Refuses:
+class _Refuses(Refusing):
     """Refuses every input a subclass does not take, with an
     :class:`~entity.EntityError` naming the stand-in and its node."""
 
     ctx: Any
-
-    def start(self) -> None:
-        pass
-
-    def handle_above(self, msg: Any) -> None:
-        raise EntityError(f"{self._who()}: no layer above sends requests, got {msg!r}")
-
-    def handle_below(self, msg: Any) -> None:
-        raise EntityError(f"{self._who()}: got {msg!r} from below")
-
-    def handle_peer(self, sender: str, msg: Any) -> None:
-        raise EntityError(f"{self._who()}: sends no peer messages, got one from {sender}")
-
-    def handle_timer(self, tag: Any) -> None:
-        raise EntityError(f"{self._who()}: sets no timers, got {tag!r}")
 
     def _who(self) -> str:
         return f"{type(self).__name__} at {self.ctx.node}"

@@ -388,6 +388,13 @@ class _Devices(FakeDevices):
         if slot.serial in self.register:
             self.last_state[slot.serial] = self.register.reduced([slot.serial])
 
+    def _take(self, node: str, handle: int, op: str) -> int | None:
+        """As :meth:`_own`; the qubit also leaves the book (``op`` frees or measures it)."""
+        serial = self._own(node, handle, op)
+        if serial is not None:
+            self._gone(node, handle)
+        return serial
+
     def init_qubit(self, node: str, op: InitQubit) -> Any:
         v = bloch_vector(op.theta_rad, op.phi_rad)
         (serial,) = self.register.new(np.outer(v, v.conj()), 1)
@@ -405,18 +412,16 @@ class _Devices(FakeDevices):
         return GateApplied(handle=op.handle)
 
     def free_qubit(self, node: str, op: FreeQubit) -> Any:
-        serial = self._own(node, op.handle, "FreeQubit")
+        serial = self._take(node, op.handle, "FreeQubit")
         if serial is None:
             return self.unknown_handle()
-        self._gone(node, op.handle)
         self.register.discard(serial)
         return QubitFreed(handle=op.handle)
 
     def measure(self, node: str, op: Measure) -> Any:
-        serial = self._own(node, op.handle, "Measure")
+        serial = self._take(node, op.handle, "Measure")
         if serial is None:
             return self.unknown_handle()
-        self._gone(node, op.handle)
         outcome = self.register.measure([serial], list(BASIS_VECTORS[op.basis]), self._draw)
         return MeasureResult(outcome=outcome, basis=op.basis)
 

@@ -13,13 +13,14 @@ backends' own node classes.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 from qutip import Qobj
 
-from qnetstack.entity import Context, EntityError
+from qnetstack.entity import Context
+from qnetstack.entity.refusing import Refusing
 from qnetstack.physical.engines.world import QuantumWorld, bell_ket, bloch_ket
 from qnetstack.physical.params import NodeHardware
 from qnetstack.physical.service import (
@@ -78,12 +79,14 @@ def _bloch_unitary(theta: float, phi: float) -> Qobj:
 RESERVED_SLOT = -1
 
 
-class MemoryDevice:
+class MemoryDevice(Refusing):
     """A node's device service: memory slots over the shared quantum world.
 
     Slots ``0 .. num_qubits-1`` are the handles the layers above see; each
     holds a world qubit id, ``None`` (free) or :data:`RESERVED_SLOT`. Node
-    entities of the backends subclass it and add their ends of the links.
+    entities of the backends subclass it and add their ends of the links
+    (as an entity it refuses every input until then: the physical layer has
+    no layer below it and the device sets no timers).
     """
 
     def __init__(
@@ -215,13 +218,5 @@ class MemoryDevice:
             )
         return OracleFidelityResult(fidelity=self._world.fidelity_to_pure(qids, target, self._ctx.now_ns))
 
-    # ---------------------------------------------------------- entity
-
-    def start(self) -> None:
-        pass
-
-    def handle_below(self, msg: Any) -> None:
-        raise EntityError(f"{self.name}/physical: the physical layer has no layer below it")
-
-    def handle_timer(self, tag: Hashable) -> None:
-        raise EntityError(f"{self.name}/physical: no timer was set, got {tag!r}")
+    def _who(self) -> str:
+        return f"{self.name}/physical"

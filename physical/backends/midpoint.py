@@ -30,6 +30,7 @@ from collections.abc import Hashable, Mapping
 from typing import Any, ClassVar, Protocol, cast
 
 from qnetstack.entity import Context, EntityError
+from qnetstack.entity.refusing import Refusing
 from qnetstack.physical.backends.device import MemoryDevice
 from qnetstack.physical.engines.world import QuantumWorld
 from qnetstack.physical.params import FibreParams, LinkSide, NodeHardware, SingleClickLinkParams
@@ -183,7 +184,7 @@ class StationReport(Protocol):
     def has_memory(self) -> bool: ...
 
 
-class MidpointStationBase:
+class MidpointStationBase(Refusing):
     """The heralding station of one link: collects both ends' reports of an attempt.
 
     Subclasses set :attr:`REPORT` (what their nodes send; it has ``node``,
@@ -220,14 +221,8 @@ class MidpointStationBase:
     def _setup(self) -> None:
         """Prepare the subclass's state from ``self.params`` and ``self._hardware``."""
 
-    def start(self) -> None:
-        pass
-
-    def handle_above(self, msg: Any) -> None:
-        raise EntityError(f"station {self._ctx.node}: takes no requests from above, got {type(msg).__name__}")
-
-    def handle_below(self, msg: Any) -> None:
-        raise EntityError(f"station {self._ctx.node}: has no layer below")
+    def _who(self) -> str:
+        return f"station {self._ctx.node}"
 
     def handle_peer(self, sender: str, msg: Any) -> None:
         if not isinstance(msg, self.REPORT):
