@@ -14,7 +14,7 @@ up need only the attributes named here (``crashed``, ``misuse``; ``time_ns``,
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -29,6 +29,7 @@ __all__ = [
     "no_misuse",
     "raise_if_crashed",
     "refuses_from_above",
+    "still_held",
     "check_responses",
 ]
 
@@ -50,6 +51,13 @@ def failure(text: str, at: Any = None) -> ClauseFailure:
     """A finding, naming the message sent up it is about (``at``) when there is one."""
     where = f" (t={at.time_ns} ns at {at.node}: {at.msg!r})" if at is not None else ""
     return ClauseFailure(text + where)
+
+
+def still_held(held_at_end: Mapping[str, Mapping[int, Any]], owner: str) -> dict[str, list[int]]:
+    """The handles ``owner`` still holds at each node when the run ended (``held_at_end``:
+    node -> handle -> owner), nodes where it holds none left out."""
+    held = {node: sorted(h for h, o in book.items() if o == owner) for node, book in held_at_end.items()}
+    return {node: handles for node, handles in held.items() if handles}
 
 
 def no_misuse(run: Any, before: str = "") -> None:

@@ -54,7 +54,7 @@ from qnetstack.application.service import (
     TeleportRequest,
     TeleportResult,
 )
-from qnetstack.entity.checks import check_responses, missing_methods, no_misuse, refuses_from_above
+from qnetstack.entity.checks import check_responses, missing_methods, no_misuse, refuses_from_above, still_held
 from qnetstack.entity.checks import failure as _fail
 from qnetstack.entity.checks import raise_if_crashed as _no_crash
 from qnetstack.entity.conformance import ClauseFailure, ImplementationError, NotApplicable, Suite, explore
@@ -767,12 +767,10 @@ def no_leaked_qubits(impl: Any) -> None:
     def check(run: AppRun) -> None:
         if not _all_closed(run):
             return  # an open request may hold qubits; APP-END-2 / APP-ERR-* report it
-        for node, held in run.held_at_end.items():
-            leaked = sorted(h for h, owner in held.items() if owner == "app")
-            if leaked:
-                raise ClauseFailure(
-                    f"every request was closed, yet at t={run.end_ns} ns the application at {node} still holds "
-                    f"qubits {leaked} it never freed or measured"
-                )
+        for node, leaked in still_held(run.held_at_end, "app").items():
+            raise ClauseFailure(
+                f"every request was closed, yet at t={run.end_ns} ns the application at {node} still holds "
+                f"qubits {leaked} it never freed or measured"
+            )
 
     _property(impl, check, actions=("serve", "reject", "abort"))

@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from qnetstack.entity.checks import check_responses, missing_methods, no_misuse, refuses_from_above
+from qnetstack.entity.checks import check_responses, missing_methods, no_misuse, refuses_from_above, still_held
 from qnetstack.entity.checks import failure as _fail
 from qnetstack.entity.checks import raise_if_crashed as _no_crash
 from qnetstack.entity.conformance import ClauseFailure, ImplementationError, NotApplicable, Suite, explore
@@ -635,13 +635,11 @@ def no_leaked_qubits(impl: Any) -> None:
         last = max([u.time_ns for u in run.up] + [c.at_ns for c in run.creates])
         if run.end_ns - last < 2 * run.conditions.delay_ns:
             return  # heralds of the last attempts may still be in flight
-        for node, held in run.held_at_end.items():
-            leaked = sorted(h for h, owner in held.items() if owner == "link")
-            if leaked:
-                raise ClauseFailure(
-                    f"all requests ended by t={last} ns, yet at t={run.end_ns} ns {node}'s link layer still holds "
-                    f"qubits {leaked} it never handed up or freed"
-                )
+        for node, leaked in still_held(run.held_at_end, "link").items():
+            raise ClauseFailure(
+                f"all requests ended by t={last} ns, yet at t={run.end_ns} ns {node}'s link layer still holds "
+                f"qubits {leaked} it never handed up or freed"
+            )
 
     _property(impl, check)
 

@@ -2,9 +2,9 @@
 
 ``SUITE.run(MyNetwork)`` returns a clause-by-clause report; ``qnetstack conform
 network my_pkg.module:MyNetwork`` prints it; ``pytest --pyargs
-network.conformance`` runs the same checks under pytest (set
+qnetstack.network.conformance`` runs the same checks under pytest (set
 ``QNETSTACK_CONFORM_IMPL=module:Class`` to check your own implementation
-instead of the reference one).
+instead of the reference one, ``qnetstack.network.swap_asap:SwapAsap``).
 """
 
 from qnetstack.network.conformance.suite import SUITE

@@ -2,7 +2,7 @@
 
 ``SUITE.run(MyBackend)`` returns a clause-by-clause report; ``qnetstack conform
 physical my_pkg.module:MyBackend`` prints it; ``pytest --pyargs
-physical.conformance`` runs the same checks under pytest (set
+qnetstack.physical.conformance`` runs the same checks under pytest (set
 ``QNETSTACK_CONFORM_IMPL=module:Class`` to check your own backend instead of
 the reference one, ``qnetstack.physical.backends.qutip_backend:QutipSingleClickBackend``).
 """
