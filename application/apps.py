@@ -62,8 +62,6 @@ import enum
 from collections.abc import Hashable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
-
 from qnetstack.application.service import (
     CAP_APP_PAIRS,
     CAP_APP_TELEPORT,
@@ -79,6 +77,7 @@ from qnetstack.application.service import (
 )
 from qnetstack.entity import Context, EntityError
 from qnetstack.entity.machine import Machine, Session, drop_unknown, transition_trace
+from qnetstack.entity.message import Message as _Peer
 from qnetstack.network.service import (
     CAP_NET_K,
     NetAccepted,
@@ -121,10 +120,6 @@ __all__ = [
     "RECEIVER",
     "MACHINES",
 ]
-
-
-class _Peer(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class TeleportBits(_Peer):

@@ -23,9 +23,10 @@ import enum
 import math
 from typing import Annotated, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from qnetstack.entity import Entity
+from qnetstack.entity.message import Message as _Message
 from qnetstack.network.service import PairId
 from qnetstack.physical.service import Probability
 
@@ -48,10 +49,6 @@ __all__ = [
 
 CAP_APP_TELEPORT = "application:teleport"
 CAP_APP_PAIRS = "application:pairs"
-
-
-class _Message(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 # Left out in code, a request is request 0; a scenario file numbers the

@@ -28,16 +28,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from qnetstack.entity.message import Message as _PeerMessage
 from qnetstack.link.service import LinkErrorCode, RandomBasis, RequestType
 from qnetstack.physical.service import Basis
 
 __all__ = ["PeerCreate", "PeerRefuse", "PeerLost", "PeerMultiplex", "PeerMessage"]
-
-
-class _PeerMessage(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class PeerCreate(_PeerMessage):

@@ -29,9 +29,10 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from qnetstack.entity import Entity
+from qnetstack.entity.message import Message as _Message
 from qnetstack.physical.service import Basis, BellState, Probability, QubitHandle
 
 __all__ = [
@@ -72,10 +73,6 @@ CAP_LINK_ATOMIC = "link:atomic"  # the atomic flag
 CAP_LINK_ALPHA = "link:alpha"  # picks the single-click operating point from HeraldingLink.alpha_settings
 
 PRIORITY_LEVELS = 4  # priorities 0 (served first) .. 3
-
-
-class _Message(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class RequestType(str, enum.Enum):

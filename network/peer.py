@@ -26,8 +26,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from qnetstack.entity.message import Message as _Peer
 from qnetstack.link.service import EntanglementId, RequestType
 from qnetstack.network.service import NetErrorCode
 from qnetstack.physical.service import Basis, BellState
@@ -35,10 +36,6 @@ from qnetstack.physical.service import Basis, BellState
 __all__ = ["CircuitFailed", "Forward", "PeerMessage", "SwapRecord", "LABELS"]
 
 LABELS = 65536  # the link service's purpose_id is an int in [0, 65535]
-
-
-class _Peer(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class Forward(_Peer):

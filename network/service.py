@@ -20,9 +20,10 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from qnetstack.entity import Entity
+from qnetstack.entity.message import Message as _Message
 from qnetstack.link.service import Basis, BellState, RequestType
 from qnetstack.physical.service import Probability, QubitHandle
 
@@ -45,10 +46,6 @@ __all__ = [
 
 CAP_NET_K = "network:K"
 CAP_NET_M = "network:M"
-
-
-class _Message(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class NetRequest(_Message):

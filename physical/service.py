@@ -25,7 +25,9 @@ import enum
 import math
 from typing import Annotated, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from qnetstack.entity.message import Message as _Message
 
 __all__ = [
     "BellState",
@@ -67,10 +69,6 @@ CAP_HERALDING = "physical:heralding"
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 QubitHandle = Annotated[int, Field(ge=0)]
-
-
-class _Message(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class BellState(str, enum.Enum):

@@ -72,8 +72,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from qnetstack.entity.message import Message as _Internal
 from qnetstack.physical.backends.midpoint import (
     LinkEndNode,
     MidpointBackend,
@@ -107,10 +108,6 @@ __all__ = [
     "PhotonReport",
     "StationHerald",
 ]
-
-
-class _Internal(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class PhotonReport(_Internal):
