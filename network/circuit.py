@@ -40,7 +40,8 @@ from typing import Any
 from qnetstack.entity.machine import Machine, Session
 from qnetstack.link.service import RequestType
 from qnetstack.network.pairs import HopKey
-from qnetstack.network.peer import LABELS, Forward, SwapRecord
+from qnetstack.network.peer import LABELS, CircuitFailed, Forward, SwapRecord
+from qnetstack.network.service import NetErrorCode
 from qnetstack.physical.service import Basis
 
 __all__ = [
@@ -148,6 +149,12 @@ class Circuit(Session[tuple[str, int]]):
         """The ``Forward`` this node passes on, with the label it chose for the next hop."""
         assert self.down_hop is not None
         return forward.model_copy(update={"label": self.down_hop[2]})
+
+    def failure_notice(self, detail: str, code: NetErrorCode) -> CircuitFailed:
+        """The ``CircuitFailed`` that ends this circuit at the other nodes of its path."""
+        return CircuitFailed(
+            head=self.head, circuit=self.serial, request_id=self.request_id, detail=detail, code=code, path=tuple(self.path)
+        )
 
 
 class CircuitEnd(Circuit):

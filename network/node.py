@@ -280,15 +280,7 @@ class NetworkNode:
         # The circuit cannot be set up: the nodes before this one are told to end it, the
         # refusal travels on to the nodes after it (the tail reports it with a NetError).
         if refuser:
-            failed = CircuitFailed(
-                head=forward.head,
-                circuit=forward.circuit,
-                request_id=forward.request_id,
-                detail=forward.detail,
-                code=forward.refused,
-                path=tuple(forward.path),
-            )
-            self._tell_upstream(failed, position)
+            self._tell_upstream(circuit.failure_notice(forward.detail, forward.refused), position)
         if downstream is not None:
             self.ctx.send_peer(downstream, forward)
         event = CircuitEvent.NO_LABEL if refuser else CircuitEvent.REFUSED
@@ -521,9 +513,7 @@ class NetworkNode:
 
     def _tell_path(self, circuit: Circuit, detail: str, code: NetErrorCode) -> None:
         path, position = circuit.path, circuit.position
-        failed = CircuitFailed(
-            head=circuit.head, circuit=circuit.serial, request_id=circuit.request_id, detail=detail, code=code, path=tuple(path)
-        )
+        failed = circuit.failure_notice(detail, code)
         self._tell_upstream(failed, position)
         if position + 1 < len(path):
             self.ctx.send_peer(path[position + 1], failed)  # passed on hop by hop (_pass_on)

@@ -27,7 +27,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from qnetstack.entity import Entity, EntityError
+from qnetstack.entity import Entity
+from qnetstack.entity.checks import failure as _fail
+from qnetstack.entity.checks import no_misuse, refuses_from_above
+from qnetstack.entity.checks import raise_if_crashed as _no_crash
 from qnetstack.entity.conformance import ClauseFailure, ImplementationError, Suite, explore
 from qnetstack.physical.conformance.harness import (
     BASIS_VECTORS,
@@ -137,13 +140,9 @@ clause = SUITE.clause
 # -------------------------------------------------------------- helpers
 
 
-def _no_crash(run: PhysicalRun | DeviceRun) -> None:
-    if run.crashed is not None:
-        raise run.crashed
-
-
-def _at(time_ns: int, node: str, what: Any) -> str:
-    return f" (t={time_ns} ns at {node}: {what!r})"
+def _fail_call(text: str, call: Any) -> ClauseFailure:
+    """A finding about a device call, naming its time, node and operation."""
+    return ClauseFailure(f"{text} (t={call.time_ns} ns at {call.node}: {call.op!r})")
 
 
 def _fidelity(result: Any) -> float | None:
@@ -218,18 +217,17 @@ _EXPECTED_KIND: dict[type, type[BaseModel]] = {
 @clause("PHY-DEV-1")
 def device_answers_in_kind(impl: Any) -> None:
     def check(run: DeviceRun) -> None:
-        if run.misuse:
-            raise ClauseFailure("; ".join(run.misuse[:3]))
+        no_misuse(run)
         for step in run.steps:
             c = step.call
             wanted = _EXPECTED_KIND.get(type(c.op))
             if not isinstance(c.result, DeviceError) and (wanted is None or not isinstance(c.result, wanted)):
                 expected = "a DeviceError" if wanted is None else f"{wanted.__name__} or DeviceError"
-                raise ClauseFailure(f"{type(c.op).__name__} was answered {c.result!r}, expected {expected}" + _at(c.time_ns, c.node, c.op))
+                raise _fail_call(f"{type(c.op).__name__} was answered {c.result!r}, expected {expected}", c)
             try:
                 _DEVICE_RESULT.validate_python(c.result.model_dump())
             except (ValidationError, AttributeError) as exc:
-                raise ClauseFailure(f"the result {c.result!r} is not a valid device result: {exc}" + _at(c.time_ns, c.node, c.op)) from None
+                raise _fail_call(f"the result {c.result!r} is not a valid device result: {exc}", c) from None
 
     _device_property(impl, check)
 
@@ -243,10 +241,7 @@ def device_results_echo(impl: Any) -> None:
                 isinstance(result, MeasureResult) and result.basis != op.basis
             )
             if bad:
-                raise ClauseFailure(
-                    f"{type(op).__name__} answered {result!r}, which names another handle or basis"
-                    + _at(step.call.time_ns, step.call.node, op)
-                )
+                raise _fail_call(f"{type(op).__name__} answered {result!r}, which names another handle or basis", step.call)
 
     _device_property(impl, check)
 
@@ -257,9 +252,7 @@ def init_gives_new_handle(impl: Any) -> None:
         for step in run.steps:
             c = step.call
             if isinstance(c.result, QubitAllocated) and c.result.handle in c.held_before:
-                raise ClauseFailure(
-                    f"InitQubit gave handle {c.result.handle}, already held ({sorted(c.held_before)})" + _at(c.time_ns, c.node, c.op)
-                )
+                raise _fail_call(f"InitQubit gave handle {c.result.handle}, already held ({sorted(c.held_before)})", c)
 
     _device_property(impl, check)
 
@@ -274,14 +267,9 @@ def init_nores_when_full(impl: Any) -> None:
             capacity = step.expect["capacity"]
             full = len(c.held_before) >= capacity
             if full and _code(c.result) is not DeviceErrorCode.NORES:
-                raise ClauseFailure(
-                    f"InitQubit with all {capacity} memory qubits held was answered {c.result!r}, not NORES" + _at(c.time_ns, c.node, c.op)
-                )
+                raise _fail_call(f"InitQubit with all {capacity} memory qubits held was answered {c.result!r}, not NORES", c)
             if not full and not isinstance(c.result, QubitAllocated):
-                raise ClauseFailure(
-                    f"InitQubit with {len(c.held_before)} of {capacity} memory qubits held was answered {c.result!r}"
-                    + _at(c.time_ns, c.node, c.op)
-                )
+                raise _fail_call(f"InitQubit with {len(c.held_before)} of {capacity} memory qubits held was answered {c.result!r}", c)
 
     _device_property(impl, check)
 
@@ -301,16 +289,12 @@ def unknown_handles_refused(impl: Any) -> None:
             c = step.call
             if step.tag == "bogus":
                 if _code(c.result) is not DeviceErrorCode.UNKNOWN_HANDLE:
-                    raise ClauseFailure(
-                        f"an operation on a handle never held was answered {c.result!r}, not UNKNOWN_HANDLE" + _at(c.time_ns, c.node, c.op)
-                    )
+                    raise _fail_call(f"an operation on a handle never held was answered {c.result!r}, not UNKNOWN_HANDLE", c)
                 _probes_intact(step, f"the refused {type(c.op).__name__} on a never-held handle")
             elif (
                 step.tag in ("gate", "measure", "bell", "free", "oracle1", "oracle2") and _code(c.result) is DeviceErrorCode.UNKNOWN_HANDLE
             ):
-                raise ClauseFailure(
-                    f"an operation on qubits the caller holds was answered UNKNOWN_HANDLE: {c.result!r}" + _at(c.time_ns, c.node, c.op)
-                )
+                raise _fail_call(f"an operation on qubits the caller holds was answered UNKNOWN_HANDLE: {c.result!r}", c)
 
     _device_property(impl, check)
 
@@ -322,9 +306,8 @@ def released_handles_are_gone(impl: Any) -> None:
             c = step.call
             if step.tag == "stale":
                 if _code(c.result) is not DeviceErrorCode.UNKNOWN_HANDLE:
-                    raise ClauseFailure(
-                        f"an operation on a handle that was measured or freed before was answered {c.result!r}, not UNKNOWN_HANDLE"
-                        + _at(c.time_ns, c.node, c.op)
+                    raise _fail_call(
+                        f"an operation on a handle that was measured or freed before was answered {c.result!r}, not UNKNOWN_HANDLE", c
                     )
                 _probes_intact(step, f"the refused {type(c.op).__name__} on a released handle")
 
@@ -338,7 +321,7 @@ def unsupported_refused(impl: Any) -> None:
             c = step.call
             if step.tag in ("same", "foreign"):
                 if _code(c.result) is not DeviceErrorCode.UNSUPPORTED:
-                    raise ClauseFailure(f"{c.op!r} was answered {c.result!r}, not UNSUPPORTED" + _at(c.time_ns, c.node, c.op))
+                    raise _fail_call(f"{c.op!r} was answered {c.result!r}, not UNSUPPORTED", c)
                 _probes_intact(step, f"the refused {c.op!r}")
 
     _device_property(impl, check)
@@ -362,10 +345,7 @@ def measure_outcomes(impl: Any) -> None:
             c = step.call
             wanted = step.expect.get("outcome")
             if isinstance(c.result, MeasureResult) and wanted is not None and c.result.outcome != wanted:
-                raise ClauseFailure(
-                    f"measuring an eigenstate of {c.op.basis.value} gave outcome {c.result.outcome}, "
-                    f"expected {wanted}" + _at(c.time_ns, c.node, c.op)
-                )
+                raise _fail_call(f"measuring an eigenstate of {c.op.basis.value} gave outcome {c.result.outcome}, expected {wanted}", c)
 
     _device_property(impl, check)
 
@@ -410,9 +390,10 @@ def bell_measure_outcomes_possible(impl: Any) -> None:
             c = step.call
             possible = step.expect.get("possible")
             if isinstance(c.result, BellMeasureResult) and possible is not None and c.result.bell_state not in possible:
-                raise ClauseFailure(
+                raise _fail_call(
                     f"BellMeasure of two product states gave {c.result.bell_state.value}, which has probability 0; "
-                    f"possible: {sorted(b.value for b in possible)}" + _at(c.time_ns, c.node, c.op)
+                    f"possible: {sorted(b.value for b in possible)}",
+                    c,
                 )
 
     _device_property(impl, check)
@@ -499,9 +480,7 @@ def oracle_rereads_agree(impl: Any) -> None:
             if step.tag in ("oracle1", "oracle2"):
                 first, again = _fidelity(c.result), _fidelity(step.expect["again"])
                 if first is None or again is None or abs(first - again) > 1e-12:
-                    raise ClauseFailure(
-                        f"two oracle reads in a row gave {c.result!r} and {step.expect['again']!r}" + _at(c.time_ns, c.node, c.op)
-                    )
+                    raise _fail_call(f"two oracle reads in a row gave {c.result!r} and {step.expect['again']!r}", c)
                 _probes_intact(step, f"the oracle read {c.op!r}")
 
     _device_property(impl, check)
@@ -583,7 +562,7 @@ def oracle_values(impl: Any) -> None:
                 got = _fidelity(c.result)
                 want = step.expect["fidelity"]
                 if got is None or abs(got - want) > EXACT:
-                    raise ClauseFailure(f"oracle read gave {c.result!r}; the true fidelity is {want:.6f}" + _at(c.time_ns, c.node, c.op))
+                    raise _fail_call(f"oracle read gave {c.result!r}; the true fidelity is {want:.6f}", c)
 
     _device_property(impl, check)
 
@@ -697,7 +676,7 @@ def every_attempt_answered_once(impl: Any) -> None:
         answers, orphans = _assign(run)
         if orphans:
             u = orphans[0]
-            raise ClauseFailure(f"{u.node} got a HeraldResult for no attempt it made" + _at(u.time_ns, u.node, u.msg))
+            raise _fail(f"{u.node} got a HeraldResult for no attempt it made", u)
         for i, a in enumerate(run.attempts):
             got = answers[i]
             if len(got) != 1:
@@ -707,13 +686,12 @@ def every_attempt_answered_once(impl: Any) -> None:
                 )
             u = got[0]
             if u.msg.neighbour != a.msg.neighbour:
-                raise ClauseFailure(
-                    f"the result names neighbour {u.msg.neighbour!r}, the attempt {a.msg.neighbour!r}" + _at(u.time_ns, u.node, u.msg)
-                )
+                raise _fail(f"the result names neighbour {u.msg.neighbour!r}, the attempt {a.msg.neighbour!r}", u)
             if u.time_ns > a.time_ns + run.period_ns:
-                raise ClauseFailure(
+                raise _fail(
                     f"the result of an attempt made at t={a.time_ns} arrived {u.time_ns - a.time_ns} ns later, "
-                    f"more than attempt_period_ns = {run.period_ns}" + _at(u.time_ns, u.node, u.msg)
+                    f"more than attempt_period_ns = {run.period_ns}",
+                    u,
                 )
 
     _slot_property(impl, check)
@@ -750,20 +728,15 @@ def result_fields(impl: Any) -> None:
                 if not m.success:
                     present = [n for n, v in fields.items() if v is not None]
                     if present:
-                        raise ClauseFailure(f"a failed attempt's result carries {present}" + _at(u.time_ns, u.node, m))
+                        raise _fail(f"a failed attempt's result carries {present}", u)
                     continue
                 missing = [n for n, v in fields.items() if v is None]
                 if missing or m.no_memory:
-                    raise ClauseFailure(f"a success lacks {missing or 'nothing'} (no_memory={m.no_memory})" + _at(u.time_ns, u.node, m))
+                    raise _fail(f"a success lacks {missing or 'nothing'} (no_memory={m.no_memory})", u)
                 if not a.time_ns <= m.herald_time_ns <= u.time_ns:
-                    raise ClauseFailure(
-                        f"herald_time_ns {m.herald_time_ns} is not between the attempt (t={a.time_ns}) and its result"
-                        + _at(u.time_ns, u.node, m)
-                    )
+                    raise _fail(f"herald_time_ns {m.herald_time_ns} is not between the attempt (t={a.time_ns}) and its result", u)
                 if m.handle in u.held_before:
-                    raise ClauseFailure(
-                        f"the herald gave handle {m.handle}, which the layer above already held" + _at(u.time_ns, u.node, m)
-                    )
+                    raise _fail(f"the herald gave handle {m.handle}, which the layer above already held", u)
 
     _slot_property(impl, check)
 
@@ -808,7 +781,7 @@ def unpartnered_attempts_fail(impl: Any) -> None:
                 for u in answers[i]:
                     if u.msg.success:
                         why = "only one end attempted" if run.slots[a.slot].who in NODES else "the ends used different attempt ids"
-                        raise ClauseFailure(f"an attempt succeeded although {why}" + _at(u.time_ns, u.node, u.msg))
+                        raise _fail(f"an attempt succeeded although {why}", u)
 
     _slot_property(impl, check)
     # a lossless link that heralds every attempt made in step (α = 1: both photons arrive and
@@ -826,19 +799,13 @@ def no_memory_flag(impl: Any) -> None:
         for i, a in enumerate(run.attempts):
             for u in answers[i]:
                 if u.msg.no_memory != (a.free == 0):
-                    raise ClauseFailure(
-                        f"no_memory={u.msg.no_memory} but {a.node} had {a.free} free memory qubits when it attempted"
-                        + _at(u.time_ns, u.node, u.msg)
-                    )
+                    raise _fail(f"no_memory={u.msg.no_memory} but {a.node} had {a.free} free memory qubits when it attempted", u)
         for a, b in _matched(run):
             if a.free == 0 or b.free == 0:
                 for attempt in (a, b):
                     answer = _answer(run, answers, attempt)
                     if answer is not None and answer.msg.success:
-                        raise ClauseFailure(
-                            f"attempt {a.msg.attempt_id} succeeded although an end had no free memory"
-                            + _at(answer.time_ns, answer.node, answer.msg)
-                        )
+                        raise _fail(f"attempt {a.msg.attempt_id} succeeded although an end had no free memory", answer)
 
     _slot_property(impl, check)
 
@@ -866,7 +833,7 @@ def alpha_override(impl: Any) -> None:
     wins = [u for u in run.results() if u.msg.success]
     if wins:
         u = wins[0]
-        raise ClauseFailure(f"{len(wins) // 2} of 40 attempts with bright_state_population=0 succeeded" + _at(u.time_ns, u.node, u.msg))
+        raise _fail(f"{len(wins) // 2} of 40 attempts with bright_state_population=0 succeeded", u)
     control = run_slots(impl, LOSSLESS, [Slot()] * 40, seed=9, probe=False)
     _no_crash(control)
     if not any(u.msg.success for u in control.results()):
@@ -993,17 +960,14 @@ def fidelity_matches(impl: Any) -> None:
 @clause("PHY-MSG-1")
 def only_results_up(impl: Any) -> None:
     def check(run: PhysicalRun) -> None:
-        if run.misuse:
-            raise ClauseFailure("; ".join(run.misuse[:3]))
+        no_misuse(run)
         for u in run.up:
             if not isinstance(u.msg, HeraldResult):
-                raise ClauseFailure(f"sent up a {type(u.msg).__name__}, not a HeraldResult" + _at(u.time_ns, u.node, u.msg))
+                raise _fail(f"sent up a {type(u.msg).__name__}, not a HeraldResult", u)
             try:
                 HeraldResult.model_validate(u.msg.model_dump())
             except ValidationError as exc:
-                raise ClauseFailure(
-                    f"sent up a HeraldResult that does not validate: {exc.errors()[0]['msg']}" + _at(u.time_ns, u.node, u.msg)
-                ) from None
+                raise _fail(f"sent up a HeraldResult that does not validate: {exc.errors()[0]['msg']}", u) from None
 
     _slot_property(impl, check)
 
@@ -1018,13 +982,7 @@ def foreign_input_refused(impl: Any) -> None:
     for what, msg in cases:
         harness = PhysicalHarness(impl, LOSSLESS)
         harness.start()
-        try:
-            harness.entities["alice"].handle_above(msg)
-        except EntityError:
-            continue
-        except Exception as exc:
-            raise ClauseFailure(f"handle_above({what}) raised {type(exc).__name__}, not EntityError") from None
-        raise ClauseFailure(f"handle_above({what}) was accepted silently")
+        refuses_from_above(harness.entities["alice"], msg, what)
 
 
 # ------------------------------------------------------------ the backend
