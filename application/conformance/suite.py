@@ -184,13 +184,14 @@ def _property(
     impl: Any,
     check: Callable[[AppRun], None],
     *,
-    kinds: tuple[str, ...] | None = None,
+    serving: str | None = None,
     actions: tuple[str, ...] = ("serve",),
     perfect: bool = False,
     examples: int = EXAMPLES,
 ) -> None:
-    """Run ``check`` on the runs of ``examples`` generated scenarios."""
-    kinds = kinds or _kinds(impl)
+    """Run ``check`` on the runs of ``examples`` generated scenarios; with ``serving``,
+    of requests of that kind only (not applicable if the implementation does not serve it)."""
+    kinds = _kinds(impl) if serving is None else _require(impl, serving)
     if not kinds:
         raise NotApplicable("the implementation serves neither teleport nor pairs requests")
 
@@ -601,8 +602,6 @@ def _teleport_results(run: AppRun) -> Iterator[tuple[SentUp, list[TeleportTruth]
 
 @SUITE.clause("APP-TELEPORT-1")
 def teleport_corrects(impl: Any) -> None:
-    kinds = _require(impl, "teleport")
-
     def check(run: AppRun) -> None:
         for up, truths in _teleport_results(run):
             candidates = [t for t in truths if t.fidelity_requested is not None]
@@ -619,13 +618,11 @@ def teleport_corrects(impl: Any) -> None:
                     up,
                 )
 
-    _property(impl, check, kinds=kinds, perfect=True, examples=40)
+    _property(impl, check, serving="teleport", perfect=True, examples=40)
 
 
 @SUITE.clause("APP-TELEPORT-2")
 def teleport_result_fields(impl: Any) -> None:
-    kinds = _require(impl, "teleport")
-
     def check(run: AppRun) -> None:
         for up, candidates in _teleport_results(run):
             msg = up.msg
@@ -640,7 +637,7 @@ def teleport_result_fields(impl: Any) -> None:
             if not any(abs(t.pair.goodness - msg.pair_goodness) <= 1e-9 for t in states):
                 raise _fail(f"pair_goodness {msg.pair_goodness} but the network gave goodness {states[0].pair.goodness}", up)
 
-    _property(impl, check, kinds=kinds, actions=("serve", "abort"))
+    _property(impl, check, serving="teleport", actions=("serve", "abort"))
 
 
 def _same_state(a: BlochState, b: BlochState) -> bool:
@@ -653,8 +650,6 @@ def _same_state(a: BlochState, b: BlochState) -> bool:
 
 @SUITE.clause("APP-TELEPORT-3")
 def teleport_fidelity_honest(impl: Any) -> None:
-    kinds = _require(impl, "teleport")
-
     def check(run: AppRun) -> None:
         for up, candidates in _teleport_results(run):
             msg = up.msg
@@ -666,13 +661,11 @@ def teleport_fidelity_honest(impl: Any) -> None:
                     up,
                 )
 
-    _property(impl, check, kinds=kinds)
+    _property(impl, check, serving="teleport")
 
 
 @SUITE.clause("APP-TELEPORT-4")
 def teleport_every_index(impl: Any) -> None:
-    kinds = _require(impl, "teleport")
-
     def check(run: AppRun) -> None:
         expected: Counter[tuple[str, str, int, int]] = Counter()
         for r in run.requests:
@@ -687,7 +680,7 @@ def teleport_every_index(impl: Any) -> None:
                 f"unexpected or repeated {extra}"
             )
 
-    _property(impl, check, kinds=kinds)
+    _property(impl, check, serving="teleport")
 
 
 # ------------------------------------------------------------------ pairs
@@ -695,8 +688,6 @@ def teleport_every_index(impl: Any) -> None:
 
 @SUITE.clause("APP-PAIR-1")
 def pair_result_fields(impl: Any) -> None:
-    kinds = _require(impl, "pairs")
-
     def check(run: AppRun) -> None:
         seen: set[Any] = set()
         for up in run.sent(PairResult):
@@ -715,13 +706,11 @@ def pair_result_fields(impl: Any) -> None:
             if abs(msg.goodness - pair.goodness) > 1e-9:
                 raise _fail(f"goodness {msg.goodness} but the network gave {pair.goodness}", up)
 
-    _property(impl, check, kinds=kinds, actions=("serve", "abort"))
+    _property(impl, check, serving="pairs", actions=("serve", "abort"))
 
 
 @SUITE.clause("APP-PAIR-2")
 def pair_fidelity_honest(impl: Any) -> None:
-    kinds = _require(impl, "pairs")
-
     def check(run: AppRun) -> None:
         for up in run.sent(PairResult):
             pair = run.pairs.get(up.msg.pair_id)
@@ -732,13 +721,11 @@ def pair_fidelity_honest(impl: Any) -> None:
                     up,
                 )
 
-    _property(impl, check, kinds=kinds)
+    _property(impl, check, serving="pairs")
 
 
 @SUITE.clause("APP-PAIR-3")
 def pair_every_pair(impl: Any) -> None:
-    kinds = _require(impl, "pairs")
-
     def check(run: AppRun) -> None:
         expected = {
             pid for pid, pair in run.pairs.items() if (s := run.request_of(pair)) is not None and isinstance(s.request, PairsRequest)
@@ -751,7 +738,7 @@ def pair_every_pair(impl: Any) -> None:
         if len(got) != asked:
             raise ClauseFailure(f"{asked} pairs were asked for and served, {len(got)} PairResults were sent")
 
-    _property(impl, check, kinds=kinds)
+    _property(impl, check, serving="pairs")
 
 
 # ------------------------------------------------------------- resources

@@ -173,8 +173,13 @@ def scenarios(draw: Any, types: tuple[RequestType, ...], mode: str = "any") -> t
     return conditions, requests, horizon
 
 
-def _property(impl: Any, check: Callable[[NetRun], None], *, mode: str = "any", examples: int = EXAMPLES) -> None:
-    """Run ``check`` on the runs of ``examples`` generated scenarios."""
+def _property(
+    impl: Any, check: Callable[[NetRun], None], *, mode: str = "any", examples: int = EXAMPLES, requires: RequestType | None = None
+) -> None:
+    """Run ``check`` on the runs of ``examples`` generated scenarios (not applicable
+    if the implementation does not provide the request type ``requires``)."""
+    if requires is not None:
+        _require_type(impl, requires)
     types = tuple(_types(impl))
 
     @explore(examples)
@@ -210,6 +215,11 @@ def _by_pair_id(deliveries: list[SentUp]) -> dict[Any, SentUp]:
     for u in deliveries:
         out.setdefault(u.msg.pair_id, u)
     return out
+
+
+def _accepted_of_type(run: NetRun, kind: RequestType) -> list[Accepted]:
+    """The accepted requests of type ``kind`` (the checks of the other type judge the rest)."""
+    return [acc for acc in run.accepted().values() if acc.request.type is kind]
 
 
 def _twins(run: NetRun, acc: Accepted) -> dict[str, dict[Any, SentUp]]:
@@ -385,14 +395,9 @@ def pair_ids(impl: Any) -> None:
 
 @SUITE.clause("NET-PAIR-3")
 def pair_is_a_chain(impl: Any) -> None:
-    _require_type(impl, RequestType.K)
-
     def check(run: NetRun) -> None:
-        accepted = run.accepted()
         used: dict[int, Any] = {}  # link pair -> the end-to-end pair it went into
-        for acc in accepted.values():
-            if acc.request.type is not RequestType.K:
-                continue
+        for acc in _accepted_of_type(run, RequestType.K):
             for node, u, twin in _with_twins(run, acc):
                 if u.msg.handle is None or u.msg.outcome is not None or u.msg.basis is not None:
                     raise _fail("a type-K request got a delivery without a handle, or with an outcome or basis", u)
@@ -414,17 +419,13 @@ def pair_is_a_chain(impl: Any) -> None:
                     if used.setdefault(sequence, pid) != pid:
                         raise _fail(f"link pair {sequence} went into two end-to-end pairs, {used[sequence]!r} and {pid!r}", u)
 
-    _property(impl, check)
+    _property(impl, check, requires=RequestType.K)
 
 
 @SUITE.clause("NET-PAIR-4")
 def pair_measured(impl: Any) -> None:
-    _require_type(impl, RequestType.M)
-
     def check(run: NetRun) -> None:
-        for acc in run.accepted().values():
-            if acc.request.type is not RequestType.M:
-                continue  # NET-PAIR-3
+        for acc in _accepted_of_type(run, RequestType.M):
             for node, u, twin in _with_twins(run, acc):
                 msg = u.msg
                 if msg.handle is not None or msg.outcome is None or msg.basis is not acc.request.basis:
@@ -437,7 +438,7 @@ def pair_measured(impl: Any) -> None:
                 if twin is not None and run.measured_qubit(twin) != chain.end:
                     raise _fail(f"the outcome reported at {twin.node} is not from the far end of this qubit's chain", u)
 
-    _property(impl, check, examples=EXAMPLES + 10)
+    _property(impl, check, requires=RequestType.M, examples=EXAMPLES + 10)
 
 
 @SUITE.clause("NET-PAIR-5")
@@ -474,12 +475,8 @@ def pair_goodness_honest(impl: Any) -> None:
 
 @SUITE.clause("NET-FRAME-1")
 def frame_of_kept_pair(impl: Any) -> None:
-    _require_type(impl, RequestType.K)
-
     def check(run: NetRun) -> None:
-        for acc in run.accepted().values():
-            if acc.request.type is not RequestType.K:
-                continue
+        for acc in _accepted_of_type(run, RequestType.K):
             for u in run.deliveries(acc.key):
                 chain = None if u.qubit is None else run.chain(u.qubit)
                 if chain is None or chain.nodes != _oriented(acc, u.node):
@@ -492,7 +489,7 @@ def frame_of_kept_pair(impl: Any) -> None:
                         u,
                     )
 
-    _property(impl, check, examples=EXAMPLES + 10)
+    _property(impl, check, requires=RequestType.K, examples=EXAMPLES + 10)
 
 
 def _flips(frame: BellState, basis: Basis) -> int:
@@ -504,12 +501,8 @@ def _flips(frame: BellState, basis: Basis) -> int:
 
 @SUITE.clause("NET-FRAME-2")
 def frame_of_measured_pair(impl: Any) -> None:
-    _require_type(impl, RequestType.M)
-
     def check(run: NetRun) -> None:
-        for acc in run.accepted().values():
-            if acc.request.type is not RequestType.M:
-                continue
+        for acc in _accepted_of_type(run, RequestType.M):
             twins = _twins(run, acc)
             for pid, head in twins[acc.head].items():
                 tail = twins[acc.tail].get(pid)
@@ -531,7 +524,7 @@ def frame_of_measured_pair(impl: Any) -> None:
                         head,
                     )
 
-    _property(impl, check, examples=EXAMPLES + 10)
+    _property(impl, check, requires=RequestType.M, examples=EXAMPLES + 10)
 
 
 # ------------------------------------------------------- errors, the end

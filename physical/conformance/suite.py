@@ -28,8 +28,8 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from qnetstack.entity import Entity
+from qnetstack.entity.checks import check_responses, no_misuse, refuses_from_above
 from qnetstack.entity.checks import failure as _fail
-from qnetstack.entity.checks import no_misuse, refuses_from_above
 from qnetstack.entity.checks import raise_if_crashed as _no_crash
 from qnetstack.entity.conformance import ClauseFailure, ImplementationError, Suite, explore
 from qnetstack.physical.conformance.harness import (
@@ -91,6 +91,7 @@ SIGMAS = 5  # statistical checks allow 5 standard errors (two-sided p ~ 6e-7 for
 DEVICE_EXAMPLES = 50  # device scripts: no attempts, ~2-10 ms each for the reference
 SLOT_EXAMPLES = 25  # attempt patterns: at most 8 slots, ~5-20 ms each for the reference
 _DEVICE_RESULT = TypeAdapter(DeviceResult)
+_HERALD_RESULT = TypeAdapter(HeraldResult)
 
 # ----------------------------------------------------------------- links
 
@@ -961,13 +962,7 @@ def fidelity_matches(impl: Any) -> None:
 def only_results_up(impl: Any) -> None:
     def check(run: PhysicalRun) -> None:
         no_misuse(run)
-        for u in run.up:
-            if not isinstance(u.msg, HeraldResult):
-                raise _fail(f"sent up a {type(u.msg).__name__}, not a HeraldResult", u)
-            try:
-                HeraldResult.model_validate(u.msg.model_dump())
-            except ValidationError as exc:
-                raise _fail(f"sent up a HeraldResult that does not validate: {exc.errors()[0]['msg']}", u) from None
+        check_responses(run.up, (HeraldResult,), _HERALD_RESULT, "a HeraldResult")
 
     _slot_property(impl, check)
 
