@@ -15,11 +15,12 @@ silenced, and the caller's warning filters are left as they were.
 
 from __future__ import annotations
 
+import importlib
 import sys
 import warnings
 from collections.abc import Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard
 
 import numpy as np
 
@@ -32,15 +33,15 @@ __all__ = ["qutip", "is_qobj", "as_qobj"]
 def qutip() -> ModuleType:
     """The ``qutip`` module, imported now if it was not yet."""
     module = sys.modules.get("qutip")
-    if module is None:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="matplotlib not found", category=UserWarning)
-            warnings.filterwarnings("ignore", message="Module qnetstack was already imported", category=UserWarning)
-            import qutip as module
-    return module
+    if module is not None:
+        return module
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="matplotlib not found", category=UserWarning)
+        warnings.filterwarnings("ignore", message="Module qnetstack was already imported", category=UserWarning)
+        return importlib.import_module("qutip")
 
 
-def is_qobj(value: object) -> bool:
+def is_qobj(value: object) -> TypeGuard[Qobj]:
     """Whether ``value`` is a QuTiP ``Qobj``, without importing QuTiP: a ``Qobj``
     can only exist once QuTiP is imported."""
     module = sys.modules.get("qutip")

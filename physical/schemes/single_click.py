@@ -25,6 +25,8 @@ The simulation (:func:`herald_povm`) builds the three-outcome POVM on the two
 incoming 0/1-photon modes numerically: embed them into 3-level Fock modes (at
 most two photons in total, so a 3-level cutoff loses nothing), apply the
 beam-splitter unitary, the detector POVMs, and project back: ``E = V† U† F U V``.
+These operators are QuTiP ``Qobj`` (QuTiP is imported when the first is built);
+the closed forms below are numpy, so a model-heralding run never needs QuTiP.
 
 Closed form (derived for this module; basis |s_A s_B>)
 ------------------------------------------------------
