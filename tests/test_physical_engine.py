@@ -219,6 +219,31 @@ def test_arrays_and_qobj_inputs_give_the_same_states():
     assert np.array_equal(r1, r2)
 
 
+def test_writable_arrays_are_read_afresh_and_read_only_ones_are_cached():
+    """The world caches what it derives from a state or operator by the object's
+    identity only for a Qobj or a read-only array: a writable array changed
+    between two calls is read again (state, operator lifted onto a group, ket)."""
+    w = QuantumWorld()
+    state = np.diag([1.0, 0.0, 0.0, 0.0]).astype(complex)
+    a, b = w.new_qubits(state, 0)
+    state[:] = np.diag([0.0, 0.0, 0.0, 1.0])
+    c, d = w.new_qubits(state, 0)
+    assert w.reduced_state([c, d], 0).full()[3, 3] == 1.0
+    flip = np.array([[0, 1], [1, 0]], dtype=complex)
+    w.apply_unitary([b], flip, 0)  # b is half of a two-qubit group: the lifted form is built
+    flip[:] = np.eye(2)
+    w.apply_unitary([b], flip, 0)  # now the identity: b stays |1>
+    assert w.reduced_state([a, b], 0).full()[1, 1] == 1.0
+    target = np.array([1, 0, 0, 0], dtype=complex)
+    assert w.fidelity_to_pure([c, d], target, 0) == 0.0
+    target[:] = [0, 0, 0, 1]
+    assert w.fidelity_to_pure([c, d], target, 0) == 1.0
+    frozen = np.diag([0.0, 1.0]).astype(complex)
+    frozen.setflags(write=False)
+    w.new_qubits(frozen, 0)
+    assert any(entry[0] is frozen for entry in w._checked_states.values())
+
+
 def test_array_states_take_their_dims_or_qubits():
     w = QuantumWorld()
     qutrit_qubit = np.diag([0.5, 0.0, 0.0, 0.0, 0.5, 0.0]).astype(complex)

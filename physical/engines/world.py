@@ -58,7 +58,10 @@ positions, so a link's constant operators are lifted once); tensor product
 and partial trace are :func:`_kron` and :func:`_ptrace`. Tests cross-check
 the three against ``qutip.expand_operator``, ``qutip.tensor`` and
 ``Qobj.ptrace``. Done with QuTiP's own routines each cost ~40-60 µs on a
-few-qubit state, mostly spent re-parsing dimensions.
+few-qubit state, mostly spent re-parsing dimensions. What the world derives
+from an input (its checks, its lifted form, a ket's vector) is cached by the
+object only for a ``Qobj`` or a read-only array (the backends' constants); a
+writable array may change between calls, so it is read afresh each time.
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ import numpy as np
 
 from qnetstack.physical.components.memory_noise import memory_factors
 from qnetstack.physical.lazy_qutip import as_qobj, is_qobj
+from qnetstack.physical.lazy_qutip import qutip as load_qutip
 from qnetstack.physical.service import Basis, BellState
 
 if TYPE_CHECKING:
@@ -270,10 +274,20 @@ def basis_projectors(basis: Basis) -> list[Qobj]:
 # ------------------------------------------------------------------ numpy plumbing
 
 
+_DIMS_CACHE: dict[tuple[int, ...], object] = {}
+
+
 def _oper(mat: np.ndarray, dims: Sequence[int]) -> Qobj:
-    """A density-matrix array as a QuTiP operator over subsystems ``dims`` (for
-    the oracle reads that return one; QuTiP is imported on the first)."""
-    return as_qobj(mat, [list(dims), list(dims)])
+    """Wrap a density-matrix array (not copied) as a QuTiP operator over
+    subsystems ``dims``, for the oracle reads that return one (QuTiP is imported
+    on the first). QuTiP's dims object is built once per shape: parsing it costs
+    ~40 µs, more than the algebra on a few qubits."""
+    qutip = load_qutip()
+    key = tuple(dims)
+    parsed = _DIMS_CACHE.get(key)
+    if parsed is None:
+        parsed = _DIMS_CACHE[key] = qutip.core.dimensions.Dimensions([list(key), list(key)])
+    return qutip.Qobj(qutip.data.Dense(mat, copy=False), dims=parsed, copy=False)
 
 
 def _expand(op: np.ndarray, dims: Sequence[int], pos: Sequence[int]) -> np.ndarray:
@@ -448,9 +462,10 @@ class QuantumWorld:
             dims, mat = known[1], known[2]
         else:
             dims, mat = self._check_state(state, dims)
-            self._checked_states[key] = (state, dims, mat)
-            if len(self._checked_states) > self._CACHE_SIZE:
-                self._checked_states.popitem(last=False)
+            if _constant(state):
+                self._checked_states[key] = (state, dims, mat)
+                if len(self._checked_states) > self._CACHE_SIZE:
+                    self._checked_states.popitem(last=False)
         if noise is None:
             noise = [(None, None)] * len(dims)
         if len(noise) != len(dims):
@@ -661,9 +676,10 @@ class QuantumWorld:
         if axes is not None:
             vec = vec.reshape(dims).transpose(axes).reshape(-1)
         vec.setflags(write=False)
-        self._ket_arrays[key] = (ket, vec)
-        if len(self._ket_arrays) > self._CACHE_SIZE:
-            self._ket_arrays.popitem(last=False)
+        if _constant(ket):
+            self._ket_arrays[key] = (ket, vec)
+            if len(self._ket_arrays) > self._CACHE_SIZE:
+                self._ket_arrays.popitem(last=False)
         return vec
 
     # ---------------------------------------------------------- internals
@@ -751,9 +767,10 @@ class QuantumWorld:
             self._lifted.move_to_end(key)
             return hit[1]
         full = _expand(op, group.dims, pos)
-        self._lifted[key] = (owner, full)
-        if len(self._lifted) > self._CACHE_SIZE:
-            self._lifted.popitem(last=False)
+        if _constant(owner):
+            self._lifted[key] = (owner, full)
+            if len(self._lifted) > self._CACHE_SIZE:
+                self._lifted.popitem(last=False)
         return full
 
     def _check_povm(self, qids: Sequence[int], elements: Sequence[Qobj | np.ndarray]) -> None:
@@ -768,9 +785,10 @@ class QuantumWorld:
         for m in arrays:
             if not _close(m, m.conj().T, atol=_ATOL) or np.linalg.eigvalsh(m).min() < -_ATOL:
                 raise WorldError("POVM element is not Hermitian positive semidefinite")
-        self._checked_povms[id(elements)] = elements
-        if len(self._checked_povms) > self._CACHE_SIZE:
-            self._checked_povms.popitem(last=False)
+        if all(_constant(e) for e in elements):
+            self._checked_povms[id(elements)] = elements
+            if len(self._checked_povms) > self._CACHE_SIZE:
+                self._checked_povms.popitem(last=False)
 
     def _measure(
         self,
@@ -840,6 +858,14 @@ class QuantumWorld:
         if order != list(qids):
             mat = _ptrace(mat, dims, [order.index(q) for q in qids])
         return _hermitian(mat)
+
+
+def _constant(value: object) -> bool:
+    """Whether the world may cache what it derives from ``value`` (a state, an
+    operator, a ket) by the object's identity: a ``Qobj`` (treated as immutable,
+    as QuTiP does) or a read-only array. A writable array may change between
+    calls, so it is read afresh each time."""
+    return not isinstance(value, np.ndarray) or not value.flags.writeable
 
 
 def _close(a: np.ndarray, b: np.ndarray, atol: float = _ATOL) -> bool:
