@@ -26,7 +26,6 @@ import os
 import sys
 from collections.abc import Sequence
 
-# (QuTiP's matplotlib warning is filtered by qnetstack.stack, imported before this module.)
 from qnetstack.stack.assembler import assemble
 from qnetstack.stack.scenario import ScenarioError, load_scenario
 

@@ -18,9 +18,12 @@ from qnetstack.physical.engines.world import (
     QuantumWorld,
     UnknownQubitError,
     WorldError,
+    _expand,
     basis_projectors,
     bell_ket,
+    bell_vector,
     bloch_ket,
+    bloch_vector,
 )
 from qnetstack.physical.params import SPEED_OF_LIGHT_KM_PER_S, FibreParams, fibre_delay_ns
 from qnetstack.physical.service import Basis, BellState
@@ -145,6 +148,123 @@ def test_numpy_partial_trace_and_tensor_match_qutip():
     assert w.group_of(r) == q + [r]
     ref = qutip.tensor(rho, sigma).ptrace([1, 3])
     assert np.allclose(w.reduced_state([q[1], r], 0).full(), ref.full(), atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "dims, pos",
+    [([2, 2], [1]), ([2, 2], [1, 0]), ([2, 3, 2], [2, 0]), ([3, 2, 2, 2], [1, 3]), ([2, 2, 2, 2], [3, 0, 2]), ([2, 3], [0, 1])],
+)
+def test_numpy_operator_lift_is_qutip_expand_operator_to_the_last_bit(dims, pos):
+    """_expand (the world's own lift of an operator onto a group) gives exactly
+    the matrix qutip.expand_operator gives, entry for entry, in any target order:
+    same-seed runs depend on it."""
+    op_dims = [dims[p] for p in pos]
+    op = qutip.rand_unitary(op_dims, seed=sum(dims) + len(pos)).full()
+    expected = qutip.expand_operator(qutip.Qobj(op, dims=[op_dims, op_dims]), dims, pos).full()
+    assert np.array_equal(_expand(op, dims, pos), expected)
+
+
+def test_numpy_constants_are_the_qutip_built_states_to_the_last_bit():
+    """The Bell vectors, Bloch vectors and basis projectors the world now builds
+    with numpy are bitwise the ones it built with QuTiP before (the same
+    constructions written with qutip.basis/tensor/sigmax/sigmaz), and the Qobj
+    forms handed to users hold the same numbers."""
+    zero, one = qutip.basis(2, 0), qutip.basis(2, 1)
+    phi_plus = (qutip.tensor(zero, zero) + qutip.tensor(one, one)).unit()
+    for bell in BellState:
+        x, z = bell.pauli_bits
+        frame = (qutip.sigmax() ** x) * (qutip.sigmaz() ** z)
+        ket = qutip.tensor(qutip.qeye(2), frame) * phi_plus
+        built = ket.full().ravel()
+        assert np.array_equal(bell_vector(bell), built)
+        assert np.array_equal(bell_ket(bell).full().ravel(), built)
+        assert bell_ket(bell).dims == ket.dims
+    for theta, phi in ((0.3, 1.1), (math.pi, -2.0)):
+        built = qutip.Qobj(np.array([[math.cos(theta / 2)], [np.exp(1j * phi) * math.sin(theta / 2)]]), dims=[[2], [1]]).full().ravel()
+        assert np.array_equal(bloch_vector(theta, phi), built)
+        assert np.array_equal(bloch_ket(theta, phi).full().ravel(), built)
+    for basis in Basis:
+        p0, p1 = basis_projectors(basis)
+        assert basis_projectors(basis) is basis_projectors(basis)  # one list: the world checks a POVM once per list
+        assert np.allclose((p0 + p1).full(), np.eye(2), atol=1e-15)
+        ket = bloch_ket(*basis.bloch_angles)
+        assert float(np.real(qutip.expect(p0, ket))) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_arrays_and_qobj_inputs_give_the_same_states():
+    """Every world operation takes numpy arrays as well as Qobj and gives
+    bitwise the same states and draws for the same numbers and seed."""
+    rho = qutip.rand_dm([2, 2], seed=21)
+    unitary = qutip.rand_unitary([2, 2], seed=22)
+    kraus = qutip.rand_kraus_map([2], seed=23)
+    element = qutip.Qobj(np.diag([0.7, 0.2]))
+    povm = [element, qutip.qeye(2) - element]
+    states = []
+    for as_array in (False, True):
+
+        def given(obj):
+            return obj.full() if as_array else obj  # noqa: B023 - used inside this pass only
+
+        w = QuantumWorld()
+        rng = np.random.default_rng(5)
+        a, b = w.new_qubits(given(rho), 0, [(40_000.0, 30_000.0), (None, 50_000.0)])
+        c, d = w.new_qubits(given(bell_ket(BellState.PSI_MINUS)), 0)
+        w.apply_unitary([b, c], given(unitary), 100)
+        w.apply_kraus([d], [given(k) for k in kraus], 200)
+        outcome = w.measure_povm([a], [given(e) for e in povm], rng, 300)
+        fidelity = w.fidelity_to_pure([d, b], given(bell_ket(BellState.PHI_PLUS)), 400)
+        states.append((outcome, fidelity, w.reduced_state([b, c, d], 500).full()))
+    (o1, f1, r1), (o2, f2, r2) = states
+    assert (o1, f1) == (o2, f2)
+    assert np.array_equal(r1, r2)
+
+
+def test_writable_arrays_are_read_afresh_and_read_only_ones_are_cached():
+    """The world caches what it derives from a state or operator by the object's
+    identity only for a Qobj or a read-only array: a writable array changed
+    between two calls is read again (state, operator lifted onto a group, ket)."""
+    w = QuantumWorld()
+    state = np.diag([1.0, 0.0, 0.0, 0.0]).astype(complex)
+    a, b = w.new_qubits(state, 0)
+    state[:] = np.diag([0.0, 0.0, 0.0, 1.0])
+    c, d = w.new_qubits(state, 0)
+    assert w.reduced_state([c, d], 0).full()[3, 3] == 1.0
+    flip = np.array([[0, 1], [1, 0]], dtype=complex)
+    w.apply_unitary([b], flip, 0)  # b is half of a two-qubit group: the lifted form is built
+    flip[:] = np.eye(2)
+    w.apply_unitary([b], flip, 0)  # now the identity: b stays |1>
+    assert w.reduced_state([a, b], 0).full()[1, 1] == 1.0
+    target = np.array([1, 0, 0, 0], dtype=complex)
+    assert w.fidelity_to_pure([c, d], target, 0) == 0.0
+    target[:] = [0, 0, 0, 1]
+    assert w.fidelity_to_pure([c, d], target, 0) == 1.0
+    frozen = np.diag([0.0, 1.0]).astype(complex)
+    frozen.setflags(write=False)
+    w.new_qubits(frozen, 0)
+    assert any(entry[0] is frozen for entry in w._checked_states.values())
+
+
+def test_array_states_take_their_dims_or_qubits():
+    w = QuantumWorld()
+    qutrit_qubit = np.diag([0.5, 0.0, 0.0, 0.0, 0.5, 0.0]).astype(complex)
+    a, b = w.new_qubits(qutrit_qubit, 0, dims=[3, 2])
+    assert (w.dim(a), w.dim(b)) == (3, 2)
+    assert [w.dim(q) for q in w.new_qubits(np.eye(8) / 8, 0)] == [2, 2, 2]
+    with pytest.raises(WorldError, match="not over qubits"):
+        w.new_qubits(qutrit_qubit, 0)
+    with pytest.raises(WorldError, match="do not fit"):
+        w.new_qubits(np.eye(4) / 4, 0, dims=[2, 3])
+    with pytest.raises(WorldError, match="shape"):
+        w.new_qubits(np.zeros((2, 3)), 0)
+    with pytest.raises(WorldError, match="numpy array or a Qobj"):
+        w.new_qubits([[1, 0], [0, 0]], 0)  # type: ignore[arg-type]
+    with pytest.raises(WorldError, match="dims are given by the Qobj"):
+        w.new_qubits(qutip.basis(2, 0), 0, dims=[2])
+    with pytest.raises(WorldError, match="ket of dimension 2"):
+        w.fidelity_to_pure([b], np.array([1, 0, 0]), 0)
+    assert w.fidelity_to_pure([a], np.array([1, 0, 0]), 0) == pytest.approx(0.5, abs=1e-15)  # Tr(ρ_a |0><0|), ρ_a = diag(1/2, 0, 1/2)
+    with pytest.raises(WorldError, match="2x2 array or Qobj"):
+        w.apply_unitary([b], np.eye(3), 0)
 
 
 def test_whole_group_oracle_and_discard_shortcuts_match_qutip():

@@ -17,11 +17,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-from qutip import Qobj
 
 from qnetstack.entity import Context
 from qnetstack.entity.refusing import Refusing
-from qnetstack.physical.engines.world import QuantumWorld, bell_ket, bloch_ket
+from qnetstack.physical.engines.world import QuantumWorld, bell_vector, bloch_vector
 from qnetstack.physical.params import NodeHardware
 from qnetstack.physical.service import (
     ApplyGate,
@@ -46,7 +45,7 @@ from qnetstack.physical.service import (
 __all__ = ["MemoryDevice", "RESERVED_SLOT"]
 
 
-def _gate_unitaries() -> dict[Gate, Qobj]:
+def _gate_unitaries() -> dict[Gate, np.ndarray]:
     s = 1 / math.sqrt(2)
     mats = {
         Gate.I: [[1, 0], [0, 1]],
@@ -56,21 +55,24 @@ def _gate_unitaries() -> dict[Gate, Qobj]:
         Gate.H: [[s, s], [s, -s]],
         Gate.S: [[1, 0], [0, 1j]],
     }
-    return {g: Qobj(np.array(m, dtype=complex), dims=[[2], [2]]).to("dense") for g, m in mats.items()}
+    return {g: _constant(np.array(m, dtype=complex)) for g, m in mats.items()}
+
+
+def _constant(array: np.ndarray) -> np.ndarray:
+    # the world caches lifted operators by object: these must never change
+    array.setflags(write=False)
+    return array
 
 
 _GATES = _gate_unitaries()
 # CNOT(a -> b) then H on a: maps the Bell basis onto the computational basis
-_BELL_ROTATION = Qobj(
-    np.array([[1, 0, 0, 1], [0, 1, 1, 0], [1, 0, 0, -1], [0, 1, -1, 0]], dtype=complex) / math.sqrt(2),
-    dims=[[2, 2], [2, 2]],
-).to("dense")
+_BELL_ROTATION = _constant(np.array([[1, 0, 0, 1], [0, 1, 1, 0], [1, 0, 0, -1], [0, 1, -1, 0]], dtype=complex) / math.sqrt(2))
 
 
-def _bloch_unitary(theta: float, phi: float) -> Qobj:
+def _bloch_unitary(theta: float, phi: float) -> np.ndarray:
     c, s = math.cos(theta / 2), math.sin(theta / 2)
     e = complex(math.cos(phi), math.sin(phi))
-    return Qobj(np.array([[c, -s * e.conjugate()], [s * e, c]]), dims=[[2], [2]]).to("dense")
+    return np.array([[c, -s * e.conjugate()], [s * e, c]], dtype=complex)
 
 
 # A memory slot taken by an attempt in flight in a backend that creates the
@@ -208,9 +210,9 @@ class MemoryDevice(Refusing):
         if len(set(qids)) != len(qids):
             return DeviceError(code=DeviceErrorCode.UNSUPPORTED, detail="the same qubit is named twice")
         if len(qids) == 2 and op.bell_state is not None:
-            target = bell_ket(op.bell_state)
+            target = bell_vector(op.bell_state)
         elif len(qids) == 1 and op.bell_state is None:
-            target = bloch_ket(op.theta_rad, op.phi_rad)
+            target = bloch_vector(op.theta_rad, op.phi_rad)
         else:
             return DeviceError(
                 code=DeviceErrorCode.UNSUPPORTED,

@@ -63,7 +63,6 @@ from dataclasses import dataclass
 from typing import Literal, cast
 
 import numpy as np
-from qutip import Qobj
 
 from qnetstack.entity import EntityError
 from qnetstack.physical.backends.device import RESERVED_SLOT
@@ -101,7 +100,7 @@ __all__ = [
 
 class _PreparedLink:
     """One link's branches for one α pair: cumulative probabilities, and the
-    post-herald states after given waits, as world-ready ``Qobj`` s with their fidelities."""
+    post-herald states after given waits, as world-ready read-only arrays with their fidelities."""
 
     def __init__(self, model: HeraldingModel, noise_a: tuple, noise_b: tuple) -> None:
         self.branches = model.branches()
@@ -112,7 +111,7 @@ class _PreparedLink:
         # numpy's searchsorted call overhead by ~5 µs an attempt
         self._cumulative = [float(c) for c in self.cumulative]
         self._noise = (noise_a, noise_b)
-        self._states: dict[tuple[int, int, int], tuple[Qobj, float]] = {}
+        self._states: dict[tuple[int, int, int], tuple[np.ndarray, float]] = {}
 
     def draw(self, rng: np.random.Generator, max_attempts: int) -> tuple[int, int | None]:
         """(attempts made, branch index or None on failure).
@@ -137,7 +136,7 @@ class _PreparedLink:
                 return attempts, index
         return attempts, len(cumulative) - 1
 
-    def state(self, index: int, wait_a_ns: int, wait_b_ns: int) -> tuple[Qobj, float]:
+    def state(self, index: int, wait_a_ns: int, wait_b_ns: int) -> tuple[np.ndarray, float]:
         """The branch's state after each spin's memory noise for its wait, and its fidelity."""
         key = (index, wait_a_ns, wait_b_ns)
         found = self._states.get(key)
@@ -147,7 +146,8 @@ class _PreparedLink:
             rho = decohere_pair(branch.state, (wait_a_ns, t1a, t2a), (wait_b_ns, t1b, t2b))
             rho = (rho + rho.conj().T) / 2
             rho = rho / np.real(np.trace(rho))
-            found = (Qobj(rho, dims=[[2, 2], [2, 2]]).to("dense"), branch_fidelity(rho, branch.bell_state))
+            rho.setflags(write=False)  # the world keeps it as the pair's state and caches it by object
+            found = (rho, branch_fidelity(rho, branch.bell_state))
             if len(self._states) > 256:
                 self._states.clear()
             self._states[key] = found

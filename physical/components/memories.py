@@ -70,15 +70,19 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import Field, model_validator
-from qutip import Qobj
 
 from qnetstack.physical.components.memory_noise import memory_kraus
 from qnetstack.physical.components.preset_lookup import preset_lookup
+from qnetstack.physical.lazy_qutip import as_qobj
 from qnetstack.physical.params import HardwareParams, MemoryParams
 from qnetstack.physical.service import BellState, Probability
+
+if TYPE_CHECKING:
+    from qutip import Qobj
 
 __all__ = [
     "CoherenceTimes",
@@ -209,9 +213,7 @@ class MemoryModel(HardwareParams):
     def measurement_povm(self) -> list[Qobj]:
         """``[E0, E1]`` of a Z measurement with symmetric error 1 - ``measurement_fidelity``."""
         f = _supported(self.measurement_fidelity, "measurement_fidelity")
-        e0 = Qobj(np.diag([f, 1.0 - f]).astype(complex), dims=[[2], [2]]).to("dense")
-        e1 = Qobj(np.diag([1.0 - f, f]).astype(complex), dims=[[2], [2]]).to("dense")
-        return [e0, e1]
+        return [as_qobj(np.diag([f, 1.0 - f]), [[2], [2]]), as_qobj(np.diag([1.0 - f, f]), [[2], [2]])]
 
     def to_memory_params(self) -> MemoryParams:
         """The coarser model the heralding code uses: all qubits, the communication
@@ -271,7 +273,7 @@ def depolarising_kraus(fidelity: float, num_qubits: int) -> list[Qobj]:
         if weight <= 0.0:
             continue
         pauli = _PAULIS[labels[0]] if num_qubits == 1 else np.kron(_PAULIS[labels[0]], _PAULIS[labels[1]])
-        ops.append(Qobj(math.sqrt(weight) * pauli, dims=[[2] * num_qubits, [2] * num_qubits]).to("dense"))
+        ops.append(as_qobj(math.sqrt(weight) * pauli, [[2] * num_qubits, [2] * num_qubits]))
     return ops
 
 

@@ -7,17 +7,23 @@ and Quantum Information*, 2000, §8.3.5 amplitude damping, §8.3.6 phase
 damping). This is a property of the memory, so it lives with the component
 models; the engines apply it (:class:`qnetstack.physical.engines.world.QuantumWorld`
 lazily, elementwise, from :func:`memory_factors`) and the scheme and memory
-models derive their closed forms from :func:`memory_kraus`.
+models derive their closed forms from :func:`memory_kraus_arrays` (numpy) or
+:func:`memory_kraus` (the same operators as QuTiP ``Qobj``, imported on first use).
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-from qutip import Qobj
 
-__all__ = ["memory_kraus", "memory_factors"]
+from qnetstack.physical.lazy_qutip import as_qobj
+
+if TYPE_CHECKING:
+    from qutip import Qobj
+
+__all__ = ["memory_kraus", "memory_kraus_arrays", "memory_factors"]
 
 
 def memory_kraus(elapsed_ns: float, t1_ns: float | None, t2_ns: float | None) -> list[Qobj]:
@@ -30,17 +36,18 @@ def memory_kraus(elapsed_ns: float, t1_ns: float | None, t2_ns: float | None) ->
     Composing the two two-operator sets gives three non-zero operators.
     ``None`` means no decay of that kind; T2 must not exceed 2·T1.
     """
-    return [Qobj(op, dims=[[2], [2]]).to("dense") for op in _memory_kraus_arrays(elapsed_ns, t1_ns, t2_ns)]
+    return [as_qobj(op, [[2], [2]]) for op in memory_kraus_arrays(elapsed_ns, t1_ns, t2_ns)]
 
 
-def _memory_kraus_arrays(elapsed_ns: float, t1_ns: float | None, t2_ns: float | None) -> list[np.ndarray]:
+def memory_kraus_arrays(elapsed_ns: float, t1_ns: float | None, t2_ns: float | None) -> list[np.ndarray]:
+    """:func:`memory_kraus`'s operators as 2x2 complex numpy arrays."""
     gamma, coherence, dephase = memory_factors(elapsed_ns, t1_ns, t2_ns)
     ops = [np.diag([1.0, coherence])]
     if dephase > 0:
         ops.append(np.diag([0.0, math.sqrt(dephase)]))
     if gamma > 0:
         ops.append(np.array([[0.0, math.sqrt(gamma)], [0.0, 0.0]]))
-    return ops
+    return [op.astype(complex) for op in ops]
 
 
 def memory_factors(elapsed_ns: float, t1_ns: float | None, t2_ns: float | None) -> tuple[float, float, float]:

@@ -1,6 +1,6 @@
 """State engines: where quantum states are held and evolved.
 
-:mod:`.world` is the reference engine every backend runs on — one QuTiP
+:mod:`.world` is the reference engine every backend runs on — one numpy
 density-matrix store (:class:`~qnetstack.physical.engines.world.QuantumWorld`)
 for all qubits of a network. :mod:`.bell_diagonal` (four weights per pair,
 exact under Pauli noise) and :mod:`.pair_state` (one pair, Bell-diagonal while

@@ -91,13 +91,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from qutip import Qobj
 
-from qnetstack.physical.engines.world import bell_ket
+from qnetstack.physical.engines.world import bell_vector
+from qnetstack.physical.lazy_qutip import as_qobj, is_qobj
 from qnetstack.physical.service import BellState
+
+if TYPE_CHECKING:
+    from qutip import Qobj
 
 __all__ = [
     "BellDiagonal",
@@ -121,7 +124,7 @@ _NEG_TOL = 1e-12  # a weight this far below 0 is rounding and is clipped
 _SUM_TOL = 1e-9  # weights must sum to 1 within this
 
 # Columns are the Bell kets in enum order, taken from the engine so the two cannot drift apart.
-_BELL_BASIS = np.column_stack([bell_ket(b).full().ravel() for b in _ORDER])
+_BELL_BASIS = np.column_stack([bell_vector(b) for b in _ORDER])
 _BELL_BASIS_H = _BELL_BASIS.conj().T
 
 # _XOR[m][k, i] = k ⊕ i ⊕ m, so (v.take(_XOR[m]) @ u)_k = Σ_i u_i v_(k ⊕ m ⊕ i) = Σ_(i ⊕ j = k ⊕ m) u_i v_j:
@@ -275,7 +278,7 @@ class BellDiagonal:
     def to_qobj(self) -> Qobj:
         """The density matrix as a QuTiP ``Qobj`` with dims [[2, 2], [2, 2]], ready for
         :meth:`qnetstack.physical.engines.world.QuantumWorld.new_qubits`."""
-        return Qobj(self.to_density_matrix(), dims=[[2, 2], [2, 2]])
+        return as_qobj(self.to_density_matrix(), [[2, 2], [2, 2]])
 
     # ---------------------------------------------------------- reads
 
@@ -420,7 +423,7 @@ def as_pair_matrix(rho: np.ndarray | Qobj, name: str) -> np.ndarray:
     """``rho`` (a 4x4 array, or a ``Qobj`` with dims [[2, 2], [2, 2]]) as a new
     complex 4x4 array; ``ValueError`` naming ``name`` if it is not one or has
     non-finite entries."""
-    if isinstance(rho, Qobj):
+    if is_qobj(rho):
         if rho.dims != [[2, 2], [2, 2]]:
             raise ValueError(f"{name} must have dims [[2, 2], [2, 2]], got {rho.dims}")
         mat = rho.full()

@@ -60,12 +60,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-from qutip import Qobj
 
-from qnetstack.physical.components.memory_noise import memory_kraus
+from qnetstack.physical.components.memory_noise import memory_kraus_arrays
 from qnetstack.physical.engines.bell_diagonal import (
     BellDiagonal,
     Engine,
@@ -75,14 +74,18 @@ from qnetstack.physical.engines.bell_diagonal import (
     check_qubit,
     choose_engine,
 )
-from qnetstack.physical.engines.world import NoiseTimes, QuantumWorld, WorldError, bell_ket, check_memory_noise
+from qnetstack.physical.engines.world import NoiseTimes, QuantumWorld, WorldError, bell_vector, check_memory_noise
+from qnetstack.physical.lazy_qutip import as_qobj, is_qobj
 from qnetstack.physical.service import BellState
+
+if TYPE_CHECKING:
+    from qutip import Qobj
 
 __all__ = ["PairState", "PairConsumedError", "SwapResult"]
 
 _ATOL = 1e-9
 _BELLS: tuple[BellState, ...] = tuple(BellState)
-_BELL_VECS = {b: bell_ket(b).full().ravel() for b in _BELLS}
+_BELL_VECS = {b: bell_vector(b) for b in _BELLS}
 _I2 = np.eye(2, dtype=complex)
 _PAULIS = {
     "I": _I2,
@@ -193,7 +196,7 @@ class PairState:
 
     def to_qobj(self) -> Qobj:
         """Oracle: the density matrix as a QuTiP ``Qobj`` with dims [[2, 2], [2, 2]]."""
-        return Qobj(self.to_density_matrix(), dims=[[2, 2], [2, 2]])
+        return as_qobj(self.to_density_matrix(), [[2, 2], [2, 2]])
 
     # ---------------------------------------------------------- conversion
 
@@ -270,7 +273,7 @@ class PairState:
         if self._bd is not None:
             self._bd = self._bd.memory_noise(elapsed_ns, None, t2_ns, qubit)
         else:
-            self._apply_local([k.full() for k in memory_kraus(elapsed_ns, t1_ns, t2_ns)], qubit)
+            self._apply_local(memory_kraus_arrays(elapsed_ns, t1_ns, t2_ns), qubit)
 
     # ---------------------------------------------------------- general physics (converts)
 
@@ -292,7 +295,7 @@ class PairState:
         size = 2 ** len(qubits)
         arrays = []
         for k in kraus:
-            a = k.full() if isinstance(k, Qobj) else np.asarray(k, dtype=complex)
+            a = k.full() if is_qobj(k) else np.asarray(k, dtype=complex)
             if a.shape != (size, size):
                 raise ValueError(f"a {_what} on {len(qubits)} qubit(s) needs {size}x{size} operators, got {a.shape}")
             arrays.append(a)
@@ -371,7 +374,7 @@ class PairState:
         """Hand the pair to ``world`` as two new qubits ``[A, B]`` (``noise`` as in
         :meth:`QuantumWorld.new_qubits`); consumes the pair."""
         self._check_live()
-        qids = world.new_qubits(self.to_qobj(), now_ns, noise)
+        qids = world.new_qubits(self.to_density_matrix(), now_ns, noise)
         self._consumed_by = f"moved into a QuantumWorld as qubits {qids}"
         return qids
 

@@ -6,14 +6,14 @@ A :class:`QuantumWorld` owns every qubit of a simulated network. A qubit is an
 integer id; a photon travelling in a fibre is also a "qubit" (a 0/1-photon Fock
 mode of dimension 2). Qubits that have never interacted have independent
 states, so the world keeps a *partition* of the live qubits into **groups**: a
-group is an ordered list of qubit ids plus one density matrix (a QuTiP
-``Qobj``, the project's reference representation) over their tensor product, in
-that order.
+group is an ordered list of qubit ids plus one density matrix (a complex
+numpy array) over their tensor product, in that order.
 
 * An operation that touches qubits of several groups first **merges** them
   (tensor product of their states, concatenating the id lists). The operator is
-  then lifted onto the whole group with ``qutip.expand_operator``, which takes
-  care of subsystem order, so callers list target qubits in any order.
+  then lifted onto the whole group (identity on the other subsystems, its own
+  subsystems put where the targets sit), so callers list target qubits in any
+  order.
 * A measurement or a discard **removes** qubits: the rest of the group keeps the
   partial trace (a discard) or the normalised post-measurement state
   ``Tr_m[(E_k ⊗ I) ρ] / p_k`` (a POVM outcome ``k``). A group with no qubit left
@@ -47,15 +47,21 @@ post-selection (it is trace preserving, so outcome probabilities are unchanged).
 All randomness comes from a ``numpy.random.Generator`` passed by the caller;
 the world itself is deterministic.
 
-Representation and cost. States enter and leave as QuTiP ``Qobj``; operators
-are lifted onto a group with ``qutip.expand_operator`` (cached per operator
-object, group shape and target positions, so a link's constant operators are
-lifted once). Inside a group the density matrix is kept as the ``Qobj``'s
-dense array, and the three steps QuTiP makes slow on few-qubit states —
-tensor product, partial trace and re-wrapping as ``Qobj``, each ~40-60 µs,
-mostly spent re-parsing dimensions — are done on that array with numpy
-(``_kron``, ``_ptrace``). Tests cross-check them against ``qutip.tensor`` and
-``Qobj.ptrace``. That keeps one heralding attempt at ~0.2 ms.
+Representation and cost. The world computes with numpy alone: states,
+operators and POVM elements go in as numpy arrays or as QuTiP ``Qobj`` (read
+with ``.full()``), and the oracle reads that hand a state to a user
+(:meth:`QuantumWorld.reduced_state`, :meth:`QuantumWorld.groups`) return
+``Qobj``, QuTiP being imported then and not before (importing it costs about a
+second; :mod:`qnetstack.physical.lazy_qutip`). Operators are lifted onto a group
+by :func:`_expand` (cached per operator object, group shape and target
+positions, so a link's constant operators are lifted once); tensor product
+and partial trace are :func:`_kron` and :func:`_ptrace`. Tests cross-check
+the three against ``qutip.expand_operator``, ``qutip.tensor`` and
+``Qobj.ptrace``. Done with QuTiP's own routines each cost ~40-60 µs on a
+few-qubit state, mostly spent re-parsing dimensions. What the world derives
+from an input (its checks, its lifted form, a ket's vector) is cached by the
+object only for a ``Qobj`` or a read-only array (the backends' constants); a
+writable array may change between calls, so it is read afresh each time.
 """
 
 from __future__ import annotations
@@ -64,14 +70,17 @@ import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import qutip
-from qutip import Qobj
-from qutip.core.dimensions import Dimensions
 
 from qnetstack.physical.components.memory_noise import memory_factors
+from qnetstack.physical.lazy_qutip import as_qobj, is_qobj
+from qnetstack.physical.lazy_qutip import qutip as load_qutip
 from qnetstack.physical.service import Basis, BellState
+
+if TYPE_CHECKING:
+    from qutip import Qobj
 
 __all__ = [
     "QuantumWorld",
@@ -80,7 +89,9 @@ __all__ = [
     "RetiredQubitError",
     "check_memory_noise",
     "bell_ket",
+    "bell_vector",
     "bloch_ket",
+    "bloch_vector",
     "basis_projectors",
 ]
 
@@ -185,34 +196,50 @@ def _channel_masks(dims: tuple[int, ...], pos: int) -> tuple[np.ndarray, ...]:
     return found
 
 
-def bell_ket(state: BellState) -> Qobj:
-    """``(I ⊗ X^x Z^z)|Φ+>`` for the Pauli bits (x, z) of ``state`` (see BellState)."""
-    return _BELL_KETS[state]
-
-
-def _make_bell_kets() -> dict[BellState, Qobj]:
-    zero, one = qutip.basis(2, 0), qutip.basis(2, 1)
-    phi_plus = (qutip.tensor(zero, zero) + qutip.tensor(one, one)).unit()
-    kets = {}
+def _make_bell_vectors() -> dict[BellState, np.ndarray]:
+    s = 1 / math.sqrt(2)
+    x_gate = np.array([[0, 1], [1, 0]], dtype=complex)
+    z_gate = np.array([[1, 0], [0, -1]], dtype=complex)
+    phi_plus = np.array([s, 0, 0, s], dtype=complex)
+    vectors = {}
     for bell in BellState:
         x, z = bell.pauli_bits
-        frame = (qutip.sigmax() ** x) * (qutip.sigmaz() ** z)
-        kets[bell] = (qutip.tensor(qutip.qeye(2), frame) * phi_plus).to("dense")
-    return kets
+        frame = np.linalg.matrix_power(x_gate, x) @ np.linalg.matrix_power(z_gate, z)
+        vec = np.kron(np.eye(2), frame) @ phi_plus
+        vec.setflags(write=False)
+        vectors[bell] = vec
+    return vectors
 
 
-_BELL_KETS = _make_bell_kets()
+_BELL_VECTORS = _make_bell_vectors()
+_BELL_KETS: dict[BellState, Qobj] = {}
+
+
+def bell_vector(state: BellState) -> np.ndarray:
+    """``(I ⊗ X^x Z^z)|Φ+>`` for the Pauli bits (x, z) of ``state`` (see BellState),
+    as a read-only array over |00>, |01>, |10>, |11>."""
+    return _BELL_VECTORS[state]
+
+
+def bell_ket(state: BellState) -> Qobj:
+    """:func:`bell_vector` as a QuTiP ket (the same object for the same state)."""
+    ket = _BELL_KETS.get(state)
+    if ket is None:
+        ket = _BELL_KETS[state] = as_qobj(_BELL_VECTORS[state].reshape(4, 1), [[2, 2], [1, 1]])
+    return ket
+
+
+def bloch_vector(theta_rad: float, phi_rad: float) -> np.ndarray:
+    """``cos(θ/2)|0> + e^{iφ} sin(θ/2)|1>``."""
+    return np.array([math.cos(theta_rad / 2), np.exp(1j * phi_rad) * math.sin(theta_rad / 2)], dtype=complex)
 
 
 def bloch_ket(theta_rad: float, phi_rad: float) -> Qobj:
-    """``cos(θ/2)|0> + e^{iφ} sin(θ/2)|1>``."""
-    return Qobj(
-        np.array([[math.cos(theta_rad / 2)], [np.exp(1j * phi_rad) * math.sin(theta_rad / 2)]]),
-        dims=[[2], [1]],
-    ).to("dense")
+    """:func:`bloch_vector` as a QuTiP ket."""
+    return as_qobj(bloch_vector(theta_rad, phi_rad).reshape(2, 1), [[2], [1]])
 
 
-def _make_projectors() -> dict[Basis, list[Qobj]]:
+def _make_projectors() -> dict[Basis, tuple[np.ndarray, np.ndarray]]:
     s = 1 / math.sqrt(2)
     # (Z ± X)/√2: +1 eigenstate cos(π/8)|0> ± sin(π/8)|1> (Bloch θ = π/4, φ = 0 or π)
     c8, s8 = math.cos(math.pi / 8), math.sin(math.pi / 8)
@@ -225,32 +252,66 @@ def _make_projectors() -> dict[Basis, list[Qobj]]:
     }
     out = {}
     for basis, (k0, k1) in kets.items():
-        out[basis] = [Qobj(np.outer(k, np.conj(k)), dims=[[2], [2]]).to("dense") for k in (k0, k1)]
+        p0, p1 = (np.outer(k, np.conj(k)).astype(complex) for k in (k0, k1))
+        p0.setflags(write=False)
+        p1.setflags(write=False)
+        out[basis] = (p0, p1)
     return out
 
 
 _PROJECTORS = _make_projectors()
+_PROJECTOR_QOBJS: dict[Basis, list[Qobj]] = {}
 
 
 def basis_projectors(basis: Basis) -> list[Qobj]:
     """Projectors ``[P0, P1]`` on the +1 and -1 eigenstates of ``basis``'s
-    observable (a Pauli, or (Z ± X)/√2 for ZX_PLUS / ZX_MINUS; see :class:`Basis`)."""
-    return _PROJECTORS[Basis(basis)]
+    observable (a Pauli, or (Z ± X)/√2 for ZX_PLUS / ZX_MINUS; see :class:`Basis`),
+    as QuTiP operators (the same list object for the same basis)."""
+    basis = Basis(basis)
+    found = _PROJECTOR_QOBJS.get(basis)
+    if found is None:
+        found = _PROJECTOR_QOBJS[basis] = [as_qobj(p, [[2], [2]]) for p in _PROJECTORS[basis]]
+    return found
 
 
-# ------------------------------------------------------------------ fast Qobj plumbing
+# ------------------------------------------------------------------ numpy plumbing
 
-_DIMS_CACHE: dict[tuple[int, ...], Dimensions] = {}
+
+_DIMS_CACHE: dict[tuple[int, ...], object] = {}
 
 
 def _oper(mat: np.ndarray, dims: Sequence[int]) -> Qobj:
-    """Wrap a density-matrix array as a Qobj without QuTiP re-parsing the dims
-    (the parse costs ~40 µs, more than the algebra on a few qubits)."""
+    """Wrap a density-matrix array (not copied) as a QuTiP operator over
+    subsystems ``dims``, for the oracle reads that return one (QuTiP is imported
+    on the first). QuTiP's dims object is built once per shape: parsing it costs
+    ~40 µs, more than the algebra on a few qubits."""
+    qutip = load_qutip()
     key = tuple(dims)
-    d = _DIMS_CACHE.get(key)
-    if d is None:
-        d = _DIMS_CACHE[key] = Dimensions([list(key), list(key)])
-    return Qobj(qutip.data.Dense(mat, copy=False), dims=d, copy=False)
+    parsed = _DIMS_CACHE.get(key)
+    if parsed is None:
+        parsed = _DIMS_CACHE[key] = qutip.core.dimensions.Dimensions([list(key), list(key)])
+    return qutip.Qobj(qutip.data.Dense(mat, copy=False), dims=parsed, copy=False)
+
+
+def _expand(op: np.ndarray, dims: Sequence[int], pos: Sequence[int]) -> np.ndarray:
+    """``op``, acting on the subsystems at ``pos`` (its first subsystem at
+    ``pos[0]``, ...), as an operator on all of ``dims``: the identity on the
+    others. The same matrix as ``qutip.expand_operator`` (a test checks it); the
+    entries of ``op`` are copied, not multiplied, so they carry over exactly."""
+    n = len(dims)
+    rest = [i for i in range(n) if i not in pos]
+    rest_size = math.prod(dims[i] for i in rest)
+    op_size = op.shape[0]
+    # rows and columns ordered (op's subsystems, the others): op ⊗ I
+    block = np.zeros((op_size, rest_size, op_size, rest_size), dtype=complex)
+    for j in range(rest_size):
+        block[:, j, :, j] = op
+    order = list(pos) + rest
+    shape = [dims[i] for i in order]
+    back = [order.index(i) for i in range(n)]
+    tensor = block.reshape(shape + shape).transpose(back + [n + i for i in back])
+    size = math.prod(dims)
+    return np.ascontiguousarray(tensor).reshape(size, size)
 
 
 def _kron(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -340,11 +401,11 @@ class QuantumWorld:
         # (id(op), dims, positions) -> (op, lifted array); holding op keeps its id unique
         self._lifted: OrderedDict[tuple, tuple[object, np.ndarray]] = OrderedDict()
         # id(elements) -> elements, for POVMs already checked to be complete
-        self._checked_povms: OrderedDict[int, Sequence[Qobj]] = OrderedDict()
-        # id(state) -> (state, dims, matrix) for states given to new_qubits(), validated once
-        self._checked_states: OrderedDict[int, tuple[Qobj, list[int], np.ndarray]] = OrderedDict()
+        self._checked_povms: OrderedDict[int, Sequence[object]] = OrderedDict()
+        # (id(state), dims given) -> (state, dims, matrix) for states given to new_qubits(), validated once
+        self._checked_states: OrderedDict[tuple, tuple[object, list[int], np.ndarray]] = OrderedDict()
         # (id(ket), subsystem order) -> (ket, flat array) for oracle targets
-        self._ket_arrays: OrderedDict[tuple, tuple[Qobj, np.ndarray]] = OrderedDict()
+        self._ket_arrays: OrderedDict[tuple, tuple[object, np.ndarray]] = OrderedDict()
         # (t1_ns, t2_ns, dim) already checked by check_memory_noise
         self._checked_noise: set[tuple[float | None, float | None, int]] = set()
 
@@ -383,20 +444,27 @@ class QuantumWorld:
         mat[0, 0] = 1.0
         return self._add([dim], mat, [(t1_ns, t2_ns)], now_ns)[0]
 
-    def new_qubits(self, state: Qobj, now_ns: int, noise: NoiseTimes | None = None) -> list[int]:
+    def new_qubits(
+        self, state: Qobj | np.ndarray, now_ns: int, noise: NoiseTimes | None = None, dims: Sequence[int] | None = None
+    ) -> list[int]:
         """Fresh qubits jointly in ``state`` (a density matrix or ket over them).
 
-        The subsystem dimensions are those of ``state``; ``noise`` gives
-        ``(t1_ns, t2_ns)`` per subsystem (default: noiseless). Used to emit a
-        spin-photon pair prepared elsewhere in one step.
+        ``state`` is a ``Qobj``, whose dims give the subsystem dimensions, or a
+        numpy array (a square density matrix, or a ket as a vector or column)
+        over subsystems of dimensions ``dims`` (default: qubits). ``noise``
+        gives ``(t1_ns, t2_ns)`` per subsystem (default: noiseless). Used to
+        emit a spin-photon pair prepared elsewhere in one step.
         """
-        if not isinstance(state, Qobj):
-            raise WorldError(f"state must be a Qobj, got {type(state).__name__}")
-        known = self._checked_states.get(id(state))
+        key = (id(state), None if dims is None else tuple(dims))
+        known = self._checked_states.get(key)
         if known is not None and known[0] is state:
             dims, mat = known[1], known[2]
         else:
-            dims, mat = self._check_state(state)
+            dims, mat = self._check_state(state, dims)
+            if _constant(state):
+                self._checked_states[key] = (state, dims, mat)
+                if len(self._checked_states) > self._CACHE_SIZE:
+                    self._checked_states.popitem(last=False)
         if noise is None:
             noise = [(None, None)] * len(dims)
         if len(noise) != len(dims):
@@ -410,25 +478,42 @@ class QuantumWorld:
                 checked.add((t1, t2, d))
         return self._add(list(dims), mat, noise, now_ns)
 
-    def _check_state(self, state: Qobj) -> tuple[list[int], np.ndarray]:
-        if state.isket:
+    @staticmethod
+    def _check_state(state: Qobj | np.ndarray, given_dims: Sequence[int] | None) -> tuple[list[int], np.ndarray]:
+        """The subsystem dims and density matrix of a state given to :meth:`new_qubits`."""
+        if is_qobj(state):
+            if given_dims is not None:
+                raise WorldError("dims are given by the Qobj itself; pass dims only with a numpy array")
+            if state.isket:
+                is_ket = True
+            elif state.isoper and state.dims[0] == state.dims[1]:
+                is_ket = False
+            else:
+                raise WorldError(f"state must be a ket or a square density matrix, got dims {state.dims}")
             dims = list(state.dims[0])
-            vec = state.full()
+            array = state.full()
+        elif isinstance(state, np.ndarray):
+            if state.ndim == 1 or (state.ndim == 2 and state.shape[1] == 1):
+                is_ket = True
+            elif state.ndim == 2 and state.shape[0] == state.shape[1]:
+                is_ket = False
+            else:
+                raise WorldError(f"state must be a ket or a square density matrix, got an array of shape {state.shape}")
+            dims = _array_dims(state.shape[0], given_dims)
+            array = state.reshape(-1, 1) if is_ket else state
+        else:
+            raise WorldError(f"state must be a numpy array or a Qobj, got {type(state).__name__}")
+        if is_ket:
+            vec = np.asarray(array, dtype=complex)
             mat = vec @ vec.conj().T
-        elif state.isoper and state.dims[0] == state.dims[1]:
-            dims = list(state.dims[0])
-            mat = np.array(state.full(), dtype=complex)
+        else:
+            mat = np.array(array, dtype=complex)
             if not _close(mat, mat.conj().T, atol=_ATOL) or np.linalg.eigvalsh(mat).min() < -_ATOL:
                 raise WorldError("state is not a density matrix (Hermitian, positive semidefinite)")
-        else:
-            raise WorldError(f"state must be a ket or a square density matrix, got dims {state.dims}")
         if abs(np.trace(mat) - 1) > _ATOL:
             raise WorldError(f"state must have unit trace, got {np.trace(mat).real:.12g}")
         # states are immutable here (groups replace their matrix, never write into it)
         mat.setflags(write=False)
-        self._checked_states[id(state)] = (state, dims, mat)
-        if len(self._checked_states) > self._CACHE_SIZE:
-            self._checked_states.popitem(last=False)
         return dims, mat
 
     def _add(self, dims: list[int], mat: np.ndarray, noise: NoiseTimes, now_ns: int) -> list[int]:
@@ -441,7 +526,7 @@ class QuantumWorld:
 
     # ---------------------------------------------------------- evolution
 
-    def apply_unitary(self, qids: Sequence[int], unitary: Qobj, now_ns: int) -> None:
+    def apply_unitary(self, qids: Sequence[int], unitary: Qobj | np.ndarray, now_ns: int) -> None:
         """Apply ``unitary`` to ``qids`` (its subsystems in the order listed)."""
         dims = self._dims_of(qids)
         u = _as_array(unitary, dims, "unitary")
@@ -451,7 +536,7 @@ class QuantumWorld:
         full = self._lift(unitary, u, dims, group, pos)
         group.mat = full @ group.mat @ full.conj().T
 
-    def apply_kraus(self, qids: Sequence[int], kraus: Sequence[Qobj], now_ns: int) -> None:
+    def apply_kraus(self, qids: Sequence[int], kraus: Sequence[Qobj | np.ndarray], now_ns: int) -> None:
         """Apply the channel ``ρ -> Σ K ρ K†`` to ``qids``; it must be trace preserving."""
         if len(kraus) == 0:
             raise WorldError("a channel needs at least one Kraus operator")
@@ -471,9 +556,9 @@ class QuantumWorld:
         if self._qubit(qid).dim != 2:
             raise WorldError(f"a basis measurement needs a qubit; {qid} has dim {self._qubits[qid].dim}")
         label = f"measured in the {Basis(basis).value} basis"
-        return self._measure([qid], basis_projectors(basis), now_ns, rng, label)[0]
+        return self._measure([qid], _PROJECTORS[Basis(basis)], now_ns, rng, label)[0]
 
-    def measure_povm(self, qids: Sequence[int], elements: Sequence[Qobj], rng: np.random.Generator, now_ns: int) -> int:
+    def measure_povm(self, qids: Sequence[int], elements: Sequence[Qobj | np.ndarray], rng: np.random.Generator, now_ns: int) -> int:
         """Destructive POVM on ``qids``; returns the index of the sampled element.
 
         The other qubits of the group keep ``Tr_qids[(E_k ⊗ I) ρ] / p_k``.
@@ -484,7 +569,7 @@ class QuantumWorld:
         label = "measured by a POVM" if len(qids) == 1 else f"measured by a joint POVM on qubits {list(qids)}"
         return self._measure(qids, elements, now_ns, rng, label)[0]
 
-    def postselect(self, qids: Sequence[int], element: Qobj, now_ns: int) -> float:
+    def postselect(self, qids: Sequence[int], element: Qobj | np.ndarray, now_ns: int) -> float:
         """Remove ``qids`` as if the POVM element ``element`` had been observed.
 
         Returns that outcome's probability; the rest of the group keeps the
@@ -549,11 +634,17 @@ class QuantumWorld:
         """Oracle: the true reduced density matrix of ``qids``, in the order listed."""
         return _oper(self._reduced(qids, now_ns), self._dims_of(qids))
 
-    def fidelity_to_pure(self, qids: Sequence[int], ket: Qobj, now_ns: int) -> float:
-        """Oracle: ``<ψ|ρ|ψ>`` of the reduced state of ``qids``, clipped into [0, 1]."""
+    def fidelity_to_pure(self, qids: Sequence[int], ket: Qobj | np.ndarray, now_ns: int) -> float:
+        """Oracle: ``<ψ|ρ|ψ>`` of the reduced state of ``qids``, clipped into [0, 1].
+
+        ``ket``: a QuTiP ket, or a numpy vector (or column) over the subsystems of ``qids``."""
         dims = self._dims_of(qids)
         size = math.prod(dims)
-        if not isinstance(ket, Qobj) or not ket.isket or ket.shape[0] != size:
+        if is_qobj(ket):
+            is_ket = ket.isket and ket.shape[0] == size
+        else:
+            is_ket = isinstance(ket, np.ndarray) and ket.shape in ((size,), (size, 1))
+        if not is_ket:
             raise WorldError(f"target must be a ket of dimension {size}, got {getattr(ket, 'shape', ket)}")
         whole = self._qubits[qids[0]].group
         if len(whole.qids) == len(qids) and all(self._qubits[q].group is whole for q in qids):
@@ -572,7 +663,7 @@ class QuantumWorld:
         value = float(np.vdot(vec, rho @ vec).real)
         return min(1.0, max(0.0, value))
 
-    def _ket_vector(self, ket: Qobj, dims: list[int], axes: tuple[int, ...] | None) -> np.ndarray:
+    def _ket_vector(self, ket: Qobj | np.ndarray, dims: list[int], axes: tuple[int, ...] | None) -> np.ndarray:
         """``ket`` (over subsystems of ``dims``) as a flat array, its subsystems
         reordered by ``axes`` if given; cached per ket object and order (the
         Bell kets are module constants)."""
@@ -580,13 +671,14 @@ class QuantumWorld:
         known = self._ket_arrays.get(key)
         if known is not None and known[0] is ket:
             return known[1]
-        vec = ket.full().ravel()
+        vec = ket.full().ravel() if is_qobj(ket) else np.array(ket, dtype=complex).ravel()
         if axes is not None:
             vec = vec.reshape(dims).transpose(axes).reshape(-1)
         vec.setflags(write=False)
-        self._ket_arrays[key] = (ket, vec)
-        if len(self._ket_arrays) > self._CACHE_SIZE:
-            self._ket_arrays.popitem(last=False)
+        if _constant(ket):
+            self._ket_arrays[key] = (ket, vec)
+            if len(self._ket_arrays) > self._CACHE_SIZE:
+                self._ket_arrays.popitem(last=False)
         return vec
 
     # ---------------------------------------------------------- internals
@@ -664,8 +756,8 @@ class QuantumWorld:
     def _lift(self, owner: object, op: np.ndarray, op_dims: list[int], group: _Group, pos: list[int]) -> np.ndarray:
         """``op`` (on the subsystems at ``pos``) as an operator on the whole group.
 
-        Lifted with ``qutip.expand_operator`` (which handles any target order)
-        and cached per (operator object, group dims, positions)."""
+        Lifted by :func:`_expand` (any target order) and cached per
+        (operator object, group dims, positions)."""
         if len(pos) == len(group.qids) and pos == list(range(len(pos))):
             return op
         key = (id(owner), tuple(group.dims), tuple(pos))
@@ -673,13 +765,14 @@ class QuantumWorld:
         if hit is not None and hit[0] is owner:
             self._lifted.move_to_end(key)
             return hit[1]
-        full = qutip.expand_operator(_oper(np.ascontiguousarray(op, dtype=complex), op_dims), group.dims, pos).full()
-        self._lifted[key] = (owner, full)
-        if len(self._lifted) > self._CACHE_SIZE:
-            self._lifted.popitem(last=False)
+        full = _expand(op, group.dims, pos)
+        if _constant(owner):
+            self._lifted[key] = (owner, full)
+            if len(self._lifted) > self._CACHE_SIZE:
+                self._lifted.popitem(last=False)
         return full
 
-    def _check_povm(self, qids: Sequence[int], elements: Sequence[Qobj]) -> None:
+    def _check_povm(self, qids: Sequence[int], elements: Sequence[Qobj | np.ndarray]) -> None:
         if self._checked_povms.get(id(elements)) is elements:
             return
         dims = self._dims_of(qids)
@@ -691,14 +784,15 @@ class QuantumWorld:
         for m in arrays:
             if not _close(m, m.conj().T, atol=_ATOL) or np.linalg.eigvalsh(m).min() < -_ATOL:
                 raise WorldError("POVM element is not Hermitian positive semidefinite")
-        self._checked_povms[id(elements)] = elements
-        if len(self._checked_povms) > self._CACHE_SIZE:
-            self._checked_povms.popitem(last=False)
+        if all(_constant(e) for e in elements):
+            self._checked_povms[id(elements)] = elements
+            if len(self._checked_povms) > self._CACHE_SIZE:
+                self._checked_povms.popitem(last=False)
 
     def _measure(
         self,
         qids: Sequence[int],
-        elements: Sequence[Qobj],
+        elements: Sequence[Qobj | np.ndarray],
         now_ns: int,
         rng: np.random.Generator | None,
         label: str,
@@ -765,17 +859,39 @@ class QuantumWorld:
         return _hermitian(mat)
 
 
+def _constant(value: object) -> bool:
+    """Whether the world may cache what it derives from ``value`` (a state, an
+    operator, a ket) by the object's identity: a ``Qobj`` (treated as immutable,
+    as QuTiP does) or a read-only array. A writable array may change between
+    calls, so it is read afresh each time."""
+    return not isinstance(value, np.ndarray) or not value.flags.writeable
+
+
 def _close(a: np.ndarray, b: np.ndarray, atol: float = _ATOL) -> bool:
     # np.allclose costs ~60 µs on tiny matrices; this is the same test (rtol=0) for ~3 µs
     return bool(np.abs(a - b).max() <= atol)
 
 
-def _as_array(op: Qobj, dims: list[int], what: str) -> np.ndarray:
+def _as_array(op: Qobj | np.ndarray, dims: list[int], what: str) -> np.ndarray:
     size = math.prod(dims)
-    if not isinstance(op, Qobj) or op.shape != (size, size):
-        got = getattr(op, "shape", op)
-        raise WorldError(f"{what} must be a {size}x{size} Qobj for subsystem dims {dims}, got {got!r}")
-    return op.full()
+    if (is_qobj(op) or isinstance(op, np.ndarray)) and op.shape == (size, size):
+        return op.full() if is_qobj(op) else np.asarray(op, dtype=complex)
+    got = getattr(op, "shape", op)
+    raise WorldError(f"{what} must be a {size}x{size} array or Qobj for subsystem dims {dims}, got {got!r}")
+
+
+def _array_dims(size: int, given: Sequence[int] | None) -> list[int]:
+    """The subsystem dims of a state array of dimension ``size``: ``given``
+    (checked against ``size``), or qubits."""
+    if given is not None:
+        dims = [int(d) for d in given]
+        if not dims or min(dims) < 2 or math.prod(dims) != size:
+            raise WorldError(f"dims {list(given)} do not fit a state of dimension {size}")
+        return dims
+    count = size.bit_length() - 1
+    if count < 1 or 2**count != size:
+        raise WorldError(f"a state of dimension {size} is not over qubits; give its dims")
+    return [2] * count
 
 
 def check_memory_noise(t1_ns: float | None, t2_ns: float | None, dim: int = 2) -> None:

@@ -35,7 +35,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from qnetstack.physical.engines.world import bell_ket
+from qnetstack.physical.engines.world import bell_vector
 from qnetstack.physical.service import BellState
 
 __all__ = [
@@ -80,7 +80,7 @@ class HeraldingModel(Protocol):
 
 def branch_fidelity(state: np.ndarray, bell_state: BellState) -> float:
     """``<B|ρ|B>`` clipped into [0, 1] (rounding can step just outside)."""
-    psi = bell_ket(bell_state).full().ravel()
+    psi = bell_vector(bell_state)
     return min(1.0, max(0.0, float(np.real(np.conj(psi) @ state @ psi))))
 
 

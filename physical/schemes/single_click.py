@@ -25,6 +25,8 @@ The simulation (:func:`herald_povm`) builds the three-outcome POVM on the two
 incoming 0/1-photon modes numerically: embed them into 3-level Fock modes (at
 most two photons in total, so a 3-level cutoff loses nothing), apply the
 beam-splitter unitary, the detector POVMs, and project back: ``E = V† U† F U V``.
+These operators are QuTiP ``Qobj`` (QuTiP is imported when the first is built);
+the closed forms below are numpy, so a model-heralding run never needs QuTiP.
 
 Closed form (derived for this module; basis |s_A s_B>)
 ------------------------------------------------------
@@ -78,16 +80,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-import qutip
-from qutip import Qobj
 
-from qnetstack.physical.components.memory_noise import memory_kraus
-from qnetstack.physical.engines.world import bell_ket
+from qnetstack.physical.components.memory_noise import memory_kraus_arrays
+from qnetstack.physical.engines.world import bell_vector
+from qnetstack.physical.lazy_qutip import qutip as load_qutip
 from qnetstack.physical.params import DetectorParams, NodeHardware, SingleClickLinkParams
 from qnetstack.physical.schemes.model import HeraldBranch
 from qnetstack.physical.service import BellState
+
+if TYPE_CHECKING:
+    from qutip import Qobj
 
 __all__ = [
     "HERALD_PLUS",
@@ -135,6 +140,7 @@ def beam_splitter_unitary() -> Qobj:
     with eigenvalues ±1, so ``log H = iπ (I - H)/2``. The generator conserves
     photon number, so the truncated operator is exact on the ≤ 2-photon sector.
     """
+    qutip = load_qutip()
     d = _FOCK_CUTOFF
     modes = [qutip.tensor(qutip.destroy(d), qutip.qeye(d)), qutip.tensor(qutip.qeye(d), qutip.destroy(d))]
     h = np.array([[1.0, 1.0], [1.0, -1.0]]) / math.sqrt(2)
@@ -146,7 +152,7 @@ def beam_splitter_unitary() -> Qobj:
 def detector_no_click(efficiency: float, dark_count_probability: float, cutoff: int = _FOCK_CUTOFF) -> Qobj:
     """No-click POVM element of a threshold detector: ``(1-p) Σ_n (1-η_d)^n |n><n|``."""
     weights = (1.0 - dark_count_probability) * (1.0 - efficiency) ** np.arange(cutoff)
-    return Qobj(np.diag(weights), dims=[[cutoff], [cutoff]]).to("dense")
+    return load_qutip().Qobj(np.diag(weights), dims=[[cutoff], [cutoff]]).to("dense")
 
 
 _POVM_CACHE: dict[tuple[float, float], list[Qobj]] = {}
@@ -167,6 +173,7 @@ def herald_povm(detector: DetectorParams) -> list[Qobj]:
 
 
 def _build_herald_povm(efficiency: float, p_dc: float) -> list[Qobj]:
+    qutip = load_qutip()
     d = _FOCK_CUTOFF
     no_click = detector_no_click(efficiency, p_dc)
     click = qutip.qeye(d) - no_click
@@ -184,15 +191,16 @@ def _build_herald_povm(efficiency: float, p_dc: float) -> list[Qobj]:
     elements = []
     for f in out:
         m = w.conj().T @ f.full() @ w
-        elements.append(Qobj((m + m.conj().T) / 2, dims=[[2, 2], [2, 2]]).to("dense"))
+        elements.append(qutip.Qobj((m + m.conj().T) / 2, dims=[[2, 2], [2, 2]]).to("dense"))
     return elements
 
 
 @lru_cache(maxsize=64)
 def photon_loss_kraus(transmittance: float) -> tuple[Qobj, Qobj]:
     """Loss of a 0/1-photon mode: amplitude damping with γ = 1 - transmittance."""
-    k0 = Qobj(np.diag([1.0, math.sqrt(transmittance)]), dims=[[2], [2]]).to("dense")
-    k1 = Qobj(np.array([[0.0, math.sqrt(1.0 - transmittance)], [0.0, 0.0]]), dims=[[2], [2]]).to("dense")
+    qutip = load_qutip()
+    k0 = qutip.Qobj(np.diag([1.0, math.sqrt(transmittance)]), dims=[[2], [2]]).to("dense")
+    k1 = qutip.Qobj(np.array([[0.0, math.sqrt(1.0 - transmittance)], [0.0, 0.0]]), dims=[[2], [2]]).to("dense")
     return k0, k1
 
 
@@ -200,6 +208,7 @@ def photon_loss_kraus(transmittance: float) -> tuple[Qobj, Qobj]:
 def emission_state(alpha: float, transmittance: float) -> Qobj:
     """Spin ⊗ photon state at the station's door: ``√(1-α)|00> + √α|11>``, then
     photon loss with the given transmittance. Cached: the same per link."""
+    qutip = load_qutip()
     ket = math.sqrt(1.0 - alpha) * qutip.tensor(qutip.basis(2, 0), qutip.basis(2, 0)) + math.sqrt(alpha) * qutip.tensor(
         qutip.basis(2, 1), qutip.basis(2, 1)
     )
@@ -280,7 +289,7 @@ def post_herald_state(
 def herald_fidelity(alpha: float, eta_a: float, eta_b: float, p_dc: float = 0.0, alpha_b: float | None = None) -> float:
     """Fidelity of the post-herald state to the heralded Bell state (same for Ψ+ and Ψ-)."""
     rho = post_herald_state(alpha, eta_a, eta_b, p_dc, BellState.PSI_PLUS, alpha_b)
-    psi = bell_ket(BellState.PSI_PLUS).full().ravel()
+    psi = bell_vector(BellState.PSI_PLUS)
     return min(1.0, max(0.0, float(np.real(np.conj(psi) @ rho @ psi))))
 
 
@@ -290,14 +299,13 @@ def decohere_pair(
     noise_b: tuple[float, float | None, float | None],
 ) -> np.ndarray:
     """Apply memory noise ``(elapsed_ns, t1_ns, t2_ns)`` to each spin of a 4x4 state
-    (the same channel as the world's, :func:`qnetstack.physical.components.memory_noise.memory_kraus`)."""
+    (the same channel as the world's, :func:`qnetstack.physical.components.memory_noise.memory_kraus_arrays`)."""
     out = np.asarray(rho, dtype=complex)
     for which, (elapsed, t1, t2) in enumerate((noise_a, noise_b)):
         if elapsed <= 0 or (t1 is None and t2 is None):
             continue
         acc = np.zeros_like(out)
-        for k in memory_kraus(elapsed, t1, t2):
-            m = k.full()
+        for m in memory_kraus_arrays(elapsed, t1, t2):
             full = np.kron(m, np.eye(2)) if which == 0 else np.kron(np.eye(2), m)
             acc += full @ out @ full.conj().T
         out = acc
@@ -306,7 +314,7 @@ def decohere_pair(
 
 def stored_pair_fidelity(rho: np.ndarray, bell_state: BellState) -> float:
     """``<B|ρ|B>`` of a 4x4 state to a Bell state, clipped into [0, 1]."""
-    psi = bell_ket(bell_state).full().ravel()
+    psi = bell_vector(bell_state)
     return min(1.0, max(0.0, float(np.real(np.conj(psi) @ rho @ psi))))
 
 
