@@ -349,7 +349,8 @@ class BasicApps:
         self._next_net_id = 0
         self._open: dict[int, _HeadSession] = {}  # user's request_id -> request not yet closed to the user
         self._heads: dict[int, _HeadSession] = {}  # NetRequest id -> head session not yet ended
-        self._tails: dict[PairId, Receiver] = {}
+        # by the PairId's fields: a tuple of them hashes in C, a frozen model in Python (4 lookups a pair)
+        self._tails: dict[tuple[str, str, int, int], Receiver] = {}
         self._reported: dict[tuple[str, int], _Reported] = {}  # (head, NetRequest id) -> pairs reported here
         self._session_trace = transition_trace(ctx)  # what every session here traces with
 
@@ -457,7 +458,6 @@ class BasicApps:
         if pair.handle is None:
             raise EntityError(f"pair {pair.pair_id} delivered without a qubit; the application asks for type K")
         session.delivered += 1
-        device = self.ctx.device
         if isinstance(session, PairsHead):
             session.fire(_PAIR)
             session.held[pair.pair_id.index] = pair.handle
@@ -466,6 +466,7 @@ class BasicApps:
                 HeldPair(request_id=session.request.request_id, pair_id=pair.pair_id, handle=pair.handle),
             )
             return
+        device = self.ctx.device
         last = _LAST_PAIR if session.delivered >= session.request.number else _PAIR
         if session.state is _ABANDONED:
             device.execute(FreeQubit(handle=pair.handle))
@@ -521,13 +522,14 @@ class BasicApps:
 
     def _tail_event(self, pair_id: PairId, event: TailEvent, msg: Any) -> None:
         tails = self._tails
-        session = tails.get(pair_id)
+        tail_key = (pair_id.head, pair_id.tail, pair_id.request_id, pair_id.index)
+        session = tails.get(tail_key)
         if session is None:
             reported = self._reported.get((pair_id.head, pair_id.request_id))
             if reported is not None and pair_id.index in reported:
                 drop_unknown(self.ctx.trace, type(msg).__name__, pair_id)
                 return
-            session = tails[pair_id] = Receiver(pair_id, self._session_trace)
+            session = tails[tail_key] = Receiver(pair_id, self._session_trace)
         session.fire(event)
         if event is _PAIR_DELIVERED:
             session.pair = msg
@@ -535,7 +537,7 @@ class BasicApps:
             session.message = msg
         if session.state is not _REPORTED:
             return
-        del tails[pair_id]
+        del tails[tail_key]
         key = (pair_id.head, pair_id.request_id)
         reported = self._reported.get(key)
         if reported is None:

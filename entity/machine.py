@@ -154,10 +154,11 @@ class Session(Generic[SessionKey]):
     __slots__ = ("key", "state", "_trace", "_moves")
 
     def __init__(self, key: SessionKey, trace: Callable[..., None] | None = None) -> None:
+        machine = self.machine
         self.key = key
-        self.state: Any = self.machine.initial
+        self.state: Any = machine.initial
         self._trace = trace
-        self._moves = self.machine.moves  # a slot reads faster than the class's machine, in fire
+        self._moves = machine.moves  # a slot reads faster than the class's machine, in fire
 
     def fire(self, event: enum.Enum, **details: Any) -> Any:
         """Take the transition for ``event``; raise :class:`IllegalTransition` if there is none."""
