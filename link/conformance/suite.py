@@ -128,6 +128,7 @@ def scenarios(
     rare, so that deadlines are reached: used by the timeout checks.
     """
     delay = draw(_one_of(1_000, 10_000, 50_000))
+    probabilities: tuple[float, ...]
     if live:
         probabilities = (0.2, 0.5, 1.0)
     elif deadlines:
