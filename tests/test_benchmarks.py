@@ -72,3 +72,15 @@ def test_link_floor_benchmark_reports_messages_and_events_per_pair():
     # the floor's event count is the real fast-forward path's (a few events per run are set-up)
     real = _link_json("--scheme", "barrett-kok", "--mode", "fast-forward", "--client", "link")
     assert abs(real["events"] / real["pairs"] - data["kernel_events_per_pair"]) < 0.5
+
+
+def test_instruction_count_sizes_must_grow():
+    """benchmarks/link_instructions.py refuses sizes whose difference gives no per-pair figure
+    (its measurement itself needs valgrind and a C compiler; docs/link.md quotes a run)."""
+    spec = importlib.util.spec_from_file_location("link_instructions", ROOT / "benchmarks" / "link_instructions.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(SystemExit) as exit_info:
+        module.main(["--sizes", "300", "100"])
+    assert exit_info.value.code == 2
