@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Hashable
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from qnetstack.application.service import (
     CAP_APP_PAIRS,
@@ -77,7 +77,6 @@ from qnetstack.application.service import (
 )
 from qnetstack.entity import Context, EntityError
 from qnetstack.entity.machine import Machine, Session, drop_unknown, transition_trace
-from qnetstack.entity.message import Message as _Peer
 from qnetstack.network.service import (
     CAP_NET_K,
     NetAccepted,
@@ -99,7 +98,6 @@ from qnetstack.physical.service import (
     OracleFidelity,
     OracleFidelityResult,
     QubitAllocated,
-    QubitRef,
 )
 
 __all__ = [
@@ -122,7 +120,13 @@ __all__ = [
 ]
 
 
-class TeleportBits(_Peer):
+# The peer messages are private to this implementation (specs/application.md) and built
+# only by its own code from validated values, so they are named tuples, not validated
+# models: immutable like every message, and several times cheaper to build (two go between
+# head and tail for every pair).
+
+
+class TeleportBits(NamedTuple):
     """Sender -> receiver: the Bell-measurement outcome for pair ``pair_id``.
 
     ``request_id`` is the sender's user's id of the request, for the result.
@@ -130,28 +134,28 @@ class TeleportBits(_Peer):
     score the result; a real receiver would not know it.
     """
 
-    kind: Literal["teleport_bits"] = "teleport_bits"
     request_id: int
     pair_id: PairId
     outcome: BellState
     oracle_state: BlochState
     goodness: float
+    kind: Literal["teleport_bits"] = "teleport_bits"
 
 
-class HeldPair(_Peer):
+class HeldPair(NamedTuple):
     """Head -> tail: the head holds its half of ``pair_id`` in qubit ``handle``."""
 
-    kind: Literal["held_pair"] = "held_pair"
     request_id: int
     pair_id: PairId
     handle: int
+    kind: Literal["held_pair"] = "held_pair"
 
 
-class Release(_Peer):
+class Release(NamedTuple):
     """Tail -> head: ``pair_id`` is reported; free your half."""
 
-    kind: Literal["release"] = "release"
     pair_id: PairId
+    kind: Literal["release"] = "release"
 
 
 def teleport_correction(outcome: BellState, pair_state: BellState) -> list[Gate]:
@@ -269,6 +273,12 @@ RECEIVER = Machine(
 
 MACHINES = (TELEPORT_SENDER, PAIRS_HEAD, RECEIVER)
 
+# The members read for every pair, as module constants: looking a member up on its enum class
+# goes through the enum metaclass and costs about ten times a global read.
+_PAIR, _LAST_PAIR, _RELEASED, _LAST_RELEASED = _E.PAIR, _E.LAST_PAIR, _E.RELEASED, _E.LAST_RELEASED
+_ABANDONED, _DRAINING, _DONE = _H.ABANDONED, _H.DRAINING, _H.DONE
+_PAIR_DELIVERED, _BITS, _HELD, _REPORTED = _TE.PAIR, _TE.BITS, _TE.HELD, _T.REPORTED
+
 
 class _HeadSession(Session):
     """A user request at the node that made it."""
@@ -339,8 +349,10 @@ class BasicApps:
         self._next_net_id = 0
         self._open: dict[int, _HeadSession] = {}  # user's request_id -> request not yet closed to the user
         self._heads: dict[int, _HeadSession] = {}  # NetRequest id -> head session not yet ended
-        self._tails: dict[PairId, Receiver] = {}
+        # by the PairId's fields: a tuple of them hashes in C, a frozen model in Python (4 lookups a pair)
+        self._tails: dict[tuple[str, str, int, int], Receiver] = {}
         self._reported: dict[tuple[str, int], _Reported] = {}  # (head, NetRequest id) -> pairs reported here
+        self._session_trace = transition_trace(ctx)  # what every session here traces with
 
     def start(self) -> None:
         pass
@@ -362,10 +374,10 @@ class BasicApps:
             return
         session: _HeadSession
         if isinstance(msg, TeleportRequest):
-            session = TeleportSender(msg, self._next_net_id, transition_trace(self.ctx))
+            session = TeleportSender(msg, self._next_net_id, self._session_trace)
             session.states = tuple(msg.states) if msg.states else CARDINAL_STATES
         else:
-            session = PairsHead(msg, self._next_net_id, transition_trace(self.ctx))
+            session = PairsHead(msg, self._next_net_id, self._session_trace)
         self._next_net_id += 1
         self._open[msg.request_id] = session
         self._heads[session.net_id] = session
@@ -378,7 +390,7 @@ class BasicApps:
             if msg.pair_id.head == self.ctx.node:
                 self._head_got_pair(msg)
             else:
-                self._tail_event(msg.pair_id, TailEvent.PAIR, msg)
+                self._tail_event(msg.pair_id, _PAIR_DELIVERED, msg)
             return
         if not isinstance(msg, (NetAccepted, NetRejected, NetError)):
             raise EntityError(f"application got {type(msg).__name__} from below")
@@ -405,9 +417,9 @@ class BasicApps:
 
     def handle_peer(self, sender: str, msg: Any) -> None:
         if isinstance(msg, TeleportBits):
-            self._tail_event(msg.pair_id, TailEvent.BITS, msg)
+            self._tail_event(msg.pair_id, _BITS, msg)
         elif isinstance(msg, HeldPair):
-            self._tail_event(msg.pair_id, TailEvent.HELD, msg)
+            self._tail_event(msg.pair_id, _HELD, msg)
         elif isinstance(msg, Release):
             self._head_release(msg)
         else:
@@ -446,17 +458,17 @@ class BasicApps:
         if pair.handle is None:
             raise EntityError(f"pair {pair.pair_id} delivered without a qubit; the application asks for type K")
         session.delivered += 1
-        device = self.ctx.device
         if isinstance(session, PairsHead):
-            session.fire(HeadEvent.PAIR)
+            session.fire(_PAIR)
             session.held[pair.pair_id.index] = pair.handle
             self.ctx.send_peer(
                 session.request.remote_node,
                 HeldPair(request_id=session.request.request_id, pair_id=pair.pair_id, handle=pair.handle),
             )
             return
-        last = HeadEvent.LAST_PAIR if session.delivered >= session.request.number else HeadEvent.PAIR
-        if session.state is HeadState.ABANDONED:
+        device = self.ctx.device
+        last = _LAST_PAIR if session.delivered >= session.request.number else _PAIR
+        if session.state is _ABANDONED:
             device.execute(FreeQubit(handle=pair.handle))
         else:
             state = session.states[pair.pair_id.index % len(session.states)]
@@ -481,7 +493,7 @@ class BasicApps:
                 )
                 session.finished += 1
         session.fire(last)
-        if session.state is HeadState.DONE:
+        if session.state is _DONE:
             self._close(session)
         if session.ended:
             self._end(session)
@@ -494,37 +506,44 @@ class BasicApps:
             return
         self.ctx.device.execute(FreeQubit(handle=session.held.pop(pair_id.index)))
         session.finished += 1
-        if session.state is HeadState.DRAINING:
-            session.fire(HeadEvent.RELEASED)
+        if session.state is _DRAINING:
+            session.fire(_RELEASED)
             if not session.held:
                 session.fire(HeadEvent.DRAINED)
         elif session.finished >= session.request.number:
-            session.fire(HeadEvent.LAST_RELEASED)
+            session.fire(_LAST_RELEASED)
             self._close(session)
         else:
-            session.fire(HeadEvent.RELEASED)
+            session.fire(_RELEASED)
         if session.ended:
             self._end(session)
 
     # ------------------------------------------------------------ tail side
 
     def _tail_event(self, pair_id: PairId, event: TailEvent, msg: Any) -> None:
-        session = self._tails.get(pair_id)
+        tails = self._tails
+        tail_key = (pair_id.head, pair_id.tail, pair_id.request_id, pair_id.index)
+        session = tails.get(tail_key)
         if session is None:
             reported = self._reported.get((pair_id.head, pair_id.request_id))
             if reported is not None and pair_id.index in reported:
                 drop_unknown(self.ctx.trace, type(msg).__name__, pair_id)
                 return
-            session = self._tails[pair_id] = Receiver(pair_id, transition_trace(self.ctx))
+            session = tails[tail_key] = Receiver(pair_id, self._session_trace)
         session.fire(event)
-        if event is TailEvent.PAIR:
+        if event is _PAIR_DELIVERED:
             session.pair = msg
         else:
             session.message = msg
-        if session.state is TailState.REPORTED:
-            del self._tails[pair_id]
-            self._reported.setdefault((pair_id.head, pair_id.request_id), _Reported()).add(pair_id.index)
-            self._report(session)
+        if session.state is not _REPORTED:
+            return
+        del tails[tail_key]
+        key = (pair_id.head, pair_id.request_id)
+        reported = self._reported.get(key)
+        if reported is None:
+            reported = self._reported[key] = _Reported()
+        reported.add(pair_id.index)
+        self._report(session)
 
     def _report(self, session: Receiver) -> None:
         pair, msg = session.pair, session.message
@@ -537,7 +556,7 @@ class BasicApps:
             state = msg.oracle_state
             fidelity = device.execute(
                 OracleFidelity(
-                    qubits=[QubitRef(node=self.ctx.node, handle=pair.handle)],
+                    qubits=[{"node": self.ctx.node, "handle": pair.handle}],
                     theta_rad=state.theta_rad,
                     phi_rad=state.phi_rad,
                 )
@@ -555,12 +574,10 @@ class BasicApps:
                 )
             )
         else:
+            # the references as fields: validated inside OracleFidelity's own validation (one pass, not three)
             fidelity = device.execute(
                 OracleFidelity(
-                    qubits=[
-                        QubitRef(node=pair_id.head, handle=msg.handle),
-                        QubitRef(node=self.ctx.node, handle=pair.handle),
-                    ],
+                    qubits=[{"node": pair_id.head, "handle": msg.handle}, {"node": self.ctx.node, "handle": pair.handle}],
                     bell_state=pair.bell_state,
                 )
             )

@@ -12,8 +12,9 @@ values and runs the same number of empty events, with nothing else:
 
 * at each of the two ends: ``HeraldAttempt`` (link -> physical),
   ``HeraldResult`` (physical -> link), ``LinkOkKeep`` with its
-  ``EntanglementId`` (link -> client), ``FreeQubit`` and its ``QubitFreed``
-  (client -> device);
+  ``EntanglementId`` (link -> client), ``FreeQubit`` (client -> device; the
+  device answers with a ``QubitFreed`` built once per memory slot, so none is
+  built per pair);
 * once per pair: ``OracleFidelity`` with two ``QubitRef`` s and its
   ``OracleFidelityResult`` (the client reading the pair's fidelity);
 * 12 kernel events: at each end the attempt going down, the report to the
@@ -21,7 +22,7 @@ values and runs the same number of empty events, with nothing else:
   going to the client (10), and the station's two timers (resolve, herald).
 
 Nested models (the id, the references) are given as fields, as the link
-layer and the client do, so each message is one validation pass: 12 per pair.
+layer and the client do, so each message is one validation pass: 10 per pair.
 
 The station's own messages (``AttemptReport``, ``StationOutcome``) are plain
 dataclasses and not counted. Reported: microseconds per pair for the messages,
@@ -47,7 +48,6 @@ from qnetstack.physical.service import (
     HeraldResult,
     OracleFidelity,
     OracleFidelityResult,
-    QubitFreed,
 )
 
 EVENTS_PER_PAIR = 12
@@ -81,11 +81,10 @@ def _messages(sequence: int) -> int:
             handle=0,
         )
         FreeQubit(handle=0)
-        QubitFreed(handle=0)
     refs = [{"node": "alice", "handle": 0}, {"node": "bob", "handle": 0}]
     OracleFidelity(qubits=refs, bell_state=BellState.PSI_PLUS)
     OracleFidelityResult(fidelity=0.95)
-    return 2 * 5 + 2
+    return 2 * 4 + 2
 
 
 def _noop(_: int) -> None:

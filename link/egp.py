@@ -165,6 +165,7 @@ LinkMode = Literal["per-attempt", "fast-forward"]
 # module constants: an enum's class attribute is slow to look up, and these are read per attempt
 _QUEUED, _ACTIVE = RequestState.QUEUED, RequestState.ACTIVE
 _FIRST_ATTEMPT = RequestEvent.FIRST_ATTEMPT
+_K, _R = RequestType.K, RequestType.R
 
 _RECENT_OKS = 16  # OKs per link and attempt slot remembered for a late PeerLost (it comes within one delay)
 
@@ -340,10 +341,11 @@ class SingleClickEgp:
         if request is not None:
             request.in_flight -= 1
         if msg.success:
-            if request is not None and self.scheduler.may_take_pair(request, flight.last_pair_at_launch, link.requests, self.ctx.now_ns):
+            now = self.ctx.now_ns
+            if request is not None and self.scheduler.may_take_pair(request, flight.last_pair_at_launch, link.requests, now):
                 link.pairs_made += 1
                 request.last_pair = link.pairs_made
-                request.last_pair_ns = self.ctx.now_ns
+                request.last_pair_ns = now
                 self._deliver(request, msg)
             elif msg.handle is not None:
                 # the request ended while its attempt was in flight, or the policy refuses the pair
@@ -513,7 +515,7 @@ class SingleClickEgp:
             self.ctx.device.execute(FreeQubit(handle=herald.handle))
             self.ctx.trace("link.below_min_fidelity", remote=request.remote, goodness=goodness)
             return
-        keep = request.type is RequestType.K or (request.type is RequestType.R and request.origin != self.ctx.node)
+        keep = request.type is _K or (request.type is _R and request.origin != self.ctx.node)
         common = dict(
             create_id=request.create_id,
             origin_node=request.origin,

@@ -125,6 +125,7 @@ class Circuit(Session[tuple[str, int]]):
         self.request_id = forward.request_id
         self.path = list(forward.path)
         self.tail = self.path[-1]
+        self.hops = len(self.path) - 1  # links on the path
         self.position = self.path.index(me)
         self.number = forward.number
         self.type: RequestType = forward.type
@@ -136,10 +137,6 @@ class Circuit(Session[tuple[str, int]]):
         self.up_hop: HopKey | None = None if self.upstream is None else (self.upstream, self.upstream, forward.label)
         self.down_hop: HopKey | None = None if self.downstream is None or down_label is None else (self.downstream, me, down_label)
         self.requested = 0  # link pairs asked of the downstream link so far
-
-    @property
-    def hops(self) -> int:
-        return len(self.path) - 1
 
     @property
     def hop_keys(self) -> list[HopKey]:

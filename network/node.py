@@ -72,7 +72,7 @@ from qnetstack.network.circuit import (
     LabelTable,
 )
 from qnetstack.network.frames import chain_frame, chain_goodness, correctable, outcome_flips
-from qnetstack.network.pairs import HopKey, LinkPair, PairEvent, PairStore, hop_key
+from qnetstack.network.pairs import HopKey, LinkPair, PairEvent, PairState, PairStore, hop_key
 from qnetstack.network.peer import CircuitFailed, Forward, SwapRecord
 from qnetstack.network.policy import make_policy
 from qnetstack.network.routing import Metric, NoRoute, shortest_route
@@ -85,7 +85,6 @@ from qnetstack.network.service import (
     NetRejected,
     NetRequest,
     PairDelivered,
-    PairId,
 )
 from qnetstack.physical.service import (
     CAP_DEVICE,
@@ -98,6 +97,12 @@ from qnetstack.physical.service import (
 )
 
 __all__ = ["NetworkNode"]
+
+# The members read for every pair, as module constants: looking a member up on its enum class
+# goes through the enum metaclass and costs about ten times a global read.
+_K, _HELD, _RUNNING = RequestType.K, PairState.HELD, CircuitState.RUNNING
+_PAIR_SWAP, _PAIR_DELIVER = PairEvent.SWAP, PairEvent.DELIVER
+_CIRCUIT_SWAP, _CIRCUIT_DELIVER = CircuitEvent.SWAP, CircuitEvent.DELIVER
 
 
 @dataclass
@@ -365,22 +370,22 @@ class NetworkNode:
                 self.ctx.device.execute(FreeQubit(handle=ok.handle))
                 drop_unknown(self.ctx.trace, ok.kind, hop, freed=ok.handle)
             else:
-                self._pairs.add(ok)  # the circuit's Forward is still on its way here
+                self._pairs.add(ok, hop)  # the circuit's Forward is still on its way here
             return
-        self._use(circuit, self._pairs.add(ok))
+        self._use(circuit, self._pairs.add(ok, hop))
 
     def _use(self, circuit: Circuit, pair: LinkPair) -> None:
         for stale in self.policy.to_discard(circuit, self._pairs):
             self.ctx.device.execute(FreeQubit(handle=stale.handle))
             self._pairs.end(stale, PairEvent.FREE)
         if isinstance(circuit, CircuitEnd):
-            if self._pairs.find(pair.hop, pair.key) is pair:
+            if pair.state is _HELD:  # the policy did not discard it just now
                 self._try_deliver(circuit, pair)
         else:
             self._try_swap(cast(CircuitAtRepeater, circuit))  # a circuit not at an end is at a repeater
 
     def _try_swap(self, circuit: CircuitAtRepeater) -> None:
-        while circuit.state is CircuitState.RUNNING:
+        while circuit.state is _RUNNING:
             chosen = self.policy.to_swap(circuit, self._pairs)
             if chosen is None:
                 return
@@ -388,8 +393,8 @@ class NetworkNode:
             result = self.ctx.device.execute(BellMeasure(handle_a=up.handle, handle_b=down.handle))
             if not isinstance(result, BellMeasureResult):
                 raise EntityError(f"Bell measurement for a swap failed: {result}")
-            self._pairs.end(up, PairEvent.SWAP)
-            self._pairs.end(down, PairEvent.SWAP)
+            self._pairs.end(up, _PAIR_SWAP)
+            self._pairs.end(down, _PAIR_SWAP)
             record = SwapRecord(
                 head=circuit.head,
                 circuit=circuit.serial,
@@ -408,7 +413,7 @@ class NetworkNode:
             self.ctx.send_peer(circuit.head, record)
             self.ctx.send_peer(circuit.tail, record)
             circuit.swapped += 1
-            circuit.fire(CircuitEvent.SWAP)
+            circuit.fire(_CIRCUIT_SWAP)
             if circuit.swapped >= circuit.number:
                 circuit.fire(CircuitEvent.COMPLETE)
                 self._forget(circuit)
@@ -425,7 +430,8 @@ class NetworkNode:
             records = sorted(found, key=lambda r: r.position)
         if not self.policy.to_deliver(circuit, pair, records):
             return
-        circuit.drop_records(records)
+        if records:
+            circuit.drop_records(records)
         ok = pair.ok
         if records:
             frame = chain_frame(
@@ -440,9 +446,10 @@ class NetworkNode:
         else:
             frame, goodness, goodness_time = ok.bell_state, ok.goodness, ok.goodness_time_ns
             index = circuit.delivered  # one link request, whose pairs both ends see in the order made
-        pair_id = PairId(head=circuit.head, tail=circuit.tail, request_id=circuit.request_id, index=index)
-        if circuit.type is RequestType.K:
-            self._pairs.end(pair, PairEvent.DELIVER)
+        # the id as fields: validated inside the delivery's own validation (one pass, not two)
+        pair_id = {"head": circuit.head, "tail": circuit.tail, "request_id": circuit.request_id, "index": index}
+        if circuit.type is _K:
+            self._pairs.end(pair, _PAIR_DELIVER)
             delivery = PairDelivered(
                 pair_id=pair_id,
                 remote_node=circuit.remote,
@@ -471,7 +478,7 @@ class NetworkNode:
         self.ctx.trace("network.deliver", head=circuit.head, request_id=circuit.request_id, index=index)
         self.ctx.send_up(delivery)
         circuit.delivered += 1
-        circuit.fire(CircuitEvent.DELIVER)
+        circuit.fire(_CIRCUIT_DELIVER)
         if circuit.delivered >= circuit.number:
             circuit.fire(CircuitEvent.COMPLETE)
             self._forget(circuit)

@@ -75,11 +75,11 @@ class LinkPair(Session):
     machine = LINK_PAIR
     __slots__ = ("ok", "hop")
 
-    def __init__(self, ok: LinkOkKeep, trace: Callable[..., None] | None) -> None:
+    def __init__(self, ok: LinkOkKeep, trace: Callable[..., None] | None, hop: HopKey | None = None) -> None:
         ent = ok.ent_id
         super().__init__((ent.creator, ent.peer, ent.sequence), trace)
         self.ok = ok
-        self.hop = hop_key(ok)
+        self.hop = hop_key(ok) if hop is None else hop
 
     @property
     def handle(self) -> int:
@@ -97,9 +97,13 @@ class PairStore:
         self._trace = trace
         self._by_hop: dict[HopKey, dict[Any, LinkPair]] = {}
 
-    def add(self, ok: LinkOkKeep) -> LinkPair:
-        pair = LinkPair(ok, self._trace)
-        self._by_hop.setdefault(pair.hop, {})[pair.key] = pair
+    def add(self, ok: LinkOkKeep, hop: HopKey | None = None) -> LinkPair:
+        """File the pair ``ok`` names (``hop``: its hop key, when the caller has it already)."""
+        pair = LinkPair(ok, self._trace, hop)
+        pairs = self._by_hop.get(pair.hop)
+        if pairs is None:
+            pairs = self._by_hop[pair.hop] = {}
+        pairs[pair.key] = pair
         return pair
 
     def held(self, hop: HopKey) -> list[LinkPair]:

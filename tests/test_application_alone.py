@@ -242,7 +242,7 @@ class ResultsNameTheNetworksId(BasicApps):
 
     def handle_peer(self, sender, msg):
         if isinstance(msg, (TeleportBits, HeldPair)):
-            msg = msg.model_copy(update={"request_id": msg.pair_id.request_id})
+            msg = msg._replace(request_id=msg.pair_id.request_id)
         super().handle_peer(sender, msg)
 
 

@@ -20,6 +20,7 @@ then names a session that has ended.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from collections import Counter
@@ -123,6 +124,33 @@ _angles = st.floats(0.0, math.pi, allow_nan=False)
 _phases = st.floats(0.0, 2 * math.pi, allow_nan=False, exclude_max=True)
 bloch_states = st.sampled_from(CARDINAL_STATES) | st.builds(BlochState, theta_rad=_angles, phi_rad=_phases)
 
+# Each strategy a scenario draws from is built once (the same draws, the same examples):
+# hypothesis validates every new strategy object it is given, and building them anew in
+# every scenario made that validation cost more than the draws and the simulated runs.
+_OUTCOMES = st.lists(st.sampled_from(list(BellState)), max_size=8)
+_STATES = st.none() | st.lists(bloch_states, min_size=1, max_size=3)
+
+
+@functools.cache
+def _one_of(*values: Any) -> st.SearchStrategy[Any]:
+    return st.sampled_from(values)
+
+
+@functools.cache
+def _pair_lists(delay: int, perfect: bool) -> st.SearchStrategy[list[PairScript]]:
+    return st.lists(
+        st.builds(
+            PairScript,
+            bell_state=st.sampled_from(list(BellState)),
+            fidelity=st.sampled_from([1.0] if perfect else [1.0, 0.95, 0.8, 0.6]),
+            goodness=st.sampled_from([0.5, 0.75, 0.9, 0.99]),
+            gap_ns=st.integers(1, 3 * delay),
+            tail_offset_ns=st.integers(-delay, 2 * delay),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+
 
 @st.composite
 def scenarios(
@@ -137,41 +165,27 @@ def scenarios(
     ``actions`` are the fates the network may give a request; ``perfect``
     makes every pair exactly its Bell state (true fidelity 1).
     """
-    delay = draw(st.sampled_from([1_000, 10_000, 50_000]))
-    fidelities = [1.0] if perfect else [1.0, 0.95, 0.8, 0.6]
-    pairs = draw(
-        st.lists(
-            st.builds(
-                PairScript,
-                bell_state=st.sampled_from(list(BellState)),
-                fidelity=st.sampled_from(fidelities),
-                goodness=st.sampled_from([0.5, 0.75, 0.9, 0.99]),
-                gap_ns=st.integers(1, 3 * delay),
-                tail_offset_ns=st.integers(-delay, 2 * delay),
-            ),
-            min_size=1,
-            max_size=6,
-        )
-    )
-    outcomes = draw(st.lists(st.sampled_from(list(BellState)), max_size=8))
+    delay = draw(_one_of(1_000, 10_000, 50_000))
+    pairs = draw(_pair_lists(delay, perfect))
+    outcomes = draw(_OUTCOMES)
     conditions = AppConditions(delay_ns=delay, pairs=tuple(pairs), bell_outcomes=tuple(outcomes))
     requests = []
     made: Counter[str] = Counter()
     for _ in range(draw(st.integers(1, max_requests))):
-        node = draw(st.sampled_from(NODES))
-        remote = draw(st.sampled_from([n for n in NODES if n != node]))
+        node = draw(_one_of(*NODES))
+        remote = draw(_one_of(*(n for n in NODES if n != node)))
         number = draw(st.integers(1, 3))
-        min_fidelity = draw(st.sampled_from([0.0, 0.5, 0.8]))
+        min_fidelity = draw(_one_of(0.0, 0.5, 0.8))
         # unique at the node, in no particular order, and not always 0, 1, 2, ...
         request_id = 10 * made[node] + draw(st.integers(0, 9))
         made[node] += 1
         request: TeleportRequest | PairsRequest
-        if draw(st.sampled_from(kinds)) == "teleport":
-            states = draw(st.none() | st.lists(bloch_states, min_size=1, max_size=3))
+        if draw(_one_of(*kinds)) == "teleport":
+            states = draw(_STATES)
             request = TeleportRequest(request_id=request_id, remote_node=remote, number=number, states=states, min_fidelity=min_fidelity)
         else:
             request = PairsRequest(request_id=request_id, remote_node=remote, number=number, min_fidelity=min_fidelity)
-        action = draw(st.sampled_from(actions))
+        action = draw(_one_of(*actions))
         fate = Fate(action, draw(st.integers(0, number - 1)) if action == "abort" else 0)
         requests.append(ScriptedRequest(draw(st.integers(0, 5 * delay)), node, request, fate))
     # every pair arrives within ~3 gaps of 3 delays plus 2 delays of offset; the

@@ -11,6 +11,7 @@ the whole suite runs in well under a minute on a laptop.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -95,6 +96,23 @@ def _require_type(impl: Any, kind: RequestType) -> None:
 
 # ------------------------------------------------------------ scenarios
 
+# Each strategy a scenario draws from is built once (the same draws, the same examples):
+# hypothesis validates every new strategy object it is given, and building them anew in
+# every scenario made that validation cost more than the draws and the simulated runs.
+_LOSS = st.none() | st.lists(st.booleans(), max_size=10).map(tuple)
+_FIDELITIES = st.lists(st.sampled_from([0.7, 0.8, 0.85, 0.9]), min_size=1, max_size=4)
+_TAG = st.none() | st.integers(0, 5) | st.integers(0, 2**31 - 1)
+
+
+@functools.cache
+def _one_of(*values: Any) -> st.SearchStrategy[Any]:
+    return st.sampled_from(values)
+
+
+@functools.cache
+def _none_or_integers(low: int, high: int) -> st.SearchStrategy[int | None]:
+    return st.none() | st.integers(low, high)
+
 
 @st.composite
 def scenarios(
@@ -111,17 +129,18 @@ def scenarios(
     ``deadlines=True`` gives every request a ``max_time_ns`` and keeps success
     rare, so that deadlines are reached: used by the timeout checks.
     """
-    delay = draw(st.sampled_from([1_000, 10_000, 50_000]))
+    delay = draw(_one_of(1_000, 10_000, 50_000))
+    probabilities: tuple[float, ...]
     if live:
-        probabilities = [0.2, 0.5, 1.0]
+        probabilities = (0.2, 0.5, 1.0)
     elif deadlines:
-        probabilities = [0.0, 0.02, 0.1]
+        probabilities = (0.0, 0.02, 0.1)
     else:
-        probabilities = [0.0, 0.1, 0.3, 1.0]
-    probability = draw(st.sampled_from(probabilities))
-    loss = None if deadlines else draw(st.none() | st.lists(st.booleans(), max_size=10).map(tuple))
-    lifetime = draw(st.sampled_from([None, 30 * delay, 300 * delay]))
-    fidelities = tuple(draw(st.lists(st.sampled_from([0.7, 0.8, 0.85, 0.9]), min_size=1, max_size=4)))
+        probabilities = (0.0, 0.1, 0.3, 1.0)
+    probability = draw(_one_of(*probabilities))
+    loss = None if deadlines else draw(_LOSS)
+    lifetime = draw(_one_of(None, 30 * delay, 300 * delay))
+    fidelities = tuple(draw(_FIDELITIES))
     conditions = LinkConditions(
         delay_ns=delay,
         success_probability=probability,
@@ -130,28 +149,34 @@ def scenarios(
         herald_fidelities=fidelities,
         memory_lifetime_ns=lifetime,
         num_qubits=(draw(st.integers(1, 3)), draw(st.integers(1, 3))),
-        upper_hold_ns=draw(st.sampled_from([0, delay, 20 * delay])),
+        upper_hold_ns=draw(_one_of(0, delay, 20 * delay)),
     )
     creates = []
     for _ in range(draw(st.integers(1, max_creates))):
-        node = draw(st.sampled_from(NODES))
+        node = draw(_one_of(*NODES))
         remote = NODES[1] if node == NODES[0] else NODES[0]
         request = LinkCreate(
             remote_node=remote,
-            min_fidelity=0.0 if live else draw(st.sampled_from([0.0, 0.5, 0.8])),
+            min_fidelity=0.0 if live else draw(_one_of(0.0, 0.5, 0.8)),
             max_time_ns=(
-                None if live else draw(st.integers(delay, 60 * delay)) if deadlines else draw(st.none() | st.integers(delay, 60 * delay))
+                None if live else draw(st.integers(delay, 60 * delay)) if deadlines else draw(_none_or_integers(delay, 60 * delay))
             ),
             purpose_id=draw(st.integers(0, 3)),
             number=draw(st.integers(1, 3)),
-            type=draw(st.sampled_from(types)),
-            basis=draw(st.sampled_from(list(Basis))),
+            type=draw(_one_of(*types)),
+            basis=draw(_one_of(*Basis)),
         )
         creates.append(ScriptedCreate(at_ns=draw(st.integers(0, 10 * delay)), node=node, request=request))
     # Long enough for every live request: 12 pairs at p >= 0.2 need ~60 attempt periods
     # on average; 3000 periods leave no realistic chance of running out.
     horizon = max(c.at_ns for c in creates) + (3000 if live else 200) * delay
     return conditions, creates, horizon
+
+
+@functools.cache
+def _scenarios(types: tuple[RequestType, ...], deadlines: bool) -> st.SearchStrategy[tuple[LinkConditions, list[ScriptedCreate], int]]:
+    """:func:`scenarios` built once per arguments, for the composites that draw from it."""
+    return scenarios(types, deadlines=deadlines)
 
 
 def _property(
@@ -292,7 +317,7 @@ def _tagged(draw: Any, creates: list[ScriptedCreate]) -> list[ScriptedCreate]:
     """The scenario's CREATEs with tags (some null, some repeated: tags are the caller's own)."""
     tagged = []
     for create in creates:
-        tag = draw(st.none() | st.integers(0, 5) | st.integers(0, 2**31 - 1))
+        tag = draw(_TAG)
         tagged.append(ScriptedCreate(create.at_ns, create.node, create.request.model_copy(update={"tag": tag})))
     return tagged
 
@@ -303,7 +328,7 @@ def _tag_scenarios(draw: Any, types: tuple[RequestType, ...]) -> tuple[LinkCondi
     deadlines (TIMEOUT, and now and then EXPIRE), a CREATE to a non-neighbour
     (refused at once), and a purpose bob did not consent to (REJECTED by the
     responder) when the implementation serves consent."""
-    conditions, creates, horizon = draw(scenarios(types, deadlines=draw(st.booleans())))
+    conditions, creates, horizon = draw(_scenarios(types, deadlines=draw(st.booleans())))
     extra = [ScriptedCreate(draw(st.integers(0, 5 * conditions.delay_ns)), "alice", LinkCreate(remote_node="carol", type=types[0]))]
     if draw(st.booleans()):
         extra += [

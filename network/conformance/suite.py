@@ -12,6 +12,7 @@ the reference implementation.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import itertools
 from collections.abc import Callable, Iterator
@@ -112,6 +113,22 @@ def _require_type(impl: Any, kind: RequestType) -> None:
 
 # ------------------------------------------------------------ scenarios
 
+# Each strategy a scenario draws from is built once (the same draws, the same examples):
+# hypothesis validates every new strategy object it is given, and building them anew in
+# every scenario made that validation cost more than the draws and the simulated runs.
+_FIDELITIES = st.lists(st.sampled_from([0.8, 0.9, 0.95, 1.0]), min_size=1, max_size=4)
+_BELL_STATES = st.none() | st.lists(st.sampled_from(list(BellState)), min_size=1, max_size=6).map(tuple)
+
+
+@functools.cache
+def _one_of(*values: Any) -> st.SearchStrategy[Any]:
+    return st.sampled_from(values)
+
+
+@functools.cache
+def _none_or_integers(low: int, high: int) -> st.SearchStrategy[int | None]:
+    return st.none() | st.integers(low, high)
+
 
 @st.composite
 def scenarios(draw: Any, types: tuple[RequestType, ...], mode: str = "any") -> tuple[NetConditions, list[ScriptedRequest], int]:
@@ -122,16 +139,15 @@ def scenarios(draw: Any, types: tuple[RequestType, ...], mode: str = "any") -> t
     large, so every request can end), ``"clean"`` (live, and no link fails)
     or ``"deadlines"`` (every request has a max_time_ns and links are slow).
     """
-    size = draw(st.sampled_from([4, 4, 3, 2]))  # mostly long chains: swaps to check
+    size = draw(_one_of(4, 4, 3, 2))  # mostly long chains: swaps to check
     chain = ("alice", "bob", "carol", "dave")[:size]
-    hop = draw(st.sampled_from([1_000, 10_000, 50_000]))
-    probabilities = {"any": [0.1, 0.3, 1.0], "live": [0.2, 0.5, 1.0], "clean": [0.2, 0.5, 1.0], "deadlines": [0.02, 0.05, 0.1]}
-    failure = 0.0 if mode in ("clean", "deadlines") else draw(st.sampled_from([0.0, 0.1, 0.3]))
-    states = st.sampled_from(list(BellState))
+    hop = draw(_one_of(1_000, 10_000, 50_000))
+    probabilities = {"any": (0.1, 0.3, 1.0), "live": (0.2, 0.5, 1.0), "clean": (0.2, 0.5, 1.0), "deadlines": (0.02, 0.05, 0.1)}
+    failure = 0.0 if mode in ("clean", "deadlines") else draw(_one_of(0.0, 0.1, 0.3))
     requests = []
     used: set[tuple[str, int]] = set()
     for _ in range(draw(st.integers(1, 3))):
-        node = draw(st.sampled_from(chain))
+        node = draw(_one_of(*chain))
         # the farthest node twice as likely as each other one, for the same reason
         others = sorted((n for n in chain if n != node), key=lambda n: -abs(chain.index(n) - chain.index(node)))
         others = [others[0], *others] + ([ISLAND] if mode == "any" else [])
@@ -142,16 +158,16 @@ def scenarios(draw: Any, types: tuple[RequestType, ...], mode: str = "any") -> t
         if mode == "deadlines":
             max_time = draw(st.integers(hop, 60 * hop))
         elif mode == "any":
-            max_time = draw(st.none() | st.integers(hop, 200 * hop))
+            max_time = draw(_none_or_integers(hop, 200 * hop))
         else:
             max_time = None
         request = NetRequest(
             request_id=request_id,
-            remote_node=draw(st.sampled_from(others)),
-            min_fidelity=0.0 if mode == "clean" else draw(st.sampled_from([0.0, 0.0, 0.5, 0.8, 0.95])),
+            remote_node=draw(_one_of(*others)),
+            min_fidelity=0.0 if mode == "clean" else draw(_one_of(0.0, 0.0, 0.5, 0.8, 0.95)),
             number=draw(st.integers(1, 3)),
-            type=draw(st.sampled_from(types)),
-            basis=draw(st.sampled_from(list(Basis))),
+            type=draw(_one_of(*types)),
+            basis=draw(_one_of(*Basis)),
             max_time_ns=max_time,
         )
         requests.append(ScriptedRequest(at_ns=draw(st.integers(0, 10 * hop)), node=node, request=request))
@@ -159,14 +175,14 @@ def scenarios(draw: Any, types: tuple[RequestType, ...], mode: str = "any") -> t
     conditions = NetConditions(
         size=size,
         hop_delay_ns=hop,
-        success_probability=draw(st.sampled_from(probabilities[mode])),
-        pair_fidelities=tuple(draw(st.lists(st.sampled_from([0.8, 0.9, 0.95, 1.0]), min_size=1, max_size=4))),
+        success_probability=draw(_one_of(*probabilities[mode])),
+        pair_fidelities=tuple(draw(_FIDELITIES)),
         failure_probability=failure,
         # live runs: two link qubits per open request and node, plus what the layer above holds
-        num_qubits=2 * len(requests) + pairs_asked if mode in ("live", "clean") else draw(st.sampled_from([2, 3, 8])),
-        upper_hold_ns=draw(st.sampled_from([0, hop, 20 * hop])),
-        bell_states=draw(st.none() | st.lists(states, min_size=1, max_size=6).map(tuple)),
-        swap_outcomes=draw(st.none() | st.lists(states, min_size=1, max_size=6).map(tuple)),
+        num_qubits=2 * len(requests) + pairs_asked if mode in ("live", "clean") else draw(_one_of(2, 3, 8)),
+        upper_hold_ns=draw(_one_of(0, hop, 20 * hop)),
+        bell_states=draw(_BELL_STATES),
+        swap_outcomes=draw(_BELL_STATES),
     )
     # live: 9 pairs over 3 hops at p >= 0.2 need a few hundred periods; 3000 leave no realistic chance of running out
     horizon = max(r.at_ns for r in requests) + (3000 if mode in ("live", "clean") else 300) * hop

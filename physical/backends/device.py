@@ -99,10 +99,14 @@ class MemoryDevice(Refusing):
         registry: Mapping[str, MemoryDevice],
     ) -> None:
         self._ctx = ctx
+        self.name: str = ctx.node  # read on every attempt: kept, not asked of the context each time
         self.hardware = hardware
         self._world = world
         self._registry = registry
         self._slots: list[int | None] = [None] * hardware.memory.num_qubits
+        # a free's answer depends on the slot alone, and messages are immutable: one per slot,
+        # built once, spares every pair a message validation
+        self._freed = [QubitFreed(handle=handle) for handle in range(hardware.memory.num_qubits)]
         self._noise = (hardware.memory.t1_ns, hardware.memory.t2_ns)
         self._ops: dict[type, Callable[[Any], Any]] = {
             InitQubit: self._init,
@@ -112,10 +116,6 @@ class MemoryDevice(Refusing):
             FreeQubit: self._free,
             OracleFidelity: self._oracle,
         }
-
-    @property
-    def name(self) -> str:
-        return self._ctx.node
 
     # ---------------------------------------------------------- device service
 
@@ -197,7 +197,7 @@ class MemoryDevice(Refusing):
             return qid
         self._world.discard(qid, self._ctx.now_ns)
         self._slots[op.handle] = None
-        return QubitFreed(handle=op.handle)
+        return self._freed[op.handle]
 
     def _oracle(self, op: OracleFidelity) -> OracleFidelityResult | DeviceError:
         qids = []

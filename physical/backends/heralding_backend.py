@@ -58,9 +58,8 @@ Adding a scheme needs nothing here: register it in
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Literal, NamedTuple
 
 import numpy as np
 
@@ -169,12 +168,13 @@ def _memory_noise(hardware: NodeHardware) -> tuple[int | None, int | None]:
 
 
 # The station and its nodes talk in these two messages. They are private to
-# this backend and built only by its own code, so they are plain frozen
-# dataclasses: pydantic validation here cost ~4 validations per attempt.
+# this backend and built only by its own code, so they are named tuples, not
+# validated models: immutable like every message, and cheap to build (a frozen
+# dataclass sets each field through object.__setattr__, which made building
+# one cost about as much as a pydantic validation; a few are built per attempt).
 
 
-@dataclass(frozen=True, slots=True)
-class AttemptReport:
+class AttemptReport(NamedTuple):
     """Node -> station: "I attempt" (``has_memory`` False: no free slot, nothing emitted)."""
 
     attempt_id: int
@@ -186,8 +186,7 @@ class AttemptReport:
     kind: Literal["attempt_report"] = "attempt_report"
 
 
-@dataclass(frozen=True, slots=True)
-class StationOutcome:
+class StationOutcome(NamedTuple):
     """Station -> node: the outcome of a run of attempts (``qubit``: this end's world id)."""
 
     attempt_id: int
@@ -325,14 +324,13 @@ class ModelStation(MidpointStationBase):
         if attempt_id in self._decided:
             raise EntityError(f"station {self._ctx.node}: attempt {attempt_id} reported while its run is on")
 
-    def handle_timer(self, tag: Hashable) -> None:
-        what, attempt_id = cast(tuple[str, int], tag)  # the station's own timers
-        if what == "herald":
-            decided = self._decided.pop(attempt_id, None)
-            if decided is not None:
-                self._herald(attempt_id, decided)
+    def _timer(self, what: str, attempt_id: int) -> None:
+        if what != "herald":
+            super()._timer(what, attempt_id)
             return
-        super().handle_timer(tag)
+        decided = self._decided.pop(attempt_id, None)
+        if decided is not None:
+            self._herald(attempt_id, decided)
 
     def _resolve(self, attempt_id: int, reports: dict[str, AttemptReport]) -> None:
         now = self._ctx.now_ns

@@ -240,12 +240,19 @@ class MidpointStationBase(Refusing):
         reports[sender] = msg
 
     def handle_timer(self, tag: Hashable) -> None:
-        what, attempt_id = cast(tuple[str, int], tag)  # the station's own timers, set in handle_peer
+        # the station's own timers: (kind, attempt id). The cast names its type as a string:
+        # written as tuple[str, int] it would build a generic alias on every attempt
+        what, attempt_id = cast("tuple[str, int]", tag)
         if what != RESOLVE:
-            raise EntityError(f"station {self._ctx.node}: no such timer {tag!r}")
+            self._timer(what, attempt_id)
+            return
         reports = self._reports.pop(attempt_id, None)
         if reports is not None:
             self._resolve(attempt_id, reports)
+
+    def _timer(self, what: str, attempt_id: int) -> None:
+        """A timer a subclass set itself (the resolve timers are handled here)."""
+        raise EntityError(f"station {self._ctx.node}: no such timer {(what, attempt_id)!r}")
 
     def _check_new_attempt(self, attempt_id: int) -> None:
         """Refuse a first report the station cannot take (nothing to refuse here)."""
