@@ -10,6 +10,18 @@ was handling when it sent something (its *cause*), and the run loop that
 starts the entities, plays the script and turns an implementation's
 exception into a finding instead of an error of the harness.
 
+Every call into the implementation goes through one door,
+:meth:`Driver.enter` (building an entity, ``start``, the ``handle_*``
+methods, a physical device's ``execute``): it is where the kit keeps the
+implementation to its rules (:mod:`qnetstack.entity.containment`). An
+exception out of a handler is labelled with the call it came from (node,
+handler, simulated time, message), or turned into a failure when it would
+steer the kit (the kit's own exceptions, hypothesis's, ``SystemExit``, a
+``KeyboardInterrupt`` without a Ctrl-C); and a message handed to the
+implementation (from above or below) or sent by it must not change: the
+door and the context keep a snapshot of each, and
+:meth:`Driver.check_unchanged` compares them all at the end of a run.
+
 :class:`HarnessContext` is the :class:`qnetstack.entity.Context` an entity sees
 in a harness. It keeps the stack's timing rules, so an implementation that
 passes in the harness behaves the same way when assembled:
@@ -37,12 +49,27 @@ import functools
 import types
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
 
+from qnetstack.entity.containment import (
+    CallContext,
+    ImplementationFault,
+    clause_timer,
+    describe_change,
+    from_implementation,
+    label,
+    pop_call,
+    push_call,
+    short,
+    snapshot,
+)
 from qnetstack.entity.kernel import Kernel
+
+_TIMER = clause_timer()
 
 __all__ = ["HarnessContext", "Delivery", "NodeDevice", "Driver", "RunMemo", "fingerprint"]
 
@@ -63,6 +90,8 @@ class HarnessContext:
         on_down: Callable[[str, Any], None],
         on_peer: Callable[[str, str, Any], None],
         peer_delay_ns: Callable[[str, str], int],
+        on_timer: Callable[[str, Hashable], None] | None = None,
+        sent: list[tuple[str, str, int, Any, Any]] | None = None,
     ) -> None:
         self._kernel = kernel
         # what the entity reads and never changes: plain attributes
@@ -73,6 +102,10 @@ class HarnessContext:
         self._on_down = on_down
         self._on_peer = on_peer
         self._peer_delay_ns = peer_delay_ns
+        self._on_timer = on_timer
+        # (direction, node, time, message, snapshot) of every message sent up or down,
+        # so that the driver can tell a message changed after it was sent
+        self._sent = sent
         self.entity: Any = None  # set by the harness once the entity exists
         self.traces: list[tuple[int, str, dict[str, Any]]] = []
 
@@ -81,9 +114,13 @@ class HarnessContext:
         return self._kernel.now_ns
 
     def send_up(self, msg: Any) -> None:
+        if self._sent is not None:
+            self._sent.append(("up", self.node, self._kernel.now_ns, msg, snapshot(msg)))
         self._on_up(self.node, msg)
 
     def send_down(self, msg: Any) -> None:
+        if self._sent is not None:
+            self._sent.append(("down", self.node, self._kernel.now_ns, msg, snapshot(msg)))
         self._on_down(self.node, msg)
 
     def send_peer(self, node: str, msg: Any) -> None:
@@ -102,7 +139,10 @@ class HarnessContext:
         self.traces.append((self._kernel.now_ns, event, fields))
 
     def _fire(self, tag: Hashable) -> None:
-        self.entity.handle_timer(tag)
+        if self._on_timer is not None:
+            self._on_timer(self.node, tag)
+        else:
+            self.entity.handle_timer(tag)
 
 
 class NodeDevice:
@@ -132,12 +172,19 @@ class Driver:
     ``("timer", None)`` or ``("start", None)``.
     """
 
+    # handlers whose argument is a message from the kit (the layer above or below):
+    # the implementation must leave it as it was given
+    HANDED_IN = frozenset({"handle_above", "handle_below", "execute"})
+
     def __init__(self, seed: int, streams: int) -> None:
         self.kernel = Kernel()
         self.streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(streams)]
         self.entities: dict[str, Any] = {}
         self.contexts: dict[str, HarnessContext] = {}
         self.cause: Cause = ("start", None)
+        # (handler, node, time, message, snapshot) of every message handed in, and of every message sent
+        self.handed_in: list[tuple[Callable[..., Any], str | None, int, Any, Any]] = []
+        self.sent: list[tuple[str, str, int, Any, Any]] = []
 
     # ------------------------------------------------------------- building
 
@@ -145,9 +192,24 @@ class Driver:
         self, node: str, rng: np.random.Generator, device: Any, on_up: Callable[[str, Any], None], on_down: Callable[[str, Any], None]
     ) -> HarnessContext:
         """A context for the entity of ``node``; peer messages go through :meth:`deliver_peer`."""
-        ctx = HarnessContext(self.kernel, node, rng, device, on_up, on_down, self.deliver_peer, self.peer_delay_ns)
+        ctx = HarnessContext(
+            self.kernel,
+            node,
+            rng,
+            device,
+            on_up,
+            on_down,
+            self.deliver_peer,
+            self.peer_delay_ns,
+            on_timer=self.deliver_timer,
+            sent=self.sent,
+        )
         self.contexts[node] = ctx
         return ctx
+
+    def build(self, node: str | None, factory: Any, *args: Any) -> Any:
+        """``factory(*args)``: build the implementation's object (an entity, a backend) through :meth:`enter`."""
+        return self.enter(node, factory, *args)
 
     def add(self, node: str, entity: Any) -> None:
         self.contexts[node].entity = entity
@@ -165,13 +227,75 @@ class Driver:
 
     # ------------------------------------------------------------- delivery
 
-    def call(self, cause: Cause, fn: Callable[..., None], *args: Any) -> None:
+    def call(self, cause: Cause, fn: Callable[..., Any], *args: Any) -> Any:
         """Call into an entity, with what it sends meanwhile tagged with ``cause``."""
         self.cause = cause
         try:
-            fn(*args)
+            return self.enter(None, fn, *args)
         finally:
             self.cause = ("timer", None)
+
+    def enter(self, node: str | None, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)``, a call into the implementation (on ``node``, or the
+        node whose entity ``fn`` is a method of), kept to the kit's rules.
+
+        An exception out of it is labelled with the call, or replaced by an
+        :class:`ImplementationFault` when the kit must not take it as it is
+        (:func:`qnetstack.entity.containment.from_implementation`). A message
+        ``fn`` is handed (:attr:`HANDED_IN`) goes on record, with a snapshot,
+        for :meth:`check_unchanged`."""
+        _TIMER.refuse()  # the clause's time is up (and a handler swallowed the timeout): call nothing more
+        if getattr(fn, "__name__", "") in self.HANDED_IN and len(args) == 1:
+            self.handed_in.append((fn, node, self.kernel.now_ns, args[0], snapshot(args[0])))
+        push_call(self._context, node, fn, args)
+        try:
+            return fn(*args)
+        except BaseException as exc:
+            fault = from_implementation(exc, lambda: self._context(node, fn, args))
+            if fault is None:
+                raise
+            raise fault from exc
+        finally:
+            pop_call()
+
+    def _context(self, node: str | None, fn: Any, args: tuple[Any, ...]) -> CallContext:
+        """The call ``fn(*args)`` described for a report: handler, node, time, message."""
+        owner = getattr(fn, "__self__", None)
+        if owner is None:  # a factory: the implementation's class, or a backend's method
+            return CallContext(
+                node=node, handler=getattr(fn, "__qualname__", None) or short(fn, 80), time_ns=self.kernel.now_ns, message=""
+            )
+        if node is None:
+            node = next((n for n, entity in self.entities.items() if entity is owner), None)
+        message = ", ".join(short(a) for a in args)
+        return CallContext(node=node, handler=f"{type(owner).__name__}.{fn.__name__}", time_ns=self.kernel.now_ns, message=message)
+
+    def check_unchanged(self) -> None:
+        """Raise :class:`ImplementationFault` if a message handed to the
+        implementation, or sent by it, has changed since (a frozen model can
+        still be changed with ``object.__setattr__``)."""
+        for fn, node, time_ns, message, before in self.handed_in:
+            if snapshot(message) != before:
+                context = self._context(node, fn, (message,))
+                fault = ImplementationFault(
+                    f"the {type(message).__name__} handed to {context.handler} at t={time_ns} ns was changed afterwards "
+                    f"({describe_change(before, message)}): an implementation must not change a message it is handed"
+                )
+                label(fault, replace(context, time_ns=time_ns, message=short(message)))
+                raise fault
+        for direction, node, time_ns, message, before in self.sent:
+            if snapshot(message) != before:
+                fault = ImplementationFault(
+                    f"the {type(message).__name__} that {node} sent {direction} at t={time_ns} ns was changed after it was sent "
+                    f"({describe_change(before, message)}): an implementation must not change a message it has sent"
+                )
+                label(
+                    fault,
+                    CallContext(
+                        node=node, handler=f"{type(self.entities.get(node)).__name__}.send_{direction}", time_ns=time_ns, message=""
+                    ),
+                )
+                raise fault
 
     def deliver_below(self, node: str, msg: Any) -> None:
         self.call(("below", None), self.entities[node].handle_below, msg)
@@ -180,6 +304,9 @@ class Driver:
         if self.refuse_peer(sender, node, msg):
             return
         self.call(("peer", None), self.entities[node].handle_peer, sender, msg)
+
+    def deliver_timer(self, node: str, tag: Hashable) -> None:
+        self.call(("timer", None), self.entities[node].handle_timer, tag)
 
     # ------------------------------------------------------------- the run
 
@@ -195,6 +322,7 @@ class Driver:
             for index, scripted in enumerate(script):
                 self.kernel.schedule(scripted.at_ns, self._send, kind, index, scripted)
             self.kernel.run(until_ns=until_ns, max_events=max_events)
+            self.check_unchanged()
         except Exception as exc:  # the implementation crashed: a finding, not a harness error
             return exc
         return None
@@ -254,8 +382,8 @@ class RunMemo:
     depend only on its inputs and its random streams. Calls whose arguments
     cannot be fingerprinted, and runs in which the implementation crashed
     (their exception object is raised by each check that judges them, and
-    hypothesis annotates it), are made afresh every time. The latest
-    ``max_runs`` runs are kept.
+    hypothesis annotates it), are made afresh every time, and so are runs
+    during which a clause ran out of time. The latest ``max_runs`` runs are kept.
     """
 
     def __init__(self, run: Callable[..., Any], *, max_runs: int = 256) -> None:
@@ -278,7 +406,10 @@ class RunMemo:
             return found
         self.misses += 1
         result = self._run(*args, **kwargs)
-        if getattr(result, "crashed", None) is None:
+        # a crashed run is made afresh by each check that asks (its exception is
+        # annotated by each); so is one in which the clause's time ran out and
+        # the implementation swallowed the timeout (it is no faithful run)
+        if getattr(result, "crashed", None) is None and not _TIMER.expired:
             self._runs[key] = result
             if len(self._runs) > self._max_runs:
                 self._runs.popitem(last=False)
