@@ -468,7 +468,12 @@ def _implementation_traceback(exc: BaseException) -> tuple[str, str]:
     summary = traceback.StackSummary.extract((tb.tb_frame, tb.tb_lineno) for tb, _ in entries[first:])
     last = summary[-1]
     location = f"{_shown_path(last.filename)}:{last.lineno} in {last.name}"
-    return location, "".join(summary.format())
+    lines = []
+    for frame in summary:  # as Python prints a traceback, with paths relative to the working folder
+        lines.append(f'  File "{_shown_path(frame.filename)}", line {frame.lineno}, in {frame.name}\n')
+        if frame.line:
+            lines.append(f"    {frame.line.strip()}\n")
+    return location, "".join(lines)
 
 
 def _shown_path(path: str) -> str:
