@@ -170,7 +170,13 @@ def test_an_application_that_provides_nothing_does_not_conform(impl):
 
 @pytest.mark.parametrize(
     "layer, clause",
-    [("link", "LINK-IMPL-1"), ("network", "NET-IMPL-1"), ("application", "APP-IMPL-1"), ("link", "LINK-IMPL-2"), ("physical", "PHY-BACKEND-3")],
+    [
+        ("link", "LINK-IMPL-1"),
+        ("network", "NET-IMPL-1"),
+        ("application", "APP-IMPL-1"),
+        ("link", "LINK-IMPL-2"),
+        ("physical", "PHY-BACKEND-3"),
+    ],
 )
 def test_the_reference_implementations_declare_and_import_what_they_may(layer, clause):
     report = run_conformance(layer, select=[clause])
@@ -263,7 +269,9 @@ def test_each_distinct_exception_is_shown_once_with_its_call_and_the_clauses_it_
 def test_a_hanging_handler_fails_its_clause_after_the_limit_and_the_suite_goes_on(impl, capsys):
     handler_before = signal.getsignal(signal.SIGALRM)
     start = time.perf_counter()
-    code = main(["conform", "link", f"tests.hostile_layers:{impl}", "--clause", "LINK-CREATE-1", "--clause", "LINK-OK-7", "--clause-timeout", "0.5"])
+    code = main(
+        ["conform", "link", f"tests.hostile_layers:{impl}", "--clause", "LINK-CREATE-1", "--clause", "LINK-OK-7", "--clause-timeout", "0.5"]
+    )
     took = time.perf_counter() - start
     out = capsys.readouterr().out
     assert code == 1
@@ -332,7 +340,12 @@ def test_the_help_states_the_exit_codes(capsys):
         main(["conform", "--help"])
     assert exited.value.code == 0
     out = capsys.readouterr().out
-    for line in ("0    every mandatory (MUST) clause passes", "1    a mandatory clause fails", "2    bad input", "--clause-timeout SECONDS"):
+    for line in (
+        "0    every mandatory (MUST) clause passes",
+        "1    a mandatory clause fails",
+        "2    bad input",
+        "--clause-timeout SECONDS",
+    ):
         assert line in out
 
 

@@ -117,7 +117,19 @@ def test_the_pages_copy_of_the_example_policy_is_the_example():
 # a path under a folder named "shared" (or "../shared"): notes of the developers,
 # which users do not have; docs and code cite papers and RFCs instead
 SHARED_PATH = re.compile(r"(?<![\w-])(?:\.\./)*" + "shared" + r"/")
-SKIPPED_FOLDERS = {".git", ".venv", ".ci-venv", "build", "dist", "__pycache__", ".pytest_cache", ".hypothesis", ".import_linter_cache", ".mypy_cache", ".ruff_cache"}
+SKIPPED_FOLDERS = {
+    ".git",
+    ".venv",
+    ".ci-venv",
+    "build",
+    "dist",
+    "__pycache__",
+    ".pytest_cache",
+    ".hypothesis",
+    ".import_linter_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+}
 
 
 def test_no_file_cites_paths_users_do_not_have():
