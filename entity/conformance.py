@@ -88,6 +88,7 @@ __all__ = [
     "ErrorInfo",
     "ImplementationError",
     "NotApplicable",
+    "Progress",
     "TextReport",
     "SpecClause",
     "SpecError",

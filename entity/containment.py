@@ -243,7 +243,8 @@ def snapshot(value: Any) -> Any:
     containers by their items, arrays by their bytes. An object of any other
     kind cannot be copied faithfully and is taken as unchanged. The harness
     takes one of every message that crosses the boundary (tens of thousands
-    per suite), hence the fast path for a model whose values are all plain."""
+    per suite), hence the fast path for a model whose values are all plain:
+    one tuple, ``(class, *values)``."""
     kind = type(value)
     if kind in _PLAIN:
         return value
@@ -253,8 +254,10 @@ def snapshot(value: Any) -> Any:
         fields = value.__dict__
         extra = value.__pydantic_extra__
         if extra is None and _PLAIN.issuperset(map(type, fields.values())):
-            return (kind, fields.copy(), None)  # every value is plain: a shallow copy is a deep one
-        return (kind, {k: snapshot(v) for k, v in fields.items()}, snapshot(extra))
+            return (kind, *fields.values())  # every value is plain: nothing deeper can change
+        # the same tuple as above when every value is plain (a plain value is its own snapshot)
+        values = [snapshot(v) for v in fields.values()]
+        return (kind, *values) if extra is None else (kind, *values, ("extra", snapshot(extra)))
     if isinstance(value, enum.Enum):
         _PLAIN.add(kind)
         return value
@@ -273,10 +276,10 @@ def snapshot(value: Any) -> Any:
 
 def describe_change(before: Any, value: Any) -> str:
     """What changed in ``value`` since ``before`` (its :func:`snapshot`), in a few words."""
-    if isinstance(value, BaseModel) and isinstance(before, tuple) and len(before) == 3:
-        old, now = before[1], snapshot(value)[1]
-        changed = [f"{name} {_shown(old.get(name))} -> {_shown(item)}" for name, item in now.items() if old.get(name) != item]
-        changed += [f"{name} removed" for name in old.keys() - now.keys()]
+    now = snapshot(value)
+    if isinstance(value, BaseModel) and isinstance(before, tuple) and len(before) == len(now):
+        names = list(value.__dict__)
+        changed = [f"{name} {_shown(old)} -> {_shown(new)}" for name, old, new in zip(names, before[1:], now[1:]) if old != new]
         if changed:
             return ", ".join(changed)
     return "its contents changed"
@@ -285,6 +288,39 @@ def describe_change(before: Any, value: Any) -> str:
 def _shown(item: Any) -> str:
     """An atom's snapshot is the atom; anything deeper is only said to have changed."""
     return short(item, 60) if type(item) in _PLAIN else "(a nested value)"
+
+
+class MessageLog:
+    """Messages that crossed the boundary, each with its snapshot, to be
+    compared at the end of a run (:meth:`first_changed`).
+
+    Kept as parallel lists: a run logs thousands of messages, and every extra
+    object per message is one more for the garbage collector to scan."""
+
+    __slots__ = ("messages", "snapshots", "owners", "actions", "nodes", "times")
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+        self.snapshots: list[Any] = []
+        self.owners: list[Any] = []  # the entity the message was handed to or sent by
+        self.actions: list[str] = []  # "handle_above", "send_up", ...
+        self.nodes: list[str | None] = []
+        self.times: list[int] = []
+
+    def record(self, message: Any, owner: Any, action: str, node: str | None, time_ns: int) -> None:
+        self.messages.append(message)
+        self.snapshots.append(snapshot(message))
+        self.owners.append(owner)
+        self.actions.append(action)
+        self.nodes.append(node)
+        self.times.append(time_ns)
+
+    def first_changed(self) -> int | None:
+        """The index of the first message that is no longer what its snapshot says."""
+        for index, (message, before) in enumerate(zip(self.messages, self.snapshots)):
+            if snapshot(message) != before:
+                return index
+        return None
 
 
 # -------------------------------------------------------------------- timer

@@ -49,7 +49,6 @@ import functools
 import types
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -58,6 +57,7 @@ from pydantic import BaseModel
 from qnetstack.entity.containment import (
     CallContext,
     ImplementationFault,
+    MessageLog,
     clause_timer,
     describe_change,
     from_implementation,
@@ -65,7 +65,6 @@ from qnetstack.entity.containment import (
     pop_call,
     push_call,
     short,
-    snapshot,
 )
 from qnetstack.entity.kernel import Kernel
 
@@ -91,7 +90,7 @@ class HarnessContext:
         on_peer: Callable[[str, str, Any], None],
         peer_delay_ns: Callable[[str, str], int],
         on_timer: Callable[[str, Hashable], None] | None = None,
-        sent: list[tuple[str, str, int, Any, Any]] | None = None,
+        sent: MessageLog | None = None,
     ) -> None:
         self._kernel = kernel
         # what the entity reads and never changes: plain attributes
@@ -103,8 +102,7 @@ class HarnessContext:
         self._on_peer = on_peer
         self._peer_delay_ns = peer_delay_ns
         self._on_timer = on_timer
-        # (direction, node, time, message, snapshot) of every message sent up or down,
-        # so that the driver can tell a message changed after it was sent
+        # every message sent up or down, so that the driver can tell one changed after it was sent
         self._sent = sent
         self.entity: Any = None  # set by the harness once the entity exists
         self.traces: list[tuple[int, str, dict[str, Any]]] = []
@@ -115,12 +113,12 @@ class HarnessContext:
 
     def send_up(self, msg: Any) -> None:
         if self._sent is not None:
-            self._sent.append(("up", self.node, self._kernel.now_ns, msg, snapshot(msg)))
+            self._sent.record(msg, self.entity, "send_up", self.node, self._kernel.now_ns)
         self._on_up(self.node, msg)
 
     def send_down(self, msg: Any) -> None:
         if self._sent is not None:
-            self._sent.append(("down", self.node, self._kernel.now_ns, msg, snapshot(msg)))
+            self._sent.record(msg, self.entity, "send_down", self.node, self._kernel.now_ns)
         self._on_down(self.node, msg)
 
     def send_peer(self, node: str, msg: Any) -> None:
@@ -182,9 +180,9 @@ class Driver:
         self.entities: dict[str, Any] = {}
         self.contexts: dict[str, HarnessContext] = {}
         self.cause: Cause = ("start", None)
-        # (handler, node, time, message, snapshot) of every message handed in, and of every message sent
-        self.handed_in: list[tuple[Callable[..., Any], str | None, int, Any, Any]] = []
-        self.sent: list[tuple[str, str, int, Any, Any]] = []
+        # every message handed to the implementation, and every message it sent
+        self.handed_in = MessageLog()
+        self.sent = MessageLog()
 
     # ------------------------------------------------------------- building
 
@@ -245,8 +243,9 @@ class Driver:
         ``fn`` is handed (:attr:`HANDED_IN`) goes on record, with a snapshot,
         for :meth:`check_unchanged`."""
         _TIMER.refuse()  # the clause's time is up (and a handler swallowed the timeout): call nothing more
-        if getattr(fn, "__name__", "") in self.HANDED_IN and len(args) == 1:
-            self.handed_in.append((fn, node, self.kernel.now_ns, args[0], snapshot(args[0])))
+        name = getattr(fn, "__name__", "")
+        if name in self.HANDED_IN and len(args) == 1:
+            self.handed_in.record(args[0], getattr(fn, "__self__", None), name, node, self.kernel.now_ns)
         push_call(self._context, node, fn, args)
         try:
             return fn(*args)
@@ -274,28 +273,22 @@ class Driver:
         """Raise :class:`ImplementationFault` if a message handed to the
         implementation, or sent by it, has changed since (a frozen model can
         still be changed with ``object.__setattr__``)."""
-        for fn, node, time_ns, message, before in self.handed_in:
-            if snapshot(message) != before:
-                context = self._context(node, fn, (message,))
-                fault = ImplementationFault(
-                    f"the {type(message).__name__} handed to {context.handler} at t={time_ns} ns was changed afterwards "
-                    f"({describe_change(before, message)}): an implementation must not change a message it is handed"
-                )
-                label(fault, replace(context, time_ns=time_ns, message=short(message)))
-                raise fault
-        for direction, node, time_ns, message, before in self.sent:
-            if snapshot(message) != before:
-                fault = ImplementationFault(
-                    f"the {type(message).__name__} that {node} sent {direction} at t={time_ns} ns was changed after it was sent "
-                    f"({describe_change(before, message)}): an implementation must not change a message it has sent"
-                )
-                label(
-                    fault,
-                    CallContext(
-                        node=node, handler=f"{type(self.entities.get(node)).__name__}.send_{direction}", time_ns=time_ns, message=""
-                    ),
-                )
-                raise fault
+        for log, what in ((self.handed_in, "handed to"), (self.sent, "sent by")):
+            index = log.first_changed()
+            if index is None:
+                continue
+            message, owner, node, time_ns = log.messages[index], log.owners[index], log.nodes[index], log.times[index]
+            if node is None:
+                node = next((n for n, entity in self.entities.items() if entity is owner), None)
+            action = f"{type(owner).__name__}.{log.actions[index]}"
+            where = f"{action} on {node}" if node is not None else action
+            change = describe_change(log.snapshots[index], message)
+            fault = ImplementationFault(
+                f"the {type(message).__name__} {what} {where} at t={time_ns} ns was changed afterwards ({change}): "
+                f"an implementation must not change a message it is handed or has sent"
+            )
+            label(fault, CallContext(node=node, handler=action, time_ns=time_ns, message=short(message)))
+            raise fault
 
     def deliver_below(self, node: str, msg: Any) -> None:
         self.call(("below", None), self.entities[node].handle_below, msg)
