@@ -365,7 +365,7 @@ class TextReport:
     def finish(self, report: ConformanceReport) -> None:
         if self._errors:
             self._write("")
-            self._write("Errors of the implementation, each shown once, then the clauses it broke:")
+            self._write("Exceptions, each shown once, then the clauses it broke:")
             for number, (error, clauses) in enumerate(self._errors.values(), start=1):
                 self._write("")
                 self._write(f"error {number}: {error.headline()}")
@@ -405,10 +405,11 @@ def _failure(name: str, exc: BaseException, seconds: float, prefix: str = "") ->
     """A failing check's result for ``exc``: the violation the kit found, or
     the implementation's exceptions (with their calls and tracebacks)."""
     leaves = _leaves(exc)
-    errors = [_error_info(leaf, exc) for leaf in leaves if _from_implementation(leaf)]
-    if errors and len(errors) == len(leaves):
+    if all(_from_implementation(leaf) for leaf in leaves):
+        errors = [_error_info(leaf, exc) for leaf in leaves]
         detail = "\n\n".join(_error_text(e) for e in errors)
-    else:
+    else:  # the kit's verdict (or several, some of them verdicts): described as it is
+        errors = []
         detail = _describe_failure(exc)
     return CheckResult(name=name, status="fail", detail=prefix + detail, seconds=seconds, errors=errors)
 
@@ -612,8 +613,21 @@ class Suite:
         return {clause_id for clause_id, _, _ in self._declared}
 
     def validate(self, impl: Any) -> None:
-        if self._validate is not None:
+        """Raise :class:`ImplementationError` when ``impl`` is not an
+        implementation of this service at all (the suite's validator decides;
+        one that builds the implementation may see it exit or raise anything)."""
+        if self._validate is None:
+            return
+        try:
             self._validate(impl)
+        except (ImplementationError, SpecError):
+            raise
+        except BaseException as exc:
+            if clause_timer().owns(exc):
+                raise  # a real Ctrl-C
+            if isinstance(exc, Exception) and call_context(exc) is None and not isinstance(exc, ImplementationFault):
+                raise  # the validator itself failed: a bug of the kit, not bad input
+            raise ImplementationError(f"building it raised {type(exc).__name__}: {exc}") from None
 
     def reference_implementation(self) -> Any:
         return load_implementation(self.reference)
@@ -650,7 +664,6 @@ class Suite:
         The limit needs ``SIGALRM`` and the main thread; without them the run
         has none and the report's notes say so. ``progress`` hears of the start
         and of each clause as it ends (in the order the checks run)."""
-        self.validate(impl)
         label = name or f"{getattr(impl, '__module__', '?')}:{getattr(impl, '__qualname__', repr(impl))}"
         wanted = None if select is None else set(select)
         checks = [c for c in self.checks if wanted is None or c.clause in wanted]
@@ -659,9 +672,10 @@ class Suite:
         spent: dict[str, float] = {}
         out_of_time: set[str] = set()  # clauses that timed out: their other checks are not run
         timer = clause_timer()
-        timer.install(clause_timeout)
+        timer.install(clause_timeout)  # before the validator, which may build the implementation
         notes = [f"no time limit per clause: {timer.unavailable}"] if clause_timeout is not None and not timer.installed else []
         try:
+            self.validate(impl)
             if progress is not None:
                 progress.start(self.layer, label, self.spec, notes)
             for check in checks:

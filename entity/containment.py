@@ -329,8 +329,8 @@ class MessageLog:
 class ClauseTimer:
     """The time limit of each clause, and the tell-tale of a real Ctrl-C.
 
-    Used as a context manager around a suite run: it installs a ``SIGALRM``
-    handler (and a ``SIGINT`` handler) when it can, which is only in the main
+    :meth:`install` before a suite run and :meth:`uninstall` after it: it
+    takes over ``SIGALRM`` (and ``SIGINT``) when it can, which is only in the main
     thread of a platform with ``SIGALRM`` and ``setitimer``; elsewhere
     :attr:`unavailable` says why the run has no time limit. :meth:`limit`
     arms the timer for one check. When it fires, the handler raises a fresh
@@ -361,6 +361,7 @@ class ClauseTimer:
     def install(self, seconds: float | None) -> None:
         """Take over ``SIGINT`` (and, with a limit, ``SIGALRM``) for a suite run."""
         self.expired = self.interrupted = False
+        self.unavailable = ""
         self._raised.clear()
         if threading.current_thread() is not threading.main_thread():
             self.unavailable = "not in the main thread, where alarms and Ctrl-C arrive"
@@ -378,6 +379,8 @@ class ClauseTimer:
         self.installed = seconds is not None
 
     def uninstall(self) -> None:
+        """Give the signals back; harness runs after the suite's are not limited."""
+        self.expired = False
         if self._saved is None:
             return
         old_int, old_alarm, old_timer = self._saved
@@ -386,7 +389,8 @@ class ClauseTimer:
             signal.signal(signal.SIGALRM, old_alarm)
             if old_timer[0] > 0:
                 signal.setitimer(signal.ITIMER_REAL, *old_timer)
-        signal.signal(signal.SIGINT, old_int)
+        # None: the handler was not set from Python, and cannot be put back from it
+        signal.signal(signal.SIGINT, signal.default_int_handler if old_int is None else old_int)
         self._saved = None
         self.installed = False
 

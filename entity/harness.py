@@ -280,7 +280,7 @@ class Driver:
             message, owner, node, time_ns = log.messages[index], log.owners[index], log.nodes[index], log.times[index]
             if node is None:
                 node = next((n for n, entity in self.entities.items() if entity is owner), None)
-            action = f"{type(owner).__name__}.{log.actions[index]}"
+            action = log.actions[index] if owner is None else f"{type(owner).__name__}.{log.actions[index]}"
             where = f"{action} on {node}" if node is not None else action
             change = describe_change(log.snapshots[index], message)
             fault = ImplementationFault(

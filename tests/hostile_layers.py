@@ -48,6 +48,9 @@ RAISING = [
 ]
 
 
+RaisesNotApplicable = RAISING[0]
+
+
 class NotApplicableWhenBuilt(SingleClickEgp):
     """Raises the kit's NotApplicable from its constructor."""
 
@@ -108,16 +111,6 @@ class EditsItsOksLater(InflatedGoodness):
                 object.__setattr__(msg, "goodness", herald.fidelity_estimate)
 
 
-# ---------------------------------------------------------------- crashes
-
-
-class CrashesOnHeralds(SingleClickEgp):
-    """Divides by zero on every message from below."""
-
-    def handle_below(self, msg: Any) -> None:
-        1 / 0  # noqa: B018 - the crash is the point
-
-
 # ----------------------------------------------------------------- hangs
 
 
@@ -151,6 +144,15 @@ class PressesCtrlC(SingleClickEgp):
         os.kill(os.getpid(), signal.SIGINT)
         while True:  # the signal arrives within a few bytecodes
             pass
+
+
+class ExitsWhenBuilt:
+    """A physical backend whose constructor ends the process."""
+
+    PROVIDES = frozenset({"physical:device", "physical:heralding"})
+
+    def __init__(self) -> None:
+        sys.exit(3)
 
 
 # ----------------------------------------------------------- applications

@@ -97,6 +97,24 @@ def test_sys_exit_in_a_handler_is_a_failed_clause_not_an_exit(capsys):
     assert "SystemExit(0): a handler may not end the process" in out
 
 
+def test_a_backend_that_exits_while_it_is_built_is_bad_input_not_an_exit(capsys):
+    """The physical suite's validator builds the backend; its sys.exit(3) is one line and exit code 2."""
+    assert main(["conform", "physical", "tests.hostile_layers:ExitsWhenBuilt"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "building it raised SystemExit: 3" in lines[0]
+
+
+@pytest.mark.conformance
+def test_under_pytest_a_not_applicable_from_the_implementation_fails_the_test(monkeypatch):
+    from qnetstack.entity.containment import ImplementationFault
+    from qnetstack.link.conformance import SUITE
+
+    monkeypatch.setenv("QNETSTACK_CONFORM_IMPL", "tests.hostile_layers:RaisesNotApplicable")
+    [check] = [c for c in SUITE.checks if c.clause == "LINK-CREATE-1"]
+    with pytest.raises(ImplementationFault, match="NotApplicable"):
+        SUITE.pytest_function()(check)
+
+
 @pytest.mark.conformance
 def test_telling_hypothesis_to_drop_the_failing_examples_does_not_pass():
     """InflatedGoodness fails LINK-OK-5; with every example that shows it
@@ -244,7 +262,7 @@ def test_the_broken_layers_of_the_tests_import_only_what_a_link_layer_may():
 def test_each_distinct_exception_is_shown_once_with_its_call_and_the_clauses_it_broke(capsys, tmp_path):
     """Before: the same traceback was printed under every clause it broke."""
     junit = tmp_path / "crash.xml"
-    args = ["conform", "link", "tests.hostile_layers:CrashesOnHeralds", "--clause", "LINK-CREATE-1", "--clause", "LINK-OK-7"]
+    args = ["conform", "link", "tests.crashing_link:CrashesOnHeralds", "--clause", "LINK-CREATE-1", "--clause", "LINK-OK-7"]
     assert main([*args, "--junit", str(junit)]) == 1
     out = capsys.readouterr().out
     assert out.count("1 / 0") == 1  # the traceback's source line, once
