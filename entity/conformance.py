@@ -394,8 +394,11 @@ class TextReport:
 
 
 def _cut(text: str, limit: int) -> str:
-    first = text.splitlines()[0] if text else ""
-    return first if len(first) <= limit and first == text else first[: limit - 3] + "..."
+    """The first line of ``text``, at most ``limit`` characters; "..." marks what is left out."""
+    first = text.split("\n", 1)[0]
+    if first == text and len(first) <= limit:
+        return text
+    return first[: limit - 3] + "..."
 
 
 # ------------------------------------------------------- describing failures
