@@ -56,16 +56,21 @@ from hypothesis.errors import HypothesisException
 from pydantic import BaseModel
 
 __all__ = [
+    "ACTIVE_CALLS",
     "CallContext",
     "ClauseFailure",
     "ClauseTimeout",
     "ClauseTimer",
     "ImplementationFault",
+    "MessageLog",
     "NotApplicable",
     "call_context",
+    "clause_timer",
     "describe_change",
     "from_implementation",
+    "is_kit_module",
     "is_runner_module",
+    "label",
     "short",
     "snapshot",
 ]
@@ -167,21 +172,13 @@ def label(exc: BaseException, context: CallContext) -> None:
             pass
 
 
-# The calls into the implementation under way, innermost last: each is a
-# function and its arguments that make the call's :class:`CallContext` when
-# asked (only on an exception or a timeout, so a call costs a push and a pop).
-# One list for the process: the kit runs its checks in one thread, the only
-# one the timer can interrupt.
-_ACTIVE: list[tuple[Callable[..., CallContext], tuple[Any, ...]]] = []
-
-
-def push_call(describe: Callable[..., CallContext], *args: Any) -> None:
-    """A call into the implementation begins; ``describe(*args)`` says which."""
-    _ACTIVE.append((describe, args))
-
-
-def pop_call() -> None:
-    _ACTIVE.pop()
+# The calls into the implementation under way, innermost last, as
+# ``(driver, node, fn, args)``: ``driver.describe_call(node, fn, args)`` makes
+# the call's :class:`CallContext` when asked (only on an exception or a
+# timeout, so a call costs one tuple, a push and a pop). One list for the
+# process: the kit runs its checks in one thread, the only one the timer can
+# interrupt. The harness appends and pops it around each call.
+ACTIVE_CALLS: list[tuple[Any, str | None, Callable[..., Any], tuple[Any, ...]]] = []
 
 
 def from_implementation(exc: BaseException, context: Callable[[], CallContext]) -> BaseException | None:
@@ -314,6 +311,13 @@ class MessageLog:
         self.actions.append(action)
         self.nodes.append(node)
         self.times.append(time_ns)
+
+    def clear(self) -> None:
+        """Forget every message. A harness is cyclic garbage once its run ends, so
+        what it holds waits for the garbage collector; cleared, the log's part
+        goes at once, and the collector has that much less to scan."""
+        for column in (self.messages, self.snapshots, self.owners, self.actions, self.nodes, self.times):
+            column.clear()
 
     def first_changed(self) -> int | None:
         """The index of the first message that is no longer what its snapshot says."""
@@ -449,9 +453,9 @@ def running(frame: FrameType | None) -> str:
             innermost = f"{code.co_qualname} ({code.co_filename}:{frame.f_lineno})"
             break
         frame = frame.f_back
-    if _ACTIVE:
-        describe, args = _ACTIVE[-1]
-        text = f"handler {describe(*args).describe()}"
+    if ACTIVE_CALLS:
+        driver, node, fn, args = ACTIVE_CALLS[-1]
+        text = f"handler {driver.describe_call(node, fn, args).describe()}"
         return f"{text}; it was running {innermost}" if innermost else text
     at = f" (innermost: {innermost})" if innermost else ""
     return f"the kit's own code, outside any handler of the implementation{at}"

@@ -55,6 +55,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from qnetstack.entity.containment import (
+    ACTIVE_CALLS,
     CallContext,
     ImplementationFault,
     MessageLog,
@@ -62,8 +63,6 @@ from qnetstack.entity.containment import (
     describe_change,
     from_implementation,
     label,
-    pop_call,
-    push_call,
     short,
 )
 from qnetstack.entity.kernel import Kernel
@@ -242,22 +241,23 @@ class Driver:
         (:func:`qnetstack.entity.containment.from_implementation`). A message
         ``fn`` is handed (:attr:`HANDED_IN`) goes on record, with a snapshot,
         for :meth:`check_unchanged`."""
-        _TIMER.refuse()  # the clause's time is up (and a handler swallowed the timeout): call nothing more
+        if _TIMER.expired:  # the clause's time is up (and a handler swallowed the timeout): call nothing more
+            _TIMER.refuse()
         name = getattr(fn, "__name__", "")
         if name in self.HANDED_IN and len(args) == 1:
             self.handed_in.record(args[0], getattr(fn, "__self__", None), name, node, self.kernel.now_ns)
-        push_call(self._context, node, fn, args)
+        ACTIVE_CALLS.append((self, node, fn, args))
         try:
             return fn(*args)
         except BaseException as exc:
-            fault = from_implementation(exc, lambda: self._context(node, fn, args))
+            fault = from_implementation(exc, lambda: self.describe_call(node, fn, args))
             if fault is None:
                 raise
             raise fault from exc
         finally:
-            pop_call()
+            ACTIVE_CALLS.pop()
 
-    def _context(self, node: str | None, fn: Any, args: tuple[Any, ...]) -> CallContext:
+    def describe_call(self, node: str | None, fn: Any, args: tuple[Any, ...]) -> CallContext:
         """The call ``fn(*args)`` described for a report: handler, node, time, message."""
         owner = getattr(fn, "__self__", None)
         if owner is None:  # a factory: the implementation's class, or a backend's method
@@ -272,7 +272,15 @@ class Driver:
     def check_unchanged(self) -> None:
         """Raise :class:`ImplementationFault` if a message handed to the
         implementation, or sent by it, has changed since (a frozen model can
-        still be changed with ``object.__setattr__``)."""
+        still be changed with ``object.__setattr__``). The logs are emptied:
+        the run is over."""
+        try:
+            self._check_unchanged()
+        finally:
+            self.handed_in.clear()
+            self.sent.clear()
+
+    def _check_unchanged(self) -> None:
         for log, what in ((self.handed_in, "handed to"), (self.sent, "sent by")):
             index = log.first_changed()
             if index is None:
@@ -317,6 +325,8 @@ class Driver:
             self.kernel.run(until_ns=until_ns, max_events=max_events)
             self.check_unchanged()
         except Exception as exc:  # the implementation crashed: a finding, not a harness error
+            self.handed_in.clear()
+            self.sent.clear()
             return exc
         return None
 
