@@ -17,6 +17,13 @@ Everything it does goes out through the context: ``send_up``, ``send_down``,
 ``cancel_timer``, ``now_ns``, its own random stream ``rng``, the node's
 physical *device* service ``device`` and ``trace`` for the event log.
 
+A handler returns, or raises an ordinary ``Exception``; it never ends the
+process (``sys.exit``) or raises a ``BaseException``, and it never changes a
+message it is handed or has sent: the service messages are frozen values,
+shared with whoever sent them (``object.__setattr__`` can still change one,
+and must not). The conformance kit fails any clause during which an
+implementation breaks these rules (``specs/README.md``).
+
 The kernel in ``stack`` is one implementation of :class:`Context`; a test
 harness that plays the neighbours is another. That is what lets any layer be
 tested alone.

@@ -10,6 +10,18 @@ was handling when it sent something (its *cause*), and the run loop that
 starts the entities, plays the script and turns an implementation's
 exception into a finding instead of an error of the harness.
 
+Every call into the implementation goes through one door,
+:meth:`Driver.enter` (building an entity, ``start``, the ``handle_*``
+methods, a physical device's ``execute``): it is where the kit keeps the
+implementation to its rules (:mod:`qnetstack.entity.containment`). An
+exception out of a handler is labelled with the call it came from (node,
+handler, simulated time, message), or turned into a failure when it would
+steer the kit (the kit's own exceptions, hypothesis's, ``SystemExit``, a
+``KeyboardInterrupt`` without a Ctrl-C); and a message handed to the
+implementation (from above or below) or sent by it must not change: the
+door and the context keep a snapshot of each, and
+:meth:`Driver.check_unchanged` compares them all at the end of a run.
+
 :class:`HarnessContext` is the :class:`qnetstack.entity.Context` an entity sees
 in a harness. It keeps the stack's timing rules, so an implementation that
 passes in the harness behaves the same way when assembled:
@@ -42,7 +54,20 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
+from qnetstack.entity.containment import (
+    ACTIVE_CALLS,
+    CallContext,
+    ImplementationFault,
+    MessageLog,
+    clause_timer,
+    describe_change,
+    from_implementation,
+    label,
+    short,
+)
 from qnetstack.entity.kernel import Kernel
+
+_TIMER = clause_timer()
 
 __all__ = ["HarnessContext", "Delivery", "NodeDevice", "Driver", "RunMemo", "fingerprint"]
 
@@ -63,6 +88,8 @@ class HarnessContext:
         on_down: Callable[[str, Any], None],
         on_peer: Callable[[str, str, Any], None],
         peer_delay_ns: Callable[[str, str], int],
+        on_timer: Callable[[str, Hashable], None] | None = None,
+        sent: MessageLog | None = None,
     ) -> None:
         self._kernel = kernel
         # what the entity reads and never changes: plain attributes
@@ -73,6 +100,9 @@ class HarnessContext:
         self._on_down = on_down
         self._on_peer = on_peer
         self._peer_delay_ns = peer_delay_ns
+        self._on_timer = on_timer
+        # every message sent up or down, so that the driver can tell one changed after it was sent
+        self._sent = sent
         self.entity: Any = None  # set by the harness once the entity exists
         self.traces: list[tuple[int, str, dict[str, Any]]] = []
 
@@ -81,9 +111,13 @@ class HarnessContext:
         return self._kernel.now_ns
 
     def send_up(self, msg: Any) -> None:
+        if self._sent is not None:
+            self._sent.record(msg, self.entity, "send_up", self.node, self._kernel.now_ns)
         self._on_up(self.node, msg)
 
     def send_down(self, msg: Any) -> None:
+        if self._sent is not None:
+            self._sent.record(msg, self.entity, "send_down", self.node, self._kernel.now_ns)
         self._on_down(self.node, msg)
 
     def send_peer(self, node: str, msg: Any) -> None:
@@ -102,7 +136,10 @@ class HarnessContext:
         self.traces.append((self._kernel.now_ns, event, fields))
 
     def _fire(self, tag: Hashable) -> None:
-        self.entity.handle_timer(tag)
+        if self._on_timer is not None:
+            self._on_timer(self.node, tag)
+        else:
+            self.entity.handle_timer(tag)
 
 
 class NodeDevice:
@@ -132,12 +169,19 @@ class Driver:
     ``("timer", None)`` or ``("start", None)``.
     """
 
+    # handlers whose argument is a message from the kit (the layer above or below):
+    # the implementation must leave it as it was given
+    HANDED_IN = frozenset({"handle_above", "handle_below", "execute"})
+
     def __init__(self, seed: int, streams: int) -> None:
         self.kernel = Kernel()
         self.streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(streams)]
         self.entities: dict[str, Any] = {}
         self.contexts: dict[str, HarnessContext] = {}
         self.cause: Cause = ("start", None)
+        # every message handed to the implementation, and every message it sent
+        self.handed_in = MessageLog()
+        self.sent = MessageLog()
 
     # ------------------------------------------------------------- building
 
@@ -145,9 +189,24 @@ class Driver:
         self, node: str, rng: np.random.Generator, device: Any, on_up: Callable[[str, Any], None], on_down: Callable[[str, Any], None]
     ) -> HarnessContext:
         """A context for the entity of ``node``; peer messages go through :meth:`deliver_peer`."""
-        ctx = HarnessContext(self.kernel, node, rng, device, on_up, on_down, self.deliver_peer, self.peer_delay_ns)
+        ctx = HarnessContext(
+            self.kernel,
+            node,
+            rng,
+            device,
+            on_up,
+            on_down,
+            self.deliver_peer,
+            self.peer_delay_ns,
+            on_timer=self.deliver_timer,
+            sent=self.sent,
+        )
         self.contexts[node] = ctx
         return ctx
+
+    def build(self, node: str | None, factory: Any, *args: Any) -> Any:
+        """``factory(*args)``: build the implementation's object (an entity, a backend) through :meth:`enter`."""
+        return self.enter(node, factory, *args)
 
     def add(self, node: str, entity: Any) -> None:
         self.contexts[node].entity = entity
@@ -165,13 +224,79 @@ class Driver:
 
     # ------------------------------------------------------------- delivery
 
-    def call(self, cause: Cause, fn: Callable[..., None], *args: Any) -> None:
+    def call(self, cause: Cause, fn: Callable[..., Any], *args: Any) -> Any:
         """Call into an entity, with what it sends meanwhile tagged with ``cause``."""
         self.cause = cause
         try:
-            fn(*args)
+            return self.enter(None, fn, *args)
         finally:
             self.cause = ("timer", None)
+
+    def enter(self, node: str | None, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)``, a call into the implementation (on ``node``, or the
+        node whose entity ``fn`` is a method of), kept to the kit's rules.
+
+        An exception out of it is labelled with the call, or replaced by an
+        :class:`ImplementationFault` when the kit must not take it as it is
+        (:func:`qnetstack.entity.containment.from_implementation`). A message
+        ``fn`` is handed (:attr:`HANDED_IN`) goes on record, with a snapshot,
+        for :meth:`check_unchanged`."""
+        if _TIMER.expired:  # the clause's time is up (and a handler swallowed the timeout): call nothing more
+            _TIMER.refuse()
+        name = getattr(fn, "__name__", "")
+        if name in self.HANDED_IN and len(args) == 1:
+            self.handed_in.record(args[0], getattr(fn, "__self__", None), name, node, self.kernel.now_ns)
+        ACTIVE_CALLS.append((self, node, fn, args))
+        try:
+            return fn(*args)
+        except BaseException as exc:
+            fault = from_implementation(exc, lambda: self.describe_call(node, fn, args))
+            if fault is None:
+                raise
+            raise fault from exc
+        finally:
+            ACTIVE_CALLS.pop()
+
+    def describe_call(self, node: str | None, fn: Any, args: tuple[Any, ...]) -> CallContext:
+        """The call ``fn(*args)`` described for a report: handler, node, time, message."""
+        owner = getattr(fn, "__self__", None)
+        if owner is None:  # a factory: the implementation's class, or a backend's method
+            return CallContext(
+                node=node, handler=getattr(fn, "__qualname__", None) or short(fn, 80), time_ns=self.kernel.now_ns, message=""
+            )
+        if node is None:
+            node = next((n for n, entity in self.entities.items() if entity is owner), None)
+        message = ", ".join(short(a) for a in args)
+        return CallContext(node=node, handler=f"{type(owner).__name__}.{fn.__name__}", time_ns=self.kernel.now_ns, message=message)
+
+    def check_unchanged(self) -> None:
+        """Raise :class:`ImplementationFault` if a message handed to the
+        implementation, or sent by it, has changed since (a frozen model can
+        still be changed with ``object.__setattr__``). The logs are emptied:
+        the run is over."""
+        try:
+            self._check_unchanged()
+        finally:
+            self.handed_in.clear()
+            self.sent.clear()
+
+    def _check_unchanged(self) -> None:
+        for log, what in ((self.handed_in, "handed to"), (self.sent, "sent by")):
+            index = log.first_changed()
+            if index is None:
+                continue
+            message, owner, node, time_ns = log.messages[index], log.owners[index], log.nodes[index], log.times[index]
+            if node is None:
+                node = next((n for n, entity in self.entities.items() if entity is owner), None)
+            action = log.actions[index] if owner is None else f"{type(owner).__name__}.{log.actions[index]}"
+            where = f"{action} on {node}" if node is not None else action
+            change = describe_change(log.snapshots[index], message)
+            fault = ImplementationFault(
+                f"the {type(message).__name__} {what} {where} at t={time_ns} ns was changed afterwards ({change}): "
+                f"an implementation must not change a message it is handed or has sent"
+            )
+            label(fault, CallContext(node=node, handler=action, time_ns=time_ns, message=short(message)))
+            raise fault
 
     def deliver_below(self, node: str, msg: Any) -> None:
         self.call(("below", None), self.entities[node].handle_below, msg)
@@ -180,6 +305,9 @@ class Driver:
         if self.refuse_peer(sender, node, msg):
             return
         self.call(("peer", None), self.entities[node].handle_peer, sender, msg)
+
+    def deliver_timer(self, node: str, tag: Hashable) -> None:
+        self.call(("timer", None), self.entities[node].handle_timer, tag)
 
     # ------------------------------------------------------------- the run
 
@@ -195,7 +323,10 @@ class Driver:
             for index, scripted in enumerate(script):
                 self.kernel.schedule(scripted.at_ns, self._send, kind, index, scripted)
             self.kernel.run(until_ns=until_ns, max_events=max_events)
+            self.check_unchanged()
         except Exception as exc:  # the implementation crashed: a finding, not a harness error
+            self.handed_in.clear()
+            self.sent.clear()
             return exc
         return None
 
@@ -254,8 +385,8 @@ class RunMemo:
     depend only on its inputs and its random streams. Calls whose arguments
     cannot be fingerprinted, and runs in which the implementation crashed
     (their exception object is raised by each check that judges them, and
-    hypothesis annotates it), are made afresh every time. The latest
-    ``max_runs`` runs are kept.
+    hypothesis annotates it), are made afresh every time, and so are runs
+    during which a clause ran out of time. The latest ``max_runs`` runs are kept.
     """
 
     def __init__(self, run: Callable[..., Any], *, max_runs: int = 256) -> None:
@@ -278,7 +409,10 @@ class RunMemo:
             return found
         self.misses += 1
         result = self._run(*args, **kwargs)
-        if getattr(result, "crashed", None) is None:
+        # a crashed run is made afresh by each check that asks (its exception is
+        # annotated by each); so is one in which the clause's time ran out and
+        # the implementation swallowed the timeout (it is no faithful run)
+        if getattr(result, "crashed", None) is None and not _TIMER.expired:
             self._runs[key] = result
             if len(self._runs) > self._max_runs:
                 self._runs.popitem(last=False)

@@ -2,10 +2,11 @@
 
 The worked example of ``docs/conformance.md``. The reference EGP
 (``qnetstack.link.egp.SingleClickEgp``) serves the requests on a link by
-priority, then round robin per pair. To serve them by deadline instead, none
-of the EGP has to be rewritten: the choice of the request each attempt is
-for is a *scheduling policy* (``qnetstack.link.scheduler``), and the EGP takes
-one by name or as an object.
+priority (a consecutive request that has started keeps the link), then round
+robin per pair, then in the order both ends agree on. To serve them by
+deadline instead, none of the EGP has to be rewritten: the choice of the
+request each attempt is for is a *scheduling policy*
+(``qnetstack.link.scheduler``), and the EGP takes one by name or as an object.
 
 The policy below gives the next attempt to the ready request with the
 earliest deadline (requests without ``max_time_ns`` last; ties in the order

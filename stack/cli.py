@@ -4,12 +4,18 @@
 prints its summary. A scenario or assembly error ends the command with exit
 code 2 and one line naming the field and the problem.
 
-``qnetstack conform LAYER [IMPL] [--json] [--junit FILE] [--clause ID ...]`` runs the
-layer's conformance suite against IMPL (``module:Class`` or a registered name;
-left out, the project's reference implementation) and prints a clause-by-clause
-report. Exit code 0 when every mandatory clause passes, 1 when one fails, 2 for
-bad input (unknown layer, an import path that does not resolve, an object that
-is not an implementation of the service).
+``qnetstack conform LAYER [IMPL] [--json] [--junit FILE] [--clause ID ...]
+[--clause-timeout SECONDS]`` runs the layer's conformance suite against IMPL
+(``module:Class`` or a registered name; left out, the project's reference
+implementation) and prints a clause-by-clause report as it goes (``--json``:
+one JSON object at the end). Each distinct exception of the implementation is
+shown once, with the clauses it broke. A clause that runs longer than
+SECONDS (default 120) fails, naming the handler that was running, and the
+suite goes on. Exit codes: 0 when every mandatory (MUST) clause passes, 1
+when one fails, 2 for bad input (unknown layer or clause, an import path that
+does not resolve, an object that is not an implementation of the service, an
+unwritable ``--junit`` file, a time limit that is not a positive number),
+checked before the suite runs; 130 when interrupted with Ctrl-C (no verdict).
 
 ``qnetstack schema --out DIR`` writes the JSON Schemas of every service message
 and of the scenario file.
@@ -47,12 +53,25 @@ def _parser() -> argparse.ArgumentParser:
         metavar="LAYER=IMPL",
         help="run LAYER with IMPL (module:Class or a registered name) instead of the scenario's choice; repeatable",
     )
-    conform = sub.add_parser("conform", help="check an implementation of a layer against its spec, clause by clause")
+    conform = sub.add_parser(
+        "conform",
+        help="check an implementation of a layer against its spec, clause by clause",
+        description="Check an implementation of a layer against its spec (specs/LAYER.md), clause by clause.",
+        epilog=CONFORM_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     conform.add_argument("layer", help="physical, link, network or application")
     conform.add_argument("impl", nargs="?", default=None, help="module:Class or a registered name (default: the reference implementation)")
-    conform.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    conform.add_argument("--json", action="store_true", help="print the report as one JSON object, at the end")
     conform.add_argument("--junit", metavar="FILE", default=None, help="also write the report as JUnit XML to FILE")
     conform.add_argument("--clause", action="append", default=None, metavar="ID", help="check only this clause (repeatable)")
+    conform.add_argument(
+        "--clause-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="fail a clause that takes longer than SECONDS, naming the handler that was running (default: 120)",
+    )
     schema = sub.add_parser("schema", help="write the JSON Schemas of all service messages and the scenario file")
     schema.add_argument("--out", default="specs/schemas", help="folder to write into (default: specs/schemas)")
     diagrams = sub.add_parser("diagrams", help="write the state diagrams of every protocol session (from the code's tables)")
@@ -124,18 +143,59 @@ def _impl_overrides(pairs: list[str]) -> dict[str, str]:
     return overrides
 
 
-def _conform(args: argparse.Namespace) -> int:
-    from qnetstack.stack.conform import ConformError, run_conformance
+CONFORM_EXIT_CODES = """exit codes:
+  0    every mandatory (MUST) clause passes
+  1    a mandatory clause fails
+  2    bad input: unknown layer or clause, an IMPL that does not resolve or is not an
+       implementation of the service, an unwritable --junit FILE, a bad --clause-timeout
+       (checked before the suite runs; one line on stderr)
+  130  interrupted (Ctrl-C): no verdict"""
 
-    try:
-        report = run_conformance(args.layer, args.impl, select=args.clause)
-    except ConformError as exc:
-        print(f"qnetstack: error: {exc}", file=sys.stderr)
+
+def _conform(args: argparse.Namespace) -> int:
+    from qnetstack.entity.conformance import TextReport
+    from qnetstack.stack.conform import DEFAULT_CLAUSE_TIMEOUT, ConformError, run_conformance
+
+    def error(text: str) -> int:
+        print(f"qnetstack: error: {text}", file=sys.stderr)
         return 2
-    if args.junit:
+
+    timeout = DEFAULT_CLAUSE_TIMEOUT if args.clause_timeout is None else args.clause_timeout
+    if not timeout > 0 or timeout == float("inf"):
+        return error(f"--clause-timeout: must be a positive number of seconds, got {args.clause_timeout}")
+    # An unwritable report file is bad input: say so now, not after the suite has run.
+    junit_existed = args.junit is not None and os.path.exists(args.junit)
+    if args.junit is not None:
+        try:
+            with open(args.junit, "a", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            return error(f"--junit {args.junit}: {exc.strerror or exc}")
+
+    def drop_junit() -> None:  # the run gave no report: leave no empty file behind
+        if args.junit is not None and not junit_existed:
+            try:
+                os.remove(args.junit)
+            except OSError:
+                pass
+
+    text = None if args.json else TextReport(lambda line: print(line, flush=True))
+    try:
+        report = run_conformance(args.layer, args.impl, select=args.clause, clause_timeout=timeout, progress=text)
+    except ConformError as exc:
+        drop_junit()
+        return error(str(exc))
+    except KeyboardInterrupt:
+        drop_junit()
+        print("qnetstack: interrupted: the suite did not finish, no verdict", file=sys.stderr)
+        return 130
+    if args.junit is not None:
         with open(args.junit, "w", encoding="utf-8") as out:
             out.write(report.to_junit())
-    print(report.to_json() if args.json else report.to_text())
+    if text is None:
+        print(report.to_json())
+    else:
+        text.finish(report)
     return 0 if report.passed else 1
 
 

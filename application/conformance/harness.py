@@ -573,7 +573,7 @@ class AppHarness(Driver):
         self.peer: list[tuple[int, str, str, Any]] = []  # every peer delivery, likewise
         for node, rng in zip(NODES, self.streams):
             ctx = self.context(node, rng, self.devices.device(node), on_up=self._on_up, on_down=self.network.on_down)
-            self.add(node, impl(ctx))
+            self.add(node, self.build(node, impl, ctx))
 
     def peer_delay_ns(self, sender: str, node: str) -> int:
         if node not in self.entities or sender == node:

@@ -44,6 +44,8 @@ from qnetstack.application.conformance.harness import (
     run_app,
 )
 from qnetstack.application.service import (
+    CAP_APP_PAIRS,
+    CAP_APP_TELEPORT,
     CARDINAL_STATES,
     AppDone,
     AppError,
@@ -65,6 +67,8 @@ from qnetstack.physical.service import BellState
 __all__ = ["SUITE"]
 
 SUITE = Suite(layer="application", spec="specs/application.md", reference="qnetstack.application.apps:BasicApps")
+SUITE.provides_clause("APP-IMPL-1", any_of=(CAP_APP_TELEPORT, CAP_APP_PAIRS))
+SUITE.imports_clause("APP-IMPL-2")
 # Every check that asks for a run gets it from here: each distinct run (implementation,
 # scenario, seed) is made once while the suite runs, however many checks judge it.
 run_app = SUITE.share_runs(run_app)

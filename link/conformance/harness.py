@@ -400,7 +400,7 @@ class LinkHarness(Driver):
         self.measures_before_up: dict[int, int] = {}
         for node, rng in zip(NODES, self.streams):
             ctx = self.context(node, rng, self.physical.device(node), on_up=self._on_up, on_down=self.physical.attempt)
-            self.add(node, impl(ctx))
+            self.add(node, self.build(node, impl, ctx))
 
     def peer_delay_ns(self, sender: str, node: str) -> int:
         return self.conditions.delay_ns

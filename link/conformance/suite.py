@@ -50,6 +50,8 @@ from qnetstack.physical.service import Basis, BellState, HeraldResult, InitQubit
 __all__ = ["SUITE"]
 
 SUITE = Suite(layer="link", spec="specs/link.md", reference="qnetstack.link.egp:SingleClickEgp")
+SUITE.provides_clause("LINK-IMPL-1", any_of=(CAP_LINK_K, CAP_LINK_M, CAP_LINK_R))
+SUITE.imports_clause("LINK-IMPL-2")
 # Every check that asks for a run gets it from here: each distinct run (implementation,
 # scenario, seed) is made once while the suite runs, however many checks judge it.
 run_link = SUITE.share_runs(run_link)

@@ -649,7 +649,7 @@ class NetHarness(Driver):
         self.up: list[SentUp] = []
         for node, rng in zip(nodes, self.streams):
             ctx = self.context(node, rng, self.below.device(node), on_up=self._on_up, on_down=self.below.link_down)
-            self.add(node, impl(ctx, self.topology.copy()))
+            self.add(node, self.build(node, impl, ctx, self.topology.copy()))
 
     def peer_delay_ns(self, sender: str, node: str) -> int:
         hops = self._hops.get(sender, {}).get(node)

@@ -62,6 +62,8 @@ from qnetstack.physical.service import Basis, BellState
 __all__ = ["SUITE"]
 
 SUITE = Suite(layer="network", spec="specs/network.md", reference="qnetstack.network.swap_asap:SwapAsap")
+SUITE.provides_clause("NET-IMPL-1", any_of=(CAP_NET_K, CAP_NET_M))
+SUITE.imports_clause("NET-IMPL-2")
 # Every check that asks for a run gets it from here: each distinct run (implementation,
 # scenario, seed) is made once while the suite runs, however many checks judge it.
 run_network = SUITE.share_runs(run_network)

@@ -293,7 +293,7 @@ class PhysicalHarness(Driver):
         super().__init__(seed, streams=3)
         self.impl = impl
         self.setup = setup
-        self.backend = impl()
+        self.backend = self.build(None, impl)
         rngs = dict(zip((STATION, *NODES), self.streams))
         self.up: list[SentUp] = []
         self.misuse: list[str] = []
@@ -305,11 +305,11 @@ class PhysicalHarness(Driver):
         for name in (STATION, *NODES):
             self.context(name, rngs[name], _OwnDevice(self, name), on_up=self._on_up, on_down=self._on_down)
         # bottom-up in the assembler's order: the station, then the end nodes
-        station = self.backend.station_entity(self.contexts[STATION], NODES, params, hardware)
+        station = self.build(STATION, self.backend.station_entity, self.contexts[STATION], NODES, params, hardware)
         self._add(STATION, station)
         for node in NODES:
             links = {other(node): LinkSide(station=STATION, params=params, neighbour_hardware=hardware[other(node)])}
-            self._add(node, self.backend.node_entity(self.contexts[node], hardware[node], links))
+            self._add(node, self.build(node, self.backend.node_entity, self.contexts[node], hardware[node], links))
         self._started = False
 
     def _add(self, name: str, entity: Any) -> None:
@@ -347,18 +347,18 @@ class PhysicalHarness(Driver):
     def start(self) -> None:
         if not self._started:
             self._started = True
-            for entity in self.entities.values():
-                entity.start()
+            for node, entity in self.entities.items():
+                self.enter(node, entity.start)
 
     def capabilities(self, node: str) -> PhysicalCapabilities:
-        return self.entities[node].capabilities()
+        return self.enter(node, self.entities[node].capabilities)
 
     def execute(self, node: str, op: Any, purpose: str = "script") -> Any:
         """Call the device service of ``node`` as the layer above, keep the book, record."""
         before = frozenset(self.held[node])
         self._in_device = type(op).__name__
         try:
-            result = self.entities[node].execute(op)
+            result = self.enter(node, self.entities[node].execute, op)
         finally:
             self._in_device = None
         self.calls.append(DeviceCall(self.kernel.now_ns, node, op, result, before, purpose))
@@ -374,7 +374,7 @@ class PhysicalHarness(Driver):
 
     def attempt(self, node: str, attempt_id: int, alpha: float | None = None) -> HeraldAttempt:
         msg = HeraldAttempt(neighbour=other(node), attempt_id=attempt_id, bright_state_population=alpha)
-        self.entities[node].handle_above(msg)
+        self.enter(node, self.entities[node].handle_above, msg)
         return msg
 
     def fill(self, node: str, purpose: str = "fill") -> int:
@@ -406,6 +406,7 @@ class PhysicalHarness(Driver):
         try:
             self.start()
             self.kernel.run(until_ns=until_ns, max_events=max_events)
+            self.check_unchanged()
         except Exception as exc:  # the implementation crashed: a finding, not a harness error
             return exc
         return None
@@ -571,6 +572,7 @@ def run_device_script(impl: Any, setup: LinkSetup, script: list[tuple[Any, ...]]
                     f = answer.fidelity if isinstance(answer, OracleFidelityResult) else None
                     after.append(StateProbe(node, handle, f, answer))
             run.steps.append(DeviceStep(tag, call, expect, tuple(after)))
+        harness.check_unchanged()
     except Exception as exc:  # the implementation crashed
         run.crashed = exc
     return run

@@ -79,6 +79,7 @@ from qnetstack.physical.service import (
 __all__ = ["SUITE"]
 
 SUITE = Suite(layer="physical", spec="specs/physical.md", reference="qnetstack.physical.backends.qutip_backend:QutipSingleClickBackend")
+SUITE.imports_clause("PHY-BACKEND-3")
 # Every check that asks for a run gets it from here: each distinct run (backend, link,
 # script, seed) is made once while the suite runs, however many checks judge it.
 # PHY-RNG-1, which compares two runs of one scenario, makes its own.
