@@ -234,8 +234,10 @@ def _why_dead(link: LinkSpec, params: Any, nodes: dict[str, NodeSpec], p: float)
     dark = [end for end in (link.a, link.b) if nodes[end].hardware.emission_efficiency == 0]
     if dark and link.scheme != "midpoint-source":  # there the photons come from the station's source
         causes.append(f"emission_efficiency is 0 at {cut(' and '.join(dark), 60)}")
-    if link.scheme == "midpoint-source" and getattr(getattr(params, "source", None), "mean_pair_number", None) == 0:
-        causes.append("the source's mean_pair_number is 0")
+    source = getattr(params, "source", None)  # the midpoint source's settings
+    for name in ("mean_pair_number", "heralding_efficiency"):
+        if getattr(source, name, None) == 0:
+            causes.append(f"the source's {name} is 0")
     loss_db = link.fibre.db_per_km * link.length_km / 2
     if loss_db >= 100:
         causes.append(f"{loss_db:.3g} dB of fibre loss to the station")

@@ -37,9 +37,10 @@ from pathlib import Path
 from typing import NoReturn
 
 # (QuTiP's matplotlib warning is filtered by qnetstack.stack, imported before this module.)
+from qnetstack.stack import registry
 from qnetstack.stack.assembler import Simulation, assemble
 from qnetstack.stack.messages import cut, one_line, shown, tail
-from qnetstack.stack.registry import LAYERS, is_import_path
+from qnetstack.stack.registry import LAYERS, import_path_problem, is_import_path
 from qnetstack.stack.scenario import MAX_INT, ScenarioError, load_scenario
 
 __all__ = ["UsageError", "check_writable", "main"]
@@ -73,7 +74,15 @@ def _impl_choice(text: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(f"expected LAYER=IMPL, got {shown(text)}")
     if layer not in LAYERS:
         raise argparse.ArgumentTypeError(f"unknown layer {shown(layer)} (layers: {', '.join(LAYERS)})")
+    if is_import_path(impl) and (problem := import_path_problem(impl)) is not None:
+        raise argparse.ArgumentTypeError(f"{layer}: {problem}")
     return layer, impl
+
+
+def _conform_impl(text: str) -> str:
+    if is_import_path(text) and (problem := import_path_problem(text)) is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -98,8 +107,14 @@ def _parser() -> argparse.ArgumentParser:
         help="let the scenario file name implementations as module:Class (importing those modules runs their code)",
     )
     conform = sub.add_parser("conform", help="check an implementation of a layer against its spec, clause by clause")
-    conform.add_argument("layer", help="physical, link, network or application")
-    conform.add_argument("impl", nargs="?", default=None, help="module:Class or a registered name (default: the reference implementation)")
+    conform.add_argument("layer", choices=LAYERS, help="physical, link, network or application")
+    conform.add_argument(
+        "impl",
+        nargs="?",
+        type=_conform_impl,
+        default=None,
+        help="module:Class or a registered name (default: the reference implementation)",
+    )
     conform.add_argument("--json", action="store_true", help="print the report as one JSON object")
     conform.add_argument("--junit", metavar="FILE", default=None, help="also write the report as JUnit XML to FILE")
     conform.add_argument("--clause", action="append", default=None, metavar="ID", help="check only this clause (repeatable)")
@@ -113,8 +128,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
-        if args.command == "conform" and args.junit is not None:
-            check_writable(args.junit, "--junit")  # before the suite runs, not after
+        if args.command == "conform":
+            _check_conform_input(args)
     except UsageError as exc:
         return _fail(exc)
     if _imports_asked_for(args):
@@ -138,6 +153,19 @@ def _fail(exc: Exception | str) -> int:
     return 2
 
 
+def _check_conform_input(args: argparse.Namespace) -> None:
+    """What ``conform`` can check before the suite runs: the clauses exist, the report can be written."""
+    if args.clause:
+        from qnetstack.stack.conform import suite_for
+
+        suite = suite_for(args.layer)
+        unknown = sorted(set(args.clause) - suite.clause_ids)
+        if unknown:
+            raise UsageError("--clause", f"no clause {shown(', '.join(unknown))} in the {args.layer} suite (see {suite.spec})")
+    if args.junit is not None:
+        check_writable(args.junit, "--junit")
+
+
 def _imports_asked_for(args: argparse.Namespace) -> bool:
     """Whether the command line itself names a module:Class (or allows the file to)."""
     if args.command == "run":
@@ -154,6 +182,8 @@ def check_writable(path: str, flag: str, *, folder: bool = False) -> None:
     that fails leaves no trace; call it before the work whose result goes there."""
     if not path:
         raise UsageError(flag, "needs a path, got an empty one")
+    if "\0" in path:  # (pathlib answers "does not exist" for these, and open() raises)
+        raise UsageError(flag, "a path cannot contain a NUL character")
     shown_path = tail(path)
     try:
         target = Path(path)
@@ -175,7 +205,7 @@ def check_writable(path: str, flag: str, *, folder: bool = False) -> None:
         raise
     except OSError as exc:  # e.g. a name longer than the file system takes
         raise UsageError(flag, f"cannot write {shown_path}: {exc.strerror or type(exc).__name__}") from None
-    except ValueError as exc:  # e.g. a NUL character in the path
+    except ValueError as exc:  # a path the operating system cannot represent
         raise UsageError(flag, f"cannot write {shown_path}: {cut(str(exc), 60)}") from None
 
 
@@ -192,6 +222,10 @@ def _prepare_run(args: argparse.Namespace) -> Simulation:
     for layer, impl in args.impl:
         if layer in overrides:
             raise UsageError("--impl", f"{layer} given twice ({shown(overrides[layer], 40)} and {shown(impl, 40)})")
+        try:
+            registry.resolve(layer, impl)  # so that a failure names the flag; the module is imported once
+        except registry.RegistryError as exc:
+            raise UsageError(f"--impl {layer}", str(exc)) from None
         overrides[layer] = impl
     return assemble(scenario, implementations=overrides)
 

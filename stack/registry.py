@@ -23,7 +23,7 @@ from typing import Any
 
 from qnetstack.stack.messages import cut, listing, shown
 
-__all__ = ["BUILTIN", "RegistryError", "available", "is_import_path", "resolve"]
+__all__ = ["BUILTIN", "RegistryError", "available", "import_path_problem", "is_import_path", "resolve"]
 
 LAYERS = ("physical", "link", "network", "application")
 
@@ -60,6 +60,14 @@ def is_import_path(spec: str) -> bool:
     return ":" in spec
 
 
+def import_path_problem(path: str) -> str | None:
+    """Why ``path`` is not a well-formed ``module:Class``, or None if it is."""
+    module_name, _, attr = path.partition(":")
+    if not _dotted_name(module_name) or not _dotted_name(attr):
+        return f"{shown(path)} is not of the form module:Class (dotted Python names)"
+    return None
+
+
 def resolve(layer: str, spec: str | type | Any) -> Any:
     """The implementation class (or factory) that ``spec`` names for ``layer``."""
     _check_layer(layer)
@@ -69,9 +77,9 @@ def resolve(layer: str, spec: str | type | Any) -> Any:
     path = names.get(spec, spec)
     if not is_import_path(path):
         raise RegistryError(f"unknown {layer} implementation {shown(spec)} (known: {listing(sorted(names), 120)}; or give module:Class)")
+    if (problem := import_path_problem(path)) is not None:
+        raise RegistryError(f"{layer} implementation {problem}")
     module_name, _, attr = path.partition(":")
-    if not _dotted_name(module_name) or not _dotted_name(attr):
-        raise RegistryError(f"{layer} implementation {shown(spec)} is not of the form module:Class (dotted Python names)")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

@@ -221,7 +221,7 @@ class Scenario(_Spec):
             if not isinstance(node, str) or request is None:
                 continue
             given = _given_request_id(request)
-            if given is None:
+            if given is _LEFT_OUT:
                 missing.append((i, node, request))
             elif (number := _given_request_number(given)) is not None:
                 taken.setdefault(node, set()).add(number)
@@ -306,12 +306,16 @@ def _given_request_number(value: Any) -> int | None:
         return None
 
 
+_LEFT_OUT = object()
+
+
 def _given_request_id(request: Any) -> Any:
-    """The request id a request states, or None when it leaves it out."""
+    """The request id a request states (an explicit null too: validation refuses it),
+    or ``_LEFT_OUT``."""
     if isinstance(request, BaseModel):
         # a name in model_fields_set is a field of the model, so whatever model it is has the attribute
-        return cast(Any, request).request_id if "request_id" in request.model_fields_set else None
-    return request.get("request_id")
+        return cast(Any, request).request_id if "request_id" in request.model_fields_set else _LEFT_OUT
+    return request.get("request_id", _LEFT_OUT)
 
 
 def _check_physics(link: LinkSpec, index: int) -> None:
@@ -440,7 +444,7 @@ def _read_data(path: Path, source: str) -> Any:
         raise ScenarioError(where, f"not valid YAML: {cut(str(problem), 120)}", source) from None
     except json.JSONDecodeError as exc:
         raise ScenarioError(f"line {exc.lineno}", f"not valid JSON: {cut(exc.msg, 120)}", source) from None
-    except _DuplicateKey as exc:
+    except (_DuplicateKey, _TooDeep) as exc:
         raise ScenarioError("", str(exc), source) from None
     except ValueError as exc:  # e.g. an integer of more digits than Python converts, a date that does not exist
         # (the first clause only: Python's own advice on digit limits is not the user's business)
@@ -451,10 +455,29 @@ class _DuplicateKey(ValueError):
     """A mapping that names one key twice (later would silently win)."""
 
 
+class _TooDeep(ValueError):
+    """Nesting beyond :data:`MAX_DEPTH`, found while composing (before Python's recursion limit)."""
+
+
 class _StrictLoader(yaml.SafeLoader):
     """PyYAML's safe loader (no Python objects), refusing a mapping that names a key
-    twice, and reading ``1e-7`` as the number it is in YAML 1.2 (PyYAML follows
-    YAML 1.1, where a float needs a dot and ``1e-7`` is text)."""
+    twice or nesting deeper than :data:`MAX_DEPTH`, and reading ``1e-7`` as the
+    number it is in YAML 1.2 (PyYAML follows YAML 1.1, where a float needs a dot
+    and ``1e-7`` is text)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        # the composer recurses once per level: stop it long before Python's recursion limit
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH + 1:
+                raise _TooDeep(f"nested too deeply (a scenario nests at most {MAX_DEPTH} levels)")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -508,7 +531,7 @@ def _check_plain(data: Any, source: str | None) -> None:
         elif (problem := _number_problem(value)) is not None:
             raise ScenarioError(_dotted(path), problem, source)
         elif not (value is None or isinstance(value, str | bool | int | float | BaseModel)):
-            raise ScenarioError(_dotted(path), f"a {type(value).__name__} is not a scenario value (quote it if it is text)", source)
+            raise ScenarioError(_dotted(path), f"{type(value).__name__} is not a scenario value (quote it if it is text)", source)
 
 
 def _one_line(exc: ValidationError, source: str | None) -> ScenarioError:
@@ -517,6 +540,8 @@ def _one_line(exc: ValidationError, source: str | None) -> ScenarioError:
     if isinstance(ctx_error, _FieldProblem):
         return ScenarioError(ctx_error.field, ctx_error.problem, source)
     loc = _dotted(tuple(part for part in err["loc"] if not _is_union_tag(part)))
+    if err["type"] in ("union_tag_invalid", "union_tag_not_found"):  # the tag's own field is at fault
+        loc = f"{loc}.{str((err.get('ctx') or {}).get('discriminator', '')).strip(chr(39))}"
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
