@@ -39,7 +39,7 @@ from typing import NoReturn
 # (QuTiP's matplotlib warning is filtered by qnetstack.stack, imported before this module.)
 from qnetstack.stack import registry
 from qnetstack.stack.assembler import Simulation, assemble
-from qnetstack.stack.messages import cut, one_line, shown, tail
+from qnetstack.stack.messages import cut, listing, one_line, shown, tail
 from qnetstack.stack.registry import LAYERS, import_path_problem, is_import_path
 from qnetstack.stack.scenario import MAX_INT, ScenarioError, load_scenario
 
@@ -79,6 +79,12 @@ def _impl_choice(text: str) -> tuple[str, str]:
     return layer, impl
 
 
+def _layer(text: str) -> str:
+    if text not in LAYERS:
+        raise argparse.ArgumentTypeError(f"unknown layer {shown(text)} (layers: {', '.join(LAYERS)})")
+    return text
+
+
 def _conform_impl(text: str) -> str:
     if is_import_path(text) and (problem := import_path_problem(text)) is not None:
         raise argparse.ArgumentTypeError(problem)
@@ -107,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
         help="let the scenario file name implementations as module:Class (importing those modules runs their code)",
     )
     conform = sub.add_parser("conform", help="check an implementation of a layer against its spec, clause by clause")
-    conform.add_argument("layer", choices=LAYERS, help="physical, link, network or application")
+    conform.add_argument("layer", type=_layer, help="physical, link, network or application")
     conform.add_argument(
         "impl",
         nargs="?",
@@ -161,7 +167,7 @@ def _check_conform_input(args: argparse.Namespace) -> None:
         suite = suite_for(args.layer)
         unknown = sorted(set(args.clause) - suite.clause_ids)
         if unknown:
-            raise UsageError("--clause", f"no clause {shown(', '.join(unknown))} in the {args.layer} suite (see {suite.spec})")
+            raise UsageError("--clause", f"no clause {listing(unknown)} in the {args.layer} suite (see {suite.spec})")
     if args.junit is not None:
         check_writable(args.junit, "--junit")
 
