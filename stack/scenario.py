@@ -84,7 +84,7 @@ MAX_INT = 2**63 - 1
 MAX_REQUEST_NUMBER = 10**9
 # What a scenario file may be: a description of an experiment, not a data set.
 MAX_FILE_BYTES = 4 * 2**20
-MAX_DEPTH = 32  # the schema nests 7 levels; a file nesting deeper is malformed
+MAX_DEPTH = 32  # the deepest field of the schema is 6 levels down; a file nesting deeper is malformed
 MAX_VALUES = 100_000  # keeps a YAML alias bomb (each alias counted each time it is used) from running on
 
 
@@ -434,7 +434,7 @@ def _read_data(path: Path, source: str) -> Any:
     try:
         if path.suffix.lower() == ".json":
             return json.loads(text, object_pairs_hook=_json_mapping)
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
+        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: tags naming Python objects are refused
     except RecursionError:
         raise ScenarioError("", f"nested too deeply (a scenario nests at most {MAX_DEPTH} levels)", source) from None
     except yaml.YAMLError as exc:
