@@ -9,8 +9,11 @@ Steps, in order:
 3. expand every link ``a - b`` into ``a - station - b`` with the heralding
    station at the midpoint (a node named ``a~b``), and compute the classical
    delay between every two nodes as the shortest fibre path;
-4. build the entities bottom-up on every node and hand each its context;
-5. queue the scenario's application requests.
+4. check that the scenario can be served at all (:func:`check_servable`):
+   every link can herald, and every request has memory at its ends and a
+   path whose repeaters can hold two qubits;
+5. build the entities bottom-up on every node and hand each its context;
+6. queue the scenario's application requests.
 
 Constructor conventions (what an implementation must accept):
 
@@ -32,12 +35,23 @@ import networkx as nx
 
 from qnetstack.entity import Entity
 from qnetstack.physical.params import LinkSide, fibre_delay_ns
+from qnetstack.physical.schemes.registry import scheme_named
 from qnetstack.stack import registry
+from qnetstack.stack.messages import cut, shown
 from qnetstack.stack.report import RunResult, summarise
 from qnetstack.stack.runtime import LAYERS, Network
 from qnetstack.stack.scenario import AppSpec, Implementations, LinkSpec, NodeSpec, Scenario, ScenarioError, parse_scenario
 
-__all__ = ["AssemblyError", "Simulation", "assemble", "default_physical", "scenario_from_graph", "station_name"]
+__all__ = [
+    "AssemblyError",
+    "MIN_HERALD_CHANCE",
+    "Simulation",
+    "assemble",
+    "check_servable",
+    "default_physical",
+    "scenario_from_graph",
+    "station_name",
+]
 
 
 class AssemblyError(ScenarioError):
@@ -89,7 +103,7 @@ def assemble(
         overrides = dict(implementations)
     unknown_layers = set(overrides) - set(LAYERS)
     if unknown_layers:
-        raise AssemblyError("implementations", f"unknown layer(s) {sorted(unknown_layers)}; layers are {list(LAYERS)}")
+        raise AssemblyError("implementations", f"unknown layer(s) {shown(sorted(unknown_layers))}; layers are {list(LAYERS)}")
     chosen = {layer: overrides.get(layer, getattr(scenario.implementations, layer)) for layer in LAYERS}
     if chosen["physical"] is None:
         chosen["physical"] = default_physical(scenario)
@@ -99,7 +113,7 @@ def assemble(
     if applications is not None:
         # validated like a scenario file's (ids numbered and checked, nodes known)
         fields = {name: getattr(scenario, name) for name in Scenario.model_fields}
-        scenario = parse_scenario({**fields, "applications": applications})
+        scenario = parse_scenario({**fields, "applications": applications}, allow_import=True)
     if update:
         scenario = scenario.model_copy(update=update)
 
@@ -111,6 +125,7 @@ def assemble(
             raise AssemblyError(f"implementations.{layer}", str(exc)) from None
     _check_fit(impls, chosen, scenario)
     _check_schemes(impls["physical"], chosen["physical"], scenario)
+    check_servable(scenario)
     return _build(scenario, impls)
 
 
@@ -129,7 +144,7 @@ def _check_schemes(backend: Any, name: Any, scenario: Scenario) -> None:
         if link.scheme not in runs:
             raise AssemblyError(
                 f"links.{i}.scheme",
-                f"physical {name!r} does not run the {link.scheme} scheme (it runs: {', '.join(sorted(runs))}); "
+                f"physical {shown(name)} does not run the {link.scheme} scheme (it runs: {', '.join(sorted(runs))}); "
                 "leave implementations.physical out or choose model-heralding",
             )
 
@@ -145,17 +160,97 @@ def scenario_from_graph(graph: nx.Graph, **fields: Any) -> Scenario:
     links = []
     for a, b, data in graph.edges(data=True):
         if "length_km" not in data:
-            raise ScenarioError(f"edge {a}-{b}", "missing length_km")
+            raise ScenarioError(f"edge {cut(str(a), 40)}-{cut(str(b), 40)}", "missing length_km")
         link = {"a": str(a), "b": str(b)}
         link.update({k: v for k, v in data.items() if k in LinkSpec.model_fields})
         links.append(link)
-    return parse_scenario({"nodes": nodes, "links": links, **fields})
+    return parse_scenario({"nodes": nodes, "links": links, **fields}, allow_import=True)
+
+
+# A link is refused when not even one herald is likely in 2**63 attempts (more
+# than any run makes: at one attempt per nanosecond, 292 years): p * 2**63 below
+# this. Zero (detector efficiency 0, no light, fibre loss underflowing to 0) is
+# the common case; a link this weak otherwise is as certainly dead in practice.
+MIN_HERALD_CHANCE = 1e-6
+
+
+def check_servable(scenario: Scenario) -> None:
+    """Refuse, before anything runs, what can never be served:
+
+    * a link whose heralding success probability per attempt, from its scheme's
+      analytic model, is 0 (or too small for one herald, :data:`MIN_HERALD_CHANCE`);
+    * a request whose end node has no memory qubit (it could not hold its half);
+    * a request whose ends no chain of links joins, or whose every path passes a
+      repeater with fewer than 2 memory qubits (a repeater holds both halves
+      before it swaps them; Briegel et al., PRL 81, 5932, 1998).
+
+    Only certainties are refused: a request the chosen network layer routes
+    badly, or a link too slow for the stop condition, is the run's to report.
+    """
+    nodes = {n.name: n for n in scenario.nodes}
+    for i, link in enumerate(scenario.links):
+        _check_link_heralds(link, i, nodes)
+    graph = nx.Graph()
+    graph.add_nodes_from(nodes)
+    graph.add_edges_from((link.a, link.b) for link in scenario.links)
+    for i, app in enumerate(scenario.applications):
+        head, tail = app.node, app.request.remote_node
+        request = f"request {cut(head, 40)}#{app.request.request_id}"
+        for end in (head, tail):
+            if nodes[end].hardware.memory.num_qubits == 0:
+                raise AssemblyError(f"applications.{i}", f"{request}: node {shown(end)} has no memory qubit to hold its half of a pair")
+        if not nx.has_path(graph, head, tail):
+            raise AssemblyError(f"applications.{i}", f"{request}: no chain of links joins {shown(head)} and {shown(tail)}")
+        usable = graph.subgraph(n for n in graph if n in (head, tail) or nodes[n].hardware.memory.num_qubits >= 2)
+        if not nx.has_path(usable, head, tail):
+            weak = sorted(n for n in graph if n not in (head, tail) and nodes[n].hardware.memory.num_qubits < 2)
+            raise AssemblyError(
+                f"applications.{i}",
+                f"{request}: every path to {shown(tail)} passes a repeater with fewer than 2 memory qubits "
+                f"({cut(', '.join(weak), 60)}); a repeater holds two halves before it swaps",
+            )
+
+
+def _check_link_heralds(link: LinkSpec, index: int, nodes: dict[str, NodeSpec]) -> None:
+    entry = scheme_named(link.scheme)
+    if entry is None:  # the scenario refuses it already; kept for scenarios built without validation
+        raise AssemblyError(f"links.{index}.scheme", f"scheme {link.scheme!r} is not available in this build")
+    params = link.physics()
+    alpha = entry.link_alpha(params)  # the configured α is the largest a link layer may use
+    try:
+        p = entry.model(params, nodes[link.a].hardware, nodes[link.b].hardware, alpha, alpha).success_probability()
+    except (ValueError, ArithmeticError) as exc:
+        raise AssemblyError(f"links.{index}", f"link {link.name}: its {link.scheme} model fails: {cut(str(exc), 100)}") from None
+    if not p * 2**63 >= MIN_HERALD_CHANCE:
+        raise AssemblyError(f"links.{index}", f"link {cut(link.name, 80)} never heralds: {_why_dead(link, params, nodes, p)}")
+
+
+def _why_dead(link: LinkSpec, params: Any, nodes: dict[str, NodeSpec], p: float) -> str:
+    causes = []
+    if link.detector.efficiency == 0:
+        causes.append("detector.efficiency is 0")
+    if link.bright_state_population == 0:
+        causes.append("bright_state_population is 0")
+    dark = [end for end in (link.a, link.b) if nodes[end].hardware.emission_efficiency == 0]
+    if dark and link.scheme != "midpoint-source":  # there the photons come from the station's source
+        causes.append(f"emission_efficiency is 0 at {cut(' and '.join(dark), 60)}")
+    source = getattr(params, "source", None)  # the midpoint source's settings
+    for name in ("mean_pair_number", "heralding_efficiency"):
+        if getattr(source, name, None) == 0:
+            causes.append(f"the source's {name} is 0")
+    loss_db = link.fibre.db_per_km * link.length_km / 2
+    if loss_db >= 100:
+        causes.append(f"{loss_db:.3g} dB of fibre loss to the station")
+    why = "; ".join(causes) or "its scheme's parameters"
+    if p > 0:
+        return f"success probability {p:.2g} per attempt ({why}), under one chance in a million of a herald in 2**63 attempts"
+    return f"success probability 0 per attempt ({why})"
 
 
 def _capabilities(impl: Any, layer: str, name: Any, attr: str) -> frozenset[str]:
     value = getattr(impl, attr, None)
     if value is None:
-        raise AssemblyError(f"implementations.{layer}", f"{name!r} does not declare {attr} (a set of capability names)")
+        raise AssemblyError(f"implementations.{layer}", f"{shown(name)} does not declare {attr} (a set of capability names)")
     return frozenset(value)
 
 
@@ -168,7 +263,7 @@ def _check_fit(impls: dict[str, Any], chosen: dict[str, Any], scenario: Scenario
         if missing:
             raise AssemblyError(
                 f"implementations.{layer}",
-                f"{layer} {chosen[layer]!r} needs {sorted(missing)}, which {below} {chosen[below]!r} "
+                f"{layer} {shown(chosen[layer])} needs {sorted(missing)}, which {below} {shown(chosen[below])} "
                 f"does not provide (it provides {sorted(provides[below])})",
             )
     for i, app in enumerate(scenario.applications):
@@ -176,7 +271,7 @@ def _check_fit(impls: dict[str, Any], chosen: dict[str, Any], scenario: Scenario
         if needed not in provides["application"]:
             raise AssemblyError(
                 f"applications.{i}.request.kind",
-                f"application {chosen['application']!r} does not serve {app.request.kind!r} requests",
+                f"application {shown(chosen['application'])} does not serve {shown(app.request.kind)} requests",
             )
 
 
@@ -228,6 +323,6 @@ def _checked(entity: Any, layer: str, node: str) -> Any:
         missing = [m for m in ("start", "handle_above", "handle_below", "handle_peer", "handle_timer") if not hasattr(entity, m)]
         raise AssemblyError(
             f"implementations.{layer}",
-            f"the {layer} entity built for node {node!r} ({type(entity).__name__}) is not an entity: missing {missing}",
+            f"the {layer} entity built for node {shown(node)} ({type(entity).__name__}) is not an entity: missing {missing}",
         )
     return entity

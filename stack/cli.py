@@ -1,8 +1,10 @@
 """The ``qnetstack`` command line.
 
-``qnetstack run SCENARIO [--seed N] [--json] [--trace FILE]`` runs a scenario file and
-prints its summary. A scenario or assembly error ends the command with exit
-code 2 and one line naming the field and the problem.
+``qnetstack run SCENARIO [--seed N] [--json] [--trace FILE] [--impl LAYER=IMPL ...]
+[--allow-import]`` runs a scenario file and prints its summary. A scenario file
+names registered implementations only; ``--impl LAYER=module:Class`` (the
+user's own request) and ``--allow-import`` (the file's ``module:Class`` paths
+are the user's too) may import Python modules, from the current folder as well.
 
 ``qnetstack conform LAYER [IMPL] [--json] [--junit FILE] [--clause ID ...]
 [--clause-timeout SECONDS]`` runs the layer's conformance suite against IMPL
@@ -22,6 +24,13 @@ and of the scenario file.
 
 ``qnetstack diagrams [--out FILE]`` writes the state diagrams of every protocol
 session, rendered from the transition tables in the code.
+
+Exit codes: 0 all done (``run``: every request done); 1 some requests failed or
+stalled (``conform``: a mandatory clause failed); 2 bad input. Bad input is a
+malformed command line, scenario file or implementation, or an output that
+cannot be written; it is found before anything runs or is written, and told
+in one line of at most 300 characters on stderr, ``qnetstack: error: WHERE:
+PROBLEM``, naming the flag or the scenario field.
 """
 
 from __future__ import annotations
@@ -29,29 +38,86 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
 
-from qnetstack.stack.assembler import assemble
-from qnetstack.stack.scenario import ScenarioError, load_scenario
+from qnetstack.stack import registry
+from qnetstack.stack.assembler import Simulation, assemble
+from qnetstack.stack.messages import cut, listing, one_line, shown, tail
+from qnetstack.stack.registry import LAYERS, import_path_problem, is_import_path
+from qnetstack.stack.scenario import MAX_INT, ScenarioError, load_scenario
 
-__all__ = ["main"]
+__all__ = ["UsageError", "check_writable", "main"]
+
+
+class UsageError(ValueError):
+    """A bad command line or an output that cannot be written: ``flag`` says which."""
+
+    def __init__(self, flag: str, problem: str) -> None:
+        self.flag = flag
+        self.problem = problem
+        super().__init__(f"{flag}: {problem}" if flag else problem)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (:func:`main` prints it), not usage text and exit."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError("", message)
+
+
+def _seed(text: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,19}", text) or int(text) > MAX_INT:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to 2**63-1, got {shown(text)}")
+    return int(text)
+
+
+def _impl_choice(text: str) -> tuple[str, str]:
+    layer, sep, impl = text.partition("=")
+    if not sep or not layer or not impl:
+        raise argparse.ArgumentTypeError(f"expected LAYER=IMPL, got {shown(text)}")
+    if layer not in LAYERS:
+        raise argparse.ArgumentTypeError(f"unknown layer {shown(layer)} (layers: {', '.join(LAYERS)})")
+    if is_import_path(impl) and (problem := import_path_problem(impl)) is not None:
+        raise argparse.ArgumentTypeError(f"{layer}: {problem}")
+    return layer, impl
+
+
+def _layer(text: str) -> str:
+    if text not in LAYERS:
+        raise argparse.ArgumentTypeError(f"unknown layer {shown(text)} (layers: {', '.join(LAYERS)})")
+    return text
+
+
+def _conform_impl(text: str) -> str:
+    if is_import_path(text) and (problem := import_path_problem(text)) is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return text
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qnetstack", description="A layered quantum-network protocol stack in simulated time.")
+    parser = _Parser(prog="qnetstack", description="A layered quantum-network protocol stack in simulated time.")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a scenario file and print its summary")
     run.add_argument("scenario", help="path to a YAML or JSON scenario file")
-    run.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
+    run.add_argument("--seed", type=_seed, default=None, help="override the scenario's seed (0 to 2**63-1)")
     run.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     run.add_argument("--trace", metavar="FILE", default=None, help="write every traced event as JSON lines to FILE")
     run.add_argument(
         "--impl",
         action="append",
+        type=_impl_choice,
         default=[],
         metavar="LAYER=IMPL",
         help="run LAYER with IMPL (module:Class or a registered name) instead of the scenario's choice; repeatable",
+    )
+    run.add_argument(
+        "--allow-import",
+        action="store_true",
+        help="let the scenario file name implementations as module:Class (importing those modules runs their code)",
     )
     conform = sub.add_parser(
         "conform",
@@ -60,8 +126,14 @@ def _parser() -> argparse.ArgumentParser:
         epilog=CONFORM_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    conform.add_argument("layer", help="physical, link, network or application")
-    conform.add_argument("impl", nargs="?", default=None, help="module:Class or a registered name (default: the reference implementation)")
+    conform.add_argument("layer", type=_layer, help="physical, link, network or application")
+    conform.add_argument(
+        "impl",
+        nargs="?",
+        type=_conform_impl,
+        default=None,
+        help="module:Class or a registered name (default: the reference implementation)",
+    )
     conform.add_argument("--json", action="store_true", help="print the report as one JSON object, at the end")
     conform.add_argument("--junit", metavar="FILE", default=None, help="also write the report as JUnit XML to FILE")
     conform.add_argument("--clause", action="append", default=None, metavar="ID", help="check only this clause (repeatable)")
@@ -80,50 +152,119 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    # Like ``python -m``: module:Class paths may name modules in the current folder.
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    try:
+        args = _parser().parse_args(argv)
+        if args.command == "conform":
+            _check_conform_input(args)
+    except UsageError as exc:
+        return _fail(exc)
+    if _imports_asked_for(args):
+        # Like ``python -m``: a module:Class the user gave may name a module in the current folder.
+        if os.getcwd() not in sys.path and "" not in sys.path:
+            sys.path.insert(0, os.getcwd())
     if args.command == "run":
         return _run(args)
     if args.command == "conform":
         return _conform(args)
     if args.command == "schema":
-        from pathlib import Path
-
-        from qnetstack.stack.schemas import write
-
-        written = write(Path(args.out))
-        print(f"wrote {len(written)} schemas to {args.out}")
-        return 0
+        return _schema(args)
     if args.command == "diagrams":
-        from qnetstack.stack.diagrams import render
-
-        page = render()
-        try:
-            with open(args.out, "w", encoding="utf-8") as out:
-                out.write(page)
-        except OSError as exc:
-            print(f"qnetstack: error: --out {args.out}: {exc.strerror or exc}", file=sys.stderr)
-            return 2
-        print(f"wrote {args.out}")
-        return 0
+        return _diagrams(args)
     return 2  # argparse already rejects unknown commands
+
+
+def _fail(exc: Exception | str) -> int:
+    """Bad input: one bounded line on stderr, exit code 2."""
+    print(one_line(f"qnetstack: error: {exc}"), file=sys.stderr)
+    return 2
+
+
+def _check_conform_input(args: argparse.Namespace) -> None:
+    """What ``conform`` can check before the suite runs: the clauses exist, the
+    time limit is a positive number, the report can be written."""
+    if args.clause:
+        from qnetstack.stack.conform import suite_for
+
+        suite = suite_for(args.layer)
+        unknown = sorted(set(args.clause) - suite.clause_ids)
+        if unknown:
+            raise UsageError("--clause", f"no clause {listing(unknown)} in the {args.layer} suite (see {suite.spec})")
+    timeout = args.clause_timeout
+    if timeout is not None and not 0 < timeout < float("inf"):
+        raise UsageError("--clause-timeout", f"must be a positive number of seconds, got {timeout}")
+    if args.junit is not None:
+        check_writable(args.junit, "--junit")  # creates nothing: bad input leaves no empty report behind
+
+
+def _imports_asked_for(args: argparse.Namespace) -> bool:
+    """Whether the command line itself names a module:Class (or allows the file to)."""
+    if args.command == "run":
+        return args.allow_import or any(is_import_path(impl) for _, impl in args.impl)
+    if args.command == "conform":
+        return args.impl is not None and is_import_path(args.impl)
+    return False
+
+
+def check_writable(path: str, flag: str, *, folder: bool = False) -> None:
+    """Raise :class:`UsageError` naming ``flag`` unless ``path`` can be written:
+    an existing file, or a new one in an existing folder (``folder``: a folder,
+    existing or to be made under an existing one). Creates nothing, so a check
+    that fails leaves no trace; call it before the work whose result goes there."""
+    if not path:
+        raise UsageError(flag, "needs a path, got an empty one")
+    if "\0" in path:  # (pathlib answers "does not exist" for these, and open() raises)
+        raise UsageError(flag, "a path cannot contain a NUL character")
+    shown_path = tail(path)
+    try:
+        target = Path(path)
+        if target.exists():
+            if folder != target.is_dir():
+                raise UsageError(flag, f"{shown_path} is {'not ' if folder else ''}a folder")
+            if not os.access(target, os.W_OK | (os.X_OK if folder else 0)):
+                raise UsageError(flag, f"{shown_path} is not writable")
+            return
+        parent = target.parent
+        while folder and not parent.exists() and parent != parent.parent:
+            parent = parent.parent  # the schema writer makes the missing folders
+        if not parent.is_dir():
+            where = "does not exist" if not parent.exists() else "is not a folder"
+            raise UsageError(flag, f"cannot write {shown_path}: {tail(str(parent))} {where}")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise UsageError(flag, f"cannot write {shown_path}: folder {tail(str(parent))} is not writable")
+    except UsageError:
+        raise
+    except OSError as exc:  # e.g. a name longer than the file system takes
+        raise UsageError(flag, f"cannot write {shown_path}: {exc.strerror or type(exc).__name__}") from None
+    except ValueError as exc:  # a path the operating system cannot represent
+        raise UsageError(flag, f"cannot write {shown_path}: {cut(str(exc), 60)}") from None
+
+
+def _prepare_run(args: argparse.Namespace) -> Simulation:
+    """Everything a run checks before it starts: outputs, scenario, implementations."""
+    if args.trace is not None:
+        check_writable(args.trace, "--trace")
+    scenario = load_scenario(args.scenario, allow_import=args.allow_import)
+    if args.seed is not None:
+        scenario = scenario.model_copy(update={"seed": args.seed})
+    if args.trace:
+        scenario = scenario.model_copy(update={"keep_trace": True})
+    overrides: dict[str, str] = {}
+    for layer, impl in args.impl:
+        if layer in overrides:
+            raise UsageError("--impl", f"{layer} given twice ({shown(overrides[layer], 40)} and {shown(impl, 40)})")
+        try:
+            registry.resolve(layer, impl)  # so that a failure names the flag; the module is imported once
+        except registry.RegistryError as exc:
+            raise UsageError(f"--impl {layer}", str(exc)) from None
+        overrides[layer] = impl
+    return assemble(scenario, implementations=overrides)
 
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        scenario = load_scenario(args.scenario)
-        if args.seed is not None:
-            if args.seed < 0:
-                raise ScenarioError("--seed", "must be a non-negative integer")
-            scenario = scenario.model_copy(update={"seed": args.seed})
-        if args.trace:
-            scenario = scenario.model_copy(update={"keep_trace": True})
-        simulation = assemble(scenario, implementations=_impl_overrides(args.impl))
-    except ScenarioError as exc:
-        print(f"qnetstack: error: {exc}", file=sys.stderr)
-        return 2
+        simulation = _prepare_run(args)
+    except (ScenarioError, UsageError) as exc:
+        return _fail(exc)
     result = simulation.run()
     if args.trace:
         with open(args.trace, "w", encoding="utf-8") as out:
@@ -133,14 +274,35 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _impl_overrides(pairs: list[str]) -> dict[str, str]:
-    overrides = {}
-    for pair in pairs:
-        layer, sep, impl = pair.partition("=")
-        if not sep or not layer or not impl:
-            raise ScenarioError("--impl", f"expected LAYER=IMPL, got {pair!r}")
-        overrides[layer] = impl
-    return overrides
+def _schema(args: argparse.Namespace) -> int:
+    from qnetstack.stack.schemas import write
+
+    try:
+        check_writable(args.out, "--out", folder=True)
+        written = write(Path(args.out))
+    except UsageError as exc:
+        return _fail(exc)
+    except OSError as exc:  # e.g. a file where a subfolder of schemas belongs
+        return _fail(f"--out: cannot write {tail(args.out)}: {exc.strerror or type(exc).__name__}")
+    print(f"wrote {len(written)} schemas to {args.out}")
+    return 0
+
+
+def _diagrams(args: argparse.Namespace) -> int:
+    from qnetstack.stack.diagrams import render
+
+    try:
+        check_writable(args.out, "--out")
+    except UsageError as exc:
+        return _fail(exc)
+    page = render()
+    try:
+        with open(args.out, "w", encoding="utf-8") as out:
+            out.write(page)
+    except OSError as exc:
+        return _fail(f"--out: cannot write {tail(args.out)}: {exc.strerror or type(exc).__name__}")
+    print(f"wrote {args.out}")
+    return 0
 
 
 CONFORM_EXIT_CODES = """exit codes:
@@ -156,37 +318,13 @@ def _conform(args: argparse.Namespace) -> int:
     from qnetstack.entity.conformance import TextReport
     from qnetstack.stack.conform import DEFAULT_CLAUSE_TIMEOUT, ConformError, run_conformance
 
-    def error(text: str) -> int:
-        print(f"qnetstack: error: {text}", file=sys.stderr)
-        return 2
-
     timeout = DEFAULT_CLAUSE_TIMEOUT if args.clause_timeout is None else args.clause_timeout
-    if not timeout > 0 or timeout == float("inf"):
-        return error(f"--clause-timeout: must be a positive number of seconds, got {args.clause_timeout}")
-    # An unwritable report file is bad input: say so now, not after the suite has run.
-    junit_existed = args.junit is not None and os.path.exists(args.junit)
-    if args.junit is not None:
-        try:
-            with open(args.junit, "a", encoding="utf-8"):
-                pass
-        except OSError as exc:
-            return error(f"--junit {args.junit}: {exc.strerror or exc}")
-
-    def drop_junit() -> None:  # the run gave no report: leave no empty file behind
-        if args.junit is not None and not junit_existed:
-            try:
-                os.remove(args.junit)
-            except OSError:
-                pass
-
     text = None if args.json else TextReport(lambda line: print(line, flush=True))
     try:
         report = run_conformance(args.layer, args.impl, select=args.clause, clause_timeout=timeout, progress=text)
     except ConformError as exc:
-        drop_junit()
-        return error(str(exc))
+        return _fail(exc)
     except KeyboardInterrupt:
-        drop_junit()
         print("qnetstack: interrupted: the suite did not finish, no verdict", file=sys.stderr)
         return 130
     if args.junit is not None:

@@ -5,8 +5,14 @@ Three ways to name an implementation for a layer:
 * a registered name: the built-ins below, or any that an installed package
   declares under the entry-point group ``qnetstack.<layer>`` (e.g. in its
   ``pyproject.toml``: ``[project.entry-points."qnetstack.link"] my-egp = "pkg.mod:MyEgp"``);
-* an import path ``module:Class``;
+* an import path ``module:Class`` (``module`` a dotted module name, ``Class``
+  an attribute of it, dotted for a nested one);
 * the class itself (from Python code).
+
+Resolving an import path imports the module, which runs its code; scenario
+files may name registered implementations only unless the user allows imports
+(``qnetstack.stack.scenario.load_scenario``). Whatever the module does on
+import (raises, has a syntax error, exits) ends as one :class:`RegistryError`.
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ import importlib
 from importlib.metadata import entry_points
 from typing import Any
 
-__all__ = ["BUILTIN", "RegistryError", "available", "resolve"]
+from qnetstack.stack.messages import cut, listing, shown
+
+__all__ = ["BUILTIN", "RegistryError", "available", "import_path_problem", "is_import_path", "resolve"]
 
 LAYERS = ("physical", "link", "network", "application")
 
@@ -47,6 +55,19 @@ def available(layer: str) -> dict[str, str]:
     return names
 
 
+def is_import_path(spec: str) -> bool:
+    """Whether ``spec`` is meant as ``module:Class`` rather than a registered name."""
+    return ":" in spec
+
+
+def import_path_problem(path: str) -> str | None:
+    """Why ``path`` is not a well-formed ``module:Class``, or None if it is."""
+    module_name, _, attr = path.partition(":")
+    if not _dotted_name(module_name) or not _dotted_name(attr):
+        return f"{shown(path)} is not of the form module:Class (dotted Python names)"
+    return None
+
+
 def resolve(layer: str, spec: str | type | Any) -> Any:
     """The implementation class (or factory) that ``spec`` names for ``layer``."""
     _check_layer(layer)
@@ -54,20 +75,34 @@ def resolve(layer: str, spec: str | type | Any) -> Any:
         return spec
     names = available(layer)
     path = names.get(spec, spec)
-    if ":" not in path:
-        known = ", ".join(sorted(names))
-        raise RegistryError(f"unknown {layer} implementation {spec!r} (known: {known}; or give module:Class)")
+    if not is_import_path(path):
+        raise RegistryError(f"unknown {layer} implementation {shown(spec)} (known: {listing(sorted(names), 120)}; or give module:Class)")
+    if (problem := import_path_problem(path)) is not None:
+        raise RegistryError(f"{layer} implementation {problem}")
     module_name, _, attr = path.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise RegistryError(f"cannot import module {module_name!r} for {layer} implementation {spec!r}: {exc}") from None
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise RegistryError(f"module {module_name!r} has no attribute {attr!r} ({layer} implementation {spec!r})") from None
+        raise RegistryError(f"cannot import module {shown(module_name)} for {layer} implementation {shown(spec)}: {_reason(exc)}") from None
+    except (Exception, SystemExit) as exc:  # the module's own code failed: its error, in one line
+        raise RegistryError(f"importing {shown(module_name)} for {layer} failed: {type(exc).__name__}: {_reason(exc)}") from None
+    found: Any = module
+    for part in attr.split("."):
+        try:
+            found = getattr(found, part)
+        except AttributeError:
+            raise RegistryError(f"module {shown(module_name)} has no attribute {shown(attr)} ({layer} implementation)") from None
+    return found
+
+
+def _dotted_name(text: str) -> bool:
+    return bool(text) and all(part.isidentifier() for part in text.split("."))
+
+
+def _reason(exc: BaseException) -> str:
+    return cut(str(exc) or type(exc).__name__, 100)
 
 
 def _check_layer(layer: str) -> None:
     if layer not in LAYERS:
-        raise RegistryError(f"unknown layer {layer!r} (layers: {', '.join(LAYERS)})")
+        raise RegistryError(f"unknown layer {shown(layer)} (layers: {', '.join(LAYERS)})")

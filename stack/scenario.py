@@ -7,11 +7,35 @@ when to stop, and the seed. YAML (or JSON) files map one-to-one onto
 the same models.
 
 Errors in a scenario raise :class:`ScenarioError` naming the field
-(``links.0.length_km``) and the problem in one line.
+(``links.0.length_km``) and the problem in one line, quoting what the file
+says at most :data:`~qnetstack.stack.messages.ECHO_CHARS` characters long.
+
+Values are taken as written (pydantic's strict mode): a number is a YAML
+number, never text (``"3"``) or a boolean (``true`` is not 1); an integer
+field takes integers only (``1000000``, not ``1.0e6``). Beyond each field's
+own range, every float must be finite (no ``.inf`` or ``.nan``: no length,
+attenuation, angle or time of a scenario is infinite) and every integer fit a
+signed 64-bit integer (:data:`MAX_INT`; the simulated clock counts
+nanoseconds, and 2**63 ns is about 292 years). A request asks for at most
+:data:`MAX_REQUEST_NUMBER` items. A file is UTF-8 text of at most
+:data:`MAX_FILE_BYTES`, names each mapping key once, nests at most
+:data:`MAX_DEPTH` levels and holds at most :data:`MAX_VALUES` values
+(aliases counted each time they are used).
+
+A scenario is data: reading one never runs code. Its ``implementations``
+name registered implementations (:mod:`qnetstack.stack.registry`); a
+``module:Class`` import path in a file or in data given to
+:func:`parse_scenario` is refused unless the caller passes
+``allow_import=True`` (on the command line, ``--allow-import``). Scenarios
+built in Python (``Scenario(...)``, or classes given to ``assemble``) are
+code already and take anything.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from pathlib import Path
 from typing import Any, cast, get_args
 
@@ -19,9 +43,18 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from qnetstack.application.service import AppRequest
-from qnetstack.physical.params import DetectorParams, FibreParams, HardwareParams, NodeHardware, SingleClickLinkParams
+from qnetstack.physical.params import (
+    SPEED_OF_LIGHT_KM_PER_S,
+    DetectorParams,
+    FibreParams,
+    HardwareParams,
+    NodeHardware,
+    SingleClickLinkParams,
+)
 from qnetstack.physical.schemes.registry import HERALDING_SCHEMES, scheme_named
 from qnetstack.physical.service import HeraldingScheme, Probability
+from qnetstack.stack.messages import cut, listing, shown, tail
+from qnetstack.stack.registry import is_import_path
 
 __all__ = [
     "NodeSpec",
@@ -33,7 +66,26 @@ __all__ = [
     "ScenarioError",
     "load_scenario",
     "parse_scenario",
+    "MAX_DEPTH",
+    "MAX_FILE_BYTES",
+    "MAX_INT",
+    "MAX_REQUEST_NUMBER",
+    "MAX_VALUES",
 ]
+
+# Every integer of a scenario fits a signed 64-bit integer: times are counted
+# in nanoseconds (2**63 ns is about 292 years), and no count in a run comes near.
+MAX_INT = 2**63 - 1
+# Items (pairs, teleported states) one request may ask for. Each item costs the
+# kernel several events (tens of microseconds of CPU at least) and the report
+# one result, so 10**9 items are already hours of CPU and tens of gigabytes of
+# results: a larger number is a typo, and without a bound it grows memory
+# until the machine gives out.
+MAX_REQUEST_NUMBER = 10**9
+# What a scenario file may be: a description of an experiment, not a data set.
+MAX_FILE_BYTES = 4 * 2**20
+MAX_DEPTH = 32  # the deepest field of the schema is 6 levels down; a file nesting deeper is malformed
+MAX_VALUES = 100_000  # keeps a YAML alias bomb (each alias counted each time it is used) from running on
 
 
 class ScenarioError(ValueError):
@@ -43,7 +95,7 @@ class ScenarioError(ValueError):
         self.field = field
         self.problem = problem
         self.source = source
-        where = f"{source}: " if source else ""
+        where = f"{tail(source)}: " if source else ""
         super().__init__(f"{where}{field}: {problem}" if field else f"{where}{problem}")
 
 
@@ -107,7 +159,7 @@ class LinkSpec(_Spec):
         if clash:
             raise ValueError(f"set {', '.join(clash)} on the link itself, not in scheme_params")
         fields.update(self.scheme_params)
-        return entry.params_type.model_validate(fields)
+        return entry.params_type.model_validate(fields, strict=True)
 
 
 class Implementations(_Spec):
@@ -132,7 +184,7 @@ class AppSpec(_Spec):
     """
 
     node: str
-    at_ns: int = Field(0, ge=0)
+    at_ns: int = Field(0, ge=0, le=MAX_INT)
     request: AppRequest
 
 
@@ -140,14 +192,14 @@ class StopSpec(_Spec):
     """When to stop: when nothing is left to do, or at ``max_time_ns``, or after
     ``max_events`` events, whichever comes first."""
 
-    max_time_ns: int | None = Field(None, gt=0)
-    max_events: int | None = Field(10_000_000, gt=0)
+    max_time_ns: int | None = Field(None, gt=0, le=MAX_INT)
+    max_events: int | None = Field(10_000_000, gt=0, le=MAX_INT)
 
 
 class Scenario(_Spec):
     name: str = "scenario"
     description: str = ""
-    seed: int = Field(1, ge=0)
+    seed: int = Field(1, ge=0, le=MAX_INT)
     nodes: list[NodeSpec] = Field(min_length=2)
     links: list[LinkSpec] = Field(min_length=1)
     implementations: Implementations = Implementations()
@@ -169,9 +221,9 @@ class Scenario(_Spec):
             if not isinstance(node, str) or request is None:
                 continue
             given = _given_request_id(request)
-            if given is None:
+            if given is _LEFT_OUT:
                 missing.append((i, node, request))
-            elif (number := _lax_request_id(given)) is not None:
+            elif (number := _given_request_number(given)) is not None:
                 taken.setdefault(node, set()).add(number)
         for i, node, request in missing:
             used = taken.setdefault(node, set())
@@ -187,40 +239,47 @@ class Scenario(_Spec):
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Scenario:
+        _check_numbers(self.model_dump(), ())
         names = [n.name for n in self.nodes]
         seen: set[str] = set()
         for i, name in enumerate(names):
             if name in seen:
-                raise _FieldProblem(f"nodes.{i}.name", f"duplicate node name {name!r}")
+                raise _FieldProblem(f"nodes.{i}.name", f"duplicate node name {shown(name)}")
             seen.add(name)
         pairs: set[frozenset[str]] = set()
         for i, link in enumerate(self.links):
             for end in ("a", "b"):
                 value = getattr(link, end)
                 if value not in seen:
-                    raise _FieldProblem(f"links.{i}.{end}", f"unknown node {value!r} (nodes: {', '.join(names)})")
+                    raise _FieldProblem(f"links.{i}.{end}", f"unknown node {shown(value)} (nodes: {listing(names)})")
             if link.a == link.b:
-                raise _FieldProblem(f"links.{i}.b", f"a link needs two different nodes, got {link.a!r} twice")
+                raise _FieldProblem(f"links.{i}.b", f"a link needs two different nodes, got {shown(link.a)} twice")
             _check_physics(link, i)
+            _check_delay(link, i)
             pair = frozenset((link.a, link.b))
             if pair in pairs:
-                raise _FieldProblem(f"links.{i}", f"second link between {link.a!r} and {link.b!r}")
+                raise _FieldProblem(f"links.{i}", f"second link between {shown(link.a)} and {shown(link.b)}")
             pairs.add(pair)
         for i, app in enumerate(self.applications):
             if app.node not in seen:
-                raise _FieldProblem(f"applications.{i}.node", f"unknown node {app.node!r}")
+                raise _FieldProblem(f"applications.{i}.node", f"unknown node {shown(app.node)}")
             remote = app.request.remote_node
             if remote not in seen:
-                raise _FieldProblem(f"applications.{i}.request.remote_node", f"unknown node {remote!r}")
+                raise _FieldProblem(f"applications.{i}.request.remote_node", f"unknown node {shown(remote)}")
             if remote == app.node:
                 raise _FieldProblem(f"applications.{i}.request.remote_node", "must differ from the app's own node")
+            if app.request.number > MAX_REQUEST_NUMBER:
+                raise _FieldProblem(
+                    f"applications.{i}.request.number",
+                    f"at most {MAX_REQUEST_NUMBER:_} items per request (asked for {shown(app.request.number, 30)})",
+                )
         first_with: dict[tuple[str, int], int] = {}
         for i, app in enumerate(self.applications):
             key = (app.node, app.request.request_id)
             if key in first_with:
                 raise _FieldProblem(
                     f"applications.{i}.request.request_id",
-                    f"request_id {key[1]} is already used by applications.{first_with[key]} at node {app.node!r}",
+                    f"request_id {key[1]} is already used by applications.{first_with[key]} at node {shown(app.node)}",
                 )
             first_with[key] = i
         return self
@@ -237,22 +296,26 @@ def _node_and_request(entry: Any) -> tuple[Any, Any]:
 _REQUEST_ID = TypeAdapter(int)
 
 
-def _lax_request_id(value: Any) -> int | None:
-    """The id pydantic will make of a given ``request_id`` (``0``, ``"0"`` and ``0.0``
-    all name request 0), so numbering never hands out an id the file already uses;
-    None for a value validation will refuse anyway."""
+def _given_request_number(value: Any) -> int | None:
+    """The id a given ``request_id`` names, so numbering never hands out an id the
+    data already uses; None for a value validation refuses (``"0"``, ``0.0``, ``true``:
+    ids are integers, taken strictly like every field of a scenario)."""
     try:
-        return _REQUEST_ID.validate_python(value)
+        return _REQUEST_ID.validate_python(value, strict=True)
     except ValidationError:
         return None
 
 
+_LEFT_OUT = object()
+
+
 def _given_request_id(request: Any) -> Any:
-    """The request id a request states, or None when it leaves it out."""
+    """The request id a request states (an explicit null too: validation refuses it),
+    or ``_LEFT_OUT``."""
     if isinstance(request, BaseModel):
         # a name in model_fields_set is a field of the model, so whatever model it is has the attribute
-        return cast(Any, request).request_id if "request_id" in request.model_fields_set else None
-    return request.get("request_id")
+        return cast(Any, request).request_id if "request_id" in request.model_fields_set else _LEFT_OUT
+    return request.get("request_id", _LEFT_OUT)
 
 
 def _check_physics(link: LinkSpec, index: int) -> None:
@@ -263,14 +326,52 @@ def _check_physics(link: LinkSpec, index: int) -> None:
         err = exc.errors()[0]
         loc = ".".join(str(part) for part in err["loc"])
         field = f"links.{index}.{loc}" if loc in _LINK_FIELDS else f"links.{index}.scheme_params.{loc}"
-        raise _FieldProblem(field, f"{err['msg']} (scheme {link.scheme})") from None
+        raise _FieldProblem(field, f"{cut(err['msg'], 150)}{_got(err)} (scheme {link.scheme})") from None
     except ValueError as exc:
         where = (
             "scheme"
             if scheme_named(link.scheme) is None
             else ("bright_state_population" if "bright-state" in str(exc) else "scheme_params")
         )
-        raise _FieldProblem(f"links.{index}.{where}", str(exc)) from None
+        raise _FieldProblem(f"links.{index}.{where}", cut(str(exc), 200)) from None
+
+
+def _check_delay(link: LinkSpec, index: int) -> None:
+    """The one-way fibre delay of the link is a time the simulated clock can hold."""
+    delay_ns = link.length_km * link.fibre.refractive_index / SPEED_OF_LIGHT_KM_PER_S * 1e9
+    if not delay_ns <= MAX_INT:
+        raise _FieldProblem(
+            f"links.{index}",
+            f"light needs {delay_ns:.3g} ns to cross this link (length_km x fibre.refractive_index / c), "
+            "beyond the simulated clock's 2**63-1 ns",
+        )
+
+
+def _check_numbers(value: Any, path: tuple[Any, ...]) -> None:
+    """Every float in ``value`` (plain data) is finite and every integer fits :data:`MAX_INT`."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_numbers(item, (*path, key))
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_numbers(item, (*path, i))
+    elif (problem := _number_problem(value)) is not None:
+        raise _FieldProblem(_dotted(path), problem)
+
+
+def _number_problem(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) and not -MAX_INT - 1 <= value <= MAX_INT:
+        return f"integer out of range: {shown(value, 30)} (at most 2**63-1 in size)"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"must be a finite number, got {value}"
+    return None
+
+
+def _dotted(path: tuple[Any, ...]) -> str:
+    """A location as the user writes it, each part cut short (a key may be a megabyte)."""
+    return ".".join(cut(str(part), 40) for part in path)
 
 
 class _FieldProblem(ValueError):
@@ -282,30 +383,155 @@ class _FieldProblem(ValueError):
         self.problem = problem
 
 
-def parse_scenario(data: Any, source: str | None = None) -> Scenario:
-    """Validate a scenario given as plain data (e.g. parsed YAML)."""
+def parse_scenario(data: Any, source: str | None = None, *, allow_import: bool = False) -> Scenario:
+    """Validate a scenario given as plain data (e.g. parsed YAML), strictly (see the
+    module docstring). A ``module:Class`` in ``implementations`` is refused unless
+    ``allow_import``: data must not make the caller import modules it did not ask for."""
+    _check_plain(data, source)
     try:
-        return Scenario.model_validate(data)
+        scenario = Scenario.model_validate(data, strict=True)
     except ValidationError as exc:
         raise _one_line(exc, source) from None
+    if not allow_import:
+        for layer in Implementations.model_fields:
+            name = getattr(scenario.implementations, layer)
+            if isinstance(name, str) and is_import_path(name):
+                raise ScenarioError(
+                    f"implementations.{layer}",
+                    f"{shown(name)} is an import path; scenario files name registered implementations only: "
+                    f"pass --allow-import to let this file import Python modules, or give the class with --impl {layer}=module:Class",
+                    source,
+                )
+    return scenario
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate a YAML or JSON scenario file."""
-    path = Path(path)
+def load_scenario(path: str | Path, *, allow_import: bool = False) -> Scenario:
+    """Read and validate a YAML or JSON scenario file (``.json``: read as JSON,
+    anything else as YAML). ``allow_import``: see :func:`parse_scenario`."""
+    source = str(path)
+    data = _read_data(Path(path), source)
+    if not isinstance(data, dict):
+        raise ScenarioError("", "a scenario file must hold a mapping at the top level", source)
+    return parse_scenario(data, source=source, allow_import=allow_import)
+
+
+def _read_data(path: Path, source: str) -> Any:
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        raise ScenarioError("", f"cannot read scenario file: {exc.strerror}", str(path)) from None
+        raise ScenarioError("", f"cannot read scenario file: {exc.strerror or type(exc).__name__}", source) from None
+    except ValueError as exc:  # e.g. a NUL character in the path
+        raise ScenarioError("", f"cannot read scenario file: {cut(str(exc), 80)}", source) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ScenarioError(
+            "", f"larger than {MAX_FILE_BYTES // 2**20} MiB; a scenario file describes an experiment, it is not a data set", source
+        )
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError("", f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})", source) from None
+    try:
+        if path.suffix.lower() == ".json":
+            return json.loads(text, object_pairs_hook=_json_mapping)
+        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: tags naming Python objects are refused
+    except RecursionError:
+        raise ScenarioError("", f"nested too deeply (a scenario nests at most {MAX_DEPTH} levels)", source) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "file"
-        raise ScenarioError(where, f"not valid YAML: {getattr(exc, 'problem', exc)}", str(path)) from None
-    if not isinstance(data, dict):
-        raise ScenarioError("", "a scenario file must hold a mapping at the top level", str(path))
-    return parse_scenario(data, source=str(path))
+        where = f"line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ScenarioError(where, f"not valid YAML: {cut(str(problem), 120)}", source) from None
+    except json.JSONDecodeError as exc:
+        raise ScenarioError(f"line {exc.lineno}", f"not valid JSON: {cut(exc.msg, 120)}", source) from None
+    except (_DuplicateKey, _TooDeep) as exc:
+        raise ScenarioError("", str(exc), source) from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts, a date that does not exist
+        # (the first clause only: Python's own advice on digit limits is not the user's business)
+        raise ScenarioError("", f"cannot read a value: {cut(str(exc).split(':')[0], 120)}", source) from None
+
+
+class _DuplicateKey(ValueError):
+    """A mapping that names one key twice (later would silently win)."""
+
+
+class _TooDeep(ValueError):
+    """Nesting beyond :data:`MAX_DEPTH`, found while composing (before Python's recursion limit)."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (no Python objects), refusing a mapping that names a key
+    twice or nesting deeper than :data:`MAX_DEPTH`, and reading ``1e-7`` as the
+    number it is in YAML 1.2 (PyYAML follows YAML 1.1, where a float needs a dot
+    and ``1e-7`` is text)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        # the composer recurses once per level: stop it long before Python's recursion limit
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH + 1:
+                raise _TooDeep(f"nested too deeply (a scenario nests at most {MAX_DEPTH} levels)")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # merged keys may be overridden: that is what a merge is for
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+            except TypeError:
+                continue  # an unhashable key: the base constructor reports it
+            if duplicate:
+                raise yaml.constructor.ConstructorError(None, None, f"key {shown(key)} appears twice in one mapping", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9]+[eE][-+]?[0-9]+$"), list("-+0123456789"))
+
+
+def _json_mapping(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    mapping: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in mapping:
+            raise _DuplicateKey(f"key {shown(key)} appears twice in one object")
+        mapping[key] = value
+    return mapping
+
+
+def _check_plain(data: Any, source: str | None) -> None:
+    """What a YAML or JSON file can hold, and no more: text keys, finite numbers in
+    range, at most :data:`MAX_DEPTH` levels and :data:`MAX_VALUES` values. Models
+    already built (in Python code) are taken as they are; the scenario's own
+    checks see their numbers."""
+    count = 0
+    todo: list[tuple[Any, tuple[Any, ...]]] = [(data, ())]
+    while todo:
+        value, path = todo.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise ScenarioError("", f"more than {MAX_VALUES:_} values (aliases count each time they are used)", source)
+        if len(path) > MAX_DEPTH:
+            raise ScenarioError(_dotted(path[:MAX_DEPTH]), f"nested too deeply (a scenario nests at most {MAX_DEPTH} levels)", source)
+        if isinstance(value, dict):
+            for key in value:
+                if not isinstance(key, str):
+                    raise ScenarioError(_dotted(path), f"key {shown(key)} is not text (quote it)", source)
+            todo.extend((item, (*path, key)) for key, item in reversed(value.items()))
+        elif isinstance(value, list):
+            todo.extend((item, (*path, i)) for i, item in reversed(list(enumerate(value))))
+        elif (problem := _number_problem(value)) is not None:
+            raise ScenarioError(_dotted(path), problem, source)
+        elif not (value is None or isinstance(value, str | bool | int | float | BaseModel)):
+            raise ScenarioError(_dotted(path), f"{type(value).__name__} is not a scenario value (quote it if it is text)", source)
 
 
 def _one_line(exc: ValidationError, source: str | None) -> ScenarioError:
@@ -313,11 +539,23 @@ def _one_line(exc: ValidationError, source: str | None) -> ScenarioError:
     ctx_error = (err.get("ctx") or {}).get("error")
     if isinstance(ctx_error, _FieldProblem):
         return ScenarioError(ctx_error.field, ctx_error.problem, source)
-    loc = ".".join(str(part) for part in err["loc"] if not _is_union_tag(part))
+    loc = _dotted(tuple(part for part in err["loc"] if not _is_union_tag(part)))
+    if err["type"] in ("union_tag_invalid", "union_tag_not_found"):  # the tag's own field is at fault
+        loc = f"{loc}.{str((err.get('ctx') or {}).get('discriminator', '')).strip(chr(39))}"
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
-    return ScenarioError(loc, msg, source)
+    return ScenarioError(loc, cut(msg, 150) + _got(err), source)
+
+
+def _got(err: Any) -> str:
+    """For a wrong type, what was given instead (``true`` where a number belongs)."""
+    if not err["type"].endswith("_type") or "input" not in err:
+        return ""
+    value = err["input"]
+    kinds = {bool: "a boolean", str: "text", int: "an integer", float: "a decimal number", list: "a list", dict: "a mapping"}
+    kind = "null" if value is None else kinds.get(type(value), type(value).__name__)
+    return f", got {kind}"
 
 
 # pydantic puts the discriminator value ("teleport") into the location of

@@ -333,7 +333,10 @@ def test_the_run_says_so_when_it_cannot_limit_time():
 @pytest.mark.parametrize(
     "extra, says",
     [
-        (["--junit", "/nonexistent-folder/report.xml"], "--junit /nonexistent-folder/report.xml: No such file or directory"),
+        (
+            ["--junit", "/nonexistent-folder/report.xml"],
+            "--junit: cannot write /nonexistent-folder/report.xml: /nonexistent-folder does not exist",
+        ),
         (["--clause-timeout", "0"], "--clause-timeout: must be a positive number of seconds"),
         (["--clause-timeout", "nan"], "--clause-timeout: must be a positive number of seconds"),
     ],

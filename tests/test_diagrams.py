@@ -40,4 +40,5 @@ def test_cli_writes_the_page(tmp_path):
 def test_cli_says_in_one_line_when_it_cannot_write(tmp_path, capsys):
     assert main(["diagrams", "--out", str(tmp_path / "no-such-folder" / "machines.md")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("qnetstack: error: --out ") and "No such file or directory" in err[0]
+    assert len(err) == 1 and err[0].startswith("qnetstack: error: --out: ") and "no-such-folder does not exist" in err[0]
+    assert list(tmp_path.iterdir()) == []  # checked before rendering: nothing written

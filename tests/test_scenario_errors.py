@@ -97,9 +97,15 @@ def test_unknown_implementation_is_an_assembly_error():
 
 
 def test_import_path_that_does_not_exist_is_an_assembly_error():
-    scenario = parse_scenario(broken("implementations.network", "nowhere.at_all:Thing"))
+    scenario = parse_scenario(broken("implementations.network", "nowhere.at_all:Thing"), allow_import=True)
     with pytest.raises(AssemblyError, match="cannot import module 'nowhere.at_all'"):
         assemble(scenario)
+
+
+def test_data_naming_an_import_path_is_refused_unless_imports_are_allowed():
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(broken("implementations.network", "nowhere.at_all:Thing"))
+    assert info.value.field == "implementations.network" and "allow-import" in info.value.problem
 
 
 class NeedsMore:
@@ -143,20 +149,20 @@ def test_cli_reports_unreadable_and_non_yaml_files(tmp_path, capsys):
     assert "not valid YAML" in err and len(err.strip().splitlines()) == 1
 
 
-def test_numbering_skips_an_id_given_as_a_string_or_float():
-    """A file's ``request_id: "0"`` (or 0.0) is request 0 after validation, so the
-    request that leaves its id out must not be numbered 0 too."""
-    from qnetstack.stack.scenario import parse_scenario
-
-    for given in ("0", 0.0):
-        scenario = parse_scenario(
-            {
-                "nodes": [{"name": "alice"}, {"name": "bob"}],
-                "links": [{"a": "alice", "b": "bob", "length_km": 1}],
-                "applications": [
-                    {"node": "alice", "request": {"kind": "pairs", "remote_node": "bob"}},
-                    {"node": "alice", "request": {"kind": "pairs", "remote_node": "bob", "request_id": given}},
-                ],
-            }
-        )
-        assert [a.request.request_id for a in scenario.applications] == [1, 0]
+def test_a_request_id_given_as_text_a_float_or_a_boolean_is_refused():
+    """Scenario values are taken strictly: ``request_id: "0"`` (or 0.0, or true) is
+    not request 0 but a mistake, named, and never numbered around."""
+    for given in ("0", 0.0, True):
+        with pytest.raises(ScenarioError) as info:
+            parse_scenario(
+                {
+                    "nodes": [{"name": "alice"}, {"name": "bob"}],
+                    "links": [{"a": "alice", "b": "bob", "length_km": 1}],
+                    "applications": [
+                        {"node": "alice", "request": {"kind": "pairs", "remote_node": "bob"}},
+                        {"node": "alice", "request": {"kind": "pairs", "remote_node": "bob", "request_id": given}},
+                    ],
+                }
+            )
+        assert info.value.field == "applications.1.request.request_id"
+        assert "valid integer" in info.value.problem
