@@ -62,9 +62,13 @@ class Kernel:
     def pending(self) -> int:
         return len(self._heap) - len(self._cancelled)
 
-    def run(self, until_ns: int | None = None, max_events: int | None = None) -> StopReason:
+    def run(self, until_ns: int | None = None, max_events: int | None = None, *, advance_to_until: bool = True) -> StopReason:
         """Process events until none are left, time passes ``until_ns``, or
         ``max_events`` have run; returns which of the three it was.
+
+        Stopped by ``until_ns``, the clock is set to it, unless
+        ``advance_to_until`` is false: then it stays at the last event's time
+        (a runner that merely looks at the run leaves the clock alone).
 
         An exception raised by a callback (or by a signal handler while one
         runs) propagates unchanged; :attr:`failed_event` then names the event.
@@ -79,7 +83,8 @@ class Kernel:
             while heap:
                 entry = heap[0]
                 if until_ns is not None and entry[0] > until_ns:
-                    self.now_ns = until_ns
+                    if advance_to_until:
+                        self.now_ns = until_ns
                     return "until"
                 if processed == budget:
                     return "budget"

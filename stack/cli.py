@@ -1,8 +1,13 @@
 """The ``qnetstack`` command line.
 
-``qnetstack run SCENARIO [--seed N] [--json] [--trace FILE]`` runs a scenario file and
-prints its summary. A scenario or assembly error ends the command with exit
-code 2 and one line naming the field and the problem.
+``qnetstack run SCENARIO [--seed N] [--json] [--trace FILE] [--wall-limit S]`` runs a
+scenario file and prints its summary: the links, each request (state, path,
+results, fidelity) and a last line saying how the run ended. Exit code 0 when
+every request is done, 1 when one failed or was still open when the run
+stopped (stalled: no progress, a stop limit or ``--wall-limit``) or an entity
+raised (its node, layer, simulated time and message are shown), 2 for bad
+input: a scenario or assembly error, reported in one line naming the field
+and the problem. On a terminal, a progress line is kept on stderr.
 
 ``qnetstack conform LAYER [IMPL] [--json] [--junit FILE] [--clause ID ...]`` runs the
 layer's conformance suite against IMPL (``module:Class`` or a registered name;
@@ -25,18 +30,37 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from typing import TextIO
 
 # (QuTiP's matplotlib warning is filtered by qnetstack.stack, imported before this module.)
 from qnetstack.stack.assembler import assemble
+from qnetstack.stack.runner import RunProgress
 from qnetstack.stack.scenario import ScenarioError, load_scenario
 
 __all__ = ["main"]
 
 
+RUN_EXIT_CODES = """exit codes:
+  0  every request is done
+  1  a request failed or was still open when the run stopped (stalled, a stop
+     limit, --wall-limit), or an entity raised an exception
+  2  bad input (the scenario, --impl, --seed, --wall-limit)"""
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qnetstack", description="A layered quantum-network protocol stack in simulated time.")
+    parser = argparse.ArgumentParser(
+        prog="qnetstack",
+        description="A layered quantum-network protocol stack in simulated time.",
+        epilog="qnetstack run: " + RUN_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run a scenario file and print its summary")
+    run = sub.add_parser(
+        "run",
+        help="run a scenario file and print its summary",
+        epilog=RUN_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.add_argument("scenario", help="path to a YAML or JSON scenario file")
     run.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
     run.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -47,6 +71,13 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="LAYER=IMPL",
         help="run LAYER with IMPL (module:Class or a registered name) instead of the scenario's choice; repeatable",
+    )
+    run.add_argument(
+        "--wall-limit",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="end the run as stalled after SECONDS of wall-clock time (overrides the scenario's stop.wall_limit_s)",
     )
     conform = sub.add_parser("conform", help="check an implementation of a layer against its spec, clause by clause")
     conform.add_argument("layer", help="physical, link, network or application")
@@ -100,19 +131,58 @@ def _run(args: argparse.Namespace) -> int:
             if args.seed < 0:
                 raise ScenarioError("--seed", "must be a non-negative integer")
             scenario = scenario.model_copy(update={"seed": args.seed})
+        if args.wall_limit is not None and not args.wall_limit > 0:
+            raise ScenarioError("--wall-limit", "must be a positive number of seconds")
         if args.trace:
             scenario = scenario.model_copy(update={"keep_trace": True})
         simulation = assemble(scenario, implementations=_impl_overrides(args.impl))
     except ScenarioError as exc:
         print(f"qnetstack: error: {exc}", file=sys.stderr)
         return 2
-    result = simulation.run()
+    progress = _ProgressLine(sys.stderr) if sys.stderr.isatty() else None
+    try:
+        result = simulation.run(wall_limit_s=args.wall_limit, on_progress=progress)
+    finally:
+        if progress is not None:
+            progress.clear()
     if args.trace:
         with open(args.trace, "w", encoding="utf-8") as out:
             for record in simulation.network.trace.records:
                 out.write(json.dumps(record, sort_keys=True, default=str) + "\n")
-    print(result.to_json() if args.json else result.to_table())
-    return 0
+    if args.json:
+        print(result.to_json())
+        if result.end.error is not None:  # the JSON has it too; a person reading the terminal sees it here
+            print(f"qnetstack: {result.end.error.to_text()}", file=sys.stderr)
+    else:
+        print(result.to_table())
+    return result.exit_code
+
+
+class _ProgressLine:
+    """One status line on a terminal, redrawn at most every ``every_s`` seconds."""
+
+    def __init__(self, stream: TextIO, every_s: float = 0.2) -> None:
+        self.stream = stream
+        self.every_s = every_s
+        self.shown_at = -every_s
+        self.width = 0
+
+    def __call__(self, where: RunProgress) -> None:
+        if where.wall_s - self.shown_at < self.every_s:
+            return
+        self.shown_at = where.wall_s
+        text = (
+            f"{where.events:,} events  simulated {where.sim_time_ns / 1e6:.3f} ms  "
+            f"requests {where.requests_done}/{where.requests} done  results {where.results}  wall {where.wall_s:.1f} s"
+        )
+        self.stream.write("\r" + text.ljust(self.width))
+        self.stream.flush()
+        self.width = len(text)
+
+    def clear(self) -> None:
+        if self.width:
+            self.stream.write("\r" + " " * self.width + "\r")
+            self.stream.flush()
 
 
 def _impl_overrides(pairs: list[str]) -> dict[str, str]:

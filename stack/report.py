@@ -73,16 +73,20 @@ class HandlerError(_Report):
 
     @property
     def headline(self) -> str:
-        who = (
-            f"the {self.layer} layer ({self.implementation}) at node {self.node}" if self.layer else f"{self.implementation or 'the stack'}"
-        )
-        what = f"while handling {self.handler}" + (f" {self.message}" if self.message else "")
+        """One line: what went wrong, in which entity, when (without the message)."""
+        who = f"the {self.layer} layer ({self.implementation}) at node {self.node}" if self.layer else self.implementation or "the stack"
+        when = f"{self.time_ns / 1e6:.6f} ms"
         if self.error_type == "WallLimitReached":
-            return f"{self.error} while {who} ran {self.handler}, at {self.time_ns / 1e6:.6f} ms ({what})"
-        return f"{self.error}, raised by {who} at {self.time_ns / 1e6:.6f} ms {what}"
+            return f"{self.error} while {who} ran {self.handler} at {when}"
+        return f"{self.error}, raised by {who} in {self.handler} at {when}"
 
     def to_text(self) -> str:
-        return f"{self.headline}\n{self.traceback.rstrip()}"
+        """The headline, the message being handled and the traceback, as one block."""
+        lines = [self.headline]
+        if self.message is not None:
+            lines.append(f"  handling: {self.message}")
+        lines.append(self.traceback.rstrip())
+        return "\n".join(lines)
 
 
 class RunEnd(_Report):
@@ -194,7 +198,8 @@ class RunResult(_Report):
         if not apps:
             return f"done: no application requests ({self.end.detail})"
         note = "" if self.end.detail == "every request closed" else f" ({self.end.detail})"
-        return f"done: all {len(apps)} requests done{note}"
+        every = "the request is done" if len(apps) == 1 else f"all {len(apps)} requests done"
+        return f"done: {every}{note}"
 
     def to_table(self) -> str:
         partial = "  PARTIAL" if self.partial or self.end.error is not None else ""
@@ -307,6 +312,10 @@ def summarise(
         end = RunEnd(status=status, reason="finished", detail="every request closed" if not still_open else "requests were open")
     paths = _paths(network)
     applications = [_with_run_details(o, end, network.user_messages, paths, waits or {}) for o in outcomes]
+    if end.error is None and end.status != "stalled":
+        # the runner watched the scenario's requests; requests made in code are judged here too
+        verdict: Literal["done", "failed"] = "failed" if any(a.state in ("failed", "refused") for a in applications) else "done"
+        end = end.model_copy(update={"status": verdict})
     return RunResult(
         scenario=scenario.name,
         seed=scenario.seed,

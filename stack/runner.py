@@ -8,8 +8,10 @@ numbers do not change. Between chunks it checks, in this order:
 * **progress**: a request *progresses* when it is submitted, when a result
   naming it reaches its user (``TeleportResult``, ``PairResult``) and when it
   closes (``AppDone``, ``AppError``). The run is **stalled** when no request
-  has progressed for ``stall_after_ns`` of simulated time or for
-  ``stall_after_events`` events while some request is open, and when the
+  has progressed for ``stall_after_ns`` of simulated time (checked exactly: a
+  chunk also ends when the next event lies beyond the span, without moving
+  the clock) or for ``stall_after_events`` events (checked between chunks)
+  while some request is open, and when the
   kernel runs out of events or reaches ``max_time_ns`` / ``max_events`` with
   requests open. The same watch applies once every request has closed and the
   layers are still busy: the run is then cut, and reported by its requests.
@@ -155,44 +157,51 @@ class _Watch:
     """Which requests are open and when one last progressed (fed by the user's messages)."""
 
     def __init__(self, network: Network, scenario: Any) -> None:
-        self.network = network
-        # (time, (node, request_id)) of every request the scenario submits, in time order
-        self.submissions = sorted((app.at_ns, (app.node, app.request.request_id)) for app in scenario.applications)
-        self.total = len(self.submissions)
-        self.closed: set[tuple[str, int]] = set()
+        self.keys = {(app.node, app.request.request_id) for app in scenario.applications}
+        self.times = sorted(app.at_ns for app in scenario.applications)  # when each is submitted
+        self.total = len(self.times)
+        self.submitted = 0  # of the scenario's requests, by the last look
+        self.closed: set[tuple[str, int]] = set()  # of the scenario's requests
         self.done = 0
+        self.results = 0
         self.last_progress_ns = 0
         self.last_progress_events = 0
-        self.results = 0
         self._seen = 0  # progress messages counted at the last look
         network.user_callbacks.append(self._on_user_message)
 
     def _on_user_message(self, time_ns: int, node: str, msg: Any) -> None:
         if isinstance(msg, (TeleportResult, PairResult)):
             self.results += 1
-        elif isinstance(msg, AppDone):
-            self.closed.add((node, msg.request_id))
-            self.done += 1
-        elif isinstance(msg, AppError) and msg.code is not AppErrorCode.DUPLICATE_ID:
-            self.closed.add((node, msg.request_id))
+        elif isinstance(msg, (AppDone, AppError)):
+            if isinstance(msg, AppError) and msg.code is AppErrorCode.DUPLICATE_ID:
+                return  # a refused duplicate closes nothing
+            key = (node, msg.request_id)
+            if key in self.keys and key not in self.closed:
+                self.closed.add(key)
+                self.done += isinstance(msg, AppDone)
         else:
             return
         self.last_progress_ns = time_ns
 
-    def submitted(self, now_ns: int) -> int:
-        return sum(1 for at, _ in self.submissions if at <= now_ns)
+    @property
+    def open(self) -> int:
+        return self.submitted - len(self.closed)
 
-    def open_count(self, now_ns: int) -> int:
-        return sum(1 for at, key in self.submissions if at <= now_ns and key not in self.closed)
+    @property
+    def pending(self) -> bool:
+        """Some request of the scenario is still to be submitted."""
+        return self.submitted < self.total
 
     def look(self, now_ns: int, events: int) -> None:
-        """Take note of progress since the last look (a submission counts)."""
-        latest_submission = max((at for at, _ in self.submissions if at <= now_ns), default=0)
+        """Take note of submissions and progress since the last look."""
+        while self.submitted < self.total and self.times[self.submitted] <= now_ns:
+            self.last_progress_ns = max(self.last_progress_ns, self.times[self.submitted])
+            self.submitted += 1
+            self._seen = -1  # a submission is progress
         progress = self.results + len(self.closed)
-        if progress != self._seen or latest_submission > self.last_progress_ns:
+        if progress != self._seen:
             self._seen = progress
             self.last_progress_events = events
-            self.last_progress_ns = max(self.last_progress_ns, latest_submission)
 
     def progress(self, now_ns: int, events: int, wall_s: float) -> RunProgress:
         return RunProgress(
@@ -258,31 +267,37 @@ def _loop(
 ) -> RunEnd:
     kernel = network.kernel
     first_events = kernel.events_processed
+    stall_ns = limits.stall_after_ns
     while True:
         chunk = CHUNK_EVENTS
         if limits.max_events is not None:
             chunk = min(chunk, limits.max_events - (kernel.events_processed - first_events))
-        reason = kernel.run(until_ns=limits.max_time_ns, max_events=chunk) if chunk > 0 else "budget"
+        # stop at the scenario's max_time_ns, or without moving the clock when the quiet span runs out
+        until, advance = limits.max_time_ns, True
+        quiet_until = watch.last_progress_ns + stall_ns if watch.total else None
+        if quiet_until is not None and (until is None or quiet_until < until):
+            until, advance = quiet_until, False
+        reason = kernel.run(until_ns=until, max_events=chunk, advance_to_until=advance) if chunk > 0 else "budget"
         now, events = kernel.now_ns, kernel.events_processed
         watch.look(now, events)
-        open_now = watch.open_count(now)
-        pending = watch.submitted(now) < watch.total
+        open_now, pending = watch.open, watch.pending
         if reason == "idle":
             if open_now or pending:
                 return _stalled("idle", "no event is left to run, yet requests are open")
             return _finished(watch)
-        if reason == "until":
-            return _ended_by_limit(watch, now, "max_time", f"the run reached stop.max_time_ns = {limits.max_time_ns}")
+        if reason == "until" and advance:
+            return _ended_by_limit(watch, "max_time", f"the run reached stop.max_time_ns = {limits.max_time_ns}")
         if limits.max_events is not None and events - first_events >= limits.max_events:
-            return _ended_by_limit(watch, now, "max_events", f"the run reached stop.max_events = {limits.max_events}")
-        if watch.total:
-            quiet_ns = now - watch.last_progress_ns
-            quiet_events = events - watch.last_progress_events
-            if quiet_ns > limits.stall_after_ns or quiet_events > limits.stall_after_events:
-                span = f"{quiet_ns / 1e6:.3f} ms of simulated time" if quiet_ns > limits.stall_after_ns else f"{quiet_events} events"
-                if open_now or pending:
-                    return _stalled("stall", f"no request progressed for {span}")
-                return _finished(watch, f"cut after every request had closed: the layers went on for {span}")
+            return _ended_by_limit(watch, "max_events", f"the run reached stop.max_events = {limits.max_events}")
+        quiet_span = None
+        if reason == "until" and watch.last_progress_ns + stall_ns == quiet_until:
+            quiet_span = f"{stall_ns / 1e6:.3f} ms of simulated time"  # no event, so no progress, before the span ran out
+        elif watch.total and events - watch.last_progress_events > limits.stall_after_events:
+            quiet_span = f"{events - watch.last_progress_events} events"
+        if quiet_span is not None:
+            if open_now or pending:
+                return _stalled("stall", f"no request progressed for {quiet_span}")
+            return _finished(watch, f"cut after every request had closed: the layers went on for {quiet_span}")
         if on_progress is not None:
             on_progress(watch.progress(now, events, time.monotonic() - started))
         if wall_deadline is not None and time.monotonic() >= wall_deadline:
@@ -300,8 +315,8 @@ def _stalled(reason: Any, detail: str) -> RunEnd:
     return RunEnd(status="stalled", reason=reason, detail=detail)
 
 
-def _ended_by_limit(watch: _Watch, now_ns: int, reason: Any, detail: str) -> RunEnd:
-    if watch.open_count(now_ns) or watch.submitted(now_ns) < watch.total:
+def _ended_by_limit(watch: _Watch, reason: Any, detail: str) -> RunEnd:
+    if watch.open or watch.pending:
         return _stalled(reason, detail)
     end = _finished(watch)
     return end.model_copy(update={"reason": reason, "detail": detail})
@@ -340,6 +355,7 @@ def _raise_wall_limit(signum: int, frame: Any) -> None:
 
 _KERNEL_FILE = Path(kernel_module.__file__).resolve()
 _STACK_DIR = Path(__file__).resolve().parent
+_RUNNER_FILE = Path(__file__).resolve()
 # the machinery between the caller and an entity's handler, left out of the tracebacks shown
 _MACHINERY = {_KERNEL_FILE, *(_STACK_DIR / name for name in ("runner.py", "runtime.py", "assembler.py", "cli.py"))}
 
@@ -366,12 +382,10 @@ def _locate(network: Network, callback: Any, args: tuple[Any, ...]) -> tuple[str
     """(node, layer, entity, handler name, message) of a kernel event."""
     if getattr(callback, "__func__", None) is Network.hand_to_application:
         node, app, request = args
-        return node, "application", app, "handle_above", request
+        return node, "application", app, "handle_above", f"handle_above({_short(request)})"
     owner = getattr(callback, "__self__", None)
     handler = getattr(callback, "__name__", repr(callback))
-    message: Any = args[-1] if args else None
-    if handler == "handle_peer" and len(args) == 2:
-        message = f"from {args[0]}: {_short(args[1])}"
+    message: Any = f"{handler}({', '.join(_short(a) for a in args)})"
     for node, layers in network.entities.items():
         for layer, entity in layers.items():
             if entity is owner:
@@ -380,7 +394,10 @@ def _locate(network: Network, callback: Any, args: tuple[Any, ...]) -> tuple[str
 
 
 def _short(value: Any) -> str:
-    text = value if isinstance(value, str) else repr(value)
+    return _clip(repr(value))
+
+
+def _clip(text: str) -> str:
     return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + "…"
 
 
@@ -398,20 +415,22 @@ def _error_report(
     while tb is not None and _is_machinery(tb):
         tb = tb.tb_next
     shown = traceback.TracebackException(type(exc), exc, tb or exc.__traceback__)
+    # the runner's own frame at the end of a wall-limit traceback (its signal handler) says nothing
+    shown.stack = traceback.StackSummary.from_list([f for f in shown.stack if Path(f.filename).resolve() != _RUNNER_FILE])
     text = "".join(shown.format())
     if tb is not None:
         text = text.replace("Traceback (most recent call last):", "Traceback (most recent call last; the stack's own frames left out):", 1)
     if wall_limit is not None:
         what = f"wall-clock limit of {wall_limit:g} s reached"
     else:
-        what = f"{type(exc).__name__}: {_short(str(exc))}" if str(exc) else type(exc).__name__
+        what = f"{type(exc).__name__}: {_clip(str(exc))}" if str(exc) else type(exc).__name__
     return HandlerError(
         node=node,
         layer=layer,
         implementation=None if entity is None else f"{type(entity).__module__}.{type(entity).__qualname__}",
         time_ns=time_ns,
         handler=handler,
-        message=None if message is None else _short(message),
+        message=message,
         error=what,
         error_type="WallLimitReached" if wall_limit is not None else type(exc).__name__,
         traceback=text,
