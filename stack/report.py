@@ -311,7 +311,8 @@ def summarise(
         status: Literal["done", "failed", "stalled"] = "stalled" if still_open else "failed" if failed else "done"
         end = RunEnd(status=status, reason="finished", detail="every request closed" if not still_open else "requests were open")
     paths = _paths(network)
-    applications = [_with_run_details(o, end, network.user_messages, paths, waits or {}) for o in outcomes]
+    results = _results_by_request(network.user_messages)
+    applications = [_with_run_details(o, end, results, paths, waits or {}) for o in outcomes]
     if end.error is None and end.status != "stalled":
         # the runner watched the scenario's requests; requests made in code are judged here too
         verdict: Literal["done", "failed"] = "failed" if any(a.state in ("failed", "refused") for a in applications) else "done"
@@ -348,26 +349,30 @@ def _paths(network: Any) -> dict[tuple[str, int], list[str]]:
     return found
 
 
+def _results_by_request(user_messages: list[tuple[int, str, Any]]) -> dict[tuple[str, int], list[tuple[float, float, int]]]:
+    """(head node, request_id) -> (oracle fidelity, goodness, time) of each result naming it."""
+    found: dict[tuple[str, int], list[tuple[float, float, int]]] = {}
+    for _, _, msg in user_messages:
+        if isinstance(msg, TeleportResult):
+            found.setdefault((msg.sender, msg.request_id), []).append((msg.oracle_fidelity, msg.pair_goodness, msg.received_time_ns))
+        elif isinstance(msg, PairResult):
+            found.setdefault((msg.pair_id.head, msg.request_id), []).append((msg.oracle_fidelity, msg.goodness, msg.reported_time_ns))
+    return found
+
+
 def _with_run_details(
     outcome: RequestOutcome,
     end: RunEnd,
-    user_messages: list[tuple[int, str, Any]],
+    results: dict[tuple[str, int], list[tuple[float, float, int]]],
     paths: dict[tuple[str, int], list[str]],
     waits: dict[tuple[str, int], list[str]],
 ) -> RequestOutcome:
     """The outcome with the run's verdict, its path and the statistics of its results."""
     key = (outcome.node, outcome.request_id)
-    fidelities, goodnesses, times = [], [], []
-    if outcome.outcome != "refused":
-        for _, _, msg in user_messages:
-            if isinstance(msg, TeleportResult) and (msg.sender, msg.request_id) == key:
-                fidelities.append(msg.oracle_fidelity)
-                goodnesses.append(msg.pair_goodness)
-                times.append(msg.received_time_ns)
-            elif isinstance(msg, PairResult) and (msg.pair_id.head, msg.request_id) == key:
-                fidelities.append(msg.oracle_fidelity)
-                goodnesses.append(msg.goodness)
-                times.append(msg.reported_time_ns)
+    mine = [] if outcome.outcome == "refused" else results.get(key, [])
+    fidelities = [f for f, _, _ in mine]
+    goodnesses = [g for _, g, _ in mine]
+    times = [t for _, _, t in mine]
     state: RequestState
     if outcome.outcome == "open":
         state = "open" if end.error is not None else "stalled"
