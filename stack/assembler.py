@@ -84,11 +84,16 @@ class Simulation:
             wall_limit_s=wall_limit_s if wall_limit_s is not None else stop.wall_limit_s,
         )
         end = run_network(self.network, self.scenario, limits, on_progress)
-        waits = self._explain_open() if end.status == "stalled" else None
+        waits = None
+        if end.status == "stalled":
+            waits = self._explain(closed_too=False)
+        elif end.reason == "busy":
+            waits = self._explain(closed_too=True)
         return summarise(self.scenario, self.network, end, waits)
 
-    def _explain_open(self) -> dict[tuple[str, int], list[str]]:
-        """What each open scenario request waits for, from the layers' ``describe_waits``."""
+    def _explain(self, closed_too: bool) -> dict[tuple[str, int], list[str]]:
+        """What each open scenario request waits for, from the layers' ``describe_waits``
+        (``closed_too``: also closed requests whose sessions are still alive)."""
         network = self.network
         closed = {
             (node, msg.request_id)
@@ -96,7 +101,9 @@ class Simulation:
             if isinstance(msg, AppDone) or (isinstance(msg, AppError) and msg.code is not AppErrorCode.DUPLICATE_ID)
         }
         now = network.kernel.now_ns
-        waiting = [(a.node, a.request.request_id) for a in self.scenario.applications if (a.node, a.request.request_id) not in closed]
+        waiting = [
+            (a.node, a.request.request_id) for a in self.scenario.applications if closed_too or (a.node, a.request.request_id) not in closed
+        ]
         unsubmitted = {(a.node, a.request.request_id): a.at_ns for a in self.scenario.applications if a.at_ns > now}
         nodes = [n.name for n in self.scenario.nodes]
         try:
@@ -105,7 +112,7 @@ class Simulation:
             return {key: [f"the layers could not be asked what they wait for: {type(exc).__name__}: {exc}"] for key in waiting}
         user_of_net = {net: user for net, user in network.net_requests.items()}
         explained = explain_open_requests(
-            [k for k in waiting if k not in unsubmitted], answers, user_of_net, memory_capacity(network, nodes)
+            [k for k in waiting if k not in unsubmitted], answers, user_of_net, memory_capacity(network, nodes), live_only=closed_too
         )
         for key, at_ns in unsubmitted.items():
             explained[key] = [f"not submitted: its at_ns ({at_ns / 1e6:.6f} ms) is after the run ended"]

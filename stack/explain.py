@@ -49,6 +49,9 @@ class _Answers:
                 for link_request in wait.below:
                     self.net_of_link[link_request] = wait.request
 
+    def has_session(self, request: RequestName) -> bool:
+        return any(n == request[0] and w.request == request for n, w in self.by_layer["application"])
+
     def silent(self, node: str, layer: str) -> bool:
         return self.answers.get(node, {}).get(layer, []) is None
 
@@ -84,16 +87,20 @@ def explain_open_requests(
     answers: dict[str, dict[str, list[Wait] | None]],
     user_of_net: dict[RequestName, RequestName],
     capacity: dict[str, int],
+    live_only: bool = False,
 ) -> dict[RequestName, list[str]]:
     """Lines saying what each open request waits for, and where.
 
     ``answers`` maps node -> layer -> that layer's waits (None: the layer does
     not describe them); ``user_of_net`` maps network requests to the user
     requests they were made for; ``capacity`` maps nodes to their memory size.
+    With ``live_only``, requests without a session at their application are left out.
     """
     index = _Answers(answers, dict(user_of_net))
     explained = {}
     for request in open_requests:
+        if live_only and not index.has_session(request):
+            continue
         lines = _explain(request, index, capacity)
         if len(lines) > MAX_LINES:
             lines = [*lines[: MAX_LINES - 1], f"… and {len(lines) - MAX_LINES + 1} more"]

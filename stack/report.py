@@ -95,8 +95,10 @@ class RunEnd(_Report):
     ``status``: ``done`` (every request done; also a run without requests),
     ``failed`` (some request failed or was refused, or an entity raised: see
     ``error``) or ``stalled`` (requests were open when the run stopped).
-    ``reason``: ``finished`` (every request closed and no event was left, or
-    the layers went on after the last one closed for the stall span), ``idle``
+    ``reason``: ``finished`` (every request closed and no event was left),
+    ``busy`` (every request closed, but the layers went on for the stall span
+    and the run was cut; ``waits`` of the requests whose sessions were still
+    alive say what they waited for), ``idle``
     (no event left, requests open), ``stall`` (no request progressed for the
     stall span), ``max_time`` / ``max_events`` (the scenario's stop), ``wall_limit``
     (the wall-clock limit; not a function of the seed) or ``error``.
@@ -104,7 +106,7 @@ class RunEnd(_Report):
     """
 
     status: Literal["done", "failed", "stalled"]
-    reason: Literal["finished", "idle", "stall", "max_time", "max_events", "wall_limit", "error"]
+    reason: Literal["finished", "busy", "idle", "stall", "max_time", "max_events", "wall_limit", "error"]
     detail: str
     error: HandlerError | None = None
 
@@ -125,7 +127,8 @@ class RequestOutcome(_Report):
     ``state`` is the run's verdict: ``done``, ``failed`` (``error_code`` says
     why), ``refused``, ``stalled`` (open when the run stopped by its stall
     watch or a limit; ``waits`` says what it waits for) or ``open`` (open when
-    an entity's error ended the run). ``path`` is the route the network
+    an entity's error ended the run). A closed request has ``waits`` when the
+    run was cut as ``busy`` while its sessions were still alive. ``path`` is the route the network
     accepted it on (None: unknown, e.g. never accepted). The oracle fidelity
     and goodness are the means over its results with their standard errors;
     ``first_result_ns`` and ``last_result_ns`` are when the first and last
@@ -192,12 +195,12 @@ class RunResult(_Report):
         if self.status == "stalled":
             open_ = counts["stalled"] + counts["open"]
             return f"STALLED: {open_} of {len(apps)} requests open, {self.end.detail}; partial results: {tally}"
+        note = "" if self.end.reason == "finished" else f" ({self.end.detail})"
         if self.status == "failed":
             failed = [f"{a.label} {a.error_code or a.state}" for a in apps if a.state in ("failed", "refused")]
-            return f"FAILED: {', '.join(failed)}; {tally}" + (f" ({self.end.detail})" if self.end.reason != "finished" else "")
+            return f"FAILED: {', '.join(failed)}; {tally}{note}"
         if not apps:
             return f"done: no application requests ({self.end.detail})"
-        note = "" if self.end.detail == "every request closed" else f" ({self.end.detail})"
         every = "the request is done" if len(apps) == 1 else f"all {len(apps)} requests done"
         return f"done: {every}{note}"
 
@@ -224,7 +227,7 @@ class RunResult(_Report):
         if self.applications:
             lines.append("")
             lines.append(
-                f"{'request':<14}{'kind':<10}{'state':<10}{'delivered':>10}  {'oracle fidelity':<17}  {'goodness':<17}"
+                f"{'request':<14}{'kind':<10}{'state':<18}{'delivered':>10}  {'oracle fidelity':<17}  {'goodness':<17}"
                 f"  {'first – last result (ms)':<25}  path"
             )
         for app in self.applications:
@@ -246,7 +249,7 @@ def _request_rows(app: RequestOutcome) -> list[str]:
         times = f"{app.first_result_ns / 1e6:.3f} – {app.last_result_ns / 1e6:.3f}"
     path = "–".join(app.path) if app.path else f"? (to {app.remote_node or '?'})"
     row = (
-        f"{app.label:<14}{app.request_kind:<10}{state:<10}{delivered:>10}  {_estimate(app.mean_oracle_fidelity, app.stderr_oracle_fidelity):<17}"
+        f"{app.label:<14}{app.request_kind:<10}{state:<18}{delivered:>10}  {_estimate(app.mean_oracle_fidelity, app.stderr_oracle_fidelity):<17}"
         f"  {_estimate(app.mean_goodness, app.stderr_goodness):<17}  {times:<25}  {path}"
     )
     rows = [row]
@@ -390,7 +393,7 @@ def _with_run_details(
             stderr_goodness=se_g,
             first_result_ns=min(times) if times else None,
             last_result_ns=max(times) if times else None,
-            waits=waits.get(key, []) if outcome.outcome == "open" else [],
+            waits=waits.get(key, []),
         )
     )
 

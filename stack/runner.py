@@ -15,8 +15,9 @@ numbers do not change. Between chunks it checks, in this order:
   kernel runs out of events or reaches ``max_time_ns`` / ``max_events`` with
   requests open. The same watch applies once every request has closed and the
   layers are still busy: the run is then cut, and reported by its requests.
-  A scenario without application requests is bounded by its stop condition
-  only.
+  The run is then cut (reason ``busy``) and judged by its requests. A scenario
+  without application requests is bounded by its stop condition only, and
+  nothing is watched while no request is open and some are still to come.
 * **wall clock**: with a wall limit the run ends at the first chunk boundary
   after it (stalled, reason ``wall_limit``). A single event that still runs a
   second later (a handler that loops) is interrupted by ``SIGALRM``; this needs
@@ -59,7 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from qnetstack.application.service import AppDone, AppError, AppErrorCode, PairResult, TeleportResult
-from qnetstack.entity import DescribesWaits, Wait
+from qnetstack.entity import Wait
 from qnetstack.entity import kernel as kernel_module
 from qnetstack.stack.report import HandlerError, RunEnd
 from qnetstack.stack.runtime import LAYERS, Network
@@ -274,7 +275,10 @@ def _loop(
             chunk = min(chunk, limits.max_events - (kernel.events_processed - first_events))
         # stop at the scenario's max_time_ns, or without moving the clock when the quiet span runs out
         until, advance = limits.max_time_ns, True
-        quiet_until = watch.last_progress_ns + stall_ns if watch.total else None
+        # watched while a request is open, and once all have closed (the layers should soon fall quiet);
+        # not while none is open and some are still to come (a request submitted late is not a stall)
+        watching = watch.total > 0 and (watch.open > 0 or not watch.pending)
+        quiet_until = watch.last_progress_ns + stall_ns if watching else None
         if quiet_until is not None and (until is None or quiet_until < until):
             until, advance = quiet_until, False
         reason = kernel.run(until_ns=until, max_events=chunk, advance_to_until=advance) if chunk > 0 else "budget"
@@ -292,12 +296,13 @@ def _loop(
         quiet_span = None
         if reason == "until" and watch.last_progress_ns + stall_ns == quiet_until:
             quiet_span = f"{stall_ns / 1e6:.3f} ms of simulated time"  # no event, so no progress, before the span ran out
-        elif watch.total and events - watch.last_progress_events > limits.stall_after_events:
+        elif watching and events - watch.last_progress_events > limits.stall_after_events:
             quiet_span = f"{events - watch.last_progress_events} events"
         if quiet_span is not None:
             if open_now or pending:
                 return _stalled("stall", f"no request progressed for {quiet_span}")
-            return _finished(watch, f"cut after every request had closed: the layers went on for {quiet_span}")
+            busy = _finished(watch, f"cut: every request had closed, yet the layers went on for {quiet_span}")
+            return busy.model_copy(update={"reason": "busy"})
         if on_progress is not None:
             on_progress(watch.progress(now, events, time.monotonic() - started))
         if wall_deadline is not None and time.monotonic() >= wall_deadline:
@@ -450,5 +455,6 @@ def describe_waits(network: Network, nodes: Iterable[str]) -> dict[str, dict[str
             entity = layers.get(layer)
             if entity is None:
                 continue
-            answers[node][layer] = list(entity.describe_waits()) if isinstance(entity, DescribesWaits) else None
+            describe = getattr(entity, "describe_waits", None)
+            answers[node][layer] = list(describe()) if callable(describe) else None
     return answers

@@ -170,6 +170,51 @@ def test_a_request_to_an_unreachable_node_fails_and_exits_1(tmp_path, capsys):
     assert out.splitlines()[-1] == "FAILED: a#0 REJECTED; 0 of 1 requests done (1 failed)"
 
 
+def test_a_request_submitted_late_is_not_a_stall_in_the_quiet_before_it():
+    """Nothing happens for 5 s of simulated time (far beyond the spans of a 1 km link)
+    before the only request is submitted; the run waits for it."""
+    scenario = {
+        "name": "late",
+        "nodes": [{"name": "a"}, {"name": "b"}],
+        "links": [{"a": "a", "b": "b", "length_km": 1}],
+        "applications": [{"node": "a", "at_ns": 5_000_000_000, "request": {"kind": "pairs", "remote_node": "b", "number": 3}}],
+        "implementations": FAST,
+    }
+    result = assemble(parse_scenario(scenario)).run()
+    assert result.status == "done" and result.applications[0].first_result_ns > 5_000_000_000
+
+
+class NetworkThatDoesNotSay(SwapAsap):
+    describe_waits = None  # as if the method were not there
+
+
+def test_a_layer_without_describe_waits_still_gets_its_requests_reported_stalled():
+    result = assemble(parse_scenario(chain_crossing()), {"network": NetworkThatDoesNotSay}).run()
+    assert result.status == "stalled"
+    for app in result.applications:
+        assert app.state == "stalled"
+        assert app.waits[-1] == "the network layer at alice, bob, r does not describe what it waits for"
+
+
+@pytest.mark.slow
+def test_a_run_whose_layers_go_on_after_every_request_closed_is_cut_and_says_so():
+    """The teleport from n01 runs out of memory for its input state (NO_QUBIT) and is
+    closed, but its circuit goes on and its tail n21 keeps the pairs it was delivered
+    (the sender no longer sends their outcomes): n21 fills up and the circuit waits for
+    memory there for ever."""
+    apps = [
+        {"node": "n00", "request": {"kind": "pairs", "remote_node": "n22", "number": 20}},
+        {"node": "n22", "request": {"kind": "pairs", "remote_node": "n00", "number": 20}},
+        {"node": "n01", "request": {"kind": "teleport", "remote_node": "n21", "number": 20}},
+    ]
+    result = assemble(parse_scenario(grid(apps))).run()
+    assert result.status == "failed" and result.end.reason == "busy" and result.exit_code == 1
+    teleport = by_label(result)["n01#0"]
+    assert teleport.state == "failed" and teleport.error_code == "NO_QUBIT"
+    assert "link n11–n21 waiting for memory at n21 (4/4 qubits held by requests n01#0)" in teleport.waits
+    assert result.status_line().endswith("(cut: every request had closed, yet the layers went on for 341.024 ms of simulated time)")
+
+
 # ------------------------------------------------------------------ errors with context
 
 
@@ -217,6 +262,19 @@ def test_the_cli_shows_the_error_block_and_exits_1(tmp_path, capsys, monkeypatch
     assert "  handling: handle_peer('r', SwapRecord(" in out
     assert "Traceback (most recent call last; the stack's own frames left out):" in out
     assert out.splitlines()[-1].startswith("FAILED: ValueError: no use for swap record 2")
+
+
+class FailsToStart(SwapAsap):
+    def start(self):
+        if self.ctx.node == "r":
+            raise RuntimeError("no routing table")
+
+
+def test_a_layer_that_raises_in_start_is_named_too():
+    result = assemble(parse_scenario(teleport_chain()), {"network": FailsToStart}).run()
+    error = result.end.error
+    assert result.status == "failed" and (error.node, error.layer, error.handler, error.time_ns) == ("r", "network", "start", 0)
+    assert error.error == "RuntimeError: no routing table" and result.events == 0
 
 
 class LoopsAfterAMillisecond(SingleClickEgp):
@@ -273,6 +331,20 @@ def test_asking_the_layers_what_they_wait_for_changes_nothing():
     second = assemble(parse_scenario(chain_crossing(stall_after_events=20_000))).run()
     assert answers and all(isinstance(a, Wait) for a in answers)
     assert first.to_json() == second.to_json()
+
+
+def test_the_progress_line_is_drawn_and_cleared():
+    from io import StringIO
+
+    from qnetstack.stack.cli import _ProgressLine
+
+    out = StringIO()
+    line = _ProgressLine(out, every_s=0.0)
+    line(runner.RunProgress(events=12345, sim_time_ns=2_500_000, requests=3, requests_done=1, requests_closed=1, results=7, wall_s=0.5))
+    assert out.getvalue() == "\r12,345 events  simulated 2.500 ms  requests 1/3 done  results 7  wall 0.5 s"
+    width = len(out.getvalue()) - 1
+    line.clear()
+    assert out.getvalue().endswith("\r" + " " * width + "\r")
 
 
 # ------------------------------------------------------------------ the kernel
