@@ -7,17 +7,16 @@ numbers do not change. Between chunks it checks, in this order:
 
 * **progress**: a request *progresses* when it is submitted, when a result
   naming it reaches its user (``TeleportResult``, ``PairResult``) and when it
-  closes (``AppDone``, ``AppError``). The run is **stalled** when no request
-  has progressed for ``stall_after_ns`` of simulated time (checked exactly: a
-  chunk also ends when the next event lies beyond the span, without moving
-  the clock) or for ``stall_after_events`` events (checked between chunks)
-  while some request is open, and when the
-  kernel runs out of events or reaches ``max_time_ns`` / ``max_events`` with
-  requests open. The same watch applies once every request has closed and the
-  layers are still busy: the run is then cut, and reported by its requests.
-  The run is then cut (reason ``busy``) and judged by its requests. A scenario
-  without application requests is bounded by its stop condition only, and
-  nothing is watched while no request is open and some are still to come.
+  closes (``AppDone``, ``AppError``). The run is **stalled** when some request
+  is open and no request has progressed for ``stall_after_ns`` of simulated
+  time (checked exactly: a chunk also ends, without moving the clock, when
+  the next event lies beyond the span) or for ``stall_after_events`` events
+  (checked between chunks), and when the kernel runs out of events or reaches
+  ``max_time_ns`` / ``max_events`` with requests open. The same watch applies
+  once every request has closed: layers that go on for the span are cut
+  (reason ``busy``) and the run is judged by its requests. Nothing is watched
+  while no request is open and some are still to come, and a scenario without
+  application requests is bounded by its stop condition only.
 * **wall clock**: with a wall limit the run ends at the first chunk boundary
   after it (stalled, reason ``wall_limit``). A single event that still runs a
   second later (a handler that loops) is interrupted by ``SIGALRM``; this needs
@@ -38,10 +37,13 @@ the power 1/(number of nodes - 1) (the reference network layer asks each link
 of an h-hop path for the h-th root; a network layer that asks for more should
 be run with explicit spans). The time span is :data:`STALL_FACTOR` times
 the sum over all links of (expected time per pair + a round trip of its
-classical channel), at least :data:`MIN_STALL_NS`: an end-to-end pair needs
-at most one pair of every link on its path and a few classical messages, and
-with waiting times that are geometric the chance that a healthy run goes
-that long without any progress is below e^-50. The event span is
+classical channel), at least :data:`MIN_STALL_NS`. An end-to-end pair needs
+one pair of each link on its path and a few classical messages, and a link's
+wait for a pair is geometric: the chance that it exceeds 100 times its mean
+is e^-100. The factor leaves room for what the sum does not model, requests
+contending for links and memory (in healthy runs of 120 concurrent requests
+on a three-node chain the longest spell without progress was 3 % of the
+span). The event span is
 :data:`STALL_FACTOR` × :data:`EVENTS_PER_ATTEMPT` times the sum over links of
 the expected attempts per pair (1/p), at least :data:`MIN_STALL_EVENTS`; it
 catches a run that spins without simulated time passing.
