@@ -84,6 +84,8 @@ def test_the_cli_says_stalled_and_exits_1(tmp_path, capsys):
     assert main(["run", str(path), "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["status"] == "stalled" and report["end"]["reason"] == "stall" and report["partial"] is True
+    assert main(["run", str(path), "--wall-limit", "0"]) == 2  # bad input
+    assert capsys.readouterr().err == "qnetstack: error: --wall-limit: must be a positive number of seconds\n"
 
 
 def test_three_requests_crossing_a_grid_end_stalled_with_the_holder_named():
