@@ -75,7 +75,7 @@ from qnetstack.application.service import (
     TeleportRequest,
     TeleportResult,
 )
-from qnetstack.entity import Context, EntityError
+from qnetstack.entity import Context, EntityError, Wait
 from qnetstack.entity.machine import Machine, Session, drop_unknown, transition_trace
 from qnetstack.network.service import (
     CAP_NET_K,
@@ -428,6 +428,44 @@ class BasicApps:
     def handle_timer(self, tag: Hashable) -> None:
         pass
 
+    # ------------------------------------------------------------ introspection
+
+    def describe_waits(self) -> list[Wait]:
+        """What each request and each pair at this node waits for (``qnetstack.entity``'s
+        optional ``describe_waits``): computed when asked, changes nothing."""
+        me = self.ctx.node
+        waits = []
+        for net_id, head in self._heads.items():
+            request = head.request
+            waits.append(
+                Wait(
+                    session=f"{request.kind} request {me}#{request.request_id}",
+                    waiting_for=_head_waits_for(head),
+                    request=(me, request.request_id),
+                    below=((me, net_id),),
+                    peer=request.remote_node,
+                    holds=len(head.held),
+                )
+            )
+        for tail in self._tails.values():
+            pair_id = tail.key
+            name = f"pair {pair_id.head}/{pair_id.request_id}#{pair_id.index}"
+            if tail.pair is None:
+                waiting, holds = f"the network's delivery of {name}", 0
+            else:
+                waiting, holds = f"{pair_id.head}'s message about {name}", 1
+            waits.append(
+                Wait(
+                    session=f"{name} at its tail {me}",
+                    waiting_for=waiting,
+                    request=None if tail.message is None else (pair_id.head, tail.message.request_id),
+                    below=((pair_id.head, pair_id.request_id),),
+                    peer=pair_id.head,
+                    holds=holds,
+                )
+            )
+        return waits
+
     # ------------------------------------------------------------ head side
 
     def _close(self, session: _HeadSession, code: AppErrorCode | None = None, detail: str = "") -> None:
@@ -592,6 +630,21 @@ class BasicApps:
                     reported_time_ns=self.ctx.now_ns,
                 )
             )
+
+
+def _head_waits_for(session: _HeadSession) -> str:
+    request = session.request
+    remote = request.remote_node
+    if session.state is HeadState.ASKED:
+        return f"the network's answer to its request for pairs with {remote}"
+    if session.state is HeadState.ABANDONED:
+        return f"the rest of its pairs with {remote}, to free them (closed with {AppErrorCode.NO_QUBIT.value})"
+    if session.state is HeadState.DRAINING:
+        return f"{remote}'s reports on {len(session.held)} held half(s), to free them (closed by a network error)"
+    done = f"{session.delivered}/{request.number} pairs delivered"
+    if isinstance(session, PairsHead):
+        done += f", {session.finished} reported by {remote}"
+    return f"end-to-end pairs with {remote} ({done})"
 
 
 def _fidelity(result: Any) -> float:

@@ -28,17 +28,40 @@ The kernel in ``stack`` is one implementation of :class:`Context`; a test
 harness that plays the neighbours is another. That is what lets any layer be
 tested alone.
 
+Optional introspection: ``describe_waits()``
+--------------------------------------------
+An entity MAY offer ``describe_waits() -> list[Wait]``: one :class:`Wait` per
+open session, saying what the session waits for, which request it serves,
+which requests of the layer below it waits on and how many memory qubits of
+the node it holds. A runner asks only when it has to explain a run that
+stopped with requests open (a stall, a deadline, a wall-clock limit), so the
+method is off the hot path: it computes its answer from the entity's state
+when called, and it MUST NOT change that state, send anything or draw random
+numbers (a run that is asked and one that is not give the same numbers). An
+entity without the method is still run and reported; the report then says
+only that its requests are open.
+
+Requests are named as the service that carries them names them, as
+``(node, id)`` pairs, so a runner can follow one request down the layers:
+an application session names the user's request ``(node, request_id)`` and
+the network request it made ``(node, NetRequest.request_id)``; a network
+session names that network request ``(head, request_id)`` and its link
+requests ``(origin node, create_id)``; a link session names its own
+``(origin node, create_id)``.
+
 This package sits below every layer, so it imports nothing from them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Context", "Entity", "EntityError"]
+__all__ = ["Context", "Entity", "EntityError", "RequestName", "Wait", "DescribesWaits"]
+
+RequestName = tuple[str, int]  # (node that made the request, its id in the service that carries it)
 
 
 class EntityError(RuntimeError):
@@ -109,3 +132,32 @@ class Entity(Protocol):
     def handle_peer(self, sender: str, msg: Any) -> None: ...
 
     def handle_timer(self, tag: Hashable) -> None: ...
+
+
+class Wait(NamedTuple):
+    """One open session of an entity and what it waits for (see ``describe_waits``).
+
+    ``session`` is the entity's own short name for the session and
+    ``waiting_for`` a few words on what would let it go on (``"a link pair
+    with bob"``, ``"its turn on the link (2 requests ahead)"``). ``request``
+    names the request of the layer above that the session serves, ``below``
+    the requests of the layer below it waits on (see "Optional
+    introspection" above); ``peer`` is the other node it depends on, if one;
+    ``holds`` is how many memory qubits of this node it holds now.
+    """
+
+    session: str
+    waiting_for: str
+    request: RequestName | None = None
+    below: tuple[RequestName, ...] = ()
+    peer: str | None = None
+    holds: int = 0
+
+
+@runtime_checkable
+class DescribesWaits(Protocol):
+    """An entity that answers "what are you waiting for" (optional)."""
+
+    def describe_waits(self) -> list[Wait]:
+        """One :class:`Wait` per open session; changes nothing."""
+        ...

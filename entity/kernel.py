@@ -5,19 +5,36 @@ Time is an integer count of nanoseconds. Events sit in a binary heap ordered by
 order they were scheduled: the run is a pure function of the scenario and the
 seed. Cancelled events stay in the heap and are skipped when popped (cheaper
 than removing them).
+
+:meth:`Kernel.run` says why it returned (:data:`StopReason`), so a runner can
+run in chunks of events and look at the run between them without adding
+events of its own. When a callback raises, the exception goes on unchanged
+and the event it was handling is kept in :attr:`Kernel.failed_event`, for a
+runner to name the entity and message in its report.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
-__all__ = ["Kernel", "KernelError"]
+__all__ = ["Kernel", "KernelError", "FailedEvent", "StopReason"]
+
+# "idle": no event left; "until": the next event is after until_ns; "budget": max_events ran
+StopReason = Literal["idle", "until", "budget"]
 
 
 class KernelError(RuntimeError):
     pass
+
+
+class FailedEvent(NamedTuple):
+    """The event whose callback raised: when it ran, what it called and with what."""
+
+    time_ns: int
+    callback: Callable[..., None]
+    args: tuple[Any, ...]
 
 
 class Kernel:
@@ -27,6 +44,7 @@ class Kernel:
         self._cancelled: set[int] = set()
         self.now_ns = 0
         self.events_processed = 0
+        self.failed_event: FailedEvent | None = None
 
     def schedule(self, delay_ns: int, callback: Callable[..., None], *args: Any) -> int:
         """Run ``callback(*args)`` ``delay_ns`` from now; returns the event id."""
@@ -44,21 +62,32 @@ class Kernel:
     def pending(self) -> int:
         return len(self._heap) - len(self._cancelled)
 
-    def run(self, until_ns: int | None = None, max_events: int | None = None) -> None:
+    def run(self, until_ns: int | None = None, max_events: int | None = None, *, advance_to_until: bool = True) -> StopReason:
         """Process events until none are left, time passes ``until_ns``, or
-        ``max_events`` have run."""
+        ``max_events`` have run; returns which of the three it was.
+
+        Stopped by ``until_ns``, the clock is set to it, unless
+        ``advance_to_until`` is false: then it stays at the last event's time
+        (a runner that merely looks at the run leaves the clock alone).
+
+        An exception raised by a callback (or by a signal handler while one
+        runs) propagates unchanged; :attr:`failed_event` then names the event.
+        The failed event is not counted in :attr:`events_processed`."""
         heap = self._heap
         cancelled = self._cancelled
         budget = -1 if max_events is None else max(0, max_events)  # -1: no limit
         processed = 0
+        callback: Callable[..., None] | None = None
+        time_ns, args = self.now_ns, ()
         try:
             while heap:
                 entry = heap[0]
                 if until_ns is not None and entry[0] > until_ns:
-                    self.now_ns = until_ns
-                    return
+                    if advance_to_until:
+                        self.now_ns = until_ns
+                    return "until"
                 if processed == budget:
-                    return
+                    return "budget"
                 _heappop(heap)
                 time_ns, event_id, callback, args = entry
                 if cancelled and event_id in cancelled:
@@ -67,6 +96,13 @@ class Kernel:
                 self.now_ns = time_ns
                 callback(*args)
                 processed += 1
+            return "idle"
+        except BaseException:
+            # Only a callback (or a signal landing in one) can raise here: the heap
+            # holds unique (time, id) keys, so the loop's own steps do not fail. A
+            # signal landing between two events is told apart by the traceback.
+            self.failed_event = None if callback is None else FailedEvent(time_ns, callback, args)
+            raise
         finally:
             # counted once per run rather than per event: the loop is the hot path
             self.events_processed += processed

@@ -111,7 +111,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
-from qnetstack.entity import Context, EntityError
+from qnetstack.entity import Context, EntityError, Wait
 from qnetstack.entity.machine import drop_unknown, transition_trace
 from qnetstack.link.peer import PeerCreate, PeerLost, PeerMultiplex, PeerRefuse
 from qnetstack.link.request import LinkRequest, RequestEvent, RequestKey, RequestState
@@ -370,6 +370,22 @@ class SingleClickEgp:
             self._end(request, RequestEvent.DEADLINE)
             self._error_up(request, LinkErrorCode.TIMEOUT, f"{request.made} of {request.number} pairs made before the deadline")
             self._advance(link)
+
+    # ------------------------------------------------------------ introspection
+
+    def describe_waits(self) -> list[Wait]:
+        """What each open request waits for at this end (``qnetstack.entity``'s
+        optional ``describe_waits``): computed when asked, changes nothing."""
+        now = self.ctx.now_ns
+        waits = []
+        for link in self._links.values():
+            busy = sorted({f"{flight.key[0]}#{flight.key[1]}" for flight in link.flights.values()})
+            for request in link.requests:
+                wait = request.describe_wait(now)
+                if request.ready(now) and not request.in_flight and busy and request.state is not RequestState.HOLDING:
+                    wait = wait._replace(waiting_for=f"{wait.waiting_for}; the link's attempts are for {', '.join(busy)}")
+                waits.append(wait)
+        return waits
 
     # ------------------------------------------------------------ internals
 

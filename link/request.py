@@ -31,6 +31,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 
+from qnetstack.entity import Wait
 from qnetstack.entity.machine import Machine, Session
 from qnetstack.link.peer import PeerCreate
 from qnetstack.link.service import LinkOkKeep, RandomBasis, RequestType
@@ -205,3 +206,22 @@ class LinkRequest(Session[tuple[str, int]]):
     def ready(self, now_ns: int) -> bool:
         """Both ends know of it: its agreed start time has come."""
         return self.start_ns <= now_ns
+
+    def describe_wait(self, now_ns: int) -> Wait:
+        """What this request waits for at this end, now (for ``describe_waits``; changes nothing)."""
+        progress = f"{self.made}/{self.number} pairs made"
+        if self.state is RequestState.HOLDING:
+            waiting = f"the rest of its pairs with {self.remote} ({self.made}/{self.number} held here, atomic)"
+        elif not self.ready(now_ns):
+            waiting = f"its agreed start at {self.start_ns / 1e6:.6f} ms"
+        elif self.in_flight:
+            waiting = f"heralds of {self.in_flight} attempt(s) with {self.remote} ({progress})"
+        else:
+            waiting = f"an attempt slot on the link with {self.remote} ({progress})"
+        return Wait(
+            session=f"link request {self.origin}#{self.create_id}",
+            waiting_for=waiting,
+            request=self.key,
+            peer=self.remote,
+            holds=len(self.held),
+        )

@@ -37,6 +37,7 @@ import enum
 from collections.abc import Callable
 from typing import Any
 
+from qnetstack.entity import Wait
 from qnetstack.entity.machine import Machine, Session
 from qnetstack.link.service import RequestType
 from qnetstack.network.pairs import HopKey
@@ -142,6 +143,27 @@ class Circuit(Session[tuple[str, int]]):
     def hop_keys(self) -> list[HopKey]:
         return [h for h in (self.up_hop, self.down_hop) if h is not None]
 
+    def describe_wait(self, held: dict[HopKey, int], below: tuple[tuple[str, int], ...]) -> Wait:
+        """What the circuit waits for at this node (for ``describe_waits``; changes nothing).
+
+        ``held`` counts the link pairs this node holds on each of its hops,
+        ``below`` names its open link requests as the link layer does."""
+        up = 0 if self.up_hop is None else held.get(self.up_hop, 0)
+        down = 0 if self.down_hop is None else held.get(self.down_hop, 0)
+        waiting, peer = ("its set-up", None) if self.state is CircuitState.SETTING_UP else self._waiting_for(up, down)
+        return Wait(
+            session=f"circuit {self.head}/{self.serial} at {self.path[self.position]}",
+            waiting_for=waiting,
+            request=(self.head, self.request_id),
+            below=below,
+            peer=peer,
+            holds=up + down,
+        )
+
+    def _waiting_for(self, up: int, down: int) -> tuple[str, str | None]:
+        """What the running circuit needs next here, and the node it depends on."""
+        raise NotImplementedError
+
     def forward_downstream(self, forward: Forward) -> Forward:
         """The ``Forward`` this node passes on, with the label it chose for the next hop."""
         assert self.down_hop is not None
@@ -186,6 +208,13 @@ class CircuitEnd(Circuit):
             key = (far.creator, far.peer, far.sequence)
         return found
 
+    def _waiting_for(self, up: int, down: int) -> tuple[str, str | None]:
+        done = f"{self.delivered}/{self.number} delivered"
+        if up + down and self.hops > 1:
+            return f"swap records from {', '.join(self.path[1:-1])} for {up + down} held link pair(s) ({done})", self.path[1]
+        near = self.downstream if self.is_head else self.upstream
+        return f"a link pair with {near} ({done})", near
+
     def drop_records(self, records: list[SwapRecord]) -> None:
         for record in records:
             near = record.upstream_ent_id if self.is_head else record.downstream_ent_id
@@ -198,6 +227,13 @@ class CircuitAtRepeater(Circuit):
     def __init__(self, forward: Forward, me: str, down_label: int | None, trace: Callable[..., None] | None) -> None:
         super().__init__(forward, me, down_label, trace)
         self.swapped = 0
+
+    def _waiting_for(self, up: int, down: int) -> tuple[str, str | None]:
+        done = f"{self.swapped}/{self.number} swapped"
+        missing = [node for node, count in ((self.upstream, up), (self.downstream, down)) if not count and node is not None]
+        if missing:
+            return f"a link pair with {' and '.join(missing)} ({done})", missing[0]
+        return f"its policy's next swap ({done})", None
 
 
 class LabelsExhausted(Exception):

@@ -50,7 +50,7 @@ from typing import Any, cast
 
 import networkx as nx
 
-from qnetstack.entity import Context, EntityError
+from qnetstack.entity import Context, EntityError, Wait
 from qnetstack.entity.machine import drop_unknown, transition_trace
 from qnetstack.link.service import (
     CAP_LINK_K,
@@ -255,6 +255,35 @@ class NetworkNode:
             if isinstance(circuit, CircuitEnd):  # still open: not every pair was delivered in time
                 circuit.deadline_timer = None
                 self._fail(circuit, CircuitEvent.DEADLINE, "max_time_ns ran out", tell_path=True, code=NetErrorCode.TIMEOUT)
+
+    # ------------------------------------------------------------ introspection
+
+    def describe_waits(self) -> list[Wait]:
+        """What each circuit at this node waits for (``qnetstack.entity``'s optional
+        ``describe_waits``): computed when asked, changes nothing."""
+        me = self.ctx.node
+        held: dict[HopKey, int] = {}
+        for pair in self._pairs:
+            held[pair.hop] = held.get(pair.hop, 0) + 1
+        asked: dict[tuple[str, int], list[tuple[str, int]]] = {}
+        for request in self._requests.values():
+            if request.create_id is not None:
+                asked.setdefault(request.circuit, []).append((me, request.create_id))
+        waits = [circuit.describe_wait(held, tuple(asked.pop(key, ()))) for key, circuit in self._circuits.items()]
+        early = sum(count for hop, count in held.items() if hop not in self._hops)
+        if early:
+            waits.append(
+                Wait(session=f"link pairs at {me} without a circuit", waiting_for="the set-up (Forward) of their circuit", holds=early)
+            )
+        for circuit_key, names in asked.items():  # link requests that outlive their circuit
+            waits.append(
+                Wait(
+                    session=f"link requests of ended circuit {circuit_key[0]}/{circuit_key[1]} at {me}",
+                    waiting_for="their end at the link layer",
+                    below=tuple(names),
+                )
+            )
+        return waits
 
     # ------------------------------------------------------------ set-up
 

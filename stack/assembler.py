@@ -29,16 +29,20 @@ Constructor conventions (what an implementation must accept):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import networkx as nx
 
+from qnetstack.application.service import AppDone, AppError, AppErrorCode
 from qnetstack.entity import Entity
 from qnetstack.physical.params import LinkSide, fibre_delay_ns
 from qnetstack.physical.schemes.registry import scheme_named
 from qnetstack.stack import registry
+from qnetstack.stack.explain import explain_open_requests, memory_capacity
 from qnetstack.stack.messages import cut, shown
 from qnetstack.stack.report import RunResult, summarise
+from qnetstack.stack.runner import Limits, RunProgress, default_stall_spans, describe_waits, run_network
 from qnetstack.stack.runtime import LAYERS, Network
 from qnetstack.stack.scenario import AppSpec, Implementations, LinkSpec, NodeSpec, Scenario, ScenarioError, parse_scenario
 
@@ -71,14 +75,62 @@ class Simulation:
         self.backend = backend
         self._ran = False
 
-    def run(self) -> RunResult:
+    def run(self, *, wall_limit_s: float | None = None, on_progress: Callable[[RunProgress], None] | None = None) -> RunResult:
+        """Run to a stated end and report it (``RunResult.status``: done, failed or stalled).
+
+        The scenario's ``stop`` bounds the run (``qnetstack.stack.runner``);
+        ``wall_limit_s`` overrides its ``wall_limit_s``. An exception raised
+        by an entity ends the run as failed, with the node, layer, simulated
+        time and message in ``RunResult.end.error``; it is not raised here.
+        ``on_progress`` is called between chunks of events (for a progress
+        display)."""
         if self._ran:
             raise RuntimeError("a Simulation runs once; assemble again for another run")
         self._ran = True
-        self.network.start()
         stop = self.scenario.stop
-        self.network.run(until_ns=stop.max_time_ns, max_events=stop.max_events)
-        return summarise(self.scenario, self.network)
+        # the default stall spans read the links' capabilities, which exist before start
+        stall_ns, stall_events = default_stall_spans(self.network, self.scenario)
+        limits = Limits(
+            max_time_ns=stop.max_time_ns,
+            max_events=stop.max_events,
+            stall_after_ns=stop.stall_after_ns or stall_ns,
+            stall_after_events=stop.stall_after_events or stall_events,
+            wall_limit_s=wall_limit_s if wall_limit_s is not None else stop.wall_limit_s,
+        )
+        end = run_network(self.network, self.scenario, limits, on_progress)
+        waits = None
+        if end.status == "stalled":
+            waits = self._explain(closed_too=False)
+        elif end.reason == "busy":
+            waits = self._explain(closed_too=True)
+        return summarise(self.scenario, self.network, end, waits)
+
+    def _explain(self, closed_too: bool) -> dict[tuple[str, int], list[str]]:
+        """What each open scenario request waits for, from the layers' ``describe_waits``
+        (``closed_too``: also closed requests whose sessions are still alive)."""
+        network = self.network
+        closed = {
+            (node, msg.request_id)
+            for _, node, msg in network.user_messages
+            if isinstance(msg, AppDone) or (isinstance(msg, AppError) and msg.code is not AppErrorCode.DUPLICATE_ID)
+        }
+        now = network.kernel.now_ns
+        waiting = [
+            (a.node, a.request.request_id) for a in self.scenario.applications if closed_too or (a.node, a.request.request_id) not in closed
+        ]
+        unsubmitted = {(a.node, a.request.request_id): a.at_ns for a in self.scenario.applications if a.at_ns > now}
+        nodes = [n.name for n in self.scenario.nodes]
+        try:
+            answers = describe_waits(network, nodes)
+        except Exception as exc:  # a layer's introspection failed: say so rather than lose the report
+            return {key: [f"the layers could not be asked what they wait for: {type(exc).__name__}: {exc}"] for key in waiting}
+        user_of_net = {net: user for net, user in network.net_requests.items()}
+        explained = explain_open_requests(
+            [k for k in waiting if k not in unsubmitted], answers, user_of_net, memory_capacity(network, nodes), live_only=closed_too
+        )
+        for key, at_ns in unsubmitted.items():
+            explained[key] = [f"not submitted: its at_ns ({at_ns / 1e6:.6f} ms) is after the run ended"]
+        return explained
 
 
 def assemble(

@@ -1,10 +1,18 @@
 """The ``qnetstack`` command line.
 
 ``qnetstack run SCENARIO [--seed N] [--json] [--trace FILE] [--impl LAYER=IMPL ...]
-[--allow-import]`` runs a scenario file and prints its summary. A scenario file
-names registered implementations only; ``--impl LAYER=module:Class`` (the
-user's own request) and ``--allow-import`` (the file's ``module:Class`` paths
-are the user's too) may import Python modules, from the current folder as well.
+[--allow-import] [--wall-limit S]`` runs a scenario file and prints its summary:
+the links, each request (state, path, results, fidelity) and a last line saying
+how the run ended. A scenario file names registered implementations only;
+``--impl LAYER=module:Class`` (the user's own request) and ``--allow-import``
+(the file's ``module:Class`` paths are the user's too) may import Python
+modules, from the current folder as well. Exit code 0 when every request is
+done, 1 when one failed or was still open when the run stopped (stalled: no
+progress, a stop limit or ``--wall-limit``) or an entity raised (its node,
+layer, simulated time and message are shown), 2 for bad input: a scenario,
+assembly or command-line error, reported in one line naming the field or flag
+and the problem, before the run starts. On a terminal, a progress line is kept
+on stderr.
 
 ``qnetstack conform LAYER [IMPL] [--json] [--junit FILE] [--clause ID ...]
 [--clause-timeout SECONDS]`` runs the layer's conformance suite against IMPL
@@ -42,12 +50,13 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TextIO
 
 from qnetstack.stack import registry
 from qnetstack.stack.assembler import Simulation, assemble
 from qnetstack.stack.messages import cut, listing, one_line, shown, tail
 from qnetstack.stack.registry import LAYERS, import_path_problem, is_import_path
+from qnetstack.stack.runner import RunProgress
 from qnetstack.stack.scenario import MAX_INT, ScenarioError, load_scenario
 
 __all__ = ["UsageError", "check_writable", "main"]
@@ -98,10 +107,29 @@ def _conform_impl(text: str) -> str:
     return text
 
 
+RUN_EXIT_CODES = """exit codes:
+  0  every request is done
+  1  a request failed or was still open when the run stopped (stalled, a stop
+     limit, --wall-limit), or an entity raised an exception, or the --trace
+     file could not be written at the end
+  2  bad input, before the run starts (the scenario, --impl, --seed,
+     --wall-limit, an unwritable --trace or output)"""
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="qnetstack", description="A layered quantum-network protocol stack in simulated time.")
+    parser = _Parser(
+        prog="qnetstack",
+        description="A layered quantum-network protocol stack in simulated time.",
+        epilog="qnetstack run: " + RUN_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run a scenario file and print its summary")
+    run = sub.add_parser(
+        "run",
+        help="run a scenario file and print its summary",
+        epilog=RUN_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.add_argument("scenario", help="path to a YAML or JSON scenario file")
     run.add_argument("--seed", type=_seed, default=None, help="override the scenario's seed (0 to 2**63-1)")
     run.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -118,6 +146,13 @@ def _parser() -> argparse.ArgumentParser:
         "--allow-import",
         action="store_true",
         help="let the scenario file name implementations as module:Class (importing those modules runs their code)",
+    )
+    run.add_argument(
+        "--wall-limit",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="end the run as stalled after SECONDS of wall-clock time (overrides the scenario's stop.wall_limit_s)",
     )
     conform = sub.add_parser(
         "conform",
@@ -241,6 +276,8 @@ def check_writable(path: str, flag: str, *, folder: bool = False) -> None:
 
 def _prepare_run(args: argparse.Namespace) -> Simulation:
     """Everything a run checks before it starts: outputs, scenario, implementations."""
+    if args.wall_limit is not None and not 0 < args.wall_limit < float("inf"):
+        raise UsageError("--wall-limit", "must be a positive number of seconds")
     if args.trace is not None:
         check_writable(args.trace, "--trace")
     scenario = load_scenario(args.scenario, allow_import=args.allow_import)
@@ -265,13 +302,57 @@ def _run(args: argparse.Namespace) -> int:
         simulation = _prepare_run(args)
     except (ScenarioError, UsageError) as exc:
         return _fail(exc)
-    result = simulation.run()
+    progress = _ProgressLine(sys.stderr) if sys.stderr.isatty() else None
+    try:
+        result = simulation.run(wall_limit_s=args.wall_limit, on_progress=progress)
+    finally:
+        if progress is not None:
+            progress.clear()
+    trace_problem = None
     if args.trace:
-        with open(args.trace, "w", encoding="utf-8") as out:
-            for record in simulation.network.trace.records:
-                out.write(json.dumps(record, sort_keys=True, default=str) + "\n")
-    print(result.to_json() if args.json else result.to_table())
-    return 0
+        try:
+            with open(args.trace, "w", encoding="utf-8") as out:
+                for record in simulation.network.trace.records:
+                    out.write(json.dumps(record, sort_keys=True, default=str) + "\n")
+        except OSError as exc:  # checked before the run, but a disk can fill or a folder go
+            trace_problem = f"--trace: cannot write {tail(args.trace)}: {exc.strerror or type(exc).__name__}"
+    if args.json:
+        print(result.to_json())
+        if result.end.error is not None:  # the JSON has it too; a person reading the terminal sees it here
+            print(f"qnetstack: {result.end.error.to_text()}", file=sys.stderr)
+    else:
+        print(result.to_table())
+    if trace_problem is not None:  # the result is whole, but the trace asked for is not: not a success
+        print(one_line(f"qnetstack: error: {trace_problem}"), file=sys.stderr)
+        return max(result.exit_code, 1)
+    return result.exit_code
+
+
+class _ProgressLine:
+    """One status line on a terminal, redrawn at most every ``every_s`` seconds."""
+
+    def __init__(self, stream: TextIO, every_s: float = 0.2) -> None:
+        self.stream = stream
+        self.every_s = every_s
+        self.shown_at = -every_s
+        self.width = 0
+
+    def __call__(self, where: RunProgress) -> None:
+        if where.wall_s - self.shown_at < self.every_s:
+            return
+        self.shown_at = where.wall_s
+        text = (
+            f"{where.events:,} events  simulated {where.sim_time_ns / 1e6:.3f} ms  "
+            f"requests {where.requests_done}/{where.requests} done  results {where.results}  wall {where.wall_s:.1f} s"
+        )
+        self.stream.write("\r" + text.ljust(self.width))
+        self.stream.flush()
+        self.width = len(text)
+
+    def clear(self) -> None:
+        if self.width:
+            self.stream.write("\r" + " " * self.width + "\r")
+            self.stream.flush()
 
 
 def _schema(args: argparse.Namespace) -> int:

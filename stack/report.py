@@ -1,12 +1,19 @@
-"""The summary of a run: per-link attempt statistics and per-application results.
+"""The summary of a run: how it ended, per-link attempt statistics and per-request results.
 
 Everything here is a function of the scenario and the seed (no wall-clock
-figures), so two runs with the same seed print identical JSON.
+figures), so two runs with the same seed print identical JSON; the one
+exception is a run cut by a wall-clock limit, which says so.
+
+The run states how it ended (:class:`RunEnd`): ``done`` (every request done),
+``failed`` (a request failed, or an entity raised: then :class:`HandlerError`
+says where) or ``stalled`` (requests were open when it stopped). Results of a
+run that did not end ``done`` are partial, and the table and JSON say so.
 
 Applications are listed per request, keyed by the node that made it and its
-``request_id`` (unique per node in a scenario): how it ended and how many
-results (``TeleportResult`` at the receiver, ``PairResult`` at the tail) name
-it.
+``request_id`` (unique per node in a scenario): how it ended, the path the
+network gave it, how many results (``TeleportResult`` at the receiver,
+``PairResult`` at the tail) name it with their mean oracle fidelity and
+goodness, and, for a request still open, what it waits for.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from pydantic import BaseModel, ConfigDict
 
 from qnetstack.application.service import AppDone, AppError, AppErrorCode, PairResult, TeleportResult
 
-__all__ = ["RunResult", "LinkStats", "FidelityStats", "RequestOutcome", "summarise"]
+__all__ = ["RunResult", "RunEnd", "HandlerError", "LinkStats", "FidelityStats", "RequestOutcome", "summarise"]
 
 
 class _Report(BaseModel):
@@ -42,6 +49,71 @@ class FidelityStats(_Report):
     rate_hz: float | None
 
 
+class HandlerError(_Report):
+    """An exception raised inside an entity's handler, with where and when.
+
+    ``node``, ``layer`` and ``implementation`` (the entity's class) say who
+    raised, ``handler`` in which method (``handle_peer``, ``start``, ...),
+    ``message`` what it was handling (its repr, shortened) and ``time_ns``
+    when, in simulated time. ``traceback`` is the Python traceback from the
+    handler down, without the kernel's and the runner's frames. A handler cut
+    by the wall-clock limit is reported the same way (``error_type``
+    ``WallLimitReached``).
+    """
+
+    node: str | None
+    layer: str | None
+    implementation: str | None
+    time_ns: int
+    handler: str
+    message: str | None
+    error_type: str
+    error: str
+    traceback: str
+
+    @property
+    def headline(self) -> str:
+        """One line: what went wrong, in which entity, when (without the message)."""
+        who = f"the {self.layer} layer ({self.implementation}) at node {self.node}" if self.layer else self.implementation or "the stack"
+        when = f"{self.time_ns / 1e6:.6f} ms"
+        if self.error_type == "WallLimitReached":
+            return f"{self.error} while {who} ran {self.handler} at {when}"
+        return f"{self.error}, raised by {who} in {self.handler} at {when}"
+
+    def to_text(self) -> str:
+        """The headline, the message being handled and the traceback, as one block."""
+        lines = [self.headline]
+        if self.message is not None:
+            lines.append(f"  handling: {self.message}")
+        lines.append(self.traceback.rstrip())
+        return "\n".join(lines)
+
+
+class RunEnd(_Report):
+    """How a run ended.
+
+    ``status``: ``done`` (every request done; also a run without requests),
+    ``failed`` (some request failed or was refused, or an entity raised: see
+    ``error``) or ``stalled`` (requests were open when the run stopped).
+    ``reason``: ``finished`` (every request closed and no event was left),
+    ``busy`` (every request closed, but the layers went on for the stall span
+    and the run was cut; ``waits`` of the requests whose sessions were still
+    alive say what they waited for), ``idle``
+    (no event left, requests open), ``stall`` (no request progressed for the
+    stall span), ``max_time`` / ``max_events`` (the scenario's stop), ``wall_limit``
+    (the wall-clock limit; not a function of the seed) or ``error``.
+    ``detail`` says it in words.
+    """
+
+    status: Literal["done", "failed", "stalled"]
+    reason: Literal["finished", "busy", "idle", "stall", "max_time", "max_events", "wall_limit", "error"]
+    detail: str
+    error: HandlerError | None = None
+
+
+RequestState = Literal["done", "failed", "refused", "stalled", "open"]
+
+
 class RequestOutcome(_Report):
     """One application request: request ``request_id`` of ``node``.
 
@@ -51,6 +123,16 @@ class RequestOutcome(_Report):
     None for a request the scenario does not list (handed to the network in
     code). ``results`` counts the results naming the request; ``time_ns`` is
     when it closed.
+
+    ``state`` is the run's verdict: ``done``, ``failed`` (``error_code`` says
+    why), ``refused``, ``stalled`` (open when the run stopped by its stall
+    watch or a limit; ``waits`` says what it waits for) or ``open`` (open when
+    an entity's error ended the run). A closed request has ``waits`` when the
+    run was cut as ``busy`` while its sessions were still alive. ``path`` is the route the network
+    accepted it on (None: unknown, e.g. never accepted). The oracle fidelity
+    and goodness are the means over its results with their standard errors;
+    ``first_result_ns`` and ``last_result_ns`` are when the first and last
+    result reached the user.
     """
 
     node: str
@@ -64,6 +146,15 @@ class RequestOutcome(_Report):
     time_ns: int | None
     error_code: str | None
     detail: str | None
+    state: RequestState = "open"
+    path: list[str] | None = None
+    mean_oracle_fidelity: float | None = None
+    stderr_oracle_fidelity: float | None = None
+    mean_goodness: float | None = None
+    stderr_goodness: float | None = None
+    first_result_ns: int | None = None
+    last_result_ns: int | None = None
+    waits: list[str] = []
 
     @property
     def label(self) -> str:
@@ -80,12 +171,42 @@ class RunResult(_Report):
     pairs: FidelityStats | None
     applications: list[RequestOutcome]
     counters: dict[str, int]
+    status: Literal["done", "failed", "stalled"] = "done"
+    end: RunEnd = RunEnd(status="done", reason="finished", detail="every request closed")
+    partial: bool = False  # the run stopped before every request had closed
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), sort_keys=True)
 
+    @property
+    def exit_code(self) -> int:
+        """0 when every request is done, 1 otherwise (a request failed or is open, or the run failed)."""
+        return 0 if self.status == "done" else 1
+
+    def status_line(self) -> str:
+        """One line: how the run ended and how its requests did."""
+        apps = self.applications
+        counts = {state: sum(1 for a in apps if a.state == state) for state in ("done", "failed", "refused", "stalled", "open")}
+        done = f"{counts['done']} of {len(apps)} requests done"
+        others = ", ".join(f"{n} {state}" for state, n in counts.items() if n and state != "done")
+        tally = done + (f" ({others})" if others else "")
+        if self.end.error is not None:
+            return f"FAILED: {self.end.error.headline}; partial results: {tally}"
+        if self.status == "stalled":
+            open_ = counts["stalled"] + counts["open"]
+            return f"STALLED: {open_} of {len(apps)} requests open, {self.end.detail}; partial results: {tally}"
+        note = "" if self.end.reason == "finished" else f" ({self.end.detail})"
+        if self.status == "failed":
+            failed = [f"{a.label} {a.error_code or a.state}" for a in apps if a.state in ("failed", "refused")]
+            return f"FAILED: {', '.join(failed)}; {tally}{note}"
+        if not apps:
+            return f"done: no application requests ({self.end.detail})"
+        every = "the request is done" if len(apps) == 1 else f"all {len(apps)} requests done"
+        return f"done: {every}{note}"
+
     def to_table(self) -> str:
-        lines = [f"scenario {self.scenario!r}  seed {self.seed}  simulated {self.sim_time_ns / 1e6:.3f} ms  events {self.events}"]
+        partial = "  PARTIAL" if self.partial or self.end.error is not None else ""
+        lines = [f"scenario {self.scenario!r}  seed {self.seed}  simulated {self.sim_time_ns / 1e6:.3f} ms  events {self.events}{partial}"]
         lines.append("")
         lines.append(f"{'link':<20}{'attempts':>10}{'successes':>11}{'p_success':>12}{'± s.e.':>10}")
         for s in self.links:
@@ -105,19 +226,43 @@ class RunResult(_Report):
                 lines.append(f"  rate                  {stats.rate_hz:.2f} per second (simulated)")
         if self.applications:
             lines.append("")
-            lines.append(f"{'request':<16}{'kind':<10}{'to':<12}{'outcome':<9}{'done':>9}{'results':>9}  closed at / why")
-        for app in self.applications:
-            done = "-" if app.completed is None else f"{app.completed}/{'?' if app.number is None else app.number}"
-            if app.outcome in ("error", "refused"):
-                why = f"{app.error_code}: {app.detail}"
-            elif app.time_ns is not None:
-                why = f"{app.time_ns / 1e6:.3f} ms"
-            else:
-                why = "-"
             lines.append(
-                f"{app.label:<16}{app.request_kind:<10}{app.remote_node or '?':<12}{app.outcome:<9}{done:>9}{app.results:>9}  {why}"
+                f"{'request':<14}{'kind':<10}{'state':<18}{'delivered':>10}  {'oracle fidelity':<17}  {'goodness':<17}"
+                f"  {'first – last result (ms)':<25}  path"
             )
+        for app in self.applications:
+            lines.extend(_request_rows(app))
+        if self.end.error is not None:
+            lines.append("")
+            lines.extend(self.end.error.to_text().splitlines())
+        lines.append("")
+        lines.append(self.status_line())
         return "\n".join(lines)
+
+
+def _request_rows(app: RequestOutcome) -> list[str]:
+    delivered = f"{app.results}/{'?' if app.number is None else app.number}"
+    state = app.state if app.state != "failed" or not app.error_code else f"failed {app.error_code}"
+    if app.first_result_ns is None or app.last_result_ns is None:
+        times = "-"
+    else:
+        times = f"{app.first_result_ns / 1e6:.3f} – {app.last_result_ns / 1e6:.3f}"
+    path = "–".join(app.path) if app.path else f"? (to {app.remote_node or '?'})"
+    row = (
+        f"{app.label:<14}{app.request_kind:<10}{state:<18}{delivered:>10}  {_estimate(app.mean_oracle_fidelity, app.stderr_oracle_fidelity):<17}"
+        f"  {_estimate(app.mean_goodness, app.stderr_goodness):<17}  {times:<25}  {path}"
+    )
+    rows = [row]
+    if app.state in ("failed", "refused"):
+        rows.append(f"    {app.error_code}: {app.detail}")
+    rows.extend(f"    waits: {line}" for line in app.waits)
+    return rows
+
+
+def _estimate(mean: float | None, stderr: float | None) -> str:
+    if mean is None:
+        return "-"
+    return f"{mean:.4f}" if stderr is None else f"{mean:.4f} ± {stderr:.4f}"
 
 
 def _mean_stderr(values: list[float]) -> tuple[float | None, float | None]:
@@ -144,7 +289,14 @@ def _fidelity_stats(fidelities: list[float], goodnesses: list[float], times: lis
     )
 
 
-def summarise(scenario: Any, network: Any) -> RunResult:
+def summarise(
+    scenario: Any,
+    network: Any,
+    end: RunEnd | None = None,
+    waits: dict[tuple[str, int], list[str]] | None = None,
+) -> RunResult:
+    """The report of a run of ``network`` (assembled from ``scenario``) that ended as ``end``
+    (left out: as if every request had been left to close); ``waits`` says what open requests wait for."""
     trace = network.trace
     links = []
     for link in sorted(trace.link_attempts):
@@ -155,6 +307,19 @@ def summarise(scenario: Any, network: Any) -> RunResult:
         links.append(LinkStats(link=link, attempts=attempts, successes=successes, success_probability=p, success_probability_stderr=se))
     teleports = [m for _, _, m in network.user_messages if isinstance(m, TeleportResult)]
     pairs = [m for _, _, m in network.user_messages if isinstance(m, PairResult)]
+    outcomes = _request_outcomes(scenario, network.user_messages)
+    if end is None:
+        failed = any(o.outcome in ("error", "refused") for o in outcomes)
+        still_open = any(o.outcome == "open" for o in outcomes)
+        status: Literal["done", "failed", "stalled"] = "stalled" if still_open else "failed" if failed else "done"
+        end = RunEnd(status=status, reason="finished", detail="every request closed" if not still_open else "requests were open")
+    paths = _paths(network)
+    results = _results_by_request(network.user_messages)
+    applications = [_with_run_details(o, end, results, paths, waits or {}) for o in outcomes]
+    if end.error is None and end.status != "stalled":
+        # the runner watched the scenario's requests; requests made in code are judged here too
+        verdict: Literal["done", "failed"] = "failed" if any(a.state in ("failed", "refused") for a in applications) else "done"
+        end = end.model_copy(update={"status": verdict})
     return RunResult(
         scenario=scenario.name,
         seed=scenario.seed,
@@ -169,8 +334,67 @@ def summarise(scenario: Any, network: Any) -> RunResult:
         pairs=_fidelity_stats([p.oracle_fidelity for p in pairs], [p.goodness for p in pairs], [p.reported_time_ns for p in pairs])
         if pairs
         else None,
-        applications=_request_outcomes(scenario, network.user_messages),
+        applications=applications,
         counters=dict(sorted(trace.counts.items())),
+        status=end.status,
+        end=end,
+        partial=any(o.state in ("stalled", "open") for o in applications) or end.error is not None,
+    )
+
+
+def _paths(network: Any) -> dict[tuple[str, int], list[str]]:
+    """(node, user request_id) -> the path the network accepted its request on."""
+    found = {}
+    for net, user in getattr(network, "net_requests", {}).items():
+        path = getattr(network, "paths", {}).get(net)
+        if path is not None:
+            found[user] = list(path)
+    return found
+
+
+def _results_by_request(user_messages: list[tuple[int, str, Any]]) -> dict[tuple[str, int], list[tuple[float, float, int]]]:
+    """(head node, request_id) -> (oracle fidelity, goodness, time) of each result naming it."""
+    found: dict[tuple[str, int], list[tuple[float, float, int]]] = {}
+    for _, _, msg in user_messages:
+        if isinstance(msg, TeleportResult):
+            found.setdefault((msg.sender, msg.request_id), []).append((msg.oracle_fidelity, msg.pair_goodness, msg.received_time_ns))
+        elif isinstance(msg, PairResult):
+            found.setdefault((msg.pair_id.head, msg.request_id), []).append((msg.oracle_fidelity, msg.goodness, msg.reported_time_ns))
+    return found
+
+
+def _with_run_details(
+    outcome: RequestOutcome,
+    end: RunEnd,
+    results: dict[tuple[str, int], list[tuple[float, float, int]]],
+    paths: dict[tuple[str, int], list[str]],
+    waits: dict[tuple[str, int], list[str]],
+) -> RequestOutcome:
+    """The outcome with the run's verdict, its path and the statistics of its results."""
+    key = (outcome.node, outcome.request_id)
+    mine = [] if outcome.outcome == "refused" else results.get(key, [])
+    fidelities = [f for f, _, _ in mine]
+    goodnesses = [g for _, g, _ in mine]
+    times = [t for _, _, t in mine]
+    state: RequestState
+    if outcome.outcome == "open":
+        state = "open" if end.error is not None else "stalled"
+    else:
+        state = {"done": "done", "error": "failed", "refused": "refused"}[outcome.outcome]  # type: ignore[assignment]
+    mean_f, se_f = _mean_stderr(fidelities)
+    mean_g, se_g = _mean_stderr(goodnesses)
+    return outcome.model_copy(
+        update=dict(
+            state=state,
+            path=paths.get(key) if outcome.outcome != "refused" else None,
+            mean_oracle_fidelity=mean_f,
+            stderr_oracle_fidelity=se_f,
+            mean_goodness=mean_g,
+            stderr_goodness=se_g,
+            first_result_ns=min(times) if times else None,
+            last_result_ns=max(times) if times else None,
+            waits=waits.get(key, []),
+        )
     )
 
 

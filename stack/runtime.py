@@ -17,6 +17,13 @@ message costs one kernel event and no dictionary walks.
 Random streams: one ``SeedSequence`` per run, and for each entity a child
 keyed by (node name checksum, layer index), so adding a node or a layer leaves
 every other entity's draws unchanged.
+
+For the run report the network notes, at the boundary between the
+application and network layers, which network request each submitted user
+request made and the path the network accepted it on
+(:attr:`Network.net_requests`, :attr:`Network.paths`). Only the contexts of
+those two layers look, and only at their requests and answers, so the layers
+below pay nothing for it.
 """
 
 from __future__ import annotations
@@ -28,8 +35,10 @@ from typing import Any
 
 import numpy as np
 
+from qnetstack.entity import RequestName
 from qnetstack.entity.kernel import Kernel
 from qnetstack.entity.machine import TRANSITION
+from qnetstack.network.service import NetAccepted, NetRequest
 
 __all__ = ["LAYERS", "KernelContext", "Trace", "Network", "entity_rng"]
 
@@ -155,6 +164,32 @@ class KernelContext:
         self._network.trace.record(self._kernel.now_ns, self._node, self._layer, event, fields)
 
 
+class _NetworkLayerContext(KernelContext):
+    """A network entity's context: notes the path of each request it accepts."""
+
+    __slots__ = ()
+
+    def send_up(self, msg: Any) -> None:
+        if isinstance(msg, NetAccepted):
+            self._network.paths[(self._node, msg.request_id)] = tuple(msg.path)
+        super().send_up(msg)
+
+
+class _ApplicationLayerContext(KernelContext):
+    """An application entity's context: notes which network request a submitted user request made."""
+
+    __slots__ = ()
+
+    def send_down(self, msg: Any) -> None:
+        submitting = self._network.submitting
+        if submitting is not None and submitting[0] == self._node and isinstance(msg, NetRequest):
+            self._network.net_requests[(self._node, msg.request_id)] = submitting
+        super().send_down(msg)
+
+
+_CONTEXTS: dict[str, type[KernelContext]] = {"network": _NetworkLayerContext, "application": _ApplicationLayerContext}
+
+
 class Network:
     """A runnable network: the kernel, the entities per node and layer, the channels."""
 
@@ -167,6 +202,10 @@ class Network:
         self.user_messages: list[tuple[int, str, Any]] = []
         self.user_callbacks: list[Callable[[int, str, Any], None]] = []
         self._contexts: list[KernelContext] = []
+        # (node, NetRequest id) -> the user request (node, request_id) it was made for, and the path accepted
+        self.net_requests: dict[RequestName, RequestName] = {}
+        self.paths: dict[RequestName, tuple[str, ...]] = {}
+        self.submitting: RequestName | None = None  # the user request being handed to its application
 
     def delay_ns(self, a: str, b: str) -> int:
         try:
@@ -175,7 +214,7 @@ class Network:
             raise RuntimeError(f"no classical channel between {a!r} and {b!r}") from None
 
     def make_context(self, node: str, layer: str) -> KernelContext:
-        ctx = KernelContext(self, node, layer, entity_rng(self.seed, node, layer))
+        ctx = _CONTEXTS.get(layer, KernelContext)(self, node, layer, entity_rng(self.seed, node, layer))
         self._contexts.append(ctx)
         return ctx
 
@@ -195,7 +234,16 @@ class Network:
         app = self.entities.get(node, {}).get("application")
         if app is None:
             raise KeyError(f"node {node!r} has no application entity")
-        self.kernel.schedule(delay_ns, app.handle_above, request)
+        self.kernel.schedule(delay_ns, self.hand_to_application, node, app, request)
+
+    def hand_to_application(self, node: str, app: Any, request: Any) -> None:
+        """The event of a submitted request: ``app.handle_above(request)``, with the request noted
+        (as :attr:`submitting`) for as long as the application handles it."""
+        self.submitting = (node, getattr(request, "request_id", -1))
+        try:
+            app.handle_above(request)
+        finally:
+            self.submitting = None
 
     def start(self) -> None:
         for layers in self.entities.values():

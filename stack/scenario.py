@@ -190,10 +190,19 @@ class AppSpec(_Spec):
 
 class StopSpec(_Spec):
     """When to stop: when nothing is left to do, or at ``max_time_ns``, or after
-    ``max_events`` events, whichever comes first."""
+    ``max_events`` events, whichever comes first.
+
+    A run also stops, as stalled, when no application request has progressed
+    for ``stall_after_ns`` of simulated time or ``stall_after_events`` events
+    (left out: spans derived from the links' expected time per pair, see
+    ``qnetstack.stack.runner``), and when ``wall_limit_s`` seconds of wall-clock
+    time have passed (left out: no limit)."""
 
     max_time_ns: int | None = Field(None, gt=0, le=MAX_INT)
     max_events: int | None = Field(10_000_000, gt=0, le=MAX_INT)
+    stall_after_ns: int | None = Field(None, gt=0, le=MAX_INT)
+    stall_after_events: int | None = Field(None, gt=0, le=MAX_INT)
+    wall_limit_s: float | None = Field(None, gt=0, allow_inf_nan=False)
 
 
 class Scenario(_Spec):
