@@ -64,7 +64,7 @@ class BlochState(_Message):
     """``cos(θ/2)|0> + e^{iφ} sin(θ/2)|1>``."""
 
     theta_rad: float = Field(ge=0.0, le=math.pi)
-    phi_rad: float = 0.0
+    phi_rad: float = Field(0.0, allow_inf_nan=False)
 
 
 # The six eigenstates of X, Y and Z: a spherical 2-design, so the mean of any

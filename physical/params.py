@@ -58,7 +58,7 @@ class FibreParams(HardwareParams):
     """
 
     db_per_km: float = Field(0.2, ge=0.0)
-    refractive_index: float = Field(1.468, ge=1.0)
+    refractive_index: float = Field(1.468, ge=1.0, allow_inf_nan=False)
 
     def transmittance(self, length_km: float) -> float:
         """Power transmittance 10^(-α L / 10) (Beer–Lambert law in dB form)."""
@@ -128,7 +128,7 @@ class SingleClickLinkParams(HardwareParams):
     simulations allowed (Dahlberg et al. 2019, QLinkLayerSimulations ``mhp.py``).
     """
 
-    length_km: float = Field(gt=0.0)
+    length_km: float = Field(gt=0.0, allow_inf_nan=False)
     fibre: FibreParams = FibreParams()
     detector: DetectorParams = DetectorParams()
     bright_state_population: Probability = 0.1

@@ -182,7 +182,7 @@ class InitQubit(_Message):
 
     kind: Literal["init_qubit"] = "init_qubit"
     theta_rad: float = Field(0.0, ge=0.0, le=math.pi)
-    phi_rad: float = 0.0
+    phi_rad: float = Field(0.0, allow_inf_nan=False)
 
 
 class ApplyGate(_Message):
@@ -225,7 +225,7 @@ class OracleFidelity(_Message):
     qubits: list[QubitRef] = Field(min_length=1, max_length=2)
     bell_state: BellState | None = None
     theta_rad: float = Field(0.0, ge=0.0, le=math.pi)
-    phi_rad: float = 0.0
+    phi_rad: float = Field(0.0, allow_inf_nan=False)
 
 
 DeviceOperation = Annotated[
