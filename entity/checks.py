@@ -7,20 +7,25 @@ names the message, its node and its time; every message sent up must be one of
 the service's responses and validate as one; an entity must refuse, with
 :class:`~qnetstack.entity.EntityError`, input from above that it does not
 serve; the misuse a harness records (operations on qubits that are not the
-layer's own) fails the check. A harness's run and its records of what was sent
+layer's own) fails the check. A property over generated scenarios runs the
+same way in every layer: each drawn scenario (conditions, script, how long to
+run) with a drawn seed, a crash failing it before the check judges the run.
+A harness's run and its records of what was sent
 up need only the attributes named here (``crashed``, ``misuse``; ``time_ns``,
 ``node``, ``msg``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from qnetstack.entity import EntityError
-from qnetstack.entity.conformance import ClauseFailure
+from qnetstack.entity.conformance import ClauseFailure, explore
 
 __all__ = [
     "ENTITY_METHODS",
@@ -31,6 +36,7 @@ __all__ = [
     "refuses_from_above",
     "still_held",
     "check_responses",
+    "judge_runs",
 ]
 
 ENTITY_METHODS = ("start", "handle_above", "handle_below", "handle_peer", "handle_timer")
@@ -90,3 +96,27 @@ def refuses_from_above(entity: Any, msg: Any, what: str | None = None) -> None:
     except Exception as exc:
         raise ClauseFailure(f"handle_above({what}) raised {type(exc).__name__}, not EntityError") from None
     raise ClauseFailure(f"handle_above({what}) was accepted silently")
+
+
+def judge_runs(
+    run: Callable[..., Any],
+    impl: Any,
+    scenarios: st.SearchStrategy[tuple[Any, list[Any], int]],
+    check: Callable[[Any], None],
+    examples: int,
+) -> None:
+    """Judge with ``check`` the runs of ``impl`` on ``examples`` scenarios drawn
+    from ``scenarios``, each with a drawn seed. A scenario is (conditions, the
+    scripted input, how long to run); ``run`` is the harness's run function,
+    ``run(impl, conditions, script, until_ns=..., seed=...)``. A run in which
+    the implementation raised fails with its exception before ``check`` sees it."""
+
+    @explore(examples)
+    @given(scenario=scenarios, seed=st.integers(0, 2**16))
+    def prop(scenario: tuple[Any, list[Any], int], seed: int) -> None:
+        conditions, script, horizon = scenario
+        outcome = run(impl, conditions, script, until_ns=horizon, seed=seed)
+        raise_if_crashed(outcome)
+        check(outcome)
+
+    prop()

@@ -49,6 +49,7 @@ suite can use it without breaking the layering rules.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.resources
 import json
@@ -65,6 +66,7 @@ from types import TracebackType
 from typing import Any, Literal, Protocol
 
 from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict
 
 from qnetstack.entity.containment import (
@@ -95,7 +97,9 @@ __all__ = [
     "Suite",
     "explore",
     "load_implementation",
+    "none_or_integers",
     "read_spec",
+    "sampled",
     "CLAUSE_ID_PATTERN",
 ]
 
@@ -173,6 +177,24 @@ def explore(max_examples: int) -> settings:
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
         print_blob=False,
     )
+
+
+# A scenario strategy draws from many small strategies. Hypothesis validates every
+# new strategy object it is given, and building them anew for every scenario made
+# that validation cost more than the draws and the simulated runs: these two are
+# built once per arguments, for every suite.
+
+
+@functools.cache
+def sampled(*values: Any) -> st.SearchStrategy[Any]:
+    """``st.sampled_from(values)``, built once per ``values``."""
+    return st.sampled_from(values)
+
+
+@functools.cache
+def none_or_integers(low: int, high: int) -> st.SearchStrategy[int | None]:
+    """None or an integer from ``low`` to ``high``, built once per bounds."""
+    return st.none() | st.integers(low, high)
 
 
 def load_implementation(path: str) -> Any:

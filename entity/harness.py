@@ -69,10 +69,22 @@ from qnetstack.entity.kernel import Kernel
 
 _TIMER = clause_timer()
 
-__all__ = ["HarnessContext", "Delivery", "NodeDevice", "Driver", "RunMemo", "fingerprint"]
+__all__ = ["HarnessContext", "Delivery", "NodeDevice", "Driver", "Sent", "RunMemo", "fingerprint"]
 
 Delivery = Callable[[Any], None]
 Cause = tuple[str, int | None]
+
+
+@dataclasses.dataclass(frozen=True)
+class Sent:
+    """A message the implementation sent (up to the layer above, or down to the
+    one below): when, on which node, and what it was handling then (``cause``,
+    as :class:`Driver` records it)."""
+
+    time_ns: int
+    node: str
+    msg: Any
+    cause: Cause
 
 
 class HarnessContext:

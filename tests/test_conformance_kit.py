@@ -14,10 +14,13 @@ import re
 import signal
 import time
 import xml.etree.ElementTree as ET
+from types import SimpleNamespace
 
 import pytest
+from hypothesis import strategies as st
 
-from qnetstack.entity.conformance import ClauseFailure, NotApplicable, Suite
+from qnetstack.entity.checks import judge_runs
+from qnetstack.entity.conformance import ClauseFailure, NotApplicable, Suite, none_or_integers, sampled
 from qnetstack.entity.containment import snapshot
 from qnetstack.entity.imports import forbidden_imports, why_forbidden
 from qnetstack.link.egp import SingleClickEgp
@@ -374,3 +377,35 @@ def test_the_help_states_the_exit_codes(capsys):
 def test_clause_failure_and_not_applicable_are_still_importable_from_the_kit():
     """Suites written against ``qnetstack.entity.conformance`` keep working."""
     assert issubclass(ClauseFailure, AssertionError) and issubclass(NotApplicable, Exception)
+
+
+def test_judge_runs_judges_the_run_of_each_drawn_scenario():
+    """The property every generated-scenario check runs on: each drawn scenario
+    (conditions, script, horizon) is run with a drawn seed and its run judged."""
+    calls = []
+
+    def run(impl, conditions, script, until_ns, seed):
+        calls.append((impl, conditions, script, until_ns, seed))
+        return SimpleNamespace(crashed=None, until_ns=until_ns)
+
+    judged = []
+    scenarios = st.tuples(st.integers(0, 9), st.just(["request"]), st.integers(1, 5))
+    judge_runs(run, "impl", scenarios, judged.append, examples=7)
+    assert len(judged) == len(calls) == 7
+    assert all(c[0] == "impl" and c[2] == ["request"] and 1 <= c[3] <= 5 and 0 <= c[4] <= 2**16 for c in calls)
+    assert [r.until_ns for r in judged] == [c[3] for c in calls]
+
+
+def test_judge_runs_fails_a_crashed_run_before_judging_it():
+    def run(impl, conditions, script, until_ns, seed):
+        return SimpleNamespace(crashed=ZeroDivisionError("in a handler"))
+
+    judged = []
+    with pytest.raises(ZeroDivisionError, match="in a handler"):
+        judge_runs(run, "impl", st.just((None, [], 10)), judged.append, examples=3)
+    assert judged == []
+
+
+def test_scenario_strategies_are_built_once_per_arguments():
+    assert sampled(1, 2, 3) is sampled(1, 2, 3) and sampled(1, 2, 3) is not sampled(1, 2)
+    assert none_or_integers(0, 5) is none_or_integers(0, 5)

@@ -55,7 +55,7 @@ import numpy as np
 
 from qnetstack.application.service import CARDINAL_STATES, BlochState, PairsRequest, TeleportRequest, TeleportResult
 from qnetstack.entity.devices import FakeDevices
-from qnetstack.entity.harness import Driver
+from qnetstack.entity.harness import Driver, Sent
 from qnetstack.entity.kernel import Kernel
 from qnetstack.entity.qubits import BASIS_VECTORS, GATE_MATRICES, bell_vector, bloch_vector, werner
 from qnetstack.network.service import NetAccepted, NetError, NetErrorCode, NetRejected, NetRequest, PairDelivered, PairId, RequestType
@@ -164,29 +164,10 @@ def requested_state(request: TeleportRequest, index: int) -> BlochState:
 # ------------------------------------------------------------ the record
 
 
-@dataclass(frozen=True)
-class SentUp:
-    """A message the implementation sent to its user.
-
-    ``cause`` is what the entity was handling: ``("request", i)`` for the i-th
-    scripted request, else ``("below", None)``, ``("peer", None)``,
-    ``("timer", None)`` or ``("start", None)``.
-    """
-
-    time_ns: int
-    node: str
-    msg: Any
-    cause: tuple[str, int | None]
-
-
-@dataclass(frozen=True)
-class SentDown:
-    """A message the implementation sent to the network."""
-
-    time_ns: int
-    node: str
-    msg: Any
-    cause: tuple[str, int | None]
+# A message the implementation sent to its user (up) or to the network (down); its
+# cause is ("request", i) while it handled the i-th scripted request.
+SentUp = Sent
+SentDown = Sent
 
 
 @dataclass

@@ -57,10 +57,10 @@ from qnetstack.application.service import (
     TeleportRequest,
     TeleportResult,
 )
-from qnetstack.entity.checks import check_responses, missing_methods, no_misuse, refuses_from_above, still_held
+from qnetstack.entity.checks import check_responses, judge_runs, missing_methods, no_misuse, refuses_from_above, still_held
 from qnetstack.entity.checks import failure as _fail
 from qnetstack.entity.checks import raise_if_crashed as _no_crash
-from qnetstack.entity.conformance import ClauseFailure, ImplementationError, NotApplicable, Suite, explore
+from qnetstack.entity.conformance import ClauseFailure, ImplementationError, NotApplicable, Suite, explore, sampled
 from qnetstack.network.service import NetAccepted, NetError, NetErrorCode, NetRejected, NetRequest, PairDelivered, PairId, RequestType
 from qnetstack.physical.service import BellState
 
@@ -136,11 +136,6 @@ _STATES = st.none() | st.lists(bloch_states, min_size=1, max_size=3)
 
 
 @functools.cache
-def _one_of(*values: Any) -> st.SearchStrategy[Any]:
-    return st.sampled_from(values)
-
-
-@functools.cache
 def _pair_lists(delay: int, perfect: bool) -> st.SearchStrategy[list[PairScript]]:
     return st.lists(
         st.builds(
@@ -169,27 +164,27 @@ def scenarios(
     ``actions`` are the fates the network may give a request; ``perfect``
     makes every pair exactly its Bell state (true fidelity 1).
     """
-    delay = draw(_one_of(1_000, 10_000, 50_000))
+    delay = draw(sampled(1_000, 10_000, 50_000))
     pairs = draw(_pair_lists(delay, perfect))
     outcomes = draw(_OUTCOMES)
     conditions = AppConditions(delay_ns=delay, pairs=tuple(pairs), bell_outcomes=tuple(outcomes))
     requests = []
     made: Counter[str] = Counter()
     for _ in range(draw(st.integers(1, max_requests))):
-        node = draw(_one_of(*NODES))
-        remote = draw(_one_of(*(n for n in NODES if n != node)))
+        node = draw(sampled(*NODES))
+        remote = draw(sampled(*(n for n in NODES if n != node)))
         number = draw(st.integers(1, 3))
-        min_fidelity = draw(_one_of(0.0, 0.5, 0.8))
+        min_fidelity = draw(sampled(0.0, 0.5, 0.8))
         # unique at the node, in no particular order, and not always 0, 1, 2, ...
         request_id = 10 * made[node] + draw(st.integers(0, 9))
         made[node] += 1
         request: TeleportRequest | PairsRequest
-        if draw(_one_of(*kinds)) == "teleport":
+        if draw(sampled(*kinds)) == "teleport":
             states = draw(_STATES)
             request = TeleportRequest(request_id=request_id, remote_node=remote, number=number, states=states, min_fidelity=min_fidelity)
         else:
             request = PairsRequest(request_id=request_id, remote_node=remote, number=number, min_fidelity=min_fidelity)
-        action = draw(_one_of(*actions))
+        action = draw(sampled(*actions))
         fate = Fate(action, draw(st.integers(0, number - 1)) if action == "abort" else 0)
         requests.append(ScriptedRequest(draw(st.integers(0, 5 * delay)), node, request, fate))
     # every pair arrives within ~3 gaps of 3 delays plus 2 delays of offset; the
@@ -213,15 +208,7 @@ def _property(
     if not kinds:
         raise NotApplicable("the implementation serves neither teleport nor pairs requests")
 
-    @explore(examples)
-    @given(scenario=scenarios(kinds, actions, perfect), seed=st.integers(0, 2**16))
-    def prop(scenario: tuple[AppConditions, list[ScriptedRequest], int], seed: int) -> None:
-        conditions, requests, horizon = scenario
-        run = run_app(impl, conditions, requests, until_ns=horizon, seed=seed)
-        _no_crash(run)
-        check(run)
-
-    prop()
+    judge_runs(run_app, impl, scenarios(kinds, actions, perfect), check, examples)
 
 
 def _kind(request: TeleportRequest | PairsRequest) -> str:

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from qnetstack.entity.devices import FakeDevices, heralding_link
-from qnetstack.entity.harness import Driver
+from qnetstack.entity.harness import Driver, Sent
 from qnetstack.entity.kernel import Kernel
 from qnetstack.link.service import LinkError, LinkOkKeep, LinkOkMeasure
 from qnetstack.physical import service as physical_service
@@ -114,19 +114,9 @@ class ScriptedCreate:
     request: Any
 
 
-@dataclass(frozen=True)
-class SentUp:
-    """A message the implementation sent up, when and on which node.
-
-    ``cause`` is what the entity was handling when it sent it: ``("create", i)``
-    for the i-th scripted CREATE, else ``("below", None)``, ``("peer", None)``,
-    ``("timer", None)`` or ``("start", None)``.
-    """
-
-    time_ns: int
-    node: str
-    msg: Any
-    cause: tuple[str, int | None]
+# A message the implementation sent up; its cause is ("create", i) while it
+# handled the i-th scripted CREATE.
+SentUp = Sent
 
 
 @dataclass

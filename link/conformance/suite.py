@@ -20,10 +20,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from qnetstack.entity.checks import check_responses, missing_methods, no_misuse, refuses_from_above, still_held
+from qnetstack.entity.checks import check_responses, judge_runs, missing_methods, no_misuse, refuses_from_above, still_held
 from qnetstack.entity.checks import failure as _fail
 from qnetstack.entity.checks import raise_if_crashed as _no_crash
-from qnetstack.entity.conformance import ClauseFailure, ImplementationError, NotApplicable, Suite, explore
+from qnetstack.entity.conformance import ClauseFailure, ImplementationError, NotApplicable, Suite, explore, none_or_integers, sampled
 from qnetstack.link.conformance.harness import NODES, LinkConditions, LinkRun, ScriptedCreate, SentUp, run_link
 from qnetstack.link.service import (
     CAP_LINK_ALPHA,
@@ -106,16 +106,6 @@ _FIDELITIES = st.lists(st.sampled_from([0.7, 0.8, 0.85, 0.9]), min_size=1, max_s
 _TAG = st.none() | st.integers(0, 5) | st.integers(0, 2**31 - 1)
 
 
-@functools.cache
-def _one_of(*values: Any) -> st.SearchStrategy[Any]:
-    return st.sampled_from(values)
-
-
-@functools.cache
-def _none_or_integers(low: int, high: int) -> st.SearchStrategy[int | None]:
-    return st.none() | st.integers(low, high)
-
-
 @st.composite
 def scenarios(
     draw: Any,
@@ -131,7 +121,7 @@ def scenarios(
     ``deadlines=True`` gives every request a ``max_time_ns`` and keeps success
     rare, so that deadlines are reached: used by the timeout checks.
     """
-    delay = draw(_one_of(1_000, 10_000, 50_000))
+    delay = draw(sampled(1_000, 10_000, 50_000))
     probabilities: tuple[float, ...]
     if live:
         probabilities = (0.2, 0.5, 1.0)
@@ -139,9 +129,9 @@ def scenarios(
         probabilities = (0.0, 0.02, 0.1)
     else:
         probabilities = (0.0, 0.1, 0.3, 1.0)
-    probability = draw(_one_of(*probabilities))
+    probability = draw(sampled(*probabilities))
     loss = None if deadlines else draw(_LOSS)
-    lifetime = draw(_one_of(None, 30 * delay, 300 * delay))
+    lifetime = draw(sampled(None, 30 * delay, 300 * delay))
     fidelities = tuple(draw(_FIDELITIES))
     conditions = LinkConditions(
         delay_ns=delay,
@@ -151,22 +141,22 @@ def scenarios(
         herald_fidelities=fidelities,
         memory_lifetime_ns=lifetime,
         num_qubits=(draw(st.integers(1, 3)), draw(st.integers(1, 3))),
-        upper_hold_ns=draw(_one_of(0, delay, 20 * delay)),
+        upper_hold_ns=draw(sampled(0, delay, 20 * delay)),
     )
     creates = []
     for _ in range(draw(st.integers(1, max_creates))):
-        node = draw(_one_of(*NODES))
+        node = draw(sampled(*NODES))
         remote = NODES[1] if node == NODES[0] else NODES[0]
         request = LinkCreate(
             remote_node=remote,
-            min_fidelity=0.0 if live else draw(_one_of(0.0, 0.5, 0.8)),
+            min_fidelity=0.0 if live else draw(sampled(0.0, 0.5, 0.8)),
             max_time_ns=(
-                None if live else draw(st.integers(delay, 60 * delay)) if deadlines else draw(_none_or_integers(delay, 60 * delay))
+                None if live else draw(st.integers(delay, 60 * delay)) if deadlines else draw(none_or_integers(delay, 60 * delay))
             ),
             purpose_id=draw(st.integers(0, 3)),
             number=draw(st.integers(1, 3)),
-            type=draw(_one_of(*types)),
-            basis=draw(_one_of(*Basis)),
+            type=draw(sampled(*types)),
+            basis=draw(sampled(*Basis)),
         )
         creates.append(ScriptedCreate(at_ns=draw(st.integers(0, 10 * delay)), node=node, request=request))
     # Long enough for every live request: 12 pairs at p >= 0.2 need ~60 attempt periods
@@ -194,15 +184,7 @@ def _property(
     default, every type the implementation provides)."""
     types = tuple(_types(impl)) if types is None else types
 
-    @explore(examples)
-    @given(scenario=scenarios(types, live=live, deadlines=deadlines), seed=st.integers(0, 2**16))
-    def prop(scenario: tuple[LinkConditions, list[ScriptedCreate], int], seed: int) -> None:
-        conditions, creates, horizon = scenario
-        run = run_link(impl, conditions, creates, until_ns=horizon, seed=seed)
-        _no_crash(run)
-        check(run)
-
-    prop()
+    judge_runs(run_link, impl, scenarios(types, live=live, deadlines=deadlines), check, examples)
 
 
 def _request_key(msg: Any) -> tuple[str, int]:

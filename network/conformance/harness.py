@@ -64,7 +64,7 @@ import networkx as nx
 import numpy as np
 
 from qnetstack.entity.devices import FakeDevices, heralding_link
-from qnetstack.entity.harness import Driver
+from qnetstack.entity.harness import Driver, Sent
 from qnetstack.entity.kernel import Kernel
 from qnetstack.link.service import (
     EntanglementId,
@@ -173,20 +173,15 @@ class ScriptedRequest:
 
 
 @dataclass(frozen=True)
-class SentUp:
-    """A message the implementation sent up, when and on which node.
+class SentUp(Sent):
+    """A message the implementation sent up (its cause is ``("request", i)`` while
+    it handled the i-th scripted request).
 
-    ``cause`` is what the entity was handling: ``("request", i)`` for the i-th
-    scripted request, else ``("below", None)``, ``("peer", None)``,
-    ``("timer", None)`` or ``("start", None)``. ``seq`` orders it against
-    device operations. ``qubit`` is the serial of the qubit a type-K delivery
-    handed up (``None`` if the handle named no qubit the network layer held).
+    ``seq`` orders it against device operations. ``qubit`` is the serial of the
+    qubit a type-K delivery handed up (``None`` if the handle named no qubit the
+    network layer held).
     """
 
-    time_ns: int
-    node: str
-    msg: Any
-    cause: tuple[str, int | None]
     seq: int
     qubit: int | None = None
 

@@ -12,17 +12,15 @@ the reference implementation.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from qnetstack.entity.checks import check_responses, missing_methods, no_misuse, refuses_from_above
+from qnetstack.entity.checks import check_responses, judge_runs, missing_methods, no_misuse, refuses_from_above
 from qnetstack.entity.checks import failure as _fail
 from qnetstack.entity.checks import raise_if_crashed as _no_crash
 from qnetstack.entity.conformance import (
@@ -30,7 +28,8 @@ from qnetstack.entity.conformance import (
     ImplementationError,
     NotApplicable,
     Suite,
-    explore,
+    none_or_integers,
+    sampled,
 )
 from qnetstack.link.service import EntanglementId, LinkAck, LinkError, LinkOkKeep
 from qnetstack.network.conformance.harness import (
@@ -122,16 +121,6 @@ _FIDELITIES = st.lists(st.sampled_from([0.8, 0.9, 0.95, 1.0]), min_size=1, max_s
 _BELL_STATES = st.none() | st.lists(st.sampled_from(list(BellState)), min_size=1, max_size=6).map(tuple)
 
 
-@functools.cache
-def _one_of(*values: Any) -> st.SearchStrategy[Any]:
-    return st.sampled_from(values)
-
-
-@functools.cache
-def _none_or_integers(low: int, high: int) -> st.SearchStrategy[int | None]:
-    return st.none() | st.integers(low, high)
-
-
 @st.composite
 def scenarios(draw: Any, types: tuple[RequestType, ...], mode: str = "any") -> tuple[NetConditions, list[ScriptedRequest], int]:
     """A random scenario: conditions, scripted requests, and how long to run.
@@ -141,15 +130,15 @@ def scenarios(draw: Any, types: tuple[RequestType, ...], mode: str = "any") -> t
     large, so every request can end), ``"clean"`` (live, and no link fails)
     or ``"deadlines"`` (every request has a max_time_ns and links are slow).
     """
-    size = draw(_one_of(4, 4, 3, 2))  # mostly long chains: swaps to check
+    size = draw(sampled(4, 4, 3, 2))  # mostly long chains: swaps to check
     chain = ("alice", "bob", "carol", "dave")[:size]
-    hop = draw(_one_of(1_000, 10_000, 50_000))
+    hop = draw(sampled(1_000, 10_000, 50_000))
     probabilities = {"any": (0.1, 0.3, 1.0), "live": (0.2, 0.5, 1.0), "clean": (0.2, 0.5, 1.0), "deadlines": (0.02, 0.05, 0.1)}
-    failure = 0.0 if mode in ("clean", "deadlines") else draw(_one_of(0.0, 0.1, 0.3))
+    failure = 0.0 if mode in ("clean", "deadlines") else draw(sampled(0.0, 0.1, 0.3))
     requests = []
     used: set[tuple[str, int]] = set()
     for _ in range(draw(st.integers(1, 3))):
-        node = draw(_one_of(*chain))
+        node = draw(sampled(*chain))
         # the farthest node twice as likely as each other one, for the same reason
         others = sorted((n for n in chain if n != node), key=lambda n: -abs(chain.index(n) - chain.index(node)))
         others = [others[0], *others] + ([ISLAND] if mode == "any" else [])
@@ -160,16 +149,16 @@ def scenarios(draw: Any, types: tuple[RequestType, ...], mode: str = "any") -> t
         if mode == "deadlines":
             max_time = draw(st.integers(hop, 60 * hop))
         elif mode == "any":
-            max_time = draw(_none_or_integers(hop, 200 * hop))
+            max_time = draw(none_or_integers(hop, 200 * hop))
         else:
             max_time = None
         request = NetRequest(
             request_id=request_id,
-            remote_node=draw(_one_of(*others)),
-            min_fidelity=0.0 if mode == "clean" else draw(_one_of(0.0, 0.0, 0.5, 0.8, 0.95)),
+            remote_node=draw(sampled(*others)),
+            min_fidelity=0.0 if mode == "clean" else draw(sampled(0.0, 0.0, 0.5, 0.8, 0.95)),
             number=draw(st.integers(1, 3)),
-            type=draw(_one_of(*types)),
-            basis=draw(_one_of(*Basis)),
+            type=draw(sampled(*types)),
+            basis=draw(sampled(*Basis)),
             max_time_ns=max_time,
         )
         requests.append(ScriptedRequest(at_ns=draw(st.integers(0, 10 * hop)), node=node, request=request))
@@ -177,12 +166,12 @@ def scenarios(draw: Any, types: tuple[RequestType, ...], mode: str = "any") -> t
     conditions = NetConditions(
         size=size,
         hop_delay_ns=hop,
-        success_probability=draw(_one_of(*probabilities[mode])),
+        success_probability=draw(sampled(*probabilities[mode])),
         pair_fidelities=tuple(draw(_FIDELITIES)),
         failure_probability=failure,
         # live runs: two link qubits per open request and node, plus what the layer above holds
-        num_qubits=2 * len(requests) + pairs_asked if mode in ("live", "clean") else draw(_one_of(2, 3, 8)),
-        upper_hold_ns=draw(_one_of(0, hop, 20 * hop)),
+        num_qubits=2 * len(requests) + pairs_asked if mode in ("live", "clean") else draw(sampled(2, 3, 8)),
+        upper_hold_ns=draw(sampled(0, hop, 20 * hop)),
         bell_states=draw(_BELL_STATES),
         swap_outcomes=draw(_BELL_STATES),
     )
@@ -200,15 +189,7 @@ def _property(
         _require_type(impl, requires)
     types = tuple(_types(impl))
 
-    @explore(examples)
-    @given(scenario=scenarios(types, mode=mode), seed=st.integers(0, 2**16))
-    def prop(scenario: tuple[NetConditions, list[ScriptedRequest], int], seed: int) -> None:
-        conditions, requests, horizon = scenario
-        run = run_network(impl, conditions, requests, until_ns=horizon, seed=seed)
-        _no_crash(run)
-        check(run)
-
-    prop()
+    judge_runs(run_network, impl, scenarios(types, mode=mode), check, examples)
 
 
 def _ends(acc: Accepted) -> tuple[str, str]:
