@@ -34,7 +34,25 @@ from qnetstack.entity.message import Message as _PeerMessage
 from qnetstack.link.service import LinkErrorCode, RandomBasis, RequestType
 from qnetstack.physical.service import Basis
 
-__all__ = ["PeerCreate", "PeerRefuse", "PeerLost", "PeerMultiplex", "PeerMessage"]
+__all__ = ["PeerCreate", "PeerRefuse", "PeerLost", "PeerMultiplex", "PeerMessage", "CREATE_TERMS"]
+
+# The terms of a ``LinkCreate`` that travel in the ``PeerCreate`` and are kept in
+# the request at both ends as they are, under the same names. The other fields
+# of a ``PeerCreate`` are the origin's doing: its id and name, the agreed start,
+# the deadline in absolute time and the operating point.
+CREATE_TERMS = (
+    "purpose_id",
+    "number",
+    "min_fidelity",
+    "type",
+    "basis",
+    "remote_basis",
+    "random_basis",
+    "remote_random_basis",
+    "priority",
+    "atomic",
+    "consecutive",
+)
 
 
 class PeerCreate(_PeerMessage):
