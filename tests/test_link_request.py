@@ -86,9 +86,7 @@ def test_a_request_from_a_peer_create_keeps_what_was_asked_and_starts_counting_f
 
 def test_every_term_of_a_create_reaches_the_request_at_both_ends():
     """The EGP copies the CREATE_TERMS of a LinkCreate into its PeerCreate, and
-    each end copies them into its request: a LinkCreate field left out of the
-    tuple (other than what the origin answers itself) would silently take its
-    default at the responder."""
+    each end copies them into its request, each under its own name."""
     assert set(LinkCreate.model_fields) - set(CREATE_TERMS) == {"kind", "remote_node", "max_time_ns", "tag"}
     asked = dict(
         purpose_id=2, number=3, min_fidelity=0.8, type=RequestType.M, basis=Basis.X, remote_basis=Basis.Y,
