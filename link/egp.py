@@ -113,7 +113,7 @@ from typing import Any, Literal, cast
 
 from qnetstack.entity import Context, EntityError, Wait
 from qnetstack.entity.machine import drop_unknown, transition_trace
-from qnetstack.link.peer import PeerCreate, PeerLost, PeerMultiplex, PeerRefuse
+from qnetstack.link.peer import CREATE_TERMS, PeerCreate, PeerLost, PeerMultiplex, PeerRefuse
 from qnetstack.link.request import LinkRequest, RequestEvent, RequestKey, RequestState
 from qnetstack.link.scheduler import DEFAULT_POLICY, SchedulingPolicy, resolve_policy
 from qnetstack.link.service import (
@@ -266,20 +266,10 @@ class SingleClickEgp:
         peer_create = PeerCreate(
             create_id=create_id,
             origin_node=self.ctx.node,
-            purpose_id=msg.purpose_id,
-            number=msg.number,
-            min_fidelity=msg.min_fidelity,
-            type=msg.type,
-            basis=msg.basis,
             start_ns=start_ns,
             deadline_ns=deadline,
-            remote_basis=msg.remote_basis,
-            random_basis=msg.random_basis,
-            remote_random_basis=msg.remote_random_basis,
-            priority=msg.priority,
-            atomic=msg.atomic,
-            consecutive=msg.consecutive,
             bright_state_population=_operating_point(link, msg.min_fidelity),
+            **{term: getattr(msg, term) for term in CREATE_TERMS},
         )
         self.ctx.send_peer(msg.remote_node, peer_create)
         self._open(LinkRequest.from_peer_create(peer_create, remote=msg.remote_node, tag=msg.tag, trace=transition_trace(self.ctx)))

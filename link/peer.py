@@ -31,10 +31,16 @@ from typing import Literal
 from pydantic import Field
 
 from qnetstack.entity.message import Message as _PeerMessage
-from qnetstack.link.service import LinkErrorCode, RandomBasis, RequestType
+from qnetstack.link.service import LinkCreate, LinkErrorCode, RandomBasis, RequestType
 from qnetstack.physical.service import Basis
 
-__all__ = ["PeerCreate", "PeerRefuse", "PeerLost", "PeerMultiplex", "PeerMessage"]
+__all__ = ["PeerCreate", "PeerRefuse", "PeerLost", "PeerMultiplex", "PeerMessage", "CREATE_TERMS"]
+
+# The terms of a ``LinkCreate`` that travel in the ``PeerCreate`` and are kept in
+# the request at both ends as they are, under the same names: all its fields but
+# those the origin answers itself (the neighbour it names, the time limit it turns
+# into an absolute deadline, the caller's tag it keeps).
+CREATE_TERMS = tuple(name for name in LinkCreate.model_fields if name not in ("kind", "remote_node", "max_time_ns", "tag"))
 
 
 class PeerCreate(_PeerMessage):

@@ -33,7 +33,7 @@ from collections.abc import Callable
 
 from qnetstack.entity import Wait
 from qnetstack.entity.machine import Machine, Session
-from qnetstack.link.peer import PeerCreate
+from qnetstack.link.peer import CREATE_TERMS, PeerCreate
 from qnetstack.link.service import LinkOkKeep, RandomBasis, RequestType
 from qnetstack.physical.service import Basis
 
@@ -180,22 +180,12 @@ class LinkRequest(Session[tuple[str, int]]):
             create_id=msg.create_id,
             origin=msg.origin_node,
             remote=remote,
-            purpose_id=msg.purpose_id,
-            number=msg.number,
-            min_fidelity=msg.min_fidelity,
-            type=msg.type,
-            basis=msg.basis,
             start_ns=msg.start_ns,
             deadline_ns=msg.deadline_ns,
-            remote_basis=msg.remote_basis,
-            random_basis=msg.random_basis,
-            remote_random_basis=msg.remote_random_basis,
-            priority=msg.priority,
-            atomic=msg.atomic,
-            consecutive=msg.consecutive,
             alpha=msg.bright_state_population,
             tag=tag,
             trace=trace,
+            **{term: getattr(msg, term) for term in CREATE_TERMS},
         )
 
     @property

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from qnetstack.entity.machine import IllegalTransition
-from qnetstack.link.peer import PeerCreate
+from qnetstack.link.peer import CREATE_TERMS, PeerCreate
 from qnetstack.link.request import MACHINES, REQUEST_MACHINE, LinkRequest, RequestEvent, RequestState
-from qnetstack.link.service import RequestType
+from qnetstack.link.service import LinkCreate, RandomBasis, RequestType
 from qnetstack.physical.service import Basis
 
 SPEC = Path(__file__).resolve().parent.parent / "specs" / "link.md"
@@ -82,6 +82,20 @@ def test_a_request_from_a_peer_create_keeps_what_was_asked_and_starts_counting_f
     assert (request.made, request.in_flight, request.last_pair, request.tag) == (0, 0, -1, None)
     assert request.unattempted == 3
     assert not request.ready(2_000) and request.ready(2_001)
+
+
+def test_every_term_of_a_create_reaches_the_request_at_both_ends():
+    """The EGP copies the CREATE_TERMS of a LinkCreate into its PeerCreate, and
+    each end copies them into its request, each under its own name."""
+    assert set(LinkCreate.model_fields) - set(CREATE_TERMS) == {"kind", "remote_node", "max_time_ns", "tag"}
+    asked = dict(
+        purpose_id=2, number=3, min_fidelity=0.8, type=RequestType.M, basis=Basis.X, remote_basis=Basis.Y,
+        random_basis=RandomBasis.XZ, remote_random_basis=RandomBasis.XYZ, priority=1, atomic=True, consecutive=True,
+    )  # fmt: skip
+    assert set(asked) == set(CREATE_TERMS)
+    msg = PeerCreate(create_id=7, origin_node="alice", start_ns=2_001, deadline_ns=None, **asked)
+    request = LinkRequest.from_peer_create(msg, remote="alice")
+    assert {term: getattr(request, term) for term in CREATE_TERMS} == asked
 
 
 def test_the_spec_shows_the_machine_the_code_runs():
