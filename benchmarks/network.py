@@ -19,7 +19,8 @@ makes every circuit join the first and the last node (a chain's two ends, a
 grid's opposite corners). All requests are submitted at time 0, so their
 circuits run at the same time. The run stops when every request has ended or
 at ``--sim-time-s`` of simulated time, whichever comes first (or at the
-stack's stall watch, see ``qnetstack.stack.runner``).
+stack's stall watch, see ``qnetstack.stack.runner``, or after
+``--wall-limit-s`` of wall-clock time).
 
 Topologies (every link ``--km`` long unless said otherwise; each node holds
 ``--qubits`` memory qubits):
@@ -27,13 +28,15 @@ Topologies (every link ``--km`` long unless said otherwise; each node holds
 * ``chain``: ``n0 - n1 - ... - n{N-1}``;
 * ``grid``: the nodes fill a grid row by row, ``floor(sqrt(N))`` wide (the
   last row may be short), each joined to its right and lower neighbour;
-* ``waxman``: nodes placed uniformly in a square of side ``--km`` × sqrt(N),
-  joined with the probability ``beta exp(-d / (alpha L))`` of Waxman
-  (IEEE J. Sel. Areas Commun. 6, 1617 (1988)), ``d`` their distance, ``L``
-  the square's diagonal, ``alpha`` 0.1 and ``beta`` set for a mean degree
-  of 4; each component left over is then joined to the rest by its shortest
-  possible link, so the network is connected. A link is as long as the
-  distance between its nodes (at least 0.1 km).
+* ``waxman``: nodes placed uniformly in a square of side ``--km`` × sqrt(N)
+  (one node per ``--km`` × ``--km`` on average), two nodes at distance ``d``
+  joined with the probability ``beta exp(-d / (alpha L))`` of Waxman (IEEE
+  J. Sel. Areas Commun. 6, 1617 (1988)), with ``alpha L`` = ``--km``
+  (so links stay about as long, near 2 × ``--km`` on average, whatever the
+  number of nodes) and ``beta``
+  set for a mean degree of 4; each component left over is then joined to the
+  rest by its shortest possible link, so the network is connected. A link is
+  as long as the distance between its nodes (at least 0.1 km).
 
 Reported (``--json``: one object on stdout):
 
@@ -80,7 +83,7 @@ __all__ = ["TOPOLOGIES", "ENDPOINTS", "SCHEMES", "build_topology", "circuit_ends
 TOPOLOGIES = ("chain", "grid", "waxman")
 ENDPOINTS = ("random", "ends")
 SCHEMES = ("single-click", "barrett-kok", "midpoint-source")
-WAXMAN_ALPHA = 0.1
+WAXMAN_RANGE = 1.0  # alpha L of the Waxman probability, in units of --km: links of about 2 km on average
 WAXMAN_MEAN_DEGREE = 4.0
 MIN_LINK_KM = 0.1
 
@@ -118,7 +121,7 @@ def _add_waxman_links(graph: nx.Graph, nodes: int, km: float, rng: np.random.Gen
     position = rng.uniform(0.0, side, size=(nodes, 2))
     distance = np.sqrt(((position[:, None, :] - position[None, :, :]) ** 2).sum(axis=-1))
     upper = np.triu(np.ones((nodes, nodes), dtype=bool), k=1)
-    weight = np.exp(-distance / (WAXMAN_ALPHA * side * math.sqrt(2)))
+    weight = np.exp(-distance / (WAXMAN_RANGE * km))
     # beta so that the expected number of links is nodes * mean degree / 2
     beta = min(1.0, WAXMAN_MEAN_DEGREE * nodes / 2 / weight[upper].sum())
     draws = rng.random((nodes, nodes))
@@ -209,16 +212,20 @@ def _network_layer(policy: str) -> Any:
     return type(f"NetworkNode_{policy}", (NetworkNode,), {"POLICY": policy})
 
 
-def run(scenario: Scenario, policy: str = "swap-asap", repeat: int = 1, topology: str = "") -> dict[str, Any]:
+def run(
+    scenario: Scenario, policy: str = "swap-asap", repeat: int = 1, topology: str = "", wall_limit_s: float | None = None
+) -> dict[str, Any]:
     """Assemble and run ``scenario`` ``repeat`` times (identical runs: same seed); the
-    figures of the module docstring, with the fastest run's times."""
+    figures of the module docstring, with the fastest run's times. ``wall_limit_s``
+    cuts each run after that much wall-clock time (it then ends ``stalled``, reason
+    ``wall_limit``)."""
     network_layer = _network_layer(policy)
     best: tuple[float, float, float] = (math.inf, math.inf, math.inf)
     for _ in range(max(1, repeat)):
         start = time.perf_counter()
         simulation = assemble(scenario, {"network": network_layer})
         assembled = time.perf_counter()
-        result = simulation.run()
+        result = simulation.run(wall_limit_s=wall_limit_s)
         ran = time.perf_counter()
         if ran - start < best[0]:
             best = (ran - start, assembled - start, ran - assembled)
@@ -290,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--t2-ns", type=int, default=1_000_000_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=1, help="run this many times, report the fastest")
+    parser.add_argument("--wall-limit-s", type=float, default=None, help="cut each run after this many seconds of wall-clock time")
     parser.add_argument("--json", action="store_true", help="print one JSON object and nothing else")
     args = parser.parse_args(argv)
     try:
@@ -308,7 +316,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     except ValueError as exc:  # ScenarioError is a ValueError
         parser.error(str(exc))
-    result = run(scenario, args.policy, args.repeat, args.topology)
+    if args.wall_limit_s is not None and not args.wall_limit_s > 0:
+        parser.error("--wall-limit-s must be a positive number of seconds")
+    result = run(scenario, args.policy, args.repeat, args.topology, args.wall_limit_s)
     print(json.dumps(result, sort_keys=True) if args.json else _summary(result))
     return 0
 
