@@ -42,6 +42,7 @@ Reported (``--json``: one object on stdout):
 
 * ``nodes``, ``links``, ``circuits``, ``pairs_requested`` (circuits × pairs),
   ``pairs_delivered`` (end-to-end pairs reported to the users);
+* ``mean_hops``: links per circuit, over the paths the network accepted;
 * ``status``, ``reason``, ``detail``: how the run ended, as the run states it
   (``done``: every request done; ``stalled``: requests were open when it
   stopped, e.g. at ``--sim-time-s`` (reason ``max_time``) or at the stall
@@ -231,6 +232,7 @@ def run(
             best = (ran - start, assembled - start, ran - assembled)
     states = [a.state for a in result.applications]
     delivered = result.pairs.count if result.pairs else 0
+    hops = [len(a.path) - 1 for a in result.applications if a.path]
     return {
         "topology": topology,
         "nodes": len(scenario.nodes),
@@ -243,6 +245,7 @@ def run(
         "circuits": len(scenario.applications),
         "pairs_requested": sum(a.request.number for a in scenario.applications),
         "pairs_delivered": delivered,
+        "mean_hops": sum(hops) / len(hops) if hops else None,
         "status": result.status,
         "reason": result.end.reason,
         "detail": result.end.detail,
@@ -272,7 +275,7 @@ def _summary(r: dict[str, Any]) -> str:
             f"{r['policy']} (seed {r['seed']})",
             f"  run ended             {r['status']} ({r['reason']}: {r['detail']})",
             f"  requests              {r['circuits']}: {r['requests_done']} done, {r['requests_failed']} failed, {r['requests_open']} open",
-            f"  pairs delivered       {r['pairs_delivered']} of {r['pairs_requested']}",
+            f"  pairs delivered       {r['pairs_delivered']} of {r['pairs_requested']}   (mean {fmt(r['mean_hops'], '.3g')} hops per circuit)",
             f"  mean goodness         {fmt(r['mean_goodness'], '.5f')}",
             f"  mean oracle fidelity  {fmt(r['mean_oracle_fidelity'], '.5f')} ± {fmt(r['stderr_oracle_fidelity'], '.2g')}",
             f"  simulated time        {r['sim_time_ns'] / 1e6:.3f} ms   ({r['events']} events)",

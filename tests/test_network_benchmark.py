@@ -89,7 +89,7 @@ def test_a_run_that_ends_done_reports_every_pair_it_asked_for():
     assert (data["nodes"], data["links"], data["circuits"]) == (4, 3, 1)
     assert (data["status"], data["reason"], data["partial"]) == ("done", "finished", False)
     assert data["requests_done"] == 1 and data["requests_open"] == data["requests_failed"] == 0
-    assert data["pairs_delivered"] == data["pairs_requested"] == 5
+    assert data["pairs_delivered"] == data["pairs_requested"] == 5 and data["mean_hops"] == 3
     assert 0 < data["sim_time_ns"] < 1e9 and data["events"] > 0
     assert 0.5 < data["mean_oracle_fidelity"] <= 1 and 0.5 < data["mean_goodness"] <= 1
     assert data["wall_s"] == pytest.approx(data["assembly_s"] + data["run_s"])
