@@ -52,7 +52,10 @@ Reported (``--json``: one object on stdout):
 * ``mean_goodness`` (the network's fidelity estimate, delivered with each
   pair) and ``mean_oracle_fidelity`` (the simulated state's fidelity, read
   by the application), over the delivered pairs (None when none was);
-* ``events`` (kernel events), ``sim_time_ns`` (simulated time at the end);
+* ``events`` (kernel events), ``counters`` (the run's traced events by name,
+  e.g. ``station.attempt_incomplete``: an attempt the two ends did not make
+  together, one of them absent or without a free memory),
+  ``sim_time_ns`` (simulated time at the end);
 * ``assembly_s`` (``time.perf_counter`` around :func:`~qnetstack.stack.assemble`),
   ``run_s`` (around the run), ``wall_s`` (their sum; with ``--repeat N`` the
   fastest of N identical runs, and its ``assembly_s`` and ``run_s``);
@@ -257,6 +260,7 @@ def run(
         "mean_oracle_fidelity": result.pairs.mean_oracle_fidelity if result.pairs else None,
         "stderr_oracle_fidelity": result.pairs.stderr_oracle_fidelity if result.pairs else None,
         "events": result.events,
+        "counters": result.counters,
         "sim_time_ns": result.sim_time_ns,
         "wall_s": best[0],
         "assembly_s": best[1],
