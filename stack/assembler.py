@@ -7,8 +7,9 @@ Steps, in order:
    implementation declares ``PROVIDES`` and ``REQUIRES`` (sets of capability
    names such as ``"link:K"``); a missing one is reported by name;
 3. expand every link ``a - b`` into ``a - station - b`` with the heralding
-   station at the midpoint (a node named ``a~b``), and compute the classical
-   delay between every two nodes as the shortest fibre path;
+   station at the midpoint (a node named ``a~b``); the classical delay
+   between two nodes is the shortest fibre path, found when they first talk
+   (``qnetstack.stack.runtime.FibreDelays``);
 4. check that the scenario can be served at all (:func:`check_servable`):
    every link can herald, and every request has memory at its ends and a
    path whose repeaters can hold two qubits;
@@ -23,7 +24,8 @@ Constructor conventions (what an implementation must accept):
   ``SCHEMES`` (the scheme names it runs; default: single-click only);
 * link: ``Impl(ctx)``;
 * network: ``Impl(ctx, topology)`` with ``topology`` a networkx graph of the
-  end nodes and repeaters whose edges carry ``length_km``;
+  end nodes and repeaters whose edges carry ``length_km``: one frozen graph
+  (``networkx.freeze``) shared by every node, to read and never change;
 * application: ``Impl(ctx)``.
 """
 
@@ -43,7 +45,7 @@ from qnetstack.stack.explain import explain_open_requests, memory_capacity
 from qnetstack.stack.messages import cut, shown
 from qnetstack.stack.report import RunResult, summarise
 from qnetstack.stack.runner import Limits, RunProgress, default_stall_spans, describe_waits, run_network
-from qnetstack.stack.runtime import LAYERS, Network
+from qnetstack.stack.runtime import LAYERS, FibreDelays, Network
 from qnetstack.stack.scenario import AppSpec, Implementations, LinkSpec, NodeSpec, Scenario, ScenarioError, parse_scenario
 
 __all__ = [
@@ -339,9 +341,11 @@ def _build(scenario: Scenario, impls: dict[str, Any]) -> Simulation:
         fibre_graph.add_edge(link.a, station, delay_ns=half_delay)
         fibre_graph.add_edge(station, link.b, delay_ns=half_delay)
         topology.add_edge(link.a, link.b, length_km=link.length_km)
-    delays = {src: dict(lengths) for src, lengths in nx.all_pairs_dijkstra_path_length(fibre_graph, weight="delay_ns")}
+    # One graph shared by every network entity, not a copy per node. It is still a copy:
+    # copying reorders neighbours, and routes between equally short paths follow that order.
+    topology = nx.freeze(topology.copy())
 
-    network = Network(scenario.seed, delays, keep_trace=scenario.keep_trace)
+    network = Network(scenario.seed, FibreDelays(fibre_graph), keep_trace=scenario.keep_trace)
     backend = impls["physical"]()
 
     sides: dict[str, dict[str, Any]] = {name: {} for name in nodes}
@@ -361,7 +365,7 @@ def _build(scenario: Scenario, impls: dict[str, Any]) -> Simulation:
         ctx = network.make_context(name, "link")
         network.add_entity(ctx, _checked(impls["link"](ctx), "link", name))
         ctx = network.make_context(name, "network")
-        network.add_entity(ctx, _checked(impls["network"](ctx, topology.copy()), "network", name))
+        network.add_entity(ctx, _checked(impls["network"](ctx, topology), "network", name))
         ctx = network.make_context(name, "application")
         network.add_entity(ctx, _checked(impls["application"](ctx), "application", name))
 

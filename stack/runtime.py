@@ -7,12 +7,16 @@ physical entity). Each entity gets its own :class:`KernelContext`, which turns
 * up and down on the same node: delivered at the same instant, queued behind
   whatever is already scheduled for it;
 * to a peer: after the classical channel's delay, the shortest fibre path
-  between the two nodes, length / (c / n) (see ``qnetstack.physical.params``);
+  between the two nodes, length / (c / n) (see ``qnetstack.physical.params``),
+  found when a context first sends to that peer (:class:`FibreDelays`);
 * timers: after the requested delay.
 
 Each context looks its routes up once (the entity above or below, each peer
-with its delay) and keeps them until an entity is added to the network: a
-message costs one kernel event and no dictionary walks.
+with its delay) and keeps them until an entity of the network is replaced: a
+message costs one kernel event and no dictionary walks. Adding an entity
+changes no route already looked up (a route is looked up only to an entity
+that exists), so assembly costs time in proportion to the entities, not to
+their square.
 
 Random streams: one ``SeedSequence`` per run, and for each entity a child
 keyed by (node name checksum, layer index), so adding a node or a layer leaves
@@ -33,6 +37,7 @@ from collections import Counter
 from collections.abc import Callable, Hashable
 from typing import Any
 
+import networkx as nx
 import numpy as np
 
 from qnetstack.entity import RequestName
@@ -40,7 +45,7 @@ from qnetstack.entity.kernel import Kernel
 from qnetstack.entity.machine import TRANSITION
 from qnetstack.network.service import NetAccepted, NetRequest
 
-__all__ = ["LAYERS", "KernelContext", "Trace", "Network", "entity_rng"]
+__all__ = ["LAYERS", "FibreDelays", "KernelContext", "Trace", "Network", "entity_rng"]
 
 LAYERS = ("physical", "link", "network", "application")
 
@@ -48,6 +53,31 @@ LAYERS = ("physical", "link", "network", "application")
 def entity_rng(seed: int, node: str, layer: str) -> np.random.Generator:
     key = (zlib.crc32(node.encode("utf-8")), LAYERS.index(layer))
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))
+
+
+class FibreDelays:
+    """The classical delay between two nodes: the shortest path over ``graph``, whose
+    edges carry ``delay_ns`` (integers, so the sum does not depend on the search order).
+
+    A delay is found when first asked for (a bidirectional Dijkstra search, which
+    looks at little more than the nodes near the path) and kept for both directions:
+    a run asks only for the pairs of nodes that talk, a few per node and circuit,
+    where a table of every pair would grow as the square of the nodes."""
+
+    def __init__(self, graph: nx.Graph) -> None:
+        self._graph = graph
+        self._known: dict[tuple[str, str], int] = {}
+
+    def __call__(self, a: str, b: str) -> int:
+        key = (a, b) if a <= b else (b, a)
+        delay = self._known.get(key)
+        if delay is None:
+            try:
+                delay, _ = nx.bidirectional_dijkstra(self._graph, a, b, weight="delay_ns")
+            except (nx.NetworkXNoPath, nx.NodeNotFound):
+                raise RuntimeError(f"no classical channel between {a!r} and {b!r}") from None
+            self._known[key] = delay
+        return delay
 
 
 class Trace:
@@ -193,11 +223,11 @@ _CONTEXTS: dict[str, type[KernelContext]] = {"network": _NetworkLayerContext, "a
 class Network:
     """A runnable network: the kernel, the entities per node and layer, the channels."""
 
-    def __init__(self, seed: int, delays_ns: dict[str, dict[str, int]], keep_trace: bool = False) -> None:
+    def __init__(self, seed: int, delay_ns: Callable[[str, str], int], keep_trace: bool = False) -> None:
         self.seed = seed
         self.kernel = Kernel()
         self.entities: dict[str, dict[str, Any]] = {}
-        self._delays_ns = delays_ns
+        self.delay_ns = delay_ns  # (a, b) -> the classical delay from a to b; RuntimeError when none
         self.trace = Trace(keep_records=keep_trace)
         self.user_messages: list[tuple[int, str, Any]] = []
         self.user_callbacks: list[Callable[[int, str, Any], None]] = []
@@ -207,12 +237,6 @@ class Network:
         self.paths: dict[RequestName, tuple[str, ...]] = {}
         self.submitting: RequestName | None = None  # the user request being handed to its application
 
-    def delay_ns(self, a: str, b: str) -> int:
-        try:
-            return self._delays_ns[a][b]
-        except KeyError:
-            raise RuntimeError(f"no classical channel between {a!r} and {b!r}") from None
-
     def make_context(self, node: str, layer: str) -> KernelContext:
         ctx = _CONTEXTS.get(layer, KernelContext)(self, node, layer, entity_rng(self.seed, node, layer))
         self._contexts.append(ctx)
@@ -220,9 +244,12 @@ class Network:
 
     def add_entity(self, ctx: KernelContext, entity: Any) -> None:
         ctx.entity = entity
-        self.entities.setdefault(ctx.node, {})[ctx._layer] = entity
-        for known in self._contexts:
-            known.forget_routes()
+        layers = self.entities.setdefault(ctx.node, {})
+        replaced = ctx._layer in layers
+        layers[ctx._layer] = entity
+        if replaced:  # routes may lead to the entity replaced; a new one no route can lead to yet
+            for known in self._contexts:
+                known.forget_routes()
 
     def deliver_to_user(self, node: str, msg: Any) -> None:
         self.user_messages.append((self.kernel.now_ns, node, msg))
