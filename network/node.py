@@ -450,10 +450,16 @@ class NetworkNode:
         if circuit.state is _RUNNING:
             self._ask_link(circuit, "freed")
 
+    def _paced(self, circuit: Circuit) -> bool:
+        """Whether the circuit's link pairs are asked for one per hop at a time, both ends of the
+        hop agreeing (``HopFreed``): over repeaters, when it has memory reserved here (a policy
+        that reserves nothing is left to run as it asks)."""
+        return circuit.hops > 1 and self._memory is not None and self._memory.reserved(circuit.key) > 0
+
     def _tell_hop_freed(self, circuit: Circuit, used: int) -> None:
         """This node used its ``used``-th link pair from upstream: the upstream node may ask for
         the next one (it asks ``number`` in all, so after the last there is nothing to say)."""
-        if used < circuit.number and circuit.upstream is not None:
+        if used < circuit.number and circuit.upstream is not None and self._paced(circuit):
             self.ctx.send_peer(circuit.upstream, HopFreed(head=circuit.head, circuit=circuit.serial))
 
     # ------------------------------------------------------------ set-up
@@ -518,7 +524,7 @@ class NetworkNode:
 
     def _ask_link(self, circuit: Circuit, moment: Any) -> None:
         number = self.policy.to_ask(circuit, moment)
-        if circuit.hops > 1:
+        if self._paced(circuit):
             # one link pair per hop at a time: the next only once both ends have used the last,
             # so neither end holds more than it reserved
             in_flight = circuit.requested - min(circuit.used_downstream, circuit.freed_downstream)
@@ -690,7 +696,7 @@ class NetworkNode:
             self._forget(circuit)
         elif circuit.is_head:
             self._ask_link(circuit, "deliver")
-        elif circuit.hops > 1:
+        else:
             self._tell_hop_freed(circuit, circuit.delivered)
 
     # ------------------------------------------------------------ failures and the end
