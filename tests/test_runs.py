@@ -4,8 +4,9 @@
 The stalls are deadlocks for memory that the reference network layer reached
 before it reserved memory for its circuits (memory full of link pairs that wait
 for partners that need that memory). The reference now completes those runs
-(tested below), so the stall watch is tested on :class:`ReservesNothing`, the
-reference with its reservations taken out, which reaches them still; the tests
+(tested below), so the stall watch is tested on ``ReservesNothing``
+(tests/broken_networks.py), the reference with its reservations taken out,
+which reaches them still; the tests
 also pin the explanation the layers' ``describe_waits`` give. Run lengths are
 asserted in events, which do not depend on the machine's speed.
 """
@@ -22,10 +23,10 @@ import yaml
 from qnetstack.entity import DescribesWaits, Wait
 from qnetstack.entity.kernel import Kernel
 from qnetstack.link.egp import SingleClickEgp
-from qnetstack.network.policy import SwapAsapPolicy
 from qnetstack.network.swap_asap import SwapAsap, SwapRecord
 from qnetstack.stack import assemble, parse_scenario, runner
 from qnetstack.stack.cli import main
+from tests.broken_networks import ReservesNothing
 
 FAST = {"physical": "model-heralding", "link": "fast-forward-egp"}
 
@@ -60,25 +61,7 @@ def by_label(result):
     return {app.label: app for app in result.applications}
 
 
-class _SwapAsapHoldingNothing(SwapAsapPolicy):
-    """swap-asap that claims to hold no memory: its circuits reserve none."""
-
-    name = "swap-asap-reserving-nothing"
-
-    def qubits_held(self, hops: int, position: int) -> int:
-        return 0
-
-
-class ReservesNothing(SwapAsap):
-    """A deliberately broken network layer: the reference without memory reservations (so
-    without admission and without pacing link pairs per hop), as it was before it had them.
-    Its circuits take memory as they find it and can deadlock for it."""
-
-    def __init__(self, ctx, topology):
-        super().__init__(ctx, topology)
-        self.policy = _SwapAsapHoldingNothing()
-
-
+# the reference without its memory reservations (tests/broken_networks.py): it deadlocks for memory
 UNRESERVED = {"network": ReservesNothing}
 
 
@@ -104,7 +87,7 @@ def test_the_cli_says_stalled_and_exits_1(tmp_path, capsys, monkeypatch):
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent))
     path = tmp_path / "crossing.yaml"
     path.write_text(yaml.safe_dump(chain_crossing()), encoding="utf-8")
-    unreserved = ["--impl", f"network={__name__}:ReservesNothing"]
+    unreserved = ["--impl", "network=tests.broken_networks:ReservesNothing"]
     assert main(["run", str(path), *unreserved]) == 1
     out = capsys.readouterr()
     assert out.out.splitlines()[-1].startswith("STALLED: 2 of 2 requests open")
