@@ -10,6 +10,11 @@ name ``(head, circuit)`` (a serial number the head never reuses):
   its hops are labelled and the link asked, ``running`` while pairs are
   delivered, and ends ``done`` after ``number`` pairs or ``failed`` (a link
   request failed, the head's deadline ran out, or another node said so).
+  At the head of a circuit over repeaters, ``reserving`` comes first: the
+  head asks every node of the path, one at a time in name order, to set
+  memory aside for the circuit, and waits while a node has too little free
+  (``qnetstack.network.memory``); it fails there if its deadline runs out
+  or a node can never hold the circuit (``no_memory``).
 * :class:`CircuitAtRepeater` at every node in between: ``running`` while it
   swaps, ``done`` after ``number`` swaps, ``failed`` as above, or when no
   label is free on its downstream link (``no_label``).
@@ -61,12 +66,15 @@ __all__ = [
 
 class CircuitState(str, enum.Enum):
     SETTING_UP = "setting_up"
+    RESERVING = "reserving"  # head: memory is being set aside along the path
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
 
 
 class CircuitEvent(str, enum.Enum):
+    RESERVE = "reserve"  # head: start setting memory aside along the path
+    NO_MEMORY = "no_memory"  # a node of the path has fewer memory qubits than the circuit needs there
     SET_UP = "set_up"  # hops labelled, link asked, Forward passed on
     NO_LABEL = "no_label"  # every label of the downstream link is in use
     REFUSED = "refused"  # the set-up says a node upstream had no label: the circuit ends at once
@@ -87,14 +95,20 @@ CIRCUIT_END = Machine(
     transitions={
         (_S.SETTING_UP, _E.SET_UP): _S.RUNNING,
         (_S.SETTING_UP, _E.REFUSED): _S.FAILED,
+        (_S.SETTING_UP, _E.RESERVE): _S.RESERVING,
+        (_S.RESERVING, _E.SET_UP): _S.RUNNING,
+        (_S.RESERVING, _E.NO_MEMORY): _S.FAILED,
+        (_S.RESERVING, _E.DEADLINE): _S.FAILED,
         (_S.RUNNING, _E.DELIVER): _S.RUNNING,
         (_S.RUNNING, _E.COMPLETE): _S.DONE,
         **{(_S.RUNNING, e): _S.FAILED for e in (*_FAILURES, _E.DEADLINE)},
     },
     final=frozenset({_S.DONE, _S.FAILED}),
     doc=(
-        "A circuit at its head or tail: one per request at each end. The head's deadline "
-        "(`max_time_ns`) fails it there; the tail learns of failures from the path."
+        "A circuit at its head or tail: one per request at each end. Over repeaters the head first "
+        "reserves memory at every node of the path (`reserving`; a set-up that does not fit waits "
+        "at the node short of memory). The head's deadline (`max_time_ns`) fails it there; the "
+        "tail learns of failures from the path."
     ),
 )
 
@@ -138,6 +152,12 @@ class Circuit(Session[tuple[str, int]]):
         self.up_hop: HopKey | None = None if self.upstream is None else (self.upstream, self.upstream, forward.label)
         self.down_hop: HopKey | None = None if self.downstream is None or down_label is None else (self.downstream, me, down_label)
         self.requested = 0  # link pairs asked of the downstream link so far
+        self.freed_downstream = 0  # link pairs of the downstream hop the next node has used (HopFreed)
+
+    @property
+    def used_downstream(self) -> int:
+        """Link pairs of the downstream hop this node has used (swapped or delivered)."""
+        raise NotImplementedError
 
     @property
     def hop_keys(self) -> list[HopKey]:
@@ -188,8 +208,17 @@ class CircuitEnd(Circuit):
         self.delivered = 0
         self.deadline_timer: int | None = None  # head only: the max_time_ns timer
         self.deadline_ns: int | None = None  # head only: when max_time_ns runs out
+        # head only, over repeaters: memory qubits the circuit needs per node, and the nodes
+        # still to reserve them at (in name order), with the Forward to send once all have
+        self.needs: dict[str, int] = {}
+        self.to_reserve: list[str] = []
+        self.forward: Forward | None = None
         # swap records by the ent_id of the link pair on their side nearer to this end
         self.records: dict[Any, SwapRecord] = {}
+
+    @property
+    def used_downstream(self) -> int:
+        return self.delivered if self.is_head else 0
 
     def file_record(self, record: SwapRecord) -> None:
         near = record.upstream_ent_id if self.is_head else record.downstream_ent_id
@@ -209,6 +238,9 @@ class CircuitEnd(Circuit):
         return found
 
     def _waiting_for(self, up: int, down: int) -> tuple[str, str | None]:
+        if self.state is CircuitState.RESERVING:
+            node = self.to_reserve[0]
+            return f"memory set aside for it at {node} ({self.needs[node]} qubit(s))", node
         done = f"{self.delivered}/{self.number} delivered"
         if up + down and self.hops > 1:
             return f"swap records from {', '.join(self.path[1:-1])} for {up + down} held link pair(s) ({done})", self.path[1]
@@ -227,6 +259,10 @@ class CircuitAtRepeater(Circuit):
     def __init__(self, forward: Forward, me: str, down_label: int | None, trace: Callable[..., None] | None) -> None:
         super().__init__(forward, me, down_label, trace)
         self.swapped = 0
+
+    @property
+    def used_downstream(self) -> int:
+        return self.swapped
 
     def _waiting_for(self, up: int, down: int) -> tuple[str, str | None]:
         done = f"{self.swapped}/{self.number} swapped"

@@ -8,6 +8,18 @@ length unless configured otherwise). Every node of the path holds a session for
 it (:mod:`~qnetstack.network.circuit`), named ``(head, circuit)`` with a serial
 number the head never reuses.
 
+0. Over repeaters the head first has memory set aside for the circuit at
+   every node of the path (:mod:`~qnetstack.network.memory`): it sends
+   ``Reserve`` to one node after the other, in the order of their names, and
+   goes on when the node answers ``Reserved``. A node short of free qubits
+   queues the set-up and answers once enough is freed; the set-ups waiting
+   there are served first come, first served. Taking nodes in one global
+   order means no two waiting set-ups can each hold what the other waits
+   for. A set-up that can never fit is refused: at the head with
+   ``NetRejected`` when the topology says how many qubits each node has
+   (node attribute ``num_qubits``), else by the node, and the request ends
+   with ``NetError`` NORES. (A policy that holds nothing anywhere reserves
+   nothing, and its circuits start at once.)
 1. The head answers ``NetAccepted``, picks a label for its link to the next
    node and sends ``Forward`` (:mod:`~qnetstack.network.peer`) hop by hop to
    the tail; each node picks the label of its own downstream hop and passes
@@ -24,6 +36,10 @@ number the head never reuses.
    at a repeater, which upstream and downstream pair to Bell-measure (swap);
    everywhere, how many more link pairs to ask for. After a swap the repeater
    sends a ``SwapRecord`` naming both link pairs by ``ent_id`` to both ends.
+   Over repeaters a node asks for the next pair of a hop only once both ends
+   of the hop have used the last one (the downstream end says so with
+   ``HopFreed``), so no node holds more link pairs of a circuit than it
+   reserved.
 4. An end that holds a link pair and the swap records chaining it to the
    other end (found by following ``ent_id`` s from its own pair) knows the
    pair's Bell state, the XOR of every frame and swap outcome
@@ -34,7 +50,11 @@ number the head never reuses.
 5. A request with ``max_time_ns`` still open at the head when it runs out ends
    with ``NetError`` TIMEOUT there; the head tells every other node of the path
    with ``CircuitFailed``, as a node does when one of its link requests fails.
-   Each node then frees the link pairs the circuit holds there.
+   Each node then frees the link pairs the circuit holds there, and its
+   reservation. A circuit that ends while the head is still reserving (its
+   deadline, a node that can never hold it) is ended with ``Release`` sent
+   from the head to every node it asked and to the tail, which reports the
+   ``NetError``.
 
 Messages that name a circuit or link request this node does not hold (never
 set up, or already ended) change nothing and are traced as ``unknown_session``
@@ -72,8 +92,9 @@ from qnetstack.network.circuit import (
     LabelTable,
 )
 from qnetstack.network.frames import chain_frame, chain_goodness, correctable, outcome_flips
+from qnetstack.network.memory import MemoryBook, WaitingSetUp
 from qnetstack.network.pairs import HopKey, LinkPair, PairEvent, PairState, PairStore, hop_key
-from qnetstack.network.peer import CircuitFailed, Forward, SwapRecord
+from qnetstack.network.peer import CircuitFailed, Forward, HopFreed, Release, Reserve, Reserved, SwapRecord
 from qnetstack.network.policy import make_policy
 from qnetstack.network.routing import Metric, NoRoute, shortest_route
 from qnetstack.network.service import (
@@ -142,6 +163,14 @@ class NetworkNode:
         self._next_tag = 0
         self._next_circuit = 0  # serial of the next circuit this node heads
         self._open_requests: dict[int, CircuitEnd] = {}  # request_id -> circuit, at the head
+        self._memory: MemoryBook | None = None  # made on first use, from the device's capabilities
+
+    @property
+    def memory(self) -> MemoryBook:
+        """This node's memory reservations (:mod:`~qnetstack.network.memory`)."""
+        if self._memory is None:
+            self._memory = MemoryBook(self.ctx.device.capabilities().num_qubits)
+        return self._memory
 
     def start(self) -> None:
         pass
@@ -160,6 +189,11 @@ class NetworkNode:
             path = shortest_route(self.topology, me, msg.remote_node, self.metric)
         except NoRoute:
             self.ctx.send_up(NetRejected(request_id=msg.request_id, reason=f"no path from {me!r} to {msg.remote_node!r}"))
+            return
+        needs = {node: self.policy.qubits_held(len(path) - 1, i) for i, node in enumerate(path)}
+        short = self._never_fits(needs)
+        if short is not None:
+            self.ctx.send_up(NetRejected(request_id=msg.request_id, reason=short))
             return
         try:
             label = self.labels.acquire(path[1])
@@ -183,15 +217,36 @@ class NetworkNode:
         )
         self._next_circuit += 1
         self.ctx.send_up(NetAccepted(request_id=msg.request_id, path=path))
-        self.ctx.send_peer(path[1], forward)
+        to_reserve = sorted(node for node, qubits in needs.items() if qubits > 0)
+        if not to_reserve:
+            self.ctx.send_peer(path[1], forward)
         circuit = self._open(forward, label)
         assert isinstance(circuit, CircuitEnd)
         self._open_requests[msg.request_id] = circuit
         if msg.max_time_ns is not None:
             circuit.deadline_ns = self.ctx.now_ns + msg.max_time_ns
-        self._run(circuit)
+        if to_reserve:
+            circuit.needs, circuit.to_reserve, circuit.forward = needs, to_reserve, forward
+            circuit.fire(CircuitEvent.RESERVE)
+            self._reserve_next(circuit)
+        else:
+            self._run(circuit)
         if msg.max_time_ns is not None:
             circuit.deadline_timer = self.ctx.set_timer(msg.max_time_ns, ("deadline", *circuit.key))
+
+    def _never_fits(self, needs: dict[str, int]) -> str | None:
+        """Why the circuit can never be set up for lack of memory, if the qubits of its nodes are
+        known (this node's from its device, the others' from the topology's ``num_qubits``)."""
+        for node, qubits in needs.items():
+            if qubits == 0:
+                continue
+            capacity = self.memory.capacity if node == self.ctx.node else self.topology.nodes[node].get("num_qubits")
+            if capacity is not None and qubits > capacity:
+                return self._too_small(node, capacity, qubits)
+        return None
+
+    def _too_small(self, node: str, capacity: int, qubits: int) -> str:
+        return f"node {node!r} has {capacity} memory qubit(s) and the circuit would hold up to {qubits} there (policy {self.policy.name!r})"
 
     def _refusal(self, msg: NetRequest) -> str | None:
         me = self.ctx.node
@@ -210,6 +265,18 @@ class NetworkNode:
     def handle_peer(self, sender: str, msg: Any) -> None:
         if isinstance(msg, Forward):
             self._set_up(msg)
+            return
+        if isinstance(msg, HopFreed):
+            self._hop_freed(msg)
+            return
+        if isinstance(msg, Reserve):
+            self._reserve_here(msg)
+            return
+        if isinstance(msg, Reserved):
+            self._reserved_at(msg)
+            return
+        if isinstance(msg, Release):
+            self._release_here(msg)
             return
         if isinstance(msg, CircuitFailed):
             self._pass_on(sender, msg)
@@ -270,6 +337,21 @@ class NetworkNode:
             if request.create_id is not None:
                 asked.setdefault(request.circuit, []).append((me, request.create_id))
         waits = [circuit.describe_wait(held, tuple(asked.pop(key, ()))) for key, circuit in self._circuits.items()]
+        if self._memory is not None:
+            memory = self._memory
+            for ahead, setup in enumerate(memory.waiting()):
+                if setup.key[0] == me:
+                    continue  # the head's own circuit says it waits for memory here
+                waits.append(
+                    Wait(
+                        session=f"set-up of circuit {setup.key[0]}/{setup.key[1]} at {me}",
+                        waiting_for=(
+                            f"{setup.qubits} memory qubit(s) to set aside at {me} "
+                            f"({memory.free}/{memory.capacity} unreserved, {ahead} set-up(s) ahead of it)"
+                        ),
+                        request=setup.request,
+                    )
+                )
         early = sum(count for hop, count in held.items() if hop not in self._hops)
         if early:
             waits.append(
@@ -284,6 +366,101 @@ class NetworkNode:
                 )
             )
         return waits
+
+    # ------------------------------------------------------------ reservations
+
+    def _reserve_next(self, circuit: CircuitEnd) -> None:
+        """Head: reserve at the next node in name order; once every node has, set the circuit up."""
+        me = self.ctx.node
+        while circuit.to_reserve:
+            node = circuit.to_reserve[0]
+            if node != me:
+                reserve = Reserve(
+                    head=me, circuit=circuit.serial, request_id=circuit.request_id, path=tuple(circuit.path), qubits=circuit.needs[node]
+                )
+                self.ctx.send_peer(node, reserve)
+                return
+            if not self.memory.ask(WaitingSetUp(circuit.key, circuit.needs[me], (me, circuit.request_id))):
+                return  # waits here until a reservation ends (_free_memory)
+            circuit.to_reserve.pop(0)
+        forward = circuit.forward
+        assert forward is not None
+        circuit.forward = None
+        self.ctx.send_peer(circuit.path[1], forward)
+        self._run(circuit)
+
+    def _reserve_here(self, msg: Reserve) -> None:
+        """A head asks this node to set memory aside for its circuit: now, later or never."""
+        me = self.ctx.node
+        memory = self.memory
+        if memory.never_fits(msg.qubits):
+            refused = self._too_small(me, memory.capacity, msg.qubits)
+            self.ctx.send_peer(msg.head, Reserved(head=msg.head, circuit=msg.circuit, node=me, refused=refused))
+            return
+        key = (msg.head, msg.circuit)
+        if memory.holds(key) or key in self._circuits:
+            raise EntityError(f"circuit {key} asked {me} twice for a reservation")
+        if memory.ask(WaitingSetUp(key, msg.qubits, (msg.head, msg.request_id))):
+            self.ctx.send_peer(msg.head, Reserved(head=msg.head, circuit=msg.circuit, node=me))
+
+    def _reserved_at(self, msg: Reserved) -> None:
+        """Head: a node answered our ``Reserve``."""
+        key = (msg.head, msg.circuit)
+        circuit = self._circuits.get(key)
+        if not isinstance(circuit, CircuitEnd) or circuit.state is not CircuitState.RESERVING or circuit.to_reserve[:1] != [msg.node]:
+            drop_unknown(self.ctx.trace, msg.kind, key, node=msg.node)
+            return
+        if msg.refused is not None:
+            self._fail(circuit, CircuitEvent.NO_MEMORY, msg.refused, tell_path=True, code=NetErrorCode.NORES)
+            return
+        circuit.to_reserve.pop(0)
+        self._reserve_next(circuit)
+
+    def _release_here(self, msg: Release) -> None:
+        """The head ended a circuit before setting it up: drop what this node keeps for it."""
+        key = (msg.head, msg.circuit)
+        held = self._memory is not None and self._memory.holds(key)
+        if msg.path[-1] == self.ctx.node:  # the tail hears of the request only now
+            self.ctx.send_up(NetError(request_id=msg.request_id, head=msg.head, code=msg.code, detail=msg.detail))
+        elif not held:
+            drop_unknown(self.ctx.trace, msg.kind, key)
+        if held:
+            self._free_memory(key)
+
+    def _free_memory(self, key: tuple[str, int]) -> None:
+        """End ``key``'s reservation (or its wait) here and go on with the set-ups that now fit."""
+        me = self.ctx.node
+        for setup in self.memory.release(key):
+            head, serial = setup.key
+            if head != me:
+                self.ctx.send_peer(head, Reserved(head=head, circuit=serial, node=me))
+                continue
+            circuit = self._circuits[setup.key]
+            assert isinstance(circuit, CircuitEnd) and circuit.to_reserve[0] == me
+            circuit.to_reserve.pop(0)
+            self._reserve_next(circuit)
+
+    def _hop_freed(self, msg: HopFreed) -> None:
+        key = (msg.head, msg.circuit)
+        circuit = self._circuits.get(key)
+        if circuit is None or circuit.downstream is None:
+            drop_unknown(self.ctx.trace, msg.kind, key)
+            return
+        circuit.freed_downstream += 1
+        if circuit.state is _RUNNING:
+            self._ask_link(circuit, "freed")
+
+    def _paced(self, circuit: Circuit) -> bool:
+        """Whether the circuit's link pairs are asked for one per hop at a time, both ends of the
+        hop agreeing (``HopFreed``): over repeaters, when it has memory reserved here (a policy
+        that reserves nothing is left to run as it asks)."""
+        return circuit.hops > 1 and self._memory is not None and self._memory.reserved(circuit.key) > 0
+
+    def _tell_hop_freed(self, circuit: Circuit, used: int) -> None:
+        """This node used its ``used``-th link pair from upstream: the upstream node may ask for
+        the next one (it asks ``number`` in all, so after the last there is nothing to say)."""
+        if used < circuit.number and circuit.upstream is not None and self._paced(circuit):
+            self.ctx.send_peer(circuit.upstream, HopFreed(head=circuit.head, circuit=circuit.serial))
 
     # ------------------------------------------------------------ set-up
 
@@ -347,6 +524,11 @@ class NetworkNode:
 
     def _ask_link(self, circuit: Circuit, moment: Any) -> None:
         number = self.policy.to_ask(circuit, moment)
+        if self._paced(circuit):
+            # one link pair per hop at a time: the next only once both ends have used the last,
+            # so neither end holds more than it reserved
+            in_flight = circuit.requested - min(circuit.used_downstream, circuit.freed_downstream)
+            number = min(number, 1 - in_flight)
         if number <= 0:
             return
         assert circuit.down_hop is not None and circuit.downstream is not None
@@ -424,6 +606,7 @@ class NetworkNode:
                 raise EntityError(f"Bell measurement for a swap failed: {result}")
             self._pairs.end(up, _PAIR_SWAP)
             self._pairs.end(down, _PAIR_SWAP)
+            self._tell_hop_freed(circuit, circuit.swapped + 1)
             record = SwapRecord(
                 head=circuit.head,
                 circuit=circuit.serial,
@@ -513,6 +696,8 @@ class NetworkNode:
             self._forget(circuit)
         elif circuit.is_head:
             self._ask_link(circuit, "deliver")
+        else:
+            self._tell_hop_freed(circuit, circuit.delivered)
 
     # ------------------------------------------------------------ failures and the end
 
@@ -539,13 +724,26 @@ class NetworkNode:
         self._fail(circuit, CircuitEvent.LINK_FAILED, detail, tell_path=True, code=code)
 
     def _fail(self, circuit: Circuit, event: CircuitEvent, detail: str, tell_path: bool, code: NetErrorCode) -> None:
-        if tell_path:
+        if tell_path and circuit.state is CircuitState.RESERVING:
+            self._release_path(cast(CircuitEnd, circuit), detail, code)
+        elif tell_path:
             # every other node of the path, repeaters included, so each frees the link pairs it holds
             self._tell_path(circuit, detail, code)
         if isinstance(circuit, CircuitEnd):
             self.ctx.send_up(NetError(request_id=circuit.request_id, head=circuit.head, code=code, detail=detail))
         circuit.fire(event)
         self._forget(circuit)
+
+    def _release_path(self, circuit: CircuitEnd, detail: str, code: NetErrorCode) -> None:
+        """Head, still reserving: every node asked so far, and the tail, drop the circuit."""
+        me = self.ctx.node
+        not_asked = set(circuit.to_reserve[1:])
+        release = Release(
+            head=me, circuit=circuit.serial, request_id=circuit.request_id, path=tuple(circuit.path), code=code, detail=detail
+        )
+        for node in sorted(set(circuit.needs) - not_asked | {circuit.tail}):
+            if node != me:
+                self.ctx.send_peer(node, release)
 
     def _tell_path(self, circuit: Circuit, detail: str, code: NetErrorCode) -> None:
         path, position = circuit.path, circuit.position
@@ -591,3 +789,5 @@ class NetworkNode:
         del self._circuits[circuit.key]
         if circuit.head == me and self._open_requests.get(circuit.request_id) is circuit:
             del self._open_requests[circuit.request_id]
+        if self._memory is not None and self._memory.holds(circuit.key):
+            self._free_memory(circuit.key)

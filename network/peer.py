@@ -20,6 +20,26 @@ labels of MPLS and QNP (Kozlowski, Dahlberg & Wehner, CoNEXT 2020):
   the nodes before the sender, hop by hop to the nodes after it, so on every
   hop it follows the ``Forward`` (channels between two nodes keep order) and
   never reaches a node before the circuit's set-up does.
+
+Before the ``Forward`` of a circuit over repeaters, the head reserves memory
+qubits at every node of the path, one node at a time in the order of their
+names (specs/network.md §1.2):
+
+* ``Reserve`` goes from the head to one node of the path and asks it to set
+  ``qubits`` memory qubits aside for the circuit; the node answers
+  ``Reserved`` once it has (at once, or when enough is freed: the set-up waits
+  there), or at once with ``refused`` set if it never can.
+* ``Release`` goes from the head to every other node of the path when the
+  circuit ends before its ``Forward`` was sent (deadline, refusal): each node
+  drops the reservation or the waiting set-up; the tail, which has heard
+  nothing else of the request, reports it with a ``NetError``. It travels on
+  the same channel as any ``Reserve`` the head sent that node, so it never
+  overtakes it.
+* ``HopFreed`` goes from a node to its upstream neighbour on the path when it
+  has used (swapped or delivered) a link pair of the hop between them: the
+  upstream node, which issues the hop's CREATEs, asks for the next pair only
+  when both ends of the hop hold none, so neither end ever holds more link
+  pairs of the circuit than it reserved.
 """
 
 from __future__ import annotations
@@ -33,7 +53,7 @@ from qnetstack.link.service import EntanglementId, RequestType
 from qnetstack.network.service import NetErrorCode
 from qnetstack.physical.service import Basis, BellState
 
-__all__ = ["CircuitFailed", "Forward", "PeerMessage", "SwapRecord", "LABELS"]
+__all__ = ["CircuitFailed", "Forward", "HopFreed", "PeerMessage", "Release", "Reserve", "Reserved", "SwapRecord", "LABELS"]
 
 LABELS = 65536  # the link service's purpose_id is an int in [0, 65535]
 
@@ -94,4 +114,48 @@ class CircuitFailed(_Peer):
     path: tuple[str, ...] = ()
 
 
-PeerMessage = Forward | SwapRecord | CircuitFailed
+class Reserve(_Peer):
+    """Head -> a node of the path: set ``qubits`` memory qubits aside for this circuit."""
+
+    kind: Literal["reserve"] = "reserve"
+    head: str
+    circuit: int = Field(ge=0)
+    request_id: int
+    path: tuple[str, ...]
+    qubits: int = Field(ge=1)
+
+
+class Reserved(_Peer):
+    """A node -> the head: the qubits ``Reserve`` asked for are set aside (or, with
+    ``refused``, never can be: the node has fewer memory qubits than that)."""
+
+    kind: Literal["reserved"] = "reserved"
+    head: str
+    circuit: int = Field(ge=0)
+    node: str
+    refused: str | None = None
+
+
+class Release(_Peer):
+    """Head -> every other node of the path: the circuit ended before it was set up;
+    drop its reservation or its waiting set-up (the tail reports the ``NetError``)."""
+
+    kind: Literal["release"] = "release"
+    head: str
+    circuit: int = Field(ge=0)
+    request_id: int
+    path: tuple[str, ...]
+    code: NetErrorCode
+    detail: str
+
+
+class HopFreed(_Peer):
+    """A node -> its upstream neighbour on the circuit's path: it has used the link pair
+    of the hop between them that it held, so the next one may be asked for."""
+
+    kind: Literal["hop_freed"] = "hop_freed"
+    head: str
+    circuit: int = Field(ge=0)
+
+
+PeerMessage = Forward | SwapRecord | CircuitFailed | Reserve | Reserved | Release | HopFreed

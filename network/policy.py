@@ -12,7 +12,10 @@ for a circuit at a node:
 * ``to_swap``: at a repeater, which upstream and downstream link pair to join
   with a Bell measurement now, if any;
 * ``to_discard``: link pairs to free now (e.g. ones held too long);
-* ``to_deliver``: at an end, whether to hand up a complete chain.
+* ``to_deliver``: at an end, whether to hand up a complete chain;
+* ``qubits_held``: the most memory qubits a circuit run by the policy holds
+  at one node of its path at once, which is what that node reserves for it
+  at set-up (specs/network.md §1.2).
 
 A policy is stateless per circuit (its inputs are the circuit session and the
 pairs the node holds), so one instance serves a whole node. Policies are
@@ -30,7 +33,7 @@ from qnetstack.network.peer import SwapRecord
 
 __all__ = ["POLICIES", "Policy", "SwapAsapPolicy", "make_policy", "register_policy"]
 
-Moment = Literal["set_up", "swap", "deliver"]
+Moment = Literal["set_up", "swap", "deliver", "freed"]
 
 
 class Policy(Protocol):
@@ -43,6 +46,8 @@ class Policy(Protocol):
     def to_discard(self, circuit: Circuit, pairs: PairStore) -> list[LinkPair]: ...
 
     def to_deliver(self, circuit: CircuitEnd, pair: LinkPair, records: list[SwapRecord]) -> bool: ...
+
+    def qubits_held(self, hops: int, position: int) -> int: ...
 
 
 class SwapAsapPolicy:
@@ -57,6 +62,14 @@ class SwapAsapPolicy:
     its pairs in one CREATE: the link makes them back to back as memory allows
     (several at once with a multiplexing link layer), without a CREATE's
     set-up (two classical delays) before each pair.
+
+    What it holds, and so reserves (:meth:`qubits_held`): over repeaters the
+    node that issues a hop's CREATEs asks for the next pair only once both
+    ends of the hop have used the previous one (the entity enforces it with
+    ``HopFreed``), so a circuit holds at most one link pair per hop side: one
+    qubit at an end, two at a repeater. On one hop each pair is handed up in
+    the event its OK arrives and the link makes the CREATE's pairs one after
+    the other, so an end holds one qubit of the circuit at a time too.
     """
 
     name: ClassVar[str] = "swap-asap"
@@ -77,6 +90,9 @@ class SwapAsapPolicy:
 
     def to_deliver(self, circuit: CircuitEnd, pair: LinkPair, records: list[SwapRecord]) -> bool:
         return True
+
+    def qubits_held(self, hops: int, position: int) -> int:
+        return 1 if position in (0, hops) else 2
 
 
 POLICIES: dict[str, type[Policy]] = {}

@@ -45,6 +45,7 @@ import pytest
 import qutip
 
 from qnetstack.link.service import CAP_LINK_M, LinkCreate, LinkOkMeasure, RandomBasis, RequestType
+from qnetstack.network.peer import Reserve, Reserved
 from qnetstack.network.service import NetRejected, NetRequest
 from qnetstack.network.swap_asap import SwapAsap
 from qnetstack.physical.engines.world import QuantumWorld, basis_projectors, bell_ket, bloch_ket
@@ -376,7 +377,9 @@ def test_network_layer_refuses_type_m_in_rotated_bases():
     assert "ZX_PLUS" in rejected[0].reason and "ZX_MINUS" in rejected[1].reason
     assert not ctx.take(LinkCreate)
     entity.handle_above(NetRequest(request_id=2, remote_node="bob", type=RequestType.K, basis=Basis.ZX_PLUS))
-    assert len(ctx.take(LinkCreate)) == 1  # type K has no basis to correct: served
+    (reserve,) = ctx.take(Reserve)  # type K has no basis to correct: served, once bob has set memory aside
+    entity.handle_peer("bob", Reserved(head="alice", circuit=reserve.circuit, node="bob"))
+    assert len(ctx.take(LinkCreate)) == 1
 
 
 def test_chsh_sets_differ_by_end():

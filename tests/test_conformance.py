@@ -22,7 +22,7 @@ import pytest
 from qnetstack.entity.conformance import CLAUSE_ID_PATTERN, ConformanceReport, SpecError, Suite, read_spec
 from qnetstack.stack.cli import main
 from qnetstack.stack.conform import ConformError, run_conformance, suite_for
-from tests import broken_links
+from tests import broken_links, broken_networks
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ("physical", "link", "network", "application")
@@ -179,6 +179,27 @@ def test_broken_link_layers_fail_exactly_the_clauses_they_break(impl, expected):
     for clause in report.clauses:
         if clause.status == "fail":
             assert clause.detail  # the failing example is reported
+
+
+NETWORK_CONTROLS = {"NET-REQ-1", "NET-END-1", "NET-RES-3", "NET-TIMEOUT-1"}
+
+
+@pytest.mark.conformance
+@pytest.mark.parametrize(
+    "impl, expected",
+    [
+        (broken_networks.ReservesNothing, {"NET-ADM-1", "NET-ADM-2", "NET-ADM-3", "NET-RES-4"}),
+        (broken_networks.LeaksReleasedSetUps, {"NET-ADM-2", "NET-RES-4"}),
+    ],
+    ids=lambda v: v.__name__ if isinstance(v, type) else "",
+)
+def test_broken_network_layers_fail_the_admission_clauses_they_break(impl, expected):
+    """Without reservations circuits that cross deadlock for memory (and one that can never
+    fit is accepted); a layer that keeps what a released set-up had reserved starves the
+    requests after it. The controls, which give every node enough memory, pass."""
+    report = run_conformance("network", impl, select=sorted(expected | NETWORK_CONTROLS))
+    assert set(report.failed_clauses()) == expected, report.to_text()
+    assert all(clause.detail for clause in report.clauses if clause.status == "fail")
 
 
 # ----------------------------------------------------------------- reports

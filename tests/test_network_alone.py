@@ -10,7 +10,7 @@ import pytest
 from qnetstack.entity.machine import IllegalTransition
 from qnetstack.link.service import EntanglementId, LinkAck, LinkCreate, LinkError, LinkErrorCode, LinkOkKeep, RequestType
 from qnetstack.network.circuit import LabelsExhausted, LabelTable
-from qnetstack.network.peer import LABELS
+from qnetstack.network.peer import LABELS, Reserve, Reserved
 from qnetstack.network.service import NetAccepted, NetError, NetErrorCode, NetRejected, NetRequest, PairDelivered, PairId
 from qnetstack.network.swap_asap import CircuitFailed, Forward, SwapAsap, SwapRecord, werner_swap_fidelity
 from qnetstack.physical.service import Basis, BellMeasure, BellState, FreeQubit
@@ -30,6 +30,20 @@ def make(node: str, graph: nx.Graph):
     entity = SwapAsap(ctx, graph)
     entity.start()
     return entity, ctx, device
+
+
+def accept(head: SwapAsap, ctx: FakeContext, request: NetRequest) -> None:
+    """Send ``request`` to ``head`` and grant each reservation it asks of the nodes of the path
+    (as nodes with free memory would), so the circuit is set up."""
+    head.handle_above(request)
+    answered = 0
+    while True:
+        asked = [(dest, m) for dest, m in ctx.peer if isinstance(m, Reserve)]
+        if len(asked) == answered:
+            return
+        for dest, reserve in asked[answered:]:
+            answered += 1
+            head.handle_peer(dest, Reserved(head=reserve.head, circuit=reserve.circuit, node=dest))
 
 
 def ent(creator: str, peer: str, seq: int) -> EntanglementId:
@@ -69,7 +83,7 @@ def unknown_sessions(ctx: FakeContext) -> list[dict]:
 def test_head_accepts_sets_up_hop_by_hop_and_asks_its_link_under_its_label_and_a_tag():
     graph = chain("alice", "r", "bob")
     head, ctx, _ = make("alice", graph)
-    head.handle_above(NetRequest(request_id=4, remote_node="bob", number=3))
+    accept(head, ctx, NetRequest(request_id=4, remote_node="bob", number=3))
     (accepted,) = ctx.take(NetAccepted)
     assert accepted.path == ["alice", "r", "bob"]
     # the Forward goes to the next node only: r chooses the label of the hop r-bob and passes it on
@@ -234,7 +248,7 @@ def test_an_end_joins_link_pairs_to_swap_records_by_ent_id_not_by_arrival_order(
 
 def test_direct_link_delivers_the_link_pair_as_is():
     head, ctx, _ = make("alice", chain("alice", "bob"))
-    head.handle_above(NetRequest(request_id=0, remote_node="bob"))
+    accept(head, ctx, NetRequest(request_id=0, remote_node="bob"))
     (create,) = ctx.take(LinkCreate)
     head.handle_below(link_ok("bob", 0, BellState.PSI_MINUS, create.purpose_id, origin="alice", goodness=0.77))
     (pair,) = ctx.take(PairDelivered)
@@ -268,8 +282,8 @@ def test_link_answers_are_matched_to_circuits_by_tag_not_by_order():
     """Two circuits ask the same link; the ERR answering the second CREATE (by its
     tag) fails the second circuit only, even though the ACKs came in another order."""
     head, ctx, _ = make("alice", chain("alice", "bob"))
-    head.handle_above(NetRequest(request_id=0, remote_node="bob"))
-    head.handle_above(NetRequest(request_id=1, remote_node="bob"))
+    accept(head, ctx, NetRequest(request_id=0, remote_node="bob"))
+    accept(head, ctx, NetRequest(request_id=1, remote_node="bob"))
     first, second = ctx.take(LinkCreate)
     assert first.tag != second.tag and first.purpose_id != second.purpose_id
     head.handle_below(LinkAck(create_id=8, remote_node="bob", purpose_id=second.purpose_id, tag=second.tag))
@@ -284,7 +298,7 @@ def test_link_answers_are_matched_to_circuits_by_tag_not_by_order():
 
 def test_a_failed_link_request_ends_the_circuit_with_an_error_at_the_ends():
     head, ctx, _ = make("alice", chain("alice", "bob"))
-    head.handle_above(NetRequest(request_id=0, remote_node="bob"))
+    accept(head, ctx, NetRequest(request_id=0, remote_node="bob"))
     (create,) = ctx.take(LinkCreate)
     head.handle_below(LinkAck(create_id=9, remote_node="bob", purpose_id=create.purpose_id, tag=create.tag))
     head.handle_below(LinkError(create_id=9, origin_node="alice", code=LinkErrorCode.TIMEOUT, tag=create.tag))
@@ -352,11 +366,11 @@ def test_one_hop_request_asks_its_link_once_and_bounds_it_by_its_deadline():
     link request ends 1 ns after the request's deadline (when the head has already
     ended it with TIMEOUT), so the link does not go on making unwanted pairs."""
     head, ctx, _ = make("alice", chain("alice", "bob"))
-    head.handle_above(NetRequest(request_id=0, remote_node="bob", number=5, max_time_ns=1_000))
+    accept(head, ctx, NetRequest(request_id=0, remote_node="bob", number=5, max_time_ns=1_000))
     (create,) = ctx.take(LinkCreate)
     assert create.number == 5 and create.max_time_ns == 1_001
     relayed, relay_ctx, _ = make("alice", chain("alice", "r", "bob"))
-    relayed.handle_above(NetRequest(request_id=0, remote_node="bob", number=5, max_time_ns=1_000))
+    accept(relayed, relay_ctx, NetRequest(request_id=0, remote_node="bob", number=5, max_time_ns=1_000))
     (create,) = relay_ctx.take(LinkCreate)
     assert create.number == 1 and create.max_time_ns is None  # the circuit's own deadline ends it
 
@@ -382,7 +396,7 @@ def test_labels_are_handed_out_round_robin_and_never_wrap_around():
 
 def test_a_label_stays_taken_while_a_link_request_under_it_runs():
     head, ctx, _ = make("alice", chain("alice", "bob"))
-    head.handle_above(NetRequest(request_id=0, remote_node="bob", number=2, max_time_ns=1_000))
+    accept(head, ctx, NetRequest(request_id=0, remote_node="bob", number=2, max_time_ns=1_000))
     (create,) = ctx.take(LinkCreate)
     ctx.advance(head, 1_000)  # the circuit times out; its link request still runs
     assert ctx.take(NetError)[0].code is NetErrorCode.TIMEOUT

@@ -1,14 +1,19 @@
 """Every run ends in a state it states: done, failed (with where and why) or stalled
 (with what each open request waits for), with exit codes 0, 1 and 2.
 
-The stalls are deadlocks for memory that the reference layers really reach
-(memory full of link pairs that wait for partners that need that memory), so
-the tests also pin the explanation the layers' ``describe_waits`` give. Run
-lengths are asserted in events, which do not depend on the machine's speed.
+The stalls are deadlocks for memory that the reference network layer reached
+before it reserved memory for its circuits (memory full of link pairs that wait
+for partners that need that memory). The reference now completes those runs
+(tested below), so the stall watch is tested on ``ReservesNothing``
+(tests/broken_networks.py), the reference with its reservations taken out,
+which reaches them still; the tests
+also pin the explanation the layers' ``describe_waits`` give. Run lengths are
+asserted in events, which do not depend on the machine's speed.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -21,6 +26,7 @@ from qnetstack.link.egp import SingleClickEgp
 from qnetstack.network.swap_asap import SwapAsap, SwapRecord
 from qnetstack.stack import assemble, parse_scenario, runner
 from qnetstack.stack.cli import main
+from tests.broken_networks import ReservesNothing
 
 FAST = {"physical": "model-heralding", "link": "fast-forward-egp"}
 
@@ -55,13 +61,17 @@ def by_label(result):
     return {app.label: app for app in result.applications}
 
 
+# the reference without its memory reservations (tests/broken_networks.py): it deadlocks for memory
+UNRESERVED = {"network": ReservesNothing}
+
+
 # ------------------------------------------------------------------ stalls
 
 
 def test_crossing_requests_on_a_two_qubit_chain_end_stalled_with_the_memory_named():
     """Without the stall watch this run spun for 10 million events (over two minutes)
     and ended with exit code 0. ``max_events: null``: the watch alone ends it."""
-    result = assemble(parse_scenario(chain_crossing())).run()
+    result = assemble(parse_scenario(chain_crossing()), UNRESERVED).run()
     assert result.status == "stalled" and result.end.reason == "stall" and result.exit_code == 1
     assert result.partial and result.events < 100_000  # the default spans: about 42 000 events here
     apps = by_label(result)
@@ -73,15 +83,17 @@ def test_crossing_requests_on_a_two_qubit_chain_end_stalled_with_the_memory_name
     assert result.status_line().startswith("STALLED: 2 of 2 requests open, no request progressed for ")
 
 
-def test_the_cli_says_stalled_and_exits_1(tmp_path, capsys):
+def test_the_cli_says_stalled_and_exits_1(tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent))
     path = tmp_path / "crossing.yaml"
     path.write_text(yaml.safe_dump(chain_crossing()), encoding="utf-8")
-    assert main(["run", str(path)]) == 1
+    unreserved = ["--impl", "network=tests.broken_networks:ReservesNothing"]
+    assert main(["run", str(path), *unreserved]) == 1
     out = capsys.readouterr()
     assert out.out.splitlines()[-1].startswith("STALLED: 2 of 2 requests open")
     assert "waits: link r–bob waiting for memory at r" in out.out
     assert "\r" not in out.err  # no progress line when stderr is not a terminal
-    assert main(["run", str(path), "--json"]) == 1
+    assert main(["run", str(path), "--json", *unreserved]) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["status"] == "stalled" and report["end"]["reason"] == "stall" and report["partial"] is True
     assert main(["run", str(path), "--wall-limit", "0"]) == 2  # bad input
@@ -98,7 +110,7 @@ def test_three_requests_crossing_a_grid_end_stalled_with_the_holder_named():
         {"node": "n00", "request": {"kind": "pairs", "remote_node": "n22", "number": 20}},
         {"node": "n22", "request": {"kind": "teleport", "remote_node": "n00", "number": 20}},
     ]
-    result = assemble(parse_scenario(grid(apps))).run()
+    result = assemble(parse_scenario(grid(apps)), UNRESERVED).run()
     assert result.status == "stalled" and result.exit_code == 1
     assert result.events < 300_000  # the default spans: about 235 000 events here
     states = {label: (app.state, app.error_code) for label, app in by_label(result).items()}
@@ -109,21 +121,26 @@ def test_three_requests_crossing_a_grid_end_stalled_with_the_holder_named():
     assert result.status_line().startswith("STALLED: 1 of 3 requests open")
 
 
-def test_120_concurrent_requests_on_three_nodes_end_quickly_and_each_has_a_state():
+def busy_three_nodes() -> dict:
+    """120 requests of 3 pairs at once on a - b - c with four qubits per node: a <-> c over the
+    repeater b, a -> b and b -> c on one hop; every third one a teleportation."""
     hardware = {"memory": {"num_qubits": 4}}
     ends = [("a", "c"), ("c", "a"), ("a", "b"), ("b", "c")]
     apps = [
         {"node": ends[i % 4][0], "request": {"kind": "teleport" if i % 3 == 0 else "pairs", "remote_node": ends[i % 4][1], "number": 3}}
         for i in range(120)
     ]
-    scenario = {
+    return {
         "name": "busy",
         "nodes": [{"name": n, "hardware": hardware} for n in "abc"],
         "links": [{"a": "a", "b": "b", "length_km": 5}, {"a": "b", "b": "c", "length_km": 5}],
         "applications": apps,
         "implementations": FAST,
     }
-    result = assemble(parse_scenario(scenario)).run()
+
+
+def test_120_concurrent_requests_on_three_nodes_end_quickly_and_each_has_a_state():
+    result = assemble(parse_scenario(busy_three_nodes()), UNRESERVED).run()
     assert result.status in ("stalled", "done") and result.events < 200_000
     assert len(result.applications) == 120 and all(app.state != "open" for app in result.applications)
     assert all(app.waits for app in result.applications if app.state == "stalled")
@@ -148,11 +165,11 @@ def test_a_slow_healthy_link_is_not_taken_for_a_stall():
 
 
 def test_stop_limits_with_requests_open_end_stalled_and_say_which_limit():
-    result = assemble(parse_scenario(chain_crossing(max_time_ns=1_000_000))).run()
+    result = assemble(parse_scenario(chain_crossing(max_time_ns=1_000_000)), UNRESERVED).run()
     assert result.status == "stalled" and result.end.reason == "max_time" and result.sim_time_ns == 1_000_000
-    result = assemble(parse_scenario(chain_crossing(max_events=5000))).run()
+    result = assemble(parse_scenario(chain_crossing(max_events=5000)), UNRESERVED).run()
     assert result.status == "stalled" and result.end.reason == "max_events" and result.events == 5000
-    result = assemble(parse_scenario(chain_crossing(stall_after_events=3000))).run()
+    result = assemble(parse_scenario(chain_crossing(stall_after_events=3000)), UNRESERVED).run()
     assert result.status == "stalled" and result.end.reason == "stall" and result.events < 10_000
 
 
@@ -204,7 +221,7 @@ def test_a_request_submitted_late_is_not_a_stall_in_the_quiet_before_it():
     assert result.status == "done" and result.applications[0].first_result_ns > 5_000_000_000
 
 
-class NetworkThatDoesNotSay(SwapAsap):
+class NetworkThatDoesNotSay(ReservesNothing):
     describe_waits = None  # as if the method were not there
 
 
@@ -227,12 +244,88 @@ def test_a_run_whose_layers_go_on_after_every_request_closed_is_cut_and_says_so(
         {"node": "n22", "request": {"kind": "pairs", "remote_node": "n00", "number": 20}},
         {"node": "n01", "request": {"kind": "teleport", "remote_node": "n21", "number": 20}},
     ]
-    result = assemble(parse_scenario(grid(apps))).run()
+    result = assemble(parse_scenario(grid(apps)), UNRESERVED).run()
     assert result.status == "failed" and result.end.reason == "busy" and result.exit_code == 1
     teleport = by_label(result)["n01#0"]
     assert teleport.state == "failed" and teleport.error_code == "NO_QUBIT"
     assert "link n11–n21 waiting for memory at n21 (4/4 qubits held by requests n01#0)" in teleport.waits
     assert result.status_line().endswith("(cut: every request had closed, yet the layers went on for 341.024 ms of simulated time)")
+
+
+# ------------------------------------------------------------------ the same runs with reservations
+
+
+def assert_settled(sim) -> None:
+    """No node's network layer keeps a reservation, a waiting set-up, a circuit or a link pair,
+    and no memory qubit is taken (teardown freed everything)."""
+    for node, layers in sim.network.entities.items():
+        if "network" not in layers:
+            continue  # a heralding station
+        net = layers["network"]
+        assert net._circuits == {} and len(net._pairs) == 0, node
+        assert net._memory is None or (len(net._memory) == 0 and net._memory.waiting() == []), node
+        assert layers["physical"].held_handles() == [], node
+
+
+def test_crossing_requests_on_a_two_qubit_chain_complete_one_circuit_at_a_time():
+    """r has room for one circuit (two qubits, one per side): bob's set-up waits at r until
+    alice's circuit has ended there, and both requests get all their pairs."""
+    sim = assemble(parse_scenario(chain_crossing()))
+    result = sim.run()
+    assert result.status == "done" and result.exit_code == 0
+    assert {label: (app.state, app.results) for label, app in by_label(result).items()} == {"alice#0": ("done", 10), "bob#0": ("done", 10)}
+    first, second = sorted(by_label(result).values(), key=lambda app: app.first_result_ns)
+    assert first.last_result_ns < second.first_result_ns  # one circuit at a time through r
+    assert_settled(sim)
+
+
+def test_three_requests_crossing_a_grid_complete():
+    apps = [
+        {"node": "n10", "request": {"kind": "pairs", "remote_node": "n12", "number": 20}},
+        {"node": "n00", "request": {"kind": "pairs", "remote_node": "n22", "number": 20}},
+        {"node": "n22", "request": {"kind": "teleport", "remote_node": "n00", "number": 20}},
+    ]
+    sim = assemble(parse_scenario(grid(apps)))
+    result = sim.run()
+    assert result.status == "done"
+    assert {label: (app.state, app.results) for label, app in by_label(result).items()} == {
+        "n10#0": ("done", 20),
+        "n00#0": ("done", 20),
+        "n22#0": ("done", 20),
+    }
+    assert_settled(sim)
+
+
+def test_120_concurrent_requests_on_three_nodes_all_complete():
+    sim = assemble(parse_scenario(busy_three_nodes()))
+    result = sim.run()
+    assert result.status == "done" and len(result.applications) == 120
+    assert all(app.state == "done" and app.results == 3 for app in result.applications)
+    assert_settled(sim)
+
+
+def test_three_requests_on_a_nine_node_chain_with_four_qubits_deliver_60_of_60():
+    """n0 - n1 - ... - n8, 5 km links, four qubits per node: n0 -> n8 and n8 -> n0 cross over the
+    whole chain and n1 -> n7 over most of it; each repeater has room for two circuits at once."""
+    names = [f"n{i}" for i in range(9)]
+    scenario = {
+        "name": "chain9",
+        "nodes": [{"name": n, "hardware": {"memory": {"num_qubits": 4}}} for n in names],
+        "links": [{"a": a, "b": b, "length_km": 5} for a, b in itertools.pairwise(names)],
+        "applications": [
+            {"node": "n0", "request": {"kind": "pairs", "remote_node": "n8", "number": 20}},
+            {"node": "n8", "request": {"kind": "pairs", "remote_node": "n0", "number": 20}},
+            {"node": "n1", "request": {"kind": "pairs", "remote_node": "n7", "number": 20}},
+        ],
+        "implementations": FAST,
+    }
+    sim = assemble(parse_scenario(scenario))
+    result = sim.run()
+    assert result.status == "done" and sum(app.results for app in result.applications) == 60
+    assert_settled(sim)
+    # without reservations the same run deadlocks for memory part way
+    unreserved = assemble(parse_scenario(scenario), UNRESERVED).run()
+    assert unreserved.status == "stalled" and sum(app.results for app in unreserved.applications) < 60
 
 
 # ------------------------------------------------------------------ errors with context
@@ -315,7 +408,7 @@ def test_a_layer_that_loops_forever_is_cut_by_the_wall_limit_and_named(monkeypat
 
 
 def test_a_wall_limit_between_events_ends_the_run_stalled_with_the_waits():
-    result = assemble(parse_scenario(chain_crossing())).run(wall_limit_s=1e-6)
+    result = assemble(parse_scenario(chain_crossing()), UNRESERVED).run(wall_limit_s=1e-6)
     assert result.status == "stalled" and result.end.reason == "wall_limit" and result.end.error is None
     assert result.events <= runner.CHUNK_EVENTS  # cut at the first look
     assert all(app.waits for app in result.applications)
@@ -338,7 +431,7 @@ def test_the_watch_changes_no_number_of_a_run_that_completes():
 
 def test_asking_the_layers_what_they_wait_for_changes_nothing():
     """describe_waits is asked between every two chunks of one run and never in the other."""
-    asked = assemble(parse_scenario(chain_crossing(stall_after_events=20_000)))
+    asked = assemble(parse_scenario(chain_crossing(stall_after_events=20_000)), UNRESERVED)
     answers = []
 
     def ask(_):
@@ -348,7 +441,7 @@ def test_asking_the_layers_what_they_wait_for_changes_nothing():
                     answers.extend(entity.describe_waits())
 
     first = asked.run(on_progress=ask)
-    second = assemble(parse_scenario(chain_crossing(stall_after_events=20_000))).run()
+    second = assemble(parse_scenario(chain_crossing(stall_after_events=20_000)), UNRESERVED).run()
     assert answers and all(isinstance(a, Wait) for a in answers)
     assert first.to_json() == second.to_json()
 

@@ -154,9 +154,10 @@ class NetConditions:
 
 
 def make_topology(conditions: NetConditions) -> nx.Graph:
-    """The graph every instance is built with: the chain, and the island."""
+    """The graph every instance is built with: the chain, and the island; each node says how
+    many memory qubits it has (``num_qubits``), as the topology may (specs/network.md §1)."""
     graph = nx.Graph()
-    graph.add_nodes_from([*conditions.chain, ISLAND])
+    graph.add_nodes_from([*conditions.chain, ISLAND], num_qubits=conditions.num_qubits)
     km = conditions.hop_delay_ns / 5_000  # fibre: about 5 µs per km
     for a, b in itertools.pairwise(conditions.chain):
         graph.add_edge(a, b, length_km=km)

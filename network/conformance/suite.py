@@ -128,16 +128,24 @@ def scenarios(draw: Any, types: tuple[RequestType, ...], mode: str = "any") -> t
     ``mode`` is ``"any"`` (everything goes, also requests to the island and
     small memories), ``"live"`` (every link request ends and memories are
     large, so every request can end), ``"clean"`` (live, and no link fails)
-    or ``"deadlines"`` (every request has a max_time_ns and links are slow).
+    ``"deadlines"`` (every request has a max_time_ns and links are slow) or
+    ``"scarce"`` (live, but every node has two memory qubits: too few to serve
+    requests that cross at a node all at once).
     """
     size = draw(sampled(4, 4, 3, 2))  # mostly long chains: swaps to check
     chain = ("alice", "bob", "carol", "dave")[:size]
     hop = draw(sampled(1_000, 10_000, 50_000))
-    probabilities = {"any": (0.1, 0.3, 1.0), "live": (0.2, 0.5, 1.0), "clean": (0.2, 0.5, 1.0), "deadlines": (0.02, 0.05, 0.1)}
+    probabilities = {
+        "any": (0.1, 0.3, 1.0),
+        "live": (0.2, 0.5, 1.0),
+        "clean": (0.2, 0.5, 1.0),
+        "scarce": (0.2, 0.5, 1.0),
+        "deadlines": (0.02, 0.05, 0.1),
+    }
     failure = 0.0 if mode in ("clean", "deadlines") else draw(sampled(0.0, 0.1, 0.3))
     requests = []
     used: set[tuple[str, int]] = set()
-    for _ in range(draw(st.integers(1, 3))):
+    for _ in range(draw(st.integers(2, 3) if mode == "scarce" else st.integers(1, 3))):
         node = draw(sampled(*chain))
         # the farthest node twice as likely as each other one, for the same reason
         others = sorted((n for n in chain if n != node), key=lambda n: -abs(chain.index(n) - chain.index(node)))
@@ -170,13 +178,14 @@ def scenarios(draw: Any, types: tuple[RequestType, ...], mode: str = "any") -> t
         pair_fidelities=tuple(draw(_FIDELITIES)),
         failure_probability=failure,
         # live runs: two link qubits per open request and node, plus what the layer above holds
-        num_qubits=2 * len(requests) + pairs_asked if mode in ("live", "clean") else draw(sampled(2, 3, 8)),
+        num_qubits=2 * len(requests) + pairs_asked if mode in ("live", "clean") else 2 if mode == "scarce" else draw(sampled(2, 3, 8)),
         upper_hold_ns=draw(sampled(0, hop, 20 * hop)),
         bell_states=draw(_BELL_STATES),
         swap_outcomes=draw(_BELL_STATES),
     )
     # live: 9 pairs over 3 hops at p >= 0.2 need a few hundred periods; 3000 leave no realistic chance of running out
-    horizon = max(r.at_ns for r in requests) + (3000 if mode in ("live", "clean") else 300) * hop
+    # scarce: the requests may run one after the other
+    horizon = max(r.at_ns for r in requests) + {"live": 3000, "clean": 3000, "scarce": 9000}.get(mode, 300) * hop
     return conditions, requests, horizon
 
 
@@ -620,6 +629,81 @@ def every_request_ends(impl: Any) -> None:
     _property(impl, check, mode="live")
 
 
+# ------------------------------------------------------------ admission
+
+
+@SUITE.clause("NET-ADM-1")
+def requests_end_with_scarce_memory(impl: Any) -> None:
+    def check(run: NetRun) -> None:
+        for acc in run.accepted().values():
+            for node in _ends(acc):
+                if not _ended_at(run, acc, node, run.end_ns):
+                    others = sorted(key for key in run.accepted() if key != acc.key)
+                    raise ClauseFailure(
+                        f"with {run.conditions.num_qubits} memory qubits per node, request {acc.key} ({acc.request.number} "
+                        f"pairs over {list(acc.path)}, at t={acc.time_ns}) was still open at {node} at t={run.end_ns} "
+                        f"with {len(run.deliveries(acc.key, node))} pairs; other requests: {others}"
+                    )
+
+    _property(impl, check, mode="scarce")
+
+
+@SUITE.clause("NET-ADM-2")
+def set_ups_wait_for_memory(impl: Any) -> None:
+    """alice -> carol and carol -> alice at once over bob, with two qubits per node: bob can hold
+    one circuit's link pairs at a time. Both are accepted and both get all their pairs; a third,
+    whose deadline runs out while it waits, ends with TIMEOUT at both ends."""
+    kind = _types(impl)[0]
+    conditions = NetConditions(size=3, num_qubits=2, success_probability=0.5)
+    hop = conditions.hop_delay_ns
+    requests = [
+        ScriptedRequest(0, "alice", NetRequest(request_id=1, remote_node="carol", number=3, type=kind)),
+        ScriptedRequest(0, "carol", NetRequest(request_id=2, remote_node="alice", number=3, type=kind)),
+        ScriptedRequest(hop, "alice", NetRequest(request_id=3, remote_node="carol", number=3, type=kind, max_time_ns=2 * hop)),
+    ]
+    run = _single(impl, requests, conditions)
+    accepted = run.accepted()
+    for key in (("alice", 1), ("carol", 2)):
+        acc = accepted.get(key)
+        if acc is None:
+            raise ClauseFailure(f"request {key} was not accepted: {[u.msg for u in run.answers(0 if key[1] == 1 else 1)]}")
+        for node in _ends(acc):
+            got = len(run.deliveries(key, node))
+            if got != 3:
+                raise ClauseFailure(
+                    f"requests alice -> carol and carol -> alice crossing at bob (2 qubits per node): {key} got {got} of 3 "
+                    f"pairs at {node} by t={run.end_ns}, errors {[u.msg.code.value for u in run.errors(key)]}"
+                )
+    late = accepted.get(("alice", 3))
+    if late is not None and not all(_ended_at(run, late, node, run.end_ns) for node in _ends(late)):
+        raise ClauseFailure("a request whose deadline ran out while it waited for memory did not end at both ends")
+
+
+@SUITE.clause("NET-ADM-3")
+def never_fits_rejected(impl: Any) -> None:
+    """One memory qubit per node, as the topology says: a repeater there can never hold the two
+    halves it joins, so alice -> carol is refused at once naming bob; alice -> bob fits."""
+    kind = _types(impl)[0]
+    conditions = NetConditions(size=3, num_qubits=1, success_probability=1.0)
+    requests = [
+        ScriptedRequest(0, "alice", NetRequest(request_id=1, remote_node="carol", type=kind)),
+        ScriptedRequest(0, "alice", NetRequest(request_id=2, remote_node="bob", type=kind)),
+    ]
+    run = _single(impl, requests, conditions)
+    answers = run.answers(0)
+    if len(answers) != 1 or not isinstance(answers[0].msg, NetRejected):
+        raise ClauseFailure(
+            f"alice -> carol over bob, with one memory qubit per node in the topology, was answered {[a.msg for a in answers]}, "
+            "expected NetRejected"
+        )
+    if "bob" not in answers[0].msg.reason:
+        raise _fail("the NetRejected for a circuit that never fits does not name the node short of memory (bob)", answers[0])
+    if run.deliveries(("alice", 1)) or run.errors(("alice", 1)):
+        raise ClauseFailure("a refused request (alice -> carol) still got a PairDelivered or a NetError")
+    if not isinstance(run.answers(1)[0].msg, NetAccepted) or len(run.deliveries(("alice", 2), "bob")) != 1:
+        raise ClauseFailure("alice -> bob, one hop, one qubit at each end, was not served")
+
+
 # ----------------------------------------------------------- resources
 
 
@@ -656,6 +740,39 @@ def failed_requests_leave_no_qubit(impl: Any) -> None:
             )
 
     _property(impl, check, mode="live")
+
+
+@SUITE.clause("NET-RES-4")
+def ended_requests_keep_no_memory(impl: Any) -> None:
+    """Two qubits per node; alice -> carol runs while carol -> alice, whose deadline is short,
+    waits for memory at bob and times out; one link request of a third fails. Once all have
+    ended, requests in both directions are served as on an idle network: nothing stayed set
+    aside for the ended ones (a leak would leave them waiting for ever)."""
+    kind = _types(impl)[0]
+    for failure in (0.0, 1.0):
+        conditions = NetConditions(size=3, num_qubits=2, success_probability=0.5, failure_probability=failure)
+        hop = conditions.hop_delay_ns
+        first = [
+            ScriptedRequest(0, "alice", NetRequest(request_id=1, remote_node="carol", number=2, type=kind)),
+            ScriptedRequest(0, "carol", NetRequest(request_id=2, remote_node="alice", number=2, type=kind, max_time_ns=8 * hop)),
+        ]
+        probe = _single(impl, first, conditions)
+        if not probe.settled:
+            raise ClauseFailure(f"two requests crossing at bob had not ended by t={probe.end_ns} (link failures: {failure})")
+        later = max(u.time_ns for u in probe.up) + 10 * hop
+        again = [
+            ScriptedRequest(later, "alice", NetRequest(request_id=3, remote_node="carol", number=2, type=kind)),
+            ScriptedRequest(later, "carol", NetRequest(request_id=4, remote_node="alice", number=2, type=kind)),
+        ]
+        run = _single(impl, [*first, *again], conditions)
+        for key in (("alice", 3), ("carol", 4)):
+            acc = run.accepted().get(key)
+            if acc is None or not all(_ended_at(run, acc, node, run.end_ns) for node in _ends(acc)):
+                raise ClauseFailure(
+                    f"after earlier requests had ended (one with a deadline of 8 hop delays, which may run out while it "
+                    f"waits for memory; link failures: {failure}), "
+                    f"request {key} did not end at both ends by t={run.end_ns}"
+                )
 
 
 # ------------------------------------------------------------ sessions

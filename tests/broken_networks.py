@@ -1,0 +1,44 @@
+"""Deliberately broken network layers: the reference with one thing taken out.
+
+Each shows that a clause of specs/network.md can fail (tests/test_conformance.py)
+or, for the stall watch, that a run which deadlocks for memory is reported as
+stalled (tests/test_runs.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qnetstack.network.peer import Release
+from qnetstack.network.policy import SwapAsapPolicy
+from qnetstack.network.swap_asap import SwapAsap
+
+__all__ = ["LeaksReleasedSetUps", "ReservesNothing"]
+
+
+class _SwapAsapHoldingNothing(SwapAsapPolicy):
+    """swap-asap that claims to hold no memory: its circuits reserve none."""
+
+    name = "swap-asap-reserving-nothing"
+
+    def qubits_held(self, hops: int, position: int) -> int:
+        return 0
+
+
+class ReservesNothing(SwapAsap):
+    """The reference without memory reservations (so without admission and without pacing
+    link pairs per hop), as it was before it had them: its circuits take memory as they find
+    it, and circuits that cross at a node can deadlock for it."""
+
+    def __init__(self, ctx: Any, topology: Any) -> None:
+        super().__init__(ctx, topology)
+        self.policy = _SwapAsapHoldingNothing()
+
+
+class LeaksReleasedSetUps(SwapAsap):
+    """Keeps the reservation (or the place in the queue) of a circuit whose head released it
+    before it started, e.g. when its deadline ran out while it waited for memory."""
+
+    def _release_here(self, msg: Release) -> None:
+        if msg.path[-1] == self.ctx.node:
+            super()._release_here(msg)  # the tail still reports the NetError
