@@ -33,11 +33,13 @@ __all__ = [
     "BellState",
     "Basis",
     "Gate",
+    "TwoQubitGate",
     "Probability",
     "QubitHandle",
     "QubitRef",
     "InitQubit",
     "ApplyGate",
+    "ApplyTwoQubitGate",
     "Measure",
     "BellMeasure",
     "FreeQubit",
@@ -45,6 +47,7 @@ __all__ = [
     "DeviceOperation",
     "QubitAllocated",
     "GateApplied",
+    "TwoQubitGateApplied",
     "MeasureResult",
     "BellMeasureResult",
     "QubitFreed",
@@ -167,6 +170,18 @@ class Gate(str, enum.Enum):
     S = "S"
 
 
+class TwoQubitGate(str, enum.Enum):
+    """Two-qubit gates the device offers, on a control and a target qubit.
+
+    ``CNOT`` flips the target when the control is |1>; ``CZ`` = diag(1, 1, 1, −1)
+    puts a phase −1 on |11> (symmetric in its two qubits). Either, with
+    single-qubit gates, is universal (Barenco et al., PRA 52, 3457, 1995).
+    """
+
+    CNOT = "CNOT"
+    CZ = "CZ"
+
+
 class QubitRef(_Message):
     """A qubit anywhere in the network, for oracle reads only."""
 
@@ -189,6 +204,15 @@ class ApplyGate(_Message):
     kind: Literal["apply_gate"] = "apply_gate"
     gate: Gate
     handle: QubitHandle
+
+
+class ApplyTwoQubitGate(_Message):
+    """A two-qubit gate on two different qubits held by this node (``control`` first)."""
+
+    kind: Literal["apply_two_qubit_gate"] = "apply_two_qubit_gate"
+    gate: TwoQubitGate
+    control: QubitHandle
+    target: QubitHandle
 
 
 class Measure(_Message):
@@ -229,7 +253,7 @@ class OracleFidelity(_Message):
 
 
 DeviceOperation = Annotated[
-    InitQubit | ApplyGate | Measure | BellMeasure | FreeQubit | OracleFidelity,
+    InitQubit | ApplyGate | ApplyTwoQubitGate | Measure | BellMeasure | FreeQubit | OracleFidelity,
     Field(discriminator="kind"),
 ]
 
@@ -244,6 +268,12 @@ class QubitAllocated(_Message):
 class GateApplied(_Message):
     kind: Literal["gate_applied"] = "gate_applied"
     handle: QubitHandle
+
+
+class TwoQubitGateApplied(_Message):
+    kind: Literal["two_qubit_gate_applied"] = "two_qubit_gate_applied"
+    control: QubitHandle
+    target: QubitHandle
 
 
 class MeasureResult(_Message):
@@ -272,7 +302,7 @@ class OracleFidelityResult(_Message):
 class DeviceErrorCode(str, enum.Enum):
     NORES = "NORES"  # no free memory qubit
     UNKNOWN_HANDLE = "UNKNOWN_HANDLE"  # not a qubit this node holds
-    UNSUPPORTED = "UNSUPPORTED"
+    UNSUPPORTED = "UNSUPPORTED"  # not a device operation, or one this hardware cannot perform
 
 
 class DeviceError(_Message):
@@ -282,7 +312,14 @@ class DeviceError(_Message):
 
 
 DeviceResult = Annotated[
-    QubitAllocated | GateApplied | MeasureResult | BellMeasureResult | QubitFreed | OracleFidelityResult | DeviceError,
+    QubitAllocated
+    | GateApplied
+    | TwoQubitGateApplied
+    | MeasureResult
+    | BellMeasureResult
+    | QubitFreed
+    | OracleFidelityResult
+    | DeviceError,
     Field(discriminator="kind"),
 ]
 

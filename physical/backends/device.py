@@ -1,17 +1,28 @@
 """A node's device: its memory slots over the shared quantum world.
 
 Both backends build their node entities on :class:`MemoryDevice`, which
-serves the device half of the physical service (``execute``: init, gates,
-measurements, Bell measurement, free, oracle reads) for memory slots
-``0 .. num_qubits-1`` mapped to qubit ids of the network's one
+serves the device half of the physical service (``execute``: init, single-
+and two-qubit gates, measurements, Bell measurement, free, oracle reads) for
+memory slots ``0 .. num_qubits-1`` mapped to qubit ids of the network's one
 :class:`~qnetstack.physical.engines.world.QuantumWorld`. Operations are
 synchronous and take no simulated time. The heralded-link half of a node is
 added by :class:`qnetstack.physical.backends.midpoint.LinkEndNode` and the
 backends' own node classes.
+
+Operation errors come from the node's
+:class:`~qnetstack.physical.params.MemoryParams`: a depolarising channel
+after each gate (Nielsen & Chuang 2000, §8.3.4) and a symmetric flip of each
+readout. A Bell measurement is run as the circuit it stands for — CNOT(a → b),
+H on a, Z readout of both — and so carries the errors of a two-qubit gate, a
+single-qubit gate and two readouts. With perfect figures (the defaults) no
+channel is applied and no random number is drawn for them, so runs with the
+default hardware are the same, number for number, as before gate errors
+existed.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -20,10 +31,12 @@ import numpy as np
 
 from qnetstack.entity import Context
 from qnetstack.entity.refusing import Refusing
+from qnetstack.physical.components.memories import depolarising_kraus_arrays
 from qnetstack.physical.engines.world import QuantumWorld, bell_vector, bloch_vector
 from qnetstack.physical.params import NodeHardware
 from qnetstack.physical.service import (
     ApplyGate,
+    ApplyTwoQubitGate,
     Basis,
     BellMeasure,
     BellMeasureResult,
@@ -40,6 +53,8 @@ from qnetstack.physical.service import (
     OracleFidelityResult,
     QubitAllocated,
     QubitFreed,
+    TwoQubitGate,
+    TwoQubitGateApplied,
 )
 
 __all__ = ["MemoryDevice", "RESERVED_SLOT"]
@@ -67,6 +82,21 @@ def _constant(array: np.ndarray) -> np.ndarray:
 _GATES = _gate_unitaries()
 # CNOT(a -> b) then H on a: maps the Bell basis onto the computational basis
 _BELL_ROTATION = _constant(np.array([[1, 0, 0, 1], [0, 1, 1, 0], [1, 0, 0, -1], [0, 1, -1, 0]], dtype=complex) / math.sqrt(2))
+# over |control target> = |00>, |01>, |10>, |11>
+_TWO_QUBIT_GATES = {
+    TwoQubitGate.CNOT: _constant(np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]], dtype=complex)),
+    TwoQubitGate.CZ: _constant(np.diag([1, 1, 1, -1]).astype(complex)),
+}
+
+
+@functools.cache
+def _depolarising(fidelity: float, num_qubits: int) -> tuple[np.ndarray, ...] | None:
+    """The error channel after a gate of average fidelity ``fidelity`` (None when
+    perfect), as read-only arrays shared by every device, so the world lifts
+    them onto a group once."""
+    if fidelity >= 1.0:
+        return None
+    return tuple(_constant(k) for k in depolarising_kraus_arrays(fidelity, num_qubits))
 
 
 def _bloch_unitary(theta: float, phi: float) -> np.ndarray:
@@ -107,10 +137,16 @@ class MemoryDevice(Refusing):
         # a free's answer depends on the slot alone, and messages are immutable: one per slot,
         # built once, spares every pair a message validation
         self._freed = [QubitFreed(handle=handle) for handle in range(hardware.memory.num_qubits)]
-        self._noise = (hardware.memory.t1_ns, hardware.memory.t2_ns)
+        memory = hardware.memory
+        self._noise = (memory.t1_ns, memory.t2_ns)
+        f1, f2 = memory.single_qubit_gate_fidelity, memory.two_qubit_gate_fidelity
+        self._gate_error = None if f1 is None else _depolarising(f1, 1)
+        self._two_qubit_error = None if f2 is None else _depolarising(f2, 2)
+        self._readout_flip = None if memory.measurement_fidelity is None else 1.0 - memory.measurement_fidelity
         self._ops: dict[type, Callable[[Any], Any]] = {
             InitQubit: self._init,
             ApplyGate: self._gate,
+            ApplyTwoQubitGate: self._two_qubit_gate,
             Measure: self._measure,
             BellMeasure: self._bell_measure,
             FreeQubit: self._free,
@@ -160,22 +196,67 @@ class MemoryDevice(Refusing):
         self._slots[slot] = qid
         return QubitAllocated(handle=slot)
 
+    def _cannot(self, what: str) -> DeviceError | None:
+        """``UNSUPPORTED`` if this hardware has no ``what`` (its fidelity is None)."""
+        memory = self.hardware.memory
+        if getattr(memory, f"{what}_fidelity") is None:
+            detail = f"{self.name}'s hardware cannot perform a {what.replace('_', ' ')} ({what}_fidelity is None)"
+            return DeviceError(code=DeviceErrorCode.UNSUPPORTED, detail=detail)
+        return None
+
     def _gate(self, op: ApplyGate) -> GateApplied | DeviceError:
+        refused = self._cannot("single_qubit_gate")
+        if refused is not None:
+            return refused
         qid = self._held(op.handle)
         if isinstance(qid, DeviceError):
             return qid
-        self._world.apply_unitary([qid], _GATES[op.gate], self._ctx.now_ns)
+        now = self._ctx.now_ns
+        self._world.apply_unitary([qid], _GATES[op.gate], now)
+        if self._gate_error is not None:
+            self._world.apply_kraus([qid], self._gate_error, now)
         return GateApplied(handle=op.handle)
 
+    def _two_qubit_gate(self, op: ApplyTwoQubitGate) -> TwoQubitGateApplied | DeviceError:
+        refused = self._cannot("two_qubit_gate")
+        if refused is not None:
+            return refused
+        if op.control == op.target:
+            return DeviceError(code=DeviceErrorCode.UNSUPPORTED, detail="a two-qubit gate needs two different qubits")
+        qc, qt = self._held(op.control), self._held(op.target)
+        if isinstance(qc, DeviceError):
+            return qc
+        if isinstance(qt, DeviceError):
+            return qt
+        now = self._ctx.now_ns
+        self._world.apply_unitary([qc, qt], _TWO_QUBIT_GATES[op.gate], now)
+        if self._two_qubit_error is not None:
+            self._world.apply_kraus([qc, qt], self._two_qubit_error, now)
+        return TwoQubitGateApplied(control=op.control, target=op.target)
+
+    def _read(self, outcome: int) -> int:
+        """A readout of ``outcome``, flipped with the hardware's error probability."""
+        flip = self._readout_flip
+        if flip and self._ctx.rng.random() < flip:
+            return 1 - outcome
+        return outcome
+
     def _measure(self, op: Measure) -> MeasureResult | DeviceError:
+        refused = self._cannot("measurement")
+        if refused is not None:
+            return refused
         qid = self._held(op.handle)
         if isinstance(qid, DeviceError):
             return qid
-        outcome = self._world.measure(qid, op.basis, self._ctx.rng, self._ctx.now_ns)
+        outcome = self._read(self._world.measure(qid, op.basis, self._ctx.rng, self._ctx.now_ns))
         self._slots[op.handle] = None
         return MeasureResult(outcome=outcome, basis=op.basis)
 
     def _bell_measure(self, op: BellMeasure) -> BellMeasureResult | DeviceError:
+        for what in ("two_qubit_gate", "single_qubit_gate", "measurement"):
+            refused = self._cannot(what)
+            if refused is not None:
+                return refused
         if op.handle_a == op.handle_b:
             return DeviceError(code=DeviceErrorCode.UNSUPPORTED, detail="a Bell measurement needs two different qubits")
         qa, qb = self._held(op.handle_a), self._held(op.handle_b)
@@ -183,10 +264,19 @@ class MemoryDevice(Refusing):
             return qa
         if isinstance(qb, DeviceError):
             return qb
-        now, rng = self._ctx.now_ns, self._ctx.rng
-        self._world.apply_unitary([qa, qb], _BELL_ROTATION, now)
-        m_a = self._world.measure(qa, Basis.Z, rng, now)
-        m_b = self._world.measure(qb, Basis.Z, rng, now)
+        now, rng, world = self._ctx.now_ns, self._ctx.rng, self._world
+        if self._two_qubit_error is None and self._gate_error is None:
+            world.apply_unitary([qa, qb], _BELL_ROTATION, now)
+        else:
+            world.apply_unitary([qa, qb], _TWO_QUBIT_GATES[TwoQubitGate.CNOT], now)
+            if self._two_qubit_error is not None:
+                world.apply_kraus([qa, qb], self._two_qubit_error, now)
+            world.apply_unitary([qa], _GATES[Gate.H], now)
+            if self._gate_error is not None:
+                world.apply_kraus([qa], self._gate_error, now)
+        m_a = world.measure(qa, Basis.Z, rng, now)
+        m_b = world.measure(qb, Basis.Z, rng, now)
+        m_a, m_b = self._read(m_a), self._read(m_b)
         self._slots[op.handle_a] = self._slots[op.handle_b] = None
         # the parity (m_b) reveals the X frame, the sign (m_a, after H) the Z frame
         return BellMeasureResult(bell_state=BellState.from_bits(x=m_b, z=m_a))

@@ -135,6 +135,10 @@ class LinkSetup:
     num_qubits: tuple[int, int] = (4, 4)  # alice, bob
     t1_ns: int | None = None
     t2_ns: int | None = None
+    # operation errors of both nodes (qnetstack.physical.params.MemoryParams): 1 perfect, None unsupported
+    single_qubit_gate_fidelity: float | None = 1.0
+    two_qubit_gate_fidelity: float | None = 1.0
+    measurement_fidelity: float | None = 1.0
 
     @cached_property
     def params(self) -> SingleClickLinkParams:
@@ -147,7 +151,14 @@ class LinkSetup:
 
     def hardware(self, node: str) -> NodeHardware:
         i = NODES.index(node)
-        memory = MemoryParams(num_qubits=self.num_qubits[i], t1_ns=self.t1_ns, t2_ns=self.t2_ns)
+        memory = MemoryParams(
+            num_qubits=self.num_qubits[i],
+            t1_ns=self.t1_ns,
+            t2_ns=self.t2_ns,
+            single_qubit_gate_fidelity=self.single_qubit_gate_fidelity,
+            two_qubit_gate_fidelity=self.two_qubit_gate_fidelity,
+            measurement_fidelity=self.measurement_fidelity,
+        )
         return NodeHardware(memory=memory, emission_efficiency=self.emission_efficiency[i])
 
     @property

@@ -53,6 +53,7 @@ from qnetstack.physical.service import (
     CAP_DEVICE,
     CAP_HERALDING,
     ApplyGate,
+    ApplyTwoQubitGate,
     Basis,
     BellMeasure,
     BellMeasureResult,
@@ -74,6 +75,8 @@ from qnetstack.physical.service import (
     QubitAllocated,
     QubitFreed,
     QubitRef,
+    TwoQubitGate,
+    TwoQubitGateApplied,
 )
 
 __all__ = ["SUITE"]
@@ -209,6 +212,7 @@ def _device_property(impl: Any, check: Callable[[DeviceRun], None], examples: in
 _EXPECTED_KIND: dict[type, type[BaseModel]] = {
     InitQubit: QubitAllocated,
     ApplyGate: GateApplied,
+    ApplyTwoQubitGate: TwoQubitGateApplied,
     Measure: MeasureResult,
     BellMeasure: BellMeasureResult,
     FreeQubit: QubitFreed,
@@ -441,6 +445,209 @@ def bell_measure_swaps_entanglement(impl: Any) -> None:
                 f"{result.bell_state.value}, so {far}'s two qubits should be in {expected.value}; their oracle "
                 f"fidelities are { ({b.value: f for b, f in fidelities.items()}) }"
             )
+
+
+# ------------------------------------------------------ two-qubit gates and operation errors
+
+
+def _alice(impl: Any, figures: dict[str, Any] | None = None, seed: int = 0) -> PhysicalHarness:
+    """A started harness whose nodes have four memory qubits and the operation
+    figures ``figures`` (LinkSetup field names; the rest perfect)."""
+    harness = PhysicalHarness(impl, replace(LOSSLESS, num_qubits=(4, 4), **(figures or {})), seed=seed)
+    harness.start()
+    return harness
+
+
+def _prepare(harness: PhysicalHarness, theta: float = 0.0, phi: float = 0.0) -> int:
+    result = harness.execute(NODES[0], InitQubit(theta_rad=theta, phi_rad=phi))
+    if not isinstance(result, QubitAllocated):
+        raise ClauseFailure(f"InitQubit(θ={theta:.4f}, φ={phi:.4f}) on a node with free memory was answered {result!r}")
+    return result.handle
+
+
+def _gate2(harness: PhysicalHarness, gate: TwoQubitGate, control: int, target: int) -> None:
+    op = ApplyTwoQubitGate(gate=gate, control=control, target=target)
+    result = harness.execute(NODES[0], op)
+    if not isinstance(result, TwoQubitGateApplied) or (result.control, result.target) != (control, target):
+        raise ClauseFailure(f"{op!r} on two held qubits was answered {result!r}")
+
+
+def _bloch_fidelity(harness: PhysicalHarness, handle: int, theta: float, phi: float = 0.0) -> float:
+    read = harness.execute(NODES[0], OracleFidelity(qubits=[QubitRef(node=NODES[0], handle=handle)], theta_rad=theta, phi_rad=phi))
+    value = _fidelity(read)
+    if value is None:
+        raise ClauseFailure(f"an oracle read of held qubit {handle} was answered {read!r}")
+    return value
+
+
+def _bell_fidelity(harness: PhysicalHarness, a: int, b: int, bell: BellState) -> float:
+    refs = [QubitRef(node=NODES[0], handle=a), QubitRef(node=NODES[0], handle=b)]
+    read = harness.execute(NODES[0], OracleFidelity(qubits=refs, bell_state=bell))
+    value = _fidelity(read)
+    if value is None:
+        raise ClauseFailure(f"an oracle read of held qubits {a}, {b} was answered {read!r}")
+    return value
+
+
+def _bell_pair(harness: PhysicalHarness, bell: BellState) -> tuple[int, int]:
+    """Two qubits of alice in ``bell``, made with the device's own gates:
+    |+>|0>, CNOT, then X^x Z^z on the second (the frame of BellState)."""
+    a, b = _prepare(harness, math.pi / 2), _prepare(harness)
+    _gate2(harness, TwoQubitGate.CNOT, a, b)
+    x, z = bell.pauli_bits
+    for gate, bit in (("Z", z), ("X", x)):
+        if bit:
+            harness.execute(NODES[0], ApplyGate(gate=gate, handle=b))
+    return a, b
+
+
+@clause("PHY-DEV-11")
+def two_qubit_gate_truth_tables(impl: Any) -> None:
+    """CNOT maps |c t> to |c, c ⊕ t> (e.g. |10> to |11>); CZ puts −1 on |11>, so
+    it takes |c>|+> to |c>|+> for c = 0 and to |c>|−> for c = 1. Read exactly
+    (to 1e-6) with one-qubit oracle reads."""
+    for c in (0, 1):
+        for t in (0, 1):
+            harness = _alice(impl)
+            hc, ht = _prepare(harness, c * math.pi), _prepare(harness, t * math.pi)
+            _gate2(harness, TwoQubitGate.CNOT, hc, ht)
+            want = (c, c ^ t)
+            got = (_bloch_fidelity(harness, hc, want[0] * math.pi), _bloch_fidelity(harness, ht, want[1] * math.pi))
+            if min(got) < 1 - EXACT:
+                raise ClauseFailure(f"CNOT on |{c}{t}> should give |{want[0]}{want[1]}>; oracle fidelities of control and target {got}")
+            harness = _alice(impl)
+            hc, ht = _prepare(harness, c * math.pi), _prepare(harness, math.pi / 2)
+            _gate2(harness, TwoQubitGate.CZ, hc, ht)
+            phi = c * math.pi  # |+> (φ = 0) or |−> (φ = π)
+            got = (_bloch_fidelity(harness, hc, c * math.pi), _bloch_fidelity(harness, ht, math.pi / 2, phi))
+            if min(got) < 1 - EXACT:
+                raise ClauseFailure(f"CZ on |{c}>|+> should give |{c}>|{'+-'[c]}>; oracle fidelities of control and target {got}")
+
+
+@clause("PHY-DEV-11")
+def bilateral_cnot_maps_bell_frames(impl: Any) -> None:
+    """Two pairs held by one node, in Bell states B1 = (x1, z1) and B2 = (x2, z2),
+    a CNOT from each qubit of the first pair to the same-side qubit of the
+    second: the pairs end in (x1, z1 ⊕ z2) and (x1 ⊕ x2, z2) (Bennett et al.,
+    PRA 54, 3824, 1996, Sec. III), so two Φ+ stay Φ+. All 16 pairs of inputs,
+    exactly (to 1e-6)."""
+    for b1 in BellState:
+        for b2 in BellState:
+            harness = _alice(impl)
+            a1, a2 = _bell_pair(harness, b1)
+            c1, c2 = _bell_pair(harness, b2)
+            _gate2(harness, TwoQubitGate.CNOT, a1, c1)
+            _gate2(harness, TwoQubitGate.CNOT, a2, c2)
+            (x1, z1), (x2, z2) = b1.pauli_bits, b2.pauli_bits
+            want = (BellState.from_bits(x1, z1 ^ z2), BellState.from_bits(x1 ^ x2, z2))
+            got = (_bell_fidelity(harness, a1, a2, want[0]), _bell_fidelity(harness, c1, c2, want[1]))
+            if min(got) < 1 - EXACT:
+                raise ClauseFailure(
+                    f"bilateral CNOT of {b1.value} (control) and {b2.value} (target) should leave {want[0].value} and "
+                    f"{want[1].value}; oracle fidelities {got}"
+                )
+
+
+@clause("PHY-DEV-11")
+def two_qubit_gate_refusals(impl: Any) -> None:
+    for gate in TwoQubitGate:
+        harness = _alice(impl)
+        held = _prepare(harness, math.pi / 2)
+        for op, code in (
+            (ApplyTwoQubitGate(gate=gate, control=held, target=held), DeviceErrorCode.UNSUPPORTED),
+            (ApplyTwoQubitGate(gate=gate, control=held, target=3), DeviceErrorCode.UNKNOWN_HANDLE),
+            (ApplyTwoQubitGate(gate=gate, control=3, target=held), DeviceErrorCode.UNKNOWN_HANDLE),
+        ):
+            result = harness.execute(NODES[0], op)
+            if _code(result) is not code:
+                raise ClauseFailure(f"{op!r} was answered {result!r}, not {code.value}")
+            if abs(_bloch_fidelity(harness, held, math.pi / 2) - 1.0) > EXACT:
+                raise ClauseFailure(f"the refused {op!r} changed the held qubit {held}")
+
+
+@clause("PHY-DEV-12")
+def gate_errors_depolarise(impl: Any) -> None:
+    """With gate fidelities F1, F2 each gate is followed by ρ → λρ + (1 − λ)I/d,
+    λ = (dF − 1)/(d − 1). Exactly (to 1e-6), through the oracle: X on |0> leaves
+    fidelity F1 to |1>; CNOT on |+>|0> leaves fidelity F2 to Φ+. Two pairs made
+    that way are each Φ+ with probability λ = λ2 = (4 F2 − 1)/3, else I/4
+    (a uniform mix of the four Bell states). The ideal bilateral CNOT maps the
+    frames as in the check above, so a pair keeps Φ+ when both were Φ+, is
+    half Φ+ when only the other was mixed, and stays I/4 when it was mixed:
+    G = λ² + λ(1 − λ)/2 + (1 − λ)/4. Each qubit of a pair then meets one
+    channel, which replaces it (leaving the pair at I/4) with probability
+    1 − λ, so each pair ends at fidelity λ² G + (1 − λ²)/4 to Φ+."""
+    for f1, f2 in ((0.9, 0.97), (0.99, 0.8)):
+        harness = _alice(impl, {"single_qubit_gate_fidelity": f1, "two_qubit_gate_fidelity": f2})
+        q = _prepare(harness)
+        harness.execute(NODES[0], ApplyGate(gate="X", handle=q))
+        got = _bloch_fidelity(harness, q, math.pi)
+        if abs(got - f1) > EXACT:
+            raise ClauseFailure(f"X on |0> with single_qubit_gate_fidelity {f1}: fidelity to |1> is {got:.9f}, expected {f1}")
+        harness = _alice(impl, {"two_qubit_gate_fidelity": f2})
+        a1, a2 = _bell_pair(harness, BellState.PHI_PLUS)
+        got = _bell_fidelity(harness, a1, a2, BellState.PHI_PLUS)
+        if abs(got - f2) > EXACT:
+            raise ClauseFailure(f"CNOT on |+>|0> with two_qubit_gate_fidelity {f2}: fidelity to Φ+ is {got:.9f}, expected {f2}")
+        c1, c2 = _bell_pair(harness, BellState.PHI_PLUS)
+        _gate2(harness, TwoQubitGate.CNOT, a1, c1)
+        _gate2(harness, TwoQubitGate.CNOT, a2, c2)
+        lam = (4 * f2 - 1) / 3
+        before = lam * lam + lam * (1 - lam) / 2 + (1 - lam) / 4
+        expected = lam * lam * before + (1 - lam * lam) / 4
+        for pair in ((a1, a2), (c1, c2)):
+            got = _bell_fidelity(harness, *pair, BellState.PHI_PLUS)
+            if abs(got - expected) > EXACT:
+                raise ClauseFailure(
+                    f"bilateral CNOT of two Φ+ made with two_qubit_gate_fidelity {f2}: a pair has fidelity {got:.9f}, "
+                    f"expected λ²G + (1 − λ²)/4 = {expected:.9f}"
+                )
+
+
+@clause("PHY-DEV-12")
+def readout_errors_flip(impl: Any) -> None:
+    """With measurement_fidelity F_m a Z readout of |0> reports 1 with probability
+    1 − F_m. N = 2000 readouts per case (seed 11): 5 standard errors
+    sqrt(p(1 − p)/N) are ±0.03 at p = 0.2, small against the 0.2 being checked
+    (and p = 0 must give no flip at all)."""
+    n = 2000
+    for fidelity in (1.0, 0.8):
+        harness = _alice(impl, {"measurement_fidelity": fidelity}, seed=11)
+        ones = 0
+        for _ in range(n):
+            result = harness.execute(NODES[0], Measure(handle=_prepare(harness)))
+            if not isinstance(result, MeasureResult):
+                raise ClauseFailure(f"Measure of a held qubit was answered {result!r}")
+            ones += result.outcome
+        p = 1.0 - fidelity
+        tolerance = SIGMAS * math.sqrt(p * (1 - p) / n)
+        if abs(ones / n - p) > tolerance:
+            raise ClauseFailure(
+                f"with measurement_fidelity {fidelity}, {n} Z readouts of |0> reported 1 in {ones / n:.4f} of cases, "
+                f"expected {p:.4f} ± {tolerance:.4f}"
+            )
+
+
+@clause("PHY-DEV-12")
+def missing_operations_unsupported(impl: Any) -> None:
+    """Hardware whose fidelity for an operation is None cannot perform it: the
+    operation is answered UNSUPPORTED and the qubits stay held and unchanged."""
+    cases: list[tuple[str, Callable[[int, int], Any]]] = [
+        ("single_qubit_gate_fidelity", lambda a, b: ApplyGate(gate="H", handle=a)),
+        ("two_qubit_gate_fidelity", lambda a, b: ApplyTwoQubitGate(gate=TwoQubitGate.CZ, control=a, target=b)),
+        ("two_qubit_gate_fidelity", lambda a, b: BellMeasure(handle_a=a, handle_b=b)),
+        ("measurement_fidelity", lambda a, b: Measure(handle=a)),
+        ("measurement_fidelity", lambda a, b: BellMeasure(handle_a=a, handle_b=b)),
+    ]
+    for field_name, make in cases:
+        harness = _alice(impl, {field_name: None})
+        a, b = _prepare(harness, math.pi / 2), _prepare(harness, math.pi)
+        op = make(a, b)
+        result = harness.execute(NODES[0], op)
+        if _code(result) is not DeviceErrorCode.UNSUPPORTED:
+            raise ClauseFailure(f"{op!r} on hardware with {field_name}=None was answered {result!r}, not UNSUPPORTED")
+        if min(_bloch_fidelity(harness, a, math.pi / 2), _bloch_fidelity(harness, b, math.pi)) < 1 - EXACT:
+            raise ClauseFailure(f"the refused {op!r} changed the qubits it named")
 
 
 def _p(harness: PhysicalHarness) -> float:
