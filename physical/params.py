@@ -103,7 +103,12 @@ class MemoryParams(HardwareParams):
     fidelity as in Nielsen, Phys. Lett. A 303, 249, 2002, what randomized
     benchmarking reports); ``measurement_fidelity`` F_m is the probability that
     a readout reports the true outcome (a symmetric flip with probability
-    1 − F_m). The platform presets
+    1 − F_m).
+
+    Operation durations in ns (default 0: instantaneous), honoured by device
+    operations sent as a ``DeviceRequest``: ``single_qubit_gate_duration_ns``,
+    ``two_qubit_gate_duration_ns`` and ``measurement_duration_ns`` (a Bell
+    measurement takes one of each). The platform presets
     (:mod:`qnetstack.physical.components.memories`) carry the published
     figures with their sources.
     """
@@ -114,6 +119,9 @@ class MemoryParams(HardwareParams):
     single_qubit_gate_fidelity: float | None = Field(1.0, ge=0.5, le=1.0)
     two_qubit_gate_fidelity: float | None = Field(1.0, ge=0.25, le=1.0)
     measurement_fidelity: float | None = Field(1.0, ge=0.5, le=1.0)
+    single_qubit_gate_duration_ns: int = Field(0, ge=0)
+    two_qubit_gate_duration_ns: int = Field(0, ge=0)
+    measurement_duration_ns: int = Field(0, ge=0)
 
     @model_validator(mode="after")
     def _t2_within_two_t1(self) -> MemoryParams:

@@ -2,9 +2,12 @@
 
 Two services, one entity per node provides both:
 
-* the **device** service (synchronous): initialise, gate, measure and
-  Bell-measure qubits the node holds, free them, and *oracle* reads of the true
-  state for metrics and tests. A layer may operate only on qubits it was handed
+* the **device** service: initialise, gate, measure and Bell-measure qubits
+  the node holds, free them, and *oracle* reads of the true state for metrics
+  and tests. Called synchronously (``execute``: the result at once, the
+  operation taking no simulated time), or as a request sent down
+  (``DeviceRequest``) answered by a ``DeviceResponse`` sent up when the
+  operation's duration, from the node's hardware, has passed. A layer may operate only on qubits it was handed
   (the link layer by a herald, the network layer by a link OK, the application
   by a delivery or by its own ``InitQubit``);
 * the **heralding** service (asynchronous, through ``send_down``/``send_up``):
@@ -55,6 +58,8 @@ __all__ = [
     "DeviceError",
     "DeviceErrorCode",
     "DeviceResult",
+    "DeviceRequest",
+    "DeviceResponse",
     "DeviceService",
     "HeraldAttempt",
     "HeraldResult",
@@ -303,6 +308,7 @@ class DeviceErrorCode(str, enum.Enum):
     NORES = "NORES"  # no free memory qubit
     UNKNOWN_HANDLE = "UNKNOWN_HANDLE"  # not a qubit this node holds
     UNSUPPORTED = "UNSUPPORTED"  # not a device operation, or one this hardware cannot perform
+    BUSY = "BUSY"  # a qubit named is in an operation of a DeviceRequest still under way
 
 
 class DeviceError(_Message):
@@ -322,6 +328,32 @@ DeviceResult = Annotated[
     | DeviceError,
     Field(discriminator="kind"),
 ]
+
+
+class DeviceRequest(_Message):
+    """A device operation that takes its simulated time, sent down to the node.
+
+    Answered by one :class:`DeviceResponse` with the same ``request_id``, sent up
+    when the operation's duration (from the node's hardware) has passed; the
+    qubits it names wait, and decohere, until then. ``request_id`` is the
+    caller's and must not be reused while its request is under way."""
+
+    kind: Literal["device_request"] = "device_request"
+    request_id: int = Field(ge=0)
+    operation: DeviceOperation
+
+
+class DeviceResponse(_Message):
+    """The answer to a :class:`DeviceRequest`: the operation's result, what it
+    would have returned from ``execute`` at ``completed_ns``, and when the
+    operation started and ended."""
+
+    kind: Literal["device_response"] = "device_response"
+    request_id: int = Field(ge=0)
+    result: DeviceResult
+    started_ns: int = Field(ge=0)
+    completed_ns: int = Field(ge=0)
+
 
 # ------------------------------------------------------------- heralding
 

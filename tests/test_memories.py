@@ -290,6 +290,8 @@ def test_to_memory_params_keeps_qubit_count_and_communication_coherence():
     # the operation figures travel with it, for the device (None: the platform cannot)
     assert (params.single_qubit_gate_fidelity, params.two_qubit_gate_fidelity, params.measurement_fidelity) == (0.999, 0.99, 0.97)
     assert MEMORY_PRESETS["rb_atom"].to_memory_params().two_qubit_gate_fidelity is None
+    durations = (params.single_qubit_gate_duration_ns, params.two_qubit_gate_duration_ns, params.measurement_duration_ns)
+    assert durations == (100, 500_000, 3_700)
     for preset in MEMORY_PRESETS.values():
         converted = preset.to_memory_params()
         if preset.t2_ns is not None:

@@ -4,10 +4,23 @@ Both backends build their node entities on :class:`MemoryDevice`, which
 serves the device half of the physical service (``execute``: init, single-
 and two-qubit gates, measurements, Bell measurement, free, oracle reads) for
 memory slots ``0 .. num_qubits-1`` mapped to qubit ids of the network's one
-:class:`~qnetstack.physical.engines.world.QuantumWorld`. Operations are
-synchronous and take no simulated time. The heralded-link half of a node is
-added by :class:`qnetstack.physical.backends.midpoint.LinkEndNode` and the
-backends' own node classes.
+:class:`~qnetstack.physical.engines.world.QuantumWorld`. The heralded-link
+half of a node is added by
+:class:`qnetstack.physical.backends.midpoint.LinkEndNode` and the backends'
+own node classes.
+
+Two ways in. ``execute(op)`` is synchronous and takes no simulated time, as
+the layers above use it today. A ``DeviceRequest`` sent down takes the
+operation's duration from the hardware: the device marks the qubits it names
+busy, sets a timer for the duration, and when it fires performs the operation
+at that moment — so the qubits have waited, and decohered, for the whole
+duration (the world applies memory noise lazily for the time a qubit waited)
+— and sends the result up in a ``DeviceResponse``. A qubit busy in a request
+is refused (``BUSY``) by any other operation until the response. Modelling
+the operation as a wait followed by the instant gate and its error channel
+splits the noise as NetSquid's processor model does (Coopmans et al.,
+Commun. Phys. 4, 164 (2021)): time in memory costs coherence whatever the
+qubit does, and the gate adds its own.
 
 Operation errors come from the node's
 :class:`~qnetstack.physical.params.MemoryParams`: a depolarising channel
@@ -24,12 +37,12 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 import numpy as np
 
-from qnetstack.entity import Context
+from qnetstack.entity import Context, EntityError
 from qnetstack.entity.refusing import Refusing
 from qnetstack.physical.components.memories import depolarising_kraus_arrays
 from qnetstack.physical.engines.world import QuantumWorld, bell_vector, bloch_vector
@@ -43,6 +56,8 @@ from qnetstack.physical.service import (
     BellState,
     DeviceError,
     DeviceErrorCode,
+    DeviceRequest,
+    DeviceResponse,
     FreeQubit,
     Gate,
     GateApplied,
@@ -105,6 +120,9 @@ def _bloch_unitary(theta: float, phi: float) -> np.ndarray:
     return np.array([[c, -s * e.conjugate()], [s * e, c]], dtype=complex)
 
 
+# the tag of the device's timers: (DEVICE_TIMER, request id)
+DEVICE_TIMER = "device-operation"
+
 # A memory slot taken by an attempt in flight in a backend that creates the
 # spin's state only at the herald (qnetstack.physical.backends.heralding_backend): not free, not
 # held by the layer above.
@@ -143,6 +161,12 @@ class MemoryDevice(Refusing):
         self._gate_error = None if f1 is None else _depolarising(f1, 1)
         self._two_qubit_error = None if f2 is None else _depolarising(f2, 2)
         self._readout_flip = None if memory.measurement_fidelity is None else 1.0 - memory.measurement_fidelity
+        t1q, t2q, tm = memory.single_qubit_gate_duration_ns, memory.two_qubit_gate_duration_ns, memory.measurement_duration_ns
+        self._durations: dict[type, int] = {ApplyGate: t1q, ApplyTwoQubitGate: t2q, Measure: tm, BellMeasure: t2q + t1q + tm}
+        # requests under way: request id -> (operation, start time, its refusal if refused at once);
+        # handle -> request id of the busy qubits
+        self._under_way: dict[int, tuple[Any, int, DeviceError | None]] = {}
+        self._busy: dict[int, int] = {}
         self._ops: dict[type, Callable[[Any], Any]] = {
             InitQubit: self._init,
             ApplyGate: self._gate,
@@ -159,7 +183,56 @@ class MemoryDevice(Refusing):
         handler = self._ops.get(type(op))
         if handler is None:
             return DeviceError(code=DeviceErrorCode.UNSUPPORTED, detail=f"not a device operation: {type(op).__name__}")
+        if self._busy:
+            busy = [h for h in _handles(op) if h in self._busy]
+            if busy:
+                detail = f"{self.name}: qubit {busy[0]} is in request {self._busy[busy[0]]}, still under way"
+                return DeviceError(code=DeviceErrorCode.BUSY, detail=detail)
         return handler(op)
+
+    def duration_ns(self, op: Any) -> int:
+        """How long ``op`` takes when sent as a ``DeviceRequest`` (0 for an init,
+        a free, an oracle read and anything the device does not perform)."""
+        return self._durations.get(type(op), 0)
+
+    # ------------------------------------------------- requests that take time
+
+    def handle_above(self, msg: Any) -> None:
+        if isinstance(msg, DeviceRequest):
+            self._request(msg)
+            return
+        super().handle_above(msg)
+
+    def handle_timer(self, tag: Hashable) -> None:
+        if isinstance(tag, tuple) and len(tag) == 2 and tag[0] == DEVICE_TIMER:
+            self._complete(tag[1])
+            return
+        super().handle_timer(tag)
+
+    def _request(self, msg: DeviceRequest) -> None:
+        if msg.request_id in self._under_way:
+            raise EntityError(
+                f"{self._who()}: device request {msg.request_id} is still under way; ids must not be reused before the response"
+            )
+        op = msg.operation
+        named = _handles(op)
+        refusal = None
+        if len(set(named)) != len(named) or not all(self.qubit_id(h) is not None and h not in self._busy for h in named):
+            # refused (a handle named twice, not held, or busy): decided now, answered without taking time
+            refusal = self.execute(op)
+        self._under_way[msg.request_id] = (op, self._ctx.now_ns, refusal)
+        if refusal is None:
+            for h in named:
+                self._busy[h] = msg.request_id
+        self._ctx.set_timer(0 if refusal is not None else self.duration_ns(op), (DEVICE_TIMER, msg.request_id))
+
+    def _complete(self, request_id: int) -> None:
+        op, started, refusal = self._under_way.pop(request_id)
+        if refusal is None:
+            for h in _handles(op):
+                del self._busy[h]
+        result = self.execute(op) if refusal is None else refusal
+        self._ctx.send_up(DeviceResponse(request_id=request_id, result=result, started_ns=started, completed_ns=self._ctx.now_ns))
 
     def qubit_id(self, handle: int) -> int | None:
         """The world qubit id in memory slot ``handle`` (None if free or reserved). For tests and oracles."""
@@ -312,3 +385,14 @@ class MemoryDevice(Refusing):
 
     def _who(self) -> str:
         return f"{self.name}/physical"
+
+
+def _handles(op: Any) -> tuple[int, ...]:
+    """The memory slots of this node an operation acts on (an oracle read acts on none)."""
+    if isinstance(op, (ApplyGate, Measure, FreeQubit)):
+        return (op.handle,)
+    if isinstance(op, ApplyTwoQubitGate):
+        return (op.control, op.target)
+    if isinstance(op, BellMeasure):
+        return (op.handle_a, op.handle_b)
+    return ()

@@ -219,7 +219,8 @@ class MemoryModel(HardwareParams):
     def to_memory_params(self) -> MemoryParams:
         """The coarser model the device and the heralding code use: all qubits, the
         communication qubits' T1/T2 rounded to whole ns, and the gate and
-        measurement fidelities (storage times and readout figures are dropped)."""
+        measurement fidelities and durations (durations rounded to whole ns;
+        storage times and readout figures are dropped)."""
         t1 = None if self.t1_ns is None else max(1, round(self.t1_ns))
         t2 = None if self.t2_ns is None else max(1, round(self.t2_ns))
         if t1 is not None and t2 is not None:
@@ -231,6 +232,9 @@ class MemoryModel(HardwareParams):
             single_qubit_gate_fidelity=self.single_qubit_gate_fidelity,
             two_qubit_gate_fidelity=self.two_qubit_gate_fidelity,
             measurement_fidelity=self.measurement_fidelity,
+            single_qubit_gate_duration_ns=round(self.single_qubit_gate_duration_ns),
+            two_qubit_gate_duration_ns=round(self.two_qubit_gate_duration_ns),
+            measurement_duration_ns=round(self.measurement_duration_ns),
         )
 
 

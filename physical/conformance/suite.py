@@ -60,6 +60,7 @@ from qnetstack.physical.service import (
     BellState,
     DeviceError,
     DeviceErrorCode,
+    DeviceResponse,
     DeviceResult,
     DeviceService,
     FreeQubit,
@@ -650,6 +651,134 @@ def missing_operations_unsupported(impl: Any) -> None:
             raise ClauseFailure(f"the refused {op!r} changed the qubits it named")
 
 
+# durations of the timing checks, ns: distinct, so a response at the wrong one is seen
+TIMED = {"single_qubit_gate_duration_ns": 700, "two_qubit_gate_duration_ns": 5_000, "measurement_duration_ns": 2_000}
+
+
+def _responses(harness: PhysicalHarness, since: int = 0) -> list[SentUp]:
+    return [u for u in harness.up[since:] if isinstance(u.msg, DeviceResponse)]
+
+
+def _answer_of(harness: PhysicalHarness, request_id: int, since: int = 0) -> SentUp:
+    """The one response to ``request_id`` sent up since ``since``; a finding if there are more or none."""
+    found = [u for u in _responses(harness, since) if u.msg.request_id == request_id]
+    if len(found) != 1:
+        raise ClauseFailure(f"device request {request_id} was answered {len(found)} times ({[u.msg for u in found]!r}), not once")
+    try:
+        DeviceResponse.model_validate(found[0].msg.model_dump())
+    except ValidationError as exc:
+        raise ClauseFailure(f"the response {found[0].msg!r} does not validate: {exc.errors()[0]['msg']}") from None
+    return found[0]
+
+
+def _settle(harness: PhysicalHarness, until_ns: int) -> None:
+    crashed = harness.run(until_ns=until_ns)
+    if crashed is not None:
+        raise crashed
+    no_misuse(harness)
+
+
+@clause("PHY-DEV-13")
+def requests_take_their_duration(impl: Any) -> None:
+    """Each kind of operation sent as a DeviceRequest is answered once, with its
+    result, ``started_ns`` the moment of the request and ``completed_ns`` (the
+    moment it is sent up) its duration later: single-qubit gate 700 ns,
+    two-qubit gate 5 µs, measurement 2 µs, Bell measurement the three summed;
+    init, free and oracle reads at once. With durations 0 everything is
+    answered in the same instant."""
+    for figures in (TIMED, {}):
+        harness = _alice(impl, figures)
+        t1q, t2q, tm = (figures.get(k, 0) for k in TIMED)
+        cases: list[tuple[Callable[[PhysicalHarness], Any], int, type]] = [
+            (lambda h: InitQubit(), 0, QubitAllocated),
+            (lambda h: ApplyGate(gate="H", handle=_prepare(h)), t1q, GateApplied),
+            (
+                lambda h: ApplyTwoQubitGate(gate=TwoQubitGate.CZ, control=_prepare(h), target=_prepare(h)),
+                t2q,
+                TwoQubitGateApplied,
+            ),
+            (lambda h: Measure(handle=_prepare(h)), tm, MeasureResult),
+            (lambda h: BellMeasure(handle_a=_prepare(h), handle_b=_prepare(h)), t2q + t1q + tm, BellMeasureResult),
+            (lambda h: FreeQubit(handle=_prepare(h)), 0, QubitFreed),
+        ]
+        for request_id, (make, duration, answer) in enumerate(cases):
+            harness.release(NODES[0])
+            op = make(harness)
+            since, start = len(harness.up), harness.kernel.now_ns
+            harness.request(NODES[0], request_id, op)
+            _settle(harness, start + duration + 10)
+            up = _answer_of(harness, request_id, since)
+            msg = up.msg
+            if not isinstance(msg.result, answer) or (msg.started_ns, msg.completed_ns, up.time_ns) != (
+                start,
+                start + duration,
+                start + duration,
+            ):
+                raise ClauseFailure(
+                    f"{op!r} requested at t={start} ns with a duration of {duration} ns was answered at t={up.time_ns} ns by "
+                    f"{msg!r}; expected a {answer.__name__} started at {start} and completed at {start + duration}"
+                )
+
+
+@clause("PHY-DEV-13")
+def busy_qubits_refused(impl: Any) -> None:
+    """While a request is under way its qubits are busy: ``execute`` on one and
+    another request naming one are answered BUSY (the request at once) and
+    change nothing; a request naming a handle not held is answered
+    UNKNOWN_HANDLE at once; other qubits stay free to use."""
+    harness = _alice(impl, TIMED)
+    a, b, c = _prepare(harness, math.pi / 2), _prepare(harness), _prepare(harness, math.pi)
+    start = harness.kernel.now_ns
+    harness.request(NODES[0], 1, ApplyTwoQubitGate(gate=TwoQubitGate.CNOT, control=a, target=b))
+    for op in (FreeQubit(handle=a), Measure(handle=b), ApplyGate(gate="X", handle=b)):
+        result = harness.execute(NODES[0], op)
+        if _code(result) is not DeviceErrorCode.BUSY:
+            raise ClauseFailure(f"{op!r} on a qubit of a two-qubit gate still under way was answered {result!r}, not BUSY")
+    harness.request(NODES[0], 2, Measure(handle=a))
+    harness.request(NODES[0], 3, Measure(handle=3))
+    harness.request(NODES[0], 4, ApplyGate(gate="X", handle=c))
+    _settle(harness, start + 1)
+    for request_id, code in ((2, DeviceErrorCode.BUSY), (3, DeviceErrorCode.UNKNOWN_HANDLE)):
+        up = _answer_of(harness, request_id)
+        if _code(up.msg.result) is not code or up.time_ns != start:
+            raise ClauseFailure(
+                f"request {request_id} was answered {up.msg!r} at t={up.time_ns} ns; expected {code.value} at once (t={start})"
+            )
+    _settle(harness, start + TIMED["two_qubit_gate_duration_ns"])
+    gate, flip = _answer_of(harness, 1), _answer_of(harness, 4)
+    if not isinstance(gate.msg.result, TwoQubitGateApplied) or not isinstance(flip.msg.result, GateApplied):
+        raise ClauseFailure(f"the gates on free qubits were answered {gate.msg!r} and {flip.msg!r}")
+    fidelities = (_bell_fidelity(harness, a, b, BellState.PHI_PLUS), _bloch_fidelity(harness, c, 0.0))
+    if min(fidelities) < 1 - EXACT:
+        raise ClauseFailure(f"after CNOT on |+>|0> and X on |1>, requested: fidelities to Φ+ and |0> are {fidelities}")
+    result = harness.execute(NODES[0], Measure(handle=a))
+    if not isinstance(result, MeasureResult):
+        raise ClauseFailure(f"after its request was answered, a qubit was still refused: {result!r}")
+
+
+@clause("PHY-DEV-13")
+def memories_decohere_during_operations(impl: Any) -> None:
+    """The qubits of a request wait in memory for its duration. With T2 = 20 µs
+    and no T1, a CNOT of 5 µs requested on |+>|0> leaves, at its completion,
+    fidelity (1 + e^{−t/T2})/2 to Φ+ with t = 5 µs: only the |+> has a
+    coherence to lose, and it loses it while the gate takes its time (the
+    gate, modelled as acting at the end, copies what is left onto the pair;
+    Nielsen & Chuang 2000, §8.3.6). Exactly (to 1e-6)."""
+    t2, duration = 20_000, TIMED["two_qubit_gate_duration_ns"]
+    harness = _alice(impl, {**TIMED, "t2_ns": t2})
+    a, b = _prepare(harness, math.pi / 2), _prepare(harness)
+    start = harness.kernel.now_ns
+    harness.request(NODES[0], 0, ApplyTwoQubitGate(gate=TwoQubitGate.CNOT, control=a, target=b))
+    _settle(harness, start + duration)
+    _answer_of(harness, 0)
+    got = _bell_fidelity(harness, a, b, BellState.PHI_PLUS)
+    expected = (1 + math.exp(-duration / t2)) / 2
+    if abs(got - expected) > EXACT:
+        raise ClauseFailure(
+            f"a CNOT of {duration} ns on |+>|0> in memories with T2 = {t2} ns left fidelity {got:.9f} to Φ+, expected {expected:.9f}"
+        )
+
+
 def _p(harness: PhysicalHarness) -> float:
     return harness.capabilities(NODES[0]).links[NODES[1]].success_probability
 
@@ -1170,7 +1299,7 @@ def fidelity_matches(impl: Any) -> None:
 def only_results_up(impl: Any) -> None:
     def check(run: PhysicalRun) -> None:
         no_misuse(run)
-        check_responses(run.up, (HeraldResult,), _HERALD_RESULT, "a HeraldResult")
+        check_responses(run.up, (HeraldResult,), _HERALD_RESULT, "a HeraldResult")  # the slot runs send no DeviceRequest
 
     _slot_property(impl, check)
 
