@@ -93,11 +93,35 @@ class MemoryParams(HardwareParams):
     means no decoherence of that kind. Physics requires T2 ≤ 2·T1
     (Nielsen & Chuang 2000, §8.3). Default: 4 qubits, T1 = ∞, T2 = 1 s —
     "memory lifetimes of order seconds" (RFC 9340 §5.4, 2023).
+
+    Operation errors, as average fidelities (default 1: perfect; ``None``: the
+    hardware cannot perform the operation, the device answers ``UNSUPPORTED``):
+    ``single_qubit_gate_fidelity`` and ``two_qubit_gate_fidelity`` F set a
+    depolarising channel ρ → λρ + (1 − λ) I/d after each gate on d = 2 or 4
+    dimensions, λ = (dF − 1)/(d − 1), i.e. depolarising probability
+    p = 1 − λ = d(1 − F)/(d − 1) (Nielsen & Chuang 2000, §8.3.4; average gate
+    fidelity as in Nielsen, Phys. Lett. A 303, 249, 2002, what randomized
+    benchmarking reports); ``measurement_fidelity`` F_m is the probability that
+    a readout reports the true outcome (a symmetric flip with probability
+    1 − F_m).
+
+    Operation durations in ns (default 0: instantaneous), honoured by device
+    operations sent as a ``DeviceRequest``: ``single_qubit_gate_duration_ns``,
+    ``two_qubit_gate_duration_ns`` and ``measurement_duration_ns`` (a Bell
+    measurement takes one of each). The platform presets
+    (:mod:`qnetstack.physical.components.memories`) carry the published
+    figures with their sources.
     """
 
     num_qubits: int = Field(4, ge=0, le=64)
     t1_ns: int | None = Field(None, gt=0)
     t2_ns: int | None = Field(1_000_000_000, gt=0)
+    single_qubit_gate_fidelity: float | None = Field(1.0, ge=0.5, le=1.0)
+    two_qubit_gate_fidelity: float | None = Field(1.0, ge=0.25, le=1.0)
+    measurement_fidelity: float | None = Field(1.0, ge=0.5, le=1.0)
+    single_qubit_gate_duration_ns: int = Field(0, ge=0)
+    two_qubit_gate_duration_ns: int = Field(0, ge=0)
+    measurement_duration_ns: int = Field(0, ge=0)
 
     @model_validator(mode="after")
     def _t2_within_two_t1(self) -> MemoryParams:

@@ -2,9 +2,12 @@
 
 Two services, one entity per node provides both:
 
-* the **device** service (synchronous): initialise, gate, measure and
-  Bell-measure qubits the node holds, free them, and *oracle* reads of the true
-  state for metrics and tests. A layer may operate only on qubits it was handed
+* the **device** service: initialise, gate, measure and Bell-measure qubits
+  the node holds, free them, and *oracle* reads of the true state for metrics
+  and tests. Called synchronously (``execute``: the result at once, the
+  operation taking no simulated time), or as a request sent down
+  (``DeviceRequest``) answered by a ``DeviceResponse`` sent up when the
+  operation's duration, from the node's hardware, has passed. A layer may operate only on qubits it was handed
   (the link layer by a herald, the network layer by a link OK, the application
   by a delivery or by its own ``InitQubit``);
 * the **heralding** service (asynchronous, through ``send_down``/``send_up``):
@@ -33,11 +36,13 @@ __all__ = [
     "BellState",
     "Basis",
     "Gate",
+    "TwoQubitGate",
     "Probability",
     "QubitHandle",
     "QubitRef",
     "InitQubit",
     "ApplyGate",
+    "ApplyTwoQubitGate",
     "Measure",
     "BellMeasure",
     "FreeQubit",
@@ -45,6 +50,7 @@ __all__ = [
     "DeviceOperation",
     "QubitAllocated",
     "GateApplied",
+    "TwoQubitGateApplied",
     "MeasureResult",
     "BellMeasureResult",
     "QubitFreed",
@@ -52,6 +58,8 @@ __all__ = [
     "DeviceError",
     "DeviceErrorCode",
     "DeviceResult",
+    "DeviceRequest",
+    "DeviceResponse",
     "DeviceService",
     "HeraldAttempt",
     "HeraldResult",
@@ -167,6 +175,18 @@ class Gate(str, enum.Enum):
     S = "S"
 
 
+class TwoQubitGate(str, enum.Enum):
+    """Two-qubit gates the device offers, on a control and a target qubit.
+
+    ``CNOT`` flips the target when the control is |1>; ``CZ`` = diag(1, 1, 1, −1)
+    puts a phase −1 on |11> (symmetric in its two qubits). Either, with
+    single-qubit gates, is universal (Barenco et al., PRA 52, 3457, 1995).
+    """
+
+    CNOT = "CNOT"
+    CZ = "CZ"
+
+
 class QubitRef(_Message):
     """A qubit anywhere in the network, for oracle reads only."""
 
@@ -189,6 +209,15 @@ class ApplyGate(_Message):
     kind: Literal["apply_gate"] = "apply_gate"
     gate: Gate
     handle: QubitHandle
+
+
+class ApplyTwoQubitGate(_Message):
+    """A two-qubit gate on two different qubits held by this node (``control`` first)."""
+
+    kind: Literal["apply_two_qubit_gate"] = "apply_two_qubit_gate"
+    gate: TwoQubitGate
+    control: QubitHandle
+    target: QubitHandle
 
 
 class Measure(_Message):
@@ -229,7 +258,7 @@ class OracleFidelity(_Message):
 
 
 DeviceOperation = Annotated[
-    InitQubit | ApplyGate | Measure | BellMeasure | FreeQubit | OracleFidelity,
+    InitQubit | ApplyGate | ApplyTwoQubitGate | Measure | BellMeasure | FreeQubit | OracleFidelity,
     Field(discriminator="kind"),
 ]
 
@@ -244,6 +273,12 @@ class QubitAllocated(_Message):
 class GateApplied(_Message):
     kind: Literal["gate_applied"] = "gate_applied"
     handle: QubitHandle
+
+
+class TwoQubitGateApplied(_Message):
+    kind: Literal["two_qubit_gate_applied"] = "two_qubit_gate_applied"
+    control: QubitHandle
+    target: QubitHandle
 
 
 class MeasureResult(_Message):
@@ -272,7 +307,8 @@ class OracleFidelityResult(_Message):
 class DeviceErrorCode(str, enum.Enum):
     NORES = "NORES"  # no free memory qubit
     UNKNOWN_HANDLE = "UNKNOWN_HANDLE"  # not a qubit this node holds
-    UNSUPPORTED = "UNSUPPORTED"
+    UNSUPPORTED = "UNSUPPORTED"  # not a device operation, or one this hardware cannot perform
+    BUSY = "BUSY"  # a qubit named is in an operation of a DeviceRequest still under way
 
 
 class DeviceError(_Message):
@@ -282,9 +318,42 @@ class DeviceError(_Message):
 
 
 DeviceResult = Annotated[
-    QubitAllocated | GateApplied | MeasureResult | BellMeasureResult | QubitFreed | OracleFidelityResult | DeviceError,
+    QubitAllocated
+    | GateApplied
+    | TwoQubitGateApplied
+    | MeasureResult
+    | BellMeasureResult
+    | QubitFreed
+    | OracleFidelityResult
+    | DeviceError,
     Field(discriminator="kind"),
 ]
+
+
+class DeviceRequest(_Message):
+    """A device operation that takes its simulated time, sent down to the node.
+
+    Answered by one :class:`DeviceResponse` with the same ``request_id``, sent up
+    when the operation's duration (from the node's hardware) has passed; the
+    qubits it names wait, and decohere, until then. ``request_id`` is the
+    caller's and must not be reused while its request is under way."""
+
+    kind: Literal["device_request"] = "device_request"
+    request_id: int = Field(ge=0)
+    operation: DeviceOperation
+
+
+class DeviceResponse(_Message):
+    """The answer to a :class:`DeviceRequest`: the operation's result, what it
+    would have returned from ``execute`` at ``completed_ns``, and when the
+    operation started and ended."""
+
+    kind: Literal["device_response"] = "device_response"
+    request_id: int = Field(ge=0)
+    result: DeviceResult
+    started_ns: int = Field(ge=0)
+    completed_ns: int = Field(ge=0)
+
 
 # ------------------------------------------------------------- heralding
 

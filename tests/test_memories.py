@@ -287,6 +287,11 @@ def test_to_memory_params_keeps_qubit_count_and_communication_coherence():
     assert (params.t1_ns, params.t2_ns) == (3_600_000_000_000, 1_000_000_000)
     # rounding to whole ns must not break T2 <= 2*T1 (1.4 -> 1, 2.8 -> 3 > 2)
     assert MemoryModel(t1_ns=1.4, t2_ns=2.8).to_memory_params().t2_ns == 2
+    # the operation figures travel with it, for the device (None: the platform cannot)
+    assert (params.single_qubit_gate_fidelity, params.two_qubit_gate_fidelity, params.measurement_fidelity) == (0.999, 0.99, 0.97)
+    assert MEMORY_PRESETS["rb_atom"].to_memory_params().two_qubit_gate_fidelity is None
+    durations = (params.single_qubit_gate_duration_ns, params.two_qubit_gate_duration_ns, params.measurement_duration_ns)
+    assert durations == (100, 500_000, 3_700)
     for preset in MEMORY_PRESETS.values():
         converted = preset.to_memory_params()
         if preset.t2_ns is not None:

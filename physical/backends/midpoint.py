@@ -35,7 +35,7 @@ from qnetstack.physical.backends.device import MemoryDevice
 from qnetstack.physical.engines.world import QuantumWorld
 from qnetstack.physical.params import FibreParams, LinkSide, NodeHardware, SingleClickLinkParams
 from qnetstack.physical.schemes.single_click import operating_points
-from qnetstack.physical.service import CAP_DEVICE, CAP_HERALDING, AlphaSetting, HeraldAttempt, HeraldResult
+from qnetstack.physical.service import CAP_DEVICE, CAP_HERALDING, AlphaSetting, DeviceRequest, HeraldAttempt, HeraldResult
 
 __all__ = [
     "half_delay_ns",
@@ -113,6 +113,9 @@ class LinkEndNode(MemoryDevice):
     def handle_above(self, msg: Any) -> None:
         if isinstance(msg, HeraldAttempt):
             self._attempt(msg, self._side_of(msg))
+            return
+        if isinstance(msg, DeviceRequest):
+            super().handle_above(msg)
             return
         raise EntityError(f"{self.name}/physical: unexpected request from above: {type(msg).__name__}")
 

@@ -89,6 +89,7 @@ __all__ = [
     "MemoryModel",
     "bell_fidelity_after_wait",
     "depolarising_kraus",
+    "depolarising_kraus_arrays",
     "NV_ELECTRON",
     "NV_CARBON",
     "RB_ATOM",
@@ -216,13 +217,25 @@ class MemoryModel(HardwareParams):
         return [as_qobj(np.diag([f, 1.0 - f]), [[2], [2]]), as_qobj(np.diag([1.0 - f, f]), [[2], [2]])]
 
     def to_memory_params(self) -> MemoryParams:
-        """The coarser model the heralding code uses: all qubits, the communication
-        qubits' T1/T2 rounded to whole ns (storage times and gate figures are dropped)."""
+        """The coarser model the device and the heralding code use: all qubits, the
+        communication qubits' T1/T2 rounded to whole ns, and the gate and
+        measurement fidelities and durations (durations rounded to whole ns;
+        storage times and readout figures are dropped)."""
         t1 = None if self.t1_ns is None else max(1, round(self.t1_ns))
         t2 = None if self.t2_ns is None else max(1, round(self.t2_ns))
         if t1 is not None and t2 is not None:
             t2 = min(t2, 2 * t1)  # rounding must not break T2 <= 2*T1
-        return MemoryParams(num_qubits=self.num_communication_qubits + self.num_storage_qubits, t1_ns=t1, t2_ns=t2)
+        return MemoryParams(
+            num_qubits=self.num_communication_qubits + self.num_storage_qubits,
+            t1_ns=t1,
+            t2_ns=t2,
+            single_qubit_gate_fidelity=self.single_qubit_gate_fidelity,
+            two_qubit_gate_fidelity=self.two_qubit_gate_fidelity,
+            measurement_fidelity=self.measurement_fidelity,
+            single_qubit_gate_duration_ns=round(self.single_qubit_gate_duration_ns),
+            two_qubit_gate_duration_ns=round(self.two_qubit_gate_duration_ns),
+            measurement_duration_ns=round(self.measurement_duration_ns),
+        )
 
 
 def _supported(value: float | None, field: str) -> float:
@@ -261,6 +274,12 @@ _PAULIS = [np.eye(2), np.array([[0, 1], [1, 0]]), np.array([[0, -1j], [1j, 0]]),
 def depolarising_kraus(fidelity: float, num_qubits: int) -> list[Qobj]:
     """Kraus operators of ρ → λρ + (1-λ) I/d, d = 2^n, with average gate fidelity
     ``fidelity`` = λ + (1-λ)/d (module docstring). Needs 1/d ≤ fidelity ≤ 1."""
+    n = [[2] * num_qubits, [2] * num_qubits]
+    return [as_qobj(op, n) for op in depolarising_kraus_arrays(fidelity, num_qubits)]
+
+
+def depolarising_kraus_arrays(fidelity: float, num_qubits: int) -> list[np.ndarray]:
+    """:func:`depolarising_kraus`'s operators as complex numpy arrays."""
     if num_qubits not in (1, 2):
         raise ValueError(f"num_qubits must be 1 or 2, got {num_qubits}")
     d = 2**num_qubits
@@ -273,7 +292,7 @@ def depolarising_kraus(fidelity: float, num_qubits: int) -> list[Qobj]:
         if weight <= 0.0:
             continue
         pauli = _PAULIS[labels[0]] if num_qubits == 1 else np.kron(_PAULIS[labels[0]], _PAULIS[labels[1]])
-        ops.append(as_qobj(math.sqrt(weight) * pauli, [[2] * num_qubits, [2] * num_qubits]))
+        ops.append((math.sqrt(weight) * pauli).astype(complex))
     return ops
 
 

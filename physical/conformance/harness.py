@@ -70,6 +70,8 @@ from qnetstack.physical.service import (
     BellMeasureResult,
     BellState,
     DeviceError,
+    DeviceRequest,
+    DeviceResponse,
     FreeQubit,
     Gate,
     HeraldAttempt,
@@ -135,6 +137,14 @@ class LinkSetup:
     num_qubits: tuple[int, int] = (4, 4)  # alice, bob
     t1_ns: int | None = None
     t2_ns: int | None = None
+    # operation errors of both nodes (qnetstack.physical.params.MemoryParams): 1 perfect, None unsupported
+    single_qubit_gate_fidelity: float | None = 1.0
+    two_qubit_gate_fidelity: float | None = 1.0
+    measurement_fidelity: float | None = 1.0
+    # operation durations of both nodes, ns (0: instantaneous)
+    single_qubit_gate_duration_ns: int = 0
+    two_qubit_gate_duration_ns: int = 0
+    measurement_duration_ns: int = 0
 
     @cached_property
     def params(self) -> SingleClickLinkParams:
@@ -147,7 +157,17 @@ class LinkSetup:
 
     def hardware(self, node: str) -> NodeHardware:
         i = NODES.index(node)
-        memory = MemoryParams(num_qubits=self.num_qubits[i], t1_ns=self.t1_ns, t2_ns=self.t2_ns)
+        memory = MemoryParams(
+            num_qubits=self.num_qubits[i],
+            t1_ns=self.t1_ns,
+            t2_ns=self.t2_ns,
+            single_qubit_gate_fidelity=self.single_qubit_gate_fidelity,
+            two_qubit_gate_fidelity=self.two_qubit_gate_fidelity,
+            measurement_fidelity=self.measurement_fidelity,
+            single_qubit_gate_duration_ns=self.single_qubit_gate_duration_ns,
+            two_qubit_gate_duration_ns=self.two_qubit_gate_duration_ns,
+            measurement_duration_ns=self.measurement_duration_ns,
+        )
         return NodeHardware(memory=memory, emission_efficiency=self.emission_efficiency[i])
 
     @property
@@ -298,6 +318,7 @@ class PhysicalHarness(Driver):
         self.up: list[SentUp] = []
         self.misuse: list[str] = []
         self.held: dict[str, set[int]] = {n: set() for n in NODES}  # the layer above's book
+        self.requests: dict[tuple[str, int], Any] = {}  # device requests under way, by (node, request id)
         self.calls: list[DeviceCall] = []
         self._in_device: str | None = None
         params = setup.params
@@ -332,6 +353,12 @@ class PhysicalHarness(Driver):
         self.up.append(SentUp(now, node, msg, frozenset(self.held.get(node, ()))))
         if isinstance(msg, HeraldResult) and msg.success and msg.handle is not None:
             self.held[node].add(msg.handle)
+        elif isinstance(msg, DeviceResponse):
+            op = self.requests.pop((node, msg.request_id), None)
+            if op is None:
+                self.misuse.append(f"t={now} {node}: sent up a DeviceResponse to request {msg.request_id}, which is not under way")
+            else:
+                self._keep_book(node, op, msg.result)
 
     def _on_down(self, node: str, msg: Any) -> None:
         self.misuse.append(f"t={self.kernel.now_ns} {node}: sent {type(msg).__name__} down; the physical layer has no layer below")
@@ -362,6 +389,17 @@ class PhysicalHarness(Driver):
         finally:
             self._in_device = None
         self.calls.append(DeviceCall(self.kernel.now_ns, node, op, result, before, purpose))
+        self._keep_book(node, op, result)
+        return result
+
+    def request(self, node: str, request_id: int, op: Any) -> DeviceRequest:
+        """Send ``op`` down to ``node`` as a ``DeviceRequest``; its response keeps the book."""
+        msg = DeviceRequest(request_id=request_id, operation=op)
+        self.requests[(node, request_id)] = op
+        self.enter(node, self.entities[node].handle_above, msg)
+        return msg
+
+    def _keep_book(self, node: str, op: Any, result: Any) -> None:
         held = self.held[node]
         if isinstance(result, QubitAllocated) and isinstance(op, InitQubit):
             held.add(result.handle)
@@ -370,7 +408,6 @@ class PhysicalHarness(Driver):
         elif isinstance(result, BellMeasureResult) and isinstance(op, BellMeasure):
             held.discard(op.handle_a)
             held.discard(op.handle_b)
-        return result
 
     def attempt(self, node: str, attempt_id: int, alpha: float | None = None) -> HeraldAttempt:
         msg = HeraldAttempt(neighbour=other(node), attempt_id=attempt_id, bright_state_population=alpha)

@@ -53,12 +53,14 @@ from qnetstack.physical.service import (
     CAP_DEVICE,
     CAP_HERALDING,
     ApplyGate,
+    ApplyTwoQubitGate,
     Basis,
     BellMeasure,
     BellMeasureResult,
     BellState,
     DeviceError,
     DeviceErrorCode,
+    DeviceResponse,
     DeviceResult,
     DeviceService,
     FreeQubit,
@@ -74,6 +76,8 @@ from qnetstack.physical.service import (
     QubitAllocated,
     QubitFreed,
     QubitRef,
+    TwoQubitGate,
+    TwoQubitGateApplied,
 )
 
 __all__ = ["SUITE"]
@@ -209,6 +213,7 @@ def _device_property(impl: Any, check: Callable[[DeviceRun], None], examples: in
 _EXPECTED_KIND: dict[type, type[BaseModel]] = {
     InitQubit: QubitAllocated,
     ApplyGate: GateApplied,
+    ApplyTwoQubitGate: TwoQubitGateApplied,
     Measure: MeasureResult,
     BellMeasure: BellMeasureResult,
     FreeQubit: QubitFreed,
@@ -441,6 +446,337 @@ def bell_measure_swaps_entanglement(impl: Any) -> None:
                 f"{result.bell_state.value}, so {far}'s two qubits should be in {expected.value}; their oracle "
                 f"fidelities are { ({b.value: f for b, f in fidelities.items()}) }"
             )
+
+
+# ------------------------------------------------------ two-qubit gates and operation errors
+
+
+def _alice(impl: Any, figures: dict[str, Any] | None = None, seed: int = 0) -> PhysicalHarness:
+    """A started harness whose nodes have four memory qubits and the operation
+    figures ``figures`` (LinkSetup field names; the rest perfect)."""
+    harness = PhysicalHarness(impl, replace(LOSSLESS, num_qubits=(4, 4), **(figures or {})), seed=seed)
+    harness.start()
+    return harness
+
+
+def _prepare(harness: PhysicalHarness, theta: float = 0.0, phi: float = 0.0) -> int:
+    result = harness.execute(NODES[0], InitQubit(theta_rad=theta, phi_rad=phi))
+    if not isinstance(result, QubitAllocated):
+        raise ClauseFailure(f"InitQubit(θ={theta:.4f}, φ={phi:.4f}) on a node with free memory was answered {result!r}")
+    return result.handle
+
+
+def _gate2(harness: PhysicalHarness, gate: TwoQubitGate, control: int, target: int) -> None:
+    op = ApplyTwoQubitGate(gate=gate, control=control, target=target)
+    result = harness.execute(NODES[0], op)
+    if not isinstance(result, TwoQubitGateApplied) or (result.control, result.target) != (control, target):
+        raise ClauseFailure(f"{op!r} on two held qubits was answered {result!r}")
+
+
+def _bloch_fidelity(harness: PhysicalHarness, handle: int, theta: float, phi: float = 0.0) -> float:
+    read = harness.execute(NODES[0], OracleFidelity(qubits=[QubitRef(node=NODES[0], handle=handle)], theta_rad=theta, phi_rad=phi))
+    value = _fidelity(read)
+    if value is None:
+        raise ClauseFailure(f"an oracle read of held qubit {handle} was answered {read!r}")
+    return value
+
+
+def _bell_fidelity(harness: PhysicalHarness, a: int, b: int, bell: BellState) -> float:
+    refs = [QubitRef(node=NODES[0], handle=a), QubitRef(node=NODES[0], handle=b)]
+    read = harness.execute(NODES[0], OracleFidelity(qubits=refs, bell_state=bell))
+    value = _fidelity(read)
+    if value is None:
+        raise ClauseFailure(f"an oracle read of held qubits {a}, {b} was answered {read!r}")
+    return value
+
+
+def _bell_pair(harness: PhysicalHarness, bell: BellState) -> tuple[int, int]:
+    """Two qubits of alice in ``bell``, made with the device's own gates:
+    |+>|0>, CNOT, then X^x Z^z on the second (the frame of BellState)."""
+    a, b = _prepare(harness, math.pi / 2), _prepare(harness)
+    _gate2(harness, TwoQubitGate.CNOT, a, b)
+    x, z = bell.pauli_bits
+    for gate, bit in (("Z", z), ("X", x)):
+        if bit:
+            harness.execute(NODES[0], ApplyGate(gate=gate, handle=b))
+    return a, b
+
+
+@clause("PHY-DEV-11")
+def two_qubit_gate_truth_tables(impl: Any) -> None:
+    """CNOT maps |c t> to |c, c ⊕ t> (e.g. |10> to |11>); CZ puts −1 on |11>, so
+    it takes |c>|+> to |c>|+> for c = 0 and to |c>|−> for c = 1. Read exactly
+    (to 1e-6) with one-qubit oracle reads."""
+    for c in (0, 1):
+        for t in (0, 1):
+            harness = _alice(impl)
+            hc, ht = _prepare(harness, c * math.pi), _prepare(harness, t * math.pi)
+            _gate2(harness, TwoQubitGate.CNOT, hc, ht)
+            want = (c, c ^ t)
+            got = (_bloch_fidelity(harness, hc, want[0] * math.pi), _bloch_fidelity(harness, ht, want[1] * math.pi))
+            if min(got) < 1 - EXACT:
+                raise ClauseFailure(f"CNOT on |{c}{t}> should give |{want[0]}{want[1]}>; oracle fidelities of control and target {got}")
+            harness = _alice(impl)
+            hc, ht = _prepare(harness, c * math.pi), _prepare(harness, math.pi / 2)
+            _gate2(harness, TwoQubitGate.CZ, hc, ht)
+            phi = c * math.pi  # |+> (φ = 0) or |−> (φ = π)
+            got = (_bloch_fidelity(harness, hc, c * math.pi), _bloch_fidelity(harness, ht, math.pi / 2, phi))
+            if min(got) < 1 - EXACT:
+                raise ClauseFailure(f"CZ on |{c}>|+> should give |{c}>|{'+-'[c]}>; oracle fidelities of control and target {got}")
+
+
+@clause("PHY-DEV-11")
+def bilateral_cnot_maps_bell_frames(impl: Any) -> None:
+    """Two pairs held by one node, in Bell states B1 = (x1, z1) and B2 = (x2, z2),
+    a CNOT from each qubit of the first pair to the same-side qubit of the
+    second: the pairs end in (x1, z1 ⊕ z2) and (x1 ⊕ x2, z2) (Bennett et al.,
+    PRA 54, 3824, 1996, Sec. III), so two Φ+ stay Φ+. All 16 pairs of inputs,
+    exactly (to 1e-6)."""
+    for b1 in BellState:
+        for b2 in BellState:
+            harness = _alice(impl)
+            a1, a2 = _bell_pair(harness, b1)
+            c1, c2 = _bell_pair(harness, b2)
+            _gate2(harness, TwoQubitGate.CNOT, a1, c1)
+            _gate2(harness, TwoQubitGate.CNOT, a2, c2)
+            (x1, z1), (x2, z2) = b1.pauli_bits, b2.pauli_bits
+            want = (BellState.from_bits(x1, z1 ^ z2), BellState.from_bits(x1 ^ x2, z2))
+            got = (_bell_fidelity(harness, a1, a2, want[0]), _bell_fidelity(harness, c1, c2, want[1]))
+            if min(got) < 1 - EXACT:
+                raise ClauseFailure(
+                    f"bilateral CNOT of {b1.value} (control) and {b2.value} (target) should leave {want[0].value} and "
+                    f"{want[1].value}; oracle fidelities {got}"
+                )
+
+
+@clause("PHY-DEV-11")
+def two_qubit_gate_refusals(impl: Any) -> None:
+    for gate in TwoQubitGate:
+        harness = _alice(impl)
+        held = _prepare(harness, math.pi / 2)
+        for op, code in (
+            (ApplyTwoQubitGate(gate=gate, control=held, target=held), DeviceErrorCode.UNSUPPORTED),
+            (ApplyTwoQubitGate(gate=gate, control=held, target=3), DeviceErrorCode.UNKNOWN_HANDLE),
+            (ApplyTwoQubitGate(gate=gate, control=3, target=held), DeviceErrorCode.UNKNOWN_HANDLE),
+        ):
+            result = harness.execute(NODES[0], op)
+            if _code(result) is not code:
+                raise ClauseFailure(f"{op!r} was answered {result!r}, not {code.value}")
+            if abs(_bloch_fidelity(harness, held, math.pi / 2) - 1.0) > EXACT:
+                raise ClauseFailure(f"the refused {op!r} changed the held qubit {held}")
+
+
+@clause("PHY-DEV-12")
+def gate_errors_depolarise(impl: Any) -> None:
+    """With gate fidelities F1, F2 each gate is followed by ρ → λρ + (1 − λ)I/d,
+    λ = (dF − 1)/(d − 1). Exactly (to 1e-6), through the oracle: X on |0> leaves
+    fidelity F1 to |1>; CNOT on |+>|0> leaves fidelity F2 to Φ+. Two pairs made
+    that way are each Φ+ with probability λ = λ2 = (4 F2 − 1)/3, else I/4
+    (a uniform mix of the four Bell states). The ideal bilateral CNOT maps the
+    frames as in the check above, so a pair keeps Φ+ when both were Φ+, is
+    half Φ+ when only the other was mixed, and stays I/4 when it was mixed:
+    G = λ² + λ(1 − λ)/2 + (1 − λ)/4. Each qubit of a pair then meets one
+    channel, which replaces it (leaving the pair at I/4) with probability
+    1 − λ, so each pair ends at fidelity λ² G + (1 − λ²)/4 to Φ+."""
+    for f1, f2 in ((0.9, 0.97), (0.99, 0.8)):
+        harness = _alice(impl, {"single_qubit_gate_fidelity": f1, "two_qubit_gate_fidelity": f2})
+        q = _prepare(harness)
+        harness.execute(NODES[0], ApplyGate(gate="X", handle=q))
+        got = _bloch_fidelity(harness, q, math.pi)
+        if abs(got - f1) > EXACT:
+            raise ClauseFailure(f"X on |0> with single_qubit_gate_fidelity {f1}: fidelity to |1> is {got:.9f}, expected {f1}")
+        harness = _alice(impl, {"two_qubit_gate_fidelity": f2})
+        a1, a2 = _bell_pair(harness, BellState.PHI_PLUS)
+        got = _bell_fidelity(harness, a1, a2, BellState.PHI_PLUS)
+        if abs(got - f2) > EXACT:
+            raise ClauseFailure(f"CNOT on |+>|0> with two_qubit_gate_fidelity {f2}: fidelity to Φ+ is {got:.9f}, expected {f2}")
+        c1, c2 = _bell_pair(harness, BellState.PHI_PLUS)
+        _gate2(harness, TwoQubitGate.CNOT, a1, c1)
+        _gate2(harness, TwoQubitGate.CNOT, a2, c2)
+        lam = (4 * f2 - 1) / 3
+        before = lam * lam + lam * (1 - lam) / 2 + (1 - lam) / 4
+        expected = lam * lam * before + (1 - lam * lam) / 4
+        for pair in ((a1, a2), (c1, c2)):
+            got = _bell_fidelity(harness, *pair, BellState.PHI_PLUS)
+            if abs(got - expected) > EXACT:
+                raise ClauseFailure(
+                    f"bilateral CNOT of two Φ+ made with two_qubit_gate_fidelity {f2}: a pair has fidelity {got:.9f}, "
+                    f"expected λ²G + (1 − λ²)/4 = {expected:.9f}"
+                )
+
+
+@clause("PHY-DEV-12")
+def readout_errors_flip(impl: Any) -> None:
+    """With measurement_fidelity F_m a Z readout of |0> reports 1 with probability
+    1 − F_m. N = 2000 readouts per case (seed 11): 5 standard errors
+    sqrt(p(1 − p)/N) are ±0.03 at p = 0.2, small against the 0.2 being checked
+    (and p = 0 must give no flip at all)."""
+    n = 2000
+    for fidelity in (1.0, 0.8):
+        harness = _alice(impl, {"measurement_fidelity": fidelity}, seed=11)
+        ones = 0
+        for _ in range(n):
+            result = harness.execute(NODES[0], Measure(handle=_prepare(harness)))
+            if not isinstance(result, MeasureResult):
+                raise ClauseFailure(f"Measure of a held qubit was answered {result!r}")
+            ones += result.outcome
+        p = 1.0 - fidelity
+        tolerance = SIGMAS * math.sqrt(p * (1 - p) / n)
+        if abs(ones / n - p) > tolerance:
+            raise ClauseFailure(
+                f"with measurement_fidelity {fidelity}, {n} Z readouts of |0> reported 1 in {ones / n:.4f} of cases, "
+                f"expected {p:.4f} ± {tolerance:.4f}"
+            )
+
+
+@clause("PHY-DEV-12")
+def missing_operations_unsupported(impl: Any) -> None:
+    """Hardware whose fidelity for an operation is None cannot perform it: the
+    operation is answered UNSUPPORTED and the qubits stay held and unchanged."""
+    cases: list[tuple[str, Callable[[int, int], Any]]] = [
+        ("single_qubit_gate_fidelity", lambda a, b: ApplyGate(gate="H", handle=a)),
+        ("two_qubit_gate_fidelity", lambda a, b: ApplyTwoQubitGate(gate=TwoQubitGate.CZ, control=a, target=b)),
+        ("two_qubit_gate_fidelity", lambda a, b: BellMeasure(handle_a=a, handle_b=b)),
+        ("measurement_fidelity", lambda a, b: Measure(handle=a)),
+        ("measurement_fidelity", lambda a, b: BellMeasure(handle_a=a, handle_b=b)),
+    ]
+    for field_name, make in cases:
+        harness = _alice(impl, {field_name: None})
+        a, b = _prepare(harness, math.pi / 2), _prepare(harness, math.pi)
+        op = make(a, b)
+        result = harness.execute(NODES[0], op)
+        if _code(result) is not DeviceErrorCode.UNSUPPORTED:
+            raise ClauseFailure(f"{op!r} on hardware with {field_name}=None was answered {result!r}, not UNSUPPORTED")
+        if min(_bloch_fidelity(harness, a, math.pi / 2), _bloch_fidelity(harness, b, math.pi)) < 1 - EXACT:
+            raise ClauseFailure(f"the refused {op!r} changed the qubits it named")
+
+
+# durations of the timing checks, ns: distinct, so a response at the wrong one is seen
+TIMED = {"single_qubit_gate_duration_ns": 700, "two_qubit_gate_duration_ns": 5_000, "measurement_duration_ns": 2_000}
+
+
+def _responses(harness: PhysicalHarness, since: int = 0) -> list[SentUp]:
+    return [u for u in harness.up[since:] if isinstance(u.msg, DeviceResponse)]
+
+
+def _answer_of(harness: PhysicalHarness, request_id: int, since: int = 0) -> SentUp:
+    """The one response to ``request_id`` sent up since ``since``; a finding if there are more or none."""
+    found = [u for u in _responses(harness, since) if u.msg.request_id == request_id]
+    if len(found) != 1:
+        raise ClauseFailure(f"device request {request_id} was answered {len(found)} times ({[u.msg for u in found]!r}), not once")
+    try:
+        DeviceResponse.model_validate(found[0].msg.model_dump())
+    except ValidationError as exc:
+        raise ClauseFailure(f"the response {found[0].msg!r} does not validate: {exc.errors()[0]['msg']}") from None
+    return found[0]
+
+
+def _settle(harness: PhysicalHarness, until_ns: int) -> None:
+    crashed = harness.run(until_ns=until_ns)
+    if crashed is not None:
+        raise crashed
+    no_misuse(harness)
+
+
+@clause("PHY-DEV-13")
+def requests_take_their_duration(impl: Any) -> None:
+    """Each kind of operation sent as a DeviceRequest is answered once, with its
+    result, ``started_ns`` the moment of the request and ``completed_ns`` (the
+    moment it is sent up) its duration later: single-qubit gate 700 ns,
+    two-qubit gate 5 µs, measurement 2 µs, Bell measurement the three summed;
+    init, free and oracle reads at once. With durations 0 everything is
+    answered in the same instant."""
+    for figures in (TIMED, {}):
+        harness = _alice(impl, figures)
+        t1q, t2q, tm = (figures.get(k, 0) for k in TIMED)
+        cases: list[tuple[Callable[[PhysicalHarness], Any], int, type]] = [
+            (lambda h: InitQubit(), 0, QubitAllocated),
+            (lambda h: ApplyGate(gate="H", handle=_prepare(h)), t1q, GateApplied),
+            (
+                lambda h: ApplyTwoQubitGate(gate=TwoQubitGate.CZ, control=_prepare(h), target=_prepare(h)),
+                t2q,
+                TwoQubitGateApplied,
+            ),
+            (lambda h: Measure(handle=_prepare(h)), tm, MeasureResult),
+            (lambda h: BellMeasure(handle_a=_prepare(h), handle_b=_prepare(h)), t2q + t1q + tm, BellMeasureResult),
+            (lambda h: FreeQubit(handle=_prepare(h)), 0, QubitFreed),
+        ]
+        for request_id, (make, duration, answer) in enumerate(cases):
+            harness.release(NODES[0])
+            op = make(harness)
+            since, start = len(harness.up), harness.kernel.now_ns
+            harness.request(NODES[0], request_id, op)
+            _settle(harness, start + duration + 10)
+            up = _answer_of(harness, request_id, since)
+            msg = up.msg
+            if not isinstance(msg.result, answer) or (msg.started_ns, msg.completed_ns, up.time_ns) != (
+                start,
+                start + duration,
+                start + duration,
+            ):
+                raise ClauseFailure(
+                    f"{op!r} requested at t={start} ns with a duration of {duration} ns was answered at t={up.time_ns} ns by "
+                    f"{msg!r}; expected a {answer.__name__} started at {start} and completed at {start + duration}"
+                )
+
+
+@clause("PHY-DEV-13")
+def busy_qubits_refused(impl: Any) -> None:
+    """While a request is under way its qubits are busy: ``execute`` on one and
+    another request naming one are answered BUSY (the request at once) and
+    change nothing; a request naming a handle not held is answered
+    UNKNOWN_HANDLE at once; other qubits stay free to use."""
+    harness = _alice(impl, TIMED)
+    a, b, c = _prepare(harness, math.pi / 2), _prepare(harness), _prepare(harness, math.pi)
+    start = harness.kernel.now_ns
+    harness.request(NODES[0], 1, ApplyTwoQubitGate(gate=TwoQubitGate.CNOT, control=a, target=b))
+    for op in (FreeQubit(handle=a), Measure(handle=b), ApplyGate(gate="X", handle=b)):
+        result = harness.execute(NODES[0], op)
+        if _code(result) is not DeviceErrorCode.BUSY:
+            raise ClauseFailure(f"{op!r} on a qubit of a two-qubit gate still under way was answered {result!r}, not BUSY")
+    harness.request(NODES[0], 2, Measure(handle=a))
+    harness.request(NODES[0], 3, Measure(handle=3))
+    harness.request(NODES[0], 4, ApplyGate(gate="X", handle=c))
+    _settle(harness, start + 1)
+    for request_id, code in ((2, DeviceErrorCode.BUSY), (3, DeviceErrorCode.UNKNOWN_HANDLE)):
+        up = _answer_of(harness, request_id)
+        if _code(up.msg.result) is not code or up.time_ns != start:
+            raise ClauseFailure(
+                f"request {request_id} was answered {up.msg!r} at t={up.time_ns} ns; expected {code.value} at once (t={start})"
+            )
+    _settle(harness, start + TIMED["two_qubit_gate_duration_ns"])
+    gate, flip = _answer_of(harness, 1), _answer_of(harness, 4)
+    if not isinstance(gate.msg.result, TwoQubitGateApplied) or not isinstance(flip.msg.result, GateApplied):
+        raise ClauseFailure(f"the gates on free qubits were answered {gate.msg!r} and {flip.msg!r}")
+    fidelities = (_bell_fidelity(harness, a, b, BellState.PHI_PLUS), _bloch_fidelity(harness, c, 0.0))
+    if min(fidelities) < 1 - EXACT:
+        raise ClauseFailure(f"after CNOT on |+>|0> and X on |1>, requested: fidelities to Φ+ and |0> are {fidelities}")
+    result = harness.execute(NODES[0], Measure(handle=a))
+    if not isinstance(result, MeasureResult):
+        raise ClauseFailure(f"after its request was answered, a qubit was still refused: {result!r}")
+
+
+@clause("PHY-DEV-13")
+def memories_decohere_during_operations(impl: Any) -> None:
+    """The qubits of a request wait in memory for its duration. With T2 = 20 µs
+    and no T1, a CNOT of 5 µs requested on |+>|0> leaves, at its completion,
+    fidelity (1 + e^{−t/T2})/2 to Φ+ with t = 5 µs: only the |+> has a
+    coherence to lose, and it loses it while the gate takes its time (the
+    gate, modelled as acting at the end, copies what is left onto the pair;
+    Nielsen & Chuang 2000, §8.3.6). Exactly (to 1e-6)."""
+    t2, duration = 20_000, TIMED["two_qubit_gate_duration_ns"]
+    harness = _alice(impl, {**TIMED, "t2_ns": t2})
+    a, b = _prepare(harness, math.pi / 2), _prepare(harness)
+    start = harness.kernel.now_ns
+    harness.request(NODES[0], 0, ApplyTwoQubitGate(gate=TwoQubitGate.CNOT, control=a, target=b))
+    _settle(harness, start + duration)
+    _answer_of(harness, 0)
+    got = _bell_fidelity(harness, a, b, BellState.PHI_PLUS)
+    expected = (1 + math.exp(-duration / t2)) / 2
+    if abs(got - expected) > EXACT:
+        raise ClauseFailure(
+            f"a CNOT of {duration} ns on |+>|0> in memories with T2 = {t2} ns left fidelity {got:.9f} to Φ+, expected {expected:.9f}"
+        )
 
 
 def _p(harness: PhysicalHarness) -> float:
@@ -963,7 +1299,7 @@ def fidelity_matches(impl: Any) -> None:
 def only_results_up(impl: Any) -> None:
     def check(run: PhysicalRun) -> None:
         no_misuse(run)
-        check_responses(run.up, (HeraldResult,), _HERALD_RESULT, "a HeraldResult")
+        check_responses(run.up, (HeraldResult,), _HERALD_RESULT, "a HeraldResult")  # the slot runs send no DeviceRequest
 
     _slot_property(impl, check)
 

@@ -51,8 +51,10 @@ target; nothing more is needed here for it.
 
 Operations are perfect here: gate and measurement errors, and the time the
 classical outcomes take to travel, belong to the device and the protocol that
-uses these maps. No backend runs this module yet; it is the closed form that a
-distillation policy of the network layer, and its tests, are held to.
+uses these maps. The device service offers the circuit (CNOT, the rotations
+from its single-qubit gates, readouts; a test runs DEJMPS through it against
+these maps); no protocol runs it yet, and this module is the closed form that
+a distillation policy of the network layer, and its tests, are held to.
 
 Everything here is a pure function of its arguments.
 """
