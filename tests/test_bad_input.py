@@ -671,3 +671,16 @@ def test_models_built_in_code_refuse_non_finite_angles_and_lengths(value):
         FibreParams(refractive_index=value)
     with pytest.raises(ValidationError, match="length_km"):
         SingleClickLinkParams(length_km=value)
+
+
+@pytest.mark.parametrize("field", ["single_qubit_gate_duration_ns", "two_qubit_gate_duration_ns", "measurement_duration_ns"])
+def test_a_scenario_with_operation_durations_is_refused_until_runs_honour_them(field):
+    """The reference layers operate the device without waiting, so a duration in a
+    scenario would be silently ignored: it is refused with the field named instead."""
+    data = copy.deepcopy(FULL)
+    data["nodes"][0].setdefault("hardware", {}).setdefault("memory", {})[field] = 500
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(data)
+    assert info.value.field == f"nodes.0.hardware.memory.{field}"
+    data["nodes"][0]["hardware"]["memory"][field] = 0
+    parse_scenario(data)  # zero, the default, is what runs do
