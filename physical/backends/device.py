@@ -294,18 +294,26 @@ class MemoryDevice(Refusing):
         refused = self._cannot("two_qubit_gate")
         if refused is not None:
             return refused
-        if op.control == op.target:
-            return DeviceError(code=DeviceErrorCode.UNSUPPORTED, detail="a two-qubit gate needs two different qubits")
-        qc, qt = self._held(op.control), self._held(op.target)
-        if isinstance(qc, DeviceError):
-            return qc
-        if isinstance(qt, DeviceError):
-            return qt
+        held = self._held_two(op.control, op.target, "a two-qubit gate")
+        if isinstance(held, DeviceError):
+            return held
+        qc, qt = held
         now = self._ctx.now_ns
         self._world.apply_unitary([qc, qt], _TWO_QUBIT_GATES[op.gate], now)
         if self._two_qubit_error is not None:
             self._world.apply_kraus([qc, qt], self._two_qubit_error, now)
         return TwoQubitGateApplied(control=op.control, target=op.target)
+
+    def _held_two(self, a: int, b: int, operation: str) -> tuple[int, int] | DeviceError:
+        """The world ids of two different qubits this node holds, or why not."""
+        if a == b:
+            return DeviceError(code=DeviceErrorCode.UNSUPPORTED, detail=f"{operation} needs two different qubits")
+        qa, qb = self._held(a), self._held(b)
+        if isinstance(qa, DeviceError):
+            return qa
+        if isinstance(qb, DeviceError):
+            return qb
+        return qa, qb
 
     def _read(self, outcome: int) -> int:
         """A readout of ``outcome``, flipped with the hardware's error probability."""
@@ -330,13 +338,10 @@ class MemoryDevice(Refusing):
             refused = self._cannot(what)
             if refused is not None:
                 return refused
-        if op.handle_a == op.handle_b:
-            return DeviceError(code=DeviceErrorCode.UNSUPPORTED, detail="a Bell measurement needs two different qubits")
-        qa, qb = self._held(op.handle_a), self._held(op.handle_b)
-        if isinstance(qa, DeviceError):
-            return qa
-        if isinstance(qb, DeviceError):
-            return qb
+        held = self._held_two(op.handle_a, op.handle_b, "a Bell measurement")
+        if isinstance(held, DeviceError):
+            return held
+        qa, qb = held
         now, rng, world = self._ctx.now_ns, self._ctx.rng, self._world
         if self._two_qubit_error is None and self._gate_error is None:
             world.apply_unitary([qa, qb], _BELL_ROTATION, now)
