@@ -24,8 +24,18 @@ Constructor conventions (what an implementation must accept):
   ``SCHEMES`` (the scheme names it runs; default: single-click only);
 * link: ``Impl(ctx)``;
 * network: ``Impl(ctx, topology)`` with ``topology`` a networkx graph of the
-  end nodes and repeaters whose edges carry ``length_km``: one frozen graph
-  (``networkx.freeze``) shared by every node, to read and never change;
+  end nodes and repeaters: one frozen graph (``networkx.freeze``) shared by
+  every node, to read and never change. Every edge (a link) carries
+  ``length_km`` and, when the physical device of the link's first end
+  describes its links (``capabilities()``, a ``HeraldingLink`` per
+  neighbour), what it announces there, so the figures are the backend's
+  own, at the link's configured operating point: ``fidelity`` (expected
+  fidelity of a heralded pair), ``success_probability`` (per attempt),
+  ``attempt_period_ns`` (one attempt, emission to herald) and
+  ``classical_delay_ns`` (one way, node to node). A scenario's
+  ``routing.metric`` other than ``length_km`` is passed as
+  ``Impl(ctx, topology, metric=...)`` (an implementation that takes no
+  ``metric`` is refused then, naming the field);
 * application: ``Impl(ctx)``.
 """
 
