@@ -24,13 +24,24 @@ Constructor conventions (what an implementation must accept):
   ``SCHEMES`` (the scheme names it runs; default: single-click only);
 * link: ``Impl(ctx)``;
 * network: ``Impl(ctx, topology)`` with ``topology`` a networkx graph of the
-  end nodes and repeaters whose edges carry ``length_km``: one frozen graph
-  (``networkx.freeze``) shared by every node, to read and never change;
+  end nodes and repeaters: one frozen graph (``networkx.freeze``) shared by
+  every node, to read and never change. Every edge (a link) carries
+  ``length_km`` and, when the physical device of the link's first end
+  describes its links (``capabilities()``, a ``HeraldingLink`` per
+  neighbour), what it announces there, so the figures are the backend's
+  own, at the link's configured operating point: ``fidelity`` (expected
+  fidelity of a heralded pair), ``success_probability`` (per attempt),
+  ``attempt_period_ns`` (one attempt, emission to herald) and
+  ``classical_delay_ns`` (one way, node to node). A scenario's
+  ``routing.metric`` other than ``length_km`` is passed as
+  ``Impl(ctx, topology, metric=...)`` (an implementation that takes no
+  ``metric`` is refused then, naming the field);
 * application: ``Impl(ctx)``.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +49,7 @@ import networkx as nx
 
 from qnetstack.application.service import AppDone, AppError, AppErrorCode
 from qnetstack.entity import Entity
+from qnetstack.network.routing import DEFAULT_METRIC, EDGE_FIGURES
 from qnetstack.physical.params import LinkSide, fibre_delay_ns
 from qnetstack.physical.schemes.registry import scheme_named
 from qnetstack.stack import registry
@@ -179,6 +191,7 @@ def assemble(
             raise AssemblyError(f"implementations.{layer}", str(exc)) from None
     _check_fit(impls, chosen, scenario)
     _check_schemes(impls["physical"], chosen["physical"], scenario)
+    _check_routing(impls["network"], chosen["network"], scenario)
     check_servable(scenario)
     return _build(scenario, impls)
 
@@ -201,6 +214,22 @@ def _check_schemes(backend: Any, name: Any, scenario: Scenario) -> None:
                 f"physical {shown(name)} does not run the {link.scheme} scheme (it runs: {', '.join(sorted(runs))}); "
                 "leave implementations.physical out or choose model-heralding",
             )
+
+
+def _check_routing(network: Any, name: Any, scenario: Scenario) -> None:
+    # the metric is passed only when it is not the default, so a network layer that routes its own way still fits
+    if scenario.routing.metric == DEFAULT_METRIC:
+        return
+    try:
+        parameters = inspect.signature(network).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: let the call itself say
+        return
+    if not any(p.name == "metric" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        raise AssemblyError(
+            "routing.metric",
+            f"network {shown(name)} takes no metric argument, so it cannot route by {scenario.routing.metric}; "
+            f"leave routing.metric at {DEFAULT_METRIC}",
+        )
 
 
 def scenario_from_graph(graph: nx.Graph, **fields: Any) -> Scenario:
@@ -333,17 +362,11 @@ def _build(scenario: Scenario, impls: dict[str, Any]) -> Simulation:
     nodes: dict[str, NodeSpec] = {n.name: n for n in scenario.nodes}
     fibre_graph = nx.Graph()
     fibre_graph.add_nodes_from(nodes)
-    topology = nx.Graph()
-    topology.add_nodes_from(nodes)
     for link in scenario.links:
         station = station_name(link.a, link.b)
         half_delay = fibre_delay_ns(link.length_km / 2, link.fibre.refractive_index)
         fibre_graph.add_edge(link.a, station, delay_ns=half_delay)
         fibre_graph.add_edge(station, link.b, delay_ns=half_delay)
-        topology.add_edge(link.a, link.b, length_km=link.length_km)
-    # One graph shared by every network entity, not a copy per node. It is still a copy:
-    # copying reorders neighbours, and routes between equally short paths follow that order.
-    topology = nx.freeze(topology.copy())
 
     network = Network(scenario.seed, FibreDelays(fibre_graph), keep_trace=scenario.keep_trace)
     backend = impls["physical"]()
@@ -359,19 +382,46 @@ def _build(scenario: Scenario, impls: dict[str, Any]) -> Simulation:
         hardware = {link.a: nodes[link.a].hardware, link.b: nodes[link.b].hardware}
         network.add_entity(ctx, _checked(backend.station_entity(ctx, ends, physics, hardware), "physical", station))
 
+    # Every node's device first: the topology's link figures are what the devices announce.
+    # (Each entity draws from its own random stream and the layers of a node keep their order,
+    # so building the devices ahead of the layers above changes no run.)
+    devices = {}
     for name, spec in nodes.items():
         ctx = network.make_context(name, "physical")
-        network.add_entity(ctx, _checked(backend.node_entity(ctx, spec.hardware, sides[name]), "physical", name))
+        devices[name] = _checked(backend.node_entity(ctx, spec.hardware, sides[name]), "physical", name)
+        network.add_entity(ctx, devices[name])
+    topology = _topology(scenario, devices)
+
+    metric = scenario.routing.metric
+    network_options = {} if metric == DEFAULT_METRIC else {"metric": metric}
+    for name in nodes:
         ctx = network.make_context(name, "link")
         network.add_entity(ctx, _checked(impls["link"](ctx), "link", name))
         ctx = network.make_context(name, "network")
-        network.add_entity(ctx, _checked(impls["network"](ctx, topology), "network", name))
+        network.add_entity(ctx, _checked(impls["network"](ctx, topology, **network_options), "network", name))
         ctx = network.make_context(name, "application")
         network.add_entity(ctx, _checked(impls["application"](ctx), "application", name))
 
     for app in scenario.applications:
         network.submit(app.node, app.request, delay_ns=app.at_ns)
     return Simulation(scenario, network, backend)
+
+
+def _topology(scenario: Scenario, devices: dict[str, Any]) -> nx.Graph:
+    """The graph every network entity routes on (module docstring): ``length_km`` on every
+    link, and the link figures of its first end's device (``HeraldingLink``) when it has them."""
+    topology = nx.Graph()
+    topology.add_nodes_from(devices)
+    for link in scenario.links:
+        figures: dict[str, Any] = {}
+        describe = getattr(devices[link.a], "capabilities", None)
+        announced = describe().links.get(link.b) if describe is not None else None
+        if announced is not None:
+            figures = {name: getattr(announced, name) for name in EDGE_FIGURES}
+        topology.add_edge(link.a, link.b, length_km=link.length_km, **figures)
+    # One graph shared by every network entity, not a copy per node. It is still a copy:
+    # copying reorders neighbours, and routes between equally short paths follow that order.
+    return nx.freeze(topology.copy())
 
 
 def _checked(entity: Any, layer: str, node: str) -> Any:

@@ -43,6 +43,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from qnetstack.application.service import AppRequest
+from qnetstack.network.routing import DEFAULT_METRIC, Metric
 from qnetstack.physical.params import (
     SPEED_OF_LIGHT_KM_PER_S,
     DetectorParams,
@@ -60,6 +61,7 @@ __all__ = [
     "NodeSpec",
     "LinkSpec",
     "Implementations",
+    "RoutingSpec",
     "AppSpec",
     "StopSpec",
     "Scenario",
@@ -175,6 +177,16 @@ class Implementations(_Spec):
     application: str = "basic-apps"
 
 
+class RoutingSpec(_Spec):
+    """How the network layer picks a circuit's route: ``metric`` is one of
+    ``qnetstack.network.routing.METRICS`` (fibre length, hop count, latency,
+    expected end-to-end fidelity, bottleneck rate; specs/network.md §1.1).
+    Left at ``length_km``, the network implementation is built as ``Impl(ctx,
+    topology)``; otherwise as ``Impl(ctx, topology, metric=...)``."""
+
+    metric: Metric = DEFAULT_METRIC
+
+
 class AppSpec(_Spec):
     """A request handed to the application of ``node`` at ``at_ns``.
 
@@ -215,6 +227,7 @@ class Scenario(_Spec):
     nodes: list[NodeSpec] = Field(min_length=2)
     links: list[LinkSpec] = Field(min_length=1)
     implementations: Implementations = Implementations()
+    routing: RoutingSpec = RoutingSpec()
     applications: list[AppSpec] = []
     stop: StopSpec = StopSpec()
     keep_trace: bool = False
