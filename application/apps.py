@@ -46,7 +46,8 @@ Teleportation (Bennett et al., PRL 70, 1895, 1993), per end-to-end pair k:
 
 If the device has no qubit for an input state, the request ends with
 ``AppError`` ``NO_QUBIT`` and the session frees the halves of the pairs the
-network still delivers for it.
+network still delivers for it, telling the receiver of each
+(``TeleportSkipped``) so that it frees its half too.
 
 Pairs: the sender tells the receiver which qubit holds its half
 (``HeldPair``); the receiver reads the oracle fidelity of the two-qubit state to
@@ -103,6 +104,7 @@ from qnetstack.physical.service import (
 __all__ = [
     "BasicApps",
     "TeleportBits",
+    "TeleportSkipped",
     "HeldPair",
     "Release",
     "teleport_correction",
@@ -140,6 +142,15 @@ class TeleportBits(NamedTuple):
     oracle_state: BlochState
     goodness: float
     kind: Literal["teleport_bits"] = "teleport_bits"
+
+
+class TeleportSkipped(NamedTuple):
+    """Sender -> receiver: no state is teleported over pair ``pair_id`` (the request
+    was closed with ``NO_QUBIT``); the sender freed its half, free yours."""
+
+    request_id: int
+    pair_id: PairId
+    kind: Literal["teleport_skipped"] = "teleport_skipped"
 
 
 class HeldPair(NamedTuple):
@@ -239,13 +250,16 @@ class TailState(str, enum.Enum):
     HAS_PAIR = "has_pair"  # the network delivered the pair here; the head's message is awaited
     HAS_BITS = "has_bits"  # the sender's outcome came first; the pair is awaited
     HAS_HELD = "has_held"  # the head's HeldPair came first; the pair is awaited
+    HAS_SKIP = "has_skip"  # the sender's TeleportSkipped came first; the pair is awaited
     REPORTED = "reported"
+    FREED = "freed"  # the pair's half was freed unused: the sender skipped it
 
 
 class TailEvent(str, enum.Enum):
     PAIR = "pair_delivered"
     BITS = "teleport_bits"
     HELD = "held_pair"
+    SKIPPED = "teleport_skipped"
 
 
 _T, _TE = TailState, TailEvent
@@ -261,13 +275,17 @@ RECEIVER = Machine(
         (_T.HAS_PAIR, _TE.HELD): _T.REPORTED,
         (_T.HAS_BITS, _TE.PAIR): _T.REPORTED,
         (_T.HAS_HELD, _TE.PAIR): _T.REPORTED,
+        (_T.NEW, _TE.SKIPPED): _T.HAS_SKIP,
+        (_T.HAS_PAIR, _TE.SKIPPED): _T.FREED,
+        (_T.HAS_SKIP, _TE.PAIR): _T.FREED,
     },
-    final=frozenset({_T.REPORTED}),
+    final=frozenset({_T.REPORTED, _T.FREED}),
     doc=(
         "One end-to-end pair at its tail, keyed by the network's `PairId`, opened by whichever comes first "
         "of the pair's `PairDelivered` and the head's message about it. On entering `reported` it corrects "
         "and scores a teleported state (`TeleportResult`) or scores the pair, tells the head to free its "
-        "half and sends `PairResult`."
+        "half and sends `PairResult`. On entering `freed` (the sender closed its request with `NO_QUBIT` "
+        "and skipped the pair) it frees its half and reports nothing."
     ),
 )
 
@@ -278,6 +296,7 @@ MACHINES = (TELEPORT_SENDER, PAIRS_HEAD, RECEIVER)
 _PAIR, _LAST_PAIR, _RELEASED, _LAST_RELEASED = _E.PAIR, _E.LAST_PAIR, _E.RELEASED, _E.LAST_RELEASED
 _ABANDONED, _DRAINING, _DONE = _H.ABANDONED, _H.DRAINING, _H.DONE
 _PAIR_DELIVERED, _BITS, _HELD, _REPORTED = _TE.PAIR, _TE.BITS, _TE.HELD, _T.REPORTED
+_SKIPPED, _FREED = _TE.SKIPPED, _T.FREED
 
 
 class _HeadSession(Session):
@@ -314,7 +333,7 @@ class Receiver(Session):
     def __init__(self, pair_id: PairId, trace: Any) -> None:
         super().__init__(pair_id, trace)
         self.pair: PairDelivered | None = None
-        self.message: TeleportBits | HeldPair | None = None
+        self.message: TeleportBits | HeldPair | TeleportSkipped | None = None
 
 
 class _Reported:
@@ -422,6 +441,8 @@ class BasicApps:
             self._tail_event(msg.pair_id, _HELD, msg)
         elif isinstance(msg, Release):
             self._head_release(msg)
+        elif isinstance(msg, TeleportSkipped):
+            self._tail_event(msg.pair_id, _SKIPPED, msg)
         else:
             raise EntityError(f"application got {type(msg).__name__} from peer {sender!r}")
 
@@ -507,12 +528,12 @@ class BasicApps:
         device = self.ctx.device
         last = _LAST_PAIR if session.delivered >= session.request.number else _PAIR
         if session.state is _ABANDONED:
-            device.execute(FreeQubit(handle=pair.handle))
+            self._skip(session, pair)
         else:
             state = session.states[pair.pair_id.index % len(session.states)]
             allocated = device.execute(InitQubit(theta_rad=state.theta_rad, phi_rad=state.phi_rad))
             if not isinstance(allocated, QubitAllocated):
-                device.execute(FreeQubit(handle=pair.handle))
+                self._skip(session, pair)
                 session.fire(HeadEvent.NO_QUBIT)
                 self._close(session, AppErrorCode.NO_QUBIT, f"no qubit for the input state: {allocated}")
             else:
@@ -535,6 +556,14 @@ class BasicApps:
             self._close(session)
         if session.ended:
             self._end(session)
+
+    def _skip(self, session: _HeadSession, pair: PairDelivered) -> None:
+        """Free the sender's half of a pair no state is teleported over, and tell the
+        receiver to free its half (else the receiver's memory fills with halves that
+        wait for an outcome that never comes)."""
+        assert pair.handle is not None
+        self.ctx.device.execute(FreeQubit(handle=pair.handle))
+        self.ctx.send_peer(session.request.remote_node, TeleportSkipped(request_id=session.request.request_id, pair_id=pair.pair_id))
 
     def _head_release(self, msg: Release) -> None:
         pair_id = msg.pair_id
@@ -573,7 +602,7 @@ class BasicApps:
             session.pair = msg
         else:
             session.message = msg
-        if session.state is not _REPORTED:
+        if not session.ended:
             return
         del tails[tail_key]
         key = (pair_id.head, pair_id.request_id)
@@ -581,11 +610,16 @@ class BasicApps:
         if reported is None:
             reported = self._reported[key] = _Reported()
         reported.add(pair_id.index)
+        if session.state is _FREED:
+            assert session.pair is not None and session.pair.handle is not None
+            self.ctx.device.execute(FreeQubit(handle=session.pair.handle))
+            return
         self._report(session)
 
     def _report(self, session: Receiver) -> None:
         pair, msg = session.pair, session.message
-        assert pair is not None and msg is not None and pair.handle is not None
+        # a skipped pair ends in `freed`, never here
+        assert pair is not None and msg is not None and not isinstance(msg, TeleportSkipped) and pair.handle is not None
         pair_id = pair.pair_id
         device = self.ctx.device
         if isinstance(msg, TeleportBits):

@@ -263,6 +263,8 @@ def check_servable(scenario: Scenario) -> None:
     * a link whose heralding success probability per attempt, from its scheme's
       analytic model, is 0 (or too small for one herald, :data:`MIN_HERALD_CHANCE`);
     * a request whose end node has no memory qubit (it could not hold its half);
+    * a teleport request whose sender has fewer than 2 memory qubits (it Bell-measures
+      the input state together with its half of a pair; Bennett et al., PRL 70, 1895, 1993);
     * a request whose ends no chain of links joins, or whose every path passes a
       repeater with fewer than 2 memory qubits (a repeater holds both halves
       before it swaps them; Briegel et al., PRL 81, 5932, 1998).
@@ -282,6 +284,12 @@ def check_servable(scenario: Scenario) -> None:
         for end in (head, tail):
             if nodes[end].hardware.memory.num_qubits == 0:
                 raise AssemblyError(f"applications.{i}", f"{request}: node {shown(end)} has no memory qubit to hold its half of a pair")
+        if app.request.kind == "teleport" and nodes[head].hardware.memory.num_qubits < 2:
+            raise AssemblyError(
+                f"applications.{i}",
+                f"{request}: a teleport sender needs 2 memory qubits (the state and its half of a pair); "
+                f"{shown(head)} has {nodes[head].hardware.memory.num_qubits}",
+            )
         if not nx.has_path(graph, head, tail):
             raise AssemblyError(f"applications.{i}", f"{request}: no chain of links joins {shown(head)} and {shown(tail)}")
         usable = graph.subgraph(n for n in graph if n in (head, tail) or nodes[n].hardware.memory.num_qubits >= 2)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from qnetstack.application.apps import MACHINES, BasicApps, HeldPair, Release, TeleportBits, teleport_correction
+from qnetstack.application.apps import MACHINES, BasicApps, HeldPair, Release, TeleportBits, TeleportSkipped, teleport_correction
 from qnetstack.application.service import (
     CARDINAL_STATES,
     AppDone,
@@ -214,6 +214,28 @@ def test_no_qubit_for_a_state_ends_the_request_and_frees_the_later_halves():
     assert FreeQubit(handle=1) in device.ops and device.held == set()
     assert len(ctx.up) == 1 and not ctx.take(TeleportBits)
     app.handle_below(delivered("alice", "bob", 2, handle=1))  # the session has ended: dropped
+    assert len(unknown_drops(ctx)) == 1
+    # the receiver is told about both pairs, so it can free its halves
+    skipped = [(dest, msg.pair_id.index) for dest, msg in ctx.peer if isinstance(msg, TeleportSkipped)]
+    assert skipped == [("bob", 0), ("bob", 1)]
+
+
+@pytest.mark.parametrize("skip_first", [False, True])
+def test_the_receiver_frees_a_half_the_sender_skipped_and_reports_nothing(skip_first):
+    app, ctx, device = make("bob")
+    device.held.add(3)
+    pair = delivered("alice", "bob", 0, handle=3, remote="alice")
+    skip = TeleportSkipped(request_id=6, pair_id=pair.pair_id)
+    if skip_first:
+        app.handle_peer("alice", skip)
+        assert device.held == {3}  # nothing to free before the pair is here
+        app.handle_below(pair)
+    else:
+        app.handle_below(pair)
+        app.handle_peer("alice", skip)
+    assert device.ops[-1] == FreeQubit(handle=3) and device.held == set()
+    assert ctx.up == [] and ctx.peer == []  # no result, nothing to release at the sender
+    app.handle_peer("alice", skip)  # a late copy names a pair already settled: dropped
     assert len(unknown_drops(ctx)) == 1
 
 

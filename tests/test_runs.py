@@ -16,14 +16,17 @@ from __future__ import annotations
 import itertools
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from qnetstack.application.apps import BasicApps
 from qnetstack.entity import DescribesWaits, Wait
 from qnetstack.entity.kernel import Kernel
 from qnetstack.link.egp import SingleClickEgp
 from qnetstack.network.swap_asap import SwapAsap, SwapRecord
+from qnetstack.physical.service import FreeQubit
 from qnetstack.stack import assemble, parse_scenario, runner
 from qnetstack.stack.cli import main
 from tests.broken_networks import ReservesNothing
@@ -63,6 +66,18 @@ def by_label(result):
 
 # the reference without its memory reservations (tests/broken_networks.py): it deadlocks for memory
 UNRESERVED = {"network": ReservesNothing}
+
+
+class ForgetsTheReceiver(BasicApps):
+    """The reference teleportation as it was before it told the receiver about the pairs it
+    skips after NO_QUBIT: the receiver keeps their halves for ever (a leak the runner must
+    report, whoever's layer has it)."""
+
+    def _skip(self, session: Any, pair: Any) -> None:
+        self.ctx.device.execute(FreeQubit(handle=pair.handle))
+
+
+LEAKY = {**UNRESERVED, "application": ForgetsTheReceiver}
 
 
 # ------------------------------------------------------------------ stalls
@@ -110,7 +125,7 @@ def test_three_requests_crossing_a_grid_end_stalled_with_the_holder_named():
         {"node": "n00", "request": {"kind": "pairs", "remote_node": "n22", "number": 20}},
         {"node": "n22", "request": {"kind": "teleport", "remote_node": "n00", "number": 20}},
     ]
-    result = assemble(parse_scenario(grid(apps)), UNRESERVED).run()
+    result = assemble(parse_scenario(grid(apps)), LEAKY).run()
     assert result.status == "stalled" and result.exit_code == 1
     assert result.events < 300_000  # the default spans: about 235 000 events here
     states = {label: (app.state, app.error_code) for label, app in by_label(result).items()}
@@ -207,6 +222,28 @@ def test_a_request_to_an_unreachable_node_is_refused_before_the_run(tmp_path, ca
     assert captured.err == "qnetstack: error: applications.0: request a#0: no chain of links joins 'a' and 'c'\n"
 
 
+def test_a_teleport_from_a_node_with_one_qubit_is_refused_before_the_run(tmp_path, capsys):
+    scenario = {
+        "name": "one-qubit-sender",
+        "nodes": [{"name": "alice", "hardware": {"memory": {"num_qubits": 1}}}, {"name": "bob"}],
+        "links": [{"a": "alice", "b": "bob", "length_km": 5}],
+        "applications": [{"node": "alice", "request": {"kind": "teleport", "remote_node": "bob", "number": 5}}],
+        "implementations": FAST,
+    }
+    path = tmp_path / "one-qubit.yaml"
+    path.write_text(yaml.safe_dump(scenario), encoding="utf-8")
+    assert main(["run", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        "qnetstack: error: applications.0: request alice#0: a teleport sender needs 2 memory qubits "
+        "(the state and its half of a pair); 'alice' has 1\n"
+    )
+    # the receiver needs only one: bob -> alice is served
+    scenario["applications"] = [{"node": "bob", "request": {"kind": "teleport", "remote_node": "alice", "number": 5}}]
+    assert assemble(parse_scenario(scenario)).run().status == "done"
+
+
 def test_a_request_submitted_late_is_not_a_stall_in_the_quiet_before_it():
     """Nothing happens for 5 s of simulated time (far beyond the spans of a 1 km link)
     before the only request is submitted; the run waits for it."""
@@ -244,7 +281,7 @@ def test_a_run_whose_layers_go_on_after_every_request_closed_is_cut_and_says_so(
         {"node": "n22", "request": {"kind": "pairs", "remote_node": "n00", "number": 20}},
         {"node": "n01", "request": {"kind": "teleport", "remote_node": "n21", "number": 20}},
     ]
-    result = assemble(parse_scenario(grid(apps)), UNRESERVED).run()
+    result = assemble(parse_scenario(grid(apps)), LEAKY).run()
     assert result.status == "failed" and result.end.reason == "busy" and result.exit_code == 1
     teleport = by_label(result)["n01#0"]
     assert teleport.state == "failed" and teleport.error_code == "NO_QUBIT"
@@ -477,3 +514,28 @@ def test_the_kernel_says_why_it_returned_and_names_the_event_that_raised():
     with pytest.raises(KeyError):  # the exception goes on unchanged
         kernel.run()
     assert kernel.failed_event == (8, boom, ("k",)) and kernel.events_processed == 1
+
+
+def test_a_teleport_closed_with_no_qubit_leaves_no_half_held_at_its_receiver():
+    """alice's two qubits are both reserved, one per circuit, so her teleport finds none
+    for its input state (NO_QUBIT). The sender tells the receiver about every pair it
+    skips, so bob frees his halves and the run settles with nothing held; a sender that
+    does not (ForgetsTheReceiver) leaves them taken at bob."""
+    scenario = {
+        "name": "no-qubit",
+        "nodes": [{"name": "alice", "hardware": {"memory": {"num_qubits": 2}}}, {"name": "bob"}, {"name": "carol"}],
+        "links": [{"a": "alice", "b": "bob", "length_km": 5}, {"a": "alice", "b": "carol", "length_km": 5}],
+        "applications": [
+            {"node": "alice", "request": {"kind": "pairs", "remote_node": "carol", "number": 20}},
+            {"node": "alice", "request": {"kind": "teleport", "remote_node": "bob", "number": 20}},
+        ],
+    }
+    sim = assemble(parse_scenario(scenario))
+    result = sim.run()
+    states = {label: (app.state, app.error_code) for label, app in by_label(result).items()}
+    assert states == {"alice#0": ("done", None), "alice#1": ("failed", "NO_QUBIT")}
+    assert result.status == "failed" and result.end.reason != "busy"
+    assert_settled(sim)
+    leaky = assemble(parse_scenario(scenario), {"application": ForgetsTheReceiver})
+    leaky.run()
+    assert leaky.network.entities["bob"]["physical"].held_handles() != []
