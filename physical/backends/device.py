@@ -161,6 +161,10 @@ class MemoryDevice(Refusing):
         self._gate_error = None if f1 is None else _depolarising(f1, 1)
         self._two_qubit_error = None if f2 is None else _depolarising(f2, 2)
         self._readout_flip = None if memory.measurement_fidelity is None else 1.0 - memory.measurement_fidelity
+        # looked up on every gate and Bell measurement: found once (the hardware model is frozen)
+        self._unsupported = frozenset(
+            what for what in ("single_qubit_gate", "two_qubit_gate", "measurement") if getattr(memory, f"{what}_fidelity") is None
+        )
         t1q, t2q, tm = memory.single_qubit_gate_duration_ns, memory.two_qubit_gate_duration_ns, memory.measurement_duration_ns
         self._durations: dict[type, int] = {ApplyGate: t1q, ApplyTwoQubitGate: t2q, Measure: tm, BellMeasure: t2q + t1q + tm}
         # requests under way: request id -> (operation, start time, its refusal if refused at once);
@@ -271,8 +275,7 @@ class MemoryDevice(Refusing):
 
     def _cannot(self, what: str) -> DeviceError | None:
         """``UNSUPPORTED`` if this hardware has no ``what`` (its fidelity is None)."""
-        memory = self.hardware.memory
-        if getattr(memory, f"{what}_fidelity") is None:
+        if what in self._unsupported:
             detail = f"{self.name}'s hardware cannot perform a {what.replace('_', ' ')} ({what}_fidelity is None)"
             return DeviceError(code=DeviceErrorCode.UNSUPPORTED, detail=detail)
         return None
