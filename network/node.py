@@ -91,10 +91,11 @@ from qnetstack.network.circuit import (
     LabelsExhausted,
     LabelTable,
 )
+from qnetstack.network.cutoff import Cutoffs
 from qnetstack.network.frames import chain_frame, chain_goodness, correctable, outcome_flips
 from qnetstack.network.memory import MemoryBook, WaitingSetUp
 from qnetstack.network.pairs import HopKey, LinkPair, PairEvent, PairState, PairStore, hop_key
-from qnetstack.network.peer import CircuitFailed, Forward, HopFreed, Release, Reserve, Reserved, SwapRecord
+from qnetstack.network.peer import CircuitFailed, Forward, HopFreed, PairDiscarded, Release, Reserve, Reserved, SwapRecord
 from qnetstack.network.policy import make_policy
 from qnetstack.network.routing import Metric, NoRoute, shortest_route
 from qnetstack.network.service import (
@@ -146,10 +147,19 @@ class NetworkNode:
     POLICY = "swap-asap"
     METRIC: Metric = "length_km"
 
-    def __init__(self, ctx: Context, topology: nx.Graph, policy: str | None = None, metric: Metric | None = None) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        topology: nx.Graph,
+        policy: str | None = None,
+        metric: Metric | None = None,
+        policy_options: dict[str, Any] | None = None,
+    ) -> None:
         self.ctx = ctx
         self.topology = topology
-        self.policy = make_policy(policy or self.POLICY)
+        self.policy = make_policy(policy or self.POLICY, policy_options)
+        cutoff_ns = getattr(self.policy, "cutoff_ns", None)
+        self._cutoffs = None if cutoff_ns is None else Cutoffs(cutoff_ns)
         self.metric: Metric = metric or self.METRIC
         self._circuits: dict[tuple[str, int], Circuit] = {}
         self._hops: dict[HopKey, Circuit] = {}  # hop key -> the live circuit it names
@@ -189,6 +199,10 @@ class NetworkNode:
             path = shortest_route(self.topology, me, msg.remote_node, self.metric)
         except NoRoute:
             self.ctx.send_up(NetRejected(request_id=msg.request_id, reason=f"no path from {me!r} to {msg.remote_node!r}"))
+            return
+        too_long = None if self._cutoffs is None else self._cutoffs.refusal(len(path) - 1)
+        if too_long is not None:
+            self.ctx.send_up(NetRejected(request_id=msg.request_id, reason=f"policy {self.policy.name!r}: {too_long}"))
             return
         needs = {node: self.policy.qubits_held(len(path) - 1, i) for i, node in enumerate(path)}
         short = self._never_fits(needs)
@@ -278,6 +292,9 @@ class NetworkNode:
         if isinstance(msg, Release):
             self._release_here(msg)
             return
+        if isinstance(msg, PairDiscarded):
+            self._pair_discarded(sender, msg)
+            return
         if isinstance(msg, CircuitFailed):
             self._pass_on(sender, msg)
         if isinstance(msg, (SwapRecord, CircuitFailed)):
@@ -322,6 +339,12 @@ class NetworkNode:
             if isinstance(circuit, CircuitEnd):  # still open: not every pair was delivered in time
                 circuit.deadline_timer = None
                 self._fail(circuit, CircuitEvent.DEADLINE, "max_time_ns ran out", tell_path=True, code=NetErrorCode.TIMEOUT)
+        elif isinstance(tag, tuple) and tag[:1] == ("cutoff",):
+            _, head, serial, hop, ent_key = tag
+            circuit = self._circuits.get((head, serial))
+            pair = self._pairs.find(hop, ent_key)
+            if circuit is not None and pair is not None:  # else swapped, or freed with its circuit
+                self._cut_off(circuit, pair)
 
     # ------------------------------------------------------------ introspection
 
@@ -589,6 +612,14 @@ class NetworkNode:
         for stale in self.policy.to_discard(circuit, self._pairs):
             self.ctx.device.execute(FreeQubit(handle=stale.handle))
             self._pairs.end(stale, PairEvent.FREE)
+        cutoffs = self._cutoffs
+        if cutoffs is not None and cutoffs.applies(circuit):
+            # a pair older than the cutoff is never swapped: its timer may not have run yet
+            # when a partner arrives in the same nanosecond
+            for stale in cutoffs.expired(circuit, self._pairs, self.ctx.now_ns):
+                self._cut_off(circuit, stale)
+            if pair.state is _HELD:
+                cutoffs.start(pair, self.ctx.now_ns, self.ctx.set_timer, ("cutoff", *circuit.key, pair.hop, pair.key))
         if isinstance(circuit, CircuitEnd):
             if pair.state is _HELD:  # the policy did not discard it just now
                 self._try_deliver(circuit, pair)
@@ -698,6 +729,38 @@ class NetworkNode:
             self._ask_link(circuit, "deliver")
         else:
             self._tell_hop_freed(circuit, circuit.delivered)
+
+    # ------------------------------------------------------------ cutoffs
+
+    def _cut_off(self, circuit: Circuit, pair: LinkPair) -> None:
+        """This repeater discards ``pair``, older than the cutoff: both ends of its hop free it
+        and the hop's creator asks for a new one (:mod:`qnetstack.network.cutoff`)."""
+        self.ctx.trace("network.cutoff", head=circuit.head, request_id=circuit.request_id, hop=pair.remote_node, ent_key=pair.key)
+        self.ctx.send_peer(pair.remote_node, PairDiscarded(head=circuit.head, circuit=circuit.serial, ent_id=pair.ok.ent_id))
+        self._discard(circuit, pair)
+
+    def _pair_discarded(self, sender: str, msg: PairDiscarded) -> None:
+        """The repeater of a hop cut its link pair off: free our half of it."""
+        key = (msg.head, msg.circuit)
+        circuit = self._circuits.get(key)
+        ent = msg.ent_id
+        pair = None
+        if circuit is not None:
+            for hop in circuit.hop_keys:
+                if hop[0] == sender:
+                    pair = self._pairs.find(hop, (ent.creator, ent.peer, ent.sequence))
+        if circuit is None or pair is None:  # the circuit ended here, and freed the pair with it
+            drop_unknown(self.ctx.trace, msg.kind, key, ent_id=(ent.creator, ent.peer, ent.sequence))
+            return
+        self._discard(circuit, pair)
+
+    def _discard(self, circuit: Circuit, pair: LinkPair) -> None:
+        self.ctx.device.execute(FreeQubit(handle=pair.handle))
+        self._pairs.end(pair, PairEvent.FREE)
+        if pair.hop == circuit.down_hop:
+            circuit.requested -= 1  # this node makes the hop's pairs: the discarded one is asked anew
+            if circuit.state is _RUNNING:
+                self._ask_link(circuit, "freed")
 
     # ------------------------------------------------------------ failures and the end
 

@@ -40,6 +40,13 @@ names (specs/network.md §1.2):
   upstream node, which issues the hop's CREATEs, asks for the next pair only
   when both ends of the hop hold none, so neither end ever holds more link
   pairs of the circuit than it reserved.
+
+With a cutoff (:mod:`qnetstack.network.cutoff`):
+
+* ``PairDiscarded`` goes from the repeater that cut a link pair off (it
+  waited too long) to the other end of the pair's hop, naming the pair by
+  ``ent_id``: that end frees its half, and if it issues the hop's CREATEs it
+  asks for a new pair.
 """
 
 from __future__ import annotations
@@ -53,7 +60,7 @@ from qnetstack.link.service import EntanglementId, RequestType
 from qnetstack.network.service import NetErrorCode
 from qnetstack.physical.service import Basis, BellState
 
-__all__ = ["CircuitFailed", "Forward", "HopFreed", "PeerMessage", "Release", "Reserve", "Reserved", "SwapRecord", "LABELS"]
+__all__ = ["CircuitFailed", "Forward", "HopFreed", "PairDiscarded", "PeerMessage", "Release", "Reserve", "Reserved", "SwapRecord", "LABELS"]
 
 LABELS = 65536  # the link service's purpose_id is an int in [0, 65535]
 
@@ -158,4 +165,14 @@ class HopFreed(_Peer):
     circuit: int = Field(ge=0)
 
 
-PeerMessage = Forward | SwapRecord | CircuitFailed | Reserve | Reserved | Release | HopFreed
+class PairDiscarded(_Peer):
+    """A repeater -> the other end of a hop: it discarded link pair ``ent_id`` of this circuit
+    (older than the cutoff); free your half, and ask for a new pair if you create the hop's."""
+
+    kind: Literal["pair_discarded"] = "pair_discarded"
+    head: str
+    circuit: int = Field(ge=0)
+    ent_id: EntanglementId
+
+
+PeerMessage = Forward | SwapRecord | CircuitFailed | Reserve | Reserved | Release | HopFreed | PairDiscarded

@@ -20,18 +20,26 @@ for a circuit at a node:
 A policy is stateless per circuit (its inputs are the circuit session and the
 pairs the node holds), so one instance serves a whole node. Policies are
 registered by name; the entity is configured with one (``"swap-asap"`` is the
-reference).
+reference) and its options (keyword arguments of the policy's class, e.g.
+``cutoff_ns`` of swap-asap). A user registers a policy of their own with
+:func:`register_policy`, without editing this module, and a scenario picks it
+by name (``network.policy``, ``network.policy_options``).
+
+A policy with a ``cutoff_ns`` attribute that is not None gets its link pairs
+discarded when they wait longer than that at a repeater
+(:mod:`qnetstack.network.cutoff`): the entity keeps the timers, since a policy
+has no clock.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, Protocol, TypeVar
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from qnetstack.network.circuit import Circuit, CircuitAtRepeater, CircuitEnd
 from qnetstack.network.pairs import LinkPair, PairStore
 from qnetstack.network.peer import SwapRecord
 
-__all__ = ["POLICIES", "Policy", "SwapAsapPolicy", "make_policy", "register_policy"]
+__all__ = ["POLICIES", "Policy", "PolicyError", "SwapAsapPolicy", "make_policy", "register_policy"]
 
 Moment = Literal["set_up", "swap", "deliver", "freed"]
 
@@ -70,9 +78,20 @@ class SwapAsapPolicy:
     qubit at an end, two at a repeater. On one hop each pair is handed up in
     the event its OK arrives and the link makes the CREATE's pairs one after
     the other, so an end holds one qubit of the circuit at a time too.
+
+    ``cutoff_ns`` (option; None: no cutoff): a link pair that has waited at the
+    repeater longer than this since its ``goodness_time_ns`` is discarded at
+    both ends of its hop and made anew (:mod:`qnetstack.network.cutoff`; paths
+    of at most two links). A discarded pair is freed before its replacement is
+    asked for, so the reservation is the same.
     """
 
     name: ClassVar[str] = "swap-asap"
+
+    def __init__(self, cutoff_ns: int | None = None) -> None:
+        if cutoff_ns is not None and (isinstance(cutoff_ns, bool) or not isinstance(cutoff_ns, int) or cutoff_ns < 0):
+            raise ValueError(f"cutoff_ns must be a whole number of nanoseconds >= 0 (or left out), got {cutoff_ns!r}")
+        self.cutoff_ns = cutoff_ns
 
     def to_ask(self, circuit: Circuit, moment: Moment) -> int:
         if circuit.downstream is None or circuit.requested >= circuit.number:
@@ -109,8 +128,20 @@ def register_policy(cls: _PolicyClass) -> _PolicyClass:
 register_policy(SwapAsapPolicy)
 
 
-def make_policy(name: str) -> Policy:
+class PolicyError(KeyError):
+    """An unknown policy name, or options its policy does not take; the message is one line."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def make_policy(name: str, options: dict[str, Any] | None = None) -> Policy:
+    """The registered policy ``name`` built with ``options`` (its class's keyword arguments)."""
+    cls = POLICIES.get(name)
+    if cls is None:
+        raise PolicyError(f"unknown network policy {name!r}; registered: {', '.join(sorted(POLICIES))}")
     try:
-        return POLICIES[name]()
-    except KeyError:
-        raise KeyError(f"unknown network policy {name!r}; registered: {', '.join(sorted(POLICIES))}") from None
+        return cls(**(options or {}))
+    except (TypeError, ValueError) as exc:
+        registered = ", ".join(sorted(POLICIES))
+        raise PolicyError(f"network policy {name!r} (registered: {registered}) refuses options {options!r}: {exc}") from None

@@ -35,7 +35,10 @@ Constructor conventions (what an implementation must accept):
   ``classical_delay_ns`` (one way, node to node). A scenario's
   ``routing.metric`` other than ``length_km`` is passed as
   ``Impl(ctx, topology, metric=...)`` (an implementation that takes no
-  ``metric`` is refused then, naming the field);
+  ``metric`` is refused then, naming the field); a scenario's ``network.policy``
+  (and ``network.policy_options``) is passed as ``policy=...`` (and
+  ``policy_options=...``), likewise only when given and refused, naming the
+  field, by an implementation that takes no ``policy``;
 * application: ``Impl(ctx)``.
 """
 
@@ -192,6 +195,7 @@ def assemble(
     _check_fit(impls, chosen, scenario)
     _check_schemes(impls["physical"], chosen["physical"], scenario)
     _check_routing(impls["network"], chosen["network"], scenario)
+    _check_policy(impls["network"], chosen["network"], scenario)
     check_servable(scenario)
     return _build(scenario, impls)
 
@@ -230,6 +234,38 @@ def _check_routing(network: Any, name: Any, scenario: Scenario) -> None:
             f"network {shown(name)} takes no metric argument, so it cannot route by {scenario.routing.metric}; "
             f"leave routing.metric at {DEFAULT_METRIC}",
         )
+
+
+def _check_policy(network: Any, name: Any, scenario: Scenario) -> None:
+    # like the metric: passed only when the scenario names a policy
+    if scenario.network.policy is None:
+        return
+    try:
+        parameters = inspect.signature(network).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: let the call itself say
+        return
+    takes = {p.name for p in parameters}
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+    for field in ("policy", "policy_options") if scenario.network.policy_options else ("policy",):
+        if field not in takes and not takes_any:
+            raise AssemblyError(
+                f"network.{field}",
+                f"network {shown(name)} takes no {field} argument, so it cannot run policy {shown(scenario.network.policy)}; "
+                "leave network.policy out",
+            )
+
+
+def _network_options(scenario: Scenario) -> dict[str, Any]:
+    """The keyword arguments of every network entity beyond ``(ctx, topology)``: only what
+    the scenario sets, so an implementation that takes none of them still fits."""
+    options: dict[str, Any] = {}
+    if scenario.routing.metric != DEFAULT_METRIC:
+        options["metric"] = scenario.routing.metric
+    if scenario.network.policy is not None:
+        options["policy"] = scenario.network.policy
+        if scenario.network.policy_options:
+            options["policy_options"] = dict(scenario.network.policy_options)
+    return options
 
 
 def scenario_from_graph(graph: nx.Graph, **fields: Any) -> Scenario:
@@ -400,8 +436,7 @@ def _build(scenario: Scenario, impls: dict[str, Any]) -> Simulation:
         network.add_entity(ctx, devices[name])
     topology = _topology(scenario, devices)
 
-    metric = scenario.routing.metric
-    network_options = {} if metric == DEFAULT_METRIC else {"metric": metric}
+    network_options = _network_options(scenario)
     for name in nodes:
         ctx = network.make_context(name, "link")
         network.add_entity(ctx, _checked(impls["link"](ctx), "link", name))

@@ -43,6 +43,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from qnetstack.application.service import AppRequest
+from qnetstack.network.policy import POLICIES, PolicyError, make_policy
 from qnetstack.network.routing import DEFAULT_METRIC, Metric
 from qnetstack.physical.params import (
     SPEED_OF_LIGHT_KM_PER_S,
@@ -62,6 +63,7 @@ __all__ = [
     "LinkSpec",
     "Implementations",
     "RoutingSpec",
+    "NetworkSpec",
     "AppSpec",
     "StopSpec",
     "Scenario",
@@ -187,6 +189,31 @@ class RoutingSpec(_Spec):
     metric: Metric = DEFAULT_METRIC
 
 
+class NetworkSpec(_Spec):
+    """How the network layer runs its circuits: ``policy`` names a registered policy
+    (``qnetstack.network.policy.POLICIES``: ``swap-asap``, and any a user registers with
+    ``register_policy``) and ``policy_options`` its keyword arguments, e.g.
+    ``{cutoff_ns: 5000}`` for swap-asap with a cutoff (``qnetstack.network.cutoff``).
+    Left out, the network implementation is built as ``Impl(ctx, topology)`` and runs its
+    own policy; otherwise as ``Impl(ctx, topology, policy=..., policy_options=...)``."""
+
+    policy: str | None = None
+    policy_options: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _policy_known(self) -> NetworkSpec:
+        if self.policy is None:
+            if self.policy_options:
+                raise _FieldProblem("network.policy", "policy_options are given but no policy to take them; name one")
+            return self
+        try:
+            make_policy(self.policy, self.policy_options)
+        except PolicyError as exc:
+            field = "network.policy_options" if self.policy in POLICIES else "network.policy"
+            raise _FieldProblem(field, cut(str(exc), 300)) from None
+        return self
+
+
 class AppSpec(_Spec):
     """A request handed to the application of ``node`` at ``at_ns``.
 
@@ -228,6 +255,7 @@ class Scenario(_Spec):
     links: list[LinkSpec] = Field(min_length=1)
     implementations: Implementations = Implementations()
     routing: RoutingSpec = RoutingSpec()
+    network: NetworkSpec = NetworkSpec()
     applications: list[AppSpec] = []
     stop: StopSpec = StopSpec()
     keep_trace: bool = False
