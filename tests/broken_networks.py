@@ -13,7 +13,7 @@ from qnetstack.network.peer import Release
 from qnetstack.network.policy import SwapAsapPolicy
 from qnetstack.network.swap_asap import SwapAsap
 
-__all__ = ["LeaksReleasedSetUps", "ReservesNothing"]
+__all__ = ["LeaksReleasedSetUps", "ReservesNothing", "SwapsPastTheCutoff"]
 
 
 class _SwapAsapHoldingNothing(SwapAsapPolicy):
@@ -42,3 +42,11 @@ class LeaksReleasedSetUps(SwapAsap):
     def _release_here(self, msg: Release) -> None:
         if msg.path[-1] == self.ctx.node:
             super()._release_here(msg)  # the tail still reports the NetError
+
+
+class SwapsPastTheCutoff(SwapAsap):
+    """Takes a cutoff but never cuts a pair off: a link pair older than the cutoff is still
+    swapped when its partner comes (NET-CUT-1)."""
+
+    def _cut_off(self, circuit: Any, pair: Any) -> None:
+        pass

@@ -22,7 +22,9 @@ from qnetstack.network.policy import POLICIES, PolicyError, SwapAsapPolicy, make
 from qnetstack.network.swap_asap import SwapAsap
 from qnetstack.stack import assemble
 from qnetstack.stack.assembler import AssemblyError
+from qnetstack.stack.conform import run_conformance
 from qnetstack.stack.scenario import ScenarioError, parse_scenario
+from tests import broken_networks
 
 # ------------------------------------------------------------------ closed forms
 
@@ -211,3 +213,17 @@ def test_a_network_layer_that_takes_no_policy_is_refused_naming_the_field():
 
     with pytest.raises(AssemblyError, match="^network.policy: network .* takes no policy argument"):
         assemble(_two_links(1, {"policy": "swap-asap"}), {"network": NoPolicies})
+
+
+# ------------------------------------------------------------------ conformance
+
+
+@pytest.mark.conformance
+def test_the_cutoff_clauses_pass_for_the_reference_and_catch_a_layer_that_swaps_past_its_cutoff():
+    clauses = ["NET-CUT-1", "NET-CUT-2", "NET-CUT-3"]
+    reference = run_conformance("network", select=clauses)
+    assert reference.failed_clauses() == [], reference.to_text()
+    assert {c.status for c in reference.clauses} == {"pass"}
+    broken = run_conformance("network", broken_networks.SwapsPastTheCutoff, select=clauses)
+    assert "NET-CUT-1" in broken.failed_clauses(), broken.to_text()
+    assert all(clause.detail for clause in broken.clauses if clause.status == "fail")

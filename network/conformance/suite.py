@@ -12,6 +12,7 @@ the reference implementation.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import itertools
 from collections.abc import Callable, Iterator
@@ -773,6 +774,94 @@ def ended_requests_keep_no_memory(impl: Any) -> None:
                     f"waits for memory; link failures: {failure}), "
                     f"request {key} did not end at both ends by t={run.end_ns}"
                 )
+
+
+# ------------------------------------------------------------ cutoffs
+
+CUTOFF_NS = 15_000  # 1.5 hop delays (= attempt periods) of the cutoff runs: pairs often outlive it
+
+
+def _cutoff_runs(impl: Any) -> list[NetRun]:
+    """Runs of ``impl`` given ``policy_options={"cutoff_ns": CUTOFF_NS}`` (not applicable to an
+    implementation that takes no ``policy_options``): alice -> carol and carol -> alice over
+    bob, two qubits per node, links that succeed with probability 0.3 per attempt period, so
+    that many link pairs wait longer than the cutoff; four seeds."""
+    try:
+        parameters = inspect.signature(impl).parameters.values()
+    except (TypeError, ValueError):
+        parameters = None  # type: ignore[assignment]
+    if parameters is not None and not any(p.name == "policy_options" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        raise NotApplicable("the implementation takes no policy_options, so it cannot be given a cutoff")
+    kind = _types(impl)[0]
+    with_cutoff = functools.partial(impl, policy_options={"cutoff_ns": CUTOFF_NS})
+    conditions = NetConditions(size=3, num_qubits=2, success_probability=0.3)
+    requests = [
+        ScriptedRequest(0, "alice", NetRequest(request_id=1, remote_node="carol", number=4, type=kind)),
+        ScriptedRequest(0, "carol", NetRequest(request_id=2, remote_node="alice", number=3, type=kind)),
+    ]
+    runs = []
+    for seed in range(4):
+        run = NetHarness(with_cutoff, conditions, requests, seed).run(200_000_000)
+        _no_crash(run)
+        runs.append(run)
+    return runs
+
+
+def _freed_halves(run: NetRun) -> dict[int, list[Any]]:
+    """Link pair -> its halves the network layer freed (not swapped, measured or handed up)."""
+    handed_up = {u.qubit for u in run.up if u.qubit is not None}  # qubit serials
+    out: dict[int, list[Any]] = {}
+    for q in run.qubits.values():
+        if q.pair is not None and q.owner == "gone" and q.bsm is None and q.measured is None and q.uid not in handed_up:
+            out.setdefault(q.pair, []).append(q)
+    return out
+
+
+@SUITE.clause("NET-CUT-1")
+def no_swap_past_the_cutoff(impl: Any) -> None:
+    for run in _cutoff_runs(impl):
+        made = {serial: pair.time_ns for pair in run.pairs.values() for serial in pair.qubits.values()}
+        for swap in run.swaps:
+            for serial in swap.qubits:
+                age = swap.time_ns - made.get(serial, swap.time_ns)
+                if age > CUTOFF_NS:
+                    raise ClauseFailure(
+                        f"{swap.node} Bell-measured at t={swap.time_ns} a link pair made {age} ns earlier, with a cutoff of {CUTOFF_NS} ns"
+                    )
+
+
+@SUITE.clause("NET-CUT-2")
+def cut_off_pairs_freed_at_both_ends(impl: Any) -> None:
+    for run in _cutoff_runs(impl):
+        if not run.settled:
+            raise ClauseFailure(f"with a cutoff of {CUTOFF_NS} ns, two crossing requests had not ended by t={run.end_ns}")
+        freed = _freed_halves(run)
+        for serial, halves in freed.items():
+            pair = run.pairs.get(serial)
+            if pair is not None and len(halves) != len(pair.qubits):
+                kept = sorted(set(pair.qubits) - {q.node for q in halves})
+                raise ClauseFailure(
+                    f"link pair {serial} ({pair.origin}-{pair.responder}) was freed at {halves[0].node} "
+                    f"but used (swapped, measured or handed up) at {kept}: its ends disagree"
+                )
+
+
+@SUITE.clause("NET-CUT-3")
+def cutoffs_keep_the_reservation(impl: Any) -> None:
+    for run in _cutoff_runs(impl):
+        accepted = run.accepted()
+        for acc in accepted.values():
+            for node in _ends(acc):
+                got = len(run.deliveries(acc.key, node))
+                if got != acc.request.number or run.errors(acc.key):
+                    raise ClauseFailure(
+                        f"with a cutoff of {CUTOFF_NS} ns and two qubits per node, request {acc.key} got {got}/{acc.request.number} "
+                        f"pairs at {node} by t={run.end_ns} (errors: {len(run.errors(acc.key))})"
+                    )
+        held = run.held_by_network()
+        if held:
+            raise ClauseFailure(f"with a cutoff, every request got its pairs, yet the network layer still holds qubits {held}")
+        no_misuse(run, "with a cutoff: ")
 
 
 # ------------------------------------------------------------ sessions
