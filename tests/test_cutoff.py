@@ -12,6 +12,7 @@ not hold for is farther than 5 SE from the same data.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ from qnetstack.network.swap_asap import SwapAsap
 from qnetstack.stack import assemble
 from qnetstack.stack.assembler import AssemblyError
 from qnetstack.stack.conform import run_conformance
-from qnetstack.stack.scenario import ScenarioError, parse_scenario
+from qnetstack.stack.scenario import ScenarioError, load_scenario, parse_scenario
 from tests import broken_networks
 
 # ------------------------------------------------------------------ closed forms
@@ -227,3 +228,11 @@ def test_the_cutoff_clauses_pass_for_the_reference_and_catch_a_layer_that_swaps_
     broken = run_conformance("network", broken_networks.SwapsPastTheCutoff, select=clauses)
     assert "NET-CUT-1" in broken.failed_clauses(), broken.to_text()
     assert all(clause.detail for clause in broken.clauses if clause.status == "fail")
+
+
+def test_the_cutoff_example_runs_and_cuts_pairs_off():
+    simulation = assemble(load_scenario(Path(__file__).resolve().parent.parent / "examples" / "repeater-cutoff.yaml"))
+    result = simulation.run()
+    assert result.status == "done"
+    assert result.pairs is not None and result.pairs.count == 20
+    assert simulation.network.trace.counts["network.cutoff"] > 0
