@@ -787,10 +787,10 @@ def _cutoff_runs(impl: Any) -> list[NetRun]:
     bob, two qubits per node, links that succeed with probability 0.3 per attempt period, so
     that many link pairs wait longer than the cutoff; four seeds."""
     try:
-        parameters = inspect.signature(impl).parameters.values()
-    except (TypeError, ValueError):
-        parameters = None  # type: ignore[assignment]
-    if parameters is not None and not any(p.name == "policy_options" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        parameters = list(inspect.signature(impl).parameters.values())
+    except (TypeError, ValueError):  # no signature to read: building it with the option will tell
+        parameters = []
+    if parameters and not any(p.name == "policy_options" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
         raise NotApplicable("the implementation takes no policy_options, so it cannot be given a cutoff")
     kind = _types(impl)[0]
     with_cutoff = functools.partial(impl, policy_options={"cutoff_ns": CUTOFF_NS})
