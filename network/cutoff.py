@@ -75,7 +75,7 @@ from typing import Any
 import numpy as np
 
 from qnetstack.network.circuit import Circuit, CircuitAtRepeater
-from qnetstack.network.pairs import LinkPair, PairStore
+from qnetstack.network.pairs import HopKey, LinkPair, PairStore
 
 __all__ = ["MAX_HOPS", "Cutoffs", "mean_wait_slots", "simulate_wait_slots"]
 
@@ -83,10 +83,14 @@ MAX_HOPS = 2  # the longest path a cutoff is applied on (see the module docstrin
 
 
 class Cutoffs:
-    """One node's cutoff: which held link pairs are too old, and the timers that find them."""
+    """One node's cutoff: which held link pairs are too old, and the timers that find them.
+
+    A timer is set for every link pair a repeater files (:meth:`start`) and cancelled once
+    the pair is used (:meth:`cancel_used`, after the node's swaps) or cut off."""
 
     def __init__(self, cutoff_ns: int) -> None:
         self.cutoff_ns = cutoff_ns
+        self._timers: dict[HopKey, dict[Any, int]] = {}  # hop -> pair key -> timer id
 
     @staticmethod
     def refusal(hops: int) -> str | None:
@@ -109,10 +113,42 @@ class Cutoffs:
         return [pair for hop in circuit.hop_keys for pair in pairs.held(hop) if now_ns >= self.expires_ns(pair)]
 
     def start(self, pair: LinkPair, now_ns: int, set_timer: Callable[[int, Any], int], tag: Any) -> None:
-        """Set the timer that discards ``pair`` once it is older than the cutoff. It is not
-        cancelled when the pair is swapped first: on expiry the node looks the pair up and
-        does nothing if it is no longer held."""
-        set_timer(max(0, self.expires_ns(pair) - now_ns), tag)
+        """Set the timer that finds ``pair`` once it is older than the cutoff."""
+        self._timers.setdefault(pair.hop, {})[pair.key] = set_timer(max(0, self.expires_ns(pair) - now_ns), tag)
+
+    def fired(self, hop: HopKey, key: Any) -> None:
+        """The timer of the pair ``key`` on ``hop`` has run."""
+        self._forget(hop, key)
+
+    def stop(self, pair: LinkPair, cancel_timer: Callable[[int], None]) -> None:
+        """``pair`` is cut off (or used): its timer, if still set, is not needed."""
+        timer = self._forget(pair.hop, pair.key)
+        if timer is not None:
+            cancel_timer(timer)
+
+    def cancel_used(self, circuit: Circuit, pairs: PairStore, cancel_timer: Callable[[int], None]) -> None:
+        """Cancel the timers of ``circuit``'s pairs that are no longer held (swapped just now)."""
+        for hop in circuit.hop_keys:
+            timers = self._timers.get(hop)
+            if not timers:
+                continue
+            for key in [k for k in timers if pairs.find(hop, k) is None]:
+                cancel_timer(timers.pop(key))
+            if not timers:
+                del self._timers[hop]
+
+    def _forget(self, hop: HopKey, key: Any) -> int | None:
+        timers = self._timers.get(hop)
+        if timers is None:
+            return None
+        timer = timers.pop(key, None)
+        if not timers:
+            del self._timers[hop]
+        return timer
+
+    def __len__(self) -> int:
+        """Timers set and not yet run or cancelled."""
+        return sum(len(t) for t in self._timers.values())
 
 
 def mean_wait_slots(p: float, cutoff_slots: int | None, restart_slots: int = 0) -> float:

@@ -341,6 +341,8 @@ class NetworkNode:
                 self._fail(circuit, CircuitEvent.DEADLINE, "max_time_ns ran out", tell_path=True, code=NetErrorCode.TIMEOUT)
         elif isinstance(tag, tuple) and tag[:1] == ("cutoff",):
             _, head, serial, hop, ent_key = tag
+            assert self._cutoffs is not None
+            self._cutoffs.fired(hop, ent_key)
             circuit = self._circuits.get((head, serial))
             pair = self._pairs.find(hop, ent_key)
             if circuit is not None and pair is not None:  # else swapped, or freed with its circuit
@@ -625,6 +627,8 @@ class NetworkNode:
                 self._try_deliver(circuit, pair)
         else:
             self._try_swap(cast(CircuitAtRepeater, circuit))  # a circuit not at an end is at a repeater
+            if cutoffs is not None:
+                cutoffs.cancel_used(circuit, self._pairs, self.ctx.cancel_timer)
 
     def _try_swap(self, circuit: CircuitAtRepeater) -> None:
         while circuit.state is _RUNNING:
@@ -737,6 +741,8 @@ class NetworkNode:
         and the hop's creator asks for a new one (:mod:`qnetstack.network.cutoff`)."""
         self.ctx.trace("network.cutoff", head=circuit.head, request_id=circuit.request_id, hop=pair.remote_node, ent_key=pair.key)
         self.ctx.send_peer(pair.remote_node, PairDiscarded(head=circuit.head, circuit=circuit.serial, ent_id=pair.ok.ent_id))
+        assert self._cutoffs is not None
+        self._cutoffs.stop(pair, self.ctx.cancel_timer)
         self._discard(circuit, pair)
 
     def _pair_discarded(self, sender: str, msg: PairDiscarded) -> None:

@@ -150,6 +150,8 @@ def test_a_cut_off_pair_is_freed_at_both_ends():
     result = simulation.run()
     assert result.status == "done", result.end
     assert simulation.network.trace.counts["network.cutoff"] > 50
+    # every pair's timer was cancelled when the pair was swapped or cut off: none is left to run
+    assert len(simulation.network.entities["r"]["network"]._cutoffs) == 0
 
 
 def test_a_cutoff_is_refused_on_paths_of_more_than_two_links():
