@@ -35,14 +35,17 @@ Waiting time of a two-link repeater
 succeeding with probability ``p``; a link that holds a pair stops attempting.
 Without a cutoff the wait is the larger of two geometric variables,
 ``E[max(N1, N2)] = 2/p - 1/(1 - (1-p)^2) = (3 - 2p) / (p (2 - p))``
-(Collins et al. 2007; Shchukin, Schmidt & van Loock, PRA 100, 032322 (2019),
-for the distribution over more links). With a cutoff of ``c`` slots a pair
-made in slot ``t`` may be swapped with a partner made in slots ``t .. t + c``;
-if none comes, it is discarded after slot ``t + c`` and its link attempts
-again from slot ``t + c + 1``. This is the two-link case of the cutoff
-protocol whose waiting-time distribution Brand, Coopmans & Elkouss (2020)
-compute. Its mean follows from a renewal argument. Starting with no pair
-held, the first slot where some link succeeds is geometric with
+(the waiting times of repeater chains are studied by Collins et al. 2007 and,
+over more links, by Shchukin, Schmidt & van Loock, PRA 100, 032322 (2019)).
+With a cutoff of ``c`` slots a pair made in slot ``t`` may be swapped with a
+partner made in slots ``t .. t + c``; if none comes, it is discarded after
+slot ``t + c`` and its link attempts again from slot ``t + c + 1``. This is
+the two-link case of the cutoff protocol whose waiting-time distribution
+Brand, Coopmans & Elkouss (2020) compute (they start both links afresh after
+a discard; the link still attempting has made no pair, and attempts are
+memoryless, so that is the same in distribution). Its mean follows from a
+renewal argument, derived here. Starting with no pair held, the first
+slot where some link succeeds is geometric with
 ``q = 1 - (1-p)^2 = p (2 - p)``; both succeed there with probability
 ``p^2 / q`` (done), else one link holds a pair (probability
 ``r = 2 p (1-p) / q``). From there the other link succeeds within ``c`` slots
