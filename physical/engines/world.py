@@ -371,10 +371,11 @@ def _outcome_rows(u: np.ndarray) -> np.ndarray:
 
 
 def _draw(probs: Sequence[float], rng: np.random.Generator) -> int:
-    """One sample from the (unnormalised) weights ``probs``, with one ``rng.random()`` call, as
-    :meth:`QuantumWorld._measure` draws (so the two give the same outcome for the same draw)."""
-    cumulative = np.cumsum(probs)
-    return min(int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right")), len(probs) - 1)
+    """One sample from the two (unnormalised) weights ``probs``, with one ``rng.random()`` call,
+    as :meth:`QuantumWorld._measure` draws (the first index whose running sum exceeds the draw
+    times the total, so the two give the same outcome for the same draw)."""
+    first, second = probs
+    return 0 if rng.random() * (first + second) < first else 1
 
 
 def _hermitian(mat: np.ndarray) -> np.ndarray:
@@ -594,18 +595,15 @@ class QuantumWorld:
         if group_a is group_b or group_a.dims != [2, 2] or group_b.dims != [2, 2] or first.dim != 2 or second.dim != 2:
             self.apply_unitary([qid_a, qid_b], unitary, now_ns)
             return self.measure(qid_a, Basis.Z, rng, now_ns), self.measure(qid_b, Basis.Z, rng, now_ns)
-        u = _as_array(unitary, [2, 2], "unitary")
-        if not _close(u.conj().T @ u, np.eye(4), atol=_ATOL):
-            raise WorldError("operator is not unitary")
+        rows = self._outcome_rows(unitary)
         self._catch_up(qid_a, now_ns)
         self._catch_up(qid_b, now_ns)
         pos_a, pos_b = group_a.qids.index(qid_a), group_b.qids.index(qid_b)
         # order the subsystems (outer_a, a) and (b, outer_b), so their product is (outer_a, a, b, outer_b)
         rho_a = group_a.mat if pos_a == 1 else group_a.mat.reshape(2, 2, 2, 2).transpose(1, 0, 3, 2).reshape(4, 4)
         rho_b = group_b.mat if pos_b == 0 else group_b.mat.reshape(2, 2, 2, 2).transpose(1, 0, 3, 2).reshape(4, 4)
-        rows = _outcome_rows(u)
         blocks = rows @ _kron(rho_a, rho_b) @ rows.conj().T
-        probs = [max(0.0, float(np.real(np.trace(blocks[4 * k : 4 * k + 4, 4 * k : 4 * k + 4])))) for k in range(4)]
+        probs = [max(0.0, p) for p in np.real(np.diagonal(blocks)).reshape(4, 4).sum(axis=1).tolist()]
         outcome_a = _draw([probs[0] + probs[1], probs[2] + probs[3]], rng)
         outcome_b = _draw(probs[2 * outcome_a : 2 * outcome_a + 2], rng)
         k = 2 * outcome_a + outcome_b
@@ -618,6 +616,22 @@ class QuantumWorld:
             del self._qubits[qid]
             self._retire(qid, f"measured in the Z basis (outcome {outcome})", now_ns)
         return outcome_a, outcome_b
+
+    def _outcome_rows(self, unitary: Qobj | np.ndarray) -> np.ndarray:
+        """:func:`_outcome_rows` of a checked unitary, cached per constant operator object."""
+        key = ("outcome rows", id(unitary))
+        hit = self._lifted.get(key)
+        if hit is not None and hit[0] is unitary:
+            return hit[1]
+        u = _as_array(unitary, [2, 2], "unitary")
+        if not _close(u.conj().T @ u, np.eye(4), atol=_ATOL):
+            raise WorldError("operator is not unitary")
+        rows = _outcome_rows(u)
+        if _constant(unitary):
+            self._lifted[key] = (unitary, rows)
+            if len(self._lifted) > self._CACHE_SIZE:
+                self._lifted.popitem(last=False)
+        return rows
 
     def measure_povm(self, qids: Sequence[int], elements: Sequence[Qobj | np.ndarray], rng: np.random.Generator, now_ns: int) -> int:
         """Destructive POVM on ``qids``; returns the index of the sampled element.
