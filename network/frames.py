@@ -93,6 +93,7 @@ def swap_estimates(
             weights=down.bell_diagonal, time_ns=down.goodness_time_ns, far_memory=_neighbour_memory(capabilities, downstream)
         ),
         "swap_decay": decay,
+        "swap_time_ns": swap_time_ns,
     }
 
 

@@ -99,8 +99,8 @@ class SwapRecord(_Peer):
     (``None`` when a link gave no Bell-diagonal estimate; the ends then fall
     back to the Werner composition of the ``*_goodness`` fields), and
     ``swap_decay`` the decay exponents ``(X, Y, Z)`` of the two halves this
-    repeater measured, each held from its pair's ``time_ns`` until the swap
-    (:mod:`~qnetstack.network.bell_diagonal`)."""
+    repeater measured, each held from its pair's ``time_ns`` until the swap at
+    ``swap_time_ns`` (:mod:`~qnetstack.network.bell_diagonal`)."""
 
     kind: Literal["swap_record"] = "swap_record"
     head: str
@@ -118,6 +118,7 @@ class SwapRecord(_Peer):
     upstream_estimate: PairEstimate | None = None
     downstream_estimate: PairEstimate | None = None
     swap_decay: tuple[float, float, float] | None = None
+    swap_time_ns: int | None = Field(None, ge=0)
 
 
 class CircuitFailed(_Peer):
