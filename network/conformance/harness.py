@@ -31,7 +31,8 @@ rest:
   delay of the shortest path, which is the same thing on equal links).
 
 The harness knows the truth. Every link pair is a Werner state of fidelity
-``F`` around its Bell state (no memory decay), every Bell measurement and Pauli
+``F`` around its Bell state, or, with ``pair_diagonals``, a Bell-diagonal state
+whose weights the link's OK tells (no memory decay), every Bell measurement and Pauli
 gate is recorded, so :meth:`NetRun.chain` can follow a delivered qubit through
 the swaps to the qubit at the other end and compute the pair's true Bell state
 and fidelity:
@@ -44,6 +45,9 @@ and fidelity:
 * Fidelity: a Werner state of fidelity ``F`` has Werner parameter
   ``w = (4F - 1) / 3``; perfect swaps multiply the parameters, so the chain has
   ``F = 1/4 + 3/4 · Π w_i`` (Dür, Briegel, Cirac & Zoller, PRA 59, 169, 1999).
+  In general the errors relative to the frames compose by XOR, so the
+  correlations ``<X⊗X>``, ``-<Y⊗Y>``, ``<Z⊗Z>`` in the frame multiply
+  (:func:`bell_diagonal_chain_fidelity`; Werner states have all three ``w``).
 
 The device refuses operations on qubits the network layer does not hold (not
 yet reported by the link layer, already handed up, measured or freed) and
