@@ -532,7 +532,9 @@ class SingleClickEgp:
             goodness=goodness,
         )
         if keep:
-            ok: LinkOkKeep | LinkOkMeasure = LinkOkKeep(**common, goodness_time_ns=time_ns, handle=herald.handle)
+            ok: LinkOkKeep | LinkOkMeasure = LinkOkKeep(
+                **common, goodness_time_ns=time_ns, handle=herald.handle, bell_diagonal=herald.bell_diagonal
+            )
         else:
             basis = self._basis_here(request)
             result = self.ctx.device.execute(Measure(handle=herald.handle, basis=basis))

@@ -33,7 +33,7 @@ from pydantic import Field
 
 from qnetstack.entity import Entity
 from qnetstack.entity.message import Message as _Message
-from qnetstack.physical.service import Basis, BellState, Probability, QubitHandle
+from qnetstack.physical.service import Basis, BellDiagonalWeights, BellState, Probability, QubitHandle
 
 __all__ = [
     "BellState",
@@ -221,11 +221,18 @@ class LinkOkKeep(_LinkOk):
     ``origin_node`` is the node that sent the CREATE (with ``create_id`` it
     names the request). ``goodness`` is the link's estimate of the pair's
     fidelity to ``bell_state`` at ``goodness_time_ns``.
+
+    ``bell_diagonal`` (optional; ``None``: not known) is the link's estimate of
+    the pair's Bell-basis diagonal at ``goodness_time_ns``, relative to
+    ``bell_state``: the weight of ``bell_state.compose(b)`` for each ``b`` in
+    the order of :class:`BellState`, its first entry ``goodness``
+    (specs/link.md §2).
     """
 
     kind: Literal["ok_keep"] = "ok_keep"
     goodness_time_ns: int = Field(ge=0)
     handle: QubitHandle
+    bell_diagonal: BellDiagonalWeights | None = None
 
 
 class LinkOkMeasure(_LinkOk):

@@ -92,7 +92,7 @@ from qnetstack.network.circuit import (
     LabelTable,
 )
 from qnetstack.network.cutoff import Cutoffs
-from qnetstack.network.frames import chain_frame, chain_goodness, correctable, outcome_flips
+from qnetstack.network.frames import chain_estimate, chain_frame, correctable, outcome_flips, swap_estimates
 from qnetstack.network.memory import MemoryBook, WaitingSetUp
 from qnetstack.network.pairs import HopKey, LinkPair, PairEvent, PairState, PairStore, hop_key
 from qnetstack.network.peer import CircuitFailed, Forward, HopFreed, PairDiscarded, Release, Reserve, Reserved, SwapRecord
@@ -655,6 +655,7 @@ class NetworkNode:
                 downstream_bell_state=down.ok.bell_state,
                 upstream_goodness=up.ok.goodness,
                 downstream_goodness=down.ok.goodness,
+                **swap_estimates(up.ok, down.ok, up.hop[0], down.hop[0], self.ctx.now_ns, self.ctx.device.capabilities()),
             )
             self.ctx.trace("network.swap", head=circuit.head, request_id=circuit.request_id, index=circuit.swapped)
             self.ctx.send_peer(circuit.head, record)
@@ -685,11 +686,11 @@ class NetworkNode:
                 [records[0].upstream_bell_state, *(r.downstream_bell_state for r in records)],
                 [r.outcome for r in records],
             )
-            goodness = chain_goodness([records[0].upstream_goodness, *(r.downstream_goodness for r in records)])
+            # the estimate of the pair as it is now, both end halves decohered until now
+            goodness_time = self.ctx.now_ns
+            goodness = chain_estimate(records, goodness_time)
             # the first repeater numbers its swaps, and both ends hear from it
             index = records[0].swap_index
-            # the Werner estimate has no exact time and is stamped now
-            goodness_time = self.ctx.now_ns
         else:
             frame, goodness, goodness_time = ok.bell_state, ok.goodness, ok.goodness_time_ns
             index = circuit.delivered  # one link request, whose pairs both ends see in the order made

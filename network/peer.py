@@ -58,9 +58,21 @@ from pydantic import Field
 from qnetstack.entity.message import Message as _Peer
 from qnetstack.link.service import EntanglementId, RequestType
 from qnetstack.network.service import NetErrorCode
-from qnetstack.physical.service import Basis, BellState
+from qnetstack.physical.service import Basis, BellDiagonalWeights, BellState, MemoryDecoherence
 
-__all__ = ["CircuitFailed", "Forward", "HopFreed", "PairDiscarded", "PeerMessage", "Release", "Reserve", "Reserved", "SwapRecord", "LABELS"]
+__all__ = [
+    "CircuitFailed",
+    "Forward",
+    "HopFreed",
+    "PairDiscarded",
+    "PairEstimate",
+    "PeerMessage",
+    "Release",
+    "Reserve",
+    "Reserved",
+    "SwapRecord",
+    "LABELS",
+]
 
 LABELS = 65536  # the link service's purpose_id is an int in [0, 65535]
 
@@ -84,12 +96,30 @@ class Forward(_Peer):
     detail: str = ""
 
 
+class PairEstimate(_Peer):
+    """What a repeater knew of a link pair it swapped: the link's Bell-diagonal
+    estimate ``weights`` (relative to the pair's Bell state) at ``time_ns``, and how
+    the memory that holds the pair's other half decoheres (``None``: not known)."""
+
+    weights: BellDiagonalWeights
+    time_ns: int = Field(ge=0)
+    far_memory: MemoryDecoherence | None = None
+
+
 class SwapRecord(_Peer):
     """Repeater -> both ends: link pairs ``upstream_ent_id`` and ``downstream_ent_id`` were swapped.
 
     ``swap_index`` counts this repeater's swaps for the circuit from 0; the
     first repeater's count is the index of the end-to-end pair (both ends hear
-    from it)."""
+    from it).
+
+    For the goodness (specs/network.md NET-GOOD): ``upstream_estimate`` and
+    ``downstream_estimate`` are the two pairs as their links estimated them
+    (``None`` when a link gave no Bell-diagonal estimate; the ends then fall
+    back to the Werner composition of the ``*_goodness`` fields), and
+    ``swap_decay`` the decay exponents ``(X, Y, Z)`` of the two halves this
+    repeater measured, each held from its pair's ``time_ns`` until the swap at
+    ``swap_time_ns`` (:mod:`~qnetstack.network.bell_diagonal`)."""
 
     kind: Literal["swap_record"] = "swap_record"
     head: str
@@ -104,6 +134,10 @@ class SwapRecord(_Peer):
     downstream_bell_state: BellState
     upstream_goodness: float
     downstream_goodness: float
+    upstream_estimate: PairEstimate | None = None
+    downstream_estimate: PairEstimate | None = None
+    swap_decay: tuple[float, float, float] | None = None
+    swap_time_ns: int | None = Field(None, ge=0)
 
 
 class CircuitFailed(_Peer):

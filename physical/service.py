@@ -66,6 +66,8 @@ __all__ = [
     "HeraldingLink",
     "HeraldingScheme",
     "AlphaSetting",
+    "BellDiagonalWeights",
+    "MemoryDecoherence",
     "PhysicalCapabilities",
     "CAP_DEVICE",
     "CAP_HERALDING",
@@ -379,6 +381,11 @@ class HeraldAttempt(_Message):
     max_attempts: int = Field(1, ge=1)
 
 
+# Four weights in the order of BellState: the weight of ``bell_state.compose(b)`` for each b
+# (so the first is the fidelity to the announced Bell state itself).
+BellDiagonalWeights = tuple[Probability, Probability, Probability, Probability]
+
+
 class HeraldResult(_Message):
     """Outcome of one attempt, delivered at both ends at the herald's arrival.
 
@@ -389,6 +396,14 @@ class HeraldResult(_Message):
     the physical model's fidelity of the post-herald state at
     ``herald_time_ns`` (the moment of detection). ``attempts`` is how many of
     the request's ``max_attempts`` were made (the successful one included).
+
+    ``bell_diagonal`` (optional; ``None``: not known) is the Bell-basis
+    diagonal of that same state, relative to ``bell_state``: the weight of
+    ``bell_state.compose(b)`` for each ``b`` in the order of :class:`BellState`,
+    so its first entry equals ``fidelity_estimate``. A post-herald state need
+    not be Bell-diagonal; these are its diagonal elements only, what a
+    bilateral Pauli twirl would leave of it (Bennett et al., PRA 54, 3824,
+    1996), which is what fidelities through swaps depend on (specs/physical.md).
     """
 
     kind: Literal["herald_result"] = "herald_result"
@@ -402,6 +417,7 @@ class HeraldResult(_Message):
     herald_time_ns: int | None = Field(None, ge=0)
     no_memory: bool = False  # this end had no free qubit, so no photon was sent
     attempts: int = Field(1, ge=1)
+    bell_diagonal: BellDiagonalWeights | None = None
 
 
 HeraldingScheme = Literal["single-click", "barrett-kok", "midpoint-source"]
@@ -416,6 +432,15 @@ class AlphaSetting(_Message):
     bright_state_population: Probability
     success_probability: Probability
     fidelity: Probability
+
+
+class MemoryDecoherence(_Message):
+    """How a memory qubit left alone decoheres: T1 energy relaxation and T2
+    total dephasing (Nielsen & Chuang 2000, §8.3.5-8.3.6), as in the
+    hardware's ``MemoryParams``; ``None`` means no decay of that kind."""
+
+    t1_ns: float | None = Field(None, gt=0)
+    t2_ns: float | None = Field(None, gt=0)
 
 
 class HeraldingLink(_Message):
@@ -438,12 +463,19 @@ class HeraldingLink(_Message):
     # α that meets a request's minimum fidelity at the highest rate. None: only
     # the configured α is known.
     alpha_settings: list[AlphaSetting] | None = None
+    # Optional: how the neighbour's memory qubits decohere (it holds the other half of every
+    # pair of this link). None: not known.
+    neighbour_memory: MemoryDecoherence | None = None
 
 
 class PhysicalCapabilities(_Message):
+    """What a node can do; ``memory`` (optional, ``None``: not known) is how its
+    own memory qubits decohere."""
+
     node: str
     num_qubits: int = Field(ge=0)
     links: dict[str, HeraldingLink]
+    memory: MemoryDecoherence | None = None
 
 
 # ------------------------------------------------------------- the provider

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from qnetstack.link.service import LinkOkKeep
 from qnetstack.network.peer import Release
 from qnetstack.network.policy import SwapAsapPolicy
 from qnetstack.network.swap_asap import SwapAsap
 
-__all__ = ["LeaksReleasedSetUps", "ReservesNothing", "SwapsPastTheCutoff"]
+__all__ = ["LeaksReleasedSetUps", "ReservesNothing", "SwapsPastTheCutoff", "WernerGoodness"]
 
 
 class _SwapAsapHoldingNothing(SwapAsapPolicy):
@@ -42,6 +43,16 @@ class LeaksReleasedSetUps(SwapAsap):
     def _release_here(self, msg: Release) -> None:
         if msg.path[-1] == self.ctx.node:
             super()._release_here(msg)  # the tail still reports the NetError
+
+
+class WernerGoodness(SwapAsap):
+    """Ignores the Bell-diagonal estimates its links give and composes their goodness as if
+    every link pair were a Werner state, as the reference did before it had them."""
+
+    def handle_below(self, msg: Any) -> None:
+        if isinstance(msg, LinkOkKeep) and msg.bell_diagonal is not None:
+            msg = msg.model_copy(update={"bell_diagonal": None})
+        super().handle_below(msg)
 
 
 class SwapsPastTheCutoff(SwapAsap):

@@ -308,15 +308,20 @@ def test_the_topology_carries_what_the_devices_announce():
 def test_a_scenario_routing_by_fidelity_takes_the_longer_path_of_better_links():
     """By fibre (the default) alice reaches bob over fast: 10 km, end-to-end Werner fidelity
     1/4 + 3/4 ((4 * 0.761 - 1)/3)^2 = 0.598. By fidelity over good1 and good2: 15 km, three links
-    of 0.963, 0.894. The run's reported goodness of the 20 pairs is that Werner figure."""
+    of 0.963, 0.894. The run's reported goodness of the 20 pairs composes the links' Bell diagonals
+    (specs/network.md, goodness through swaps): within 5 standard errors of the mean oracle
+    fidelity (20 pairs), and above the Werner figure where it differs, since the Werner
+    composition is pessimistic for single-click states."""
     by_length = assemble(parse_scenario(detour_scenario(None))).run()
     by_fidelity = assemble(parse_scenario(detour_scenario("fidelity"))).run()
     assert by_length.status == by_fidelity.status == "done"
     shorter, better = by_length.applications[0], by_fidelity.applications[0]
     assert shorter.path == ["alice", "fast", "bob"]
     assert better.path == ["alice", "good1", "good2", "bob"]
-    assert shorter.mean_goodness == pytest.approx(0.598, abs=5e-4)
-    assert better.mean_goodness == pytest.approx(0.894, abs=5e-4)
+    for app, werner in ((shorter, 0.598), (better, 0.894)):
+        assert abs(app.mean_goodness - app.mean_oracle_fidelity) < 5 * app.stderr_oracle_fidelity
+        assert app.mean_goodness > werner - 5e-4
+    assert shorter.mean_goodness > 0.598 + 5e-3  # the Bell-diagonal estimate, not the Werner one
 
 
 def test_the_default_metric_is_passed_to_no_one():

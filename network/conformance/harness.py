@@ -31,7 +31,8 @@ rest:
   delay of the shortest path, which is the same thing on equal links).
 
 The harness knows the truth. Every link pair is a Werner state of fidelity
-``F`` around its Bell state (no memory decay), every Bell measurement and Pauli
+``F`` around its Bell state, or, with ``pair_diagonals``, a Bell-diagonal state
+whose weights the link's OK tells (no memory decay), every Bell measurement and Pauli
 gate is recorded, so :meth:`NetRun.chain` can follow a delivered qubit through
 the swaps to the qubit at the other end and compute the pair's true Bell state
 and fidelity:
@@ -44,6 +45,9 @@ and fidelity:
 * Fidelity: a Werner state of fidelity ``F`` has Werner parameter
   ``w = (4F - 1) / 3``; perfect swaps multiply the parameters, so the chain has
   ``F = 1/4 + 3/4 · Π w_i`` (Dür, Briegel, Cirac & Zoller, PRA 59, 169, 1999).
+  In general the errors relative to the frames compose by XOR, so the
+  correlations ``<X⊗X>``, ``-<Y⊗Y>``, ``<Z⊗Z>`` in the frame multiply
+  (:func:`bell_diagonal_chain_fidelity`; Werner states have all three ``w``).
 
 The device refuses operations on qubits the network layer does not hold (not
 yet reported by the link layer, already handed up, measured or freed) and
@@ -113,6 +117,7 @@ __all__ = [
     "make_topology",
     "run_network",
     "werner_chain_fidelity",
+    "bell_diagonal_chain_fidelity",
 ]
 
 CHAIN = ("alice", "bob", "carol", "dave")
@@ -136,6 +141,9 @@ class NetConditions:
     num_qubits: int = 8  # memory qubits per node
     upper_hold_ns: int = 0  # how long the layer above keeps a delivered qubit before freeing it
     bell_states: tuple[BellState, ...] | None = None  # link-pair states in turn; None: uniformly random
+    # Bell-diagonal link pairs in turn, as weights relative to their bell_state (BellState order), told
+    # to the layer in LinkOkKeep.bell_diagonal; None: Werner pairs of pair_fidelities, told no diagonal
+    pair_diagonals: tuple[tuple[float, float, float, float], ...] | None = None
     swap_outcomes: tuple[BellState, ...] | None = None  # BellMeasure outcomes in turn; None: random
 
     def __post_init__(self) -> None:
@@ -147,6 +155,9 @@ class NetConditions:
             raise ValueError("success_probability must be in (0, 1]")
         if not all(0.25 <= f <= 1.0 for f in self.pair_fidelities) or not self.pair_fidelities:
             raise ValueError("pair_fidelities must be in [1/4, 1]")
+        for w in self.pair_diagonals or ():
+            if min(w) < 0 or abs(sum(w) - 1) > 1e-9:
+                raise ValueError(f"pair_diagonals must be probability vectors, got {w}")
 
     @property
     def chain(self) -> tuple[str, ...]:
@@ -203,7 +214,9 @@ class Qubit:
 
 @dataclass
 class LinkPair:
-    """A pair the fake link layer made: a Werner state of ``fidelity`` around ``bell_state``."""
+    """A pair the fake link layer made: a Bell-diagonal state around ``bell_state``, of
+    ``fidelity``, with weights ``diagonal`` relative to ``bell_state`` (Werner unless the
+    conditions give ``pair_diagonals``)."""
 
     sequence: int
     origin: str
@@ -212,6 +225,7 @@ class LinkPair:
     bell_state: BellState
     fidelity: float
     time_ns: int
+    diagonal: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -244,6 +258,19 @@ class Chain:
     end: int
     bell_state: BellState  # the true Pauli frame of (start, end)
     fidelity: float  # the true fidelity to bell_state
+
+
+def bell_diagonal_chain_fidelity(diagonals: list[tuple[float, float, float, float]]) -> float:
+    """Fidelity to its frame of a chain of perfectly swapped Bell-diagonal pairs (weights relative
+    to each pair's frame): the errors relative to the frames compose by XOR, so the Walsh transforms
+    of the weights, the correlations <XX>, -<YY>, <ZZ> in the frame, multiply (Dür, Briegel, Cirac &
+    Zoller, PRA 59, 169, 1999). For Werner pairs this is :func:`werner_chain_fidelity`."""
+    cx = cy = cz = 1.0
+    for w0, w1, w2, w3 in diagonals:  # Pauli bits (x, z) = 00, 01, 10, 11
+        cx *= w0 - w1 + w2 - w3
+        cy *= w0 - w1 - w2 + w3
+        cz *= w0 + w1 - w2 - w3
+    return (1.0 + cx + cy + cz) / 4.0
 
 
 def werner_chain_fidelity(fidelities: list[float]) -> float:
@@ -331,21 +358,21 @@ class NetRun:
         q = self.qubits[uid]
         if q.pair is None:
             return None
-        nodes, pairs, fidelities = [q.node], [], []
+        nodes, pairs, diagonals = [q.node], [], []
         x, z = q.frame
         while True:
             pair = self.pairs[q.pair]  # type: ignore[index]
             if pair.sequence in pairs:
                 return None
             pairs.append(pair.sequence)
-            fidelities.append(pair.fidelity)
+            diagonals.append(pair.diagonal)
             bx, bz = pair.bell_state.pauli_bits
             other = self.qubits[next(u for n, u in pair.qubits.items() if n != q.node)]
             nodes.append(other.node)
             x, z = x ^ bx ^ other.frame[0], z ^ bz ^ other.frame[1]
             if other.bsm is None:
                 state = BellState.from_bits(x, z)
-                return Chain(tuple(nodes), tuple(pairs), uid, other.uid, state, werner_chain_fidelity(fidelities))
+                return Chain(tuple(nodes), tuple(pairs), uid, other.uid, state, bell_diagonal_chain_fidelity(diagonals))
             swap = self.swaps[other.bsm]
             sx, sz = swap.outcome.pauli_bits
             q = self.qubits[swap.qubits[0] if swap.qubits[1] == other.uid else swap.qubits[1]]
@@ -406,6 +433,7 @@ class FakeBelow(FakeDevices):
         self._bell_states: Iterator[BellState] = itertools.cycle(conditions.bell_states) if conditions.bell_states else iter(())
         self._swap_outcomes: Iterator[BellState] = iter(conditions.swap_outcomes or ())
         self._fidelities = itertools.cycle(conditions.pair_fidelities)
+        self._diagonals = itertools.cycle(conditions.pair_diagonals) if conditions.pair_diagonals else None
         self.seq: Iterator[int] = itertools.count()  # shared with the harness: orders ops and messages
         self.deliver: Any = None  # set by the harness: (node, message) -> None, calls handle_below
 
@@ -587,10 +615,17 @@ class FakeBelow(FakeDevices):
             assert qubit is not None  # both ends were checked to have free memory above
             qubits[n] = qubit
         bell = next(self._bell_states, None) or BellState.from_bits(*map(int, self.rng.integers(2, size=2)))
-        fidelity = max(next(self._fidelities), request.msg.min_fidelity)  # the link keeps only good-enough pairs
+        told: tuple[float, float, float, float] | None = None
+        if self._diagonals is not None:
+            told = diagonal = next(self._diagonals)
+            fidelity = diagonal[0]
+        else:
+            fidelity = max(next(self._fidelities), request.msg.min_fidelity)  # the link keeps only good-enough pairs
+            other_weight = (1.0 - fidelity) / 3.0
+            diagonal = (fidelity, other_weight, other_weight, other_weight)
         now = self.kernel.now_ns
         self.pairs[sequence] = LinkPair(
-            sequence, request.origin, request.remote, {n: q.uid for n, q in qubits.items()}, bell, fidelity, now
+            sequence, request.origin, request.remote, {n: q.uid for n, q in qubits.items()}, bell, fidelity, now, diagonal
         )
         ent_id = EntanglementId(creator=request.origin, peer=request.remote, sequence=sequence)
         for node, other in ((request.origin, request.remote), (request.remote, request.origin)):
@@ -606,6 +641,7 @@ class FakeBelow(FakeDevices):
                 goodness=fidelity,
                 goodness_time_ns=now,
                 handle=q.handle,
+                bell_diagonal=told,
             )
             # each end hears of the pair up to one hop delay after it was made
             self.kernel.schedule(int(self.rng.integers(self.conditions.hop_delay_ns + 1)), self._deliver_ok, q, ok)

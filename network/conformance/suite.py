@@ -44,6 +44,7 @@ from qnetstack.network.conformance.harness import (
     ScriptedRequest,
     SentUp,
     run_network,
+    werner_chain_fidelity,
 )
 from qnetstack.network.service import (
     CAP_NET_K,
@@ -119,6 +120,11 @@ def _require_type(impl: Any, kind: RequestType) -> None:
 # hypothesis validates every new strategy object it is given, and building them anew in
 # every scenario made that validation cost more than the draws and the simulated runs.
 _FIDELITIES = st.lists(st.sampled_from([0.8, 0.9, 0.95, 1.0]), min_size=1, max_size=4)
+# Bell-diagonal link pairs (weights relative to their Bell state): dephased, flipped, and one Werner
+# state; through swaps the first two compose far from the Werner formula (NET-GOOD-1)
+_DIAGONALS = st.lists(
+    st.sampled_from([(0.8, 0.2, 0.0, 0.0), (0.7, 0.3, 0.0, 0.0), (0.9, 0.0, 0.1, 0.0), (0.85, 0.05, 0.05, 0.05)]), min_size=1, max_size=4
+)
 _BELL_STATES = st.none() | st.lists(st.sampled_from(list(BellState)), min_size=1, max_size=6).map(tuple)
 
 
@@ -131,8 +137,10 @@ def scenarios(draw: Any, types: tuple[RequestType, ...], mode: str = "any") -> t
     large, so every request can end), ``"clean"`` (live, and no link fails)
     ``"deadlines"`` (every request has a max_time_ns and links are slow) or
     ``"scarce"`` (live, but every node has two memory qubits: too few to serve
-    requests that cross at a node all at once).
+    requests that cross at a node all at once) or ``"diagonal"`` (clean, with
+    link pairs that are Bell-diagonal but not Werner, whose weights the links tell).
     """
+    clean = mode in ("clean", "diagonal")
     size = draw(sampled(4, 4, 3, 2))  # mostly long chains: swaps to check
     chain = ("alice", "bob", "carol", "dave")[:size]
     hop = draw(sampled(1_000, 10_000, 50_000))
@@ -140,10 +148,11 @@ def scenarios(draw: Any, types: tuple[RequestType, ...], mode: str = "any") -> t
         "any": (0.1, 0.3, 1.0),
         "live": (0.2, 0.5, 1.0),
         "clean": (0.2, 0.5, 1.0),
+        "diagonal": (0.2, 0.5, 1.0),
         "scarce": (0.2, 0.5, 1.0),
         "deadlines": (0.02, 0.05, 0.1),
     }
-    failure = 0.0 if mode in ("clean", "deadlines") else draw(sampled(0.0, 0.1, 0.3))
+    failure = 0.0 if clean or mode == "deadlines" else draw(sampled(0.0, 0.1, 0.3))
     requests = []
     used: set[tuple[str, int]] = set()
     for _ in range(draw(st.integers(2, 3) if mode == "scarce" else st.integers(1, 3))):
@@ -164,7 +173,7 @@ def scenarios(draw: Any, types: tuple[RequestType, ...], mode: str = "any") -> t
         request = NetRequest(
             request_id=request_id,
             remote_node=draw(sampled(*others)),
-            min_fidelity=0.0 if mode == "clean" else draw(sampled(0.0, 0.0, 0.5, 0.8, 0.95)),
+            min_fidelity=0.0 if clean else draw(sampled(0.0, 0.0, 0.5, 0.8, 0.95)),
             number=draw(st.integers(1, 3)),
             type=draw(sampled(*types)),
             basis=draw(sampled(*Basis)),
@@ -179,14 +188,15 @@ def scenarios(draw: Any, types: tuple[RequestType, ...], mode: str = "any") -> t
         pair_fidelities=tuple(draw(_FIDELITIES)),
         failure_probability=failure,
         # live runs: two link qubits per open request and node, plus what the layer above holds
-        num_qubits=2 * len(requests) + pairs_asked if mode in ("live", "clean") else 2 if mode == "scarce" else draw(sampled(2, 3, 8)),
+        num_qubits=2 * len(requests) + pairs_asked if clean or mode == "live" else 2 if mode == "scarce" else draw(sampled(2, 3, 8)),
         upper_hold_ns=draw(sampled(0, hop, 20 * hop)),
         bell_states=draw(_BELL_STATES),
         swap_outcomes=draw(_BELL_STATES),
+        pair_diagonals=tuple(draw(_DIAGONALS)) if mode == "diagonal" else None,
     )
     # live: 9 pairs over 3 hops at p >= 0.2 need a few hundred periods; 3000 leave no realistic chance of running out
     # scarce: the requests may run one after the other
-    horizon = max(r.at_ns for r in requests) + {"live": 3000, "clean": 3000, "scarce": 9000}.get(mode, 300) * hop
+    horizon = max(r.at_ns for r in requests) + {"live": 3000, "clean": 3000, "diagonal": 3000, "scarce": 9000}.get(mode, 300) * hop
     return conditions, requests, horizon
 
 
@@ -473,6 +483,51 @@ def pair_goodness_honest(impl: Any) -> None:
                     raise _fail(
                         f"goodness {u.msg.goodness:.4f} but the pair's true fidelity is {chain.fidelity:.4f} "
                         f"(links {[run.pairs[s].fidelity for s in chain.pairs]}, tolerance {GOODNESS_TOLERANCE})",
+                        u,
+                    )
+
+    _property(impl, check)
+
+
+@SUITE.clause("NET-GOOD-1")
+def goodness_through_swaps(impl: Any) -> None:
+    def check(run: NetRun) -> None:
+        for acc in run.accepted().values():
+            for u in run.deliveries(acc.key):
+                chain = _chain_of(run, u)
+                if chain is None or chain.nodes != _oriented(acc, u.node) or len(chain.pairs) < 2:
+                    continue  # NET-PAIR-3/4 report it; one link pair has the link's own goodness
+                if abs(u.msg.goodness - chain.fidelity) > GOODNESS_TOLERANCE:
+                    links = [run.pairs[s].diagonal for s in chain.pairs]
+                    werner = werner_chain_fidelity([w[0] for w in links])
+                    raise _fail(
+                        f"goodness {u.msg.goodness:.4f} but the pair's true fidelity is {chain.fidelity:.4f}: link pairs with "
+                        f"Bell-diagonal weights {links} (told in their OKs) compose to that; taken as Werner states they "
+                        f"would give {werner:.4f} (tolerance {GOODNESS_TOLERANCE})",
+                        u,
+                    )
+
+    _property(impl, check, mode="diagonal")
+
+
+@SUITE.clause("NET-GOOD-2")
+def goodness_time_after_swaps(impl: Any) -> None:
+    def check(run: NetRun) -> None:
+        for acc in run.accepted().values():
+            for u in run.deliveries(acc.key):
+                chain = _chain_of(run, u)
+                if chain is None or chain.nodes != _oriented(acc, u.node):
+                    continue  # NET-PAIR-3/4 report it
+                swapped = [
+                    run.swaps[q.bsm].time_ns
+                    for s in chain.pairs
+                    for uid in run.pairs[s].qubits.values()
+                    if (q := run.qubits[uid]).bsm is not None
+                ]
+                if swapped and u.msg.goodness_time_ns < max(swapped):
+                    raise _fail(
+                        f"goodness_time_ns {u.msg.goodness_time_ns} is before the pair existed: its last Bell measurement "
+                        f"was at {max(swapped)} ns",
                         u,
                     )
 

@@ -347,7 +347,7 @@ class MemoryDevice(Refusing):
         qa, qb = held
         now, rng, world = self._ctx.now_ns, self._ctx.rng, self._world
         if self._two_qubit_error is None and self._gate_error is None:
-            world.apply_unitary([qa, qb], _BELL_ROTATION, now)
+            m_a, m_b = world.measure_two_after(qa, qb, _BELL_ROTATION, rng, now)
         else:
             world.apply_unitary([qa, qb], _TWO_QUBIT_GATES[TwoQubitGate.CNOT], now)
             if self._two_qubit_error is not None:
@@ -355,8 +355,8 @@ class MemoryDevice(Refusing):
             world.apply_unitary([qa], _GATES[Gate.H], now)
             if self._gate_error is not None:
                 world.apply_kraus([qa], self._gate_error, now)
-        m_a = world.measure(qa, Basis.Z, rng, now)
-        m_b = world.measure(qb, Basis.Z, rng, now)
+            m_a = world.measure(qa, Basis.Z, rng, now)
+            m_b = world.measure(qb, Basis.Z, rng, now)
         m_a, m_b = self._read(m_a), self._read(m_b)
         self._slots[op.handle_a] = self._slots[op.handle_b] = None
         # the parity (m_b) reveals the X frame, the sign (m_a, after H) the Z frame

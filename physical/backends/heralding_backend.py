@@ -73,6 +73,7 @@ from qnetstack.physical.backends.midpoint import (
     attempt_period_ns,
     ends_in_order,
     half_delay_ns,
+    memory_decoherence,
 )
 from qnetstack.physical.params import LinkSide, NodeHardware
 from qnetstack.physical.schemes.model import HeraldingModel, branch_fidelity
@@ -110,7 +111,7 @@ class _PreparedLink:
         # numpy's searchsorted call overhead by ~5 µs an attempt
         self._cumulative = [float(c) for c in self.cumulative]
         self._noise = (noise_a, noise_b)
-        self._states: dict[tuple[int, int, int], tuple[np.ndarray, float]] = {}
+        self._states: dict[tuple[int, int, int], tuple[np.ndarray, float, tuple[float, float, float, float]]] = {}
 
     def draw(self, rng: np.random.Generator, max_attempts: int) -> tuple[int, int | None]:
         """(attempts made, branch index or None on failure).
@@ -135,8 +136,9 @@ class _PreparedLink:
                 return attempts, index
         return attempts, len(cumulative) - 1
 
-    def state(self, index: int, wait_a_ns: int, wait_b_ns: int) -> tuple[np.ndarray, float]:
-        """The branch's state after each spin's memory noise for its wait, and its fidelity."""
+    def state(self, index: int, wait_a_ns: int, wait_b_ns: int) -> tuple[np.ndarray, float, tuple[float, float, float, float]]:
+        """The branch's state after each spin's memory noise for its wait, its fidelity, and its
+        Bell-basis diagonal relative to the branch's Bell state (``HeraldResult.bell_diagonal``)."""
         key = (index, wait_a_ns, wait_b_ns)
         found = self._states.get(key)
         if found is None:
@@ -146,7 +148,8 @@ class _PreparedLink:
             rho = (rho + rho.conj().T) / 2
             rho = rho / np.real(np.trace(rho))
             rho.setflags(write=False)  # the world keeps it as the pair's state and caches it by object
-            found = (rho, branch_fidelity(rho, branch.bell_state))
+            diagonal = tuple(branch_fidelity(rho, branch.bell_state.compose(b)) for b in BellState)
+            found = (rho, diagonal[0], (diagonal[0], diagonal[1], diagonal[2], diagonal[3]))
             if len(self._states) > 256:
                 self._states.clear()
             self._states[key] = found
@@ -198,6 +201,7 @@ class StationOutcome(NamedTuple):
     herald_sequence: int | None = None
     fidelity_estimate: float | None = None
     kind: Literal["station_outcome"] = "station_outcome"
+    bell_diagonal: tuple[float, float, float, float] | None = None
 
 
 # ------------------------------------------------------------------ node
@@ -236,8 +240,11 @@ class ModelNode(LinkEndNode):
                 success_probability=prepared.p,
                 fidelity=prepared.mean_fidelity(half, half),
                 alpha_settings=alpha_settings(side.params, hw_a, hw_b, half),
+                neighbour_memory=memory_decoherence(side.neighbour_hardware),
             )
-        return PhysicalCapabilities(node=self.name, num_qubits=self.hardware.memory.num_qubits, links=links)
+        return PhysicalCapabilities(
+            node=self.name, num_qubits=self.hardware.memory.num_qubits, links=links, memory=memory_decoherence(self.hardware)
+        )
 
     def capabilities(self) -> PhysicalCapabilities:
         return self._capabilities
@@ -362,7 +369,7 @@ class ModelStation(MidpointStationBase):
             self._tell_reporters(decided.reports, failure)
             return
         assert prepared is not None and branch is not None
-        state, fidelity = prepared.state(branch, *decided.waits)
+        state, fidelity, diagonal = prepared.state(branch, *decided.waits)
         qubits = self._world.new_qubits(state, now, self._noise)
         bell = prepared.branches[branch].bell_state
         self.herald_sequence += 1
@@ -377,6 +384,7 @@ class ModelStation(MidpointStationBase):
                 herald_sequence=self.herald_sequence,
                 fidelity_estimate=fidelity,
                 herald_time_ns=now,
+                bell_diagonal=diagonal,
             )
             self._ctx.send_peer(end, outcome)
 

@@ -35,13 +35,22 @@ from qnetstack.physical.backends.device import MemoryDevice
 from qnetstack.physical.engines.world import QuantumWorld
 from qnetstack.physical.params import FibreParams, LinkSide, NodeHardware, SingleClickLinkParams
 from qnetstack.physical.schemes.single_click import operating_points
-from qnetstack.physical.service import CAP_DEVICE, CAP_HERALDING, AlphaSetting, DeviceRequest, HeraldAttempt, HeraldResult
+from qnetstack.physical.service import (
+    CAP_DEVICE,
+    CAP_HERALDING,
+    AlphaSetting,
+    DeviceRequest,
+    HeraldAttempt,
+    HeraldResult,
+    MemoryDecoherence,
+)
 
 __all__ = [
     "half_delay_ns",
     "attempt_period_ns",
     "ends_in_order",
     "alpha_settings",
+    "memory_decoherence",
     "LinkEndNode",
     "MidpointStationBase",
     "MidpointBackend",
@@ -55,6 +64,11 @@ def half_delay_ns(params: Any) -> int:
     """One-way delay between a node and the midpoint station, delay(L/2)."""
     fibre = getattr(params, "fibre", None) or FibreParams()
     return fibre.delay_ns(params.length_km / 2)
+
+
+def memory_decoherence(hardware: NodeHardware) -> MemoryDecoherence:
+    """How this hardware's memory qubits decohere, as the capabilities tell it."""
+    return MemoryDecoherence(t1_ns=hardware.memory.t1_ns, t2_ns=hardware.memory.t2_ns)
 
 
 def attempt_period_ns(params: Any) -> int:
@@ -164,6 +178,7 @@ class LinkEndNode(MemoryDevice):
                 fidelity_estimate=herald.fidelity_estimate,
                 herald_time_ns=herald.herald_time_ns,
                 attempts=attempts,
+                bell_diagonal=getattr(herald, "bell_diagonal", None),
             )
         )
 

@@ -83,14 +83,18 @@ from qnetstack.physical.backends.midpoint import (
     attempt_period_ns,
     ends_in_order,
     half_delay_ns,
+    memory_decoherence,
 )
 from qnetstack.physical.params import LinkSide, NodeHardware, SingleClickLinkParams
 from qnetstack.physical.schemes.single_click import (
     HERALD_BELL_STATES,
     arrival_efficiency,
+    decohere_pair,
     emission_state,
     fidelity_at_detection,
     herald_povm,
+    post_herald_state,
+    stored_pair_fidelity,
     success_probability,
 )
 from qnetstack.physical.service import (
@@ -137,6 +141,7 @@ class StationHerald(_Internal):
     herald_sequence: int | None = None
     fidelity_estimate: float | None = None
     herald_time_ns: int
+    bell_diagonal: tuple[float, float, float, float] | None = None
     # both ends sent a photon for the same run (same max_attempts): a failed run may go on
     in_step: bool = False
 
@@ -165,6 +170,33 @@ def _expected_fidelity(
         (wait_a_ns, hw_a.memory.t1_ns, hw_a.memory.t2_ns),
         (wait_b_ns, hw_b.memory.t1_ns, hw_b.memory.t2_ns),
     )
+
+
+def _expected_diagonal(
+    params: SingleClickLinkParams,
+    alpha_a: float,
+    alpha_b: float,
+    hw_a: NodeHardware,
+    hw_b: NodeHardware,
+    wait_a_ns: float,
+    wait_b_ns: float,
+    bell_state: BellState,
+) -> tuple[float, float, float, float] | None:
+    """The Bell-basis diagonal, relative to ``bell_state``, of the state whose fidelity
+    :func:`_expected_fidelity` gives (``HeraldResult.bell_diagonal``); None if no herald can be."""
+    eff = params.detector.efficiency
+    eta_a = arrival_efficiency(params, hw_a) * eff
+    eta_b = arrival_efficiency(params, hw_b) * eff
+    p_dc = params.detector.dark_count_probability
+    if success_probability(alpha_a, eta_a, eta_b, p_dc, alpha_b) <= 0.0:
+        return None
+    rho = decohere_pair(
+        post_herald_state(alpha_a, eta_a, eta_b, p_dc, bell_state, alpha_b),
+        (wait_a_ns, hw_a.memory.t1_ns, hw_a.memory.t2_ns),
+        (wait_b_ns, hw_b.memory.t1_ns, hw_b.memory.t2_ns),
+    )
+    w = [stored_pair_fidelity(rho, bell_state.compose(b)) for b in BellState]
+    return (w[0], w[1], w[2], w[3])
 
 
 def _require_single_click(params: Any, where: str) -> SingleClickLinkParams:
@@ -220,8 +252,11 @@ class PhysicalNode(LinkEndNode):
                     success_probability=min(1.0, success_probability(alpha, eta_a, eta_b, p.detector.dark_count_probability)),
                     fidelity=_expected_fidelity(p, alpha, alpha, self.hardware, side.neighbour_hardware, half_ns, half_ns),
                     alpha_settings=alpha_settings(p, *ends_in_order(self.name, self.hardware, nb, side.neighbour_hardware), half_ns),
+                    neighbour_memory=memory_decoherence(side.neighbour_hardware),
                 )
-            self._capabilities = PhysicalCapabilities(node=self.name, num_qubits=self.hardware.memory.num_qubits, links=links)
+            self._capabilities = PhysicalCapabilities(
+                node=self.name, num_qubits=self.hardware.memory.num_qubits, links=links, memory=memory_decoherence(self.hardware)
+            )
         return self._capabilities
 
     def _attempt(self, msg: HeraldAttempt, side: LinkSide) -> None:
@@ -290,6 +325,7 @@ class MidpointStation(MidpointStationBase):
         _require_single_click(self.params, f"station of link {self.link}")
         self._povm = herald_povm(self.params.detector)
         self._fidelity_cache: dict[tuple, float] = {}
+        self._diagonal_cache: dict[tuple, tuple[float, float, float, float] | None] = {}
 
     def _resolve(self, attempt_id: int, reports: dict[str, PhotonReport]) -> None:
         now = self._ctx.now_ns
@@ -297,6 +333,7 @@ class MidpointStation(MidpointStationBase):
         bell = None
         fidelity = None
         sequence = None
+        diagonal = None
         if complete:
             outcome = self._world.measure_povm([ra.photon, rb.photon], self._povm, self._ctx.rng, now)
             bell = HERALD_BELL_STATES.get(outcome)
@@ -309,6 +346,7 @@ class MidpointStation(MidpointStationBase):
             self.herald_sequence += 1
             sequence = self.herald_sequence
             fidelity = self._fidelity(ra, rb, bell, now)
+            diagonal = self._diagonal(ra, rb, bell, now)
         if complete:
             self.attempts += 1
             self._ctx.trace("station.attempt", link=self.link, success=success, attempt_id=attempt_id)
@@ -322,6 +360,7 @@ class MidpointStation(MidpointStationBase):
             fidelity_estimate=fidelity,
             herald_time_ns=now,
             in_step=complete,
+            bell_diagonal=diagonal,
         )
         self._tell_reporters(reports, herald)
 
@@ -335,6 +374,17 @@ class MidpointStation(MidpointStationBase):
                 self._fidelity_cache.clear()
             self._fidelity_cache[key] = value
         return value
+
+    def _diagonal(self, ra: PhotonReport, rb: PhotonReport, bell: BellState, now: int) -> tuple[float, float, float, float] | None:
+        key = (ra.bright_state_population, rb.bright_state_population, now - ra.emitted_ns, now - rb.emitted_ns, bell)
+        if key not in self._diagonal_cache:
+            a, b = self.ends
+            if len(self._diagonal_cache) > 1024:
+                self._diagonal_cache.clear()
+            self._diagonal_cache[key] = _expected_diagonal(
+                self.params, key[0], key[1], self._hardware[a], self._hardware[b], key[2], key[3], bell
+            )
+        return self._diagonal_cache[key]
 
 
 # ------------------------------------------------------------------ backend

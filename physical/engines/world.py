@@ -359,6 +359,25 @@ def _trace_out_one_of_two(mat: np.ndarray, dims: Sequence[int], pos: int) -> np.
     return out
 
 
+def _outcome_rows(u: np.ndarray) -> np.ndarray:
+    """``V`` of :meth:`QuantumWorld.measure_two_after`: for each outcome ``k`` of the two middle
+    qubits, the four rows ``<outer_a, outer_b| (I ⊗ <k|U ⊗ I)`` over (outer_a, a, b, outer_b)."""
+    rows = np.zeros((4, 2, 2, 2, 2, 2, 2), dtype=complex)  # (k, row outer_a, row outer_b, outer_a, a, b, outer_b)
+    amplitudes = u.reshape(4, 2, 2)  # <k|U|a b>
+    for x in range(2):
+        for y in range(2):
+            rows[:, x, y, x, :, :, y] = amplitudes
+    return rows.reshape(16, 16)
+
+
+def _draw(probs: Sequence[float], rng: np.random.Generator) -> int:
+    """One sample from the two (unnormalised) weights ``probs``, with one ``rng.random()`` call,
+    as :meth:`QuantumWorld._measure` draws (the first index whose running sum exceeds the draw
+    times the total, so the two give the same outcome for the same draw)."""
+    first, second = probs
+    return 0 if rng.random() * (first + second) < first else 1
+
+
 def _hermitian(mat: np.ndarray) -> np.ndarray:
     # products and partial traces of E·ρ drift off Hermitian at 1e-16; keep them exact
     return (mat + mat.conj().T) * 0.5
@@ -557,6 +576,62 @@ class QuantumWorld:
             raise WorldError(f"a basis measurement needs a qubit; {qid} has dim {self._qubits[qid].dim}")
         label = f"measured in the {Basis(basis).value} basis"
         return self._measure([qid], _PROJECTORS[Basis(basis)], now_ns, rng, label)[0]
+
+    def measure_two_after(
+        self, qid_a: int, qid_b: int, unitary: Qobj | np.ndarray, rng: np.random.Generator, now_ns: int
+    ) -> tuple[int, int]:
+        """Apply the two-qubit ``unitary`` to (``qid_a``, ``qid_b``), then measure ``qid_a`` and
+        then ``qid_b`` in the Z basis; the two outcomes. Both qubits are removed.
+
+        The same as :meth:`apply_unitary` followed by two :meth:`measure` calls (the same
+        random draws, one per outcome, so the same outcomes), and the form a Bell measurement
+        takes. When each qubit is half of its own two-qubit group (a repeater swapping two
+        link pairs) it works on the two 4x4 matrices directly: every outcome's state of the
+        two outer qubits is one block of ``V (ρ1 ⊗ ρ2) V†`` (``V`` stacks the four rows
+        ``<k|U`` on the middle qubits), instead of lifting the unitary and two projectors to
+        16x16 and tracing out twice."""
+        first, second = self._qubit(qid_a), self._qubit(qid_b)
+        group_a, group_b = first.group, second.group
+        if group_a is group_b or group_a.dims != [2, 2] or group_b.dims != [2, 2] or first.dim != 2 or second.dim != 2:
+            self.apply_unitary([qid_a, qid_b], unitary, now_ns)
+            return self.measure(qid_a, Basis.Z, rng, now_ns), self.measure(qid_b, Basis.Z, rng, now_ns)
+        rows = self._outcome_rows(unitary)
+        self._catch_up(qid_a, now_ns)
+        self._catch_up(qid_b, now_ns)
+        pos_a, pos_b = group_a.qids.index(qid_a), group_b.qids.index(qid_b)
+        # order the subsystems (outer_a, a) and (b, outer_b), so their product is (outer_a, a, b, outer_b)
+        rho_a = group_a.mat if pos_a == 1 else group_a.mat.reshape(2, 2, 2, 2).transpose(1, 0, 3, 2).reshape(4, 4)
+        rho_b = group_b.mat if pos_b == 0 else group_b.mat.reshape(2, 2, 2, 2).transpose(1, 0, 3, 2).reshape(4, 4)
+        blocks = rows @ _kron(rho_a, rho_b) @ rows.conj().T
+        probs = [max(0.0, p) for p in np.real(np.diagonal(blocks)).reshape(4, 4).sum(axis=1).tolist()]
+        outcome_a = _draw([probs[0] + probs[1], probs[2] + probs[3]], rng)
+        outcome_b = _draw(probs[2 * outcome_a : 2 * outcome_a + 2], rng)
+        k = 2 * outcome_a + outcome_b
+        if probs[k] <= 1e-15:
+            raise WorldError("post-selected outcome has probability 0")
+        outer_a, outer_b = group_a.qids[1 - pos_a], group_b.qids[1 - pos_b]
+        group_a.qids, group_a.mat = [outer_a, outer_b], _hermitian(blocks[4 * k : 4 * k + 4, 4 * k : 4 * k + 4]) / probs[k]
+        self._qubits[outer_b].group = group_a
+        for qid, outcome in ((qid_a, outcome_a), (qid_b, outcome_b)):
+            del self._qubits[qid]
+            self._retire(qid, f"measured in the Z basis (outcome {outcome})", now_ns)
+        return outcome_a, outcome_b
+
+    def _outcome_rows(self, unitary: Qobj | np.ndarray) -> np.ndarray:
+        """:func:`_outcome_rows` of a checked unitary, cached per constant operator object."""
+        key = ("outcome rows", id(unitary))
+        hit = self._lifted.get(key)
+        if hit is not None and hit[0] is unitary:
+            return hit[1]
+        u = _as_array(unitary, [2, 2], "unitary")
+        if not _close(u.conj().T @ u, np.eye(4), atol=_ATOL):
+            raise WorldError("operator is not unitary")
+        rows = _outcome_rows(u)
+        if _constant(unitary):
+            self._lifted[key] = (unitary, rows)
+            if len(self._lifted) > self._CACHE_SIZE:
+                self._lifted.popitem(last=False)
+        return rows
 
     def measure_povm(self, qids: Sequence[int], elements: Sequence[Qobj | np.ndarray], rng: np.random.Generator, now_ns: int) -> int:
         """Destructive POVM on ``qids``; returns the index of the sampled element.
