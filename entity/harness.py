@@ -102,6 +102,7 @@ class HarnessContext:
         peer_delay_ns: Callable[[str, str], int],
         on_timer: Callable[[str, Hashable], None] | None = None,
         sent: MessageLog | None = None,
+        on_device: Callable[[str, Hashable, Any], None] | None = None,
     ) -> None:
         self._kernel = kernel
         # what the entity reads and never changes: plain attributes
@@ -113,6 +114,7 @@ class HarnessContext:
         self._on_peer = on_peer
         self._peer_delay_ns = peer_delay_ns
         self._on_timer = on_timer
+        self._on_device = on_device
         # every message sent up or down, so that the driver can tell one changed after it was sent
         self._sent = sent
         self.entity: Any = None  # set by the harness once the entity exists
@@ -152,6 +154,24 @@ class HarnessContext:
             self._on_timer(self.node, tag)
         else:
             self.entity.handle_timer(tag)
+
+    def request_device(self, op: Any, tag: Hashable) -> None:
+        """Perform ``op`` on the harness's device once its duration has passed
+        (the device's ``duration_ns(op)``; 0 for a device without durations)
+        and hand the result to the entity's ``handle_device(tag, result)``.
+
+        A fake device keeps no busy marks: the operation is executed when its
+        time is up, which is what a device that takes time answers too."""
+        duration = getattr(self.device, "duration_ns", None)
+        delay = 0 if duration is None else int(duration(op))
+        self._kernel.schedule(delay, self._device_done, op, tag)
+
+    def _device_done(self, op: Any, tag: Hashable) -> None:
+        result = self.device.execute(op)
+        if self._on_device is not None:
+            self._on_device(self.node, tag, result)
+        else:
+            self.entity.handle_device(tag, result)
 
 
 class NodeDevice:
@@ -212,6 +232,7 @@ class Driver:
             self.peer_delay_ns,
             on_timer=self.deliver_timer,
             sent=self.sent,
+            on_device=self.deliver_device,
         )
         self.contexts[node] = ctx
         return ctx
@@ -320,6 +341,9 @@ class Driver:
 
     def deliver_timer(self, node: str, tag: Hashable) -> None:
         self.call(("timer", None), self.entities[node].handle_timer, tag)
+
+    def deliver_device(self, node: str, tag: Hashable, result: Any) -> None:
+        self.call(("device", None), self.entities[node].handle_device, tag, result)
 
     # ------------------------------------------------------------- the run
 

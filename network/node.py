@@ -121,7 +121,7 @@ __all__ = ["NetworkNode"]
 
 # The members read for every pair, as module constants: looking a member up on its enum class
 # goes through the enum metaclass and costs about ten times a global read.
-_K, _HELD, _RUNNING = RequestType.K, PairState.HELD, CircuitState.RUNNING
+_K, _HELD, _RUNNING, _AT_DEVICE = RequestType.K, PairState.HELD, CircuitState.RUNNING, CircuitState.AT_DEVICE
 _PAIR_SWAP, _PAIR_DELIVER = PairEvent.SWAP, PairEvent.DELIVER
 _CIRCUIT_SWAP, _CIRCUIT_DELIVER = CircuitEvent.SWAP, CircuitEvent.DELIVER
 
@@ -316,6 +316,34 @@ class NetworkNode:
         else:
             raise EntityError(f"network layer got {type(msg).__name__} from below")
 
+    def handle_device(self, tag: Hashable, result: Any) -> None:
+        """The device finished an operation a circuit handed it (:meth:`_to_device`); ``tag`` is
+        ``("device", head, circuit)``. A circuit that ended meanwhile is gone: the answer is
+        dropped (the device freed the qubits it measured)."""
+        key = cast("tuple[str, str, int]", tag)[1:]
+        circuit = self._circuits.get(key)
+        if circuit is None or circuit.state is not _AT_DEVICE:
+            drop_unknown(self.ctx.trace, "device_response", key)
+            return
+        context = circuit.device_context
+        circuit.at_device = circuit.device_context = None
+        if isinstance(circuit, CircuitAtRepeater):
+            up, down = context
+            self._try_swap(circuit, (up, down, result))
+        else:
+            self._measured(cast(CircuitEnd, circuit), context, result)
+
+    def _takes_time(self, op: Any) -> bool:
+        """Whether ``op`` takes the device's time (then it goes through ``request_device``).
+        With no durations every operation is executed at once, as it always was."""
+        duration = getattr(self.ctx.device, "duration_ns", None)
+        return duration is not None and duration(op) > 0
+
+    def _to_device(self, circuit: Circuit, op: Any, what: str, context: Any) -> None:
+        circuit.fire(CircuitEvent.TO_DEVICE)
+        circuit.at_device, circuit.device_context = what, context
+        self.ctx.request_device(op, ("device", *circuit.key))
+
     def handle_timer(self, tag: Hashable) -> None:
         if isinstance(tag, tuple) and tag[:1] == ("deadline",):
             circuit = self._circuits.get((tag[1], tag[2]))
@@ -447,7 +475,7 @@ class NetworkNode:
             drop_unknown(self.ctx.trace, msg.kind, key)
             return
         circuit.freed_downstream += 1
-        if circuit.state is _RUNNING:
+        if circuit.state is _RUNNING or circuit.state is _AT_DEVICE:
             self._ask_link(circuit, "freed")
 
     def _paced(self, circuit: Circuit) -> bool:
@@ -595,13 +623,25 @@ class NetworkNode:
         else:
             self._try_swap(cast(CircuitAtRepeater, circuit))  # a circuit not at an end is at a repeater
 
-    def _try_swap(self, circuit: CircuitAtRepeater) -> None:
-        while circuit.state is _RUNNING:
-            chosen = self.policy.to_swap(circuit, self._pairs)
-            if chosen is None:
-                return
-            up, down = chosen
-            result = self.ctx.device.execute(BellMeasure(handle_a=up.handle, handle_b=down.handle))
+    def _try_swap(self, circuit: CircuitAtRepeater, measured: tuple[LinkPair, LinkPair, Any] | None = None) -> None:
+        """Swap while the policy picks two link pairs. A Bell measurement that takes the device's
+        time is handed to it and the circuit waits ``at_device``; ``measured`` is the pairs and the
+        result the device answered with (:meth:`handle_device`), taken up here."""
+        while circuit.state is _RUNNING or measured is not None:
+            if measured is None:
+                chosen = self.policy.to_swap(circuit, self._pairs)
+                if chosen is None:
+                    return
+                up, down = chosen
+                bell_measure = BellMeasure(handle_a=up.handle, handle_b=down.handle)
+                if self._takes_time(bell_measure):
+                    self._to_device(circuit, bell_measure, "the Bell measurement of a swap", (up, down))
+                    return
+                result = self.ctx.device.execute(bell_measure)
+            else:
+                up, down, result = measured
+                measured = None
+                circuit.fire(CircuitEvent.DEVICE_DONE)
             if not isinstance(result, BellMeasureResult):
                 raise EntityError(f"Bell measurement for a swap failed: {result}")
             self._pairs.end(up, _PAIR_SWAP)
@@ -633,6 +673,8 @@ class NetworkNode:
                 self._ask_link(circuit, "swap")
 
     def _try_deliver(self, circuit: CircuitEnd, pair: LinkPair) -> None:
+        if circuit.state is _AT_DEVICE:
+            return  # one pair at a time: the next once the device has answered (_measured)
         if circuit.hops == 1:
             records: list[SwapRecord] = []
         else:
@@ -671,22 +713,44 @@ class NetworkNode:
                 handle=ok.handle,
             )
         else:
-            result = self.ctx.device.execute(Measure(handle=ok.handle, basis=circuit.basis))
-            if not isinstance(result, MeasureResult):
-                raise EntityError(f"measuring an end-to-end pair failed: {result}")
-            self._pairs.end(pair, PairEvent.MEASURE)
-            outcome: int = result.outcome
-            if not circuit.is_head and outcome_flips(frame, circuit.basis):
-                outcome ^= 1
-            delivery = PairDelivered(
-                pair_id=pair_id,
-                remote_node=circuit.remote,
-                bell_state=BellState.PHI_PLUS,
-                goodness=goodness,
-                goodness_time_ns=goodness_time,
-                outcome=outcome,
-                basis=circuit.basis,
-            )
+            measure = Measure(handle=ok.handle, basis=circuit.basis)
+            measuring = (pair, frame, goodness, goodness_time, pair_id, index)
+            if self._takes_time(measure):
+                self._to_device(circuit, measure, "the measurement of an end-to-end pair", measuring)
+                return
+            self._measured(circuit, measuring, self.ctx.device.execute(measure), at_device=False)
+            return
+        self._hand_up(circuit, delivery, index)
+
+    def _measured(self, circuit: CircuitEnd, measuring: Any, result: Any, at_device: bool = True) -> None:
+        """Type M: the end-to-end pair's qubit was measured; deliver its outcome. After a
+        measurement that took the device's time, the pairs that became ready meanwhile follow."""
+        pair, frame, goodness, goodness_time, pair_id, index = measuring
+        if at_device:
+            circuit.fire(CircuitEvent.DEVICE_DONE)
+        if not isinstance(result, MeasureResult):
+            raise EntityError(f"measuring an end-to-end pair failed: {result}")
+        self._pairs.end(pair, PairEvent.MEASURE)
+        outcome: int = result.outcome
+        if not circuit.is_head and outcome_flips(frame, circuit.basis):
+            outcome ^= 1
+        delivery = PairDelivered(
+            pair_id=pair_id,
+            remote_node=circuit.remote,
+            bell_state=BellState.PHI_PLUS,
+            goodness=goodness,
+            goodness_time_ns=goodness_time,
+            outcome=outcome,
+            basis=circuit.basis,
+        )
+        self._hand_up(circuit, delivery, index)
+        if at_device and not circuit.ended and circuit.near_hop is not None:
+            for ready in self._pairs.held(circuit.near_hop):
+                self._try_deliver(circuit, ready)
+                if circuit.ended or circuit.state is _AT_DEVICE:
+                    break
+
+    def _hand_up(self, circuit: CircuitEnd, delivery: PairDelivered, index: int) -> None:
         self.ctx.trace("network.deliver", head=circuit.head, request_id=circuit.request_id, index=index)
         self.ctx.send_up(delivery)
         circuit.delivered += 1

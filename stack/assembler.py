@@ -35,7 +35,9 @@ Constructor conventions (what an implementation must accept):
   ``classical_delay_ns`` (one way, node to node). A scenario's
   ``routing.metric`` other than ``length_km`` is passed as
   ``Impl(ctx, topology, metric=...)`` (an implementation that takes no
-  ``metric`` is refused then, naming the field);
+  ``metric`` is refused then, naming the field); a scenario's ``policy``
+  (a name in ``qnetstack.network.policy.POLICIES``) is passed as
+  ``policy=...``;
 * application: ``Impl(ctx)``.
 """
 
@@ -401,7 +403,9 @@ def _build(scenario: Scenario, impls: dict[str, Any]) -> Simulation:
     topology = _topology(scenario, devices)
 
     metric = scenario.routing.metric
-    network_options = {} if metric == DEFAULT_METRIC else {"metric": metric}
+    network_options: dict[str, Any] = {} if metric == DEFAULT_METRIC else {"metric": metric}
+    if scenario.policy is not None:  # passed only when chosen, as the metric is
+        network_options["policy"] = scenario.policy
     for name in nodes:
         ctx = network.make_context(name, "link")
         network.add_entity(ctx, _checked(impls["link"](ctx), "link", name))

@@ -43,6 +43,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from qnetstack.application.service import AppRequest
+from qnetstack.network.policy import POLICIES
 from qnetstack.network.routing import DEFAULT_METRIC, Metric
 from qnetstack.physical.params import (
     SPEED_OF_LIGHT_KM_PER_S,
@@ -109,9 +110,6 @@ class NodeSpec(_Spec):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     hardware: NodeHardware = NodeHardware()
 
-
-# Memory fields a run cannot honour yet (only a DeviceRequest waits for them).
-_DURATION_FIELDS = ("single_qubit_gate_duration_ns", "two_qubit_gate_duration_ns", "measurement_duration_ns")
 
 # Fields of every scheme's parameter model that LinkSpec sets itself.
 _LINK_FIELDS = ("length_km", "fibre", "detector", "bright_state_population")
@@ -228,6 +226,9 @@ class Scenario(_Spec):
     links: list[LinkSpec] = Field(min_length=1)
     implementations: Implementations = Implementations()
     routing: RoutingSpec = RoutingSpec()
+    # the network layer's policy by name (qnetstack.network.policy.POLICIES); left out, the
+    # implementation's own (swap-asap for the reference)
+    policy: str | None = None
     applications: list[AppSpec] = []
     stop: StopSpec = StopSpec()
     keep_trace: bool = False
@@ -271,16 +272,8 @@ class Scenario(_Spec):
             if name in seen:
                 raise _FieldProblem(f"nodes.{i}.name", f"duplicate node name {shown(name)}")
             seen.add(name)
-        for i, node in enumerate(self.nodes):
-            for field in _DURATION_FIELDS:
-                if getattr(node.hardware.memory, field):
-                    # the reference layers operate the device synchronously (execute), which
-                    # ignores durations: a run must not look as if it honoured them
-                    raise _FieldProblem(
-                        f"nodes.{i}.hardware.memory.{field}",
-                        "operation durations are not used in scenario runs yet (the reference layers operate "
-                        "the device without waiting); leave it at 0",
-                    )
+        if self.policy is not None and self.policy not in POLICIES:
+            raise _FieldProblem("policy", f"unknown network policy {shown(self.policy)} (registered: {listing(sorted(POLICIES))})")
         pairs: set[frozenset[str]] = set()
         for i, link in enumerate(self.links):
             for end in ("a", "b"):
