@@ -167,7 +167,8 @@ class HarnessContext:
         self._kernel.schedule(delay, self._device_done, op, tag)
 
     def _device_done(self, op: Any, tag: Hashable) -> None:
-        result = self.device.execute(op)
+        perform = getattr(self.device, "perform", None)
+        result = self.device.execute(op) if perform is None else perform(op)
         if self._on_device is not None:
             self._on_device(self.node, tag, result)
         else:
@@ -188,6 +189,16 @@ class NodeDevice:
 
     def capabilities(self) -> Any:
         return self._devices.capabilities(self._node)
+
+    def duration_ns(self, op: Any) -> int:
+        """How long ``op`` takes on this device (0 when the fake gives operations no time)."""
+        duration = getattr(self._devices, "duration_ns", None)
+        return 0 if duration is None else int(duration(self._node, op))
+
+    def perform(self, op: Any) -> Any:
+        """``op`` carried out once its duration has passed (the request path, ``request_device``)."""
+        perform = getattr(self._devices, "perform", None)
+        return self._devices.execute(self._node, op) if perform is None else perform(self._node, op)
 
 
 class Driver:

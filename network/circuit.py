@@ -170,6 +170,8 @@ class Circuit(Session[tuple[str, int]]):
         # what the entity needs to go on when it answers
         self.at_device: str | None = None
         self.device_context: Any = None
+        # a distilling policy's rounds at this end (qnetstack.network.distill.CircuitRounds)
+        self.distill: Any = None
 
     @property
     def used_downstream(self) -> int:

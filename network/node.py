@@ -91,6 +91,7 @@ from qnetstack.network.circuit import (
     LabelsExhausted,
     LabelTable,
 )
+from qnetstack.network.distill import Distiller, DistillOutcome, DistillPolicy, Round
 from qnetstack.network.frames import chain_frame, chain_goodness, correctable, outcome_flips
 from qnetstack.network.memory import MemoryBook, WaitingSetUp
 from qnetstack.network.pairs import HopKey, LinkPair, PairEvent, PairState, PairStore, hop_key
@@ -164,6 +165,8 @@ class NetworkNode:
         self._next_circuit = 0  # serial of the next circuit this node heads
         self._open_requests: dict[int, CircuitEnd] = {}  # request_id -> circuit, at the head
         self._memory: MemoryBook | None = None  # made on first use, from the device's capabilities
+        # the rounds of a distilling policy (qnetstack.network.distill)
+        self._distiller = Distiller(self, self.policy) if isinstance(self.policy, DistillPolicy) else None
 
     @property
     def memory(self) -> MemoryBook:
@@ -189,6 +192,12 @@ class NetworkNode:
             path = shortest_route(self.topology, me, msg.remote_node, self.metric)
         except NoRoute:
             self.ctx.send_up(NetRejected(request_id=msg.request_id, reason=f"no path from {me!r} to {msg.remote_node!r}"))
+            return
+        if self._distiller is not None and len(path) > 2:
+            reason = (
+                f"policy {self.policy.name!r} distils the link pairs of one-hop circuits only; the path {path} has {len(path) - 1} hops"
+            )
+            self.ctx.send_up(NetRejected(request_id=msg.request_id, reason=reason))
             return
         needs = {node: self.policy.qubits_held(len(path) - 1, i) for i, node in enumerate(path)}
         short = self._never_fits(needs)
@@ -278,6 +287,9 @@ class NetworkNode:
         if isinstance(msg, Release):
             self._release_here(msg)
             return
+        if isinstance(msg, DistillOutcome) and self._distiller is not None:
+            self._distiller.outcome(sender, msg)
+            return
         if isinstance(msg, CircuitFailed):
             self._pass_on(sender, msg)
         if isinstance(msg, (SwapRecord, CircuitFailed)):
@@ -327,7 +339,9 @@ class NetworkNode:
             return
         context = circuit.device_context
         circuit.at_device = circuit.device_context = None
-        if isinstance(circuit, CircuitAtRepeater):
+        if isinstance(context, Round) and self._distiller is not None:
+            self._distiller.device_done(cast(CircuitEnd, circuit), result)
+        elif isinstance(circuit, CircuitAtRepeater):
             up, down = context
             self._try_swap(circuit, (up, down, result))
         else:
@@ -618,7 +632,9 @@ class NetworkNode:
             self.ctx.device.execute(FreeQubit(handle=stale.handle))
             self._pairs.end(stale, PairEvent.FREE)
         if isinstance(circuit, CircuitEnd):
-            if pair.state is _HELD:  # the policy did not discard it just now
+            if self._distiller is not None:
+                self._distiller.pair_arrived(circuit)
+            elif pair.state is _HELD:  # the policy did not discard it just now
                 self._try_deliver(circuit, pair)
         else:
             self._try_swap(cast(CircuitAtRepeater, circuit))  # a circuit not at an end is at a repeater

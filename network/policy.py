@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import ClassVar, Literal, Protocol, TypeVar
 
 from qnetstack.network.circuit import Circuit, CircuitAtRepeater, CircuitEnd
+from qnetstack.network.distill import BbpsswPolicy, DejmpsPolicy
 from qnetstack.network.pairs import LinkPair, PairStore
 from qnetstack.network.peer import SwapRecord
 
@@ -114,3 +115,8 @@ def make_policy(name: str) -> Policy:
         return POLICIES[name]()
     except KeyError:
         raise KeyError(f"unknown network policy {name!r}; registered: {', '.join(sorted(POLICIES))}") from None
+
+
+# distillation of one-hop circuits' link pairs (qnetstack.network.distill)
+register_policy(BbpsswPolicy)
+register_policy(DejmpsPolicy)

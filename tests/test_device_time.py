@@ -15,8 +15,10 @@ import pytest
 from qnetstack.application.apps import BasicApps, HeldPair
 from qnetstack.application.service import AppDone, PairResult
 from qnetstack.network.circuit import CircuitState
+from qnetstack.network.node import NetworkNode
 from qnetstack.physical.service import BellState, OracleFidelity
 from qnetstack.stack import assemble
+from qnetstack.stack.conform import run_conformance
 from qnetstack.stack.scenario import parse_scenario
 
 T2_NS = 20_000_000  # pure dephasing (no T1): a qubit's coherence decays by exp(-t/T2)
@@ -141,3 +143,22 @@ def test_the_repeater_waits_at_the_device_while_the_bell_measurement_is_under_wa
     kernel.run(until_ns=handed[0] + d)
     assert answered == [handed[0] + d]
     assert circuit.state is not CircuitState.AT_DEVICE
+
+
+class ExecutesAtOnce(NetworkNode):
+    """A network layer that ignores operation durations: it executes every Bell measurement at once."""
+
+    def _takes_time(self, op):  # type: ignore[no-untyped-def]
+        return False
+
+
+@pytest.mark.conformance
+def test_a_network_layer_that_ignores_durations_fails_the_device_clause_only():
+    """NET-DEV-1 can fail: the layer that executes a Bell measurement with a duration at once fails
+    it, with the harness's note as the detail; the reference passes it, and the controls pass."""
+    select = ["NET-DEV-1", "NET-REQ-1", "NET-END-1", "NET-RES-2"]
+    broken = run_conformance("network", ExecutesAtOnce, select=select)
+    assert broken.failed_clauses() == ["NET-DEV-1"], broken.to_text()
+    (failed,) = [c for c in broken.clauses if c.status == "fail"]
+    assert "request_device" in failed.detail
+    assert run_conformance("network", select=["NET-DEV-1"]).passed
