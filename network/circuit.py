@@ -266,6 +266,9 @@ class CircuitEnd(Circuit):
             node = self.to_reserve[0]
             return f"memory set aside for it at {node} ({self.needs[node]} qubit(s))", node
         done = f"{self.delivered}/{self.number} delivered"
+        rounds = self.distill
+        if rounds is not None and rounds.current is not None and rounds.current.outcome is not None:
+            return f"the outcome of a distillation round from {self.remote} ({done})", self.remote
         if up + down and self.hops > 1:
             return f"swap records from {', '.join(self.path[1:-1])} for {up + down} held link pair(s) ({done})", self.path[1]
         near = self.downstream if self.is_head else self.upstream

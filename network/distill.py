@@ -34,11 +34,18 @@ way):
    the closed form for two Werner inputs of the link pairs' goodness
    (BBPSSW's formula; DEJMPS gives the same on Werner inputs).
 
+*Pumping* (Dür, Briegel, Cirac & Zoller, PRA 59, 169 (1999)): a policy with
+``rounds`` = n > 1 distils a kept source again, with the next fresh link pair
+as the target, until it has passed n rounds; a failed round loses it, and the
+next round starts from two fresh pairs. ``distill-bbpssw-pump2`` and
+``distill-dejmps-pump2`` are registered; a subclass with its own ``name`` and
+``rounds`` gives any other n. A pair entering its k-th round gets a fresh
+twirl (the choice is derived from its name and k).
+
 A circuit holds at most two link pairs at each end: the head asks its link
-for two pairs at a time, the next two once a round has ended
+for as many as bring the pairs held or on their way to two
 (:meth:`DistillPolicy.to_ask`). Only one-hop circuits are distilled here;
-the entity refuses a distilling request over repeaters. One round per kept
-pair: pumping (a kept pair distilled again with a fresh one) is not built.
+the entity refuses a distilling request over repeaters.
 """
 
 from __future__ import annotations
@@ -69,7 +76,17 @@ from qnetstack.physical.service import (
 if TYPE_CHECKING:
     from qnetstack.network.node import NetworkNode
 
-__all__ = ["DistillOutcome", "DistillPolicy", "BbpsswPolicy", "DejmpsPolicy", "Distiller", "Round", "werner_round"]
+__all__ = [
+    "DistillOutcome",
+    "DistillPolicy",
+    "BbpsswPolicy",
+    "BbpsswPumpingPolicy",
+    "DejmpsPolicy",
+    "DejmpsPumpingPolicy",
+    "Distiller",
+    "Round",
+    "werner_round",
+]
 
 _PAULIS = (Gate.I, Gate.X, Gate.Y, Gate.Z)
 # the rotation of DEJMPS at each end, in the order applied (global phases dropped)
@@ -105,15 +122,18 @@ class DistillPolicy:
     name: ClassVar[str] = "distill"
     # "bbpssw" or "dejmps": which twirl or rotation comes before the bilateral CNOT
     protocol: ClassVar[str] = ""
+    # rounds a delivered pair has passed: more than one is entanglement pumping, the kept pair
+    # distilled again with a fresh link pair as the target (a subclass sets its own)
+    rounds: ClassVar[int] = 1
 
     def to_ask(self, circuit: Circuit, moment: Any) -> int:
         if circuit.downstream is None or circuit.ended:
             return 0
         rounds = circuit.distill
         used = 0 if rounds is None else rounds.pairs_used
-        in_flight = circuit.requested - used
+        in_flight = circuit.requested - used  # held for a round, or asked of the link and not made yet
         wanted = circuit.number - (circuit.delivered if isinstance(circuit, CircuitEnd) else 0)
-        return 2 if in_flight == 0 and wanted > 0 else 0
+        return max(0, 2 - in_flight) if wanted > 0 else 0
 
     def to_swap(self, circuit: CircuitAtRepeater, pairs: PairStore) -> tuple[LinkPair, LinkPair] | None:
         return None  # one-hop circuits only: there is no repeater
@@ -139,11 +159,26 @@ class DejmpsPolicy(DistillPolicy):
     protocol: ClassVar[str] = "dejmps"
 
 
+class BbpsswPumpingPolicy(BbpsswPolicy):
+    """BBPSSW with two rounds of pumping (Dür, Briegel, Cirac & Zoller, PRA 59, 169 (1999))."""
+
+    name: ClassVar[str] = "distill-bbpssw-pump2"
+    rounds: ClassVar[int] = 2
+
+
+class DejmpsPumpingPolicy(DejmpsPolicy):
+    """DEJMPS with two rounds of pumping."""
+
+    name: ClassVar[str] = "distill-dejmps-pump2"
+    rounds: ClassVar[int] = 2
+
+
 class Round:
     """One distillation round at one end: its two link pairs, the device operations
     still to run, and the two outcomes."""
 
-    def __init__(self, source: LinkPair, target: LinkPair, operations: list[Any]) -> None:
+    def __init__(self, source: LinkPair, target: LinkPair, operations: list[Any], index: int) -> None:
+        self.index = index  # 0 for a round of two fresh link pairs, k for the k-th pumping round
         self.source = source
         self.target = target
         self.operations = operations
@@ -157,7 +192,10 @@ class CircuitRounds:
     def __init__(self) -> None:
         self.current: Round | None = None
         self.kept: set[Any] = set()  # keys of kept source pairs, until delivered
-        self.pairs_used = 0  # link pairs that went into finished rounds (two per round)
+        self.pairs_used = 0  # link pairs no longer held for a round (measured, freed or delivered)
+        # a source kept by a round and distilled again (pumping), with the rounds it has passed
+        self.pumped: LinkPair | None = None
+        self.passed = 0
         # outcomes that came before this end started the round they belong to
         self.early: dict[tuple[str, str, int], int] = {}
 
@@ -178,11 +216,18 @@ class Distiller:
             rounds = circuit.distill = CircuitRounds()
         if rounds.current is not None or circuit.near_hop is None:
             return
-        waiting = [p for p in self.node._pairs.held(circuit.near_hop) if p.key not in rounds.kept]
-        if len(waiting) < 2:
+        waiting = sorted(
+            (p for p in self.node._pairs.held(circuit.near_hop) if p.key not in rounds.kept and p is not rounds.pumped),
+            key=lambda p: p.ok.ent_id.sequence,
+        )
+        if rounds.pumped is not None and waiting:
+            source, target = rounds.pumped, waiting[0]
+        elif rounds.pumped is None and len(waiting) >= 2:
+            source, target = waiting[:2]
+        else:
             return
-        source, target = sorted(waiting, key=lambda p: p.ok.ent_id.sequence)[:2]
-        rounds.current = Round(source, target, self._operations(circuit, source, target))
+        index = rounds.passed if rounds.pumped is not None else 0
+        rounds.current = Round(source, target, self._operations(circuit, source, target, index), index)
         self._next_operation(circuit, rounds.current)
 
     def device_done(self, circuit: CircuitEnd, result: Any) -> None:
@@ -209,7 +254,7 @@ class Distiller:
 
     # ------------------------------------------------------------ a round
 
-    def _operations(self, circuit: CircuitEnd, source: LinkPair, target: LinkPair) -> list[Any]:
+    def _operations(self, circuit: CircuitEnd, source: LinkPair, target: LinkPair, index: int) -> list[Any]:
         operations: list[Any] = []
         for pair in (source, target):
             handle = pair.handle
@@ -217,7 +262,8 @@ class Distiller:
             if not circuit.is_head:
                 x, z = pair.ok.bell_state.pauli_bits
                 gates += [Gate.X] * x + [Gate.Z] * z
-            choice = zlib.crc32(repr(pair.key).encode("utf-8"))
+            # a fresh choice for every round a pair enters (a pumped source enters several)
+            choice = zlib.crc32(repr((pair.key, index)).encode("utf-8"))
             gates.append(_PAULIS[choice % 4])
             rotation = _RX_HEAD if circuit.is_head else _RX_TAIL
             if self.policy.protocol == "dejmps":
@@ -273,14 +319,21 @@ class Distiller:
         rounds = circuit.distill
         assert rounds is not None
         rounds.current = None
-        rounds.pairs_used += 2
+        rounds.pairs_used += 1  # the target, measured
         source = current.source
         kept = current.outcome == current.peer_outcome
         if circuit.is_head:
-            node.ctx.trace("network.distill.kept" if kept else "network.distill.failed", head=circuit.head, request_id=circuit.request_id)
+            node.ctx.trace(
+                "network.distill.kept" if kept else "network.distill.failed",
+                head=circuit.head,
+                request_id=circuit.request_id,
+                round=current.index,
+            )
+        rounds.pumped, rounds.passed = None, 0
         if not kept:
             node.ctx.device.execute(FreeQubit(handle=source.handle))
             node._pairs.end(source, PairEvent.FREE)
+            rounds.pairs_used += 1
             node._ask_link(circuit, "freed")
             self.pair_arrived(circuit)
             return
@@ -288,6 +341,12 @@ class Distiller:
         source.ok = source.ok.model_copy(
             update={"bell_state": BellState.PHI_PLUS, "goodness": fidelity, "goodness_time_ns": node.ctx.now_ns}
         )
+        if current.index + 1 < self.policy.rounds:
+            rounds.pumped, rounds.passed = source, current.index + 1
+            node._ask_link(circuit, "freed")
+            self.pair_arrived(circuit)
+            return
+        rounds.pairs_used += 1
         rounds.kept.add(source.key)
         node._try_deliver(circuit, source)
         rounds.kept.discard(source.key)

@@ -28,7 +28,7 @@ from __future__ import annotations
 from typing import ClassVar, Literal, Protocol, TypeVar
 
 from qnetstack.network.circuit import Circuit, CircuitAtRepeater, CircuitEnd
-from qnetstack.network.distill import BbpsswPolicy, DejmpsPolicy
+from qnetstack.network.distill import BbpsswPolicy, BbpsswPumpingPolicy, DejmpsPolicy, DejmpsPumpingPolicy
 from qnetstack.network.pairs import LinkPair, PairStore
 from qnetstack.network.peer import SwapRecord
 
@@ -120,3 +120,5 @@ def make_policy(name: str) -> Policy:
 # distillation of one-hop circuits' link pairs (qnetstack.network.distill)
 register_policy(BbpsswPolicy)
 register_policy(DejmpsPolicy)
+register_policy(BbpsswPumpingPolicy)
+register_policy(DejmpsPumpingPolicy)

@@ -273,7 +273,9 @@ class Scenario(_Spec):
                 raise _FieldProblem(f"nodes.{i}.name", f"duplicate node name {shown(name)}")
             seen.add(name)
         if self.policy is not None and self.policy not in POLICIES:
-            raise _FieldProblem("policy", f"unknown network policy {shown(self.policy)} (registered: {listing(sorted(POLICIES))})")
+            raise _FieldProblem(
+                "policy", f"unknown network policy {shown(self.policy)} (registered: {listing(sorted(POLICIES), limit=400)})"
+            )
         pairs: set[frozenset[str]] = set()
         for i, link in enumerate(self.links):
             for end in ("a", "b"):

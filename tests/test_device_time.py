@@ -14,9 +14,11 @@ import pytest
 
 from qnetstack.application.apps import BasicApps, HeldPair
 from qnetstack.application.service import AppDone, PairResult
+from qnetstack.link.service import RequestType
 from qnetstack.network.circuit import CircuitState
 from qnetstack.network.node import NetworkNode
-from qnetstack.physical.service import BellState, OracleFidelity
+from qnetstack.network.service import CAP_NET_M, NetRequest, PairDelivered
+from qnetstack.physical.service import Basis, BellState, OracleFidelity
 from qnetstack.stack import assemble
 from qnetstack.stack.conform import run_conformance
 from qnetstack.stack.scenario import parse_scenario
@@ -162,3 +164,59 @@ def test_a_network_layer_that_ignores_durations_fails_the_device_clause_only():
     (failed,) = [c for c in broken.clauses if c.status == "fail"]
     assert "request_device" in failed.detail
     assert run_conformance("network", select=["NET-DEV-1"]).passed
+
+
+class MeasuresPairs:
+    """A minimal layer above the network: alice asks bob for four type-M pairs in Z at start."""
+
+    PROVIDES: frozenset[str] = frozenset()
+    REQUIRES = frozenset({CAP_NET_M})
+    delivered: list[tuple[str, int, int, int]] = []  # (node, time, index, outcome)
+
+    def __init__(self, ctx):  # type: ignore[no-untyped-def]
+        self.ctx = ctx
+
+    def start(self) -> None:
+        if self.ctx.node == "alice":
+            self.ctx.send_down(NetRequest(request_id=0, remote_node="bob", number=4, type=RequestType.M, basis=Basis.Z))
+
+    def handle_below(self, msg):  # type: ignore[no-untyped-def]
+        if isinstance(msg, PairDelivered):
+            type(self).delivered.append((self.ctx.node, self.ctx.now_ns, msg.pair_id.index, msg.outcome))
+
+    def handle_above(self, msg):  # type: ignore[no-untyped-def]
+        pass
+
+    def handle_peer(self, sender, msg):  # type: ignore[no-untyped-def]
+        pass
+
+    def handle_timer(self, tag):  # type: ignore[no-untyped-def]
+        pass
+
+
+def type_m_deliveries(measurement_ns: int) -> list[tuple[str, int, int, int]]:
+    memory = {"num_qubits": 2, "t2_ns": None, "measurement_duration_ns": measurement_ns}
+    data = {
+        "name": "type M in time",
+        "seed": 4,
+        "nodes": [{"name": "alice", "hardware": {"memory": memory}}, {"name": "bob", "hardware": {"memory": memory}}],
+        "links": [{"a": "alice", "b": "bob", "length_km": 2}],
+    }
+    MeasuresPairs.delivered = []
+    sim = assemble(parse_scenario(data), {"application": MeasuresPairs})
+    sim.network.start()
+    sim.network.kernel.run(until_ns=10_000_000_000)
+    return MeasuresPairs.delivered
+
+
+def test_a_type_m_readout_that_takes_d_delivers_d_later_at_each_end():
+    """Same seed with and without a readout duration d: the first pair's outcome is reported d
+    later at each end (the link pair is the same; the readout waits for the device), and every
+    pair still reaches both ends, one at a time in index order."""
+    d = 700_000
+    quick, slow = type_m_deliveries(0), type_m_deliveries(d)
+    for node in ("alice", "bob"):
+        first_quick = min(t for n, t, i, _ in quick if n == node and i == 0)
+        first_slow = min(t for n, t, i, _ in slow if n == node and i == 0)
+        assert first_slow - first_quick == d
+        assert [i for n, _, i, _ in slow if n == node] == [0, 1, 2, 3]

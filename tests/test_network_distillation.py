@@ -149,3 +149,50 @@ def test_distillation_with_gate_and_readout_durations_completes_later():
     assert result.status == "done"
     last = [max(t for t, _, m in sim.network.user_messages if isinstance(m, PairResult)) for sim in (quick, slow)]
     assert last[1] >= last[0] + 50_000
+
+
+def test_an_end_waiting_for_the_other_ends_outcome_says_so():
+    """While bob's outcome of a round is on its way to alice, alice's circuit says what it waits for."""
+    sim = assemble(parse_scenario(one_link("distill-bbpssw", 1)))
+    alice = sim.network.entities["alice"]["network"]
+    kernel = sim.network.kernel
+    sim.network.start()
+    for _ in range(1_000_000):
+        waits = [w.waiting_for for w in alice.describe_waits()]
+        if any("distillation round" in w for w in waits):
+            break
+        kernel.run(max_events=1)
+    assert waits == ["the outcome of a distillation round from bob (0/1 delivered)"]
+
+
+@pytest.mark.parametrize(("policy", "closed_form"), [("distill-bbpssw-pump2", bbpssw), ("distill-dejmps-pump2", dejmps)])
+def test_two_rounds_of_pumping_match_the_closed_forms_round_by_round(policy, closed_form):
+    """Entanglement pumping (Dür, Briegel, Cirac & Zoller, PRA 59, 169 (1999)): the pair kept by a
+    round of two fresh pairs is distilled again with a fresh pair. Round 0 succeeds with
+    p0 = f(s, s).p, round 1 with p1 = f(f(s, s).state, s).p, and a delivered pair has the fidelity
+    of f(f(s, s).state, s). Sample: 600 delivered pairs (about 700-750 second rounds, 1100-1300
+    first rounds); each probability binomial within 5 standard errors, the mean fidelity within 5
+    standard errors of the sample (plus 1e-9 for rounding, as above)."""
+    data = one_link(policy, 600)
+    data["keep_trace"] = True
+    scenario = parse_scenario(data)
+    sim = assemble(scenario)
+    assert sim.run().status == "done"
+    state = link_state(scenario)
+    first = closed_form(state, state)
+    assert first.state is not None
+    second = closed_form(first.state, state)
+    assert second.state is not None
+    for index, expected in ((0, first.success_probability), (1, second.success_probability)):
+        outcomes = [
+            r["event"] == "network.distill.kept"
+            for r in sim.network.trace.records
+            if r["event"].startswith("network.distill.") and r["round"] == index
+        ]
+        n = len(outcomes)
+        assert n > 500
+        assert abs(sum(outcomes) / n - expected) < 5 * math.sqrt(expected * (1 - expected) / n), (index, sum(outcomes) / n, expected)
+    fidelities = np.array([m.oracle_fidelity for _, _, m in sim.network.user_messages if isinstance(m, PairResult)])
+    assert len(fidelities) == 600
+    se = fidelities.std(ddof=1) / math.sqrt(len(fidelities))
+    assert abs(fidelities.mean() - second.state.fidelity()) <= 5 * se + 1e-9, (fidelities.mean(), second.state.fidelity(), se)
