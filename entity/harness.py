@@ -209,7 +209,8 @@ class Driver:
     recorded with the input it was handling when it sent it, ``cause``:
     ``(kind, i)`` for the i-th scripted input (``kind`` is the harness's name
     for its requests), else ``("below", None)``, ``("peer", None)``,
-    ``("timer", None)`` or ``("start", None)``.
+    ``("timer", None)``, ``("device", None)`` (an answer to ``request_device``)
+    or ``("start", None)``.
     """
 
     # handlers whose argument is a message from the kit (the layer above or below):

@@ -110,6 +110,8 @@ from qnetstack.network.service import (
 )
 from qnetstack.physical.service import (
     CAP_DEVICE,
+    ApplyGate,
+    ApplyTwoQubitGate,
     BellMeasure,
     BellMeasureResult,
     BellState,
@@ -165,6 +167,10 @@ class NetworkNode:
         self._next_circuit = 0  # serial of the next circuit this node heads
         self._open_requests: dict[int, CircuitEnd] = {}  # request_id -> circuit, at the head
         self._memory: MemoryBook | None = None  # made on first use, from the device's capabilities
+        # operations under way at the device, by circuit; and the qubits an ended circuit left
+        # with the device, to free once it answers (a busy qubit cannot be freed before)
+        self._device_ops: dict[tuple[str, int], Any] = {}
+        self._left_at_device: dict[tuple[str, int], tuple[int, ...]] = {}
         # the rounds of a distilling policy (qnetstack.network.distill)
         self._distiller = Distiller(self, self.policy) if isinstance(self.policy, DistillPolicy) else None
 
@@ -331,10 +337,13 @@ class NetworkNode:
     def handle_device(self, tag: Hashable, result: Any) -> None:
         """The device finished an operation a circuit handed it (:meth:`_to_device`); ``tag`` is
         ``("device", head, circuit)``. A circuit that ended meanwhile is gone: the answer is
-        dropped (the device freed the qubits it measured)."""
-        key = cast("tuple[str, str, int]", tag)[1:]
+        dropped, and the qubits the operation left held (a gate's) are freed now."""
+        key = cast("tuple[str, int]", cast("tuple[str, str, int]", tag)[1:])
+        self._device_ops.pop(key, None)
         circuit = self._circuits.get(key)
         if circuit is None or circuit.state is not _AT_DEVICE:
+            for handle in self._left_at_device.pop(key, ()):
+                self.ctx.device.execute(FreeQubit(handle=handle))
             drop_unknown(self.ctx.trace, "device_response", key)
             return
         context = circuit.device_context
@@ -356,6 +365,7 @@ class NetworkNode:
     def _to_device(self, circuit: Circuit, op: Any, what: str, context: Any) -> None:
         circuit.fire(CircuitEvent.TO_DEVICE)
         circuit.at_device, circuit.device_context = what, context
+        self._device_ops[circuit.key] = op
         self.ctx.request_device(op, ("device", *circuit.key))
 
     def handle_timer(self, tag: Hashable) -> None:
@@ -852,6 +862,11 @@ class NetworkNode:
         """Drop an ended circuit and free the link pairs it still holds (only a failed
         circuit holds any: a swap or a delivery hands each pair on)."""
         me = self.ctx.node
+        under_way = self._device_ops.get(circuit.key)
+        if under_way is not None:
+            # the device still works on some of the circuit's qubits: a measurement frees them
+            # itself, the qubits of a gate are freed when it answers (handle_device)
+            self._left_at_device[circuit.key] = _left_held(under_way)
         for hop in circuit.hop_keys:
             for pair in self._pairs.held(hop):
                 self.ctx.device.execute(FreeQubit(handle=pair.handle))
@@ -871,3 +886,12 @@ class NetworkNode:
             del self._open_requests[circuit.request_id]
         if self._memory is not None and self._memory.holds(circuit.key):
             self._free_memory(circuit.key)
+
+
+def _left_held(op: Any) -> tuple[int, ...]:
+    """The qubits a device operation leaves held when it completes (a measurement frees its own)."""
+    if isinstance(op, ApplyGate):
+        return (op.handle,)
+    if isinstance(op, ApplyTwoQubitGate):
+        return (op.control, op.target)
+    return ()

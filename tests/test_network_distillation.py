@@ -196,3 +196,27 @@ def test_two_rounds_of_pumping_match_the_closed_forms_round_by_round(policy, clo
     assert len(fidelities) == 600
     se = fidelities.std(ddof=1) / math.sqrt(len(fidelities))
     assert abs(fidelities.mean() - second.state.fidelity()) <= 5 * se + 1e-9, (fidelities.mean(), second.state.fidelity(), se)
+
+
+def test_a_circuit_that_ends_while_the_device_works_on_its_qubits_leaves_none_held():
+    """The circuit fails at alice while her CNOT of a round is under way (a busy qubit cannot be
+    freed then): the qubits are freed when the device answers, and once the run settles no
+    device holds a qubit."""
+    from qnetstack.network.circuit import CircuitEvent
+    from qnetstack.network.service import NetErrorCode
+    from qnetstack.physical.service import ApplyTwoQubitGate
+
+    data = one_link("distill-bbpssw", 3, memory={"two_qubit_gate_duration_ns": 1_000_000})
+    sim = assemble(parse_scenario(data))
+    alice = sim.network.entities["alice"]["network"]
+    kernel = sim.network.kernel
+    sim.network.start()
+    for _ in range(1_000_000):
+        if any(isinstance(op, ApplyTwoQubitGate) for op in alice._device_ops.values()):
+            break
+        kernel.run(max_events=1)
+    (circuit,) = alice._circuits.values()
+    alice._fail(circuit, CircuitEvent.DEADLINE, "ended by the test", tell_path=True, code=NetErrorCode.TIMEOUT)
+    kernel.run(until_ns=kernel.now_ns + 1_000_000_000)
+    for node in ("alice", "bob"):
+        assert sim.network.entities[node]["physical"].held_handles() == [], node
