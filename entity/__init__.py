@@ -17,6 +17,20 @@ Everything it does goes out through the context: ``send_up``, ``send_down``,
 ``cancel_timer``, ``now_ns``, its own random stream ``rng``, the node's
 physical *device* service ``device`` and ``trace`` for the event log.
 
+Device operations that take time
+--------------------------------
+``ctx.device.execute(op)`` answers at once and takes no simulated time.
+An operation that takes the node's hardware time (a gate, a measurement, a
+Bell measurement) is asked for with ``ctx.request_device(op, tag)``: the
+device performs it once its duration has passed (the qubits it names wait,
+and decohere, meanwhile, and are busy for every other operation) and the
+runner calls the entity's ``handle_device(tag, result)`` with the result
+``execute`` would have returned at that moment. A zero duration answers in
+the same simulated instant, as a later event. An entity that asks for device
+operations this way must offer ``handle_device``; ``tag`` is the entity's own
+and comes back unchanged, so the entity matches the answer to the session
+that asked.
+
 A handler returns, or raises an ordinary ``Exception``; it never ends the
 process (``sys.exit``) or raises a ``BaseException``, and it never changes a
 message it is handed or has sent: the service messages are frozen values,
@@ -59,7 +73,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Context", "Entity", "EntityError", "RequestName", "Wait", "DescribesWaits"]
+__all__ = ["Context", "Entity", "EntityError", "RequestName", "Wait", "DescribesWaits", "UsesDeviceTime"]
 
 RequestName = tuple[str, int]  # (node that made the request, its id in the service that carries it)
 
@@ -116,6 +130,12 @@ class Context(Protocol):
         """Record an event for the run's trace and counters."""
         ...
 
+    def request_device(self, op: Any, tag: Hashable) -> None:
+        """Have the node's device perform ``op`` in its simulated duration; the
+        result comes back as ``handle_device(tag, result)`` (see "Device
+        operations that take time")."""
+        ...
+
 
 @runtime_checkable
 class Entity(Protocol):
@@ -132,6 +152,16 @@ class Entity(Protocol):
     def handle_peer(self, sender: str, msg: Any) -> None: ...
 
     def handle_timer(self, tag: Hashable) -> None: ...
+
+
+@runtime_checkable
+class UsesDeviceTime(Protocol):
+    """An entity that asks for device operations with ``ctx.request_device``."""
+
+    def handle_device(self, tag: Hashable, result: Any) -> None:
+        """The device finished the operation asked for with ``tag``; ``result`` is
+        its result (a ``qnetstack.physical.service`` device result or ``DeviceError``)."""
+        ...
 
 
 class Wait(NamedTuple):

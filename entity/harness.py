@@ -102,6 +102,7 @@ class HarnessContext:
         peer_delay_ns: Callable[[str, str], int],
         on_timer: Callable[[str, Hashable], None] | None = None,
         sent: MessageLog | None = None,
+        on_device: Callable[[str, Hashable, Any], None] | None = None,
     ) -> None:
         self._kernel = kernel
         # what the entity reads and never changes: plain attributes
@@ -113,6 +114,7 @@ class HarnessContext:
         self._on_peer = on_peer
         self._peer_delay_ns = peer_delay_ns
         self._on_timer = on_timer
+        self._on_device = on_device
         # every message sent up or down, so that the driver can tell one changed after it was sent
         self._sent = sent
         self.entity: Any = None  # set by the harness once the entity exists
@@ -153,6 +155,25 @@ class HarnessContext:
         else:
             self.entity.handle_timer(tag)
 
+    def request_device(self, op: Any, tag: Hashable) -> None:
+        """Perform ``op`` on the harness's device once its duration has passed
+        (the device's ``duration_ns(op)``; 0 for a device without durations)
+        and hand the result to the entity's ``handle_device(tag, result)``.
+
+        A fake device keeps no busy marks: the operation is executed when its
+        time is up, which is what a device that takes time answers too."""
+        duration = getattr(self.device, "duration_ns", None)
+        delay = 0 if duration is None else int(duration(op))
+        self._kernel.schedule(delay, self._device_done, op, tag)
+
+    def _device_done(self, op: Any, tag: Hashable) -> None:
+        perform = getattr(self.device, "perform", None)
+        result = self.device.execute(op) if perform is None else perform(op)
+        if self._on_device is not None:
+            self._on_device(self.node, tag, result)
+        else:
+            self.entity.handle_device(tag, result)
+
 
 class NodeDevice:
     """The device service as one node sees it, over a harness's fake of every
@@ -169,6 +190,16 @@ class NodeDevice:
     def capabilities(self) -> Any:
         return self._devices.capabilities(self._node)
 
+    def duration_ns(self, op: Any) -> int:
+        """How long ``op`` takes on this device (0 when the fake gives operations no time)."""
+        duration = getattr(self._devices, "duration_ns", None)
+        return 0 if duration is None else int(duration(self._node, op))
+
+    def perform(self, op: Any) -> Any:
+        """``op`` carried out once its duration has passed (the request path, ``request_device``)."""
+        perform = getattr(self._devices, "perform", None)
+        return self._devices.execute(self._node, op) if perform is None else perform(self._node, op)
+
 
 class Driver:
     """The kernel, the entities and the run loop of one harness run.
@@ -178,7 +209,8 @@ class Driver:
     recorded with the input it was handling when it sent it, ``cause``:
     ``(kind, i)`` for the i-th scripted input (``kind`` is the harness's name
     for its requests), else ``("below", None)``, ``("peer", None)``,
-    ``("timer", None)`` or ``("start", None)``.
+    ``("timer", None)``, ``("device", None)`` (an answer to ``request_device``)
+    or ``("start", None)``.
     """
 
     # handlers whose argument is a message from the kit (the layer above or below):
@@ -212,6 +244,7 @@ class Driver:
             self.peer_delay_ns,
             on_timer=self.deliver_timer,
             sent=self.sent,
+            on_device=self.deliver_device,
         )
         self.contexts[node] = ctx
         return ctx
@@ -320,6 +353,9 @@ class Driver:
 
     def deliver_timer(self, node: str, tag: Hashable) -> None:
         self.call(("timer", None), self.entities[node].handle_timer, tag)
+
+    def deliver_device(self, node: str, tag: Hashable, result: Any) -> None:
+        self.call(("device", None), self.entities[node].handle_device, tag, result)
 
     # ------------------------------------------------------------- the run
 

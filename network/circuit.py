@@ -68,6 +68,7 @@ class CircuitState(str, enum.Enum):
     SETTING_UP = "setting_up"
     RESERVING = "reserving"  # head: memory is being set aside along the path
     RUNNING = "running"
+    AT_DEVICE = "at_device"  # an operation that takes the device's time is under way (a swap, a measurement)
     DONE = "done"
     FAILED = "failed"
 
@@ -84,6 +85,8 @@ class CircuitEvent(str, enum.Enum):
     LINK_FAILED = "link_failed"  # a link request of ours on the path failed
     TOLD_FAILED = "told_failed"  # another node of the path ended the circuit
     DEADLINE = "deadline"  # the request's max_time_ns ran out (head)
+    TO_DEVICE = "to_device"  # an operation with a duration was handed to the device
+    DEVICE_DONE = "device_done"  # the device answered it
 
 
 _S, _E = CircuitState, CircuitEvent
@@ -101,14 +104,18 @@ CIRCUIT_END = Machine(
         (_S.RESERVING, _E.DEADLINE): _S.FAILED,
         (_S.RUNNING, _E.DELIVER): _S.RUNNING,
         (_S.RUNNING, _E.COMPLETE): _S.DONE,
+        (_S.RUNNING, _E.TO_DEVICE): _S.AT_DEVICE,
+        (_S.AT_DEVICE, _E.DEVICE_DONE): _S.RUNNING,
         **{(_S.RUNNING, e): _S.FAILED for e in (*_FAILURES, _E.DEADLINE)},
+        **{(_S.AT_DEVICE, e): _S.FAILED for e in (*_FAILURES, _E.DEADLINE)},
     },
     final=frozenset({_S.DONE, _S.FAILED}),
     doc=(
         "A circuit at its head or tail: one per request at each end. Over repeaters the head first "
         "reserves memory at every node of the path (`reserving`; a set-up that does not fit waits "
         "at the node short of memory). The head's deadline (`max_time_ns`) fails it there; the "
-        "tail learns of failures from the path."
+        "tail learns of failures from the path. `at_device`: a measurement (type M) or a "
+        "distillation step that takes the device's time is under way."
     ),
 )
 
@@ -121,10 +128,16 @@ CIRCUIT_AT_REPEATER = Machine(
         (_S.SETTING_UP, _E.REFUSED): _S.FAILED,
         (_S.RUNNING, _E.SWAP): _S.RUNNING,
         (_S.RUNNING, _E.COMPLETE): _S.DONE,
+        (_S.RUNNING, _E.TO_DEVICE): _S.AT_DEVICE,
+        (_S.AT_DEVICE, _E.DEVICE_DONE): _S.RUNNING,
         **{(_S.RUNNING, e): _S.FAILED for e in _FAILURES},
+        **{(_S.AT_DEVICE, e): _S.FAILED for e in _FAILURES},
     },
     final=frozenset({_S.DONE, _S.FAILED}),
-    doc="A circuit at a node between its ends: it swaps link pairs and is done after `number` swaps.",
+    doc=(
+        "A circuit at a node between its ends: it swaps link pairs and is done after `number` swaps. "
+        "`at_device`: a Bell measurement (or a distillation step) that takes the device's time is under way."
+    ),
 )
 
 MACHINES = (CIRCUIT_END, CIRCUIT_AT_REPEATER)
@@ -153,6 +166,12 @@ class Circuit(Session[tuple[str, int]]):
         self.down_hop: HopKey | None = None if self.downstream is None or down_label is None else (self.downstream, me, down_label)
         self.requested = 0  # link pairs asked of the downstream link so far
         self.freed_downstream = 0  # link pairs of the downstream hop the next node has used (HopFreed)
+        # while ``at_device``: what the device is doing for the circuit (for describe_waits) and
+        # what the entity needs to go on when it answers
+        self.at_device: str | None = None
+        self.device_context: Any = None
+        # a distilling policy's rounds at this end (qnetstack.network.distill.CircuitRounds)
+        self.distill: Any = None
 
     @property
     def used_downstream(self) -> int:
@@ -170,7 +189,12 @@ class Circuit(Session[tuple[str, int]]):
         ``below`` names its open link requests as the link layer does."""
         up = 0 if self.up_hop is None else held.get(self.up_hop, 0)
         down = 0 if self.down_hop is None else held.get(self.down_hop, 0)
-        waiting, peer = ("its set-up", None) if self.state is CircuitState.SETTING_UP else self._waiting_for(up, down)
+        if self.state is CircuitState.SETTING_UP:
+            waiting, peer = "its set-up", None
+        elif self.state is CircuitState.AT_DEVICE:
+            waiting, peer = f"waiting for the device ({self.at_device})", None
+        else:
+            waiting, peer = self._waiting_for(up, down)
         return Wait(
             session=f"circuit {self.head}/{self.serial} at {self.path[self.position]}",
             waiting_for=waiting,
@@ -242,6 +266,9 @@ class CircuitEnd(Circuit):
             node = self.to_reserve[0]
             return f"memory set aside for it at {node} ({self.needs[node]} qubit(s))", node
         done = f"{self.delivered}/{self.number} delivered"
+        rounds = self.distill
+        if rounds is not None and rounds.current is not None and rounds.current.outcome is not None:
+            return f"the outcome of a distillation round from {self.remote} ({done})", self.remote
         if up + down and self.hops > 1:
             return f"swap records from {', '.join(self.path[1:-1])} for {up + down} held link pair(s) ({done})", self.path[1]
         near = self.downstream if self.is_head else self.upstream

@@ -92,6 +92,7 @@ from qnetstack.network.circuit import (
     LabelTable,
 )
 from qnetstack.network.cutoff import Cutoffs
+from qnetstack.network.distill import Distiller, DistillOutcome, DistillPolicy, Round
 from qnetstack.network.frames import chain_estimate, chain_frame, correctable, outcome_flips, swap_estimates
 from qnetstack.network.memory import MemoryBook, WaitingSetUp
 from qnetstack.network.pairs import HopKey, LinkPair, PairEvent, PairState, PairStore, hop_key
@@ -110,6 +111,8 @@ from qnetstack.network.service import (
 )
 from qnetstack.physical.service import (
     CAP_DEVICE,
+    ApplyGate,
+    ApplyTwoQubitGate,
     BellMeasure,
     BellMeasureResult,
     BellState,
@@ -122,7 +125,7 @@ __all__ = ["NetworkNode"]
 
 # The members read for every pair, as module constants: looking a member up on its enum class
 # goes through the enum metaclass and costs about ten times a global read.
-_K, _HELD, _RUNNING = RequestType.K, PairState.HELD, CircuitState.RUNNING
+_K, _HELD, _RUNNING, _AT_DEVICE = RequestType.K, PairState.HELD, CircuitState.RUNNING, CircuitState.AT_DEVICE
 _PAIR_SWAP, _PAIR_DELIVER = PairEvent.SWAP, PairEvent.DELIVER
 _CIRCUIT_SWAP, _CIRCUIT_DELIVER = CircuitEvent.SWAP, CircuitEvent.DELIVER
 
@@ -174,6 +177,12 @@ class NetworkNode:
         self._next_circuit = 0  # serial of the next circuit this node heads
         self._open_requests: dict[int, CircuitEnd] = {}  # request_id -> circuit, at the head
         self._memory: MemoryBook | None = None  # made on first use, from the device's capabilities
+        # operations under way at the device, by circuit; and the qubits an ended circuit left
+        # with the device, to free once it answers (a busy qubit cannot be freed before)
+        self._device_ops: dict[tuple[str, int], Any] = {}
+        self._left_at_device: dict[tuple[str, int], tuple[int, ...]] = {}
+        # the rounds of a distilling policy (qnetstack.network.distill)
+        self._distiller = Distiller(self, self.policy) if isinstance(self.policy, DistillPolicy) else None
 
     @property
     def memory(self) -> MemoryBook:
@@ -203,6 +212,12 @@ class NetworkNode:
         too_long = None if self._cutoffs is None else self._cutoffs.refusal(len(path) - 1)
         if too_long is not None:
             self.ctx.send_up(NetRejected(request_id=msg.request_id, reason=f"policy {self.policy.name!r}: {too_long}"))
+            return
+        if self._distiller is not None and len(path) > 2:
+            reason = (
+                f"policy {self.policy.name!r} distils the link pairs of one-hop circuits only; the path {path} has {len(path) - 1} hops"
+            )
+            self.ctx.send_up(NetRejected(request_id=msg.request_id, reason=reason))
             return
         needs = {node: self.policy.qubits_held(len(path) - 1, i) for i, node in enumerate(path)}
         short = self._never_fits(needs)
@@ -295,6 +310,9 @@ class NetworkNode:
         if isinstance(msg, PairDiscarded):
             self._pair_discarded(sender, msg)
             return
+        if isinstance(msg, DistillOutcome) and self._distiller is not None:
+            self._distiller.outcome(sender, msg)
+            return
         if isinstance(msg, CircuitFailed):
             self._pass_on(sender, msg)
         if isinstance(msg, (SwapRecord, CircuitFailed)):
@@ -332,6 +350,40 @@ class NetworkNode:
             raise EntityError("this network layer asks only for type K link pairs, yet got a type M OK")
         else:
             raise EntityError(f"network layer got {type(msg).__name__} from below")
+
+    def handle_device(self, tag: Hashable, result: Any) -> None:
+        """The device finished an operation a circuit handed it (:meth:`_to_device`); ``tag`` is
+        ``("device", head, circuit)``. A circuit that ended meanwhile is gone: the answer is
+        dropped, and the qubits the operation left held (a gate's) are freed now."""
+        key = cast("tuple[str, int]", cast("tuple[str, str, int]", tag)[1:])
+        self._device_ops.pop(key, None)
+        circuit = self._circuits.get(key)
+        if circuit is None or circuit.state is not _AT_DEVICE:
+            for handle in self._left_at_device.pop(key, ()):
+                self.ctx.device.execute(FreeQubit(handle=handle))
+            drop_unknown(self.ctx.trace, "device_response", key)
+            return
+        context = circuit.device_context
+        circuit.at_device = circuit.device_context = None
+        if isinstance(context, Round) and self._distiller is not None:
+            self._distiller.device_done(cast(CircuitEnd, circuit), result)
+        elif isinstance(circuit, CircuitAtRepeater):
+            up, down = context
+            self._try_swap(circuit, (up, down, result))
+        else:
+            self._measured(cast(CircuitEnd, circuit), context, result)
+
+    def _takes_time(self, op: Any) -> bool:
+        """Whether ``op`` takes the device's time (then it goes through ``request_device``).
+        With no durations every operation is executed at once, as it always was."""
+        duration = getattr(self.ctx.device, "duration_ns", None)
+        return duration is not None and duration(op) > 0
+
+    def _to_device(self, circuit: Circuit, op: Any, what: str, context: Any) -> None:
+        circuit.fire(CircuitEvent.TO_DEVICE)
+        circuit.at_device, circuit.device_context = what, context
+        self._device_ops[circuit.key] = op
+        self.ctx.request_device(op, ("device", *circuit.key))
 
     def handle_timer(self, tag: Hashable) -> None:
         if isinstance(tag, tuple) and tag[:1] == ("deadline",):
@@ -472,7 +524,7 @@ class NetworkNode:
             drop_unknown(self.ctx.trace, msg.kind, key)
             return
         circuit.freed_downstream += 1
-        if circuit.state is _RUNNING:
+        if circuit.state is _RUNNING or circuit.state is _AT_DEVICE:
             self._ask_link(circuit, "freed")
 
     def _paced(self, circuit: Circuit) -> bool:
@@ -623,20 +675,34 @@ class NetworkNode:
             if pair.state is _HELD:
                 cutoffs.start(pair, self.ctx.now_ns, self.ctx.set_timer, ("cutoff", *circuit.key, pair.hop, pair.key))
         if isinstance(circuit, CircuitEnd):
-            if pair.state is _HELD:  # the policy did not discard it just now
+            if self._distiller is not None:
+                self._distiller.pair_arrived(circuit)
+            elif pair.state is _HELD:  # the policy did not discard it just now
                 self._try_deliver(circuit, pair)
         else:
             self._try_swap(cast(CircuitAtRepeater, circuit))  # a circuit not at an end is at a repeater
             if cutoffs is not None:
                 cutoffs.cancel_used(circuit, self._pairs, self.ctx.cancel_timer)
 
-    def _try_swap(self, circuit: CircuitAtRepeater) -> None:
-        while circuit.state is _RUNNING:
-            chosen = self.policy.to_swap(circuit, self._pairs)
-            if chosen is None:
-                return
-            up, down = chosen
-            result = self.ctx.device.execute(BellMeasure(handle_a=up.handle, handle_b=down.handle))
+    def _try_swap(self, circuit: CircuitAtRepeater, measured: tuple[LinkPair, LinkPair, Any] | None = None) -> None:
+        """Swap while the policy picks two link pairs. A Bell measurement that takes the device's
+        time is handed to it and the circuit waits ``at_device``; ``measured`` is the pairs and the
+        result the device answered with (:meth:`handle_device`), taken up here."""
+        while circuit.state is _RUNNING or measured is not None:
+            if measured is None:
+                chosen = self.policy.to_swap(circuit, self._pairs)
+                if chosen is None:
+                    return
+                up, down = chosen
+                bell_measure = BellMeasure(handle_a=up.handle, handle_b=down.handle)
+                if self._takes_time(bell_measure):
+                    self._to_device(circuit, bell_measure, "the Bell measurement of a swap", (up, down))
+                    return
+                result = self.ctx.device.execute(bell_measure)
+            else:
+                up, down, result = measured
+                measured = None
+                circuit.fire(CircuitEvent.DEVICE_DONE)
             if not isinstance(result, BellMeasureResult):
                 raise EntityError(f"Bell measurement for a swap failed: {result}")
             self._pairs.end(up, _PAIR_SWAP)
@@ -669,6 +735,8 @@ class NetworkNode:
                 self._ask_link(circuit, "swap")
 
     def _try_deliver(self, circuit: CircuitEnd, pair: LinkPair) -> None:
+        if circuit.state is _AT_DEVICE:
+            return  # one pair at a time: the next once the device has answered (_measured)
         if circuit.hops == 1:
             records: list[SwapRecord] = []
         else:
@@ -707,22 +775,44 @@ class NetworkNode:
                 handle=ok.handle,
             )
         else:
-            result = self.ctx.device.execute(Measure(handle=ok.handle, basis=circuit.basis))
-            if not isinstance(result, MeasureResult):
-                raise EntityError(f"measuring an end-to-end pair failed: {result}")
-            self._pairs.end(pair, PairEvent.MEASURE)
-            outcome: int = result.outcome
-            if not circuit.is_head and outcome_flips(frame, circuit.basis):
-                outcome ^= 1
-            delivery = PairDelivered(
-                pair_id=pair_id,
-                remote_node=circuit.remote,
-                bell_state=BellState.PHI_PLUS,
-                goodness=goodness,
-                goodness_time_ns=goodness_time,
-                outcome=outcome,
-                basis=circuit.basis,
-            )
+            measure = Measure(handle=ok.handle, basis=circuit.basis)
+            measuring = (pair, frame, goodness, goodness_time, pair_id, index)
+            if self._takes_time(measure):
+                self._to_device(circuit, measure, "the measurement of an end-to-end pair", measuring)
+                return
+            self._measured(circuit, measuring, self.ctx.device.execute(measure), at_device=False)
+            return
+        self._hand_up(circuit, delivery, index)
+
+    def _measured(self, circuit: CircuitEnd, measuring: Any, result: Any, at_device: bool = True) -> None:
+        """Type M: the end-to-end pair's qubit was measured; deliver its outcome. After a
+        measurement that took the device's time, the pairs that became ready meanwhile follow."""
+        pair, frame, goodness, goodness_time, pair_id, index = measuring
+        if at_device:
+            circuit.fire(CircuitEvent.DEVICE_DONE)
+        if not isinstance(result, MeasureResult):
+            raise EntityError(f"measuring an end-to-end pair failed: {result}")
+        self._pairs.end(pair, PairEvent.MEASURE)
+        outcome: int = result.outcome
+        if not circuit.is_head and outcome_flips(frame, circuit.basis):
+            outcome ^= 1
+        delivery = PairDelivered(
+            pair_id=pair_id,
+            remote_node=circuit.remote,
+            bell_state=BellState.PHI_PLUS,
+            goodness=goodness,
+            goodness_time_ns=goodness_time,
+            outcome=outcome,
+            basis=circuit.basis,
+        )
+        self._hand_up(circuit, delivery, index)
+        if at_device and not circuit.ended and circuit.near_hop is not None:
+            for ready in self._pairs.held(circuit.near_hop):
+                self._try_deliver(circuit, ready)
+                if circuit.ended or circuit.state is _AT_DEVICE:
+                    break
+
+    def _hand_up(self, circuit: CircuitEnd, delivery: PairDelivered, index: int) -> None:
         self.ctx.trace("network.deliver", head=circuit.head, request_id=circuit.request_id, index=index)
         self.ctx.send_up(delivery)
         circuit.delivered += 1
@@ -842,6 +932,11 @@ class NetworkNode:
         """Drop an ended circuit and free the link pairs it still holds (only a failed
         circuit holds any: a swap or a delivery hands each pair on)."""
         me = self.ctx.node
+        under_way = self._device_ops.get(circuit.key)
+        if under_way is not None:
+            # the device still works on some of the circuit's qubits: a measurement frees them
+            # itself, the qubits of a gate are freed when it answers (handle_device)
+            self._left_at_device[circuit.key] = _left_held(under_way)
         for hop in circuit.hop_keys:
             for pair in self._pairs.held(hop):
                 self.ctx.device.execute(FreeQubit(handle=pair.handle))
@@ -861,3 +956,12 @@ class NetworkNode:
             del self._open_requests[circuit.request_id]
         if self._memory is not None and self._memory.holds(circuit.key):
             self._free_memory(circuit.key)
+
+
+def _left_held(op: Any) -> tuple[int, ...]:
+    """The qubits a device operation leaves held when it completes (a measurement frees its own)."""
+    if isinstance(op, ApplyGate):
+        return (op.handle,)
+    if isinstance(op, ApplyTwoQubitGate):
+        return (op.control, op.target)
+    return ()

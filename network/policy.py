@@ -36,6 +36,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from qnetstack.network.circuit import Circuit, CircuitAtRepeater, CircuitEnd
+from qnetstack.network.distill import BbpsswPolicy, BbpsswPumpingPolicy, DejmpsPolicy, DejmpsPumpingPolicy
 from qnetstack.network.pairs import LinkPair, PairStore
 from qnetstack.network.peer import SwapRecord
 
@@ -145,3 +146,10 @@ def make_policy(name: str, options: dict[str, Any] | None = None) -> Policy:
     except (TypeError, ValueError) as exc:
         registered = ", ".join(sorted(POLICIES))
         raise PolicyError(f"network policy {name!r} (registered: {registered}) refuses options {options!r}: {exc}") from None
+
+
+# distillation of one-hop circuits' link pairs (qnetstack.network.distill)
+register_policy(BbpsswPolicy)
+register_policy(DejmpsPolicy)
+register_policy(BbpsswPumpingPolicy)
+register_policy(DejmpsPumpingPolicy)

@@ -9,7 +9,12 @@ physical entity). Each entity gets its own :class:`KernelContext`, which turns
 * to a peer: after the classical channel's delay, the shortest fibre path
   between the two nodes, length / (c / n) (see ``qnetstack.physical.params``),
   found when a context first sends to that peer (:class:`FibreDelays`);
-* timers: after the requested delay.
+* timers: after the requested delay;
+* device operations asked for with ``request_device``: handed to the node's
+  physical entity as a ``DeviceRequest`` at once (so its qubits are busy from
+  this instant), which answers with a ``DeviceResponse`` after the operation's
+  duration; the response goes to the asking entity's ``handle_device`` rather
+  than to the layer above the physical one (:meth:`Network.request_device`).
 
 Each context looks its routes up once (the entity above or below, each peer
 with its delay) and keeps them until an entity of the network is replaced: a
@@ -44,6 +49,7 @@ from qnetstack.entity import RequestName
 from qnetstack.entity.kernel import Kernel
 from qnetstack.entity.machine import TRANSITION
 from qnetstack.network.service import NetAccepted, NetRequest
+from qnetstack.physical.service import DeviceRequest, DeviceResponse
 
 __all__ = ["LAYERS", "FibreDelays", "KernelContext", "Trace", "Network", "entity_rng"]
 
@@ -182,6 +188,9 @@ class KernelContext:
     def set_timer(self, delay_ns: int, tag: Hashable) -> int:
         return self._kernel.schedule(delay_ns, self.entity.handle_timer, tag)
 
+    def request_device(self, op: Any, tag: Hashable) -> None:
+        self._network.request_device(self._node, op, self.entity.handle_device, tag)
+
     def cancel_timer(self, timer_id: int) -> None:
         self._kernel.cancel(timer_id)
 
@@ -217,7 +226,27 @@ class _ApplicationLayerContext(KernelContext):
         super().send_down(msg)
 
 
-_CONTEXTS: dict[str, type[KernelContext]] = {"network": _NetworkLayerContext, "application": _ApplicationLayerContext}
+class _PhysicalLayerContext(KernelContext):
+    """A physical entity's context: a ``DeviceResponse`` to a request made with
+    ``request_device`` goes back to the entity that asked, not up."""
+
+    __slots__ = ()
+
+    def send_up(self, msg: Any) -> None:
+        waiting = self._network.device_requests
+        if waiting and isinstance(msg, DeviceResponse):
+            asked = waiting.pop((self._node, msg.request_id), None)
+            if asked is not None:
+                self._kernel.schedule(0, asked[0], asked[1], msg.result)
+                return
+        super().send_up(msg)
+
+
+_CONTEXTS: dict[str, type[KernelContext]] = {
+    "physical": _PhysicalLayerContext,
+    "network": _NetworkLayerContext,
+    "application": _ApplicationLayerContext,
+}
 
 
 class Network:
@@ -236,6 +265,9 @@ class Network:
         self.net_requests: dict[RequestName, RequestName] = {}
         self.paths: dict[RequestName, tuple[str, ...]] = {}
         self.submitting: RequestName | None = None  # the user request being handed to its application
+        # device operations under way: (node, DeviceRequest id) -> (the asker's handle_device, its tag)
+        self.device_requests: dict[tuple[str, int], tuple[Callable[[Hashable, Any], None], Hashable]] = {}
+        self._next_device_request: Counter[str] = Counter()
 
     def make_context(self, node: str, layer: str) -> KernelContext:
         ctx = _CONTEXTS.get(layer, KernelContext)(self, node, layer, entity_rng(self.seed, node, layer))
@@ -250,6 +282,16 @@ class Network:
         if replaced:  # routes may lead to the entity replaced; a new one no route can lead to yet
             for known in self._contexts:
                 known.forget_routes()
+
+    def request_device(self, node: str, op: Any, handle_device: Callable[[Hashable, Any], None], tag: Hashable) -> None:
+        """Hand ``op`` to ``node``'s device as a ``DeviceRequest`` now; its response goes to
+        ``handle_device(tag, result)``. The ids count per node, from 2**40 up, so they cannot
+        meet those of a layer that sends ``DeviceRequest`` down itself from 0."""
+        request_id = (1 << 40) + self._next_device_request[node]
+        self._next_device_request[node] += 1
+        self.device_requests[(node, request_id)] = (handle_device, tag)
+        # a direct call, as ``execute`` is: the device marks the qubits busy in this instant
+        self.entities[node]["physical"].handle_above(DeviceRequest(request_id=request_id, operation=op))
 
     def deliver_to_user(self, node: str, msg: Any) -> None:
         self.user_messages.append((self.kernel.now_ns, node, msg))

@@ -112,9 +112,6 @@ class NodeSpec(_Spec):
     hardware: NodeHardware = NodeHardware()
 
 
-# Memory fields a run cannot honour yet (only a DeviceRequest waits for them).
-_DURATION_FIELDS = ("single_qubit_gate_duration_ns", "two_qubit_gate_duration_ns", "measurement_duration_ns")
-
 # Fields of every scheme's parameter model that LinkSpec sets itself.
 _LINK_FIELDS = ("length_km", "fibre", "detector", "bright_state_population")
 
@@ -299,16 +296,6 @@ class Scenario(_Spec):
             if name in seen:
                 raise _FieldProblem(f"nodes.{i}.name", f"duplicate node name {shown(name)}")
             seen.add(name)
-        for i, node in enumerate(self.nodes):
-            for field in _DURATION_FIELDS:
-                if getattr(node.hardware.memory, field):
-                    # the reference layers operate the device synchronously (execute), which
-                    # ignores durations: a run must not look as if it honoured them
-                    raise _FieldProblem(
-                        f"nodes.{i}.hardware.memory.{field}",
-                        "operation durations are not used in scenario runs yet (the reference layers operate "
-                        "the device without waiting); leave it at 0",
-                    )
         pairs: set[frozenset[str]] = set()
         for i, link in enumerate(self.links):
             for end in ("a", "b"):

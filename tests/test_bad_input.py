@@ -674,13 +674,23 @@ def test_models_built_in_code_refuse_non_finite_angles_and_lengths(value):
 
 
 @pytest.mark.parametrize("field", ["single_qubit_gate_duration_ns", "two_qubit_gate_duration_ns", "measurement_duration_ns"])
-def test_a_scenario_with_operation_durations_is_refused_until_runs_honour_them(field):
-    """The reference layers operate the device without waiting, so a duration in a
-    scenario would be silently ignored: it is refused with the field named instead."""
+def test_a_scenario_takes_operation_durations_and_refuses_negative_ones(field):
+    """Runs honour operation durations (the network layer's swaps and measurements wait for the
+    device), so a scenario takes them; a negative duration is refused with the field named."""
     data = copy.deepcopy(FULL)
     data["nodes"][0].setdefault("hardware", {}).setdefault("memory", {})[field] = 500
+    assert getattr(parse_scenario(data).nodes[0].hardware.memory, field) == 500
+    data["nodes"][0]["hardware"]["memory"][field] = -1
     with pytest.raises(ScenarioError) as info:
         parse_scenario(data)
     assert info.value.field == f"nodes.0.hardware.memory.{field}"
-    data["nodes"][0]["hardware"]["memory"][field] = 0
-    parse_scenario(data)  # zero, the default, is what runs do
+
+
+def test_an_unknown_network_policy_is_a_one_line_error_naming_the_field_and_the_policies():
+    data = copy.deepcopy(FULL)
+    data["network"] = {"policy": "swap-whenever"}
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(data)
+    assert info.value.field == "network.policy"
+    message = str(info.value)
+    assert "\n" not in message and "swap-whenever" in message and "swap-asap" in message

@@ -25,7 +25,9 @@ rest:
   both ends (``failure_probability`` per CREATE, after some of its pairs), or
   when its own ``max_time_ns`` runs out. Its device service lets the network
   layer ``BellMeasure``, ``Measure``, ``FreeQubit``, ``InitQubit`` and apply
-  Pauli gates to qubits it holds, with scripted or random outcomes.
+  Pauli gates to qubits it holds, with scripted or random outcomes. A Bell
+  measurement may take time (``bell_measure_ns``): then the implementation
+  must ask for it with ``request_device`` and gets the result that much later.
 * **the classical channel** delivers a peer message after ``hop_delay_ns``
   times the number of hops between the two nodes (the stack uses the fibre
   delay of the shortest path, which is the same thing on equal links).
@@ -145,6 +147,9 @@ class NetConditions:
     # to the layer in LinkOkKeep.bell_diagonal; None: Werner pairs of pair_fidelities, told no diagonal
     pair_diagonals: tuple[tuple[float, float, float, float], ...] | None = None
     swap_outcomes: tuple[BellState, ...] | None = None  # BellMeasure outcomes in turn; None: random
+    # how long a Bell measurement takes on the device: with a duration it must be asked for with
+    # ``request_device``, and one executed at once is noted as misuse
+    bell_measure_ns: int = 0
 
     def __post_init__(self) -> None:
         if not 2 <= self.size <= len(CHAIN):
@@ -436,6 +441,7 @@ class FakeBelow(FakeDevices):
         self._diagonals = itertools.cycle(conditions.pair_diagonals) if conditions.pair_diagonals else None
         self.seq: Iterator[int] = itertools.count()  # shared with the harness: orders ops and messages
         self.deliver: Any = None  # set by the harness: (node, message) -> None, calls handle_below
+        self._performing = False  # while an operation asked for with request_device is carried out
 
     # ------------------------------------------------------------- memory
 
@@ -488,8 +494,25 @@ class FakeBelow(FakeDevices):
         }
 
     def execute(self, node: str, op: Any) -> Any:
+        if not self._performing and self.duration_ns(node, op):
+            self.note(
+                node,
+                f"{type(op).__name__} executed at once, yet it takes {self.duration_ns(node, op)} ns on this device "
+                "(ask for it with request_device)",
+            )
         self._op_seq = next(self.seq)  # every operation, even a refused one, takes its place in the order
         return super().execute(node, op)
+
+    def duration_ns(self, node: str, op: Any) -> int:
+        return self.conditions.bell_measure_ns if isinstance(op, BellMeasure) else 0
+
+    def perform(self, node: str, op: Any) -> Any:
+        """``op`` asked for with ``request_device``, now that its duration has passed."""
+        self._performing = True
+        try:
+            return self.execute(node, op)
+        finally:
+            self._performing = False
 
     def init_qubit(self, node: str, op: InitQubit) -> Any:
         q = self._allocate(node, None, "network")

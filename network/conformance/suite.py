@@ -768,6 +768,30 @@ def only_own_qubits(impl: Any) -> None:
     _property(impl, no_misuse)
 
 
+@SUITE.clause("NET-DEV-1")
+def swaps_wait_for_the_device(impl: Any) -> None:
+    """alice -> carol over bob, where a Bell measurement takes three hop delays on the device:
+    the implementation asks for it with ``request_device`` (the harness notes one executed at
+    once) and still delivers every pair at both ends."""
+    kind = _types(impl)[0]
+    conditions = NetConditions(size=3, success_probability=0.5, bell_measure_ns=3 * NetConditions().hop_delay_ns)
+    requests = [ScriptedRequest(0, "alice", NetRequest(request_id=1, remote_node="carol", number=3, type=kind))]
+    run = _single(impl, requests, conditions)
+    at_once = [m for m in run.misuse if "request_device" in m]
+    if at_once:
+        raise ClauseFailure(f"a Bell measurement that takes {conditions.bell_measure_ns} ns was executed at once: {at_once[0]}")
+    acc = run.accepted().get(("alice", 1))
+    if acc is None:
+        raise ClauseFailure(f"alice -> carol was not accepted: {[u.msg for u in run.answers(0)]}")
+    for node in _ends(acc):
+        got = len(run.deliveries(acc.key, node))
+        if got != 3:
+            raise ClauseFailure(
+                f"with Bell measurements that take {conditions.bell_measure_ns} ns, alice -> carol got {got} of 3 pairs "
+                f"at {node} by t={run.end_ns}, errors {[u.msg.code.value for u in run.errors(acc.key)]}"
+            )
+
+
 @SUITE.clause("NET-RES-2")
 def no_leaked_qubits(impl: Any) -> None:
     def check(run: NetRun) -> None:

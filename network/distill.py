@@ -1,0 +1,354 @@
+"""Distillation of a one-hop circuit's link pairs: the recurrence protocols of 1996.
+
+Theory of operation
+-------------------
+A circuit run by a distilling policy (``distill-bbpssw``, ``distill-dejmps``)
+turns two link pairs of its hop into one better pair, or none, and hands up
+only the pairs it kept. Both ends of the hop run the same *round* on the same
+two pairs: once an end holds two link pairs of the circuit, the older (by the
+link's sequence number) is the *source*, the newer the *target*. Both ends
+see the same pairs in the same order (the link reports them so, specs/link.md),
+so they pick the same two without a word.
+
+One round, at each end, on its own qubits, through the device (each operation
+takes the device's time: a circuit waits ``at_device`` while one is under
+way):
+
+1. The tail brings each pair to Φ+ with Pauli gates (the heralded frame
+   ``|B(x, z)> = (I ⊗ X^x Z^z)|Φ+>`` is undone by X^x then Z^z at the tail).
+2. A twirl both ends derive from the pair's name (a CRC of its ``ent_id``, so
+   no message is needed to agree on it): the same Pauli σ ⊗ σ at both ends,
+   which keeps the Bell-basis weights and averages every off-diagonal term
+   away (Bennett, DiVincenzo, Smolin & Wootters, PRA 54, 3824 (1996),
+   Sec. III). BBPSSW (Bennett, Brassard, Popescu, Schumacher, Smolin &
+   Wootters, PRL 76, 722 (1996)) twirls further, to a Werner state: one of
+   the six permutations of the weights of Φ−, Ψ+, Ψ−, built from H ⊗ H (which
+   exchanges Φ− and Ψ+) and the DEJMPS rotation (which exchanges Φ− and Ψ−).
+   DEJMPS (Deutsch, Ekert, Jozsa, Macchiavello, Popescu & Sanpera, PRL 77,
+   2818 (1996)) applies its rotation instead: Rx(π/2) at the head, Rx(−π/2)
+   at the tail, from the device's gates as H·S·H and H·S†·H (S† = Z·S).
+3. The bilateral CNOT, source to target, and a Z readout of the target.
+4. The outcome goes to the other end (:class:`DistillOutcome`). With both
+   outcomes known, each end keeps the source if they agree and frees it if
+   they differ. A kept pair is delivered in the Φ+ frame; its goodness is
+   the closed form for two Werner inputs of the link pairs' goodness
+   (BBPSSW's formula; DEJMPS gives the same on Werner inputs).
+
+*Pumping* (Dür, Briegel, Cirac & Zoller, PRA 59, 169 (1999)): a policy with
+``rounds`` = n > 1 distils a kept source again, with the next fresh link pair
+as the target, until it has passed n rounds; a failed round loses it, and the
+next round starts from two fresh pairs. ``distill-bbpssw-pump2`` and
+``distill-dejmps-pump2`` are registered; a subclass with its own ``name`` and
+``rounds`` gives any other n. A pair entering its k-th round gets a fresh
+twirl (the choice is derived from its name and k).
+
+A circuit holds at most two link pairs at each end: the head asks its link
+for as many as bring the pairs held or on their way to two
+(:meth:`DistillPolicy.to_ask`). Only one-hop circuits are distilled here;
+the entity refuses a distilling request over repeaters.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import Field
+
+from qnetstack.entity import EntityError
+from qnetstack.entity.machine import drop_unknown
+from qnetstack.entity.message import Message as _Peer
+from qnetstack.network.circuit import Circuit, CircuitAtRepeater, CircuitEnd, CircuitEvent, CircuitState
+from qnetstack.network.pairs import LinkPair, PairEvent, PairStore
+from qnetstack.network.peer import SwapRecord
+from qnetstack.physical.service import (
+    ApplyGate,
+    ApplyTwoQubitGate,
+    Basis,
+    BellState,
+    FreeQubit,
+    Gate,
+    Measure,
+    MeasureResult,
+    TwoQubitGate,
+)
+
+if TYPE_CHECKING:
+    from qnetstack.network.node import NetworkNode
+
+__all__ = [
+    "DistillOutcome",
+    "DistillPolicy",
+    "BbpsswPolicy",
+    "BbpsswPumpingPolicy",
+    "DejmpsPolicy",
+    "DejmpsPumpingPolicy",
+    "Distiller",
+    "Round",
+    "werner_round",
+]
+
+_PAULIS = (Gate.I, Gate.X, Gate.Y, Gate.Z)
+# the rotation of DEJMPS at each end, in the order applied (global phases dropped)
+_RX_HEAD = (Gate.H, Gate.S, Gate.H)
+_RX_TAIL = (Gate.H, Gate.S, Gate.Z, Gate.H)
+# the six permutations of (Φ−, Ψ+, Ψ−) as words in "h" (H ⊗ H) and "r" (the DEJMPS rotation)
+_PERMUTATIONS = ("", "h", "r", "hr", "rh", "hrh")
+
+
+def werner_round(f1: float, f2: float) -> tuple[float, float]:
+    """(probability of success, fidelity kept) of the bilateral CNOT on two Werner pairs of
+    fidelities ``f1``, ``f2`` (Bennett et al., PRL 76, 722 (1996); for f1 = f2 = F:
+    p = F² + 2F(1−F)/3 + 5((1−F)/3)², F' = (F² + ((1−F)/3)²)/p)."""
+    e1, e2 = (1 - f1) / 3, (1 - f2) / 3
+    p = f1 * f2 + f1 * e2 + e1 * f2 + 5 * e1 * e2
+    return p, (f1 * f2 + e1 * e2) / p
+
+
+class DistillOutcome(_Peer):
+    """One end of a hop -> the other: its readout of the target in the round whose
+    source is the link pair ``source`` (its ``ent_id`` as (creator, peer, sequence))."""
+
+    kind: Literal["distill_outcome"] = "distill_outcome"
+    head: str
+    circuit: int = Field(ge=0)
+    source: tuple[str, str, int]
+    outcome: int = Field(ge=0, le=1)
+
+
+class DistillPolicy:
+    """Deliver only distilled pairs of one-hop circuits (see the module docstring)."""
+
+    name: ClassVar[str] = "distill"
+    # "bbpssw" or "dejmps": which twirl or rotation comes before the bilateral CNOT
+    protocol: ClassVar[str] = ""
+    # rounds a delivered pair has passed: more than one is entanglement pumping, the kept pair
+    # distilled again with a fresh link pair as the target (a subclass sets its own)
+    rounds: ClassVar[int] = 1
+
+    def to_ask(self, circuit: Circuit, moment: Any) -> int:
+        if circuit.downstream is None or circuit.ended:
+            return 0
+        rounds = circuit.distill
+        used = 0 if rounds is None else rounds.pairs_used
+        in_flight = circuit.requested - used  # held for a round, or asked of the link and not made yet
+        wanted = circuit.number - (circuit.delivered if isinstance(circuit, CircuitEnd) else 0)
+        return max(0, 2 - in_flight) if wanted > 0 else 0
+
+    def to_swap(self, circuit: CircuitAtRepeater, pairs: PairStore) -> tuple[LinkPair, LinkPair] | None:
+        return None  # one-hop circuits only: there is no repeater
+
+    def to_discard(self, circuit: Circuit, pairs: PairStore) -> list[LinkPair]:
+        return []
+
+    def to_deliver(self, circuit: CircuitEnd, pair: LinkPair, records: list[SwapRecord]) -> bool:
+        rounds = circuit.distill
+        return rounds is not None and pair.key in rounds.kept
+
+    def qubits_held(self, hops: int, position: int) -> int:
+        return 2  # a round's two link pairs
+
+
+class BbpsswPolicy(DistillPolicy):
+    name: ClassVar[str] = "distill-bbpssw"
+    protocol: ClassVar[str] = "bbpssw"
+
+
+class DejmpsPolicy(DistillPolicy):
+    name: ClassVar[str] = "distill-dejmps"
+    protocol: ClassVar[str] = "dejmps"
+
+
+class BbpsswPumpingPolicy(BbpsswPolicy):
+    """BBPSSW with two rounds of pumping (Dür, Briegel, Cirac & Zoller, PRA 59, 169 (1999))."""
+
+    name: ClassVar[str] = "distill-bbpssw-pump2"
+    rounds: ClassVar[int] = 2
+
+
+class DejmpsPumpingPolicy(DejmpsPolicy):
+    """DEJMPS with two rounds of pumping."""
+
+    name: ClassVar[str] = "distill-dejmps-pump2"
+    rounds: ClassVar[int] = 2
+
+
+class Round:
+    """One distillation round at one end: its two link pairs, the device operations
+    still to run, and the two outcomes."""
+
+    def __init__(self, source: LinkPair, target: LinkPair, operations: list[Any], index: int) -> None:
+        self.index = index  # 0 for a round of two fresh link pairs, k for the k-th pumping round
+        self.source = source
+        self.target = target
+        self.operations = operations
+        self.outcome: int | None = None
+        self.peer_outcome: int | None = None
+
+
+class CircuitRounds:
+    """What a distilling circuit keeps at one end (``Circuit.distill``)."""
+
+    def __init__(self) -> None:
+        self.current: Round | None = None
+        self.kept: set[Any] = set()  # keys of kept source pairs, until delivered
+        self.pairs_used = 0  # link pairs no longer held for a round (measured, freed or delivered)
+        # a source kept by a round and distilled again (pumping), with the rounds it has passed
+        self.pumped: LinkPair | None = None
+        self.passed = 0
+        # outcomes that came before this end started the round they belong to
+        self.early: dict[tuple[str, str, int], int] = {}
+
+
+class Distiller:
+    """The rounds of every distilling circuit of one network entity."""
+
+    def __init__(self, node: NetworkNode, policy: DistillPolicy) -> None:
+        self.node = node
+        self.policy = policy
+
+    # ------------------------------------------------------------ from the entity
+
+    def pair_arrived(self, circuit: CircuitEnd) -> None:
+        """A link pair of the circuit is held here: start a round if two are."""
+        rounds = circuit.distill
+        if rounds is None:
+            rounds = circuit.distill = CircuitRounds()
+        if rounds.current is not None or circuit.near_hop is None:
+            return
+        waiting = sorted(
+            (p for p in self.node._pairs.held(circuit.near_hop) if p.key not in rounds.kept and p is not rounds.pumped),
+            key=lambda p: p.ok.ent_id.sequence,
+        )
+        if rounds.pumped is not None and waiting:
+            source, target = rounds.pumped, waiting[0]
+        elif rounds.pumped is None and len(waiting) >= 2:
+            source, target = waiting[:2]
+        else:
+            return
+        index = rounds.passed if rounds.pumped is not None else 0
+        rounds.current = Round(source, target, self._operations(circuit, source, target, index), index)
+        self._next_operation(circuit, rounds.current)
+
+    def device_done(self, circuit: CircuitEnd, result: Any) -> None:
+        """An operation of the circuit's round that took the device's time is done."""
+        rounds = circuit.distill
+        assert rounds is not None and rounds.current is not None
+        self._operation_done(circuit, rounds.current, result)
+
+    def outcome(self, sender: str, msg: DistillOutcome) -> None:
+        key = (msg.head, msg.circuit)
+        circuit = self.node._circuits.get(key)
+        if not isinstance(circuit, CircuitEnd) or sender != circuit.remote:
+            drop_unknown(self.node.ctx.trace, msg.kind, key, sender=sender)
+            return
+        rounds = circuit.distill
+        if rounds is None:
+            rounds = circuit.distill = CircuitRounds()
+        current = rounds.current
+        if current is None or current.source.key != msg.source:
+            rounds.early[msg.source] = msg.outcome
+            return
+        current.peer_outcome = msg.outcome
+        self._decide(circuit, current)
+
+    # ------------------------------------------------------------ a round
+
+    def _operations(self, circuit: CircuitEnd, source: LinkPair, target: LinkPair, index: int) -> list[Any]:
+        operations: list[Any] = []
+        for pair in (source, target):
+            handle = pair.handle
+            gates: list[Gate] = []
+            if not circuit.is_head:
+                x, z = pair.ok.bell_state.pauli_bits
+                gates += [Gate.X] * x + [Gate.Z] * z
+            # a fresh choice for every round a pair enters (a pumped source enters several)
+            choice = zlib.crc32(repr((pair.key, index)).encode("utf-8"))
+            gates.append(_PAULIS[choice % 4])
+            rotation = _RX_HEAD if circuit.is_head else _RX_TAIL
+            if self.policy.protocol == "dejmps":
+                gates += rotation
+            else:
+                for step in _PERMUTATIONS[(choice // 4) % 6]:
+                    gates += (Gate.H,) if step == "h" else rotation
+            operations += [ApplyGate(gate=g, handle=handle) for g in gates if g is not Gate.I]
+        operations.append(ApplyTwoQubitGate(gate=TwoQubitGate.CNOT, control=source.handle, target=target.handle))
+        operations.append(Measure(handle=target.handle, basis=Basis.Z))
+        return operations
+
+    def _next_operation(self, circuit: CircuitEnd, current: Round) -> None:
+        node = self.node
+        while current.operations:
+            op = current.operations[0]
+            if node._takes_time(op):
+                node._to_device(circuit, op, f"{type(op).__name__} of a distillation round", current)
+                return
+            if not self._operation_done(circuit, current, node.ctx.device.execute(op), at_device=False):
+                return
+
+    def _operation_done(self, circuit: CircuitEnd, current: Round, result: Any, at_device: bool = True) -> bool:
+        """Take the result of the round's next operation; True while more follow here."""
+        if at_device:
+            circuit.fire(CircuitEvent.DEVICE_DONE)
+        op = current.operations.pop(0)
+        if getattr(result, "kind", None) == "device_error":
+            raise EntityError(f"{type(op).__name__} in a distillation round failed: {result}")
+        if not isinstance(result, MeasureResult):
+            if at_device:
+                self._next_operation(circuit, current)
+            return True
+        node = self.node
+        node._pairs.end(current.target, PairEvent.MEASURE)
+        current.outcome = result.outcome
+        node.ctx.send_peer(
+            circuit.remote,
+            DistillOutcome(head=circuit.head, circuit=circuit.serial, source=current.source.key, outcome=result.outcome),
+        )
+        rounds = circuit.distill
+        assert rounds is not None
+        early = rounds.early.pop(current.source.key, None)
+        if early is not None:
+            current.peer_outcome = early
+        self._decide(circuit, current)
+        return False
+
+    def _decide(self, circuit: CircuitEnd, current: Round) -> None:
+        if current.outcome is None or current.peer_outcome is None or circuit.state is not CircuitState.RUNNING:
+            return  # this end has not measured yet: it decides when it has
+        node = self.node
+        rounds = circuit.distill
+        assert rounds is not None
+        rounds.current = None
+        rounds.pairs_used += 1  # the target, measured
+        source = current.source
+        kept = current.outcome == current.peer_outcome
+        if circuit.is_head:
+            node.ctx.trace(
+                "network.distill.kept" if kept else "network.distill.failed",
+                head=circuit.head,
+                request_id=circuit.request_id,
+                round=current.index,
+            )
+        rounds.pumped, rounds.passed = None, 0
+        if not kept:
+            node.ctx.device.execute(FreeQubit(handle=source.handle))
+            node._pairs.end(source, PairEvent.FREE)
+            rounds.pairs_used += 1
+            node._ask_link(circuit, "freed")
+            self.pair_arrived(circuit)
+            return
+        _, fidelity = werner_round(current.source.ok.goodness, current.target.ok.goodness)
+        source.ok = source.ok.model_copy(
+            update={"bell_state": BellState.PHI_PLUS, "goodness": fidelity, "goodness_time_ns": node.ctx.now_ns}
+        )
+        if current.index + 1 < self.policy.rounds:
+            rounds.pumped, rounds.passed = source, current.index + 1
+            node._ask_link(circuit, "freed")
+            self.pair_arrived(circuit)
+            return
+        rounds.pairs_used += 1
+        rounds.kept.add(source.key)
+        node._try_deliver(circuit, source)
+        rounds.kept.discard(source.key)
+        if not circuit.ended:
+            self.pair_arrived(circuit)
