@@ -80,6 +80,7 @@ from qnetstack.link.service import (
     LinkErrorCode,
     LinkOkKeep,
     LinkOkMeasure,
+    LinkState,
     RequestType,
 )
 from qnetstack.network.circuit import (
@@ -164,6 +165,9 @@ class NetworkNode:
         self._next_circuit = 0  # serial of the next circuit this node heads
         self._open_requests: dict[int, CircuitEnd] = {}  # request_id -> circuit, at the head
         self._memory: MemoryBook | None = None  # made on first use, from the device's capabilities
+        # circuits that asked this node to reserve, not set up here yet: key -> (request id, path),
+        # so a node that loses a link can end the set-ups that would use it (_neighbour_down)
+        self._set_up_paths: dict[tuple[str, int], tuple[int, tuple[str, ...]]] = {}
 
     @property
     def memory(self) -> MemoryBook:
@@ -286,7 +290,9 @@ class NetworkNode:
             if circuit is None:
                 drop_unknown(self.ctx.trace, msg.kind, key, sender=sender)
             elif isinstance(msg, CircuitFailed):
-                self._fail(circuit, CircuitEvent.TOLD_FAILED, msg.detail, tell_path=False, code=msg.code)
+                # a head still reserving releases what it asked for (a node lost a link of the path)
+                reserving = circuit.state is CircuitState.RESERVING
+                self._fail(circuit, CircuitEvent.TOLD_FAILED, msg.detail, tell_path=reserving, code=msg.code)
             elif isinstance(circuit, CircuitEnd):
                 circuit.file_record(msg)
                 assert circuit.near_hop is not None
@@ -311,6 +317,9 @@ class NetworkNode:
             self._requests_by_create_id[msg.create_id] = request
         elif isinstance(msg, LinkError):
             self._link_failed(msg)
+        elif isinstance(msg, LinkState):
+            if not msg.up:
+                self._neighbour_down(msg.remote_node, "the link layer reports it down")
         elif isinstance(msg, LinkOkMeasure):
             raise EntityError("this network layer asks only for type K link pairs, yet got a type M OK")
         else:
@@ -400,6 +409,7 @@ class NetworkNode:
         key = (msg.head, msg.circuit)
         if memory.holds(key) or key in self._circuits:
             raise EntityError(f"circuit {key} asked {me} twice for a reservation")
+        self._set_up_paths[key] = (msg.request_id, tuple(msg.path))
         if memory.ask(WaitingSetUp(key, msg.qubits, (msg.head, msg.request_id))):
             self.ctx.send_peer(msg.head, Reserved(head=msg.head, circuit=msg.circuit, node=me))
 
@@ -430,6 +440,7 @@ class NetworkNode:
     def _free_memory(self, key: tuple[str, int]) -> None:
         """End ``key``'s reservation (or its wait) here and go on with the set-ups that now fit."""
         me = self.ctx.node
+        self._set_up_paths.pop(key, None)
         for setup in self.memory.release(key):
             head, serial = setup.key
             if head != me:
@@ -705,8 +716,13 @@ class NetworkNode:
         """A link request of ours failed: the circuit cannot be completed.
 
         Errors for requests another node made are left to that node, which
-        tells the ends (it knows which circuit its request served)."""
+        tells the ends (it knows which circuit its request served), except DOWN:
+        the link to that node (the request's origin is the neighbour at its other
+        end) is cut, and the origin may have crashed with it, so this end fails
+        the circuits it runs over that link itself (:meth:`_neighbour_down`)."""
         if err.origin_node != self.ctx.node:
+            if err.code is LinkErrorCode.DOWN:
+                self._neighbour_down(err.origin_node, err.detail)
             return
         request = self._requests.get(err.tag) if err.tag is not None else None
         if request is None:
@@ -714,6 +730,9 @@ class NetworkNode:
             return
         if err.code is not LinkErrorCode.EXPIRE:  # every other code ends the link request
             self._end_request(request)
+        if err.code is LinkErrorCode.DOWN:
+            self._neighbour_down(request.hop[0], err.detail)
+            return
         circuit = self._circuits.get(request.circuit)
         if circuit is None:
             return  # the circuit ended before its link request did: nothing left to fail
@@ -722,6 +741,33 @@ class NetworkNode:
         # request impossible; any other link error is a failure that a retry might get past
         code = NetErrorCode.UNSUPP if err.code is LinkErrorCode.UNSUPP else NetErrorCode.LINK_FAILURE
         self._fail(circuit, CircuitEvent.LINK_FAILED, detail, tell_path=True, code=code)
+
+    def _neighbour_down(self, neighbour: str, detail: str) -> None:
+        """The link to ``neighbour`` is down: every running circuit that uses it here ends
+        with LINK_FAILURE, and the rest of its path is told (each node frees its pairs and
+        its reservation); so does a circuit this node heads that is still reserving, when its
+        first hop is that link or it waits for that neighbour's answer (which may never come:
+        the neighbour may have crashed)."""
+        why = f"link to {neighbour}: DOWN {detail}".strip()
+        for circuit in list(self._circuits.values()):
+            if circuit.state is _RUNNING and neighbour in (circuit.upstream, circuit.downstream):
+                self._fail(circuit, CircuitEvent.LINK_FAILED, why, tell_path=True, code=NetErrorCode.LINK_FAILURE)
+            elif circuit.state is CircuitState.RESERVING and neighbour in (circuit.downstream, *cast(CircuitEnd, circuit).to_reserve[:1]):
+                # a head still reserving: its first hop is cut, or the node it waits for may have crashed
+                self._fail(circuit, CircuitEvent.LINK_FAILED, why, tell_path=True, code=NetErrorCode.LINK_FAILURE)
+        me = self.ctx.node
+        for key, (request_id, path) in list(self._set_up_paths.items()):
+            if key in self._circuits or neighbour not in path:
+                continue
+            head, serial = key
+            if head != neighbour:  # the head ends the set-up and releases every node it asked
+                self.ctx.send_peer(head, CircuitFailed(head=head, circuit=serial, request_id=request_id, detail=why, path=path))
+                continue
+            # the head itself is cut off (it may have crashed): release the set-up on its behalf
+            release = Release(head=head, circuit=serial, request_id=request_id, path=path, code=NetErrorCode.LINK_FAILURE, detail=why)
+            for node in sorted(set(path) - {head, me}):
+                self.ctx.send_peer(node, release)
+            self._free_memory(key)
 
     def _fail(self, circuit: Circuit, event: CircuitEvent, detail: str, tell_path: bool, code: NetErrorCode) -> None:
         if tell_path and circuit.state is CircuitState.RESERVING:
