@@ -22,9 +22,9 @@ hardware would let it:
   too). At restart fresh entities are built (the assembler's factories) on
   the same contexts, so their random streams go on where the crashed ones
   stopped, and started; the links are repaired.
-* **a lost or delayed classical message** (link, network and application
-  layers; the physical layer's heralding signals belong to the physical
-  channel and are left alone): a route between two nodes with a rule is
+* **a lost or delayed classical message** (of the link, network and
+  application layers a rule names; the physical layer's heralding signals
+  belong to the heralding channel and are left alone): a route between two nodes with a rule is
   wrapped in :class:`LossyRoute`, which draws when the message arrives
   whether it is lost, else whether it waits ``extra_delay_ns`` more. Draws
   come from one stream of the run's seed kept for faults, so a run with faults
@@ -160,10 +160,8 @@ class Faults:
 
     def peer_route(self, sender: str, receiver: str, layer: str, deliver: Callable[[str, Any], None]) -> Callable[[str, Any], None]:
         """The route a context keeps to ``receiver``: ``deliver`` itself, or wrapped when a rule covers it."""
-        if layer == "physical":
-            return deliver
         rule = self._per_link.get(frozenset((sender, receiver)), self._global)
-        if rule is None or not (rule.loss_probability or (rule.delay_probability and rule.extra_delay_ns)):
+        if rule is None or layer not in rule.layers or not (rule.loss_probability or (rule.delay_probability and rule.extra_delay_ns)):
             return deliver
         return LossyRoute(deliver, rule, self)
 

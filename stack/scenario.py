@@ -37,7 +37,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any, cast, get_args
+from typing import Any, Literal, cast, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
@@ -249,13 +249,16 @@ class NodeCrashSpec(_Spec):
 
 
 class ClassicalFaultSpec(_Spec):
-    """Classical messages of the link, network and application layers lost or delayed:
-    each message is lost with ``loss_probability``, else delayed by ``extra_delay_ns``
-    with ``delay_probability``. With ``link`` (two nodes joined by a link) only the
-    messages between those two nodes, else every message not covered by a per-link
-    entry. Draws come from the run's own stream for faults (same seed, same run)."""
+    """Classical messages of the layers in ``layers`` (link, network and application,
+    the default) lost or delayed: each message is lost with ``loss_probability``, else
+    delayed by ``extra_delay_ns`` with ``delay_probability``. With ``link`` (two nodes
+    joined by a link) only the messages between those two nodes, else every message
+    not covered by a per-link entry. Draws come from the run's own stream for faults
+    (same seed, same run). The physical layer's heralding signals are never touched:
+    they belong to the heralding scheme's own channel."""
 
     link: list[str] | None = Field(None, min_length=2, max_length=2)
+    layers: list[Literal["link", "network", "application"]] = Field(["link", "network", "application"], min_length=1)
     loss_probability: Probability = 0.0
     delay_probability: Probability = 0.0
     extra_delay_ns: int = Field(0, ge=0, le=MAX_INT)
