@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from qnetstack.link.service import LinkError, LinkErrorCode, LinkState
 from qnetstack.network.peer import Release
 from qnetstack.network.policy import SwapAsapPolicy
 from qnetstack.network.swap_asap import SwapAsap
 
-__all__ = ["LeaksReleasedSetUps", "ReservesNothing"]
+__all__ = ["LeaksReleasedSetUps", "LosesCutRequests", "ReservesNothing"]
 
 
 class _SwapAsapHoldingNothing(SwapAsapPolicy):
@@ -42,3 +43,22 @@ class LeaksReleasedSetUps(SwapAsap):
     def _release_here(self, msg: Release) -> None:
         if msg.path[-1] == self.ctx.node:
             super()._release_here(msg)  # the tail still reports the NetError
+
+
+class LosesCutRequests(SwapAsap):
+    """Forgets the link requests a cut link ends (ERR DOWN) and ignores the link layer's notice
+    that the link is down: the circuits over it are never ended, so their requests stay open
+    and keep the memory they reserved."""
+
+    def _link_failed(self, err: LinkError) -> None:
+        if err.code is LinkErrorCode.DOWN:
+            request = self._requests.get(err.tag) if err.tag is not None and err.origin_node == self.ctx.node else None
+            if request is not None:
+                self._end_request(request)
+            return
+        super()._link_failed(err)
+
+    def handle_below(self, msg: Any) -> None:
+        if isinstance(msg, LinkState):
+            return
+        super().handle_below(msg)

@@ -23,6 +23,8 @@ from qnetstack.network.service import NetRequest
 from qnetstack.physical.backends.heralding_backend import HeraldingModelBackend
 from qnetstack.stack import ScenarioError, assemble, parse_scenario
 from qnetstack.stack.assembler import AssemblyError
+from qnetstack.stack.conform import run_conformance
+from tests import broken_networks
 
 GRID = [f"n{r}{c}" for r in range(3) for c in range(3)]
 CROSSING = [
@@ -306,3 +308,20 @@ def test_every_fault_kind_is_traced():
     assert counts["fault.crash"] == 1 and counts["fault.restart"] == 1
     # the cut link twice over (cut, repaired) and n11's four links while it was down
     assert counts["fault.link_cut"] == 5 and counts["fault.link_repaired"] == 5
+
+
+# ------------------------------------------------------------------ conformance
+
+
+@pytest.mark.conformance
+def test_a_network_layer_that_loses_requests_on_a_cut_link_fails_the_fault_clauses():
+    """LosesCutRequests drops the ERR DOWN of its link requests and the LinkState notice: the
+    circuits over the cut link never end (NET-FAULT-1) and keep the memory they reserved, so a
+    later request over links still up starves (NET-FAULT-2). The controls pass."""
+    controls = {"NET-REQ-1", "NET-END-1", "NET-RES-3", "NET-TIMEOUT-1"}
+    expected = {"NET-FAULT-1", "NET-FAULT-2"}
+    report = run_conformance("network", broken_networks.LosesCutRequests, select=sorted(expected | controls))
+    assert set(report.failed_clauses()) == expected, report.to_text()
+    assert all(clause.detail for clause in report.clauses if clause.status == "fail")
+    reference = run_conformance("network", select=sorted(expected))
+    assert not reference.failed_clauses(), reference.to_text()
