@@ -168,6 +168,9 @@ class NetworkNode:
         # circuits that asked this node to reserve, not set up here yet: key -> (request id, path),
         # so a node that loses a link can end the set-ups that would use it (_neighbour_down)
         self._set_up_paths: dict[tuple[str, int], tuple[int, tuple[str, ...]]] = {}
+        # links known to be down: this node's own (LinkState, ERR DOWN) and those named by the
+        # failures it is told of (down_link); new circuits avoid them while another path exists
+        self._down_links: set[frozenset[str]] = set()
 
     @property
     def memory(self) -> MemoryBook:
@@ -190,7 +193,7 @@ class NetworkNode:
             self.ctx.send_up(NetRejected(request_id=msg.request_id, reason=refusal))
             return
         try:
-            path = shortest_route(self.topology, me, msg.remote_node, self.metric)
+            path = self._route(msg.remote_node)
         except NoRoute:
             self.ctx.send_up(NetRejected(request_id=msg.request_id, reason=f"no path from {me!r} to {msg.remote_node!r}"))
             return
@@ -238,6 +241,19 @@ class NetworkNode:
         if msg.max_time_ns is not None:
             circuit.deadline_timer = self.ctx.set_timer(msg.max_time_ns, ("deadline", *circuit.key))
 
+    def _route(self, remote: str) -> list[str]:
+        """The route of a new circuit: the best one that avoids every link known to be down,
+        else (no such route) the best one on the whole topology. A view of down links can be
+        stale (a repair is heard of only at the link's own ends), so it never refuses a
+        request: a circuit over a link that is still down fails with LINK_FAILURE."""
+        me = self.ctx.node
+        if self._down_links:
+            try:
+                return shortest_route(self.topology, me, remote, self.metric, excluded=self._down_links)
+            except NoRoute:
+                pass
+        return shortest_route(self.topology, me, remote, self.metric)
+
     def _never_fits(self, needs: dict[str, int]) -> str | None:
         """Why the circuit can never be set up for lack of memory, if the qubits of its nodes are
         known (this node's from its device, the others' from the topology's ``num_qubits``)."""
@@ -267,6 +283,8 @@ class NetworkNode:
         return None
 
     def handle_peer(self, sender: str, msg: Any) -> None:
+        if isinstance(msg, (CircuitFailed, Release)) and msg.down_link is not None and self.ctx.node not in msg.down_link:
+            self._down_links.add(frozenset(msg.down_link))  # its own links it knows of from its link layer
         if isinstance(msg, Forward):
             self._set_up(msg)
             return
@@ -318,7 +336,9 @@ class NetworkNode:
         elif isinstance(msg, LinkError):
             self._link_failed(msg)
         elif isinstance(msg, LinkState):
-            if not msg.up:
+            if msg.up:
+                self._down_links.discard(frozenset((self.ctx.node, msg.remote_node)))
+            else:
                 self._neighbour_down(msg.remote_node, "the link layer reports it down")
         elif isinstance(msg, LinkOkMeasure):
             raise EntityError("this network layer asks only for type K link pairs, yet got a type M OK")
@@ -748,52 +768,75 @@ class NetworkNode:
         its reservation); so does a circuit this node heads that is still reserving, when its
         first hop is that link or it waits for that neighbour's answer (which may never come:
         the neighbour may have crashed)."""
+        me = self.ctx.node
         why = f"link to {neighbour}: DOWN {detail}".strip()
+        down = (me, neighbour)
+        self._down_links.add(frozenset(down))
         for circuit in list(self._circuits.values()):
             if circuit.state is _RUNNING and neighbour in (circuit.upstream, circuit.downstream):
-                self._fail(circuit, CircuitEvent.LINK_FAILED, why, tell_path=True, code=NetErrorCode.LINK_FAILURE)
+                self._fail(circuit, CircuitEvent.LINK_FAILED, why, tell_path=True, code=NetErrorCode.LINK_FAILURE, down_link=down)
             elif circuit.state is CircuitState.RESERVING and neighbour in (circuit.downstream, *cast(CircuitEnd, circuit).to_reserve[:1]):
                 # a head still reserving: its first hop is cut, or the node it waits for may have crashed
-                self._fail(circuit, CircuitEvent.LINK_FAILED, why, tell_path=True, code=NetErrorCode.LINK_FAILURE)
-        me = self.ctx.node
+                self._fail(circuit, CircuitEvent.LINK_FAILED, why, tell_path=True, code=NetErrorCode.LINK_FAILURE, down_link=down)
         for key, (request_id, path) in list(self._set_up_paths.items()):
             if key in self._circuits or neighbour not in path:
                 continue
             head, serial = key
             if head != neighbour:  # the head ends the set-up and releases every node it asked
-                self.ctx.send_peer(head, CircuitFailed(head=head, circuit=serial, request_id=request_id, detail=why, path=path))
+                failed = CircuitFailed(head=head, circuit=serial, request_id=request_id, detail=why, path=path, down_link=down)
+                self.ctx.send_peer(head, failed)
                 continue
             # the head itself is cut off (it may have crashed): release the set-up on its behalf
-            release = Release(head=head, circuit=serial, request_id=request_id, path=path, code=NetErrorCode.LINK_FAILURE, detail=why)
+            release = Release(
+                head=head, circuit=serial, request_id=request_id, path=path, code=NetErrorCode.LINK_FAILURE, detail=why, down_link=down
+            )
             for node in sorted(set(path) - {head, me}):
                 self.ctx.send_peer(node, release)
             self._free_memory(key)
 
-    def _fail(self, circuit: Circuit, event: CircuitEvent, detail: str, tell_path: bool, code: NetErrorCode) -> None:
+    def _fail(
+        self,
+        circuit: Circuit,
+        event: CircuitEvent,
+        detail: str,
+        tell_path: bool,
+        code: NetErrorCode,
+        down_link: tuple[str, str] | None = None,
+    ) -> None:
+        """End ``circuit`` here (NetError up at an end), telling the path if ``tell_path``;
+        ``down_link`` (a link that went down) goes with what the path is told."""
         if tell_path and circuit.state is CircuitState.RESERVING:
-            self._release_path(cast(CircuitEnd, circuit), detail, code)
+            self._release_path(cast(CircuitEnd, circuit), detail, code, down_link)
         elif tell_path:
             # every other node of the path, repeaters included, so each frees the link pairs it holds
-            self._tell_path(circuit, detail, code)
+            self._tell_path(circuit, detail, code, down_link)
         if isinstance(circuit, CircuitEnd):
             self.ctx.send_up(NetError(request_id=circuit.request_id, head=circuit.head, code=code, detail=detail))
         circuit.fire(event)
         self._forget(circuit)
 
-    def _release_path(self, circuit: CircuitEnd, detail: str, code: NetErrorCode) -> None:
+    def _release_path(self, circuit: CircuitEnd, detail: str, code: NetErrorCode, down_link: tuple[str, str] | None = None) -> None:
         """Head, still reserving: every node asked so far, and the tail, drop the circuit."""
         me = self.ctx.node
         not_asked = set(circuit.to_reserve[1:])
         release = Release(
-            head=me, circuit=circuit.serial, request_id=circuit.request_id, path=tuple(circuit.path), code=code, detail=detail
+            head=me,
+            circuit=circuit.serial,
+            request_id=circuit.request_id,
+            path=tuple(circuit.path),
+            code=code,
+            detail=detail,
+            down_link=down_link,
         )
         for node in sorted(set(circuit.needs) - not_asked | {circuit.tail}):
             if node != me:
                 self.ctx.send_peer(node, release)
 
-    def _tell_path(self, circuit: Circuit, detail: str, code: NetErrorCode) -> None:
+    def _tell_path(self, circuit: Circuit, detail: str, code: NetErrorCode, down_link: tuple[str, str] | None = None) -> None:
         path, position = circuit.path, circuit.position
         failed = circuit.failure_notice(detail, code)
+        if down_link is not None:
+            failed = failed.model_copy(update={"down_link": down_link})
         self._tell_upstream(failed, position)
         if position + 1 < len(path):
             self.ctx.send_peer(path[position + 1], failed)  # passed on hop by hop (_pass_on)

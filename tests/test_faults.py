@@ -113,23 +113,14 @@ def test_a_cut_link_that_is_repaired_serves_requests_made_after_the_repair():
     assert simulation.network.trace.counts["fault.link_repaired"] == 1
 
 
-def test_a_request_over_a_link_that_is_down_ends_with_a_typed_error_instead_of_retrying():
+def test_a_request_made_at_an_end_of_a_link_that_is_down_goes_around_it():
     during = {"node": "n01", "at_ns": 2_000_000, "request": {"kind": "pairs", "remote_node": "n11", "number": 5, "request_id": 9}}
-    data = grid({"link_cuts": [{"link": ["n01", "n11"], "at_ns": 1_000_000}]}, [*CROSSING, during], keep_trace=True)
-    simulation, result = run(data)
+    simulation, result = run(grid({"link_cuts": [{"link": ["n01", "n11"], "at_ns": 1_000_000}]}, [*CROSSING, during]))
     assert_settled(simulation, result)
-    error = ends(simulation.network)[("n01", 9)]
-    assert isinstance(error, AppError) and error.code is AppErrorCode.ABORTED
-    # (it may first wait for memory at n01, which the crossing circuits hold)
-    (asked_at,) = [
-        r["time_ns"]
-        for r in simulation.network.trace.records
-        if r["event"] == "link.create" and r["node"] == "n01" and r["remote"] == "n11" and r["time_ns"] > 1_000_000
-    ]
-    ended_at = next(t for t, node, msg in simulation.network.user_messages if node == "n01" and msg is error)
-    # its link request ended after one attempt: 2 x delay + 1 ns to the agreed start, one attempt
-    # period (10 us each on 2 km), then the error up: well under 100 us, where a retrying link never ends
-    assert asked_at < ended_at < asked_at + 100_000
+    assert isinstance(ends(simulation.network)[("n01", 9)], AppDone)
+    network = simulation.network
+    (made,) = [net for net, user in network.net_requests.items() if user == ("n01", 9)]
+    assert network.paths[made] != ("n01", "n11") and len(network.paths[made]) == 4  # around a square of the grid
 
 
 @pytest.mark.parametrize("restart_ns", [None, 4_000_000])
@@ -325,3 +316,52 @@ def test_a_network_layer_that_loses_requests_on_a_cut_link_fails_the_fault_claus
     assert all(clause.detail for clause in report.clauses if clause.status == "fail")
     reference = run_conformance("network", select=sorted(expected))
     assert not reference.failed_clauses(), reference.to_text()
+
+
+# ------------------------------------------------------------------ rerouting
+
+
+def test_new_requests_avoid_a_link_the_head_has_heard_is_down_and_use_it_again_when_there_is_no_other_way():
+    first = {"node": "n00", "request": {"kind": "pairs", "remote_node": "n22", "number": 30}}
+    again = {"node": "n00", "at_ns": 5_000_000, "request": {"kind": "pairs", "remote_node": "n22", "number": 3, "request_id": 1}}
+    baseline, _ = run(grid({}, [first]))
+    (path,) = baseline.network.paths.values()
+    cut = [path[2], path[3]]  # a link two hops from the head: only a failure notice can tell the head of it
+    simulation, result = run(grid({"link_cuts": [{"link": cut, "at_ns": 1_000_000}]}, [first, again]))
+    assert_settled(simulation, result)
+    network = simulation.network
+    closed = ends(network)
+    assert isinstance(closed[("n00", 0)], AppError) and isinstance(closed[("n00", 1)], AppDone)
+    (made,) = [net for net, user in network.net_requests.items() if user == ("n00", 1)]
+    rerouted = network.paths[made]
+    assert not any({a, b} == set(cut) for a, b in zip(rerouted, rerouted[1:])), rerouted
+    # without a head that has heard of the cut, the same request takes the old route and fails
+    assert path != rerouted
+
+
+def test_a_route_that_only_a_down_link_joins_is_still_tried_and_ends_with_a_typed_error_instead_of_retrying():
+    line = {
+        "seed": 1,
+        "nodes": [{"name": n} for n in ("a", "b", "c")],
+        "links": [{"a": "a", "b": "b", "length_km": 2}, {"a": "b", "b": "c", "length_km": 2}],
+        "implementations": {"physical": "model-heralding"},
+        "applications": [
+            {"node": "a", "request": {"kind": "pairs", "remote_node": "c", "number": 200}},
+            {"node": "a", "at_ns": 2_000_000, "request": {"kind": "pairs", "remote_node": "c", "number": 2}},
+        ],
+        "faults": {"link_cuts": [{"link": ["b", "c"], "at_ns": 500_000}]},
+    }
+    simulation = assemble(parse_scenario({**line, "keep_trace": True}))
+    simulation.run()
+    network = simulation.network
+    closed = ends(network)
+    assert all(isinstance(closed[("a", i)], AppError) for i in (0, 1))
+    assert "LINK_FAILURE" in closed[("a", 1)].detail
+    # b asks its link layer for the pair with c after the set-up; that link request ends after one
+    # attempt (2 x delay + 1 ns to the agreed start, one 20 us attempt period on 2 km), and the
+    # failure reaches a within a few hop delays: well under 200 us, where a retrying link never ends
+    (asked_at,) = [
+        r["time_ns"] for r in network.trace.records if r["event"] == "link.create" and r["node"] == "b" and r["time_ns"] > 2_000_000
+    ]
+    ended_at = next(t for t, node, msg in network.user_messages if node == "a" and msg is closed[("a", 1)])
+    assert asked_at < ended_at < asked_at + 200_000
