@@ -13,6 +13,7 @@ for one that was survived).
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -21,7 +22,7 @@ from qnetstack.application.apps import BasicApps
 from qnetstack.application.service import AppDone, AppError, AppErrorCode, PairResult
 from qnetstack.network.service import NetRequest
 from qnetstack.physical.backends.heralding_backend import HeraldingModelBackend
-from qnetstack.stack import ScenarioError, assemble, parse_scenario
+from qnetstack.stack import ScenarioError, assemble, load_scenario, parse_scenario
 from qnetstack.stack.assembler import AssemblyError
 from qnetstack.stack.conform import run_conformance
 from tests import broken_networks
@@ -365,3 +366,12 @@ def test_a_route_that_only_a_down_link_joins_is_still_tried_and_ends_with_a_type
     ]
     ended_at = next(t for t, node, msg in network.user_messages if node == "a" and msg is closed[("a", 1)])
     assert asked_at < ended_at < asked_at + 200_000
+
+
+def test_the_faults_example_runs_to_an_honest_end_with_nothing_held():
+    simulation = assemble(load_scenario(Path(__file__).resolve().parent.parent / "examples" / "grid-faults.yaml"))
+    result = simulation.run()
+    assert result.status == "failed"  # circuits broken by the cut and the crash; none stalled
+    assert_settled(simulation, result)
+    after = [app for app in result.applications if app.request_id == 1]
+    assert len(after) == 2 and all(app.outcome == "done" for app in after)
