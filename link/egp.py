@@ -318,10 +318,10 @@ class SingleClickEgp:
             raise EntityError(f"link layer got {type(msg).__name__} from peer {sender!r}")
 
     def handle_below(self, msg: Any) -> None:
-        if isinstance(msg, HeraldingLinkState):
-            self._link_state(msg)
-            return
         if not isinstance(msg, HeraldResult):
+            if isinstance(msg, HeraldingLinkState):
+                self._link_state(msg)
+                return
             raise EntityError(f"link layer got {type(msg).__name__} from below; expected HeraldResult")
         link = self._links.get(msg.neighbour)
         flight = None if link is None else link.flights.pop(msg.attempt_id, None)
