@@ -464,9 +464,10 @@ class FibreCut(_Message):
     While it is cut, an attempt with that neighbour sends no photon anywhere: one
     attempt period after the ``HeraldAttempt`` the node gives up waiting for the
     herald and answers ``HeraldResult(success=False, link_down=True)``. Attempts
-    already in flight when the fibre is cut end as they would have (their photons
-    were on their way). The run cuts both ends of a link at the same instant, so
-    the two ends stay in step.
+    in flight when the fibre is cut (a whole run of them, in fast-forward) are
+    lost with their photons and answered so at once. The node also sends
+    ``HeraldingLinkState`` up. The run cuts both ends of a link at the same
+    instant, so the two ends stay in step.
     """
 
     kind: Literal["fibre_cut"] = "fibre_cut"

@@ -108,9 +108,10 @@ class LinkEndNode(MemoryDevice):
     Faults (``FibreCut``, ``NodeCrash`` from the run, ``qnetstack.physical.service``)
     are handled here for both backends: an attempt on a cut fibre never reaches the
     station, and the node answers it itself one attempt period later (it waited
-    that long for a herald); a crash frees every qubit and marks the attempts in
-    flight as orphans, whose heralds are dropped (a qubit they bring freed) instead
-    of being sent up.
+    that long for a herald); attempts in flight when the fibre is cut are lost and
+    answered at once. A crash frees every qubit. Attempts lost either way become
+    orphans, whose heralds are dropped when the station's answer comes (a qubit
+    they bring freed) instead of being sent up.
     """
 
     STATION_MESSAGE: ClassVar[type]
@@ -149,6 +150,7 @@ class LinkEndNode(MemoryDevice):
                 raise EntityError(f"{self.name}/physical: FibreCut for {msg.neighbour!r}, which is not a neighbour")
             if msg.cut:
                 self._cut.add(msg.neighbour)
+                self._lose_attempts(msg.neighbour)
             else:
                 self._cut.discard(msg.neighbour)
             self._ctx.trace("physical.fibre_cut", neighbour=msg.neighbour, cut=msg.cut)
@@ -171,6 +173,17 @@ class LinkEndNode(MemoryDevice):
             self._ctx.send_up(HeraldResult(neighbour=neighbour, attempt_id=attempt_id, success=False, link_down=True))
             return
         super().handle_timer(tag)
+
+    def _lose_attempts(self, neighbour: str) -> None:
+        """The fibre to ``neighbour`` was cut: the attempts in flight on it are lost with their
+        photons. Each is answered now (``link_down``) and its herald, when the station's answer
+        comes, is dropped like a crashed node's (a qubit it brings freed). Both ends are cut at
+        the same instant, so both answer the same attempts at once and stay in step."""
+        station = self.links[neighbour].station
+        lost = sorted(a for s, a in self._in_flight if s == station and (neighbour, a) not in self._orphans)
+        for attempt_id in lost:
+            self._orphans.add((neighbour, attempt_id))
+            self._ctx.send_up(HeraldResult(neighbour=neighbour, attempt_id=attempt_id, success=False, link_down=True))
 
     def _crash(self) -> None:
         """The node crashed: its memory is lost, and no attempt in flight is reported."""
