@@ -376,7 +376,13 @@ class SingleClickEgp:
         if link is None:
             drop_unknown(self.ctx.trace, msg.kind, msg.neighbour)
             return
-        if not msg.up:
+        if msg.up:
+            # The two ends number their attempts alike to stay in step, but one of them may have
+            # restarted (its count back at 0) while the other went on. Both hear of the repair at
+            # the same instant, so both start again from a number of that instant that neither can
+            # have used: fewer than 2**20 attempts a nanosecond were ever made on a link.
+            link.next_attempt = (self.ctx.now_ns + 1) << 20
+        else:
             self._link_down(link)
         self.ctx.send_up(LinkState(remote_node=msg.neighbour, up=msg.up))
 

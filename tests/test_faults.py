@@ -138,9 +138,15 @@ def test_a_repeater_that_crashes_ends_the_circuits_through_it_and_frees_everythi
 
 def test_a_restarted_node_runs_fresh_entities_that_serve_new_requests():
     after = {"node": "n11", "at_ns": 5_000_000, "request": {"kind": "pairs", "remote_node": "n12", "number": 5, "request_id": 4}}
-    simulation, result = run(grid({"node_crashes": [{"node": "n11", "at_ns": 2_000_000, "restart_ns": 4_000_000}]}, [*CROSSING, after]))
+    # n01-n11 carried n01 -> n21 before the crash: the neighbour's attempt count went on while
+    # n11's fresh link layer starts from nothing, and both ends must agree again after the repair
+    used = {"node": "n01", "at_ns": 5_000_000, "request": {"kind": "pairs", "remote_node": "n11", "number": 5, "request_id": 4}}
+    simulation, result = run(
+        grid({"node_crashes": [{"node": "n11", "at_ns": 2_000_000, "restart_ns": 4_000_000}]}, [*CROSSING, after, used])
+    )
     assert_settled(simulation, result)
     assert isinstance(ends(simulation.network)[("n11", 4)], AppDone)
+    assert isinstance(ends(simulation.network)[("n01", 4)], AppDone)
     results = [m for _, node, m in simulation.network.user_messages if isinstance(m, PairResult) and m.pair_id.head == "n11"]
     assert len(results) == 5
 
