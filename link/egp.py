@@ -382,6 +382,10 @@ class SingleClickEgp:
             # the same instant, so both start again from a number of that instant that neither can
             # have used: fewer than 2**20 attempts a nanosecond were ever made on a link.
             link.next_attempt = (self.ctx.now_ns + 1) << 20
+            if link.own_limit > 1:
+                # a restarted neighbour has forgotten this end's number (as at start: known one
+                # delay later, before any new request can start)
+                self.ctx.send_peer(link.neighbour, PeerMultiplex(max_in_flight=link.own_limit))
         else:
             self._link_down(link)
         self.ctx.send_up(LinkState(remote_node=msg.neighbour, up=msg.up))

@@ -151,6 +151,30 @@ def test_a_restarted_node_runs_fresh_entities_that_serve_new_requests():
     assert len(results) == 5
 
 
+def test_a_multiplexing_link_agrees_again_with_a_neighbour_that_restarted():
+    """Four qubits and one link each: the multiplexing EGP keeps four attempts in flight, once
+    both ends have said so (PeerMultiplex at start). The restarted end starts over not knowing
+    its neighbour's number; both say it again at the repair, else the ends would keep different
+    numbers of attempts in flight and fall out of step."""
+    hardware = {"memory": {"num_qubits": 4}}
+    pair = {
+        "seed": 4,
+        "nodes": [{"name": "a", "hardware": hardware}, {"name": "b", "hardware": hardware}],
+        "links": [{"a": "a", "b": "b", "length_km": 5}],
+        "implementations": {"physical": "model-heralding", "link": "multiplexed-egp"},
+        "applications": [
+            {"node": "a", "request": {"kind": "pairs", "remote_node": "b", "number": 20}},
+            {"node": "a", "at_ns": 3_000_000, "request": {"kind": "pairs", "remote_node": "b", "number": 20}},
+        ],
+        "faults": {"node_crashes": [{"node": "b", "at_ns": 100_000, "restart_ns": 2_000_000}]},
+    }
+    simulation = assemble(parse_scenario(pair))
+    simulation.run()
+    network = simulation.network
+    assert isinstance(ends(network)[("a", 1)], AppDone)
+    assert network.entities["b"]["link"]._links["a"].peer_limit == 4
+
+
 def test_a_head_that_crashes_ends_its_own_requests_and_its_set_ups_are_released():
     simulation, result = run(grid({"node_crashes": [{"node": "n00", "at_ns": 2_000_000}]}))
     assert_settled(simulation, result)
