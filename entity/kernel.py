@@ -58,6 +58,17 @@ class Kernel:
     def cancel(self, event_id: int) -> None:
         self._cancelled.add(event_id)
 
+    def cancel_where(self, doomed: Callable[[Callable[..., None]], bool]) -> int:
+        """Cancel every pending event whose callback ``doomed`` picks; returns how many.
+        It walks the whole heap, so it is for rare moments (a node that crashes)."""
+        cancelled = self._cancelled
+        count = 0
+        for _, event_id, callback, _ in self._heap:
+            if event_id not in cancelled and doomed(callback):
+                cancelled.add(event_id)
+                count += 1
+        return count
+
     @property
     def pending(self) -> int:
         return len(self._heap) - len(self._cancelled)

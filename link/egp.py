@@ -132,6 +132,7 @@ from qnetstack.link.service import (
     LinkOkKeep,
     LinkOkMeasure,
     LinkRecv,
+    LinkState,
     LinkStopRecv,
     RandomBasis,
     RequestType,
@@ -143,6 +144,7 @@ from qnetstack.physical.service import (
     FreeQubit,
     HeraldAttempt,
     HeraldingLink,
+    HeraldingLinkState,
     HeraldResult,
     Measure,
     MeasureResult,
@@ -317,6 +319,9 @@ class SingleClickEgp:
 
     def handle_below(self, msg: Any) -> None:
         if not isinstance(msg, HeraldResult):
+            if isinstance(msg, HeraldingLinkState):
+                self._link_state(msg)
+                return
             raise EntityError(f"link layer got {type(msg).__name__} from below; expected HeraldResult")
         link = self._links.get(msg.neighbour)
         flight = None if link is None else link.flights.pop(msg.attempt_id, None)
@@ -330,6 +335,9 @@ class SingleClickEgp:
         request = self._requests.get(flight.key)
         if request is not None:
             request.in_flight -= 1
+        if msg.link_down:
+            self._link_down(link)
+            return
         if msg.success:
             now = self.ctx.now_ns
             if request is not None and self.scheduler.may_take_pair(request, flight.last_pair_at_launch, link.requests, now):
@@ -360,6 +368,40 @@ class SingleClickEgp:
             self._end(request, RequestEvent.DEADLINE)
             self._error_up(request, LinkErrorCode.TIMEOUT, f"{request.made} of {request.number} pairs made before the deadline")
             self._advance(link)
+
+    def _link_state(self, msg: HeraldingLinkState) -> None:
+        """The physical layer saw the fibre to a neighbour go (or come back): end the
+        link's requests at once (ERR DOWN) and tell the layer above, requests or not."""
+        link = self._links.get(msg.neighbour)
+        if link is None:
+            drop_unknown(self.ctx.trace, msg.kind, msg.neighbour)
+            return
+        if msg.up:
+            # The two ends number their attempts alike to stay in step, but one of them may have
+            # restarted (its count back at 0) while the other went on. Both hear of the repair at
+            # the same instant, so both start again from a number of that instant that neither can
+            # have used: fewer than 2**20 attempts a nanosecond were ever made on a link.
+            link.next_attempt = (self.ctx.now_ns + 1) << 20
+            if link.own_limit > 1:
+                # a restarted neighbour has forgotten this end's number (as at start: known one
+                # delay later, before any new request can start)
+                self.ctx.send_peer(link.neighbour, PeerMultiplex(max_in_flight=link.own_limit))
+        else:
+            self._link_down(link)
+        self.ctx.send_up(LinkState(remote_node=msg.neighbour, up=msg.up))
+
+    def _link_down(self, link: _Link) -> None:
+        """The physical layer says the link is cut: every request on it ends with ERR DOWN.
+
+        Both ends attempt in step, so both hear it at the same instant and end the same
+        requests; a request is never retried on a link that cannot herald. Attempts still
+        in flight for other requests land as usual (their heralds find no request)."""
+        for request in list(link.requests):
+            self._end(request, RequestEvent.LINK_DOWN)
+            self._error_up(
+                request, LinkErrorCode.DOWN, f"the link to {link.neighbour} is down: {request.made} of {request.number} pairs made"
+            )
+        self.ctx.trace("link.down", remote=link.neighbour)
 
     # ------------------------------------------------------------ introspection
 

@@ -49,6 +49,7 @@ class RequestState(str, enum.Enum):
     DONE = "done"
     TIMED_OUT = "timed_out"
     REFUSED = "refused"
+    DOWN = "down"
 
 
 class RequestEvent(str, enum.Enum):
@@ -57,6 +58,7 @@ class RequestEvent(str, enum.Enum):
     LAST_PAIR = "last_pair"  # its number-th pair is made (and every OK sent up)
     DEADLINE = "deadline"  # max_time_ns ran out
     PEER_REFUSAL = "peer_refusal"  # the responder will not serve it (origin only)
+    LINK_DOWN = "link_down"  # the physical layer reported the link cut (ERR DOWN at both ends)
 
 
 _S, _E = RequestState, RequestEvent
@@ -76,8 +78,11 @@ REQUEST_MACHINE = Machine(
         (_S.ACTIVE, _E.PEER_REFUSAL): _S.REFUSED,
         (_S.HOLDING, _E.LAST_PAIR): _S.DONE,
         (_S.HOLDING, _E.DEADLINE): _S.TIMED_OUT,
+        (_S.QUEUED, _E.LINK_DOWN): _S.DOWN,
+        (_S.ACTIVE, _E.LINK_DOWN): _S.DOWN,
+        (_S.HOLDING, _E.LINK_DOWN): _S.DOWN,
     },
-    final=frozenset({_S.DONE, _S.TIMED_OUT, _S.REFUSED}),
+    final=frozenset({_S.DONE, _S.TIMED_OUT, _S.REFUSED, _S.DOWN}),
     doc=(
         "One link request at one end of its link, keyed by `(origin node, create_id)` (the reference EGP, "
         "`qnetstack.link.request`). A pair that leaves the request short of `number` changes its counters, "

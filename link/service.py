@@ -51,6 +51,7 @@ __all__ = [
     "LinkErrorCode",
     "LinkError",
     "LinkResponse",
+    "LinkState",
     "LinkService",
     "CAP_LINK_K",
     "CAP_LINK_M",
@@ -251,6 +252,7 @@ class LinkErrorCode(str, enum.Enum):
     TIMEOUT = "TIMEOUT"  # max_time_ns ran out before all pairs were made
     NORES = "NORES"  # not enough memory free now for an atomic request
     EXPIRE = "EXPIRE"  # a pair already reported is no longer valid
+    DOWN = "DOWN"  # the link is cut (the physical layer reported it down): no pair can be made
     OTHER = "OTHER"
 
 
@@ -267,6 +269,18 @@ class LinkError(_Message):
     detail: str = ""
     ent_id: EntanglementId | None = None  # EXPIRE only: the pair revoked
     tag: int | None = Field(None, ge=0)
+
+
+class LinkState(_Message):
+    """A notice sent up, unasked, when the link to ``remote_node`` goes down (``up``
+    false: its requests have just ended with ERR DOWN, and new ones will end so too)
+    or comes back up. Only a run with faults produces it (specs/link.md §3, "A link
+    that goes down"); a layer above that ignores it still learns of a cut from the
+    ERR DOWN of its requests."""
+
+    kind: Literal["link_state"] = "link_state"
+    remote_node: str
+    up: bool
 
 
 LinkResponse = Annotated[LinkAck | LinkOkKeep | LinkOkMeasure | LinkError, Field(discriminator="kind")]

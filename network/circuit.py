@@ -102,6 +102,8 @@ CIRCUIT_END = Machine(
         (_S.RESERVING, _E.SET_UP): _S.RUNNING,
         (_S.RESERVING, _E.NO_MEMORY): _S.FAILED,
         (_S.RESERVING, _E.DEADLINE): _S.FAILED,
+        (_S.RESERVING, _E.LINK_FAILED): _S.FAILED,  # its first hop, or a node it waits for, is cut off
+        (_S.RESERVING, _E.TOLD_FAILED): _S.FAILED,  # a node that reserved for it lost a link of its path
         (_S.RUNNING, _E.DELIVER): _S.RUNNING,
         (_S.RUNNING, _E.COMPLETE): _S.DONE,
         (_S.RUNNING, _E.TO_DEVICE): _S.AT_DEVICE,

@@ -80,6 +80,7 @@ from qnetstack.link.service import (
     LinkErrorCode,
     LinkOkKeep,
     LinkOkMeasure,
+    LinkState,
     RequestType,
 )
 from qnetstack.network.circuit import (
@@ -183,6 +184,12 @@ class NetworkNode:
         self._left_at_device: dict[tuple[str, int], tuple[int, ...]] = {}
         # the rounds of a distilling policy (qnetstack.network.distill)
         self._distiller = Distiller(self, self.policy) if isinstance(self.policy, DistillPolicy) else None
+        # circuits that asked this node to reserve, not set up here yet: key -> (request id, path),
+        # so a node that loses a link can end the set-ups that would use it (_neighbour_down)
+        self._set_up_paths: dict[tuple[str, int], tuple[int, tuple[str, ...]]] = {}
+        # links known to be down: this node's own (LinkState, ERR DOWN) and those named by the
+        # failures it is told of (down_link); new circuits avoid them while another path exists
+        self._down_links: set[frozenset[str]] = set()
 
     @property
     def memory(self) -> MemoryBook:
@@ -205,7 +212,7 @@ class NetworkNode:
             self.ctx.send_up(NetRejected(request_id=msg.request_id, reason=refusal))
             return
         try:
-            path = shortest_route(self.topology, me, msg.remote_node, self.metric)
+            path = self._route(msg.remote_node)
         except NoRoute:
             self.ctx.send_up(NetRejected(request_id=msg.request_id, reason=f"no path from {me!r} to {msg.remote_node!r}"))
             return
@@ -263,6 +270,19 @@ class NetworkNode:
         if msg.max_time_ns is not None:
             circuit.deadline_timer = self.ctx.set_timer(msg.max_time_ns, ("deadline", *circuit.key))
 
+    def _route(self, remote: str) -> list[str]:
+        """The route of a new circuit: the best one that avoids every link known to be down,
+        else (no such route) the best one on the whole topology. A view of down links can be
+        stale (a repair is heard of only at the link's own ends), so it never refuses a
+        request: a circuit over a link that is still down fails with LINK_FAILURE."""
+        me = self.ctx.node
+        if self._down_links:
+            try:
+                return shortest_route(self.topology, me, remote, self.metric, excluded=self._down_links)
+            except NoRoute:
+                pass
+        return shortest_route(self.topology, me, remote, self.metric)
+
     def _never_fits(self, needs: dict[str, int]) -> str | None:
         """Why the circuit can never be set up for lack of memory, if the qubits of its nodes are
         known (this node's from its device, the others' from the topology's ``num_qubits``)."""
@@ -292,6 +312,8 @@ class NetworkNode:
         return None
 
     def handle_peer(self, sender: str, msg: Any) -> None:
+        if isinstance(msg, (CircuitFailed, Release)) and msg.down_link is not None and self.ctx.node not in msg.down_link:
+            self._down_links.add(frozenset(msg.down_link))  # its own links it knows of from its link layer
         if isinstance(msg, Forward):
             self._set_up(msg)
             return
@@ -321,7 +343,9 @@ class NetworkNode:
             if circuit is None:
                 drop_unknown(self.ctx.trace, msg.kind, key, sender=sender)
             elif isinstance(msg, CircuitFailed):
-                self._fail(circuit, CircuitEvent.TOLD_FAILED, msg.detail, tell_path=False, code=msg.code)
+                # a head still reserving releases what it asked for (a node lost a link of the path)
+                reserving = circuit.state is CircuitState.RESERVING
+                self._fail(circuit, CircuitEvent.TOLD_FAILED, msg.detail, tell_path=reserving, code=msg.code)
             elif isinstance(circuit, CircuitEnd):
                 circuit.file_record(msg)
                 assert circuit.near_hop is not None
@@ -346,6 +370,11 @@ class NetworkNode:
             self._requests_by_create_id[msg.create_id] = request
         elif isinstance(msg, LinkError):
             self._link_failed(msg)
+        elif isinstance(msg, LinkState):
+            if msg.up:
+                self._down_links.discard(frozenset((self.ctx.node, msg.remote_node)))
+            else:
+                self._neighbour_down(msg.remote_node, "the link layer reports it down")
         elif isinstance(msg, LinkOkMeasure):
             raise EntityError("this network layer asks only for type K link pairs, yet got a type M OK")
         else:
@@ -477,6 +506,7 @@ class NetworkNode:
         key = (msg.head, msg.circuit)
         if memory.holds(key) or key in self._circuits:
             raise EntityError(f"circuit {key} asked {me} twice for a reservation")
+        self._set_up_paths[key] = (msg.request_id, tuple(msg.path))
         if memory.ask(WaitingSetUp(key, msg.qubits, (msg.head, msg.request_id))):
             self.ctx.send_peer(msg.head, Reserved(head=msg.head, circuit=msg.circuit, node=me))
 
@@ -507,6 +537,7 @@ class NetworkNode:
     def _free_memory(self, key: tuple[str, int]) -> None:
         """End ``key``'s reservation (or its wait) here and go on with the set-ups that now fit."""
         me = self.ctx.node
+        self._set_up_paths.pop(key, None)
         for setup in self.memory.release(key):
             head, serial = setup.key
             if head != me:
@@ -865,8 +896,13 @@ class NetworkNode:
         """A link request of ours failed: the circuit cannot be completed.
 
         Errors for requests another node made are left to that node, which
-        tells the ends (it knows which circuit its request served)."""
+        tells the ends (it knows which circuit its request served), except DOWN:
+        the link to that node (the request's origin is the neighbour at its other
+        end) is cut, and the origin may have crashed with it, so this end fails
+        the circuits it runs over that link itself (:meth:`_neighbour_down`)."""
         if err.origin_node != self.ctx.node:
+            if err.code is LinkErrorCode.DOWN:
+                self._neighbour_down(err.origin_node, err.detail)
             return
         request = self._requests.get(err.tag) if err.tag is not None else None
         if request is None:
@@ -874,6 +910,9 @@ class NetworkNode:
             return
         if err.code is not LinkErrorCode.EXPIRE:  # every other code ends the link request
             self._end_request(request)
+        if err.code is LinkErrorCode.DOWN:
+            self._neighbour_down(request.hop[0], err.detail)
+            return
         circuit = self._circuits.get(request.circuit)
         if circuit is None:
             return  # the circuit ended before its link request did: nothing left to fail
@@ -883,31 +922,81 @@ class NetworkNode:
         code = NetErrorCode.UNSUPP if err.code is LinkErrorCode.UNSUPP else NetErrorCode.LINK_FAILURE
         self._fail(circuit, CircuitEvent.LINK_FAILED, detail, tell_path=True, code=code)
 
-    def _fail(self, circuit: Circuit, event: CircuitEvent, detail: str, tell_path: bool, code: NetErrorCode) -> None:
+    def _neighbour_down(self, neighbour: str, detail: str) -> None:
+        """The link to ``neighbour`` is down: every running circuit that uses it here ends
+        with LINK_FAILURE, and the rest of its path is told (each node frees its pairs and
+        its reservation); so does a circuit this node heads that is still reserving, when its
+        first hop is that link or it waits for that neighbour's answer (which may never come:
+        the neighbour may have crashed)."""
+        me = self.ctx.node
+        why = f"link to {neighbour}: DOWN {detail}".strip()
+        down = (me, neighbour)
+        self._down_links.add(frozenset(down))
+        for circuit in list(self._circuits.values()):
+            if circuit.state is _RUNNING and neighbour in (circuit.upstream, circuit.downstream):
+                self._fail(circuit, CircuitEvent.LINK_FAILED, why, tell_path=True, code=NetErrorCode.LINK_FAILURE, down_link=down)
+            elif circuit.state is CircuitState.RESERVING and neighbour in (circuit.downstream, *cast(CircuitEnd, circuit).to_reserve[:1]):
+                # a head still reserving: its first hop is cut, or the node it waits for may have crashed
+                self._fail(circuit, CircuitEvent.LINK_FAILED, why, tell_path=True, code=NetErrorCode.LINK_FAILURE, down_link=down)
+        for key, (request_id, path) in list(self._set_up_paths.items()):
+            if key in self._circuits or neighbour not in path:
+                continue
+            head, serial = key
+            if head != neighbour:  # the head ends the set-up and releases every node it asked
+                failed = CircuitFailed(head=head, circuit=serial, request_id=request_id, detail=why, path=path, down_link=down)
+                self.ctx.send_peer(head, failed)
+                continue
+            # the head itself is cut off (it may have crashed): release the set-up on its behalf
+            release = Release(
+                head=head, circuit=serial, request_id=request_id, path=path, code=NetErrorCode.LINK_FAILURE, detail=why, down_link=down
+            )
+            for node in sorted(set(path) - {head, me}):
+                self.ctx.send_peer(node, release)
+            self._free_memory(key)
+
+    def _fail(
+        self,
+        circuit: Circuit,
+        event: CircuitEvent,
+        detail: str,
+        tell_path: bool,
+        code: NetErrorCode,
+        down_link: tuple[str, str] | None = None,
+    ) -> None:
+        """End ``circuit`` here (NetError up at an end), telling the path if ``tell_path``;
+        ``down_link`` (a link that went down) goes with what the path is told."""
         if tell_path and circuit.state is CircuitState.RESERVING:
-            self._release_path(cast(CircuitEnd, circuit), detail, code)
+            self._release_path(cast(CircuitEnd, circuit), detail, code, down_link)
         elif tell_path:
             # every other node of the path, repeaters included, so each frees the link pairs it holds
-            self._tell_path(circuit, detail, code)
+            self._tell_path(circuit, detail, code, down_link)
         if isinstance(circuit, CircuitEnd):
             self.ctx.send_up(NetError(request_id=circuit.request_id, head=circuit.head, code=code, detail=detail))
         circuit.fire(event)
         self._forget(circuit)
 
-    def _release_path(self, circuit: CircuitEnd, detail: str, code: NetErrorCode) -> None:
+    def _release_path(self, circuit: CircuitEnd, detail: str, code: NetErrorCode, down_link: tuple[str, str] | None = None) -> None:
         """Head, still reserving: every node asked so far, and the tail, drop the circuit."""
         me = self.ctx.node
         not_asked = set(circuit.to_reserve[1:])
         release = Release(
-            head=me, circuit=circuit.serial, request_id=circuit.request_id, path=tuple(circuit.path), code=code, detail=detail
+            head=me,
+            circuit=circuit.serial,
+            request_id=circuit.request_id,
+            path=tuple(circuit.path),
+            code=code,
+            detail=detail,
+            down_link=down_link,
         )
         for node in sorted(set(circuit.needs) - not_asked | {circuit.tail}):
             if node != me:
                 self.ctx.send_peer(node, release)
 
-    def _tell_path(self, circuit: Circuit, detail: str, code: NetErrorCode) -> None:
+    def _tell_path(self, circuit: Circuit, detail: str, code: NetErrorCode, down_link: tuple[str, str] | None = None) -> None:
         path, position = circuit.path, circuit.position
         failed = circuit.failure_notice(detail, code)
+        if down_link is not None:
+            failed = failed.model_copy(update={"down_link": down_link})
         self._tell_upstream(failed, position)
         if position + 1 < len(path):
             self.ctx.send_peer(path[position + 1], failed)  # passed on hop by hop (_pass_on)

@@ -153,6 +153,8 @@ class CircuitFailed(_Peer):
     detail: str
     code: NetErrorCode = NetErrorCode.LINK_FAILURE
     path: tuple[str, ...] = ()
+    # the link whose going down ended the circuit (its two nodes), so the nodes told avoid it
+    down_link: tuple[str, str] | None = None
 
 
 class Reserve(_Peer):
@@ -188,6 +190,7 @@ class Release(_Peer):
     path: tuple[str, ...]
     code: NetErrorCode
     detail: str
+    down_link: tuple[str, str] | None = None  # as in CircuitFailed
 
 
 class HopFreed(_Peer):

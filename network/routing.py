@@ -70,7 +70,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, Literal
 
 import networkx as nx
@@ -191,9 +191,22 @@ def _additive_weight(metric: str) -> str | _Weight | None:
     return "length_km"
 
 
-def shortest_route(topology: nx.Graph, source: Any, target: Any, metric: Metric = DEFAULT_METRIC) -> list[Any]:
-    """The best path from ``source`` to ``target`` under ``metric``; :class:`NoRoute` if none."""
+def without_links(topology: nx.Graph, excluded: Collection[frozenset[Any]]) -> nx.Graph:
+    """A read-only view of ``topology`` without the links in ``excluded`` (each the pair of
+    its two nodes), e.g. the links a node knows to be down. Neighbour order is kept, so
+    ties between equal routes break as on the whole topology."""
+    if not excluded:
+        return topology
+    return nx.subgraph_view(topology, filter_edge=lambda u, v: frozenset((u, v)) not in excluded)
+
+
+def shortest_route(
+    topology: nx.Graph, source: Any, target: Any, metric: Metric = DEFAULT_METRIC, excluded: Collection[frozenset[Any]] = ()
+) -> list[Any]:
+    """The best path from ``source`` to ``target`` under ``metric`` that uses no link in
+    ``excluded`` (:func:`without_links`); :class:`NoRoute` if none."""
     _check(topology, source, target, metric)
+    topology = without_links(topology, excluded)
     try:
         if metric == "rate":
             return _widest_route(topology, source, target)
@@ -202,8 +215,11 @@ def shortest_route(topology: nx.Graph, source: Any, target: Any, metric: Metric 
         raise NoRoute(f"no usable path from {source!r} to {target!r} under {metric}") from None
 
 
-def k_shortest_routes(topology: nx.Graph, source: Any, target: Any, k: int, metric: Metric = DEFAULT_METRIC) -> list[list[Any]]:
-    """The ``k`` best simple paths under ``metric``, best first (fewer if fewer exist).
+def k_shortest_routes(
+    topology: nx.Graph, source: Any, target: Any, k: int, metric: Metric = DEFAULT_METRIC, excluded: Collection[frozenset[Any]] = ()
+) -> list[list[Any]]:
+    """The ``k`` best simple paths under ``metric``, best first (fewer if fewer exist),
+    using no link in ``excluded``.
 
     ``rate`` is refused with ``ValueError``: a bottleneck does not add up along
     a path, so the k-best algorithm for sums does not apply, and many routes
@@ -216,6 +232,7 @@ def k_shortest_routes(topology: nx.Graph, source: Any, target: Any, k: int, metr
         raise ValueError("k_shortest_routes does not rank by rate (a bottleneck is not a sum along the path); use shortest_route")
     if source == target:
         return [[source]]
+    topology = without_links(topology, excluded)
     try:
         paths = nx.shortest_simple_paths(topology, source, target, weight=_additive_weight(metric))
         routes = [list(path) for path in itertools.islice(paths, k)]

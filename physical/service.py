@@ -69,13 +69,18 @@ __all__ = [
     "BellDiagonalWeights",
     "MemoryDecoherence",
     "PhysicalCapabilities",
+    "FibreCut",
+    "HeraldingLinkState",
+    "NodeCrash",
     "CAP_DEVICE",
     "CAP_HERALDING",
+    "CAP_FAULTS",
 ]
 
 # Capability names the assembler matches between a layer and the one below it.
 CAP_DEVICE = "physical:device"
 CAP_HERALDING = "physical:heralding"
+CAP_FAULTS = "physical:faults"  # takes FibreCut and NodeCrash from the run (scenario faults)
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 QubitHandle = Annotated[int, Field(ge=0)]
@@ -418,6 +423,8 @@ class HeraldResult(_Message):
     no_memory: bool = False  # this end had no free qubit, so no photon was sent
     attempts: int = Field(1, ge=1)
     bell_diagonal: BellDiagonalWeights | None = None
+    # the fibre to the neighbour is cut (FibreCut): no herald came back, and none will until it is repaired
+    link_down: bool = False
 
 
 HeraldingScheme = Literal["single-click", "barrett-kok", "midpoint-source"]
@@ -476,6 +483,47 @@ class PhysicalCapabilities(_Message):
     num_qubits: int = Field(ge=0)
     links: dict[str, HeraldingLink]
     memory: MemoryDecoherence | None = None
+
+
+# ------------------------------------------------------------- faults
+
+
+class FibreCut(_Message):
+    """A fault, handed to a node's physical entity by the run that simulates the
+    network (a scenario's ``faults``), never by a layer: from now on the fibre to
+    ``neighbour`` is cut (``cut``) or repaired (``not cut``).
+
+    While it is cut, an attempt with that neighbour sends no photon anywhere: one
+    attempt period after the ``HeraldAttempt`` the node gives up waiting for the
+    herald and answers ``HeraldResult(success=False, link_down=True)``. Attempts
+    in flight when the fibre is cut (a whole run of them, in fast-forward) are
+    lost with their photons and answered so at once. The node also sends
+    ``HeraldingLinkState`` up. The run cuts both ends of a link at the same
+    instant, so the two ends stay in step.
+    """
+
+    kind: Literal["fibre_cut"] = "fibre_cut"
+    neighbour: str
+    cut: bool = True
+
+
+class HeraldingLinkState(_Message):
+    """Sent up, unasked, when the fibre to ``neighbour`` is cut (``up`` false) or
+    repaired: the node sees its light go or come back (loss of signal)."""
+
+    kind: Literal["heralding_link_state"] = "heralding_link_state"
+    neighbour: str
+    up: bool
+
+
+class NodeCrash(_Message):
+    """A fault, handed to a node's physical entity by the run: the node crashed.
+    Every memory qubit it holds is freed; attempts in flight are forgotten (their
+    heralds, when they come, are dropped at once and any qubit they bring is freed),
+    so nothing is sent up for them. The run replaces the layers above with fresh
+    entities when the node restarts."""
+
+    kind: Literal["node_crash"] = "node_crash"
 
 
 # ------------------------------------------------------------- the provider

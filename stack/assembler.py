@@ -55,8 +55,10 @@ from qnetstack.entity import Entity
 from qnetstack.network.routing import DEFAULT_METRIC, EDGE_FIGURES
 from qnetstack.physical.params import LinkSide, fibre_delay_ns
 from qnetstack.physical.schemes.registry import scheme_named
+from qnetstack.physical.service import CAP_FAULTS
 from qnetstack.stack import registry
 from qnetstack.stack.explain import explain_open_requests, memory_capacity
+from qnetstack.stack.faults import Faults
 from qnetstack.stack.messages import cut, shown
 from qnetstack.stack.report import RunResult, summarise
 from qnetstack.stack.runner import Limits, RunProgress, default_stall_spans, describe_waits, run_network
@@ -196,6 +198,7 @@ def assemble(
     _check_schemes(impls["physical"], chosen["physical"], scenario)
     _check_routing(impls["network"], chosen["network"], scenario)
     _check_policy(impls["network"], chosen["network"], scenario)
+    _check_faults(impls["physical"], chosen["physical"], scenario)
     check_servable(scenario)
     return _build(scenario, impls)
 
@@ -266,6 +269,14 @@ def _network_options(scenario: Scenario) -> dict[str, Any]:
         if scenario.network.policy_options:
             options["policy_options"] = dict(scenario.network.policy_options)
     return options
+
+
+def _check_faults(backend: Any, name: Any, scenario: Scenario) -> None:
+    # cuts and crashes are handed to the physical layer, which must say it takes them
+    faults = scenario.faults
+    if (faults.link_cuts or faults.node_crashes) and CAP_FAULTS not in frozenset(getattr(backend, "PROVIDES", ())):
+        field = "faults.link_cuts" if faults.link_cuts else "faults.node_crashes"
+        raise AssemblyError(field, f"physical {shown(name)} does not take faults (it does not provide {CAP_FAULTS!r})")
 
 
 def scenario_from_graph(graph: nx.Graph, **fields: Any) -> Scenario:
@@ -447,7 +458,26 @@ def _build(scenario: Scenario, impls: dict[str, Any]) -> Simulation:
 
     for app in scenario.applications:
         network.submit(app.node, app.request, delay_ns=app.at_ns)
+    if scenario.faults.any:
+        _plan_faults(scenario, network, impls, topology, network_options)
     return Simulation(scenario, network, backend)
+
+
+def _plan_faults(scenario: Scenario, network: Network, impls: dict[str, Any], topology: nx.Graph, network_options: dict[str, Any]) -> None:
+    """Schedule the scenario's faults (``qnetstack.stack.faults``); a restarted node's
+    entities are built as at assembly."""
+
+    def rebuild(node: str, layer: str, ctx: Any) -> Any:
+        if layer == "network":
+            return _checked(impls["network"](ctx, topology, **network_options), "network", node)
+        return _checked(impls[layer](ctx), layer, node)
+
+    neighbours: dict[str, set[str]] = {n.name: set() for n in scenario.nodes}
+    for link in scenario.links:
+        neighbours[link.a].add(link.b)
+        neighbours[link.b].add(link.a)
+    network.faults = Faults(network, scenario.faults, neighbours, rebuild)
+    network.faults.schedule()
 
 
 def _topology(scenario: Scenario, devices: dict[str, Any]) -> nx.Graph:

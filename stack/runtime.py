@@ -139,6 +139,10 @@ class KernelContext:
         return self._node
 
     @property
+    def layer(self) -> str:
+        return self._layer
+
+    @property
     def now_ns(self) -> int:
         return self._kernel.now_ns
 
@@ -182,7 +186,10 @@ class KernelContext:
                 peer = net.entities[node][self._layer]
             except KeyError:
                 raise RuntimeError(f"{self._node}/{self._layer}: no {self._layer} entity on node {node!r}") from None
-            route = self._peers[node] = (net.delay_ns(self._node, node), peer.handle_peer)
+            deliver = peer.handle_peer
+            if net.faults is not None:  # classical messages may be lost or delayed (qnetstack.stack.faults)
+                deliver = net.faults.peer_route(self._node, node, self._layer, deliver)
+            route = self._peers[node] = (net.delay_ns(self._node, node), deliver)
         self._kernel.schedule(route[0], route[1], self._node, msg)
 
     def set_timer(self, delay_ns: int, tag: Hashable) -> int:
@@ -268,6 +275,7 @@ class Network:
         # device operations under way: (node, DeviceRequest id) -> (the asker's handle_device, its tag)
         self.device_requests: dict[tuple[str, int], tuple[Callable[[Hashable, Any], None], Hashable]] = {}
         self._next_device_request: Counter[str] = Counter()
+        self.faults: Any = None  # a qnetstack.stack.faults.Faults when the scenario has faults
 
     def make_context(self, node: str, layer: str) -> KernelContext:
         ctx = _CONTEXTS.get(layer, KernelContext)(self, node, layer, entity_rng(self.seed, node, layer))
@@ -293,6 +301,19 @@ class Network:
         # a direct call, as ``execute`` is: the device marks the qubits busy in this instant
         self.entities[node]["physical"].handle_above(DeviceRequest(request_id=request_id, operation=op))
 
+    @property
+    def contexts(self) -> list[KernelContext]:
+        return self._contexts
+
+    def replace_entity(self, node: str, layer: str, entity: Any, ctx: KernelContext | None = None) -> None:
+        """Put ``entity`` in place of ``node``'s ``layer`` entity (a crash, a restart); with
+        ``ctx`` it becomes that context's entity. Every route looked up so far is forgotten."""
+        if ctx is not None:
+            ctx.entity = entity
+        self.entities[node][layer] = entity
+        for known in self._contexts:
+            known.forget_routes()
+
     def deliver_to_user(self, node: str, msg: Any) -> None:
         self.user_messages.append((self.kernel.now_ns, node, msg))
         for callback in self.user_callbacks:
@@ -308,6 +329,10 @@ class Network:
     def hand_to_application(self, node: str, app: Any, request: Any) -> None:
         """The event of a submitted request: ``app.handle_above(request)``, with the request noted
         (as :attr:`submitting`) for as long as the application handles it."""
+        if self.faults is not None:
+            if not self.faults.submitted(node, request):
+                return  # the node is down: the request ended at once
+            app = self.entities[node]["application"]  # a restarted node has a fresh one
         self.submitting = (node, getattr(request, "request_id", -1))
         try:
             app.handle_above(request)

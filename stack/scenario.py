@@ -37,7 +37,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any, cast, get_args
+from typing import Any, Literal, cast, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
@@ -66,6 +66,10 @@ __all__ = [
     "NetworkSpec",
     "AppSpec",
     "StopSpec",
+    "LinkCutSpec",
+    "NodeCrashSpec",
+    "ClassicalFaultSpec",
+    "FaultsSpec",
     "Scenario",
     "ScenarioError",
     "load_scenario",
@@ -244,6 +248,59 @@ class StopSpec(_Spec):
     wall_limit_s: float | None = Field(None, gt=0, allow_inf_nan=False)
 
 
+class LinkCutSpec(_Spec):
+    """The fibre of link ``link`` (its two nodes, in either order) is cut at ``at_ns``
+    and, with ``repair_ns``, repaired then (an absolute time, after ``at_ns``). While
+    it is cut no attempt on it heralds: the physical layer reports it down and the
+    link's requests end with ``LinkError`` DOWN (specs/link.md §3). Classical
+    messages are not cut (the classical network is taken to be separate)."""
+
+    link: list[str] = Field(min_length=2, max_length=2)
+    at_ns: int = Field(ge=0, le=MAX_INT)
+    repair_ns: int | None = Field(None, gt=0, le=MAX_INT)
+
+
+class NodeCrashSpec(_Spec):
+    """Node ``node`` crashes at ``at_ns`` and, with ``restart_ns``, restarts then (an
+    absolute time, after ``at_ns``). A crash loses every entity's state and the
+    memory (its qubits are freed at the physical layer), cuts the node's links
+    while it is down, drops every message to it and ends its own open requests
+    with ``AppError`` ABORTED; a restart brings up fresh entities."""
+
+    node: str
+    at_ns: int = Field(ge=0, le=MAX_INT)
+    restart_ns: int | None = Field(None, gt=0, le=MAX_INT)
+
+
+class ClassicalFaultSpec(_Spec):
+    """Classical messages of the layers in ``layers`` (link, network and application,
+    the default) lost or delayed: each message is lost with ``loss_probability``, else
+    delayed by ``extra_delay_ns`` with ``delay_probability``. With ``link`` (two nodes
+    joined by a link) only the messages between those two nodes, else every message
+    not covered by a per-link entry. Draws come from the run's own stream for faults
+    (same seed, same run). The physical layer's heralding signals are never touched:
+    they belong to the heralding scheme's own channel."""
+
+    link: list[str] | None = Field(None, min_length=2, max_length=2)
+    layers: list[Literal["link", "network", "application"]] = Field(["link", "network", "application"], min_length=1)
+    loss_probability: Probability = 0.0
+    delay_probability: Probability = 0.0
+    extra_delay_ns: int = Field(0, ge=0, le=MAX_INT)
+
+
+class FaultsSpec(_Spec):
+    """What goes wrong during the run (none by default: a scenario without faults runs
+    exactly as before)."""
+
+    link_cuts: list[LinkCutSpec] = []
+    node_crashes: list[NodeCrashSpec] = []
+    classical: list[ClassicalFaultSpec] = []
+
+    @property
+    def any(self) -> bool:
+        return bool(self.link_cuts or self.node_crashes or self.classical)
+
+
 class Scenario(_Spec):
     name: str = "scenario"
     description: str = ""
@@ -255,6 +312,7 @@ class Scenario(_Spec):
     network: NetworkSpec = NetworkSpec()
     applications: list[AppSpec] = []
     stop: StopSpec = StopSpec()
+    faults: FaultsSpec = FaultsSpec()
     keep_trace: bool = False
 
     @model_validator(mode="before")
@@ -323,6 +381,7 @@ class Scenario(_Spec):
                     f"applications.{i}.request.number",
                     f"at most {MAX_REQUEST_NUMBER:_} items per request (asked for {shown(app.request.number, 30)})",
                 )
+        _check_faults(self.faults, seen, pairs)
         first_with: dict[tuple[str, int], int] = {}
         for i, app in enumerate(self.applications):
             key = (app.node, app.request.request_id)
@@ -333,6 +392,48 @@ class Scenario(_Spec):
                 )
             first_with[key] = i
         return self
+
+
+def _check_faults(faults: FaultsSpec, nodes: set[str], links: set[frozenset[str]]) -> None:
+    """Every fault names a node or link of the scenario, ends after it starts, and the
+    spans of one link's cuts (one node's crashes) do not overlap."""
+
+    def known_link(field: str, link: list[str]) -> frozenset[str]:
+        for end, name in enumerate(link):
+            if name not in nodes:
+                raise _FieldProblem(f"{field}.{end}", f"unknown node {shown(name)}")
+        pair = frozenset(link)
+        if pair not in links:
+            raise _FieldProblem(field, f"no link joins {shown(link[0])} and {shown(link[1])}")
+        return pair
+
+    spans: dict[Any, list[tuple[int, int, str]]] = {}
+    for i, cut_spec in enumerate(faults.link_cuts):
+        field = f"faults.link_cuts.{i}"
+        pair = known_link(f"{field}.link", cut_spec.link)
+        if cut_spec.repair_ns is not None and cut_spec.repair_ns <= cut_spec.at_ns:
+            raise _FieldProblem(f"{field}.repair_ns", f"must be after at_ns ({cut_spec.at_ns})")
+        spans.setdefault(pair, []).append((cut_spec.at_ns, cut_spec.repair_ns or MAX_INT, field))
+    for i, crash in enumerate(faults.node_crashes):
+        field = f"faults.node_crashes.{i}"
+        if crash.node not in nodes:
+            raise _FieldProblem(f"{field}.node", f"unknown node {shown(crash.node)}")
+        if crash.restart_ns is not None and crash.restart_ns <= crash.at_ns:
+            raise _FieldProblem(f"{field}.restart_ns", f"must be after at_ns ({crash.at_ns})")
+        spans.setdefault(crash.node, []).append((crash.at_ns, crash.restart_ns or MAX_INT, field))
+    for listed in spans.values():
+        listed.sort()
+        for (_, end, first), (start, _, second) in zip(listed, listed[1:]):
+            if start < end:
+                raise _FieldProblem(f"{second}.at_ns", f"falls while {first} is still in effect")
+    covered: dict[frozenset[str] | None, int] = {}
+    for i, classical in enumerate(faults.classical):
+        field = f"faults.classical.{i}"
+        key = None if classical.link is None else known_link(f"{field}.link", classical.link)
+        if key in covered:
+            what = "every message" if key is None else "this link"
+            raise _FieldProblem(field, f"faults.classical.{covered[key]} already covers {what}")
+        covered[key] = i
 
 
 def _node_and_request(entry: Any) -> tuple[Any, Any]:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from qnetstack.link.service import LinkOkKeep
+from qnetstack.link.service import LinkError, LinkErrorCode, LinkOkKeep, LinkState
 from qnetstack.network.peer import Release
 from qnetstack.network.policy import SwapAsapPolicy
 from qnetstack.network.swap_asap import SwapAsap
 
-__all__ = ["LeaksReleasedSetUps", "ReservesNothing", "SwapsPastTheCutoff", "WernerGoodness"]
+__all__ = ["LeaksReleasedSetUps", "LosesCutRequests", "ReservesNothing", "SwapsPastTheCutoff", "WernerGoodness"]
 
 
 class _SwapAsapHoldingNothing(SwapAsapPolicy):
@@ -61,3 +61,22 @@ class SwapsPastTheCutoff(SwapAsap):
 
     def _cut_off(self, circuit: Any, pair: Any) -> None:
         pass
+
+
+class LosesCutRequests(SwapAsap):
+    """Forgets the link requests a cut link ends (ERR DOWN) and ignores the link layer's notice
+    that the link is down: the circuits over it are never ended, so their requests stay open
+    and keep the memory they reserved."""
+
+    def _link_failed(self, err: LinkError) -> None:
+        if err.code is LinkErrorCode.DOWN:
+            request = self._requests.get(err.tag) if err.tag is not None and err.origin_node == self.ctx.node else None
+            if request is not None:
+                self._end_request(request)
+            return
+        super()._link_failed(err)
+
+    def handle_below(self, msg: Any) -> None:
+        if isinstance(msg, LinkState):
+            return
+        super().handle_below(msg)

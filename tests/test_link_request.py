@@ -20,7 +20,7 @@ E, S = RequestEvent, RequestState
 def test_the_machine_is_published_in_machines():
     assert MACHINES == (REQUEST_MACHINE,)
     assert REQUEST_MACHINE.initial is S.QUEUED
-    assert REQUEST_MACHINE.final == {S.DONE, S.TIMED_OUT, S.REFUSED}
+    assert REQUEST_MACHINE.final == {S.DONE, S.TIMED_OUT, S.REFUSED, S.DOWN}
 
 
 @pytest.mark.parametrize(
@@ -31,6 +31,8 @@ def test_the_machine_is_published_in_machines():
         ((E.FIRST_ATTEMPT, E.PAIR_HELD, E.DEADLINE), S.TIMED_OUT),
         ((E.DEADLINE,), S.TIMED_OUT),  # a deadline before the request ever got an attempt
         ((E.PEER_REFUSAL,), S.REFUSED),
+        ((E.LINK_DOWN,), S.DOWN),  # the link was cut before the request got an attempt
+        ((E.FIRST_ATTEMPT, E.PAIR_HELD, E.LINK_DOWN), S.DOWN),
     ],
 )
 def test_every_life_of_a_request_ends_in_a_final_state(events, final):
@@ -54,6 +56,7 @@ def test_every_life_of_a_request_ends_in_a_final_state(events, final):
         ((E.FIRST_ATTEMPT, E.LAST_PAIR), E.DEADLINE),  # nothing leaves a final state
         ((E.DEADLINE,), E.FIRST_ATTEMPT),
         ((E.PEER_REFUSAL,), E.PEER_REFUSAL),
+        ((E.LINK_DOWN,), E.LINK_DOWN),
     ],
 )
 def test_illegal_events_are_refused_and_leave_the_state_alone(before, event):

@@ -21,6 +21,7 @@ from qnetstack.physical.params import DetectorParams, FibreParams, LinkSide, Mem
 from qnetstack.physical.schemes.single_click import arrival_efficiency, herald_fidelity, success_probability
 from qnetstack.physical.service import (
     CAP_DEVICE,
+    CAP_FAULTS,
     CAP_HERALDING,
     ApplyGate,
     Basis,
@@ -143,7 +144,7 @@ def test_entities_satisfy_the_protocols():
     link = Link(CERTAIN, LOSSLESS_HW)
     assert isinstance(link.a, Entity) and isinstance(link.a, DeviceService)
     assert isinstance(link.s, Entity) and isinstance(link.s, MidpointStation)
-    assert QutipSingleClickBackend.PROVIDES == {CAP_DEVICE, CAP_HERALDING}
+    assert QutipSingleClickBackend.PROVIDES == {CAP_DEVICE, CAP_HERALDING, CAP_FAULTS}
     assert QutipSingleClickBackend.name == "qutip-single-click"
 
 

@@ -23,7 +23,11 @@ rest:
   reported with ``LinkOkKeep`` at **both** ends, each up to one hop delay after
   the pair was made. A link request may instead fail: ``LinkError`` TIMEOUT at
   both ends (``failure_probability`` per CREATE, after some of its pairs), or
-  when its own ``max_time_ns`` runs out. Its device service lets the network
+  when its own ``max_time_ns`` runs out. A link may be cut (``cut``): at that
+  instant every open link request on it ends with ``LinkError`` DOWN at both
+  ends, both ends get ``LinkState(up=False)``, and every later ``LinkCreate``
+  on it is answered ERR DOWN at once, as the reference link layer does when
+  the physical layer reports the fibre cut (specs/link.md §3). Its device service lets the network
   layer ``BellMeasure``, ``Measure``, ``FreeQubit``, ``InitQubit`` and apply
   Pauli gates to qubits it holds, with scripted or random outcomes. A Bell
   measurement may take time (``bell_measure_ns``): then the implementation
@@ -79,6 +83,7 @@ from qnetstack.link.service import (
     LinkError,
     LinkErrorCode,
     LinkOkKeep,
+    LinkState,
     RequestType,
 )
 from qnetstack.network.service import NetAccepted, NetError, NetRequest, PairDelivered
@@ -150,6 +155,7 @@ class NetConditions:
     # how long a Bell measurement takes on the device: with a duration it must be asked for with
     # ``request_device``, and one executed at once is noted as misuse
     bell_measure_ns: int = 0
+    cut: tuple[str, str, int] | None = None  # (a, b, time): the link a-b goes down then, for good
 
     def __post_init__(self) -> None:
         if not 2 <= self.size <= len(CHAIN):
@@ -442,6 +448,11 @@ class FakeBelow(FakeDevices):
         self.seq: Iterator[int] = itertools.count()  # shared with the harness: orders ops and messages
         self.deliver: Any = None  # set by the harness: (node, message) -> None, calls handle_below
         self._performing = False  # while an operation asked for with request_device is carried out
+        self._open: list[_LinkRequest] = []  # link requests still making pairs
+        self.down: frozenset[str] | None = None  # the link that is cut, once it is
+        if conditions.cut is not None:
+            a, b, at_ns = conditions.cut
+            kernel.schedule(at_ns, self._cut, frozenset((a, b)))
 
     # ------------------------------------------------------------- memory
 
@@ -579,6 +590,8 @@ class FakeBelow(FakeDevices):
             self._error_now(node, remote, create_id, LinkErrorCode.CREATE, f"{remote!r} is not a neighbour", msg.tag)
         elif msg.type is not RequestType.K:
             self._error_now(node, remote, create_id, LinkErrorCode.UNSUPP, "this link layer offers type K only", msg.tag)
+        elif self.down == frozenset((node, remote)):
+            self._error_now(node, remote, create_id, LinkErrorCode.DOWN, "the link is cut", msg.tag)
         elif msg.min_fidelity > self.conditions.link_fidelity:
             self._error_now(
                 node, remote, create_id, LinkErrorCode.UNSUPP, f"the link gives at most {self.conditions.link_fidelity}", msg.tag
@@ -589,7 +602,18 @@ class FakeBelow(FakeDevices):
             request = _LinkRequest(node, remote, create_id, msg, now)
             if self.rng.random() < self.conditions.failure_probability:
                 request.fails_after = int(self.rng.integers(msg.number))
+            self._open.append(request)
             self._next(request)
+
+    def _cut(self, link: frozenset[str]) -> None:
+        """The link goes down: its open requests end with ERR DOWN at both ends, both ends are told."""
+        self.down = link
+        for request in [r for r in self._open if frozenset((r.origin, r.remote)) == link]:
+            self._end(request, LinkErrorCode.DOWN, "the link is cut")
+        for node in sorted(link):
+            (other,) = link - {node}
+            self.failures.append(LinkFailure(self.kernel.now_ns, node, link, LinkErrorCode.DOWN))
+            self.kernel.schedule(0, self.deliver, node, LinkState(remote_node=other, up=False))
 
     def _error_now(self, node: str, remote: str, create_id: int, code: LinkErrorCode, detail: str, tag: int | None) -> None:
         err = LinkError(create_id=create_id, origin_node=node, code=code, detail=detail, tag=tag)
@@ -614,13 +638,22 @@ class FakeBelow(FakeDevices):
             self.kernel.schedule(wait, self._make_pair, request)
 
     def _fail(self, request: _LinkRequest, detail: str) -> None:
-        err = LinkError(create_id=request.create_id, origin_node=request.origin, code=LinkErrorCode.TIMEOUT, detail=detail)
+        if request.ended:
+            return  # the link was cut first
+        self._end(request, LinkErrorCode.TIMEOUT, detail)
+
+    def _end(self, request: _LinkRequest, code: LinkErrorCode, detail: str) -> None:
+        request.ended = True
+        self._open.remove(request)
+        err = LinkError(create_id=request.create_id, origin_node=request.origin, code=code, detail=detail)
         link = frozenset((request.origin, request.remote))
         # both ends at once, as LINK-TIMEOUT-1 allows; the tag only at the origin (LinkCreate.tag)
         self._deliver_error(request.origin, link, err.model_copy(update={"tag": request.msg.tag}))
         self._deliver_error(request.remote, link, err)
 
     def _make_pair(self, request: _LinkRequest) -> None:
+        if request.ended:
+            return  # the link was cut first
         ends = (request.origin, request.remote)
         free = [len(self.book[n]) < self.capacity[n] for n in ends]
         if not all(free):  # no memory at one end: the link waits one attempt period
@@ -671,13 +704,16 @@ class FakeBelow(FakeDevices):
         request.made += 1
         if request.made < request.msg.number:
             self._next(request)
+        else:
+            request.ended = True
+            self._open.remove(request)
 
     def _deliver_ok(self, q: Qubit, ok: LinkOkKeep) -> None:
         q.owner = "network"
         self.deliver(q.node, ok)
 
 
-@dataclass
+@dataclass(eq=False)  # one request is one object: removed from the open list by identity
 class _LinkRequest:
     origin: str
     remote: str
@@ -686,6 +722,7 @@ class _LinkRequest:
     created_ns: int
     made: int = 0
     fails_after: int | None = None  # pairs made before the scripted failure
+    ended: bool = False  # all its pairs made, or an ERR sent
 
 
 class NetHarness(Driver):

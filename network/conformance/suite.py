@@ -943,6 +943,80 @@ def cutoffs_keep_the_reservation(impl: Any) -> None:
         no_misuse(run, "with a cutoff: ")
 
 
+# ------------------------------------------------------------ faults
+
+_CUT_HOP = 10_000  # NetConditions' default hop delay
+_CUT_AT = 40 * _CUT_HOP  # a few pairs into the runs, well before any request of 30 pairs could finish
+
+
+def _uses(path: tuple[str, ...], link: frozenset[str]) -> bool:
+    return any(frozenset(hop) == link for hop in itertools.pairwise(path))
+
+
+@SUITE.clause("NET-FAULT-1")
+def cut_link_ends_its_requests(impl: Any) -> None:
+    """bob-carol goes down on alice-bob-carol-dave while alice -> dave and dave -> alice run over
+    it, bob -> carol on it and alice -> bob beside it; carol -> alice is asked after the cut.
+    Two seeds, eight qubits per node (memory is not what is tested)."""
+    kind = _types(impl)[0]
+    link = frozenset(("bob", "carol"))
+    requests = [
+        ScriptedRequest(0, "alice", NetRequest(request_id=1, remote_node="dave", number=30, type=kind)),
+        ScriptedRequest(0, "dave", NetRequest(request_id=2, remote_node="alice", number=30, type=kind)),
+        ScriptedRequest(0, "bob", NetRequest(request_id=3, remote_node="carol", number=30, type=kind)),
+        ScriptedRequest(0, "alice", NetRequest(request_id=4, remote_node="bob", number=3, type=kind)),
+        ScriptedRequest(100 * _CUT_HOP, "carol", NetRequest(request_id=5, remote_node="alice", number=2, type=kind)),
+    ]
+    for seed in (0, 1):
+        conditions = NetConditions(size=4, num_qubits=8, success_probability=0.3, cut=("bob", "carol", _CUT_AT))
+        run = run_network(impl, conditions, requests, until_ns=50_000_000, seed=seed)
+        _no_crash(run)
+        accepted = run.accepted()
+        if len(accepted) != len(requests):
+            raise ClauseFailure(f"seed {seed}: only {sorted(accepted)} of the {len(requests)} requests were accepted")
+        for acc in accepted.values():
+            over = _uses(acc.path, link)
+            for node in _ends(acc):
+                errors = run.errors(acc.key, node)
+                if len(run.deliveries(acc.key, node)) >= acc.request.number and not errors:
+                    continue
+                if not over:
+                    raise ClauseFailure(
+                        f"seed {seed}: request {acc.key} over {list(acc.path)}, which avoids the cut link bob-carol, was not "
+                        f"served at {node} by t={run.end_ns} ({len(run.deliveries(acc.key, node))} pairs, errors "
+                        f"{[u.msg.code.value for u in errors]})"
+                    )
+                if not errors:
+                    raise ClauseFailure(
+                        f"seed {seed}: the link bob-carol went down at t={_CUT_AT} (ERR DOWN for its link requests), yet request "
+                        f"{acc.key} over {list(acc.path)} was still open at {node} at t={run.end_ns} with "
+                        f"{len(run.deliveries(acc.key, node))} of {acc.request.number} pairs"
+                    )
+                if errors[0].msg.code is not NetErrorCode.LINK_FAILURE:
+                    raise _fail(f"request {acc.key} ended by the cut link with {errors[0].msg.code.value}, not LINK_FAILURE", errors[0])
+
+
+@SUITE.clause("NET-FAULT-2")
+def cut_link_leaves_nothing_held(impl: Any) -> None:
+    """Two qubits per node: alice -> dave runs over carol-dave when it goes down, then alice ->
+    carol asks for bob's two qubits. A circuit that kept what it held at bob would starve it."""
+    kind = _types(impl)[0]
+    conditions = NetConditions(size=4, num_qubits=2, success_probability=0.3, cut=("carol", "dave", _CUT_AT))
+    requests = [
+        ScriptedRequest(0, "alice", NetRequest(request_id=1, remote_node="dave", number=30, type=kind)),
+        ScriptedRequest(300 * _CUT_HOP, "alice", NetRequest(request_id=2, remote_node="carol", number=2, type=kind)),
+    ]
+    run = _single(impl, requests, conditions)
+    later = run.accepted().get(("alice", 2))
+    if later is None or not all(len(run.deliveries(later.key, node)) == 2 for node in _ends(later)):
+        raise ClauseFailure(
+            f"after alice -> dave failed on the cut link carol-dave (t={_CUT_AT}), alice -> carol over bob (two qubits per "
+            f"node) did not get its 2 pairs at both ends by t={run.end_ns}: memory stayed taken for the failed circuit"
+        )
+    if run.settled and run.held_by_network():
+        raise ClauseFailure(f"after a link went down and every request ended, the network layer still holds qubits {run.held_by_network()}")
+
+
 # ------------------------------------------------------------ sessions
 
 

@@ -37,12 +37,17 @@ from qnetstack.physical.params import FibreParams, LinkSide, NodeHardware, Singl
 from qnetstack.physical.schemes.single_click import operating_points
 from qnetstack.physical.service import (
     CAP_DEVICE,
+    CAP_FAULTS,
     CAP_HERALDING,
     AlphaSetting,
     DeviceRequest,
+    FibreCut,
+    FreeQubit,
     HeraldAttempt,
+    HeraldingLinkState,
     HeraldResult,
     MemoryDecoherence,
+    NodeCrash,
 )
 
 __all__ = [
@@ -58,6 +63,8 @@ __all__ = [
 
 # the tag of the station's zero-delay timer that resolves an attempt once both reports are in
 RESOLVE = "resolve"
+# the tag of a node's timer that ends an attempt on a cut fibre: (CUT_ATTEMPT, neighbour, attempt id)
+CUT_ATTEMPT = "cut_attempt"
 
 
 def half_delay_ns(params: Any) -> int:
@@ -104,6 +111,14 @@ class LinkEndNode(MemoryDevice):
     ``_from_station(station, msg)``; ``_setup()`` is theirs to prepare their
     per-link state once the links are known. Attempts in flight are kept in
     ``_in_flight`` by (station, attempt id).
+
+    Faults (``FibreCut``, ``NodeCrash`` from the run, ``qnetstack.physical.service``)
+    are handled here for both backends: an attempt on a cut fibre never reaches the
+    station, and the node answers it itself one attempt period later (it waited
+    that long for a herald); attempts in flight when the fibre is cut are lost and
+    answered at once. A crash frees every qubit. Attempts lost either way become
+    orphans, whose heralds are dropped when the station's answer comes (a qubit
+    they bring freed) instead of being sent up.
     """
 
     STATION_MESSAGE: ClassVar[type]
@@ -119,6 +134,8 @@ class LinkEndNode(MemoryDevice):
         super().__init__(ctx, hardware, world, registry)
         self.links: dict[str, LinkSide] = dict(links)
         self._in_flight: dict[tuple[str, int], Any] = {}
+        self._cut: set[str] = set()  # neighbours whose fibre is cut
+        self._orphans: set[tuple[str, int]] = set()  # (neighbour, attempt id) in flight when the node crashed
         self._setup()
 
     def _setup(self) -> None:
@@ -126,10 +143,28 @@ class LinkEndNode(MemoryDevice):
 
     def handle_above(self, msg: Any) -> None:
         if isinstance(msg, HeraldAttempt):
-            self._attempt(msg, self._side_of(msg))
+            side = self._side_of(msg)
+            if self._cut and msg.neighbour in self._cut:
+                self._ctx.set_timer(attempt_period_ns(side.params), (CUT_ATTEMPT, msg.neighbour, msg.attempt_id))
+                return
+            self._attempt(msg, side)
             return
         if isinstance(msg, DeviceRequest):
             super().handle_above(msg)
+            return
+        if isinstance(msg, FibreCut):
+            if msg.neighbour not in self.links:
+                raise EntityError(f"{self.name}/physical: FibreCut for {msg.neighbour!r}, which is not a neighbour")
+            if msg.cut:
+                self._cut.add(msg.neighbour)
+                self._lose_attempts(msg.neighbour)
+            else:
+                self._cut.discard(msg.neighbour)
+            self._ctx.trace("physical.fibre_cut", neighbour=msg.neighbour, cut=msg.cut)
+            self._ctx.send_up(HeraldingLinkState(neighbour=msg.neighbour, up=not msg.cut))
+            return
+        if isinstance(msg, NodeCrash):
+            self._crash()
             return
         raise EntityError(f"{self.name}/physical: unexpected request from above: {type(msg).__name__}")
 
@@ -138,6 +173,40 @@ class LinkEndNode(MemoryDevice):
             self._from_station(sender, msg)
             return
         raise EntityError(f"{self.name}/physical: unexpected message from {sender}: {type(msg).__name__}")
+
+    def handle_timer(self, tag: Hashable) -> None:
+        if isinstance(tag, tuple) and tag[:1] == (CUT_ATTEMPT,):
+            _, neighbour, attempt_id = tag
+            self._ctx.send_up(HeraldResult(neighbour=neighbour, attempt_id=attempt_id, success=False, link_down=True))
+            return
+        super().handle_timer(tag)
+
+    def _lose_attempts(self, neighbour: str) -> None:
+        """The fibre to ``neighbour`` was cut: the attempts in flight on it are lost with their
+        photons. Each is answered now (``link_down``) and its herald, when the station's answer
+        comes, is dropped like a crashed node's (a qubit it brings freed). Both ends are cut at
+        the same instant, so both answer the same attempts at once and stay in step."""
+        station = self.links[neighbour].station
+        lost = sorted(a for s, a in self._in_flight if s == station and (neighbour, a) not in self._orphans)
+        for attempt_id in lost:
+            self._orphans.add((neighbour, attempt_id))
+            self._ctx.send_up(HeraldResult(neighbour=neighbour, attempt_id=attempt_id, success=False, link_down=True))
+
+    def _crash(self) -> None:
+        """The node crashed: its memory is lost, and no attempt in flight is reported."""
+        freed = self.held_handles()
+        for handle in freed:
+            self._free(FreeQubit(handle=handle))
+        stations = {side.station: neighbour for neighbour, side in self.links.items()}
+        self._orphans.update((stations[station], attempt_id) for station, attempt_id in self._in_flight)
+        self._ctx.trace("physical.crash", freed=len(freed), orphans=len(self._in_flight))
+
+    def _orphaned(self, neighbour: str, attempt_id: int) -> bool:
+        """Whether the attempt was in flight when the node crashed (it is then forgotten)."""
+        if not self._orphans or (neighbour, attempt_id) not in self._orphans:
+            return False
+        self._orphans.discard((neighbour, attempt_id))
+        return True
 
     def _attempt(self, msg: HeraldAttempt, side: LinkSide) -> None:
         raise NotImplementedError
@@ -167,6 +236,9 @@ class LinkEndNode(MemoryDevice):
     def _send_success(self, neighbour: str, attempt_id: int, handle: int, herald: Any, attempts: int) -> None:
         """Up: the pair is in slot ``handle``; Bell state, sequence, fidelity
         estimate and time are the station's (``herald``)."""
+        if self._orphaned(neighbour, attempt_id):
+            self._free(FreeQubit(handle=handle))
+            return
         self._ctx.send_up(
             HeraldResult(
                 neighbour=neighbour,
@@ -183,6 +255,8 @@ class LinkEndNode(MemoryDevice):
         )
 
     def _send_failure(self, neighbour: str, attempt_id: int, attempts: int, no_memory: bool = False) -> None:
+        if self._orphaned(neighbour, attempt_id):
+            return
         self._ctx.send_up(HeraldResult(neighbour=neighbour, attempt_id=attempt_id, success=False, no_memory=no_memory, attempts=attempts))
 
 
@@ -305,7 +379,7 @@ class MidpointBackend:
 
     NODE: ClassVar[type[LinkEndNode]]
     STATION: ClassVar[type[MidpointStationBase]]
-    PROVIDES: ClassVar[frozenset[str]] = frozenset({CAP_DEVICE, CAP_HERALDING})
+    PROVIDES: ClassVar[frozenset[str]] = frozenset({CAP_DEVICE, CAP_HERALDING, CAP_FAULTS})
     REQUIRES: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self) -> None:

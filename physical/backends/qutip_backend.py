@@ -267,6 +267,8 @@ class PhysicalNode(LinkEndNode):
 
     def _emit(self, neighbour: str, attempt_id: int, alpha: float, max_attempts: int, attempts: int) -> None:
         """One attempt of a run of ``max_attempts`` (this is number ``attempts``)."""
+        if attempts > 1 and self._orphaned(neighbour, attempt_id):
+            return  # the node crashed during the run: it ends here, unreported
         station = self._station_of[neighbour]
         now = self._ctx.now_ns
         slot = self._free_slot()
