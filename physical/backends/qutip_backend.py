@@ -149,6 +149,20 @@ class StationHerald(_Internal):
 # ------------------------------------------------------------------ helpers
 
 
+def _detection(params: SingleClickLinkParams, hw_a: NodeHardware, hw_b: NodeHardware) -> tuple[float, float, float]:
+    """Each end's photon detection efficiency at the station, and the dark-count probability:
+    the inputs of the single-click closed forms."""
+    eff = params.detector.efficiency
+    return arrival_efficiency(params, hw_a) * eff, arrival_efficiency(params, hw_b) * eff, params.detector.dark_count_probability
+
+
+def _waits(
+    hw_a: NodeHardware, hw_b: NodeHardware, wait_a_ns: float, wait_b_ns: float
+) -> tuple[tuple[float, float | None, float | None], tuple[float, float | None, float | None]]:
+    """Each end's (time waited, T1, T2): how long and how its memory decayed until the herald."""
+    return (wait_a_ns, hw_a.memory.t1_ns, hw_a.memory.t2_ns), (wait_b_ns, hw_b.memory.t1_ns, hw_b.memory.t2_ns)
+
+
 def _expected_fidelity(
     params: SingleClickLinkParams,
     alpha_a: float,
@@ -159,17 +173,8 @@ def _expected_fidelity(
     wait_b_ns: float,
     bell_state: BellState = BellState.PSI_PLUS,
 ) -> float:
-    eff = params.detector.efficiency
-    return fidelity_at_detection(
-        alpha_a,
-        alpha_b,
-        arrival_efficiency(params, hw_a) * eff,
-        arrival_efficiency(params, hw_b) * eff,
-        params.detector.dark_count_probability,
-        bell_state,
-        (wait_a_ns, hw_a.memory.t1_ns, hw_a.memory.t2_ns),
-        (wait_b_ns, hw_b.memory.t1_ns, hw_b.memory.t2_ns),
-    )
+    eta_a, eta_b, p_dc = _detection(params, hw_a, hw_b)
+    return fidelity_at_detection(alpha_a, alpha_b, eta_a, eta_b, p_dc, bell_state, *_waits(hw_a, hw_b, wait_a_ns, wait_b_ns))
 
 
 def _expected_diagonal(
@@ -184,17 +189,10 @@ def _expected_diagonal(
 ) -> tuple[float, float, float, float] | None:
     """The Bell-basis diagonal, relative to ``bell_state``, of the state whose fidelity
     :func:`_expected_fidelity` gives (``HeraldResult.bell_diagonal``); None if no herald can be."""
-    eff = params.detector.efficiency
-    eta_a = arrival_efficiency(params, hw_a) * eff
-    eta_b = arrival_efficiency(params, hw_b) * eff
-    p_dc = params.detector.dark_count_probability
+    eta_a, eta_b, p_dc = _detection(params, hw_a, hw_b)
     if success_probability(alpha_a, eta_a, eta_b, p_dc, alpha_b) <= 0.0:
         return None
-    rho = decohere_pair(
-        post_herald_state(alpha_a, eta_a, eta_b, p_dc, bell_state, alpha_b),
-        (wait_a_ns, hw_a.memory.t1_ns, hw_a.memory.t2_ns),
-        (wait_b_ns, hw_b.memory.t1_ns, hw_b.memory.t2_ns),
-    )
+    rho = decohere_pair(post_herald_state(alpha_a, eta_a, eta_b, p_dc, bell_state, alpha_b), *_waits(hw_a, hw_b, wait_a_ns, wait_b_ns))
     w = [stored_pair_fidelity(rho, bell_state.compose(b)) for b in BellState]
     return (w[0], w[1], w[2], w[3])
 
