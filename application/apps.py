@@ -44,6 +44,13 @@ Teleportation (Bennett et al., PRL 70, 1895, 1993), per end-to-end pair k:
    outcome's and the pair's frame bits, reads the oracle fidelity of its qubit
    to the input state, frees it and reports ``TeleportResult``.
 
+On a device whose operations take time (durations in the node's hardware)
+the sender's Bell measurement and the receiver's correction gates go through
+the device's request path (``ctx.request_device``): the outcome is sent when
+the measurement is done and the state is read when the last gate is, so
+every qubit involved waits, and decoheres, for those durations. The sender's
+request ends only when no measurement is under way any more.
+
 If the device has no qubit for an input state, the request ends with
 ``AppError`` ``NO_QUBIT`` and the session frees the halves of the pairs the
 network still delivers for it, telling the receiver of each
@@ -61,7 +68,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Hashable
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
 from qnetstack.application.service import (
     CAP_APP_PAIRS,
@@ -93,6 +100,7 @@ from qnetstack.physical.service import (
     BellMeasure,
     BellMeasureResult,
     BellState,
+    DeviceError,
     FreeQubit,
     Gate,
     InitQubit,
@@ -197,6 +205,8 @@ class HeadEvent(str, enum.Enum):
     RELEASED = "released"  # the tail reported a pair and its half here is freed
     LAST_RELEASED = "last_released"  # ... and it was the request's number-th
     DRAINED = "drained"  # no half of an aborted request is held any more
+    MEASURED = "measured"  # teleport: a Bell measurement that took the device's time is done
+    LAST_MEASURED = "last_measured"  # ... and no other is under way and every pair was delivered
 
 
 _H, _E = HeadState, HeadEvent
@@ -214,12 +224,19 @@ TELEPORT_SENDER = Machine(
         (_H.ABANDONED, _E.PAIR): _H.ABANDONED,
         (_H.ABANDONED, _E.LAST_PAIR): _H.FAILED,
         (_H.ABANDONED, _E.ABORTED): _H.FAILED,
+        (_H.RUNNING, _E.MEASURED): _H.RUNNING,
+        (_H.RUNNING, _E.LAST_MEASURED): _H.DONE,
+        (_H.ABANDONED, _E.MEASURED): _H.ABANDONED,
+        (_H.ABANDONED, _E.LAST_MEASURED): _H.FAILED,
     },
     final=frozenset({_H.DONE, _H.FAILED}),
     doc=(
         "One teleport request at its sender, keyed by the user's `request_id`. On each pair it Bell-measures "
         "the next input state with its half and sends the outcome to the receiver; `AppDone` on entering "
-        "`done`, `AppError` on entering `failed` from `asked` or `running` and on entering `abandoned`."
+        "`done`, `AppError` on entering `failed` from `asked` or `running` and on entering `abandoned`. "
+        "On a device whose Bell measurement takes time the outcome is sent when the measurement is done "
+        "(`measured`), and the last pair's delivery ends the request only once no measurement is under way "
+        "(else the last measurement does, `last_measured`)."
     ),
 )
 
@@ -302,7 +319,7 @@ _SKIPPED, _FREED = _TE.SKIPPED, _T.FREED
 class _HeadSession(Session):
     """A user request at the node that made it."""
 
-    __slots__ = ("request", "net_id", "delivered", "finished", "held", "states")
+    __slots__ = ("request", "net_id", "delivered", "finished", "held", "states", "measuring")
 
     def __init__(self, request: TeleportRequest | PairsRequest, net_id: int, trace: Any) -> None:
         super().__init__(request.request_id, trace)
@@ -312,6 +329,7 @@ class _HeadSession(Session):
         self.finished = 0  # teleport: outcomes sent; pairs: pairs reported and freed here
         self.held: dict[int, int] = {}  # pairs: index -> handle of a half awaiting the tail's report
         self.states: tuple[BlochState, ...] = ()
+        self.measuring = 0  # teleport: Bell measurements under way at the device
 
 
 class TeleportSender(_HeadSession):
@@ -372,6 +390,11 @@ class BasicApps:
         self._tails: dict[tuple[str, str, int, int], Receiver] = {}
         self._reported: dict[tuple[str, int], _Reported] = {}  # (head, NetRequest id) -> pairs reported here
         self._session_trace = transition_trace(ctx)  # what every session here traces with
+        # work handed to the device (operations that take its time), by the tag's number:
+        # a sender's Bell measurement, a receiver's correction gates
+        self._next_device_tag = 0
+        self._measuring: dict[int, tuple[_HeadSession, PairDelivered, BlochState]] = {}
+        self._correcting: dict[int, tuple[PairDelivered, TeleportBits, list[Gate]]] = {}
 
     def start(self) -> None:
         pass
@@ -485,6 +508,18 @@ class BasicApps:
                     holds=holds,
                 )
             )
+        for pair, bits, _ in self._correcting.values():
+            pair_id = pair.pair_id
+            waits.append(
+                Wait(
+                    session=f"pair {pair_id.head}/{pair_id.request_id}#{pair_id.index} at its tail {me}",
+                    waiting_for="the device's correction gate",
+                    request=(pair_id.head, bits.request_id),
+                    below=((pair_id.head, pair_id.request_id),),
+                    peer=None,
+                    holds=1,
+                )
+            )
         return waits
 
     # ------------------------------------------------------------ head side
@@ -537,25 +572,72 @@ class BasicApps:
                 session.fire(HeadEvent.NO_QUBIT)
                 self._close(session, AppErrorCode.NO_QUBIT, f"no qubit for the input state: {allocated}")
             else:
-                result = device.execute(BellMeasure(handle_a=allocated.handle, handle_b=pair.handle))
-                if not isinstance(result, BellMeasureResult):
-                    raise EntityError(f"teleportation Bell measurement failed: {result}")
-                self.ctx.send_peer(
-                    session.request.remote_node,
-                    TeleportBits(
-                        request_id=session.request.request_id,
-                        pair_id=pair.pair_id,
-                        outcome=result.bell_state,
-                        oracle_state=state,
-                        goodness=pair.goodness,
-                    ),
-                )
-                session.finished += 1
+                measure = BellMeasure(handle_a=allocated.handle, handle_b=pair.handle)
+                if self._takes_time(measure):
+                    # the outcome goes out when the measurement is done; the request ends no earlier
+                    session.measuring += 1
+                    self._measuring[self._device_tag(measure)] = (session, pair, state)
+                    if last is _LAST_PAIR:
+                        last = _PAIR
+                else:
+                    self._send_bits(session, pair, state, device.execute(measure))
         session.fire(last)
+        self._after(session)
+
+    def _after(self, session: _HeadSession) -> None:
         if session.state is _DONE:
             self._close(session)
         if session.ended:
             self._end(session)
+
+    def _takes_time(self, op: Any) -> bool:
+        """Whether ``op`` takes the device's time (then it goes through ``request_device``).
+        A device without durations does everything at once, as it always did."""
+        duration = getattr(self.ctx.device, "duration_ns", None)
+        return duration is not None and duration(op) > 0
+
+    def _device_tag(self, op: Any) -> int:
+        number = self._next_device_tag
+        self._next_device_tag += 1
+        self.ctx.request_device(op, ("app", number))
+        return number
+
+    def _send_bits(self, session: _HeadSession, pair: PairDelivered, state: BlochState, result: Any) -> None:
+        if not isinstance(result, BellMeasureResult):
+            raise EntityError(f"teleportation Bell measurement failed: {result}")
+        self.ctx.send_peer(
+            session.request.remote_node,
+            TeleportBits(
+                request_id=session.request.request_id,
+                pair_id=pair.pair_id,
+                outcome=result.bell_state,
+                oracle_state=state,
+                goodness=pair.goodness,
+            ),
+        )
+        session.finished += 1
+
+    def handle_device(self, tag: Hashable, result: Any) -> None:
+        """The device finished an operation handed to it with ``request_device``: a sender's Bell
+        measurement (its outcome goes to the receiver even if the request ended meanwhile,
+        since the receiver holds its half of the pair and waits for it) or a receiver's
+        correction gate (the next one, or the report)."""
+        number = cast("tuple[str, int]", tag)[1]
+        measured = self._measuring.pop(number, None)
+        if measured is not None:
+            session, pair, state = measured
+            self._send_bits(session, pair, state, result)
+            session.measuring -= 1
+            if session.ended:
+                return
+            done = session.measuring == 0 and session.delivered >= session.request.number
+            session.fire(HeadEvent.LAST_MEASURED if done else HeadEvent.MEASURED)
+            self._after(session)
+            return
+        pair, bits, gates = self._correcting.pop(number)
+        if isinstance(result, DeviceError):
+            raise EntityError(f"teleportation correction failed: {result}")
+        self._correct(pair, bits, gates)
 
     def _skip(self, session: _HeadSession, pair: PairDelivered) -> None:
         """Free the sender's half of a pair no state is teleported over, and tell the
@@ -620,50 +702,64 @@ class BasicApps:
         pair, msg = session.pair, session.message
         # a skipped pair ends in `freed`, never here
         assert pair is not None and msg is not None and not isinstance(msg, TeleportSkipped) and pair.handle is not None
+        if isinstance(msg, TeleportBits):
+            self._correct(pair, msg, teleport_correction(msg.outcome, pair.bell_state))
+            return
         pair_id = pair.pair_id
         device = self.ctx.device
-        if isinstance(msg, TeleportBits):
-            for gate in teleport_correction(msg.outcome, pair.bell_state):
-                device.execute(ApplyGate(gate=gate, handle=pair.handle))
-            state = msg.oracle_state
-            fidelity = device.execute(
-                OracleFidelity(
-                    qubits=[{"node": self.ctx.node, "handle": pair.handle}],
-                    theta_rad=state.theta_rad,
-                    phi_rad=state.phi_rad,
-                )
+        # the references as fields: validated inside OracleFidelity's own validation (one pass, not three)
+        fidelity = device.execute(
+            OracleFidelity(
+                qubits=[{"node": pair_id.head, "handle": msg.handle}, {"node": self.ctx.node, "handle": pair.handle}],
+                bell_state=pair.bell_state,
             )
-            device.execute(FreeQubit(handle=pair.handle))
-            self.ctx.send_up(
-                TeleportResult(
-                    request_id=msg.request_id,
-                    sender=pair_id.head,
-                    index=pair_id.index,
-                    state=state,
-                    oracle_fidelity=_fidelity(fidelity),
-                    pair_goodness=msg.goodness,
-                    received_time_ns=self.ctx.now_ns,
-                )
+        )
+        device.execute(FreeQubit(handle=pair.handle))
+        self.ctx.send_peer(pair_id.head, Release(pair_id=pair_id))
+        self.ctx.send_up(
+            PairResult(
+                request_id=msg.request_id,
+                pair_id=pair_id,
+                oracle_fidelity=_fidelity(fidelity),
+                goodness=pair.goodness,
+                reported_time_ns=self.ctx.now_ns,
             )
-        else:
-            # the references as fields: validated inside OracleFidelity's own validation (one pass, not three)
-            fidelity = device.execute(
-                OracleFidelity(
-                    qubits=[{"node": pair_id.head, "handle": msg.handle}, {"node": self.ctx.node, "handle": pair.handle}],
-                    bell_state=pair.bell_state,
-                )
+        )
+
+    def _correct(self, pair: PairDelivered, bits: TeleportBits, gates: list[Gate]) -> None:
+        """Apply the receiver's correction ``gates`` one after the other, then score the teleported
+        state and report it. A gate that takes the device's time is handed to it; the rest
+        continues when it is done (:meth:`handle_device`), so the qubit waits, and decoheres,
+        for every gate's duration before it is read."""
+        assert pair.handle is not None
+        device = self.ctx.device
+        while gates:
+            gate = ApplyGate(gate=gates[0], handle=pair.handle)
+            if self._takes_time(gate):
+                self._correcting[self._device_tag(gate)] = (pair, bits, gates[1:])
+                return
+            device.execute(gate)
+            gates = gates[1:]
+        state = bits.oracle_state
+        fidelity = device.execute(
+            OracleFidelity(
+                qubits=[{"node": self.ctx.node, "handle": pair.handle}],
+                theta_rad=state.theta_rad,
+                phi_rad=state.phi_rad,
             )
-            device.execute(FreeQubit(handle=pair.handle))
-            self.ctx.send_peer(pair_id.head, Release(pair_id=pair_id))
-            self.ctx.send_up(
-                PairResult(
-                    request_id=msg.request_id,
-                    pair_id=pair_id,
-                    oracle_fidelity=_fidelity(fidelity),
-                    goodness=pair.goodness,
-                    reported_time_ns=self.ctx.now_ns,
-                )
+        )
+        device.execute(FreeQubit(handle=pair.handle))
+        self.ctx.send_up(
+            TeleportResult(
+                request_id=bits.request_id,
+                sender=pair.pair_id.head,
+                index=pair.pair_id.index,
+                state=state,
+                oracle_fidelity=_fidelity(fidelity),
+                pair_goodness=bits.goodness,
+                received_time_ns=self.ctx.now_ns,
             )
+        )
 
 
 def _head_waits_for(session: _HeadSession) -> str:
@@ -678,6 +774,8 @@ def _head_waits_for(session: _HeadSession) -> str:
     done = f"{session.delivered}/{request.number} pairs delivered"
     if isinstance(session, PairsHead):
         done += f", {session.finished} reported by {remote}"
+    if session.measuring:
+        done += f", {session.measuring} Bell measurement(s) at the device"
     return f"end-to-end pairs with {remote} ({done})"
 
 
