@@ -424,7 +424,13 @@ class BasicApps:
         self._open[msg.request_id] = session
         self._heads[session.net_id] = session
         self.ctx.send_down(
-            NetRequest(request_id=session.net_id, remote_node=msg.remote_node, number=msg.number, min_fidelity=msg.min_fidelity)
+            NetRequest(
+                request_id=session.net_id,
+                remote_node=msg.remote_node,
+                number=msg.number,
+                min_fidelity=msg.min_fidelity,
+                priority=msg.priority,
+            )
         )
 
     def handle_below(self, msg: Any) -> None:

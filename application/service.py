@@ -27,6 +27,7 @@ from pydantic import Field
 
 from qnetstack.entity import Entity
 from qnetstack.entity.message import Message as _Message
+from qnetstack.link.service import PRIORITY_LEVELS
 from qnetstack.network.service import PairId
 from qnetstack.physical.service import Probability
 
@@ -91,6 +92,7 @@ class TeleportRequest(_Message):
     number: int = Field(1, ge=1)
     states: list[BlochState] | None = Field(None, min_length=1)
     min_fidelity: Probability = 0.0
+    priority: int = Field(0, ge=0, lt=PRIORITY_LEVELS)  # passed on to the network (NetRequest.priority)
 
 
 class PairsRequest(_Message):
@@ -101,6 +103,7 @@ class PairsRequest(_Message):
     remote_node: str = Field(min_length=1)
     number: int = Field(1, ge=1)
     min_fidelity: Probability = 0.0
+    priority: int = Field(0, ge=0, lt=PRIORITY_LEVELS)  # passed on to the network (NetRequest.priority)
 
 
 AppRequest = Annotated[TeleportRequest | PairsRequest, Field(discriminator="kind")]

@@ -161,6 +161,7 @@ class Circuit(Session[tuple[str, int]]):
         self.type: RequestType = forward.type
         self.basis: Basis = forward.basis
         self.link_min_fidelity = forward.link_min_fidelity
+        self.priority = forward.priority
         self.upstream = self.path[self.position - 1] if self.position > 0 else None
         self.downstream = self.path[self.position + 1] if self.position + 1 < len(self.path) else None
         # hop keys (neighbour, creator, label): upstream labels come from the Forward, ours we chose

@@ -16,11 +16,17 @@ node never lets the circuit hold more.
 * a circuit's *reservation* is granted when the qubits not yet reserved cover
   it, and lasts until the circuit ends here (done, failed, deadline) or its
   set-up is released;
-* a set-up that does not fit *waits* in a first-in, first-out queue. When a
+* a set-up that does not fit *waits* in a queue ordered by the request's
+  ``priority`` (0 first), first come, first served within a priority. When a
   reservation ends, the queue is served from its front for as long as the
-  front one fits. A set-up never overtakes one that came before it, even when
-  it would fit: so a circuit that needs more qubits is not starved by a stream
-  of smaller ones (the fairness rule).
+  front one fits. A set-up never overtakes one of its own or a smaller
+  priority value that came before it, even when it would fit: so a circuit
+  that needs more qubits is not starved by a stream of smaller ones of its
+  priority (the fairness rule). A set-up of a smaller priority value goes
+  ahead of every waiting one of a larger value, and is granted at once when
+  it fits and none of its own or a smaller value waits: strict priority, as
+  the link layer's scheduler serves it (so a stream of urgent circuits can
+  hold back less urgent ones for as long as it lasts).
 
 A reservation that can never fit (more qubits than the node has) is not
 queued: the caller refuses it.
@@ -43,6 +49,7 @@ class WaitingSetUp:
     key: CircuitKey
     qubits: int
     request: tuple[str, int]  # (head, request_id) of the request it serves
+    priority: int = 0  # the request's; 0 is served first
 
 
 class MemoryBook:
@@ -71,10 +78,13 @@ class MemoryBook:
         the capacity at all (:meth:`never_fits`)."""
         if self.holds(setup.key):
             raise ValueError(f"circuit {setup.key} asked twice for a reservation")
-        if not self._waiting and setup.qubits <= self.free:
+        ahead = sum(1 for w in self._waiting if w.priority <= setup.priority)
+        if ahead == 0 and setup.qubits <= self.free:
             self._grant(setup)
             return True
-        self._waiting.append(setup)
+        # after every waiting set-up of its priority or a smaller value, before the rest
+        # (the queue is kept in that order, so those are exactly the first ``ahead``)
+        self._waiting.insert(ahead, setup)
         return False
 
     def never_fits(self, qubits: int) -> bool:

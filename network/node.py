@@ -250,6 +250,7 @@ class NetworkNode:
             basis=msg.basis,
             link_min_fidelity=link_min_fidelity,
             label=label,
+            priority=msg.priority,
         )
         self._next_circuit += 1
         self.ctx.send_up(NetAccepted(request_id=msg.request_id, path=path))
@@ -482,11 +483,16 @@ class NetworkNode:
             node = circuit.to_reserve[0]
             if node != me:
                 reserve = Reserve(
-                    head=me, circuit=circuit.serial, request_id=circuit.request_id, path=tuple(circuit.path), qubits=circuit.needs[node]
+                    head=me,
+                    circuit=circuit.serial,
+                    request_id=circuit.request_id,
+                    path=tuple(circuit.path),
+                    qubits=circuit.needs[node],
+                    priority=circuit.priority,
                 )
                 self.ctx.send_peer(node, reserve)
                 return
-            if not self.memory.ask(WaitingSetUp(circuit.key, circuit.needs[me], (me, circuit.request_id))):
+            if not self.memory.ask(WaitingSetUp(circuit.key, circuit.needs[me], (me, circuit.request_id), circuit.priority)):
                 return  # waits here until a reservation ends (_free_memory)
             circuit.to_reserve.pop(0)
         forward = circuit.forward
@@ -507,7 +513,7 @@ class NetworkNode:
         if memory.holds(key) or key in self._circuits:
             raise EntityError(f"circuit {key} asked {me} twice for a reservation")
         self._set_up_paths[key] = (msg.request_id, tuple(msg.path))
-        if memory.ask(WaitingSetUp(key, msg.qubits, (msg.head, msg.request_id))):
+        if memory.ask(WaitingSetUp(key, msg.qubits, (msg.head, msg.request_id), msg.priority)):
             self.ctx.send_peer(msg.head, Reserved(head=msg.head, circuit=msg.circuit, node=me))
 
     def _reserved_at(self, msg: Reserved) -> None:
@@ -660,6 +666,7 @@ class NetworkNode:
                 type=RequestType.K,
                 max_time_ns=max_time,
                 tag=tag,
+                priority=circuit.priority,
             )
         )
 

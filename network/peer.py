@@ -90,6 +90,7 @@ class Forward(_Peer):
     basis: Basis
     link_min_fidelity: float
     label: int = Field(ge=0, lt=LABELS)
+    priority: int = 0  # the request's (NetRequest.priority)
     # set when a node upstream could not take the circuit on (no free label): every node
     # downstream ends it at once, and the tail reports it, instead of setting it up
     refused: NetErrorCode | None = None
@@ -166,6 +167,7 @@ class Reserve(_Peer):
     request_id: int
     path: tuple[str, ...]
     qubits: int = Field(ge=1)
+    priority: int = 0  # the request's: a set-up of a smaller value waits ahead of larger ones
 
 
 class Reserved(_Peer):

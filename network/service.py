@@ -24,7 +24,7 @@ from pydantic import Field
 
 from qnetstack.entity import Entity
 from qnetstack.entity.message import Message as _Message
-from qnetstack.link.service import Basis, BellState, RequestType
+from qnetstack.link.service import PRIORITY_LEVELS, Basis, BellState, RequestType
 from qnetstack.physical.service import Probability, QubitHandle
 
 __all__ = [
@@ -54,7 +54,11 @@ class NetRequest(_Message):
     ``request_id`` is chosen by the caller and unique among its requests; every
     response names it. ``min_fidelity`` is the end-to-end fidelity wanted; the
     network turns it into per-link fidelities. ``max_time_ns`` bounds the whole
-    request (``None``: no limit).
+    request (``None``: no limit). ``priority`` 0 is served first (up to
+    ``PRIORITY_LEVELS - 1``, the link service's levels): a circuit of a smaller
+    value goes ahead of larger ones waiting for memory at a node of its path,
+    and its link requests carry it to a link layer that serves priorities
+    (``link:priority``; specs/network.md §1.2).
     """
 
     kind: Literal["net_request"] = "net_request"
@@ -65,6 +69,7 @@ class NetRequest(_Message):
     type: RequestType = RequestType.K
     basis: Basis = Basis.Z
     max_time_ns: int | None = Field(None, gt=0)
+    priority: int = Field(0, ge=0, lt=PRIORITY_LEVELS)
 
 
 class NetAccepted(_Message):

@@ -42,6 +42,30 @@ def test_a_waiting_set_up_released_leaves_the_queue_and_the_rest_is_served():
     assert book.release(("nobody", 0)) == [] and book.reserved(("c", 0)) == 1
 
 
+def test_a_smaller_priority_value_waits_ahead_of_larger_ones_and_first_come_first_served_within_one():
+    book = MemoryBook(2)
+    book.ask(setup("a", 2))
+    assert not book.ask(WaitingSetUp(("low", 0), 1, ("low", 0), priority=3))
+    assert not book.ask(WaitingSetUp(("mid", 0), 2, ("mid", 0), priority=1))
+    assert not book.ask(WaitingSetUp(("urgent", 0), 1, ("urgent", 0), priority=0))
+    assert not book.ask(WaitingSetUp(("mid2", 0), 1, ("mid2", 0), priority=1))
+    assert [w.key[0] for w in book.waiting()] == ["urgent", "mid", "mid2", "low"]
+    # urgent fits; mid (2 qubits) does not fit beside it, and nothing overtakes mid
+    assert [w.key[0] for w in book.release(("a", 0))] == ["urgent"]
+    assert [w.key[0] for w in book.release(("urgent", 0))] == ["mid"]
+    assert [w.key[0] for w in book.release(("mid", 0))] == ["mid2", "low"]
+
+
+def test_a_set_up_of_a_smaller_priority_value_is_granted_at_once_past_larger_ones_that_wait():
+    book = MemoryBook(5)
+    book.ask(setup("a", 3))
+    assert not book.ask(WaitingSetUp(("big", 0), 3, ("big", 0), priority=2))
+    assert book.ask(WaitingSetUp(("small", 0), 1, ("small", 0), priority=1))  # fits, nothing of priority <= 1 waits
+    assert book.free == 1
+    assert not book.ask(WaitingSetUp(("late", 0), 1, ("late", 0), priority=2))  # would fit, but big came first
+    assert [w.key[0] for w in book.waiting()] == ["big", "late"]
+
+
 def test_the_book_knows_what_can_never_fit_and_refuses_a_second_ask():
     book = MemoryBook(2)
     assert book.never_fits(3) and not book.never_fits(2)
