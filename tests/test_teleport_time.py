@@ -21,8 +21,10 @@ import math
 
 import pytest
 
+from qnetstack.application.apps import BasicApps
 from qnetstack.application.service import AppDone, TeleportResult
 from qnetstack.stack import assemble
+from qnetstack.stack.conform import run_conformance
 from qnetstack.stack.scenario import parse_scenario
 
 T2_NS = 20_000_000
@@ -92,3 +94,15 @@ def test_many_states_with_measurements_under_way_all_arrive_and_nothing_stays_he
     assert sorted(r.index for r in results) == list(range(6)) == sorted(r.index for r in quick)
     assert done.completed == 6
     assert done.time_ns - quick_done.time_ns >= d
+
+
+class MeasuresAtOnce(BasicApps):
+    """The reference before device time: every operation executed at once."""
+
+    def _takes_time(self, op):  # type: ignore[no-untyped-def]
+        return False
+
+
+def test_an_application_that_ignores_device_time_fails_app_dev_1():
+    assert run_conformance("application", BasicApps, select=["APP-DEV-1"]).failed_clauses() == []
+    assert run_conformance("application", MeasuresAtOnce, select=["APP-DEV-1"]).failed_clauses() == ["APP-DEV-1"]

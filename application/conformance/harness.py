@@ -137,10 +137,16 @@ class AppConditions:
     pairs: tuple[PairScript, ...] = (PairScript(),)
     bell_outcomes: tuple[BellState, ...] = ()  # scripted BellMeasure outcomes, then random
     num_qubits: int = 32  # per node: enough that no scripted scenario runs out
+    # how long the devices take (0: at once); an operation that takes time must be asked for
+    # with request_device, and one executed at once is noted as misuse
+    bell_measure_ns: int = 0
+    gate_ns: int = 0  # a single-qubit gate
 
     def __post_init__(self) -> None:
         if self.delay_ns < 1:
             raise ValueError("delay_ns must be at least 1 ns")
+        if self.bell_measure_ns < 0 or self.gate_ns < 0:
+            raise ValueError("bell_measure_ns and gate_ns must be >= 0")
         if not self.pairs:
             raise ValueError("at least one PairScript is needed")
 
@@ -354,6 +360,28 @@ class _Devices(FakeDevices):
         self.register = QubitRegister()
         self.last_state: dict[int, np.ndarray] = {}  # serial -> its 1-qubit state when it went
         self._outcomes: Iterator[BellState] = iter(conditions.bell_outcomes)
+        self._performing = False  # while an operation asked for with request_device is carried out
+
+    def execute(self, node: str, op: Any) -> Any:
+        duration = self.duration_ns(node, op)
+        if duration and not self._performing:
+            self.note(
+                node, f"{type(op).__name__} executed at once, yet it takes {duration} ns on this device (ask for it with request_device)"
+            )
+        return super().execute(node, op)
+
+    def duration_ns(self, node: str, op: Any) -> int:
+        if isinstance(op, BellMeasure):
+            return self.conditions.bell_measure_ns
+        return self.conditions.gate_ns if isinstance(op, ApplyGate) else 0
+
+    def perform(self, node: str, op: Any) -> Any:
+        """``op`` asked for with ``request_device``, now that its duration has passed."""
+        self._performing = True
+        try:
+            return self.execute(node, op)
+        finally:
+            self._performing = False
 
     def _own(self, node: str, handle: int, op: str) -> int | None:
         """The serial of the application's qubit at ``handle``, or None (and a misuse)."""

@@ -688,6 +688,33 @@ def teleport_every_index(impl: Any) -> None:
     _property(impl, check, serving="teleport")
 
 
+@SUITE.clause("APP-DEV-1")
+def teleport_waits_for_the_device(impl: Any) -> None:
+    _require(impl, "teleport")
+    delay = AppConditions().delay_ns
+    conditions = AppConditions(
+        bell_measure_ns=3 * delay, gate_ns=delay // 2, pairs=tuple(PairScript(bell_state=frame) for frame in BellState)
+    )
+    sender, receiver = NODES[0], NODES[1]
+    number = 4
+    run = run_app(
+        impl, conditions, [ScriptedRequest(0, sender, TeleportRequest(remote_node=receiver, number=number))], until_ns=400 * delay
+    )
+    _no_crash(run)
+    at_once = [m for m in run.misuse if "request_device" in m]
+    if at_once:
+        raise ClauseFailure(f"an operation that takes time was executed at once: {at_once[0]}")
+    results = run.sent(TeleportResult)
+    if sorted(u.msg.index for u in results) != list(range(number)):
+        raise ClauseFailure(
+            f"with a Bell measurement of {conditions.bell_measure_ns} ns and gates of {conditions.gate_ns} ns, the receiver "
+            f"reported indices {sorted(u.msg.index for u in results)} of 0..{number - 1} by t={run.end_ns} ns"
+        )
+    for up in results:
+        if up.msg.oracle_fidelity < 1 - FIDELITY_TOLERANCE:
+            raise _fail(f"over pairs of fidelity 1 the state arrived with fidelity {up.msg.oracle_fidelity:.6f}", up)
+
+
 # ------------------------------------------------------------------ pairs
 
 
