@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +24,7 @@ from qnetstack.network.swap_asap import SwapAsap
 from qnetstack.physical.params import fibre_delay_ns
 from qnetstack.stack import assemble
 from qnetstack.stack.conform import run_conformance
+from qnetstack.stack.scenario import load_scenario
 from tests.test_goodness_swaps import KM, RecordingNetwork, chain_scenario, key, predicted_fidelity
 
 
@@ -168,6 +170,18 @@ def test_goodness_is_within_5_standard_errors_of_the_oracle_with_ideal_memories(
     differences = [r.goodness - r.oracle_fidelity for r in results]
     se = statistics.stdev(differences) / math.sqrt(len(differences))
     assert abs(statistics.fmean(differences)) <= 5 * se, (statistics.fmean(differences), se)
+
+
+def test_the_nested_example_runs_its_policy_by_name():
+    """examples/nested-chain.yaml picks the policy in its network section: 20 pairs over four
+    links, three swaps a pair, nothing held after."""
+    simulation = assemble(load_scenario(Path(__file__).resolve().parent.parent / "examples" / "nested-chain.yaml"))
+    result = simulation.run()
+    assert result.status == "done"
+    assert result.pairs is not None and result.pairs.count == 20
+    assert {layers["network"].policy.name for layers in simulation.network.entities.values() if "network" in layers} == {"nested"}
+    assert simulation.network.trace.counts["network.swap"] == 3 * 20
+    assert_nothing_held(simulation)
 
 
 # ---------------------------------------------------------------- conformance
