@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from qnetstack.application.service import PairResult
+from qnetstack.application.service import AppError, PairResult
 from qnetstack.network.nested import level_of, parent_of, segment_of
 from qnetstack.network.policy import PolicyError, make_policy
 from qnetstack.network.service import PairDelivered
@@ -24,7 +24,7 @@ from qnetstack.network.swap_asap import SwapAsap
 from qnetstack.physical.params import fibre_delay_ns
 from qnetstack.stack import assemble
 from qnetstack.stack.conform import run_conformance
-from qnetstack.stack.scenario import load_scenario
+from qnetstack.stack.scenario import load_scenario, parse_scenario
 from tests.test_goodness_swaps import KM, RecordingNetwork, chain_scenario, key, predicted_fidelity
 
 
@@ -121,6 +121,40 @@ def test_nested_delivers_every_pair_in_nested_order_and_holds_nothing_after(link
     for records in chains.values():
         assert [r.position for r in records] == list(range(1, links))
         assert not out_of_nested_order(records, links)
+    assert_nothing_held(simulation)
+
+
+def test_nested_waits_for_the_device_when_a_bell_measurement_takes_time():
+    """Gates of 5 µs and readouts of 10 µs (a Bell measurement: 20 µs, asked of the device):
+    20 pairs over 4 links all delivered, in nested order, nothing held after."""
+    durations = {"single_qubit_gate_duration_ns": 5_000, "two_qubit_gate_duration_ns": 5_000, "measurement_duration_ns": 10_000}
+    simulation, result, results, chains = run_recorded(chain_scenario(4, 20, durations))
+    assert result.end.status == "done" and len(results) == 20
+    for records in chains.values():
+        assert not out_of_nested_order(records, 4)
+    assert_nothing_held(simulation)
+
+
+def test_a_link_cut_ends_a_nested_request_with_a_typed_error_and_frees_everything():
+    """4 links, 200 pairs asked; the link n2-n3 goes down at 2 ms, long before they are made:
+    the request ends with an error at both ends and no qubit or reservation is left."""
+    nodes = [f"n{i}" for i in range(5)]
+    scenario = parse_scenario(
+        {
+            "name": "nested-cut",
+            "seed": 1,
+            "nodes": [{"name": n, "hardware": {"memory": {"num_qubits": 4}}} for n in nodes],
+            "links": [{"a": a, "b": b, "length_km": KM} for a, b in zip(nodes, nodes[1:], strict=False)],
+            "implementations": {"physical": "model-heralding", "link": "fast-forward-egp"},
+            "network": {"policy": "nested"},
+            "applications": [{"node": "n0", "request": {"kind": "pairs", "remote_node": "n4", "number": 200}}],
+            "faults": {"link_cuts": [{"link": ["n2", "n3"], "at_ns": 2_000_000}]},
+        }
+    )
+    simulation = assemble(scenario)
+    result = simulation.run()
+    errors = [m for _, _, m in simulation.network.user_messages if isinstance(m, AppError)]
+    assert result.status == "failed" and len(errors) == 1, (result.status, errors)
     assert_nothing_held(simulation)
 
 
