@@ -960,7 +960,7 @@ def _nested_runs(impl: Any) -> list[NetRun]:
     """Runs of ``impl`` given ``policy="nested"`` (not applicable to an implementation that takes
     no ``policy``, or does not know that one): alice -> dave and dave -> alice, one request per
     run, over the 3-link chain, links that succeed with probability 0.3 per attempt period (so
-    the links finish in every order), six pairs each; two seeds per direction."""
+    the links finish in varying orders), six pairs each; two seeds per direction."""
     try:
         parameters = list(inspect.signature(impl).parameters.values())
     except (TypeError, ValueError):  # no signature to read: building it with the policy will tell
