@@ -96,8 +96,19 @@ from qnetstack.network.cutoff import Cutoffs
 from qnetstack.network.distill import Distiller, DistillOutcome, DistillPolicy, Round
 from qnetstack.network.frames import chain_estimate, chain_frame, correctable, outcome_flips, swap_estimates
 from qnetstack.network.memory import MemoryBook, WaitingSetUp
+from qnetstack.network.nested import NestedPolicy
 from qnetstack.network.pairs import HopKey, LinkPair, PairEvent, PairState, PairStore, hop_key
-from qnetstack.network.peer import CircuitFailed, Forward, HopFreed, PairDiscarded, Release, Reserve, Reserved, SwapRecord
+from qnetstack.network.peer import (
+    CircuitFailed,
+    Forward,
+    HopFreed,
+    PairDiscarded,
+    Release,
+    Reserve,
+    Reserved,
+    SegmentReady,
+    SwapRecord,
+)
 from qnetstack.network.policy import make_policy
 from qnetstack.network.routing import Metric, NoRoute, shortest_route
 from qnetstack.network.service import (
@@ -335,6 +346,9 @@ class NetworkNode:
             return
         if isinstance(msg, DistillOutcome) and self._distiller is not None:
             self._distiller.outcome(sender, msg)
+            return
+        if isinstance(msg, SegmentReady):
+            self._segment_ready(msg)
             return
         if isinstance(msg, CircuitFailed):
             self._pass_on(sender, msg)
@@ -764,6 +778,8 @@ class NetworkNode:
             self.ctx.trace("network.swap", head=circuit.head, request_id=circuit.request_id, index=circuit.swapped)
             self.ctx.send_peer(circuit.head, record)
             self.ctx.send_peer(circuit.tail, record)
+            if isinstance(self.policy, NestedPolicy):
+                self._tell_parent(circuit, up, down)
             circuit.swapped += 1
             circuit.fire(_CIRCUIT_SWAP)
             if circuit.swapped >= circuit.number:
@@ -771,6 +787,23 @@ class NetworkNode:
                 self._forget(circuit)
             else:
                 self._ask_link(circuit, "swap")
+
+    def _tell_parent(self, circuit: CircuitAtRepeater, up: LinkPair, down: LinkPair) -> None:
+        """Nested swapping: the repeater that joins the segment just made learns it spans it."""
+        assert isinstance(self.policy, NestedPolicy)
+        notice = self.policy.swapped(circuit, up, down)
+        if notice is not None:
+            self.ctx.send_peer(*notice)
+
+    def _segment_ready(self, msg: SegmentReady) -> None:
+        """Nested swapping: a pair of ours spans a segment now; the policy may swap it."""
+        key = (msg.head, msg.circuit)
+        circuit = self._circuits.get(key)
+        if not isinstance(circuit, CircuitAtRepeater) or not isinstance(self.policy, NestedPolicy):
+            drop_unknown(self.ctx.trace, msg.kind, key)
+            return
+        self.policy.learn(circuit, msg)
+        self._try_swap(circuit)
 
     def _try_deliver(self, circuit: CircuitEnd, pair: LinkPair) -> None:
         if circuit.state is _AT_DEVICE:

@@ -47,6 +47,14 @@ With a cutoff (:mod:`qnetstack.network.cutoff`):
   waited too long) to the other end of the pair's hop, naming the pair by
   ``ent_id``: that end frees its half, and if it issues the hop's CREATEs it
   asks for a new pair.
+
+With nested swapping (:mod:`qnetstack.network.nested`):
+
+* ``SegmentReady`` goes from a repeater that joined the two halves of its
+  segment of the path to the repeater that joins that segment with its
+  neighbour (the *parent*, at one end of the segment): it names the parent's
+  link pair whose half now spans the segment, and the link pair at the
+  segment's other end, by ``ent_id``.
 """
 
 from __future__ import annotations
@@ -70,6 +78,7 @@ __all__ = [
     "Release",
     "Reserve",
     "Reserved",
+    "SegmentReady",
     "SwapRecord",
     "LABELS",
 ]
@@ -214,4 +223,18 @@ class PairDiscarded(_Peer):
     ent_id: EntanglementId
 
 
-PeerMessage = Forward | SwapRecord | CircuitFailed | Reserve | Reserved | Release | HopFreed | PairDiscarded
+class SegmentReady(_Peer):
+    """Nested swapping, a repeater -> its parent: the parent's half of link pair ``near_ent_id``
+    now spans positions ``first``..``last`` of the path, whose other end holds a half of
+    ``far_ent_id`` (the same pair when the segment is one link)."""
+
+    kind: Literal["segment_ready"] = "segment_ready"
+    head: str
+    circuit: int = Field(ge=0)
+    first: int = Field(ge=0)
+    last: int = Field(ge=1)
+    near_ent_id: EntanglementId
+    far_ent_id: EntanglementId
+
+
+PeerMessage = Forward | SwapRecord | CircuitFailed | Reserve | Reserved | Release | HopFreed | PairDiscarded | SegmentReady

@@ -20,7 +20,8 @@ for a circuit at a node:
 A policy is stateless per circuit (its inputs are the circuit session and the
 pairs the node holds), so one instance serves a whole node. Policies are
 registered by name; the entity is configured with one (``"swap-asap"`` is the
-reference) and its options (keyword arguments of the policy's class, e.g.
+reference; ``"nested"`` swaps in the levels of the doubling scheme,
+:mod:`qnetstack.network.nested`) and its options (keyword arguments of the policy's class, e.g.
 ``cutoff_ns`` of swap-asap). A user registers a policy of their own with
 :func:`register_policy`, without editing this module, and a scenario picks it
 by name (``network.policy``, ``network.policy_options``).
@@ -37,6 +38,7 @@ from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from qnetstack.network.circuit import Circuit, CircuitAtRepeater, CircuitEnd
 from qnetstack.network.distill import BbpsswPolicy, BbpsswPumpingPolicy, DejmpsPolicy, DejmpsPumpingPolicy
+from qnetstack.network.nested import NestedPolicy
 from qnetstack.network.pairs import LinkPair, PairStore
 from qnetstack.network.peer import SwapRecord
 
@@ -153,3 +155,6 @@ register_policy(BbpsswPolicy)
 register_policy(DejmpsPolicy)
 register_policy(BbpsswPumpingPolicy)
 register_policy(DejmpsPumpingPolicy)
+
+# nested (doubling) swapping over repeaters (qnetstack.network.nested)
+register_policy(NestedPolicy)

@@ -943,6 +943,98 @@ def cutoffs_keep_the_reservation(impl: Any) -> None:
         no_misuse(run, "with a cutoff: ")
 
 
+# ------------------------------------------------------------ nested swapping
+
+
+def _split(first: int, last: int) -> Iterator[tuple[int, tuple[int, int]]]:
+    """(repeater position, its segment) of the balanced binary split of ``(first, last)``."""
+    if last - first < 2:
+        return
+    middle = (first + last) // 2
+    yield middle, (first, last)
+    yield from _split(first, middle)
+    yield from _split(middle, last)
+
+
+def _nested_runs(impl: Any) -> list[NetRun]:
+    """Runs of ``impl`` given ``policy="nested"`` (not applicable to an implementation that takes
+    no ``policy``, or does not know that one): alice -> dave and dave -> alice, one request per
+    run, over the 3-link chain, links that succeed with probability 0.3 per attempt period (so
+    the links finish in varying orders), six pairs each; two seeds per direction."""
+    try:
+        parameters = list(inspect.signature(impl).parameters.values())
+    except (TypeError, ValueError):  # no signature to read: building it with the policy will tell
+        parameters = []
+    if parameters and not any(p.name == "policy" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        raise NotApplicable("the implementation takes no policy, so it cannot be given nested swapping")
+    kind = _types(impl)[0]
+    nested = functools.partial(impl, policy="nested")
+    conditions = NetConditions(size=4, success_probability=0.3)
+    runs = []
+    for head, tail in (("alice", "dave"), ("dave", "alice")):
+        request = [ScriptedRequest(0, head, NetRequest(request_id=1, remote_node=tail, number=6, type=kind))]
+        for seed in range(2):
+            run = NetHarness(nested, conditions, request, seed).run(200_000_000)
+            if isinstance(run.crashed, LookupError):
+                raise NotApplicable(f"the implementation does not know policy 'nested': {run.crashed}")
+            _no_crash(run)
+            runs.append(run)
+    return runs
+
+
+def _reaches(run: NetRun, uid: int, before: int) -> str | None:
+    """The node the qubit ``uid`` is entangled with through its link pair and the Bell
+    measurements made before the ``before``-th one (None: not half of a link pair)."""
+    q = run.qubits[uid]
+    while q.pair is not None:
+        pair = run.pairs[q.pair]
+        other = run.qubits[next(u for n, u in pair.qubits.items() if n != q.node)]
+        if other.bsm is None or other.bsm >= before:
+            return other.node
+        swap = run.swaps[other.bsm]
+        q = run.qubits[swap.qubits[0] if swap.qubits[1] == other.uid else swap.qubits[1]]
+    return None
+
+
+@SUITE.clause("NET-NEST-1")
+def nested_swaps_join_their_segments(impl: Any) -> None:
+    for run in _nested_runs(impl):
+        for acc in run.accepted().values():
+            path = acc.path
+            segments = dict(_split(0, len(path) - 1))
+            for index, swap in enumerate(run.swaps):
+                position = path.index(swap.node)
+                if position not in segments:
+                    continue
+                first, last = segments[position]
+                reached = sorted(path.index(n) if n in path else -1 for n in (_reaches(run, q, index) for q in swap.qubits) if n)
+                if reached != [first, last]:
+                    joined = [path[i] if 0 <= i < len(path) else "?" for i in reached]
+                    raise ClauseFailure(
+                        f"with policy 'nested' on {'-'.join(path)}, {swap.node} (position {position}) Bell-measured at "
+                        f"t={swap.time_ns} qubits entangled with {joined}; its segment runs from {path[first]} to {path[last]}"
+                    )
+
+
+@SUITE.clause("NET-NEST-2")
+def nested_requests_get_their_pairs(impl: Any) -> None:
+    for run in _nested_runs(impl):
+        if not run.accepted():
+            raise ClauseFailure(f"with policy 'nested', a request over the idle 3-link chain was not accepted: {run.up[:2]}")
+        for acc in run.accepted().values():
+            for node in _ends(acc):
+                got = len(run.deliveries(acc.key, node))
+                if got != acc.request.number or run.errors(acc.key):
+                    raise ClauseFailure(
+                        f"with policy 'nested', request {acc.key} over {'-'.join(acc.path)} got {got}/{acc.request.number} pairs at "
+                        f"{node} by t={run.end_ns} (errors: {len(run.errors(acc.key))})"
+                    )
+        held = run.held_by_network()
+        if held:
+            raise ClauseFailure(f"with policy 'nested', every request got its pairs, yet the network layer still holds qubits {held}")
+        no_misuse(run, "with policy 'nested': ")
+
+
 # ------------------------------------------------------------ faults
 
 _CUT_HOP = 10_000  # NetConditions' default hop delay
