@@ -21,6 +21,8 @@ from qnetstack.network.linkstate import FidelityWatch, LinkStateAdvert
 from qnetstack.network.node import NetworkNode
 from qnetstack.network.service import NetAccepted, NetRequest
 from qnetstack.stack import assemble, parse_scenario
+from qnetstack.stack.conform import run_conformance
+from tests import broken_networks
 from tests.fakes import FakeContext, FakeDevice
 from tests.test_faults import CROSSING, assert_settled, ends, grid, run
 
@@ -195,3 +197,26 @@ def test_a_link_reported_worse_than_announced_is_advertised_and_avoided_by_new_c
     node.handle_above(NetRequest(request_id=1, remote_node="n11", number=1))
     after = ctx.take(NetAccepted)[-1]
     assert after.path[1] != hop and len(after.path) == len(before.path)
+
+
+# ------------------------------------------------------------------ conformance
+
+
+@pytest.mark.conformance
+@pytest.mark.parametrize(
+    "broken, expected",
+    [("EndsMovableCircuits", {"NET-ROUTE-2"}), ("IgnoresAdverts", {"NET-ROUTE-1"})],
+)
+def test_a_network_layer_that_does_not_route_on_link_state_fails_the_routing_clauses(broken, expected):
+    """EndsMovableCircuits ends a circuit on a cut link although another path exists;
+    IgnoresAdverts never hears of a cut away from it and routes over it. The controls pass."""
+    controls = {"NET-REQ-1", "NET-END-1", "NET-FAULT-1", "NET-FAULT-2"}
+    report = run_conformance("network", getattr(broken_networks, broken), select=sorted({"NET-ROUTE-1", "NET-ROUTE-2"} | controls))
+    assert set(report.failed_clauses()) == expected, report.to_text()
+    assert all(clause.detail for clause in report.clauses if clause.status == "fail")
+
+
+@pytest.mark.conformance
+def test_the_reference_passes_the_routing_clauses():
+    report = run_conformance("network", select=["NET-ROUTE-1", "NET-ROUTE-2"])
+    assert not report.failed_clauses() and len(report.clauses) == 2, report.to_text()
