@@ -427,7 +427,7 @@ class NetworkNode:
                 circuit.deadline_timer = None
                 self._fail(circuit, CircuitEvent.DEADLINE, "max_time_ns ran out", tell_path=True, code=NetErrorCode.TIMEOUT)
         elif isinstance(tag, tuple) and tag[:1] == ("moving",):
-            self._reroute.deadline(tag[1])
+            self._reroute.timer(tag[1], tag[2])
         elif isinstance(tag, tuple) and tag[:1] == ("cutoff",):
             _, head, serial, hop, ent_key = tag
             assert self._cutoffs is not None

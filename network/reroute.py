@@ -27,7 +27,9 @@ of its path went down (code LINK_FAILURE with the link known), that end does
 not report a ``NetError``:
 
 * the tail tells the head how many pairs of the request it has delivered
-  (``TailDelivered``) and waits;
+  (``TailDelivered``) and waits; the head waits for that count at most four
+  times the classical delay along the old path (twice what the notice and the
+  answer need), then ends the request (the tail may have crashed);
 * the head, once it knows both ends' counts (its own, and the tail's, or the
   circuit's first index when the circuit ended while still reserving memory,
   before the tail heard of it), picks the best route on its view from itself
@@ -57,9 +59,10 @@ ends' deliveries) keeps that half, as without rerouting.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from qnetstack.entity.machine import drop_unknown
 from qnetstack.network.circuit import CircuitAtRepeater, CircuitEnd, CircuitEvent, LabelsExhausted
 from qnetstack.network.linkstate import FidelityWatch, LinkStateAdvert, LinkStateView
 from qnetstack.network.peer import Forward, Release, TailDelivered
@@ -73,6 +76,7 @@ if TYPE_CHECKING:
 __all__ = ["MAX_REROUTES", "Rerouter"]
 
 MAX_REROUTES = 3  # new circuits per request after the first; a fourth cut ends the request
+NS_PER_KM = 5_000  # classical delay in fibre (c/n with n of about 1.5), to bound the wait for the tail
 
 
 @dataclass
@@ -85,7 +89,7 @@ class _Moving:
     tail_delivered: int | None
     moves: int  # circuits the request has moved to so far
     detail: str
-    timer: int | None = None
+    timers: list[int] = field(default_factory=list)  # its deadline, and the bound on the tail's answer
 
 
 class Rerouter:
@@ -157,24 +161,46 @@ class Rerouter:
         tail = circuit.delivered if was_reserving else self._tail_counts.pop((circuit.request_id, circuit.serial), None)
         moving = _Moving(circuit, circuit.link_min_fidelity**circuit.hops, circuit.delivered, tail, moves, detail)
         self._moving[circuit.request_id] = moving
+        ctx = node.ctx
         if circuit.deadline_ns is not None:
-            moving.timer = node.ctx.set_timer(max(0, circuit.deadline_ns - node.ctx.now_ns), ("moving", circuit.request_id))
+            moving.timers.append(ctx.set_timer(max(0, circuit.deadline_ns - ctx.now_ns), ("moving", circuit.request_id, "deadline")))
+        wait = self._tail_bound_ns(circuit)
+        if tail is None and wait is not None:
+            moving.timers.append(ctx.set_timer(wait, ("moving", circuit.request_id, "tail")))
         self._go_on(moving)
+
+    def _tail_bound_ns(self, circuit: CircuitEnd) -> int | None:
+        """How long the head waits for the tail's count: twice the time for the failure notice
+        to cross the whole path and the answer to come back (a tail that has not answered by
+        then has crashed, or its messages were lost); ``None`` when a link's length is unknown."""
+        topology = self.view.topology
+        lengths = [topology.edges[a, b].get("length_km") for a, b in zip(circuit.path, circuit.path[1:])]
+        if any(length is None for length in lengths):
+            return None
+        return 4 * int(sum(lengths) * NS_PER_KM) + 1
 
     def tail_delivered(self, msg: TailDelivered) -> None:
         moving = self._moving.get(msg.request_id)
         if moving is None or moving.failed.serial != msg.circuit:
-            # the head has not heard of the failure yet: keep the count until it does
-            self._tail_counts[(msg.request_id, msg.circuit)] = msg.delivered
+            running = self.node._open_requests.get(msg.request_id)
+            if running is not None and running.serial == msg.circuit and not running.ended:
+                # the head has not heard of the failure yet: keep the count until it does
+                self._tail_counts[(msg.request_id, msg.circuit)] = msg.delivered
+            else:  # the request has ended or moved on without it
+                drop_unknown(self.node.ctx.trace, msg.kind, (msg.head, msg.circuit), request_id=msg.request_id)
             return
         moving.tail_delivered = msg.delivered
         self._go_on(moving)
 
-    def deadline(self, request_id: int) -> None:
+    def timer(self, request_id: int, what: str) -> None:
+        """A timer of a request being moved: its deadline, or the bound on the tail's answer."""
         moving = self._moving.get(request_id)
-        if moving is not None:
-            moving.timer = None
+        if moving is None:
+            return
+        if what == "deadline":
             self._end(moving, NetErrorCode.TIMEOUT, "max_time_ns ran out while the request was moved to another path")
+        elif moving.tail_delivered is None:
+            self._end(moving, NetErrorCode.LINK_FAILURE, f"{moving.detail}; the tail did not say how many pairs it has")
 
     def _go_on(self, moving: _Moving) -> None:
         if moving.tail_delivered is None:
@@ -253,9 +279,9 @@ class Rerouter:
 
     def _stop(self, moving: _Moving) -> None:
         del self._moving[moving.failed.request_id]
-        if moving.timer is not None:
-            self.node.ctx.cancel_timer(moving.timer)
-            moving.timer = None
+        for timer in moving.timers:
+            self.node.ctx.cancel_timer(timer)
+        moving.timers.clear()
 
     def _end(self, moving: _Moving, code: NetErrorCode, detail: str) -> None:
         """The request cannot move on: it ends at the head, and the tail is told to end it too."""

@@ -220,3 +220,30 @@ def test_a_network_layer_that_does_not_route_on_link_state_fails_the_routing_cla
 def test_the_reference_passes_the_routing_clauses():
     report = run_conformance("network", select=["NET-ROUTE-1", "NET-ROUTE-2"])
     assert not report.failed_clauses() and len(report.clauses) == 2, report.to_text()
+
+
+def test_a_tail_that_crashes_ends_its_request_at_the_head_instead_of_leaving_it_waiting():
+    """n22 crashes while n00 -> n22 runs: the circuit fails with a link down, so the head waits
+    for the tail's count to move the request; none comes, and after its bound (four classical
+    delays of the path) the request ends with LINK_FAILURE rather than staying open."""
+    crash = {"node": "n22", "at_ns": 1_000_000}
+    simulation, result = run(grid({"node_crashes": [crash]}, [FIRST]))
+    assert_settled(simulation, result)
+    error = ends(simulation.network)[("n00", 0)]
+    assert isinstance(error, AppError) and "the tail did not say" in error.detail, error
+
+
+def test_a_request_with_a_deadline_keeps_it_across_a_move():
+    """A deadline ample for the moved request (20 ms) is carried to its new circuit: the request
+    finishes, and the head keeps no timer, move or open request for it afterwards."""
+    from tests.test_faults import DeadlineApps
+
+    path = baseline_path([FIRST], "n00")
+    data = grid({"link_cuts": [{"link": [path[2], path[3]], "at_ns": 1_000_000}]}, [FIRST])
+    simulation = assemble(parse_scenario(data), {"application": DeadlineApps})
+    result = simulation.run()
+    assert_settled(simulation, result)
+    assert isinstance(ends(simulation.network)[("n00", 0)], AppDone)
+    assert simulation.network.trace.counts["network.reroute"] == 1
+    head = simulation.network.entities["n00"]["network"]
+    assert not head._reroute._moving and not head._open_requests
