@@ -247,3 +247,18 @@ def test_a_request_with_a_deadline_keeps_it_across_a_move():
     assert simulation.network.trace.counts["network.reroute"] == 1
     head = simulation.network.entities["n00"]["network"]
     assert not head._reroute._moving and not head._open_requests
+
+
+def test_views_share_the_topology_until_they_change():
+    """Assembly stays linear in the nodes: no view copies the graph until its node hears of a
+    change, and a node that heard of one copies it once, for itself."""
+    quiet, _ = run(grid({}))
+    shared = {id(layers["network"].topology) for n, layers in quiet.network.entities.items() if "~" not in n}
+    assert len(shared) == 1
+    for node, layers in quiet.network.entities.items():
+        if "~" not in node:
+            assert layers["network"]._reroute.view.graph() is layers["network"].topology, node
+    cut, _ = run(grid({"link_cuts": [{"link": ["n01", "n11"], "at_ns": 1_000_000}]}))
+    graphs = [layers["network"]._reroute.view.graph() for n, layers in cut.network.entities.items() if "~" not in n]
+    assert len({id(g) for g in graphs}) == len(graphs)  # each node its own copy, made once it changed
+    assert all(not g.has_edge("n01", "n11") for g in graphs)
