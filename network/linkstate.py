@@ -34,10 +34,33 @@ Networking Science 3, 82, 2013; Li, Liu & Chen's Q-OSPF, 2021):
 The view hands routing a networkx graph (:meth:`LinkStateView.graph`): the
 shared topology itself while nothing has changed, else a copy with the changes
 applied, made once per change at this node.
+
+Two more inputs, both local:
+
+* **Hearsay of a cut** (:meth:`LinkStateView.told_down`). A circuit that ends
+  because a link went down names the link (``down_link`` of the network's
+  failure notices). That notice goes straight to the circuit's ends and may
+  arrive before the flooded advertisement, so the view marks the link down at
+  once, as if its end had said so; the next advertisement of that end replaces
+  it (a repair is heard of that way).
+* **A link measured worse than announced** (:class:`FidelityWatch`). A node
+  keeps, per link of its own, the mean goodness of the last ``WINDOW`` link
+  pairs it got on it (the link layer's estimate of each pair's fidelity,
+  ``LinkOkKeep.goodness``). When a full window's mean falls more than
+  ``MARGIN`` below the fidelity the link announced (its ``fidelity`` edge
+  attribute), the node advertises the link with that mean as its fidelity;
+  when the mean is back within ``MARGIN / 2`` of the announced figure it
+  advertises the link as assembled again (the gap between the two thresholds
+  keeps a mean near one of them from flapping). With ``WINDOW = 50`` the mean
+  of a healthy link scatters by ``sd / √50`` for a per-pair spread ``sd``: even
+  ``sd = 0.05`` gives 0.007, so the ``MARGIN`` of 0.05 is seven standard
+  deviations away. The reference link layers report the same goodness for
+  every pair of a healthy link, so a run without a change never advertises.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, Literal
 
 import networkx as nx
@@ -45,7 +68,7 @@ from pydantic import Field
 
 from qnetstack.entity.message import Message as _Peer
 
-__all__ = ["LinkReport", "LinkStateAdvert", "LinkStateView", "WORSE_IS_LOWER", "WORSE_IS_HIGHER"]
+__all__ = ["FidelityWatch", "LinkReport", "LinkStateAdvert", "LinkStateView", "WORSE_IS_LOWER", "WORSE_IS_HIGHER"]
 
 # the figures a report may carry, by which way is worse (for "the worse of the two ends")
 WORSE_IS_LOWER = ("fidelity", "success_probability")
@@ -91,12 +114,18 @@ class LinkStateView:
 
     # ------------------------------------------------------------ what this node sees itself
 
-    def local_change(self, neighbour: str, *, up: bool = True, **figures: float) -> LinkStateAdvert | None:
+    def local_change(self, neighbour: str, *, up: bool | None = None, **figures: float | None) -> LinkStateAdvert | None:
         """This node learned the state of its link to ``neighbour``: the advertisement to flood,
-        or ``None`` if it says nothing new (no flood for a repeated observation)."""
+        or ``None`` if it says nothing new (no flood for a repeated observation).
+
+        What is not given stays as this node last said it: ``up=None`` keeps the link's up or
+        down state, a figure not named keeps its value, a figure given as ``None`` is back to
+        as assembled (so a link that was degraded, cut and repaired is still degraded)."""
         if not self.topology.has_edge(self.me, neighbour):
             raise ValueError(f"{self.me!r} has no link to {neighbour!r}")
-        report = LinkReport(neighbour=neighbour, up=up, **figures)
+        current = self._said.get((self.me, neighbour), LinkReport(neighbour=neighbour))
+        merged: dict[str, Any] = {**current.figures(), **figures}
+        report = LinkReport(neighbour=neighbour, up=current.up if up is None else up, **merged)
         if self._said.get((self.me, neighbour), LinkReport(neighbour=neighbour)) == report:
             return None
         if report == LinkReport(neighbour=neighbour):  # back to as assembled
@@ -128,6 +157,15 @@ class LinkStateView:
                 self._said[(advert.origin, report.neighbour)] = report
         self._graph = None
         return True
+
+    def told_down(self, a: str, b: str) -> None:
+        """A failure notice said link ``a``-``b`` went down (module docstring: hearsay). A node's
+        own links are known from its link layer, so hearsay about them is ignored."""
+        if self.me in (a, b) or not self.topology.has_edge(a, b) or not self.is_up(a, b):
+            return
+        current = self._said.get((a, b), LinkReport(neighbour=b))
+        self._said[(a, b)] = current.model_copy(update={"up": False})
+        self._graph = None
 
     def flood_to(self, sender: str | None) -> list[str]:
         """The neighbours an advertisement goes to from here: every one but ``sender``."""
@@ -165,3 +203,52 @@ def _take_worse(data: dict[str, Any], figures: dict[str, float]) -> None:
             data[name] = min(known, value)
         else:
             data[name] = max(known, value)
+
+
+class FidelityWatch:
+    """The mean goodness of the last ``WINDOW`` link pairs on each of a node's links, against
+    the fidelity each link announced (module docstring)."""
+
+    WINDOW = 50
+    MARGIN = 0.05
+
+    def __init__(self, topology: nx.Graph, me: str) -> None:
+        self.topology = topology
+        self.me = me
+        self._links: dict[str, _Window] = {}
+
+    def observe(self, neighbour: str, goodness: float) -> tuple[bool, float] | None:
+        """One more link pair on the link to ``neighbour``: ``(True, mean)`` when the link has
+        just become degraded, ``(False, mean)`` when it has just recovered, else ``None``."""
+        window = self._links.get(neighbour)
+        if window is None:
+            edge = self.topology.get_edge_data(self.me, neighbour)
+            announced = None if edge is None else edge.get("fidelity")
+            window = self._links[neighbour] = _Window(announced, self.WINDOW)
+        if window.announced is None:
+            return None
+        values = window.values
+        if len(values) == self.WINDOW:
+            window.total -= values[0]
+        values.append(goodness)
+        window.total += goodness
+        if len(values) < self.WINDOW:
+            return None
+        mean = window.total / self.WINDOW
+        if not window.degraded and mean < window.announced - self.MARGIN:
+            window.degraded = True
+            return True, mean
+        if window.degraded and mean >= window.announced - self.MARGIN / 2:
+            window.degraded = False
+            return False, mean
+        return None
+
+
+class _Window:
+    __slots__ = ("announced", "values", "total", "degraded")
+
+    def __init__(self, announced: float | None, size: int) -> None:
+        self.announced = announced
+        self.values: deque[float] = deque(maxlen=size)
+        self.total = 0.0
+        self.degraded = False

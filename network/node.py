@@ -95,6 +95,7 @@ from qnetstack.network.circuit import (
 from qnetstack.network.cutoff import Cutoffs
 from qnetstack.network.distill import Distiller, DistillOutcome, DistillPolicy, Round
 from qnetstack.network.frames import chain_estimate, chain_frame, correctable, outcome_flips, swap_estimates
+from qnetstack.network.linkstate import LinkStateAdvert
 from qnetstack.network.memory import MemoryBook, WaitingSetUp
 from qnetstack.network.nested import NestedPolicy
 from qnetstack.network.pairs import HopKey, LinkPair, PairEvent, PairState, PairStore, hop_key
@@ -108,8 +109,10 @@ from qnetstack.network.peer import (
     Reserved,
     SegmentReady,
     SwapRecord,
+    TailDelivered,
 )
 from qnetstack.network.policy import make_policy
+from qnetstack.network.reroute import Rerouter
 from qnetstack.network.routing import Metric, NoRoute, shortest_route
 from qnetstack.network.service import (
     CAP_NET_K,
@@ -198,9 +201,9 @@ class NetworkNode:
         # circuits that asked this node to reserve, not set up here yet: key -> (request id, path),
         # so a node that loses a link can end the set-ups that would use it (_neighbour_down)
         self._set_up_paths: dict[tuple[str, int], tuple[int, tuple[str, ...]]] = {}
-        # links known to be down: this node's own (LinkState, ERR DOWN) and those named by the
-        # failures it is told of (down_link); new circuits avoid them while another path exists
-        self._down_links: set[frozenset[str]] = set()
+        # this node's link-state view (routes of new circuits) and the moves of circuits off a
+        # link that went down (qnetstack.network.reroute)
+        self._reroute = Rerouter(self)
 
     @property
     def memory(self) -> MemoryBook:
@@ -283,17 +286,14 @@ class NetworkNode:
             circuit.deadline_timer = self.ctx.set_timer(msg.max_time_ns, ("deadline", *circuit.key))
 
     def _route(self, remote: str) -> list[str]:
-        """The route of a new circuit: the best one that avoids every link known to be down,
-        else (no such route) the best one on the whole topology. A view of down links can be
-        stale (a repair is heard of only at the link's own ends), so it never refuses a
-        request: a circuit over a link that is still down fails with LINK_FAILURE."""
-        me = self.ctx.node
-        if self._down_links:
-            try:
-                return shortest_route(self.topology, me, remote, self.metric, excluded=self._down_links)
-            except NoRoute:
-                pass
-        return shortest_route(self.topology, me, remote, self.metric)
+        """The route of a new circuit: the best one on this node's link-state view
+        (:mod:`~qnetstack.network.reroute`), else (the view has none) the best one on the whole
+        topology. A view can be stale, so it never refuses a request: a circuit over a link
+        that is still down fails with LINK_FAILURE, or moves to another path."""
+        try:
+            return self._reroute.route(remote)
+        except NoRoute:
+            return shortest_route(self.topology, self.ctx.node, remote, self.metric)
 
     def _never_fits(self, needs: dict[str, int]) -> str | None:
         """Why the circuit can never be set up for lack of memory, if the qubits of its nodes are
@@ -324,8 +324,14 @@ class NetworkNode:
         return None
 
     def handle_peer(self, sender: str, msg: Any) -> None:
-        if isinstance(msg, (CircuitFailed, Release)) and msg.down_link is not None and self.ctx.node not in msg.down_link:
-            self._down_links.add(frozenset(msg.down_link))  # its own links it knows of from its link layer
+        if isinstance(msg, (CircuitFailed, Release)):
+            self._reroute.told_down(msg.down_link)
+        if isinstance(msg, LinkStateAdvert):
+            self._reroute.advert(sender, msg)
+            return
+        if isinstance(msg, TailDelivered):
+            self._reroute.tail_delivered(msg)
+            return
         if isinstance(msg, Forward):
             self._set_up(msg)
             return
@@ -360,7 +366,7 @@ class NetworkNode:
             elif isinstance(msg, CircuitFailed):
                 # a head still reserving releases what it asked for (a node lost a link of the path)
                 reserving = circuit.state is CircuitState.RESERVING
-                self._fail(circuit, CircuitEvent.TOLD_FAILED, msg.detail, tell_path=reserving, code=msg.code)
+                self._fail(circuit, CircuitEvent.TOLD_FAILED, msg.detail, tell_path=reserving, code=msg.code, down_link=msg.down_link)
             elif isinstance(circuit, CircuitEnd):
                 circuit.file_record(msg)
                 assert circuit.near_hop is not None
@@ -375,6 +381,7 @@ class NetworkNode:
 
     def handle_below(self, msg: Any) -> None:
         if isinstance(msg, LinkOkKeep):
+            self._reroute.link_pair(msg.remote_node, msg.goodness)
             self._link_pair(msg)
         elif isinstance(msg, LinkAck):
             request = self._requests.get(msg.tag) if msg.tag is not None else None
@@ -387,7 +394,7 @@ class NetworkNode:
             self._link_failed(msg)
         elif isinstance(msg, LinkState):
             if msg.up:
-                self._down_links.discard(frozenset((self.ctx.node, msg.remote_node)))
+                self._reroute.link_changed(msg.remote_node, up=True)
             else:
                 self._neighbour_down(msg.remote_node, "the link layer reports it down")
         elif isinstance(msg, LinkOkMeasure):
@@ -435,6 +442,8 @@ class NetworkNode:
             if isinstance(circuit, CircuitEnd):  # still open: not every pair was delivered in time
                 circuit.deadline_timer = None
                 self._fail(circuit, CircuitEvent.DEADLINE, "max_time_ns ran out", tell_path=True, code=NetErrorCode.TIMEOUT)
+        elif isinstance(tag, tuple) and tag[:1] == ("moving",):
+            self._reroute.timer(tag[1], tag[2])
         elif isinstance(tag, tuple) and tag[:1] == ("cutoff",):
             _, head, serial, hop, ent_key = tag
             assert self._cutoffs is not None
@@ -547,7 +556,7 @@ class NetworkNode:
         """The head ended a circuit before setting it up: drop what this node keeps for it."""
         key = (msg.head, msg.circuit)
         held = self._memory is not None and self._memory.holds(key)
-        if msg.path[-1] == self.ctx.node:  # the tail hears of the request only now
+        if msg.path[-1] == self.ctx.node and not msg.rerouting:  # the tail hears of the request only now
             self.ctx.send_up(NetError(request_id=msg.request_id, head=msg.head, code=msg.code, detail=msg.detail))
         elif not held:
             drop_unknown(self.ctx.trace, msg.kind, key)
@@ -630,6 +639,7 @@ class NetworkNode:
         position = forward.path.index(me)
         cls = CircuitEnd if position in (0, len(forward.path) - 1) else CircuitAtRepeater
         circuit = cls(forward, me, down_label, transition_trace(self.ctx))
+        self._reroute.opened(circuit, forward)
         if not upstream_hop:
             circuit.up_hop = None
             if isinstance(circuit, CircuitEnd):
@@ -971,7 +981,7 @@ class NetworkNode:
         me = self.ctx.node
         why = f"link to {neighbour}: DOWN {detail}".strip()
         down = (me, neighbour)
-        self._down_links.add(frozenset(down))
+        self._reroute.link_changed(neighbour, up=False)
         for circuit in list(self._circuits.values()):
             if circuit.state is _RUNNING and neighbour in (circuit.upstream, circuit.downstream):
                 self._fail(circuit, CircuitEvent.LINK_FAILED, why, tell_path=True, code=NetErrorCode.LINK_FAILURE, down_link=down)
@@ -1004,19 +1014,27 @@ class NetworkNode:
         down_link: tuple[str, str] | None = None,
     ) -> None:
         """End ``circuit`` here (NetError up at an end), telling the path if ``tell_path``;
-        ``down_link`` (a link that went down) goes with what the path is told."""
-        if tell_path and circuit.state is CircuitState.RESERVING:
-            self._release_path(cast(CircuitEnd, circuit), detail, code, down_link)
+        ``down_link`` (a link that went down) goes with what the path is told. An end whose
+        request moves to another path (:mod:`~qnetstack.network.reroute`) reports no NetError."""
+        moves = self._reroute.moves(circuit, code, down_link)
+        reserving = circuit.state is CircuitState.RESERVING
+        if tell_path and reserving:
+            self._release_path(cast(CircuitEnd, circuit), detail, code, down_link, rerouting=moves)
         elif tell_path:
             # every other node of the path, repeaters included, so each frees the link pairs it holds
             self._tell_path(circuit, detail, code, down_link)
-        if isinstance(circuit, CircuitEnd):
+        if isinstance(circuit, CircuitEnd) and not moves:
             self.ctx.send_up(NetError(request_id=circuit.request_id, head=circuit.head, code=code, detail=detail))
         circuit.fire(event)
         self._forget(circuit)
+        if moves:
+            self._reroute.ended(cast(CircuitEnd, circuit), reserving, detail)
 
-    def _release_path(self, circuit: CircuitEnd, detail: str, code: NetErrorCode, down_link: tuple[str, str] | None = None) -> None:
-        """Head, still reserving: every node asked so far, and the tail, drop the circuit."""
+    def _release_path(
+        self, circuit: CircuitEnd, detail: str, code: NetErrorCode, down_link: tuple[str, str] | None = None, rerouting: bool = False
+    ) -> None:
+        """Head, still reserving: every node asked so far, and the tail, drop the circuit (the
+        tail waits for the request's next circuit if ``rerouting``)."""
         me = self.ctx.node
         not_asked = set(circuit.to_reserve[1:])
         release = Release(
@@ -1027,6 +1045,7 @@ class NetworkNode:
             code=code,
             detail=detail,
             down_link=down_link,
+            rerouting=rerouting,
         )
         for node in sorted(set(circuit.needs) - not_asked | {circuit.tail}):
             if node != me:

@@ -41,6 +41,14 @@ names (specs/network.md §1.2):
   when both ends of the hop hold none, so neither end ever holds more link
   pairs of the circuit than it reserved.
 
+When a link of a running circuit goes down (:mod:`qnetstack.network.reroute`):
+
+* ``TailDelivered`` goes from the tail to the head: how many pairs of the
+  request the tail has delivered, so the head numbers the pairs of the
+  circuit that takes the request over (``Forward.first_index``) after every
+  index either end has used. A ``Release`` with ``rerouting`` set tells the
+  tail of a circuit that ended before its set-up that the request moves on.
+
 With a cutoff (:mod:`qnetstack.network.cutoff`):
 
 * ``PairDiscarded`` goes from the repeater that cut a link pair off (it
@@ -80,6 +88,7 @@ __all__ = [
     "Reserved",
     "SegmentReady",
     "SwapRecord",
+    "TailDelivered",
     "LABELS",
 ]
 
@@ -104,6 +113,10 @@ class Forward(_Peer):
     # downstream ends it at once, and the tail reports it, instead of setting it up
     refused: NetErrorCode | None = None
     detail: str = ""
+    # a circuit that takes over a request from one that ended on a link going down
+    # (qnetstack.network.reroute): its pairs are numbered on from here, so this many are
+    # counted as made already at every node of the path
+    first_index: int = Field(0, ge=0)
 
 
 class PairEstimate(_Peer):
@@ -202,6 +215,8 @@ class Release(_Peer):
     code: NetErrorCode
     detail: str
     down_link: tuple[str, str] | None = None  # as in CircuitFailed
+    # the head is moving the request to another path: the tail waits for it (no NetError)
+    rerouting: bool = False
 
 
 class HopFreed(_Peer):
@@ -237,4 +252,16 @@ class SegmentReady(_Peer):
     far_ent_id: EntanglementId
 
 
-PeerMessage = Forward | SwapRecord | CircuitFailed | Reserve | Reserved | Release | HopFreed | PairDiscarded | SegmentReady
+class TailDelivered(_Peer):
+    """Tail -> head: circuit ``circuit`` ended here on a link going down after ``delivered``
+    pairs of the request (counted from index 0); the head moves the request to another path
+    from there, or ends it (qnetstack.network.reroute)."""
+
+    kind: Literal["tail_delivered"] = "tail_delivered"
+    head: str
+    circuit: int = Field(ge=0)
+    request_id: int
+    delivered: int = Field(ge=0)
+
+
+PeerMessage = Forward | SwapRecord | CircuitFailed | Reserve | Reserved | Release | HopFreed | PairDiscarded | SegmentReady | TailDelivered

@@ -10,11 +10,21 @@ from __future__ import annotations
 from typing import Any
 
 from qnetstack.link.service import LinkError, LinkErrorCode, LinkOkKeep, LinkState
+from qnetstack.network.linkstate import LinkStateAdvert
 from qnetstack.network.peer import Release
 from qnetstack.network.policy import SwapAsapPolicy
+from qnetstack.network.reroute import Rerouter
 from qnetstack.network.swap_asap import SwapAsap
 
-__all__ = ["LeaksReleasedSetUps", "LosesCutRequests", "ReservesNothing", "SwapsPastTheCutoff", "WernerGoodness"]
+__all__ = [
+    "EndsMovableCircuits",
+    "IgnoresAdverts",
+    "LeaksReleasedSetUps",
+    "LosesCutRequests",
+    "ReservesNothing",
+    "SwapsPastTheCutoff",
+    "WernerGoodness",
+]
 
 
 class _SwapAsapHoldingNothing(SwapAsapPolicy):
@@ -80,3 +90,27 @@ class LosesCutRequests(SwapAsap):
         if isinstance(msg, LinkState):
             return
         super().handle_below(msg)
+
+
+class _NeverMoves(Rerouter):
+    def moves(self, circuit: Any, code: Any, down_link: Any) -> bool:
+        return False
+
+
+class EndsMovableCircuits(SwapAsap):
+    """Ends a circuit whose link went down with LINK_FAILURE even where its head has another
+    path, as the reference did before it moved circuits (NET-ROUTE-2)."""
+
+    def __init__(self, ctx: Any, topology: Any) -> None:
+        super().__init__(ctx, topology)
+        self._reroute = _NeverMoves(self)
+
+
+class IgnoresAdverts(SwapAsap):
+    """Drops the link-state advertisements of its peers: a node away from a link that went down
+    keeps routing over it (NET-ROUTE-1)."""
+
+    def handle_peer(self, sender: str, msg: Any) -> None:
+        if isinstance(msg, LinkStateAdvert):
+            return
+        super().handle_peer(sender, msg)

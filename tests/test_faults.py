@@ -19,7 +19,7 @@ from typing import Any, cast
 import pytest
 
 from qnetstack.application.apps import BasicApps
-from qnetstack.application.service import AppDone, AppError, AppErrorCode, PairResult
+from qnetstack.application.service import AppDone, AppError, PairResult
 from qnetstack.network.service import NetRequest
 from qnetstack.physical.backends.heralding_backend import HeraldingModelBackend
 from qnetstack.stack import ScenarioError, assemble, load_scenario, parse_scenario
@@ -89,17 +89,17 @@ def test_a_run_without_faults_builds_none_and_a_rule_that_never_fires_changes_no
     assert harmless.network.kernel.events_processed == quiet.network.kernel.events_processed
 
 
-def test_a_link_cut_mid_run_ends_its_circuits_with_a_typed_error_and_frees_everything():
+def test_a_link_cut_mid_run_moves_its_circuits_to_other_paths_and_frees_everything():
     baseline, _ = run(grid({}))
     on_cut = {path for path in baseline.network.paths.values() if any({a, b} == {"n01", "n11"} for a, b in zip(path, path[1:]))}
     assert on_cut, "the cut link must carry a circuit, or the test proves nothing"
     simulation, result = run(grid({"link_cuts": [{"link": ["n11", "n01"], "at_ns": 1_000_000}]}))
     assert_settled(simulation, result)
     closed = ends(simulation.network)
-    failed = [msg for msg in closed.values() if isinstance(msg, AppError)]
-    assert failed and all(msg.code is AppErrorCode.ABORTED for msg in failed)
-    assert all("LINK_FAILURE" in msg.detail or "DOWN" in msg.detail for msg in failed), [m.detail for m in failed]
+    # the grid has other paths: every circuit on the cut link moved to one (tests/test_reroute.py)
+    assert all(isinstance(msg, AppDone) for msg in closed.values()), closed
     counts = simulation.network.trace.counts
+    assert counts["network.reroute"] >= len(on_cut)
     assert counts["fault.link_cut"] == 1 and counts["link.down"] >= 2  # both ends of the link ended requests on it
 
 
@@ -133,7 +133,9 @@ def test_a_repeater_that_crashes_ends_the_circuits_through_it_and_frees_everythi
     assert_settled(simulation, result)
     counts = simulation.network.trace.counts
     assert counts["fault.crash"] == 1 and counts["link.down"] >= 1
-    assert any(isinstance(msg, AppError) for msg in ends(simulation.network).values()), "the crash must hit a circuit"
+    # no request ends at n11: the circuits through it move to paths around it
+    assert counts["network.reroute"] >= 1, "the crash must hit a circuit"
+    assert all(isinstance(msg, AppDone) for msg in ends(simulation.network).values())
 
 
 def test_a_restarted_node_runs_fresh_entities_that_serve_new_requests():
@@ -362,7 +364,8 @@ def test_new_requests_avoid_a_link_the_head_has_heard_is_down_and_use_it_again_w
     assert_settled(simulation, result)
     network = simulation.network
     closed = ends(network)
-    assert isinstance(closed[("n00", 0)], AppError) and isinstance(closed[("n00", 1)], AppDone)
+    # the first request's circuit moved off the cut link (tests/test_reroute.py), the second avoids it from the start
+    assert isinstance(closed[("n00", 0)], AppDone) and isinstance(closed[("n00", 1)], AppDone)
     (made,) = [net for net, user in network.net_requests.items() if user == ("n00", 1)]
     rerouted = network.paths[made]
     assert not any({a, b} == set(cut) for a, b in zip(rerouted, rerouted[1:])), rerouted
@@ -401,7 +404,9 @@ def test_a_route_that_only_a_down_link_joins_is_still_tried_and_ends_with_a_type
 def test_the_faults_example_runs_to_an_honest_end_with_nothing_held():
     simulation = assemble(load_scenario(Path(__file__).resolve().parent.parent / "examples" / "grid-faults.yaml"))
     result = simulation.run()
-    assert result.status == "failed"  # circuits broken by the cut and the crash; none stalled
+    # the circuits broken by the cut and the crash move to other paths and finish; none stalled
+    assert result.status == "done"
+    assert simulation.network.trace.counts["network.reroute"] >= 1
     assert_settled(simulation, result)
     after = [app for app in result.applications if app.request_id == 1]
     assert len(after) == 2 and all(app.outcome == "done" for app in after)

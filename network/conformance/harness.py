@@ -3,7 +3,8 @@
 Theory of operation
 -------------------
 The harness builds the implementation under test on every node of a small
-topology: a chain ``alice - bob - carol [- dave]`` of two to four nodes, plus
+topology: a chain ``alice - bob - carol [- dave]`` of two to four nodes (closed
+into a ring with ``ring``, so any two nodes have two paths), plus
 ``island``, a node with no link, so no path leads to it. There is one instance
 per node, built as ``Impl(ctx, topology)`` as the assembler does, so the
 implementation's own peer protocol runs between them. The harness plays the
@@ -156,10 +157,13 @@ class NetConditions:
     # ``request_device``, and one executed at once is noted as misuse
     bell_measure_ns: int = 0
     cut: tuple[str, str, int] | None = None  # (a, b, time): the link a-b goes down then, for good
+    ring: bool = False  # a link from the last node of the chain back to the first: two paths between any two
 
     def __post_init__(self) -> None:
         if not 2 <= self.size <= len(CHAIN):
             raise ValueError(f"size must be in [2, {len(CHAIN)}]")
+        if self.ring and self.size < 3:
+            raise ValueError("a ring needs at least 3 nodes")
         if self.hop_delay_ns < 1:
             raise ValueError("hop_delay_ns must be at least 1 ns")
         if not 0.0 < self.success_probability <= 1.0:
@@ -183,6 +187,8 @@ def make_topology(conditions: NetConditions) -> nx.Graph:
     km = conditions.hop_delay_ns / 5_000  # fibre: about 5 µs per km
     for a, b in itertools.pairwise(conditions.chain):
         graph.add_edge(a, b, length_km=km)
+    if conditions.ring:
+        graph.add_edge(conditions.chain[-1], conditions.chain[0], length_km=km)
     return graph
 
 

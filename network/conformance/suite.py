@@ -1109,6 +1109,74 @@ def cut_link_leaves_nothing_held(impl: Any) -> None:
         raise ClauseFailure(f"after a link went down and every request ended, the network layer still holds qubits {run.held_by_network()}")
 
 
+# ------------------------------------------------------------ routing
+
+_RING_CUT = ("bob", "carol")
+
+
+@SUITE.clause("NET-ROUTE-1")
+def new_circuits_avoid_a_link_known_down(impl: Any) -> None:
+    """A ring alice-bob-carol-dave-alice: bob-carol goes down; ten hop delays later bob (an end of
+    the link) asks for carol and alice (told only by its peers) asks for carol. Both have a path
+    around the link, both must take it and be served."""
+    kind = _types(impl)[0]
+    link = frozenset(_RING_CUT)
+    after = _CUT_AT + 10 * _CUT_HOP
+    requests = [
+        ScriptedRequest(after, "bob", NetRequest(request_id=1, remote_node="carol", number=3, type=kind)),
+        ScriptedRequest(after, "alice", NetRequest(request_id=2, remote_node="carol", number=3, type=kind)),
+    ]
+    conditions = NetConditions(size=4, ring=True, success_probability=0.3, cut=(*_RING_CUT, _CUT_AT))
+    run = _single(impl, requests, conditions)
+    for acc in run.accepted().values():
+        if _uses(acc.path, link):
+            raise ClauseFailure(
+                f"{acc.head} routed request {acc.key} over {list(acc.path)} at t={after}, {after - _CUT_AT} ns after the link "
+                f"bob-carol went down (its ends were told at once), though {acc.head} had a path around it"
+            )
+        for node in _ends(acc):
+            if len(run.deliveries(acc.key, node)) != acc.request.number:
+                raise ClauseFailure(f"request {acc.key} over {list(acc.path)}, around the cut link, was not served at {node}")
+    if len(run.accepted()) != len(requests):
+        raise ClauseFailure(f"only {sorted(run.accepted())} of the {len(requests)} requests were accepted")
+
+
+@SUITE.clause("NET-ROUTE-2")
+def open_circuits_move_off_a_link_that_goes_down(impl: Any) -> None:
+    """A ring alice-bob-carol-dave-alice: alice -> carol (30 pairs) runs; a few pairs in, the
+    link of its path at carol goes down (found by running it once without the cut, same seed).
+    Another path exists, so the request must still get all its pairs at both ends, each index
+    once, no NetError, and nothing held once it is over."""
+    kind = _types(impl)[0]
+    requests = [ScriptedRequest(0, "alice", NetRequest(request_id=1, remote_node="carol", number=30, type=kind))]
+    plain = NetConditions(size=4, ring=True, success_probability=0.3)
+    first = _single(impl, requests, plain)
+    (acc,) = first.accepted().values()
+    if len(acc.path) < 3:
+        raise ClauseFailure(f"alice -> carol took {list(acc.path)}, which is not a path of the ring")
+    cut = (acc.path[-2], acc.path[-1])
+    conditions = NetConditions(size=4, ring=True, success_probability=0.3, cut=(*cut, _CUT_AT))
+    run = _single(impl, requests, conditions)
+    (acc,) = run.accepted().values()
+    for node in _ends(acc):
+        errors = run.errors(acc.key, node)
+        if errors:
+            raise _fail(
+                f"the link {cut[0]}-{cut[1]} of request {acc.key}'s path went down at t={_CUT_AT} and the path around it "
+                f"was up, yet the request ended at {node} with {errors[0].msg.code.value}",
+                errors[0],
+            )
+        got = run.deliveries(acc.key, node)
+        indices = sorted(u.msg.pair_id.index for u in got)
+        if indices != list(range(acc.request.number)):
+            raise ClauseFailure(
+                f"request {acc.key} moved off the cut link {cut[0]}-{cut[1]}: {node} got pairs {indices}, "
+                f"not each of 0..{acc.request.number - 1} once, by t={run.end_ns}"
+            )
+    if run.settled and run.held_by_network():
+        raise ClauseFailure(f"after the request moved and ended, the network layer still holds qubits {run.held_by_network()}")
+
+
 # ------------------------------------------------------------ sessions
 
 

@@ -1,0 +1,306 @@
+"""Link-state routing at a node, and open circuits moved off a link that went down.
+
+Theory of operation
+-------------------
+**Views.** Every node routes new circuits on its own
+:class:`~qnetstack.network.linkstate.LinkStateView`. It changes the view only
+from what it sees itself and what it is told:
+
+* its link layer says one of its links went down or came back (``LinkState``,
+  ``LinkError`` DOWN): the node updates its view and floods a
+  ``LinkStateAdvert`` to its neighbours as peer messages (``ctx.send_peer``);
+* its own link pairs come in clearly worse than their link announced
+  (:class:`~qnetstack.network.linkstate.FidelityWatch`): it advertises the
+  measured fidelity, and advertises the link as assembled again once it
+  recovers;
+* an advertisement newer than any it holds from that origin: it takes it in
+  and floods it on to every neighbour but the sender;
+* a circuit failure notice (``CircuitFailed``, ``Release``) naming the link
+  that went down (``down_link``): the link is down in its view at once
+  (hearsay, replaced by the next advertisement of the link's end).
+
+A run in which no link changes sends no advertisement, so it is the same,
+event for event, as one without link-state routing.
+
+**Moving a circuit (rerouting).** When a circuit ends at an end because a link
+of its path went down (code LINK_FAILURE with the link known), that end does
+not report a ``NetError``:
+
+* the tail tells the head how many pairs of the request it has delivered
+  (``TailDelivered``) and waits; the head waits for that count at most four
+  times the classical delay along the old path (twice what the notice and the
+  answer need), then ends the request (the tail may have crashed);
+* the head, once it knows both ends' counts (its own, and the tail's, or the
+  circuit's first index when the circuit ended while still reserving memory,
+  before the tail heard of it), picks the best route on its view from itself
+  to the tail (the view already lacks the link that went down) and sets a new
+  circuit up along it for the same request: same ``request_id``, the same
+  ``number``, pairs numbered on from the larger of the two counts
+  (``Forward.first_index``), so no index is delivered twice and every index is
+  below ``number``. Pairs already delivered stay delivered. The old circuit
+  has freed its link pairs and reservations along its path as any failed
+  circuit does; the new circuit reserves its own.
+* At most ``MAX_REROUTES`` times per request. When retries are exhausted, no
+  route is left in the view, or the new route cannot be taken (memory,
+  labels, the policy's limits), the request ends with ``NetError``
+  LINK_FAILURE at the head, and the head sends the tail a ``Release`` so it
+  reports the same. The request's deadline (``max_time_ns``) still holds
+  across moves: it ends with TIMEOUT when it runs out, also while waiting for
+  the tail.
+
+The application sees one request: one ``NetAccepted`` (with the first path),
+pairs, and a ``NetError`` only if the request cannot be completed.
+
+Limits: a head that crashed never answers its tail, which then holds nothing
+but reports nothing for the request; an end that delivered a pair whose other
+half was freed when the circuit failed (the failure reached it between the two
+ends' deliveries) keeps that half, as without rerouting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from qnetstack.entity.machine import drop_unknown
+from qnetstack.network.circuit import CircuitAtRepeater, CircuitEnd, CircuitEvent, LabelsExhausted
+from qnetstack.network.linkstate import FidelityWatch, LinkStateAdvert, LinkStateView
+from qnetstack.network.peer import Forward, Release, TailDelivered
+from qnetstack.network.routing import NoRoute, shortest_route
+from qnetstack.network.service import NetError, NetErrorCode
+
+if TYPE_CHECKING:
+    from qnetstack.network.circuit import Circuit
+    from qnetstack.network.node import NetworkNode
+
+__all__ = ["MAX_REROUTES", "Rerouter"]
+
+MAX_REROUTES = 3  # new circuits per request after the first; a fourth cut ends the request
+NS_PER_KM = 5_000  # classical delay in fibre (c/n with n of about 1.5), to bound the wait for the tail
+
+
+@dataclass
+class _Moving:
+    """A request whose circuit ended on a link going down, at its head, until its next circuit."""
+
+    failed: CircuitEnd
+    min_fidelity: float
+    head_delivered: int
+    tail_delivered: int | None
+    moves: int  # circuits the request has moved to so far
+    detail: str
+    timers: list[int] = field(default_factory=list)  # its deadline, and the bound on the tail's answer
+
+
+class Rerouter:
+    """The link-state view of one network node and the moves of its circuits (module docstring)."""
+
+    def __init__(self, node: NetworkNode) -> None:
+        self.node = node
+        me = node.ctx.node
+        self.view = LinkStateView(node.topology, me)
+        self.watch = FidelityWatch(node.topology, me)
+        self._moving: dict[int, _Moving] = {}  # request id -> the request being moved (head)
+        self._tail_counts: dict[tuple[int, int], int] = {}  # (request id, circuit) -> tail's count, come early
+        self._moves: dict[tuple[str, int], int] = {}  # circuit key -> moves before it (only if > 0)
+
+    # ------------------------------------------------------------ the view
+
+    def link_changed(self, neighbour: str, *, up: bool | None = None, **figures: float | None) -> None:
+        """This node observed a change of its own link to ``neighbour``: flood it if it is news."""
+        if not self.view.topology.has_edge(self.node.ctx.node, neighbour):
+            return
+        advert = self.view.local_change(neighbour, up=up, **figures)
+        if advert is not None:
+            self._flood(advert, None)
+
+    def link_pair(self, neighbour: str, goodness: float) -> None:
+        change = self.watch.observe(neighbour, goodness)
+        if change is not None:
+            degraded, mean = change
+            self.node.ctx.trace("network.link_degraded" if degraded else "network.link_recovered", link=neighbour, mean=mean)
+            self.link_changed(neighbour, fidelity=mean if degraded else None)
+
+    def advert(self, sender: str, advert: LinkStateAdvert) -> None:
+        if self.view.receive(advert):
+            self._flood(advert, sender)
+
+    def told_down(self, link: tuple[str, str] | None) -> None:
+        if link is not None:
+            self.view.told_down(*link)
+
+    def _flood(self, advert: LinkStateAdvert, sender: str | None) -> None:
+        ctx = self.node.ctx
+        ctx.trace("network.advert", origin=advert.origin, sequence=advert.sequence)
+        for neighbour in self.view.flood_to(sender):
+            ctx.send_peer(neighbour, advert)
+
+    def route(self, remote: str) -> list[str]:
+        """The best route on this node's view; :class:`NoRoute` if the view has none."""
+        node = self.node
+        return shortest_route(self.view.graph(), node.ctx.node, remote, node.metric)
+
+    # ------------------------------------------------------------ moving circuits
+
+    def moves(self, circuit: Circuit, code: NetErrorCode, down_link: tuple[str, str] | None) -> bool:
+        """Whether ``circuit``, ending here with ``code``, is an end whose request moves on
+        (then this end reports no ``NetError`` now)."""
+        return isinstance(circuit, CircuitEnd) and code is NetErrorCode.LINK_FAILURE and down_link is not None
+
+    def ended(self, circuit: CircuitEnd, was_reserving: bool, detail: str) -> None:
+        """``circuit`` ended here on a link going down (after :meth:`moves` said so) and is forgotten."""
+        node = self.node
+        moves = self._moves.pop(circuit.key, 0)
+        if not circuit.is_head:
+            tally = TailDelivered(head=circuit.head, circuit=circuit.serial, request_id=circuit.request_id, delivered=circuit.delivered)
+            node.ctx.send_peer(circuit.head, tally)
+            return
+        # until its next circuit the request stays open here (a new request may not take its id)
+        node._open_requests[circuit.request_id] = circuit
+        # a circuit still reserving was never set up at the tail: the tail is where it started
+        tail = circuit.delivered if was_reserving else self._tail_counts.pop((circuit.request_id, circuit.serial), None)
+        moving = _Moving(circuit, circuit.link_min_fidelity**circuit.hops, circuit.delivered, tail, moves, detail)
+        self._moving[circuit.request_id] = moving
+        ctx = node.ctx
+        if circuit.deadline_ns is not None:
+            moving.timers.append(ctx.set_timer(max(0, circuit.deadline_ns - ctx.now_ns), ("moving", circuit.request_id, "deadline")))
+        wait = self._tail_bound_ns(circuit)
+        if tail is None and wait is not None:
+            moving.timers.append(ctx.set_timer(wait, ("moving", circuit.request_id, "tail")))
+        self._go_on(moving)
+
+    def _tail_bound_ns(self, circuit: CircuitEnd) -> int | None:
+        """How long the head waits for the tail's count: twice the time for the failure notice
+        to cross the whole path and the answer to come back (a tail that has not answered by
+        then has crashed, or its messages were lost); ``None`` when a link's length is unknown."""
+        topology = self.view.topology
+        lengths = [topology.edges[a, b].get("length_km") for a, b in zip(circuit.path, circuit.path[1:])]
+        if any(length is None for length in lengths):
+            return None
+        return 4 * int(sum(lengths) * NS_PER_KM) + 1
+
+    def tail_delivered(self, msg: TailDelivered) -> None:
+        moving = self._moving.get(msg.request_id)
+        if moving is None or moving.failed.serial != msg.circuit:
+            running = self.node._open_requests.get(msg.request_id)
+            if running is not None and running.serial == msg.circuit and not running.ended:
+                # the head has not heard of the failure yet: keep the count until it does
+                self._tail_counts[(msg.request_id, msg.circuit)] = msg.delivered
+            else:  # the request has ended or moved on without it
+                drop_unknown(self.node.ctx.trace, msg.kind, (msg.head, msg.circuit), request_id=msg.request_id)
+            return
+        moving.tail_delivered = msg.delivered
+        self._go_on(moving)
+
+    def timer(self, request_id: int, what: str) -> None:
+        """A timer of a request being moved: its deadline, or the bound on the tail's answer."""
+        moving = self._moving.get(request_id)
+        if moving is None:
+            return
+        if what == "deadline":
+            self._end(moving, NetErrorCode.TIMEOUT, "max_time_ns ran out while the request was moved to another path")
+        elif moving.tail_delivered is None:
+            self._end(moving, NetErrorCode.LINK_FAILURE, f"{moving.detail}; the tail did not say how many pairs it has")
+
+    def _go_on(self, moving: _Moving) -> None:
+        if moving.tail_delivered is None:
+            return  # waits for the tail's count
+        node, old = self.node, moving.failed
+        if moving.moves >= MAX_REROUTES:
+            self._end(moving, NetErrorCode.LINK_FAILURE, f"{moving.detail}; moved {moving.moves} times already")
+            return
+        first = max(moving.head_delivered, moving.tail_delivered)
+        if first >= old.number:
+            self._end(moving, NetErrorCode.LINK_FAILURE, f"{moving.detail}; one end has every pair, the other not")
+            return
+        try:
+            path = self.route(old.tail)
+        except NoRoute:
+            self._end(moving, NetErrorCode.LINK_FAILURE, f"{moving.detail}; no other path")
+            return
+        refusal = self._refusal(path)
+        if refusal is not None:
+            self._end(moving, NetErrorCode.LINK_FAILURE, f"{moving.detail}; the other path {path}: {refusal}")
+            return
+        try:
+            label = node.labels.acquire(path[1])
+        except LabelsExhausted as exc:
+            self._end(moving, NetErrorCode.LINK_FAILURE, f"{moving.detail}; {exc}")
+            return
+        self._stop(moving)
+        self._start(moving, path, label, first)
+
+    def _refusal(self, path: list[str]) -> str | None:
+        """Why the head could not take a request over ``path`` (as it would refuse a new one)."""
+        node = self.node
+        hops = len(path) - 1
+        if node._cutoffs is not None and (too_long := node._cutoffs.refusal(hops)) is not None:
+            return too_long
+        if node._distiller is not None and hops > 1:
+            return f"policy {node.policy.name!r} distils one-hop circuits only"
+        return node._never_fits({n: node.policy.qubits_held(hops, i) for i, n in enumerate(path)})
+
+    def _start(self, moving: _Moving, path: list[str], label: int, first: int) -> None:
+        """Set up the request's next circuit along ``path``, as the head sets up a new one."""
+        node, old = self.node, moving.failed
+        ctx = node.ctx
+        hops = len(path) - 1
+        forward = Forward(
+            head=old.head,
+            circuit=node._next_circuit,
+            request_id=old.request_id,
+            path=path,
+            number=old.number,
+            type=old.type,
+            basis=old.basis,
+            link_min_fidelity=moving.min_fidelity ** (1.0 / hops) if moving.min_fidelity > 0 else 0.0,
+            label=label,
+            first_index=first,
+            priority=old.priority,
+        )
+        node._next_circuit += 1
+        ctx.trace("network.reroute", request_id=old.request_id, path=path, first_index=first)
+        needs = {n: node.policy.qubits_held(hops, i) for i, n in enumerate(path)}
+        to_reserve = sorted(n for n, qubits in needs.items() if qubits > 0)
+        if not to_reserve:
+            ctx.send_peer(path[1], forward)
+        circuit = node._open(forward, label)
+        assert isinstance(circuit, CircuitEnd)
+        self._moves[circuit.key] = moving.moves + 1
+        node._open_requests[old.request_id] = circuit
+        circuit.deadline_ns = old.deadline_ns
+        if to_reserve:
+            circuit.needs, circuit.to_reserve, circuit.forward = needs, to_reserve, forward
+            circuit.fire(CircuitEvent.RESERVE)
+            node._reserve_next(circuit)
+        else:
+            node._run(circuit)
+        if old.deadline_ns is not None and not circuit.ended:
+            circuit.deadline_timer = ctx.set_timer(max(1, old.deadline_ns - ctx.now_ns), ("deadline", *circuit.key))
+
+    def _stop(self, moving: _Moving) -> None:
+        del self._moving[moving.failed.request_id]
+        for timer in moving.timers:
+            self.node.ctx.cancel_timer(timer)
+        moving.timers.clear()
+
+    def _end(self, moving: _Moving, code: NetErrorCode, detail: str) -> None:
+        """The request cannot move on: it ends at the head, and the tail is told to end it too."""
+        node, old = self.node, moving.failed
+        self._stop(moving)
+        if node._open_requests.get(old.request_id) is old:
+            del node._open_requests[old.request_id]
+        node.ctx.send_up(NetError(request_id=old.request_id, head=old.head, code=code, detail=detail))
+        release = Release(head=old.head, circuit=old.serial, request_id=old.request_id, path=tuple(old.path), code=code, detail=detail)
+        node.ctx.send_peer(old.tail, release)
+
+    def opened(self, circuit: Circuit, forward: Forward) -> None:
+        """A circuit that takes a request over counts the pairs before ``first_index`` as made
+        (asked, used and freed on every hop), so its indices and its pacing go on from there."""
+        first = forward.first_index
+        if first:
+            circuit.requested = circuit.freed_downstream = first
+            if isinstance(circuit, CircuitEnd):
+                circuit.delivered = first
+            elif isinstance(circuit, CircuitAtRepeater):
+                circuit.swapped = first
