@@ -7,19 +7,22 @@ The head turns the end-to-end target ``F`` into one per-link target, the fidelit
 of the route is asked for (``LinkCreate.min_fidelity``), with
 :func:`~qnetstack.network.routing.uniform_link_target`: equal Werner parameters on every link,
 composed through the swap algebra (Dür, Briegel, Cirac & Zoller, PRA 59, 169, 1999) with the
-memory decoherence of the expected wait, give exactly ``F``. The old rule ``F^(1/n)`` ignored
-both the algebra and the decoherence: on decohering memories a circuit whose every link met it
-delivered pairs well below ``F``.
+memory decoherence of the expected wait, give exactly ``F``. The rule it replaces, ``F^(1/n)`` per link, ignored both the algebra and
+the decoherence: on decohering memories it could ask the links for less than they gave anyway,
+accept, and deliver pairs below ``F``.
 
-A link announces the fidelity of its operating point (edge attribute ``fidelity``). A link
-whose announced fidelity is below the per-link target cannot serve the circuit, so the best
-end-to-end figure a route reaches this way is the one with every link at its *weakest* link's
-fidelity (:func:`reachable_fidelity`): the target is met exactly when it is at most that. If
-the route the head's metric chose falls short, the head tries the best routes by expected
-fidelity (:data:`~qnetstack.network.routing.FIDELITY_CANDIDATES` of them, avoiding links known
-down) and takes the first that reaches the target; if none does, the request is refused with
-the best figure found (``NetRejected.best_fidelity``). A target of 0 is no target: the route
-and the links are left as they are.
+A link announces the fidelity of its operating point (edge attribute ``fidelity``); one whose
+fidelity is below the per-link target cannot serve the circuit. A link that announces several
+operating points (``operating_points``: a single-click link's settings of α) is taken to run at
+the fastest one that gives the per-link target, as the link layer picks it. A higher target
+may then move links to slower points, lengthen the waits and so raise the target again;
+:func:`admit` follows this up to the least per-link target that is enough. The best end-to-end
+figure a route reaches this way is :func:`reachable_fidelity`, and a target is met exactly
+when it is at most that. If the route the head's metric chose falls short, the head tries the
+best routes by expected fidelity (:data:`~qnetstack.network.routing.FIDELITY_CANDIDATES` of
+them, avoiding links known down) and takes the first that reaches the target; if none does,
+the request is refused with the best figure found (``NetRejected.best_fidelity``). A target of
+0 is no target: the route and the links are left as they are.
 
 Where the topology announces no link fidelities (a bare graph), nothing can be judged here:
 the target is still turned into a per-link one (with no decay if the waits are unknown), and
@@ -118,13 +121,24 @@ def _plan(topology: nx.Graph, path: list[Any], min_fidelity: float) -> float | N
 
 def reachable_fidelity(topology: nx.Graph, path: list[Any]) -> float:
     """The highest end-to-end target a uniform per-link target can meet on ``path`` (the links
-    announce their figures): every link asked for the weakest link's best fidelity, Werner,
-    at the operating points that gives, swapped, decohered over the expected waits."""
-    best = min(max(f for f, _ in link_operating_points(u, v, data)) for u, v, data in _edges(topology, path))
-    rates = _run_at(topology, path, best)
-    assert rates is not None  # every link reaches the weakest link's best
-    rest = (1.0 - best) / 3.0
-    return chain_fidelity([(best, rest, rest, rest)] * (len(path) - 1), route_decay(topology, path, rates))
+    announce their figures).
+
+    Asked for a per-link fidelity ``f``, every link runs at its fastest point that gives ``f``,
+    and the end-to-end figure guaranteed is that of Werner links of fidelity ``f`` at those
+    points' rates. A higher ``f`` is not always better: it may move links to slower points,
+    whose longer waits decohere more. Between two announced point fidelities the points stay
+    the same and the figure grows with ``f``, so the best is at one of the announced point
+    fidelities; each (up to the weakest link's best) is tried."""
+    edges = _edges(topology, path)
+    points = [link_operating_points(u, v, data) for u, v, data in edges]
+    ceiling = min(max(f for f, _ in link) for link in points)
+    best = 0.0
+    for level in sorted({f for link in points for f, _ in link if f <= ceiling}):
+        rates = _run_at(topology, path, level)
+        assert rates is not None  # every link reaches the weakest link's best
+        rest = (1.0 - level) / 3.0
+        best = max(best, chain_fidelity([(level, rest, rest, rest)] * len(edges), route_decay(topology, path, rates)))
+    return best
 
 
 def _admitted(topology: nx.Graph, path: list[Any], min_fidelity: float) -> Admitted | None:
@@ -161,6 +175,6 @@ def admit(topology: nx.Graph, path: list[Any], min_fidelity: float, excluded: Co
     best, route = max(figures, key=lambda figure: figure[0])
     return Refused(
         f"min_fidelity {min_fidelity} is out of reach: the best route, {route}, is expected to deliver at most {best:.4f} "
-        "(Werner links at their best announced fidelity, swapped, with memory decoherence during the expected wait)",
+        "(every link asked for one fidelity, taken as Werner, swapped, with memory decoherence during the expected wait)",
         best,
     )
