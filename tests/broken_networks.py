@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import networkx as nx
+
 from qnetstack.link.service import LinkError, LinkErrorCode, LinkOkKeep, LinkState
 from qnetstack.network.peer import Release
 from qnetstack.network.policy import SwapAsapPolicy
 from qnetstack.network.swap_asap import SwapAsap
 
-__all__ = ["LeaksReleasedSetUps", "LosesCutRequests", "ReservesNothing", "SwapsPastTheCutoff", "WernerGoodness"]
+__all__ = ["AdmitsBlindly", "LeaksReleasedSetUps", "LosesCutRequests", "ReservesNothing", "SwapsPastTheCutoff", "WernerGoodness"]
 
 
 class _SwapAsapHoldingNothing(SwapAsapPolicy):
@@ -80,3 +82,16 @@ class LosesCutRequests(SwapAsap):
         if isinstance(msg, LinkState):
             return
         super().handle_below(msg)
+
+
+class AdmitsBlindly(SwapAsap):
+    """Ignores the fidelities the topology's links announce, as the reference did before it
+    admitted on fidelity: a target no route can reach is accepted, its links are asked for more
+    than they give, and the request ends later with a NetError instead of a NetRejected."""
+
+    def __init__(self, ctx: Any, topology: Any) -> None:
+        super().__init__(ctx, topology)
+        bare = nx.Graph()
+        bare.add_nodes_from(topology.nodes(data=True))
+        bare.add_edges_from((u, v, {"length_km": data["length_km"]}) for u, v, data in topology.edges(data=True))
+        self.topology = bare

@@ -25,7 +25,9 @@ from qnetstack.network.routing import (
 )
 from qnetstack.network.service import NetRejected, NetRequest
 from qnetstack.stack import assemble
+from qnetstack.stack.conform import run_conformance
 from qnetstack.stack.scenario import parse_scenario
+from tests import broken_networks
 
 
 def chain(
@@ -294,3 +296,18 @@ def test_in_a_run_a_target_out_of_reach_ends_at_once_and_one_in_reach_changes_no
     assert (met.events, met.sim_time_ns) == (none.events, none.sim_time_ns)
     assert met.applications[0].mean_goodness == none.applications[0].mean_goodness
     assert met.applications[0].mean_goodness > 0.6
+
+
+# ------------------------------------------------------------------ conformance
+
+
+@pytest.mark.conformance
+def test_a_layer_that_ignores_the_announced_fidelities_fails_net_admit_1():
+    """AdmitsBlindly accepts alice -> carol at 0.96 over links of 0.97 (they compose to 0.9412)
+    and fails it later at the link; the in-reach requests of NET-ADMIT-2 it still serves, and the
+    reference passes both."""
+    clauses = ["NET-ADMIT-1", "NET-ADMIT-2"]
+    broken = run_conformance("network", broken_networks.AdmitsBlindly, select=clauses)
+    assert set(broken.failed_clauses()) == {"NET-ADMIT-1"}, broken.to_text()
+    assert all(clause.detail for clause in broken.clauses if clause.status == "fail")
+    assert run_conformance("network", select=clauses).passed

@@ -154,10 +154,10 @@ def test_a_failed_circuit_leaves_every_memory_empty(monkeypatch):
     The alice-r link request, already running, still makes its pair; every node
     frees what it got for the ended circuit, so no memory qubit stays taken
     (NET-RES-3, NET-SESS-1)."""
-    from qnetstack.network import node
+    from qnetstack.network import node as network_node
     from qnetstack.network.admission import Admitted
 
-    monkeypatch.setattr(node, "admit", lambda topology, path, target, excluded: Admitted(path, target ** (1 / (len(path) - 1))))
+    monkeypatch.setattr(network_node, "admit", lambda topology, path, target, excluded: Admitted(path, target ** (1 / (len(path) - 1))))
     scenario = parse_scenario(
         {
             "name": "failing-chain",
