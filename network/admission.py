@@ -143,10 +143,10 @@ def reachable_fidelity(topology: nx.Graph, path: list[Any]) -> float:
 
 def _admitted(topology: nx.Graph, path: list[Any], min_fidelity: float) -> Admitted | None:
     if not _announced(topology, path):  # nothing to judge by: ask the links (module docstring)
-        target = uniform_link_target(topology, path, min_fidelity)
-        return Admitted(list(path), target) if target <= 1.0 else None
-    target = _plan(topology, path, min_fidelity)
-    return None if target is None else Admitted(list(path), target)
+        unjudged = uniform_link_target(topology, path, min_fidelity)
+        return Admitted(list(path), unjudged) if unjudged <= 1.0 else None
+    planned = _plan(topology, path, min_fidelity)
+    return None if planned is None else Admitted(list(path), planned)
 
 
 def admit(topology: nx.Graph, path: list[Any], min_fidelity: float, excluded: Collection[frozenset[Any]] = ()) -> Admitted | Refused:
