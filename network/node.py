@@ -83,6 +83,7 @@ from qnetstack.link.service import (
     LinkState,
     RequestType,
 )
+from qnetstack.network.admission import Refused, admit
 from qnetstack.network.circuit import (
     Circuit,
     CircuitAtRepeater,
@@ -230,6 +231,12 @@ class NetworkNode:
         except NoRoute:
             self.ctx.send_up(NetRejected(request_id=msg.request_id, reason=f"no path from {me!r} to {msg.remote_node!r}"))
             return
+        # judged on this node's view: links it knows are down are not candidates, degraded ones count as reported
+        admission = admit(self._reroute.view.graph(), path, msg.min_fidelity)
+        if isinstance(admission, Refused):
+            self.ctx.send_up(NetRejected(request_id=msg.request_id, reason=admission.reason, best_fidelity=admission.best_fidelity))
+            return
+        path = admission.path
         too_long = None if self._cutoffs is None else self._cutoffs.refusal(len(path) - 1)
         if too_long is not None:
             self.ctx.send_up(NetRejected(request_id=msg.request_id, reason=f"policy {self.policy.name!r}: {too_long}"))
@@ -250,10 +257,6 @@ class NetworkNode:
         except LabelsExhausted as exc:
             self.ctx.send_up(NetRejected(request_id=msg.request_id, reason=str(exc)))
             return
-        hops = len(path) - 1
-        # Per-link target so that, with independent links, the product meets the
-        # end-to-end wish; a heuristic until routing weighs real link fidelities.
-        link_min_fidelity = msg.min_fidelity ** (1.0 / hops) if msg.min_fidelity > 0 else 0.0
         forward = Forward(
             head=me,
             circuit=self._next_circuit,
@@ -262,7 +265,7 @@ class NetworkNode:
             number=msg.number,
             type=msg.type,
             basis=msg.basis,
-            link_min_fidelity=link_min_fidelity,
+            link_min_fidelity=admission.link_min_fidelity,
             label=label,
             priority=msg.priority,
         )

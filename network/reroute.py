@@ -63,6 +63,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from qnetstack.entity.machine import drop_unknown
+from qnetstack.network.admission import Refused, admit
 from qnetstack.network.circuit import CircuitAtRepeater, CircuitEnd, CircuitEvent, LabelsExhausted
 from qnetstack.network.linkstate import FidelityWatch, LinkStateAdvert, LinkStateView
 from qnetstack.network.peer import Forward, Release, TailDelivered
@@ -218,6 +219,11 @@ class Rerouter:
         except NoRoute:
             self._end(moving, NetErrorCode.LINK_FAILURE, f"{moving.detail}; no other path")
             return
+        admission = admit(self.view.graph(), path, moving.min_fidelity)
+        if isinstance(admission, Refused):
+            self._end(moving, NetErrorCode.LINK_FAILURE, f"{moving.detail}; no other path meets the target: {admission.reason}")
+            return
+        path = admission.path
         refusal = self._refusal(path)
         if refusal is not None:
             self._end(moving, NetErrorCode.LINK_FAILURE, f"{moving.detail}; the other path {path}: {refusal}")
@@ -228,7 +234,7 @@ class Rerouter:
             self._end(moving, NetErrorCode.LINK_FAILURE, f"{moving.detail}; {exc}")
             return
         self._stop(moving)
-        self._start(moving, path, label, first)
+        self._start(moving, path, label, first, admission.link_min_fidelity)
 
     def _refusal(self, path: list[str]) -> str | None:
         """Why the head could not take a request over ``path`` (as it would refuse a new one)."""
@@ -240,7 +246,7 @@ class Rerouter:
             return f"policy {node.policy.name!r} distils one-hop circuits only"
         return node._never_fits({n: node.policy.qubits_held(hops, i) for i, n in enumerate(path)})
 
-    def _start(self, moving: _Moving, path: list[str], label: int, first: int) -> None:
+    def _start(self, moving: _Moving, path: list[str], label: int, first: int, link_min_fidelity: float) -> None:
         """Set up the request's next circuit along ``path``, as the head sets up a new one."""
         node, old = self.node, moving.failed
         ctx = node.ctx
@@ -253,7 +259,7 @@ class Rerouter:
             number=old.number,
             type=old.type,
             basis=old.basis,
-            link_min_fidelity=moving.min_fidelity ** (1.0 / hops) if moving.min_fidelity > 0 else 0.0,
+            link_min_fidelity=link_min_fidelity,
             label=label,
             first_index=first,
             priority=old.priority,

@@ -79,9 +79,14 @@ class NetAccepted(_Message):
 
 
 class NetRejected(_Message):
+    """The request is refused; ``reason`` says why. ``best_fidelity`` is set when the request's
+    ``min_fidelity`` is out of reach: the best end-to-end fidelity the network expects it could
+    deliver (``None``: the refusal is not about fidelity, or the network cannot tell)."""
+
     kind: Literal["net_rejected"] = "net_rejected"
     request_id: int = Field(ge=0)
     reason: str
+    best_fidelity: Probability | None = None
 
 
 class PairId(_Message):

@@ -32,7 +32,11 @@ Constructor conventions (what an implementation must accept):
   own, at the link's configured operating point: ``fidelity`` (expected
   fidelity of a heralded pair), ``success_probability`` (per attempt),
   ``attempt_period_ns`` (one attempt, emission to herald) and
-  ``classical_delay_ns`` (one way, node to node). A scenario's
+  ``classical_delay_ns`` (one way, node to node); a single-click link that
+  announces settings of α it may be run at also carries them as
+  ``operating_points``, ``(fidelity, success_probability)`` each. Every node whose device
+  says how its memory decoheres (``capabilities().memory``) carries ``t1_ns``
+  and ``t2_ns`` (each only when known). A scenario's
   ``routing.metric`` other than ``length_km`` is passed as
   ``Impl(ctx, topology, metric=...)`` (an implementation that takes no
   ``metric`` is refused then, naming the field); a scenario's ``network.policy``
@@ -485,12 +489,21 @@ def _topology(scenario: Scenario, devices: dict[str, Any]) -> nx.Graph:
     link, and the link figures of its first end's device (``HeraldingLink``) when it has them."""
     topology = nx.Graph()
     topology.add_nodes_from(devices)
+    for node, device in devices.items():  # how its memory decoheres, for the expected fidelity of a route
+        describe = getattr(device, "capabilities", None)
+        memory = describe().memory if describe is not None else None
+        if memory is not None:
+            topology.nodes[node].update(
+                {name: value for name, value in (("t1_ns", memory.t1_ns), ("t2_ns", memory.t2_ns)) if value is not None}
+            )
     for link in scenario.links:
         figures: dict[str, Any] = {}
         describe = getattr(devices[link.a], "capabilities", None)
         announced = describe().links.get(link.b) if describe is not None else None
         if announced is not None:
             figures = {name: getattr(announced, name) for name in EDGE_FIGURES}
+            if announced.alpha_settings and announced.scheme == "single-click":  # the link layer may pick among them
+                figures["operating_points"] = tuple((s.fidelity, s.success_probability) for s in announced.alpha_settings)
         topology.add_edge(link.a, link.b, length_km=link.length_km, **figures)
     # One graph shared by every network entity, not a copy per node. It is still a copy:
     # copying reorders neighbours, and routes between equally short paths follow that order.

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import networkx as nx
+
 from qnetstack.link.service import LinkError, LinkErrorCode, LinkOkKeep, LinkState
 from qnetstack.network.linkstate import LinkStateAdvert
 from qnetstack.network.peer import Release
@@ -17,6 +19,7 @@ from qnetstack.network.reroute import Rerouter
 from qnetstack.network.swap_asap import SwapAsap
 
 __all__ = [
+    "AdmitsBlindly",
     "EndsMovableCircuits",
     "IgnoresAdverts",
     "LeaksReleasedSetUps",
@@ -114,3 +117,17 @@ class IgnoresAdverts(SwapAsap):
         if isinstance(msg, LinkStateAdvert):
             return
         super().handle_peer(sender, msg)
+
+
+class AdmitsBlindly(SwapAsap):
+    """Ignores the fidelities the topology's links announce, as the reference did before it
+    admitted on fidelity: a target no route can reach is accepted, its links are asked for more
+    than they give, and the request ends later with a NetError instead of a NetRejected."""
+
+    def __init__(self, ctx: Any, topology: Any) -> None:
+        super().__init__(ctx, topology)
+        bare = nx.Graph()
+        bare.add_nodes_from(topology.nodes(data=True))
+        bare.add_edges_from((u, v, {"length_km": data["length_km"]}) for u, v, data in topology.edges(data=True))
+        self.topology = bare
+        self._reroute = Rerouter(self)  # its view, which admission reads, starts from the bare topology

@@ -65,8 +65,10 @@ def test_a_higher_min_fidelity_is_met_by_a_smaller_alpha(physical):
 
 
 def test_an_unreachable_fidelity_is_refused_at_once():
+    """No setting of α gives 0.9999: the network's admission sees it in the operating points
+    the link announces and refuses the request before any link is asked (NET-ADMIT-1)."""
     result = assemble(_scenario(0.9999, 5, "model-heralding")).run()
     (app,) = result.applications
-    assert (app.outcome, app.error_code) == ("error", "ABORTED") and app.detail.startswith("UNSUPP")
+    assert (app.outcome, app.error_code) == ("error", "REJECTED") and "out of reach" in app.detail
     assert result.sim_time_ns < 1_000_000  # refused at once, no attempts made
     assert result.counters.get("station.attempt", 0) == 0

@@ -142,16 +142,22 @@ def test_human_table_and_trace_file(tmp_path, capsys):
     assert all(records[i]["time_ns"] <= records[i + 1]["time_ns"] for i in range(len(records) - 1))
 
 
-def test_a_failed_circuit_leaves_every_memory_empty():
+def test_a_failed_circuit_leaves_every_memory_empty(monkeypatch):
     """alice - r - bob where the r-bob link (Barrett-Kok with two-photon
     visibility 0.6: F = (1 + V)/2 = 0.8 at best, Barrett & Kok 2005) cannot
-    reach the per-link fidelity swap-asap asks for (min_fidelity^(1/2) = 0.9 for
-    min_fidelity 0.81), while alice-r (single-click, α chosen down to 0.05/100) can: r's CREATE
-    is refused (UNSUPP), r tells both ends, and the request ends with NetError
+    reach a per-link fidelity of min_fidelity^(1/2) = 0.9 for min_fidelity 0.81,
+    while alice-r (single-click, α chosen down to 0.05/100) can. The head's admission
+    would refuse such a request at once (NET-ADMIT-1, tests/test_admission.py); here it is
+    bypassed, the per-link target set to min_fidelity^(1/2), to make a circuit fail at a link:
+    r's CREATE is refused (UNSUPP), r tells both ends, and the request ends with NetError
     UNSUPP (the request cannot be served, specs/network.md §5).
     The alice-r link request, already running, still makes its pair; every node
     frees what it got for the ended circuit, so no memory qubit stays taken
     (NET-RES-3, NET-SESS-1)."""
+    from qnetstack.network import node as network_node
+    from qnetstack.network.admission import Admitted
+
+    monkeypatch.setattr(network_node, "admit", lambda topology, path, target, excluded=(): Admitted(path, target ** (1 / (len(path) - 1))))
     scenario = parse_scenario(
         {
             "name": "failing-chain",

@@ -17,6 +17,7 @@ from qnetstack.network.routing import (
     EDGE_FIGURES,
     METRICS,
     NoRoute,
+    expected_route_fidelity,
     k_shortest_routes,
     link_latency_ns,
     route_fidelity,
@@ -343,3 +344,38 @@ def test_an_unknown_metric_in_a_scenario_is_one_line_naming_the_field():
         parse_scenario(detour_scenario("speed"))
     message = str(caught.value)
     assert message.startswith("routing.metric: ") and "'fidelity'" in message and "\n" not in message
+
+
+def test_the_fidelity_metric_counts_the_decoherence_of_the_longer_wait():
+    """a-z: one link of 0.85. a-m1-m2-z: three links of 0.97 (Werner fold 0.914, so the additive
+    surrogate prefers them) at p = 0.001 per µs attempt, on memories with T2 = 1 ms: waiting
+    about 1.8 ms for all three links costs more than the better links give. With ideal
+    memories the three-link route wins, with decohering ones the direct link."""
+    figures = {"success_probability": 0.001, "attempt_period_ns": 1000, "classical_delay_ns": 500}
+
+    def graph(t2: float | None) -> nx.Graph:
+        g = nx.Graph()
+        g.add_nodes_from(["a", "m1", "m2", "z"], **({} if t2 is None else {"t2_ns": t2}))
+        g.add_edge("a", "z", length_km=1, fidelity=0.85, **figures)
+        for u, v in (("a", "m1"), ("m1", "m2"), ("m2", "z")):
+            g.add_edge(u, v, length_km=1, fidelity=0.97, **figures)
+        return g
+
+    assert shortest_route(graph(None), "a", "z", "fidelity") == ["a", "m1", "m2", "z"]
+    decohering = graph(1e6)
+    assert expected_route_fidelity(decohering, ["a", "z"]) == pytest.approx(0.85)
+    assert expected_route_fidelity(decohering, ["a", "m1", "m2", "z"]) < 0.85 - 0.05
+    assert shortest_route(decohering, "a", "z", "fidelity") == ["a", "z"]
+    assert k_shortest_routes(decohering, "a", "z", 2, "fidelity")[0] == ["a", "m1", "m2", "z"]  # k-best lists by the surrogate
+
+
+def test_the_topology_carries_memories_and_operating_points():
+    """Nodes carry their memory's T2 (T1 unset: not on the node); single-click links their
+    settings of α as (fidelity, success probability), the configured one first."""
+    sim = assemble(parse_scenario(detour_scenario(None)))
+    topology = sim.network.entities["alice"]["network"].topology
+    assert topology.nodes["alice"] == {"t2_ns": 1_000_000_000}
+    announced = sim.network.entities["alice"]["physical"].capabilities().links["fast"]
+    points = topology.edges["alice", "fast"]["operating_points"]
+    assert points == tuple((s.fidelity, s.success_probability) for s in announced.alpha_settings)
+    assert points[0] == pytest.approx((topology.edges["alice", "fast"]["fidelity"], topology.edges["alice", "fast"]["success_probability"]))

@@ -189,8 +189,8 @@ def test_stop_limits_with_requests_open_end_stalled_and_say_which_limit():
 
 
 def test_a_request_no_link_can_serve_fails_and_exits_1(tmp_path, capsys):
-    """The network accepts the request, but each hop would have to beat the fidelity
-    a 1 km link gives: the link refuses, the network aborts, the run says so."""
+    """Each hop would have to beat the fidelity a 1 km link gives: the network refuses the
+    request at admission (NET-ADMIT-1), the run says so."""
     scenario = {
         "name": "too-strict",
         "nodes": [{"name": n} for n in ("a", "b", "c")],
@@ -202,8 +202,8 @@ def test_a_request_no_link_can_serve_fails_and_exits_1(tmp_path, capsys):
     path.write_text(yaml.safe_dump(scenario), encoding="utf-8")
     assert main(["run", str(path)]) == 1
     out = capsys.readouterr().out
-    assert "ABORTED: UNSUPP: link request to b" in out
-    assert out.splitlines()[-1] == "FAILED: a#0 ABORTED; 0 of 1 requests done (1 failed)"
+    assert "min_fidelity 0.9999 is out of reach" in out
+    assert out.splitlines()[-1] == "FAILED: a#0 REJECTED; 0 of 1 requests done (1 failed)"
 
 
 def test_a_request_to_an_unreachable_node_is_refused_before_the_run(tmp_path, capsys):

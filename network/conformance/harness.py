@@ -158,6 +158,9 @@ class NetConditions:
     bell_measure_ns: int = 0
     cut: tuple[str, str, int] | None = None  # (a, b, time): the link a-b goes down then, for good
     ring: bool = False  # a link from the last node of the chain back to the first: two paths between any two
+    # the topology's links announce their figures (specs/network.md §1): fidelity link_fidelity,
+    # success_probability, attempt period and classical delay hop_delay_ns; False: length only
+    announce_links: bool = False
 
     def __post_init__(self) -> None:
         if not 2 <= self.size <= len(CHAIN):
@@ -185,10 +188,18 @@ def make_topology(conditions: NetConditions) -> nx.Graph:
     graph = nx.Graph()
     graph.add_nodes_from([*conditions.chain, ISLAND], num_qubits=conditions.num_qubits)
     km = conditions.hop_delay_ns / 5_000  # fibre: about 5 µs per km
+    figures: dict[str, float] = {}
+    if conditions.announce_links:
+        figures = {
+            "fidelity": conditions.link_fidelity,
+            "success_probability": conditions.success_probability,
+            "attempt_period_ns": conditions.hop_delay_ns,
+            "classical_delay_ns": conditions.hop_delay_ns,
+        }
     for a, b in itertools.pairwise(conditions.chain):
-        graph.add_edge(a, b, length_km=km)
+        graph.add_edge(a, b, length_km=km, **figures)
     if conditions.ring:
-        graph.add_edge(conditions.chain[-1], conditions.chain[0], length_km=km)
+        graph.add_edge(conditions.chain[-1], conditions.chain[0], length_km=km, **figures)
     return graph
 
 

@@ -32,7 +32,7 @@ from qnetstack.entity.conformance import (
     none_or_integers,
     sampled,
 )
-from qnetstack.link.service import EntanglementId, LinkAck, LinkError, LinkOkKeep
+from qnetstack.link.service import EntanglementId, LinkAck, LinkCreate, LinkError, LinkOkKeep
 from qnetstack.network.conformance.harness import (
     ISLAND,
     UNKNOWN,
@@ -758,6 +758,88 @@ def never_fits_rejected(impl: Any) -> None:
         raise ClauseFailure("a refused request (alice -> carol) still got a PairDelivered or a NetError")
     if not isinstance(run.answers(1)[0].msg, NetAccepted) or len(run.deliveries(("alice", 2), "bob")) != 1:
         raise ClauseFailure("alice -> bob, one hop, one qubit at each end, was not served")
+
+
+# ----------------------------------------------------------- admission on fidelity
+
+
+def _werner_chain(fidelities: list[float]) -> float:
+    """End-to-end fidelity of Werner link pairs swapped together, no decay:
+    ``1/4 + 3/4 · Π (4F_i − 1)/3`` (Dür, Briegel, Cirac & Zoller, PRA 59, 169, 1999)."""
+    product = 1.0
+    for f in fidelities:
+        product *= (4.0 * f - 1.0) / 3.0
+    return 0.25 + 0.75 * product
+
+
+# the links of the admission clauses: each announces (and gives at best) Werner pairs of 0.97
+_ANNOUNCED = NetConditions(size=3, announce_links=True, link_fidelity=0.97, success_probability=0.5)
+
+
+@SUITE.clause("NET-ADMIT-1")
+def unreachable_target_rejected(impl: Any) -> None:
+    """Links of 0.97 that announce it: alice -> carol at 0.96 (two such links compose to 0.9412)
+    and alice -> bob at 0.99 (above the link) are refused at once, each with a
+    ``best_fidelity`` below its target and no higher than the links can compose to; nothing is
+    asked of a link layer."""
+    kind = _types(impl)[0]
+    wishes = [("carol", 0.96, 2), ("bob", 0.99, 1)]
+    requests = [
+        ScriptedRequest(0, "alice", NetRequest(request_id=i, remote_node=remote, min_fidelity=target, type=kind))
+        for i, (remote, target, _) in enumerate(wishes)
+    ]
+    run = _single(impl, requests, _ANNOUNCED)
+    for index, (remote, target, hops) in enumerate(wishes):
+        answers = run.answers(index)
+        where = f"alice -> {remote} with min_fidelity {target} over links of 0.97"
+        if len(answers) != 1 or not isinstance(answers[0].msg, NetRejected):
+            raise ClauseFailure(f"{where} was answered {[a.msg for a in answers]}, expected NetRejected")
+        best = answers[0].msg.best_fidelity
+        ceiling = _werner_chain([_ANNOUNCED.link_fidelity] * hops)
+        if best is None:
+            raise _fail(f"the NetRejected for {where} gives no best_fidelity, though the topology announces every link's", answers[0])
+        if not best < target:
+            raise _fail(f"the NetRejected for {where} gives best_fidelity {best}, not below the target it refuses", answers[0])
+        if best > ceiling + 1e-9:
+            raise _fail(f"the NetRejected for {where} gives best_fidelity {best}, above the {ceiling:.4f} the links compose to", answers[0])
+        if run.deliveries(("alice", index)) or run.errors(("alice", index)):
+            raise ClauseFailure(f"{where} was refused, yet got a PairDelivered or a NetError")
+    if run.creates:
+        raise ClauseFailure(f"requests refused at admission still sent {[type(m).__name__ for _, _, m in run.creates]} down")
+
+
+@SUITE.clause("NET-ADMIT-2")
+def reachable_target_served(impl: Any) -> None:
+    """Links of 0.97 that announce it: alice -> carol at 0.93 and alice -> bob at 0.96 are
+    accepted, the fidelities asked of the links compose (as Werner pairs) to the target, and
+    every pair is delivered with a goodness that meets it."""
+    kind = _types(impl)[0]
+    for remote, target in (("carol", 0.93), ("bob", 0.96)):
+        request = NetRequest(request_id=1, remote_node=remote, min_fidelity=target, number=3, type=kind)
+        run = _single(impl, [ScriptedRequest(0, "alice", request)], _ANNOUNCED)
+        where = f"alice -> {remote} with min_fidelity {target} over links of 0.97"
+        answers = run.answers(0)
+        if len(answers) != 1 or not isinstance(answers[0].msg, NetAccepted):
+            raise ClauseFailure(f"{where} (in reach) was answered {[a.msg for a in answers]}, expected NetAccepted")
+        asked: dict[frozenset[str], float] = {}
+        for _, node, msg in run.creates:
+            if isinstance(msg, LinkCreate):
+                link = frozenset((node, msg.remote_node))
+                asked[link] = min(asked.get(link, 1.0), msg.min_fidelity)
+        path = answers[0].msg.path
+        hops = [frozenset(pair) for pair in itertools.pairwise(path)]
+        if set(asked) != set(hops):
+            raise ClauseFailure(f"{where}: link requests went to {sorted(map(sorted, asked))}, not along the path {path}")
+        composed = _werner_chain([asked[hop] for hop in hops])
+        if composed < target - 1e-9:
+            raise ClauseFailure(f"{where}: the links were asked for {[asked[hop] for hop in hops]}, which compose to {composed:.4f} only")
+        for node in ("alice", remote):
+            got = run.deliveries(("alice", 1), node)
+            if len(got) != request.number:
+                raise ClauseFailure(f"{where}: {len(got)} of {request.number} pairs delivered at {node}")
+            for u in got:
+                if u.msg.goodness < target - 1e-9:
+                    raise _fail(f"{where}: a pair delivered with goodness {u.msg.goodness}", u)
 
 
 # ----------------------------------------------------------- resources
