@@ -80,3 +80,11 @@ class LosesCutRequests(SwapAsap):
         if isinstance(msg, LinkState):
             return
         super().handle_below(msg)
+
+
+class KeepsLinkRequestsRunning(SwapAsap):
+    """Never withdraws the link requests of a circuit that has ended, though the link serves
+    LinkCancel: they go on making pairs that are freed as they come (NET-RES-5)."""
+
+    def _withdraw(self, request: Any) -> None:
+        pass

@@ -15,6 +15,9 @@ from pydantic import ValidationError
 from qnetstack.link.conformance.harness import NODES, LinkConditions, ScriptedCreate, run_link
 from qnetstack.link.egp import FastForwardEgp, MultiplexedEgp, SingleClickEgp
 from qnetstack.link.service import CAP_LINK_CANCEL, LinkAck, LinkCancel, LinkCreate, LinkError, LinkErrorCode
+from qnetstack.network.service import NetRequest
+from qnetstack.physical.params import fibre_delay_ns
+from qnetstack.stack import assemble, parse_scenario
 from qnetstack.stack.conform import run_conformance
 from tests.broken_links import CancelledAtOneEnd
 from tests.fakes import FakeContext, FakeDevice, heralding_link
@@ -180,3 +183,76 @@ def test_a_link_that_cancels_at_the_origin_only_is_caught_by_the_cancel_clauses(
     assert set(report.failed_clauses()) == {"LINK-CANCEL-1", "LINK-CANCEL-2"}, report.to_text()
     reference = run_conformance("link", SingleClickEgp, select=clauses)
     assert reference.passed, reference.to_text()
+
+
+# ---------------------------------------------------------------- whole stack
+
+CHAIN = [f"n{i}" for i in range(8)]  # 7 links of 10 km
+HOP_KM = 10
+DEADLINE_NS = 5_000_000
+
+
+class EgpWithoutCancel(SingleClickEgp):
+    """The reference EGP on a link that does not offer cancel: its ACKs say so."""
+
+    PROVIDES = SingleClickEgp.PROVIDES - {CAP_LINK_CANCEL}
+
+
+def _timed_out_on_a_long_chain(seed: int, link: type = SingleClickEgp):
+    """A request for 1000 pairs n0 -> n7 due in 5 ms, handed to the network layer of n0 (the
+    application layer has no deadlines); it times out with link requests of its circuit still
+    running. Returns the network and the link pairs made (their times, one per pair)."""
+    line = {
+        "seed": seed,
+        "keep_trace": True,
+        "nodes": [{"name": n} for n in CHAIN],
+        "links": [{"a": a, "b": b, "length_km": HOP_KM} for a, b in zip(CHAIN, CHAIN[1:])],
+        "implementations": {"physical": "model-heralding"},
+        "applications": [],
+    }
+    network = assemble(parse_scenario(line), {"link": link}).network
+    network.start()
+    request = NetRequest(request_id=7, remote_node=CHAIN[-1], number=1_000, max_time_ns=DEADLINE_NS)
+    network.kernel.schedule(0, network.entities[CHAIN[0]]["network"].handle_above, request)
+    network.kernel.run()
+    records = network.trace.records
+    assert any(r["event"] == "unknown_session" and r["kind"] == "NetError" and r["node"] == CHAIN[0] for r in records)
+    # each pair is traced link.ok at both ends, at its herald; once per pair, by its sequence
+    pairs = {(frozenset((r["node"], r["remote"])), r["sequence"]): r["time_ns"] for r in records if r["event"] == "link.ok"}
+    return network, sorted(pairs.values())
+
+
+def _quiet_after_ns() -> int:
+    """Every node of the path has heard of the end (one path delay after the head's deadline),
+    and the cancel it sent then has stopped its link (one link delay + 1 ns later)."""
+    hop_ns = 2 * fibre_delay_ns(HOP_KM / 2)  # node - station - node, as the stack adds it up
+    return DEADLINE_NS + (len(CHAIN) - 1) * hop_ns + hop_ns + 1
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_after_a_request_times_out_on_a_long_chain_its_link_requests_make_no_more_pairs(seed):
+    """Measured on 10 seeds (see the report of this change): before it, 40 link pairs were made
+    after the deadline, 14 of them after every node had heard of the end, the last 1.5 ms after
+    it; with the cancel 13, none after every node had heard and its link had stopped."""
+    network, pairs = _timed_out_on_a_long_chain(seed)
+    assert [t for t in pairs if t > _quiet_after_ns()] == []
+    records = network.trace.records
+    assert any(r["event"] == "link.cancel" for r in records)
+    for node in CHAIN:
+        assert network.entities[node]["link"]._requests == {}
+        layer = network.entities[node]["network"]
+        assert layer._requests == {} and not list(layer._pairs)
+        assert all(layer.labels.in_use(other) == 0 for other in CHAIN)
+    # the two ends of the pair delivered before the deadline are all the devices hold (handed up)
+    held = {n: network.entities[n]["physical"].held_handles() for n in CHAIN}
+    assert all(not held[n] for n in CHAIN[1:-1])
+
+
+def test_on_links_without_cancel_the_network_sends_none_and_the_link_requests_run_out():
+    late = 0
+    for seed in (1, 2, 3):
+        network, pairs = _timed_out_on_a_long_chain(seed, EgpWithoutCancel)
+        assert not any(r["event"] in ("link.cancel", "unknown_session") and r.get("kind") == "cancel" for r in network.trace.records)
+        assert all(network.entities[n]["network"]._requests == {} for n in CHAIN)
+        late += len([t for t in pairs if t > _quiet_after_ns()])
+    assert late > 0  # the behaviour before cancel: pairs made long after the end, and freed
