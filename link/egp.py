@@ -98,6 +98,19 @@ the ``PeerCreate`` and both ends put it in every ``HeraldAttempt`` of the
 request. Without the table only the configured α is known, and a request
 above its fidelity is refused (UNSUPP).
 
+Cancel (``LinkCancel``, capability ``link:cancel``): the origin picks a stop
+instant ``stop_ns = now + (one-way classical delay) + 1 ns`` and sends it in
+a ``PeerCancel``, which reaches the responder 1 ns before it. Both ends keep
+the request as it was until ``stop_ns`` (its state and counters are inputs of
+the scheduling policy, so they must not change at one end only), then end it
+with ``LinkError`` CANCELLED. The stop is applied before anything else that
+happens at that instant (a herald, another request's start or deadline), by a
+check that does not depend on the order of same-instant events, so both ends
+give the request its last attempt at the same instant. A herald that lands at
+or after ``stop_ns`` finds the request gone and is freed at both ends, like a
+herald for a request that timed out; a fast-forward run in flight at the stop
+is not cut short (the physical layer cannot), but its success is freed too.
+
 Consent: a node serves every peer CREATE until its layer above sends its
 first ``LinkRecv`` or ``LinkStopRecv`` (or from the start with
 ``require_consent=True``); from then on only CREATEs for a (neighbour,
@@ -113,12 +126,13 @@ from typing import Any, Literal, cast
 
 from qnetstack.entity import Context, EntityError, Wait
 from qnetstack.entity.machine import drop_unknown, transition_trace
-from qnetstack.link.peer import CREATE_TERMS, PeerCreate, PeerLost, PeerMultiplex, PeerRefuse
+from qnetstack.link.peer import CREATE_TERMS, PeerCancel, PeerCreate, PeerLost, PeerMultiplex, PeerRefuse
 from qnetstack.link.request import LinkRequest, RequestEvent, RequestKey, RequestState
 from qnetstack.link.scheduler import DEFAULT_POLICY, SchedulingPolicy, resolve_policy
 from qnetstack.link.service import (
     CAP_LINK_ALPHA,
     CAP_LINK_ATOMIC,
+    CAP_LINK_CANCEL,
     CAP_LINK_K,
     CAP_LINK_M,
     CAP_LINK_PRIORITY,
@@ -126,6 +140,7 @@ from qnetstack.link.service import (
     CAP_LINK_RECV,
     EntanglementId,
     LinkAck,
+    LinkCancel,
     LinkCreate,
     LinkError,
     LinkErrorCode,
@@ -160,6 +175,7 @@ __all__ = [
     "PeerRefuse",
     "PeerLost",
     "PeerMultiplex",
+    "PeerCancel",
 ]
 
 LinkMode = Literal["per-attempt", "fast-forward"]
@@ -193,12 +209,15 @@ class _Link:
     next_attempt: int = 0
     pairs_made: int = 0  # successes credited (the round-robin clock)
     recent_oks: deque[tuple[int, LinkRequest, EntanglementId]] = field(default_factory=deque)
+    stopping: int = 0  # open requests withdrawn by their origin, waiting for their stop instant
 
 
 class SingleClickEgp:
     """Reference link-layer entity on the physical heralding service."""
 
-    PROVIDES = frozenset({CAP_LINK_K, CAP_LINK_M, CAP_LINK_R, CAP_LINK_RECV, CAP_LINK_PRIORITY, CAP_LINK_ATOMIC, CAP_LINK_ALPHA})
+    PROVIDES = frozenset(
+        {CAP_LINK_K, CAP_LINK_M, CAP_LINK_R, CAP_LINK_RECV, CAP_LINK_PRIORITY, CAP_LINK_ATOMIC, CAP_LINK_ALPHA, CAP_LINK_CANCEL}
+    )
     REQUIRES = frozenset({CAP_DEVICE, CAP_HERALDING})
 
     def __init__(
@@ -251,8 +270,13 @@ class SingleClickEgp:
         if isinstance(msg, (LinkRecv, LinkStopRecv)):
             self._consent(msg)
             return
+        if isinstance(msg, LinkCancel):
+            self._cancel(msg)
+            return
         if not isinstance(msg, LinkCreate):
-            raise EntityError(f"link layer got {type(msg).__name__} from above; it serves LinkCreate, LinkRecv and LinkStopRecv")
+            raise EntityError(
+                f"link layer got {type(msg).__name__} from above; it serves LinkCreate, LinkRecv, LinkStopRecv and LinkCancel"
+            )
         create_id = self._next_create_id
         self._next_create_id += 1
         refusal = self._refusal(msg)
@@ -260,7 +284,15 @@ class SingleClickEgp:
             code, detail = refusal
             self.ctx.send_up(LinkError(create_id=create_id, origin_node=self.ctx.node, code=code, detail=detail, tag=msg.tag))
             return
-        self.ctx.send_up(LinkAck(create_id=create_id, remote_node=msg.remote_node, purpose_id=msg.purpose_id, tag=msg.tag))
+        self.ctx.send_up(
+            LinkAck(
+                create_id=create_id,
+                remote_node=msg.remote_node,
+                purpose_id=msg.purpose_id,
+                tag=msg.tag,
+                cancellable=CAP_LINK_CANCEL in self.PROVIDES,
+            )
+        )
         now = self.ctx.now_ns
         link = self.capabilities.links[msg.remote_node]
         start_ns = now + 2 * link.classical_delay_ns + 1
@@ -314,6 +346,13 @@ class SingleClickEgp:
                 drop_unknown(self.ctx.trace, msg.kind, sender, sender=sender)
                 return
             link.peer_limit = msg.max_in_flight
+        elif isinstance(msg, PeerCancel):
+            key = (sender, msg.create_id)
+            request = self._requests.get(key)
+            if request is None or request.remote != sender or request.stop_ns is not None:
+                drop_unknown(self.ctx.trace, msg.kind, key, sender=sender)  # it ended here first (its last pair, its deadline)
+                return
+            self._stop_at(request, msg.stop_ns)
         else:
             raise EntityError(f"link layer got {type(msg).__name__} from peer {sender!r}")
 
@@ -331,6 +370,8 @@ class SingleClickEgp:
             drop_unknown(self.ctx.trace, "herald", (msg.neighbour, msg.attempt_id))
             return
         assert link is not None
+        if link.stopping:
+            self._stop_due(link)  # a withdrawn request ends before a herald at its stop instant is credited
         # The herald belongs to the request its attempt was made for, and to no other.
         request = self._requests.get(flight.key)
         if request is not None:
@@ -361,6 +402,11 @@ class SingleClickEgp:
             drop_unknown(self.ctx.trace, f"{what}_timer", key)
             return
         link = self._links[request.remote]
+        if link.stopping:
+            self._stop_due(link)  # whatever the order of this instant's events, as at the other end
+            if request.key not in self._requests:  # withdrawn, and its stop is now (a "stop" timer always ends here)
+                self._advance(link)
+                return
         if what == "start":
             self._advance(link)
         elif what == "deadline":
@@ -402,6 +448,39 @@ class SingleClickEgp:
                 request, LinkErrorCode.DOWN, f"the link to {link.neighbour} is down: {request.made} of {request.number} pairs made"
             )
         self.ctx.trace("link.down", remote=link.neighbour)
+
+    def _cancel(self, msg: LinkCancel) -> None:
+        """The layer above withdraws requests of this node: agree on a stop instant with the responder."""
+        me = self.ctx.node
+        if msg.create_id is not None:
+            named = self._requests.get((me, msg.create_id))
+            requests = [] if named is None else [named]
+        else:
+            requests = [r for r in self._requests.values() if r.origin == me and r.tag == msg.tag]
+        requests = [r for r in requests if r.stop_ns is None]  # a second cancel changes nothing
+        if not requests:
+            drop_unknown(self.ctx.trace, msg.kind, (me, msg.create_id), tag=msg.tag)  # ended, never opened, or not ours
+            return
+        for request in requests:
+            # the responder hears of it one delay later, 1 ns before the stop (as a refusal comes before the start)
+            stop_ns = self.ctx.now_ns + self.capabilities.links[request.remote].classical_delay_ns + 1
+            self.ctx.send_peer(request.remote, PeerCancel(create_id=request.create_id, stop_ns=stop_ns))
+            self._stop_at(request, stop_ns)
+            self.ctx.trace("link.cancel", remote=request.remote, create_id=request.create_id, stop_ns=stop_ns)
+
+    def _stop_at(self, request: LinkRequest, stop_ns: int) -> None:
+        request.stop_ns = stop_ns
+        self._links[request.remote].stopping += 1
+        request.stop_timer = self.ctx.set_timer(max(0, stop_ns - self.ctx.now_ns), ("stop", request.key))
+
+    def _stop_due(self, link: _Link) -> None:
+        """End the link's withdrawn requests whose stop instant has come (ERR CANCELLED)."""
+        now = self.ctx.now_ns
+        for request in [r for r in link.requests if r.stop_ns is not None and r.stop_ns <= now]:
+            self._end(request, RequestEvent.CANCEL)
+            self._error_up(
+                request, LinkErrorCode.CANCELLED, f"withdrawn by {request.origin}: {request.made} of {request.number} pairs made"
+            )
 
     # ------------------------------------------------------------ introspection
 
@@ -493,6 +572,11 @@ class SingleClickEgp:
         if request.deadline_timer is not None:
             self.ctx.cancel_timer(request.deadline_timer)
             request.deadline_timer = None
+        if request.stop_ns is not None:
+            self._links[request.remote].stopping -= 1
+            if request.stop_timer is not None:
+                self.ctx.cancel_timer(request.stop_timer)
+                request.stop_timer = None
         for ok in request.held:  # an atomic request that did not complete: none of its pairs is reported
             self.ctx.device.execute(FreeQubit(handle=ok.handle))
         request.held.clear()

@@ -18,6 +18,9 @@ at the same instant (heralds, agreed start times, deadlines):
   the other end revokes the pair with ERR EXPIRE if it reported it.
 * :class:`PeerMultiplex` (either way, once at start): how many attempts in
   flight this end would keep on the link; the link uses the smaller number.
+* :class:`PeerCancel` (origin to responder): the origin's layer above withdrew
+  the request; both ends stop attempting for it at ``stop_ns`` (one delay +
+  1 ns after the cancel, so the responder knows it in time) and end it there.
 
 A request is named by ``(origin node, create_id)``: the key the EGP routes
 every message and timer of the request by (:mod:`qnetstack.link.request`).
@@ -34,7 +37,7 @@ from qnetstack.entity.message import Message as _PeerMessage
 from qnetstack.link.service import LinkCreate, LinkErrorCode, RandomBasis, RequestType
 from qnetstack.physical.service import Basis
 
-__all__ = ["PeerCreate", "PeerRefuse", "PeerLost", "PeerMultiplex", "PeerMessage", "CREATE_TERMS"]
+__all__ = ["PeerCreate", "PeerRefuse", "PeerLost", "PeerMultiplex", "PeerCancel", "PeerMessage", "CREATE_TERMS"]
 
 # The terms of a ``LinkCreate`` that travel in the ``PeerCreate`` and are kept in
 # the request at both ends as they are, under the same names: all its fields but
@@ -91,4 +94,13 @@ class PeerMultiplex(_PeerMessage):
     max_in_flight: int = Field(ge=2)
 
 
-PeerMessage = PeerCreate | PeerRefuse | PeerLost | PeerMultiplex
+class PeerCancel(_PeerMessage):
+    """Origin-to-responder: the request is withdrawn; both ends give it no attempt
+    from ``stop_ns`` on and end it then with ERR CANCELLED."""
+
+    kind: Literal["peer_cancel"] = "peer_cancel"
+    create_id: int = Field(ge=0)
+    stop_ns: int = Field(ge=0)
+
+
+PeerMessage = PeerCreate | PeerRefuse | PeerLost | PeerMultiplex | PeerCancel

@@ -18,7 +18,11 @@ the EGP fires one event per state change and never one per attempt:
   ``number`` are counted in ``made`` and do not change the state;
 * ``holding`` (atomic requests): the link layer holds its pairs made so far,
   to report them all together when the last one is made;
-* ``done``, ``timed_out``, ``refused``: final. An ended request is forgotten
+* ``done``, ``timed_out``, ``refused``, ``down``, ``cancelled``: final. A
+  request its origin withdrew (``LinkCancel``) keeps its state, and the
+  instant both ends stop attempting for it in ``stop_ns``, until that instant
+  comes: the state is an input of the scheduling policy, and the two ends
+  learn of the cancel one delay apart. An ended request is forgotten
   by the EGP, so whatever names it later is an unknown session (LINK-SESS-1).
 
 The counters the scheduling policy reads (``made``, ``in_flight``,
@@ -50,6 +54,7 @@ class RequestState(str, enum.Enum):
     TIMED_OUT = "timed_out"
     REFUSED = "refused"
     DOWN = "down"
+    CANCELLED = "cancelled"
 
 
 class RequestEvent(str, enum.Enum):
@@ -59,6 +64,7 @@ class RequestEvent(str, enum.Enum):
     DEADLINE = "deadline"  # max_time_ns ran out
     PEER_REFUSAL = "peer_refusal"  # the responder will not serve it (origin only)
     LINK_DOWN = "link_down"  # the physical layer reported the link cut (ERR DOWN at both ends)
+    CANCEL = "cancel"  # the agreed stop instant of a withdrawn request came (ERR CANCELLED at both ends)
 
 
 _S, _E = RequestState, RequestEvent
@@ -81,8 +87,11 @@ REQUEST_MACHINE = Machine(
         (_S.QUEUED, _E.LINK_DOWN): _S.DOWN,
         (_S.ACTIVE, _E.LINK_DOWN): _S.DOWN,
         (_S.HOLDING, _E.LINK_DOWN): _S.DOWN,
+        (_S.QUEUED, _E.CANCEL): _S.CANCELLED,
+        (_S.ACTIVE, _E.CANCEL): _S.CANCELLED,
+        (_S.HOLDING, _E.CANCEL): _S.CANCELLED,
     },
-    final=frozenset({_S.DONE, _S.TIMED_OUT, _S.REFUSED, _S.DOWN}),
+    final=frozenset({_S.DONE, _S.TIMED_OUT, _S.REFUSED, _S.DOWN, _S.CANCELLED}),
     doc=(
         "One link request at one end of its link, keyed by `(origin node, create_id)` (the reference EGP, "
         "`qnetstack.link.request`). A pair that leaves the request short of `number` changes its counters, "
@@ -123,6 +132,8 @@ class LinkRequest(Session[tuple[str, int]]):
         "last_pair_ns",
         "held",
         "deadline_timer",
+        "stop_ns",
+        "stop_timer",
     )
 
     def __init__(
@@ -175,6 +186,8 @@ class LinkRequest(Session[tuple[str, int]]):
         self.last_pair_ns = -1  # when it last got a pair
         self.held: list[LinkOkKeep] = []  # atomic: made, not yet reported
         self.deadline_timer: int | None = None
+        self.stop_ns: int | None = None  # withdrawn: it ends at this instant, and gets no attempt from then on
+        self.stop_timer: int | None = None
 
     @classmethod
     def from_peer_create(
@@ -205,6 +218,8 @@ class LinkRequest(Session[tuple[str, int]]):
     def describe_wait(self, now_ns: int) -> Wait:
         """What this request waits for at this end, now (for ``describe_waits``; changes nothing)."""
         progress = f"{self.made}/{self.number} pairs made"
+        if self.stop_ns is not None:
+            progress += f"; withdrawn, it ends at {self.stop_ns / 1e6:.6f} ms"
         if self.state is RequestState.HOLDING:
             waiting = f"the rest of its pairs with {self.remote} ({self.made}/{self.number} held here, atomic)"
         elif not self.ready(now_ns):

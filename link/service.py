@@ -14,7 +14,9 @@ draft-dahlberg-ll-quantum-03, 2019), with typed units:
 The full service (``specs/link.md`` §2) adds request type R (remote state
 preparation), random measurement bases for type M and R, priority, the atomic
 and consecutive flags, and consent at the responder: the layer above there
-sends ``LinkRecv`` / ``LinkStopRecv``. Every new field has a default that gives
+sends ``LinkRecv`` / ``LinkStopRecv``. The origin may withdraw a CREATE with
+``LinkCancel`` (capability ``link:cancel``): the request then ends at both ends
+with ``LinkError`` CANCELLED (``specs/link.md`` §2.6). Every new field has a default that gives
 the behaviour of the first version, and bad values cannot be constructed
 (pydantic raises ``ValidationError`` naming the field and its range).
 
@@ -29,7 +31,7 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Literal, Protocol, runtime_checkable
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from qnetstack.entity import Entity
 from qnetstack.entity.message import Message as _Message
@@ -43,6 +45,7 @@ __all__ = [
     "LinkCreate",
     "LinkRecv",
     "LinkStopRecv",
+    "LinkCancel",
     "LinkRequest",
     "LinkAck",
     "EntanglementId",
@@ -60,6 +63,7 @@ __all__ = [
     "CAP_LINK_PRIORITY",
     "CAP_LINK_ATOMIC",
     "CAP_LINK_ALPHA",
+    "CAP_LINK_CANCEL",
     "PRIORITY_LEVELS",
 ]
 
@@ -72,6 +76,7 @@ CAP_LINK_RECV = "link:recv"  # consent at the responder with LinkRecv / LinkStop
 CAP_LINK_PRIORITY = "link:priority"  # priority, fair sharing and the consecutive flag
 CAP_LINK_ATOMIC = "link:atomic"  # the atomic flag
 CAP_LINK_ALPHA = "link:alpha"  # picks the single-click operating point from HeraldingLink.alpha_settings
+CAP_LINK_CANCEL = "link:cancel"  # the origin withdraws a CREATE with LinkCancel; its ACKs say cancellable
 
 PRIORITY_LEVELS = 4  # priorities 0 (served first) .. 3
 
@@ -181,17 +186,43 @@ class LinkStopRecv(_Message):
     purpose_id: int = Field(0, ge=0, le=65535)
 
 
-LinkRequest = Annotated[LinkCreate | LinkRecv | LinkStopRecv, Field(discriminator="kind")]
+class LinkCancel(_Message):
+    """At the origin: withdraw a CREATE of this node that is still open, named by
+    ``create_id`` (from its ACK) or by ``tag`` (every open request of this node
+    with that tag; give one of the two).
+
+    Not answered at once. The request ends at both ends with ``LinkError``
+    CANCELLED (the tag echoed at the origin) once both ends have stopped
+    attempting for it, at an instant they agree on (``specs/link.md`` §2.6);
+    a pair made before then is reported as usual. A cancel that names no open
+    request of this node (unknown, already ended, or the responder's) changes
+    nothing. Served by links that provide ``link:cancel``; their ACKs say so
+    (``LinkAck.cancellable``), so a caller sends it only for such requests."""
+
+    kind: Literal["cancel"] = "cancel"
+    create_id: int | None = Field(None, ge=0)
+    tag: int | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _names_one(self) -> LinkCancel:
+        if (self.create_id is None) == (self.tag is None):
+            raise ValueError("give exactly one of create_id and tag")
+        return self
+
+
+LinkRequest = Annotated[LinkCreate | LinkRecv | LinkStopRecv | LinkCancel, Field(discriminator="kind")]
 
 
 class LinkAck(_Message):
-    """The CREATE tagged ``tag`` was accepted; its OKs and errors name ``create_id``."""
+    """The CREATE tagged ``tag`` was accepted; its OKs and errors name ``create_id``.
+    ``cancellable``: the link serves a ``LinkCancel`` for this request."""
 
     kind: Literal["ack"] = "ack"
     create_id: int = Field(ge=0)
     remote_node: str
     purpose_id: int = Field(ge=0, le=65535)
     tag: int | None = Field(None, ge=0)
+    cancellable: bool = False
 
 
 class EntanglementId(_Message):
@@ -253,6 +284,7 @@ class LinkErrorCode(str, enum.Enum):
     NORES = "NORES"  # not enough memory free now for an atomic request
     EXPIRE = "EXPIRE"  # a pair already reported is no longer valid
     DOWN = "DOWN"  # the link is cut (the physical layer reported it down): no pair can be made
+    CANCELLED = "CANCELLED"  # the origin's layer above withdrew the request (LinkCancel)
     OTHER = "OTHER"
 
 

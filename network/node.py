@@ -75,6 +75,7 @@ from qnetstack.entity.machine import drop_unknown, transition_trace
 from qnetstack.link.service import (
     CAP_LINK_K,
     LinkAck,
+    LinkCancel,
     LinkCreate,
     LinkError,
     LinkErrorCode,
@@ -156,6 +157,8 @@ class _LinkRequest:
     number: int
     create_id: int | None = None
     made: int = 0
+    cancellable: bool = False  # its ACK said the link serves a LinkCancel for it
+    withdrawn: bool = False  # its circuit ended: cancelled, or to cancel once the ACK says it may be
 
 
 class NetworkNode:
@@ -392,7 +395,10 @@ class NetworkNode:
                 drop_unknown(self.ctx.trace, msg.kind, msg.tag, create_id=msg.create_id)
                 return
             request.create_id = msg.create_id
+            request.cancellable = msg.cancellable
             self._requests_by_create_id[msg.create_id] = request
+            if request.withdrawn:  # its circuit ended before the ACK came
+                self._withdraw(request)
         elif isinstance(msg, LinkError):
             self._link_failed(msg)
         elif isinstance(msg, LinkState):
@@ -1079,10 +1085,20 @@ class NetworkNode:
         if path.index(sender) < position and position + 1 < len(path):
             self.ctx.send_peer(path[position + 1], msg)
 
+    def _withdraw(self, request: _LinkRequest) -> None:
+        """Its circuit has ended: cancel the link request where the link serves that, so it
+        makes no more pairs; its label is freed when the link's ERR CANCELLED ends it
+        (:meth:`_end_request`). On a link without cancel it runs on until it ends, as before."""
+        request.withdrawn = True
+        if request.cancellable and request.create_id is not None:
+            self.ctx.send_down(LinkCancel(create_id=request.create_id))
+
     def _forget(self, circuit: Circuit) -> None:
         """Drop an ended circuit and free the link pairs it still holds (only a failed
         circuit holds any: a swap or a delivery hands each pair on)."""
         me = self.ctx.node
+        for request in [r for r in self._requests.values() if r.circuit == circuit.key]:
+            self._withdraw(request)
         under_way = self._device_ops.get(circuit.key)
         if under_way is not None:
             # the device still works on some of the circuit's qubits: a measurement frees them

@@ -11,7 +11,7 @@ from typing import Any
 
 from qnetstack.link.egp import SingleClickEgp
 from qnetstack.link.request import RequestEvent
-from qnetstack.link.service import CAP_LINK_K, BellState, LinkOkKeep, LinkOkMeasure
+from qnetstack.link.service import CAP_LINK_K, BellState, LinkErrorCode, LinkOkKeep, LinkOkMeasure
 from qnetstack.physical.service import FreeQubit
 
 
@@ -103,3 +103,16 @@ class StrayHeraldKept(SingleClickEgp):
         if link is not None and msg.attempt_id not in link.flights:
             return
         super().handle_below(msg)
+
+
+class CancelledAtOneEnd(SingleClickEgp):
+    """Ends a withdrawn request at the origin at once and never tells the responder,
+    which goes on attempting for it alone (LINK-CANCEL-1, LINK-CANCEL-2)."""
+
+    def _cancel(self, msg: Any) -> None:
+        mine = [r for r in self._requests.values() if r.origin == self.ctx.node and r.tag == msg.tag]
+        if not mine:
+            super()._cancel(msg)
+        for request in mine:
+            self._end(request, RequestEvent.CANCEL)
+            self._error_up(request, LinkErrorCode.CANCELLED, "withdrawn here only")

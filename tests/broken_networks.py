@@ -22,6 +22,7 @@ __all__ = [
     "AdmitsBlindly",
     "EndsMovableCircuits",
     "IgnoresAdverts",
+    "KeepsLinkRequestsRunning",
     "LeaksReleasedSetUps",
     "LosesCutRequests",
     "ReservesNothing",
@@ -131,3 +132,11 @@ class AdmitsBlindly(SwapAsap):
         bare.add_edges_from((u, v, {"length_km": data["length_km"]}) for u, v, data in topology.edges(data=True))
         self.topology = bare
         self._reroute = Rerouter(self)  # its view, which admission reads, starts from the bare topology
+
+
+class KeepsLinkRequestsRunning(SwapAsap):
+    """Never withdraws the link requests of a circuit that has ended, though the link serves
+    LinkCancel: they go on making pairs that are freed as they come (NET-RES-5)."""
+
+    def _withdraw(self, request: Any) -> None:
+        pass

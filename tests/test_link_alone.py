@@ -48,7 +48,7 @@ def herald(attempt_id: int, success: bool, handle: int = 0, seq: int = 0, state=
 def test_create_is_acked_and_announced_to_the_peer_with_a_common_start():
     egp, ctx, _ = make()
     egp.handle_above(LinkCreate(remote_node="bob", number=2, purpose_id=7))
-    assert ctx.up == [LinkAck(create_id=0, remote_node="bob", purpose_id=7)]
+    assert ctx.up == [LinkAck(create_id=0, remote_node="bob", purpose_id=7, cancellable=True)]
     ((dest, msg),) = ctx.peer
     assert dest == "bob" and isinstance(msg, PeerCreate)
     assert msg.start_ns == START and msg.number == 2 and msg.origin_node == "alice"

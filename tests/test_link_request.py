@@ -20,7 +20,7 @@ E, S = RequestEvent, RequestState
 def test_the_machine_is_published_in_machines():
     assert MACHINES == (REQUEST_MACHINE,)
     assert REQUEST_MACHINE.initial is S.QUEUED
-    assert REQUEST_MACHINE.final == {S.DONE, S.TIMED_OUT, S.REFUSED, S.DOWN}
+    assert REQUEST_MACHINE.final == {S.DONE, S.TIMED_OUT, S.REFUSED, S.DOWN, S.CANCELLED}
 
 
 @pytest.mark.parametrize(
@@ -33,6 +33,8 @@ def test_the_machine_is_published_in_machines():
         ((E.PEER_REFUSAL,), S.REFUSED),
         ((E.LINK_DOWN,), S.DOWN),  # the link was cut before the request got an attempt
         ((E.FIRST_ATTEMPT, E.PAIR_HELD, E.LINK_DOWN), S.DOWN),
+        ((E.CANCEL,), S.CANCELLED),  # withdrawn before its first attempt
+        ((E.FIRST_ATTEMPT, E.PAIR_HELD, E.CANCEL), S.CANCELLED),
     ],
 )
 def test_every_life_of_a_request_ends_in_a_final_state(events, final):

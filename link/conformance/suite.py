@@ -28,12 +28,14 @@ from qnetstack.link.conformance.harness import NODES, LinkConditions, LinkRun, S
 from qnetstack.link.service import (
     CAP_LINK_ALPHA,
     CAP_LINK_ATOMIC,
+    CAP_LINK_CANCEL,
     CAP_LINK_K,
     CAP_LINK_M,
     CAP_LINK_PRIORITY,
     CAP_LINK_R,
     CAP_LINK_RECV,
     LinkAck,
+    LinkCancel,
     LinkCreate,
     LinkError,
     LinkErrorCode,
@@ -1142,3 +1144,164 @@ def expire_names_a_lost_pair(impl: Any) -> None:
                 raise _fail("EXPIRE revokes a pair that the other end reported too", up)
 
     _property(impl, check, deadlines=True)
+
+
+# --------------------------------------------------------------- cancel
+
+CANCEL_TAG = 1  # the tag of the request a cancel scenario withdraws
+
+
+@st.composite
+def _cancel_scenarios(draw: Any, types: tuple[RequestType, ...]) -> tuple[LinkConditions, list[ScriptedCreate], int]:
+    """One request (tag 1) withdrawn at a drawn time: before its start, while it runs or after
+    it ended; sometimes with a second request on the link that is not withdrawn."""
+    delay = draw(sampled(1_000, 10_000))
+    conditions = LinkConditions(
+        delay_ns=delay,
+        success_probability=draw(sampled(0.1, 0.3, 1.0)),
+        num_qubits=(draw(st.integers(1, 3)), draw(st.integers(1, 3))),
+        upper_hold_ns=draw(sampled(0, delay, 20 * delay)),
+    )
+    kind = draw(sampled(*types))
+    origin = draw(sampled(*NODES))
+    withdrawn = LinkCreate(
+        remote_node=_other(origin),
+        number=draw(st.integers(1, 30)),
+        type=kind,
+        tag=CANCEL_TAG,
+        max_time_ns=draw(none_or_integers(delay, 100 * delay)),
+    )
+    creates = [ScriptedCreate(0, origin, withdrawn)]
+    if draw(st.booleans()):
+        node = draw(sampled(*NODES))
+        creates.append(
+            ScriptedCreate(draw(st.integers(0, 10 * delay)), node, LinkCreate(remote_node=_other(node), number=2, type=kind, tag=2))
+        )
+    cancel_at = draw(st.integers(0, 80 * delay))
+    creates.append(ScriptedCreate(cancel_at, origin, LinkCancel(tag=CANCEL_TAG)))
+    return conditions, creates, cancel_at + 3000 * delay
+
+
+def _cancel_property(impl: Any, check: Callable[[LinkRun, int, tuple[str, int], bool], None]) -> None:
+    """Judge ``check(run, cancel time, key of the withdrawn request, whether it is alone on the link)``."""
+    _require(impl, CAP_LINK_CANCEL, "CANCEL")
+
+    def judged(run: LinkRun) -> None:
+        (cancel,) = [c for c in run.creates if isinstance(c.request, LinkCancel)]
+        key = _key_of(run, 0)
+        if key is None:
+            raise ClauseFailure(f"the CREATE to withdraw ({run.creates[0].request!r}) was not accepted")
+        check(run, cancel.at_ns, key, len(run.creates) == 2)
+
+    judge_runs(run_link, impl, _cancel_scenarios(tuple(_types(impl))), judged, EXAMPLES)
+
+
+def _end_of(run: LinkRun, node: str, key: tuple[str, int], number: int) -> SentUp | None:
+    """What ended the request at ``node``: its ERR, or its number-th OK; None if it is open."""
+    for up in run.up:
+        if up.node != node:
+            continue
+        if isinstance(up.msg, LinkError) and _request_key(up.msg) == key and up.msg.code is not LinkErrorCode.EXPIRE:
+            return up
+    oks = _ok_ups(run, node, key)
+    return oks[number - 1] if len(oks) >= number else None
+
+
+@SUITE.clause("LINK-CANCEL-1", "a CANCEL ends its request at both ends with ERR CANCELLED within one round trip")
+def cancel_ends_both(impl: Any) -> None:
+    def check(run: LinkRun, cancel_ns: int, key: tuple[str, int], alone: bool) -> None:
+        acks = [u for u in _immediate(run, 0) if isinstance(u.msg, LinkAck)]
+        if not acks or not acks[0].msg.cancellable:
+            raise ClauseFailure(f"an implementation that provides {CAP_LINK_CANCEL} sent an ACK without cancellable: {acks!r}")
+        by_ns = cancel_ns + 2 * run.conditions.delay_ns
+        number = run.creates[0].request.number
+        for node in NODES:
+            end = _end_of(run, node, key, number)
+            if end is None or end.time_ns > by_ns:
+                raise ClauseFailure(f"CANCEL at t={cancel_ns} ns: the request had not ended at {node} by t={by_ns} ns (its end: {end!r})")
+            err = end.msg
+            if isinstance(err, LinkError) and err.code is LinkErrorCode.CANCELLED and err.tag != (CANCEL_TAG if node == key[0] else None):
+                raise _fail(f"ERR CANCELLED at {node} carries tag {err.tag}", end)
+
+    _cancel_property(impl, check)
+
+
+@SUITE.clause("LINK-CANCEL-2", "no attempt for a cancelled request after one round trip, no pair after its ERR")
+def cancel_stops_attempts(impl: Any) -> None:
+    def check(run: LinkRun, cancel_ns: int, key: tuple[str, int], alone: bool) -> None:
+        by_ns = cancel_ns + 2 * run.conditions.delay_ns
+        if alone:  # the only request on the link: every attempt is for it
+            late = [(t, node) for t, node, _ in run.attempts if t > by_ns]
+            if late:
+                raise ClauseFailure(f"CANCEL at t={cancel_ns} ns of the link's only request: attempts were still sent at {late[:3]}")
+        ends = [up for up in run.errors() if _request_key(up.msg) == key and up.msg.code is not LinkErrorCode.EXPIRE]
+        for end in ends:
+            for node in NODES:
+                after = [u for u in _ok_ups(run, node, key) if u.time_ns > end.time_ns]
+                if after:
+                    raise _fail(f"a pair of the cancelled request was reported at {node} after its ERR at {end.node}", after[0])
+
+    _cancel_property(impl, check)
+
+
+@SUITE.clause("LINK-CANCEL-3", "after a cancelled request ended at both ends, the link layer holds no qubit for it")
+def cancel_holds_nothing(impl: Any) -> None:
+    def check(run: LinkRun, cancel_ns: int, key: tuple[str, int], alone: bool) -> None:
+        for node in NODES:
+            leaked = sorted(h for h, owner in run.held_at_end[node].items() if owner == "link")
+            if leaked:
+                raise ClauseFailure(f"CANCEL at t={cancel_ns} ns: when the run settled, {node}'s link layer still held qubits {leaked}")
+
+    _cancel_property(impl, check)
+
+
+@SUITE.clause("LINK-CANCEL-4", "a CANCEL naming no open request of this node is dropped and traced unknown_session")
+def cancel_unknown_dropped(impl: Any) -> None:
+    """The same scenario with and without CANCELs that name nothing open here (a request
+    that has ended, an unknown tag, a request the other end opened): the runs must be the
+    same, message for message and attempt for attempt, and each CANCEL traced."""
+    _require(impl, CAP_LINK_CANCEL, "CANCEL")
+    from qnetstack.link.conformance.harness import LinkHarness
+
+    kind = _types(impl)[0]
+    delay = 1_000
+    conditions = LinkConditions(delay_ns=delay, success_probability=0.5, num_qubits=(4, 4))
+    creates = [
+        ScriptedCreate(0, "alice", LinkCreate(remote_node="bob", number=1, type=kind, tag=CANCEL_TAG)),
+        ScriptedCreate(0, "bob", LinkCreate(remote_node="alice", number=30, type=kind, tag=2)),
+    ]
+    later = 40 * delay
+    cancels = [
+        ScriptedCreate(later, "alice", LinkCancel(tag=CANCEL_TAG)),  # ended by then (a lossless start would take 4 periods)
+        ScriptedCreate(later, "alice", LinkCancel(tag=99)),  # never used
+        ScriptedCreate(later, "alice", LinkCancel(tag=2)),  # bob's request: not alice's to withdraw
+    ]
+
+    def tapped_run(script: list[ScriptedCreate], seed: int) -> tuple[LinkRun, int]:
+        """The run, and how many unknown_session events alice traced in it."""
+        taps: dict[str, _TraceTap] = {}
+
+        def tapped(ctx: Any) -> Any:
+            taps[ctx.node] = _TraceTap(ctx)
+            return impl(taps[ctx.node])
+
+        run = LinkHarness(tapped, conditions, script, seed).run(2_000_000)
+        _no_crash(run)
+        return run, sum(event == "unknown_session" for event, _ in taps["alice"].events)
+
+    for seed in range(3):
+        plain, plain_unknown = tapped_run(creates, seed)
+        if len(_ok_ups(plain, "alice", _key_of(plain, 0))) != 1 or plain.oks("alice")[0].time_ns >= later:
+            raise ClauseFailure("a request for one pair on a link with success probability 0.5 was not served within 40 periods")
+        cancelled, unknown = tapped_run(creates + cancels, seed)
+        caused = [u for u in cancelled.up if u.cause[0] == "create" and isinstance(cancelled.creates[u.cause[1]].request, LinkCancel)]  # type: ignore[index]
+        if caused:
+            raise _fail("a CANCEL naming no open request of the node made the link layer send something up", caused[0])
+        if [(u.time_ns, u.node, u.msg) for u in cancelled.up] != [(u.time_ns, u.node, u.msg) for u in plain.up]:
+            raise ClauseFailure("with CANCELs naming nothing open, the messages sent up differ from the same run without them")
+        if cancelled.attempts != plain.attempts:
+            raise ClauseFailure("with CANCELs naming nothing open, the attempts sent down differ from the same run without them")
+        if unknown - plain_unknown < len(cancels):
+            raise ClauseFailure(
+                f"of {len(cancels)} CANCELs naming nothing open at alice, only {unknown - plain_unknown} were traced unknown_session"
+            )

@@ -28,7 +28,13 @@ rest:
   instant every open link request on it ends with ``LinkError`` DOWN at both
   ends, both ends get ``LinkState(up=False)``, and every later ``LinkCreate``
   on it is answered ERR DOWN at once, as the reference link layer does when
-  the physical layer reports the fibre cut (specs/link.md §3). Its device service lets the network
+  the physical layer reports the fibre cut (specs/link.md §3). With
+  ``link_cancel`` its ACKs say ``cancellable`` and it serves ``LinkCancel``
+  from a request's origin: it makes no more pairs for the request and ends it
+  one hop delay later with ``LinkError`` CANCELLED at both ends (after any OK
+  still on its way); a cancel naming no open request of that node changes
+  nothing. Without ``link_cancel`` (the default) a ``LinkCancel`` is misuse, as
+  it would be refused by a link layer that does not serve it. Its device service lets the network
   layer ``BellMeasure``, ``Measure``, ``FreeQubit``, ``InitQubit`` and apply
   Pauli gates to qubits it holds, with scripted or random outcomes. A Bell
   measurement may take time (``bell_measure_ns``): then the implementation
@@ -59,7 +65,7 @@ and fidelity:
 The device refuses operations on qubits the network layer does not hold (not
 yet reported by the link layer, already handed up, measured or freed) and
 records each such misuse, as it records oracle reads, messages sent down that
-are not ``LinkCreate`` s to a neighbour, and peer messages to nodes with no
+are not ``LinkCreate`` s to a neighbour (or ``LinkCancel`` s it serves), and peer messages to nodes with no
 path. What a run produced is a :class:`NetRun` for the checks in
 :mod:`qnetstack.network.conformance.suite` to judge.
 """
@@ -80,6 +86,7 @@ from qnetstack.entity.kernel import Kernel
 from qnetstack.link.service import (
     EntanglementId,
     LinkAck,
+    LinkCancel,
     LinkCreate,
     LinkError,
     LinkErrorCode,
@@ -161,6 +168,7 @@ class NetConditions:
     # the topology's links announce their figures (specs/network.md §1): fidelity link_fidelity,
     # success_probability, attempt period and classical delay hop_delay_ns; False: length only
     announce_links: bool = False
+    link_cancel: bool = False  # the link layer serves LinkCancel (and says so in its ACKs)
 
     def __post_init__(self) -> None:
         if not 2 <= self.size <= len(CHAIN):
@@ -341,6 +349,7 @@ class NetRun:
     misuse: list[str]
     end_ns: int
     crashed: BaseException | None = None
+    cancels: list[tuple[int, str, int]] = field(default_factory=list)  # (time, origin, create id) of link requests withdrawn
     settled: bool = False  # nothing was left to happen at the end (every link request had ended)
     _cache: dict[str, Any] = field(default_factory=dict)
 
@@ -466,6 +475,7 @@ class FakeBelow(FakeDevices):
         self.deliver: Any = None  # set by the harness: (node, message) -> None, calls handle_below
         self._performing = False  # while an operation asked for with request_device is carried out
         self._open: list[_LinkRequest] = []  # link requests still making pairs
+        self.cancels: list[tuple[int, str, int]] = []  # (time, origin, create id) of each request withdrawn
         self.down: frozenset[str] | None = None  # the link that is cut, once it is
         if conditions.cut is not None:
             a, b, at_ns = conditions.cut
@@ -597,6 +607,9 @@ class FakeBelow(FakeDevices):
         """The network layer on ``node`` sent ``msg`` down to its link layer."""
         now = self.kernel.now_ns
         self.creates.append((now, node, msg))
+        if isinstance(msg, LinkCancel) and self.conditions.link_cancel:
+            self._cancel(node, msg)
+            return
         if not isinstance(msg, LinkCreate):
             self.note(node, f"sent down {type(msg).__name__}, not a LinkCreate")
             return
@@ -614,13 +627,33 @@ class FakeBelow(FakeDevices):
                 node, remote, create_id, LinkErrorCode.UNSUPP, f"the link gives at most {self.conditions.link_fidelity}", msg.tag
             )
         else:
-            ack = LinkAck(create_id=create_id, remote_node=remote, purpose_id=msg.purpose_id, tag=msg.tag)
+            ack = LinkAck(
+                create_id=create_id, remote_node=remote, purpose_id=msg.purpose_id, tag=msg.tag, cancellable=self.conditions.link_cancel
+            )
             self.kernel.schedule(0, self.deliver, node, ack)
             request = _LinkRequest(node, remote, create_id, msg, now)
             if self.rng.random() < self.conditions.failure_probability:
                 request.fails_after = int(self.rng.integers(msg.number))
             self._open.append(request)
             self._next(request)
+
+    def _cancel(self, node: str, msg: LinkCancel) -> None:
+        """The origin withdraws a request: no pair from now on, ERR CANCELLED one hop delay later."""
+        for request in self._open:
+            if (
+                request.origin == node
+                and not request.cancelled
+                and msg.create_id in (None, request.create_id)
+                and msg.tag in (None, request.msg.tag)
+            ):
+                request.cancelled = True
+                self.cancels.append((self.kernel.now_ns, node, request.create_id))
+                # the OKs of pairs made before now arrive within a hop delay, before the ERR
+                self.kernel.schedule(self.conditions.hop_delay_ns, self._withdrawn, request)
+
+    def _withdrawn(self, request: _LinkRequest) -> None:
+        if not request.ended:
+            self._end(request, LinkErrorCode.CANCELLED, "withdrawn by its origin")
 
     def _cut(self, link: frozenset[str]) -> None:
         """The link goes down: its open requests end with ERR DOWN at both ends, both ends are told."""
@@ -655,8 +688,8 @@ class FakeBelow(FakeDevices):
             self.kernel.schedule(wait, self._make_pair, request)
 
     def _fail(self, request: _LinkRequest, detail: str) -> None:
-        if request.ended:
-            return  # the link was cut first
+        if request.ended or request.cancelled:
+            return  # the link was cut first, or the request was withdrawn
         self._end(request, LinkErrorCode.TIMEOUT, detail)
 
     def _end(self, request: _LinkRequest, code: LinkErrorCode, detail: str) -> None:
@@ -669,8 +702,8 @@ class FakeBelow(FakeDevices):
         self._deliver_error(request.remote, link, err)
 
     def _make_pair(self, request: _LinkRequest) -> None:
-        if request.ended:
-            return  # the link was cut first
+        if request.ended or request.cancelled:
+            return  # the link was cut first, or the request was withdrawn
         ends = (request.origin, request.remote)
         free = [len(self.book[n]) < self.capacity[n] for n in ends]
         if not all(free):  # no memory at one end: the link waits one attempt period
@@ -740,6 +773,7 @@ class _LinkRequest:
     made: int = 0
     fails_after: int | None = None  # pairs made before the scripted failure
     ended: bool = False  # all its pairs made, or an ERR sent
+    cancelled: bool = False  # withdrawn by its origin: no more pairs, its ERR CANCELLED on its way
 
 
 class NetHarness(Driver):
@@ -794,6 +828,7 @@ class NetHarness(Driver):
             swaps=below.swaps,
             failures=below.failures,
             misuse=below.misuse,
+            cancels=below.cancels,
             end_ns=until_ns if idle else self.kernel.now_ns,
             crashed=crashed,
             settled=idle,

@@ -904,6 +904,41 @@ def failed_requests_leave_no_qubit(impl: Any) -> None:
     _property(impl, check, mode="live")
 
 
+@SUITE.clause("NET-RES-5")
+def ended_requests_cancel_their_link_requests(impl: Any) -> None:
+    """alice -> carol over bob, 10 pairs due within 20 hop delays on slow links (success 0.05 per
+    hop delay): the request times out while link requests of its circuit still run. On links that
+    serve LinkCancel, no link pair may be made once every node of the path has heard of the end
+    (one path delay after the first NetError), and every link request ends. On links that do not
+    serve it, nothing may be cancelled (the harness notes a LinkCancel there as misuse) and the
+    link requests still end."""
+    kind = _types(impl)[0]
+    for link_cancel in (True, False):
+        for seed in range(3):
+            conditions = NetConditions(size=3, success_probability=0.05, link_cancel=link_cancel)
+            request = NetRequest(request_id=1, remote_node="carol", number=10, type=kind, max_time_ns=20 * conditions.hop_delay_ns)
+            run = run_network(impl, conditions, [ScriptedRequest(0, "alice", request)], until_ns=200_000_000, seed=seed)
+            _no_crash(run)
+            no_misuse(run, f"links {'with' if link_cancel else 'without'} cancel: ")
+            acc = run.accepted().get(("alice", 1))
+            errors = [] if acc is None else run.errors(acc.key)
+            if acc is None or not errors:
+                raise ClauseFailure(
+                    f"alice -> carol (10 pairs in 20 hop delays at success 0.05) was not accepted, or did not fail (seed {seed})"
+                )
+            if not run.settled:
+                raise ClauseFailure(f"link requests of the failed request alice -> carol were still open at t={run.end_ns} (seed {seed})")
+            if not link_cancel:
+                continue
+            heard_ns = min(u.time_ns for u in errors) + run.path_delay_ns(acc.path)
+            late = sorted(pair.time_ns for pair in run.pairs.values() if pair.time_ns > heard_ns)
+            if late:
+                raise ClauseFailure(
+                    f"the request ended and every node of its path had heard of it by t={heard_ns}, yet the link layer made "
+                    f"{len(late)} more pairs for its link requests (the first at t={late[0]}): they were not cancelled (seed {seed})"
+                )
+
+
 @SUITE.clause("NET-RES-4")
 def ended_requests_keep_no_memory(impl: Any) -> None:
     """Two qubits per node; alice -> carol runs while carol -> alice, whose deadline is short,
