@@ -7,11 +7,15 @@ change a run's results for the same seed.
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
+import pytest
 
 from qnetstack.physical.backends.heralding_backend import HeraldingModelBackend, _PreparedLink, prepared_link
 from qnetstack.physical.params import LinkSide, NodeHardware
 from qnetstack.physical.schemes.registry import scheme_named
+from qnetstack.stack.assembler import AssemblyError
 from tests.fakes import FakeContext
 
 
@@ -57,3 +61,40 @@ def test_links_differing_in_anything_do_not_share():
     assert prepared_link(world, entry, params, hardware, other, None, None) is not one
     # another network (another world) computes its own
     assert prepared_link(HeraldingModelBackend().world, entry, params, hardware, hardware, None, None) is not one
+
+
+def _scenario(nodes: dict[str, int], links: list[tuple[str, str]], head: str = "a", tail: str = "c") -> dict:
+    return {
+        "nodes": [{"name": n, "hardware": {"memory": {"num_qubits": q}}} for n, q in nodes.items()],
+        "links": [{"a": a, "b": b, "length_km": 1, "scheme": "barrett-kok"} for a, b in links],
+        "applications": [{"node": head, "request": {"kind": "pairs", "remote_node": tail, "number": 1}}],
+    }
+
+
+def test_servable_checks_found_once_for_all_requests_refuse_what_the_searches_refused():
+    """Components found once stand for a search per request; a repeater of one qubit
+    still forces the search of the paths around it."""
+    from qnetstack.stack.assembler import check_servable
+    from qnetstack.stack.scenario import parse_scenario
+
+    check_servable(parse_scenario(_scenario({"a": 2, "b": 2, "c": 2}, [("a", "b"), ("b", "c")])))
+    with pytest.raises(AssemblyError, match="no chain of links joins 'a' and 'c'"):
+        check_servable(parse_scenario(_scenario({"a": 2, "b": 2, "c": 2, "d": 2}, [("a", "b"), ("c", "d")])))
+    with pytest.raises(AssemblyError, match=r"passes a repeater with fewer than 2 memory qubits \(b\)"):
+        check_servable(parse_scenario(_scenario({"a": 2, "b": 1, "c": 2}, [("a", "b"), ("b", "c")])))
+    # the same weak repeater with a way around it
+    check_servable(parse_scenario(_scenario({"a": 2, "b": 1, "c": 2, "d": 2}, [("a", "b"), ("b", "c"), ("a", "d"), ("d", "c")])))
+
+
+def test_a_run_leaves_the_garbage_collector_as_it_found_it():
+    from qnetstack.stack import assemble
+    from qnetstack.stack.scenario import parse_scenario
+
+    before = gc.get_threshold()
+    simulation = assemble(parse_scenario(_scenario({"a": 2, "b": 2, "c": 2}, [("a", "b"), ("b", "c")])))
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    seen: list[tuple[int, int]] = []
+    simulation.network.kernel.schedule(0, lambda: seen.append((gc.get_threshold()[0], gc.get_freeze_count())))
+    assert simulation.run().status == "done"
+    assert seen[0][0] >= 20_000 and seen[0][1] > 0  # while it ran: collected rarely, what existed frozen
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
