@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import gc
 import inspect
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -345,8 +346,9 @@ def check_servable(scenario: Scenario) -> None:
     badly, or a link too slow for the stop condition, is the run's to report.
     """
     nodes = {n.name: n for n in scenario.nodes}
+    success: dict[tuple, float] = {}  # by what the model is built from: links mostly share it
     for i, link in enumerate(scenario.links):
-        _check_link_heralds(link, i, nodes)
+        _check_link_heralds(link, i, nodes, success)
     graph = nx.Graph()
     graph.add_nodes_from(nodes)
     graph.add_edges_from((link.a, link.b) for link in scenario.links)
@@ -380,16 +382,24 @@ def check_servable(scenario: Scenario) -> None:
             )
 
 
-def _check_link_heralds(link: LinkSpec, index: int, nodes: dict[str, NodeSpec]) -> None:
+def _check_link_heralds(link: LinkSpec, index: int, nodes: dict[str, NodeSpec], known: dict[tuple, float]) -> None:
     entry = scheme_named(link.scheme)
     if entry is None:  # the scenario refuses it already; kept for scenarios built without validation
         raise AssemblyError(f"links.{index}.scheme", f"scheme {link.scheme!r} is not available in this build")
     params = link.physics()
     alpha = entry.link_alpha(params)  # the configured α is the largest a link layer may use
+    key = (entry, params, nodes[link.a].hardware, nodes[link.b].hardware, alpha)
     try:
-        p = entry.model(params, nodes[link.a].hardware, nodes[link.b].hardware, alpha, alpha).success_probability()
-    except (ValueError, ArithmeticError) as exc:
-        raise AssemblyError(f"links.{index}", f"link {link.name}: its {link.scheme} model fails: {cut(str(exc), 100)}") from None
+        p, shared = known.get(key), True
+    except TypeError:  # parameters that cannot be hashed: not shared
+        p, shared = None, False
+    if p is None:
+        try:
+            p = entry.model(params, nodes[link.a].hardware, nodes[link.b].hardware, alpha, alpha).success_probability()
+        except (ValueError, ArithmeticError) as exc:
+            raise AssemblyError(f"links.{index}", f"link {link.name}: its {link.scheme} model fails: {cut(str(exc), 100)}") from None
+        if shared:
+            known[key] = p
     if not p * 2**63 >= MIN_HERALD_CHANCE:
         raise AssemblyError(f"links.{index}", f"link {cut(link.name, 80)} never heralds: {_why_dead(link, params, nodes, p)}")
 
@@ -528,8 +538,19 @@ def _topology(scenario: Scenario, devices: dict[str, Any]) -> nx.Graph:
     return nx.freeze(topology.copy())
 
 
+# Classes whose every instance is an entity (the class itself has the methods). An isinstance
+# check against the Entity protocol looks each method up, which for thousands of entities cost
+# more than building them; a class found here is checked once.
+_ENTITY_CLASSES: weakref.WeakSet[type] = weakref.WeakSet()
+
+
 def _checked(entity: Any, layer: str, node: str) -> Any:
-    if not isinstance(entity, Entity):
+    if type(entity) in _ENTITY_CLASSES:
+        return entity
+    if isinstance(entity, Entity):
+        if issubclass(type(entity), Entity):
+            _ENTITY_CLASSES.add(type(entity))
+    else:
         missing = [m for m in ("start", "handle_above", "handle_below", "handle_peer", "handle_timer") if not hasattr(entity, m)]
         raise AssemblyError(
             f"implementations.{layer}",

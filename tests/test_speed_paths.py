@@ -98,3 +98,38 @@ def test_a_run_leaves_the_garbage_collector_as_it_found_it():
     assert simulation.run().status == "done"
     assert seen[0][0] >= 20_000 and seen[0][1] > 0  # while it ran: collected rarely, what existed frozen
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+def test_a_context_makes_its_random_stream_when_first_asked_with_the_draws_of_one_made_at_once():
+    from qnetstack.stack.runtime import Network, entity_rng
+
+    network = Network(7, lambda a, b: 0)
+    late, other = network.make_context("alice", "link"), network.make_context("bob", "network")
+    other.rng.random(3)  # another entity drawing first changes nothing for alice
+    assert late.rng is late.rng
+    assert late.rng.random(4).tolist() == entity_rng(7, "alice", "link").random(4).tolist()
+
+
+def test_entities_are_checked_once_per_class_and_what_is_not_one_is_still_refused():
+    from qnetstack.stack.assembler import _ENTITY_CLASSES, _checked
+
+    class Whole:
+        def start(self) -> None: ...
+        def handle_above(self, msg: object) -> None: ...
+        def handle_below(self, msg: object) -> None: ...
+        def handle_peer(self, sender: str, msg: object) -> None: ...
+        def handle_timer(self, tag: object) -> None: ...
+
+    class Partial:
+        def start(self) -> None: ...
+
+    entity = Whole()
+    assert _checked(entity, "link", "n") is entity and Whole in _ENTITY_CLASSES
+    assert _checked(Whole(), "link", "n") is not None
+    # methods set on an instance make that instance an entity, not its class
+    lent = Partial()
+    for name in ("handle_above", "handle_below", "handle_peer", "handle_timer"):
+        setattr(lent, name, lambda *args: None)
+    assert _checked(lent, "link", "n") is lent and Partial not in _ENTITY_CLASSES
+    with pytest.raises(AssemblyError, match=r"missing \['handle_above', 'handle_below', 'handle_peer', 'handle_timer'\]"):
+        _checked(Partial(), "link", "n")
