@@ -25,7 +25,8 @@ their square.
 
 Random streams: one ``SeedSequence`` per run, and for each entity a child
 keyed by (node name checksum, layer index), so adding a node or a layer leaves
-every other entity's draws unchanged.
+every other entity's draws unchanged (each is made when its entity first asks
+for it, which changes no draw).
 
 For the run report the network notes, at the boundary between the
 application and network layers, which network request each submitted user
@@ -118,7 +119,7 @@ class KernelContext:
 
     __slots__ = ("_network", "_kernel", "_node", "_layer", "_layer_index", "_rng", "entity", "_up", "_down", "_peers")
 
-    def __init__(self, network: Network, node: str, layer: str, rng: np.random.Generator) -> None:
+    def __init__(self, network: Network, node: str, layer: str, rng: np.random.Generator | None = None) -> None:
         self._network = network
         self._kernel = network.kernel
         self._node = node
@@ -148,7 +149,12 @@ class KernelContext:
 
     @property
     def rng(self) -> np.random.Generator:
-        return self._rng
+        rng = self._rng
+        if rng is None:
+            # made when first used: its seed does not depend on when, and seeding one for
+            # each of thousands of entities, many of which never draw, slowed assembly down
+            rng = self._rng = entity_rng(self._network.seed, self._node, self._layer)
+        return rng
 
     @property
     def device(self) -> Any:
@@ -278,7 +284,7 @@ class Network:
         self.faults: Any = None  # a qnetstack.stack.faults.Faults when the scenario has faults
 
     def make_context(self, node: str, layer: str) -> KernelContext:
-        ctx = _CONTEXTS.get(layer, KernelContext)(self, node, layer, entity_rng(self.seed, node, layer))
+        ctx = _CONTEXTS.get(layer, KernelContext)(self, node, layer)
         self._contexts.append(ctx)
         return ctx
 

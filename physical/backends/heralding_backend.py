@@ -58,8 +58,9 @@ Adding a scheme needs nothing here: register it in
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -75,9 +76,10 @@ from qnetstack.physical.backends.midpoint import (
     half_delay_ns,
     memory_decoherence,
 )
+from qnetstack.physical.engines.world import QuantumWorld
 from qnetstack.physical.params import LinkSide, NodeHardware
 from qnetstack.physical.schemes.model import HeraldingModel, branch_fidelity
-from qnetstack.physical.schemes.registry import HERALDING_SCHEMES, scheme_of
+from qnetstack.physical.schemes.registry import HERALDING_SCHEMES, HeraldingSchemeEntry, scheme_of
 from qnetstack.physical.schemes.single_click import decohere_pair
 from qnetstack.physical.service import (
     BellState,
@@ -167,6 +169,38 @@ def _memory_noise(hardware: NodeHardware) -> tuple[int | None, int | None]:
     return hardware.memory.t1_ns, hardware.memory.t2_ns
 
 
+# Per world (one network), the prepared links by what they are computed from. A network's
+# links mostly share their parameters and hardware, so its nodes and stations share one
+# prepared link each: its model, mean fidelity and decohered states are computed once, not
+# once per entity (which made assembly cost seconds at 1000 nodes), and the world meets the
+# same state arrays again, so it checks each once. The cache dies with its world.
+_SHARED: weakref.WeakKeyDictionary[QuantumWorld, dict[tuple, _PreparedLink]] = weakref.WeakKeyDictionary()
+
+
+def prepared_link(
+    world: QuantumWorld,
+    entry: HeraldingSchemeEntry,
+    params: Any,
+    hw_a: NodeHardware,
+    hw_b: NodeHardware,
+    alpha_a: float | None,
+    alpha_b: float | None,
+) -> _PreparedLink:
+    """The link's outcomes for this scheme, parameters, end hardware (node A first) and α pair,
+    shared on ``world`` by every entity that asks with equal inputs (parameters are frozen
+    models, compared by value; unhashable ones get a link of their own)."""
+    key = (entry, params, hw_a, hw_b, alpha_a, alpha_b)
+    try:
+        hash(key)
+    except TypeError:
+        return _PreparedLink(entry.model(params, hw_a, hw_b, alpha_a, alpha_b), _memory_noise(hw_a), _memory_noise(hw_b))
+    shared = _SHARED.setdefault(world, {})
+    found = shared.get(key)
+    if found is None:
+        found = shared[key] = _PreparedLink(entry.model(params, hw_a, hw_b, alpha_a, alpha_b), _memory_noise(hw_a), _memory_noise(hw_b))
+    return found
+
+
 # ------------------------------------------------------------------ messages
 
 
@@ -229,7 +263,7 @@ class ModelNode(LinkEndNode):
             entry = self._schemes[nb]
             hw_a, hw_b = ends_in_order(self.name, self.hardware, nb, side.neighbour_hardware)
             alpha = entry.link_alpha(side.params)
-            prepared = _PreparedLink(entry.model(side.params, hw_a, hw_b, alpha, alpha), _memory_noise(hw_a), _memory_noise(hw_b))
+            prepared = prepared_link(self._world, entry, side.params, hw_a, hw_b, alpha, alpha)
             half = half_delay_ns(side.params)
             links[nb] = HeraldingLink(
                 neighbour=nb,
@@ -318,8 +352,7 @@ class ModelStation(MidpointStationBase):
         found = self._prepared.get(key)
         if found is None:
             a, b = self.ends
-            model = self.scheme.model(self.params, self._hardware[a], self._hardware[b], *key)
-            found = _PreparedLink(model, *self._noise)
+            found = prepared_link(self._world, self.scheme, self.params, self._hardware[a], self._hardware[b], *key)
             if len(self._prepared) > 64:
                 self._prepared.clear()
             self._prepared[key] = found
