@@ -28,11 +28,33 @@ way):
    2818 (1996)) applies its rotation instead: Rx(π/2) at the head, Rx(−π/2)
    at the tail, from the device's gates as H·S·H and H·S†·H (S† = Z·S).
 3. The bilateral CNOT, source to target, and a Z readout of the target.
-4. The outcome goes to the other end (:class:`DistillOutcome`). With both
-   outcomes known, each end keeps the source if they agree and frees it if
-   they differ. A kept pair is delivered in the Φ+ frame; its goodness is
-   the closed form for two Werner inputs of the link pairs' goodness
-   (BBPSSW's formula; DEJMPS gives the same on Werner inputs).
+4. The outcome goes to the other end (:class:`DistillOutcome`), with the
+   time of the readout. With both outcomes known, each end keeps the source
+   if they agree and frees it if they differ. A kept pair is delivered in
+   the Φ+ frame.
+
+The estimate of a kept pair (:func:`round_estimate`) follows what the round
+did to the two pairs' Bell-diagonal estimates (the link's ``bell_diagonal``,
+or the Werner state of its ``goodness`` when the link gave none): each is
+decohered in both memories from its estimate's time until the readout at
+that end (:mod:`~qnetstack.network.bell_diagonal`), relabelled by the
+permutation or rotation this round applied to it (the Pauli twirl leaves the
+weights alone), and put through the parity check's closed form
+(:func:`~qnetstack.network.bell_diagonal.parity_check`; Deutsch et al. 1996
+for the DEJMPS rotation). The kept pair's ``goodness``, ``bell_diagonal`` and
+``goodness_time_ns`` are replaced by the result, at the later of the two
+readouts (the half read out earlier decohered until then), both ends
+computing it from the same numbers, and then decohered on to the moment this
+end decides (so the goodness of a pair handed up is for the moment it is
+handed up); a further round or a delivery uses it. BBPSSW's permutation is a known function of the pair's
+name, so the estimate conditions on it: averaged over the six permutations
+the inputs are the Werner states of BBPSSW and the mean estimate of the kept
+pairs is the Werner closed form (:func:`werner_round`), while a pair whose
+inputs are not Werner states (a single-click link's: errors on Ψ± only) is
+estimated by what the permutation made of it. The device does not twirl the
+kept pair again, so its estimate is not a Werner state, and it is not
+reported as one. (A Pauli channel is assumed for decoherence, as for swaps:
+amplitude damping's shift towards |0> is dropped.)
 
 *Pumping* (Dür, Briegel, Cirac & Zoller, PRA 59, 169 (1999)): a policy with
 ``rounds`` = n > 1 distils a kept source again, with the next fresh link pair
@@ -51,13 +73,15 @@ the entity refuses a distilling request over repeaters.
 from __future__ import annotations
 
 import zlib
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
 from pydantic import Field
 
 from qnetstack.entity import EntityError
 from qnetstack.entity.machine import drop_unknown
 from qnetstack.entity.message import Message as _Peer
+from qnetstack.link.service import LinkOkKeep
+from qnetstack.network import bell_diagonal as bd
 from qnetstack.network.circuit import Circuit, CircuitAtRepeater, CircuitEnd, CircuitEvent, CircuitState
 from qnetstack.network.pairs import LinkPair, PairEvent, PairStore
 from qnetstack.network.peer import SwapRecord
@@ -70,6 +94,7 @@ from qnetstack.physical.service import (
     Gate,
     Measure,
     MeasureResult,
+    MemoryDecoherence,
     TwoQubitGate,
 )
 
@@ -85,6 +110,7 @@ __all__ = [
     "DejmpsPumpingPolicy",
     "Distiller",
     "Round",
+    "round_estimate",
     "werner_round",
 ]
 
@@ -105,6 +131,59 @@ def werner_round(f1: float, f2: float) -> tuple[float, float]:
     return p, (f1 * f2 + e1 * e2) / p
 
 
+def _twirl(protocol: str, pair: LinkPair, index: int) -> tuple[Gate, str]:
+    """The Pauli of the twirl, and the word of relabellings ("h": H ⊗ H, "r": the DEJMPS
+    rotation) both ends apply to ``pair`` entering round ``index``: derived from the pair's
+    name and the round, so both ends agree without a word and a pumped source gets a fresh
+    choice in every round it enters."""
+    choice = zlib.crc32(repr((pair.key, index)).encode("utf-8"))
+    word = "r" if protocol == "dejmps" else _PERMUTATIONS[(choice // 4) % 6]
+    return _PAULIS[choice % 4], word
+
+
+class _Input(NamedTuple):
+    """A pair entering a round: its link's OK (the estimate) and the relabellings applied."""
+
+    ok: LinkOkKeep
+    word: str
+
+
+# the weights exchanged by each relabelling, indexed 2x + z (Φ+ 0, Φ− 1, Ψ+ 2, Ψ− 3):
+# H ⊗ H exchanges Φ− and Ψ+, the DEJMPS rotation Φ− and Ψ−
+_EXCHANGES = {"h": (1, 2), "r": (1, 3)}
+
+
+def _relabelled(w: bd.Weights, word: str) -> bd.Weights:
+    out = list(w)
+    for step in word:
+        i, j = _EXCHANGES[step]
+        out[i], out[j] = out[j], out[i]
+    return (out[0], out[1], out[2], out[3])
+
+
+def round_estimate(
+    source: _Input,
+    target: _Input,
+    memories: tuple[MemoryDecoherence | None, MemoryDecoherence | None],
+    readouts: tuple[int, int],
+) -> tuple[float, bd.Weights, int]:
+    """(probability of success, weights of the kept pair relative to Φ+, their time) of a round
+    on ``source`` and ``target`` whose halves sit in ``memories`` (head's, tail's) and were read
+    out at ``readouts`` (head's, tail's time): see the module docstring."""
+    relabelled = []
+    for pair in (source, target):
+        ok = pair.ok
+        w = bd.werner(ok.goodness) if ok.bell_diagonal is None else ok.bell_diagonal
+        decay = bd.add(
+            bd.exponents(memories[0], readouts[0] - ok.goodness_time_ns), bd.exponents(memories[1], readouts[1] - ok.goodness_time_ns)
+        )
+        relabelled.append(_relabelled(bd.decayed(w, decay), pair.word))
+    probability, kept = bd.parity_check(relabelled[0], relabelled[1])
+    time_ns = max(readouts)
+    later = bd.add(bd.exponents(memories[0], time_ns - readouts[0]), bd.exponents(memories[1], time_ns - readouts[1]))
+    return probability, bd.decayed(kept, later), time_ns
+
+
 class DistillOutcome(_Peer):
     """One end of a hop -> the other: its readout of the target in the round whose
     source is the link pair ``source`` (its ``ent_id`` as (creator, peer, sequence))."""
@@ -114,6 +193,7 @@ class DistillOutcome(_Peer):
     circuit: int = Field(ge=0)
     source: tuple[str, str, int]
     outcome: int = Field(ge=0, le=1)
+    time_ns: int = Field(ge=0)  # when the sender read the target out
 
 
 class DistillPolicy:
@@ -175,7 +255,7 @@ class DejmpsPumpingPolicy(DejmpsPolicy):
 
 class Round:
     """One distillation round at one end: its two link pairs, the device operations
-    still to run, and the two outcomes."""
+    still to run, and the two outcomes with the times of their readouts."""
 
     def __init__(self, source: LinkPair, target: LinkPair, operations: list[Any], index: int) -> None:
         self.index = index  # 0 for a round of two fresh link pairs, k for the k-th pumping round
@@ -184,6 +264,8 @@ class Round:
         self.operations = operations
         self.outcome: int | None = None
         self.peer_outcome: int | None = None
+        self.outcome_ns = 0
+        self.peer_outcome_ns = 0
 
 
 class CircuitRounds:
@@ -196,8 +278,8 @@ class CircuitRounds:
         # a source kept by a round and distilled again (pumping), with the rounds it has passed
         self.pumped: LinkPair | None = None
         self.passed = 0
-        # outcomes that came before this end started the round they belong to
-        self.early: dict[tuple[str, str, int], int] = {}
+        # outcomes (and their times) that came before this end started the round they belong to
+        self.early: dict[tuple[str, str, int], tuple[int, int]] = {}
 
 
 class Distiller:
@@ -247,9 +329,9 @@ class Distiller:
             rounds = circuit.distill = CircuitRounds()
         current = rounds.current
         if current is None or current.source.key != msg.source:
-            rounds.early[msg.source] = msg.outcome
+            rounds.early[msg.source] = (msg.outcome, msg.time_ns)
             return
-        current.peer_outcome = msg.outcome
+        current.peer_outcome, current.peer_outcome_ns = msg.outcome, msg.time_ns
         self._decide(circuit, current)
 
     # ------------------------------------------------------------ a round
@@ -262,15 +344,11 @@ class Distiller:
             if not circuit.is_head:
                 x, z = pair.ok.bell_state.pauli_bits
                 gates += [Gate.X] * x + [Gate.Z] * z
-            # a fresh choice for every round a pair enters (a pumped source enters several)
-            choice = zlib.crc32(repr((pair.key, index)).encode("utf-8"))
-            gates.append(_PAULIS[choice % 4])
+            pauli, word = _twirl(self.policy.protocol, pair, index)
+            gates.append(pauli)
             rotation = _RX_HEAD if circuit.is_head else _RX_TAIL
-            if self.policy.protocol == "dejmps":
-                gates += rotation
-            else:
-                for step in _PERMUTATIONS[(choice // 4) % 6]:
-                    gates += (Gate.H,) if step == "h" else rotation
+            for step in word:
+                gates += (Gate.H,) if step == "h" else rotation
             operations += [ApplyGate(gate=g, handle=handle) for g in gates if g is not Gate.I]
         operations.append(ApplyTwoQubitGate(gate=TwoQubitGate.CNOT, control=source.handle, target=target.handle))
         operations.append(Measure(handle=target.handle, basis=Basis.Z))
@@ -299,18 +377,38 @@ class Distiller:
             return True
         node = self.node
         node._pairs.end(current.target, PairEvent.MEASURE)
-        current.outcome = result.outcome
-        node.ctx.send_peer(
-            circuit.remote,
-            DistillOutcome(head=circuit.head, circuit=circuit.serial, source=current.source.key, outcome=result.outcome),
+        current.outcome, current.outcome_ns = result.outcome, node.ctx.now_ns
+        outcome = DistillOutcome(
+            head=circuit.head, circuit=circuit.serial, source=current.source.key, outcome=result.outcome, time_ns=node.ctx.now_ns
         )
+        node.ctx.send_peer(circuit.remote, outcome)
         rounds = circuit.distill
         assert rounds is not None
         early = rounds.early.pop(current.source.key, None)
         if early is not None:
-            current.peer_outcome = early
+            current.peer_outcome, current.peer_outcome_ns = early
         self._decide(circuit, current)
         return False
+
+    def _kept_estimate(self, circuit: CircuitEnd, current: Round) -> LinkOkKeep:
+        """The source's OK with the estimate of the pair the round kept (module docstring)."""
+        assert circuit.near_hop is not None and current.outcome is not None
+        capabilities = self.node.ctx.device.capabilities()
+        link = capabilities.links.get(circuit.near_hop[0])
+        far = None if link is None else link.neighbour_memory
+        here = capabilities.memory
+        if circuit.is_head:
+            memories, readouts = (here, far), (current.outcome_ns, current.peer_outcome_ns)
+        else:
+            memories, readouts = (far, here), (current.peer_outcome_ns, current.outcome_ns)
+        inputs = [_Input(pair.ok, _twirl(self.policy.protocol, pair, current.index)[1]) for pair in (current.source, current.target)]
+        _, kept, time_ns = round_estimate(inputs[0], inputs[1], memories, readouts)
+        # on to now, when this end hands the pair on (both halves decohere meanwhile)
+        now = self.node.ctx.now_ns
+        kept = bd.decayed(kept, bd.add(bd.exponents(here, now - time_ns), bd.exponents(far, now - time_ns)))
+        return current.source.ok.model_copy(
+            update={"bell_state": BellState.PHI_PLUS, "goodness": kept[0], "bell_diagonal": kept, "goodness_time_ns": now}
+        )
 
     def _decide(self, circuit: CircuitEnd, current: Round) -> None:
         if current.outcome is None or current.peer_outcome is None or circuit.state is not CircuitState.RUNNING:
@@ -337,10 +435,7 @@ class Distiller:
             node._ask_link(circuit, "freed")
             self.pair_arrived(circuit)
             return
-        _, fidelity = werner_round(current.source.ok.goodness, current.target.ok.goodness)
-        source.ok = source.ok.model_copy(
-            update={"bell_state": BellState.PHI_PLUS, "goodness": fidelity, "goodness_time_ns": node.ctx.now_ns}
-        )
+        source.ok = self._kept_estimate(circuit, current)
         if current.index + 1 < self.policy.rounds:
             rounds.pumped, rounds.passed = source, current.index + 1
             node._ask_link(circuit, "freed")
