@@ -73,7 +73,7 @@ the entity refuses a distilling request over repeaters.
 from __future__ import annotations
 
 import zlib
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, cast
 
 from pydantic import Field
 
@@ -83,7 +83,7 @@ from qnetstack.entity.message import Message as _Peer
 from qnetstack.link.service import LinkOkKeep
 from qnetstack.network import bell_diagonal as bd
 from qnetstack.network.circuit import Circuit, CircuitAtRepeater, CircuitEnd, CircuitEvent, CircuitState
-from qnetstack.network.pairs import LinkPair, PairEvent, PairStore
+from qnetstack.network.pairs import HopKey, LinkPair, PairEvent, PairState, PairStore
 from qnetstack.network.peer import SwapRecord
 from qnetstack.physical.service import (
     ApplyGate,
@@ -110,6 +110,7 @@ __all__ = [
     "DejmpsPumpingPolicy",
     "Distiller",
     "Round",
+    "hop_rounds",
     "round_estimate",
     "werner_round",
 ]
@@ -197,7 +198,8 @@ class DistillOutcome(_Peer):
 
 
 class DistillPolicy:
-    """Deliver only distilled pairs of one-hop circuits (see the module docstring)."""
+    """Deliver only distilled pairs: every hop of the path distils its own link pairs and the
+    repeaters swap only distilled pairs (see the module docstring)."""
 
     name: ClassVar[str] = "distill"
     # "bbpssw" or "dejmps": which twirl or rotation comes before the bilateral CNOT
@@ -207,26 +209,41 @@ class DistillPolicy:
     rounds: ClassVar[int] = 1
 
     def to_ask(self, circuit: Circuit, moment: Any) -> int:
-        if circuit.downstream is None or circuit.ended:
+        """Link pairs to ask of the downstream hop now: as many as bring the pairs of the hop
+        held at either end or on their way to two, while the hop owes distilled pairs."""
+        if circuit.downstream is None or circuit.down_hop is None or circuit.ended:
             return 0
-        rounds = circuit.distill
-        used = 0 if rounds is None else rounds.pairs_used
-        in_flight = circuit.requested - used  # held for a round, or asked of the link and not made yet
-        wanted = circuit.number - (circuit.delivered if isinstance(circuit, CircuitEnd) else 0)
-        return max(0, 2 - in_flight) if wanted > 0 else 0
+        rounds = hop_rounds(circuit, circuit.down_hop)
+        if rounds.distilled >= circuit.number:
+            return 0
+        if circuit.hops == 1:
+            handed_on = circuit.used_downstream  # delivered: gone at both ends in the same round
+        else:
+            # a distilled pair is gone only once both ends of the hop have used it (HopFreed)
+            handed_on = min(circuit.used_downstream, circuit.freed_downstream)
+        in_flight = circuit.requested - rounds.consumed - handed_on
+        return max(0, 2 - in_flight)
 
     def to_swap(self, circuit: CircuitAtRepeater, pairs: PairStore) -> tuple[LinkPair, LinkPair] | None:
-        return None  # one-hop circuits only: there is no repeater
+        """The oldest distilled pair on each side, once both sides have one."""
+        assert circuit.up_hop is not None and circuit.down_hop is not None
+        chosen = []
+        for hop in (circuit.up_hop, circuit.down_hop):
+            kept = hop_rounds(circuit, hop).kept
+            pair = next((p for p in pairs.held(hop) if p.key in kept), None)
+            if pair is None:
+                return None
+            chosen.append(pair)
+        return chosen[0], chosen[1]
 
     def to_discard(self, circuit: Circuit, pairs: PairStore) -> list[LinkPair]:
         return []
 
     def to_deliver(self, circuit: CircuitEnd, pair: LinkPair, records: list[SwapRecord]) -> bool:
-        rounds = circuit.distill
-        return rounds is not None and pair.key in rounds.kept
+        return circuit.near_hop is not None and pair.key in hop_rounds(circuit, circuit.near_hop).kept
 
     def qubits_held(self, hops: int, position: int) -> int:
-        return 2  # a round's two link pairs
+        return 2 if position in (0, hops) else 4  # a round's two link pairs on each hop side
 
 
 class BbpsswPolicy(DistillPolicy):
@@ -254,10 +271,11 @@ class DejmpsPumpingPolicy(DejmpsPolicy):
 
 
 class Round:
-    """One distillation round at one end: its two link pairs, the device operations
+    """One distillation round at one end of a hop: its two link pairs, the device operations
     still to run, and the two outcomes with the times of their readouts."""
 
-    def __init__(self, source: LinkPair, target: LinkPair, operations: list[Any], index: int) -> None:
+    def __init__(self, hop: HopKey, source: LinkPair, target: LinkPair, operations: list[Any], index: int) -> None:
+        self.hop = hop
         self.index = index  # 0 for a round of two fresh link pairs, k for the k-th pumping round
         self.source = source
         self.target = target
@@ -269,17 +287,35 @@ class Round:
 
 
 class CircuitRounds:
-    """What a distilling circuit keeps at one end (``Circuit.distill``)."""
+    """What a distilling circuit keeps for one hop at one of its ends (``Circuit.distill``: this
+    at a circuit's end, one per hop by hop key at a repeater, :func:`hop_rounds`)."""
 
     def __init__(self) -> None:
         self.current: Round | None = None
-        self.kept: set[Any] = set()  # keys of kept source pairs, until delivered
-        self.pairs_used = 0  # link pairs no longer held for a round (measured, freed or delivered)
+        self.kept: set[Any] = set()  # keys of distilled pairs, until swapped or delivered
+        self.distilled = 0  # pairs that passed every round
+        self.consumed = 0  # link pairs a round used up: measured targets, sources of failed rounds
         # a source kept by a round and distilled again (pumping), with the rounds it has passed
         self.pumped: LinkPair | None = None
         self.passed = 0
         # outcomes (and their times) that came before this end started the round they belong to
         self.early: dict[tuple[str, str, int], tuple[int, int]] = {}
+
+
+def hop_rounds(circuit: Circuit, hop: HopKey) -> CircuitRounds:
+    """The rounds of ``circuit`` on ``hop`` at this node."""
+    if isinstance(circuit, CircuitEnd):
+        if circuit.distill is None:
+            circuit.distill = CircuitRounds()
+        rounds: CircuitRounds = circuit.distill
+        return rounds
+    if circuit.distill is None:
+        circuit.distill = {}
+    by_hop: dict[HopKey, CircuitRounds] = circuit.distill
+    found = by_hop.get(hop)
+    if found is None:
+        found = by_hop[hop] = CircuitRounds()
+    return found
 
 
 class Distiller:
@@ -291,15 +327,13 @@ class Distiller:
 
     # ------------------------------------------------------------ from the entity
 
-    def pair_arrived(self, circuit: CircuitEnd) -> None:
-        """A link pair of the circuit is held here: start a round if two are."""
-        rounds = circuit.distill
-        if rounds is None:
-            rounds = circuit.distill = CircuitRounds()
-        if rounds.current is not None or circuit.near_hop is None:
-            return
+    def pair_arrived(self, circuit: Circuit, hop: HopKey) -> None:
+        """A link pair of the circuit is held here on ``hop``: start a round if two are."""
+        rounds = hop_rounds(circuit, hop)
+        if rounds.current is not None or circuit.state is not CircuitState.RUNNING:
+            return  # one device operation of a circuit at a time: resumed when it is done
         waiting = sorted(
-            (p for p in self.node._pairs.held(circuit.near_hop) if p.key not in rounds.kept and p is not rounds.pumped),
+            (p for p in self.node._pairs.held(hop) if p.key not in rounds.kept and p is not rounds.pumped),
             key=lambda p: p.ok.ent_id.sequence,
         )
         if rounds.pumped is not None and waiting:
@@ -309,24 +343,39 @@ class Distiller:
         else:
             return
         index = rounds.passed if rounds.pumped is not None else 0
-        rounds.current = Round(source, target, self._operations(circuit, source, target, index), index)
+        rounds.current = Round(hop, source, target, self._operations(hop, source, target, index), index)
         self._next_operation(circuit, rounds.current)
 
-    def device_done(self, circuit: CircuitEnd, result: Any) -> None:
+    def device_done(self, circuit: Circuit, current: Round, result: Any) -> None:
         """An operation of the circuit's round that took the device's time is done."""
-        rounds = circuit.distill
-        assert rounds is not None and rounds.current is not None
-        self._operation_done(circuit, rounds.current, result)
+        circuit.fire(CircuitEvent.DEVICE_DONE)
+        self._operation_done(circuit, current, result)
+        self.resume(circuit)
+
+    def resume(self, circuit: Circuit) -> None:
+        """The circuit is back from the device: go on with the rounds of its other hop (and
+        decisions) that waited meanwhile; at a repeater, swap what is ready."""
+        for hop in circuit.hop_keys:
+            if circuit.ended or circuit.state is not CircuitState.RUNNING:
+                return
+            current = hop_rounds(circuit, hop).current
+            if current is None:
+                self.pair_arrived(circuit, hop)
+            elif current.operations:
+                self._next_operation(circuit, current)
+            else:
+                self._decide(circuit, current)
+        if isinstance(circuit, CircuitAtRepeater) and not circuit.ended:
+            self.node._try_swap(circuit)
 
     def outcome(self, sender: str, msg: DistillOutcome) -> None:
         key = (msg.head, msg.circuit)
         circuit = self.node._circuits.get(key)
-        if not isinstance(circuit, CircuitEnd) or sender != circuit.remote:
+        hop = None if circuit is None else next((h for h in circuit.hop_keys if h[0] == sender), None)
+        if circuit is None or hop is None:
             drop_unknown(self.node.ctx.trace, msg.kind, key, sender=sender)
             return
-        rounds = circuit.distill
-        if rounds is None:
-            rounds = circuit.distill = CircuitRounds()
+        rounds = hop_rounds(circuit, hop)
         current = rounds.current
         if current is None or current.source.key != msg.source:
             rounds.early[msg.source] = (msg.outcome, msg.time_ns)
@@ -336,17 +385,18 @@ class Distiller:
 
     # ------------------------------------------------------------ a round
 
-    def _operations(self, circuit: CircuitEnd, source: LinkPair, target: LinkPair, index: int) -> list[Any]:
+    def _operations(self, hop: HopKey, source: LinkPair, target: LinkPair, index: int) -> list[Any]:
+        creator = hop[1] == self.node.ctx.node  # the hop's upstream end, which asks for its pairs
         operations: list[Any] = []
         for pair in (source, target):
             handle = pair.handle
             gates: list[Gate] = []
-            if not circuit.is_head:
+            if not creator:
                 x, z = pair.ok.bell_state.pauli_bits
                 gates += [Gate.X] * x + [Gate.Z] * z
             pauli, word = _twirl(self.policy.protocol, pair, index)
             gates.append(pauli)
-            rotation = _RX_HEAD if circuit.is_head else _RX_TAIL
+            rotation = _RX_HEAD if creator else _RX_TAIL
             for step in word:
                 gates += (Gate.H,) if step == "h" else rotation
             operations += [ApplyGate(gate=g, handle=handle) for g in gates if g is not Gate.I]
@@ -354,26 +404,22 @@ class Distiller:
         operations.append(Measure(handle=target.handle, basis=Basis.Z))
         return operations
 
-    def _next_operation(self, circuit: CircuitEnd, current: Round) -> None:
+    def _next_operation(self, circuit: Circuit, current: Round) -> None:
         node = self.node
-        while current.operations:
+        while current.operations and circuit.state is CircuitState.RUNNING:
             op = current.operations[0]
             if node._takes_time(op):
                 node._to_device(circuit, op, f"{type(op).__name__} of a distillation round", current)
                 return
-            if not self._operation_done(circuit, current, node.ctx.device.execute(op), at_device=False):
+            if not self._operation_done(circuit, current, node.ctx.device.execute(op)):
                 return
 
-    def _operation_done(self, circuit: CircuitEnd, current: Round, result: Any, at_device: bool = True) -> bool:
+    def _operation_done(self, circuit: Circuit, current: Round, result: Any) -> bool:
         """Take the result of the round's next operation; True while more follow here."""
-        if at_device:
-            circuit.fire(CircuitEvent.DEVICE_DONE)
         op = current.operations.pop(0)
         if getattr(result, "kind", None) == "device_error":
             raise EntityError(f"{type(op).__name__} in a distillation round failed: {result}")
         if not isinstance(result, MeasureResult):
-            if at_device:
-                self._next_operation(circuit, current)
             return True
         node = self.node
         node._pairs.end(current.target, PairEvent.MEASURE)
@@ -381,69 +427,73 @@ class Distiller:
         outcome = DistillOutcome(
             head=circuit.head, circuit=circuit.serial, source=current.source.key, outcome=result.outcome, time_ns=node.ctx.now_ns
         )
-        node.ctx.send_peer(circuit.remote, outcome)
-        rounds = circuit.distill
-        assert rounds is not None
-        early = rounds.early.pop(current.source.key, None)
+        node.ctx.send_peer(current.hop[0], outcome)
+        early = hop_rounds(circuit, current.hop).early.pop(current.source.key, None)
         if early is not None:
             current.peer_outcome, current.peer_outcome_ns = early
         self._decide(circuit, current)
         return False
 
-    def _kept_estimate(self, circuit: CircuitEnd, current: Round) -> LinkOkKeep:
+    def _kept_estimate(self, current: Round) -> LinkOkKeep:
         """The source's OK with the estimate of the pair the round kept (module docstring)."""
-        assert circuit.near_hop is not None and current.outcome is not None
-        capabilities = self.node.ctx.device.capabilities()
-        link = capabilities.links.get(circuit.near_hop[0])
+        assert current.outcome is not None
+        node = self.node
+        capabilities = node.ctx.device.capabilities()
+        link = capabilities.links.get(current.hop[0])
         far = None if link is None else link.neighbour_memory
         here = capabilities.memory
-        if circuit.is_head:
+        if current.hop[1] == node.ctx.node:  # the hop's creator: the "head" of the round
             memories, readouts = (here, far), (current.outcome_ns, current.peer_outcome_ns)
         else:
             memories, readouts = (far, here), (current.peer_outcome_ns, current.outcome_ns)
         inputs = [_Input(pair.ok, _twirl(self.policy.protocol, pair, current.index)[1]) for pair in (current.source, current.target)]
         _, kept, time_ns = round_estimate(inputs[0], inputs[1], memories, readouts)
         # on to now, when this end hands the pair on (both halves decohere meanwhile)
-        now = self.node.ctx.now_ns
+        now = node.ctx.now_ns
         kept = bd.decayed(kept, bd.add(bd.exponents(here, now - time_ns), bd.exponents(far, now - time_ns)))
         return current.source.ok.model_copy(
             update={"bell_state": BellState.PHI_PLUS, "goodness": kept[0], "bell_diagonal": kept, "goodness_time_ns": now}
         )
 
-    def _decide(self, circuit: CircuitEnd, current: Round) -> None:
+    def _decide(self, circuit: Circuit, current: Round) -> None:
         if current.outcome is None or current.peer_outcome is None or circuit.state is not CircuitState.RUNNING:
-            return  # this end has not measured yet: it decides when it has
+            return  # this end has not measured yet, or the device is busy for the circuit (resume)
         node = self.node
-        rounds = circuit.distill
-        assert rounds is not None
+        rounds = hop_rounds(circuit, current.hop)
         rounds.current = None
-        rounds.pairs_used += 1  # the target, measured
+        rounds.consumed += 1  # the target, measured
         source = current.source
         kept = current.outcome == current.peer_outcome
-        if circuit.is_head:
+        if current.hop[1] == node.ctx.node:  # traced once per round: at the hop's creator
             node.ctx.trace(
                 "network.distill.kept" if kept else "network.distill.failed",
                 head=circuit.head,
                 request_id=circuit.request_id,
                 round=current.index,
+                hop=(node.ctx.node, current.hop[0]),
             )
         rounds.pumped, rounds.passed = None, 0
         if not kept:
             node.ctx.device.execute(FreeQubit(handle=source.handle))
             node._pairs.end(source, PairEvent.FREE)
-            rounds.pairs_used += 1
+            rounds.consumed += 1
             node._ask_link(circuit, "freed")
-            self.pair_arrived(circuit)
+            self.pair_arrived(circuit, current.hop)
             return
-        source.ok = self._kept_estimate(circuit, current)
+        source.ok = self._kept_estimate(current)
         if current.index + 1 < self.policy.rounds:
             rounds.pumped, rounds.passed = source, current.index + 1
             node._ask_link(circuit, "freed")
-            self.pair_arrived(circuit)
+            self.pair_arrived(circuit, current.hop)
             return
-        rounds.pairs_used += 1
+        rounds.distilled += 1
         rounds.kept.add(source.key)
-        node._try_deliver(circuit, source)
-        rounds.kept.discard(source.key)
+        if isinstance(circuit, CircuitEnd):
+            node._try_deliver(circuit, source)
+        else:
+            node._try_swap(cast(CircuitAtRepeater, circuit))
+        if source.state is not PairState.HELD:
+            rounds.kept.discard(source.key)
         if not circuit.ended:
-            self.pair_arrived(circuit)
+            node._ask_link(circuit, "freed")
+            self.pair_arrived(circuit, current.hop)
