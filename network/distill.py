@@ -1,14 +1,20 @@
-"""Distillation of a one-hop circuit's link pairs: the recurrence protocols of 1996.
+"""Distillation of a circuit's link pairs, hop by hop: the recurrence protocols of 1996.
 
 Theory of operation
 -------------------
 A circuit run by a distilling policy (``distill-bbpssw``, ``distill-dejmps``)
-turns two link pairs of its hop into one better pair, or none, and hands up
-only the pairs it kept. Both ends of the hop run the same *round* on the same
-two pairs: once an end holds two link pairs of the circuit, the older (by the
-link's sequence number) is the *source*, the newer the *target*. Both ends
-see the same pairs in the same order (the link reports them so, specs/link.md),
-so they pick the same two without a word.
+turns two link pairs of a hop into one better pair, or none, on every hop of
+its path; the repeaters swap only pairs that passed (in swap-asap order: the
+oldest distilled pair of each side) and the ends hand up only chains of such
+pairs. The two nodes of a hop run the same *round* on the same two pairs:
+once a node holds two link pairs of the circuit on the hop, the older (by
+the link's sequence number) is the *source*, the newer the *target*. Both
+ends see the same pairs in the same order (the link reports them so,
+specs/link.md), so they pick the same two without a word. Below, the *head*
+of a round is the hop's creator (its upstream node, which asks the link for
+its pairs) and the *tail* the other end; on a one-hop path they are the
+circuit's head and tail. A repeater keeps the rounds of its two hops apart
+(:func:`hop_rounds`).
 
 One round, at each end, on its own qubits, through the device (each operation
 takes the device's time: a circuit waits ``at_device`` while one is under
@@ -28,10 +34,11 @@ way):
    2818 (1996)) applies its rotation instead: Rx(π/2) at the head, Rx(−π/2)
    at the tail, from the device's gates as H·S·H and H·S†·H (S† = Z·S).
 3. The bilateral CNOT, source to target, and a Z readout of the target.
-4. The outcome goes to the other end (:class:`DistillOutcome`), with the
-   time of the readout. With both outcomes known, each end keeps the source
-   if they agree and frees it if they differ. A kept pair is delivered in
-   the Φ+ frame.
+4. The outcome goes to the other end of the hop (:class:`DistillOutcome`),
+   with the time of the readout. With both outcomes known, each end keeps
+   the source if they agree and frees it if they differ. A kept pair is in
+   the Φ+ frame: an end delivers it (once the swap records of its chain are
+   in, over repeaters), a repeater swaps it.
 
 The estimate of a kept pair (:func:`round_estimate`) follows what the round
 did to the two pairs' Bell-diagonal estimates (the link's ``bell_diagonal``,
@@ -46,8 +53,9 @@ for the DEJMPS rotation). The kept pair's ``goodness``, ``bell_diagonal`` and
 readouts (the half read out earlier decohered until then), both ends
 computing it from the same numbers, and then decohered on to the moment this
 end decides (so the goodness of a pair handed up is for the moment it is
-handed up); a further round or a delivery uses it. BBPSSW's permutation is a known function of the pair's
-name, so the estimate conditions on it: averaged over the six permutations
+handed up); a further round, a delivery or a swap (whose ``SwapRecord``
+carries it, :mod:`~qnetstack.network.frames`) uses it. BBPSSW's permutation
+is a known function of the pair's name, so the estimate conditions on it: averaged over the six permutations
 the inputs are the Werner states of BBPSSW and the mean estimate of the kept
 pairs is the Werner closed form (:func:`werner_round`), while a pair whose
 inputs are not Werner states (a single-click link's: errors on Ψ± only) is
@@ -64,10 +72,25 @@ next round starts from two fresh pairs. ``distill-bbpssw-pump2`` and
 ``rounds`` gives any other n. A pair entering its k-th round gets a fresh
 twirl (the choice is derived from its name and k).
 
-A circuit holds at most two link pairs at each end: the head asks its link
-for as many as bring the pairs held or on their way to two
-(:meth:`DistillPolicy.to_ask`). Only one-hop circuits are distilled here;
-the entity refuses a distilling request over repeaters.
+Memory and pacing. A circuit holds at most two link pairs of a hop at each
+end of it, so it reserves two qubits at an end and four at a repeater
+(:meth:`DistillPolicy.qubits_held`; specs/network.md §1.2). The hop's creator
+asks its link for as many pairs as bring those held or on their way to two
+(:meth:`DistillPolicy.to_ask`): a round's two, or a pumped source and its
+next target. A pair stops counting when a round uses it up (the measured
+target, the source of a failed round) or, once distilled, when both ends of
+the hop have used it: the creator's own swap or delivery and the other end's
+``HopFreed`` (sent after its swap or delivery, as under swap-asap). Both ends
+free a round's pairs before the creator asks for more: the other end frees
+its target before it sends its outcome, and decides on a failed source when
+the creator's outcome reaches it, which is before the creator's next CREATE
+can (sent later on the same path). So no node holds more than it reserved,
+each hop distils on its own and waits only for its distilled pair to be
+swapped, and no two circuits wait for each other's memory beyond what the
+reservations of §1.2 rule out. The creator stops asking once the hop has
+distilled ``number`` pairs. A circuit does one device operation at a time: a
+repeater's round that finds the device busy for the other hop's round (or a
+swap) goes on when it answers (:meth:`Distiller.resume`).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import math
 import numpy as np
 import pytest
 
-from qnetstack.application.service import AppError, PairResult
+from qnetstack.application.service import PairResult
 from qnetstack.physical.engines.bell_diagonal import BellDiagonal
 from qnetstack.physical.engines.distillation import bbpssw, dejmps
 from qnetstack.physical.engines.world import bell_ket
@@ -193,18 +193,6 @@ def test_the_goodness_of_distilled_pairs_follows_memory_decoherence():
     p = f * f + 2 * f * (1 - f) / 3 + 5 * ((1 - f) / 3) ** 2
     assert (f * f + ((1 - f) / 3) ** 2) / p - oracle.mean() > 0.02
     assert np.mean(undecayed) - oracle.mean() > 0.01  # the last stretch of decoherence matters too
-
-
-def test_a_distilling_policy_over_repeaters_is_refused_with_the_reason():
-    data = one_link("distill-dejmps", 2)
-    data["nodes"].append({"name": "carol", "hardware": {"memory": {"num_qubits": 2}}})
-    data["links"].append({**data["links"][0], "a": "bob", "b": "carol"})
-    data["applications"][0]["request"]["remote_node"] = "carol"
-    sim = assemble(parse_scenario(data))
-    result = sim.run()
-    assert result.status == "failed"
-    (error,) = [m for _, _, m in sim.network.user_messages if isinstance(m, AppError)]
-    assert "one-hop circuits only" in str(error), error
 
 
 def test_an_unknown_policy_name_is_a_scenario_error_naming_the_registered_ones():
