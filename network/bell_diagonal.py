@@ -47,6 +47,15 @@ channel, and the dropped shift couples to the local polarisation ``<Z⊗I>``
 of a pair, so with finite T1 the estimate is off by terms of order
 ``(1 - e^{-t/T1}) <Z⊗I>`` (zero when T1 is infinite).
 
+* **Distillation** (Bennett, DiVincenzo, Smolin & Wootters, PRA 54, 3824,
+  1996, Sec. III): the bilateral CNOT maps the frames ``(x1, z1)`` of the
+  source and ``(x2, z2)`` of the target to ``(x1, z1 ⊕ z2)`` and
+  ``(x1 ⊕ x2, z2)``; the readouts of the target agree exactly when
+  ``x1 = x2``. So for weights relative to Φ+ the round succeeds with
+  ``p = Σ_x (Σ_z w1(x, z)) (Σ_z w2(x, z))`` and keeps the source with
+  ``w'(x, z) = Σ_{z1 ⊕ z2 = z} w1(x, z1) w2(x, z2) / p``
+  (:func:`parity_check`), again a Bell-diagonal state.
+
 Everything here is a pure function of its arguments.
 """
 
@@ -57,7 +66,20 @@ from collections.abc import Iterable, Sequence
 
 from qnetstack.physical.service import MemoryDecoherence
 
-__all__ = ["NO_DECAY", "Correlations", "Exponents", "Weights", "add", "chain_fidelity", "correlations", "exponents", "weights"]
+__all__ = [
+    "NO_DECAY",
+    "Correlations",
+    "Exponents",
+    "Weights",
+    "add",
+    "chain_fidelity",
+    "correlations",
+    "decayed",
+    "exponents",
+    "parity_check",
+    "weights",
+    "werner",
+]
 
 Weights = tuple[float, float, float, float]
 Correlations = tuple[float, float, float]  # (c_X, c_Y, c_Z)
@@ -105,3 +127,36 @@ def chain_fidelity(link_weights: Iterable[Sequence[float]], decay: Exponents) ->
         lx, ly, lz = correlations(w)
         cx, cy, cz = cx * lx, cy * ly, cz * lz
     return min(1.0, max(0.0, (1 + cx + cy + cz) / 4))
+
+
+def werner(fidelity: float) -> Weights:
+    """The weights of the Werner state of ``fidelity``: the rest spread evenly."""
+    rest = (1.0 - fidelity) / 3.0
+    return (fidelity, rest, rest, rest)
+
+
+def decayed(w: Sequence[float], decay: Exponents) -> Weights:
+    """Weights ``w`` after both halves decohered by the total exponents ``decay``,
+    clipped to [0, 1] against rounding."""
+    cx, cy, cz = correlations(w)
+    out = weights((cx * math.exp(-decay[0]), cy * math.exp(-decay[1]), cz * math.exp(-decay[2])))
+    return (_clip(out[0]), _clip(out[1]), _clip(out[2]), _clip(out[3]))
+
+
+def parity_check(source: Sequence[float], target: Sequence[float]) -> tuple[float, Weights]:
+    """(probability of success, weights of the kept source) of one distillation round's
+    bilateral CNOT and parity check on pairs of weights ``source`` and ``target``, both
+    relative to Φ+ (module docstring). The weights are those of a zero pair when the round
+    can never succeed."""
+    p0, p1, p2, p3 = source  # (x, z) = 00, 01, 10, 11
+    q0, q1, q2, q3 = target
+    kept = (p0 * q0 + p1 * q1, p0 * q1 + p1 * q0, p2 * q2 + p3 * q3, p2 * q3 + p3 * q2)
+    probability = sum(kept)
+    if probability <= 0.0:
+        return 0.0, (0.0, 0.0, 0.0, 0.0)
+    w = tuple(_clip(k / probability) for k in kept)
+    return probability, (w[0], w[1], w[2], w[3])
+
+
+def _clip(x: float) -> float:
+    return min(1.0, max(0.0, x))

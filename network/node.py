@@ -244,12 +244,6 @@ class NetworkNode:
         if too_long is not None:
             self.ctx.send_up(NetRejected(request_id=msg.request_id, reason=f"policy {self.policy.name!r}: {too_long}"))
             return
-        if self._distiller is not None and len(path) > 2:
-            reason = (
-                f"policy {self.policy.name!r} distils the link pairs of one-hop circuits only; the path {path} has {len(path) - 1} hops"
-            )
-            self.ctx.send_up(NetRejected(request_id=msg.request_id, reason=reason))
-            return
         needs = {node: self.policy.qubits_held(len(path) - 1, i) for i, node in enumerate(path)}
         short = self._never_fits(needs)
         if short is not None:
@@ -426,12 +420,15 @@ class NetworkNode:
         context = circuit.device_context
         circuit.at_device = circuit.device_context = None
         if isinstance(context, Round) and self._distiller is not None:
-            self._distiller.device_done(cast(CircuitEnd, circuit), result)
-        elif isinstance(circuit, CircuitAtRepeater):
+            self._distiller.device_done(circuit, context, result)
+            return
+        if isinstance(circuit, CircuitAtRepeater):
             up, down = context
             self._try_swap(circuit, (up, down, result))
         else:
             self._measured(cast(CircuitEnd, circuit), context, result)
+        if self._distiller is not None and not circuit.ended:
+            self._distiller.resume(circuit)  # rounds that waited while the device was busy
 
     def _takes_time(self, op: Any) -> bool:
         """Whether ``op`` takes the device's time (then it goes through ``request_device``).
@@ -671,7 +668,7 @@ class NetworkNode:
 
     def _ask_link(self, circuit: Circuit, moment: Any) -> None:
         number = self.policy.to_ask(circuit, moment)
-        if self._paced(circuit):
+        if self._paced(circuit) and self._distiller is None:  # a distilling policy paces per round
             # one link pair per hop at a time: the next only once both ends have used the last,
             # so neither end holds more than it reserved
             in_flight = circuit.requested - min(circuit.used_downstream, circuit.freed_downstream)
@@ -745,10 +742,10 @@ class NetworkNode:
                 self._cut_off(circuit, stale)
             if pair.state is _HELD:
                 cutoffs.start(pair, self.ctx.now_ns, self.ctx.set_timer, ("cutoff", *circuit.key, pair.hop, pair.key))
-        if isinstance(circuit, CircuitEnd):
-            if self._distiller is not None:
-                self._distiller.pair_arrived(circuit)
-            elif pair.state is _HELD:  # the policy did not discard it just now
+        if self._distiller is not None:
+            self._distiller.pair_arrived(circuit, pair.hop)  # rounds on the hop, then swaps or deliveries
+        elif isinstance(circuit, CircuitEnd):
+            if pair.state is _HELD:  # the policy did not discard it just now
                 self._try_deliver(circuit, pair)
         else:
             self._try_swap(cast(CircuitAtRepeater, circuit))  # a circuit not at an end is at a repeater

@@ -150,7 +150,7 @@ def make_policy(name: str, options: dict[str, Any] | None = None) -> Policy:
         raise PolicyError(f"network policy {name!r} (registered: {registered}) refuses options {options!r}: {exc}") from None
 
 
-# distillation of one-hop circuits' link pairs (qnetstack.network.distill)
+# distillation of every hop's link pairs (qnetstack.network.distill)
 register_policy(BbpsswPolicy)
 register_policy(DejmpsPolicy)
 register_policy(BbpsswPumpingPolicy)

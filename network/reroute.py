@@ -242,8 +242,6 @@ class Rerouter:
         hops = len(path) - 1
         if node._cutoffs is not None and (too_long := node._cutoffs.refusal(hops)) is not None:
             return too_long
-        if node._distiller is not None and hops > 1:
-            return f"policy {node.policy.name!r} distils one-hop circuits only"
         return node._never_fits({n: node.policy.qubits_held(hops, i) for i, n in enumerate(path)})
 
     def _start(self, moving: _Moving, path: list[str], label: int, first: int, link_min_fidelity: float) -> None:
