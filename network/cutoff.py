@@ -29,15 +29,20 @@ segment's far half. The protocol discards the whole segment:
   freed. A node that has neither (the notice crossed one from the other
   side, or the circuit ended here) stops it. Each node of the segment hears
   of every link pair it held a half of, so both ends of every link agree.
-* For every dead pair the node that issues its hop's CREATEs (upstream) counts
-  one pair fewer asked, which lets the pacing of :mod:`qnetstack.network.node`
-  ask exactly one new pair. A repeater that voids a swap also takes back the
-  ``HopFreed`` it sent for the swapped upstream pair (``hop_freed_void``), so
-  the upstream node again waits until both ends of the hop hold none. That
-  word travels one hop, and reaches the upstream node before the new pair
-  can: the new pair's CREATE was sent no earlier than the notice that made
-  the repeater void its swap, and the link agrees its first attempt two
-  classical delays after a CREATE (specs/link.md).
+* The node that issues a hop's CREATEs (upstream) asks exactly one new pair
+  per dead one, and only once the downstream end has *settled* it: the
+  downstream end sends ``PairDiscarded`` for P upstream exactly once, when it
+  learns P is dead (it cut P, was told by the upstream end, or voided its swap
+  of P from its other side), with ``hop_freed_void`` set if it had swapped P
+  and said so with ``HopFreed``, which the upstream node then takes back. So
+  the upstream node's counts of pairs asked and used at each end drop
+  together, in one event, and the pacing of :mod:`qnetstack.network.node`
+  (the next pair once both ends of the hop hold none) stays exact even when
+  the hop's next pair was asked before P was found dead (both ends had
+  swapped P). The tail never swaps, so a pair into the tail is settled when
+  the notice is sent (the tail frees its half on receipt, before the new
+  pair's CREATE can reach it), and a tail never answers: on two links the
+  messages are those of the protocol before it covered longer paths.
 * No end delivers a pair built on a dead link pair: an end delivers only with
   a swap record for every link of the chain, and the node that cut a pair off
   never swaps it, so that chain never completes.
@@ -47,29 +52,29 @@ segment's far half. The protocol discards the whole segment:
   the tail sends every repeater once it has all its pairs. It swaps again as
   often as swaps are voided. The first repeater cannot swap again before it
   hears that its swap is void (the head's half of the segment is freed only
-  after the notice passed the first repeater, and the head asks for no new
-  pair before), so its swap count, the index of the end-to-end pair, still
-  numbers the delivered pairs 0, 1, 2, ...
+  after the notice passed the first repeater, or, with a per-circuit cutoff,
+  the head asks its next pair only once the first repeater settled the old
+  one), so its swap count, the index of the end-to-end pair, still numbers the
+  delivered pairs 0, 1, 2, ...
 
 On a path of two links the only repeater's neighbours are the ends, which
 never swap: a pair is cut off only where it is held at both ends, and the
 protocol reduces to the first step (the repeater ends the circuit itself after
 ``number`` swaps, as without a cutoff).
 
-Memory stays within the reservation: a dead pair's halves are freed before
-its replacement is asked for, or, for a half further along the segment, before
-the replacement's CREATE can reach it (the notice and the CREATE leave the
-creator at the same instant, the notice first, or the notice reaches the
-creator from the other side before it asks).
+Memory stays within the reservation: a dead pair's replacement is asked for
+only after both its halves are gone (settled by the downstream end, or sent to
+the tail ahead of the new pair's CREATE).
 
 Per-circuit cutoff
 ------------------
 ``circuit_cutoff_ns`` bounds the age of an end-to-end pair when its chain
 completes: the time of the last swap of its chain minus the herald time of its
 oldest link pair (cutoffs of this and other kinds in repeater chains are
-compared by Li, Coopmans & Elkouss, IEEE Trans. Quantum Eng. 2, 2021). Every swap record carries the herald times of the
-two link pairs it joined and the swap time, so both ends compute the age from
-the same records and decide alike, with no message between them. A pair
+compared by Li, Coopmans & Elkouss, IEEE Trans. Quantum Eng. 2, 2021). Every
+swap record carries the herald times of the two link pairs it joined and the
+swap time, so both ends compute the age from the same records and decide
+alike, with no message between them. A pair
 over the bound is freed at both ends and not delivered (traced as
 ``network.circuit_cutoff``); the head then sends ``PairDiscarded`` for its own
 link pair, which voids every swap of the chain (as above), and each hop makes

@@ -893,8 +893,9 @@ class NetworkNode:
         self._discard(circuit, pair)
 
     def _pair_discarded(self, sender: str, msg: PairDiscarded) -> None:
-        """Link pair ``msg.ent_id`` on our hop with ``sender`` is dead: free our half of it, or
-        void the swap that used it; if it is gone here already, only take back the ``HopFreed``."""
+        """Link pair ``msg.ent_id`` on our hop with ``sender`` is dead and gone at the sender: free
+        our half of it, or void the swap that used it. From the downstream end of the hop this
+        also settles the pair: the hop's next pair may be asked for."""
         key = (msg.head, msg.circuit)
         circuit = self._circuits.get(key)
         ent = msg.ent_id
@@ -903,34 +904,47 @@ class NetworkNode:
         if circuit is None or hop is None:  # the circuit ended here, and freed the pair with it
             drop_unknown(self.ctx.trace, msg.kind, key, ent_id=ent_key)
             return
-        if msg.hop_freed_void and hop == circuit.down_hop:
-            circuit.freed_downstream -= 1  # the sender's swap of the pair, which it told us of, is void
+        settled = hop == circuit.down_hop
+        if settled:
+            circuit.requested -= 1  # the dead pair is asked anew
+            if msg.hop_freed_void:
+                circuit.freed_downstream -= 1  # the sender's swap of it, which it told us of, is void
         pair = self._pairs.find(hop, ent_key)
         joined = circuit.joined.pop(ent_key, None) if isinstance(circuit, CircuitAtRepeater) else None
         if pair is not None:
             if isinstance(circuit, CircuitEnd):
                 circuit.drop_chain(ent_key)
-            self._discard(circuit, pair)
+            self._free_dead(pair)
+            if not settled and isinstance(circuit, CircuitAtRepeater):  # we held it: settle it upstream
+                self.ctx.send_peer(sender, PairDiscarded(head=circuit.head, circuit=circuit.serial, ent_id=ent))
         elif joined is not None:
             self._void(cast(CircuitAtRepeater, circuit), joined, sender)
         elif isinstance(circuit, CircuitEnd):
             circuit.drop_chain(ent_key)  # freed here already (a per-circuit cutoff): its records go too
+        if settled and circuit.state is _RUNNING:
+            self._ask_link(circuit, "freed")
 
     def _void(self, circuit: CircuitAtRepeater, joined: JoinedPairs, told_by: str) -> None:
         """A link pair of a swap this repeater made is dead, so the swap is void: count it no
-        more, tell the other end of each of its two pairs (the one that told us only if it must
-        take back our ``HopFreed``) and, as the creator of the downstream hop, ask anew."""
+        more and tell the other end of each of its two pairs (not the one that told us of it,
+        unless it is upstream: we settle every upstream pair there, taking back our HopFreed)."""
         circuit.joined.pop(joined.up.key, None)
         circuit.joined.pop(joined.down.key, None)
         circuit.swapped -= 1
         self.ctx.trace("network.swap_void", head=circuit.head, request_id=circuit.request_id, up=joined.up.key, down=joined.down.key)
-        for pair, hop_freed in ((joined.up, joined.hop_freed), (joined.down, False)):
-            if pair.remote_node != told_by or hop_freed:
-                notice = PairDiscarded(head=circuit.head, circuit=circuit.serial, ent_id=pair.ok.ent_id, hop_freed_void=hop_freed)
-                self.ctx.send_peer(pair.remote_node, notice)
-        circuit.requested -= 1  # the downstream pair is dead: this node makes the hop's pairs
-        if circuit.state is _RUNNING:
-            self._ask_link(circuit, "freed")
+        up = PairDiscarded(head=circuit.head, circuit=circuit.serial, ent_id=joined.up.ok.ent_id, hop_freed_void=joined.hop_freed)
+        self.ctx.send_peer(joined.up.remote_node, up)
+        if joined.down.remote_node != told_by:
+            self._tell_downstream(circuit, joined.down)
+
+    def _tell_downstream(self, circuit: Circuit, pair: LinkPair) -> None:
+        """Our downstream pair ``pair`` is dead: tell the hop's other end. A repeater there settles
+        it with a ``PairDiscarded`` of its own; the tail never swaps, so it is settled at once."""
+        self.ctx.send_peer(pair.remote_node, PairDiscarded(head=circuit.head, circuit=circuit.serial, ent_id=pair.ok.ent_id))
+        if circuit.downstream == circuit.tail:
+            circuit.requested -= 1
+            if circuit.state is _RUNNING:
+                self._ask_link(circuit, "freed")
 
     def _joined(self, circuit: CircuitAtRepeater, up: LinkPair, down: LinkPair) -> None:
         """Remember a swap that may be voided (called before ``swapped`` counts it)."""
@@ -940,12 +954,19 @@ class NetworkNode:
         circuit.joined[up.key] = circuit.joined[down.key] = joined
 
     def _discard(self, circuit: Circuit, pair: LinkPair) -> None:
-        self.ctx.device.execute(FreeQubit(handle=pair.handle))
-        self._pairs.end(pair, PairEvent.FREE)
-        if pair.hop == circuit.down_hop:
-            circuit.requested -= 1  # this node makes the hop's pairs: the discarded one is asked anew
+        """Free ``pair``, which this node cut off or found too old: the other end of its hop is
+        told (``_cut_off``, ``_over_circuit_cutoff``); a downstream pair is asked anew once settled."""
+        self._free_dead(pair)
+        if pair.hop == circuit.down_hop and circuit.downstream == circuit.tail:
+            circuit.requested -= 1  # the tail never swaps: its half is freed by our notice
             if circuit.state is _RUNNING:
                 self._ask_link(circuit, "freed")
+
+    def _free_dead(self, pair: LinkPair) -> None:
+        if self._cutoffs is not None:
+            self._cutoffs.stop(pair, self.ctx.cancel_timer)
+        self.ctx.device.execute(FreeQubit(handle=pair.handle))
+        self._pairs.end(pair, PairEvent.FREE)
 
     def _over_circuit_cutoff(self, circuit: CircuitEnd, pair: LinkPair, records: list[SwapRecord]) -> bool:
         """Per-circuit cutoff: whether the chain of ``pair`` and ``records`` is too old to deliver.
