@@ -40,12 +40,13 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from qnetstack.entity import Wait
 from qnetstack.entity.machine import Machine, Session
 from qnetstack.link.service import RequestType
-from qnetstack.network.pairs import HopKey
+from qnetstack.network.pairs import HopKey, LinkPair
 from qnetstack.network.peer import LABELS, CircuitFailed, Forward, SwapRecord
 from qnetstack.network.service import NetErrorCode
 from qnetstack.physical.service import Basis
@@ -59,6 +60,7 @@ __all__ = [
     "CircuitEnd",
     "CircuitEvent",
     "CircuitState",
+    "JoinedPairs",
     "LabelTable",
     "LabelsExhausted",
 ]
@@ -282,13 +284,28 @@ class CircuitEnd(Circuit):
             near = record.upstream_ent_id if self.is_head else record.downstream_ent_id
             self.records.pop((near.creator, near.peer, near.sequence), None)
 
+    def drop_chain(self, ent_key: Any) -> None:
+        """Drop the swap records chained from link pair ``ent_key`` (as far as they have come):
+        the pair is dead, so no end-to-end pair will be made of them."""
+        key = ent_key
+        for _ in range(self.hops - 1):
+            record = self.records.pop(key, None)
+            if record is None:
+                return
+            far = record.downstream_ent_id if self.is_head else record.upstream_ent_id
+            key = (far.creator, far.peer, far.sequence)
+
 
 class CircuitAtRepeater(Circuit):
     machine = CIRCUIT_AT_REPEATER
 
     def __init__(self, forward: Forward, me: str, down_label: int | None, trace: Callable[..., None] | None) -> None:
         super().__init__(forward, me, down_label, trace)
-        self.swapped = 0
+        self.swapped = 0  # swaps made and not voided (qnetstack.network.cutoff)
+        # with a cutoff that can void swaps: each swap still standing, under the ent key of
+        # both its link pairs, and whether the circuit waits for the tail's CircuitDone
+        self.joined: dict[Any, JoinedPairs] = {}
+        self.awaits_done = False
 
     @property
     def used_downstream(self) -> int:
@@ -296,10 +313,22 @@ class CircuitAtRepeater(Circuit):
 
     def _waiting_for(self, up: int, down: int) -> tuple[str, str | None]:
         done = f"{self.swapped}/{self.number} swapped"
+        if self.awaits_done and self.swapped >= self.number:
+            return f"the tail's word that every pair was delivered ({done})", self.tail
         missing = [node for node, count in ((self.upstream, up), (self.downstream, down)) if not count and node is not None]
         if missing:
             return f"a link pair with {' and '.join(missing)} ({done})", missing[0]
         return f"its policy's next swap ({done})", None
+
+
+@dataclass(frozen=True)
+class JoinedPairs:
+    """A swap a repeater made: its two link pairs, and whether it sent ``HopFreed`` upstream
+    for the upstream one (voiding the swap takes that back)."""
+
+    up: LinkPair
+    down: LinkPair
+    hop_freed: bool
 
 
 class LabelsExhausted(Exception):

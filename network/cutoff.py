@@ -1,4 +1,5 @@
-"""Cutoffs: a link pair that waits too long at a repeater is discarded, and its hop makes a new one.
+"""Cutoffs: a link pair that waits too long at a repeater is discarded, and its hop makes a new one;
+an end-to-end pair whose oldest link pair is too old is discarded, and its chain is made anew.
 
 Theory of operation
 -------------------
@@ -11,22 +12,73 @@ qubit, tells the other end of the hop with ``PairDiscarded`` (naming the pair
 by ``ent_id``) so that end frees its half too, and the node that issues the
 hop's CREATEs asks the link for a new pair.
 
-Both ends must agree which pair died. A policy with a cutoff runs circuits of
-at most two links, where every link has exactly one repeater end and the
-repeater alone decides: an end (head or tail) delivers a pair only after the
-repeater's ``SwapRecord`` for it, and the repeater never sends one for a pair
-it discarded, so no end can have used a pair the repeater cut off. (On longer
-paths two repeaters share a link: one can swap its half while the other cuts
-its half off, which breaks a chain that is already partly swapped. Handling
-that takes telling the broken chain's ends, and repeaters that may already
-have finished; not done yet, so such circuits are refused at the head.)
+Both ends of every link must agree which pairs died, and so must both ends
+of the circuit. Every repeater of a path keeps the cutoff of its own link
+pairs, so the two repeaters at the ends of an inner link decide each alone:
+one may have swapped its half already when the other cuts its half off. The
+swap cannot be undone, so the chain it belongs to is broken: the *segment*
+of swapped link pairs from the cutting repeater to the node that holds the
+segment's far half. The protocol discards the whole segment:
 
-Memory stays within the reservation: the discarded pair is no longer asked
-for (the creator counts one fewer pair asked, so the pacing of
-:mod:`qnetstack.network.node` lets exactly one new pair be asked), and the end
-frees its half when ``PairDiscarded`` arrives, which is before the new pair's
-CREATE can reach it (both leave the creator at the same instant, the discard
-first, or the discard reaches the creator from the repeater before it asks).
+* ``PairDiscarded`` says "link pair P is dead, my half of it is gone". The
+  cutting repeater sends it to the other end of P's hop. A node that gets it
+  and holds P frees its half (an end also drops the swap records chained from
+  P). A node that swapped P with Q *voids* that swap: it counts one swap
+  fewer, and sends ``PairDiscarded`` for Q to the other end of Q's hop; so
+  the notice follows the segment, swap by swap, to its far half, which is
+  freed. A node that has neither (the notice crossed one from the other
+  side, or the circuit ended here) stops it. Each node of the segment hears
+  of every link pair it held a half of, so both ends of every link agree.
+* The node that issues a hop's CREATEs (upstream) asks exactly one new pair
+  per dead one, and only once the downstream end has *settled* it: the
+  downstream end sends ``PairDiscarded`` for P upstream exactly once, when it
+  learns P is dead (it cut P, was told by the upstream end, or voided its swap
+  of P from its other side), with ``hop_freed_void`` set if it had swapped P
+  and said so with ``HopFreed``, which the upstream node then takes back. So
+  the upstream node's counts of pairs asked and used at each end drop
+  together, in one event, and the pacing of :mod:`qnetstack.network.node`
+  (the next pair once both ends of the hop hold none) stays exact even when
+  the hop's next pair was asked before P was found dead (both ends had
+  swapped P). The tail never swaps, so a pair into the tail is settled when
+  the notice is sent (the tail frees its half on receipt, before the new
+  pair's CREATE can reach it), and a tail never answers: on two links the
+  messages are those of the protocol before it covered longer paths.
+* No end delivers a pair built on a dead link pair: an end delivers only with
+  a swap record for every link of the chain, and the node that cut a pair off
+  never swaps it, so that chain never completes.
+* A repeater's swaps could be voided until the chain through them is
+  delivered, so with a cutoff on a path of three links or more it does not
+  end the circuit after ``number`` swaps: it waits for ``CircuitDone``, which
+  the tail sends every repeater once it has all its pairs. It swaps again as
+  often as swaps are voided. The first repeater cannot swap again before it
+  hears that its swap is void (the head's half of the segment is freed only
+  after the notice passed the first repeater, or, with a per-circuit cutoff,
+  the head asks its next pair only once the first repeater settled the old
+  one), so its swap count, the index of the end-to-end pair, still numbers the
+  delivered pairs 0, 1, 2, ...
+
+On a path of two links the only repeater's neighbours are the ends, which
+never swap: a pair is cut off only where it is held at both ends, and the
+protocol reduces to the first step (the repeater ends the circuit itself after
+``number`` swaps, as without a cutoff).
+
+Memory stays within the reservation: a dead pair's replacement is asked for
+only after both its halves are gone (settled by the downstream end, or sent to
+the tail ahead of the new pair's CREATE).
+
+Per-circuit cutoff
+------------------
+``circuit_cutoff_ns`` bounds the age of an end-to-end pair when its chain
+completes: the time of the last swap of its chain minus the herald time of its
+oldest link pair (cutoffs of this and other kinds in repeater chains are
+compared by Li, Coopmans & Elkouss, IEEE Trans. Quantum Eng. 2, 2021). Every
+swap record carries the herald times of the two link pairs it joined and the
+swap time, so both ends compute the age from the same records and decide
+alike, with no message between them. A pair
+over the bound is freed at both ends and not delivered (traced as
+``network.circuit_cutoff``); the head then sends ``PairDiscarded`` for its own
+link pair, which voids every swap of the chain (as above), and each hop makes
+a new pair. A one-link circuit has no swaps and is never cut off this way.
 
 Waiting time of a two-link repeater
 -----------------------------------
@@ -79,41 +131,53 @@ import numpy as np
 
 from qnetstack.network.circuit import Circuit, CircuitAtRepeater
 from qnetstack.network.pairs import HopKey, LinkPair, PairStore
+from qnetstack.network.peer import SwapRecord
 
-__all__ = ["MAX_HOPS", "Cutoffs", "mean_wait_slots", "simulate_wait_slots"]
-
-MAX_HOPS = 2  # the longest path a cutoff is applied on (see the module docstring)
+__all__ = ["Cutoffs", "mean_wait_slots", "simulate_wait_slots"]
 
 
 class Cutoffs:
-    """One node's cutoff: which held link pairs are too old, and the timers that find them.
+    """One node's cutoffs: which held link pairs are too old (per link, ``cutoff_ns``), which
+    complete chains are too old (per circuit, ``circuit_cutoff_ns``), and the timers that find
+    the pairs. A timer is set for every link pair a repeater files (:meth:`start`) and
+    cancelled once the pair is used (:meth:`cancel_used`, after the node's swaps) or cut off."""
 
-    A timer is set for every link pair a repeater files (:meth:`start`) and cancelled once
-    the pair is used (:meth:`cancel_used`, after the node's swaps) or cut off."""
-
-    def __init__(self, cutoff_ns: int) -> None:
+    def __init__(self, cutoff_ns: int | None, circuit_cutoff_ns: int | None = None) -> None:
         self.cutoff_ns = cutoff_ns
+        self.circuit_cutoff_ns = circuit_cutoff_ns
         self._timers: dict[HopKey, dict[Any, int]] = {}  # hop -> pair key -> timer id
 
-    @staticmethod
-    def refusal(hops: int) -> str | None:
-        """Why a circuit over ``hops`` links cannot run with a cutoff, if it cannot."""
-        if hops > MAX_HOPS:
-            return f"a policy with a cutoff runs circuits of at most {MAX_HOPS} links; this path has {hops}"
-        return None
+    def applies(self, circuit: Circuit) -> bool:
+        """The per-link cutoff is kept by every repeater of a circuit."""
+        return self.cutoff_ns is not None and isinstance(circuit, CircuitAtRepeater)
 
-    @staticmethod
-    def applies(circuit: Circuit) -> bool:
-        """The cutoff is kept by the repeater of a two-link circuit (its only repeater)."""
-        return isinstance(circuit, CircuitAtRepeater) and circuit.hops <= MAX_HOPS
+    def voidable(self, circuit: Circuit) -> bool:
+        """Whether a swap of ``circuit`` can be voided after it was made: on paths of three links
+        or more with a per-link cutoff, on any path with repeaters with a per-circuit one."""
+        if self.circuit_cutoff_ns is not None:
+            return circuit.hops >= 2
+        return circuit.hops >= 3
 
     def expires_ns(self, pair: LinkPair) -> int:
         """The first time at which ``pair`` is older than the cutoff."""
+        assert self.cutoff_ns is not None
         return pair.ok.goodness_time_ns + self.cutoff_ns + 1
 
     def expired(self, circuit: Circuit, pairs: PairStore, now_ns: int) -> list[LinkPair]:
         """The held link pairs of ``circuit`` that are older than the cutoff at ``now_ns``."""
         return [pair for hop in circuit.hop_keys for pair in pairs.held(hop) if now_ns >= self.expires_ns(pair)]
+
+    def too_old(self, records: list[SwapRecord]) -> int | None:
+        """The age of the end-to-end pair ``records`` (sorted, head to tail) make, when it is
+        over the per-circuit cutoff: the last swap's time minus the oldest herald time."""
+        if self.circuit_cutoff_ns is None or not records:
+            return None
+        heralds = [t for r in records if r.herald_ns is not None for t in r.herald_ns]
+        swaps = [r.swapped_ns for r in records if r.swapped_ns is not None]
+        if len(heralds) < 2 * len(records) or len(swaps) < len(records):
+            raise ValueError("a swap record without its herald and swap times: the per-circuit cutoff cannot be judged")
+        age = max(swaps) - min(heralds)
+        return age if age > self.circuit_cutoff_ns else None
 
     def start(self, pair: LinkPair, now_ns: int, set_timer: Callable[[int, Any], int], tag: Any) -> None:
         """Set the timer that finds ``pair`` once it is older than the cutoff."""

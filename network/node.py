@@ -91,6 +91,7 @@ from qnetstack.network.circuit import (
     CircuitEnd,
     CircuitEvent,
     CircuitState,
+    JoinedPairs,
     LabelsExhausted,
     LabelTable,
 )
@@ -102,6 +103,7 @@ from qnetstack.network.memory import MemoryBook, WaitingSetUp
 from qnetstack.network.nested import NestedPolicy
 from qnetstack.network.pairs import HopKey, LinkPair, PairEvent, PairState, PairStore, hop_key
 from qnetstack.network.peer import (
+    CircuitDone,
     CircuitFailed,
     Forward,
     HopFreed,
@@ -181,7 +183,8 @@ class NetworkNode:
         self.topology = topology
         self.policy = make_policy(policy or self.POLICY, policy_options)
         cutoff_ns = getattr(self.policy, "cutoff_ns", None)
-        self._cutoffs = None if cutoff_ns is None else Cutoffs(cutoff_ns)
+        circuit_cutoff_ns = getattr(self.policy, "circuit_cutoff_ns", None)
+        self._cutoffs = None if cutoff_ns is None and circuit_cutoff_ns is None else Cutoffs(cutoff_ns, circuit_cutoff_ns)
         self.metric: Metric = metric or self.METRIC
         self._circuits: dict[tuple[str, int], Circuit] = {}
         self._hops: dict[HopKey, Circuit] = {}  # hop key -> the live circuit it names
@@ -240,10 +243,6 @@ class NetworkNode:
             self.ctx.send_up(NetRejected(request_id=msg.request_id, reason=admission.reason, best_fidelity=admission.best_fidelity))
             return
         path = admission.path
-        too_long = None if self._cutoffs is None else self._cutoffs.refusal(len(path) - 1)
-        if too_long is not None:
-            self.ctx.send_up(NetRejected(request_id=msg.request_id, reason=f"policy {self.policy.name!r}: {too_long}"))
-            return
         needs = {node: self.policy.qubits_held(len(path) - 1, i) for i, node in enumerate(path)}
         short = self._never_fits(needs)
         if short is not None:
@@ -349,6 +348,9 @@ class NetworkNode:
             return
         if isinstance(msg, PairDiscarded):
             self._pair_discarded(sender, msg)
+            return
+        if isinstance(msg, CircuitDone):
+            self._circuit_done(msg)
             return
         if isinstance(msg, DistillOutcome) and self._distiller is not None:
             self._distiller.outcome(sender, msg)
@@ -602,7 +604,10 @@ class NetworkNode:
     def _tell_hop_freed(self, circuit: Circuit, used: int) -> None:
         """This node used its ``used``-th link pair from upstream: the upstream node may ask for
         the next one (it asks ``number`` in all, so after the last there is nothing to say)."""
-        if used < circuit.number and circuit.upstream is not None and self._paced(circuit):
+        # a repeater whose swaps can be voided may need its upstream pair made again after its
+        # number-th swap, so it says so every time (qnetstack.network.cutoff)
+        last = used >= circuit.number and not (isinstance(circuit, CircuitAtRepeater) and circuit.awaits_done)
+        if not last and circuit.upstream is not None and self._paced(circuit):
             self.ctx.send_peer(circuit.upstream, HopFreed(head=circuit.head, circuit=circuit.serial))
 
     # ------------------------------------------------------------ set-up
@@ -646,6 +651,8 @@ class NetworkNode:
         cls = CircuitEnd if position in (0, len(forward.path) - 1) else CircuitAtRepeater
         circuit = cls(forward, me, down_label, transition_trace(self.ctx))
         self._reroute.opened(circuit, forward)
+        if isinstance(circuit, CircuitAtRepeater) and self._cutoffs is not None:
+            circuit.awaits_done = self._cutoffs.voidable(circuit)  # its swaps may be voided until the tail is done
         if not upstream_hop:
             circuit.up_hop = None
             if isinstance(circuit, CircuitEnd):
@@ -790,15 +797,19 @@ class NetworkNode:
                 upstream_goodness=up.ok.goodness,
                 downstream_goodness=down.ok.goodness,
                 **swap_estimates(up.ok, down.ok, up.hop[0], down.hop[0], self.ctx.now_ns, self.ctx.device.capabilities()),
+                herald_ns=(up.ok.goodness_time_ns, down.ok.goodness_time_ns),
+                swapped_ns=self.ctx.now_ns,
             )
             self.ctx.trace("network.swap", head=circuit.head, request_id=circuit.request_id, index=circuit.swapped)
             self.ctx.send_peer(circuit.head, record)
             self.ctx.send_peer(circuit.tail, record)
             if isinstance(self.policy, NestedPolicy):
                 self._tell_parent(circuit, up, down)
+            if self._cutoffs is not None and self._cutoffs.voidable(circuit):
+                self._joined(circuit, up, down)
             circuit.swapped += 1
             circuit.fire(_CIRCUIT_SWAP)
-            if circuit.swapped >= circuit.number:
+            if circuit.swapped >= circuit.number and not circuit.awaits_done:
                 circuit.fire(CircuitEvent.COMPLETE)
                 self._forget(circuit)
             else:
@@ -831,6 +842,8 @@ class NetworkNode:
             if found is None:
                 return
             records = sorted(found, key=lambda r: r.position)
+        if self._cutoffs is not None and self._over_circuit_cutoff(circuit, pair, records):
+            return
         if not self.policy.to_deliver(circuit, pair, records):
             return
         if records:
@@ -905,6 +918,8 @@ class NetworkNode:
         circuit.delivered += 1
         circuit.fire(_CIRCUIT_DELIVER)
         if circuit.delivered >= circuit.number:
+            if not circuit.is_head and self._cutoffs is not None and self._cutoffs.voidable(circuit):
+                self._tell_done(circuit)
             circuit.fire(CircuitEvent.COMPLETE)
             self._forget(circuit)
         elif circuit.is_head:
@@ -916,7 +931,8 @@ class NetworkNode:
 
     def _cut_off(self, circuit: Circuit, pair: LinkPair) -> None:
         """This repeater discards ``pair``, older than the cutoff: both ends of its hop free it
-        and the hop's creator asks for a new one (:mod:`qnetstack.network.cutoff`)."""
+        (or void the swap that used it) and the hop's creator asks for a new one
+        (:mod:`qnetstack.network.cutoff`)."""
         self.ctx.trace("network.cutoff", head=circuit.head, request_id=circuit.request_id, hop=pair.remote_node, ent_key=pair.key)
         self.ctx.send_peer(pair.remote_node, PairDiscarded(head=circuit.head, circuit=circuit.serial, ent_id=pair.ok.ent_id))
         assert self._cutoffs is not None
@@ -924,27 +940,114 @@ class NetworkNode:
         self._discard(circuit, pair)
 
     def _pair_discarded(self, sender: str, msg: PairDiscarded) -> None:
-        """The repeater of a hop cut its link pair off: free our half of it."""
+        """Link pair ``msg.ent_id`` on our hop with ``sender`` is dead and gone at the sender: free
+        our half of it, or void the swap that used it. From the downstream end of the hop this
+        also settles the pair: the hop's next pair may be asked for."""
         key = (msg.head, msg.circuit)
         circuit = self._circuits.get(key)
         ent = msg.ent_id
-        pair = None
-        if circuit is not None:
-            for hop in circuit.hop_keys:
-                if hop[0] == sender:
-                    pair = self._pairs.find(hop, (ent.creator, ent.peer, ent.sequence))
-        if circuit is None or pair is None:  # the circuit ended here, and freed the pair with it
-            drop_unknown(self.ctx.trace, msg.kind, key, ent_id=(ent.creator, ent.peer, ent.sequence))
+        ent_key = (ent.creator, ent.peer, ent.sequence)
+        hop = None if circuit is None else next((h for h in circuit.hop_keys if h[0] == sender), None)
+        if circuit is None or hop is None:  # the circuit ended here, and freed the pair with it
+            drop_unknown(self.ctx.trace, msg.kind, key, ent_id=ent_key)
             return
-        self._discard(circuit, pair)
+        settled = hop == circuit.down_hop
+        if settled:
+            circuit.requested -= 1  # the dead pair is asked anew
+            if msg.hop_freed_void:
+                circuit.freed_downstream -= 1  # the sender's swap of it, which it told us of, is void
+        pair = self._pairs.find(hop, ent_key)
+        joined = circuit.joined.pop(ent_key, None) if isinstance(circuit, CircuitAtRepeater) else None
+        if pair is not None:
+            if isinstance(circuit, CircuitEnd):
+                circuit.drop_chain(ent_key)
+            self._free_dead(pair)
+            if not settled and isinstance(circuit, CircuitAtRepeater):  # we held it: settle it upstream
+                self.ctx.send_peer(sender, PairDiscarded(head=circuit.head, circuit=circuit.serial, ent_id=ent))
+        elif joined is not None:
+            self._void(cast(CircuitAtRepeater, circuit), joined, sender)
+        elif isinstance(circuit, CircuitEnd):
+            circuit.drop_chain(ent_key)  # freed here already (a per-circuit cutoff): its records go too
+        if settled and circuit.state is _RUNNING:
+            self._ask_link(circuit, "freed")
 
-    def _discard(self, circuit: Circuit, pair: LinkPair) -> None:
-        self.ctx.device.execute(FreeQubit(handle=pair.handle))
-        self._pairs.end(pair, PairEvent.FREE)
-        if pair.hop == circuit.down_hop:
-            circuit.requested -= 1  # this node makes the hop's pairs: the discarded one is asked anew
+    def _void(self, circuit: CircuitAtRepeater, joined: JoinedPairs, told_by: str) -> None:
+        """A link pair of a swap this repeater made is dead, so the swap is void: count it no
+        more and tell the other end of each of its two pairs (not the one that told us of it,
+        unless it is upstream: we settle every upstream pair there, taking back our HopFreed)."""
+        circuit.joined.pop(joined.up.key, None)
+        circuit.joined.pop(joined.down.key, None)
+        circuit.swapped -= 1
+        self.ctx.trace("network.swap_void", head=circuit.head, request_id=circuit.request_id, up=joined.up.key, down=joined.down.key)
+        up = PairDiscarded(head=circuit.head, circuit=circuit.serial, ent_id=joined.up.ok.ent_id, hop_freed_void=joined.hop_freed)
+        self.ctx.send_peer(joined.up.remote_node, up)
+        if joined.down.remote_node != told_by:
+            self._tell_downstream(circuit, joined.down)
+
+    def _tell_downstream(self, circuit: Circuit, pair: LinkPair) -> None:
+        """Our downstream pair ``pair`` is dead: tell the hop's other end. A repeater there settles
+        it with a ``PairDiscarded`` of its own; the tail never swaps, so it is settled at once."""
+        self.ctx.send_peer(pair.remote_node, PairDiscarded(head=circuit.head, circuit=circuit.serial, ent_id=pair.ok.ent_id))
+        if circuit.downstream == circuit.tail:
+            circuit.requested -= 1
             if circuit.state is _RUNNING:
                 self._ask_link(circuit, "freed")
+
+    def _joined(self, circuit: CircuitAtRepeater, up: LinkPair, down: LinkPair) -> None:
+        """Remember a swap that may be voided (called before ``swapped`` counts it)."""
+        last = circuit.swapped + 1 >= circuit.number and not circuit.awaits_done
+        hop_freed = not last and circuit.upstream is not None and self._paced(circuit)  # as _tell_hop_freed decided
+        joined = JoinedPairs(up, down, hop_freed)
+        circuit.joined[up.key] = circuit.joined[down.key] = joined
+
+    def _discard(self, circuit: Circuit, pair: LinkPair) -> None:
+        """Free ``pair``, which this node cut off or found too old: the other end of its hop is
+        told (``_cut_off``, ``_over_circuit_cutoff``); a downstream pair is asked anew once settled."""
+        self._free_dead(pair)
+        if pair.hop == circuit.down_hop and circuit.downstream == circuit.tail:
+            circuit.requested -= 1  # the tail never swaps: its half is freed by our notice
+            if circuit.state is _RUNNING:
+                self._ask_link(circuit, "freed")
+
+    def _free_dead(self, pair: LinkPair) -> None:
+        if self._cutoffs is not None:
+            self._cutoffs.stop(pair, self.ctx.cancel_timer)
+        self.ctx.device.execute(FreeQubit(handle=pair.handle))
+        self._pairs.end(pair, PairEvent.FREE)
+
+    def _over_circuit_cutoff(self, circuit: CircuitEnd, pair: LinkPair, records: list[SwapRecord]) -> bool:
+        """Per-circuit cutoff: whether the chain of ``pair`` and ``records`` is too old to deliver.
+        If it is, both ends free their halves (each decides alike from the same records) and
+        the head voids the chain's swaps with ``PairDiscarded``, so every hop makes a new pair."""
+        assert self._cutoffs is not None
+        age = self._cutoffs.too_old(records)
+        if age is None:
+            return False
+        self.ctx.trace("network.circuit_cutoff", head=circuit.head, request_id=circuit.request_id, age_ns=age, ent_key=pair.key)
+        circuit.drop_records(records)
+        if circuit.is_head:
+            assert circuit.downstream is not None
+            self.ctx.send_peer(circuit.downstream, PairDiscarded(head=circuit.head, circuit=circuit.serial, ent_id=pair.ok.ent_id))
+        self._discard(circuit, pair)
+        return True
+
+    def _tell_done(self, circuit: CircuitEnd) -> None:
+        """Tail, all pairs delivered: the repeaters, which keep the circuit while a swap of theirs
+        could still be voided, may end it."""
+        for node in circuit.path[1:-1]:
+            self.ctx.send_peer(node, CircuitDone(head=circuit.head, circuit=circuit.serial))
+
+    def _circuit_done(self, msg: CircuitDone) -> None:
+        key = (msg.head, msg.circuit)
+        circuit = self._circuits.get(key)
+        if not isinstance(circuit, CircuitAtRepeater):
+            drop_unknown(self.ctx.trace, msg.kind, key)
+            return
+        circuit.awaits_done = False
+        if circuit.state is _RUNNING:
+            circuit.fire(CircuitEvent.COMPLETE)
+            self._forget(circuit)
+        # at the device: the swap under way completes it (_try_swap)
 
     # ------------------------------------------------------------ failures and the end
 

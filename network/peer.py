@@ -51,10 +51,15 @@ When a link of a running circuit goes down (:mod:`qnetstack.network.reroute`):
 
 With a cutoff (:mod:`qnetstack.network.cutoff`):
 
-* ``PairDiscarded`` goes from the repeater that cut a link pair off (it
-  waited too long) to the other end of the pair's hop, naming the pair by
-  ``ent_id``: that end frees its half, and if it issues the hop's CREATEs it
-  asks for a new pair.
+* ``PairDiscarded`` goes from a node whose half of a link pair is gone
+  without making an end-to-end pair (cut off: it waited too long; or a swap
+  it joined is void) to the other end of the pair's hop, naming the pair by
+  ``ent_id``: that end frees its half, or, if it swapped that half already,
+  voids the swap and passes the notice on along the chain; the node that
+  issues the hop's CREATEs asks for a new pair.
+* ``CircuitDone`` goes from the tail to every repeater once it has all its
+  pairs, when a repeater's swaps could still be voided (longer paths with a
+  cutoff, or a per-circuit cutoff): until then a repeater keeps the circuit.
 
 With nested swapping (:mod:`qnetstack.network.nested`):
 
@@ -77,6 +82,7 @@ from qnetstack.network.service import NetErrorCode
 from qnetstack.physical.service import Basis, BellDiagonalWeights, BellState, MemoryDecoherence
 
 __all__ = [
+    "CircuitDone",
     "CircuitFailed",
     "Forward",
     "HopFreed",
@@ -161,6 +167,10 @@ class SwapRecord(_Peer):
     downstream_estimate: PairEstimate | None = None
     swap_decay: tuple[float, float, float] | None = None
     swap_time_ns: int | None = Field(None, ge=0)
+    # when the two link pairs were heralded (their goodness_time_ns) and when they were
+    # swapped, whatever the links estimated: the ends judge a per-circuit cutoff from these
+    herald_ns: tuple[int, int] | None = None
+    swapped_ns: int | None = Field(None, ge=0)
 
 
 class CircuitFailed(_Peer):
@@ -229,13 +239,18 @@ class HopFreed(_Peer):
 
 
 class PairDiscarded(_Peer):
-    """A repeater -> the other end of a hop: it discarded link pair ``ent_id`` of this circuit
-    (older than the cutoff); free your half, and ask for a new pair if you create the hop's."""
+    """A node -> the other end of a hop: link pair ``ent_id`` of this circuit is dead (cut off,
+    or part of a chain that was); the sender's half is gone. Free your half, or void the swap
+    that used it and pass the notice on; ask for a new pair if you create the hop's.
+
+    ``hop_freed_void``: the sender had swapped its half and said so with ``HopFreed``; that
+    ``HopFreed`` no longer counts (the receiver, the hop's creator, takes it back)."""
 
     kind: Literal["pair_discarded"] = "pair_discarded"
     head: str
     circuit: int = Field(ge=0)
     ent_id: EntanglementId
+    hop_freed_void: bool = False
 
 
 class SegmentReady(_Peer):
@@ -264,4 +279,25 @@ class TailDelivered(_Peer):
     delivered: int = Field(ge=0)
 
 
-PeerMessage = Forward | SwapRecord | CircuitFailed | Reserve | Reserved | Release | HopFreed | PairDiscarded | SegmentReady | TailDelivered
+class CircuitDone(_Peer):
+    """Tail -> each repeater of the path: every pair was delivered, so no swap made for them
+    can be voided any more; end the circuit (specs/network.md, NET-CUT-4)."""
+
+    kind: Literal["circuit_done"] = "circuit_done"
+    head: str
+    circuit: int = Field(ge=0)
+
+
+PeerMessage = (
+    Forward
+    | SwapRecord
+    | CircuitFailed
+    | Reserve
+    | Reserved
+    | Release
+    | HopFreed
+    | PairDiscarded
+    | SegmentReady
+    | TailDelivered
+    | CircuitDone
+)

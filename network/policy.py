@@ -27,9 +27,10 @@ reference; ``"nested"`` swaps in the levels of the doubling scheme,
 by name (``network.policy``, ``network.policy_options``).
 
 A policy with a ``cutoff_ns`` attribute that is not None gets its link pairs
-discarded when they wait longer than that at a repeater
-(:mod:`qnetstack.network.cutoff`): the entity keeps the timers, since a policy
-has no clock.
+discarded when they wait longer than that at a repeater, and one with a
+``circuit_cutoff_ns`` its end-to-end pairs whose oldest link pair is older
+than that when their chain completes (:mod:`qnetstack.network.cutoff`): the
+entity keeps the timers and judges the chains, since a policy has no clock.
 """
 
 from __future__ import annotations
@@ -82,19 +83,24 @@ class SwapAsapPolicy:
     the event its OK arrives and the link makes the CREATE's pairs one after
     the other, so an end holds one qubit of the circuit at a time too.
 
-    ``cutoff_ns`` (option; None: no cutoff): a link pair that has waited at the
+    ``cutoff_ns`` (option; None: no cutoff): a link pair that has waited at a
     repeater longer than this since its ``goodness_time_ns`` is discarded at
-    both ends of its hop and made anew (:mod:`qnetstack.network.cutoff`; paths
-    of at most two links). A discarded pair is freed before its replacement is
-    asked for, so the reservation is the same.
+    both ends of its hop and made anew, with any chain already swapped onto it
+    (:mod:`qnetstack.network.cutoff`). ``circuit_cutoff_ns`` (option; None:
+    none): an end-to-end pair whose oldest link pair was heralded longer than
+    this before its chain's last swap is discarded at both ends, not
+    delivered, and made anew. A discarded pair is freed before its replacement
+    is asked for, so the reservation is the same.
     """
 
     name: ClassVar[str] = "swap-asap"
 
-    def __init__(self, cutoff_ns: int | None = None) -> None:
-        if cutoff_ns is not None and (isinstance(cutoff_ns, bool) or not isinstance(cutoff_ns, int) or cutoff_ns < 0):
-            raise ValueError(f"cutoff_ns must be a whole number of nanoseconds >= 0 (or left out), got {cutoff_ns!r}")
+    def __init__(self, cutoff_ns: int | None = None, circuit_cutoff_ns: int | None = None) -> None:
+        for option, value in (("cutoff_ns", cutoff_ns), ("circuit_cutoff_ns", circuit_cutoff_ns)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ValueError(f"{option} must be a whole number of nanoseconds >= 0 (or left out), got {value!r}")
         self.cutoff_ns = cutoff_ns
+        self.circuit_cutoff_ns = circuit_cutoff_ns
 
     def to_ask(self, circuit: Circuit, moment: Moment) -> int:
         if circuit.downstream is None or circuit.requested >= circuit.number:

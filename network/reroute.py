@@ -240,8 +240,6 @@ class Rerouter:
         """Why the head could not take a request over ``path`` (as it would refuse a new one)."""
         node = self.node
         hops = len(path) - 1
-        if node._cutoffs is not None and (too_long := node._cutoffs.refusal(hops)) is not None:
-            return too_long
         return node._never_fits({n: node.policy.qubits_held(hops, i) for i, n in enumerate(path)})
 
     def _start(self, moving: _Moving, path: list[str], label: int, first: int, link_min_fidelity: float) -> None:

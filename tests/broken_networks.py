@@ -20,10 +20,12 @@ from qnetstack.network.swap_asap import SwapAsap
 
 __all__ = [
     "AdmitsBlindly",
+    "DeliversPastTheCircuitCutoff",
     "EndsMovableCircuits",
     "IgnoresAdverts",
     "KeepsLinkRequestsRunning",
     "LeaksReleasedSetUps",
+    "LeavesBrokenChains",
     "LosesCutRequests",
     "ReservesNothing",
     "SwapsPastTheCutoff",
@@ -140,3 +142,20 @@ class KeepsLinkRequestsRunning(SwapAsap):
 
     def _withdraw(self, request: Any) -> None:
         pass
+
+
+class LeavesBrokenChains(SwapAsap):
+    """Cuts its link pairs off, but when told that a pair it already swapped was cut off at the
+    other end of its hop, does nothing: the rest of the broken chain is neither freed nor made
+    anew, so the far half stays held and its request never gets all its pairs (NET-CUT-4)."""
+
+    def _void(self, circuit: Any, joined: Any, told_by: str) -> None:
+        pass
+
+
+class DeliversPastTheCircuitCutoff(SwapAsap):
+    """Takes a per-circuit cutoff but delivers every complete chain, however old its oldest
+    link pair (NET-CUT-5)."""
+
+    def _over_circuit_cutoff(self, circuit: Any, pair: Any, records: Any) -> bool:
+        return False

@@ -977,19 +977,25 @@ def ended_requests_keep_no_memory(impl: Any) -> None:
 CUTOFF_NS = 15_000  # 1.5 hop delays (= attempt periods) of the cutoff runs: pairs often outlive it
 
 
-def _cutoff_runs(impl: Any) -> list[NetRun]:
-    """Runs of ``impl`` given ``policy_options={"cutoff_ns": CUTOFF_NS}`` (not applicable to an
-    implementation that takes no ``policy_options``): alice -> carol and carol -> alice over
-    bob, two qubits per node, links that succeed with probability 0.3 per attempt period, so
-    that many link pairs wait longer than the cutoff; four seeds."""
+def _with_policy_options(impl: Any, options: dict[str, Any]) -> Any:
+    """``impl`` built with ``policy_options=options``; not applicable to an implementation that
+    takes no ``policy_options``."""
     try:
         parameters = list(inspect.signature(impl).parameters.values())
     except (TypeError, ValueError):  # no signature to read: building it with the option will tell
         parameters = []
     if parameters and not any(p.name == "policy_options" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
         raise NotApplicable("the implementation takes no policy_options, so it cannot be given a cutoff")
+    return functools.partial(impl, policy_options=options)
+
+
+def _cutoff_runs(impl: Any) -> list[NetRun]:
+    """Runs of ``impl`` given ``policy_options={"cutoff_ns": CUTOFF_NS}`` (not applicable to an
+    implementation that takes no ``policy_options``): alice -> carol and carol -> alice over
+    bob, two qubits per node, links that succeed with probability 0.3 per attempt period, so
+    that many link pairs wait longer than the cutoff; four seeds."""
+    with_cutoff = _with_policy_options(impl, {"cutoff_ns": CUTOFF_NS})
     kind = _types(impl)[0]
-    with_cutoff = functools.partial(impl, policy_options={"cutoff_ns": CUTOFF_NS})
     conditions = NetConditions(size=3, num_qubits=2, success_probability=0.3)
     requests = [
         ScriptedRequest(0, "alice", NetRequest(request_id=1, remote_node="carol", number=4, type=kind)),
@@ -1150,6 +1156,103 @@ def nested_requests_get_their_pairs(impl: Any) -> None:
         if held:
             raise ClauseFailure(f"with policy 'nested', every request got its pairs, yet the network layer still holds qubits {held}")
         no_misuse(run, "with policy 'nested': ")
+
+
+CIRCUIT_CUTOFF_NS = 40_000  # 4 hop delays: about half the three-link chains of the runs are older
+
+
+def _long_runs(impl: Any, options: dict[str, Any]) -> list[NetRun]:
+    """Runs of ``impl`` given ``policy_options=options`` on alice-bob-carol-dave (three links,
+    two inner links whose ends both keep a cutoff): alice -> dave and dave -> alice, two qubits
+    per node, links that succeed with probability 0.3 per attempt period; three seeds."""
+    configured = _with_policy_options(impl, options)
+    kind = _types(impl)[0]
+    conditions = NetConditions(size=4, num_qubits=2, success_probability=0.3)
+    requests = [
+        ScriptedRequest(0, "alice", NetRequest(request_id=1, remote_node="dave", number=4, type=kind)),
+        ScriptedRequest(0, "dave", NetRequest(request_id=2, remote_node="alice", number=3, type=kind)),
+    ]
+    runs = []
+    for seed in range(3):
+        run = NetHarness(configured, conditions, requests, seed).run(400_000_000)
+        _no_crash(run)
+        runs.append(run)
+    return runs
+
+
+def _delivered_chains(run: NetRun, acc: Accepted) -> dict[int, Chain]:
+    """Index -> the chain (the truth) of each pair of ``acc`` its head delivered; fails when the
+    two ends disagree on a pair: a pair id delivered at one end only, or its two qubits not the
+    two ends of one chain."""
+    qubits: dict[str, dict[int, int | None]] = {}
+    for node in _ends(acc):
+        qubits[node] = {}
+        for u in run.deliveries(acc.key, node):
+            qubits[node][u.msg.pair_id.index] = u.qubit if u.qubit is not None else run.measured_qubit(u)
+    head, tail = (qubits[node] for node in _ends(acc))
+    if set(head) != set(tail):
+        raise ClauseFailure(f"request {acc.key}: its ends delivered different pair ids: {sorted(head)} and {sorted(tail)}")
+    chains = {}
+    for index, uid in head.items():
+        chain = None if uid is None else run.chain(uid)
+        if chain is None or chain.end != tail[index]:
+            raise ClauseFailure(f"request {acc.key}: the two halves delivered as pair {index} are not the ends of one chain of swaps")
+        chains[index] = chain
+    return chains
+
+
+def _served_and_empty(run: NetRun, why: str) -> None:
+    """Every request got all its pairs at both ends, and the network layer holds nothing."""
+    if not run.settled:
+        raise ClauseFailure(f"{why}: the requests had not ended by t={run.end_ns}")
+    for acc in run.accepted().values():
+        for node in _ends(acc):
+            got = len(run.deliveries(acc.key, node))
+            if got != acc.request.number or run.errors(acc.key):
+                raise ClauseFailure(
+                    f"{why}: request {acc.key} got {got}/{acc.request.number} pairs at {node} by t={run.end_ns} "
+                    f"(errors: {len(run.errors(acc.key))})"
+                )
+    held = run.held_by_network()
+    if held:
+        raise ClauseFailure(f"{why}: every request got its pairs, yet the network layer still holds qubits {held}")
+    no_misuse(run, f"{why}: ")
+
+
+@SUITE.clause("NET-CUT-4")
+def cutoffs_on_longer_paths(impl: Any) -> None:
+    why = f"three links with a cutoff of {CUTOFF_NS} ns"
+    for run in _long_runs(impl, {"cutoff_ns": CUTOFF_NS}):
+        _served_and_empty(run, why)
+        made = {serial: pair.time_ns for pair in run.pairs.values() for serial in pair.qubits.values()}
+        for swap in run.swaps:
+            for serial in swap.qubits:
+                age = swap.time_ns - made.get(serial, swap.time_ns)
+                if age > CUTOFF_NS:
+                    raise ClauseFailure(f"{why}: {swap.node} Bell-measured at t={swap.time_ns} a link pair made {age} ns earlier")
+        freed = _freed_halves(run)
+        for acc in run.accepted().values():
+            for index, chain in _delivered_chains(run, acc).items():
+                dead = [serial for serial in chain.pairs if serial in freed]
+                if dead:
+                    raise ClauseFailure(f"{why}: pair {index} of request {acc.key} was delivered over link pairs {dead}, freed at a node")
+
+
+@SUITE.clause("NET-CUT-5")
+def circuit_cutoff_bounds_the_oldest_link_pair(impl: Any) -> None:
+    why = f"three links with a per-circuit cutoff of {CIRCUIT_CUTOFF_NS} ns"
+    for run in _long_runs(impl, {"circuit_cutoff_ns": CIRCUIT_CUTOFF_NS}):
+        _served_and_empty(run, why)
+        for acc in run.accepted().values():
+            for index, chain in _delivered_chains(run, acc).items():
+                pairs = [run.pairs[serial] for serial in chain.pairs]
+                swaps = [run.swaps[q.bsm].time_ns for p in pairs for q in (run.qubits[s] for s in p.qubits.values()) if q.bsm is not None]
+                age = max(swaps, default=0) - min(p.time_ns for p in pairs) if swaps else 0
+                if age > CIRCUIT_CUTOFF_NS:
+                    raise ClauseFailure(
+                        f"{why}: pair {index} of request {acc.key} was delivered although its oldest link pair was {age} ns old "
+                        f"at its chain's last swap"
+                    )
 
 
 # ------------------------------------------------------------ faults
