@@ -51,6 +51,7 @@ class FakeDevices:
         self.book: dict[str, dict[int, Any]] = {n: {} for n in capacity}
         self.misuse: list[str] = []
         self._dispatch = {getattr(service, name): method for name, method in _OPERATIONS.items()}
+        self._performing = False  # while an operation asked for with request_device is carried out
 
     # ---------------------------------------------------------------- book
 
@@ -73,7 +74,26 @@ class FakeDevices:
         """The device service as ``node``'s entities see it."""
         return NodeDevice(self, node)
 
+    def duration_ns(self, node: str, op: Any) -> int:
+        """How long ``op`` takes on ``node``'s device; a fake whose operations take time says so."""
+        return 0
+
+    def perform(self, node: str, op: Any) -> Any:
+        """``op`` asked for with ``request_device``, now that its duration has passed."""
+        self._performing = True
+        try:
+            return self.execute(node, op)
+        finally:
+            self._performing = False
+
     def execute(self, node: str, op: Any) -> Any:
+        if not self._performing:
+            duration = self.duration_ns(node, op)
+            if duration:
+                self.note(
+                    node,
+                    f"{type(op).__name__} executed at once, yet it takes {duration} ns on this device (ask for it with request_device)",
+                )
         method = self._dispatch.get(type(op))
         if method is None:
             return self.unknown_operation(node, op)

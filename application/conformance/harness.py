@@ -360,28 +360,11 @@ class _Devices(FakeDevices):
         self.register = QubitRegister()
         self.last_state: dict[int, np.ndarray] = {}  # serial -> its 1-qubit state when it went
         self._outcomes: Iterator[BellState] = iter(conditions.bell_outcomes)
-        self._performing = False  # while an operation asked for with request_device is carried out
-
-    def execute(self, node: str, op: Any) -> Any:
-        duration = self.duration_ns(node, op)
-        if duration and not self._performing:
-            self.note(
-                node, f"{type(op).__name__} executed at once, yet it takes {duration} ns on this device (ask for it with request_device)"
-            )
-        return super().execute(node, op)
 
     def duration_ns(self, node: str, op: Any) -> int:
         if isinstance(op, BellMeasure):
             return self.conditions.bell_measure_ns
         return self.conditions.gate_ns if isinstance(op, ApplyGate) else 0
-
-    def perform(self, node: str, op: Any) -> Any:
-        """``op`` asked for with ``request_device``, now that its duration has passed."""
-        self._performing = True
-        try:
-            return self.execute(node, op)
-        finally:
-            self._performing = False
 
     def _own(self, node: str, handle: int, op: str) -> int | None:
         """The serial of the application's qubit at ``handle``, or None (and a misuse)."""

@@ -473,7 +473,6 @@ class FakeBelow(FakeDevices):
         self._diagonals = itertools.cycle(conditions.pair_diagonals) if conditions.pair_diagonals else None
         self.seq: Iterator[int] = itertools.count()  # shared with the harness: orders ops and messages
         self.deliver: Any = None  # set by the harness: (node, message) -> None, calls handle_below
-        self._performing = False  # while an operation asked for with request_device is carried out
         self._open: list[_LinkRequest] = []  # link requests still making pairs
         self.cancels: list[tuple[int, str, int]] = []  # (time, origin, create id) of each request withdrawn
         self.down: frozenset[str] | None = None  # the link that is cut, once it is
@@ -532,25 +531,11 @@ class FakeBelow(FakeDevices):
         }
 
     def execute(self, node: str, op: Any) -> Any:
-        if not self._performing and self.duration_ns(node, op):
-            self.note(
-                node,
-                f"{type(op).__name__} executed at once, yet it takes {self.duration_ns(node, op)} ns on this device "
-                "(ask for it with request_device)",
-            )
         self._op_seq = next(self.seq)  # every operation, even a refused one, takes its place in the order
         return super().execute(node, op)
 
     def duration_ns(self, node: str, op: Any) -> int:
         return self.conditions.bell_measure_ns if isinstance(op, BellMeasure) else 0
-
-    def perform(self, node: str, op: Any) -> Any:
-        """``op`` asked for with ``request_device``, now that its duration has passed."""
-        self._performing = True
-        try:
-            return self.execute(node, op)
-        finally:
-            self._performing = False
 
     def init_qubit(self, node: str, op: InitQubit) -> Any:
         q = self._allocate(node, None, "network")

@@ -989,24 +989,29 @@ def _with_policy_options(impl: Any, options: dict[str, Any]) -> Any:
     return functools.partial(impl, policy_options=options)
 
 
-def _cutoff_runs(impl: Any) -> list[NetRun]:
-    """Runs of ``impl`` given ``policy_options={"cutoff_ns": CUTOFF_NS}`` (not applicable to an
-    implementation that takes no ``policy_options``): alice -> carol and carol -> alice over
-    bob, two qubits per node, links that succeed with probability 0.3 per attempt period, so
-    that many link pairs wait longer than the cutoff; four seeds."""
-    with_cutoff = _with_policy_options(impl, {"cutoff_ns": CUTOFF_NS})
+def _crossing_runs(impl: Any, options: dict[str, Any], size: int, seeds: int, until_ns: int) -> list[NetRun]:
+    """Runs of ``impl`` given ``policy_options=options`` on a chain of ``size`` nodes: its ends
+    ask each other for pairs at once (4 and 3), two qubits per node, links that succeed with
+    probability 0.3 per attempt period, so that many link pairs wait long; one run per seed."""
+    configured = _with_policy_options(impl, options)
     kind = _types(impl)[0]
-    conditions = NetConditions(size=3, num_qubits=2, success_probability=0.3)
+    conditions = NetConditions(size=size, num_qubits=2, success_probability=0.3)
+    first, last = conditions.chain[0], conditions.chain[-1]
     requests = [
-        ScriptedRequest(0, "alice", NetRequest(request_id=1, remote_node="carol", number=4, type=kind)),
-        ScriptedRequest(0, "carol", NetRequest(request_id=2, remote_node="alice", number=3, type=kind)),
+        ScriptedRequest(0, first, NetRequest(request_id=1, remote_node=last, number=4, type=kind)),
+        ScriptedRequest(0, last, NetRequest(request_id=2, remote_node=first, number=3, type=kind)),
     ]
     runs = []
-    for seed in range(4):
-        run = NetHarness(with_cutoff, conditions, requests, seed).run(200_000_000)
+    for seed in range(seeds):
+        run = NetHarness(configured, conditions, requests, seed).run(until_ns)
         _no_crash(run)
         runs.append(run)
     return runs
+
+
+def _cutoff_runs(impl: Any) -> list[NetRun]:
+    """alice -> carol and carol -> alice over bob with ``cutoff_ns`` = CUTOFF_NS; four seeds."""
+    return _crossing_runs(impl, {"cutoff_ns": CUTOFF_NS}, size=3, seeds=4, until_ns=200_000_000)
 
 
 def _freed_halves(run: NetRun) -> dict[int, list[Any]]:
@@ -1162,22 +1167,9 @@ CIRCUIT_CUTOFF_NS = 40_000  # 4 hop delays: about half the three-link chains of 
 
 
 def _long_runs(impl: Any, options: dict[str, Any]) -> list[NetRun]:
-    """Runs of ``impl`` given ``policy_options=options`` on alice-bob-carol-dave (three links,
-    two inner links whose ends both keep a cutoff): alice -> dave and dave -> alice, two qubits
-    per node, links that succeed with probability 0.3 per attempt period; three seeds."""
-    configured = _with_policy_options(impl, options)
-    kind = _types(impl)[0]
-    conditions = NetConditions(size=4, num_qubits=2, success_probability=0.3)
-    requests = [
-        ScriptedRequest(0, "alice", NetRequest(request_id=1, remote_node="dave", number=4, type=kind)),
-        ScriptedRequest(0, "dave", NetRequest(request_id=2, remote_node="alice", number=3, type=kind)),
-    ]
-    runs = []
-    for seed in range(3):
-        run = NetHarness(configured, conditions, requests, seed).run(400_000_000)
-        _no_crash(run)
-        runs.append(run)
-    return runs
+    """alice -> dave and dave -> alice (three links, two inner links whose ends both keep a
+    cutoff) given ``policy_options=options``; three seeds."""
+    return _crossing_runs(impl, options, size=4, seeds=3, until_ns=400_000_000)
 
 
 def _delivered_chains(run: NetRun, acc: Accepted) -> dict[int, Chain]:
