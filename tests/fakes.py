@@ -114,6 +114,11 @@ class FakeDevice(FakeDevices):
     def links(self, node: str) -> dict[str, Any]:
         return self._links
 
+    def duration_ns(self, *node_and_op: Any) -> int:  # type: ignore[override]
+        """Every operation at once. Called with ``(op)`` as the node's ``ctx.device`` and with
+        ``(node, op)`` by the kit's ``execute``."""
+        return 0
+
     def execute(self, op: Any) -> Any:  # type: ignore[override]
         self.ops.append(op)
         return super().execute(self.node, op)
