@@ -44,6 +44,33 @@ def test_with_lost_network_messages_every_request_without_a_deadline_gets_all_it
     assert counts["network.reliable_gave_up"] == 0
 
 
+def test_messages_held_back_past_the_timeout_and_lost_still_end_every_request_with_its_pairs():
+    # a 2 km hop is 9.8 us one way, so a neighbour's Ack is awaited 2 x 9.8 + 1 = 20.6 us: a message
+    # held back 30 us is sent again (its receiver gets a copy it has) and overtaken by later ones
+    rule = {"loss_probability": 0.2, "delay_probability": 0.3, "extra_delay_ns": 30_000, "layers": ["network"]}
+    simulation, result = run(grid({"classical": [rule]}, network={"reliable": True}))
+    assert result.status == "done", result.status
+    assert_settled(simulation, result)
+    assert all(isinstance(msg, AppDone) and msg.completed == 30 for msg in ends(simulation.network).values())
+    counts = simulation.network.trace.counts
+    assert simulation.network.faults.delayed > 0
+    assert counts["network.duplicate"] > 0
+
+
+def test_a_repeater_that_crashes_and_restarts_under_losses_leaves_every_request_done_and_nothing_held():
+    # the restarted repeater's streams start again under a new epoch; what was sent to it while it
+    # was down is given up on (its Down entity answers nothing)
+    crash = {"node": "n11", "at_ns": 2_000_000, "restart_ns": 4_000_000}
+    faults = {"node_crashes": [crash], "classical": [{"loss_probability": 0.1, "layers": ["network"]}]}
+    simulation, result = run(grid(faults, network={"reliable": True}))
+    assert result.status == "done", result.status
+    assert_settled(simulation, result)
+    assert all(isinstance(msg, AppDone) and msg.completed == 30 for msg in ends(simulation.network).values())
+    counts = simulation.network.trace.counts
+    assert counts["fault.crash"] == 1 and counts["network.reroute"] >= 1
+    assert counts["network.reliable_gave_up"] > 0
+
+
 def test_a_lossy_run_with_the_channel_is_the_same_run_twice():
     first, _ = run(lossy(0.2))
     again, _ = run(lossy(0.2))
