@@ -103,6 +103,7 @@ from qnetstack.network.memory import MemoryBook, WaitingSetUp
 from qnetstack.network.nested import NestedPolicy
 from qnetstack.network.pairs import HopKey, LinkPair, PairEvent, PairState, PairStore, hop_key
 from qnetstack.network.peer import (
+    Ack,
     CircuitDone,
     CircuitFailed,
     Forward,
@@ -112,10 +113,12 @@ from qnetstack.network.peer import (
     Reserve,
     Reserved,
     SegmentReady,
+    Sequenced,
     SwapRecord,
     TailDelivered,
 )
 from qnetstack.network.policy import make_policy
+from qnetstack.network.reliable import RETRANSMIT, ReliableContext
 from qnetstack.network.reroute import Rerouter
 from qnetstack.network.routing import Metric, NoRoute, shortest_route
 from qnetstack.network.service import (
@@ -178,8 +181,13 @@ class NetworkNode:
         policy: str | None = None,
         metric: Metric | None = None,
         policy_options: dict[str, Any] | None = None,
+        reliable: bool = False,
     ) -> None:
-        self.ctx = ctx
+        # reliable: peer messages numbered, acknowledged and sent again until they arrive
+        # (qnetstack.network.reliable), for a lossy classical network; every module that sends
+        # goes through self.ctx, so wrapping it covers them all
+        self._reliable = ReliableContext(ctx, topology) if reliable else None
+        self.ctx: Context = ctx if self._reliable is None else self._reliable
         self.topology = topology
         self.policy = make_policy(policy or self.POLICY, policy_options)
         cutoff_ns = getattr(self.policy, "cutoff_ns", None)
@@ -323,6 +331,10 @@ class NetworkNode:
         return None
 
     def handle_peer(self, sender: str, msg: Any) -> None:
+        if self._reliable is not None and isinstance(msg, (Sequenced, Ack)):
+            for inner in self._reliable.received(sender, msg):
+                self.handle_peer(sender, inner)
+            return
         if isinstance(msg, (CircuitFailed, Release)):
             self._reroute.told_down(msg.down_link)
         if isinstance(msg, LinkStateAdvert):
@@ -450,6 +462,8 @@ class NetworkNode:
             if isinstance(circuit, CircuitEnd):  # still open: not every pair was delivered in time
                 circuit.deadline_timer = None
                 self._fail(circuit, CircuitEvent.DEADLINE, "max_time_ns ran out", tell_path=True, code=NetErrorCode.TIMEOUT)
+        elif isinstance(tag, tuple) and tag[:1] == (RETRANSMIT,) and self._reliable is not None:
+            self._reliable.timer(cast("tuple[str, str, int]", tag))
         elif isinstance(tag, tuple) and tag[:1] == ("moving",):
             self._reroute.timer(tag[1], tag[2])
         elif isinstance(tag, tuple) and tag[:1] == ("cutoff",):

@@ -68,6 +68,13 @@ With nested swapping (:mod:`qnetstack.network.nested`):
   neighbour (the *parent*, at one end of the segment): it names the parent's
   link pair whose half now spans the segment, and the link pair at the
   segment's other end, by ``ent_id``.
+
+With the reliable channel (:mod:`qnetstack.network.reliable`, opt-in for a lossy
+classical network):
+
+* ``Sequenced`` carries any of the messages above to one node under a sequence
+  number of its own per sender and receiver; the receiver hands the message on once,
+  in sequence order, and answers ``Ack`` at once, however often it arrives.
 """
 
 from __future__ import annotations
@@ -82,6 +89,7 @@ from qnetstack.network.service import NetErrorCode
 from qnetstack.physical.service import Basis, BellDiagonalWeights, BellState, MemoryDecoherence
 
 __all__ = [
+    "Ack",
     "CircuitDone",
     "CircuitFailed",
     "Forward",
@@ -93,6 +101,7 @@ __all__ = [
     "Reserve",
     "Reserved",
     "SegmentReady",
+    "Sequenced",
     "SwapRecord",
     "TailDelivered",
     "LABELS",
@@ -286,6 +295,27 @@ class CircuitDone(_Peer):
     kind: Literal["circuit_done"] = "circuit_done"
     head: str
     circuit: int = Field(ge=0)
+
+
+class Sequenced(_Peer):
+    """A peer message ``inner`` sent over the reliable channel: number ``seq`` of those the
+    sender (in its incarnation ``epoch``, the time its entity was built) sent to the receiver.
+    ``base`` is the sender's lowest number it may still send again: everything below it was
+    acknowledged or given up, so the receiver waits for nothing below it."""
+
+    kind: Literal["sequenced"] = "sequenced"
+    epoch: int = Field(ge=0)
+    seq: int = Field(ge=0)
+    base: int = Field(ge=0)
+    inner: _Peer
+
+
+class Ack(_Peer):
+    """The receiver of ``Sequenced`` number ``seq`` of the sender's incarnation ``epoch`` has it."""
+
+    kind: Literal["sequenced_ack"] = "sequenced_ack"
+    epoch: int = Field(ge=0)
+    seq: int = Field(ge=0)
 
 
 PeerMessage = (

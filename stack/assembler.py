@@ -42,7 +42,8 @@ Constructor conventions (what an implementation must accept):
   ``metric`` is refused then, naming the field); a scenario's ``network.policy``
   (and ``network.policy_options``) is passed as ``policy=...`` (and
   ``policy_options=...``), likewise only when given and refused, naming the
-  field, by an implementation that takes no ``policy``;
+  field, by an implementation that takes no ``policy``; a scenario's
+  ``network.reliable`` set is passed as ``reliable=True``, and refused the same way;
 * application: ``Impl(ctx)``.
 """
 
@@ -227,6 +228,7 @@ def assemble(
     _check_schemes(impls["physical"], chosen["physical"], scenario)
     _check_routing(impls["network"], chosen["network"], scenario)
     _check_policy(impls["network"], chosen["network"], scenario)
+    _check_reliable(impls["network"], chosen["network"], scenario)
     _check_faults(impls["physical"], chosen["physical"], scenario)
     with collecting_less():
         check_servable(scenario)
@@ -288,6 +290,21 @@ def _check_policy(network: Any, name: Any, scenario: Scenario) -> None:
             )
 
 
+def _check_reliable(network: Any, name: Any, scenario: Scenario) -> None:
+    # like the policy: passed only when the scenario sets it
+    if not scenario.network.reliable:
+        return
+    try:
+        parameters = inspect.signature(network).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: let the call itself say
+        return
+    if not any(p.name == "reliable" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        raise AssemblyError(
+            "network.reliable",
+            f"network {shown(name)} takes no reliable argument, so it cannot make its messages reliable; leave network.reliable out",
+        )
+
+
 def _network_options(scenario: Scenario) -> dict[str, Any]:
     """The keyword arguments of every network entity beyond ``(ctx, topology)``: only what
     the scenario sets, so an implementation that takes none of them still fits."""
@@ -298,6 +315,8 @@ def _network_options(scenario: Scenario) -> dict[str, Any]:
         options["policy"] = scenario.network.policy
         if scenario.network.policy_options:
             options["policy_options"] = dict(scenario.network.policy_options)
+    if scenario.network.reliable:
+        options["reliable"] = True
     return options
 
 

@@ -196,10 +196,16 @@ class NetworkSpec(_Spec):
     ``register_policy``) and ``policy_options`` its keyword arguments, e.g.
     ``{cutoff_ns: 5000}`` for swap-asap with a cutoff (``qnetstack.network.cutoff``).
     Left out, the network implementation is built as ``Impl(ctx, topology)`` and runs its
-    own policy; otherwise as ``Impl(ctx, topology, policy=..., policy_options=...)``."""
+    own policy; otherwise as ``Impl(ctx, topology, policy=..., policy_options=...)``.
+
+    ``reliable: true`` has the network layer number, acknowledge and send again its peer
+    messages until they arrive (``qnetstack.network.reliable``), which a classical network
+    that loses messages (``faults.classical``) needs; passed as ``Impl(..., reliable=True)``
+    only when set. Off by default: it adds an acknowledgement and a timer to every message."""
 
     policy: str | None = None
     policy_options: dict[str, Any] = {}
+    reliable: bool = False
 
     @model_validator(mode="after")
     def _policy_known(self) -> NetworkSpec:
