@@ -802,8 +802,8 @@ class BasicApps:
 
     def _report(self, session: Receiver) -> None:
         pair, msg = session.pair, session.message
-        # a skipped pair ends in `freed`, never here
-        assert pair is not None and msg is not None and not isinstance(msg, TeleportSkipped) and pair.handle is not None
+        # a skipped pair ends in `freed`, a lost one in `lost`, never here
+        assert pair is not None and isinstance(msg, (TeleportBits, HeldPair)) and pair.handle is not None
         if isinstance(msg, TeleportBits):
             self._correct(pair, msg, teleport_correction(msg.outcome, pair.bell_state))
             return
