@@ -62,6 +62,21 @@ the delivered Bell state, reports ``PairResult`` and tells the sender to free
 its half (``Release``). The oracle read happens when both halves are known, so
 it includes the decoherence of the wait — what a user of the pair would get.
 After a ``NetError`` the head still frees the halves the tail reports.
+
+Lost pairs: the network may follow a ``PairDelivered`` with ``PairLost`` at one
+end (the request moved to another path, or ended, between the two ends'
+deliveries: the other half will never be delivered; specs/network.md
+NET-PAIR-6). That end frees its half and the pair does not count:
+
+* at the head, the session frees the half it keeps (pairs) or, for
+  teleportation, counts the state sent over it as not teleported (its outcome
+  may be out already; the receiver never reports that index), and tells the
+  tail's application (``PairLostAtHead``), whose session for the pair (it may
+  hold the head's ``HeldPair`` or ``TeleportBits``) ends without a report. The
+  network makes another pair in its place, under a new index, so the request
+  still ends with ``number`` pairs (or states) at both ends;
+* at the tail, the session for the pair (the head never had it) frees the
+  half and ends without a report.
 """
 
 from __future__ import annotations
@@ -93,6 +108,7 @@ from qnetstack.network.service import (
     NetRequest,
     PairDelivered,
     PairId,
+    PairLost,
 )
 from qnetstack.physical.service import (
     CAP_DEVICE,
@@ -114,6 +130,7 @@ __all__ = [
     "TeleportBits",
     "TeleportSkipped",
     "HeldPair",
+    "PairLostAtHead",
     "Release",
     "teleport_correction",
     "HeadState",
@@ -170,6 +187,15 @@ class HeldPair(NamedTuple):
     kind: Literal["held_pair"] = "held_pair"
 
 
+class PairLostAtHead(NamedTuple):
+    """Head -> tail: the network declared ``pair_id`` lost at the head (``PairLost``); the head
+    freed its half, or counts the state sent over it as lost. The pair is never reported."""
+
+    request_id: int
+    pair_id: PairId
+    kind: Literal["pair_lost_at_head"] = "pair_lost_at_head"
+
+
 class Release(NamedTuple):
     """Tail -> head: ``pair_id`` is reported; free your half."""
 
@@ -207,6 +233,7 @@ class HeadEvent(str, enum.Enum):
     DRAINED = "drained"  # no half of an aborted request is held any more
     MEASURED = "measured"  # teleport: a Bell measurement that took the device's time is done
     LAST_MEASURED = "last_measured"  # ... and no other is under way and every pair was delivered
+    LOST = "pair_lost"  # the network declared a pair delivered here lost (PairLost)
 
 
 _H, _E = HeadState, HeadEvent
@@ -228,6 +255,8 @@ TELEPORT_SENDER = Machine(
         (_H.RUNNING, _E.LAST_MEASURED): _H.DONE,
         (_H.ABANDONED, _E.MEASURED): _H.ABANDONED,
         (_H.ABANDONED, _E.LAST_MEASURED): _H.FAILED,
+        (_H.RUNNING, _E.LOST): _H.RUNNING,
+        (_H.ABANDONED, _E.LOST): _H.ABANDONED,
     },
     final=frozenset({_H.DONE, _H.FAILED}),
     doc=(
@@ -236,7 +265,8 @@ TELEPORT_SENDER = Machine(
         "`done`, `AppError` on entering `failed` from `asked` or `running` and on entering `abandoned`. "
         "On a device whose Bell measurement takes time the outcome is sent when the measurement is done "
         "(`measured`), and the last pair's delivery ends the request only once no measurement is under way "
-        "(else the last measurement does, `last_measured`)."
+        "(else the last measurement does, `last_measured`). A pair the network declares lost (`pair_lost`) "
+        "does not count: the state sent over it is not teleported, and the receiver is told."
     ),
 )
 
@@ -252,12 +282,15 @@ PAIRS_HEAD = Machine(
         (_H.RUNNING, _E.ABORTED): _H.DRAINING,
         (_H.DRAINING, _E.RELEASED): _H.DRAINING,
         (_H.DRAINING, _E.DRAINED): _H.FAILED,
+        (_H.RUNNING, _E.LOST): _H.RUNNING,
+        (_H.DRAINING, _E.LOST): _H.DRAINING,
     },
     final=frozenset({_H.DONE, _H.FAILED}),
     doc=(
         "One pairs request at its head, keyed by the user's `request_id`. It keeps each delivered half and "
         "tells the tail which qubit holds it; it frees the half when the tail has reported the pair. "
-        "`AppDone` on entering `done`; `AppError` on entering `draining` or on `net_rejected`."
+        "`AppDone` on entering `done`; `AppError` on entering `draining` or on `net_rejected`. A pair the "
+        "network declares lost (`pair_lost`) is freed at once and does not count; the tail is told."
     ),
 )
 
@@ -270,6 +303,7 @@ class TailState(str, enum.Enum):
     HAS_SKIP = "has_skip"  # the sender's TeleportSkipped came first; the pair is awaited
     REPORTED = "reported"
     FREED = "freed"  # the pair's half was freed unused: the sender skipped it
+    LOST = "lost"  # the pair was declared lost at one end: never reported
 
 
 class TailEvent(str, enum.Enum):
@@ -277,6 +311,8 @@ class TailEvent(str, enum.Enum):
     BITS = "teleport_bits"
     HELD = "held_pair"
     SKIPPED = "teleport_skipped"
+    LOST = "pair_lost"  # the network declared the pair, delivered here, lost (PairLost)
+    LOST_AT_HEAD = "pair_lost_at_head"  # the head's application says it was lost there
 
 
 _T, _TE = TailState, TailEvent
@@ -295,14 +331,21 @@ RECEIVER = Machine(
         (_T.NEW, _TE.SKIPPED): _T.HAS_SKIP,
         (_T.HAS_PAIR, _TE.SKIPPED): _T.FREED,
         (_T.HAS_SKIP, _TE.PAIR): _T.FREED,
+        (_T.HAS_PAIR, _TE.LOST): _T.LOST,
+        (_T.NEW, _TE.LOST_AT_HEAD): _T.LOST,
+        (_T.HAS_HELD, _TE.LOST_AT_HEAD): _T.LOST,
+        (_T.HAS_BITS, _TE.LOST_AT_HEAD): _T.LOST,
+        (_T.HAS_SKIP, _TE.LOST_AT_HEAD): _T.LOST,
     },
-    final=frozenset({_T.REPORTED, _T.FREED}),
+    final=frozenset({_T.REPORTED, _T.FREED, _T.LOST}),
     doc=(
         "One end-to-end pair at its tail, keyed by the network's `PairId`, opened by whichever comes first "
         "of the pair's `PairDelivered` and the head's message about it. On entering `reported` it corrects "
         "and scores a teleported state (`TeleportResult`) or scores the pair, tells the head to free its "
         "half and sends `PairResult`. On entering `freed` (the sender closed its request with `NO_QUBIT` "
-        "and skipped the pair) it frees its half and reports nothing."
+        "and skipped the pair) it frees its half and reports nothing. On entering `lost` (the network "
+        "declared the pair lost here, or the head's application says it was lost there) it frees the half "
+        "it holds, if any, and reports nothing; a later message about the pair is dropped."
     ),
 )
 
@@ -319,7 +362,7 @@ _SKIPPED, _FREED = _TE.SKIPPED, _T.FREED
 class _HeadSession(Session):
     """A user request at the node that made it."""
 
-    __slots__ = ("request", "net_id", "delivered", "finished", "held", "states", "measuring")
+    __slots__ = ("request", "net_id", "delivered", "finished", "held", "states", "measuring", "lost_measuring")
 
     def __init__(self, request: TeleportRequest | PairsRequest, net_id: int, trace: Any) -> None:
         super().__init__(request.request_id, trace)
@@ -330,6 +373,7 @@ class _HeadSession(Session):
         self.held: dict[int, int] = {}  # pairs: index -> handle of a half awaiting the tail's report
         self.states: tuple[BlochState, ...] = ()
         self.measuring = 0  # teleport: Bell measurements under way at the device
+        self.lost_measuring: set[int] = set()  # teleport: indices lost while their measurement is under way
 
 
 class TeleportSender(_HeadSession):
@@ -351,7 +395,7 @@ class Receiver(Session):
     def __init__(self, pair_id: PairId, trace: Any) -> None:
         super().__init__(pair_id, trace)
         self.pair: PairDelivered | None = None
-        self.message: TeleportBits | HeldPair | TeleportSkipped | None = None
+        self.message: TeleportBits | HeldPair | TeleportSkipped | PairLostAtHead | None = None
 
 
 class _Reported:
@@ -440,6 +484,12 @@ class BasicApps:
             else:
                 self._tail_event(msg.pair_id, _PAIR_DELIVERED, msg)
             return
+        if isinstance(msg, PairLost):
+            if msg.pair_id.head == self.ctx.node:
+                self._head_lost(msg.pair_id)
+            else:
+                self._tail_lost(msg)
+            return
         if not isinstance(msg, (NetAccepted, NetRejected, NetError)):
             raise EntityError(f"application got {type(msg).__name__} from below")
         head = msg.head if isinstance(msg, NetError) else self.ctx.node
@@ -472,6 +522,8 @@ class BasicApps:
             self._head_release(msg)
         elif isinstance(msg, TeleportSkipped):
             self._tail_event(msg.pair_id, _SKIPPED, msg)
+        elif isinstance(msg, PairLostAtHead):
+            self._tail_event(msg.pair_id, TailEvent.LOST_AT_HEAD, msg)
         else:
             raise EntityError(f"application got {type(msg).__name__} from peer {sender!r}")
 
@@ -632,7 +684,12 @@ class BasicApps:
         measured = self._measuring.pop(number, None)
         if measured is not None:
             session, pair, state = measured
-            self._send_bits(session, pair, state, result)
+            if pair.pair_id.index in session.lost_measuring:  # lost meanwhile: the receiver was told
+                session.lost_measuring.remove(pair.pair_id.index)
+                if not isinstance(result, BellMeasureResult):
+                    raise EntityError(f"teleportation Bell measurement failed: {result}")
+            else:
+                self._send_bits(session, pair, state, result)
             session.measuring -= 1
             if session.ended:
                 return
@@ -673,7 +730,42 @@ class BasicApps:
         if session.ended:
             self._end(session)
 
+    def _head_lost(self, pair_id: PairId) -> None:
+        """The network declared a pair delivered here lost: it does not count; free what is held
+        for it and tell the tail's application, which may hold the head's message about it."""
+        session = self._heads.get(pair_id.request_id)
+        index = pair_id.index
+        if session is None:
+            drop_unknown(self.ctx.trace, "PairLost", pair_id)
+            return
+        if isinstance(session, PairsHead):
+            handle = session.held.pop(index, None)
+            if handle is None:  # not held here: never delivered, or reported already
+                drop_unknown(self.ctx.trace, "PairLost", pair_id)
+                return
+            self.ctx.device.execute(FreeQubit(handle=handle))
+        elif any(p.pair_id == pair_id for s, p, _ in self._measuring.values() if s is session):
+            session.lost_measuring.add(index)  # its outcome will not be sent
+        elif session.state is HeadState.RUNNING:
+            session.finished -= 1  # its outcome was sent: that state is not teleported
+        # (abandoned: the half was freed when the pair was skipped)
+        session.delivered -= 1
+        session.fire(HeadEvent.LOST)
+        self.ctx.send_peer(session.request.remote_node, PairLostAtHead(request_id=session.request.request_id, pair_id=pair_id))
+        if session.state is _DRAINING and not session.held:
+            session.fire(HeadEvent.DRAINED)
+        if session.ended:
+            self._end(session)
+
     # ------------------------------------------------------------ tail side
+
+    def _tail_lost(self, msg: PairLost) -> None:
+        """The network declared a pair delivered here lost (the head never had it)."""
+        pair_id = msg.pair_id
+        if (pair_id.head, pair_id.tail, pair_id.request_id, pair_id.index) not in self._tails:
+            drop_unknown(self.ctx.trace, "PairLost", pair_id)
+            return
+        self._tail_event(pair_id, TailEvent.LOST, msg)
 
     def _tail_event(self, pair_id: PairId, event: TailEvent, msg: Any) -> None:
         tails = self._tails
@@ -688,7 +780,7 @@ class BasicApps:
         session.fire(event)
         if event is _PAIR_DELIVERED:
             session.pair = msg
-        else:
+        elif event is not TailEvent.LOST:
             session.message = msg
         if not session.ended:
             return
@@ -702,12 +794,16 @@ class BasicApps:
             assert session.pair is not None and session.pair.handle is not None
             self.ctx.device.execute(FreeQubit(handle=session.pair.handle))
             return
+        if session.state is TailState.LOST:
+            if session.pair is not None and session.pair.handle is not None:
+                self.ctx.device.execute(FreeQubit(handle=session.pair.handle))
+            return
         self._report(session)
 
     def _report(self, session: Receiver) -> None:
         pair, msg = session.pair, session.message
-        # a skipped pair ends in `freed`, never here
-        assert pair is not None and msg is not None and not isinstance(msg, TeleportSkipped) and pair.handle is not None
+        # a skipped pair ends in `freed`, a lost one in `lost`, never here
+        assert pair is not None and isinstance(msg, (TeleportBits, HeldPair)) and pair.handle is not None
         if isinstance(msg, TeleportBits):
             self._correct(pair, msg, teleport_correction(msg.outcome, pair.bell_state))
             return

@@ -579,6 +579,8 @@ class NetworkNode:
         key = (msg.head, msg.circuit)
         held = self._memory is not None and self._memory.holds(key)
         if msg.path[-1] == self.ctx.node and not msg.rerouting:  # the tail hears of the request only now
+            # (or, after a move, hears that it ends: first the pairs it delivered alone are lost)
+            self._reroute.lost_at_tail(msg.head, msg.path[-1], msg.request_id, msg.lost_at_tail)
             self.ctx.send_up(NetError(request_id=msg.request_id, head=msg.head, code=msg.code, detail=msg.detail))
         elif not held:
             drop_unknown(self.ctx.trace, msg.kind, key)
@@ -930,6 +932,7 @@ class NetworkNode:
         self.ctx.trace("network.deliver", head=circuit.head, request_id=circuit.request_id, index=index)
         self.ctx.send_up(delivery)
         circuit.delivered += 1
+        self._reroute.handed_up(circuit, index)
         circuit.fire(_CIRCUIT_DELIVER)
         if circuit.delivered >= circuit.number:
             if not circuit.is_head and self._cutoffs is not None and self._cutoffs.voidable(circuit):

@@ -46,8 +46,12 @@ When a link of a running circuit goes down (:mod:`qnetstack.network.reroute`):
 * ``TailDelivered`` goes from the tail to the head: how many pairs of the
   request the tail has delivered, so the head numbers the pairs of the
   circuit that takes the request over (``Forward.first_index``) after every
-  index either end has used. A ``Release`` with ``rerouting`` set tells the
-  tail of a circuit that ended before its set-up that the request moves on.
+  index either end has used, and which pairs the tail delivered that the
+  head did not. A ``Release`` with ``rerouting`` set tells the tail of a
+  circuit that ended before its set-up that the request moves on. The
+  ``Forward`` of the next circuit (or the ``Release`` that ends the request)
+  names the pairs the tail delivered alone (``lost_at_tail``): the tail
+  declares them lost (``PairLost``).
 
 With a cutoff (:mod:`qnetstack.network.cutoff`):
 
@@ -132,6 +136,9 @@ class Forward(_Peer):
     # (qnetstack.network.reroute): its pairs are numbered on from here, so this many are
     # counted as made already at every node of the path
     first_index: int = Field(0, ge=0)
+    # the indices the tail delivered on the request's last circuit that the head did not:
+    # the tail declares them lost (PairLost) when the Forward reaches it
+    lost_at_tail: tuple[int, ...] = ()
 
 
 class PairEstimate(_Peer):
@@ -236,6 +243,8 @@ class Release(_Peer):
     down_link: tuple[str, str] | None = None  # as in CircuitFailed
     # the head is moving the request to another path: the tail waits for it (no NetError)
     rerouting: bool = False
+    # as Forward.lost_at_tail, when the head ends the request instead of moving it
+    lost_at_tail: tuple[int, ...] = ()
 
 
 class HopFreed(_Peer):
@@ -286,6 +295,9 @@ class TailDelivered(_Peer):
     circuit: int = Field(ge=0)
     request_id: int
     delivered: int = Field(ge=0)
+    # the indices of the pairs the circuit delivered at the tail (from its first index on), so the
+    # head can tell which pairs only one end delivered
+    indices: tuple[int, ...] = ()
 
 
 class CircuitDone(_Peer):

@@ -26,20 +26,36 @@ event for event, as one without link-state routing.
 of its path went down (code LINK_FAILURE with the link known), that end does
 not report a ``NetError``:
 
-* the tail tells the head how many pairs of the request it has delivered
-  (``TailDelivered``) and waits; the head waits for that count at most four
+* the tail tells the head how many pairs of the request it has delivered,
+  and which (``TailDelivered``), and waits; the head waits for that count at most four
   times the classical delay along the old path (twice what the notice and the
   answer need), then ends the request (the tail may have crashed);
 * the head, once it knows both ends' counts (its own, and the tail's, or the
   circuit's first index when the circuit ended while still reserving memory,
   before the tail heard of it), picks the best route on its view from itself
   to the tail (the view already lacks the link that went down) and sets a new
-  circuit up along it for the same request: same ``request_id``, the same
-  ``number``, pairs numbered on from the larger of the two counts
-  (``Forward.first_index``), so no index is delivered twice and every index is
-  below ``number``. Pairs already delivered stay delivered. The old circuit
-  has freed its link pairs and reservations along its path as any failed
-  circuit does; the new circuit reserves its own.
+  circuit up along it for the same request: same ``request_id``, pairs
+  numbered on after every index either end has used (``Forward.first_index``),
+  so no index is ever delivered twice at an end. Pairs already delivered at
+  both ends stay delivered. The old circuit has freed its link pairs and
+  reservations along its path as any failed circuit does; the new circuit
+  reserves its own.
+* **Pairs delivered at one end only.** The failure reaches the two ends at
+  different times, so one end may have delivered a pair whose other half was
+  freed before the other end could (a link pair or swap record still on its
+  way). Such a pair will never be delivered at the other end. The head,
+  knowing both ends' indices, sends ``PairLost`` up for the pairs only it
+  delivered, and names the pairs only the tail delivered in the next
+  ``Forward`` (``lost_at_tail``), or in the ``Release`` that ends the request,
+  so the tail sends ``PairLost`` up for those (specs/network.md NET-PAIR-6).
+  The new circuit makes one pair for every pair the request still lacks at
+  both ends, lost ones included, under *new* indices: the user still gets
+  ``number`` pairs delivered at both ends, and a lost pair's index is never
+  used again. Reusing it would let a late message about the lost pair (the
+  application's own, which may be delayed) be taken for its replacement.
+  So after a move that lost pairs the indices of a request reach past
+  ``number`` (``Forward.number`` is then the end of the new circuit's indices,
+  not the request's count).
 * At most ``MAX_REROUTES`` times per request. When retries are exhausted, no
   route is left in the view, or the new route cannot be taken (memory,
   labels, the policy's limits), the request ends with ``NetError``
@@ -52,9 +68,11 @@ The application sees one request: one ``NetAccepted`` (with the first path),
 pairs, and a ``NetError`` only if the request cannot be completed.
 
 Limits: a head that crashed never answers its tail, which then holds nothing
-but reports nothing for the request; an end that delivered a pair whose other
-half was freed when the circuit failed (the failure reached it between the two
-ends' deliveries) keeps that half, as without rerouting.
+but reports nothing for the request. A head that ends the request because the
+tail did not answer in time does not know which pairs the tail delivered, so
+it declares none lost. A head whose circuit was already complete when the
+tail's failed (the tail lacked its last pairs) has forgotten the circuit and
+drops the tail's count, as before.
 """
 
 from __future__ import annotations
@@ -68,7 +86,7 @@ from qnetstack.network.circuit import CircuitAtRepeater, CircuitEnd, CircuitEven
 from qnetstack.network.linkstate import FidelityWatch, LinkStateAdvert, LinkStateView
 from qnetstack.network.peer import Forward, Release, TailDelivered
 from qnetstack.network.routing import NoRoute, shortest_route
-from qnetstack.network.service import NetError, NetErrorCode
+from qnetstack.network.service import NetError, NetErrorCode, PairId, PairLost
 
 if TYPE_CHECKING:
     from qnetstack.network.circuit import Circuit
@@ -88,6 +106,8 @@ class _Moving:
     min_fidelity: float
     head_delivered: int
     tail_delivered: int | None
+    head_indices: frozenset[int]  # the indices the failed circuit delivered here (at the head)
+    tail_indices: frozenset[int]  # ... and at the tail (once its count is known)
     moves: int  # circuits the request has moved to so far
     detail: str
     timers: list[int] = field(default_factory=list)  # its deadline, and the bound on the tail's answer
@@ -102,7 +122,9 @@ class Rerouter:
         self.view = LinkStateView(node.topology, me)
         self.watch = FidelityWatch(node.topology, me)
         self._moving: dict[int, _Moving] = {}  # request id -> the request being moved (head)
-        self._tail_counts: dict[tuple[int, int], int] = {}  # (request id, circuit) -> tail's count, come early
+        # (request id, circuit) -> the tail's count and indices, come before the head heard of the failure
+        self._tail_counts: dict[tuple[int, int], tuple[int, tuple[int, ...]]] = {}
+        self._handed_up: dict[tuple[str, int], set[int]] = {}  # circuit key -> indices delivered here (ends)
         self._moves: dict[tuple[str, int], int] = {}  # circuit key -> moves before it (only if > 0)
 
     # ------------------------------------------------------------ the view
@@ -143,24 +165,48 @@ class Rerouter:
 
     # ------------------------------------------------------------ moving circuits
 
+    def handed_up(self, circuit: CircuitEnd, index: int) -> None:
+        """This end handed pair ``index`` of ``circuit`` up (after counting it); kept until the
+        circuit ends, so a move can tell which pairs only one end delivered."""
+        if circuit.delivered >= circuit.number:
+            self._handed_up.pop(circuit.key, None)  # complete: its pairs are delivered at both ends
+            return
+        indices = self._handed_up.get(circuit.key)
+        if indices is None:
+            indices = self._handed_up[circuit.key] = set()
+        indices.add(index)
+
     def moves(self, circuit: Circuit, code: NetErrorCode, down_link: tuple[str, str] | None) -> bool:
         """Whether ``circuit``, ending here with ``code``, is an end whose request moves on
         (then this end reports no ``NetError`` now)."""
-        return isinstance(circuit, CircuitEnd) and code is NetErrorCode.LINK_FAILURE and down_link is not None
+        moves = isinstance(circuit, CircuitEnd) and code is NetErrorCode.LINK_FAILURE and down_link is not None
+        if not moves:
+            self._handed_up.pop(circuit.key, None)  # the circuit ends here for good
+        return moves
 
     def ended(self, circuit: CircuitEnd, was_reserving: bool, detail: str) -> None:
         """``circuit`` ended here on a link going down (after :meth:`moves` said so) and is forgotten."""
         node = self.node
         moves = self._moves.pop(circuit.key, 0)
+        indices = frozenset(self._handed_up.pop(circuit.key, ()))
         if not circuit.is_head:
-            tally = TailDelivered(head=circuit.head, circuit=circuit.serial, request_id=circuit.request_id, delivered=circuit.delivered)
+            tally = TailDelivered(
+                head=circuit.head,
+                circuit=circuit.serial,
+                request_id=circuit.request_id,
+                delivered=circuit.delivered,
+                indices=tuple(sorted(indices)),
+            )
             node.ctx.send_peer(circuit.head, tally)
             return
         # until its next circuit the request stays open here (a new request may not take its id)
         node._open_requests[circuit.request_id] = circuit
         # a circuit still reserving was never set up at the tail: the tail is where it started
-        tail = circuit.delivered if was_reserving else self._tail_counts.pop((circuit.request_id, circuit.serial), None)
-        moving = _Moving(circuit, circuit.link_min_fidelity**circuit.hops, circuit.delivered, tail, moves, detail)
+        told = (circuit.delivered, ()) if was_reserving else self._tail_counts.pop((circuit.request_id, circuit.serial), None)
+        tail, tail_indices = (None, ()) if told is None else told
+        moving = _Moving(
+            circuit, circuit.link_min_fidelity**circuit.hops, circuit.delivered, tail, indices, frozenset(tail_indices), moves, detail
+        )
         self._moving[circuit.request_id] = moving
         ctx = node.ctx
         if circuit.deadline_ns is not None:
@@ -186,11 +232,12 @@ class Rerouter:
             running = self.node._open_requests.get(msg.request_id)
             if running is not None and running.serial == msg.circuit and not running.ended:
                 # the head has not heard of the failure yet: keep the count until it does
-                self._tail_counts[(msg.request_id, msg.circuit)] = msg.delivered
+                self._tail_counts[(msg.request_id, msg.circuit)] = (msg.delivered, msg.indices)
             else:  # the request has ended or moved on without it
                 drop_unknown(self.node.ctx.trace, msg.kind, (msg.head, msg.circuit), request_id=msg.request_id)
             return
         moving.tail_delivered = msg.delivered
+        moving.tail_indices = frozenset(msg.indices)
         self._go_on(moving)
 
     def timer(self, request_id: int, what: str) -> None:
@@ -207,11 +254,19 @@ class Rerouter:
         if moving.tail_delivered is None:
             return  # waits for the tail's count
         node, old = self.node, moving.failed
+        head_only = moving.head_indices - moving.tail_indices
+        for index in sorted(head_only):
+            self._lost(old.head, old.tail, old.request_id, index, f"delivered at the head only: {moving.detail}")
         if moving.moves >= MAX_REROUTES:
             self._end(moving, NetErrorCode.LINK_FAILURE, f"{moving.detail}; moved {moving.moves} times already")
             return
-        first = max(moving.head_delivered, moving.tail_delivered)
-        if first >= old.number:
+        used = moving.head_indices | moving.tail_indices
+        first = max(moving.head_delivered, moving.tail_delivered, max(used) + 1 if used else 0)
+        # the old circuit's indices ran from its first (the head's count before it delivered any)
+        # to its number; the pairs it completed at both ends need not be made again
+        old_first = moving.head_delivered - len(moving.head_indices)
+        still_needed = old.number - old_first - len(moving.head_indices & moving.tail_indices)
+        if still_needed <= 0:
             self._end(moving, NetErrorCode.LINK_FAILURE, f"{moving.detail}; one end has every pair, the other not")
             return
         try:
@@ -234,7 +289,7 @@ class Rerouter:
             self._end(moving, NetErrorCode.LINK_FAILURE, f"{moving.detail}; {exc}")
             return
         self._stop(moving)
-        self._start(moving, path, label, first, admission.link_min_fidelity)
+        self._start(moving, path, label, first, first + still_needed, admission.link_min_fidelity)
 
     def _refusal(self, path: list[str]) -> str | None:
         """Why the head could not take a request over ``path`` (as it would refuse a new one)."""
@@ -242,7 +297,20 @@ class Rerouter:
         hops = len(path) - 1
         return node._never_fits({n: node.policy.qubits_held(hops, i) for i, n in enumerate(path)})
 
-    def _start(self, moving: _Moving, path: list[str], label: int, first: int, link_min_fidelity: float) -> None:
+    def _lost(self, head: str, tail: str, request_id: int, index: int, reason: str) -> None:
+        """Pair ``index``, delivered at this end only, will never be delivered at the other."""
+        ctx = self.node.ctx
+        ctx.trace("network.pair_lost", head=head, request_id=request_id, index=index)
+        pair_id = PairId(head=head, tail=tail, request_id=request_id, index=index)
+        ctx.send_up(PairLost(pair_id=pair_id, reason=reason))
+
+    def _lost_at_tail(self, moving: _Moving) -> tuple[int, ...]:
+        """The indices only the tail delivered (none known while its count is awaited)."""
+        if moving.tail_delivered is None:
+            return ()
+        return tuple(sorted(moving.tail_indices - moving.head_indices))
+
+    def _start(self, moving: _Moving, path: list[str], label: int, first: int, end: int, link_min_fidelity: float) -> None:
         """Set up the request's next circuit along ``path``, as the head sets up a new one."""
         node, old = self.node, moving.failed
         ctx = node.ctx
@@ -252,13 +320,14 @@ class Rerouter:
             circuit=node._next_circuit,
             request_id=old.request_id,
             path=path,
-            number=old.number,
+            number=end,
             type=old.type,
             basis=old.basis,
             link_min_fidelity=link_min_fidelity,
             label=label,
             first_index=first,
             priority=old.priority,
+            lost_at_tail=self._lost_at_tail(moving),
         )
         node._next_circuit += 1
         ctx.trace("network.reroute", request_id=old.request_id, path=path, first_index=first)
@@ -293,16 +362,31 @@ class Rerouter:
         if node._open_requests.get(old.request_id) is old:
             del node._open_requests[old.request_id]
         node.ctx.send_up(NetError(request_id=old.request_id, head=old.head, code=code, detail=detail))
-        release = Release(head=old.head, circuit=old.serial, request_id=old.request_id, path=tuple(old.path), code=code, detail=detail)
+        release = Release(
+            head=old.head,
+            circuit=old.serial,
+            request_id=old.request_id,
+            path=tuple(old.path),
+            code=code,
+            detail=detail,
+            lost_at_tail=self._lost_at_tail(moving),
+        )
         node.ctx.send_peer(old.tail, release)
 
     def opened(self, circuit: Circuit, forward: Forward) -> None:
         """A circuit that takes a request over counts the pairs before ``first_index`` as made
         (asked, used and freed on every hop), so its indices and its pacing go on from there."""
         first = forward.first_index
+        if forward.lost_at_tail and isinstance(circuit, CircuitEnd) and not circuit.is_head:
+            self.lost_at_tail(forward.head, forward.path[-1], forward.request_id, forward.lost_at_tail)
         if first:
             circuit.requested = circuit.freed_downstream = first
             if isinstance(circuit, CircuitEnd):
                 circuit.delivered = first
             elif isinstance(circuit, CircuitAtRepeater):
                 circuit.swapped = first
+
+    def lost_at_tail(self, head: str, tail: str, request_id: int, indices: tuple[int, ...]) -> None:
+        """Tail: the head says these pairs of the request were delivered here only."""
+        for index in indices:
+            self._lost(head, tail, request_id, index, "delivered at the tail only: the request's circuit ended on a link going down")

@@ -10,6 +10,9 @@ Connection-oriented, after RFC 9340 §7 and the Quantum Network Protocol
 * for every end-to-end pair it sends ``PairDelivered`` at **both** ends, with the
   same ``pair_id``, the local qubit handle (K) or outcome (M), the pair's Bell
   state (its Pauli frame, tracked rather than corrected) and a goodness;
+* ``PairLost`` follows a ``PairDelivered`` at one end whose other half will
+  never be delivered (the request moved to another path, or ended, between the
+  two ends' deliveries): the user frees that half; the pair does not count;
 * ``NetError`` ends a request that can no longer be served.
 
 This module is the only part of ``network`` that other layers may import.
@@ -36,6 +39,7 @@ __all__ = [
     "NetRejected",
     "PairId",
     "PairDelivered",
+    "PairLost",
     "NetErrorCode",
     "NetError",
     "NetResponse",
@@ -117,6 +121,21 @@ class PairDelivered(_Message):
     basis: Basis | None = None  # type M
 
 
+class PairLost(_Message):
+    """Pair ``pair_id``, delivered at this end, has no other half that will ever be delivered:
+    free this half; the pair is not one of the request's ``number``.
+
+    The role of the link service's EXPIRE (and QNP's "expire", Kozlowski, Dahlberg & Wehner,
+    CoNEXT 2020) one layer up. It is sent when a request moves to another path, or ends,
+    after one end delivered the pair and the other did not (specs/network.md NET-PAIR-6).
+    A request that goes on makes another pair, under a new index, in its place.
+    """
+
+    kind: Literal["pair_lost"] = "pair_lost"
+    pair_id: PairId
+    reason: str = ""
+
+
 class NetErrorCode(str, enum.Enum):
     NO_PATH = "NO_PATH"
     UNSUPP = "UNSUPP"
@@ -134,7 +153,7 @@ class NetError(_Message):
     detail: str = ""
 
 
-NetResponse = Annotated[NetAccepted | NetRejected | PairDelivered | NetError, Field(discriminator="kind")]
+NetResponse = Annotated[NetAccepted | NetRejected | PairDelivered | PairLost | NetError, Field(discriminator="kind")]
 
 
 @runtime_checkable

@@ -17,7 +17,11 @@ them over classical channels with one fixed delay) and plays the rest:
   abort with ``NetError`` (at both ends, as the reference network does) after
   some pairs. Each pair gets a scripted Bell state (its Pauli frame), a true
   fidelity and a goodness that differs from it on purpose, so a check can tell
-  the two apart. It rejects requests for unknown nodes, for the node itself,
+  the two apart. A script may make its pair *lost* at one end (``lost_at``):
+  the pair is delivered at that end only and ``PairLost`` follows there, as
+  the reference network does when a request moves to another path between
+  the two ends' deliveries; the fake network then makes one more pair, under
+  the next index, so the request still gets its ``number`` pairs. It rejects requests for unknown nodes, for the node itself,
   and of type M (every application here needs the qubit kept).
 * **the devices** of all nodes share one :class:`QubitRegister`, a small exact
   density-matrix simulator: a delivered pair is the Werner state of its
@@ -58,7 +62,17 @@ from qnetstack.entity.devices import FakeDevices
 from qnetstack.entity.harness import Driver, Sent
 from qnetstack.entity.kernel import Kernel
 from qnetstack.entity.qubits import BASIS_VECTORS, GATE_MATRICES, bell_vector, bloch_vector, werner
-from qnetstack.network.service import NetAccepted, NetError, NetErrorCode, NetRejected, NetRequest, PairDelivered, PairId, RequestType
+from qnetstack.network.service import (
+    NetAccepted,
+    NetError,
+    NetErrorCode,
+    NetRejected,
+    NetRequest,
+    PairDelivered,
+    PairId,
+    PairLost,
+    RequestType,
+)
 from qnetstack.physical import service as physical_service
 from qnetstack.physical.service import (
     ApplyGate,
@@ -121,12 +135,18 @@ class PairScript:
     goodness: float = 0.9  # what the network claims; deliberately not the truth
     gap_ns: int = 1_000  # head delivery after the previous pair's (or after the request)
     tail_offset_ns: int = 0  # tail delivery relative to the head's (may be negative)
+    # delivered at this end only, then declared lost there (PairLost) lost_after_ns later;
+    # the pair does not count, and the request gets another in its place
+    lost_at: Literal["head", "tail"] | None = None
+    lost_after_ns: int = 1
 
     def __post_init__(self) -> None:
         if not (0.25 <= self.fidelity <= 1.0 and 0.0 <= self.goodness <= 1.0):
             raise ValueError("fidelity must be in [1/4, 1], goodness in [0, 1]")
         if self.gap_ns < 1:
             raise ValueError("gap_ns must be at least 1 ns")
+        if self.lost_after_ns < 1:
+            raise ValueError("lost_after_ns must be at least 1 ns")
 
 
 @dataclass(frozen=True)
@@ -149,6 +169,8 @@ class AppConditions:
             raise ValueError("bell_measure_ns and gate_ns must be >= 0")
         if not self.pairs:
             raise ValueError("at least one PairScript is needed")
+        if all(p.lost_at is not None for p in self.pairs):
+            raise ValueError("at least one PairScript must make a pair that is not lost")
 
 
 @dataclass(frozen=True)
@@ -225,6 +247,7 @@ class AppRun:
     below: list[tuple[int, str, Any]] = field(default_factory=list)  # (time, node, msg) the network delivered
     peer: list[tuple[int, str, str, Any]] = field(default_factory=list)  # (time, sender, node, msg) delivered
     traces: dict[str, list[tuple[int, str, dict[str, Any]]]] = field(default_factory=dict)  # node -> ctx.trace calls
+    lost: set[PairId] = field(default_factory=set)  # pairs the network declared lost (PairScript.lost_at)
 
     def sent(self, kind: type | tuple[type, ...], node: str | None = None) -> list[SentUp]:
         return [u for u in self.up if isinstance(u.msg, kind) and node in (None, u.node)]
@@ -475,6 +498,7 @@ class FakeNetwork:
         self.h = harness
         self.used_ids: dict[str, set[int]] = {n: set() for n in NODES}
         self.pairs: dict[PairId, PairRecord] = {}
+        self.lost: set[PairId] = set()  # pairs delivered at one end only and declared lost there
         self._scripts = itertools.cycle(harness.conditions.pairs)
 
     def on_down(self, node: str, msg: Any) -> None:
@@ -500,11 +524,22 @@ class FakeNetwork:
         count = msg.number if fate.action == "serve" else min(fate.after, msg.number)
         now = h.kernel.now_ns
         head_time, last = now, now
-        for k in range(count):
+        made, k = 0, 0
+        while made < count:
             script = next(self._scripts)
             head_time += script.gap_ns
             tail_time = max(now + 1, head_time + script.tail_offset_ns)
             pair_id = PairId(head=node, tail=msg.remote_node, request_id=msg.request_id, index=k)
+            k += 1
+            if script.lost_at is not None:  # one end only; it does not count
+                end, at = (node, head_time) if script.lost_at == "head" else (msg.remote_node, tail_time)
+                h.kernel.schedule(at - now, self._make_lost_pair, pair_id, index, script, end)
+                # the pairs made in its place come after the PairLost, as a network's next
+                # circuit does (NET-PAIR-7: before the request's last PairDelivered there)
+                head_time = max(head_time, at + script.lost_after_ns)
+                last = max(last, head_time)
+                continue
+            made += 1
             start = min(head_time, tail_time)
             h.kernel.schedule(start - now, self._make_pair, pair_id, index, script, head_time, tail_time)
             last = max(last, head_time, tail_time)
@@ -528,6 +563,20 @@ class FakeNetwork:
         now = h.kernel.now_ns
         for end, at in ((pair_id.head, head_time), (pair_id.tail, tail_time)):
             h.kernel.schedule(at - now, self._deliver, record, end)
+
+    def _make_lost_pair(self, pair_id: PairId, request: int | None, script: PairScript, end: str) -> None:
+        """A pair delivered at ``end`` only (the other half is gone), then declared lost there."""
+        h = self.h
+        near, far = h.devices.register.new(werner(script.bell_state, script.fidelity), 2)
+        h.devices.register.discard(far)
+        handle = h.devices.allocate(end, _Slot(near, "network"))
+        if handle is None:
+            raise RuntimeError(f"harness: {end} ran out of qubits; raise AppConditions.num_qubits")
+        record = PairRecord(pair_id, request, script.bell_state, script.fidelity, script.goodness, {end: near}, {end: handle})
+        self.pairs[pair_id] = record
+        self.lost.add(pair_id)
+        self._deliver(record, end)
+        h.kernel.schedule(script.lost_after_ns, h.deliver_below, end, PairLost(pair_id=pair_id, reason="scripted: the other half is gone"))
 
     def _deliver(self, record: PairRecord, end: str) -> None:
         h = self.h
@@ -629,6 +678,7 @@ class AppHarness(Driver):
             below=self.below,
             peer=self.peer,
             traces={n: ctx.traces for n, ctx in self.contexts.items()},
+            lost=self.network.lost,
         )
 
 

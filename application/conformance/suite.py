@@ -715,6 +715,61 @@ def teleport_waits_for_the_device(impl: Any) -> None:
             raise _fail(f"over pairs of fidelity 1 the state arrived with fidelity {up.msg.oracle_fidelity:.6f}", up)
 
 
+# ------------------------------------------------------------------ lost pairs
+
+
+@SUITE.clause("APP-LOST-1")
+def lost_pairs_are_freed_and_not_reported(impl: Any) -> None:
+    """Each request kind the implementation provides, alice -> bob for 3 items, over pairs that
+    take turns: a good pair, one lost at the head, a good pair, one lost at the tail. The network's
+    PairLost comes before the head's message about the pair reaches the tail, and after it
+    (1 ns and 3 classical delays after the delivery); for teleportation also while the sender's
+    Bell measurement of that pair is under way (it takes 2 classical delays). The network makes
+    another pair for each lost one, so every request must still end with AppDone completed=3,
+    no result may name a lost pair, and nothing may be held at the end."""
+    delay = AppConditions().delay_ns
+    sender, receiver = NODES[0], NODES[1]
+    number = 3
+    for kind in _kinds(impl):
+        for lost_after, measure_ns in ((1, 0), (3 * delay, 0), (1, 2 * delay)):
+            if measure_ns and kind != "teleport":
+                continue
+            scripts = (
+                PairScript(),
+                PairScript(lost_at="head", lost_after_ns=lost_after),
+                PairScript(tail_offset_ns=delay // 2),
+                PairScript(lost_at="tail", lost_after_ns=lost_after),
+            )
+            conditions = AppConditions(pairs=scripts, bell_measure_ns=measure_ns)
+            request = ScriptedRequest(0, sender, _request(kind, receiver, number, request_id=7))
+            run = run_app(impl, conditions, [request], until_ns=400 * delay)
+            _no_crash(run)
+            where = f"{kind} request of {number} with pairs lost at either end (PairLost {lost_after} ns after the delivery)"
+            no_misuse(run, f"{where}: ")
+            lost_ids = {(p.head, p.request_id, p.index) for p in run.lost}
+            for up in run.sent((PairResult, TeleportResult)):
+                msg = up.msg
+                named = (
+                    (msg.pair_id.head, msg.pair_id.request_id, msg.pair_id.index)
+                    if isinstance(msg, PairResult)
+                    else next(((h, r, i) for h, r, i in lost_ids if (h, i) == (msg.sender, msg.index)), None)
+                )
+                if named in lost_ids:
+                    raise _fail(f"{where}: a result for a pair the network declared lost", up)
+            dones = [u.msg.completed for u in run.sent(AppDone, sender)]
+            if dones != [number] or run.sent(AppError):
+                raise ClauseFailure(
+                    f"{where}: the network made a pair in place of each lost one, yet by t={run.end_ns} ns the request got "
+                    f"AppDone completed={dones} and {len(run.sent(AppError))} AppError"
+                )
+            results = run.sent((PairResult, TeleportResult), receiver)
+            if len(results) != number:
+                raise ClauseFailure(f"{where}: {len(results)} results at {receiver}, not {number}")
+            held = still_held(run.held_at_end, "app")
+            if held:
+                raise ClauseFailure(f"{where}: the application still holds qubits {held} at the end")
+
+
 # ------------------------------------------------------------------ pairs
 
 

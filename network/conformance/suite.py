@@ -56,6 +56,7 @@ from qnetstack.network.service import (
     NetRequest,
     NetResponse,
     PairDelivered,
+    PairLost,
     RequestType,
 )
 from qnetstack.physical.service import Basis, BellState
@@ -396,6 +397,10 @@ def pair_ids(impl: Any) -> None:
     def check(run: NetRun) -> None:
         seen: set[tuple[str, Any]] = set()
         counts: dict[tuple[str, Any], int] = {}
+        lost = _lost_pairs(run)
+        lost_of: dict[tuple[str, int], int] = {}  # request -> its pairs declared lost, at either end
+        for _, pid in lost:
+            lost_of[(pid.head, pid.request_id)] = lost_of.get((pid.head, pid.request_id), 0) + 1
         for u, acc in _naming_a_request(run, PairDelivered):
             pid = u.msg.pair_id
             if (u.node, pid) in seen:
@@ -403,11 +408,67 @@ def pair_ids(impl: Any) -> None:
             seen.add((u.node, pid))
             if acc is None:
                 continue  # NET-PAIR-1 reports it
-            if pid.index >= acc.request.number:
-                raise _fail(f"pair index {pid.index} but the request asked for {acc.request.number} pairs", u)
+            bound = acc.request.number + lost_of.get(acc.key, 0)
+            if pid.index >= bound:
+                raise _fail(
+                    f"pair index {pid.index} but the request asked for {acc.request.number} pairs (and lost {bound - acc.request.number})",
+                    u,
+                )
+            if (u.node, pid) in lost:
+                continue  # it does not count (NET-PAIR-7)
             counts[(u.node, acc.key)] = counts.get((u.node, acc.key), 0) + 1
             if counts[(u.node, acc.key)] > acc.request.number:
                 raise _fail(f"request {acc.key} asked for {acc.request.number} pairs; {u.node} got more", u)
+
+    _property(impl, check)
+
+
+def _lost_pairs(run: NetRun) -> set[tuple[str, Any]]:
+    """(node, pair_id) of every PairLost sent up."""
+    return {(u.node, u.msg.pair_id) for u in run.up if isinstance(u.msg, PairLost)}
+
+
+@SUITE.clause("NET-PAIR-7")
+def one_ended_pairs_are_declared_lost(impl: Any) -> None:
+    """A PairLost names a pair delivered at its node before, once, and never delivered at the
+    other end; a request that ends with no NetError leaves no pair delivered at one end only
+    without one. (The suite's routing runs are where a request moves; elsewhere it holds
+    trivially.)"""
+
+    def check(run: NetRun) -> None:
+        delivered: dict[tuple[str, Any], SentUp] = {}
+        for u in run.up:
+            if isinstance(u.msg, PairDelivered):
+                delivered.setdefault((u.node, u.msg.pair_id), u)
+        declared: set[tuple[str, Any]] = set()
+        for u in run.up:
+            if not isinstance(u.msg, PairLost):
+                continue
+            pid = u.msg.pair_id
+            other = pid.tail if u.node == pid.head else pid.head
+            if (u.node, pid) in declared:
+                raise _fail(f"{u.node} declared pair {pid!r} lost twice", u)
+            declared.add((u.node, pid))
+            before = delivered.get((u.node, pid))
+            if before is None or before.seq > u.seq:
+                raise _fail(f"{u.node} declared pair {pid!r} lost before it delivered it there", u)
+            if (other, pid) in delivered:
+                raise _fail(f"pair {pid!r} was declared lost at {u.node} but delivered at {other} too", u)
+        for acc in run.accepted().values():
+            if run.errors(acc.key):
+                continue  # NET-PAIR-1 lets a request that broke leave such pairs to the layer above
+            ends = _ends(acc)
+            got = {node: {u.msg.pair_id: u for u in run.deliveries(acc.key, node)} for node in ends}
+            for node, other in (ends, ends[::-1]):
+                last = max((u.seq for u in got[node].values()), default=None)
+                for pid, u in got[node].items():
+                    if pid in got[other]:
+                        continue
+                    lost = [x for x in run.up if isinstance(x.msg, PairLost) and x.node == node and x.msg.pair_id == pid]
+                    if not lost and _ended_at(run, acc, node, run.end_ns) and _ended_at(run, acc, other, run.end_ns):
+                        raise _fail(f"pair {pid!r} was delivered at {node} only and never declared lost there", u)
+                    if lost and last is not None and lost[0].seq > last:
+                        raise _fail(f"{node} declared pair {pid!r} lost after its last PairDelivered of request {acc.key}", lost[0])
 
     _property(impl, check)
 
@@ -1367,12 +1428,13 @@ def open_circuits_move_off_a_link_that_goes_down(impl: Any) -> None:
                 f"was up, yet the request ended at {node} with {errors[0].msg.code.value}",
                 errors[0],
             )
-        got = run.deliveries(acc.key, node)
+        lost = {pid for where, pid in _lost_pairs(run) if where == node}
+        got = [u for u in run.deliveries(acc.key, node) if u.msg.pair_id not in lost]
         indices = sorted(u.msg.pair_id.index for u in got)
-        if indices != list(range(acc.request.number)):
+        if len(indices) != acc.request.number or len(set(indices)) != len(indices):
             raise ClauseFailure(
-                f"request {acc.key} moved off the cut link {cut[0]}-{cut[1]}: {node} got pairs {indices}, "
-                f"not each of 0..{acc.request.number - 1} once, by t={run.end_ns}"
+                f"request {acc.key} moved off the cut link {cut[0]}-{cut[1]}: {node} got pairs {indices} (besides {len(lost)} "
+                f"declared lost), not {acc.request.number} distinct ones, by t={run.end_ns}"
             )
     if run.settled and run.held_by_network():
         raise ClauseFailure(f"after the request moved and ended, the network layer still holds qubits {run.held_by_network()}")
@@ -1468,7 +1530,7 @@ def _replay(harness: NetHarness, received: list[tuple[int, str, Any]]) -> None:
 @SUITE.clause("NET-MSG-1")
 def responses_valid(impl: Any) -> None:
     def check(run: NetRun) -> None:
-        check_responses(run.up, (NetAccepted, NetRejected, PairDelivered, NetError), _RESPONSE, "a network-service response")
+        check_responses(run.up, (NetAccepted, NetRejected, PairDelivered, PairLost, NetError), _RESPONSE, "a network-service response")
         for u in run.up:
             if isinstance(u.msg, (NetAccepted, NetRejected)) and u.cause[0] != "request":
                 raise _fail(f"{type(u.msg).__name__} sent while handling {u.cause[0]}, not a NetRequest", u)
