@@ -251,18 +251,23 @@ def test_max_attempts_must_be_positive():
         HeraldResult(neighbour="bob", attempt_id=0, success=False, attempts=0)
 
 
-def test_precomputed_draws_are_cheap():
-    """The physics of one attempt (a draw from the precomputed branches) stays
-    far below the 60 µs per attempt budget of issue 5 (here < 30 µs on average, a wide margin for a loaded machine)."""
-    import time
-
+def test_draws_from_the_precomputed_branches_follow_their_probabilities():
+    """One attempt's physics is a draw from the branches computed once per link (its cost per
+    attempt is measured by benchmarks/physical.py, not by a timed test). 40 000 single attempts:
+    each branch's share, and the failures', within 5 standard errors of its probability
+    (binomial, sqrt(p (1 - p) / n))."""
     backend, params, hw = _barrett_kok_link()
     from tests.fakes import FakeContext  # noqa: PLC0415
 
     station = backend.station_entity(FakeContext("alice~bob"), ("alice", "bob"), params, hw)
     prepared = station.prepared(None, None)
+    probabilities = [b.probability for b in prepared.branches] + [1 - prepared.p]
     rng = np.random.default_rng(0)
-    t0 = time.perf_counter()
-    for _ in range(20_000):
-        prepared.draw(rng, 1)
-    assert (time.perf_counter() - t0) / 20_000 < 30e-6
+    n = 40_000
+    counts = [0] * len(probabilities)
+    for _ in range(n):
+        attempts, branch = prepared.draw(rng, 1)
+        assert attempts == 1
+        counts[len(probabilities) - 1 if branch is None else branch] += 1
+    for count, p in zip(counts, probabilities, strict=True):
+        assert abs(count / n - p) <= 5 * math.sqrt(p * (1 - p) / n) + 1e-12, (counts, probabilities)
