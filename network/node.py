@@ -275,22 +275,28 @@ class NetworkNode:
         )
         self._next_circuit += 1
         self.ctx.send_up(NetAccepted(request_id=msg.request_id, path=path))
+        self._launch(forward, label, needs, None if msg.max_time_ns is None else self.ctx.now_ns + msg.max_time_ns)
+
+    def _launch(self, forward: Forward, label: int, needs: dict[str, int], deadline_ns: int | None) -> CircuitEnd:
+        """Open the head's circuit for ``forward`` (a new request's, or one that takes a moved
+        request over, :mod:`~qnetstack.network.reroute`): reserve memory along the path in name
+        order, or start at once when no node needs any; the request ends at ``deadline_ns``."""
         to_reserve = sorted(node for node, qubits in needs.items() if qubits > 0)
         if not to_reserve:
-            self.ctx.send_peer(path[1], forward)
+            self.ctx.send_peer(forward.path[1], forward)
         circuit = self._open(forward, label)
         assert isinstance(circuit, CircuitEnd)
-        self._open_requests[msg.request_id] = circuit
-        if msg.max_time_ns is not None:
-            circuit.deadline_ns = self.ctx.now_ns + msg.max_time_ns
+        self._open_requests[forward.request_id] = circuit
+        circuit.deadline_ns = deadline_ns
         if to_reserve:
             circuit.needs, circuit.to_reserve, circuit.forward = needs, to_reserve, forward
             circuit.fire(CircuitEvent.RESERVE)
             self._reserve_next(circuit)
         else:
             self._run(circuit)
-        if msg.max_time_ns is not None:
-            circuit.deadline_timer = self.ctx.set_timer(msg.max_time_ns, ("deadline", *circuit.key))
+        if deadline_ns is not None and not circuit.ended:
+            circuit.deadline_timer = self.ctx.set_timer(max(1, deadline_ns - self.ctx.now_ns), ("deadline", *circuit.key))
+        return circuit
 
     def _route(self, remote: str) -> list[str]:
         """The route of a new circuit: the best one on this node's link-state view

@@ -82,7 +82,7 @@ from typing import TYPE_CHECKING
 
 from qnetstack.entity.machine import drop_unknown
 from qnetstack.network.admission import Refused, admit
-from qnetstack.network.circuit import CircuitAtRepeater, CircuitEnd, CircuitEvent, LabelsExhausted
+from qnetstack.network.circuit import CircuitAtRepeater, CircuitEnd, LabelsExhausted
 from qnetstack.network.linkstate import FidelityWatch, LinkStateAdvert, LinkStateView
 from qnetstack.network.peer import Forward, Release, TailDelivered
 from qnetstack.network.routing import NoRoute, shortest_route
@@ -332,22 +332,8 @@ class Rerouter:
         node._next_circuit += 1
         ctx.trace("network.reroute", request_id=old.request_id, path=path, first_index=first)
         needs = {n: node.policy.qubits_held(hops, i) for i, n in enumerate(path)}
-        to_reserve = sorted(n for n, qubits in needs.items() if qubits > 0)
-        if not to_reserve:
-            ctx.send_peer(path[1], forward)
-        circuit = node._open(forward, label)
-        assert isinstance(circuit, CircuitEnd)
-        self._moves[circuit.key] = moving.moves + 1
-        node._open_requests[old.request_id] = circuit
-        circuit.deadline_ns = old.deadline_ns
-        if to_reserve:
-            circuit.needs, circuit.to_reserve, circuit.forward = needs, to_reserve, forward
-            circuit.fire(CircuitEvent.RESERVE)
-            node._reserve_next(circuit)
-        else:
-            node._run(circuit)
-        if old.deadline_ns is not None and not circuit.ended:
-            circuit.deadline_timer = ctx.set_timer(max(1, old.deadline_ns - ctx.now_ns), ("deadline", *circuit.key))
+        self._moves[(forward.head, forward.circuit)] = moving.moves + 1
+        node._launch(forward, label, needs, old.deadline_ns)
 
     def _stop(self, moving: _Moving) -> None:
         del self._moving[moving.failed.request_id]

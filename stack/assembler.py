@@ -255,15 +255,19 @@ def _check_schemes(backend: Any, name: Any, scenario: Scenario) -> None:
             )
 
 
-def _check_routing(network: Any, name: Any, scenario: Scenario) -> None:
-    # the metric is passed only when it is not the default, so a network layer that routes its own way still fits
-    if scenario.routing.metric == DEFAULT_METRIC:
-        return
+def _accepts(network: Any, argument: str) -> bool:
+    """Whether the network class's constructor takes ``argument`` (by name or ``**kwargs``);
+    True when its signature cannot be read: the call itself will say."""
     try:
         parameters = inspect.signature(network).parameters.values()
-    except (TypeError, ValueError):  # no signature to read: let the call itself say
-        return
-    if not any(p.name == "metric" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+    except (TypeError, ValueError):
+        return True
+    return any(p.name == argument or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def _check_routing(network: Any, name: Any, scenario: Scenario) -> None:
+    # the metric is passed only when it is not the default, so a network layer that routes its own way still fits
+    if scenario.routing.metric != DEFAULT_METRIC and not _accepts(network, "metric"):
         raise AssemblyError(
             "routing.metric",
             f"network {shown(name)} takes no metric argument, so it cannot route by {scenario.routing.metric}; "
@@ -275,14 +279,8 @@ def _check_policy(network: Any, name: Any, scenario: Scenario) -> None:
     # like the metric: passed only when the scenario names a policy
     if scenario.network.policy is None:
         return
-    try:
-        parameters = inspect.signature(network).parameters.values()
-    except (TypeError, ValueError):  # no signature to read: let the call itself say
-        return
-    takes = {p.name for p in parameters}
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
     for field in ("policy", "policy_options") if scenario.network.policy_options else ("policy",):
-        if field not in takes and not takes_any:
+        if not _accepts(network, field):
             raise AssemblyError(
                 f"network.{field}",
                 f"network {shown(name)} takes no {field} argument, so it cannot run policy {shown(scenario.network.policy)}; "
@@ -292,13 +290,7 @@ def _check_policy(network: Any, name: Any, scenario: Scenario) -> None:
 
 def _check_reliable(network: Any, name: Any, scenario: Scenario) -> None:
     # like the policy: passed only when the scenario sets it
-    if not scenario.network.reliable:
-        return
-    try:
-        parameters = inspect.signature(network).parameters.values()
-    except (TypeError, ValueError):  # no signature to read: let the call itself say
-        return
-    if not any(p.name == "reliable" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+    if scenario.network.reliable and not _accepts(network, "reliable"):
         raise AssemblyError(
             "network.reliable",
             f"network {shown(name)} takes no reliable argument, so it cannot make its messages reliable; leave network.reliable out",
