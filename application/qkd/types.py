@@ -99,15 +99,15 @@ class RawRecords:
     """One entry per round (a pulse sent, or a pair delivered), as both ends recorded it.
 
     ``detected`` says whether Bob registered the round at all (a lost pulse is
-    a round with ``detected`` false; its ``bob_bit`` is meaningless). Left out,
-    every round counts as detected, as for pairs the network delivered.
+    a round with ``detected`` false; its ``bob_bit`` is meaningless); it is
+    all true for pairs the network delivered.
     """
 
     alice_basis: npt.NDArray[np.uint8]
     alice_bit: Bits
     bob_basis: npt.NDArray[np.uint8]
     bob_bit: Bits
-    detected: npt.NDArray[np.bool_] | None = None
+    detected: npt.NDArray[np.bool_]
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -116,8 +116,7 @@ class RawRecords:
         set_(self, "bob_basis", as_small_ints(self.bob_basis, "bob_basis"))
         set_(self, "bob_bit", as_bits(self.bob_bit, "bob_bit"))
         rounds = len(self.alice_basis)
-        detected = np.ones(rounds, dtype=np.bool_) if self.detected is None else self.detected
-        set_(self, "detected", _as_flags(detected, "detected"))
+        set_(self, "detected", _as_flags(self.detected, "detected"))
         for name in ("alice_bit", "bob_basis", "bob_bit", "detected"):
             if len(getattr(self, name)) != rounds:
                 raise ValueError(f"{name}: has {len(getattr(self, name))} rounds, alice_basis has {rounds}")
