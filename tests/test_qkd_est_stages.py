@@ -164,7 +164,7 @@ def test_decoy_bounds_with_fluctuations_hold_over_seeds_at_a_smaller_sample():
     # 10^7 pulses per class at 50 km: ~4 000 decoy clicks with ~140 errors and
     # ~20 vacuum clicks. There the bare bounds are crossed by chance in some of
     # 30 seeded runs (checked below, so this test can tell the two apart);
-    # moved by u = 3 standard deviations (Ma et al. 2005 §VI) they hold in all.
+    # moved by u = 3 standard deviations (the Gaussian treatment of Ma et al. 2005) they hold in all.
     eta = GYS.transmittance(50.0)
     y1, e1 = _true_single_photon(eta)
     crossed = 0

@@ -59,7 +59,7 @@ def test_the_maximum_distance_with_infinitely_many_decoys_is_ma_et_al_s_142_km()
 def test_the_closed_form_rate_is_the_photon_number_sum_it_abbreviates():
     # Independent of the closed forms: Q_mu, E_mu Q_mu as sums over photon
     # numbers n of Poisson(mu) weights times Y_n = Y0 + 1 - (1 - eta)^n and
-    # e_n Y_n = e0 Y0 + e_det (1 - (1 - eta)^n) (Ma et al. 2005, §II), truncated at n = 60.
+    # e_n Y_n = e0 Y0 + e_det (1 - (1 - eta)^n) (Ma et al. 2005), truncated at n = 60.
     for km in (0.0, 20.0, 60.0, 100.0, 130.0):
         mu, rate = optimal_mu(GYS, km)
         eta = GYS.transmittance(km)

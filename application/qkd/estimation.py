@@ -24,7 +24,7 @@ Lo (PRA 72, 012326, 2005) bounds the single-photon yield, gain and error:
 with Y0 = Q_vacuum. Finite-size fluctuations are optional: with
 ``standard_deviations = u > 0`` each observed rate r from N rounds is moved by
 u * sqrt(r / N) in the direction that weakens the bound (the Gaussian
-treatment of Ma et al. §VI). This is not a composable bound; the composable
+treatment of statistical fluctuations in Ma et al. 2005). This is not a composable bound; the composable
 finite-key treatment of decoy BB84 is Lim et al. (2014), in ``key_length``.
 """
 

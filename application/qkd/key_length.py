@@ -7,7 +7,7 @@ Quantum Inf. Comput. 4, 325, 2004; with decoys Lo, Ma & Chen, PRL 94, 230504,
     R >= q { -Q_mu f h(E_mu) + Q_1 [1 - h(e_1)] }
 
 and its expected value for a fibre and a threshold detector (Ma, Qi, Zhao &
-Lo, PRA 72, 012326, 2005, §II): eta = eta_Bob 10^(-alpha L / 10), the i-photon
+Lo, PRA 72, 012326, 2005): eta = eta_Bob 10^(-alpha L / 10), the i-photon
 yield Y_i = Y0 + 1 - (1 - eta)^i, so Q_mu = Y0 + 1 - e^(-eta mu),
 E_mu Q_mu = e0 Y0 + e_det (1 - e^(-eta mu)), Y1 = Y0 + eta,
 e1 = (e0 Y0 + e_det eta) / Y1 (:class:`FibreDetectorModel`). With infinitely
@@ -89,7 +89,7 @@ def gllp_rate(
 
 @dataclass(frozen=True)
 class FibreDetectorModel:
-    """A fibre of loss ``attenuation_db_per_km`` to a receiver of efficiency ``bob_efficiency`` (Ma et al. 2005, §II).
+    """A fibre of loss ``attenuation_db_per_km`` to a receiver of efficiency ``bob_efficiency`` (Ma et al. 2005).
 
     ``dark_yield`` is Y0, the probability of a click with no photon;
     ``detector_error`` is e_det, the probability a photon hits the wrong

@@ -294,7 +294,7 @@ class DecoyEstimate:
 
     ``standard_deviations`` is 0 for the estimate from the observed rates as
     they are, or the number u of standard deviations each observed rate was
-    moved in the unfavourable direction (Gaussian fluctuations, Ma et al. §VI).
+    moved in the unfavourable direction (Gaussian fluctuations, as Ma et al. 2005 treat them).
     """
 
     signal: float
