@@ -39,6 +39,12 @@ from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from qnetstack.network.circuit import Circuit, CircuitAtRepeater, CircuitEnd
 from qnetstack.network.distill import BbpsswPolicy, BbpsswPumpingPolicy, DejmpsPolicy, DejmpsPumpingPolicy
+from qnetstack.network.distill_e2e import (
+    EndToEndBbpsswPolicy,
+    EndToEndBbpsswPumpingPolicy,
+    EndToEndDejmpsPolicy,
+    EndToEndDejmpsPumpingPolicy,
+)
 from qnetstack.network.nested import NestedPolicy
 from qnetstack.network.pairs import LinkPair, PairStore
 from qnetstack.network.peer import SwapRecord
@@ -161,6 +167,12 @@ register_policy(BbpsswPolicy)
 register_policy(DejmpsPolicy)
 register_policy(BbpsswPumpingPolicy)
 register_policy(DejmpsPumpingPolicy)
+
+# distillation of the end-to-end pairs by the two ends (qnetstack.network.distill_e2e)
+register_policy(EndToEndBbpsswPolicy)
+register_policy(EndToEndDejmpsPolicy)
+register_policy(EndToEndBbpsswPumpingPolicy)
+register_policy(EndToEndDejmpsPumpingPolicy)
 
 # nested (doubling) swapping over repeaters (qnetstack.network.nested)
 register_policy(NestedPolicy)
