@@ -22,7 +22,9 @@ from qnetstack.network import bell_diagonal as bd
 from qnetstack.physical.engines.bell_diagonal import BellDiagonal
 from qnetstack.physical.engines.distillation import bbpssw, dejmps
 from qnetstack.stack import assemble
+from qnetstack.stack.conform import run_conformance
 from qnetstack.stack.scenario import parse_scenario
+from tests import broken_networks
 from tests.test_network_distillation import link_state, one_link
 
 NAMES = ("alice", "bob", "carol", "dave")
@@ -178,3 +180,21 @@ def test_the_end_to_end_policies_take_no_cutoff():
     data["network"]["policy_options"] = {"cutoff_ns": 1000}
     with pytest.raises(ScenarioError, match="distill-e2e-dejmps"):
         parse_scenario(data)
+
+
+ENDS_CLAUSES = {"NET-ENDS-1", "NET-ENDS-2", "NET-ENDS-3", "NET-ENDS-4"}
+
+
+@pytest.mark.conformance
+@pytest.mark.parametrize(
+    "impl, expected",
+    [(broken_networks.KeepsFailedRounds, {"NET-ENDS-1"}), (broken_networks.ReportsUndistilledGoodness, {"NET-ENDS-3"})],
+    ids=lambda v: v.__name__ if isinstance(v, type) else "",
+)
+def test_broken_end_to_end_distillation_fails_the_clause_it_breaks(impl, expected):
+    """A layer that keeps every round delivers pairs whose readouts differed; one that reports the
+    goodness of the undistilled pair is off by 0.037 (more than the 0.02 of NET-ENDS-3). The
+    other end-to-end clauses pass for both."""
+    report = run_conformance("network", impl, select=sorted(ENDS_CLAUSES))
+    assert set(report.failed_clauses()) == expected, report.to_text()
+    assert all(clause.detail for clause in report.clauses if clause.status == "fail")
