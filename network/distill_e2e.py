@@ -229,10 +229,11 @@ class EndRounds:
         self.passed = 0  # rounds the pumped source has passed
         self.early: dict[tuple[int, int], tuple[int, int]] = {}  # outcomes before this end's readout
         self.memories: Memories = (None, None)
-        # pacing: pairs that left this end (delivered, measured, freed; a moved circuit starts
-        # from the pairs its predecessor counted) and, at the tail, HopFreed s sent upstream
+        # pacing: pairs that left this end (delivered, measured, freed) and, at the tail,
+        # HopFreed s sent upstream; a circuit that took a moved request over starts both from
+        # the pairs its predecessor counted (qnetstack.network.reroute sets ``requested``)
         self.gone = requested
-        self.hop_freed = 0
+        self.hop_freed = requested
 
 
 def end_rounds(circuit: CircuitEnd) -> EndRounds:

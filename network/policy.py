@@ -159,7 +159,8 @@ def make_policy(name: str, options: dict[str, Any] | None = None) -> Policy:
         return cls(**(options or {}))
     except (TypeError, ValueError) as exc:
         registered = ", ".join(sorted(POLICIES))
-        raise PolicyError(f"network policy {name!r} (registered: {registered}) refuses options {options!r}: {exc}") from None
+        # the reason first: a one-line error may be cut short, and the list of names grows
+        raise PolicyError(f"network policy {name!r} refuses options {options!r}: {exc} (registered: {registered})") from None
 
 
 # distillation of every hop's link pairs (qnetstack.network.distill)

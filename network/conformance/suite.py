@@ -1582,7 +1582,7 @@ class _DistillingHarness(NetHarness):
         self.impl = impl
         self.conditions = conditions
         self.requests = sorted(requests, key=lambda r: r.at_ns)
-        self.below = _DistillingBelow(self.kernel, conditions, self.topology, self.streams[-1])
+        self.below = self.distilling = _DistillingBelow(self.kernel, conditions, self.topology, self.streams[-1])
         self.below.deliver = self.deliver_below
         self._hops = dict(nx.all_pairs_shortest_path_length(self.topology))
         self.up = []
@@ -1624,7 +1624,7 @@ def _e2e_runs(impl: Any) -> list[tuple[NetRun, list[tuple[str, int, int]]]]:
         if isinstance(run.crashed, LookupError):
             raise NotApplicable(f"the implementation does not know policy {E2E_POLICY!r}: {run.crashed}")
         _no_crash(run)
-        runs.append((run, list(harness.below.cnots)))
+        runs.append((run, list(harness.distilling.cnots)))
     _E2E_CACHE[impl] = runs
     return runs
 
@@ -1638,12 +1638,12 @@ def e2e_delivers_only_kept_pairs(impl: Any) -> None:
         for u in run.up:
             if not isinstance(u.msg, PairDelivered) or u.qubit is None:
                 continue
-            target = last_round.get(u.qubit)
-            if target is None:
+            kept_over = last_round.get(u.qubit)
+            if kept_over is None:
                 raise _fail(f"with policy {E2E_POLICY!r}, delivered a pair that no round kept (its qubit was never a CNOT's control)", u)
-            chain = run.chain(target)
+            chain = run.chain(kept_over)
             far = None if chain is None else run.qubits[chain.end]
-            near = run.qubits[target]
+            near = run.qubits[kept_over]
             if far is None or near.measured is None or far.measured is None:
                 raise _fail(f"with policy {E2E_POLICY!r}, delivered the source of a round whose target was not read out at both ends", u)
             if near.measured[1] != far.measured[1]:
