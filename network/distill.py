@@ -135,6 +135,7 @@ __all__ = [
     "Round",
     "hop_rounds",
     "round_estimate",
+    "round_operations",
     "werner_round",
 ]
 
@@ -155,12 +156,12 @@ def werner_round(f1: float, f2: float) -> tuple[float, float]:
     return p, (f1 * f2 + e1 * e2) / p
 
 
-def _twirl(protocol: str, pair: LinkPair, index: int) -> tuple[Gate, str]:
+def _twirl(protocol: str, name: Any, index: int) -> tuple[Gate, str]:
     """The Pauli of the twirl, and the word of relabellings ("h": H ⊗ H, "r": the DEJMPS
-    rotation) both ends apply to ``pair`` entering round ``index``: derived from the pair's
-    name and the round, so both ends agree without a word and a pumped source gets a fresh
-    choice in every round it enters."""
-    choice = zlib.crc32(repr((pair.key, index)).encode("utf-8"))
+    rotation) both ends apply to the pair named ``name`` (a link pair's key) entering round
+    ``index``: derived from the pair's name and the round, so both ends agree without a word
+    and a pumped source gets a fresh choice in every round it enters."""
+    choice = zlib.crc32(repr((name, index)).encode("utf-8"))
     word = "r" if protocol == "dejmps" else _PERMUTATIONS[(choice // 4) % 6]
     return _PAULIS[choice % 4], word
 
@@ -183,6 +184,30 @@ def _relabelled(w: bd.Weights, word: str) -> bd.Weights:
         i, j = _EXCHANGES[step]
         out[i], out[j] = out[j], out[i]
     return (out[0], out[1], out[2], out[3])
+
+
+def round_operations(protocol: str, at_head: bool, pairs: list[tuple[LinkPair, Any]], index: int) -> list[Any]:
+    """The device operations of one end of a round on ``pairs`` (source, then target, each with
+    the name both ends know it by) in round ``index``: at the tail the gates that bring each
+    pair to Φ+ from its ``ok.bell_state``; at both ends the twirl and the relabellings; then
+    the bilateral CNOT and the Z readout of the target (see the module docstring)."""
+    operations: list[Any] = []
+    for pair, name in pairs:
+        handle = pair.handle
+        gates: list[Gate] = []
+        if not at_head:
+            x, z = pair.ok.bell_state.pauli_bits
+            gates += [Gate.X] * x + [Gate.Z] * z
+        pauli, word = _twirl(protocol, name, index)
+        gates.append(pauli)
+        rotation = _RX_HEAD if at_head else _RX_TAIL
+        for step in word:
+            gates += (Gate.H,) if step == "h" else rotation
+        operations += [ApplyGate(gate=g, handle=handle) for g in gates if g is not Gate.I]
+    source, target = pairs[0][0], pairs[1][0]
+    operations.append(ApplyTwoQubitGate(gate=TwoQubitGate.CNOT, control=source.handle, target=target.handle))
+    operations.append(Measure(handle=target.handle, basis=Basis.Z))
+    return operations
 
 
 def round_estimate(
@@ -410,22 +435,7 @@ class Distiller:
 
     def _operations(self, hop: HopKey, source: LinkPair, target: LinkPair, index: int) -> list[Any]:
         creator = hop[1] == self.node.ctx.node  # the hop's upstream end, which asks for its pairs
-        operations: list[Any] = []
-        for pair in (source, target):
-            handle = pair.handle
-            gates: list[Gate] = []
-            if not creator:
-                x, z = pair.ok.bell_state.pauli_bits
-                gates += [Gate.X] * x + [Gate.Z] * z
-            pauli, word = _twirl(self.policy.protocol, pair, index)
-            gates.append(pauli)
-            rotation = _RX_HEAD if creator else _RX_TAIL
-            for step in word:
-                gates += (Gate.H,) if step == "h" else rotation
-            operations += [ApplyGate(gate=g, handle=handle) for g in gates if g is not Gate.I]
-        operations.append(ApplyTwoQubitGate(gate=TwoQubitGate.CNOT, control=source.handle, target=target.handle))
-        operations.append(Measure(handle=target.handle, basis=Basis.Z))
-        return operations
+        return round_operations(self.policy.protocol, creator, [(source, source.key), (target, target.key)], index)
 
     def _next_operation(self, circuit: Circuit, current: Round) -> None:
         node = self.node
@@ -469,7 +479,7 @@ class Distiller:
             memories, readouts = (here, far), (current.outcome_ns, current.peer_outcome_ns)
         else:
             memories, readouts = (far, here), (current.peer_outcome_ns, current.outcome_ns)
-        inputs = [_Input(pair.ok, _twirl(self.policy.protocol, pair, current.index)[1]) for pair in (current.source, current.target)]
+        inputs = [_Input(pair.ok, _twirl(self.policy.protocol, pair.key, current.index)[1]) for pair in (current.source, current.target)]
         _, kept, time_ns = round_estimate(inputs[0], inputs[1], memories, readouts)
         # on to now, when this end hands the pair on (both halves decohere meanwhile)
         now = node.ctx.now_ns

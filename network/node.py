@@ -97,6 +97,7 @@ from qnetstack.network.circuit import (
 )
 from qnetstack.network.cutoff import Cutoffs
 from qnetstack.network.distill import Distiller, DistillOutcome, DistillPolicy, Round
+from qnetstack.network.distill_e2e import EndToEndDistiller, EndToEndDistillPolicy, EndToEndOutcome, EndToEndRound
 from qnetstack.network.frames import chain_estimate, chain_frame, correctable, outcome_flips, swap_estimates
 from qnetstack.network.linkstate import LinkStateAdvert
 from qnetstack.network.memory import MemoryBook, WaitingSetUp
@@ -213,6 +214,8 @@ class NetworkNode:
         self._left_at_device: dict[tuple[str, int], tuple[int, ...]] = {}
         # the rounds of a distilling policy (qnetstack.network.distill)
         self._distiller = Distiller(self, self.policy) if isinstance(self.policy, DistillPolicy) else None
+        # the rounds of an end-to-end distilling policy (qnetstack.network.distill_e2e)
+        self._e2e = EndToEndDistiller(self, self.policy) if isinstance(self.policy, EndToEndDistillPolicy) else None
         # circuits that asked this node to reserve, not set up here yet: key -> (request id, path),
         # so a node that loses a link can end the set-ups that would use it (_neighbour_down)
         self._set_up_paths: dict[tuple[str, int], tuple[int, tuple[str, ...]]] = {}
@@ -373,6 +376,9 @@ class NetworkNode:
         if isinstance(msg, DistillOutcome) and self._distiller is not None:
             self._distiller.outcome(sender, msg)
             return
+        if isinstance(msg, EndToEndOutcome) and self._e2e is not None:
+            self._e2e.outcome(sender, msg)
+            return
         if isinstance(msg, SegmentReady):
             self._segment_ready(msg)
             return
@@ -442,6 +448,9 @@ class NetworkNode:
         if isinstance(context, Round) and self._distiller is not None:
             self._distiller.device_done(circuit, context, result)
             return
+        if isinstance(context, EndToEndRound) and self._e2e is not None:
+            self._e2e.device_done(cast(CircuitEnd, circuit), context, result)
+            return
         if isinstance(circuit, CircuitAtRepeater):
             up, down = context
             self._try_swap(circuit, (up, down, result))
@@ -449,6 +458,8 @@ class NetworkNode:
             self._measured(cast(CircuitEnd, circuit), context, result)
         if self._distiller is not None and not circuit.ended:
             self._distiller.resume(circuit)  # rounds that waited while the device was busy
+        if self._e2e is not None and isinstance(circuit, CircuitEnd):
+            self._e2e.resume(circuit)  # end-to-end rounds that waited while the device measured
 
     def _takes_time(self, op: Any) -> bool:
         """Whether ``op`` takes the device's time (then it goes through ``request_device``).
@@ -675,6 +686,8 @@ class NetworkNode:
         self._reroute.opened(circuit, forward)
         if isinstance(circuit, CircuitAtRepeater) and self._cutoffs is not None:
             circuit.awaits_done = self._cutoffs.voidable(circuit)  # its swaps may be voided until the tail is done
+        if isinstance(circuit, CircuitAtRepeater) and self._e2e is not None:
+            circuit.awaits_done = True  # the ends use as many pairs as their rounds need: the tail says when done
         if not upstream_hop:
             circuit.up_hop = None
             if isinstance(circuit, CircuitEnd):
@@ -697,7 +710,7 @@ class NetworkNode:
 
     def _ask_link(self, circuit: Circuit, moment: Any) -> None:
         number = self.policy.to_ask(circuit, moment)
-        if self._paced(circuit) and self._distiller is None:  # a distilling policy paces per round
+        if self._paced(circuit) and self._distiller is None and self._e2e is None:  # a distilling policy paces per round
             # one link pair per hop at a time: the next only once both ends have used the last,
             # so neither end holds more than it reserved
             in_flight = circuit.requested - min(circuit.used_downstream, circuit.freed_downstream)
@@ -857,6 +870,9 @@ class NetworkNode:
     def _try_deliver(self, circuit: CircuitEnd, pair: LinkPair) -> None:
         if circuit.state is _AT_DEVICE:
             return  # one pair at a time: the next once the device has answered (_measured)
+        if self._e2e is not None:
+            self._e2e.offered(circuit, pair)  # end-to-end distillation: only kept pairs are delivered
+            return
         if circuit.hops == 1:
             records: list[SwapRecord] = []
         else:
@@ -941,10 +957,12 @@ class NetworkNode:
         self._reroute.handed_up(circuit, index)
         circuit.fire(_CIRCUIT_DELIVER)
         if circuit.delivered >= circuit.number:
-            if not circuit.is_head and self._cutoffs is not None and self._cutoffs.voidable(circuit):
+            if not circuit.is_head and (self._e2e is not None or (self._cutoffs is not None and self._cutoffs.voidable(circuit))):
                 self._tell_done(circuit)
             circuit.fire(CircuitEvent.COMPLETE)
             self._forget(circuit)
+        elif self._e2e is not None:
+            self._e2e.handed_up(circuit)  # its own pacing (qnetstack.network.distill_e2e)
         elif circuit.is_head:
             self._ask_link(circuit, "deliver")
         else:

@@ -39,6 +39,12 @@ from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from qnetstack.network.circuit import Circuit, CircuitAtRepeater, CircuitEnd
 from qnetstack.network.distill import BbpsswPolicy, BbpsswPumpingPolicy, DejmpsPolicy, DejmpsPumpingPolicy
+from qnetstack.network.distill_e2e import (
+    EndToEndBbpsswPolicy,
+    EndToEndBbpsswPumpingPolicy,
+    EndToEndDejmpsPolicy,
+    EndToEndDejmpsPumpingPolicy,
+)
 from qnetstack.network.nested import NestedPolicy
 from qnetstack.network.pairs import LinkPair, PairStore
 from qnetstack.network.peer import SwapRecord
@@ -153,7 +159,8 @@ def make_policy(name: str, options: dict[str, Any] | None = None) -> Policy:
         return cls(**(options or {}))
     except (TypeError, ValueError) as exc:
         registered = ", ".join(sorted(POLICIES))
-        raise PolicyError(f"network policy {name!r} (registered: {registered}) refuses options {options!r}: {exc}") from None
+        # the reason first: a one-line error may be cut short, and the list of names grows
+        raise PolicyError(f"network policy {name!r} refuses options {options!r}: {exc} (registered: {registered})") from None
 
 
 # distillation of every hop's link pairs (qnetstack.network.distill)
@@ -161,6 +168,12 @@ register_policy(BbpsswPolicy)
 register_policy(DejmpsPolicy)
 register_policy(BbpsswPumpingPolicy)
 register_policy(DejmpsPumpingPolicy)
+
+# distillation of the end-to-end pairs by the two ends (qnetstack.network.distill_e2e)
+register_policy(EndToEndBbpsswPolicy)
+register_policy(EndToEndDejmpsPolicy)
+register_policy(EndToEndBbpsswPumpingPolicy)
+register_policy(EndToEndDejmpsPumpingPolicy)
 
 # nested (doubling) swapping over repeaters (qnetstack.network.nested)
 register_policy(NestedPolicy)

@@ -12,21 +12,25 @@ from typing import Any
 import networkx as nx
 
 from qnetstack.link.service import LinkError, LinkErrorCode, LinkOkKeep, LinkState
+from qnetstack.network.distill_e2e import EndToEndDistiller
 from qnetstack.network.linkstate import LinkStateAdvert
 from qnetstack.network.peer import Release
 from qnetstack.network.policy import SwapAsapPolicy
 from qnetstack.network.reroute import Rerouter
 from qnetstack.network.swap_asap import SwapAsap
+from qnetstack.physical.service import BellState
 
 __all__ = [
     "AdmitsBlindly",
     "DeliversPastTheCircuitCutoff",
     "EndsMovableCircuits",
     "IgnoresAdverts",
+    "KeepsFailedRounds",
     "KeepsLinkRequestsRunning",
     "LeaksReleasedSetUps",
     "LeavesBrokenChains",
     "LosesCutRequests",
+    "ReportsUndistilledGoodness",
     "ReservesNothing",
     "SwapsPastTheCutoff",
     "WernerGoodness",
@@ -159,3 +163,35 @@ class DeliversPastTheCircuitCutoff(SwapAsap):
 
     def _over_circuit_cutoff(self, circuit: Any, pair: Any, records: Any) -> bool:
         return False
+
+
+class _KeepingEveryRound(EndToEndDistiller):
+    def _decide(self, circuit: Any, current: Any) -> None:
+        if current.outcome is not None and current.peer_outcome is not None:
+            current.peer_outcome = current.outcome  # as if the readouts always agreed
+        super()._decide(circuit, current)
+
+
+class KeepsFailedRounds(SwapAsap):
+    """End-to-end distillation that keeps the source of every round, whatever the two readouts
+    say: pairs a round should have freed are delivered as distilled (NET-ENDS-1)."""
+
+    def __init__(self, ctx: Any, topology: Any, **options: Any) -> None:
+        super().__init__(ctx, topology, **options)
+        if self._e2e is not None:
+            self._e2e = _KeepingEveryRound(self, self._e2e.policy)
+
+
+class _UndistilledEstimate(EndToEndDistiller):
+    def _kept_estimate(self, circuit: Any, current: Any) -> Any:
+        return current.source.ok.model_copy(update={"bell_state": BellState.PHI_PLUS})
+
+
+class ReportsUndistilledGoodness(SwapAsap):
+    """End-to-end distillation that delivers a kept pair with the goodness of the pair before the
+    round, as if distilling changed nothing (NET-ENDS-3)."""
+
+    def __init__(self, ctx: Any, topology: Any, **options: Any) -> None:
+        super().__init__(ctx, topology, **options)
+        if self._e2e is not None:
+            self._e2e = _UndistilledEstimate(self, self._e2e.policy)

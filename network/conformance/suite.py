@@ -18,6 +18,7 @@ import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import networkx as nx
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
@@ -32,17 +33,20 @@ from qnetstack.entity.conformance import (
     none_or_integers,
     sampled,
 )
+from qnetstack.entity.harness import Driver
 from qnetstack.link.service import EntanglementId, LinkAck, LinkCreate, LinkError, LinkOkKeep
 from qnetstack.network.conformance.harness import (
     ISLAND,
     UNKNOWN,
     Accepted,
     Chain,
+    FakeBelow,
     NetConditions,
     NetHarness,
     NetRun,
     ScriptedRequest,
     SentUp,
+    make_topology,
     run_network,
     werner_chain_fidelity,
 )
@@ -59,7 +63,7 @@ from qnetstack.network.service import (
     PairLost,
     RequestType,
 )
-from qnetstack.physical.service import Basis, BellState
+from qnetstack.physical.service import ApplyGate, ApplyTwoQubitGate, Basis, BellState, Gate, GateApplied, TwoQubitGateApplied
 
 __all__ = ["SUITE"]
 
@@ -1533,3 +1537,149 @@ def foreign_input_refused(impl: Any) -> None:
     entity = NetHarness(impl, NetConditions(), []).entities["alice"]
     entity.start()
     refuses_from_above(entity, "pairs please")
+
+
+# ------------------------------------------------------ end-to-end distillation
+
+E2E_POLICY = "distill-e2e-bbpssw"
+E2E_PAIRS = 4
+
+
+class _DistillingBelow(FakeBelow):
+    """The harness's layer below, whose device also takes what a distillation round asks for:
+    the CNOT (recorded, control and target by serial) and the gates H and S (accepted). This
+    fake keeps Pauli frames, not states, so a frame it reports after H or S is not the truth:
+    the end-to-end clauses read only which qubits a round joined and what the readouts were."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.cnots: list[tuple[str, int, int]] = []  # (node, control serial, target serial), in order
+
+    def execute(self, node: str, op: Any) -> Any:
+        if isinstance(op, ApplyTwoQubitGate):
+            self._op_seq = next(self.seq)
+            control = self._own(node, op.control, "ApplyTwoQubitGate")
+            target = self._own(node, op.target, "ApplyTwoQubitGate")
+            if control is None or target is None or control is target:
+                return self.unknown_handle()
+            self.cnots.append((node, control.uid, target.uid))
+            return TwoQubitGateApplied(control=op.control, target=op.target)
+        if isinstance(op, ApplyGate) and op.gate in (Gate.H, Gate.S):
+            self._op_seq = next(self.seq)
+            if self._own(node, op.handle, "ApplyGate") is None:
+                return self.unknown_handle()
+            return GateApplied(handle=op.handle)
+        return super().execute(node, op)
+
+
+class _DistillingHarness(NetHarness):
+    """:class:`NetHarness` over :class:`_DistillingBelow` (built as the harness builds its own)."""
+
+    def __init__(self, impl: Any, conditions: NetConditions, requests: list[ScriptedRequest], seed: int = 0) -> None:
+        self.topology = make_topology(conditions)
+        nodes = list(self.topology.nodes)
+        Driver.__init__(self, seed, streams=len(nodes) + 1)
+        self.impl = impl
+        self.conditions = conditions
+        self.requests = sorted(requests, key=lambda r: r.at_ns)
+        self.below = self.distilling = _DistillingBelow(self.kernel, conditions, self.topology, self.streams[-1])
+        self.below.deliver = self.deliver_below
+        self._hops = dict(nx.all_pairs_shortest_path_length(self.topology))
+        self.up = []
+        for node, rng in zip(nodes, self.streams[: len(nodes)], strict=True):
+            ctx = self.context(node, rng, self.below.device(node), on_up=self._on_up, on_down=self.below.link_down)
+            self.add(node, self.build(node, impl, ctx, self.topology.copy()))
+
+
+_E2E_CACHE: dict[Any, list[tuple[NetRun, list[tuple[str, int, int]]]]] = {}
+
+
+def _e2e_runs(impl: Any) -> list[tuple[NetRun, list[tuple[str, int, int]]]]:
+    """Runs of ``impl`` given ``policy="distill-e2e-bbpssw"`` (not applicable to an implementation
+    that takes no ``policy`` or does not know that one), with the CNOTs each made: alice -> carol
+    and carol -> alice at once over bob, two qubits per node (so the two circuits take turns for
+    memory), Werner link pairs of fidelity 0.9, links that succeed with probability 0.3 per
+    attempt period, four pairs each; two seeds. The fake device's readouts are fair coins, so
+    about half the rounds fail."""
+    cached = _E2E_CACHE.get(impl)
+    if cached is not None:
+        return cached
+    try:
+        parameters = list(inspect.signature(impl).parameters.values())
+    except (TypeError, ValueError):
+        parameters = []
+    if parameters and not any(p.name == "policy" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        raise NotApplicable("the implementation takes no policy, so it cannot be given end-to-end distillation")
+    _require_type(impl, RequestType.K)
+    distilling = functools.partial(impl, policy=E2E_POLICY)
+    conditions = NetConditions(size=3, success_probability=0.3, num_qubits=2, pair_fidelities=(0.9,))
+    requests = [
+        ScriptedRequest(0, "alice", NetRequest(request_id=1, remote_node="carol", number=E2E_PAIRS)),
+        ScriptedRequest(0, "carol", NetRequest(request_id=2, remote_node="alice", number=E2E_PAIRS)),
+    ]
+    runs = []
+    for seed in range(2):
+        harness = _DistillingHarness(distilling, conditions, requests, seed)
+        run = harness.run(400_000_000)
+        if isinstance(run.crashed, LookupError):
+            raise NotApplicable(f"the implementation does not know policy {E2E_POLICY!r}: {run.crashed}")
+        _no_crash(run)
+        runs.append((run, list(harness.distilling.cnots)))
+    _E2E_CACHE[impl] = runs
+    return runs
+
+
+@SUITE.clause("NET-ENDS-1")
+def e2e_delivers_only_kept_pairs(impl: Any) -> None:
+    for run, cnots in _e2e_runs(impl):
+        last_round: dict[int, int] = {}  # control serial -> target serial of the last CNOT on it
+        for _, control, target in cnots:
+            last_round[control] = target
+        for u in run.up:
+            if not isinstance(u.msg, PairDelivered) or u.qubit is None:
+                continue
+            kept_over = last_round.get(u.qubit)
+            if kept_over is None:
+                raise _fail(f"with policy {E2E_POLICY!r}, delivered a pair that no round kept (its qubit was never a CNOT's control)", u)
+            chain = run.chain(kept_over)
+            far = None if chain is None else run.qubits[chain.end]
+            near = run.qubits[kept_over]
+            if far is None or near.measured is None or far.measured is None:
+                raise _fail(f"with policy {E2E_POLICY!r}, delivered the source of a round whose target was not read out at both ends", u)
+            if near.measured[1] != far.measured[1]:
+                raise _fail(
+                    f"with policy {E2E_POLICY!r}, delivered the source of a round whose readouts differ "
+                    f"({near.node}: {near.measured[1]}, {far.node}: {far.measured[1]}): it should have been freed",
+                    u,
+                )
+
+
+@SUITE.clause("NET-ENDS-2")
+def e2e_both_ends_alike(impl: Any) -> None:
+    for run, _ in _e2e_runs(impl):
+        if not run.settled:
+            raise ClauseFailure(f"with policy {E2E_POLICY!r}: the requests had not ended by t={run.end_ns}")
+        for acc in run.accepted().values():
+            _delivered_chains(run, acc)
+
+
+@SUITE.clause("NET-ENDS-3")
+def e2e_goodness_honest(impl: Any) -> None:
+    link = NetConditions().pair_fidelities[0]
+    chain = werner_chain_fidelity([link, link])
+    e = (1 - chain) / 3
+    kept = (chain * chain + e * e) / (chain * chain + 2 * chain * e + 5 * e * e)  # Bennett et al. 1996
+    for run, _ in _e2e_runs(impl):
+        for u in run.up:
+            if isinstance(u.msg, PairDelivered) and abs(u.msg.goodness - kept) > GOODNESS_TOLERANCE:
+                raise _fail(
+                    f"with policy {E2E_POLICY!r} on Werner link pairs of fidelity {link}, goodness {u.msg.goodness:.4f} "
+                    f"is not the kept pair's fidelity {kept:.4f} (Bennett et al. 1996)",
+                    u,
+                )
+
+
+@SUITE.clause("NET-ENDS-4")
+def e2e_reservations_freed(impl: Any) -> None:
+    for run, _ in _e2e_runs(impl):
+        _served_and_empty(run, f"with policy {E2E_POLICY!r}, two crossing requests and two qubits per node")
