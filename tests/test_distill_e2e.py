@@ -65,6 +65,7 @@ def assert_nothing_left(sim, nodes) -> None:
         assert network.memory.free == network.memory.capacity, node
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("policy", "closed_form", "links", "number"),
     [
@@ -118,6 +119,7 @@ def test_both_ends_deliver_the_same_pairs():
     assert sorted(by_end["alice"]) == sorted(by_end["carol"]) == list(range(60))
 
 
+@pytest.mark.slow
 def test_pumping_end_to_end_delivers_every_pair_and_leaves_nothing_held():
     """Two rounds per delivered pair, the second with a fresh end-to-end pair as its target.
     Sample: 200 pairs; goodness within 0.01 of the oracle in the mean, and pumping beats one round
@@ -135,6 +137,7 @@ def test_pumping_end_to_end_delivers_every_pair_and_leaves_nothing_held():
     assert_nothing_left(sim, NAMES[:3])
 
 
+@pytest.mark.slow
 def test_with_decohering_memories_and_device_durations_the_goodness_stays_honest():
     """Memories with T2 = 1 ms and gates and readouts that take the device's time (so the ends'
     halves decohere while the chain completes, the round runs and the outcomes travel). Sample:
