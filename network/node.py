@@ -109,6 +109,8 @@ from qnetstack.network.peer import (
     Forward,
     HopFreed,
     PairDiscarded,
+    Probe,
+    ProbeAnswer,
     Release,
     Reserve,
     Reserved,
@@ -349,6 +351,12 @@ class NetworkNode:
         if isinstance(msg, TailDelivered):
             self._reroute.tail_delivered(msg)
             return
+        if isinstance(msg, Probe):
+            self._reroute.probed(sender, msg)
+            return
+        if isinstance(msg, ProbeAnswer):
+            self._reroute.probe_answered(msg)
+            return
         if isinstance(msg, Forward):
             self._set_up(msg)
             return
@@ -471,7 +479,7 @@ class NetworkNode:
         elif isinstance(tag, tuple) and tag[:1] == (RETRANSMIT,) and self._reliable is not None:
             self._reliable.timer(cast("tuple[str, str, int]", tag))
         elif isinstance(tag, tuple) and tag[:1] == ("moving",):
-            self._reroute.timer(tag[1], tag[2])
+            self._reroute.timer(*tag[1:])
         elif isinstance(tag, tuple) and tag[:1] == ("cutoff",):
             _, head, serial, hop, ent_key = tag
             assert self._cutoffs is not None
@@ -542,6 +550,7 @@ class NetworkNode:
                     priority=circuit.priority,
                 )
                 self.ctx.send_peer(node, reserve)
+                self._reroute.suspect_set_up(circuit)  # a node known cut off may have crashed (reroute)
                 return
             if not self.memory.ask(WaitingSetUp(circuit.key, circuit.needs[me], (me, circuit.request_id), circuit.priority)):
                 return  # waits here until a reservation ends (_free_memory)
@@ -585,9 +594,12 @@ class NetworkNode:
         key = (msg.head, msg.circuit)
         held = self._memory is not None and self._memory.holds(key)
         if msg.path[-1] == self.ctx.node and not msg.rerouting:  # the tail hears of the request only now
-            # (or, after a move, hears that it ends: first the pairs it delivered alone are lost)
-            self._reroute.lost_at_tail(msg.head, msg.path[-1], msg.request_id, msg.lost_at_tail)
-            self.ctx.send_up(NetError(request_id=msg.request_id, head=msg.head, code=msg.code, detail=msg.detail))
+            if self._reroute.head_answered(msg.head, msg.request_id):
+                # (or, after a move, hears that it ends: first the pairs it delivered alone are lost)
+                self._reroute.lost_at_tail(msg.head, msg.path[-1], msg.request_id, msg.lost_at_tail)
+                self.ctx.send_up(NetError(request_id=msg.request_id, head=msg.head, code=msg.code, detail=msg.detail))
+            else:  # ended here already: the head was taken as lost (END_LOST)
+                drop_unknown(self.ctx.trace, msg.kind, key)
         elif not held:
             drop_unknown(self.ctx.trace, msg.kind, key)
         if held:

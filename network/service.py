@@ -13,7 +13,9 @@ Connection-oriented, after RFC 9340 §7 and the Quantum Network Protocol
 * ``PairLost`` follows a ``PairDelivered`` at one end whose other half will
   never be delivered (the request moved to another path, or ended, between the
   two ends' deliveries): the user frees that half; the pair does not count;
-* ``NetError`` ends a request that can no longer be served.
+* ``NetError`` ends a request that can no longer be served; with code
+  ``END_LOST`` it says that the request's other end is lost (crashed, or cut
+  off from every link), so nothing more will come from it.
 
 This module is the only part of ``network`` that other layers may import.
 """
@@ -142,6 +144,9 @@ class NetErrorCode(str, enum.Enum):
     LINK_FAILURE = "LINK_FAILURE"
     TIMEOUT = "TIMEOUT"
     NORES = "NORES"  # a node of the path had no resources for the circuit (no free label on a link)
+    # the other end of the request is lost (it crashed, or is cut off from every link): it will send
+    # nothing more about the request, so the layer above waits for nothing from it (specs/network.md NET-FAULT-3)
+    END_LOST = "END_LOST"
     OTHER = "OTHER"
 
 
