@@ -17,8 +17,11 @@ from typing import Any
 
 import pytest
 
+from qnetstack.application.apps import BasicApps
 from qnetstack.application.service import AppDone, AppError, AppErrorCode
+from qnetstack.network.service import NetError, NetErrorCode
 from qnetstack.stack import assemble, parse_scenario
+from qnetstack.stack.conform import run_conformance
 from tests.test_faults import grid
 
 CHAIN = ("alice", "bob", "carol")
@@ -117,3 +120,22 @@ def test_a_tail_that_crashes_while_its_set_up_waits_for_it_ends_the_request_inst
     nodes = tuple(n for n in network.entities if "~" not in n)
     assert held(network, nodes) == {}
     assert "REMOTE_LOST" in result.status_line()  # the report says why
+
+
+class IgnoresLostEnds(BasicApps):
+    """Takes END_LOST for any other NetError, as the applications did before it existed: the
+    head waits for the lost tail's reports, the tail drops its copy and keeps its halves."""
+
+    def handle_below(self, msg: Any) -> None:
+        if isinstance(msg, NetError) and msg.code is NetErrorCode.END_LOST:
+            msg = msg.model_copy(update={"code": NetErrorCode.LINK_FAILURE})
+        super().handle_below(msg)
+
+
+def test_the_reference_application_passes_the_lost_end_clause():
+    assert run_conformance("application", select=["APP-FAULT-1"]).failed_clauses() == []
+
+
+def test_an_application_that_waits_for_a_lost_end_fails_app_fault_1():
+    report = run_conformance("application", IgnoresLostEnds, select=["APP-FAULT-1"])
+    assert report.failed_clauses() == ["APP-FAULT-1"], report.to_text()
