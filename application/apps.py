@@ -489,6 +489,8 @@ class BasicApps:
                 number=msg.number,
                 min_fidelity=msg.min_fidelity,
                 priority=msg.priority,
+                # a sender holds its input state's qubit next to its half of each pair: the network sets it aside
+                head_qubits=1 if isinstance(msg, TeleportRequest) else 0,
             )
         )
 

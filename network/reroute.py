@@ -375,6 +375,8 @@ class Rerouter:
         node._next_circuit += 1
         ctx.trace("network.reroute", request_id=old.request_id, path=path, first_index=first)
         needs = {n: node.policy.qubits_held(hops, i) for i, n in enumerate(path)}
+        # what the layer above holds at the head itself (NetRequest.head_qubits) moves with the request
+        needs[old.head] += max(0, old.needs.get(old.head, 0) - node.policy.qubits_held(old.hops, 0)) if old.needs else 0
         self._moves[(forward.head, forward.circuit)] = moving.moves + 1
         node._launch(forward, label, needs, old.deadline_ns)
 

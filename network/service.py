@@ -64,7 +64,12 @@ class NetRequest(_Message):
     ``PRIORITY_LEVELS - 1``, the link service's levels): a circuit of a smaller
     value goes ahead of larger ones waiting for memory at a node of its path,
     and its link requests carry it to a link layer that serves priorities
-    (``link:priority``; specs/network.md §1.2).
+    (``link:priority``; specs/network.md §1.2). ``head_qubits`` is how many
+    memory qubits the caller will itself hold at the head while the request
+    runs, besides the halves of the pairs delivered to it (a teleport sender's
+    input state): the network sets them aside at the head with what the
+    circuit holds there, so no other circuit counts on them, and refuses a
+    request whose head can never hold both.
     """
 
     kind: Literal["net_request"] = "net_request"
@@ -76,6 +81,7 @@ class NetRequest(_Message):
     basis: Basis = Basis.Z
     max_time_ns: int | None = Field(None, gt=0)
     priority: int = Field(0, ge=0, lt=PRIORITY_LEVELS)
+    head_qubits: int = Field(0, ge=0)
 
 
 class NetAccepted(_Message):

@@ -20,6 +20,7 @@ import pytest
 from qnetstack.application.apps import BasicApps
 from qnetstack.application.service import AppDone, AppError, AppErrorCode
 from qnetstack.network.service import NetError, NetErrorCode
+from qnetstack.network.swap_asap import SwapAsap
 from qnetstack.stack import assemble, parse_scenario
 from qnetstack.stack.conform import run_conformance
 from tests.test_faults import grid
@@ -139,3 +140,35 @@ def test_the_reference_application_passes_the_lost_end_clause():
 def test_an_application_that_waits_for_a_lost_end_fails_app_fault_1():
     report = run_conformance("application", IgnoresLostEnds, select=["APP-FAULT-1"])
     assert report.failed_clauses() == ["APP-FAULT-1"], report.to_text()
+
+
+class _EndLostAsLinkFailure:
+    """A context that passes everything on but reports END_LOST as LINK_FAILURE."""
+
+    def __init__(self, ctx: Any) -> None:
+        self._ctx = ctx
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ctx, name)
+
+    def send_up(self, msg: Any) -> None:
+        if isinstance(msg, NetError) and msg.code is NetErrorCode.END_LOST:
+            msg = msg.model_copy(update={"code": NetErrorCode.LINK_FAILURE})
+        self._ctx.send_up(msg)
+
+
+class NeverSaysEndLost(SwapAsap):
+    """Tells the layer above of a lost end as of a broken path (LINK_FAILURE), as before END_LOST
+    existed: an application then cannot tell that it must wait for nothing more."""
+
+    def __init__(self, ctx: Any, topology: Any) -> None:
+        super().__init__(_EndLostAsLinkFailure(ctx), topology)
+
+
+def test_the_reference_network_passes_the_lost_end_clause():
+    assert run_conformance("network", select=["NET-FAULT-3"]).failed_clauses() == []
+
+
+def test_a_network_that_never_says_end_lost_fails_net_fault_3():
+    report = run_conformance("network", NeverSaysEndLost, select=["NET-FAULT-3"])
+    assert report.failed_clauses() == ["NET-FAULT-3"], report.to_text()
