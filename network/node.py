@@ -716,7 +716,7 @@ class NetworkNode:
             # so neither end holds more than it reserved
             in_flight = circuit.requested - min(circuit.used_downstream, circuit.freed_downstream)
             number = min(number, 1 - in_flight)
-        elif circuit.hops == 1 and self._distiller is None and self._keeps_head_qubits(circuit):
+        elif circuit.hops == 1 and isinstance(circuit, CircuitEnd) and self._distiller is None and self._keeps_head_qubits(circuit):
             number = min(number, 1 - (circuit.requested - circuit.delivered))
         if number <= 0:
             return
@@ -745,12 +745,12 @@ class NetworkNode:
             )
         )
 
-    def _keeps_head_qubits(self, circuit: Circuit) -> bool:
+    def _keeps_head_qubits(self, circuit: CircuitEnd) -> bool:
         """Whether the layer above holds qubits of its own at this head (``NetRequest.head_qubits``,
         counted in ``needs``). One hop then asks its link for one pair at a time, the next once
         the last is handed up: a link asked for all of them fills the memory as it allows and
         would take the qubits set aside for the layer above."""
-        return isinstance(circuit, CircuitEnd) and circuit.needs.get(self.ctx.node, 0) > self.policy.qubits_held(1, 0)
+        return circuit.needs.get(self.ctx.node, 0) > self.policy.qubits_held(1, 0)
 
     def _end_request(self, request: _LinkRequest) -> None:
         """A link request of ours ended: forget it and let go of its label."""
