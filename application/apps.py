@@ -104,6 +104,7 @@ from qnetstack.network.service import (
     CAP_NET_K,
     NetAccepted,
     NetError,
+    NetErrorCode,
     NetRejected,
     NetRequest,
     PairDelivered,
@@ -229,6 +230,7 @@ class HeadEvent(str, enum.Enum):
     LAST_PAIR = "last_pair"  # the request's number-th pair delivered here
     NO_QUBIT = "no_qubit"  # the device had no qubit for the state to teleport
     RELEASED = "released"  # the tail reported a pair and its half here is freed
+    REMOTE_LOST = "end_lost"  # the network says the tail is lost (NetError END_LOST)
     LAST_RELEASED = "last_released"  # ... and it was the request's number-th
     DRAINED = "drained"  # no half of an aborted request is held any more
     MEASURED = "measured"  # teleport: a Bell measurement that took the device's time is done
@@ -257,6 +259,8 @@ TELEPORT_SENDER = Machine(
         (_H.ABANDONED, _E.LAST_MEASURED): _H.FAILED,
         (_H.RUNNING, _E.LOST): _H.RUNNING,
         (_H.ABANDONED, _E.LOST): _H.ABANDONED,
+        (_H.RUNNING, _E.REMOTE_LOST): _H.FAILED,
+        (_H.ABANDONED, _E.REMOTE_LOST): _H.FAILED,
     },
     final=frozenset({_H.DONE, _H.FAILED}),
     doc=(
@@ -266,7 +270,8 @@ TELEPORT_SENDER = Machine(
         "On a device whose Bell measurement takes time the outcome is sent when the measurement is done "
         "(`measured`), and the last pair's delivery ends the request only once no measurement is under way "
         "(else the last measurement does, `last_measured`). A pair the network declares lost (`pair_lost`) "
-        "does not count: the state sent over it is not teleported, and the receiver is told."
+        "does not count: the state sent over it is not teleported, and the receiver is told. When the network "
+        "says the receiver is lost (`end_lost`) the request ends with `AppError` `REMOTE_LOST` (if still open)."
     ),
 )
 
@@ -284,13 +289,16 @@ PAIRS_HEAD = Machine(
         (_H.DRAINING, _E.DRAINED): _H.FAILED,
         (_H.RUNNING, _E.LOST): _H.RUNNING,
         (_H.DRAINING, _E.LOST): _H.DRAINING,
+        (_H.RUNNING, _E.REMOTE_LOST): _H.FAILED,
     },
     final=frozenset({_H.DONE, _H.FAILED}),
     doc=(
         "One pairs request at its head, keyed by the user's `request_id`. It keeps each delivered half and "
         "tells the tail which qubit holds it; it frees the half when the tail has reported the pair. "
         "`AppDone` on entering `done`; `AppError` on entering `draining` or on `net_rejected`. A pair the "
-        "network declares lost (`pair_lost`) is freed at once and does not count; the tail is told."
+        "network declares lost (`pair_lost`) is freed at once and does not count; the tail is told. When the "
+        "network says the tail is lost (`end_lost`) it frees every half it keeps at once (no report will come) "
+        "and ends with `AppError` `REMOTE_LOST`."
     ),
 )
 
@@ -313,6 +321,7 @@ class TailEvent(str, enum.Enum):
     SKIPPED = "teleport_skipped"
     LOST = "pair_lost"  # the network declared the pair, delivered here, lost (PairLost)
     LOST_AT_HEAD = "pair_lost_at_head"  # the head's application says it was lost there
+    HEAD_LOST = "head_lost"  # the network says the pair's head is lost (NetError END_LOST)
 
 
 _T, _TE = TailState, TailEvent
@@ -336,6 +345,10 @@ RECEIVER = Machine(
         (_T.HAS_HELD, _TE.LOST_AT_HEAD): _T.LOST,
         (_T.HAS_BITS, _TE.LOST_AT_HEAD): _T.LOST,
         (_T.HAS_SKIP, _TE.LOST_AT_HEAD): _T.LOST,
+        (_T.HAS_PAIR, _TE.HEAD_LOST): _T.LOST,
+        (_T.HAS_BITS, _TE.HEAD_LOST): _T.LOST,
+        (_T.HAS_HELD, _TE.HEAD_LOST): _T.LOST,
+        (_T.HAS_SKIP, _TE.HEAD_LOST): _T.LOST,
     },
     final=frozenset({_T.REPORTED, _T.FREED, _T.LOST}),
     doc=(
@@ -345,7 +358,8 @@ RECEIVER = Machine(
         "half and sends `PairResult`. On entering `freed` (the sender closed its request with `NO_QUBIT` "
         "and skipped the pair) it frees its half and reports nothing. On entering `lost` (the network "
         "declared the pair lost here, or the head's application says it was lost there) it frees the half "
-        "it holds, if any, and reports nothing; a later message about the pair is dropped."
+        "it holds, if any, and reports nothing; a later message about the pair is dropped. The network's word "
+        "that the pair's head is lost (`head_lost`) ends it the same way."
     ),
 )
 
@@ -433,6 +447,7 @@ class BasicApps:
         # by the PairId's fields: a tuple of them hashes in C, a frozen model in Python (4 lookups a pair)
         self._tails: dict[tuple[str, str, int, int], Receiver] = {}
         self._reported: dict[tuple[str, int], _Reported] = {}  # (head, NetRequest id) -> pairs reported here
+        self._lost_heads: set[tuple[str, int]] = set()  # (head, NetRequest id) of requests whose head is lost
         self._session_trace = transition_trace(ctx)  # what every session here traces with
         # work handed to the device (operations that take its time), by the tag's number:
         # a sender's Bell measurement, a receiver's correction gates
@@ -474,6 +489,8 @@ class BasicApps:
                 number=msg.number,
                 min_fidelity=msg.min_fidelity,
                 priority=msg.priority,
+                # a sender holds its input state's qubit next to its half of each pair: the network sets it aside
+                head_qubits=1 if isinstance(msg, TeleportRequest) else 0,
             )
         )
 
@@ -492,6 +509,12 @@ class BasicApps:
             return
         if not isinstance(msg, (NetAccepted, NetRejected, NetError)):
             raise EntityError(f"application got {type(msg).__name__} from below")
+        if isinstance(msg, NetError) and msg.code is NetErrorCode.END_LOST:
+            if msg.head == self.ctx.node:
+                self._tail_is_lost(msg)
+            else:
+                self._head_is_lost(msg)
+            return
         head = msg.head if isinstance(msg, NetError) else self.ctx.node
         session = self._heads.get(msg.request_id) if head == self.ctx.node else None
         if session is None:
@@ -757,7 +780,40 @@ class BasicApps:
         if session.ended:
             self._end(session)
 
+    def _tail_is_lost(self, msg: NetError) -> None:
+        """The network says the tail of a request made here is lost: nothing more will come from
+        it (no report, no ``Release``), so every half kept for it is freed now and the request ends."""
+        session = self._heads.get(msg.request_id)
+        if session is None:
+            drop_unknown(self.ctx.trace, msg.kind, (msg.head, msg.request_id))
+            return
+        device = self.ctx.device
+        for handle in session.held.values():
+            device.execute(FreeQubit(handle=handle))
+        session.held.clear()
+        still_open = self._open.get(session.request.request_id) is session
+        session.fire(HeadEvent.REMOTE_LOST)
+        if still_open:
+            self._close(session, AppErrorCode.REMOTE_LOST, f"{msg.code.value}: {msg.detail}")
+        self._end(session)
+
     # ------------------------------------------------------------ tail side
+
+    def _head_is_lost(self, msg: NetError) -> None:
+        """The network says the head of a request this node is the tail of is lost: its messages
+        about the pairs will never come, so every pair of the request waiting here ends without a
+        report and its half is freed; later messages about the request are dropped."""
+        key = (msg.head, msg.request_id)
+        if key in self._lost_heads:
+            drop_unknown(self.ctx.trace, msg.kind, key)
+            return
+        self._lost_heads.add(key)
+        device = self.ctx.device
+        for tail_key in [k for k in self._tails if k[0] == msg.head and k[2] == msg.request_id]:
+            session = self._tails.pop(tail_key)
+            session.fire(TailEvent.HEAD_LOST)
+            if session.pair is not None and session.pair.handle is not None:
+                device.execute(FreeQubit(handle=session.pair.handle))
 
     def _tail_lost(self, msg: PairLost) -> None:
         """The network declared a pair delivered here lost (the head never had it)."""
@@ -774,6 +830,12 @@ class BasicApps:
         if session is None:
             reported = self._reported.get((pair_id.head, pair_id.request_id))
             if reported is not None and pair_id.index in reported:
+                drop_unknown(self.ctx.trace, type(msg).__name__, pair_id)
+                return
+            if self._lost_heads and (pair_id.head, pair_id.request_id) in self._lost_heads:
+                # the request ended here when its head was lost: nothing about it opens a session
+                if event is _PAIR_DELIVERED and msg.handle is not None:
+                    self.ctx.device.execute(FreeQubit(handle=msg.handle))
                 drop_unknown(self.ctx.trace, type(msg).__name__, pair_id)
                 return
             session = tails[tail_key] = Receiver(pair_id, self._session_trace)

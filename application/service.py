@@ -160,6 +160,7 @@ class AppErrorCode(str, enum.Enum):
     REJECTED = "REJECTED"  # the network refused the request (NetRejected)
     ABORTED = "ABORTED"  # the network gave up on it before its last pair (NetError)
     NO_QUBIT = "NO_QUBIT"  # the device had no qubit for a state to teleport
+    REMOTE_LOST = "REMOTE_LOST"  # the request's other end was lost (crashed, or cut off: the network's NetError END_LOST)
 
 
 class AppError(_Message):

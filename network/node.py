@@ -110,6 +110,8 @@ from qnetstack.network.peer import (
     Forward,
     HopFreed,
     PairDiscarded,
+    Probe,
+    ProbeAnswer,
     Release,
     Reserve,
     Reserved,
@@ -255,6 +257,8 @@ class NetworkNode:
             return
         path = admission.path
         needs = {node: self.policy.qubits_held(len(path) - 1, i) for i, node in enumerate(path)}
+        if needs[me]:  # the layer above's own qubits at the head (a teleport's input), set aside with the circuit's
+            needs[me] += msg.head_qubits
         short = self._never_fits(needs)
         if short is not None:
             self.ctx.send_up(NetRejected(request_id=msg.request_id, reason=short))
@@ -351,6 +355,12 @@ class NetworkNode:
             return
         if isinstance(msg, TailDelivered):
             self._reroute.tail_delivered(msg)
+            return
+        if isinstance(msg, Probe):
+            self._reroute.probed(sender, msg)
+            return
+        if isinstance(msg, ProbeAnswer):
+            self._reroute.probe_answered(msg)
             return
         if isinstance(msg, Forward):
             self._set_up(msg)
@@ -482,7 +492,7 @@ class NetworkNode:
         elif isinstance(tag, tuple) and tag[:1] == (RETRANSMIT,) and self._reliable is not None:
             self._reliable.timer(cast("tuple[str, str, int]", tag))
         elif isinstance(tag, tuple) and tag[:1] == ("moving",):
-            self._reroute.timer(tag[1], tag[2])
+            self._reroute.timer(*tag[1:])
         elif isinstance(tag, tuple) and tag[:1] == ("cutoff",):
             _, head, serial, hop, ent_key = tag
             assert self._cutoffs is not None
@@ -553,6 +563,7 @@ class NetworkNode:
                     priority=circuit.priority,
                 )
                 self.ctx.send_peer(node, reserve)
+                self._reroute.suspect_set_up(circuit)  # a node known cut off may have crashed (reroute)
                 return
             if not self.memory.ask(WaitingSetUp(circuit.key, circuit.needs[me], (me, circuit.request_id), circuit.priority)):
                 return  # waits here until a reservation ends (_free_memory)
@@ -596,9 +607,12 @@ class NetworkNode:
         key = (msg.head, msg.circuit)
         held = self._memory is not None and self._memory.holds(key)
         if msg.path[-1] == self.ctx.node and not msg.rerouting:  # the tail hears of the request only now
-            # (or, after a move, hears that it ends: first the pairs it delivered alone are lost)
-            self._reroute.lost_at_tail(msg.head, msg.path[-1], msg.request_id, msg.lost_at_tail)
-            self.ctx.send_up(NetError(request_id=msg.request_id, head=msg.head, code=msg.code, detail=msg.detail))
+            if self._reroute.head_answered(msg.head, msg.request_id):
+                # (or, after a move, hears that it ends: first the pairs it delivered alone are lost)
+                self._reroute.lost_at_tail(msg.head, msg.path[-1], msg.request_id, msg.lost_at_tail)
+                self.ctx.send_up(NetError(request_id=msg.request_id, head=msg.head, code=msg.code, detail=msg.detail))
+            else:  # ended here already: the head was taken as lost (END_LOST)
+                drop_unknown(self.ctx.trace, msg.kind, key)
         elif not held:
             drop_unknown(self.ctx.trace, msg.kind, key)
         if held:
@@ -715,6 +729,8 @@ class NetworkNode:
             # so neither end holds more than it reserved
             in_flight = circuit.requested - min(circuit.used_downstream, circuit.freed_downstream)
             number = min(number, 1 - in_flight)
+        elif circuit.hops == 1 and isinstance(circuit, CircuitEnd) and self._distiller is None and self._keeps_head_qubits(circuit):
+            number = min(number, 1 - (circuit.requested - circuit.delivered))
         if number <= 0:
             return
         assert circuit.down_hop is not None and circuit.downstream is not None
@@ -741,6 +757,13 @@ class NetworkNode:
                 priority=circuit.priority,
             )
         )
+
+    def _keeps_head_qubits(self, circuit: CircuitEnd) -> bool:
+        """Whether the layer above holds qubits of its own at this head (``NetRequest.head_qubits``,
+        counted in ``needs``). One hop then asks its link for one pair at a time, the next once
+        the last is handed up: a link asked for all of them fills the memory as it allows and
+        would take the qubits set aside for the layer above."""
+        return circuit.needs.get(self.ctx.node, 0) > self.policy.qubits_held(1, 0)
 
     def _end_request(self, request: _LinkRequest) -> None:
         """A link request of ours ended: forget it and let go of its label."""

@@ -101,6 +101,8 @@ __all__ = [
     "PairDiscarded",
     "PairEstimate",
     "PeerMessage",
+    "Probe",
+    "ProbeAnswer",
     "Release",
     "Reserve",
     "Reserved",
@@ -300,6 +302,28 @@ class TailDelivered(_Peer):
     indices: tuple[int, ...] = ()
 
 
+class Probe(_Peer):
+    """An end -> a node it waits for and suspects lost (it crashed, or is cut off): do you still
+    hold circuit ``circuit`` of ``head`` (a set-up, the circuit, or, at the head, its request
+    ``request_id``)? A node that does answers ``ProbeAnswer``; one that does not (a node that
+    restarted has forgotten everything) stays silent, and so does a crashed one
+    (qnetstack.network.reroute, "An end that is lost")."""
+
+    kind: Literal["probe"] = "probe"
+    head: str
+    circuit: int = Field(ge=0)
+    request_id: int
+
+
+class ProbeAnswer(_Peer):
+    """The answer to a ``Probe``: this node still holds what it asked about."""
+
+    kind: Literal["probe_answer"] = "probe_answer"
+    head: str
+    circuit: int = Field(ge=0)
+    request_id: int
+
+
 class CircuitDone(_Peer):
     """Tail -> each repeater of the path: every pair was delivered, so no swap made for them
     can be voided any more; end the circuit (specs/network.md, NET-CUT-4)."""
@@ -342,4 +366,6 @@ PeerMessage = (
     | SegmentReady
     | TailDelivered
     | CircuitDone
+    | Probe
+    | ProbeAnswer
 )

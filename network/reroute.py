@@ -67,10 +67,34 @@ not report a ``NetError``:
 The application sees one request: one ``NetAccepted`` (with the first path),
 pairs, and a ``NetError`` only if the request cannot be completed.
 
-Limits: a head that crashed never answers its tail, which then holds nothing
-but reports nothing for the request. A head that ends the request because the
-tail did not answer in time does not know which pairs the tail delivered, so
-it declares none lost. A head whose circuit was already complete when the
+**An end that is lost.** An end learns that the other end crashed only by its
+silence, so it asks (``Probe``) and waits a bounded time for the answer
+(``ProbeAnswer``), four classical delays of the path, twice what the question
+and the answer need:
+
+* a head whose tail does not send its count in time ends the request with
+  ``NetError`` END_LOST (the tail crashed, or every message of it was lost);
+* a tail whose circuit ended on a link going down sends the head its count
+  and a ``Probe`` about the request; a head that still holds the request
+  answers at once, and the tail then waits for its next ``Forward`` or its
+  ``Release`` as long as that takes. A head that does not answer in time
+  (it crashed, or restarted and forgot the request) ends the request at the
+  tail with ``NetError`` END_LOST; a ``Release`` or ``Forward`` of it that
+  comes later is dropped;
+* a head still reserving memory waits for one node's ``Reserved``, which may
+  take long (the node queues the set-up until memory is free). Once every
+  link of that node is down in the head's view it probes the node: no answer
+  in time, and the set-up ends as if a link of that node went down (the
+  request moves around it), or, when the node is the tail, the request ends
+  with END_LOST.
+
+A ``ProbeAnswer`` only says the node still holds the circuit; a node that
+never got the question (a lost message) looks crashed, as with every bound here.
+
+Limits: a head that ends the request because the tail did not answer in time
+does not know which pairs the tail delivered, so it declares none lost. A head
+that answered its tail's probe and crashed later, while setting the request's
+next circuit up, is not noticed by the tail, which waits for it. A head whose circuit was already complete when the
 tail's failed (the tail lacked its last pairs) has forgotten the circuit and
 drops the tail's count, as before.
 """
@@ -78,13 +102,13 @@ drops the tail's count, as before.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from qnetstack.entity.machine import drop_unknown
 from qnetstack.network.admission import Refused, admit
-from qnetstack.network.circuit import CircuitAtRepeater, CircuitEnd, LabelsExhausted
+from qnetstack.network.circuit import CircuitAtRepeater, CircuitEnd, CircuitEvent, CircuitState, LabelsExhausted
 from qnetstack.network.linkstate import FidelityWatch, LinkStateAdvert, LinkStateView
-from qnetstack.network.peer import Forward, Release, TailDelivered
+from qnetstack.network.peer import Forward, Probe, ProbeAnswer, Release, TailDelivered
 from qnetstack.network.routing import NoRoute, shortest_route
 from qnetstack.network.service import NetError, NetErrorCode, PairId, PairLost
 
@@ -126,6 +150,11 @@ class Rerouter:
         self._tail_counts: dict[tuple[int, int], tuple[int, tuple[int, ...]]] = {}
         self._handed_up: dict[tuple[str, int], set[int]] = {}  # circuit key -> indices delivered here (ends)
         self._moves: dict[tuple[str, int], int] = {}  # circuit key -> moves before it (only if > 0)
+        # tail: (head, request id) -> why its circuit ended, and the timer of the head's answer to
+        # its probe, until the head answers
+        self._awaiting_head: dict[tuple[str, int], tuple[str, int | None]] = {}
+        self._head_lost: set[tuple[str, int]] = set()  # tail: requests ended here with END_LOST
+        self._probes: dict[tuple[str, int], int] = {}  # head: circuit key -> timer of its set-up's probe
 
     # ------------------------------------------------------------ the view
 
@@ -136,6 +165,7 @@ class Rerouter:
         advert = self.view.local_change(neighbour, up=up, **figures)
         if advert is not None:
             self._flood(advert, None)
+            self.suspect_set_ups()
 
     def link_pair(self, neighbour: str, goodness: float) -> None:
         change = self.watch.observe(neighbour, goodness)
@@ -147,10 +177,12 @@ class Rerouter:
     def advert(self, sender: str, advert: LinkStateAdvert) -> None:
         if self.view.receive(advert):
             self._flood(advert, sender)
+            self.suspect_set_ups()
 
     def told_down(self, link: tuple[str, str] | None) -> None:
         if link is not None:
             self.view.told_down(*link)
+            self.suspect_set_ups()
 
     def _flood(self, advert: LinkStateAdvert, sender: str | None) -> None:
         ctx = self.node.ctx
@@ -198,6 +230,10 @@ class Rerouter:
                 indices=tuple(sorted(indices)),
             )
             node.ctx.send_peer(circuit.head, tally)
+            node.ctx.send_peer(circuit.head, Probe(head=circuit.head, circuit=circuit.serial, request_id=circuit.request_id))
+            wait = self._tail_bound_ns(circuit)
+            timer = None if wait is None else node.ctx.set_timer(wait, ("moving", circuit.request_id, "head", circuit.head))
+            self._awaiting_head[(circuit.head, circuit.request_id)] = (detail, timer)
             return
         # until its next circuit the request stays open here (a new request may not take its id)
         node._open_requests[circuit.request_id] = circuit
@@ -240,15 +276,22 @@ class Rerouter:
         moving.tail_indices = frozenset(msg.indices)
         self._go_on(moving)
 
-    def timer(self, request_id: int, what: str) -> None:
-        """A timer of a request being moved: its deadline, or the bound on the tail's answer."""
+    def timer(self, request_id: int, what: str, *about: Any) -> None:
+        """A timer of a request being moved: its deadline, or the bound on the tail's answer; or
+        the bound on the answer to a probe (``what`` "head" at a tail, "set_up" at a head)."""
+        if what == "head":
+            self._head_silent(about[0], request_id)
+            return
+        if what == "set_up":
+            self._set_up_silent(about[0], about[1])
+            return
         moving = self._moving.get(request_id)
         if moving is None:
             return
         if what == "deadline":
             self._end(moving, NetErrorCode.TIMEOUT, "max_time_ns ran out while the request was moved to another path")
         elif moving.tail_delivered is None:
-            self._end(moving, NetErrorCode.LINK_FAILURE, f"{moving.detail}; the tail did not say how many pairs it has")
+            self._end(moving, NetErrorCode.END_LOST, f"{moving.detail}; the tail did not say how many pairs it has: it is lost")
 
     def _go_on(self, moving: _Moving) -> None:
         if moving.tail_delivered is None:
@@ -332,6 +375,8 @@ class Rerouter:
         node._next_circuit += 1
         ctx.trace("network.reroute", request_id=old.request_id, path=path, first_index=first)
         needs = {n: node.policy.qubits_held(hops, i) for i, n in enumerate(path)}
+        # what the layer above holds at the head itself (NetRequest.head_qubits) moves with the request
+        needs[old.head] += max(0, old.needs.get(old.head, 0) - node.policy.qubits_held(old.hops, 0)) if old.needs else 0
         self._moves[(forward.head, forward.circuit)] = moving.moves + 1
         node._launch(forward, label, needs, old.deadline_ns)
 
@@ -362,6 +407,8 @@ class Rerouter:
     def opened(self, circuit: Circuit, forward: Forward) -> None:
         """A circuit that takes a request over counts the pairs before ``first_index`` as made
         (asked, used and freed on every hop), so its indices and its pacing go on from there."""
+        if self._awaiting_head and isinstance(circuit, CircuitEnd) and not circuit.is_head:
+            self._heard_from_head(forward.head, forward.request_id)  # the request goes on
         first = forward.first_index
         if forward.lost_at_tail and isinstance(circuit, CircuitEnd) and not circuit.is_head:
             self.lost_at_tail(forward.head, forward.path[-1], forward.request_id, forward.lost_at_tail)
@@ -376,3 +423,87 @@ class Rerouter:
         """Tail: the head says these pairs of the request were delivered here only."""
         for index in indices:
             self._lost(head, tail, request_id, index, "delivered at the tail only: the request's circuit ended on a link going down")
+
+    # ------------------------------------------------------------ an end that is lost
+
+    def head_answered(self, head: str, request_id: int) -> bool:
+        """Tail: the head's ``Release`` ends the request. False when this tail has already ended
+        it with END_LOST (then nothing more may go up for it)."""
+        self._heard_from_head(head, request_id)
+        return (head, request_id) not in self._head_lost
+
+    def _heard_from_head(self, head: str, request_id: int) -> None:
+        waiting = self._awaiting_head.pop((head, request_id), None)
+        if waiting is not None and waiting[1] is not None:
+            self.node.ctx.cancel_timer(waiting[1])
+
+    def probed(self, sender: str, msg: Probe) -> None:
+        """Answer a probe if this node still holds what it asks about (module docstring)."""
+        node = self.node
+        key = (msg.head, msg.circuit)
+        holds = key in node._circuits or key in node._set_up_paths
+        if msg.head == node.ctx.node:  # at the head: the request, whichever circuit serves it now
+            holds = holds or msg.request_id in node._open_requests
+        if holds:
+            node.ctx.send_peer(sender, ProbeAnswer(head=msg.head, circuit=msg.circuit, request_id=msg.request_id))
+        else:
+            drop_unknown(node.ctx.trace, msg.kind, key, sender=sender)
+
+    def probe_answered(self, msg: ProbeAnswer) -> None:
+        """The probed node still holds it: wait on (a tail for its head, a head for a set-up's answer)."""
+        if msg.head != self.node.ctx.node:
+            self._heard_from_head(msg.head, msg.request_id)
+            return
+        timer = self._probes.pop((msg.head, msg.circuit), None)
+        if timer is not None:
+            self.node.ctx.cancel_timer(timer)
+
+    def _head_silent(self, head: str, request_id: int) -> None:
+        """Tail: the head did not answer the probe in time: the request ends here (END_LOST)."""
+        waiting = self._awaiting_head.pop((head, request_id), None)
+        if waiting is None:
+            return
+        self._head_lost.add((head, request_id))
+        ctx = self.node.ctx
+        ctx.trace("network.end_lost", head=head, request_id=request_id)
+        why = f"{waiting[0]}; the head {head} did not answer: it is lost"
+        ctx.send_up(NetError(request_id=request_id, head=head, code=NetErrorCode.END_LOST, detail=why))
+
+    def cut_off(self, node: str) -> bool:
+        """Whether every link of ``node`` is down in this node's view (it crashed, or is cut off)."""
+        view = self.view
+        return not any(view.is_up(node, neighbour) for neighbour in view.topology.neighbors(node))
+
+    def suspect_set_ups(self) -> None:
+        """Head: the view changed; probe the nodes that set-ups wait for and that it now cuts off."""
+        for circuit in list(self.node._open_requests.values()):
+            self.suspect_set_up(circuit)
+
+    def suspect_set_up(self, circuit: CircuitEnd) -> None:
+        """Head: if ``circuit`` is reserving and waits for a node every link of which is down in
+        this node's view, probe that node (once; no answer in time and the set-up ends)."""
+        if circuit.state is not CircuitState.RESERVING or not circuit.to_reserve or circuit.key in self._probes:
+            return
+        node, waited = self.node, circuit.to_reserve[0]
+        if waited == node.ctx.node or not self.cut_off(waited):
+            return
+        wait = self._tail_bound_ns(circuit)
+        if wait is None:
+            return
+        node.ctx.send_peer(waited, Probe(head=circuit.head, circuit=circuit.serial, request_id=circuit.request_id))
+        self._probes[circuit.key] = node.ctx.set_timer(wait, ("moving", circuit.request_id, "set_up", circuit.serial, waited))
+
+    def _set_up_silent(self, serial: int, waited: str) -> None:
+        """Head: the node a set-up waits for did not answer its probe: it is lost."""
+        node = self.node
+        key = (node.ctx.node, serial)
+        self._probes.pop(key, None)
+        circuit = node._circuits.get(key)
+        if not isinstance(circuit, CircuitEnd) or circuit.state is not CircuitState.RESERVING or circuit.to_reserve[:1] != [waited]:
+            return
+        why = f"{waited}, whose answer the set-up waits for, has every link down and did not answer a probe"
+        if waited == circuit.tail:
+            node._fail(circuit, CircuitEvent.LINK_FAILED, f"{why}: the tail is lost", tell_path=True, code=NetErrorCode.END_LOST)
+        else:
+            down = (waited, circuit.path[circuit.path.index(waited) + 1])
+            node._fail(circuit, CircuitEvent.LINK_FAILED, why, tell_path=True, code=NetErrorCode.LINK_FAILURE, down_link=down)

@@ -13,7 +13,9 @@ Connection-oriented, after RFC 9340 §7 and the Quantum Network Protocol
 * ``PairLost`` follows a ``PairDelivered`` at one end whose other half will
   never be delivered (the request moved to another path, or ended, between the
   two ends' deliveries): the user frees that half; the pair does not count;
-* ``NetError`` ends a request that can no longer be served.
+* ``NetError`` ends a request that can no longer be served; with code
+  ``END_LOST`` it says that the request's other end is lost (crashed, or cut
+  off from every link), so nothing more will come from it.
 
 This module is the only part of ``network`` that other layers may import.
 """
@@ -62,7 +64,12 @@ class NetRequest(_Message):
     ``PRIORITY_LEVELS - 1``, the link service's levels): a circuit of a smaller
     value goes ahead of larger ones waiting for memory at a node of its path,
     and its link requests carry it to a link layer that serves priorities
-    (``link:priority``; specs/network.md §1.2).
+    (``link:priority``; specs/network.md §1.2). ``head_qubits`` is how many
+    memory qubits the caller will itself hold at the head while the request
+    runs, besides the halves of the pairs delivered to it (a teleport sender's
+    input state): the network sets them aside at the head with what the
+    circuit holds there, so no other circuit counts on them, and refuses a
+    request whose head can never hold both.
     """
 
     kind: Literal["net_request"] = "net_request"
@@ -74,6 +81,7 @@ class NetRequest(_Message):
     basis: Basis = Basis.Z
     max_time_ns: int | None = Field(None, gt=0)
     priority: int = Field(0, ge=0, lt=PRIORITY_LEVELS)
+    head_qubits: int = Field(0, ge=0)
 
 
 class NetAccepted(_Message):
@@ -142,6 +150,9 @@ class NetErrorCode(str, enum.Enum):
     LINK_FAILURE = "LINK_FAILURE"
     TIMEOUT = "TIMEOUT"
     NORES = "NORES"  # a node of the path had no resources for the circuit (no free label on a link)
+    # the other end of the request is lost (it crashed, or is cut off from every link): it will send
+    # nothing more about the request, so the layer above waits for nothing from it (specs/network.md NET-FAULT-3)
+    END_LOST = "END_LOST"
     OTHER = "OTHER"
 
 

@@ -19,7 +19,11 @@ hardware would let it:
   down (so its neighbours' link requests with it end with DOWN), and each
   request open at the node's application ends with ``AppError`` ABORTED (its
   user went down with it; a request handed to a node that is down ends so
-  too). At restart fresh entities are built (the assembler's factories) on
+  too). The other end of each request the node was an end of learns it from
+  its network layer, which finds the node silent (``NetError`` END_LOST,
+  specs/network.md NET-FAULT-3), and its application frees what it kept for
+  the request (``AppError`` REMOTE_LOST at a head, specs/application.md
+  APP-FAULT-1). At restart fresh entities are built (the assembler's factories) on
   the same contexts, so their random streams go on where the crashed ones
   stopped, and started; the links are repaired.
 * **a lost or delayed classical message** (of the link, network and

@@ -32,10 +32,12 @@ link's expected time per pair is its attempt period over its success
 probability per attempt. A single-click link may run at a lower bright-state
 population (slower) to reach a request's minimum fidelity; the probability is
 taken at the fastest operating point the link announces that reaches the
-strictest per-link fidelity any request may ask for, its end-to-end minimum to
-the power 1/(number of nodes - 1) (the reference network layer asks each link
-of an h-hop path for the h-th root; a network layer that asks for more should
-be run with explicit spans). The time span is :data:`STALL_FACTOR` times
+strictest per-link fidelity any request may ask for: the one the reference
+network layer's admission asks the links of the request's route for
+(:func:`qnetstack.network.admission.admit`: the swap algebra with the memories'
+decoherence during the expected wait, on the route the scenario's metric picks;
+a request it would refuse asks nothing of the links). A network layer that asks
+for more should be run with explicit spans. The time span is :data:`STALL_FACTOR` times
 the sum over all links of (expected time per pair + a round trip of its
 classical channel), at least :data:`MIN_STALL_NS`. An end-to-end pair needs
 one pair of each link on its path and a few classical messages, and a link's
@@ -64,6 +66,8 @@ from typing import Any
 from qnetstack.application.service import AppDone, AppError, AppErrorCode, PairResult, TeleportResult
 from qnetstack.entity import Wait
 from qnetstack.entity import kernel as kernel_module
+from qnetstack.network.admission import Admitted, admit
+from qnetstack.network.routing import NoRoute, shortest_route
 from qnetstack.stack.report import HandlerError, RunEnd
 from qnetstack.stack.runtime import LAYERS, Network
 
@@ -78,6 +82,7 @@ __all__ = [
     "RunProgress",
     "WallLimitReached",
     "default_stall_spans",
+    "strictest_link_target",
     "run_network",
     "describe_waits",
 ]
@@ -125,8 +130,7 @@ class Limits:
 def default_stall_spans(network: Network, scenario: Any) -> tuple[int, int]:
     """(stall_after_ns, stall_after_events) by the rule in the module docstring."""
     nodes = [n.name for n in scenario.nodes]
-    # the strictest per-link fidelity a request may lead to: end-to-end minimum ** (1 / hops)
-    target = max((app.request.min_fidelity ** (1 / max(1, len(nodes) - 1)) for app in scenario.applications), default=0.0)
+    target = strictest_link_target(network, scenario)
     seen: set[frozenset[str]] = set()
     time_ns = 0.0
     attempts = 0.0
@@ -147,6 +151,32 @@ def default_stall_spans(network: Network, scenario: Any) -> tuple[int, int]:
     stall_ns = max(MIN_STALL_NS, math.ceil(STALL_FACTOR * time_ns))
     stall_events = max(MIN_STALL_EVENTS, math.ceil(STALL_FACTOR * EVENTS_PER_ATTEMPT * attempts))
     return stall_ns, stall_events
+
+
+def strictest_link_target(network: Network, scenario: Any) -> float:
+    """The highest fidelity the reference network layer asks of a link for any request of the
+    scenario (0.0: none sets a target): per request, the per-link target its admission solves
+    on the route the scenario's routing metric picks (or the other route admission settles on).
+    A request with no route, or one admission refuses, asks nothing of the links."""
+    wanted = [app for app in scenario.applications if app.request.min_fidelity > 0.0]
+    if not wanted:
+        return 0.0
+    # the graph the network entities route on, built as the assembler builds it (imported here:
+    # the assembler imports this module)
+    from qnetstack.stack.assembler import _topology
+
+    devices = {node.name: network.entities[node.name]["physical"] for node in scenario.nodes}
+    topology = _topology(scenario, devices)
+    target = 0.0
+    for app in wanted:
+        try:
+            route = shortest_route(topology, app.node, app.request.remote_node, scenario.routing.metric)
+        except NoRoute:
+            continue
+        admission = admit(topology, route, app.request.min_fidelity)
+        if isinstance(admission, Admitted):
+            target = max(target, admission.link_min_fidelity)
+    return target
 
 
 def _success_probability(link: Any, target: float) -> float:

@@ -517,10 +517,13 @@ def test_the_kernel_says_why_it_returned_and_names_the_event_that_raised():
 
 
 def test_a_teleport_closed_with_no_qubit_leaves_no_half_held_at_its_receiver():
-    """alice's two qubits are both reserved, one per circuit, so her teleport finds none
-    for its input state (NO_QUBIT). The sender tells the receiver about every pair it
-    skips, so bob frees his halves and the run settles with nothing held; a sender that
-    does not (ForgetsTheReceiver) leaves them taken at bob."""
+    """alice has two qubits and two requests over one hop each. The reference network sets
+    the teleport's input qubit aside with its circuit (tests/test_teleport_input.py), so
+    there both complete; a network that reserves nothing lets the pairs' link and halves
+    take alice's memory, and her teleport finds no qubit for its input state (NO_QUBIT).
+    The sender tells the receiver about every pair it skips, so bob frees his halves and
+    the run settles with nothing held; a sender that does not (ForgetsTheReceiver) leaves
+    them taken at bob."""
     scenario = {
         "name": "no-qubit",
         "nodes": [{"name": "alice", "hardware": {"memory": {"num_qubits": 2}}}, {"name": "bob"}, {"name": "carol"}],
@@ -530,12 +533,15 @@ def test_a_teleport_closed_with_no_qubit_leaves_no_half_held_at_its_receiver():
             {"node": "alice", "request": {"kind": "teleport", "remote_node": "bob", "number": 20}},
         ],
     }
-    sim = assemble(parse_scenario(scenario))
+    reserved = assemble(parse_scenario(scenario))
+    assert reserved.run().status == "done"
+    assert_settled(reserved)
+    sim = assemble(parse_scenario(scenario), UNRESERVED)
     result = sim.run()
     states = {label: (app.state, app.error_code) for label, app in by_label(result).items()}
     assert states == {"alice#0": ("done", None), "alice#1": ("failed", "NO_QUBIT")}
     assert result.status == "failed" and result.end.reason != "busy"
     assert_settled(sim)
-    leaky = assemble(parse_scenario(scenario), {"application": ForgetsTheReceiver})
+    leaky = assemble(parse_scenario(scenario), LEAKY)
     leaky.run()
     assert leaky.network.entities["bob"]["physical"].held_handles() != []

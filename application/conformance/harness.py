@@ -15,7 +15,9 @@ them over classical channels with one fixed delay) and plays the rest:
   before or after the head's. What it does with a request is the *fate* of the
   scripted user request whose handling sent it: serve every pair, reject, or
   abort with ``NetError`` (at both ends, as the reference network does) after
-  some pairs. Each pair gets a scripted Bell state (its Pauli frame), a true
+  some pairs, or crash one end (*end lost*: that node's application gets
+  nothing more, neither from the network nor from peers) and tell the other
+  end with ``NetError`` ``END_LOST``. Each pair gets a scripted Bell state (its Pauli frame), a true
   fidelity and a goodness that differs from it on purpose, so a check can tell
   the two apart. A script may make its pair *lost* at one end (``lost_at``):
   the pair is delivered at that end only and ``PairLost`` follows there, as
@@ -118,8 +120,13 @@ NODES = ("alice", "bob", "carol")
 class Fate:
     """What the fake network does with the NetRequests sent for one user request."""
 
-    action: Literal["serve", "reject", "abort"] = "serve"
-    after: int = 0  # abort: pairs delivered (at both ends) before the NetError
+    action: Literal["serve", "reject", "abort", "end_lost"] = "serve"
+    after: int = 0  # abort, end_lost: pairs delivered (at both ends) before the NetError
+    # end_lost: the end that crashes (its application gets nothing more from then on) and
+    # NetError END_LOST at the other end. The tail crashes just after the last of the ``after``
+    # pairs is delivered at both ends; the head just after NetAccepted (its pairs are then
+    # delivered at the tail only)
+    lost_end: Literal["head", "tail"] = "tail"
 
     def __post_init__(self) -> None:
         if self.after < 0:
@@ -248,6 +255,7 @@ class AppRun:
     peer: list[tuple[int, str, str, Any]] = field(default_factory=list)  # (time, sender, node, msg) delivered
     traces: dict[str, list[tuple[int, str, dict[str, Any]]]] = field(default_factory=dict)  # node -> ctx.trace calls
     lost: set[PairId] = field(default_factory=set)  # pairs the network declared lost (PairScript.lost_at)
+    crashed_nodes: dict[str, int] = field(default_factory=dict)  # node -> when it crashed (Fate "end_lost")
 
     def sent(self, kind: type | tuple[type, ...], node: str | None = None) -> list[SentUp]:
         return [u for u in self.up if isinstance(u.msg, kind) and node in (None, u.node)]
@@ -523,6 +531,8 @@ class FakeNetwork:
         h.kernel.schedule(0, h.deliver_below, node, NetAccepted(request_id=msg.request_id, path=[node, msg.remote_node]))
         count = msg.number if fate.action == "serve" else min(fate.after, msg.number)
         now = h.kernel.now_ns
+        if fate.action == "end_lost" and fate.lost_end == "head":
+            h.kernel.schedule(1, h.crash, node)
         head_time, last = now, now
         made, k = 0, 0
         while made < count:
@@ -547,6 +557,11 @@ class FakeNetwork:
             error = NetError(request_id=msg.request_id, head=node, code=NetErrorCode.LINK_FAILURE, detail="scripted abort")
             for end in (node, msg.remote_node):
                 h.kernel.schedule(last + 1 - now, h.deliver_below, end, error)
+        if fate.action == "end_lost":
+            lost, survivor = (msg.remote_node, node) if fate.lost_end == "tail" else (node, msg.remote_node)
+            h.kernel.schedule(last + 1 - now, h.crash, lost)
+            error = NetError(request_id=msg.request_id, head=node, code=NetErrorCode.END_LOST, detail=f"scripted: {lost} crashed")
+            h.kernel.schedule(last + 2 - now, h.deliver_below, survivor, error)
 
     def _make_pair(self, pair_id: PairId, request: int | None, script: PairScript, head_time: int, tail_time: int) -> None:
         h = self.h
@@ -612,6 +627,7 @@ class AppHarness(Driver):
         self.teleport_truth: dict[int, list[TeleportTruth]] = {}
         self.below: list[tuple[int, str, Any]] = []  # every delivery from below, kept for APP-SESS-1's replay
         self.peer: list[tuple[int, str, str, Any]] = []  # every peer delivery, likewise
+        self.crashed_nodes: dict[str, int] = {}  # node -> when it crashed (Fate "end_lost"): it gets nothing more
         for node, rng in zip(NODES, self.streams):
             ctx = self.context(node, rng, self.devices.device(node), on_up=self._on_up, on_down=self.network.on_down)
             self.add(node, self.build(node, impl, ctx))
@@ -621,11 +637,18 @@ class AppHarness(Driver):
             raise RuntimeError(f"{sender} sent a peer message to {node!r}, which is not another node of the network")
         return self.conditions.delay_ns
 
+    def crash(self, node: str) -> None:
+        self.crashed_nodes.setdefault(node, self.kernel.now_ns)
+
     def deliver_below(self, node: str, msg: Any) -> None:
+        if node in self.crashed_nodes:
+            return
         self.below.append((self.kernel.now_ns, node, msg))
         super().deliver_below(node, msg)
 
     def deliver_peer(self, sender: str, node: str, msg: Any) -> None:
+        if node in self.crashed_nodes:
+            return
         self.peer.append((self.kernel.now_ns, sender, node, msg))
         super().deliver_peer(sender, node, msg)
 
@@ -679,6 +702,7 @@ class AppHarness(Driver):
             peer=self.peer,
             traces={n: ctx.traces for n, ctx in self.contexts.items()},
             lost=self.network.lost,
+            crashed_nodes=self.crashed_nodes,
         )
 
 

@@ -770,6 +770,42 @@ def lost_pairs_are_freed_and_not_reported(impl: Any) -> None:
                 raise ClauseFailure(f"{where}: the application still holds qubits {held} at the end")
 
 
+# ------------------------------------------------------------------ a lost end
+
+
+@SUITE.clause("APP-FAULT-1")
+def a_lost_end_is_waited_for_no_longer(impl: Any) -> None:
+    """Each request kind the implementation provides, alice -> bob for 4 items, 2 pairs served.
+    Tail lost: bob crashes 1 ns after both ends got the 2nd pair (before any message of alice's
+    about them can reach it) and alice gets NetError END_LOST 1 ns later. Head lost: alice
+    crashes 1 ns after NetAccepted, bob gets the 2 pairs and then END_LOST. The crashed node
+    gets nothing more; nothing it holds is judged."""
+    sender, receiver = NODES[0], NODES[1]
+    number, served = 4, 2
+    for kind in _kinds(impl):
+        for lost_end in ("tail", "head"):
+            fate = Fate(action="end_lost", after=served, lost_end=lost_end)
+            request = ScriptedRequest(0, sender, _request(kind, receiver, number, request_id=5), fate)
+            run = run_app(impl, AppConditions(), [request], until_ns=400 * AppConditions().delay_ns)
+            _no_crash(run)
+            where = f"{kind} request of {number} whose {lost_end} crashed after {served} pairs (NetError END_LOST at the other end)"
+            survivor = sender if lost_end == "tail" else receiver
+            if lost_end == "tail":
+                closing = [u for u in run.sent((AppDone, AppError), sender) if u.msg.request_id == 5]
+                codes = [u.msg.code.value if isinstance(u.msg, AppError) else "AppDone" for u in closing]
+                if codes != [AppErrorCode.REMOTE_LOST.value]:
+                    raise ClauseFailure(
+                        f"{where}: the request ended with {codes or 'nothing'} by t={run.end_ns} ns, not one AppError REMOTE_LOST"
+                    )
+            else:
+                late = [u for u in run.sent((PairResult, TeleportResult), receiver) if u.time_ns > min(run.crashed_nodes.values())]
+                if late:
+                    raise _fail(f"{where}: a result for a pair of the lost head's request", late[0])
+            held = still_held({survivor: run.held_at_end.get(survivor, {})}, "app")
+            if held:
+                raise ClauseFailure(f"{where}: at t={run.end_ns} ns the application at {survivor} still holds qubits {held[survivor]}")
+
+
 # ------------------------------------------------------------------ pairs
 
 

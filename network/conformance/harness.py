@@ -28,7 +28,8 @@ rest:
   instant every open link request on it ends with ``LinkError`` DOWN at both
   ends, both ends get ``LinkState(up=False)``, and every later ``LinkCreate``
   on it is answered ERR DOWN at once, as the reference link layer does when
-  the physical layer reports the fibre cut (specs/link.md §3). With
+  the physical layer reports the fibre cut (specs/link.md §3). A node's network
+  layer may crash (``silent``): from then on it gets nothing at all. With
   ``link_cancel`` its ACKs say ``cancellable`` and it serves ``LinkCancel``
   from a request's origin: it makes no more pairs for the request and ends it
   one hop delay later with ``LinkError`` CANCELLED at both ends (after any OK
@@ -73,7 +74,7 @@ path. What a run produced is a :class:`NetRun` for the checks in
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,6 +165,9 @@ class NetConditions:
     # ``request_device``, and one executed at once is noted as misuse
     bell_measure_ns: int = 0
     cut: tuple[str, str, int] | None = None  # (a, b, time): the link a-b goes down then, for good
+    # (node, time): the node's network layer crashes then: from then on it gets nothing (no message
+    # from below or from a peer, no timer, no device answer) and so sends nothing more
+    silent: tuple[str, int] | None = None
     ring: bool = False  # a link from the last node of the chain back to the first: two paths between any two
     # the topology's links announce their figures (specs/network.md §1): fidelity link_fidelity,
     # success_probability, attempt period and classical delay hop_delay_ns; False: length only
@@ -778,6 +782,26 @@ class NetHarness(Driver):
         for node, rng in zip(nodes, self.streams):
             ctx = self.context(node, rng, self.below.device(node), on_up=self._on_up, on_down=self.below.link_down)
             self.add(node, self.build(node, impl, ctx, self.topology.copy()))
+
+    def _silent(self, node: str) -> bool:
+        silent = self.conditions.silent
+        return silent is not None and silent[0] == node and self.kernel.now_ns >= silent[1]
+
+    def deliver_below(self, node: str, msg: Any) -> None:
+        if not self._silent(node):
+            super().deliver_below(node, msg)
+
+    def deliver_peer(self, sender: str, node: str, msg: Any) -> None:
+        if not self._silent(node):
+            super().deliver_peer(sender, node, msg)
+
+    def deliver_timer(self, node: str, tag: Hashable) -> None:
+        if not self._silent(node):
+            super().deliver_timer(node, tag)
+
+    def deliver_device(self, node: str, tag: Hashable, result: Any) -> None:
+        if not self._silent(node):
+            super().deliver_device(node, tag, result)
 
     def peer_delay_ns(self, sender: str, node: str) -> int:
         hops = self._hops.get(sender, {}).get(node)

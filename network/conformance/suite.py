@@ -1342,6 +1342,43 @@ def cut_link_ends_its_requests(impl: Any) -> None:
                     raise _fail(f"request {acc.key} ended by the cut link with {errors[0].msg.code.value}, not LINK_FAILURE", errors[0])
 
 
+@SUITE.clause("NET-FAULT-3")
+def a_lost_end_is_said(impl: Any) -> None:
+    """alice -> bob (one hop, 30 pairs) with the link cut a few pairs in: with bob's network
+    layer crashed at that instant (silent from then on) alice must get NetError END_LOST; with
+    alice's crashed, bob must; with both alive neither may (each gets another code). The bound
+    is 20 classical delays of the path after the cut, five times what the reference needs."""
+    kind = _types(impl)[0]
+    request = ScriptedRequest(0, "alice", NetRequest(request_id=1, remote_node="bob", number=30, type=kind))
+    bound = _CUT_AT + 20 * _CUT_HOP
+    for crashed in ("bob", "alice", None):
+        silent = None if crashed is None else (crashed, _CUT_AT)
+        conditions = NetConditions(size=2, num_qubits=8, success_probability=0.3, cut=("alice", "bob", _CUT_AT), silent=silent)
+        run = _single(impl, [request], conditions)
+        acc = run.accepted().get(("alice", 1))
+        if acc is None:
+            raise ClauseFailure("alice -> bob was not accepted")
+        survivors = ("alice", "bob") if crashed is None else tuple(n for n in ("alice", "bob") if n != crashed)
+        for node in survivors:
+            errors = run.errors(acc.key, node)
+            delivered = run.deliveries(acc.key, node)
+            where = f"alice -> bob, the link cut at t={_CUT_AT}" + ("" if crashed is None else f" and {crashed} crashed then")
+            if crashed is None:
+                if any(e.msg.code is NetErrorCode.END_LOST for e in errors):
+                    raise _fail(f"{where}: both ends are alive, yet {node} was told END_LOST", errors[0])
+                continue
+            if len(delivered) >= acc.request.number:
+                raise ClauseFailure(f"{where}: {node} got all its pairs, so the case proves nothing")
+            if len(errors) != 1 or errors[0].msg.code is not NetErrorCode.END_LOST:
+                got = [e.msg.code.value for e in errors]
+                raise ClauseFailure(f"{where}: {node} got NetError {got or 'none'} by t={run.end_ns}, not one END_LOST")
+            if errors[0].time_ns > bound:
+                raise _fail(f"{where}: END_LOST came at t={errors[0].time_ns}, later than t={bound}", errors[0])
+            after = [u for u in delivered if u.time_ns > errors[0].time_ns]
+            if after:
+                raise _fail(f"{where}: a pair was delivered at {node} after its NetError END_LOST", after[0])
+
+
 @SUITE.clause("NET-FAULT-2")
 def cut_link_leaves_nothing_held(impl: Any) -> None:
     """Two qubits per node: alice -> dave runs over carol-dave when it goes down, then alice ->
