@@ -6,6 +6,14 @@ order they were scheduled: the run is a pure function of the scenario and the
 seed. Cancelled events stay in the heap and are skipped when popped (cheaper
 than removing them).
 
+Most events are for the instant they are scheduled in (a message handed to
+the layer above or below on the same node), and those never go through the
+heap: they wait in a first-in first-out queue of this instant's events, in the
+order scheduled. The queue holds the same ``(time, insertion number)`` keys as
+the heap, already sorted (time does not go back, numbers only grow), and the
+next event is the smaller of the queue's first and the heap's top, so events
+run in exactly the order one heap would give them.
+
 :meth:`Kernel.run` says why it returned (:data:`StopReason`), so a runner can
 run in chunks of events and look at the run between them without adding
 events of its own. When a callback raises, the exception goes on unchanged
@@ -16,6 +24,7 @@ runner to name the entity and message in its report.
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
@@ -40,6 +49,7 @@ class FailedEvent(NamedTuple):
 class Kernel:
     def __init__(self) -> None:
         self._heap: list[tuple[int, int, Callable[..., None], tuple[Any, ...]]] = []
+        self._now: deque[tuple[int, int, Callable[..., None], tuple[Any, ...]]] = deque()  # events of this instant
         self._next_id = 0
         self._cancelled: set[int] = set()
         self.now_ns = 0
@@ -52,7 +62,10 @@ class Kernel:
             raise KernelError(f"cannot schedule an event in the past (delay_ns={delay_ns})")
         event_id = self._next_id
         self._next_id = event_id + 1
-        _heappush(self._heap, (self.now_ns + int(delay_ns), event_id, callback, args))
+        if delay_ns:
+            _heappush(self._heap, (self.now_ns + int(delay_ns), event_id, callback, args))
+        else:
+            self._now.append((self.now_ns, event_id, callback, args))
         return event_id
 
     def cancel(self, event_id: int) -> None:
@@ -63,7 +76,7 @@ class Kernel:
         It walks the whole heap, so it is for rare moments (a node that crashes)."""
         cancelled = self._cancelled
         count = 0
-        for _, event_id, callback, _ in self._heap:
+        for _, event_id, callback, _ in [*self._now, *self._heap]:
             if event_id not in cancelled and doomed(callback):
                 cancelled.add(event_id)
                 count += 1
@@ -71,7 +84,7 @@ class Kernel:
 
     @property
     def pending(self) -> int:
-        return len(self._heap) - len(self._cancelled)
+        return len(self._now) + len(self._heap) - len(self._cancelled)
 
     def run(self, until_ns: int | None = None, max_events: int | None = None, *, advance_to_until: bool = True) -> StopReason:
         """Process events until none are left, time passes ``until_ns``, or
@@ -85,21 +98,27 @@ class Kernel:
         runs) propagates unchanged; :attr:`failed_event` then names the event.
         The failed event is not counted in :attr:`events_processed`."""
         heap = self._heap
+        now = self._now
         cancelled = self._cancelled
         budget = -1 if max_events is None else max(0, max_events)  # -1: no limit
         processed = 0
         callback: Callable[..., None] | None = None
         time_ns, args = self.now_ns, ()
         try:
-            while heap:
-                entry = heap[0]
+            while now or heap:
+                # (time, insertion number) keys are unique, so the comparison never reaches the callbacks
+                from_now = bool(now) and (not heap or now[0] < heap[0])
+                entry = now[0] if from_now else heap[0]
                 if until_ns is not None and entry[0] > until_ns:
                     if advance_to_until:
                         self.now_ns = until_ns
                     return "until"
                 if processed == budget:
                     return "budget"
-                _heappop(heap)
+                if from_now:
+                    now.popleft()
+                else:
+                    _heappop(heap)
                 time_ns, event_id, callback, args = entry
                 if cancelled and event_id in cancelled:
                     cancelled.discard(event_id)

@@ -285,7 +285,7 @@ class SingleClickEgp:
             self.ctx.send_up(LinkError(create_id=create_id, origin_node=self.ctx.node, code=code, detail=detail, tag=msg.tag))
             return
         self.ctx.send_up(
-            LinkAck(
+            LinkAck.trusted(
                 create_id=create_id,
                 remote_node=msg.remote_node,
                 purpose_id=msg.purpose_id,
@@ -297,7 +297,7 @@ class SingleClickEgp:
         link = self.capabilities.links[msg.remote_node]
         start_ns = now + 2 * link.classical_delay_ns + 1
         deadline = None if msg.max_time_ns is None else now + msg.max_time_ns
-        peer_create = PeerCreate(
+        peer_create = PeerCreate.trusted(
             create_id=create_id,
             origin_node=self.ctx.node,
             start_ns=start_ns,
@@ -601,7 +601,7 @@ class SingleClickEgp:
             flights[attempt_id] = _Flight(request.key, request.last_pair)
             request.in_flight += 1
             self.ctx.send_down(
-                HeraldAttempt(
+                HeraldAttempt.trusted(
                     neighbour=link.neighbour,
                     attempt_id=attempt_id,
                     max_attempts=self._run_length(link.neighbour, request),
@@ -638,8 +638,7 @@ class SingleClickEgp:
         assert herald.handle is not None and herald.bell_state is not None
         peer = request.remote if request.origin == self.ctx.node else self.ctx.node
         sequence = herald.herald_sequence or 0
-        # given as fields, the id is validated inside the OK's own validation (one pass, not two)
-        ent_id = {"creator": request.origin, "peer": peer, "sequence": sequence}
+        ent_id = EntanglementId.trusted(creator=request.origin, peer=peer, sequence=sequence)
         goodness = herald.fidelity_estimate if herald.fidelity_estimate is not None else 0.0
         time_ns = herald.herald_time_ns if herald.herald_time_ns is not None else self.ctx.now_ns
         if goodness < request.min_fidelity:
@@ -658,7 +657,7 @@ class SingleClickEgp:
             goodness=goodness,
         )
         if keep:
-            ok: LinkOkKeep | LinkOkMeasure = LinkOkKeep(
+            ok: LinkOkKeep | LinkOkMeasure = LinkOkKeep.trusted(
                 **common, goodness_time_ns=time_ns, handle=herald.handle, bell_diagonal=herald.bell_diagonal
             )
         else:

@@ -86,10 +86,10 @@ def swap_estimates(
     own = capabilities.memory
     decay = bd.add(bd.exponents(own, swap_time_ns - up.goodness_time_ns), bd.exponents(own, swap_time_ns - down.goodness_time_ns))
     return {
-        "upstream_estimate": PairEstimate(
+        "upstream_estimate": PairEstimate.trusted(
             weights=up.bell_diagonal, time_ns=up.goodness_time_ns, far_memory=_neighbour_memory(capabilities, upstream)
         ),
-        "downstream_estimate": PairEstimate(
+        "downstream_estimate": PairEstimate.trusted(
             weights=down.bell_diagonal, time_ns=down.goodness_time_ns, far_memory=_neighbour_memory(capabilities, downstream)
         ),
         "swap_decay": decay,

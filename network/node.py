@@ -655,7 +655,7 @@ class NetworkNode:
         # number-th swap, so it says so every time (qnetstack.network.cutoff)
         last = used >= circuit.number and not (isinstance(circuit, CircuitAtRepeater) and circuit.awaits_done)
         if not last and circuit.upstream is not None and self._paced(circuit):
-            self.ctx.send_peer(circuit.upstream, HopFreed(head=circuit.head, circuit=circuit.serial))
+            self.ctx.send_peer(circuit.upstream, HopFreed.trusted(head=circuit.head, circuit=circuit.serial))
 
     # ------------------------------------------------------------ set-up
 
@@ -746,7 +746,7 @@ class NetworkNode:
         self._requests[tag] = _LinkRequest(tag, circuit.key, circuit.down_hop, number)
         self.labels.hold(circuit.downstream, circuit.down_hop[2])
         self.ctx.send_down(
-            LinkCreate(
+            LinkCreate.trusted(
                 remote_node=circuit.downstream,
                 min_fidelity=circuit.link_min_fidelity,
                 purpose_id=circuit.down_hop[2],
@@ -827,7 +827,7 @@ class NetworkNode:
                 if chosen is None:
                     return
                 up, down = chosen
-                bell_measure = BellMeasure(handle_a=up.handle, handle_b=down.handle)
+                bell_measure = BellMeasure.trusted(handle_a=up.handle, handle_b=down.handle)
                 if self._takes_time(bell_measure):
                     self._to_device(circuit, bell_measure, "the Bell measurement of a swap", (up, down))
                     return
@@ -841,7 +841,7 @@ class NetworkNode:
             self._pairs.end(up, _PAIR_SWAP)
             self._pairs.end(down, _PAIR_SWAP)
             self._tell_hop_freed(circuit, circuit.swapped + 1)
-            record = SwapRecord(
+            record = SwapRecord.trusted(
                 head=circuit.head,
                 circuit=circuit.serial,
                 request_id=circuit.request_id,

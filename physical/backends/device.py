@@ -360,7 +360,7 @@ class MemoryDevice(Refusing):
         m_a, m_b = self._read(m_a), self._read(m_b)
         self._slots[op.handle_a] = self._slots[op.handle_b] = None
         # the parity (m_b) reveals the X frame, the sign (m_a, after H) the Z frame
-        return BellMeasureResult(bell_state=BellState.from_bits(x=m_b, z=m_a))
+        return BellMeasureResult.trusted(bell_state=BellState.from_bits(x=m_b, z=m_a))
 
     def _free(self, op: FreeQubit) -> QubitFreed | DeviceError:
         qid = self._held(op.handle)

@@ -240,7 +240,7 @@ class LinkEndNode(MemoryDevice):
             self._free(FreeQubit(handle=handle))
             return
         self._ctx.send_up(
-            HeraldResult(
+            HeraldResult.trusted(
                 neighbour=neighbour,
                 attempt_id=attempt_id,
                 success=True,
@@ -257,7 +257,9 @@ class LinkEndNode(MemoryDevice):
     def _send_failure(self, neighbour: str, attempt_id: int, attempts: int, no_memory: bool = False) -> None:
         if self._orphaned(neighbour, attempt_id):
             return
-        self._ctx.send_up(HeraldResult(neighbour=neighbour, attempt_id=attempt_id, success=False, no_memory=no_memory, attempts=attempts))
+        self._ctx.send_up(
+            HeraldResult.trusted(neighbour=neighbour, attempt_id=attempt_id, success=False, no_memory=no_memory, attempts=attempts)
+        )
 
 
 class StationReport(Protocol):
