@@ -154,7 +154,7 @@ class Cascade:
         def correct(bit: int) -> list[tuple[int, int, int]]:
             """Flip Bob's bit everywhere and return the disclosed ranges (pass, a, b) holding it, now reopened."""
             corrected[bit] ^= 1
-            reopened = []
+            reopened: list[tuple[int, int, int]] = []
             for index, view in enumerate(passes):
                 view.bob[view.where[bit]] ^= 1
                 reopened.extend((index, a, b) for a, b in view.known_ranges_holding(bit))
