@@ -34,12 +34,7 @@ from typing import Protocol
 
 import numpy as np
 
-
-def binary_entropy(p: float) -> float:
-    """h(p) = -p log2 p - (1-p) log2 (1-p), with h(0) = h(1) = 0."""
-    if p <= 0.0 or p >= 1.0:
-        return 0.0
-    return -p * math.log2(p) - (1.0 - p) * math.log2(1.0 - p)
+from qnetstack.application.qkd.key_length import binary_entropy
 
 
 def efficiency(leaked_bits: int, n: int, qber: float) -> float:
