@@ -110,14 +110,20 @@ def test_registry_has_both_methods_and_takes_a_users():
         register_reconciler("cascade", Reveal)
 
 
+_NOT_MET = pytest.mark.xfail(
+    strict=True, reason="issue target f <= 1.25 not met at 1-2 % by these random codes (about 1.30 and 1.23-1.24 + SE)"
+)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("qber", [0.01, 0.02, 0.03, 0.05])
+@pytest.mark.parametrize("qber", [pytest.param(0.01, marks=_NOT_MET), pytest.param(0.02, marks=_NOT_MET), 0.03, 0.05])
 def test_efficiency_on_ten_thousand_bit_blocks(qber):
     """6 seeded blocks of 10^4 bits per QBER (each ~1-2 s: the BP decoder runs up to 100
     iterations per try). f moves in steps of 0.05 (the retry size) and with the block's error
-    count; 6 blocks give an SE of ~0.01-0.03. At 3 % and 5 % mean + 2 SE <= 1.25 holds; at 1-2 %
-    these random codes do not reach 1.25 (the figures are in docs/qkd-postprocessing.md), so
-    there the test holds them to what they measure, mean + 2 SE <= 1.35."""
+    count; 6 blocks give an SE of ~0.01-0.03. The target is the issue's, mean + 2 SE <= 1.25. At 3 %
+    and 5 % it holds; at 1-2 % these random codes do not reach it (the figures are in
+    docs/qkd-postprocessing.md): those cases are expected failures, strict, so a better code that
+    meets the target there makes the test say so."""
     values = []
     for seed in range(6):
         alice, bob, rng = noisy_pair(10_000, qber, seed=300 + seed)
@@ -127,7 +133,7 @@ def test_efficiency_on_ten_thousand_bit_blocks(qber):
     mean = float(np.mean(values))
     se = float(np.std(values, ddof=1) / math.sqrt(len(values)))
     print(f"ldpc q={qber}: f = {mean:.4f} +- {se:.4f} (SE, 6 blocks of 10^4 bits)")
-    assert mean + 2 * se <= (1.25 if qber >= 0.03 else 1.35)
+    assert mean + 2 * se <= 1.25
 
 
 @pytest.mark.slow
