@@ -7,7 +7,11 @@ backend), the tolerance of the physical conformance suite.
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -288,3 +292,21 @@ def _backend_with(trains: type[PulseTrainBackend]) -> type[HeraldingModelBackend
 def test_a_broken_pulse_backend_is_caught_by_its_clause(trains, clause):
     report = SUITE.run(_backend_with(trains), select=PULSE_CLAUSES)
     assert clause in report.failed_clauses()
+
+
+# ------------------------------------------------------------------ benchmark
+
+
+@pytest.mark.slow
+def test_the_pulse_benchmark_prints_one_json_object_with_the_figures_asked_for():
+    """``benchmarks/qkd_pulses.py`` run as a user runs it (a subprocess, a few seconds): 2 × 10^5 pulses at 0 km."""
+    root = Path(__file__).resolve().parents[1]
+    args = ["--km", "0", "--pulses", "200000", "--seed", "3", "--json"]
+    out = subprocess.run([sys.executable, str(root / "benchmarks" / "qkd_pulses.py"), *args], capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout)
+    for key in ("pulses", "detections", "gains", "qber", "wall_s", "pulses_per_s", "key_rate_per_pulse", "closed_form_rate"):
+        assert key in result, key
+    assert result["pulses"] == 200_000 and 0 < result["detections"] < 200_000
+    assert len(result["gains"]) == len(result["qber"]) == 3
+    # signal gain at 0 km: Q = Y0 + 1 − e^{−0.045·0.48} ≈ 0.0214 over ~8 × 10^4 signal pulses with agreeing bases
+    assert result["gains"][0] == pytest.approx(0.0214, abs=5 * math.sqrt(0.0214 / 80_000))
