@@ -144,8 +144,9 @@ class _DetectorTimeline:
     def ideal(self) -> bool:
         return self.dead_pulses == 0.0 and self.afterpulse == 0.0
 
-    def clicks(self, candidates: npt.NDArray[np.int64], first: int, end: int, rng: np.random.Generator) -> list[int]:
-        """The clicks among ``candidates`` (sorted absolute pulse indices in [first, end)) and after-pulses."""
+    def clicks(self, candidates: npt.NDArray[np.int64], end: int, rng: np.random.Generator) -> list[int]:
+        """The clicks among ``candidates`` (sorted absolute pulse indices of a block ending before ``end``)
+        and the after-pulses due before ``end``; a later after-pulse waits for the next block."""
         out: list[int] = []
         i, n = 0, len(candidates)
         while True:
@@ -236,7 +237,7 @@ class _Train:
             fired[bernoulli_positions(rng, n, link.dark_count_probability)] = True
             timeline = self.timelines[value]
             if not timeline.ideal:
-                kept = timeline.clicks(np.flatnonzero(fired) + first, first, end, rng)
+                kept = timeline.clicks(np.flatnonzero(fired) + first, end, rng)
                 fired[:] = False
                 fired[np.asarray(kept, dtype=np.int64) - first] = True
             clicks.append(fired)
