@@ -76,12 +76,14 @@ from qnetstack.physical.backends.midpoint import (
     half_delay_ns,
     memory_decoherence,
 )
+from qnetstack.physical.backends.pulses import PulseLink, PulseTrainBackend
 from qnetstack.physical.engines.world import QuantumWorld
 from qnetstack.physical.params import LinkSide, NodeHardware
 from qnetstack.physical.schemes.model import HeraldingModel, branch_fidelity
 from qnetstack.physical.schemes.registry import HERALDING_SCHEMES, HeraldingSchemeEntry, scheme_of
 from qnetstack.physical.schemes.single_click import decohere_pair
 from qnetstack.physical.service import (
+    CAP_PULSES,
     BellState,
     HeraldAttempt,
     HeraldingLink,
@@ -432,6 +434,12 @@ class HeraldingModelBackend(MidpointBackend):
     SCHEMES = frozenset(entry.name for entry in HERALDING_SCHEMES)  # heralding schemes this backend runs
     NODE = ModelNode
     STATION = ModelStation
+    PROVIDES = MidpointBackend.PROVIDES | {CAP_PULSES}
 
     nodes: dict[str, ModelNode]
     stations: dict[str, ModelStation]
+
+    def pulse_trains(self, links: list[PulseLink]) -> PulseTrainBackend:
+        """Weak-coherent pulse trains on ``links`` (``physical/backends/pulses.py``): not yet
+        answered by the node entities, which have no prepare-and-measure link to send on."""
+        return PulseTrainBackend(links)

@@ -31,7 +31,10 @@ from qnetstack.entity import Entity
 from qnetstack.entity.checks import check_responses, no_misuse, refuses_from_above
 from qnetstack.entity.checks import failure as _fail
 from qnetstack.entity.checks import raise_if_crashed as _no_crash
-from qnetstack.entity.conformance import ClauseFailure, ImplementationError, Suite, explore
+from qnetstack.entity.conformance import ClauseFailure, ImplementationError, NotApplicable, Suite, explore
+from qnetstack.physical.backends.pulses import PulseLink
+from qnetstack.physical.components.channels import FibreChannel
+from qnetstack.physical.components.detectors import Detector
 from qnetstack.physical.conformance.harness import (
     BASIS_VECTORS,
     NODES,
@@ -52,6 +55,7 @@ from qnetstack.physical.conformance.harness import (
 from qnetstack.physical.service import (
     CAP_DEVICE,
     CAP_HERALDING,
+    CAP_PULSES,
     ApplyGate,
     ApplyTwoQubitGate,
     Basis,
@@ -68,14 +72,19 @@ from qnetstack.physical.service import (
     HeraldAttempt,
     HeraldResult,
     InitQubit,
+    IntensityClass,
     Measure,
     MeasureResult,
     OracleFidelity,
     OracleFidelityResult,
     PhysicalCapabilities,
+    PulseError,
+    PulseErrorCode,
+    PulseRecords,
     QubitAllocated,
     QubitFreed,
     QubitRef,
+    SendPulses,
     TwoQubitGate,
     TwoQubitGateApplied,
 )
@@ -1388,3 +1397,149 @@ def same_seeds_same_run(impl: Any) -> None:
     outcomes = [[(s.call.op, s.call.result) for s in r.steps] for r in device_runs]
     if outcomes[0] != outcomes[1]:
         raise ClauseFailure("two device scripts with the same seeds gave different measurement outcomes")
+
+
+# ------------------------------------------------------------ pulse trains
+#
+# A backend that declares physical:pulses offers ``impl().pulse_trains(links)``: given
+# PulseLink descriptions it returns an object whose ``send(request, rng, start_ns)``
+# yields the request's PulseRecords in order, or one PulseError (specs/physical.md §8).
+
+# 25 km of 0.2 dB/km fibre, a 50 % receiver, e_d = 5 %, p_d = 1e-4 per detector and gate:
+# every class gives hundreds of detections in PULSE_SAMPLE pulses, so 5 SE are a few percent
+PULSE_LINK = PulseLink(
+    neighbour="bob",
+    fibre=FibreChannel(length_km=25.0, db_per_km=0.2),
+    detector=Detector(efficiency=0.5, dark_count_rate_hz=1e4),
+    gate_ns=10.0,
+    misalignment=0.05,
+)
+PULSE_CLASSES = [
+    IntensityClass(mean_photon_number=0.5, probability=0.4),
+    IntensityClass(mean_photon_number=0.1, probability=0.3),
+    IntensityClass(mean_photon_number=0.0, probability=0.3),
+]
+PULSE_SAMPLE = 2_000_000  # pulses: ~ 3e5 with agreeing bases per class; the vacuum class gives ~ 60 dark clicks
+
+
+def _pulse_trains(impl: Any, links: list[PulseLink]) -> Any:
+    provides = getattr(impl, "PROVIDES", None) or ()
+    if CAP_PULSES not in provides:
+        raise NotApplicable(f"the backend does not declare {CAP_PULSES}")
+    return impl().pulse_trains(links)
+
+
+def _pulse_blocks(impl: Any, request: SendPulses, seed: int = 11, start_ns: int = 0) -> list[Any]:
+    trains = _pulse_trains(impl, [PULSE_LINK])
+    return list(trains.send(request, np.random.default_rng(seed), start_ns))
+
+
+def _pulse_request(pulses: int = PULSE_SAMPLE, block_size: int = 500_000, request_id: int = 3) -> SendPulses:
+    return SendPulses(request_id=request_id, neighbour="bob", pulses=pulses, intensities=PULSE_CLASSES, block_size=block_size)
+
+
+_run_pulse_blocks = SUITE.share_runs(_pulse_blocks)
+
+
+def _class_counts(blocks: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per class, with bases agreeing: pulses, detections, detections with the wrong bit."""
+    k = len(PULSE_CLASSES)
+    sent, detected, errors = np.zeros(k, dtype=np.int64), np.zeros(k, dtype=np.int64), np.zeros(k, dtype=np.int64)
+    for block in blocks:
+        if not isinstance(block, PulseRecords):
+            raise ClauseFailure(f"a valid request on a known link was answered {type(block).__name__}: {block!r}"[:300])
+        agree = block.alice_basis == block.bob_basis
+        seen = agree & block.detected
+        wrong = seen & (block.alice_bit != block.bob_bit)
+        classes = block.intensity_class
+        sent += np.bincount(classes[agree], minlength=k)[:k]
+        detected += np.bincount(classes[seen], minlength=k)[:k]
+        errors += np.bincount(classes[wrong], minlength=k)[:k]
+    return sent, detected, errors
+
+
+def _within(name: str, observed_count: int, trials: int, expected: float) -> None:
+    se = math.sqrt(max(expected * (1.0 - expected), 1e-300) / trials)
+    observed = observed_count / trials
+    if abs(observed - expected) > SIGMAS * se:
+        raise ClauseFailure(f"{name}: observed {observed:.6g} over {trials} pulses, expected {expected:.6g} ± {SIGMAS} SE ({se:.3g})")
+
+
+@clause("PHY-PULSE-1")
+def pulse_gains(impl: Any) -> None:
+    sent, detected, _ = _class_counts(_run_pulse_blocks(impl, _pulse_request()))
+    eta, y0 = PULSE_LINK.transmittance, PULSE_LINK.vacuum_yield
+    for k, c in enumerate(PULSE_CLASSES):
+        _within(
+            f"gain of class {k} (μ = {c.mean_photon_number})",
+            int(detected[k]),
+            int(sent[k]),
+            y0 + 1.0 - math.exp(-eta * c.mean_photon_number),
+        )
+
+
+@clause("PHY-PULSE-2")
+def pulse_error_rates(impl: Any) -> None:
+    sent, _, errors = _class_counts(_run_pulse_blocks(impl, _pulse_request()))
+    eta, y0, e_d = PULSE_LINK.transmittance, PULSE_LINK.vacuum_yield, PULSE_LINK.misalignment
+    for k, c in enumerate(PULSE_CLASSES):
+        expected = 0.5 * y0 + e_d * (1.0 - math.exp(-eta * c.mean_photon_number))
+        _within(f"E·Q of class {k} (μ = {c.mean_photon_number})", int(errors[k]), int(sent[k]), expected)
+
+
+@clause("PHY-PULSE-3")
+def pulse_records_complete_in_order(impl: Any) -> None:
+    request = _pulse_request(pulses=25_000, block_size=10_000, request_id=8)
+    start = 1_000
+    blocks = _pulse_blocks(impl, request, seed=4, start_ns=start)
+    period = PULSE_LINK.pulse_period_ns
+    if not blocks:
+        raise ClauseFailure("a request of 25000 pulses in blocks of 10000 got no answer")
+    first = 0
+    for index, block in enumerate(blocks):
+        if not isinstance(block, PulseRecords):
+            raise ClauseFailure(f"block {index} is {type(block).__name__}, not PulseRecords")
+        _no_crash_validate(block)
+        size = min(request.block_size, request.pulses - first)
+        found = (block.request_id, block.neighbour, block.block, block.first_pulse, len(block), block.last)
+        wanted = (request.request_id, request.neighbour, index, first, size, first + size == request.pulses)
+        if found != wanted:
+            raise ClauseFailure(f"block {index}: (request_id, neighbour, block, first_pulse, pulses, last) = {found}, expected {wanted}")
+        emitted = start + round(first * period)
+        delivered = start + round((first + size - 1) * period + PULSE_LINK.fibre.delay_ns())
+        if abs(block.emitted_ns - emitted) > 1 or abs(block.delivered_ns - delivered) > 1:
+            raise ClauseFailure(
+                f"block {index}: emitted_ns {block.emitted_ns}, delivered_ns {block.delivered_ns}; expected {emitted} and {delivered} (±1 ns)"
+            )
+        classes = block.intensity_class
+        if classes.size and int(classes.max()) >= len(request.intensities):
+            raise ClauseFailure(f"block {index} names intensity class {int(classes.max())}, the request has {len(request.intensities)}")
+        first += size
+    if first != request.pulses:
+        raise ClauseFailure(f"the blocks cover {first} pulses, the request asked for {request.pulses}")
+
+
+def _no_crash_validate(block: PulseRecords) -> None:
+    try:
+        PulseRecords.model_validate(block.model_dump())
+    except ValidationError as exc:
+        raise ClauseFailure(f"a PulseRecords does not validate against its model: {exc}") from None
+
+
+@clause("PHY-PULSE-4")
+def pulse_bad_requests_refused(impl: Any) -> None:
+    trains = _pulse_trains(impl, [PULSE_LINK])
+    request = SendPulses(request_id=5, neighbour="carol", pulses=10, intensities=PULSE_CLASSES)
+    answers = list(trains.send(request, np.random.default_rng(0), 0))
+    if len(answers) != 1 or not isinstance(answers[0], PulseError):
+        raise ClauseFailure(f"a request to 'carol', not a pulse neighbour, was answered {answers!r}"[:300])
+    if answers[0].code is not PulseErrorCode.UNKNOWN_NEIGHBOUR or answers[0].request_id != 5:
+        raise ClauseFailure(f"a request to 'carol' was refused with {answers[0]!r}, expected UNKNOWN_NEIGHBOUR for request 5")
+
+
+@clause("PHY-PULSE-5")
+def pulse_same_seed_same_records(impl: Any) -> None:
+    request = _pulse_request(pulses=30_000, block_size=7_000)
+    runs = [[b.model_dump() for b in _pulse_blocks(impl, request, seed=21)] for _ in range(2)]
+    if runs[0] != runs[1]:
+        raise ClauseFailure("two pulse trains with the same request and seed gave different records")
