@@ -142,8 +142,11 @@ class ReliableContext:
         self._ctx = ctx
         self._delay_ns = delay_ns
         self._layer = layer
-        self._sequenced = sequenced
         self._ack = ack
+        # the same classes, seen as what builds the envelopes (the pydantic plugin knows only
+        # Message's fields, not the layer's class's)
+        self._make_sequenced: Callable[..., Message] = sequenced
+        self._make_ack: Callable[..., Message] = ack
         self.max_tries = max_tries
         self.epoch = ctx.now_ns
         self._out: dict[str, _Outbound] = {}
@@ -206,7 +209,7 @@ class ReliableContext:
 
     def _transmit(self, node: str, stream: _Outbound, seq: int, entry: _Unacked) -> None:
         entry.tries += 1
-        self._ctx.send_peer(node, self._sequenced(epoch=self.epoch, seq=seq, base=stream.base(), inner=entry.msg))
+        self._ctx.send_peer(node, self._make_sequenced(epoch=self.epoch, seq=seq, base=stream.base(), inner=entry.msg))
         entry.timer = self._ctx.set_timer(self.timeout_ns(node), (RETRANSMIT, node, seq))
 
     def timeout_ns(self, node: str) -> int:
@@ -252,7 +255,7 @@ class ReliableContext:
         elif msg.epoch < stream.epoch:  # from an incarnation of the sender that crashed since
             self._ctx.trace(f"{self._layer}.reliable_stale", sender=sender, epoch=msg.epoch, seq=msg.seq)
             return []
-        self._ctx.send_peer(sender, self._ack(epoch=msg.epoch, seq=msg.seq))
+        self._ctx.send_peer(sender, self._make_ack(epoch=msg.epoch, seq=msg.seq))
         ready: list[Message] = []
         held = stream.held
         if msg.base > stream.expected:

@@ -17,6 +17,7 @@ import pytest
 
 from qnetstack.application.service import AppDone
 from qnetstack.entity.reliable import MAX_TRIES, RETRANSMIT_MARGIN_NS
+from qnetstack.link.conformance.suite import SUITE as LINK_SUITE
 from qnetstack.link.egp import SingleClickEgp
 from qnetstack.stack import assemble, parse_scenario
 from qnetstack.stack.assembler import AssemblyError
@@ -129,3 +130,27 @@ def test_a_link_layer_that_takes_no_reliable_argument_is_refused_naming_the_fiel
     with pytest.raises(AssemblyError) as caught:
         assemble(parse_scenario(grid({}, link={"reliable": True})), {"link": _NoReliable})
     assert "link.reliable" in str(caught.value)
+
+
+# ------------------------------------------------------------ the conformance clause
+
+
+class _Deaf(SingleClickEgp):
+    """Takes the switch and ignores it: its messages go out unnumbered and its agreed
+    instants stay one delay off, so a lost PeerCreate leaves its origin attempting alone."""
+
+    def __init__(self, ctx: Any, reliable: bool = False) -> None:
+        super().__init__(ctx)
+
+
+def clause_status(impl: Any) -> str:
+    report = LINK_SUITE.run(impl, select=["LINK-REL-1"])
+    (clause,) = report.clauses
+    return clause.status
+
+
+def test_the_link_suite_passes_the_reference_under_lost_messages_and_catches_a_layer_that_ignores_the_switch():
+    assert clause_status(SingleClickEgp) == "pass"
+    assert clause_status(_Deaf) == "fail"
+    # a layer without the switch is not judged: no lossy network was promised
+    assert clause_status(_NoReliable) == "not_applicable"
