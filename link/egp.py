@@ -122,7 +122,7 @@ order), and every agreed instant is put as far off as the channel may take to
 deliver: the one-way delay ``D`` becomes the channel's worst delay ``(max_tries
 - 1) × (2D + 1 µs) + D``. A message the channel delivers at all therefore comes in
 time, and both ends stay in step; the price is that a request starts that much
-later (about 0.65 ms on a 2 km link rather than 20 µs). Only a message the
+later (0.64 ms on a 2 km link rather than 20 µs). Only a message the
 channel gives up on (``link.reliable_gave_up``: at 20 % loss each way, 16
 sendings all unanswered, below 1e-7 a message) can still leave the ends apart.
 The heralds are not peer messages: the physical layer sends them, the
