@@ -125,8 +125,11 @@ time, and both ends stay in step; the price is that a request starts that much
 later (0.64 ms on a 2 km link rather than 20 µs). Only a message the
 channel gives up on (``link.reliable_gave_up``: at 20 % loss each way, 16
 sendings all unanswered, below 1e-7 a message) can still leave the ends apart.
-The heralds are not peer messages: the physical layer sends them, the
-scenario's classical faults never touch them, and both ends hear each one.
+A ``PeerCreate`` that reaches the responder after its start anyway (it was sent
+to an incarnation of the node that has crashed since, or given up on) is refused
+(ERR OTHER) rather than attempted alone. The heralds are not peer messages: the
+physical layer sends them, the scenario's classical faults never touch them, and
+both ends hear each one.
 
 Consent: a node serves every peer CREATE until its layer above sends its
 first ``LinkRecv`` or ``LinkStopRecv`` (or from the start with
@@ -360,6 +363,11 @@ class SingleClickEgp:
                 drop_unknown(self.ctx.trace, msg.kind, key, sender=sender)  # no link to serve it on, or a replay
                 return
             refusal = self._peer_refusal(sender, msg)
+            if self._reliable is not None and msg.start_ns <= self.ctx.now_ns:
+                # over the channel every PeerCreate its origin still holds comes before its start
+                # (see "Lost classical messages" above): this one was sent to an incarnation of this
+                # node that crashed since, or given up on; opened, it would be attempted here alone
+                refusal = LinkErrorCode.OTHER, f"the CREATE reached {self.ctx.node} after its agreed start"
             if refusal is not None:
                 code, detail = refusal
                 self.ctx.send_peer(sender, PeerRefuse(create_id=msg.create_id, code=code, detail=detail))

@@ -19,6 +19,7 @@ from qnetstack.application.service import AppDone
 from qnetstack.entity.reliable import MAX_TRIES, RETRANSMIT_MARGIN_NS
 from qnetstack.link.conformance.suite import SUITE as LINK_SUITE
 from qnetstack.link.egp import SingleClickEgp
+from qnetstack.link.peer import PeerCreate
 from qnetstack.stack import assemble, parse_scenario
 from qnetstack.stack.assembler import AssemblyError
 from tests.test_faults import CROSSING, assert_settled, ends, grid, run
@@ -154,3 +155,19 @@ def test_the_link_suite_passes_the_reference_under_lost_messages_and_catches_a_l
     assert clause_status(_Deaf) == "fail"
     # a layer without the switch is not judged: no lossy network was promised
     assert clause_status(_NoReliable) == "not_applicable"
+
+
+def test_with_the_channel_a_peer_create_that_comes_after_its_start_is_refused_not_attempted_alone():
+    # it can only be stale: sent to an incarnation of the node that crashed since, or given up on
+    simulation = assemble(parse_scenario(grid({}, link={"reliable": True})))
+    simulation.run()
+    network = simulation.network
+    responder = network.entities["n01"]["link"]
+    late = PeerCreate(
+        create_id=99, origin_node="n00", purpose_id=0, number=1, min_fidelity=0.0, type="K", basis="Z",
+        start_ns=network.kernel.now_ns - 1, deadline_ns=None,
+    )  # fmt: skip
+    before = network.trace.counts["link.refused"]
+    responder.handle_peer("n00", late)  # a channel's message handed on, as received() hands it
+    assert ("n00", 99) not in responder._requests
+    assert network.trace.counts["link.refused"] == before + 1
