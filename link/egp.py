@@ -111,6 +111,26 @@ or after ``stop_ns`` finds the request gone and is freed at both ends, like a
 herald for a request that timed out; a fast-forward run in flight at the stop
 is not cut short (the physical layer cannot), but its success is freed too.
 
+Lost classical messages (``reliable=True``, scenario ``link: {reliable: true}``):
+the ends agree on instants by messages (a start two delays after the CREATE, a
+refusal before it, a stop one delay after a cancel), so a lost ``PeerCreate``
+leaves the origin attempting alone, every attempt incomplete at the station, and
+a request without a deadline never ends. With the switch on every peer message
+goes over the reliable channel (:mod:`qnetstack.entity.reliable`: numbered,
+acknowledged, sent again after a round trip and 1 µs, handed on once and in
+order), and every agreed instant is put as far off as the channel may take to
+deliver: the one-way delay ``D`` becomes the channel's worst delay ``(max_tries
+- 1) × (2D + 1 µs) + D``. A message the channel delivers at all therefore comes in
+time, and both ends stay in step; the price is that a request starts that much
+later (0.64 ms on a 2 km link rather than 20 µs). Only a message the
+channel gives up on (``link.reliable_gave_up``: at 20 % loss each way, 16
+sendings all unanswered, below 1e-7 a message) can still leave the ends apart.
+A ``PeerCreate`` that reaches the responder after its start anyway (it was sent
+to an incarnation of the node that has crashed since, or given up on) is refused
+(ERR OTHER) rather than attempted alone. The heralds are not peer messages: the
+physical layer sends them, the scenario's classical faults never touch them, and
+both ends hear each one.
+
 Consent: a node serves every peer CREATE until its layer above sends its
 first ``LinkRecv`` or ``LinkStopRecv`` (or from the start with
 ``require_consent=True``); from then on only CREATEs for a (neighbour,
@@ -126,6 +146,7 @@ from typing import Any, Literal, cast
 
 from qnetstack.entity import Context, EntityError, Wait
 from qnetstack.entity.machine import drop_unknown, transition_trace
+from qnetstack.entity.reliable import RETRANSMIT, Ack, ReliableContext, Sequenced
 from qnetstack.link.peer import CREATE_TERMS, PeerCancel, PeerCreate, PeerLost, PeerMultiplex, PeerRefuse
 from qnetstack.link.request import LinkRequest, RequestEvent, RequestKey, RequestState
 from qnetstack.link.scheduler import DEFAULT_POLICY, SchedulingPolicy, resolve_policy
@@ -228,6 +249,7 @@ class SingleClickEgp:
         require_consent: bool = False,
         max_in_flight: int | None = 1,
         scheduler: str | SchedulingPolicy | type[SchedulingPolicy] = DEFAULT_POLICY,
+        reliable: bool = False,
     ) -> None:
         if mode not in ("per-attempt", "fast-forward"):
             raise ValueError(f"mode must be 'per-attempt' or 'fast-forward', got {mode!r}")
@@ -235,7 +257,10 @@ class SingleClickEgp:
             raise ValueError(f"max_attempts_cap must be at least 1, got {max_attempts_cap}")
         if max_in_flight is not None and max_in_flight < 1:
             raise ValueError(f"max_in_flight must be at least 1 (or None: what the memory can spare), got {max_in_flight}")
-        self.ctx = ctx
+        # reliable: peer messages numbered, acknowledged and sent again until they arrive, and
+        # every agreed instant as far off as that may take (see "Lost classical messages" above)
+        self._reliable = ReliableContext(ctx, self._delay_ns, "link") if reliable else None
+        self.ctx: Context = ctx if self._reliable is None else self._reliable
         self.mode: LinkMode = mode
         self.max_attempts_cap = max_attempts_cap
         self.max_in_flight = max_in_flight
@@ -253,8 +278,12 @@ class SingleClickEgp:
         self._caps = self.ctx.device.capabilities()
         spare = max(1, self._caps.num_qubits // max(1, len(self._caps.links)))
         own = spare if self.max_in_flight is None else max(1, min(self.max_in_flight, self._caps.num_qubits))
-        for neighbour in self._caps.links:
-            self._links[neighbour] = _Link(neighbour, own, recent_oks=deque(maxlen=_RECENT_OKS * own))
+        for neighbour, side in self._caps.links.items():
+            remembered = _RECENT_OKS
+            if self._reliable is not None:
+                # a PeerLost may come as late as the channel's worst delay: remember every OK since
+                remembered += -(-self._lead_ns(neighbour) // side.attempt_period_ns)
+            self._links[neighbour] = _Link(neighbour, own, recent_oks=deque(maxlen=remembered * own))
             if own > 1:
                 # Both ends start at the same instant, so each knows the other's number one
                 # delay later, before any request can start (2 delays + 1 ns after its CREATE).
@@ -295,7 +324,7 @@ class SingleClickEgp:
         )
         now = self.ctx.now_ns
         link = self.capabilities.links[msg.remote_node]
-        start_ns = now + 2 * link.classical_delay_ns + 1
+        start_ns = now + 2 * self._lead_ns(msg.remote_node) + 1
         deadline = None if msg.max_time_ns is None else now + msg.max_time_ns
         peer_create = PeerCreate.trusted(
             create_id=create_id,
@@ -309,13 +338,36 @@ class SingleClickEgp:
         self._open(LinkRequest.from_peer_create(peer_create, remote=msg.remote_node, tag=msg.tag, trace=transition_trace(self.ctx)))
         self.ctx.trace("link.create", create_id=create_id, remote=msg.remote_node, number=msg.number, type=msg.type.value)
 
+    def _delay_ns(self, neighbour: str) -> float:
+        """The one-way classical delay to ``neighbour``, as the physical layer announced it."""
+        return float(self.capabilities.links[neighbour].classical_delay_ns)
+
+    def _lead_ns(self, neighbour: str) -> int:
+        """The longest a message to ``neighbour`` takes: the classical delay, or with the
+        reliable channel the latest it delivers a message at all."""
+        if self._reliable is None:
+            return self.capabilities.links[neighbour].classical_delay_ns
+        return self._reliable.worst_delay_ns(neighbour)
+
     def handle_peer(self, sender: str, msg: Any) -> None:
+        if self._reliable is not None and isinstance(msg, (Sequenced, Ack)):
+            for inner in self._reliable.received(sender, msg):
+                self._handle_peer(sender, inner)
+            return
+        self._handle_peer(sender, msg)
+
+    def _handle_peer(self, sender: str, msg: Any) -> None:
         if isinstance(msg, PeerCreate):
             key: Hashable = (msg.origin_node, msg.create_id)
             if sender not in self._links or key in self._requests:
                 drop_unknown(self.ctx.trace, msg.kind, key, sender=sender)  # no link to serve it on, or a replay
                 return
             refusal = self._peer_refusal(sender, msg)
+            if self._reliable is not None and msg.start_ns <= self.ctx.now_ns:
+                # over the channel every PeerCreate its origin still holds comes before its start
+                # (see "Lost classical messages" above): this one was sent to an incarnation of this
+                # node that crashed since, or given up on; opened, it would be attempted here alone
+                refusal = LinkErrorCode.OTHER, f"the CREATE reached {self.ctx.node} after its agreed start"
             if refusal is not None:
                 code, detail = refusal
                 self.ctx.send_peer(sender, PeerRefuse(create_id=msg.create_id, code=code, detail=detail))
@@ -396,6 +448,9 @@ class SingleClickEgp:
         self._advance(link)
 
     def handle_timer(self, tag: Hashable) -> None:
+        if self._reliable is not None and isinstance(tag, tuple) and tag[:1] == (RETRANSMIT,):
+            self._reliable.timer(cast("tuple[str, str, int]", tag))
+            return
         what, key = cast(tuple[str, tuple[str, int]], tag)  # this entity's own timers: (kind, request key)
         request = self._requests.get(key)
         if request is None:  # it ended before its start time came (refused, or a deadline before it)
@@ -463,7 +518,7 @@ class SingleClickEgp:
             return
         for request in requests:
             # the responder hears of it one delay later, 1 ns before the stop (as a refusal comes before the start)
-            stop_ns = self.ctx.now_ns + self.capabilities.links[request.remote].classical_delay_ns + 1
+            stop_ns = self.ctx.now_ns + self._lead_ns(request.remote) + 1
             self.ctx.send_peer(request.remote, PeerCancel(create_id=request.create_id, stop_ns=stop_ns))
             self._stop_at(request, stop_ns)
             self.ctx.trace("link.cancel", remote=request.remote, create_id=request.create_id, stop_ns=stop_ns)
@@ -714,6 +769,7 @@ class FastForwardEgp(SingleClickEgp):
         require_consent: bool = False,
         max_in_flight: int | None = 1,
         scheduler: str | SchedulingPolicy | type[SchedulingPolicy] = DEFAULT_POLICY,
+        reliable: bool = False,
     ) -> None:
         super().__init__(
             ctx,
@@ -722,6 +778,7 @@ class FastForwardEgp(SingleClickEgp):
             require_consent=require_consent,
             max_in_flight=max_in_flight,
             scheduler=scheduler,
+            reliable=reliable,
         )
 
 
@@ -735,5 +792,6 @@ class MultiplexedEgp(SingleClickEgp):
         mode: LinkMode = "per-attempt",
         require_consent: bool = False,
         scheduler: str | SchedulingPolicy | type[SchedulingPolicy] = DEFAULT_POLICY,
+        reliable: bool = False,
     ) -> None:
-        super().__init__(ctx, mode=mode, require_consent=require_consent, max_in_flight=None, scheduler=scheduler)
+        super().__init__(ctx, mode=mode, require_consent=require_consent, max_in_flight=None, scheduler=scheduler, reliable=reliable)

@@ -22,7 +22,9 @@ Constructor conventions (what an implementation must accept):
   ``station_entity(ctx, ends, params, hardware)``; ``params`` is the link's
   parameter model for its scheme, and the backend class may declare
   ``SCHEMES`` (the scheme names it runs; default: single-click only);
-* link: ``Impl(ctx)``;
+* link: ``Impl(ctx)``; a scenario's ``link.reliable`` set is passed as
+  ``reliable=True`` (refused, naming the field, by an implementation that takes
+  no ``reliable``);
 * network: ``Impl(ctx, topology)`` with ``topology`` a networkx graph of the
   end nodes and repeaters: one frozen graph (``networkx.freeze``) shared by
   every node, to read and never change. Every edge (a link) carries
@@ -229,6 +231,7 @@ def assemble(
     _check_routing(impls["network"], chosen["network"], scenario)
     _check_policy(impls["network"], chosen["network"], scenario)
     _check_reliable(impls["network"], chosen["network"], scenario)
+    _check_link_reliable(impls["link"], chosen["link"], scenario)
     _check_faults(impls["physical"], chosen["physical"], scenario)
     with collecting_less():
         check_servable(scenario)
@@ -295,6 +298,19 @@ def _check_reliable(network: Any, name: Any, scenario: Scenario) -> None:
             "network.reliable",
             f"network {shown(name)} takes no reliable argument, so it cannot make its messages reliable; leave network.reliable out",
         )
+
+
+def _check_link_reliable(link: Any, name: Any, scenario: Scenario) -> None:
+    if scenario.link.reliable and not _accepts(link, "reliable"):
+        raise AssemblyError(
+            "link.reliable",
+            f"link {shown(name)} takes no reliable argument, so it cannot make its messages reliable; leave link.reliable out",
+        )
+
+
+def _link_options(scenario: Scenario) -> dict[str, Any]:
+    """The keyword arguments of every link entity beyond ``ctx``: only what the scenario sets."""
+    return {"reliable": True} if scenario.link.reliable else {}
 
 
 def _network_options(scenario: Scenario) -> dict[str, Any]:
@@ -504,9 +520,10 @@ def _build(scenario: Scenario, impls: dict[str, Any]) -> Simulation:
     topology = _topology(scenario, devices)
 
     network_options = _network_options(scenario)
+    link_options = _link_options(scenario)
     for name in nodes:
         ctx = network.make_context(name, "link")
-        network.add_entity(ctx, _checked(impls["link"](ctx), "link", name))
+        network.add_entity(ctx, _checked(impls["link"](ctx, **link_options), "link", name))
         ctx = network.make_context(name, "network")
         network.add_entity(ctx, _checked(impls["network"](ctx, topology, **network_options), "network", name))
         ctx = network.make_context(name, "application")
@@ -526,6 +543,8 @@ def _plan_faults(scenario: Scenario, network: Network, impls: dict[str, Any], to
     def rebuild(node: str, layer: str, ctx: Any) -> Any:
         if layer == "network":
             return _checked(impls["network"](ctx, topology, **network_options), "network", node)
+        if layer == "link":
+            return _checked(impls["link"](ctx, **_link_options(scenario)), "link", node)
         return _checked(impls[layer](ctx), layer, node)
 
     neighbours: dict[str, set[str]] = {n.name: set() for n in scenario.nodes}

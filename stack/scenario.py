@@ -64,6 +64,7 @@ __all__ = [
     "Implementations",
     "RoutingSpec",
     "NetworkSpec",
+    "LinkLayerSpec",
     "AppSpec",
     "StopSpec",
     "LinkCutSpec",
@@ -188,6 +189,17 @@ class RoutingSpec(_Spec):
     topology)``; otherwise as ``Impl(ctx, topology, metric=...)``."""
 
     metric: Metric = DEFAULT_METRIC
+
+
+class LinkLayerSpec(_Spec):
+    """How the link layer runs: ``reliable: true`` has it number, acknowledge and send again
+    its peer messages until they arrive (``qnetstack.entity.reliable``) and put every instant
+    the two ends agree on by message as far off as that may take, which a classical network
+    that loses the link layer's messages (``faults.classical``) needs; passed as
+    ``Impl(ctx, reliable=True)`` only when set. Off by default: it adds an acknowledgement
+    and a timer to every message and starts every request later."""
+
+    reliable: bool = False
 
 
 class NetworkSpec(_Spec):
@@ -315,6 +327,7 @@ class Scenario(_Spec):
     links: list[LinkSpec] = Field(min_length=1)
     implementations: Implementations = Implementations()
     routing: RoutingSpec = RoutingSpec()
+    link: LinkLayerSpec = LinkLayerSpec()
     network: NetworkSpec = NetworkSpec()
     applications: list[AppSpec] = []
     stop: StopSpec = StopSpec()

@@ -96,12 +96,17 @@ class LinkConditions:
     # single-click operating points (α, success probability, fidelity) announced in
     # HeraldingLink.alpha_settings; an attempt at one of them draws with its p and F
     alpha_settings: tuple[tuple[float, float, float], ...] | None = None
+    # each message between the two link entities is lost with this probability (a lossy
+    # classical network, scenario faults.classical), drawn from a stream of its own
+    peer_loss_probability: float = 0.0
 
     def __post_init__(self) -> None:
         if self.delay_ns < 2:
             raise ValueError("delay_ns must be at least 2 ns")
         if not 0.0 <= self.success_probability <= 1.0:
             raise ValueError("success_probability must be in [0, 1]")
+        if not 0.0 <= self.peer_loss_probability <= 1.0:
+            raise ValueError("peer_loss_probability must be in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -157,6 +162,7 @@ class LinkRun:
     # the index in ``up`` of each LinkOkMeasure, how many measurements preceded it
     measure_log: list[tuple[str, int]] = field(default_factory=list)
     measures_before_up: dict[int, int] = field(default_factory=dict)
+    peer_lost: int = 0  # messages between the link entities the harness lost (peer_loss_probability)
 
     def oks(self, node: str | None = None) -> list[SentUp]:
         return [u for u in self.up if isinstance(u.msg, (LinkOkKeep, LinkOkMeasure)) and node in (None, u.node)]
@@ -388,6 +394,10 @@ class LinkHarness(Driver):
         self.physical.deliver = self._deliver_below
         self.up: list[SentUp] = []
         self.measures_before_up: dict[int, int] = {}
+        # a stream apart from the entities' and the fake physical layer's, so a run without
+        # losses draws exactly what it drew before losses existed
+        self._peer_loss = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(3,)))
+        self.peer_lost = 0
         for node, rng in zip(NODES, self.streams):
             ctx = self.context(node, rng, self.physical.device(node), on_up=self._on_up, on_down=self.physical.attempt)
             self.add(node, self.build(node, impl, ctx))
@@ -398,6 +408,10 @@ class LinkHarness(Driver):
     def refuse_peer(self, sender: str, node: str, msg: Any) -> bool:
         if node not in self.entities or node == sender:
             self.physical.note(sender, f"peer message to {node!r}, not its neighbour")
+            return True
+        loss = self.conditions.peer_loss_probability
+        if loss and self._peer_loss.random() < loss:
+            self.peer_lost += 1
             return True
         return False
 
@@ -430,6 +444,7 @@ class LinkHarness(Driver):
             results=self.physical.results,
             measure_log=self.physical.measure_log,
             measures_before_up=self.measures_before_up,
+            peer_lost=self.peer_lost,
         )
 
 

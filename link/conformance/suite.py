@@ -11,6 +11,7 @@ the whole suite runs in well under a minute on a laptop.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 from collections.abc import Callable, Iterator
@@ -633,6 +634,53 @@ def every_request_ends(impl: Any) -> None:
             )
 
     _property(impl, check, live=True, examples=12)
+
+
+PEER_LOSS = 0.2  # of the messages between the two link entities, in the lossy-network check (LINK-REL-1)
+
+
+def _takes_reliable(impl: Any) -> bool:
+    """Whether the implementation can be built with ``reliable=True`` (by name or ``**kwargs``)."""
+    try:
+        parameters = inspect.signature(impl).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "reliable" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+@functools.cache
+def _lossy_scenarios(types: tuple[RequestType, ...]) -> st.SearchStrategy[tuple[LinkConditions, list[ScriptedCreate], int]]:
+    """The live scenarios of LINK-END-1 on a classical channel that loses ``PEER_LOSS`` of the messages."""
+    return scenarios(types, live=True).map(
+        lambda drawn: (dataclasses.replace(drawn[0], peer_loss_probability=PEER_LOSS), drawn[1], drawn[2])
+    )
+
+
+@SUITE.clause("LINK-REL-1")
+def survives_lost_peer_messages(impl: Any) -> None:
+    if not _takes_reliable(impl):
+        raise NotApplicable("the implementation takes no reliable argument (scenario link.reliable)")
+    reliable = functools.partial(impl, reliable=True)
+
+    def check(run: LinkRun) -> None:
+        for key, create, node, oks in _still_open(run):
+            raise ClauseFailure(
+                f"with {run.peer_lost} of the link entities' messages lost: request {key} ({create.request.number} pairs, "
+                f"CREATE at t={create.at_ns}) still open at {node} after {run.end_ns - create.at_ns} ns with {oks} OKs"
+            )
+        sent = {(t, node, a.attempt_id) for t, node, a in run.attempts}
+        for t, node, attempt_id in sorted(sent):
+            if (t, _other(node), attempt_id) not in sent:
+                raise ClauseFailure(
+                    f"with {run.peer_lost} messages lost: t={t} ns: {node} sent attempt {attempt_id} and {_other(node)} "
+                    "sent none with that id (the ends are out of step)"
+                )
+        last = max([u.time_ns for u in run.up] + [c.at_ns for c in run.creates])
+        if run.end_ns - last >= 2 * run.conditions.delay_ns:  # the heralds of the last attempts have come
+            for node, leaked in still_held(run.held_at_end, "link").items():
+                raise ClauseFailure(f"with {run.peer_lost} messages lost: every request ended, yet {node}'s link layer holds {leaked}")
+
+    judge_runs(run_link, reliable, _lossy_scenarios(tuple(_types(impl))), check, 12)
 
 
 # ------------------------------------------------------------- resources
