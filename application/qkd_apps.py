@@ -770,10 +770,14 @@ class QkdApps:
         tail_bases = np.frombuffer(msg.bases, dtype=np.uint8)
         tail_bits = np.frombuffer(msg.bits, dtype=np.uint8)
         request = session.request
-        result = post_process(request.protocol, head_bases, head_bits, tail_bases, tail_bits, request, session.rng)
+        result = self.post_process(request.protocol, head_bases, head_bits, tail_bases, tail_bits, request, session.rng)
         session.result = result
         one_way = max(0, self.ctx.now_ns - msg.sent_ns)
         self.ctx.set_timer(2 * one_way * result.round_trips, ("qkd", session.net_id))
+
+    def post_process(self, *arguments: Any) -> QkdResult:
+        """The post-processing (:func:`post_process`): one place another implementation may change it."""
+        return post_process(*arguments)
 
     def _finish(self, session: _QkdHead) -> None:
         """The post-processing's round trips are over: deliver the key here and send the tail its own."""
