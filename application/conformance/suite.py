@@ -217,7 +217,7 @@ def _property(
     judge_runs(run_app, impl, scenarios(kinds, actions, perfect), check, examples)
 
 
-def _kind(request: TeleportRequest | PairsRequest) -> str:
+def _kind(request: TeleportRequest | PairsRequest | QkdRequest) -> str:
     return request.kind
 
 
@@ -1010,7 +1010,7 @@ def qkd_epsilon_reported(impl: Any) -> None:
         for up in _keys(run):
             msg = up.msg
             request = asked.get((msg.head, msg.request_id))
-            if request is None:
+            if not isinstance(request, QkdRequest):
                 raise _fail(f"key {msg.key_id} names no request of {msg.head}", up)
             if msg.epsilon != request.epsilon or abs(msg.epsilon_sec + msg.epsilon_cor - msg.epsilon) > 1e-12 * msg.epsilon:
                 raise _fail(
