@@ -699,8 +699,7 @@ class QkdApps:
 
     def _head_pair(self, pair: PairDelivered) -> None:
         session = self._heads.get(pair.pair_id.request_id)
-        if session is None:
-            self._free(pair.handle)
+        if session is None:  # the unknown-session rule: dropped, no qubit touched (specs/application.md APP-SESS-1)
             drop_unknown(self.ctx.trace, "PairDelivered", pair.pair_id)
             return
         if pair.handle is None:
@@ -898,8 +897,7 @@ class QkdApps:
     def _tail_pair(self, pair: PairDelivered) -> None:
         pair_id = pair.pair_id
         tail = self._tail(pair_id.head, pair_id.request_id, "PairDelivered")
-        if tail is None:
-            self._free(pair.handle)
+        if tail is None:  # ended here: dropped under the unknown-session rule
             return
         if pair.handle is None:
             raise EntityError(f"pair {pair_id} delivered without a qubit; QKD asks for type K")
