@@ -85,8 +85,10 @@ import enum
 from collections.abc import Hashable
 from typing import Any, Literal, NamedTuple, cast
 
+from qnetstack.application.qkd_apps import QKD_MACHINES, QKD_MESSAGES, QKD_NET_IDS, QkdApps
 from qnetstack.application.service import (
     CAP_APP_PAIRS,
+    CAP_APP_QKD,
     CAP_APP_TELEPORT,
     CARDINAL_STATES,
     AppDone,
@@ -95,6 +97,7 @@ from qnetstack.application.service import (
     BlochState,
     PairResult,
     PairsRequest,
+    QkdRequest,
     TeleportRequest,
     TeleportResult,
 )
@@ -363,7 +366,7 @@ RECEIVER = Machine(
     ),
 )
 
-MACHINES = (TELEPORT_SENDER, PAIRS_HEAD, RECEIVER)
+MACHINES = (TELEPORT_SENDER, PAIRS_HEAD, RECEIVER, *QKD_MACHINES)
 
 # The members read for every pair, as module constants: looking a member up on its enum class
 # goes through the enum metaclass and costs about ten times a global read.
@@ -434,9 +437,9 @@ class _Reported:
 
 
 class BasicApps:
-    """Reference application entity (teleportation and pairs)."""
+    """Reference application entity (teleportation, pairs, and QKD through :class:`QkdApps`)."""
 
-    PROVIDES = frozenset({CAP_APP_TELEPORT, CAP_APP_PAIRS})
+    PROVIDES = frozenset({CAP_APP_TELEPORT, CAP_APP_PAIRS, CAP_APP_QKD})
     REQUIRES = frozenset({CAP_NET_K, CAP_DEVICE})
 
     def __init__(self, ctx: Context) -> None:
@@ -454,6 +457,7 @@ class BasicApps:
         self._next_device_tag = 0
         self._measuring: dict[int, tuple[_HeadSession, PairDelivered, BlochState]] = {}
         self._correcting: dict[int, tuple[PairDelivered, TeleportBits, list[Gate]]] = {}
+        self._qkd = QkdApps(ctx)  # QKD requests, told apart by their network ids (qkd_apps.QKD_NET_IDS)
 
     def start(self) -> None:
         pass
@@ -461,9 +465,9 @@ class BasicApps:
     # ------------------------------------------------------------ entity API
 
     def handle_above(self, msg: Any) -> None:
-        if not isinstance(msg, (TeleportRequest, PairsRequest)):
-            raise EntityError(f"application got {type(msg).__name__} from its user; it serves TeleportRequest, PairsRequest")
-        if msg.request_id in self._open:
+        if not isinstance(msg, (TeleportRequest, PairsRequest, QkdRequest)):
+            raise EntityError(f"application got {type(msg).__name__} from its user; it serves TeleportRequest, PairsRequest, QkdRequest")
+        if msg.request_id in self._open or self._qkd.is_open(msg.request_id):
             self.ctx.send_up(
                 AppError(
                     request_id=msg.request_id,
@@ -472,6 +476,9 @@ class BasicApps:
                     detail=f"request_id {msg.request_id} is already open at {self.ctx.node}; this request is refused, that one goes on",
                 )
             )
+            return
+        if isinstance(msg, QkdRequest):
+            self._qkd.handle_above(msg)
             return
         session: _HeadSession
         if isinstance(msg, TeleportRequest):
@@ -495,6 +502,13 @@ class BasicApps:
         )
 
     def handle_below(self, msg: Any) -> None:
+        if isinstance(msg, (PairDelivered, PairLost)):
+            if msg.pair_id.request_id >= QKD_NET_IDS:
+                self._qkd.handle_below(msg)
+                return
+        elif isinstance(msg, (NetAccepted, NetRejected, NetError)) and msg.request_id >= QKD_NET_IDS:
+            self._qkd.handle_below(msg)
+            return
         if isinstance(msg, PairDelivered):
             if msg.pair_id.head == self.ctx.node:
                 self._head_got_pair(msg)
@@ -537,7 +551,9 @@ class BasicApps:
                 self._end(session)
 
     def handle_peer(self, sender: str, msg: Any) -> None:
-        if isinstance(msg, TeleportBits):
+        if isinstance(msg, QKD_MESSAGES):
+            self._qkd.handle_peer(sender, msg)
+        elif isinstance(msg, TeleportBits):
             self._tail_event(msg.pair_id, _BITS, msg)
         elif isinstance(msg, HeldPair):
             self._tail_event(msg.pair_id, _HELD, msg)
@@ -551,7 +567,7 @@ class BasicApps:
             raise EntityError(f"application got {type(msg).__name__} from peer {sender!r}")
 
     def handle_timer(self, tag: Hashable) -> None:
-        pass
+        self._qkd.handle_timer(tag)  # the only timers here are QKD's
 
     # ------------------------------------------------------------ introspection
 
@@ -601,7 +617,7 @@ class BasicApps:
                     holds=1,
                 )
             )
-        return waits
+        return waits + self._qkd.describe_waits()
 
     # ------------------------------------------------------------ head side
 
@@ -703,6 +719,9 @@ class BasicApps:
         measurement (its outcome goes to the receiver even if the request ended meanwhile,
         since the receiver holds its half of the pair and waits for it) or a receiver's
         correction gate (the next one, or the report)."""
+        if cast("tuple[str, int]", tag)[0] == "qkd":
+            self._qkd.handle_device(tag, result)
+            return
         number = cast("tuple[str, int]", tag)[1]
         measured = self._measuring.pop(number, None)
         if measured is not None:

@@ -8,7 +8,10 @@ results back up. Two applications so far:
   ``remote_node``; each teleported state yields a ``TeleportResult`` (at the
   receiving node) with the *oracle* fidelity of the received state;
 * ``PairsRequest``: make end-to-end pairs and report each one's oracle
-  fidelity and the network's goodness in a ``PairResult``.
+  fidelity and the network's goodness in a ``PairResult``;
+* ``QkdRequest``: distil a secret key with ``remote_node`` from end-to-end
+  pairs (BBM92 or E91) and deliver it as ``KeyDelivered`` at both ends, or end
+  with an ``AppError`` whose code says why no key was made (docs/qkd.md).
 
 Every request carries a ``request_id`` chosen by its user, and every response
 names it, so a user with several requests open at once (even to the same node)
@@ -23,7 +26,7 @@ import enum
 import math
 from typing import Annotated, Literal, Protocol, runtime_checkable
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from qnetstack.entity import Entity
 from qnetstack.entity.message import Message as _Message
@@ -46,10 +49,15 @@ __all__ = [
     "ApplicationService",
     "CAP_APP_TELEPORT",
     "CAP_APP_PAIRS",
+    "CAP_APP_QKD",
+    "QkdRequest",
+    "KeyDelivered",
+    "MIN_QKD_PAIRS",
 ]
 
 CAP_APP_TELEPORT = "application:teleport"
 CAP_APP_PAIRS = "application:pairs"
+CAP_APP_QKD = "application:qkd"
 
 
 # Left out in code, a request is request 0; a scenario file numbers the
@@ -106,7 +114,60 @@ class PairsRequest(_Message):
     priority: int = Field(0, ge=0, lt=PRIORITY_LEVELS)  # passed on to the network (NetRequest.priority)
 
 
-AppRequest = Annotated[TeleportRequest | PairsRequest, Field(discriminator="kind")]
+# Fewer pairs than this cannot give a sample and a key with the finite-key bound at any ε in (0, 1):
+# with 50 sifted bits the sampling term alone is above 0.3 (docs/qkd.md).
+MIN_QKD_PAIRS = 100
+
+
+class QkdRequest(_Message):
+    """Distil a secret key with ``remote_node`` from ``pairs`` end-to-end pairs.
+
+    ``protocol`` is ``bbm92`` (Bennett, Brassard & Mermin, PRL 68, 557, 1992)
+    or ``e91`` (Ekert, PRL 67, 661, 1991, in its CHSH form). ``epsilon`` is the
+    total security parameter, split evenly into ε_sec and ε_cor (ε = ε_sec +
+    ε_cor, Tomamichel, Lim, Gisin & Renner 2012). ``ec`` names the error
+    correction (a reconciler registered in ``qnetstack.application.qkd.reconcile``).
+    ``sample_fraction`` of the sifted key is disclosed to estimate the QBER.
+    The run aborts (``AppError``) when the QBER bound exceeds
+    ``qber_threshold``, when E91's S is at most ``chsh_threshold``, or when the
+    finite-key length is not positive. ``auth_pool_bits`` is the size of the
+    pre-shared key that authenticates the classical messages (Wegman–Carter).
+    """
+
+    kind: Literal["qkd"] = "qkd"
+    request_id: int = _REQUEST_ID
+    remote_node: str = Field(min_length=1)
+    protocol: Literal["bbm92", "e91"] = "bbm92"
+    pairs: int = Field(ge=MIN_QKD_PAIRS, description="end-to-end pairs to spend")
+    epsilon: float = Field(1e-10, gt=0.0, lt=1.0)
+    ec: str = Field("cascade", min_length=1)
+    sample_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    qber_threshold: float = Field(0.11, gt=0.0, le=0.5)
+    chsh_threshold: float = Field(2.0, ge=2.0, lt=2 * math.sqrt(2))
+    auth_pool_bits: int = Field(4096, ge=0)
+    min_fidelity: Probability = 0.0
+    max_time_ns: int | None = Field(None, gt=0)
+    priority: int = Field(0, ge=0, lt=PRIORITY_LEVELS)  # passed on to the network (NetRequest.priority)
+
+    @property
+    def number(self) -> int:
+        """The pairs asked of the network: the ``number`` of the other requests, read by the scenario's checks and the report."""
+        return self.pairs
+
+    @field_validator("ec")
+    @classmethod
+    def _known_reconciler(cls, name: str) -> str:
+        # imported here: the error-correction codes pull in scipy and ldpc, which a
+        # user of the other applications should not pay for at import
+        from qnetstack.application.qkd.reconcile import reconciler_names
+
+        known = reconciler_names()
+        if name not in known:
+            raise ValueError(f"unknown error correction {name!r}; known: {', '.join(known)}")
+        return name
+
+
+AppRequest = Annotated[TeleportRequest | PairsRequest | QkdRequest, Field(discriminator="kind")]
 
 
 class TeleportResult(_Message):
@@ -142,6 +203,49 @@ class PairResult(_Message):
     reported_time_ns: int = Field(ge=0)
 
 
+class KeyDelivered(_Message):
+    """A secret key, delivered at both ends of QKD request ``request_id`` of ``head``.
+
+    Both ends get the same ``key_id`` and, whenever a key is delivered, the same
+    key (specs/application.md APP-QKD-1). ``key_hex`` holds the key bits,
+    packed eight to a byte, first bit the most significant, the last byte
+    padded with zeros; ``key_sha256`` is the SHA-256 of those bytes.
+    ``epsilon_sec + epsilon_cor = epsilon``. The figures say how the key was
+    made: ``sifted_bits`` (bases agreeing, key rounds for E91), of which
+    ``sample_bits`` were disclosed with ``sample_errors`` errors (``qber``,
+    and ``qber_upper`` its bound at ε_sec), ``leaked_ec_bits`` disclosed by
+    error correction and ``verify_bits`` by verification, and the CHSH value
+    with its standard error for E91. ``auth_bits_used`` counts the pre-shared
+    bits the authentication consumed.
+    """
+
+    kind: Literal["key_delivered"] = "key_delivered"
+    request_id: int = Field(ge=0)
+    head: str
+    remote_node: str
+    protocol: Literal["bbm92", "e91"]
+    key_id: str
+    length: int = Field(ge=1)
+    key_hex: str
+    key_sha256: str
+    epsilon: float = Field(gt=0.0, lt=1.0)
+    epsilon_sec: float = Field(gt=0.0, lt=1.0)
+    epsilon_cor: float = Field(gt=0.0, lt=1.0)
+    pairs: int = Field(ge=0)
+    sifted_bits: int = Field(ge=0)
+    sample_bits: int = Field(ge=0)
+    sample_errors: int = Field(ge=0)
+    qber: float = Field(ge=0.0, le=1.0)
+    qber_upper: float = Field(ge=0.0, le=1.0)
+    leaked_ec_bits: int = Field(ge=0)
+    verify_bits: int = Field(ge=0)
+    ec: str
+    chsh_s: float | None = None
+    chsh_standard_error: float | None = None
+    auth_bits_used: int = Field(ge=0)
+    time_ns: int = Field(ge=0)
+
+
 class AppDone(_Message):
     """Closes request ``request_id`` of this node: all ``number`` items done."""
 
@@ -161,6 +265,12 @@ class AppErrorCode(str, enum.Enum):
     ABORTED = "ABORTED"  # the network gave up on it before its last pair (NetError)
     NO_QUBIT = "NO_QUBIT"  # the device had no qubit for a state to teleport
     REMOTE_LOST = "REMOTE_LOST"  # the request's other end was lost (crashed, or cut off: the network's NetError END_LOST)
+    QBER_TOO_HIGH = "QBER_TOO_HIGH"  # QKD: the QBER's upper bound is above the request's threshold
+    CHSH_TOO_LOW = "CHSH_TOO_LOW"  # QKD (E91): the CHSH value S is not above the request's threshold
+    KEY_TOO_SHORT = "KEY_TOO_SHORT"  # QKD: the finite-key bound leaves no secret bit
+    EC_FAILED = "EC_FAILED"  # QKD: error correction gave up (no key)
+    VERIFY_FAILED = "VERIFY_FAILED"  # QKD: the keys' hashes differ after error correction (no key)
+    AUTH_FAILED = "AUTH_FAILED"  # QKD: a classical message failed authentication, or the pre-shared pool ran out
 
 
 class AppError(_Message):
@@ -177,7 +287,7 @@ class AppError(_Message):
     detail: str
 
 
-AppResponse = Annotated[TeleportResult | PairResult | AppDone | AppError, Field(discriminator="kind")]
+AppResponse = Annotated[TeleportResult | PairResult | KeyDelivered | AppDone | AppError, Field(discriminator="kind")]
 
 
 @runtime_checkable

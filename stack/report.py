@@ -24,9 +24,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from qnetstack.application.service import AppDone, AppError, AppErrorCode, PairResult, TeleportResult
+from qnetstack.application.service import AppDone, AppError, AppErrorCode, KeyDelivered, PairResult, TeleportResult
 
-__all__ = ["RunResult", "RunEnd", "HandlerError", "LinkStats", "FidelityStats", "RequestOutcome", "summarise"]
+__all__ = ["RunResult", "RunEnd", "HandlerError", "LinkStats", "FidelityStats", "RequestOutcome", "KeyReport", "summarise"]
 
 
 class _Report(BaseModel):
@@ -161,6 +161,26 @@ class RequestOutcome(_Report):
         return f"{self.node}#{self.request_id}"
 
 
+class KeyReport(_Report):
+    """A QKD key, as its head delivered it (``ends`` says where it was delivered, with the same hash)."""
+
+    key_id: str
+    head: str
+    request_id: int
+    protocol: str
+    length: int
+    key_sha256: str
+    ends: list[str]
+    equal: bool  # the same key at every end it was delivered at
+    epsilon: float
+    qber: float
+    qber_upper: float
+    sifted_bits: int
+    leaked_ec_bits: int
+    chsh_s: float | None = None
+    chsh_standard_error: float | None = None
+
+
 class RunResult(_Report):
     scenario: str
     seed: int
@@ -170,6 +190,7 @@ class RunResult(_Report):
     teleport: FidelityStats | None
     pairs: FidelityStats | None
     applications: list[RequestOutcome]
+    keys: list[KeyReport] = []
     counters: dict[str, int]
     status: Literal["done", "failed", "stalled"] = "done"
     end: RunEnd = RunEnd(status="done", reason="finished", detail="every request closed")
@@ -224,6 +245,17 @@ class RunResult(_Report):
                 lines.append(f"  mean goodness         {stats.mean_goodness:.4f}")
             if stats.rate_hz is not None:
                 lines.append(f"  rate                  {stats.rate_hz:.2f} per second (simulated)")
+        if self.keys:
+            lines.append("")
+            lines.append("keys:")
+        for key in self.keys:
+            where = " and ".join(key.ends) + ("" if key.equal else " (DIFFERENT)")
+            chsh = "" if key.chsh_s is None else f"  S {key.chsh_s:.3f} ± {key.chsh_standard_error or 0:.3f}"
+            lines.append(
+                f"  {key.key_id}  {key.protocol}  {key.length} bits at {where}  sha256 {key.key_sha256[:16]}…  "
+                f"QBER {key.qber:.4f} (≤ {key.qber_upper:.4f})  ε {key.epsilon:g}  sifted {key.sifted_bits}  "
+                f"EC leaked {key.leaked_ec_bits}{chsh}"
+            )
         if self.applications:
             lines.append("")
             lines.append(
@@ -241,7 +273,10 @@ class RunResult(_Report):
 
 
 def _request_rows(app: RequestOutcome) -> list[str]:
-    delivered = f"{app.results}/{'?' if app.number is None else app.number}"
+    if app.request_kind == "qkd":  # results are the key's deliveries, one at each end
+        delivered = f"{app.results}/2 ends"
+    else:
+        delivered = f"{app.results}/{'?' if app.number is None else app.number}"
     state = app.state if app.state != "failed" or not app.error_code else f"failed {app.error_code}"
     if app.first_result_ns is None or app.last_result_ns is None:
         times = "-"
@@ -335,11 +370,43 @@ def summarise(
         if pairs
         else None,
         applications=applications,
+        keys=_keys(network.user_messages),
         counters=dict(sorted(trace.counts.items())),
         status=end.status,
         end=end,
         partial=any(o.state in ("stalled", "open") for o in applications) or end.error is not None,
     )
+
+
+def _keys(user_messages: list[tuple[int, str, Any]]) -> list[KeyReport]:
+    """Each QKD key once, from its head's copy (or the first copy, if the head's is missing)."""
+    copies: dict[str, list[tuple[str, KeyDelivered]]] = {}
+    for _, node, msg in user_messages:
+        if isinstance(msg, KeyDelivered):
+            copies.setdefault(msg.key_id, []).append((node, msg))
+    keys = []
+    for key_id, found in copies.items():
+        node, first = next(((n, m) for n, m in found if n == m.head), found[0])
+        keys.append(
+            KeyReport(
+                key_id=key_id,
+                head=first.head,
+                request_id=first.request_id,
+                protocol=first.protocol,
+                length=first.length,
+                key_sha256=first.key_sha256,
+                ends=[n for n, _ in found],
+                equal=len({m.key_hex for _, m in found}) == 1,
+                epsilon=first.epsilon,
+                qber=first.qber,
+                qber_upper=first.qber_upper,
+                sifted_bits=first.sifted_bits,
+                leaked_ec_bits=first.leaked_ec_bits,
+                chsh_s=first.chsh_s,
+                chsh_standard_error=first.chsh_standard_error,
+            )
+        )
+    return keys
 
 
 def _paths(network: Any) -> dict[tuple[str, int], list[str]]:
@@ -429,6 +496,8 @@ def _request_outcomes(scenario: Any, user_messages: list[tuple[int, str, Any]]) 
             entry(msg.sender, msg.request_id, "teleport", node)["results"] += 1
         elif isinstance(msg, PairResult):
             entry(msg.pair_id.head, msg.request_id, "pairs", msg.pair_id.tail)["results"] += 1
+        elif isinstance(msg, KeyDelivered):
+            entry(msg.head, msg.request_id, "qkd")["results"] += 1
         elif isinstance(msg, AppDone):
             e = entry(node, msg.request_id, msg.request_kind, msg.remote_node)
             e.update(outcome="done", completed=msg.completed, time_ns=msg.time_ns)

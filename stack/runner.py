@@ -6,8 +6,10 @@ that completes processes exactly the events it would in one go, and its
 numbers do not change. Between chunks it checks, in this order:
 
 * **progress**: a request *progresses* when it is submitted, when a result
-  naming it reaches its user (``TeleportResult``, ``PairResult``) and when it
-  closes (``AppDone``, ``AppError``). The run is **stalled** when some request
+  naming it reaches its user (``TeleportResult``, ``PairResult``), when it
+  closes (``AppDone``, ``AppError``) and, for a QKD request (which tells its
+  user nothing before its key), when the network delivers one of its pairs at
+  its head. The run is **stalled** when some request
   is open and no request has progressed for ``stall_after_ns`` of simulated
   time (checked exactly: a chunk also ends, without moving the clock, when
   the next event lies beyond the span) or for ``stall_after_events`` events
@@ -201,6 +203,18 @@ class _Watch:
         self.last_progress_events = 0
         self._seen = 0  # progress messages counted at the last look
         network.user_callbacks.append(self._on_user_message)
+        # a QKD request tells its user nothing until its key: its pairs' deliveries are its progress
+        self._network = network
+        self._qkd = {(app.node, app.request.request_id) for app in scenario.applications if app.request.kind == "qkd"}
+        self.pairs = 0
+        if self._qkd:
+            network.delivery_callbacks.append(self._on_pair)
+
+    def _on_pair(self, time_ns: int, node: str, msg: Any) -> None:
+        pair_id = msg.pair_id
+        if node == pair_id.head and self._network.net_requests.get((node, pair_id.request_id)) in self._qkd:
+            self.pairs += 1
+            self.last_progress_ns = time_ns
 
     def _on_user_message(self, time_ns: int, node: str, msg: Any) -> None:
         if isinstance(msg, (TeleportResult, PairResult)):
@@ -231,7 +245,7 @@ class _Watch:
             self.last_progress_ns = max(self.last_progress_ns, self.times[self.submitted])
             self.submitted += 1
             self._seen = -1  # a submission is progress
-        progress = self.results + len(self.closed)
+        progress = self.results + len(self.closed) + self.pairs
         if progress != self._seen:
             self._seen = progress
             self.last_progress_events = events

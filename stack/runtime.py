@@ -49,7 +49,7 @@ import numpy as np
 from qnetstack.entity import RequestName
 from qnetstack.entity.kernel import Kernel
 from qnetstack.entity.machine import TRANSITION
-from qnetstack.network.service import NetAccepted, NetRequest
+from qnetstack.network.service import NetAccepted, NetRequest, PairDelivered
 from qnetstack.physical.service import DeviceRequest, DeviceResponse
 
 __all__ = ["LAYERS", "FibreDelays", "KernelContext", "Trace", "Network", "entity_rng"]
@@ -224,6 +224,9 @@ class _NetworkLayerContext(KernelContext):
     def send_up(self, msg: Any) -> None:
         if isinstance(msg, NetAccepted):
             self._network.paths[(self._node, msg.request_id)] = tuple(msg.path)
+        elif self._network.delivery_callbacks and isinstance(msg, PairDelivered):
+            for callback in self._network.delivery_callbacks:
+                callback(self._kernel.now_ns, self._node, msg)
         super().send_up(msg)
 
 
@@ -273,6 +276,8 @@ class Network:
         self.trace = Trace(keep_records=keep_trace)
         self.user_messages: list[tuple[int, str, Any]] = []
         self.user_callbacks: list[Callable[[int, str, Any], None]] = []
+        # told of every PairDelivered a network entity hands up (the runner's progress watch of QKD requests)
+        self.delivery_callbacks: list[Callable[[int, str, Any], None]] = []
         self._contexts: list[KernelContext] = []
         # (node, NetRequest id) -> the user request (node, request_id) it was made for, and the path accepted
         self.net_requests: dict[RequestName, RequestName] = {}

@@ -709,7 +709,7 @@ def _one_line(exc: ValidationError, source: str | None) -> ScenarioError:
     ctx_error = (err.get("ctx") or {}).get("error")
     if isinstance(ctx_error, _FieldProblem):
         return ScenarioError(ctx_error.field, ctx_error.problem, source)
-    loc = _dotted(tuple(part for part in err["loc"] if not _is_union_tag(part)))
+    loc = _dotted(_without_union_tags(err["loc"]))
     if err["type"] in ("union_tag_invalid", "union_tag_not_found"):  # the tag's own field is at fault
         loc = f"{loc}.{str((err.get('ctx') or {}).get('discriminator', '')).strip(chr(39))}"
     msg = err["msg"]
@@ -733,5 +733,7 @@ def _got(err: Any) -> str:
 _APP_KINDS = frozenset(member.model_fields["kind"].default for member in get_args(get_args(AppRequest)[0]))
 
 
-def _is_union_tag(part: Any) -> bool:
-    return part in _APP_KINDS
+def _without_union_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``loc`` without the tags pydantic put in: a kind right after ``request`` (a field of a
+    request may share a kind's name, as ``QkdRequest.pairs`` does the pairs request's)."""
+    return tuple(part for i, part in enumerate(loc) if not (part in _APP_KINDS and i > 0 and loc[i - 1] == "request"))

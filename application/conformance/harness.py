@@ -59,7 +59,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from qnetstack.application.service import CARDINAL_STATES, BlochState, PairsRequest, TeleportRequest, TeleportResult
+from qnetstack.application.service import CARDINAL_STATES, BlochState, PairsRequest, QkdRequest, TeleportRequest, TeleportResult
 from qnetstack.entity.devices import FakeDevices
 from qnetstack.entity.harness import Driver, Sent
 from qnetstack.entity.kernel import Kernel
@@ -186,7 +186,7 @@ class ScriptedRequest:
 
     at_ns: int
     node: str
-    request: TeleportRequest | PairsRequest
+    request: TeleportRequest | PairsRequest | QkdRequest
     fate: Fate = Fate()
 
 

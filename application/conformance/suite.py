@@ -21,6 +21,7 @@ then names a session that has ended.
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import math
 from collections import Counter
@@ -43,8 +44,11 @@ from qnetstack.application.conformance.harness import (
     TeleportTruth,
     run_app,
 )
+from qnetstack.application.qkd.key_length import finite_key_entanglement
+from qnetstack.application.qkd.reconcile import ReconciliationResult, reconciler_names, register_reconciler
 from qnetstack.application.service import (
     CAP_APP_PAIRS,
+    CAP_APP_QKD,
     CAP_APP_TELEPORT,
     CARDINAL_STATES,
     AppDone,
@@ -52,8 +56,10 @@ from qnetstack.application.service import (
     AppErrorCode,
     AppResponse,
     BlochState,
+    KeyDelivered,
     PairResult,
     PairsRequest,
+    QkdRequest,
     TeleportRequest,
     TeleportResult,
 )
@@ -211,7 +217,7 @@ def _property(
     judge_runs(run_app, impl, scenarios(kinds, actions, perfect), check, examples)
 
 
-def _kind(request: TeleportRequest | PairsRequest) -> str:
+def _kind(request: TeleportRequest | PairsRequest | QkdRequest) -> str:
     return request.kind
 
 
@@ -239,7 +245,7 @@ def _all_closed(run: AppRun) -> bool:
 @SUITE.clause("APP-MSG-1")
 def responses_valid(impl: Any) -> None:
     def check(run: AppRun) -> None:
-        check_responses(run.up, (TeleportResult, PairResult, AppDone, AppError), _RESPONSE, "an application response")
+        check_responses(run.up, (TeleportResult, PairResult, KeyDelivered, AppDone, AppError), _RESPONSE, "an application response")
 
     _property(impl, check, actions=("serve", "reject", "abort"))
 
@@ -884,3 +890,131 @@ def no_leaked_qubits(impl: Any) -> None:
             )
 
     _property(impl, check, actions=("serve", "reject", "abort"))
+
+
+# ------------------------------------------------------------------ QKD
+#
+# QKD runs are few and long (thousands of pairs each), so they are fixed scenarios, not
+# generated ones: BBM92 and E91 between alice and bob over Werner pairs in all four Bell
+# frames, delivered at the tail before and after the head. The error correction of one
+# scenario is a reconciler registered here that corrects nothing (``QKD_NO_EC``): the keys
+# then differ after it, which only verification can tell.
+
+QKD_NO_EC = "conformance-no-correction"
+_QKD_PAIRS = 2000  # enough for a key at ε = 0.1 from pairs of fidelity 0.98 (QBER ≈ 1.3 %)
+
+
+class _NoCorrection:
+    """A reconciler that discloses nothing and hands Bob's key back as it is."""
+
+    name = QKD_NO_EC
+
+    def reconcile(self, alice: Any, bob: Any, qber_estimate: float, rng: Any) -> ReconciliationResult:
+        return ReconciliationResult(method=self.name, key=bob.copy(), leaked_bits=0, efficiency=0.0, channel_uses=0, passes=0)
+
+
+if QKD_NO_EC not in reconciler_names():
+    register_reconciler(QKD_NO_EC, _NoCorrection)
+
+
+def _qkd_scenarios() -> list[tuple[AppConditions, list[ScriptedRequest], int]]:
+    def pairs(fidelity: float) -> tuple[PairScript, ...]:
+        return tuple(
+            PairScript(bell_state=b, fidelity=fidelity, gap_ns=500, tail_offset_ns=offset)
+            for b, offset in zip(BellState, (0, 700, -400, 3000), strict=True)
+        )
+
+    def one(
+        fidelity: float, seed_id: int, pairs_asked: int = _QKD_PAIRS, **request: Any
+    ) -> tuple[AppConditions, list[ScriptedRequest], int]:
+        qkd = QkdRequest(request_id=seed_id, remote_node="bob", pairs=pairs_asked, epsilon=0.1, sample_fraction=0.35, **request)
+        return AppConditions(delay_ns=10_000, pairs=pairs(fidelity)), [ScriptedRequest(0, "alice", qkd)], 10**10
+
+    return [
+        one(0.98, 1, protocol="bbm92"),
+        one(0.995, 2, 2 * _QKD_PAIRS, protocol="e91"),  # a quarter of E91's rounds are key rounds
+        one(0.98, 3, protocol="bbm92", ec=QKD_NO_EC),
+        one(0.75, 4, protocol="bbm92"),
+    ]
+
+
+def _qkd_runs(impl: Any) -> Iterator[AppRun]:
+    if CAP_APP_QKD not in (getattr(impl, "PROVIDES", None) or ()):
+        raise NotApplicable(f"the implementation does not serve QKD requests (PROVIDES lacks {CAP_APP_QKD})")
+    for conditions, requests, horizon in _qkd_scenarios():
+        run = run_app(impl, conditions, requests, horizon)
+        _no_crash(run)
+        yield run
+
+
+def _keys(run: AppRun) -> list[SentUp]:
+    return run.sent(KeyDelivered)
+
+
+@SUITE.clause("APP-QKD-1")
+def qkd_keys_equal_at_both_ends(impl: Any) -> None:
+    for run in _qkd_runs(impl):
+        by_id: dict[str, list[SentUp]] = {}
+        for up in _keys(run):
+            by_id.setdefault(up.msg.key_id, []).append(up)
+        for key_id, ups in by_id.items():
+            nodes = sorted(up.node for up in ups)
+            head = ups[0].msg.head
+            tail = next((up.msg.remote_node for up in ups if up.node == head), None)
+            if len(ups) != 2 or set(nodes) != {head, tail}:
+                raise _fail(f"key {key_id} was delivered at {nodes}, not once at each end", ups[0])
+            if ups[0].msg.key_hex != ups[1].msg.key_hex:
+                raise _fail(f"key {key_id} differs between {nodes[0]} and {nodes[1]}", ups[1])
+
+
+@SUITE.clause("APP-QKD-2")
+def qkd_no_key_after_an_abort(impl: Any) -> None:
+    for run in _qkd_runs(impl):
+        aborted = {(u.node, u.msg.request_id) for u in run.sent(AppError)}
+        for up in _keys(run):
+            if (up.msg.head, up.msg.request_id) in aborted:
+                raise _fail(f"key {up.msg.key_id} delivered at {up.node}, yet the request ended with an AppError", up)
+        for scripted in run.requests:
+            request = scripted.request
+            closings = [u for u in _closings(run) if u.node == scripted.node and u.msg.request_id == request.request_id]
+            if len(closings) != 1:
+                raise ClauseFailure(
+                    f"QKD request {scripted.node}#{request.request_id} got {len(closings)} closing messages by t={run.end_ns} ns"
+                )
+            keys = [u for u in _keys(run) if u.msg.head == scripted.node and u.msg.request_id == request.request_id]
+            if isinstance(closings[0].msg, AppDone) and len(keys) != 2:
+                raise _fail(f"the request is done, yet {len(keys)} KeyDelivered name it (one at each end expected)", closings[0])
+
+
+@SUITE.clause("APP-QKD-3")
+def qkd_length_within_the_bound(impl: Any) -> None:
+    for run in _qkd_runs(impl):
+        for up in _keys(run):
+            msg = up.msg
+            key_bits = msg.sifted_bits - msg.sample_bits
+            if key_bits < 1 or msg.sample_bits < 1 or msg.sample_errors > msg.sample_bits:
+                raise _fail(f"figures that give no key: {msg.sifted_bits} sifted, {msg.sample_bits} sampled", up)
+            bound = finite_key_entanglement(
+                key_bits, msg.sample_bits, msg.sample_errors, msg.leaked_ec_bits + msg.verify_bits, msg.epsilon_sec, msg.epsilon_cor
+            )
+            if msg.length > bound.length:
+                raise _fail(f"a {msg.length}-bit key, above the finite-key bound of {bound.length} bits for its figures", up)
+            if len(bytes.fromhex(msg.key_hex)) != (msg.length + 7) // 8:
+                raise _fail(f"key_hex holds {len(msg.key_hex) // 2} bytes for a {msg.length}-bit key", up)
+
+
+@SUITE.clause("APP-QKD-4")
+def qkd_epsilon_reported(impl: Any) -> None:
+    for run in _qkd_runs(impl):
+        asked = {(s.node, s.request.request_id): s.request for s in run.requests}
+        for up in _keys(run):
+            msg = up.msg
+            request = asked.get((msg.head, msg.request_id))
+            if not isinstance(request, QkdRequest):
+                raise _fail(f"key {msg.key_id} names no request of {msg.head}", up)
+            if msg.epsilon != request.epsilon or abs(msg.epsilon_sec + msg.epsilon_cor - msg.epsilon) > 1e-12 * msg.epsilon:
+                raise _fail(
+                    f"ε {msg.epsilon} (sec {msg.epsilon_sec} + cor {msg.epsilon_cor}) but the request asked for {request.epsilon}", up
+                )
+            if msg.key_sha256 != hashlib.sha256(bytes.fromhex(msg.key_hex)).hexdigest():
+                raise _fail("key_sha256 is not the SHA-256 of key_hex", up)

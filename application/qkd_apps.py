@@ -1,0 +1,985 @@
+"""Entanglement-based QKD over the network service: BBM92 and E91, end to end.
+
+Theory of operation
+-------------------
+A ``QkdRequest`` reaches the application entity of one node, the *head*
+(Alice); its ``remote_node`` is the *tail* (Bob). :class:`QkdApps` serves it
+inside ``BasicApps`` (which hands it every message about a QKD request):
+
+1. The head sends the tail ``QkdStart`` (protocol, number of pairs, and the
+   pre-shared authentication key, see below), then asks the network for
+   ``pairs`` type-K pairs.
+2. Each end measures its half of every pair as soon as it is delivered, in a
+   basis drawn from the entity's seeded random stream, through the device
+   (``ctx.request_device`` when the hardware gives the measurement a
+   duration, so the qubit waits and decoheres for it). The head corrects its
+   outcome for the pair's Pauli frame (``PairDelivered.bell_state`` =
+   ``(I ⊗ X^x Z^z)|Φ+>``, head's qubit first): a Z outcome is flipped when
+   x = 1 and an X outcome when z = 1, since ``(I ⊗ X^x Z^z)|Φ+>`` is
+   ``(Z^z X^x ⊗ I)|Φ+>`` up to a phase. After it, every pair counts as Φ+.
+3. When the head holds the outcomes of ``pairs`` pairs it announces their
+   indices and its bases (``QkdSift``); the tail answers with its bases
+   (``QkdRecords``) once it has measured every pair named.
+4. The head runs the post-processing (:func:`post_process`) and tells the
+   tail the result (``QkdOutcome``). Both ends deliver ``KeyDelivered`` with
+   the same key, or, on an abort, the head closes the request with an
+   ``AppError`` whose code says why and the tail delivers nothing.
+
+Settings. BBM92 (Bennett, Brassard & Mermin, PRL 68, 557, 1992): each end
+measures Z or X with probability 1/2; rounds with equal bases are the sifted
+key. E91 (Ekert, PRL 67, 661, 1991) in its CHSH form: the head measures Z
+(setting 0) or X (1) with probability 1/2; the tail measures ZX_PLUS (0) or
+ZX_MINUS (1) with probability 1/4 each and Z (2) with probability 1/2. Head Z
+with tail Z is a key round (1/4 of the pairs, correlated on Φ+); head Z or X
+with tail ZX_PLUS or ZX_MINUS is a CHSH round (1/2 of the pairs), with
+
+    S = E(Z, ZX+) + E(Z, ZX−) + E(X, ZX+) − E(X, ZX−)
+
+(Clauser, Horne, Shimony & Holt, PRL 23, 880, 1969), 2√2 on Φ+ and at most 2
+for local hidden variables; head X with tail Z is discarded. E91 aborts when
+S is not above the request's ``chsh_threshold`` (2 by default). The key
+length is Tomamichel, Lim, Gisin & Renner's finite-key bound (Nat. Commun. 3,
+634, 2012) on the key rounds for both protocols: for E91 it is the same
+device-dependent bound as for BBM92, applied to the Z key rounds with their
+sampled QBER; the CHSH test is the check of Ekert's protocol on top of it,
+not a device-independent bound.
+
+The classical post-processing is computed in one place, at the head, over both
+ends' arrays: the tail's ``QkdRecords`` carries its outcomes too, which a real
+tail would keep to itself. Only what the protocol discloses is counted: the
+sampled bits (removed from the key), what error correction leaks, the
+verification tag; the key-length bound subtracts the last two. The stages are
+those of :mod:`qnetstack.application.qkd`: sifting, QBER estimation with
+Serfling's bound at ε_sec, error correction by the named reconciler, a
+Toeplitz verification tag of ⌈log2(1/ε_cor)⌉ bits, the finite-key length and
+Toeplitz privacy amplification; the tail's final key is its own corrected key
+hashed with the same public seed, so equal keys at both ends are a result,
+not a copy.
+
+Authentication. Every classical message of the protocol (``QkdSift``,
+``QkdRecords``, ``QkdOutcome``) is signed by its sender and checked by its
+receiver with Wegman–Carter (Wegman & Carter 1981, ``qkd.auth``), each end
+consuming its copy of a pre-shared pool of ``auth_pool_bits`` bits: 61 bits
+of hash key, then 61 bits of pad per message, so a run uses 244. The pool is
+drawn at the head and sent in ``QkdStart``, standing for a key the two ends
+shared before the run. A pool too small for a message ends the request with
+``AUTH_FAILED``, and so does a tag that does not check.
+
+Time. The head delivers its key after the post-processing's round trips
+(one for the estimate, the error correction's ``channel_uses``, one for the
+verification and one for the privacy-amplification seed; fewer when it
+aborts earlier), each taking twice the one-way classical delay, measured as
+the time ``QkdRecords`` took to arrive. The tail delivers when ``QkdOutcome``
+reaches it, one delay later. The computation itself takes no simulated time.
+
+Net request ids. The tail must know that a delivered pair belongs to a QKD
+request before the head's messages about it arrive, so QKD requests take
+their network ids from :data:`QKD_NET_IDS` up; the other applications' ids
+stay below it.
+
+Limits: a pair the network declares lost at the head after the head announced
+its bases is dropped from the announcement (``QkdPairLost``); pairs delivered
+after an end stopped measuring are freed unused.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import math
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+
+from qnetstack.application.qkd.auth import AuthTag, KeyPool, KeyPoolExhausted, WegmanCarter
+from qnetstack.application.qkd.estimation import estimate_qber
+from qnetstack.application.qkd.key_length import finite_key_entanglement
+from qnetstack.application.qkd.privacy import amplify, toeplitz_hash
+from qnetstack.application.qkd.reconcile import ReconciliationFailed, reconciler
+from qnetstack.application.qkd.sifting import E91Settings, sift_bb84, sift_e91
+from qnetstack.application.qkd.types import AbortReason, RawRecords, SiftedKey
+from qnetstack.application.qkd.verify import verify
+from qnetstack.application.service import AppDone, AppError, AppErrorCode, KeyDelivered, QkdRequest
+from qnetstack.entity import Context, EntityError, Wait
+from qnetstack.entity.machine import Machine, Session, drop_unknown, transition_trace
+from qnetstack.network.service import NetAccepted, NetError, NetErrorCode, NetRejected, NetRequest, PairDelivered, PairLost
+from qnetstack.physical.service import Basis, FreeQubit, Measure, MeasureResult
+
+__all__ = [
+    "QKD_NET_IDS",
+    "QkdApps",
+    "QkdStart",
+    "QkdSift",
+    "QkdRecords",
+    "QkdOutcome",
+    "QkdCancel",
+    "QkdPairLost",
+    "QKD_MESSAGES",
+    "E91_CHSH",
+    "HEAD_BASES",
+    "TAIL_BASES",
+    "QkdResult",
+    "post_process",
+    "split_epsilon",
+    "pack_key",
+    "QkdHeadState",
+    "QkdHeadEvent",
+    "QkdTailState",
+    "QkdTailEvent",
+    "QKD_HEAD",
+    "QKD_TAIL",
+    "QKD_MACHINES",
+]
+
+QKD_NET_IDS = 1 << 32  # network request ids of QKD requests start here (module docstring)
+
+# measurement settings by index, per protocol and end (module docstring)
+HEAD_BASES: dict[str, tuple[Basis, ...]] = {"bbm92": (Basis.Z, Basis.X), "e91": (Basis.Z, Basis.X)}
+TAIL_BASES: dict[str, tuple[Basis, ...]] = {"bbm92": (Basis.Z, Basis.X), "e91": (Basis.ZX_PLUS, Basis.ZX_MINUS, Basis.Z)}
+_TAIL_E91_PROBABILITIES = (0.25, 0.25, 0.5)
+
+# E91 over frame-corrected Φ+: key rounds head Z (0) with tail Z (2), correlated;
+# S = E(Z, ZX+) + E(Z, ZX−) + E(X, ZX+) − E(X, ZX−).
+E91_CHSH = E91Settings(
+    key_pairs=((0, 2),),
+    chsh_terms=((0, 0, 1), (0, 1, 1), (1, 0, 1), (1, 1, -1)),
+    anticorrelated=False,
+)
+
+# The smallest QBER error correction is told: a code sized for no errors discloses nothing and finds none.
+_MIN_EC_QBER = 0.005
+_AUTH_BITS_PER_MESSAGE = 61
+
+
+# ------------------------------------------------------------ peer messages
+# Private to this implementation and built only from validated values: named tuples,
+# as the other applications' peer messages. Arrays travel as bytes (one uint8 per entry),
+# so messages compare and copy like plain values.
+
+
+class QkdStart(NamedTuple):
+    """Head -> tail: a QKD request starts; its pairs carry network id ``net_id``."""
+
+    request_id: int
+    net_id: int
+    protocol: str
+    pairs: int
+    pool: bytes  # the pre-shared authentication key, one bit per byte
+    kind: Literal["qkd_start"] = "qkd_start"
+
+
+class QkdSift(NamedTuple):
+    """Head -> tail: the pairs the head measured (indices) and its setting for each."""
+
+    net_id: int
+    indices: tuple[int, ...]
+    bases: bytes
+    tag: AuthTag | None
+    kind: Literal["qkd_sift"] = "qkd_sift"
+
+
+class QkdRecords(NamedTuple):
+    """Tail -> head: the tail's settings for the announced pairs (authenticated), and its outcomes,
+    which only the simulation's one-place post-processing reads (module docstring)."""
+
+    net_id: int
+    bases: bytes
+    bits: bytes
+    sent_ns: int
+    tag: AuthTag | None
+    kind: Literal["qkd_records"] = "qkd_records"
+
+
+class QkdOutcome(NamedTuple):
+    """Head -> tail: the result: the tail's final key (``key``), or an abort (``code``)."""
+
+    net_id: int
+    code: str | None
+    key: bytes
+    figures: tuple[tuple[str, Any], ...]
+    tag: AuthTag | None
+    kind: Literal["qkd_outcome"] = "qkd_outcome"
+
+
+class QkdCancel(NamedTuple):
+    """Head -> tail: the request ended before the post-processing; free what you hold for it."""
+
+    net_id: int
+    kind: Literal["qkd_cancel"] = "qkd_cancel"
+
+
+class QkdPairLost(NamedTuple):
+    """Head -> tail: pair ``pair_index`` was declared lost at the head after the announcement; leave it out."""
+
+    net_id: int
+    pair_index: int
+    kind: Literal["qkd_pair_lost"] = "qkd_pair_lost"
+
+
+QKD_MESSAGES = (QkdStart, QkdSift, QkdRecords, QkdOutcome, QkdCancel, QkdPairLost)
+
+
+# ------------------------------------------------------------ post-processing
+
+
+def split_epsilon(epsilon: float) -> tuple[float, float]:
+    """(ε_sec, ε_cor): the request's ε split evenly, so ε_sec + ε_cor = ε."""
+    return epsilon / 2.0, epsilon / 2.0
+
+
+def pack_key(key: np.ndarray) -> bytes:
+    """The key bits packed eight to a byte, first bit most significant (``KeyDelivered.key_hex``)."""
+    return np.packbits(key.astype(np.uint8), bitorder="big").tobytes()
+
+
+@dataclass(frozen=True)
+class QkdResult:
+    """What :func:`post_process` found: both final keys, or the abort ``code`` (and no key).
+
+    ``round_trips`` counts the classical round trips the steps taken need.
+    ``figures`` are the numbers ``KeyDelivered`` reports.
+    """
+
+    code: AppErrorCode | None
+    detail: str
+    head_key: np.ndarray | None
+    tail_key: np.ndarray | None
+    round_trips: int
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+def post_process(
+    protocol: str,
+    head_bases: np.ndarray,
+    head_bits: np.ndarray,
+    tail_bases: np.ndarray,
+    tail_bits: np.ndarray,
+    request: QkdRequest,
+    rng: np.random.Generator,
+) -> QkdResult:
+    """Sift, estimate, reconcile, verify, bound and amplify, over both ends' arrays (module docstring).
+
+    The head's bits are already frame-corrected. A key comes out only if every
+    stage passed; then the two keys are equal except with probability ε_cor.
+    """
+    epsilon_sec, epsilon_cor = split_epsilon(request.epsilon)
+    n = len(head_bits)
+    records = RawRecords(
+        alice_basis=head_bases, alice_bit=head_bits, bob_basis=tail_bases, bob_bit=tail_bits, detected=np.ones(n, dtype=np.bool_)
+    )
+    figures: dict[str, Any] = {"pairs": n, "epsilon_sec": epsilon_sec, "epsilon_cor": epsilon_cor}
+
+    def abort(code: AppErrorCode, detail: str, round_trips: int) -> QkdResult:
+        return QkdResult(code, detail, None, None, round_trips, figures)
+
+    key: SiftedKey
+    if protocol == "e91":
+        try:
+            sifted = sift_e91(records, E91_CHSH)
+        except ValueError as error:  # a CHSH setting pair with no round at all
+            return abort(AppErrorCode.CHSH_TOO_LOW, f"no CHSH estimate: {error}", 1)
+        key = sifted.key
+        figures.update(chsh_s=sifted.chsh.s, chsh_standard_error=sifted.chsh.standard_error)
+        if sifted.chsh.s <= request.chsh_threshold:
+            return abort(
+                AppErrorCode.CHSH_TOO_LOW,
+                f"S = {sifted.chsh.s:.3f} ± {sifted.chsh.standard_error:.3f} is not above {request.chsh_threshold}",
+                1,
+            )
+    else:
+        key = sift_bb84(records)
+    figures["sifted_bits"] = len(key)
+    sample = round(request.sample_fraction * len(key))
+    if not 0 < sample < len(key):
+        return abort(AppErrorCode.KEY_TOO_SHORT, f"{len(key)} sifted bits leave no sample and key at fraction {request.sample_fraction}", 1)
+    estimate = estimate_qber(key, sample, rng, epsilon_sec, request.qber_threshold)
+    figures.update(sample_bits=sample, sample_errors=estimate.sample_errors, qber=estimate.qber, qber_upper=estimate.qber_upper)
+    if estimate.abort is not None:
+        return abort(
+            AppErrorCode.QBER_TOO_HIGH,
+            f"QBER {estimate.qber:.4f} (upper bound {estimate.qber_upper:.4f} at ε_sec) is above {request.qber_threshold}",
+            2,
+        )
+    alice, bob = np.asarray(estimate.key.alice), np.asarray(estimate.key.bob)
+    corrected = reconciler(request.ec).reconcile(alice, bob, min(max(estimate.qber, _MIN_EC_QBER), 0.49), rng)
+    figures["leaked_ec_bits"] = corrected.leaked_bits
+    trips = 2 + corrected.channel_uses
+    if isinstance(corrected, ReconciliationFailed):
+        return abort(AppErrorCode.EC_FAILED, f"{request.ec}: {corrected.reason}", trips)
+    tag_bits = max(1, math.ceil(-math.log2(epsilon_cor)))
+    checked = verify(alice, np.asarray(corrected.key), rng, tag_bits=tag_bits)
+    figures["verify_bits"] = checked.disclosed_bits
+    trips += 1
+    if not checked.passed:
+        return abort(AppErrorCode.VERIFY_FAILED, f"the {tag_bits}-bit verification tags differ after {request.ec}", trips)
+    leak = corrected.leaked_bits + checked.disclosed_bits
+    bound = finite_key_entanglement(len(alice), sample, estimate.sample_errors, leak, epsilon_sec, epsilon_cor)
+    figures["key_length_bound"] = bound.terms.get("bound", 0.0)
+    if bound.abort is not None:
+        code = AppErrorCode.QBER_TOO_HIGH if bound.abort is AbortReason.QBER_ABOVE_THRESHOLD else AppErrorCode.KEY_TOO_SHORT
+        return abort(code, f"finite-key bound (Tomamichel et al. 2012) on {len(alice)} bits: {bound.abort.value}", trips)
+    amplified = amplify(alice, bound.length, rng)
+    tail_key = toeplitz_hash(np.asarray(corrected.key), amplified.seed, bound.length)
+    return QkdResult(None, "", amplified.key, tail_key, trips + 1, figures)
+
+
+# ------------------------------------------------------------ state machines
+
+
+class QkdHeadState(str, enum.Enum):
+    ASKED = "asked"  # NetRequest sent, no answer yet
+    MEASURING = "measuring"  # measuring pairs as they come
+    SIFTING = "sifting"  # bases announced; the tail's records are awaited
+    PROCESSING = "processing"  # post-processing: its classical round trips are under way
+    DONE = "done"
+    FAILED = "failed"
+
+
+class QkdHeadEvent(str, enum.Enum):
+    ACCEPTED = "net_accepted"
+    REJECTED = "net_rejected"
+    ABORTED = "net_error"
+    MEASURED = "measured"  # a pair's outcome is in, more are to come
+    LAST_MEASURED = "last_measured"  # the request's pairs-th outcome is in: bases announced
+    LOST = "pair_lost"  # the network declared a pair delivered here lost
+    RECORDS = "records"  # the tail's records arrived and checked
+    KEY = "key"  # the post-processing gave a key
+    ABORT = "abort"  # the post-processing or the authentication aborted
+    REMOTE_LOST = "end_lost"  # the network says the tail is lost
+
+
+class QkdTailState(str, enum.Enum):
+    NEW = "new"
+    HOLDING = "holding"  # pairs arrived before the head's QkdStart: held unmeasured
+    MEASURING = "measuring"
+    AWAITING = "awaiting"  # the head's announcement came; some pairs it names are not measured yet
+    SENT = "sent"  # records sent; the outcome is awaited
+    KEYED = "keyed"
+    ABORTED = "aborted"
+    CANCELLED = "cancelled"
+
+
+class QkdTailEvent(str, enum.Enum):
+    START = "qkd_start"
+    PAIR = "pair"
+    SIFT = "qkd_sift"
+    RECORDS = "records_sent"
+    KEY = "key"
+    ABORT = "abort"
+    CANCEL = "cancel"  # the head ended the request early (QkdCancel), or the head is lost
+
+
+_HS, _HE = QkdHeadState, QkdHeadEvent
+_TS, _TE = QkdTailState, QkdTailEvent
+
+QKD_HEAD = Machine(
+    name="app-qkd-head",
+    initial=_HS.ASKED,
+    transitions={
+        (_HS.ASKED, _HE.ACCEPTED): _HS.MEASURING,
+        (_HS.ASKED, _HE.REJECTED): _HS.FAILED,
+        (_HS.MEASURING, _HE.MEASURED): _HS.MEASURING,
+        (_HS.MEASURING, _HE.LOST): _HS.MEASURING,
+        (_HS.MEASURING, _HE.LAST_MEASURED): _HS.SIFTING,
+        (_HS.MEASURING, _HE.ABORTED): _HS.FAILED,
+        (_HS.MEASURING, _HE.REMOTE_LOST): _HS.FAILED,
+        (_HS.MEASURING, _HE.ABORT): _HS.FAILED,
+        (_HS.SIFTING, _HE.LOST): _HS.SIFTING,
+        (_HS.SIFTING, _HE.RECORDS): _HS.PROCESSING,
+        (_HS.SIFTING, _HE.ABORT): _HS.FAILED,
+        (_HS.SIFTING, _HE.REMOTE_LOST): _HS.FAILED,
+        (_HS.PROCESSING, _HE.KEY): _HS.DONE,
+        (_HS.PROCESSING, _HE.ABORT): _HS.FAILED,
+    },
+    final=frozenset({_HS.DONE, _HS.FAILED}),
+    doc=(
+        "One QKD request at its head, keyed by the user's `request_id`. It measures each delivered half in a "
+        "random basis (frame-corrected); with the request's number of outcomes in (`last_measured`) it "
+        "announces its bases; with the tail's records (`records`) it post-processes, and after the "
+        "post-processing's round trips it delivers `KeyDelivered` and `AppDone` on entering `done`, or "
+        "`AppError` (the abort's code) on entering `failed` by `abort`. `net_rejected`, `net_error` and "
+        "`end_lost` end it with `AppError` REJECTED, ABORTED, REMOTE_LOST, and the tail is told to cancel."
+    ),
+)
+
+QKD_TAIL = Machine(
+    name="app-qkd-tail",
+    initial=_TS.NEW,
+    transitions={
+        (_TS.NEW, _TE.PAIR): _TS.HOLDING,
+        (_TS.HOLDING, _TE.PAIR): _TS.HOLDING,
+        (_TS.NEW, _TE.START): _TS.MEASURING,
+        (_TS.HOLDING, _TE.START): _TS.MEASURING,
+        (_TS.MEASURING, _TE.PAIR): _TS.MEASURING,
+        (_TS.MEASURING, _TE.SIFT): _TS.AWAITING,
+        (_TS.AWAITING, _TE.PAIR): _TS.AWAITING,
+        (_TS.MEASURING, _TE.RECORDS): _TS.SENT,
+        (_TS.AWAITING, _TE.RECORDS): _TS.SENT,
+        (_TS.SENT, _TE.PAIR): _TS.SENT,
+        (_TS.SENT, _TE.KEY): _TS.KEYED,
+        (_TS.SENT, _TE.ABORT): _TS.ABORTED,
+        (_TS.NEW, _TE.CANCEL): _TS.CANCELLED,
+        (_TS.HOLDING, _TE.CANCEL): _TS.CANCELLED,
+        (_TS.MEASURING, _TE.CANCEL): _TS.CANCELLED,
+        (_TS.AWAITING, _TE.CANCEL): _TS.CANCELLED,
+        (_TS.SENT, _TE.CANCEL): _TS.CANCELLED,
+        (_TS.MEASURING, _TE.ABORT): _TS.ABORTED,
+        (_TS.AWAITING, _TE.ABORT): _TS.ABORTED,
+    },
+    final=frozenset({_TS.KEYED, _TS.ABORTED, _TS.CANCELLED}),
+    doc=(
+        "One QKD request at its tail, keyed by (head, network request id), opened by the head's `QkdStart` or "
+        "by the first pair (held unmeasured until the start says the protocol). It measures each half in a "
+        "random basis; when every pair the head's announcement names is measured it sends its records "
+        "(`records_sent`); the head's outcome delivers `KeyDelivered` on entering `keyed`, or nothing on "
+        "entering `aborted` (the head reports the abort). A failed authentication check aborts too. "
+        "`cancel` (the head ended the request early, or is lost) frees what it holds."
+    ),
+)
+
+QKD_MACHINES = (QKD_HEAD, QKD_TAIL)
+
+
+class _QkdHead(Session):
+    machine = QKD_HEAD
+    __slots__ = ("request", "net_id", "pool", "auth", "rng", "outcomes", "measuring", "result", "figures")
+
+    def __init__(self, request: QkdRequest, net_id: int, pool: KeyPool, rng: np.random.Generator, trace: Any) -> None:
+        super().__init__(request.request_id, trace)
+        self.request = request
+        self.net_id = net_id
+        self.pool = pool
+        self.auth: WegmanCarter | None = None
+        self.rng = rng  # the post-processing's stream (samples, shuffles, hash seeds)
+        self.outcomes: dict[int, tuple[int, int]] = {}  # pair index -> (setting, frame-corrected bit)
+        self.measuring: dict[int, int] = {}  # device tag -> pair index, measurements under way
+        self.result: QkdResult | None = None
+
+
+class _QkdTail(Session):
+    machine = QKD_TAIL
+    __slots__ = ("head", "net_id", "start", "auth", "held", "outcomes", "measuring", "announced", "lost")
+
+    def __init__(self, head: str, net_id: int, trace: Any) -> None:
+        super().__init__((head, net_id), trace)
+        self.head = head
+        self.net_id = net_id
+        self.start: QkdStart | None = None
+        self.auth: WegmanCarter | None = None
+        self.held: dict[int, int] = {}  # pair index -> handle, held before the start came
+        self.outcomes: dict[int, tuple[int, int]] = {}  # pair index -> (setting, bit)
+        self.measuring: dict[int, int] = {}  # device tag -> pair index
+        self.announced: QkdSift | None = None
+        self.lost: set[int] = set()  # indices declared lost here (never reported)
+
+
+def _sign(auth: WegmanCarter | None, message: bytes) -> AuthTag | None:
+    """The tag of ``message``, or None when the pool cannot pay for it (the receiver's check then fails)."""
+    if auth is None:
+        return None
+    try:
+        return auth.sign(message)
+    except KeyPoolExhausted:
+        return None
+
+
+def _check(auth: WegmanCarter | None, message: bytes, tag: AuthTag | None) -> bool:
+    if auth is None or tag is None:
+        return False
+    try:
+        return auth.check(message, tag)
+    except KeyPoolExhausted:
+        return False
+
+
+def _authenticator(pool: KeyPool) -> WegmanCarter | None:
+    try:
+        return WegmanCarter(pool)
+    except KeyPoolExhausted:
+        return None
+
+
+def _sift_bytes(net_id: int, indices: tuple[int, ...], bases: bytes) -> bytes:
+    return b"sift" + net_id.to_bytes(8, "big") + np.asarray(indices, dtype=">i8").tobytes() + bases
+
+
+def _records_bytes(net_id: int, bases: bytes) -> bytes:
+    return b"records" + net_id.to_bytes(8, "big") + bases
+
+
+def _outcome_bytes(net_id: int, code: str | None, length: int) -> bytes:
+    return b"outcome" + net_id.to_bytes(8, "big") + (code or "key").encode() + length.to_bytes(8, "big")
+
+
+class QkdApps:
+    """The QKD part of the reference application entity (``BasicApps`` hands it QKD messages)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._next_net_id = QKD_NET_IDS
+        self._open: dict[int, _QkdHead] = {}  # user's request_id -> head session not yet closed
+        self._heads: dict[int, _QkdHead] = {}  # network id -> head session not yet ended
+        self._tails: dict[tuple[str, int], _QkdTail] = {}
+        self._ended_tails: set[tuple[str, int]] = set()
+        self._trace = transition_trace(ctx)
+        self._next_tag = 0
+        self._device: dict[int, _QkdHead | _QkdTail] = {}  # device tag -> session measuring
+
+    # ------------------------------------------------------------ routing
+
+    @staticmethod
+    def owns(net_id: int) -> bool:
+        """Whether a network request id is a QKD request's."""
+        return net_id >= QKD_NET_IDS
+
+    def is_open(self, request_id: int) -> bool:
+        return request_id in self._open
+
+    def handle_above(self, request: QkdRequest) -> None:
+        ctx = self.ctx
+        net_id = self._next_net_id
+        self._next_net_id += 1
+        pool_bits = ctx.rng.integers(0, 2, request.auth_pool_bits, dtype=np.uint8)
+        rng = np.random.default_rng(int(ctx.rng.integers(0, 2**63)))
+        session = _QkdHead(request, net_id, KeyPool(pool_bits), rng, self._trace)
+        session.auth = _authenticator(session.pool)
+        self._open[request.request_id] = session
+        self._heads[net_id] = session
+        ctx.send_peer(request.remote_node, QkdStart(request.request_id, net_id, request.protocol, request.pairs, pool_bits.tobytes()))
+        ctx.send_down(
+            NetRequest(
+                request_id=net_id,
+                remote_node=request.remote_node,
+                number=request.pairs,
+                min_fidelity=request.min_fidelity,
+                max_time_ns=request.max_time_ns,
+                priority=request.priority,
+            )
+        )
+
+    def handle_below(self, msg: Any) -> None:
+        me = self.ctx.node
+        if isinstance(msg, PairDelivered):
+            if msg.pair_id.head == me:
+                self._head_pair(msg)
+            else:
+                self._tail_pair(msg)
+        elif isinstance(msg, PairLost):
+            if msg.pair_id.head == me:
+                self._head_lost(msg)
+            else:
+                self._tail_lost(msg)
+        elif isinstance(msg, NetError) and msg.code is NetErrorCode.END_LOST and msg.head != me:
+            tail = self._tails.get((msg.head, msg.request_id))
+            if tail is None:
+                drop_unknown(self.ctx.trace, msg.kind, (msg.head, msg.request_id))
+                return
+            self._cancel_tail(tail)
+        else:
+            head = msg.head if isinstance(msg, NetError) else me
+            session = self._heads.get(msg.request_id) if head == me else None
+            if session is None:
+                drop_unknown(self.ctx.trace, type(msg).__name__, (head, msg.request_id))
+                return
+            if isinstance(msg, NetAccepted):
+                session.fire(_HE.ACCEPTED)
+            elif isinstance(msg, NetRejected):
+                session.fire(_HE.REJECTED)
+                self._fail(session, AppErrorCode.REJECTED, msg.reason)
+            elif session.state is _HS.MEASURING:
+                lost = msg.code is NetErrorCode.END_LOST
+                session.fire(_HE.REMOTE_LOST if lost else _HE.ABORTED)
+                self._fail(session, AppErrorCode.REMOTE_LOST if lost else AppErrorCode.ABORTED, f"{msg.code.value}: {msg.detail}")
+            elif session.state is _HS.SIFTING and msg.code is NetErrorCode.END_LOST:
+                session.fire(_HE.REMOTE_LOST)
+                self._fail(session, AppErrorCode.REMOTE_LOST, f"{msg.code.value}: {msg.detail}")
+            else:  # the pairs are all in: the network's later word changes nothing
+                drop_unknown(self.ctx.trace, msg.kind, (head, msg.request_id), state=session.state.value)
+
+    def handle_peer(self, sender: str, msg: Any) -> None:
+        if isinstance(msg, QkdStart):
+            self._tail_start(sender, msg)
+        elif isinstance(msg, QkdSift):
+            self._tail_sift(sender, msg)
+        elif isinstance(msg, QkdRecords):
+            self._head_records(msg)
+        elif isinstance(msg, QkdOutcome):
+            self._tail_outcome(sender, msg)
+        elif isinstance(msg, QkdCancel):
+            tail = self._tails.get((sender, msg.net_id))
+            if tail is None:
+                drop_unknown(self.ctx.trace, msg.kind, (sender, msg.net_id))
+                return
+            self._cancel_tail(tail)
+        elif isinstance(msg, QkdPairLost):
+            tail = self._tails.get((sender, msg.net_id))
+            if tail is None or tail.announced is None:
+                drop_unknown(self.ctx.trace, msg.kind, (sender, msg.net_id))
+                return
+            tail.lost.add(msg.pair_index)
+            self._tail_maybe_send(tail)
+        else:
+            raise EntityError(f"application got {type(msg).__name__} from peer {sender!r}")
+
+    def handle_timer(self, tag: Hashable) -> None:
+        net_id = tag[1]  # type: ignore[index]
+        session = self._heads.get(net_id)
+        if session is None or session.result is None:
+            return
+        self._finish(session)
+
+    def handle_device(self, tag: Hashable, result: Any) -> None:
+        number = tag[1]  # type: ignore[index]
+        session = self._device.pop(number)
+        index = session.measuring.pop(number)
+        if session.ended:
+            return
+        if isinstance(session, _QkdHead):
+            self._head_measured(session, index, result)
+        else:
+            self._tail_measured(session, index, result)
+
+    def describe_waits(self) -> list[Wait]:
+        me = self.ctx.node
+        waits = []
+        for net_id, head in self._heads.items():
+            request = head.request
+            what = {
+                _HS.ASKED: f"the network's answer to its request for pairs with {request.remote_node}",
+                _HS.MEASURING: f"end-to-end pairs with {request.remote_node} ({len(head.outcomes)}/{request.pairs} measured)",
+                _HS.SIFTING: f"{request.remote_node}'s bases for the announced pairs",
+                _HS.PROCESSING: "the post-processing's classical round trips",
+            }.get(head.state, head.state.value)
+            waits.append(
+                Wait(
+                    session=f"qkd request {me}#{request.request_id}",
+                    waiting_for=what,
+                    request=(me, request.request_id),
+                    below=((me, net_id),),
+                    peer=request.remote_node,
+                    holds=len(head.measuring),
+                )
+            )
+        for (head_node, net_id), tail in self._tails.items():
+            waits.append(
+                Wait(
+                    session=f"qkd pairs of {head_node}/{net_id} at its tail {me}",
+                    waiting_for=f"{head_node}'s messages and pairs ({tail.state.value})",
+                    request=None if tail.start is None else (head_node, tail.start.request_id),
+                    below=((head_node, net_id),),
+                    peer=head_node,
+                    holds=len(tail.held) + len(tail.measuring),
+                )
+            )
+        return waits
+
+    # ------------------------------------------------------------ measuring
+
+    def _measure(self, session: _QkdHead | _QkdTail, index: int, handle: int, basis: Basis) -> Any | None:
+        """Measure the half of pair ``index`` held in ``handle`` in ``basis``: the result now, or None
+        when the device takes its time (the result then comes to :meth:`handle_device`)."""
+        op = Measure(handle=handle, basis=basis)
+        duration = getattr(self.ctx.device, "duration_ns", None)
+        if duration is not None and duration(op) > 0:
+            number = self._next_tag
+            self._next_tag += 1
+            self._device[number] = session
+            session.measuring[number] = index
+            self.ctx.request_device(op, ("qkd", number))
+            return None
+        return self.ctx.device.execute(op)
+
+    def _free(self, handle: int | None) -> None:
+        if handle is not None:
+            self.ctx.device.execute(FreeQubit(handle=handle))
+
+    # ------------------------------------------------------------ head side
+
+    def _head_pair(self, pair: PairDelivered) -> None:
+        session = self._heads.get(pair.pair_id.request_id)
+        if session is None:  # the unknown-session rule: dropped, no qubit touched (specs/application.md APP-SESS-1)
+            drop_unknown(self.ctx.trace, "PairDelivered", pair.pair_id)
+            return
+        if pair.handle is None:
+            raise EntityError(f"pair {pair.pair_id} delivered without a qubit; QKD asks for type K")
+        if session.state is not _HS.MEASURING:  # the request has its pairs: a replacement comes too late
+            self._free(pair.handle)
+            return
+        setting = int(self.ctx.rng.integers(2))
+        basis = HEAD_BASES[session.request.protocol][setting]
+        x, z = pair.bell_state.pauli_bits
+        flip = x if basis is Basis.Z else z
+        session.outcomes[pair.pair_id.index] = (setting, -1 - flip)  # negative: measurement under way
+        result = self._measure(session, pair.pair_id.index, pair.handle, basis)
+        if result is not None:
+            self._head_measured(session, pair.pair_id.index, result)
+
+    def _head_measured(self, session: _QkdHead, index: int, result: Any) -> None:
+        if not isinstance(result, MeasureResult):
+            raise EntityError(f"QKD measurement failed: {result}")
+        if index not in session.outcomes:  # declared lost while it was measured
+            return
+        setting, pending = session.outcomes[index]
+        flip = -1 - pending
+        session.outcomes[index] = (setting, result.outcome ^ flip)
+        if len(session.outcomes) >= session.request.pairs and not session.measuring:
+            session.fire(_HE.LAST_MEASURED)
+            self._announce(session)
+        else:
+            session.fire(_HE.MEASURED)
+
+    def _announce(self, session: _QkdHead) -> None:
+        indices = tuple(sorted(session.outcomes))
+        bases = bytes(session.outcomes[i][0] for i in indices)
+        tag = _sign(session.auth, _sift_bytes(session.net_id, indices, bases))
+        if tag is None:
+            session.fire(_HE.ABORT)
+            self._fail(
+                session, AppErrorCode.AUTH_FAILED, f"the authentication pool of {session.request.auth_pool_bits} bits cannot sign the bases"
+            )
+            return
+        self.ctx.send_peer(session.request.remote_node, QkdSift(session.net_id, indices, bases, tag))
+
+    def _head_lost(self, msg: PairLost) -> None:
+        pair_id = msg.pair_id
+        session = self._heads.get(pair_id.request_id)
+        if session is None or pair_id.index not in session.outcomes or session.state not in (_HS.MEASURING, _HS.SIFTING):
+            drop_unknown(self.ctx.trace, "PairLost", pair_id)
+            return
+        del session.outcomes[pair_id.index]
+        session.fire(_HE.LOST)
+        if session.state is _HS.SIFTING:
+            self.ctx.send_peer(session.request.remote_node, QkdPairLost(session.net_id, pair_id.index))
+
+    def _head_records(self, msg: QkdRecords) -> None:
+        session = self._heads.get(msg.net_id)
+        if session is None or session.state is not _HS.SIFTING:
+            drop_unknown(self.ctx.trace, msg.kind, msg.net_id)
+            return
+        if not _check(session.auth, _records_bytes(msg.net_id, msg.bases), msg.tag):
+            session.fire(_HE.ABORT)
+            self._fail(session, AppErrorCode.AUTH_FAILED, "the tail's bases failed authentication")
+            return
+        session.fire(_HE.RECORDS)
+        indices = sorted(session.outcomes)
+        head_bases = np.fromiter((session.outcomes[i][0] for i in indices), dtype=np.uint8, count=len(indices))
+        head_bits = np.fromiter((session.outcomes[i][1] for i in indices), dtype=np.uint8, count=len(indices))
+        tail_bases = np.frombuffer(msg.bases, dtype=np.uint8)
+        tail_bits = np.frombuffer(msg.bits, dtype=np.uint8)
+        request = session.request
+        result = self.post_process(request.protocol, head_bases, head_bits, tail_bases, tail_bits, request, session.rng)
+        session.result = result
+        one_way = max(0, self.ctx.now_ns - msg.sent_ns)
+        self.ctx.set_timer(2 * one_way * result.round_trips, ("qkd", session.net_id))
+
+    def post_process(self, *arguments: Any) -> QkdResult:
+        """The post-processing (:func:`post_process`): one place another implementation may change it."""
+        return post_process(*arguments)
+
+    def _finish(self, session: _QkdHead) -> None:
+        """The post-processing's round trips are over: deliver the key here and send the tail its own."""
+        result = session.result
+        assert result is not None
+        request = session.request
+        length = 0 if result.head_key is None else len(result.head_key)
+        code = None if result.code is None else result.code.value
+        tag = _sign(session.auth, _outcome_bytes(session.net_id, code, length))
+        if tag is None and result.code is None:
+            result = QkdResult(AppErrorCode.AUTH_FAILED, "the authentication pool cannot sign the outcome", None, None, 0, result.figures)
+            code = result.code.value  # type: ignore[union-attr]
+            length = 0
+        tail_key = b"" if result.tail_key is None else pack_key(result.tail_key)
+        figures = {**result.figures, "length": length, "epsilon": request.epsilon, "ec": request.ec, "protocol": request.protocol}
+        figures["tail"] = request.remote_node
+        self.ctx.send_peer(request.remote_node, QkdOutcome(session.net_id, code, tail_key, tuple(figures.items()), tag))
+        if result.code is not None:
+            session.fire(_HE.ABORT)
+            self._fail(session, result.code, result.detail, tell_tail=False)
+            return
+        assert result.head_key is not None
+        session.fire(_HE.KEY)
+        self.ctx.send_up(self._key_delivered(request.request_id, self.ctx.node, session.net_id, result.head_key, figures, session.pool))
+        del self._open[request.request_id]
+        del self._heads[session.net_id]
+        self.ctx.send_up(
+            AppDone(
+                request_id=request.request_id,
+                request_kind=request.kind,
+                remote_node=request.remote_node,
+                completed=1,
+                time_ns=self.ctx.now_ns,
+            )
+        )
+
+    def _key_delivered(
+        self, request_id: int, head: str, net_id: int, key: np.ndarray, figures: dict[str, Any], pool: KeyPool
+    ) -> KeyDelivered:
+        """The user's message for ``key``; both ends build it from the same ``figures``."""
+        packed = pack_key(key)
+        return KeyDelivered(
+            request_id=request_id,
+            head=head,
+            remote_node=figures["tail"] if head == self.ctx.node else head,
+            protocol=figures["protocol"],
+            key_id=f"{head}/{net_id}",
+            length=len(key),
+            key_hex=packed.hex(),
+            key_sha256=hashlib.sha256(packed).hexdigest(),
+            epsilon=figures["epsilon"],
+            epsilon_sec=figures["epsilon_sec"],
+            epsilon_cor=figures["epsilon_cor"],
+            pairs=figures["pairs"],
+            sifted_bits=figures["sifted_bits"],
+            sample_bits=figures["sample_bits"],
+            sample_errors=figures["sample_errors"],
+            qber=figures["qber"],
+            qber_upper=figures["qber_upper"],
+            leaked_ec_bits=figures["leaked_ec_bits"],
+            verify_bits=figures["verify_bits"],
+            ec=figures["ec"],
+            chsh_s=figures.get("chsh_s"),
+            chsh_standard_error=figures.get("chsh_standard_error"),
+            auth_bits_used=pool.consumed,
+            time_ns=self.ctx.now_ns,
+        )
+
+    def _fail(self, session: _QkdHead, code: AppErrorCode, detail: str, tell_tail: bool = True) -> None:
+        request = session.request
+        for number in list(session.measuring):
+            self._device.pop(number, None)
+        session.measuring.clear()
+        if tell_tail:
+            self.ctx.send_peer(request.remote_node, QkdCancel(session.net_id))
+        self._open.pop(request.request_id, None)
+        self._heads.pop(session.net_id, None)
+        self.ctx.send_up(AppError(request_id=request.request_id, request_kind=request.kind, code=code, detail=detail))
+
+    # ------------------------------------------------------------ tail side
+
+    def _tail(self, head: str, net_id: int, kind: str) -> _QkdTail | None:
+        key = (head, net_id)
+        tail = self._tails.get(key)
+        if tail is None:
+            if key in self._ended_tails:
+                drop_unknown(self.ctx.trace, kind, key)
+                return None
+            tail = self._tails[key] = _QkdTail(head, net_id, self._trace)
+        return tail
+
+    def _end_tail(self, tail: _QkdTail) -> None:
+        for handle in tail.held.values():
+            self._free(handle)
+        tail.held.clear()
+        for number in list(tail.measuring):
+            self._device.pop(number, None)
+        tail.measuring.clear()
+        key = (tail.head, tail.net_id)
+        del self._tails[key]
+        self._ended_tails.add(key)
+
+    def _cancel_tail(self, tail: _QkdTail) -> None:
+        tail.fire(_TE.CANCEL)
+        self._end_tail(tail)
+
+    def _tail_start(self, head: str, msg: QkdStart) -> None:
+        tail = self._tail(head, msg.net_id, msg.kind)
+        if tail is None:
+            return
+        tail.fire(_TE.START)
+        tail.start = msg
+        tail.auth = _authenticator(KeyPool(np.frombuffer(msg.pool, dtype=np.uint8).copy()))
+        held, tail.held = tail.held, {}
+        for index, handle in sorted(held.items()):
+            self._tail_measure(tail, index, handle)
+
+    def _tail_pair(self, pair: PairDelivered) -> None:
+        pair_id = pair.pair_id
+        tail = self._tail(pair_id.head, pair_id.request_id, "PairDelivered")
+        if tail is None:  # ended here: dropped under the unknown-session rule
+            return
+        if pair.handle is None:
+            raise EntityError(f"pair {pair_id} delivered without a qubit; QKD asks for type K")
+        tail.fire(_TE.PAIR)
+        if tail.state is _TS.HOLDING:
+            tail.held[pair_id.index] = pair.handle
+        elif tail.state is _TS.SENT:
+            self._free(pair.handle)  # records are out: a late replacement is not used
+        else:
+            self._tail_measure(tail, pair_id.index, pair.handle)
+
+    def _tail_measure(self, tail: _QkdTail, index: int, handle: int) -> None:
+        assert tail.start is not None
+        protocol = tail.start.protocol
+        rng = self.ctx.rng
+        setting = int(rng.choice(3, p=_TAIL_E91_PROBABILITIES)) if protocol == "e91" else int(rng.integers(2))
+        tail.outcomes[index] = (setting, -1)
+        result = self._measure(tail, index, handle, TAIL_BASES[protocol][setting])
+        if result is not None:
+            self._tail_measured(tail, index, result)
+
+    def _tail_measured(self, tail: _QkdTail, index: int, result: Any) -> None:
+        if not isinstance(result, MeasureResult):
+            raise EntityError(f"QKD measurement failed: {result}")
+        if index not in tail.outcomes:
+            return
+        tail.outcomes[index] = (tail.outcomes[index][0], result.outcome)
+        self._tail_maybe_send(tail)
+
+    def _tail_lost(self, msg: PairLost) -> None:
+        pair_id = msg.pair_id
+        tail = self._tails.get((pair_id.head, pair_id.request_id))
+        if tail is None:
+            drop_unknown(self.ctx.trace, "PairLost", pair_id)
+            return
+        handle = tail.held.pop(pair_id.index, None)
+        self._free(handle)
+        tail.outcomes.pop(pair_id.index, None)
+        tail.lost.add(pair_id.index)
+
+    def _tail_sift(self, head: str, msg: QkdSift) -> None:
+        tail = self._tails.get((head, msg.net_id))
+        if tail is None or tail.state not in (_TS.MEASURING,):
+            drop_unknown(self.ctx.trace, msg.kind, (head, msg.net_id))
+            return
+        if not _check(tail.auth, _sift_bytes(msg.net_id, msg.indices, msg.bases), msg.tag):
+            tail.fire(_TE.ABORT)
+            self._end_tail(tail)
+            return
+        tail.fire(_TE.SIFT)
+        tail.announced = msg
+        self._tail_maybe_send(tail)
+
+    def _tail_maybe_send(self, tail: _QkdTail) -> None:
+        """Send the records once every announced pair (not declared lost) is measured."""
+        announced = tail.announced
+        if announced is None or tail.state is not _TS.AWAITING:
+            return
+        wanted = [i for i in announced.indices if i not in tail.lost]
+        outcomes = tail.outcomes
+        if any(i not in outcomes or outcomes[i][1] < 0 for i in wanted):
+            return
+        bases = bytes(outcomes[i][0] for i in wanted)
+        bits = bytes(outcomes[i][1] for i in wanted)
+        tag = _sign(tail.auth, _records_bytes(tail.net_id, bases))
+        self.ctx.send_peer(tail.head, QkdRecords(tail.net_id, bases, bits, self.ctx.now_ns, tag))
+        tail.fire(_TE.RECORDS)
+
+    def _tail_outcome(self, head: str, msg: QkdOutcome) -> None:
+        tail = self._tails.get((head, msg.net_id))
+        if tail is None or tail.state is not _TS.SENT:
+            drop_unknown(self.ctx.trace, msg.kind, (head, msg.net_id))
+            return
+        figures = dict(msg.figures)
+        length = int(figures["length"]) if msg.code is None else 0
+        authentic = _check(tail.auth, _outcome_bytes(msg.net_id, msg.code, length), msg.tag)
+        if msg.code is not None or not authentic:
+            tail.fire(_TE.ABORT)
+            self._end_tail(tail)
+            return
+        assert tail.start is not None and tail.auth is not None
+        key = np.unpackbits(np.frombuffer(msg.key, dtype=np.uint8), bitorder="big")[:length]
+        tail.fire(_TE.KEY)
+        self.ctx.send_up(self._key_delivered(tail.start.request_id, head, msg.net_id, key, figures, tail.auth.pool))
+        self._end_tail(tail)
