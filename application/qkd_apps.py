@@ -823,7 +823,7 @@ class QkdApps:
             head=head,
             remote_node=figures["tail"] if head == self.ctx.node else head,
             protocol=figures["protocol"],
-            key_id=f"{head}/{net_id}",
+            key_id=f"{head}/qkd{net_id - QKD_NET_IDS}",  # the n-th QKD request the head opened: unique at the head, known at both ends
             length=len(key),
             key_hex=packed.hex(),
             key_sha256=hashlib.sha256(packed).hexdigest(),
