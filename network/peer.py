@@ -88,6 +88,7 @@ from typing import Literal
 from pydantic import Field
 
 from qnetstack.entity.message import Message as _Peer
+from qnetstack.entity.reliable import Ack, Sequenced  # the reliable channel's envelope, shared with the link layer
 from qnetstack.link.service import EntanglementId, RequestType
 from qnetstack.network.service import NetErrorCode
 from qnetstack.physical.service import Basis, BellDiagonalWeights, BellState, MemoryDecoherence
@@ -331,27 +332,6 @@ class CircuitDone(_Peer):
     kind: Literal["circuit_done"] = "circuit_done"
     head: str
     circuit: int = Field(ge=0)
-
-
-class Sequenced(_Peer):
-    """A peer message ``inner`` sent over the reliable channel: number ``seq`` of those the
-    sender (in its incarnation ``epoch``, the time its entity was built) sent to the receiver.
-    ``base`` is the sender's lowest number it may still send again: everything below it was
-    acknowledged or given up, so the receiver waits for nothing below it."""
-
-    kind: Literal["sequenced"] = "sequenced"
-    epoch: int = Field(ge=0)
-    seq: int = Field(ge=0)
-    base: int = Field(ge=0)
-    inner: _Peer
-
-
-class Ack(_Peer):
-    """The receiver of ``Sequenced`` number ``seq`` of the sender's incarnation ``epoch`` has it."""
-
-    kind: Literal["sequenced_ack"] = "sequenced_ack"
-    epoch: int = Field(ge=0)
-    seq: int = Field(ge=0)
 
 
 PeerMessage = (

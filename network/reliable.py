@@ -1,5 +1,6 @@
 """The network layer's reliable channel: the protocol of :mod:`qnetstack.entity.reliable`
-bound to the network's topology and its own ``Sequenced`` and ``Ack`` messages.
+bound to the network's topology (the ``Sequenced`` and ``Ack`` envelopes are the
+channel's own, shared with the link layer).
 
 A lost ``Forward`` leaves a circuit without its next step, a lost ``Release`` leaves
 memory reserved, a delayed message can be overtaken: with ``network: {reliable: true}``
