@@ -517,7 +517,7 @@ def _build(scenario: Scenario, impls: dict[str, Any]) -> Simulation:
         ctx = network.make_context(name, "physical")
         devices[name] = _checked(backend.node_entity(ctx, spec.hardware, sides[name]), "physical", name)
         network.add_entity(ctx, devices[name])
-    topology = _topology(scenario, devices)
+    topology = network.topology = _topology(scenario, devices)
 
     network_options = _network_options(scenario)
     link_options = _link_options(scenario)

@@ -158,17 +158,13 @@ def default_stall_spans(network: Network, scenario: Any) -> tuple[int, int]:
 def strictest_link_target(network: Network, scenario: Any) -> float:
     """The highest fidelity the reference network layer asks of a link for any request of the
     scenario (0.0: none sets a target): per request, the per-link target its admission solves
-    on the route the scenario's routing metric picks (or the other route admission settles on).
+    on the route the scenario's routing metric picks (or the other route admission settles on),
+    over the graph the network entities route on (``network.topology``, set by the assembler).
     A request with no route, or one admission refuses, asks nothing of the links."""
     wanted = [app for app in scenario.applications if app.request.min_fidelity > 0.0]
-    if not wanted:
+    topology = network.topology
+    if not wanted or topology is None:
         return 0.0
-    # the graph the network entities route on, built as the assembler builds it (imported here:
-    # the assembler imports this module)
-    from qnetstack.stack.assembler import _topology
-
-    devices = {node.name: network.entities[node.name]["physical"] for node in scenario.nodes}
-    topology = _topology(scenario, devices)
     target = 0.0
     for app in wanted:
         try:

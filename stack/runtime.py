@@ -287,6 +287,7 @@ class Network:
         self.device_requests: dict[tuple[str, int], tuple[Callable[[Hashable, Any], None], Hashable]] = {}
         self._next_device_request: Counter[str] = Counter()
         self.faults: Any = None  # a qnetstack.stack.faults.Faults when the scenario has faults
+        self.topology: Any = None  # the networkx graph the network entities route on, set by the assembler
 
     def make_context(self, node: str, layer: str) -> KernelContext:
         ctx = _CONTEXTS.get(layer, KernelContext)(self, node, layer)
