@@ -6,7 +6,7 @@ scenario file maps onto them field by field.
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -22,6 +22,10 @@ __all__ = [
     "SingleClickLinkParams",
     "fibre_delay_ns",
     "LinkSide",
+    "InterceptResend",
+    "PhotonNumberSplitting",
+    "BeamSplitting",
+    "Adversary",
 ]
 
 # Exact by definition of the metre (SI, 1983).
@@ -171,3 +175,92 @@ class LinkSide(HardwareParams):
     station: str
     params: HardwareParams
     neighbour_hardware: NodeHardware
+
+
+# ---------------------------------------------------------------- adversaries
+#
+# An eavesdropper (Eve) on a prepare-and-measure pulse link. The pulse-train
+# backend (qnetstack.physical.backends.pulses) applies one to the pulses of
+# the link it is configured on; the receiver's records keep their format, and
+# what Eve holds is reported apart, as an oracle read for tests and metrics.
+
+
+class InterceptResend(HardwareParams):
+    """Intercept-resend on a fraction of the pulses (Bennett & Brassard 1984).
+
+    Eve sits at the sender's output. On each pulse she attacks (independently
+    with probability ``fraction``) she measures in a basis of her own (Z with
+    probability ``z_probability``): in the sender's basis she gets the sender's
+    bit, in the other a fair coin. She then sends into the fibre, prepared in
+    the state she found:
+
+    * ``resend="same_photon_number"`` (default): as many photons as the pulse
+      held (a photon-number measurement that does not disturb the number, then
+      the measurement of one photon). Each class keeps its photon-number
+      statistics, so the receiver's gains are the honest ones and only the
+      error rate changes: in the sifted bits of an attacked pulse Eve's basis
+      is wrong half the time and then the receiver's bit is a coin, an error
+      rate of 1/4 (Bennett & Brassard 1984; Gisin, Ribordy, Tittel & Zbinden,
+      Rev. Mod. Phys. 74, 145, 2002, §VI.A). With misalignment e_d the
+      attacked pulses' error is 1/4 + e_d/2 instead of e_d.
+    * ``resend="single_photon"``: one photon whenever the pulse held at least
+      one, the textbook single-photon attack. The attacked pulses' gain is then
+      η(1 − e^(−μ)) instead of 1 − e^(−ημ), so the gains change too.
+
+    An empty pulse gives Eve nothing and she sends nothing. Eve's detectors are
+    ideal (no loss, no dark counts): the strongest form of the attack.
+    """
+
+    kind: Literal["intercept_resend"] = "intercept_resend"
+    fraction: Probability = 1.0
+    z_probability: Probability = 0.5
+    resend: Literal["same_photon_number", "single_photon"] = "same_photon_number"
+
+
+class PhotonNumberSplitting(HardwareParams):
+    """Photon-number splitting (Brassard, Lütkenhaus, Mor & Sanders, PRL 85, 1330, 2000; Lütkenhaus, PRA 61, 052304, 2000).
+
+    Eve measures the photon number of every pulse without disturbing the
+    polarisation (a quantum non-demolition measurement). From a pulse of two
+    or more photons she keeps one in a memory and forwards the rest; she
+    blocks a fraction ``single_photon_block`` of the one-photon pulses and
+    forwards the others; she forwards over a lossless line, so the receiver
+    sees only its detector's efficiency. She measures her stored photons once
+    the bases are announced and so knows the sender's bit of every
+    multi-photon pulse. Forwarded photons keep their state: the error rate is
+    the honest one.
+
+    ``single_photon_block=None`` (default) chooses the blocking so that the
+    receiver's gain of the signal (the request's class of highest mean photon
+    number, which the protocol announces) equals the honest one over the
+    replaced fibre, 1 − e^(−ημ): Eve blocks the fraction b of one-photon
+    pulses that makes up the difference, and where even b = 1 leaves too many
+    clicks (long fibres) she also blocks a fraction of the multi-photon pulses.
+    Where forwarding n − 1 photons cannot reach the honest gain (short
+    fibres), she blocks nothing and the gain falls short of the honest one.
+    Eve cannot tell the intensity classes apart, so the decoys get the same
+    treatment, which is what the decoy method detects (Hwang, PRL 91, 057901,
+    2003; Lo, Ma & Chen, PRL 94, 230504, 2005).
+    """
+
+    kind: Literal["photon_number_splitting"] = "photon_number_splitting"
+    single_photon_block: Probability | None = None
+
+
+class BeamSplitting(HardwareParams):
+    """Beam splitting on a lossy line (Bennett, Bessette, Brassard, Salvail & Smolin, J. Cryptology 5, 3, 1992; Lütkenhaus, PRA 61, 052304, 2000).
+
+    Eve replaces the fibre of transmittance t by a lossless one and taps a
+    fraction 1 − t of each pulse with a beam splitter: each photon goes to the
+    receiver with probability t and to Eve otherwise, which is the honest loss,
+    so the receiver's records have the honest statistics (no change of gain or
+    error rate). Eve keeps what she taps and measures it once the bases are
+    announced: she knows the sender's bit of every pulse of which she got at
+    least one photon.
+    """
+
+    kind: Literal["beam_splitting"] = "beam_splitting"
+
+
+Adversary = Annotated[InterceptResend | PhotonNumberSplitting | BeamSplitting, Field(discriminator="kind")]
+"""An eavesdropper on a pulse link, told apart by ``kind``."""

@@ -55,16 +55,18 @@ so the same seed gives the same records.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import Field
+from pydantic import Field, TypeAdapter, ValidationError
 
 from qnetstack.physical.components.channels import FibreChannel
 from qnetstack.physical.components.detectors import Detector
 from qnetstack.physical.components.sources import WeakCoherentSource
-from qnetstack.physical.params import HardwareParams
+from qnetstack.physical.params import Adversary, BeamSplitting, HardwareParams, InterceptResend, PhotonNumberSplitting
 from qnetstack.physical.service import (
     CAP_PULSES,
     Probability,
@@ -74,7 +76,7 @@ from qnetstack.physical.service import (
     SendPulses,
 )
 
-__all__ = ["PulseLink", "PulseTrainBackend", "bernoulli_positions"]
+__all__ = ["PulseLink", "PulseTrainBackend", "EavesdropperRecords", "bernoulli_positions", "pns_blocking"]
 
 
 class PulseLink(HardwareParams):
@@ -171,9 +173,23 @@ class PulseTrainBackend:
 
     PROVIDES = frozenset({CAP_PULSES})
 
-    def __init__(self, links: Mapping[str, PulseLink] | list[PulseLink]) -> None:
+    def __init__(
+        self,
+        links: Mapping[str, PulseLink] | list[PulseLink],
+        adversary: Mapping[str, Adversary | Mapping[str, Any]] | None = None,
+        eavesdropper_oracle: Callable[[EavesdropperRecords], None] | None = None,
+    ) -> None:
+        """``adversary`` maps a neighbour's name to the eavesdropper on the link to it (None: every link honest).
+
+        ``eavesdropper_oracle``, when given, is called with what the adversary
+        holds of each block (:class:`EavesdropperRecords`), before the block's
+        records are yielded; it is an oracle read for tests and metrics, not
+        something the receiver sees.
+        """
         items = links.values() if isinstance(links, Mapping) else links
         self.links = {link.neighbour: link for link in items}
+        self.adversary = _checked_adversaries(adversary or {}, self.links)
+        self.eavesdropper_oracle = eavesdropper_oracle
 
     def send(self, request: SendPulses, rng: np.random.Generator, start_ns: int = 0) -> Iterator[PulseRecords | PulseError]:
         """The request's blocks in order, or one ``PulseError``; nothing is drawn before the first block is asked for."""
@@ -185,14 +201,24 @@ class PulseTrainBackend:
             detail = f"neighbour: no pulse link to {request.neighbour!r} (links: {sorted(self.links)})"
             yield PulseError(request_id=request.request_id, code=PulseErrorCode.UNKNOWN_NEIGHBOUR, detail=detail)
             return
-        yield from _Train(link, request, rng, start_ns).blocks()
+        attack = _attack(self.adversary.get(request.neighbour), link, request)
+        yield from _Train(link, request, rng, start_ns, attack, self.eavesdropper_oracle).blocks()
 
 
 class _Train:
     """One request's pulses, drawn block by block."""
 
-    def __init__(self, link: PulseLink, request: SendPulses, rng: np.random.Generator, start_ns: int) -> None:
+    def __init__(
+        self,
+        link: PulseLink,
+        request: SendPulses,
+        rng: np.random.Generator,
+        start_ns: int,
+        attack: _Attack | None = None,
+        oracle: Callable[[EavesdropperRecords], None] | None = None,
+    ) -> None:
         self.link, self.request, self.rng, self.start_ns = link, request, rng, start_ns
+        self.attack, self.oracle = attack, oracle
         self.mu = np.array([c.mean_photon_number for c in request.intensities])
         self.cumulative = np.cumsum([c.probability for c in request.intensities])
         self.period = link.pulse_period_ns
@@ -221,14 +247,30 @@ class _Train:
         alice_bit = rng.integers(0, 2, n, dtype=np.uint8)
         bob_basis = (rng.random(n) >= self.request.receiver_z_probability).astype(np.uint8)
         photons = rng.poisson(self.mu[classes])
-        carrying = np.flatnonzero(photons)
-        detected_photons = rng.binomial(photons[carrying], link.transmittance)
-        arriving = carrying[detected_photons > 0]
-        count = detected_photons[detected_photons > 0]
-        # the chance a photon lands in the detector of the other bit value
-        agree = alice_basis[arriving] == bob_basis[arriving]
+        if self.attack is None:
+            carrying = np.flatnonzero(photons)
+            detected_photons = rng.binomial(photons[carrying], link.transmittance)
+            arriving = carrying[detected_photons > 0]
+            count = detected_photons[detected_photons > 0]
+            state_basis, state_bit = alice_basis, alice_bit
+        else:
+            arrival = self.attack.apply(rng, alice_basis, alice_bit, photons)
+            arriving, count, state_basis, state_bit = arrival.arriving, arrival.count, arrival.state_basis, arrival.state_bit
+            if self.oracle is not None:
+                self.oracle(
+                    EavesdropperRecords(
+                        request_id=self.request.request_id,
+                        neighbour=self.request.neighbour,
+                        block=first // self.request.block_size,
+                        first_pulse=first,
+                        knows_bit=arrival.eve_knows,
+                        eve_bit=arrival.eve_bit,
+                    )
+                )
+        # the chance a photon lands in the detector of the other bit value (relative to the state it carries)
+        agree = state_basis[arriving] == bob_basis[arriving]
         astray = rng.binomial(count, np.where(agree, link.misalignment, 0.5))
-        right = alice_bit[arriving]
+        right = state_bit[arriving]
         clicks = []
         for value in (0, 1):
             fired = np.zeros(n, dtype=np.bool_)
@@ -255,3 +297,185 @@ class _Train:
             bob_basis=bob_basis,
             intensity_class=classes,
         )
+
+
+# ---------------------------------------------------------------- adversaries
+
+
+@dataclass(frozen=True)
+class EavesdropperRecords:
+    """What an adversary holds of one block (an oracle read: the receiver never sees it).
+
+    Per pulse of the block (``first_pulse`` onwards): ``knows_bit`` is true
+    where Eve will know the sender's bit once the bases are announced (she
+    measured in the sender's basis, or she stored a photon of the pulse);
+    ``eve_bit`` is her value for it there (the sender's bit), her measurement
+    result where she measured in the other basis, and 0 where she holds nothing.
+    """
+
+    request_id: int
+    neighbour: str
+    block: int
+    first_pulse: int
+    knows_bit: npt.NDArray[np.bool_]
+    eve_bit: npt.NDArray[np.uint8]
+
+    def __post_init__(self) -> None:
+        for array in (self.knows_bit, self.eve_bit):
+            array.setflags(write=False)
+
+
+@dataclass(frozen=True)
+class _Arrival:
+    """What reaches the receiver's detectors: the pulses with at least one photon detected, the
+    number detected, the state the photons carry (basis, bit) per pulse, and what Eve holds."""
+
+    arriving: npt.NDArray[np.int64]
+    count: npt.NDArray[np.int64]
+    state_basis: npt.NDArray[np.uint8]
+    state_bit: npt.NDArray[np.uint8]
+    eve_knows: npt.NDArray[np.bool_]
+    eve_bit: npt.NDArray[np.uint8]
+
+
+_ADVERSARY: TypeAdapter[Adversary] = TypeAdapter(Adversary)
+
+
+def _checked_adversaries(adversaries: Mapping[str, Any], links: Mapping[str, PulseLink]) -> dict[str, Adversary]:
+    """The adversaries as models, each on an existing link; a one-line ``ValueError`` naming the field otherwise."""
+    out: dict[str, Adversary] = {}
+    for neighbour, params in adversaries.items():
+        if neighbour not in links:
+            raise ValueError(f"adversary.{neighbour}: no pulse link to {neighbour!r} (links: {sorted(links)})")
+        try:
+            out[neighbour] = _ADVERSARY.validate_python(params)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise ValueError(f"adversary.{neighbour}.{where}: {first['msg']}") from None
+    return out
+
+
+def _arrival(
+    rng: np.random.Generator, sent: npt.NDArray[np.int64], transmittance: float
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The pulses of which at least one of the ``sent`` photons is detected, and how many, each photon
+    detected independently with probability ``transmittance``."""
+    carrying = np.flatnonzero(sent)
+    detected = rng.binomial(sent[carrying], transmittance)
+    return carrying[detected > 0], detected[detected > 0]
+
+
+class _InterceptResend:
+    """Eve measures a random fraction of the pulses at the sender's output and resends what she found
+    (:class:`qnetstack.physical.params.InterceptResend`)."""
+
+    def __init__(self, params: InterceptResend, link: PulseLink) -> None:
+        self.params, self.transmittance = params, link.transmittance
+
+    def apply(
+        self, rng: np.random.Generator, alice_basis: npt.NDArray[np.uint8], alice_bit: npt.NDArray[np.uint8], photons: npt.NDArray[np.int64]
+    ) -> _Arrival:
+        n = len(photons)
+        measured = np.flatnonzero((rng.random(n) < self.params.fraction) & (photons > 0))
+        eve_basis = (rng.random(len(measured)) >= self.params.z_probability).astype(np.uint8)
+        same_basis = eve_basis == alice_basis[measured]
+        found = np.where(same_basis, alice_bit[measured], rng.integers(0, 2, len(measured), dtype=np.uint8))
+        sent = photons
+        if self.params.resend == "single_photon":
+            sent = photons.copy()
+            sent[measured] = 1
+        state_basis, state_bit = alice_basis.copy(), alice_bit.copy()
+        state_basis[measured], state_bit[measured] = eve_basis, found
+        knows, eve_bit = np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.uint8)
+        knows[measured[same_basis]] = True
+        eve_bit[measured] = found
+        arriving, count = _arrival(rng, sent, self.transmittance)
+        return _Arrival(arriving, count, state_basis, state_bit, knows, eve_bit)
+
+
+def _multi_photon_detection(mu: float, efficiency: float) -> float:
+    """M(μ) = Σ_{n≥2} P_μ(n) [1 − (1 − η_d)^(n−1)]: the receiver's click probability when Eve keeps one
+    photon of every pulse of n ≥ 2 photons and forwards n − 1 losslessly (P_μ Poissonian), from
+    Σ_{n≥1} P_μ(n) x^(n−1) = e^(−μ) (e^(μx) − 1) / x with x = 1 − η_d."""
+    x = 1.0 - efficiency
+    kept_dark = mu * math.exp(-mu) if x == 0.0 else math.exp(-mu) * math.expm1(mu * x) / x
+    return -math.expm1(-mu) - kept_dark
+
+
+def pns_blocking(mu: float, fibre_transmittance: float, detector_efficiency: float) -> tuple[float, float]:
+    """(b, c): the fractions of one-photon and of multi-photon pulses a photon-number-splitting Eve blocks
+    so that the receiver's gain at mean photon number ``mu`` is the honest 1 − e^(−t η_d μ).
+
+    Forwarding the rest over a lossless line gives (1 − b) μ e^(−μ) η_d + (1 − c) M(μ)
+    (:func:`_multi_photon_detection`). Eve blocks one-photon pulses first (they carry nothing she
+    can keep), multi-photon pulses only when b = 1 is not enough; b = 0 where even forwarding
+    everything falls short (Brassard, Lütkenhaus, Mor & Sanders 2000).
+    """
+    honest = -math.expm1(-fibre_transmittance * detector_efficiency * mu)
+    single = mu * math.exp(-mu) * detector_efficiency
+    multi = _multi_photon_detection(mu, detector_efficiency)
+    if multi >= honest:
+        return 1.0, (1.0 - honest / multi) if multi > 0.0 else 0.0
+    if single <= 0.0:
+        return 0.0, 0.0
+    return min(1.0, max(0.0, 1.0 - (honest - multi) / single)), 0.0
+
+
+class _PhotonNumberSplitting:
+    """Eve keeps one photon of each multi-photon pulse, blocks one-photon pulses, forwards the rest losslessly
+    (:class:`qnetstack.physical.params.PhotonNumberSplitting`)."""
+
+    def __init__(self, params: PhotonNumberSplitting, link: PulseLink, request: SendPulses) -> None:
+        self.efficiency = link.detector.efficiency
+        if params.single_photon_block is None:
+            signal = max(c.mean_photon_number for c in request.intensities)
+            self.single_block, self.multi_block = pns_blocking(signal, link.fibre.transmittance(), self.efficiency)
+        else:
+            self.single_block, self.multi_block = params.single_photon_block, 0.0
+
+    def apply(
+        self, rng: np.random.Generator, alice_basis: npt.NDArray[np.uint8], alice_bit: npt.NDArray[np.uint8], photons: npt.NDArray[np.int64]
+    ) -> _Arrival:
+        one, multi = np.flatnonzero(photons == 1), np.flatnonzero(photons >= 2)
+        forwarded = np.zeros(len(photons), dtype=np.int64)
+        forwarded[one[rng.random(len(one)) >= self.single_block]] = 1
+        passed = multi[rng.random(len(multi)) >= self.multi_block]
+        forwarded[passed] = photons[passed] - 1
+        knows = photons >= 2
+        eve_bit = np.where(knows, alice_bit, 0).astype(np.uint8)
+        arriving, count = _arrival(rng, forwarded, self.efficiency)
+        return _Arrival(arriving, count, alice_basis, alice_bit, knows, eve_bit)
+
+
+class _BeamSplitting:
+    """Eve taps 1 − t of each pulse off a lossless line (:class:`qnetstack.physical.params.BeamSplitting`)."""
+
+    def __init__(self, link: PulseLink) -> None:
+        self.fibre, self.efficiency = link.fibre.transmittance(), link.detector.efficiency
+
+    def apply(
+        self, rng: np.random.Generator, alice_basis: npt.NDArray[np.uint8], alice_bit: npt.NDArray[np.uint8], photons: npt.NDArray[np.int64]
+    ) -> _Arrival:
+        carrying = np.flatnonzero(photons)
+        to_bob = np.zeros(len(photons), dtype=np.int64)
+        to_bob[carrying] = rng.binomial(photons[carrying], self.fibre)
+        knows = photons > to_bob
+        eve_bit = np.where(knows, alice_bit, 0).astype(np.uint8)
+        arriving, count = _arrival(rng, to_bob, self.efficiency)
+        return _Arrival(arriving, count, alice_basis, alice_bit, knows, eve_bit)
+
+
+_Attack = _InterceptResend | _PhotonNumberSplitting | _BeamSplitting
+
+
+def _attack(params: Adversary | None, link: PulseLink, request: SendPulses) -> _Attack | None:
+    if params is None:
+        return None
+    if isinstance(params, InterceptResend):
+        return _InterceptResend(params, link)
+    if isinstance(params, PhotonNumberSplitting):
+        return _PhotonNumberSplitting(params, link, request)
+    if isinstance(params, BeamSplitting):
+        return _BeamSplitting(link)
+    raise TypeError(f"adversary: unknown kind {type(params).__name__}")
