@@ -27,9 +27,12 @@ from qnetstack.application.qkd.estimation import decoy_estimate, estimate_qber
 from qnetstack.application.qkd.key_length import binary_entropy, gllp_rate
 from qnetstack.application.qkd.sifting import sift_decoy
 from qnetstack.application.qkd.types import AbortReason, DecoyCounts, DecoyRecords, SiftedKey
+from qnetstack.physical.backends.heralding_backend import HeraldingModelBackend
 from qnetstack.physical.backends.pulses import EavesdropperRecords, PulseLink, PulseTrainBackend, pns_blocking
+from qnetstack.physical.backends.qutip_backend import QutipSingleClickBackend
 from qnetstack.physical.components.channels import FibreChannel
 from qnetstack.physical.components.detectors import Detector
+from qnetstack.physical.conformance.suite import SUITE
 from qnetstack.physical.params import BeamSplitting, InterceptResend, PhotonNumberSplitting
 from qnetstack.physical.service import IntensityClass, PulseRecords, SendPulses
 
@@ -374,3 +377,45 @@ def test_the_adversary_models_validate_their_fields():
     with pytest.raises(ValidationError, match="resend"):
         InterceptResend(resend="pulse")  # type: ignore[arg-type]
     assert PhotonNumberSplitting(single_photon_block=0.3).replace(single_photon_block=None).single_photon_block is None
+
+
+# ---------------------------------------------------------------- the conformance clauses catch broken adversaries
+
+
+class _IgnoresAdversary(HeraldingModelBackend):
+    """Takes an adversary and runs the honest channel."""
+
+    def pulse_trains(self, links, adversary=None, eavesdropper_oracle=None):  # type: ignore[no-untyped-def]
+        return PulseTrainBackend(links)
+
+
+class _AttacksEveryLink(HeraldingModelBackend):
+    """Puts the first adversary it is given on every link."""
+
+    def pulse_trains(self, links, adversary=None, eavesdropper_oracle=None):  # type: ignore[no-untyped-def]
+        if adversary:
+            first = next(iter(adversary.values()))
+            adversary = {link.neighbour: first for link in links}
+        return PulseTrainBackend(links, adversary=adversary, eavesdropper_oracle=eavesdropper_oracle)
+
+
+ATTACK_CLAUSES = [f"PHY-PULSE-{i}" for i in range(6, 11)]
+
+
+def test_the_reference_backend_passes_the_adversary_clauses_and_others_are_not_judged():
+    report = SUITE.run(HeraldingModelBackend, select=ATTACK_CLAUSES)
+    assert {c.clause: c.status for c in report.clauses} == dict.fromkeys(ATTACK_CLAUSES, "pass")
+    report = SUITE.run(QutipSingleClickBackend, select=ATTACK_CLAUSES)
+    assert {c.clause: c.status for c in report.clauses} == dict.fromkeys(ATTACK_CLAUSES, "not_applicable")
+
+
+@pytest.mark.parametrize(
+    ("impl", "failing"),
+    [
+        (_IgnoresAdversary, {"PHY-PULSE-7", "PHY-PULSE-8", "PHY-PULSE-9", "PHY-PULSE-10"}),  # it also accepts any adversary
+        (_AttacksEveryLink, {"PHY-PULSE-6", "PHY-PULSE-10"}),  # it moves an adversary on carol to bob instead of refusing it
+    ],
+)
+def test_broken_adversaries_are_caught_by_clause(impl, failing):
+    report = SUITE.run(impl, select=ATTACK_CLAUSES)
+    assert {c.clause for c in report.clauses if c.status == "fail"} == failing

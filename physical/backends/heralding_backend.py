@@ -439,7 +439,10 @@ class HeraldingModelBackend(MidpointBackend):
     nodes: dict[str, ModelNode]
     stations: dict[str, ModelStation]
 
-    def pulse_trains(self, links: list[PulseLink]) -> PulseTrainBackend:
+    def pulse_trains(
+        self, links: list[PulseLink], adversary: dict[str, Any] | None = None, eavesdropper_oracle: Any = None
+    ) -> PulseTrainBackend:
         """Weak-coherent pulse trains on ``links`` (``physical/backends/pulses.py``): not yet
-        answered by the node entities, which have no prepare-and-measure link to send on."""
-        return PulseTrainBackend(links)
+        answered by the node entities, which have no prepare-and-measure link to send on.
+        ``adversary`` and ``eavesdropper_oracle`` are passed to ``PulseTrainBackend``."""
+        return PulseTrainBackend(links, adversary=adversary, eavesdropper_oracle=eavesdropper_oracle)

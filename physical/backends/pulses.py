@@ -351,8 +351,8 @@ def _checked_adversaries(adversaries: Mapping[str, Any], links: Mapping[str, Pul
             out[neighbour] = _ADVERSARY.validate_python(params)
         except ValidationError as error:
             first = error.errors()[0]
-            where = ".".join(str(part) for part in first["loc"])
-            raise ValueError(f"adversary.{neighbour}.{where}: {first['msg']}") from None
+            where = "".join(f".{part}" for part in first["loc"])
+            raise ValueError(f"adversary.{neighbour}{where}: {first['msg']}") from None
     return out
 
 
