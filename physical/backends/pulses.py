@@ -46,6 +46,17 @@ first gate after it re-arms (the detector module's simplified model,
 ``qnetstack.physical.components.detectors``). The detector state carries over from
 one block to the next.
 
+Adversaries. ``PulseTrainBackend(links, adversary={neighbour: model})`` puts
+an eavesdropper (a model of ``qnetstack.physical.params``: intercept-resend,
+photon-number splitting, beam splitting) on the link to that neighbour. The
+sender's draws and the receiver's detectors stay as above; the attack replaces
+the binomial loss between them: it decides, per pulse and with a few numpy
+calls, how many photons reach the receiver's detectors and in which state
+(basis, bit) they were prepared, the sender's or Eve's. Misalignment then acts
+relative to that state. What Eve holds goes to ``eavesdropper_oracle``
+(:class:`EavesdropperRecords`), never into the records. A link without an
+adversary draws exactly what it drew before adversaries existed.
+
 Time: pulse ``i`` leaves at ``start_ns + i / f_rep``; a block's records are
 delivered after the block's last pulse left plus the fibre delay. Every draw
 comes from the generator the caller passes (the node entity's ``ctx.rng``),
