@@ -16,8 +16,12 @@ written in: they hold up to the double-click and dark-count overlap terms
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -419,3 +423,13 @@ def test_the_reference_backend_passes_the_adversary_clauses_and_others_are_not_j
 def test_broken_adversaries_are_caught_by_clause(impl, failing):
     report = SUITE.run(impl, select=ATTACK_CLAUSES)
     assert {c.clause for c in report.clauses if c.status == "fail"} == failing
+
+
+def test_the_attack_benchmark_prints_a_figure_per_case():
+    """benchmarks/qkd_attacks.py, run as a user runs it, on a small train."""
+    root = Path(__file__).resolve().parent.parent
+    command = [sys.executable, str(root / "benchmarks" / "qkd_attacks.py"), "--pulses", "20000", "--repeat", "1", "--json"]
+    out = json.loads(subprocess.run(command, capture_output=True, text=True, check=True, cwd=root).stdout)
+    cases = {"honest", "intercept_resend", "photon_number_splitting", "beam_splitting"}
+    assert set(out["pulses_per_s"]) == cases and all(v > 0 for v in out["pulses_per_s"].values())
+    assert out["pulses"] == 20_000
