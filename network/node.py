@@ -725,10 +725,11 @@ class NetworkNode:
     def _ask_link(self, circuit: Circuit, moment: Any) -> None:
         number = self.policy.to_ask(circuit, moment)
         if self._paced(circuit) and self._distiller is None and self._e2e is None:  # a distilling policy paces per round
-            # one link pair per hop at a time: the next only once both ends have used the last,
-            # so neither end holds more than it reserved
+            # one link request per hop at a time: the next only once both ends have used every
+            # pair of the last, so neither end holds more than it reserved
             in_flight = circuit.requested - min(circuit.used_downstream, circuit.freed_downstream)
-            number = min(number, 1 - in_flight)
+            per_request = getattr(self.policy, "pairs_per_request", 1)
+            number = 0 if per_request > 1 and in_flight > 0 else min(number, per_request - in_flight)
         elif circuit.hops == 1 and isinstance(circuit, CircuitEnd) and self._distiller is None and self._keeps_head_qubits(circuit):
             number = min(number, 1 - (circuit.requested - circuit.delivered))
         if number <= 0:
