@@ -207,7 +207,11 @@ def build_scenario(
             "applications": applications,
             "stop": {"max_time_ns": round(sim_time_s * 1e9), "max_events": None},
             # swap-asap's own option, given only when it differs from its default
-            **({"network": {"policy": "swap-asap", "policy_options": {"pairs_per_request": pairs_per_request}}} if pairs_per_request > 1 else {}),
+            **(
+                {"network": {"policy": "swap-asap", "policy_options": {"pairs_per_request": pairs_per_request}}}
+                if pairs_per_request > 1
+                else {}
+            ),
         }
     )
 

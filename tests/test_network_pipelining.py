@@ -157,4 +157,3 @@ def test_crossing_circuits_on_the_chain_and_the_grid_all_complete():
     result = sim.run()
     assert result.status == "done" and [app.results for app in result.applications] == [10, 10, 10]
     assert_settled(sim)
-
