@@ -39,7 +39,8 @@ number the head never reuses.
    Over repeaters a node asks for the next pair of a hop only once both ends
    of the hop have used the last one (the downstream end says so with
    ``HopFreed``), so no node holds more link pairs of a circuit than it
-   reserved.
+   reserved (a policy with ``pairs_per_request`` w asks for w at a time, the
+   next w once both ends have used all of the last).
 4. An end that holds a link pair and the swap records chaining it to the
    other end (found by following ``ent_id`` s from its own pair) knows the
    pair's Bell state, the XOR of every frame and swap outcome

@@ -104,8 +104,8 @@ class SwapAsapPolicy:
     used every one of them, so the link makes them back to back, with one
     CREATE, ACK and agreed start for ``w`` pairs instead of one each. The
     circuit then holds at most ``w`` link pairs per hop side, and reserves ``w``
-    qubits at each end and ``2 w`` at each repeater (a node with fewer refuses
-    the circuit, NORES). Reserved in full before the circuit starts, as with
+    qubits at each end and ``2 w`` at each repeater (a circuit that cannot fit
+    is refused as any other: ``NetRejected`` or NORES). Reserved in full before the circuit starts, as with
     ``w`` = 1, so crossing circuits still cannot deadlock; they take turns
     sooner at a small memory.
     """
