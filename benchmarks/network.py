@@ -175,6 +175,7 @@ def build_scenario(
     qubits: int = 4,
     t2_ns: int | None = 1_000_000_000,
     seed: int = 1,
+    pairs_per_request: int = 1,
 ) -> Scenario:
     """The benchmark's scenario (validated like a scenario file); topology and
     circuit ends are drawn from ``seed``, and the run's streams seeded with it."""
@@ -184,6 +185,8 @@ def build_scenario(
         raise ValueError("--circuits and --pairs must be at least 1")
     if not sim_time_s > 0:
         raise ValueError(f"--sim-time-s must be positive, got {sim_time_s}")
+    if pairs_per_request < 1:
+        raise ValueError(f"--pairs-per-request must be at least 1, got {pairs_per_request}")
     rng = np.random.default_rng(seed)
     graph = build_topology(topology, nodes, km, rng)
     ends = circuit_ends(graph, circuits, endpoints, rng)
@@ -203,6 +206,12 @@ def build_scenario(
             "implementations": {"physical": "model-heralding", "link": "fast-forward-egp", "network": "swap-asap"},
             "applications": applications,
             "stop": {"max_time_ns": round(sim_time_s * 1e9), "max_events": None},
+            # swap-asap's own option, given only when it differs from its default
+            **(
+                {"network": {"policy": "swap-asap", "policy_options": {"pairs_per_request": pairs_per_request}}}
+                if pairs_per_request > 1
+                else {}
+            ),
         }
     )
 
@@ -303,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--qubits", type=int, default=4, help="memory qubits per node")
     parser.add_argument("--t2-ns", type=int, default=1_000_000_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--pairs-per-request", type=int, default=1, help="swap-asap over repeaters: link pairs one CREATE asks for (its pairs_per_request)"
+    )
     parser.add_argument("--repeat", type=int, default=1, help="run this many times, report the fastest")
     parser.add_argument("--wall-limit-s", type=float, default=None, help="cut each run after this many seconds of wall-clock time")
     parser.add_argument("--json", action="store_true", help="print one JSON object and nothing else")
@@ -320,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
             qubits=args.qubits,
             t2_ns=args.t2_ns,
             seed=args.seed,
+            pairs_per_request=args.pairs_per_request,
         )
     except ValueError as exc:  # ScenarioError is a ValueError
         parser.error(str(exc))

@@ -39,7 +39,8 @@ number the head never reuses.
    Over repeaters a node asks for the next pair of a hop only once both ends
    of the hop have used the last one (the downstream end says so with
    ``HopFreed``), so no node holds more link pairs of a circuit than it
-   reserved.
+   reserved (a policy with ``pairs_per_request`` w asks for w at a time, the
+   next w once both ends have used all of the last).
 4. An end that holds a link pair and the swap records chaining it to the
    other end (found by following ``ent_id`` s from its own pair) knows the
    pair's Bell state, the XOR of every frame and swap outcome
@@ -725,10 +726,11 @@ class NetworkNode:
     def _ask_link(self, circuit: Circuit, moment: Any) -> None:
         number = self.policy.to_ask(circuit, moment)
         if self._paced(circuit) and self._distiller is None and self._e2e is None:  # a distilling policy paces per round
-            # one link pair per hop at a time: the next only once both ends have used the last,
-            # so neither end holds more than it reserved
+            # one link request per hop at a time: the next only once both ends have used every
+            # pair of the last, so neither end holds more than it reserved
             in_flight = circuit.requested - min(circuit.used_downstream, circuit.freed_downstream)
-            number = min(number, 1 - in_flight)
+            per_request = getattr(self.policy, "pairs_per_request", 1)
+            number = 0 if per_request > 1 and in_flight > 0 else min(number, per_request - in_flight)
         elif circuit.hops == 1 and isinstance(circuit, CircuitEnd) and self._distiller is None and self._keeps_head_qubits(circuit):
             number = min(number, 1 - (circuit.requested - circuit.delivered))
         if number <= 0:

@@ -97,21 +97,36 @@ class SwapAsapPolicy:
     this before its chain's last swap is discarded at both ends, not
     delivered, and made anew. A discarded pair is freed before its replacement
     is asked for, so the reservation is the same.
+
+    ``pairs_per_request`` (option, default 1): over repeaters, how many link
+    pairs one CREATE asks for. With ``w`` > 1 the hop's creator asks for ``w``
+    pairs at once and for the next ``w`` only when both ends of the hop have
+    used every one of them, so the link makes them back to back, with one
+    CREATE, ACK and agreed start for ``w`` pairs instead of one each. The
+    circuit then holds at most ``w`` link pairs per hop side, and reserves ``w``
+    qubits at each end and ``2 w`` at each repeater (a circuit that cannot fit
+    is refused as any other: ``NetRejected`` or NORES). Reserved in full before the circuit starts, as with
+    ``w`` = 1, so crossing circuits still cannot deadlock; they take turns
+    sooner at a small memory.
     """
 
     name: ClassVar[str] = "swap-asap"
 
-    def __init__(self, cutoff_ns: int | None = None, circuit_cutoff_ns: int | None = None) -> None:
+    def __init__(self, cutoff_ns: int | None = None, circuit_cutoff_ns: int | None = None, pairs_per_request: int = 1) -> None:
         for option, value in (("cutoff_ns", cutoff_ns), ("circuit_cutoff_ns", circuit_cutoff_ns)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
                 raise ValueError(f"{option} must be a whole number of nanoseconds >= 0 (or left out), got {value!r}")
+        if isinstance(pairs_per_request, bool) or not isinstance(pairs_per_request, int) or pairs_per_request < 1:
+            raise ValueError(f"pairs_per_request must be a whole number >= 1, got {pairs_per_request!r}")
         self.cutoff_ns = cutoff_ns
         self.circuit_cutoff_ns = circuit_cutoff_ns
+        self.pairs_per_request = pairs_per_request
 
     def to_ask(self, circuit: Circuit, moment: Moment) -> int:
         if circuit.downstream is None or circuit.requested >= circuit.number:
             return 0
-        return circuit.number - circuit.requested if circuit.hops == 1 else 1
+        left = circuit.number - circuit.requested
+        return left if circuit.hops == 1 else min(left, self.pairs_per_request)
 
     def to_swap(self, circuit: CircuitAtRepeater, pairs: PairStore) -> tuple[LinkPair, LinkPair] | None:
         assert circuit.up_hop is not None and circuit.down_hop is not None
@@ -126,7 +141,8 @@ class SwapAsapPolicy:
         return True
 
     def qubits_held(self, hops: int, position: int) -> int:
-        return 1 if position in (0, hops) else 2
+        per_side = 1 if hops == 1 else self.pairs_per_request
+        return per_side if position in (0, hops) else 2 * per_side
 
 
 POLICIES: dict[str, type[Policy]] = {}
