@@ -607,7 +607,11 @@ class DecoyBb84:
         columns = [np.concatenate([j[c] for j in session.joined]) for c in range(5)]
         session.joined = []
         rounds = DecoyRounds(*columns, sent_agreeing=tuple(int(n) for n in session.sent_agreeing), pulses=session.request.pulses or 0)
-        session.result = decoy_post_process(rounds, session.request, session.rng)
+        session.result = result = decoy_post_process(rounds, session.request, session.rng)
+        # the figures also when there is no key (an abort's AppError carries a detail only)
+        self.ctx.trace(
+            "bb84_decoy.post_processed", session=session.key, code=None if result.code is None else result.code.value, **result.figures
+        )
         one_way = max(0, self.ctx.now_ns - msg.sent_ns)
         self.ctx.set_timer(2 * one_way * session.result.round_trips, (_TIMER, session.key))
 

@@ -120,7 +120,10 @@ def scenario(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
-    simulation = assemble(parse_scenario(scenario(args)))
+    data = scenario(args)
+    # a decoy-BB84 run traces its figures (sifted bits, QBER) also when it aborts: a few records
+    data["keep_trace"] = args.protocol == "bb84-decoy"
+    simulation = assemble(parse_scenario(data))
     result = simulation.run()
     wall_s = time.perf_counter() - started
     messages = [(node, msg) for _, node, msg in simulation.network.user_messages]
@@ -143,7 +146,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         out[f"key_rate_per_{spent_key[:-1]}"] = head.length / spent
     else:
         out.update(status=errors[0].code.value if errors else result.status, detail=errors[0].detail if errors else result.end.detail)
-        out.update(sifted_bits=None, qber=None, secret_bits=0, ec_efficiency=None, keys_equal=None)
+        traced = [r for r in simulation.network.trace.records if r["event"] == "bb84_decoy.post_processed"]
+        figures = traced[0] if traced else {}
+        out.update(sifted_bits=figures.get("sifted_bits"), qber=figures.get("qber"), secret_bits=0, ec_efficiency=None, keys_equal=None)
         out[f"key_rate_per_{spent_key[:-1]}"] = 0.0
     out.update(sim_time_ns=result.sim_time_ns, wall_s=round(wall_s, 3), events=result.events)
     return out

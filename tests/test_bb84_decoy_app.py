@@ -302,3 +302,41 @@ def test_twenty_seeded_runs_through_the_stack_give_equal_keys_or_none():
             given += 1
             assert keys[0].key_hex == keys[1].key_hex, f"seed {seed}"
     assert given >= 10, given
+
+
+# ---------------------------------------------------------------- the spec's clauses (specs/application.md §9)
+
+
+def test_app_qkd_5_a_request_to_a_node_with_no_pulse_link_is_rejected_at_run_time():
+    """APP-QKD-5: submitted in code (past the scenario's check), the request ends with REJECTED naming the field."""
+    data = scenario(5.0, 200_000, model=BRIGHT)
+    data["nodes"].append({"name": "carol"})
+    data["links"].append({"a": "bob", "b": "carol", "length_km": 1.0})
+    simulation = assemble(parse_scenario(data))
+    simulation.network.submit("alice", QkdRequest(request_id=5, remote_node="carol", protocol="bb84-decoy", pulses=100_000))
+    simulation.run()
+    errors = [m for _, n, m in simulation.network.user_messages if isinstance(m, AppError) and m.request_id == 5]
+    assert [e.code for e in errors] == [AppErrorCode.REJECTED]
+    assert errors[0].detail.startswith("remote_node:")
+
+
+def test_app_qkd_7_and_8_the_key_comes_after_the_train_and_within_the_asymptotic_bound():
+    """APP-QKD-7: no key before the last pulse left and reached the receiver, the tail's not before the
+    head's. APP-QKD-8: the length is within the asymptotic bound of the figures the key reports."""
+    from qnetstack.application.qkd.key_length import binary_entropy
+    from qnetstack.physical.components.channels import FibreChannel as Fibre
+
+    pulses, km = 300_000, 20.0
+    _, messages = run(scenario(km, pulses, model=BRIGHT, epsilon=1e-6))
+    keys = {n: m for n, m in messages if isinstance(m, KeyDelivered)}
+    head, tail = keys["alice"], keys["bob"]
+    last_detection_ns = (pulses - 1) * 10 + Fibre(length_km=km, db_per_km=0.21).delay_ns()
+    assert head.time_ns >= last_detection_ns and tail.time_ns >= head.time_ns
+    assert head.gain_signal and head.single_photon_gain_lower and head.single_photon_error_upper is not None
+    bound = (
+        head.sifted_bits * head.single_photon_gain_lower / head.gain_signal * (1 - binary_entropy(min(head.single_photon_error_upper, 0.5)))
+        - head.leaked_ec_bits
+        - head.verify_bits
+    )
+    assert 0 < head.length <= math.floor(bound)
+    assert len(bytes.fromhex(head.key_hex)) == math.ceil(head.length / 8)
