@@ -604,9 +604,10 @@ class DecoyBb84:
             self._fail(session, AppErrorCode.AUTH_FAILED, "the tail's confirmation failed authentication")
             return
         session.fire(_HE.CONFIRMED)
-        columns = [np.concatenate([j[c] for j in session.joined]) for c in range(5)]
+        alice_basis, alice_bit, classes, bob_basis, bob_bit = (np.concatenate([j[c] for j in session.joined]) for c in range(5))
         session.joined = []
-        rounds = DecoyRounds(*columns, sent_agreeing=tuple(int(n) for n in session.sent_agreeing), pulses=session.request.pulses or 0)
+        sent_agreeing = tuple(int(n) for n in session.sent_agreeing)
+        rounds = DecoyRounds(alice_basis, alice_bit, classes, bob_basis, bob_bit, sent_agreeing, session.request.pulses or 0)
         session.result = result = decoy_post_process(rounds, session.request, session.rng)
         # the figures also when there is no key (an abort's AppError carries a detail only)
         self.ctx.trace(

@@ -506,11 +506,12 @@ def _build(scenario: Scenario, impls: dict[str, Any]) -> Simulation:
         fibre_graph.add_edge(link.a, station, delay_ns=half_delay)
         fibre_graph.add_edge(station, link.b, delay_ns=half_delay)
     pulse_links = [p.pulse_link() for p in scenario.pulse_links]
-    for spec, pulse_link in zip(scenario.pulse_links, pulse_links):
+    for pulse_spec, pulse_link in zip(scenario.pulse_links, pulse_links):
         # the classical messages of a decoy-BB84 session travel along the pulse link's fibre
         delay = round(pulse_link.fibre.delay_ns())
-        if not fibre_graph.has_edge(spec.sender, spec.receiver) or fibre_graph.edges[spec.sender, spec.receiver]["delay_ns"] > delay:
-            fibre_graph.add_edge(spec.sender, spec.receiver, delay_ns=delay)
+        ends = (pulse_spec.sender, pulse_spec.receiver)
+        if not fibre_graph.has_edge(*ends) or fibre_graph.edges[ends]["delay_ns"] > delay:
+            fibre_graph.add_edge(*ends, delay_ns=delay)
 
     network = Network(scenario.seed, FibreDelays(fibre_graph), keep_trace=scenario.keep_trace)
     backend = impls["physical"]()
