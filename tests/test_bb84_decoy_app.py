@@ -340,3 +340,14 @@ def test_app_qkd_7_and_8_the_key_comes_after_the_train_and_within_the_asymptotic
     )
     assert 0 < head.length <= math.floor(bound)
     assert len(bytes.fromhex(head.key_hex)) == math.ceil(head.length / 8)
+
+
+def test_keys_that_differ_after_error_correction_are_stopped_by_verification():
+    """With an error correction that corrects nothing (the conformance kit's), the ~700-bit keys
+    differ in ~20 places: verification must stop every one of 20 seeded runs, no key at either end."""
+    from qnetstack.application.conformance.suite import QKD_NO_EC  # registers the reconciler
+
+    request = QkdRequest(remote_node="bob", protocol="bb84-decoy", pulses=20_000, epsilon=1e-6, ec=QKD_NO_EC)
+    for seed in range(20):
+        result = decoy_post_process(small_rounds(seed), request, np.random.default_rng(seed))
+        assert result.code is AppErrorCode.VERIFY_FAILED and result.head_key is None and result.tail_key is None, seed
