@@ -343,11 +343,19 @@ def test_app_qkd_7_and_8_the_key_comes_after_the_train_and_within_the_asymptotic
 
 
 def test_keys_that_differ_after_error_correction_are_stopped_by_verification():
-    """With an error correction that corrects nothing (the conformance kit's), the ~700-bit keys
-    differ in ~20 places: verification must stop every one of 20 seeded runs, no key at either end."""
-    from qnetstack.application.conformance.suite import QKD_NO_EC  # registers the reconciler
+    """With an error correction that corrects nothing, the ~700-bit keys differ in ~20 places:
+    verification must stop every one of 20 seeded runs, no key at either end."""
+    from qnetstack.application.qkd.reconcile import ReconciliationResult, reconciler_names, register_reconciler
 
-    request = QkdRequest(remote_node="bob", protocol="bb84-decoy", pulses=20_000, epsilon=1e-6, ec=QKD_NO_EC)
+    class NoCorrection:
+        name = "test-bb84-no-correction"
+
+        def reconcile(self, alice: Any, bob: Any, qber_estimate: float, rng: Any) -> ReconciliationResult:
+            return ReconciliationResult(method=self.name, key=bob.copy(), leaked_bits=0, efficiency=0.0, channel_uses=0, passes=0)
+
+    if NoCorrection.name not in reconciler_names():
+        register_reconciler(NoCorrection.name, NoCorrection)
+    request = QkdRequest(remote_node="bob", protocol="bb84-decoy", pulses=20_000, epsilon=1e-6, ec=NoCorrection.name)
     for seed in range(20):
         result = decoy_post_process(small_rounds(seed), request, np.random.default_rng(seed))
         assert result.code is AppErrorCode.VERIFY_FAILED and result.head_key is None and result.tail_key is None, seed
