@@ -28,13 +28,13 @@ import enum
 import math
 from typing import Annotated, Literal, Protocol, runtime_checkable
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from qnetstack.entity import Entity
 from qnetstack.entity.message import Message as _Message
 from qnetstack.link.service import PRIORITY_LEVELS
 from qnetstack.network.service import PairId
-from qnetstack.physical.service import MAX_INTENSITY_CLASSES, IntensityClass, Probability
+from qnetstack.physical.service import IntensityClass, Probability
 
 __all__ = [
     "BlochState",
@@ -167,11 +167,9 @@ class QkdRequest(_Message):
     request_id: int = _REQUEST_ID
     remote_node: str = Field(min_length=1)
     protocol: Literal["bbm92", "e91", "bb84-decoy"] = "bbm92"
-    pairs: int = Field(0, ge=0, description=f"end-to-end pairs to spend (bbm92, e91: at least {MIN_QKD_PAIRS})")
-    pulses: int | None = Field(None, ge=MIN_QKD_PULSES, description="weak coherent pulses to send (bb84-decoy)")
-    intensities: list[IntensityClass] = Field(
-        default_factory=lambda: list(DEFAULT_DECOY_INTENSITIES), min_length=3, max_length=MAX_INTENSITY_CLASSES
-    )
+    pairs: int = Field(0, ge=0, validate_default=True, description=f"end-to-end pairs to spend (bbm92, e91: at least {MIN_QKD_PAIRS})")
+    pulses: int | None = Field(None, ge=MIN_QKD_PULSES, validate_default=True, description="weak coherent pulses to send (bb84-decoy)")
+    intensities: list[IntensityClass] = Field(default_factory=lambda: list(DEFAULT_DECOY_INTENSITIES), min_length=3, max_length=3)
     z_probability: float = Field(0.5, gt=0.0, lt=1.0)
     finite_key: bool = False
     key_bits: int | None = Field(None, ge=1)
@@ -192,27 +190,46 @@ class QkdRequest(_Message):
         (1 for ``bb84-decoy``, which asks the network for nothing and delivers one key)."""
         return 1 if self.protocol == "bb84-decoy" else self.pairs
 
-    @model_validator(mode="after")
-    def _spend_fits_protocol(self) -> QkdRequest:
-        if self.protocol == "bb84-decoy":
-            if self.pulses is None:
-                raise ValueError("pulses: bb84-decoy needs the number of pulses to send")
-            if self.pairs:
-                raise ValueError("pairs: bb84-decoy spends pulses, not pairs; leave pairs out")
-            if self.key_bits is not None and self.key_bits > self.pulses:
-                raise ValueError(f"key_bits: {self.key_bits} bits is more than {self.pulses} pulses can ever give (one bit a pulse)")
-            mus = [c.mean_photon_number for c in self.intensities]
-            if not (mus[0] > mus[1] > 0.0 and mus[2] == 0.0):
-                raise ValueError(f"intensities: need signal > weak decoy > 0 and a vacuum third, got {mus[:3]}")
-            total = math.fsum(c.probability for c in self.intensities)
-            if abs(total - 1.0) > 1e-9:
-                raise ValueError(f"intensities: the probabilities sum to {total}, not 1")
-        else:
-            if self.pairs < MIN_QKD_PAIRS:
-                raise ValueError(f"pairs: {self.protocol} needs at least {MIN_QKD_PAIRS} end-to-end pairs, got {self.pairs}")
-            if self.pulses is not None:
-                raise ValueError(f"pulses: {self.protocol} spends pairs, not pulses; leave pulses out")
-        return self
+    # Field validators, so that an error names its field; each runs also on the default
+    # (validate_default) and reads the fields before it (info.data: protocol first).
+    @field_validator("pairs")
+    @classmethod
+    def _pairs_fit_protocol(cls, pairs: int, info: ValidationInfo) -> int:
+        protocol = info.data.get("protocol")
+        if protocol == "bb84-decoy" and pairs:
+            raise ValueError("bb84-decoy spends pulses, not pairs; leave pairs out")
+        if protocol in ("bbm92", "e91") and pairs < MIN_QKD_PAIRS:
+            raise ValueError(f"{protocol} needs at least {MIN_QKD_PAIRS} end-to-end pairs, got {pairs}")
+        return pairs
+
+    @field_validator("pulses")
+    @classmethod
+    def _pulses_fit_protocol(cls, pulses: int | None, info: ValidationInfo) -> int | None:
+        protocol = info.data.get("protocol")
+        if protocol == "bb84-decoy" and pulses is None:
+            raise ValueError("bb84-decoy needs the number of pulses to send")
+        if protocol in ("bbm92", "e91") and pulses is not None:
+            raise ValueError(f"{protocol} spends pairs, not pulses; leave pulses out")
+        return pulses
+
+    @field_validator("intensities")
+    @classmethod
+    def _signal_decoy_vacuum(cls, intensities: list[IntensityClass]) -> list[IntensityClass]:
+        mus = [c.mean_photon_number for c in intensities]
+        if not (mus[0] > mus[1] > 0.0 and mus[2] == 0.0):
+            raise ValueError(f"need signal > weak decoy > 0 and a vacuum third, got {mus}")
+        total = math.fsum(c.probability for c in intensities)
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"the probabilities sum to {total}, not 1")
+        return intensities
+
+    @field_validator("key_bits")
+    @classmethod
+    def _key_within_pulses(cls, key_bits: int | None, info: ValidationInfo) -> int | None:
+        pulses = info.data.get("pulses")
+        if key_bits is not None and pulses is not None and key_bits > pulses:
+            raise ValueError(f"{key_bits} bits is more than {pulses} pulses can ever give (one bit a pulse)")
+        return key_bits
 
     @field_validator("ec")
     @classmethod

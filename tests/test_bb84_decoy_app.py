@@ -145,8 +145,20 @@ def test_finite_key_needs_more_pulses_and_then_gives_a_key():
         ({"protocol": "bb85"}, "protocol", "bb84-decoy"),
         ({"epsilon": 1.0}, "epsilon", "less than 1"),
         ({"epsilon": 0.0}, "epsilon", "greater than 0"),
-        ({"key_bits": 300_000}, "request", "more than 200000 pulses can ever give"),
-        ({"pairs": 500}, "request", "spends pulses, not pairs"),
+        ({"key_bits": 300_000}, "key_bits", "more than 200000 pulses can ever give"),
+        ({"pairs": 500}, "pairs", "spends pulses, not pairs"),
+        ({"pulses": 5_000}, "pulses", "greater than or equal to 10000"),
+        (
+            {
+                "intensities": [
+                    {"mean_photon_number": 0.1, "probability": 0.5},
+                    {"mean_photon_number": 0.5, "probability": 0.5},
+                    {"mean_photon_number": 0.0, "probability": 0.0},
+                ]
+            },
+            "intensities",
+            "signal > weak decoy",
+        ),
         ({"remote_node": "carol"}, "remote_node", "needs a pulse link"),
     ],
 )
@@ -162,7 +174,7 @@ def test_bad_requests_are_refused_in_one_line_naming_the_field(change, field, wo
 
 
 def test_a_decoy_request_without_pulses_is_refused():
-    with pytest.raises(ValueError, match="pulses: bb84-decoy needs"):
+    with pytest.raises(ValueError, match="pulses\n.*bb84-decoy needs the number of pulses"):
         QkdRequest(remote_node="bob", protocol="bb84-decoy")
 
 
