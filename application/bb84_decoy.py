@@ -871,4 +871,7 @@ class PulseQkdApplication:
 
     def __getattr__(self, name: str) -> Any:
         # what the node's other application offers besides the entity methods (e.g. its PROVIDES)
-        return getattr(self.__dict__["inner"], name)
+        inner = self.__dict__.get("inner")
+        if inner is None:  # not built yet (a copy, an unpickling)
+            raise AttributeError(name)
+        return getattr(inner, name)
