@@ -319,8 +319,8 @@ def test_twenty_seeded_runs_through_the_stack_give_equal_keys_or_none():
 # ---------------------------------------------------------------- the spec's clauses (specs/application.md §9)
 
 
-def test_app_qkd_5_a_request_to_a_node_with_no_pulse_link_is_rejected_at_run_time():
-    """APP-QKD-5: submitted in code (past the scenario's check), the request ends with REJECTED naming the field."""
+def test_qkd_pm_1_a_request_to_a_node_with_no_pulse_link_is_rejected_at_run_time():
+    """QKD-PM-1: submitted in code (past the scenario's check), the request ends with REJECTED naming the field."""
     data = scenario(5.0, 200_000, model=BRIGHT)
     data["nodes"].append({"name": "carol"})
     data["links"].append({"a": "bob", "b": "carol", "length_km": 1.0})
@@ -332,9 +332,9 @@ def test_app_qkd_5_a_request_to_a_node_with_no_pulse_link_is_rejected_at_run_tim
     assert errors[0].detail.startswith("remote_node:")
 
 
-def test_app_qkd_7_and_8_the_key_comes_after_the_train_and_within_the_asymptotic_bound():
-    """APP-QKD-7: no key before the last pulse left and reached the receiver, the tail's not before the
-    head's. APP-QKD-8: the length is within the asymptotic bound of the figures the key reports."""
+def test_qkd_pm_3_and_4_the_key_comes_after_the_train_and_within_the_asymptotic_bound():
+    """QKD-PM-3: no key before the last pulse left and reached the receiver, the tail's not before the
+    head's. QKD-PM-4: the length is within the asymptotic bound of the figures the key reports."""
     from qnetstack.application.qkd.key_length import binary_entropy
     from qnetstack.physical.components.channels import FibreChannel as Fibre
 
