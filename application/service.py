@@ -10,8 +10,10 @@ results back up. Two applications so far:
 * ``PairsRequest``: make end-to-end pairs and report each one's oracle
   fidelity and the network's goodness in a ``PairResult``;
 * ``QkdRequest``: distil a secret key with ``remote_node`` from end-to-end
-  pairs (BBM92 or E91) and deliver it as ``KeyDelivered`` at both ends, or end
-  with an ``AppError`` whose code says why no key was made (docs/qkd.md).
+  pairs (BBM92 or E91), or from a train of weak coherent pulses over a pulse
+  link (prepare-and-measure BB84 with decoy states, ``bb84-decoy``), and
+  deliver it as ``KeyDelivered`` at both ends, or end with an ``AppError``
+  whose code says why no key was made (docs/qkd.md, docs/qkd-bb84.md).
 
 Every request carries a ``request_id`` chosen by its user, and every response
 names it, so a user with several requests open at once (even to the same node)
@@ -26,13 +28,13 @@ import enum
 import math
 from typing import Annotated, Literal, Protocol, runtime_checkable
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from qnetstack.entity import Entity
 from qnetstack.entity.message import Message as _Message
 from qnetstack.link.service import PRIORITY_LEVELS
 from qnetstack.network.service import PairId
-from qnetstack.physical.service import Probability
+from qnetstack.physical.service import IntensityClass, Probability
 
 __all__ = [
     "BlochState",
@@ -53,6 +55,8 @@ __all__ = [
     "QkdRequest",
     "KeyDelivered",
     "MIN_QKD_PAIRS",
+    "MIN_QKD_PULSES",
+    "DEFAULT_DECOY_INTENSITIES",
 ]
 
 CAP_APP_TELEPORT = "application:teleport"
@@ -118,6 +122,18 @@ class PairsRequest(_Message):
 # with 50 sifted bits the sampling term alone is above 0.3 (docs/qkd.md).
 MIN_QKD_PAIRS = 100
 
+# A decoy-BB84 request sends at least this many pulses: fewer leave some intensity class
+# without a detection even at 0 km, and the decoy bounds undefined (docs/qkd-bb84.md).
+MIN_QKD_PULSES = 10_000
+
+# Signal μ = 0.48, weak decoy ν = 0.1 and vacuum: the settings Ma, Qi, Zhao & Lo (PRA 72,
+# 012326, 2005) find near-optimal for the GYS experiment; 80 % of the pulses are signals.
+DEFAULT_DECOY_INTENSITIES = (
+    IntensityClass(mean_photon_number=0.48, probability=0.8),
+    IntensityClass(mean_photon_number=0.1, probability=0.1),
+    IntensityClass(mean_photon_number=0.0, probability=0.1),
+)
+
 
 class QkdRequest(_Message):
     """Distil a secret key with ``remote_node`` from ``pairs`` end-to-end pairs.
@@ -132,13 +148,32 @@ class QkdRequest(_Message):
     ``qber_threshold``, when E91's S is at most ``chsh_threshold``, or when the
     finite-key length is not positive. ``auth_pool_bits`` is the size of the
     pre-shared key that authenticates the classical messages (Wegman–Carter).
+
+    ``bb84-decoy`` is prepare-and-measure BB84 with decoy states (Hwang, PRL
+    91, 057901, 2003; Lo, Ma & Chen, PRL 94, 230504, 2005) over a pulse link
+    from this node to ``remote_node``: it spends ``pulses`` (not ``pairs``) in
+    the ``intensities`` classes (signal, weak decoy, vacuum, in that order),
+    each end choosing Z with ``z_probability``. With ``finite_key`` the key
+    length is Lim, Curty, Walenta, Xu & Zbinden's bound (PRA 89, 022307,
+    2014) and the key comes from the Z basis of every class; without it, the
+    asymptotic GLLP length with the vacuum + weak decoy estimates of Ma, Qi,
+    Zhao & Lo (2005), the key from the signal class in both bases.
+    ``key_bits``, when given, is the shortest key the user accepts: a shorter
+    one ends in ``KEY_TOO_SHORT``, and one longer than the pulses could ever
+    give (one bit a pulse) is refused.
     """
 
     kind: Literal["qkd"] = "qkd"
     request_id: int = _REQUEST_ID
     remote_node: str = Field(min_length=1)
-    protocol: Literal["bbm92", "e91"] = "bbm92"
-    pairs: int = Field(ge=MIN_QKD_PAIRS, description="end-to-end pairs to spend")
+    protocol: Literal["bbm92", "e91", "bb84-decoy"] = "bbm92"
+    pairs: int = Field(0, ge=0, validate_default=True, description=f"end-to-end pairs to spend (bbm92, e91: at least {MIN_QKD_PAIRS})")
+    pulses: int | None = Field(None, ge=MIN_QKD_PULSES, validate_default=True, description="weak coherent pulses to send (bb84-decoy)")
+    intensities: list[IntensityClass] = Field(default_factory=lambda: list(DEFAULT_DECOY_INTENSITIES), min_length=3, max_length=3)
+    z_probability: float = Field(0.5, gt=0.0, lt=1.0)
+    finite_key: bool = False
+    key_bits: int | None = Field(None, ge=1)
+    block_size: int = Field(1_000_000, ge=1_000, le=10_000_000)
     epsilon: float = Field(1e-10, gt=0.0, lt=1.0)
     ec: str = Field("cascade", min_length=1)
     sample_fraction: float = Field(0.2, gt=0.0, lt=1.0)
@@ -151,8 +186,50 @@ class QkdRequest(_Message):
 
     @property
     def number(self) -> int:
-        """The pairs asked of the network: the ``number`` of the other requests, read by the scenario's checks and the report."""
-        return self.pairs
+        """The pairs asked of the network: the ``number`` of the other requests, read by the scenario's checks and the report
+        (1 for ``bb84-decoy``, which asks the network for nothing and delivers one key)."""
+        return 1 if self.protocol == "bb84-decoy" else self.pairs
+
+    # Field validators, so that an error names its field; each runs also on the default
+    # (validate_default) and reads the fields before it (info.data: protocol first).
+    @field_validator("pairs")
+    @classmethod
+    def _pairs_fit_protocol(cls, pairs: int, info: ValidationInfo) -> int:
+        protocol = info.data.get("protocol")
+        if protocol == "bb84-decoy" and pairs:
+            raise ValueError("bb84-decoy spends pulses, not pairs; leave pairs out")
+        if protocol in ("bbm92", "e91") and pairs < MIN_QKD_PAIRS:
+            raise ValueError(f"{protocol} needs at least {MIN_QKD_PAIRS} end-to-end pairs, got {pairs}")
+        return pairs
+
+    @field_validator("pulses")
+    @classmethod
+    def _pulses_fit_protocol(cls, pulses: int | None, info: ValidationInfo) -> int | None:
+        protocol = info.data.get("protocol")
+        if protocol == "bb84-decoy" and pulses is None:
+            raise ValueError("bb84-decoy needs the number of pulses to send")
+        if protocol in ("bbm92", "e91") and pulses is not None:
+            raise ValueError(f"{protocol} spends pairs, not pulses; leave pulses out")
+        return pulses
+
+    @field_validator("intensities")
+    @classmethod
+    def _signal_decoy_vacuum(cls, intensities: list[IntensityClass]) -> list[IntensityClass]:
+        mus = [c.mean_photon_number for c in intensities]
+        if not (mus[0] > mus[1] > 0.0 and mus[2] == 0.0):
+            raise ValueError(f"need signal > weak decoy > 0 and a vacuum third, got {mus}")
+        total = math.fsum(c.probability for c in intensities)
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"the probabilities sum to {total}, not 1")
+        return intensities
+
+    @field_validator("key_bits")
+    @classmethod
+    def _key_within_pulses(cls, key_bits: int | None, info: ValidationInfo) -> int | None:
+        pulses = info.data.get("pulses")
+        if key_bits is not None and pulses is not None and key_bits > pulses:
+            raise ValueError(f"{key_bits} bits is more than {pulses} pulses can ever give (one bit a pulse)")
+        return key_bits
 
     @field_validator("ec")
     @classmethod
@@ -223,7 +300,7 @@ class KeyDelivered(_Message):
     request_id: int = Field(ge=0)
     head: str
     remote_node: str
-    protocol: Literal["bbm92", "e91"]
+    protocol: Literal["bbm92", "e91", "bb84-decoy"]
     key_id: str
     length: int = Field(ge=1)
     key_hex: str
@@ -244,6 +321,12 @@ class KeyDelivered(_Message):
     chsh_standard_error: float | None = None
     auth_bits_used: int = Field(ge=0)
     time_ns: int = Field(ge=0)
+    # bb84-decoy only: the pulses sent, and the decoy estimates the key length used (Ma, Qi, Zhao & Lo 2005)
+    pulses: int | None = Field(None, ge=0)
+    gain_signal: float | None = Field(None, ge=0.0, le=1.0)
+    single_photon_gain_lower: float | None = Field(None, ge=0.0, le=1.0)
+    single_photon_error_upper: float | None = Field(None, ge=0.0, le=1.0)
+    ec_efficiency: float | None = Field(None, ge=0.0)
 
 
 class AppDone(_Message):

@@ -60,16 +60,18 @@ from typing import Any
 
 import networkx as nx
 
+from qnetstack.application.bb84_decoy import PulseQkdApplication
 from qnetstack.application.service import AppDone, AppError, AppErrorCode
 from qnetstack.entity import Entity
 from qnetstack.network.routing import DEFAULT_METRIC, EDGE_FIGURES
 from qnetstack.physical.params import LinkSide, fibre_delay_ns
 from qnetstack.physical.schemes.registry import scheme_named
-from qnetstack.physical.service import CAP_FAULTS
+from qnetstack.physical.service import CAP_FAULTS, CAP_PULSES
 from qnetstack.stack import registry
 from qnetstack.stack.explain import explain_open_requests, memory_capacity
 from qnetstack.stack.faults import Faults
 from qnetstack.stack.messages import cut, shown
+from qnetstack.stack.pulses import NoPulses, PulsePort
 from qnetstack.stack.report import RunResult, summarise
 from qnetstack.stack.runner import Limits, RunProgress, default_stall_spans, describe_waits, run_network
 from qnetstack.stack.runtime import LAYERS, FibreDelays, Network
@@ -233,6 +235,7 @@ def assemble(
     _check_reliable(impls["network"], chosen["network"], scenario)
     _check_link_reliable(impls["link"], chosen["link"], scenario)
     _check_faults(impls["physical"], chosen["physical"], scenario)
+    _check_pulses(impls["physical"], chosen["physical"], scenario)
     with collecting_less():
         check_servable(scenario)
         return _build(scenario, impls)
@@ -334,6 +337,14 @@ def _check_faults(backend: Any, name: Any, scenario: Scenario) -> None:
     if (faults.link_cuts or faults.node_crashes) and CAP_FAULTS not in frozenset(getattr(backend, "PROVIDES", ())):
         field = "faults.link_cuts" if faults.link_cuts else "faults.node_crashes"
         raise AssemblyError(field, f"physical {shown(name)} does not take faults (it does not provide {CAP_FAULTS!r})")
+
+
+def _check_pulses(backend: Any, name: Any, scenario: Scenario) -> None:
+    if scenario.pulse_links and CAP_PULSES not in _capabilities(backend, "physical", name, "PROVIDES"):
+        raise AssemblyError(
+            "implementations.physical",
+            f"{shown(name)} does not simulate pulse trains ({CAP_PULSES}), which the scenario's pulse_links need",
+        )
 
 
 def scenario_from_graph(graph: nx.Graph, **fields: Any) -> Scenario:
@@ -494,6 +505,13 @@ def _build(scenario: Scenario, impls: dict[str, Any]) -> Simulation:
         half_delay = fibre_delay_ns(link.length_km / 2, link.fibre.refractive_index)
         fibre_graph.add_edge(link.a, station, delay_ns=half_delay)
         fibre_graph.add_edge(station, link.b, delay_ns=half_delay)
+    pulse_links = [p.pulse_link() for p in scenario.pulse_links]
+    for pulse_spec, pulse_link in zip(scenario.pulse_links, pulse_links):
+        # the classical messages of a decoy-BB84 session travel along the pulse link's fibre
+        delay = round(pulse_link.fibre.delay_ns())
+        ends = (pulse_spec.sender, pulse_spec.receiver)
+        if not fibre_graph.has_edge(*ends) or fibre_graph.edges[ends]["delay_ns"] > delay:
+            fibre_graph.add_edge(*ends, delay_ns=delay)
 
     network = Network(scenario.seed, FibreDelays(fibre_graph), keep_trace=scenario.keep_trace)
     backend = impls["physical"]()
@@ -521,22 +539,45 @@ def _build(scenario: Scenario, impls: dict[str, Any]) -> Simulation:
 
     network_options = _network_options(scenario)
     link_options = _link_options(scenario)
+    ports = pulse_ports(scenario, network, backend, pulse_links)
     for name in nodes:
         ctx = network.make_context(name, "link")
         network.add_entity(ctx, _checked(impls["link"](ctx, **link_options), "link", name))
         ctx = network.make_context(name, "network")
         network.add_entity(ctx, _checked(impls["network"](ctx, topology, **network_options), "network", name))
         ctx = network.make_context(name, "application")
-        network.add_entity(ctx, _checked(impls["application"](ctx), "application", name))
+        network.add_entity(ctx, _application(impls["application"], ctx, ports.get(name)))
 
     for app in scenario.applications:
         network.submit(app.node, app.request, delay_ns=app.at_ns)
     if scenario.faults.any:
-        _plan_faults(scenario, network, impls, topology, network_options)
+        _plan_faults(scenario, network, impls, topology, network_options, ports)
     return Simulation(scenario, network, backend)
 
 
-def _plan_faults(scenario: Scenario, network: Network, impls: dict[str, Any], topology: nx.Graph, network_options: dict[str, Any]) -> None:
+def pulse_ports(scenario: Scenario, network: Network, backend: Any, pulse_links: list[Any]) -> dict[str, Any]:
+    """Per node at either end of a pulse link, the port its application sends pulse trains through
+    (``qnetstack.stack.pulses``; a node that only receives gets one that sends nothing)."""
+    ports: dict[str, Any] = {}
+    by_sender: dict[str, list[Any]] = {}
+    for spec, link in zip(scenario.pulse_links, pulse_links):
+        by_sender.setdefault(spec.sender, []).append(link)
+        ports.setdefault(spec.receiver, NoPulses())
+    for sender, links in by_sender.items():
+        ports[sender] = PulsePort(network, sender, backend.pulse_trains(links))
+    return ports
+
+
+def _application(impl: Any, ctx: Any, port: Any) -> Any:
+    """The node's application entity; at an end of a pulse link, wrapped so that decoy-BB84
+    requests reach the pulse service (``qnetstack.application.bb84_decoy``)."""
+    app = _checked(impl(ctx), "application", ctx.node)
+    return app if port is None else PulseQkdApplication(ctx, app, port)
+
+
+def _plan_faults(
+    scenario: Scenario, network: Network, impls: dict[str, Any], topology: nx.Graph, network_options: dict[str, Any], ports: dict[str, Any]
+) -> None:
     """Schedule the scenario's faults (``qnetstack.stack.faults``); a restarted node's
     entities are built as at assembly."""
 
@@ -545,6 +586,8 @@ def _plan_faults(scenario: Scenario, network: Network, impls: dict[str, Any], to
             return _checked(impls["network"](ctx, topology, **network_options), "network", node)
         if layer == "link":
             return _checked(impls["link"](ctx, **_link_options(scenario)), "link", node)
+        if layer == "application":
+            return _application(impls["application"], ctx, ports.get(node))
         return _checked(impls[layer](ctx), layer, node)
 
     neighbours: dict[str, set[str]] = {n.name: set() for n in scenario.nodes}

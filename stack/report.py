@@ -179,6 +179,13 @@ class KeyReport(_Report):
     leaked_ec_bits: int
     chsh_s: float | None = None
     chsh_standard_error: float | None = None
+    # bb84-decoy: the pulses sent, the key's bits per pulse, and the decoy estimates (KeyDelivered)
+    pulses: int | None = None
+    key_rate_per_pulse: float | None = None
+    ec_efficiency: float | None = None
+    gain_signal: float | None = None
+    single_photon_gain_lower: float | None = None
+    single_photon_error_upper: float | None = None
 
 
 class RunResult(_Report):
@@ -256,6 +263,8 @@ class RunResult(_Report):
                 f"QBER {key.qber:.4f} (≤ {key.qber_upper:.4f})  ε {key.epsilon:g}  sifted {key.sifted_bits}  "
                 f"EC leaked {key.leaked_ec_bits}{chsh}"
             )
+            if key.pulses is not None:
+                lines.append(f"    {_pulse_figures(key)}")
         if self.applications:
             lines.append("")
             lines.append(
@@ -270,6 +279,20 @@ class RunResult(_Report):
         lines.append("")
         lines.append(self.status_line())
         return "\n".join(lines)
+
+
+def _pulse_figures(key: KeyReport) -> str:
+    """The second line of a decoy-BB84 key: pulses, rate, EC efficiency and the decoy estimates."""
+    parts = [f"{key.pulses} pulses", f"{key.key_rate_per_pulse:.3e} secret bits per pulse"]
+    if key.ec_efficiency is not None:
+        parts.append(f"EC efficiency {key.ec_efficiency:.3f}")
+    if key.gain_signal is not None:
+        parts.append(f"Q_signal {key.gain_signal:.3e}")
+    if key.single_photon_gain_lower is not None:
+        parts.append(f"Q1 ≥ {key.single_photon_gain_lower:.3e}")
+    if key.single_photon_error_upper is not None:
+        parts.append(f"e1 ≤ {key.single_photon_error_upper:.4f}")
+    return "  ".join(parts)
 
 
 def _request_rows(app: RequestOutcome) -> list[str]:
@@ -404,6 +427,12 @@ def _keys(user_messages: list[tuple[int, str, Any]]) -> list[KeyReport]:
                 leaked_ec_bits=first.leaked_ec_bits,
                 chsh_s=first.chsh_s,
                 chsh_standard_error=first.chsh_standard_error,
+                pulses=first.pulses,
+                key_rate_per_pulse=None if not first.pulses else first.length / first.pulses,
+                ec_efficiency=first.ec_efficiency,
+                gain_signal=first.gain_signal,
+                single_photon_gain_lower=first.single_photon_gain_lower,
+                single_photon_error_upper=first.single_photon_error_upper,
             )
         )
     return keys

@@ -150,9 +150,23 @@ def default_stall_spans(network: Network, scenario: Any) -> tuple[int, int]:
             if p > 0:  # a link that never succeeds adds nothing: requests over it cannot progress anyway
                 time_ns += link.attempt_period_ns / p
                 attempts += 1 / p
+    time_ns += _pulse_block_span_ns(scenario)
     stall_ns = max(MIN_STALL_NS, math.ceil(STALL_FACTOR * time_ns))
     stall_events = max(MIN_STALL_EVENTS, math.ceil(STALL_FACTOR * EVENTS_PER_ATTEMPT * attempts))
     return stall_ns, stall_events
+
+
+def _pulse_block_span_ns(scenario: Any) -> float:
+    """The longest a decoy-BB84 request of the scenario goes between two pulse blocks: a block's
+    pulses at the source's rate, plus a round trip over its pulse link."""
+    links = {(p.sender, p.receiver): p for p in getattr(scenario, "pulse_links", ())}
+    longest = 0.0
+    for app in scenario.applications:
+        link = links.get((app.node, app.request.remote_node))
+        if link is not None and getattr(app.request, "protocol", None) == "bb84-decoy":
+            pulse_link = link.pulse_link()
+            longest = max(longest, app.request.block_size * pulse_link.pulse_period_ns + 2 * pulse_link.fibre.delay_ns())
+    return longest
 
 
 def strictest_link_target(network: Network, scenario: Any) -> float:
@@ -205,6 +219,12 @@ class _Watch:
         self.pairs = 0
         if self._qkd:
             network.delivery_callbacks.append(self._on_pair)
+            network.progress_callbacks.append(self._on_pulse_block)
+
+    def _on_pulse_block(self, time_ns: int) -> None:
+        # a decoy-BB84 request's pulse blocks are its progress, as pairs are for the others
+        self.pairs += 1
+        self.last_progress_ns = time_ns
 
     def _on_pair(self, time_ns: int, node: str, msg: Any) -> None:
         pair_id = msg.pair_id

@@ -278,6 +278,8 @@ class Network:
         self.user_callbacks: list[Callable[[int, str, Any], None]] = []
         # told of every PairDelivered a network entity hands up (the runner's progress watch of QKD requests)
         self.delivery_callbacks: list[Callable[[int, str, Any], None]] = []
+        # told the time of every pulse block delivered (the runner's progress watch of decoy-BB84 requests)
+        self.progress_callbacks: list[Callable[[int], None]] = []
         self._contexts: list[KernelContext] = []
         # (node, NetRequest id) -> the user request (node, request_id) it was made for, and the path accepted
         self.net_requests: dict[RequestName, RequestName] = {}

@@ -45,6 +45,10 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from qnetstack.application.service import AppRequest
 from qnetstack.network.policy import POLICIES, PolicyError, make_policy
 from qnetstack.network.routing import DEFAULT_METRIC, Metric
+from qnetstack.physical.backends.pulses import PulseLink
+from qnetstack.physical.components.channels import FibreChannel
+from qnetstack.physical.components.detectors import Detector
+from qnetstack.physical.components.sources import WeakCoherentSource
 from qnetstack.physical.params import (
     SPEED_OF_LIGHT_KM_PER_S,
     DetectorParams,
@@ -169,6 +173,44 @@ class LinkSpec(_Spec):
             raise ValueError(f"set {', '.join(clash)} on the link itself, not in scheme_params")
         fields.update(self.scheme_params)
         return entry.params_type.model_validate(fields, strict=True)
+
+
+class PulseLinkSpec(_Spec):
+    """A prepare-and-measure link: ``sender``'s weak coherent source, a fibre, ``receiver``'s BB84 receiver.
+
+    For decoy-BB84 requests (``QkdRequest`` with ``protocol: bb84-decoy``)
+    from ``sender`` to ``receiver``; heralded links (``links``) are not used
+    by them. The fibre loses ``db_per_km`` (0.2 dB/km: standard single-mode
+    fibre at 1550 nm, ITU-T G.652); the receiver has two threshold detectors
+    described by ``detector`` (efficiency, dark counts over a gate of
+    ``gate_ns``, dead time, after-pulsing) and sends a photon to the wrong one
+    with probability ``misalignment`` (e_d of Ma, Qi, Zhao & Lo 2005). The
+    source emits ``repetition_rate_hz`` pulses a second.
+    """
+
+    sender: str
+    receiver: str
+    length_km: float = Field(ge=0.0)
+    db_per_km: float = Field(0.2, ge=0.0)
+    detector: Detector = Detector(efficiency=0.1)
+    gate_ns: float = Field(1.0, gt=0.0)
+    misalignment: Probability = 0.01
+    repetition_rate_hz: float = Field(1e8, gt=0.0)
+
+    @property
+    def name(self) -> str:
+        return f"{self.sender}>{self.receiver}"
+
+    def pulse_link(self) -> PulseLink:
+        """The physical layer's description of this link, as the sender sees it."""
+        return PulseLink(
+            neighbour=self.receiver,
+            fibre=FibreChannel(length_km=self.length_km, db_per_km=self.db_per_km),
+            detector=self.detector,
+            source=WeakCoherentSource(repetition_rate_hz=self.repetition_rate_hz),
+            gate_ns=self.gate_ns,
+            misalignment=self.misalignment,
+        )
 
 
 class Implementations(_Spec):
@@ -333,6 +375,7 @@ class Scenario(_Spec):
     stop: StopSpec = StopSpec()
     faults: FaultsSpec = FaultsSpec()
     keep_trace: bool = False
+    pulse_links: list[PulseLinkSpec] = []
 
     @model_validator(mode="before")
     @classmethod
@@ -401,6 +444,7 @@ class Scenario(_Spec):
                     f"at most {MAX_REQUEST_NUMBER:_} items per request (asked for {shown(app.request.number, 30)})",
                 )
         _check_faults(self.faults, seen, pairs)
+        _check_pulse_links(self, seen)
         first_with: dict[tuple[str, int], int] = {}
         for i, app in enumerate(self.applications):
             key = (app.node, app.request.request_id)
@@ -411,6 +455,28 @@ class Scenario(_Spec):
                 )
             first_with[key] = i
         return self
+
+
+def _check_pulse_links(scenario: Scenario, nodes: set[str]) -> None:
+    """Pulse links name known nodes, once each way; a decoy-BB84 request runs over one from its node."""
+    known: set[tuple[str, str]] = set()
+    for i, link in enumerate(scenario.pulse_links):
+        for end in ("sender", "receiver"):
+            value = getattr(link, end)
+            if value not in nodes:
+                raise _FieldProblem(f"pulse_links.{i}.{end}", f"unknown node {shown(value)} (nodes: {listing(sorted(nodes))})")
+        if link.sender == link.receiver:
+            raise _FieldProblem(f"pulse_links.{i}.receiver", f"a pulse link needs two different nodes, got {shown(link.sender)} twice")
+        if (link.sender, link.receiver) in known:
+            raise _FieldProblem(f"pulse_links.{i}", f"second pulse link from {shown(link.sender)} to {shown(link.receiver)}")
+        known.add((link.sender, link.receiver))
+    for i, app in enumerate(scenario.applications):
+        if getattr(app.request, "protocol", None) == "bb84-decoy" and (app.node, app.request.remote_node) not in known:
+            links = listing(sorted(f"{a}>{b}" for a, b in known)) if known else "none"
+            raise _FieldProblem(
+                f"applications.{i}.request.remote_node",
+                f"bb84-decoy needs a pulse link from {shown(app.node)} to {shown(app.request.remote_node)} (pulse links: {links})",
+            )
 
 
 def _check_faults(faults: FaultsSpec, nodes: set[str], links: set[frozenset[str]]) -> None:
