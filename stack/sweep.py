@@ -457,7 +457,7 @@ def run_sweep(
                     continue
                 rows[(row["point"], row["seed"])] = row
                 if sidecar is not None:
-                    sidecar.write(json.dumps(row, sort_keys=True) + "\n")
+                    sidecar.write(json.dumps(row) + "\n")
                     sidecar.flush()
                 bar.update(1)
         finally:
@@ -515,7 +515,7 @@ def _open_sidecar(sidecar: Path, fingerprint: str, rows: Iterable[dict[str, Any]
     with temporary.open("w", encoding="utf-8") as stream:
         stream.write(json.dumps({"sweep": fingerprint}) + "\n")
         for row in rows:
-            stream.write(json.dumps(row, sort_keys=True) + "\n")
+            stream.write(json.dumps(row) + "\n")
     os.replace(temporary, sidecar)
     return sidecar.open("a", encoding="utf-8")
 
