@@ -608,7 +608,7 @@ def _dask_executor(scheduler: Any) -> Executor:
 
         try:
             futures = {client.submit(run_one, *call, pure=False): call for call in calls}
-            for future in as_completed(futures):
+            for future in as_completed(futures, loop=client.loop):  # this client's loop: it is not the default client
                 try:
                     row = future.result()
                 except Exception:  # the cluster lost the task: no row, the sweep resumes it
