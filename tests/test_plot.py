@@ -98,7 +98,23 @@ def test_the_cli_writes_a_figure_and_refuses_bad_input(tmp_path, capsys):
     results = tmp_path / "r.csv"
     rows().to_csv(results, index=False)
     out = tmp_path / "f.svg"
-    assert main(["plot", str(results), "--x", "links.0.length_km", "--y", "pairs.rate_hz", "--by", "links.0.bright_state_population", "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "plot",
+                str(results),
+                "--x",
+                "links.0.length_km",
+                "--y",
+                "pairs.rate_hz",
+                "--by",
+                "links.0.bright_state_population",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert out.read_text(encoding="utf-8").lstrip().startswith("<?xml")
     capsys.readouterr()
     for args, expected in (

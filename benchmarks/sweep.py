@@ -1,0 +1,88 @@
+"""Sweep benchmark: the same sweep serially and on local worker processes.
+
+Usage::
+
+    python benchmarks/sweep.py --points 200 --pairs 100 --workers 2 --repeat 3 [--json]
+
+What runs: ``--points`` lengths of one single-click link, evenly spaced from 1
+to 100 km, one seed each, over the whole stack (``examples/sweeps/single-link.yaml``:
+model heralding, the fast-forward link layer, swap-asap, a pairs request of
+``--pairs`` pairs), with :func:`qnetstack.stack.sweep.run_sweep`: once in this
+process (``workers=1``) and once on ``--workers`` local processes (the pool's
+start-up included: that is what a user waits for). The two are run alternately,
+``--repeat`` times each, and the medians reported, since timings on a shared
+machine drift. The rows of the two must be identical (checked).
+
+Reported: ``serial_s`` and ``parallel_s`` (median wall-clock seconds,
+``time.perf_counter`` around ``run_sweep``), every repeat's figures, the
+speed-up ``serial_s / parallel_s`` and ``parallel_over_ideal``:
+``parallel_s / (serial_s / workers)``, which the target asks to be below 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from qnetstack.stack.sweep import parse_sweep, run_sweep
+
+BASE = Path(__file__).resolve().parent.parent / "examples" / "sweeps" / "single-link.yaml"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, default=200)
+    parser.add_argument("--pairs", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    lengths = [round(1 + 99 * i / max(args.points - 1, 1), 3) for i in range(args.points)]
+    sweep = parse_sweep(
+        {
+            "scenario": str(BASE),
+            "seeds": [1],
+            "points": [{"links.0.length_km": km, "applications.0.request.number": args.pairs} for km in lengths],
+        }
+    )
+    serial, parallel = [], []
+    reference = None
+    for _ in range(args.repeat):
+        for times, workers in ((serial, 1), (parallel, args.workers)):
+            start = time.perf_counter()
+            frame = run_sweep(sweep, workers=workers)
+            times.append(time.perf_counter() - start)
+            if reference is None:
+                reference = frame
+            else:
+                pd.testing.assert_frame_equal(frame, reference)
+    serial_s, parallel_s = statistics.median(serial), statistics.median(parallel)
+    figures = {
+        "points": args.points,
+        "pairs_per_run": args.pairs,
+        "workers": args.workers,
+        "repeat": args.repeat,
+        "serial_s": round(serial_s, 3),
+        "parallel_s": round(parallel_s, 3),
+        "serial_runs_s": [round(t, 3) for t in serial],
+        "parallel_runs_s": [round(t, 3) for t in parallel],
+        "speedup": round(serial_s / parallel_s, 3),
+        "parallel_over_ideal": round(parallel_s / (serial_s / args.workers), 3),
+        "target_parallel_over_ideal": 2.0,
+    }
+    if args.json:
+        print(json.dumps(figures))
+        return
+    print(f"{args.points} runs of {args.pairs} pairs; medians of {args.repeat} alternating repeats")
+    print(f"  serial (1 process)      {serial_s:8.2f} s   {serial_s / args.points * 1e3:7.1f} ms per run")
+    print(f"  {args.workers} local workers         {parallel_s:8.2f} s   speed-up {figures['speedup']:.2f}")
+    print(f"  parallel / (serial / {args.workers})  {figures['parallel_over_ideal']:.2f}   (target < 2)")
+
+
+if __name__ == "__main__":
+    main()
