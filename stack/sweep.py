@@ -423,7 +423,8 @@ def run_sweep(
     """Run every (point, seed) of ``sweep`` (a :class:`Sweep` or a sweep file) and return
     the rows as a DataFrame, in the order (point, seed).
 
-    ``workers``: local processes (default: the machine's cores; 1 runs in this process).
+    ``workers``: local processes (default: the machine's cores; 1 runs in this process),
+    started from a fork server: a script that calls this belongs under ``if __name__ == "__main__":``.
     ``scheduler``: a dask.distributed scheduler address (or a ``distributed.Client``) to run
     on instead. ``out`` (``.csv`` or ``.parquet``): where to write the rows, resuming from its
     sidecar file (:func:`sidecar_path`) if one is there. ``progress``: a progress bar with an

@@ -291,3 +291,17 @@ def test_qnetstack_run_does_not_load_the_sweep_libraries():
 def test_a_sweep_error_names_the_file():
     with pytest.raises(SweepError, match=r"^<sweep>|seeds"):
         parse_sweep({"scenario": str(BASE)}, source="<sweep>")
+
+
+@pytest.mark.slow  # the 20 runs of the example sweep (about 4 s)
+def test_the_docs_quote_what_the_example_sweep_gives():
+    """docs/sweeps.md quotes the summary of examples/sweeps/fidelity-vs-length.yaml: every
+    number of that table must be what the sweep gives now (to the 6 decimals shown)."""
+    page = (Path(__file__).resolve().parent.parent / "docs" / "sweeps.md").read_text(encoding="utf-8")
+    block = page.split("and of `fvl-summary.csv`")[1].split("```")[1].strip().splitlines()
+    header, lines = block[0].split(), [line.split() for line in block[1:]]
+    summary = summarise(run_sweep(BASE.parent / "fidelity-vs-length.yaml", workers=1))
+    assert len(lines) == len(summary) == 5
+    for line, (_, row) in zip(lines, summary.iterrows()):
+        for name, quoted in zip(header, line):
+            assert float(quoted) == pytest.approx(row[name], abs=1e-6), name
