@@ -16,13 +16,17 @@ machine drift. The rows of the two must be identical (checked).
 Reported: ``serial_s`` and ``parallel_s`` (median wall-clock seconds,
 ``time.perf_counter`` around ``run_sweep``), every repeat's figures, the
 speed-up ``serial_s / parallel_s`` and ``parallel_over_ideal``:
-``parallel_s / (serial_s / workers)``, which the target asks to be below 2.
+``parallel_s / (serial_s / workers)``, which the target asks to be below 2,
+and the machine's load average (``os.getloadavg``, 1 minute) before and after:
+with other work on the cores, the workers cannot all run, and the figures
+say so.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -50,6 +54,7 @@ def main() -> None:
             "points": [{"links.0.length_km": km, "applications.0.request.number": args.pairs} for km in lengths],
         }
     )
+    load_before = os.getloadavg()[0]
     serial, parallel = [], []
     reference = None
     for _ in range(args.repeat):
@@ -74,6 +79,9 @@ def main() -> None:
         "speedup": round(serial_s / parallel_s, 3),
         "parallel_over_ideal": round(parallel_s / (serial_s / args.workers), 3),
         "target_parallel_over_ideal": 2.0,
+        "cores": os.cpu_count(),
+        "load_average_before": round(load_before, 2),
+        "load_average_after": round(os.getloadavg()[0], 2),
     }
     if args.json:
         print(json.dumps(figures))
@@ -82,6 +90,7 @@ def main() -> None:
     print(f"  serial (1 process)      {serial_s:8.2f} s   {serial_s / args.points * 1e3:7.1f} ms per run")
     print(f"  {args.workers} local workers         {parallel_s:8.2f} s   speed-up {figures['speedup']:.2f}")
     print(f"  parallel / (serial / {args.workers})  {figures['parallel_over_ideal']:.2f}   (target < 2)")
+    print(f"  load average {figures['load_average_before']} before, {figures['load_average_after']} after, on {figures['cores']} cores")
 
 
 if __name__ == "__main__":
