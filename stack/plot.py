@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from qnetstack.stack.assembler import Simulation
     from qnetstack.stack.report import RunResult
 
-__all__ = ["PlotError", "fidelity_vs_distance", "mean_and_se", "rate_vs_fidelity", "topology", "xy"]
+__all__ = ["PlotError", "fidelity_vs_distance", "mean_and_se", "rate_text", "rate_vs_fidelity", "topology", "xy"]
 
 
 class PlotError(ValueError):
@@ -211,7 +211,7 @@ def topology(simulation: Simulation, result: RunResult | None = None) -> Figure:
         fid = data.get("fidelity")
         parts = [f"{data.get('length_km', 0):g} km"]
         if result is not None:
-            parts.append("no attempts" if rate is None else f"{rate:.3g} /s")
+            parts.append("no attempts" if rate is None else rate_text(rate))
         parts.append("F ?" if fid is None else f"F {fid:.3f}")
         labels[(u, v)] = "\n".join(parts)
     nx.draw_networkx_edge_labels(graph, positions, edge_labels=labels, ax=ax, font_size=7)
@@ -221,6 +221,11 @@ def topology(simulation: Simulation, result: RunResult | None = None) -> Figure:
         title = f"{result.scenario}, seed {result.seed}: {result.status}\n{title}"
     ax.set_title(title, fontsize=9)
     return fig
+
+
+def rate_text(per_second: float) -> str:
+    """A rate as a link label shows it: whole numbers from 100 up, three significant digits below."""
+    return f"{per_second:,.0f} /s" if per_second >= 100 else f"{per_second:.3g} /s"
 
 
 def _link_ends(name: str, graph: Any) -> frozenset[str] | None:

@@ -11,7 +11,7 @@ import pytest
 
 from qnetstack.stack import assemble, load_scenario
 from qnetstack.stack.cli import main
-from qnetstack.stack.plot import PlotError, fidelity_vs_distance, mean_and_se, rate_vs_fidelity, topology, xy
+from qnetstack.stack.plot import PlotError, fidelity_vs_distance, mean_and_se, rate_text, rate_vs_fidelity, topology, xy
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -90,7 +90,8 @@ def test_topology_labels_each_link_with_its_rate_and_fidelity():
     (stats,) = result.links
     rate = stats.successes / (result.sim_time_ns * 1e-9)
     fidelity = simulation.network.topology.edges["alice", "bob"]["fidelity"]
-    assert f"20 km\n{rate:.3g} /s\nF {fidelity:.3f}" in texts
+    assert f"20 km\n{rate_text(rate)}\nF {fidelity:.3f}" in texts
+    assert rate_text(1037.4) == "1,037 /s" and rate_text(25.94) == "25.9 /s"
     assert abs(fidelity - result.pairs.mean_oracle_fidelity) < 1e-9  # ideal memories: pairs as heralded
 
 
