@@ -11,8 +11,10 @@ A sweep file names a base scenario, the seeds and the points::
 
 Each key is a path into the scenario (:class:`~qnetstack.stack.scenario.Scenario`):
 field names and list indices joined by dots (``nodes.1.hardware.memory.t2_ns``).
-Every point is built and validated as a whole scenario before anything runs;
-a path that names no field, or a value the field refuses, is a
+Every point is built and validated as a whole scenario before anything runs,
+including what the assembler refuses before a run starts (a link that never
+heralds, a request no memory can serve: ``check_servable``); a path that
+names no field, or a value the field or the scenario refuses, is a
 :class:`SweepError` naming the sweep file's entry and the scenario field.
 Values are taken as written, as in a scenario file (an integer field takes
 ``1000000``, not ``1.0e6``).
@@ -74,7 +76,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import BaseModel
 
-from qnetstack.stack.assembler import assemble
+from qnetstack.stack.assembler import assemble, check_servable
 from qnetstack.stack.messages import cut, listing, one_line, shown, tail
 from qnetstack.stack.report import RunResult
 from qnetstack.stack.scenario import MAX_INT, Scenario, ScenarioError, load_scenario, parse_scenario
@@ -291,7 +293,9 @@ def _point_scenario(
         if problem is not None:
             raise SweepError(labels[path], f"scenario {problem}", source)
     try:
-        return parse_scenario(data)
+        scenario = parse_scenario(data)
+        check_servable(scenario)  # what a run would refuse before it starts (a link that never heralds, ...)
+        return scenario
     except ScenarioError as exc:
         # name the sweep's entry whose path the scenario's complaint is about (else every entry of the point)
         culprits = [labels[p] for p in overrides if exc.field == p or exc.field.startswith(p + ".") or p.startswith(exc.field + ".")]

@@ -227,6 +227,14 @@ def test_a_sidecar_of_another_sweep_is_not_resumed(tmp_path, capsys):
             "points.1.nodes.1.hardware.memory.t2_ns: scenario nodes.1.hardware.memory.t2_ns",
         ),
         (
+            "seeds: [1]\ngrid: {links.0.detector.efficiency: [0.8, 0.0]}\n",
+            "grid.links.0.detector.efficiency.1: scenario links.0: link alice-bob never heralds",
+        ),
+        (
+            "seeds: [1]\npoints: [{nodes.0.hardware.memory.num_qubits: 0}]\n",
+            "points.0.nodes.0.hardware.memory.num_qubits: scenario applications.0: request alice#0: node 'alice' has no memory qubit",
+        ),
+        (
             "seeds: [1]\ngrid: {links.0.length_km.x: [5]}\n",
             "grid.links.0.length_km.x.0: scenario links.0.length_km.x: links.0.length_km is a value",
         ),
