@@ -20,6 +20,16 @@ speed-up ``serial_s / parallel_s`` and ``parallel_over_ideal``:
 and the machine's load average (``os.getloadavg``, 1 minute) before and after:
 with other work on the cores, the workers cannot all run, and the figures
 say so.
+
+Because wall-clock time on a busy machine says little about what the workers
+cost, the CPU time of each leg is reported too (``serial_cpu_s``,
+``parallel_cpu_s``, medians): this process's own (``time.process_time``) plus,
+for the workers, what the fork server that starts them has collected from
+them when they ended (its children's user and system time, fields 16 and 17
+of ``/proc/PID/stat``; Linux only, else null) and its own time (it imports
+the stack once). ``cpu_overhead`` is ``parallel_cpu_s / serial_cpu_s``: what
+running on workers costs beyond the runs themselves. On free cores the
+parallel leg can take no less than ``parallel_cpu_s / workers``.
 """
 
 from __future__ import annotations
@@ -36,6 +46,19 @@ import pandas as pd
 from qnetstack.stack.sweep import parse_sweep, run_sweep
 
 BASE = Path(__file__).resolve().parent.parent / "examples" / "sweeps" / "single-link.yaml"
+
+
+def fork_server_cpu_s() -> float | None:
+    """CPU seconds of the fork server and of the workers it has reaped, or None (none yet, or no /proc)."""
+    from multiprocessing import forkserver
+
+    pid = getattr(forkserver._forkserver, "_forkserver_pid", None)
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return None
+    utime, stime, cutime, cstime = (int(v) for v in fields[11:15])  # fields 14-17 of the file
+    return (utime + stime + cutime + cstime) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -56,12 +79,18 @@ def main() -> None:
     )
     load_before = os.getloadavg()[0]
     serial, parallel = [], []
+    serial_cpu: list[float] = []
+    parallel_cpu: list[float] = []
     reference = None
     for _ in range(args.repeat):
-        for times, workers in ((serial, 1), (parallel, args.workers)):
+        for times, cpu, workers in ((serial, serial_cpu, 1), (parallel, parallel_cpu, args.workers)):
+            server_before = fork_server_cpu_s() or 0.0
+            cpu_before = time.process_time()
             start = time.perf_counter()
             frame = run_sweep(sweep, workers=workers)
             times.append(time.perf_counter() - start)
+            server_after = fork_server_cpu_s()
+            cpu.append(time.process_time() - cpu_before + ((server_after - server_before) if server_after is not None else 0.0))
             if reference is None:
                 reference = frame
             else:
@@ -77,6 +106,11 @@ def main() -> None:
         "serial_runs_s": [round(t, 3) for t in serial],
         "parallel_runs_s": [round(t, 3) for t in parallel],
         "speedup": round(serial_s / parallel_s, 3),
+        "serial_cpu_s": round(statistics.median(serial_cpu), 3),
+        "parallel_cpu_s": round(statistics.median(parallel_cpu), 3) if fork_server_cpu_s() is not None else None,
+        "cpu_overhead": round(statistics.median(parallel_cpu) / statistics.median(serial_cpu), 3)
+        if fork_server_cpu_s() is not None
+        else None,
         "parallel_over_ideal": round(parallel_s / (serial_s / args.workers), 3),
         "target_parallel_over_ideal": 2.0,
         "cores": os.cpu_count(),
@@ -90,6 +124,11 @@ def main() -> None:
     print(f"  serial (1 process)      {serial_s:8.2f} s   {serial_s / args.points * 1e3:7.1f} ms per run")
     print(f"  {args.workers} local workers         {parallel_s:8.2f} s   speed-up {figures['speedup']:.2f}")
     print(f"  parallel / (serial / {args.workers})  {figures['parallel_over_ideal']:.2f}   (target < 2)")
+    if figures["parallel_cpu_s"] is not None:
+        print(
+            f"  CPU time: serial {figures['serial_cpu_s']:.2f} s, on workers {figures['parallel_cpu_s']:.2f} s "
+            f"(x{figures['cpu_overhead']:.2f}); on {args.workers} free cores at least {figures['parallel_cpu_s'] / args.workers:.2f} s"
+        )
     print(f"  load average {figures['load_average_before']} before, {figures['load_average_after']} after, on {figures['cores']} cores")
 
 
