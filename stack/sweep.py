@@ -607,6 +607,13 @@ def _dask_executor(scheduler: Any) -> Executor:
             problem = cut(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 120)
             raise SweepError("--scheduler", f"cannot reach a dask scheduler at {shown(scheduler)}: {problem}") from None
         owned = True
+        try:  # a scheduler without workers would leave the sweep waiting for ever
+            client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError):
+            client.close()
+            raise SweepError(
+                "--scheduler", f"the dask scheduler at {shown(scheduler)} has no workers (waited {CONNECT_TIMEOUT_S:g} s)"
+            ) from None
 
     def execute(calls: list[Call]) -> Iterator[tuple[Call, dict[str, Any] | None]]:
         from distributed import as_completed

@@ -313,3 +313,16 @@ def test_the_docs_quote_what_the_example_sweep_gives():
     for line, (_, row) in zip(lines, summary.iterrows()):
         for name, quoted in zip(header, line):
             assert float(quoted) == pytest.approx(row[name], abs=1e-6), name
+
+
+def test_a_scheduler_without_workers_is_one_line_and_nothing_is_written(tmp_path, capsys, monkeypatch):
+    from distributed import LocalCluster
+
+    monkeypatch.setattr(sweep_module, "CONNECT_TIMEOUT_S", 1.0)
+    out = tmp_path / "r.csv"
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
+        code = main(["sweep", str(two_by_two(tmp_path)), "-o", str(out), "--scheduler", cluster.scheduler_address, "--no-progress"])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "has no workers (waited 1 s)" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.yaml"]
