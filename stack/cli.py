@@ -206,7 +206,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="also write the mean and standard error of every figure per point to FILE (.csv or .parquet)",
     )
-    sweep.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar (shown on stderr when it is a terminal)")
     plot = sub.add_parser(
         "plot",
         help="plot a figure of a sweep's results against a parameter (mean ± standard error per x)",
@@ -484,7 +484,9 @@ def _sweep(args: argparse.Namespace) -> int:
     except (UsageError, SweepError) as exc:
         return _fail(exc)
     try:
-        frame = run_sweep(sweep, args.out, workers=args.workers, scheduler=args.scheduler, progress=not args.no_progress)
+        frame = run_sweep(
+            sweep, args.out, workers=args.workers, scheduler=args.scheduler, progress=sys.stderr.isatty() and not args.no_progress
+        )
     except SweepError as exc:
         return _fail(exc)
     except SweepIncomplete as exc:
