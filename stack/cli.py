@@ -33,6 +33,12 @@ and of the scenario file.
 ``qnetstack diagrams [--out FILE]`` writes the state diagrams of every protocol
 session, rendered from the transition tables in the code.
 
+``qnetstack sweep SWEEP.yaml -o RESULTS [--workers N] [--scheduler ADDRESS]
+[--summary FILE]`` runs a scenario over a grid or list of parameter values and
+seeds, in local processes or on a dask.distributed cluster, one row per run
+(``qnetstack.stack.sweep``). ``qnetstack plot RESULTS --x FIELD --y FIELD
+[--by FIELD] -o FIGURE`` draws mean ± standard error per x (``qnetstack.stack.plot``).
+
 Exit codes: 0 all done (``run``: every request done); 1 some requests failed or
 stalled (``conform``: a mandatory clause failed); 2 bad input. Bad input is a
 malformed command line, scenario file or implementation, or an output that
@@ -183,6 +189,34 @@ def _parser() -> argparse.ArgumentParser:
     schema.add_argument("--out", default="specs/schemas", help="folder to write into (default: specs/schemas)")
     diagrams = sub.add_parser("diagrams", help="write the state diagrams of every protocol session (from the code's tables)")
     diagrams.add_argument("--out", default="docs/state-machines.md", help="file to write (default: docs/state-machines.md)")
+    sweep = sub.add_parser(
+        "sweep",
+        help="run a scenario over a grid or list of parameter values and seeds, one row per run",
+        description="Run a sweep file (a base scenario, seeds, and a grid or list of overrides by scenario field path; see docs/sweeps.md).",
+        epilog=SWEEP_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sweep.add_argument("sweep", help="path to a YAML sweep file")
+    sweep.add_argument("-o", "--out", required=True, metavar="RESULTS", help="write one row per run to RESULTS (.csv or .parquet)")
+    sweep.add_argument("--workers", type=int, default=None, metavar="N", help="local worker processes (default: the machine's cores)")
+    sweep.add_argument("--scheduler", default=None, metavar="ADDRESS", help="run on the dask.distributed scheduler at ADDRESS instead")
+    sweep.add_argument(
+        "--summary",
+        default=None,
+        metavar="FILE",
+        help="also write the mean and standard error of every figure per point to FILE (.csv or .parquet)",
+    )
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar (shown on stderr when it is a terminal)")
+    plot = sub.add_parser(
+        "plot",
+        help="plot a figure of a sweep's results against a parameter (mean ± standard error per x)",
+        description="Plot the mean ± standard error of FIELD --y per value of FIELD --x over a sweep's runs that ended done.",
+    )
+    plot.add_argument("results", help="a results file written by qnetstack sweep (.csv or .parquet)")
+    plot.add_argument("--x", required=True, metavar="FIELD", help="column for the x axis (e.g. links.0.length_km)")
+    plot.add_argument("--y", required=True, metavar="FIELD", help="column for the y axis (e.g. pairs.mean_oracle_fidelity)")
+    plot.add_argument("--by", default=None, metavar="FIELD", help="one curve per value of this column")
+    plot.add_argument("-o", "--out", required=True, metavar="FIGURE", help="image to write (.png or .svg)")
     return parser
 
 
@@ -205,6 +239,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _schema(args)
     if args.command == "diagrams":
         return _diagrams(args)
+    if args.command == "sweep":
+        return _sweep(args)
+    if args.command == "plot":
+        return _plot(args)
     return 2  # argparse already rejects unknown commands
 
 
@@ -416,6 +454,99 @@ def _conform(args: argparse.Namespace) -> int:
     else:
         text.finish(report)
     return 0 if report.passed else 1
+
+
+SWEEP_EXIT_CODES = """exit codes:
+  0    every run is done; RESULTS written
+  1    some runs failed or stalled (each is a row with its error; RESULTS written),
+       or some runs got no row (a worker died: RESULTS not written, run again to resume)
+  2    bad input: the sweep file, a point that is not a valid scenario, an unwritable
+       RESULTS or --summary, a --scheduler nobody answers at (nothing written)
+  130  interrupted (Ctrl-C): the finished rows are kept in RESULTS.partial.jsonl;
+       the same command again resumes"""
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    try:
+        from qnetstack.stack.sweep import SweepError, SweepIncomplete, load_sweep, run_sweep, summarise
+    except ImportError as exc:
+        return _fail(f"sweep: needs the sweep extra (pip install 'qnetstack[sweep]'): {exc}")
+    try:
+        check_writable(args.out, "-o")
+        for path, flag in ((args.out, "-o"), (args.summary, "--summary")):
+            if path is not None and Path(path).suffix.lower() not in (".csv", ".parquet"):
+                raise UsageError(flag, f"results go to a .csv or .parquet file, got {shown(path)}")
+        if args.summary is not None:
+            check_writable(args.summary, "--summary")
+        if args.workers is not None and args.workers < 1:
+            raise UsageError("--workers", f"must be at least 1, got {args.workers}")
+        sweep = load_sweep(args.sweep)
+    except (UsageError, SweepError) as exc:
+        return _fail(exc)
+    try:
+        frame = run_sweep(
+            sweep, args.out, workers=args.workers, scheduler=args.scheduler, progress=sys.stderr.isatty() and not args.no_progress
+        )
+    except SweepError as exc:
+        return _fail(exc)
+    except SweepIncomplete as exc:
+        print(one_line(f"qnetstack: sweep incomplete: {exc}", 400), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(
+            f"qnetstack: interrupted: the finished runs are kept in {tail(args.out)}.partial.jsonl; run the same command to resume",
+            file=sys.stderr,
+        )
+        return 130
+    counts = frame["status"].value_counts()
+    tally = ", ".join(f"{int(counts.get(state, 0))} {state}" for state in ("done", "failed", "stalled"))
+    print(f"wrote {args.out}: {len(frame)} runs ({tally}) over {frame['point'].nunique()} points")
+    if args.summary is not None:
+        summary = summarise(frame)
+        try:
+            if args.summary.lower().endswith(".csv"):
+                summary.to_csv(args.summary, index=False)
+            else:
+                summary.to_parquet(args.summary, index=False)
+        except OSError as exc:
+            return _fail(f"--summary: cannot write {tail(args.summary)}: {exc.strerror or type(exc).__name__}")
+        print(f"wrote {args.summary}: mean and standard error per point")
+    return 0 if counts.get("done", 0) == len(frame) else 1
+
+
+def _plot(args: argparse.Namespace) -> int:
+    try:
+        from qnetstack.stack.plot import PlotError, xy
+        from qnetstack.stack.sweep import SweepError, read_results
+    except ImportError as exc:
+        return _fail(f"plot: needs the sweep and plots extras (pip install 'qnetstack[sweep,plots]'): {exc}")
+    try:
+        if Path(args.out).suffix.lower() not in (".png", ".svg"):
+            raise UsageError("-o", f"a figure is written as .png or .svg, got {shown(args.out)}")
+        check_writable(args.out, "-o")
+        if not Path(args.results).is_file():
+            raise UsageError("results", f"no such file: {tail(args.results)}")
+        try:
+            frame = read_results(args.results)
+        except SweepError:
+            raise UsageError("results", f"a results file is .csv or .parquet, got {shown(args.results)}") from None
+        except Exception as exc:  # pandas' and pyarrow's parse errors
+            raise UsageError(
+                "results", f"cannot read {tail(args.results)}: {cut(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 120)}"
+            ) from None
+        figure = xy(frame, args.x, args.y, by=args.by)
+    except (UsageError, PlotError) as exc:
+        return _fail(exc)
+    temporary = Path(args.out).with_name(f".{Path(args.out).name}.{os.getpid()}.tmp{Path(args.out).suffix}")
+    try:
+        figure.savefig(temporary, dpi=120, bbox_inches="tight")
+        os.replace(temporary, args.out)
+    except OSError as exc:
+        return _fail(f"-o: cannot write {tail(args.out)}: {exc.strerror or type(exc).__name__}")
+    finally:
+        temporary.unlink(missing_ok=True)
+    print(f"wrote {args.out}")
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
