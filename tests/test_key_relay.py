@@ -17,9 +17,10 @@ import numpy as np
 import pydantic
 import pytest
 
-from qnetstack.application.key_relay import KeyRelayApps, end_key, xor_announcement
+from qnetstack.application.key_relay import KeyRelayApps, RelayEvent, end_key, xor_announcement
 from qnetstack.application.service import AppError, AppErrorCode, KeyDelivered, QkdRelayRequest, RelayAborted, RelayKeyInfo
 from qnetstack.stack import assemble
+from qnetstack.stack.conform import run_conformance
 from qnetstack.stack.scenario import ScenarioError, parse_scenario
 
 FAST = {"physical": "model-heralding", "link": "fast-forward-egp"}
@@ -170,3 +171,40 @@ def test_basic_apps_refuse_a_relay_request_before_the_run():
     sc = line([0.02, 0.02, 0.02], {}, seed=1)
     with pytest.raises(ScenarioError, match="applications.0.request.kind"):
         assemble(sc, {**FAST, "application": "basic-apps"})
+
+
+# ------------------------------------------------------------ the conformance clauses
+
+RELAY_CLAUSES = ["APP-RELAY-1", "APP-RELAY-2", "APP-RELAY-3", "APP-RELAY-4", "APP-RELAY-5"]
+
+
+class _DestinationFlipsABit(KeyRelayApps):
+    """Broken on purpose (test code only): the destination's copy of the end key has its first bit flipped."""
+
+    def _deliver(self, session: Any, key: np.ndarray, *rest: Any) -> None:
+        if session.position == len(session.path) - 1:
+            key = key.copy()
+            key[0] ^= 1
+        super()._deliver(session, key, *rest)
+
+
+class _NoWordToTheDestination(KeyRelayApps):
+    """Broken on purpose: a failed hop is reported at the head only."""
+
+    def _aborted(self, session: Any, hop: int, code: Any, detail: str) -> None:
+        if session.position == len(session.path) - 1:
+            session.fire(RelayEvent.ABORT)
+            self._end(session)
+            return
+        super()._aborted(session, hop, code, detail)
+
+
+@pytest.mark.slow
+def test_the_relay_application_passes_the_relay_clauses_and_broken_ones_fail_theirs():
+    """The suite's two relay runs (3000 pairs a hop) against the reference and two broken relays."""
+    report = run_conformance("application", KeyRelayApps, select=RELAY_CLAUSES)
+    assert not report.failed_clauses() and {c.clause for c in report.clauses if c.status == "pass"} == set(RELAY_CLAUSES), report.to_text()
+    assert set(run_conformance("application", _DestinationFlipsABit, select=RELAY_CLAUSES).failed_clauses()) == {"APP-RELAY-1"}
+    assert set(run_conformance("application", _NoWordToTheDestination, select=RELAY_CLAUSES).failed_clauses()) == {"APP-RELAY-4"}
+    basic = run_conformance("application", "basic-apps", select=RELAY_CLAUSES)
+    assert {c.status for c in basic.clauses} == {"not_applicable"}, basic.to_text()
