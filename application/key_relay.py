@@ -272,7 +272,7 @@ class KeyRelayApps(BasicApps):
     PROVIDES = BasicApps.PROVIDES | {CAP_APP_QKD_RELAY}
 
     def __init__(self, ctx: Context) -> None:
-        super().__init__(_HopContext(ctx, self))  # type: ignore[arg-type]
+        super().__init__(_HopContext(ctx, self))
         self._user = ctx
         self._trace_moves = transition_trace(ctx)
         self._next_number = 0
@@ -290,7 +290,7 @@ class KeyRelayApps(BasicApps):
     def handle_above(self, msg: Any) -> None:
         request_id = getattr(msg, "request_id", None)
         if request_id in self._open_ids or (
-            isinstance(msg, QkdRelayRequest) and (request_id in self._open or self._qkd.is_open(request_id))
+            isinstance(msg, QkdRelayRequest) and (msg.request_id in self._open or self._qkd.is_open(msg.request_id))
         ):
             self._user.send_up(
                 AppError(
@@ -439,7 +439,7 @@ class KeyRelayApps(BasicApps):
             session.path[-1], RelayXor(session.key[0], session.key[1], i, announcement, key_in.length, key_out.length, figures)
         )
         session.fire(_E.COMPLETE)
-        self._end(session)
+        self._close_relay(session)
 
     def _announced(self, session: _RelaySession, msg: RelayXor) -> None:
         if session.position != len(session.path) - 1 or msg.position in session.xors:
@@ -538,7 +538,7 @@ class KeyRelayApps(BasicApps):
                     request_id=request.request_id, request_kind=request.kind, remote_node=path[-1], completed=1, time_ns=self.ctx.now_ns
                 )
             )
-        self._end(session)
+        self._close_relay(session)
 
     def _aborted(self, session: _RelaySession, hop: int, code: AppErrorCode, detail: str) -> None:
         if session.ended:
@@ -554,8 +554,8 @@ class KeyRelayApps(BasicApps):
             self._user.send_up(
                 RelayAborted(request_id=request.request_id, head=session.key[0], hop=hop, path=list(path), code=code, detail=why)
             )
-        self._end(session)
+        self._close_relay(session)
 
-    def _end(self, session: _RelaySession) -> None:
+    def _close_relay(self, session: _RelaySession) -> None:
         del self._sessions[session.key]
         self._ended.add(session.key)

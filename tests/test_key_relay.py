@@ -194,7 +194,7 @@ class _NoWordToTheDestination(KeyRelayApps):
     def _aborted(self, session: Any, hop: int, code: Any, detail: str) -> None:
         if session.position == len(session.path) - 1:
             session.fire(RelayEvent.ABORT)
-            self._end(session)
+            self._close_relay(session)
             return
         super()._aborted(session, hop, code, detail)
 
@@ -208,3 +208,13 @@ def test_the_relay_application_passes_the_relay_clauses_and_broken_ones_fail_the
     assert set(run_conformance("application", _NoWordToTheDestination, select=RELAY_CLAUSES).failed_clauses()) == {"APP-RELAY-4"}
     basic = run_conformance("application", "basic-apps", select=RELAY_CLAUSES)
     assert {c.status for c in basic.clauses} == {"not_applicable"}, basic.to_text()
+
+
+def test_the_relay_application_still_serves_the_other_requests():
+    """key-relay-apps is basic-apps plus relay keys: a pairs request on it ends done, with every pair reported."""
+    data = line([0.02, 0.02], {}, seed=4).model_dump()
+    data["applications"] = [{"node": "alice", "request": {"kind": "pairs", "remote_node": "carol", "number": 5}}]
+    report = assemble(parse_scenario(data), FAST).run()
+    assert report.status == "done", report.status_line()
+    (outcome,) = report.applications
+    assert outcome.results == 5

@@ -1121,11 +1121,10 @@ def relay_failed_hop_ends_both_ends(impl: Any) -> None:
 def relay_epsilon_reported(impl: Any) -> None:
     served, _ = _relay_runs(impl)
     (scripted,) = served.requests
+    request: Any = scripted.request  # a QkdRelayRequest (_relay_scenarios)
     for up in served.sent(KeyDelivered):
         msg = up.msg
-        if msg.epsilon != scripted.request.epsilon or abs(msg.epsilon_sec + msg.epsilon_cor - msg.epsilon) > 1e-12 * msg.epsilon:
-            raise _fail(
-                f"ε {msg.epsilon} (sec {msg.epsilon_sec} + cor {msg.epsilon_cor}); the request asked for {scripted.request.epsilon}", up
-            )
+        if msg.epsilon != request.epsilon or abs(msg.epsilon_sec + msg.epsilon_cor - msg.epsilon) > 1e-12 * msg.epsilon:
+            raise _fail(f"ε {msg.epsilon} (sec {msg.epsilon_sec} + cor {msg.epsilon_cor}); the request asked for {request.epsilon}", up)
         if msg.key_sha256 != hashlib.sha256(bytes.fromhex(msg.key_hex)).hexdigest():
             raise _fail("key_sha256 is not the SHA-256 of key_hex", up)
