@@ -244,7 +244,70 @@ class QkdRequest(_Message):
         return name
 
 
-AppRequest = Annotated[TeleportRequest | PairsRequest | QkdRequest, Field(discriminator="kind")]
+# ------------------------------------------------------------ trusted-relay keys
+
+CAP_APP_QKD_RELAY = "application:qkd-relay"
+
+
+class QkdRelayRequest(_Message):
+    """A key with ``remote_node`` through the trusted relays ``relays``, in path order.
+
+    Every consecutive pair of ``[this node, *relays, remote_node]`` must share a
+    link. Each link of that path runs its own QKD session (``protocol``, with
+    ``pairs`` pairs per hop); each relay then announces the XOR of its two hop
+    keys, so that ``remote_node`` recovers the first hop's key and both ends hold
+    it (a one-time pad per relay: the trusted-node scheme of the SECOQC network,
+    Peev et al., New J. Phys. 11, 075001, 2009). Every relay named here can
+    compute the end key: they are trusted, and the results say so.
+    ``epsilon`` is the end key's total security parameter; each of the h hops
+    runs at ε/h, so by composability (Ben-Or et al. 2005; Renner 2005) the end
+    key is ε-secure. The other fields are passed to every hop's ``QkdRequest``.
+    """
+
+    kind: Literal["qkd-relay"] = "qkd-relay"
+    request_id: int = _REQUEST_ID
+    remote_node: str = Field(min_length=1)
+    relays: list[str] = Field(min_length=1, description="the trusted relays, in path order from this node to remote_node")
+    protocol: Literal["bbm92", "e91"] = "bbm92"
+    pairs: int = Field(ge=MIN_QKD_PAIRS, description="end-to-end pairs to spend on each hop")
+    epsilon: float = Field(1e-10, gt=0.0, lt=1.0)
+    ec: str = Field("cascade", min_length=1)
+    sample_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    qber_threshold: float = Field(0.11, gt=0.0, le=0.5)
+    auth_pool_bits: int = Field(4096, ge=0)
+    min_fidelity: Probability = 0.0
+    priority: int = Field(0, ge=0, lt=PRIORITY_LEVELS)
+
+    @property
+    def number(self) -> int:
+        """The scenario's and the report's item count: one end-to-end key."""
+        return 1
+
+    @property
+    def hops(self) -> int:
+        return len(self.relays) + 1
+
+    @field_validator("ec")
+    @classmethod
+    def _known_reconciler(cls, name: str) -> str:
+        from qnetstack.application.qkd.reconcile import reconciler_names  # lazily, as QkdRequest does
+
+        if name not in reconciler_names():
+            raise ValueError(f"unknown error correction {name!r}; known: {', '.join(reconciler_names())}")
+        return name
+
+    @field_validator("relays")
+    @classmethod
+    def _distinct_relays(cls, relays: list[str]) -> list[str]:
+        for i, name in enumerate(relays):
+            if not name:
+                raise ValueError(f"relay {i} has an empty name")
+            if name in relays[:i]:
+                raise ValueError(f"relay {name!r} appears twice; a path passes a relay once")
+        return relays
+
+
+AppRequest = Annotated[TeleportRequest | PairsRequest | QkdRequest | QkdRelayRequest, Field(discriminator="kind")]
 
 
 class TeleportResult(_Message):
@@ -370,9 +433,61 @@ class AppError(_Message):
     detail: str
 
 
-AppResponse = Annotated[TeleportResult | PairResult | KeyDelivered | AppDone | AppError, Field(discriminator="kind")]
+class RelayAnnouncement(_Message):
+    """Relay ``relay``'s public announcement: the XOR of its two hop keys' first ``length`` bits."""
+
+    relay: str
+    key_in: str  # key id of the hop from the previous node
+    key_out: str  # key id of the hop to the next node
+    length: int = Field(ge=1)
+    xor_hex: str
+
+
+class RelayKeyInfo(_Message):
+    """Sent with ``KeyDelivered`` at both ends of a trusted-relay key: how the key ``key_id`` was made.
+
+    ``path`` runs from ``head`` to ``remote_node``; ``hop_key_ids`` and
+    ``hop_lengths`` name each hop's key in path order, and the end key is the
+    first hop's key cut to the shortest (``length``). ``trusted_relays`` can
+    each compute the end key (a relay holds two hop keys, and the
+    announcements are public).
+    """
+
+    kind: Literal["relay_key_info"] = "relay_key_info"
+    request_id: int = Field(ge=0)
+    head: str
+    remote_node: str
+    key_id: str
+    length: int = Field(ge=1)
+    path: list[str]
+    trusted_relays: list[str]
+    hop_key_ids: list[str]
+    hop_lengths: list[int]
+    announcements: list[RelayAnnouncement]
+    knowledge: str
+
+
+class RelayAborted(_Message):
+    """At ``remote_node`` of a trusted-relay request: no end key, because hop ``hop`` (from
+    ``path[hop]`` to ``path[hop + 1]``) ended with ``code``. The head gets ``AppError``."""
+
+    kind: Literal["relay_aborted"] = "relay_aborted"
+    request_id: int = Field(ge=0)
+    head: str
+    hop: int = Field(ge=0)
+    path: list[str]
+    code: AppErrorCode
+    detail: str
+
+
+AppResponse = Annotated[
+    TeleportResult | PairResult | KeyDelivered | AppDone | AppError | RelayKeyInfo | RelayAborted, Field(discriminator="kind")
+]
 
 
 @runtime_checkable
 class ApplicationService(Entity, Protocol):
     """An application entity: takes ``AppRequest`` from its user, answers ``AppResponse``."""
+
+
+__all__ += ["CAP_APP_QKD_RELAY", "QkdRelayRequest", "RelayAnnouncement", "RelayKeyInfo", "RelayAborted"]

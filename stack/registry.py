@@ -38,7 +38,10 @@ BUILTIN: dict[str, dict[str, str]] = {
         "multiplexed-egp": "qnetstack.link.egp:MultiplexedEgp",  # several attempts in flight per link, one memory each
     },
     "network": {"swap-asap": "qnetstack.network.swap_asap:SwapAsap"},
-    "application": {"basic-apps": "qnetstack.application.apps:BasicApps"},
+    "application": {
+        "basic-apps": "qnetstack.application.apps:BasicApps",
+        "key-relay-apps": "qnetstack.application.key_relay:KeyRelayApps",  # basic-apps plus trusted-relay keys
+    },
 }
 
 

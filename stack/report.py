@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from qnetstack.application.service import AppDone, AppError, AppErrorCode, KeyDelivered, PairResult, TeleportResult
+from qnetstack.application.service import AppDone, AppError, AppErrorCode, KeyDelivered, PairResult, RelayKeyInfo, TeleportResult
 
 __all__ = ["RunResult", "RunEnd", "HandlerError", "LinkStats", "FidelityStats", "RequestOutcome", "KeyReport", "summarise"]
 
@@ -186,6 +186,7 @@ class KeyReport(_Report):
     gain_signal: float | None = None
     single_photon_gain_lower: float | None = None
     single_photon_error_upper: float | None = None
+    trusted_relays: list[str] | None = None  # a trusted-relay key: the relays that can compute it
 
 
 class RunResult(_Report):
@@ -262,6 +263,7 @@ class RunResult(_Report):
                 f"  {key.key_id}  {key.protocol}  {key.length} bits at {where}  sha256 {key.key_sha256[:16]}…  "
                 f"QBER {key.qber:.4f} (≤ {key.qber_upper:.4f})  ε {key.epsilon:g}  sifted {key.sifted_bits}  "
                 f"EC leaked {key.leaked_ec_bits}{chsh}"
+                + ("" if key.trusted_relays is None else f"  trusted relays {', '.join(key.trusted_relays)}")
             )
             if key.pulses is not None:
                 lines.append(f"    {_pulse_figures(key)}")
@@ -296,7 +298,7 @@ def _pulse_figures(key: KeyReport) -> str:
 
 
 def _request_rows(app: RequestOutcome) -> list[str]:
-    if app.request_kind == "qkd":  # results are the key's deliveries, one at each end
+    if app.request_kind in ("qkd", "qkd-relay"):  # results are the key's deliveries, one at each end
         delivered = f"{app.results}/2 ends"
     else:
         delivered = f"{app.results}/{'?' if app.number is None else app.number}"
@@ -404,9 +406,12 @@ def summarise(
 def _keys(user_messages: list[tuple[int, str, Any]]) -> list[KeyReport]:
     """Each QKD key once, from its head's copy (or the first copy, if the head's is missing)."""
     copies: dict[str, list[tuple[str, KeyDelivered]]] = {}
+    relays: dict[str, list[str]] = {}
     for _, node, msg in user_messages:
         if isinstance(msg, KeyDelivered):
             copies.setdefault(msg.key_id, []).append((node, msg))
+        elif isinstance(msg, RelayKeyInfo):
+            relays[msg.key_id] = msg.trusted_relays
     keys = []
     for key_id, found in copies.items():
         node, first = next(((n, m) for n, m in found if n == m.head), found[0])
@@ -433,6 +438,7 @@ def _keys(user_messages: list[tuple[int, str, Any]]) -> list[KeyReport]:
                 gain_signal=first.gain_signal,
                 single_photon_gain_lower=first.single_photon_gain_lower,
                 single_photon_error_upper=first.single_photon_error_upper,
+                trusted_relays=relays.get(key_id),
             )
         )
     return keys

@@ -217,7 +217,9 @@ class _Watch:
         self._network = network
         self._qkd = {(app.node, app.request.request_id) for app in scenario.applications if app.request.kind == "qkd"}
         self.pairs = 0
-        if self._qkd:
+        # a trusted-relay request's hops are QKD requests its relays make: any pair delivered at its head is progress
+        self._relayed = any(app.request.kind == "qkd-relay" for app in scenario.applications)
+        if self._qkd or self._relayed:
             network.delivery_callbacks.append(self._on_pair)
             network.progress_callbacks.append(self._on_pulse_block)
 
@@ -228,7 +230,7 @@ class _Watch:
 
     def _on_pair(self, time_ns: int, node: str, msg: Any) -> None:
         pair_id = msg.pair_id
-        if node == pair_id.head and self._network.net_requests.get((node, pair_id.request_id)) in self._qkd:
+        if node == pair_id.head and (self._relayed or self._network.net_requests.get((node, pair_id.request_id)) in self._qkd):
             self.pairs += 1
             self.last_progress_ns = time_ns
 

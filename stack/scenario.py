@@ -438,6 +438,8 @@ class Scenario(_Spec):
                 raise _FieldProblem(f"applications.{i}.request.remote_node", f"unknown node {shown(remote)}")
             if remote == app.node:
                 raise _FieldProblem(f"applications.{i}.request.remote_node", "must differ from the app's own node")
+            if app.request.kind == "qkd-relay":
+                _check_relay_path(app.node, app.request, i, seen, pairs)
             if app.request.number > MAX_REQUEST_NUMBER:
                 raise _FieldProblem(
                     f"applications.{i}.request.number",
@@ -477,6 +479,20 @@ def _check_pulse_links(scenario: Scenario, nodes: set[str]) -> None:
                 f"applications.{i}.request.remote_node",
                 f"bb84-decoy needs a pulse link from {shown(app.node)} to {shown(app.request.remote_node)} (pulse links: {links})",
             )
+
+
+def _check_relay_path(head: str, request: Any, index: int, nodes: set[str], links: set[frozenset[str]]) -> None:
+    """A trusted-relay request's relays are nodes other than its ends, and its path runs over links."""
+    field = f"applications.{index}.request.relays"
+    for k, relay in enumerate(request.relays):
+        if relay not in nodes:
+            raise _FieldProblem(f"{field}.{k}", f"unknown node {shown(relay)}")
+        if relay in (head, request.remote_node):
+            raise _FieldProblem(f"{field}.{k}", f"{shown(relay)} is an end of the request, not a relay between them")
+    path = [head, *request.relays, request.remote_node]
+    for a, b in zip(path, path[1:], strict=False):
+        if frozenset((a, b)) not in links:
+            raise _FieldProblem(field, f"no link joins {shown(a)} and {shown(b)}; the path {' - '.join(path)} must follow links")
 
 
 def _check_faults(faults: FaultsSpec, nodes: set[str], links: set[frozenset[str]]) -> None:

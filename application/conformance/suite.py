@@ -49,6 +49,7 @@ from qnetstack.application.qkd.reconcile import ReconciliationResult, reconciler
 from qnetstack.application.service import (
     CAP_APP_PAIRS,
     CAP_APP_QKD,
+    CAP_APP_QKD_RELAY,
     CAP_APP_TELEPORT,
     CARDINAL_STATES,
     AppDone,
@@ -59,7 +60,10 @@ from qnetstack.application.service import (
     KeyDelivered,
     PairResult,
     PairsRequest,
+    QkdRelayRequest,
     QkdRequest,
+    RelayAborted,
+    RelayKeyInfo,
     TeleportRequest,
     TeleportResult,
 )
@@ -1018,3 +1022,109 @@ def qkd_epsilon_reported(impl: Any) -> None:
                 )
             if msg.key_sha256 != hashlib.sha256(bytes.fromhex(msg.key_hex)).hexdigest():
                 raise _fail("key_sha256 is not the SHA-256 of key_hex", up)
+
+
+# ------------------------------------------------------------ keys through trusted relays
+#
+# Two fixed runs: alice asks carol for a key through bob over Werner pairs (F = 0.99, 3000 a hop) on both
+# hops, and the same request whose first hop the network rejects. Hop requests the relay makes
+# on its own are served (they answer no scripted request). Not applicable without
+# ``application:qkd-relay``.
+
+
+def _relay_scenarios() -> list[tuple[AppConditions, list[ScriptedRequest], int]]:
+    pairs = tuple(
+        PairScript(bell_state=b, fidelity=0.99, gap_ns=500, tail_offset_ns=o) for b, o in zip(BellState, (0, 700, -400, 3000), strict=True)
+    )
+    conditions = AppConditions(delay_ns=10_000, pairs=pairs)
+
+    def one(request_id: int, fate: Fate) -> tuple[AppConditions, list[ScriptedRequest], int]:
+        relay = QkdRelayRequest(request_id=request_id, remote_node="carol", relays=["bob"], pairs=3000, epsilon=0.2, sample_fraction=0.35)
+        return conditions, [ScriptedRequest(0, "alice", relay, fate)], 10**10  # type: ignore[arg-type]
+
+    return [one(1, Fate()), one(2, Fate(action="reject"))]
+
+
+@functools.cache
+def _relay_runs_of(impl: Any) -> tuple[AppRun, ...]:
+    return tuple(run_app(impl, *scenario) for scenario in _relay_scenarios())
+
+
+def _relay_runs(impl: Any) -> tuple[AppRun, ...]:
+    if CAP_APP_QKD_RELAY not in (getattr(impl, "PROVIDES", None) or ()):
+        raise NotApplicable(f"the implementation does not serve trusted-relay requests (PROVIDES lacks {CAP_APP_QKD_RELAY})")
+    runs = _relay_runs_of(impl)
+    for run in runs:
+        _no_crash(run)
+    return runs
+
+
+@SUITE.clause("APP-RELAY-1")
+def relay_keys_equal_at_both_ends(impl: Any) -> None:
+    served, _ = _relay_runs(impl)
+    keys = served.sent(KeyDelivered)
+    infos = served.sent(RelayKeyInfo)
+    if sorted(u.node for u in keys) != ["alice", "carol"]:
+        raise ClauseFailure(f"the served relay request's key was delivered at {sorted(u.node for u in keys)}, not at alice and carol")
+    first, second = keys
+    if first.msg.key_id != second.msg.key_id or first.msg.key_hex != second.msg.key_hex:
+        raise _fail(f"the key differs between {first.node} and {second.node}", second)
+    if sorted(u.node for u in infos) != ["alice", "carol"] or infos[0].msg != infos[1].msg or infos[0].msg.key_id != first.msg.key_id:
+        raise ClauseFailure(f"RelayKeyInfo for key {first.msg.key_id}: {[u.node for u in infos]}, not one equal copy at each end")
+
+
+@SUITE.clause("APP-RELAY-2")
+def relay_key_as_long_as_the_shortest_hop(impl: Any) -> None:
+    served, _ = _relay_runs(impl)
+    for up in served.sent(RelayKeyInfo):
+        info = up.msg
+        if not info.hop_lengths or info.length != min(info.hop_lengths):
+            raise _fail(f"a {info.length}-bit end key from hop keys of {info.hop_lengths} bits", up)
+        if any(a.length < info.length for a in info.announcements):
+            raise _fail("an announcement covers fewer bits than the end key", up)
+    for up in served.sent(KeyDelivered):
+        if len(bytes.fromhex(up.msg.key_hex)) != (up.msg.length + 7) // 8:
+            raise _fail(f"key_hex holds {len(up.msg.key_hex) // 2} bytes for a {up.msg.length}-bit key", up)
+
+
+@SUITE.clause("APP-RELAY-3")
+def relay_trust_stated(impl: Any) -> None:
+    served, _ = _relay_runs(impl)
+    infos = served.sent(RelayKeyInfo)
+    if not infos:
+        raise ClauseFailure("the served relay request delivered no RelayKeyInfo")
+    for up in infos:
+        info = up.msg
+        if info.trusted_relays != ["bob"] or info.path != ["alice", "bob", "carol"]:
+            raise _fail(f"trusted relays {info.trusted_relays} on path {info.path}; the request named bob on alice-bob-carol", up)
+        if len(info.hop_key_ids) != 2 or len(set(info.hop_key_ids)) != 2:
+            raise _fail(f"hop keys {info.hop_key_ids} for a path of two hops", up)
+        if [a.relay for a in info.announcements] != ["bob"]:
+            raise _fail(f"announcements by {[a.relay for a in info.announcements]}; one by bob expected", up)
+
+
+@SUITE.clause("APP-RELAY-4")
+def relay_failed_hop_ends_both_ends(impl: Any) -> None:
+    _, rejected = _relay_runs(impl)
+    keys = rejected.sent(KeyDelivered)
+    if keys:
+        raise _fail("a key was delivered although the first hop was rejected", keys[0])
+    errors = [u for u in rejected.sent(AppError) if u.node == "alice"]
+    aborted = [u for u in rejected.sent(RelayAborted) if u.node == "carol"]
+    if len(errors) != 1 or errors[0].msg.code is not AppErrorCode.REJECTED:
+        raise ClauseFailure(f"alice got {[e.msg.code.value for e in errors]} for the rejected hop, not one AppError REJECTED")
+    if len(aborted) != 1 or aborted[0].msg.code is not AppErrorCode.REJECTED:
+        raise ClauseFailure(f"carol got {[a.msg.code.value for a in aborted]}, not one RelayAborted REJECTED")
+
+
+@SUITE.clause("APP-RELAY-5")
+def relay_epsilon_reported(impl: Any) -> None:
+    served, _ = _relay_runs(impl)
+    (scripted,) = served.requests
+    request: Any = scripted.request  # a QkdRelayRequest (_relay_scenarios)
+    for up in served.sent(KeyDelivered):
+        msg = up.msg
+        if msg.epsilon != request.epsilon or abs(msg.epsilon_sec + msg.epsilon_cor - msg.epsilon) > 1e-12 * msg.epsilon:
+            raise _fail(f"ε {msg.epsilon} (sec {msg.epsilon_sec} + cor {msg.epsilon_cor}); the request asked for {request.epsilon}", up)
+        if msg.key_sha256 != hashlib.sha256(bytes.fromhex(msg.key_hex)).hexdigest():
+            raise _fail("key_sha256 is not the SHA-256 of key_hex", up)
