@@ -197,6 +197,10 @@ class QkdSift(NamedTuple):
     tag: AuthTag | None
     kind: Literal["qkd_sift"] = "qkd_sift"
 
+    def tampered(self, rng: np.random.Generator) -> QkdSift:
+        """A man in the middle's copy (``faults.tamper``): one announced basis changed."""
+        return self._replace(bases=_flip_one(self.bases, rng))
+
 
 class QkdRecords(NamedTuple):
     """Tail -> head: the tail's settings for the announced pairs (authenticated), and its outcomes,
@@ -209,6 +213,10 @@ class QkdRecords(NamedTuple):
     tag: AuthTag | None
     kind: Literal["qkd_records"] = "qkd_records"
 
+    def tampered(self, rng: np.random.Generator) -> QkdRecords:
+        """A man in the middle's copy: one of the tail's announced bases changed."""
+        return self._replace(bases=_flip_one(self.bases, rng))
+
 
 class QkdOutcome(NamedTuple):
     """Head -> tail: the result: the tail's final key (``key``), or an abort (``code``)."""
@@ -219,6 +227,14 @@ class QkdOutcome(NamedTuple):
     figures: tuple[tuple[str, Any], ...]
     tag: AuthTag | None
     kind: Literal["qkd_outcome"] = "qkd_outcome"
+
+    def tampered(self, rng: np.random.Generator) -> QkdOutcome:
+        """A man in the middle's copy: an abort turned into a key outcome, or a key's length changed."""
+        figures = dict(self.figures)
+        if self.code is not None:
+            return self._replace(code=None, figures=tuple({**figures, "length": 1}.items()))
+        figures["length"] = max(1, int(figures["length"]) - 1 - int(rng.integers(8)))
+        return self._replace(figures=tuple(figures.items()))
 
 
 class QkdCancel(NamedTuple):
@@ -263,6 +279,16 @@ class QkdRefused(NamedTuple):
     code: str
     detail: str
     kind: Literal["qkd_refused"] = "qkd_refused"
+
+
+def _flip_one(values: bytes, rng: np.random.Generator) -> bytes:
+    """``values`` (settings 0/1/2, one per byte) with one entry changed."""
+    if not values:
+        return values
+    changed = bytearray(values)
+    i = int(rng.integers(len(changed)))
+    changed[i] = 1 - changed[i] if changed[i] < 2 else 0
+    return bytes(changed)
 
 
 QKD_MESSAGES = (QkdStart, QkdSift, QkdRecords, QkdOutcome, QkdCancel, QkdPairLost, QkdStartAck, QkdConfirm, QkdRefused)
@@ -1001,7 +1027,7 @@ class QkdApps:
             drop_unknown(self.ctx.trace, msg.kind, msg.net_id)
             return
         session.start_acked = True  # the records answer the start too
-        if not _check(session.auth, _records_bytes(msg.net_id, msg.bases), msg.tag):
+        if not self.authentic(session.auth, _records_bytes(msg.net_id, msg.bases), msg.tag):
             session.fire(_HE.ABORT)
             self._cancel(session, AppErrorCode.AUTH_FAILED, "the tail's bases failed authentication")
             return
@@ -1023,6 +1049,10 @@ class QkdApps:
     def post_process(self, *arguments: Any) -> QkdResult:
         """The post-processing (:func:`post_process`): one place another implementation may change it."""
         return post_process(*arguments)
+
+    def authentic(self, auth: WegmanCarter | None, message: bytes, tag: AuthTag | None) -> bool:
+        """Whether ``tag`` is the Wegman–Carter tag of ``message`` (taking the next pad either way)."""
+        return _check(auth, message, tag)
 
     def _finish(self, session: _QkdHead) -> None:
         """The post-processing's round trips are over: send the tail its outcome (again until it confirms)."""
@@ -1238,7 +1268,7 @@ class QkdApps:
         if tail is None or tail.state is not _TS.MEASURING:  # not started yet (the head sends both again), or a copy
             drop_unknown(self.ctx.trace, msg.kind, (head, msg.net_id))
             return
-        if not _check(tail.auth, _sift_bytes(msg.net_id, msg.indices, msg.bases), msg.tag):
+        if not self.authentic(tail.auth, _sift_bytes(msg.net_id, msg.indices, msg.bases), msg.tag):
             self._tail_refuse(tail, AppErrorCode.AUTH_FAILED, "the head's bases failed authentication")
             return
         tail.fire(_TE.SIFT)
@@ -1270,7 +1300,7 @@ class QkdApps:
             return
         figures = dict(msg.figures)
         length = int(figures["length"]) if msg.code is None else 0
-        if not _check(tail.auth, _outcome_bytes(msg.net_id, msg.code, length), msg.tag):
+        if not self.authentic(tail.auth, _outcome_bytes(msg.net_id, msg.code, length), msg.tag):
             self._tail_refuse(tail, AppErrorCode.AUTH_FAILED, "the head's outcome failed authentication")
             return
         if msg.code is not None:

@@ -87,3 +87,16 @@ class KeysWithoutPrivacyAmplification(BasicApps):
     def __init__(self, ctx: Any) -> None:
         super().__init__(ctx)
         self._qkd = _Unamplified(ctx)
+
+
+class _Unauthenticated(QkdApps):
+    def authentic(self, auth: Any, message: bytes, tag: Any) -> bool:
+        return True  # takes every message as sent by the other end
+
+
+class KeysWithoutAuthentication(BasicApps):
+    """Takes every classical QKD message as authentic: a man in the middle's changes go unnoticed."""
+
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(ctx)
+        self._qkd = _Unauthenticated(ctx)
