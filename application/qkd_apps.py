@@ -21,9 +21,10 @@ inside ``BasicApps`` (which hands it every message about a QKD request):
    indices and its bases (``QkdSift``); the tail answers with its bases
    (``QkdRecords``) once it has measured every pair named.
 4. The head runs the post-processing (:func:`post_process`) and tells the
-   tail the result (``QkdOutcome``). Both ends deliver ``KeyDelivered`` with
-   the same key, or, on an abort, the head closes the request with an
-   ``AppError`` whose code says why and the tail delivers nothing.
+   tail the result (``QkdOutcome``). The tail delivers ``KeyDelivered`` (or,
+   on an abort, ``KeyAborted`` with the abort's code) and confirms
+   (``QkdConfirm``); on the confirmation the head delivers the same key and
+   ``AppDone``, or closes the request with an ``AppError`` of that code.
 
 Settings. BBM92 (Bennett, Brassard & Mermin, PRL 68, 557, 1992): each end
 measures Z or X with probability 1/2; rounds with equal bases are the sifted
@@ -65,12 +66,31 @@ drawn at the head and sent in ``QkdStart``, standing for a key the two ends
 shared before the run. A pool too small for a message ends the request with
 ``AUTH_FAILED``, and so does a tag that does not check.
 
-Time. The head delivers its key after the post-processing's round trips
+Time. The head sends its outcome after the post-processing's round trips
 (one for the estimate, the error correction's ``channel_uses``, one for the
 verification and one for the privacy-amplification seed; fewer when it
 aborts earlier), each taking twice the one-way classical delay, measured as
 the time ``QkdRecords`` took to arrive. The tail delivers when ``QkdOutcome``
-reaches it, one delay later. The computation itself takes no simulated time.
+reaches it, one delay later, and the head on its confirmation, one more. The
+computation itself takes no simulated time.
+
+Lost messages. The head sends again what the tail has not answered: the start
+(answered by ``QkdStartAck``), the announcement with the ``QkdPairLost`` sent
+after it (answered by the records) and its last message, the outcome or a
+``QkdCancel`` (answered by ``QkdConfirm``, or ``QkdRefused`` when the tail ended
+the request itself on a failed check). The waits follow :data:`RETRY_FIRST_NS`
+and its companions; after :data:`RETRY_TRIES` unanswered sendings the head
+gives up (``TIMEOUT``; for a key outcome the tail may hold the key, which no
+finite number of messages can rule out). The tail answers each copy the same
+way as the first (its records again; after it ended, its last answer), and
+copies are identical, so each end checks each authenticated message once and
+the pads stay in step. Every abort reaches the tail's user with the head's code
+(``KeyAborted``), except when the head is lost (``REMOTE_LOST`` at the tail).
+
+A man in the middle (the scenario's ``faults.tamper``) alters the messages that
+offer ``tampered``: the announcement, the records and the outcome, the ones
+the authentication protects; an altered one fails its check at the receiver
+and the run ends ``AUTH_FAILED`` at both ends.
 
 Net request ids. The tail must know that a delivered pair belongs to a QKD
 request before the head's messages about it arrive, so QKD requests take
