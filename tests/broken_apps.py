@@ -100,3 +100,16 @@ class KeysWithoutAuthentication(BasicApps):
     def __init__(self, ctx: Any) -> None:
         super().__init__(ctx)
         self._qkd = _Unauthenticated(ctx)
+
+
+class _SilentTail(QkdApps):
+    def _end_tail(self, tail: Any, answer: Any, code: Any = None, detail: str = "") -> None:
+        super()._end_tail(tail, answer)  # ends as told, but never tells its user why
+
+
+class AbortsUntoldAtTheTail(BasicApps):
+    """Ends the tail's side of an aborted QKD request without telling the tail's user (no KeyAborted)."""
+
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(ctx)
+        self._qkd = _SilentTail(ctx)
