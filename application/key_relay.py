@@ -61,6 +61,7 @@ from qnetstack.application.service import (
     AppDone,
     AppError,
     AppErrorCode,
+    KeyAborted,
     KeyDelivered,
     QkdRelayRequest,
     QkdRequest,
@@ -348,9 +349,13 @@ class KeyRelayApps(BasicApps):
     def hop_message(self, msg: Any) -> bool:
         """Take what a hop's QKD request tells its user; False for everything else (it goes up)."""
         request_id = getattr(msg, "request_id", -1)
-        if request_id < RELAY_HOP_IDS or not isinstance(msg, (KeyDelivered, AppDone, AppError)):
+        if request_id < RELAY_HOP_IDS or not isinstance(msg, (KeyDelivered, AppDone, AppError, KeyAborted)):
             return False
         node = self.ctx.node
+        if isinstance(msg, KeyAborted):
+            # the hop's tail side of an abort: the hop's head gets the AppError and ends the relay session
+            self._hop_tails.pop((msg.head, request_id), None)
+            return True
         if isinstance(msg, KeyDelivered):
             if msg.head == node:
                 found = self._hop_heads.pop(request_id, None)

@@ -21,9 +21,10 @@ inside ``BasicApps`` (which hands it every message about a QKD request):
    indices and its bases (``QkdSift``); the tail answers with its bases
    (``QkdRecords``) once it has measured every pair named.
 4. The head runs the post-processing (:func:`post_process`) and tells the
-   tail the result (``QkdOutcome``). Both ends deliver ``KeyDelivered`` with
-   the same key, or, on an abort, the head closes the request with an
-   ``AppError`` whose code says why and the tail delivers nothing.
+   tail the result (``QkdOutcome``). The tail delivers ``KeyDelivered`` (or,
+   on an abort, ``KeyAborted`` with the abort's code) and confirms
+   (``QkdConfirm``); on the confirmation the head delivers the same key and
+   ``AppDone``, or closes the request with an ``AppError`` of that code.
 
 Settings. BBM92 (Bennett, Brassard & Mermin, PRL 68, 557, 1992): each end
 measures Z or X with probability 1/2; rounds with equal bases are the sifted
@@ -65,12 +66,31 @@ drawn at the head and sent in ``QkdStart``, standing for a key the two ends
 shared before the run. A pool too small for a message ends the request with
 ``AUTH_FAILED``, and so does a tag that does not check.
 
-Time. The head delivers its key after the post-processing's round trips
+Time. The head sends its outcome after the post-processing's round trips
 (one for the estimate, the error correction's ``channel_uses``, one for the
 verification and one for the privacy-amplification seed; fewer when it
 aborts earlier), each taking twice the one-way classical delay, measured as
 the time ``QkdRecords`` took to arrive. The tail delivers when ``QkdOutcome``
-reaches it, one delay later. The computation itself takes no simulated time.
+reaches it, one delay later, and the head on its confirmation, one more. The
+computation itself takes no simulated time.
+
+Lost messages. The head sends again what the tail has not answered: the start
+(answered by ``QkdStartAck``), the announcement with the ``QkdPairLost`` sent
+after it (answered by the records) and its last message, the outcome or a
+``QkdCancel`` (answered by ``QkdConfirm``, or ``QkdRefused`` when the tail ended
+the request itself on a failed check). The waits follow :data:`RETRY_FIRST_NS`
+and its companions; after :data:`RETRY_TRIES` unanswered sendings the head
+gives up (``TIMEOUT``; for a key outcome the tail may hold the key, which no
+finite number of messages can rule out). The tail answers each copy the same
+way as the first (its records again; after it ended, its last answer), and
+copies are identical, so each end checks each authenticated message once and
+the pads stay in step. Every abort reaches the tail's user with the head's code
+(``KeyAborted``), except when the head is lost (``REMOTE_LOST`` at the tail).
+
+A man in the middle (the scenario's ``faults.tamper``) alters the messages that
+offer ``tampered``: the announcement, the records and the outcome, the ones
+the authentication protects; an altered one fails its check at the receiver
+and the run ends ``AUTH_FAILED`` at both ends.
 
 Net request ids. The tail must know that a delivered pair belongs to a QKD
 request before the head's messages about it arrive, so QKD requests take
@@ -101,7 +121,7 @@ from qnetstack.application.qkd.reconcile import ReconciliationFailed, reconciler
 from qnetstack.application.qkd.sifting import E91Settings, sift_bb84, sift_e91
 from qnetstack.application.qkd.types import AbortReason, RawRecords, SiftedKey
 from qnetstack.application.qkd.verify import verify
-from qnetstack.application.service import AppDone, AppError, AppErrorCode, KeyDelivered, QkdRequest
+from qnetstack.application.service import AppDone, AppError, AppErrorCode, KeyAborted, KeyDelivered, QkdRequest
 from qnetstack.entity import Context, EntityError, Wait
 from qnetstack.entity.machine import Machine, Session, drop_unknown, transition_trace
 from qnetstack.network.service import NetAccepted, NetError, NetErrorCode, NetRejected, NetRequest, PairDelivered, PairLost
@@ -116,7 +136,13 @@ __all__ = [
     "QkdOutcome",
     "QkdCancel",
     "QkdPairLost",
+    "QkdStartAck",
+    "QkdConfirm",
+    "QkdRefused",
     "QKD_MESSAGES",
+    "RETRY_FIRST_NS",
+    "RETRY_CAP",
+    "RETRY_TRIES",
     "E91_CHSH",
     "HEAD_BASES",
     "TAIL_BASES",
@@ -152,6 +178,18 @@ E91_CHSH = E91Settings(
 _MIN_EC_QBER = 0.005
 _AUTH_BITS_PER_MESSAGE = 61
 
+# Retransmission (module docstring, "Lost messages"). The first wait is RETRY_FIRST_NS until the head
+# has measured the one-way delay D (from the tail's first answer to a message sent once, Karn's rule),
+# then 2D + 1 us; each wait doubles (binary exponential back-off, RFC 6298 §5.5) up to RETRY_CAP times
+# the first, so RETRY_TRIES tries span at most (1 + 2 + 4 + 8 × 17) = 143 first waits: 7 ms before D
+# is known, well inside the runner's stall span. A try goes unanswered when its message or the answer
+# is lost: with loss probability p each way, 1 - (1 - p)^2, 0.51 at p = 0.3, and 20 tries in a row
+# with 0.51^20 ≈ 1.4e-6. A wait shorter than the round trip only sends copies, which are harmless.
+RETRY_FIRST_NS = 50_000
+RETRY_CAP = 8
+RETRY_TRIES = 20
+_RETRY_MARGIN_NS = 1_000
+
 
 # ------------------------------------------------------------ peer messages
 # Private to this implementation and built only from validated values: named tuples,
@@ -179,6 +217,10 @@ class QkdSift(NamedTuple):
     tag: AuthTag | None
     kind: Literal["qkd_sift"] = "qkd_sift"
 
+    def tampered(self, rng: np.random.Generator) -> QkdSift:
+        """A man in the middle's copy (``faults.tamper``): one announced basis changed."""
+        return self._replace(bases=_flip_one(self.bases, rng))
+
 
 class QkdRecords(NamedTuple):
     """Tail -> head: the tail's settings for the announced pairs (authenticated), and its outcomes,
@@ -191,6 +233,10 @@ class QkdRecords(NamedTuple):
     tag: AuthTag | None
     kind: Literal["qkd_records"] = "qkd_records"
 
+    def tampered(self, rng: np.random.Generator) -> QkdRecords:
+        """A man in the middle's copy: one of the tail's announced bases changed."""
+        return self._replace(bases=_flip_one(self.bases, rng))
+
 
 class QkdOutcome(NamedTuple):
     """Head -> tail: the result: the tail's final key (``key``), or an abort (``code``)."""
@@ -202,11 +248,23 @@ class QkdOutcome(NamedTuple):
     tag: AuthTag | None
     kind: Literal["qkd_outcome"] = "qkd_outcome"
 
+    def tampered(self, rng: np.random.Generator) -> QkdOutcome:
+        """A man in the middle's copy: an abort turned into a key outcome, or a key's length changed."""
+        figures = dict(self.figures)
+        if self.code is not None:
+            return self._replace(code=None, figures=tuple({**figures, "length": 1}.items()))
+        figures["length"] = max(1, int(figures["length"]) - 1 - int(rng.integers(8)))
+        return self._replace(figures=tuple(figures.items()))
+
 
 class QkdCancel(NamedTuple):
-    """Head -> tail: the request ended before the post-processing; free what you hold for it."""
+    """Head -> tail: the request ended before the post-processing, for the reason ``code``; free what
+    you hold for it, tell your user, and confirm (sent again until confirmed)."""
 
     net_id: int
+    request_id: int
+    code: str
+    detail: str
     kind: Literal["qkd_cancel"] = "qkd_cancel"
 
 
@@ -218,7 +276,42 @@ class QkdPairLost(NamedTuple):
     kind: Literal["qkd_pair_lost"] = "qkd_pair_lost"
 
 
-QKD_MESSAGES = (QkdStart, QkdSift, QkdRecords, QkdOutcome, QkdCancel, QkdPairLost)
+class QkdStartAck(NamedTuple):
+    """Tail -> head: ``QkdStart`` arrived (the head sends it again until this comes)."""
+
+    net_id: int
+    kind: Literal["qkd_start_ack"] = "qkd_start_ack"
+
+
+class QkdConfirm(NamedTuple):
+    """Tail -> head: the tail has ended as the head's last message said (``QkdOutcome`` or
+    ``QkdCancel``) and told its user; the head closes the request on it."""
+
+    net_id: int
+    kind: Literal["qkd_confirm"] = "qkd_confirm"
+
+
+class QkdRefused(NamedTuple):
+    """Tail -> head: the tail ended the request itself, for the reason ``code`` (a message of the
+    head's failed authentication); the head closes the request with the same code."""
+
+    net_id: int
+    code: str
+    detail: str
+    kind: Literal["qkd_refused"] = "qkd_refused"
+
+
+def _flip_one(values: bytes, rng: np.random.Generator) -> bytes:
+    """``values`` (settings 0/1/2, one per byte) with one entry changed."""
+    if not values:
+        return values
+    changed = bytearray(values)
+    i = int(rng.integers(len(changed)))
+    changed[i] = 1 - changed[i] if changed[i] < 2 else 0
+    return bytes(changed)
+
+
+QKD_MESSAGES = (QkdStart, QkdSift, QkdRecords, QkdOutcome, QkdCancel, QkdPairLost, QkdStartAck, QkdConfirm, QkdRefused)
 
 
 # ------------------------------------------------------------ post-processing
@@ -293,10 +386,23 @@ def post_process(
     figures["sifted_bits"] = len(key)
     sample = round(request.sample_fraction * len(key))
     if not 0 < sample < len(key):
-        return abort(AppErrorCode.KEY_TOO_SHORT, f"{len(key)} sifted bits leave no sample and key at fraction {request.sample_fraction}", 1)
+        return abort(
+            AppErrorCode.TOO_FEW_PAIRS,
+            f"{n} pairs gave {len(key)} sifted bits: no sample and key at fraction {request.sample_fraction}",
+            1,
+        )
     estimate = estimate_qber(key, sample, rng, epsilon_sec, request.qber_threshold)
     figures.update(sample_bits=sample, sample_errors=estimate.sample_errors, qber=estimate.qber, qber_upper=estimate.qber_upper)
     if estimate.abort is not None:
+        # The bound is the sample's QBER plus a statistical margin: when the QBER itself is within
+        # the threshold, the margin (too small a sample, too few pairs) is what crossed it.
+        if estimate.qber <= request.qber_threshold:
+            return abort(
+                AppErrorCode.TOO_FEW_PAIRS,
+                f"{n} pairs gave a sample of {sample} bits: QBER {estimate.qber:.4f} is within {request.qber_threshold} "
+                f"but its upper bound at ε_sec ({estimate.qber_upper:.4f}) is not",
+                2,
+            )
         return abort(
             AppErrorCode.QBER_TOO_HIGH,
             f"QBER {estimate.qber:.4f} (upper bound {estimate.qber_upper:.4f} at ε_sec) is above {request.qber_threshold}",
@@ -318,8 +424,16 @@ def post_process(
     bound = finite_key_entanglement(len(alice), sample, estimate.sample_errors, leak, epsilon_sec, epsilon_cor)
     figures["key_length_bound"] = bound.terms.get("bound", 0.0)
     if bound.abort is not None:
-        code = AppErrorCode.QBER_TOO_HIGH if bound.abort is AbortReason.QBER_ABOVE_THRESHOLD else AppErrorCode.KEY_TOO_SHORT
-        return abort(code, f"finite-key bound (Tomamichel et al. 2012) on {len(alice)} bits: {bound.abort.value}", trips)
+        # Q + μ ≥ 1/2 with Q within the threshold: the statistical term μ, i.e. too few bits, ends it.
+        too_few = bound.abort is AbortReason.QBER_ABOVE_THRESHOLD and estimate.qber <= request.qber_threshold
+        code = AppErrorCode.TOO_FEW_PAIRS if too_few else AppErrorCode.KEY_TOO_SHORT
+        if bound.abort is AbortReason.QBER_ABOVE_THRESHOLD and not too_few:
+            code = AppErrorCode.QBER_TOO_HIGH
+        return abort(
+            code,
+            f"finite-key bound (Tomamichel et al. 2012) on {len(alice)} key bits from {n} pairs: {bound.abort.value}",
+            trips,
+        )
     amplified = amplify(alice, bound.length, rng)
     tail_key = toeplitz_hash(np.asarray(corrected.key), amplified.seed, bound.length)
     return QkdResult(None, "", amplified.key, tail_key, trips + 1, figures)
@@ -333,6 +447,7 @@ class QkdHeadState(str, enum.Enum):
     MEASURING = "measuring"  # measuring pairs as they come
     SIFTING = "sifting"  # bases announced; the tail's records are awaited
     PROCESSING = "processing"  # post-processing: its classical round trips are under way
+    CLOSING = "closing"  # the last message (outcome or cancel) is out; the tail's confirmation is awaited
     DONE = "done"
     FAILED = "failed"
 
@@ -345,8 +460,12 @@ class QkdHeadEvent(str, enum.Enum):
     LAST_MEASURED = "last_measured"  # the request's pairs-th outcome is in: bases announced
     LOST = "pair_lost"  # the network declared a pair delivered here lost
     RECORDS = "records"  # the tail's records arrived and checked
-    KEY = "key"  # the post-processing gave a key
-    ABORT = "abort"  # the post-processing or the authentication aborted
+    OUTCOME = "outcome"  # the post-processing's round trips are over: its outcome is sent
+    ABORT = "abort"  # the authentication aborted before the post-processing: the tail is told to cancel
+    TIMEOUT = "timeout"  # no answer from the tail after every retransmission
+    KEY_CONFIRMED = "key_confirmed"  # the tail confirmed the key
+    CONFIRMED = "confirmed"  # the tail confirmed the abort or cancel
+    REFUSED = "refused"  # the tail ended the request itself (a message failed its authentication)
     REMOTE_LOST = "end_lost"  # the network says the tail is lost
 
 
@@ -367,7 +486,7 @@ class QkdTailEvent(str, enum.Enum):
     SIFT = "qkd_sift"
     RECORDS = "records_sent"
     KEY = "key"
-    ABORT = "abort"
+    ABORT = "abort"  # the head's outcome is an abort, or a head's message failed authentication
     CANCEL = "cancel"  # the head ended the request early (QkdCancel), or the head is lost
 
 
@@ -379,28 +498,41 @@ QKD_HEAD = Machine(
     initial=_HS.ASKED,
     transitions={
         (_HS.ASKED, _HE.ACCEPTED): _HS.MEASURING,
-        (_HS.ASKED, _HE.REJECTED): _HS.FAILED,
+        (_HS.ASKED, _HE.REJECTED): _HS.CLOSING,
+        (_HS.ASKED, _HE.TIMEOUT): _HS.CLOSING,
         (_HS.MEASURING, _HE.MEASURED): _HS.MEASURING,
         (_HS.MEASURING, _HE.LOST): _HS.MEASURING,
         (_HS.MEASURING, _HE.LAST_MEASURED): _HS.SIFTING,
-        (_HS.MEASURING, _HE.ABORTED): _HS.FAILED,
+        (_HS.MEASURING, _HE.ABORTED): _HS.CLOSING,
+        (_HS.MEASURING, _HE.ABORT): _HS.CLOSING,
+        (_HS.MEASURING, _HE.TIMEOUT): _HS.CLOSING,
         (_HS.MEASURING, _HE.REMOTE_LOST): _HS.FAILED,
-        (_HS.MEASURING, _HE.ABORT): _HS.FAILED,
         (_HS.SIFTING, _HE.LOST): _HS.SIFTING,
         (_HS.SIFTING, _HE.RECORDS): _HS.PROCESSING,
-        (_HS.SIFTING, _HE.ABORT): _HS.FAILED,
+        (_HS.SIFTING, _HE.ABORT): _HS.CLOSING,
+        (_HS.SIFTING, _HE.TIMEOUT): _HS.CLOSING,
+        (_HS.SIFTING, _HE.REFUSED): _HS.FAILED,
         (_HS.SIFTING, _HE.REMOTE_LOST): _HS.FAILED,
-        (_HS.PROCESSING, _HE.KEY): _HS.DONE,
-        (_HS.PROCESSING, _HE.ABORT): _HS.FAILED,
+        (_HS.PROCESSING, _HE.OUTCOME): _HS.CLOSING,
+        (_HS.CLOSING, _HE.KEY_CONFIRMED): _HS.DONE,
+        (_HS.CLOSING, _HE.CONFIRMED): _HS.FAILED,
+        (_HS.CLOSING, _HE.REFUSED): _HS.FAILED,
+        (_HS.CLOSING, _HE.TIMEOUT): _HS.FAILED,
+        (_HS.CLOSING, _HE.REMOTE_LOST): _HS.FAILED,
     },
     final=frozenset({_HS.DONE, _HS.FAILED}),
     doc=(
         "One QKD request at its head, keyed by the user's `request_id`. It measures each delivered half in a "
         "random basis (frame-corrected); with the request's number of outcomes in (`last_measured`) it "
-        "announces its bases; with the tail's records (`records`) it post-processes, and after the "
-        "post-processing's round trips it delivers `KeyDelivered` and `AppDone` on entering `done`, or "
-        "`AppError` (the abort's code) on entering `failed` by `abort`. `net_rejected`, `net_error` and "
-        "`end_lost` end it with `AppError` REJECTED, ABORTED, REMOTE_LOST, and the tail is told to cancel."
+        "announces its bases, sent again until the tail's records (`records`) come; it post-processes, and "
+        "after the post-processing's round trips sends the outcome (`outcome`: the tail's key or the abort's "
+        "code), again until the tail confirms. The request closes on the confirmation: `KeyDelivered` and "
+        "`AppDone` on entering `done` (`key_confirmed`), `AppError` with the outcome's code on entering "
+        "`failed` (`confirmed`). `net_rejected`, `net_error`, a failed check of the tail's records (`abort`) and "
+        "no answer after every retransmission (`timeout`) send the tail a cancel with the code, again until "
+        "confirmed (`AppError` REJECTED, ABORTED, AUTH_FAILED, TIMEOUT). `refused` (the tail ended it: a "
+        "message failed its check there) and `end_lost` end it at once (`AppError` with the tail's code, "
+        "REMOTE_LOST); a `timeout` while `closing` ends it with the outcome's code, or TIMEOUT for a key."
     ),
 )
 
@@ -430,12 +562,14 @@ QKD_TAIL = Machine(
     },
     final=frozenset({_TS.KEYED, _TS.ABORTED, _TS.CANCELLED}),
     doc=(
-        "One QKD request at its tail, keyed by (head, network request id), opened by the head's `QkdStart` or "
-        "by the first pair (held unmeasured until the start says the protocol). It measures each half in a "
-        "random basis; when every pair the head's announcement names is measured it sends its records "
-        "(`records_sent`); the head's outcome delivers `KeyDelivered` on entering `keyed`, or nothing on "
-        "entering `aborted` (the head reports the abort). A failed authentication check aborts too. "
-        "`cancel` (the head ended the request early, or is lost) frees what it holds."
+        "One QKD request at its tail, keyed by (head, network request id), opened by the head's `QkdStart` (which "
+        "it acknowledges) or by the first pair (held unmeasured until the start says the protocol). It measures "
+        "each half in a random basis; when every pair the head's announcement names is measured it sends its "
+        "records (`records_sent`), again for each copy of the announcement. The head's outcome delivers "
+        "`KeyDelivered` on entering `keyed`, or `KeyAborted` with the outcome's code on entering `aborted`; a "
+        "head's message that fails its check aborts too (`KeyAborted` AUTH_FAILED, and the head is told). "
+        "`cancel` (the head ended the request early: `KeyAborted` with its code; or the head is lost: REMOTE_LOST) "
+        "frees what it holds. After it ends it answers each copy of the head's messages with its last answer."
     ),
 )
 
@@ -444,7 +578,30 @@ QKD_MACHINES = (QKD_HEAD, QKD_TAIL)
 
 class _QkdHead(Session):
     machine = QKD_HEAD
-    __slots__ = ("request", "net_id", "pool", "auth", "rng", "outcomes", "measuring", "result", "figures")
+    __slots__ = (
+        "request",
+        "net_id",
+        "pool",
+        "auth",
+        "rng",
+        "outcomes",
+        "measuring",
+        "result",
+        "start_msg",
+        "start_acked",
+        "sift_msg",
+        "lost_msgs",
+        "final_msg",
+        "closing_code",
+        "closing_detail",
+        "key_figures",
+        "one_way_ns",
+        "timer",
+        "tries",
+        "wait_ns",
+        "first_wait_ns",
+        "start_sent_ns",
+    )
 
     def __init__(self, request: QkdRequest, net_id: int, pool: KeyPool, rng: np.random.Generator, trace: Any) -> None:
         super().__init__(request.request_id, trace)
@@ -456,11 +613,25 @@ class _QkdHead(Session):
         self.outcomes: dict[int, tuple[int, int]] = {}  # pair index -> (setting, frame-corrected bit)
         self.measuring: dict[int, int] = {}  # device tag -> pair index, measurements under way
         self.result: QkdResult | None = None
+        self.start_msg: QkdStart | None = None
+        self.start_acked = False
+        self.sift_msg: QkdSift | None = None
+        self.lost_msgs: list[QkdPairLost] = []  # sent after the announcement: sent again with it
+        self.final_msg: QkdOutcome | QkdCancel | None = None  # sent again until the tail confirms
+        self.closing_code: AppErrorCode | None = None  # the code the request closes with (None: a key)
+        self.closing_detail = ""
+        self.key_figures: dict[str, Any] = {}
+        self.one_way_ns: int | None = None  # the classical delay to the tail, once measured
+        self.timer: int | None = None  # the retransmission timer's id
+        self.tries = 0
+        self.wait_ns = RETRY_FIRST_NS
+        self.first_wait_ns = RETRY_FIRST_NS
+        self.start_sent_ns = 0
 
 
 class _QkdTail(Session):
     machine = QKD_TAIL
-    __slots__ = ("head", "net_id", "start", "auth", "held", "outcomes", "measuring", "announced", "lost")
+    __slots__ = ("head", "net_id", "start", "auth", "held", "outcomes", "measuring", "announced", "lost", "records_msg", "request_id")
 
     def __init__(self, head: str, net_id: int, trace: Any) -> None:
         super().__init__((head, net_id), trace)
@@ -473,6 +644,8 @@ class _QkdTail(Session):
         self.measuring: dict[int, int] = {}  # device tag -> pair index
         self.announced: QkdSift | None = None
         self.lost: set[int] = set()  # indices declared lost here (never reported)
+        self.records_msg: QkdRecords | None = None  # sent again for each copy of the announcement
+        self.request_id: int | None = None  # the head's request id, once a message of the head named it
 
 
 def _sign(auth: WegmanCarter | None, message: bytes) -> AuthTag | None:
@@ -522,7 +695,8 @@ class QkdApps:
         self._open: dict[int, _QkdHead] = {}  # user's request_id -> head session not yet closed
         self._heads: dict[int, _QkdHead] = {}  # network id -> head session not yet ended
         self._tails: dict[tuple[str, int], _QkdTail] = {}
-        self._ended_tails: set[tuple[str, int]] = set()
+        # tails ended here -> their last answer, sent again for each copy of a head's message (None: no answer)
+        self._ended_tails: dict[tuple[str, int], QkdConfirm | QkdRefused | None] = {}
         self._trace = transition_trace(ctx)
         self._next_tag = 0
         self._device: dict[int, _QkdHead | _QkdTail] = {}  # device tag -> session measuring
@@ -547,7 +721,10 @@ class QkdApps:
         session.auth = _authenticator(session.pool)
         self._open[request.request_id] = session
         self._heads[net_id] = session
-        ctx.send_peer(request.remote_node, QkdStart(request.request_id, net_id, request.protocol, request.pairs, pool_bits.tobytes()))
+        session.start_msg = QkdStart(request.request_id, net_id, request.protocol, request.pairs, pool_bits.tobytes())
+        ctx.send_peer(request.remote_node, session.start_msg)
+        session.start_sent_ns = ctx.now_ns
+        self._arm(session, fresh=True)
         ctx.send_down(
             NetRequest(
                 request_id=net_id,
@@ -576,7 +753,8 @@ class QkdApps:
             if tail is None:
                 drop_unknown(self.ctx.trace, msg.kind, (msg.head, msg.request_id))
                 return
-            self._cancel_tail(tail)
+            tail.fire(_TE.CANCEL)
+            self._end_tail(tail, None, AppErrorCode.REMOTE_LOST, f"{msg.code.value}: {msg.detail}")
         else:
             head = msg.head if isinstance(msg, NetError) else me
             session = self._heads.get(msg.request_id) if head == me else None
@@ -587,14 +765,13 @@ class QkdApps:
                 session.fire(_HE.ACCEPTED)
             elif isinstance(msg, NetRejected):
                 session.fire(_HE.REJECTED)
-                self._fail(session, AppErrorCode.REJECTED, msg.reason)
-            elif session.state is _HS.MEASURING:
-                lost = msg.code is NetErrorCode.END_LOST
-                session.fire(_HE.REMOTE_LOST if lost else _HE.ABORTED)
-                self._fail(session, AppErrorCode.REMOTE_LOST if lost else AppErrorCode.ABORTED, f"{msg.code.value}: {msg.detail}")
-            elif session.state is _HS.SIFTING and msg.code is NetErrorCode.END_LOST:
+                self._cancel(session, AppErrorCode.REJECTED, msg.reason)
+            elif msg.code is NetErrorCode.END_LOST and session.state in (_HS.MEASURING, _HS.SIFTING, _HS.CLOSING):
                 session.fire(_HE.REMOTE_LOST)
-                self._fail(session, AppErrorCode.REMOTE_LOST, f"{msg.code.value}: {msg.detail}")
+                self._close(session, AppErrorCode.REMOTE_LOST, f"{msg.code.value}: {msg.detail}")
+            elif session.state is _HS.MEASURING:
+                session.fire(_HE.ABORTED)
+                self._cancel(session, AppErrorCode.ABORTED, f"{msg.code.value}: {msg.detail}")
             else:  # the pairs are all in: the network's later word changes nothing
                 drop_unknown(self.ctx.trace, msg.kind, (head, msg.request_id), state=session.state.value)
 
@@ -608,11 +785,7 @@ class QkdApps:
         elif isinstance(msg, QkdOutcome):
             self._tail_outcome(sender, msg)
         elif isinstance(msg, QkdCancel):
-            tail = self._tails.get((sender, msg.net_id))
-            if tail is None:
-                drop_unknown(self.ctx.trace, msg.kind, (sender, msg.net_id))
-                return
-            self._cancel_tail(tail)
+            self._tail_cancel(sender, msg)
         elif isinstance(msg, QkdPairLost):
             tail = self._tails.get((sender, msg.net_id))
             if tail is None or tail.announced is None:
@@ -620,15 +793,25 @@ class QkdApps:
                 return
             tail.lost.add(msg.pair_index)
             self._tail_maybe_send(tail)
+        elif isinstance(msg, QkdStartAck):
+            self._head_start_ack(msg)
+        elif isinstance(msg, QkdConfirm):
+            self._head_confirm(msg)
+        elif isinstance(msg, QkdRefused):
+            self._head_refused(msg)
         else:
             raise EntityError(f"application got {type(msg).__name__} from peer {sender!r}")
 
     def handle_timer(self, tag: Hashable) -> None:
         net_id = tag[1]  # type: ignore[index]
         session = self._heads.get(net_id)
-        if session is None or session.result is None:
+        if session is None:
             return
-        self._finish(session)
+        if len(tag) > 2:  # type: ignore[arg-type]
+            session.timer = None
+            self._retry(session)
+        elif session.state is _HS.PROCESSING:
+            self._finish(session)
 
     def handle_device(self, tag: Hashable, result: Any) -> None:
         number = tag[1]  # type: ignore[index]
@@ -649,8 +832,9 @@ class QkdApps:
             what = {
                 _HS.ASKED: f"the network's answer to its request for pairs with {request.remote_node}",
                 _HS.MEASURING: f"end-to-end pairs with {request.remote_node} ({len(head.outcomes)}/{request.pairs} measured)",
-                _HS.SIFTING: f"{request.remote_node}'s bases for the announced pairs",
+                _HS.SIFTING: f"{request.remote_node}'s bases for the announced pairs (try {head.tries + 1})",
                 _HS.PROCESSING: "the post-processing's classical round trips",
+                _HS.CLOSING: f"{request.remote_node}'s confirmation of the outcome (try {head.tries + 1})",
             }.get(head.state, head.state.value)
             waits.append(
                 Wait(
@@ -674,6 +858,106 @@ class QkdApps:
                 )
             )
         return waits
+
+    # ------------------------------------------------------------ retransmission (head)
+
+    def _arm(self, session: _QkdHead, fresh: bool) -> None:
+        """(Re)start the retransmission timer; ``fresh``: a new message awaits its answer (tries from 0)."""
+        if session.timer is not None:
+            self.ctx.cancel_timer(session.timer)
+        if fresh:
+            session.tries = 0
+            one_way = session.one_way_ns
+            session.wait_ns = session.first_wait_ns = RETRY_FIRST_NS if one_way is None else 2 * one_way + _RETRY_MARGIN_NS
+        else:
+            session.wait_ns = min(2 * session.wait_ns, RETRY_CAP * session.first_wait_ns)
+        session.timer = self.ctx.set_timer(session.wait_ns, ("qkd", session.net_id, "retry"))
+
+    def _disarm(self, session: _QkdHead) -> None:
+        if session.timer is not None:
+            self.ctx.cancel_timer(session.timer)
+            session.timer = None
+
+    def _retry(self, session: _QkdHead) -> None:
+        """No answer within the wait: send again what is unanswered, or give up after RETRY_TRIES."""
+        state = session.state
+        waiting_start = state in (_HS.ASKED, _HS.MEASURING) and not session.start_acked
+        if not (waiting_start or state in (_HS.SIFTING, _HS.CLOSING)):
+            return
+        session.tries += 1
+        remote = session.request.remote_node
+        if session.tries >= RETRY_TRIES:
+            if state is _HS.CLOSING:
+                session.fire(_HE.TIMEOUT)
+                if session.closing_code is None:  # the tail may hold the key: said in the detail
+                    self._close(session, AppErrorCode.TIMEOUT, f"{remote} did not confirm the key after {RETRY_TRIES} sendings")
+                else:
+                    self._close(session, session.closing_code, session.closing_detail)
+                return
+            session.fire(_HE.TIMEOUT)
+            self._cancel(session, AppErrorCode.TIMEOUT, f"no answer from {remote} after {RETRY_TRIES} sendings ({state.value})")
+            return
+        if state is _HS.CLOSING:
+            assert session.final_msg is not None
+            self.ctx.send_peer(remote, session.final_msg)
+        else:
+            if not session.start_acked:
+                assert session.start_msg is not None
+                self.ctx.send_peer(remote, session.start_msg)
+            if state is _HS.SIFTING:
+                assert session.sift_msg is not None
+                self.ctx.send_peer(remote, session.sift_msg)
+                for lost in session.lost_msgs:
+                    self.ctx.send_peer(remote, lost)
+        self._arm(session, fresh=False)
+
+    def _head_start_ack(self, msg: QkdStartAck) -> None:
+        session = self._heads.get(msg.net_id)
+        if session is None:
+            drop_unknown(self.ctx.trace, msg.kind, msg.net_id)
+            return
+        if not session.start_acked and session.tries == 0 and session.state in (_HS.ASKED, _HS.MEASURING):
+            session.one_way_ns = (self.ctx.now_ns - session.start_sent_ns) // 2  # the start went once: a true round trip
+        session.start_acked = True
+        if session.state in (_HS.ASKED, _HS.MEASURING):
+            self._disarm(session)
+
+    def _head_confirm(self, msg: QkdConfirm) -> None:
+        session = self._heads.get(msg.net_id)
+        if session is None or session.state is not _HS.CLOSING:
+            drop_unknown(self.ctx.trace, msg.kind, msg.net_id)
+            return
+        if session.closing_code is not None:
+            session.fire(_HE.CONFIRMED)
+            self._close(session, session.closing_code, session.closing_detail)
+            return
+        session.fire(_HE.KEY_CONFIRMED)
+        self._disarm(session)
+        request = session.request
+        result = session.result
+        assert result is not None and result.head_key is not None
+        self.ctx.send_up(
+            self._key_delivered(request.request_id, self.ctx.node, session.net_id, result.head_key, session.key_figures, session.pool)
+        )
+        del self._open[request.request_id]
+        del self._heads[session.net_id]
+        self.ctx.send_up(
+            AppDone(
+                request_id=request.request_id,
+                request_kind=request.kind,
+                remote_node=request.remote_node,
+                completed=1,
+                time_ns=self.ctx.now_ns,
+            )
+        )
+
+    def _head_refused(self, msg: QkdRefused) -> None:
+        session = self._heads.get(msg.net_id)
+        if session is None or session.state not in (_HS.SIFTING, _HS.CLOSING):
+            drop_unknown(self.ctx.trace, msg.kind, msg.net_id)
+            return
+        session.fire(_HE.REFUSED)
+        self._close(session, AppErrorCode(msg.code), f"{session.request.remote_node} ended it: {msg.detail}")
 
     # ------------------------------------------------------------ measuring
 
@@ -736,11 +1020,13 @@ class QkdApps:
         tag = _sign(session.auth, _sift_bytes(session.net_id, indices, bases))
         if tag is None:
             session.fire(_HE.ABORT)
-            self._fail(
+            self._cancel(
                 session, AppErrorCode.AUTH_FAILED, f"the authentication pool of {session.request.auth_pool_bits} bits cannot sign the bases"
             )
             return
-        self.ctx.send_peer(session.request.remote_node, QkdSift(session.net_id, indices, bases, tag))
+        session.sift_msg = QkdSift(session.net_id, indices, bases, tag)
+        self.ctx.send_peer(session.request.remote_node, session.sift_msg)
+        self._arm(session, fresh=True)
 
     def _head_lost(self, msg: PairLost) -> None:
         pair_id = msg.pair_id
@@ -751,18 +1037,22 @@ class QkdApps:
         del session.outcomes[pair_id.index]
         session.fire(_HE.LOST)
         if session.state is _HS.SIFTING:
-            self.ctx.send_peer(session.request.remote_node, QkdPairLost(session.net_id, pair_id.index))
+            lost = QkdPairLost(session.net_id, pair_id.index)
+            session.lost_msgs.append(lost)
+            self.ctx.send_peer(session.request.remote_node, lost)
 
     def _head_records(self, msg: QkdRecords) -> None:
         session = self._heads.get(msg.net_id)
         if session is None or session.state is not _HS.SIFTING:
             drop_unknown(self.ctx.trace, msg.kind, msg.net_id)
             return
-        if not _check(session.auth, _records_bytes(msg.net_id, msg.bases), msg.tag):
+        session.start_acked = True  # the records answer the start too
+        if not self.authentic(session.auth, _records_bytes(msg.net_id, msg.bases), msg.tag):
             session.fire(_HE.ABORT)
-            self._fail(session, AppErrorCode.AUTH_FAILED, "the tail's bases failed authentication")
+            self._cancel(session, AppErrorCode.AUTH_FAILED, "the tail's bases failed authentication")
             return
         session.fire(_HE.RECORDS)
+        self._disarm(session)
         indices = sorted(session.outcomes)
         head_bases = np.fromiter((session.outcomes[i][0] for i in indices), dtype=np.uint8, count=len(indices))
         head_bits = np.fromiter((session.outcomes[i][1] for i in indices), dtype=np.uint8, count=len(indices))
@@ -771,15 +1061,21 @@ class QkdApps:
         request = session.request
         result = self.post_process(request.protocol, head_bases, head_bits, tail_bases, tail_bits, request, session.rng)
         session.result = result
+        # a retransmitted copy of the records left later than the first: the delay measured is never too short
         one_way = max(0, self.ctx.now_ns - msg.sent_ns)
+        session.one_way_ns = one_way
         self.ctx.set_timer(2 * one_way * result.round_trips, ("qkd", session.net_id))
 
     def post_process(self, *arguments: Any) -> QkdResult:
         """The post-processing (:func:`post_process`): one place another implementation may change it."""
         return post_process(*arguments)
 
+    def authentic(self, auth: WegmanCarter | None, message: bytes, tag: AuthTag | None) -> bool:
+        """Whether ``tag`` is the Wegman–Carter tag of ``message`` (taking the next pad either way)."""
+        return _check(auth, message, tag)
+
     def _finish(self, session: _QkdHead) -> None:
-        """The post-processing's round trips are over: deliver the key here and send the tail its own."""
+        """The post-processing's round trips are over: send the tail its outcome (again until it confirms)."""
         result = session.result
         assert result is not None
         request = session.request
@@ -788,30 +1084,20 @@ class QkdApps:
         tag = _sign(session.auth, _outcome_bytes(session.net_id, code, length))
         if tag is None and result.code is None:
             result = QkdResult(AppErrorCode.AUTH_FAILED, "the authentication pool cannot sign the outcome", None, None, 0, result.figures)
-            code = result.code.value  # type: ignore[union-attr]
+            session.result = result
+            code = AppErrorCode.AUTH_FAILED.value
             length = 0
         tail_key = b"" if result.tail_key is None else pack_key(result.tail_key)
         figures = {**result.figures, "length": length, "epsilon": request.epsilon, "ec": request.ec, "protocol": request.protocol}
         figures["tail"] = request.remote_node
-        self.ctx.send_peer(request.remote_node, QkdOutcome(session.net_id, code, tail_key, tuple(figures.items()), tag))
-        if result.code is not None:
-            session.fire(_HE.ABORT)
-            self._fail(session, result.code, result.detail, tell_tail=False)
-            return
-        assert result.head_key is not None
-        session.fire(_HE.KEY)
-        self.ctx.send_up(self._key_delivered(request.request_id, self.ctx.node, session.net_id, result.head_key, figures, session.pool))
-        del self._open[request.request_id]
-        del self._heads[session.net_id]
-        self.ctx.send_up(
-            AppDone(
-                request_id=request.request_id,
-                request_kind=request.kind,
-                remote_node=request.remote_node,
-                completed=1,
-                time_ns=self.ctx.now_ns,
-            )
-        )
+        figures["detail"] = result.detail
+        session.key_figures = figures
+        session.closing_code = result.code
+        session.closing_detail = result.detail
+        session.final_msg = QkdOutcome(session.net_id, code, tail_key, tuple(figures.items()), tag)
+        session.fire(_HE.OUTCOME)
+        self.ctx.send_peer(request.remote_node, session.final_msg)
+        self._arm(session, fresh=True)
 
     def _key_delivered(
         self, request_id: int, head: str, net_id: int, key: np.ndarray, figures: dict[str, Any], pool: KeyPool
@@ -823,7 +1109,7 @@ class QkdApps:
             head=head,
             remote_node=figures["tail"] if head == self.ctx.node else head,
             protocol=figures["protocol"],
-            key_id=f"{head}/qkd{net_id - QKD_NET_IDS}",  # the n-th QKD request the head opened: unique at the head, known at both ends
+            key_id=_key_id(head, net_id),
             length=len(key),
             key_hex=packed.hex(),
             key_sha256=hashlib.sha256(packed).hexdigest(),
@@ -845,13 +1131,25 @@ class QkdApps:
             time_ns=self.ctx.now_ns,
         )
 
-    def _fail(self, session: _QkdHead, code: AppErrorCode, detail: str, tell_tail: bool = True) -> None:
-        request = session.request
+    def _stop_measuring(self, session: _QkdHead) -> None:
         for number in list(session.measuring):
             self._device.pop(number, None)
         session.measuring.clear()
-        if tell_tail:
-            self.ctx.send_peer(request.remote_node, QkdCancel(session.net_id))
+
+    def _cancel(self, session: _QkdHead, code: AppErrorCode, detail: str) -> None:
+        """End the request before its outcome: tell the tail (again until it confirms), then close with ``code``."""
+        self._stop_measuring(session)
+        session.closing_code = code
+        session.closing_detail = detail
+        session.final_msg = QkdCancel(session.net_id, session.request.request_id, code.value, detail)
+        self.ctx.send_peer(session.request.remote_node, session.final_msg)
+        self._arm(session, fresh=True)
+
+    def _close(self, session: _QkdHead, code: AppErrorCode, detail: str) -> None:
+        """Close the request at the head with ``AppError`` ``code`` (the session has entered ``failed``)."""
+        request = session.request
+        self._disarm(session)
+        self._stop_measuring(session)
         self._open.pop(request.request_id, None)
         self._heads.pop(session.net_id, None)
         self.ctx.send_up(AppError(request_id=request.request_id, request_kind=request.kind, code=code, detail=detail))
@@ -868,7 +1166,20 @@ class QkdApps:
             tail = self._tails[key] = _QkdTail(head, net_id, self._trace)
         return tail
 
-    def _end_tail(self, tail: _QkdTail) -> None:
+    def _answer_ended(self, head: str, net_id: int, kind: str) -> bool:
+        """A head's message for a tail ended here: send its last answer again (the first may be lost)."""
+        key = (head, net_id)
+        if key not in self._ended_tails:
+            return False
+        answer = self._ended_tails[key]
+        if answer is not None:
+            self.ctx.send_peer(head, answer)
+        else:
+            drop_unknown(self.ctx.trace, kind, key)
+        return True
+
+    def _end_tail(self, tail: _QkdTail, answer: QkdConfirm | QkdRefused | None, code: AppErrorCode | None = None, detail: str = "") -> None:
+        """Free what the tail holds, tell its user of an abort (``code``), send ``answer`` and keep it for copies."""
         for handle in tail.held.values():
             self._free(handle)
         tail.held.clear()
@@ -877,22 +1188,51 @@ class QkdApps:
         tail.measuring.clear()
         key = (tail.head, tail.net_id)
         del self._tails[key]
-        self._ended_tails.add(key)
+        self._ended_tails[key] = answer
+        if code is not None and tail.request_id is not None:
+            self.ctx.send_up(
+                KeyAborted(
+                    request_id=tail.request_id,
+                    head=tail.head,
+                    remote_node=tail.head,
+                    key_id=_key_id(tail.head, tail.net_id),
+                    code=code,
+                    detail=detail,
+                    time_ns=self.ctx.now_ns,
+                )
+            )
+        if answer is not None:
+            self.ctx.send_peer(tail.head, answer)
 
-    def _cancel_tail(self, tail: _QkdTail) -> None:
-        tail.fire(_TE.CANCEL)
-        self._end_tail(tail)
+    def _tail_refuse(self, tail: _QkdTail, code: AppErrorCode, detail: str) -> None:
+        tail.fire(_TE.ABORT)
+        self._end_tail(tail, QkdRefused(tail.net_id, code.value, detail), code, detail)
 
     def _tail_start(self, head: str, msg: QkdStart) -> None:
+        if self._answer_ended(head, msg.net_id, msg.kind):
+            return
         tail = self._tail(head, msg.net_id, msg.kind)
-        if tail is None:
+        assert tail is not None
+        self.ctx.send_peer(head, QkdStartAck(msg.net_id))
+        if tail.start is not None:  # a copy: the first one's ack was lost
             return
         tail.fire(_TE.START)
         tail.start = msg
+        tail.request_id = msg.request_id
         tail.auth = _authenticator(KeyPool(np.frombuffer(msg.pool, dtype=np.uint8).copy()))
         held, tail.held = tail.held, {}
         for index, handle in sorted(held.items()):
             self._tail_measure(tail, index, handle)
+
+    def _tail_cancel(self, head: str, msg: QkdCancel) -> None:
+        if self._answer_ended(head, msg.net_id, msg.kind):
+            return
+        tail = self._tails.get((head, msg.net_id))
+        if tail is None:  # the cancel came before anything else: nothing to free, the user is still told
+            tail = self._tails[(head, msg.net_id)] = _QkdTail(head, msg.net_id, self._trace)
+        tail.request_id = msg.request_id
+        tail.fire(_TE.CANCEL)
+        self._end_tail(tail, QkdConfirm(msg.net_id), AppErrorCode(msg.code), msg.detail)
 
     def _tail_pair(self, pair: PairDelivered) -> None:
         pair_id = pair.pair_id
@@ -939,13 +1279,17 @@ class QkdApps:
         tail.lost.add(pair_id.index)
 
     def _tail_sift(self, head: str, msg: QkdSift) -> None:
+        if self._answer_ended(head, msg.net_id, msg.kind):
+            return
         tail = self._tails.get((head, msg.net_id))
-        if tail is None or tail.state not in (_TS.MEASURING,):
+        if tail is not None and tail.state is _TS.SENT and tail.records_msg is not None:
+            self.ctx.send_peer(head, tail.records_msg)  # a copy of the announcement: the records were lost
+            return
+        if tail is None or tail.state is not _TS.MEASURING:  # not started yet (the head sends both again), or a copy
             drop_unknown(self.ctx.trace, msg.kind, (head, msg.net_id))
             return
-        if not _check(tail.auth, _sift_bytes(msg.net_id, msg.indices, msg.bases), msg.tag):
-            tail.fire(_TE.ABORT)
-            self._end_tail(tail)
+        if not self.authentic(tail.auth, _sift_bytes(msg.net_id, msg.indices, msg.bases), msg.tag):
+            self._tail_refuse(tail, AppErrorCode.AUTH_FAILED, "the head's bases failed authentication")
             return
         tail.fire(_TE.SIFT)
         tail.announced = msg
@@ -963,23 +1307,33 @@ class QkdApps:
         bases = bytes(outcomes[i][0] for i in wanted)
         bits = bytes(outcomes[i][1] for i in wanted)
         tag = _sign(tail.auth, _records_bytes(tail.net_id, bases))
-        self.ctx.send_peer(tail.head, QkdRecords(tail.net_id, bases, bits, self.ctx.now_ns, tag))
+        tail.records_msg = QkdRecords(tail.net_id, bases, bits, self.ctx.now_ns, tag)
+        self.ctx.send_peer(tail.head, tail.records_msg)
         tail.fire(_TE.RECORDS)
 
     def _tail_outcome(self, head: str, msg: QkdOutcome) -> None:
+        if self._answer_ended(head, msg.net_id, msg.kind):
+            return
         tail = self._tails.get((head, msg.net_id))
         if tail is None or tail.state is not _TS.SENT:
             drop_unknown(self.ctx.trace, msg.kind, (head, msg.net_id))
             return
         figures = dict(msg.figures)
         length = int(figures["length"]) if msg.code is None else 0
-        authentic = _check(tail.auth, _outcome_bytes(msg.net_id, msg.code, length), msg.tag)
-        if msg.code is not None or not authentic:
+        if not self.authentic(tail.auth, _outcome_bytes(msg.net_id, msg.code, length), msg.tag):
+            self._tail_refuse(tail, AppErrorCode.AUTH_FAILED, "the head's outcome failed authentication")
+            return
+        if msg.code is not None:
             tail.fire(_TE.ABORT)
-            self._end_tail(tail)
+            self._end_tail(tail, QkdConfirm(msg.net_id), AppErrorCode(msg.code), str(figures.get("detail", "")))
             return
         assert tail.start is not None and tail.auth is not None
         key = np.unpackbits(np.frombuffer(msg.key, dtype=np.uint8), bitorder="big")[:length]
         tail.fire(_TE.KEY)
         self.ctx.send_up(self._key_delivered(tail.start.request_id, head, msg.net_id, key, figures, tail.auth.pool))
-        self._end_tail(tail)
+        self._end_tail(tail, QkdConfirm(msg.net_id))
+
+
+def _key_id(head: str, net_id: int) -> str:
+    """The key's name: the n-th QKD request the head opened, unique at the head and known at both ends."""
+    return f"{head}/qkd{net_id - QKD_NET_IDS}"

@@ -33,6 +33,11 @@ hardware would let it:
   whether it is lost, else whether it waits ``extra_delay_ns`` more. Draws
   come from one stream of the run's seed kept for faults, so a run with faults
   is as repeatable as one without.
+* **a man in the middle** (``faults.tamper``): the application messages between the
+  two nodes of a link pass through :class:`TamperRoute`, which alters each message
+  that offers ``tampered(rng)`` (the application says what an adversary can rewrite
+  in it) with the rule's probability; other messages pass unchanged. The same stream
+  for faults draws.
 
 A scenario without faults builds no :class:`Faults` and runs exactly as before.
 """
@@ -49,9 +54,9 @@ import numpy as np
 from qnetstack.application.service import AppDone, AppError, AppErrorCode
 from qnetstack.physical.service import FibreCut, NodeCrash
 from qnetstack.stack.runtime import LAYERS, KernelContext, Network
-from qnetstack.stack.scenario import ClassicalFaultSpec, FaultsSpec
+from qnetstack.stack.scenario import ClassicalFaultSpec, FaultsSpec, TamperSpec
 
-__all__ = ["Down", "Faults", "LossyRoute", "fault_rng"]
+__all__ = ["Down", "Faults", "LossyRoute", "TamperRoute", "fault_rng"]
 
 # the layers a crash replaces (the physical entity is the hardware: it stays, its memory lost)
 _CRASHING = LAYERS[1:]
@@ -120,6 +125,27 @@ class LossyRoute:
         self.deliver(sender, msg)
 
 
+class TamperRoute:
+    """A peer route of the application layer through a man in the middle: a message that offers
+    ``tampered(rng)`` is replaced by its altered copy with the rule's probability."""
+
+    __slots__ = ("deliver", "rule", "faults")
+
+    def __init__(self, deliver: Callable[[str, Any], None], rule: TamperSpec, faults: Faults) -> None:
+        self.deliver = deliver
+        self.rule = rule
+        self.faults = faults
+
+    def __call__(self, sender: str, msg: Any) -> None:
+        faults = self.faults
+        alter = getattr(msg, "tampered", None)
+        if callable(alter) and faults.rng.random() < self.rule.probability:
+            faults.tampered += 1
+            faults.network.trace.record(faults.network.kernel.now_ns, sender, "fault", "fault.tampered", {"message": type(msg).__name__})
+            msg = alter(faults.rng)
+        self.deliver(sender, msg)
+
+
 class Faults:
     """The faults of one run, scheduled on its kernel (see the module docstring).
 
@@ -141,11 +167,13 @@ class Faults:
         self.down: set[str] = set()  # crashed nodes
         self.lost = 0
         self.delayed = 0
+        self.tampered = 0
         self._cuts: Counter[frozenset[str]] = Counter()  # link -> reasons it is cut (a cut, a crashed end)
         self._contexts: dict[tuple[str, str], KernelContext] = {}
         self._submitted: dict[tuple[str, int], str] = {}  # (node, request id) -> request kind
         self._global = next((rule for rule in spec.classical if rule.link is None), None)
         self._per_link = {frozenset(rule.link): rule for rule in spec.classical if rule.link is not None}
+        self._tamper = {frozenset(rule.link): rule for rule in spec.tamper}
 
     def schedule(self) -> None:
         """Put every fault of the scenario on the kernel (before the run starts)."""
@@ -163,7 +191,11 @@ class Faults:
     # ------------------------------------------------------------ classical messages
 
     def peer_route(self, sender: str, receiver: str, layer: str, deliver: Callable[[str, Any], None]) -> Callable[[str, Any], None]:
-        """The route a context keeps to ``receiver``: ``deliver`` itself, or wrapped when a rule covers it."""
+        """The route a context keeps to ``receiver``: ``deliver`` itself, or wrapped when a rule covers it
+        (a man in the middle alters what arrives; a lost message is not altered)."""
+        tamper = self._tamper.get(frozenset((sender, receiver)))
+        if tamper is not None and layer == "application" and tamper.probability > 0:
+            deliver = TamperRoute(deliver, tamper, self)
         rule = self._per_link.get(frozenset((sender, receiver)), self._global)
         if rule is None or layer not in rule.layers or not (rule.loss_probability or (rule.delay_probability and rule.extra_delay_ns)):
             return deliver
@@ -194,8 +226,9 @@ class Faults:
 
         def doomed(callback: Callable[..., None]) -> bool:
             owner = getattr(callback, "__self__", None)
-            if isinstance(callback, LossyRoute):
-                owner = getattr(callback.deliver, "__self__", None)
+            while isinstance(callback, (LossyRoute, TamperRoute)):
+                callback = callback.deliver
+                owner = getattr(callback, "__self__", None)
             return owner is not None and id(owner) in doomed_owners
 
         cancelled = network.kernel.cancel_where(doomed)

@@ -75,6 +75,7 @@ __all__ = [
     "NodeCrashSpec",
     "ClassicalFaultSpec",
     "FaultsSpec",
+    "TamperSpec",
     "Scenario",
     "ScenarioError",
     "load_scenario",
@@ -348,6 +349,16 @@ class ClassicalFaultSpec(_Spec):
     extra_delay_ns: int = Field(0, ge=0, le=MAX_INT)
 
 
+class TamperSpec(_Spec):
+    """A man in the middle on the classical channel between the two nodes of ``link``: each
+    application message between them that can be altered is altered with ``probability``
+    (what it changes is the application's: its messages say which of their fields an
+    adversary can rewrite on the wire). Draws come from the run's own stream for faults."""
+
+    link: list[str] = Field(min_length=2, max_length=2)
+    probability: Probability = 1.0
+
+
 class FaultsSpec(_Spec):
     """What goes wrong during the run (none by default: a scenario without faults runs
     exactly as before)."""
@@ -355,10 +366,11 @@ class FaultsSpec(_Spec):
     link_cuts: list[LinkCutSpec] = []
     node_crashes: list[NodeCrashSpec] = []
     classical: list[ClassicalFaultSpec] = []
+    tamper: list[TamperSpec] = []
 
     @property
     def any(self) -> bool:
-        return bool(self.link_cuts or self.node_crashes or self.classical)
+        return bool(self.link_cuts or self.node_crashes or self.classical or self.tamper)
 
 
 class Scenario(_Spec):
@@ -535,6 +547,13 @@ def _check_faults(faults: FaultsSpec, nodes: set[str], links: set[frozenset[str]
             what = "every message" if key is None else "this link"
             raise _FieldProblem(field, f"faults.classical.{covered[key]} already covers {what}")
         covered[key] = i
+    tampered: dict[frozenset[str], int] = {}
+    for i, tamper in enumerate(faults.tamper):
+        field = f"faults.tamper.{i}"
+        pair = known_link(f"{field}.link", tamper.link)
+        if pair in tampered:
+            raise _FieldProblem(field, f"faults.tamper.{tampered[pair]} already covers this link")
+        tampered[pair] = i
 
 
 def _node_and_request(entry: Any) -> tuple[Any, Any]:

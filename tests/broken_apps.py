@@ -87,3 +87,29 @@ class KeysWithoutPrivacyAmplification(BasicApps):
     def __init__(self, ctx: Any) -> None:
         super().__init__(ctx)
         self._qkd = _Unamplified(ctx)
+
+
+class _Unauthenticated(QkdApps):
+    def authentic(self, auth: Any, message: bytes, tag: Any) -> bool:
+        return True  # takes every message as sent by the other end
+
+
+class KeysWithoutAuthentication(BasicApps):
+    """Takes every classical QKD message as authentic: a man in the middle's changes go unnoticed."""
+
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(ctx)
+        self._qkd = _Unauthenticated(ctx)
+
+
+class _SilentTail(QkdApps):
+    def _end_tail(self, tail: Any, answer: Any, code: Any = None, detail: str = "") -> None:
+        super()._end_tail(tail, answer)  # ends as told, but never tells its user why
+
+
+class AbortsUntoldAtTheTail(BasicApps):
+    """Ends the tail's side of an aborted QKD request without telling the tail's user (no KeyAborted)."""
+
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(ctx)
+        self._qkd = _SilentTail(ctx)

@@ -57,6 +57,7 @@ from qnetstack.application.service import (
     AppErrorCode,
     AppResponse,
     BlochState,
+    KeyAborted,
     KeyDelivered,
     PairResult,
     PairsRequest,
@@ -249,7 +250,9 @@ def _all_closed(run: AppRun) -> bool:
 @SUITE.clause("APP-MSG-1")
 def responses_valid(impl: Any) -> None:
     def check(run: AppRun) -> None:
-        check_responses(run.up, (TeleportResult, PairResult, KeyDelivered, AppDone, AppError), _RESPONSE, "an application response")
+        check_responses(
+            run.up, (TeleportResult, PairResult, KeyDelivered, AppDone, AppError, KeyAborted), _RESPONSE, "an application response"
+        )
 
     _property(impl, check, actions=("serve", "reject", "abort"))
 
@@ -1128,3 +1131,66 @@ def relay_epsilon_reported(impl: Any) -> None:
             raise _fail(f"ε {msg.epsilon} (sec {msg.epsilon_sec} + cor {msg.epsilon_cor}); the request asked for {request.epsilon}", up)
         if msg.key_sha256 != hashlib.sha256(bytes.fromhex(msg.key_hex)).hexdigest():
             raise _fail("key_sha256 is not the SHA-256 of key_hex", up)
+
+
+class _TamperingHarness(AppHarness):
+    """The harness with a man in the middle on the peer channel: every message that offers
+    ``tampered(rng)`` (what an adversary can rewrite in it) arrives altered (APP-QKD-5)."""
+
+    altered = 0
+
+    def deliver_peer(self, sender: str, node: str, msg: Any) -> None:
+        alter = getattr(msg, "tampered", None)
+        if callable(alter):
+            self.altered += 1
+            msg = alter(self.streams[-1])
+        super().deliver_peer(sender, node, msg)
+
+
+@SUITE.clause("APP-QKD-5")
+def qkd_altered_messages_stop_the_key(impl: Any) -> None:
+    if CAP_APP_QKD not in (getattr(impl, "PROVIDES", None) or ()):
+        raise NotApplicable(f"the implementation does not serve QKD requests (PROVIDES lacks {CAP_APP_QKD})")
+    conditions, requests, horizon = _qkd_scenarios()[0]  # clean pairs: a key unless the adversary is caught
+    harness = _TamperingHarness(impl, conditions, requests)
+    run = harness.run(horizon)
+    _no_crash(run)
+    if not harness.altered:
+        raise NotApplicable("the implementation's peer messages offer no tampered(): the harness's adversary cannot alter them")
+    for up in _keys(run):
+        raise _fail(f"{harness.altered} messages were altered, yet key {up.msg.key_id} was delivered", up)
+    ends = sorted((u.node, u.msg.code.value) for u in run.sent((AppError, KeyAborted)))
+    if ends != [("alice", "AUTH_FAILED"), ("bob", "AUTH_FAILED")]:
+        raise ClauseFailure(f"{harness.altered} messages were altered, yet the ends closed with {ends}, not AUTH_FAILED at both")
+
+
+@SUITE.clause("APP-QKD-6")
+def qkd_both_ends_end_alike(impl: Any) -> None:
+    for run in _qkd_runs(impl):
+        for scripted in run.requests:
+            request, head = scripted.request, scripted.node
+            closings = [u for u in _closings(run) if u.node == head and u.msg.request_id == request.request_id]
+            if not closings:
+                continue  # APP-QKD-2 says it must close
+            mine = [u for u in run.up if getattr(u.msg, "head", None) == head and getattr(u.msg, "request_id", None) == request.request_id]
+            keys = [u for u in mine if isinstance(u.msg, KeyDelivered)]
+            aborted = [u for u in mine if isinstance(u.msg, KeyAborted)]
+            closing = closings[0]
+            if isinstance(closing.msg, AppDone):
+                if aborted:
+                    raise _fail("the request is done, yet a KeyAborted names it", aborted[0])
+                if len({u.msg.key_sha256 for u in keys}) > 1:
+                    raise _fail("the two ends' keys have different hashes", keys[-1])
+                continue
+            code = closing.msg.code
+            if code is AppErrorCode.REMOTE_LOST:
+                continue
+            at_tail = [u for u in aborted if u.node == request.remote_node]
+            if len(at_tail) != 1 or len(aborted) != 1:
+                raise _fail(
+                    f"the request ended {code.value} at {head}, but {request.remote_node} got {len(at_tail)} KeyAborted "
+                    f"({len(aborted)} in all) by t={run.end_ns} ns",
+                    closing,
+                )
+            if at_tail[0].msg.code is not code:
+                raise _fail(f"the tail was told {at_tail[0].msg.code.value}, the head {code.value}", at_tail[0])
