@@ -56,7 +56,7 @@ from qnetstack.stack import registry
 from qnetstack.stack.assembler import Simulation, assemble
 from qnetstack.stack.messages import cut, listing, one_line, shown, tail
 from qnetstack.stack.registry import LAYERS, import_path_problem, is_import_path
-from qnetstack.stack.runner import RunProgress
+from qnetstack.stack.runner import RunProgress, run_traced
 from qnetstack.stack.scenario import MAX_INT, ScenarioError, load_scenario
 
 __all__ = ["UsageError", "check_writable", "main"]
@@ -133,7 +133,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("scenario", help="path to a YAML or JSON scenario file")
     run.add_argument("--seed", type=_seed, default=None, help="override the scenario's seed (0 to 2**63-1)")
     run.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    run.add_argument("--trace", metavar="FILE", default=None, help="write every traced event as JSON lines to FILE")
+    run.add_argument("--trace", metavar="FILE", default=None, help="stream the trace (every service and peer message, transition and event) as JSON lines to FILE")
     run.add_argument(
         "--impl",
         action="append",
@@ -304,27 +304,24 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(exc)
     progress = _ProgressLine(sys.stderr) if sys.stderr.isatty() else None
     try:
-        result = simulation.run(wall_limit_s=args.wall_limit, on_progress=progress)
+        if args.trace:
+            try:  # streamed as the run goes (format: docs/trace-format.md)
+                result = run_traced(simulation, args.trace, wall_limit_s=args.wall_limit, on_progress=progress)
+            except OSError as exc:  # checked before the run, but a disk can fill or a folder go
+                problem = f"--trace: cannot write {tail(args.trace)}: {exc.strerror or type(exc).__name__}"
+                print(one_line(f"qnetstack: error: {problem}"), file=sys.stderr)
+                return 1
+        else:
+            result = simulation.run(wall_limit_s=args.wall_limit, on_progress=progress)
     finally:
         if progress is not None:
             progress.clear()
-    trace_problem = None
-    if args.trace:
-        try:
-            with open(args.trace, "w", encoding="utf-8") as out:
-                for record in simulation.network.trace.records:
-                    out.write(json.dumps(record, sort_keys=True, default=str) + "\n")
-        except OSError as exc:  # checked before the run, but a disk can fill or a folder go
-            trace_problem = f"--trace: cannot write {tail(args.trace)}: {exc.strerror or type(exc).__name__}"
     if args.json:
         print(result.to_json())
         if result.end.error is not None:  # the JSON has it too; a person reading the terminal sees it here
             print(f"qnetstack: {result.end.error.to_text()}", file=sys.stderr)
     else:
         print(result.to_table())
-    if trace_problem is not None:  # the result is whole, but the trace asked for is not: not a success
-        print(one_line(f"qnetstack: error: {trace_problem}"), file=sys.stderr)
-        return max(result.exit_code, 1)
     return result.exit_code
 
 
