@@ -198,7 +198,9 @@ def build_chart(
         elif kind == "transition":
             state = str(record.get("to_state", "?"))
             hover = f"{record.get('machine', '?')} {record.get('session')}: {record.get('from_state')} → {state} ({record.get('trigger')})"
-            chart.marks.append({"x": lane_x[(record["node"], record["layer"])], "y": row_y, "label": state, "title": hover, "cls": "transition"})
+            chart.marks.append(
+                {"x": lane_x[(record["node"], record["layer"])], "y": row_y, "label": state, "title": hover, "cls": "transition"}
+            )
         else:
             hover = f"{record.get('event')}: {json.dumps(record.get('fields'))}"
             chart.marks.append({"x": lane_x[(record["node"], record["layer"])], "y": row_y, "label": "", "title": hover, "cls": "event"})
@@ -272,7 +274,7 @@ def render_svg(chart: Chart) -> str:
 def render_html(chart: Chart) -> str:
     """The chart as an HTML page: the SVG, a little CSS, a hover highlight per arrow."""
     return (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
         f"<title>{escape(chart.title)}</title>"
         "<style>body{margin:0;font-family:sans-serif}header{padding:8px 12px;background:#f5f5f5;border-bottom:1px solid #ddd}"
         ".msg:hover line{stroke-width:3}.msg:hover text{font-weight:bold}.msg{cursor:help}</style></head><body>"
@@ -280,4 +282,3 @@ def render_html(chart: Chart) -> str:
         + render_svg(chart)
         + "</body></html>\n"
     )
-

@@ -44,7 +44,6 @@ PROBLEM``, naming the flag or the scenario field.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import sys
@@ -101,6 +100,16 @@ def _layer(text: str) -> str:
     return text
 
 
+def _layer_list(text: str) -> list[str]:
+    from qnetstack.stack.chart import LANE_LAYERS
+
+    layers = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in layers if name not in LANE_LAYERS]
+    if not layers or unknown:
+        raise argparse.ArgumentTypeError(f"unknown layer {shown(unknown[0] if unknown else text)} (layers: {', '.join(LANE_LAYERS)})")
+    return layers
+
+
 def _conform_impl(text: str) -> str:
     if is_import_path(text) and (problem := import_path_problem(text)) is not None:
         raise argparse.ArgumentTypeError(problem)
@@ -133,7 +142,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("scenario", help="path to a YAML or JSON scenario file")
     run.add_argument("--seed", type=_seed, default=None, help="override the scenario's seed (0 to 2**63-1)")
     run.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    run.add_argument("--trace", metavar="FILE", default=None, help="stream the trace (every service and peer message, transition and event) as JSON lines to FILE")
+    run.add_argument(
+        "--trace",
+        metavar="FILE",
+        default=None,
+        help="stream the trace (every service and peer message, transition and event) as JSON lines to FILE",
+    )
     run.add_argument(
         "--impl",
         action="append",
@@ -183,6 +197,18 @@ def _parser() -> argparse.ArgumentParser:
     schema.add_argument("--out", default="specs/schemas", help="folder to write into (default: specs/schemas)")
     diagrams = sub.add_parser("diagrams", help="write the state diagrams of every protocol session (from the code's tables)")
     diagrams.add_argument("--out", default="docs/state-machines.md", help="file to write (default: docs/state-machines.md)")
+    chart = sub.add_parser(
+        "chart",
+        help="draw a sequence chart of a trace file (qnetstack run --trace) as SVG or HTML",
+        description="Draw a sequence chart of a trace file: one lane per node and layer, one arrow per message.",
+    )
+    chart.add_argument("trace", help="a trace file written by qnetstack run --trace")
+    chart.add_argument("-o", "--out", required=True, metavar="FILE", help="the chart to write: FILE.svg or FILE.html")
+    chart.add_argument("--from-ns", type=_seed, default=None, metavar="A", help="only records at or after simulated time A (ns)")
+    chart.add_argument("--to-ns", type=_seed, default=None, metavar="B", help="only records at or before simulated time B (ns)")
+    chart.add_argument(
+        "--layers", type=_layer_list, default=None, metavar="L1,L2", help="only these layers (user is the layer above application)"
+    )
     return parser
 
 
@@ -205,6 +231,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _schema(args)
     if args.command == "diagrams":
         return _diagrams(args)
+    if args.command == "chart":
+        return _chart(args)
     return 2  # argparse already rejects unknown commands
 
 
@@ -380,6 +408,38 @@ def _diagrams(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _fail(f"--out: cannot write {tail(args.out)}: {exc.strerror or type(exc).__name__}")
     print(f"wrote {args.out}")
+    return 0
+
+
+def _chart(args: argparse.Namespace) -> int:
+    from qnetstack.stack.chart import build_chart, render_html, render_svg
+    from qnetstack.stack.trace import TraceError, read_trace
+
+    try:
+        suffix = Path(args.out).suffix.lower()
+        if suffix not in (".svg", ".html", ".htm"):
+            raise UsageError("--out", f"the chart is written as .svg or .html, got {shown(suffix or args.out)}")
+        if args.from_ns is not None and args.to_ns is not None and args.from_ns > args.to_ns:
+            raise UsageError("--from-ns", f"{args.from_ns} is after --to-ns {args.to_ns}")
+        check_writable(args.out, "--out")
+        try:
+            header, records, _ = read_trace(args.trace)
+        except TraceError as exc:
+            raise UsageError(tail(args.trace), str(exc)) from None
+        except OSError as exc:
+            raise UsageError(tail(args.trace), f"cannot read: {exc.strerror or type(exc).__name__}") from None
+        chart = build_chart(header, records, from_ns=args.from_ns, to_ns=args.to_ns, layers=args.layers)
+        if not chart.lanes:
+            raise UsageError("--from-ns/--to-ns/--layers", "no record of the trace is in the window and layers chosen")
+    except UsageError as exc:
+        return _fail(exc)
+    page = render_svg(chart) if suffix == ".svg" else render_html(chart)
+    try:
+        with open(args.out, "w", encoding="utf-8") as out:
+            out.write(page)
+    except OSError as exc:
+        return _fail(f"--out: cannot write {tail(args.out)}: {exc.strerror or type(exc).__name__}")
+    print(f"wrote {args.out}: {len(chart.lanes)} lanes, {len(chart.arrows)} messages, {len(chart.marks)} marks")
     return 0
 
 
