@@ -124,7 +124,7 @@ def _hover(record: dict[str, Any]) -> str:
         when += f", delivered {format_ns(record['delivery_ns'])}"
     else:
         when += f", {record['from_layer']} → {record['to_layer']}"
-    fields = json.dumps(record.get("fields"), separators=(", ", ": "))
+    fields = json.dumps(record.get("fields"))  # the default encoder: its separators are ", " and ": "
     return f"{record['kind']} ({where}; {when})\n{fields}"
 
 
