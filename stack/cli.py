@@ -33,6 +33,12 @@ and of the scenario file.
 ``qnetstack diagrams [--out FILE]`` writes the state diagrams of every protocol
 session, rendered from the transition tables in the code.
 
+``qnetstack chart TRACE -o FILE.svg|FILE.html [--from-ns A] [--to-ns B]
+[--layers L1,L2]`` draws a sequence chart of a trace file written by ``run
+--trace`` (format and chart: docs/trace-format.md). A trace that is truncated,
+of another version or not JSON is bad input (the line is named); nothing is
+written then.
+
 Exit codes: 0 all done (``run``: every request done); 1 some requests failed or
 stalled (``conform``: a mandatory clause failed); 2 bad input. Bad input is a
 malformed command line, scenario file or implementation, or an output that
@@ -120,7 +126,7 @@ RUN_EXIT_CODES = """exit codes:
   0  every request is done
   1  a request failed or was still open when the run stopped (stalled, a stop
      limit, --wall-limit), or an entity raised an exception, or the --trace
-     file could not be written at the end
+     file could not be written during the run
   2  bad input, before the run starts (the scenario, --impl, --seed,
      --wall-limit, an unwritable --trace or output)"""
 
