@@ -102,11 +102,12 @@ class TraceWriter:
 
 
 def _lines(path: str | Path) -> Iterator[tuple[int, str]]:
-    try:
-        with open(path, encoding="utf-8") as source:
-            yield from enumerate(source, start=1)
-    except UnicodeDecodeError as exc:
-        raise TraceError(0, f"not UTF-8 text ({exc.reason})") from None
+    with open(path, "rb") as source:
+        for number, raw in enumerate(source, start=1):
+            try:
+                yield number, raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise TraceError(number, f"not UTF-8 text ({exc.reason})") from None
 
 
 def read_trace(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:

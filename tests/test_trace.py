@@ -158,11 +158,12 @@ def test_a_run_without_a_trace_has_untraced_contexts_and_keeps_the_old_in_memory
         ),
         ("unknown type", '{"type":"header","format":"qnetstack-trace","version":1}\n{"type":"blob","t_ns":0}\n', 2),
         ("empty", "", 1),
+        ("not text", '{"type":"header","format":"qnetstack-trace","version":1}\n\udcff\n', 2),
     ],
 )
 def test_a_bad_trace_names_the_line(tmp_path, label, text, line):
     path = tmp_path / "bad.jsonl"
-    path.write_text(text)
+    path.write_bytes(text.encode("utf-8", "surrogateescape"))
     with pytest.raises(TraceError) as caught:
         read_trace(path)
     assert caught.value.line == line, (label, str(caught.value))
