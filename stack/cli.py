@@ -39,6 +39,12 @@ seeds, in local processes or on a dask.distributed cluster, one row per run
 (``qnetstack.stack.sweep``). ``qnetstack plot RESULTS --x FIELD --y FIELD
 [--by FIELD] -o FIGURE`` draws mean ± standard error per x (``qnetstack.stack.plot``).
 
+``qnetstack chart TRACE -o FILE.svg|FILE.html [--from-ns A] [--to-ns B]
+[--layers L1,L2]`` draws a sequence chart of a trace file written by ``run
+--trace`` (format and chart: docs/trace-format.md). A trace that is truncated,
+of another version or not JSON is bad input (the line is named); nothing is
+written then.
+
 Exit codes: 0 all done (``run``: every request done); 1 some requests failed or
 stalled (``conform``: a mandatory clause failed); 2 bad input. Bad input is a
 malformed command line, scenario file or implementation, or an output that
@@ -50,7 +56,6 @@ PROBLEM``, naming the flag or the scenario field.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import sys
@@ -62,7 +67,7 @@ from qnetstack.stack import registry
 from qnetstack.stack.assembler import Simulation, assemble
 from qnetstack.stack.messages import cut, listing, one_line, shown, tail
 from qnetstack.stack.registry import LAYERS, import_path_problem, is_import_path
-from qnetstack.stack.runner import RunProgress
+from qnetstack.stack.runner import RunProgress, run_traced
 from qnetstack.stack.scenario import MAX_INT, ScenarioError, load_scenario
 
 __all__ = ["UsageError", "check_writable", "main"]
@@ -107,6 +112,16 @@ def _layer(text: str) -> str:
     return text
 
 
+def _layer_list(text: str) -> list[str]:
+    from qnetstack.stack.chart import LANE_LAYERS
+
+    layers = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in layers if name not in LANE_LAYERS]
+    if not layers or unknown:
+        raise argparse.ArgumentTypeError(f"unknown layer {shown(unknown[0] if unknown else text)} (layers: {', '.join(LANE_LAYERS)})")
+    return layers
+
+
 def _conform_impl(text: str) -> str:
     if is_import_path(text) and (problem := import_path_problem(text)) is not None:
         raise argparse.ArgumentTypeError(problem)
@@ -117,7 +132,7 @@ RUN_EXIT_CODES = """exit codes:
   0  every request is done
   1  a request failed or was still open when the run stopped (stalled, a stop
      limit, --wall-limit), or an entity raised an exception, or the --trace
-     file could not be written at the end
+     file could not be written during the run
   2  bad input, before the run starts (the scenario, --impl, --seed,
      --wall-limit, an unwritable --trace or output)"""
 
@@ -139,7 +154,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("scenario", help="path to a YAML or JSON scenario file")
     run.add_argument("--seed", type=_seed, default=None, help="override the scenario's seed (0 to 2**63-1)")
     run.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    run.add_argument("--trace", metavar="FILE", default=None, help="write every traced event as JSON lines to FILE")
+    run.add_argument(
+        "--trace",
+        metavar="FILE",
+        default=None,
+        help="stream the trace (every service and peer message, transition and event) as JSON lines to FILE",
+    )
     run.add_argument(
         "--impl",
         action="append",
@@ -217,6 +237,18 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("--y", required=True, metavar="FIELD", help="column for the y axis (e.g. pairs.mean_oracle_fidelity)")
     plot.add_argument("--by", default=None, metavar="FIELD", help="one curve per value of this column")
     plot.add_argument("-o", "--out", required=True, metavar="FIGURE", help="image to write (.png or .svg)")
+    chart = sub.add_parser(
+        "chart",
+        help="draw a sequence chart of a trace file (qnetstack run --trace) as SVG or HTML",
+        description="Draw a sequence chart of a trace file: one lane per node and layer, one arrow per message.",
+    )
+    chart.add_argument("trace", help="a trace file written by qnetstack run --trace")
+    chart.add_argument("-o", "--out", required=True, metavar="FILE", help="the chart to write: FILE.svg or FILE.html")
+    chart.add_argument("--from-ns", type=_seed, default=None, metavar="A", help="only records at or after simulated time A (ns)")
+    chart.add_argument("--to-ns", type=_seed, default=None, metavar="B", help="only records at or before simulated time B (ns)")
+    chart.add_argument(
+        "--layers", type=_layer_list, default=None, metavar="L1,L2", help="only these layers (user is the layer above application)"
+    )
     return parser
 
 
@@ -243,6 +275,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _sweep(args)
     if args.command == "plot":
         return _plot(args)
+    if args.command == "chart":
+        return _chart(args)
     return 2  # argparse already rejects unknown commands
 
 
@@ -342,27 +376,24 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(exc)
     progress = _ProgressLine(sys.stderr) if sys.stderr.isatty() else None
     try:
-        result = simulation.run(wall_limit_s=args.wall_limit, on_progress=progress)
+        if args.trace:
+            try:  # streamed as the run goes (format: docs/trace-format.md)
+                result = run_traced(simulation, args.trace, wall_limit_s=args.wall_limit, on_progress=progress)
+            except OSError as exc:  # checked before the run, but a disk can fill or a folder go
+                problem = f"--trace: cannot write {tail(args.trace)}: {exc.strerror or type(exc).__name__}"
+                print(one_line(f"qnetstack: error: {problem}"), file=sys.stderr)
+                return 1
+        else:
+            result = simulation.run(wall_limit_s=args.wall_limit, on_progress=progress)
     finally:
         if progress is not None:
             progress.clear()
-    trace_problem = None
-    if args.trace:
-        try:
-            with open(args.trace, "w", encoding="utf-8") as out:
-                for record in simulation.network.trace.records:
-                    out.write(json.dumps(record, sort_keys=True, default=str) + "\n")
-        except OSError as exc:  # checked before the run, but a disk can fill or a folder go
-            trace_problem = f"--trace: cannot write {tail(args.trace)}: {exc.strerror or type(exc).__name__}"
     if args.json:
         print(result.to_json())
         if result.end.error is not None:  # the JSON has it too; a person reading the terminal sees it here
             print(f"qnetstack: {result.end.error.to_text()}", file=sys.stderr)
     else:
         print(result.to_table())
-    if trace_problem is not None:  # the result is whole, but the trace asked for is not: not a success
-        print(one_line(f"qnetstack: error: {trace_problem}"), file=sys.stderr)
-        return max(result.exit_code, 1)
     return result.exit_code
 
 
@@ -421,6 +452,38 @@ def _diagrams(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _fail(f"--out: cannot write {tail(args.out)}: {exc.strerror or type(exc).__name__}")
     print(f"wrote {args.out}")
+    return 0
+
+
+def _chart(args: argparse.Namespace) -> int:
+    from qnetstack.stack.chart import build_chart, render_html, render_svg
+    from qnetstack.stack.trace import TraceError, read_trace
+
+    try:
+        suffix = Path(args.out).suffix.lower()
+        if suffix not in (".svg", ".html", ".htm"):
+            raise UsageError("--out", f"the chart is written as .svg or .html, got {shown(suffix or args.out)}")
+        if args.from_ns is not None and args.to_ns is not None and args.from_ns > args.to_ns:
+            raise UsageError("--from-ns", f"{args.from_ns} is after --to-ns {args.to_ns}")
+        check_writable(args.out, "--out")
+        try:
+            header, records, _ = read_trace(args.trace)
+        except TraceError as exc:
+            raise UsageError(tail(args.trace), str(exc)) from None
+        except OSError as exc:
+            raise UsageError(tail(args.trace), f"cannot read: {exc.strerror or type(exc).__name__}") from None
+        chart = build_chart(header, records, from_ns=args.from_ns, to_ns=args.to_ns, layers=args.layers)
+        if not chart.lanes:
+            raise UsageError("--from-ns/--to-ns/--layers", "no record of the trace is in the window and layers chosen")
+    except UsageError as exc:
+        return _fail(exc)
+    page = render_svg(chart) if suffix == ".svg" else render_html(chart)
+    try:
+        with open(args.out, "w", encoding="utf-8") as out:
+            out.write(page)
+    except OSError as exc:
+        return _fail(f"--out: cannot write {tail(args.out)}: {exc.strerror or type(exc).__name__}")
+    print(f"wrote {args.out}: {len(chart.lanes)} lanes, {len(chart.arrows)} messages, {len(chart.marks)} marks")
     return 0
 
 

@@ -522,3 +522,46 @@ def describe_waits(network: Network, nodes: Iterable[str]) -> dict[str, dict[str
             describe = getattr(entity, "describe_waits", None)
             answers[node][layer] = list(describe()) if callable(describe) else None
     return answers
+
+
+def run_traced(simulation: Any, path: str | Path, **run_options: Any) -> Any:
+    """Run an assembled ``Simulation`` (made with ``keep_trace``) and stream its trace
+    to ``path`` (format: :mod:`qnetstack.stack.trace`) as it goes.
+
+    The file is opened, and its header written, before the run; the records are
+    not kept in memory as well. The ``end`` record is written when the run has
+    ended (done, failed or stalled); a run interrupted before that (Ctrl-C) leaves
+    the records so far, every line complete, and no ``end`` record.
+    ``OSError`` when the file cannot be opened or written."""
+    from qnetstack.stack.trace import TraceWriter
+
+    network = simulation.network
+    if not network.trace.keep_records:
+        raise ValueError("run_traced needs a simulation assembled with keep_trace (its contexts trace messages)")
+    writer = TraceWriter(path, simulation.scenario.name, simulation.scenario.seed, nodes=_chart_order(simulation.scenario, network))
+    network.trace.keep_records = False  # streamed, so not held in memory too
+    network.trace.sink = writer
+    try:
+        result = simulation.run(**run_options)
+        end = result.end
+        writer.finish(network.kernel.now_ns, end.status, end.reason, end.detail)
+    finally:
+        network.trace.sink = None
+        writer.close()
+    return result
+
+
+def _chart_order(scenario: Any, network: Network) -> list[str]:
+    """The nodes in the order a chart shows them: the scenario's, each link's station
+    after the first of its ends, and any other node of the network last."""
+    from qnetstack.stack.assembler import station_name
+
+    order: dict[str, None] = {}
+    for node in scenario.nodes:
+        order[node.name] = None
+        for link in scenario.links:
+            if link.a == node.name and station_name(link.a, link.b) in network.entities:
+                order[station_name(link.a, link.b)] = None
+    for node in network.entities:
+        order.setdefault(node, None)
+    return list(order)

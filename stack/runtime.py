@@ -34,6 +34,13 @@ request made and the path the network accepted it on
 (:attr:`Network.net_requests`, :attr:`Network.paths`). Only the contexts of
 those two layers look, and only at their requests and answers, so the layers
 below pay nothing for it.
+
+A network made with ``keep_trace`` gives its entities traced contexts
+(:func:`_traced`), which also hand every service message (a layer boundary
+crossed on one node, the user above the application layer included) and every
+peer message to the trace's ``sink``, when one is set (the trace file,
+:mod:`qnetstack.stack.trace`). A network made without it has the plain
+contexts, whose sends check nothing: an untraced run pays nothing for tracing.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ from qnetstack.entity.kernel import Kernel
 from qnetstack.entity.machine import TRANSITION
 from qnetstack.network.service import NetAccepted, NetRequest, PairDelivered
 from qnetstack.physical.service import DeviceRequest, DeviceResponse
+from qnetstack.stack.trace import message_record, plain
 
 __all__ = ["LAYERS", "FibreDelays", "KernelContext", "Trace", "Network", "entity_rng"]
 
@@ -88,7 +96,13 @@ class FibreDelays:
 
 
 class Trace:
-    """Counts every traced event by name; keeps the records too when asked."""
+    """Counts every traced event by name; keeps the records too when asked.
+
+    ``records`` (with ``keep_records``) holds the entities' events and the
+    transitions in memory, as flat dictionaries. ``sink``, when set, is given
+    every record of the trace file format (:mod:`qnetstack.stack.trace`) as the
+    run makes it: the events and transitions, and from a network's traced
+    contexts every service and peer message."""
 
     def __init__(self, keep_records: bool = False) -> None:
         self.counts: Counter[str] = Counter()
@@ -96,8 +110,20 @@ class Trace:
         self.records: list[dict[str, Any]] = []
         self.link_attempts: Counter[str] = Counter()
         self.link_successes: Counter[str] = Counter()
+        self.sink: Callable[[dict[str, Any]], None] | None = None
+
+    @property
+    def tracing(self) -> bool:
+        """Whether records are kept or streamed (so transitions are worth tracing)."""
+        return self.keep_records or self.sink is not None
 
     def record(self, time_ns: int, node: str, layer: str, event: str, fields: dict[str, Any]) -> None:
+        sink = self.sink
+        if sink is not None:
+            if event == TRANSITION:
+                sink({"type": "transition", "t_ns": time_ns, "node": node, "layer": layer, **plain(fields)})
+            else:
+                sink({"type": "event", "t_ns": time_ns, "node": node, "layer": layer, "event": event, "fields": plain(fields)})
         if event == TRANSITION:  # a session's state change: kept in the records, not a protocol counter
             if self.keep_records:
                 self.records.append({"time_ns": time_ns, "node": node, "layer": layer, "event": event, **fields})
@@ -209,8 +235,8 @@ class KernelContext:
 
     @property
     def keeps_transitions(self) -> bool:
-        """Whether session transitions are worth tracing here (the trace keeps records)."""
-        return self._network.trace.keep_records
+        """Whether session transitions are worth tracing here (the trace keeps or streams records)."""
+        return self._network.trace.tracing
 
     def trace(self, event: str, **fields: Any) -> None:
         self._network.trace.record(self._kernel.now_ns, self._node, self._layer, event, fields)
@@ -265,6 +291,57 @@ _CONTEXTS: dict[str, type[KernelContext]] = {
 }
 
 
+def _traced(plain_context: type[KernelContext]) -> type[KernelContext]:
+    """``plain_context`` with every message it sends also handed to the trace's sink."""
+
+    class Traced(plain_context):  # type: ignore[valid-type,misc]
+        __slots__ = ()
+
+        def _service(self, direction: str, to_layer: str, msg: Any) -> None:
+            sink = self._network.trace.sink
+            if sink is not None:
+                sink(
+                    message_record(
+                        self._kernel.now_ns,
+                        self._node,
+                        self._layer,
+                        msg,
+                        type="service",
+                        direction=direction,
+                        from_layer=self._layer,
+                        to_layer=to_layer,
+                    )
+                )
+
+        # each records after the send: a send that raises (no such layer or peer) is no message
+        def send_up(self, msg: Any) -> None:
+            to_layer = "user" if self._layer == "application" else LAYERS[self._layer_index + 1]
+            if isinstance(msg, DeviceResponse):  # may go back to the entity that asked with request_device
+                asked = self._network.device_requests.get((self._node, msg.request_id))
+                if asked is not None:
+                    to_layer = self._network.layer_of(self._node, asked[0])
+            super().send_up(msg)
+            self._service("up", to_layer, msg)
+
+        def send_down(self, msg: Any) -> None:
+            super().send_down(msg)
+            self._service("down", LAYERS[self._layer_index - 1], msg)
+
+        def send_peer(self, node: str, msg: Any) -> None:
+            super().send_peer(node, msg)
+            sink = self._network.trace.sink
+            if sink is not None:
+                now = self._kernel.now_ns
+                delay = self._network.delay_ns(self._node, node)
+                sink(message_record(now, self._node, self._layer, msg, type="peer", to_node=node, delivery_ns=now + delay))
+
+    Traced.__name__ = Traced.__qualname__ = f"Traced{plain_context.__name__.lstrip('_')}"
+    return Traced
+
+
+_TRACED_CONTEXTS: dict[str, type[KernelContext]] = {layer: _traced(_CONTEXTS.get(layer, KernelContext)) for layer in LAYERS}
+
+
 class Network:
     """A runnable network: the kernel, the entities per node and layer, the channels."""
 
@@ -292,7 +369,8 @@ class Network:
         self.topology: Any = None  # the networkx graph the network entities route on, set by the assembler
 
     def make_context(self, node: str, layer: str) -> KernelContext:
-        ctx = _CONTEXTS.get(layer, KernelContext)(self, node, layer)
+        contexts = _TRACED_CONTEXTS if self.trace.keep_records else _CONTEXTS
+        ctx = contexts.get(layer, KernelContext)(self, node, layer)
         self._contexts.append(ctx)
         return ctx
 
@@ -312,8 +390,25 @@ class Network:
         request_id = (1 << 40) + self._next_device_request[node]
         self._next_device_request[node] += 1
         self.device_requests[(node, request_id)] = (handle_device, tag)
+        request = DeviceRequest(request_id=request_id, operation=op)
+        sink = self.trace.sink
+        if sink is not None:
+            layer = self.layer_of(node, handle_device)
+            sink(
+                message_record(
+                    self.kernel.now_ns, node, layer, request, type="service", direction="down", from_layer=layer, to_layer="physical"
+                )
+            )
         # a direct call, as ``execute`` is: the device marks the qubits busy in this instant
-        self.entities[node]["physical"].handle_above(DeviceRequest(request_id=request_id, operation=op))
+        self.entities[node]["physical"].handle_above(request)
+
+    def layer_of(self, node: str, handler: Callable[..., Any]) -> str:
+        """The layer of ``node`` whose entity owns the bound method ``handler`` (for the trace)."""
+        owner = getattr(handler, "__self__", None)
+        for layer, entity in self.entities.get(node, {}).items():
+            if entity is owner:
+                return layer
+        return "unknown"
 
     @property
     def contexts(self) -> list[KernelContext]:
@@ -348,6 +443,13 @@ class Network:
                 return  # the node is down: the request ended at once
             app = self.entities[node]["application"]  # a restarted node has a fresh one
         self.submitting = (node, getattr(request, "request_id", -1))
+        sink = self.trace.sink
+        if sink is not None:
+            sink(
+                message_record(
+                    self.kernel.now_ns, node, "user", request, type="service", direction="down", from_layer="user", to_layer="application"
+                )
+            )
         try:
             app.handle_above(request)
         finally:

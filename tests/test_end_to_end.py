@@ -138,8 +138,10 @@ def test_human_table_and_trace_file(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "p_success" in out and "mean oracle fidelity" in out
     records = [json.loads(line) for line in trace.read_text().splitlines()]
-    assert any(r["event"] == "station.attempt" for r in records)
-    assert all(records[i]["time_ns"] <= records[i + 1]["time_ns"] for i in range(len(records) - 1))
+    assert records[0]["type"] == "header" and records[-1]["type"] == "end"  # trace format v1 (docs/trace-format.md)
+    records = records[1:-1]
+    assert any(r.get("event") == "station.attempt" for r in records)
+    assert all(records[i]["t_ns"] <= records[i + 1]["t_ns"] for i in range(len(records) - 1))
 
 
 def test_a_failed_circuit_leaves_every_memory_empty(monkeypatch):
