@@ -354,6 +354,7 @@ class AppErrorCode(str, enum.Enum):
     EC_FAILED = "EC_FAILED"  # QKD: error correction gave up (no key)
     VERIFY_FAILED = "VERIFY_FAILED"  # QKD: the keys' hashes differ after error correction (no key)
     AUTH_FAILED = "AUTH_FAILED"  # QKD: a classical message failed authentication, or the pre-shared pool ran out
+    TIMEOUT = "TIMEOUT"  # QKD: the other end did not answer after every retransmission (the classical channel lost them)
 
 
 class AppError(_Message):
@@ -370,7 +371,22 @@ class AppError(_Message):
     detail: str
 
 
-AppResponse = Annotated[TeleportResult | PairResult | KeyDelivered | AppDone | AppError, Field(discriminator="kind")]
+class KeyAborted(_Message):
+    """The tail's side of a QKD abort: request ``request_id`` of ``head`` (key ``key_id``) ended
+    without a key, for the reason ``code``: the code of the ``AppError`` that closes the request
+    at the head (specs/application.md APP-QKD-5). ``remote_node`` is the other end."""
+
+    kind: Literal["key_aborted"] = "key_aborted"
+    request_id: int = Field(ge=0)
+    head: str
+    remote_node: str
+    key_id: str
+    code: AppErrorCode
+    detail: str
+    time_ns: int = Field(ge=0)
+
+
+AppResponse = Annotated[TeleportResult | PairResult | KeyDelivered | AppDone | AppError | KeyAborted, Field(discriminator="kind")]
 
 
 @runtime_checkable

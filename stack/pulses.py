@@ -159,3 +159,6 @@ class NoPulses:
 
     def send(self, request: SendPulses) -> None:
         raise RuntimeError(f"no pulse link from this node to {request.neighbour!r}")
+
+    def stop(self, request_id: int) -> None:
+        """Nothing to stop: this node sends no train."""

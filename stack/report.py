@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from qnetstack.application.service import AppDone, AppError, AppErrorCode, KeyDelivered, PairResult, TeleportResult
+from qnetstack.application.service import AppDone, AppError, AppErrorCode, KeyAborted, KeyDelivered, PairResult, TeleportResult
 from qnetstack.stack.pulses import ports_of
 
 __all__ = [
@@ -166,6 +166,7 @@ class RequestOutcome(_Report):
     first_result_ns: int | None = None
     last_result_ns: int | None = None
     waits: list[str] = []
+    tail_aborted: str | None = None  # a QKD request's code in the tail's KeyAborted (the tail's user was told)
 
     @property
     def label(self) -> str:
@@ -352,6 +353,8 @@ def _request_rows(app: RequestOutcome) -> list[str]:
     rows = [row]
     if app.state in ("failed", "refused"):
         rows.append(f"    {app.error_code}: {app.detail}")
+    if app.tail_aborted is not None:
+        rows.append(f"    {app.remote_node or 'the tail'} told: KeyAborted {app.tail_aborted}")
     rows.extend(f"    waits: {line}" for line in app.waits)
     return rows
 
@@ -594,6 +597,8 @@ def _request_outcomes(scenario: Any, user_messages: list[tuple[int, str, Any]]) 
             entry(msg.pair_id.head, msg.request_id, "pairs", msg.pair_id.tail)["results"] += 1
         elif isinstance(msg, KeyDelivered):
             entry(msg.head, msg.request_id, "qkd")["results"] += 1
+        elif isinstance(msg, KeyAborted):
+            entry(msg.head, msg.request_id, "qkd", node)["tail_aborted"] = msg.code.value
         elif isinstance(msg, AppDone):
             e = entry(node, msg.request_id, msg.request_kind, msg.remote_node)
             e.update(outcome="done", completed=msg.completed, time_ns=msg.time_ns)
