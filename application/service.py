@@ -57,6 +57,7 @@ __all__ = [
     "MIN_QKD_PAIRS",
     "MIN_QKD_PULSES",
     "DEFAULT_DECOY_INTENSITIES",
+    "KeyAborted",
 ]
 
 CAP_APP_TELEPORT = "application:teleport"
