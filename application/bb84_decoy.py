@@ -675,7 +675,8 @@ class DecoyBb84:
 
     def handle_timer(self, tag: Hashable) -> None:
         if tag[1] == "tail":  # type: ignore[index]
-            _, _, head, number = tag  # type: ignore[misc]
+            head: str = tag[2]  # type: ignore[index]
+            number: int = tag[3]  # type: ignore[index]
             tail = self._tails.get((head, number))
             if tail is not None:
                 tail.timer = None
