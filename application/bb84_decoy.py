@@ -26,7 +26,30 @@ class, basis and bit sent; the tail: click, basis and bit measured).
 4. The head runs the post-processing (:func:`decoy_post_process`) and sends
    the tail its result (``DecoyOutcome``). Both ends deliver ``KeyDelivered``
    with the same key id and key, or, on an abort, the head ends the request
-   with an ``AppError`` naming the reason and the tail delivers nothing.
+   with an ``AppError`` naming the reason and the tail's user gets
+   ``KeyAborted`` with the same code (the outcome carries it, signed).
+
+Ending early. When the head ends a request before its outcome (the pulse
+service refused the train, its pool cannot sign, the tail's confirmation
+fails its check) it stops the train (no further block is drawn) and sends the
+tail a signed ``DecoyCancel`` with the code; the tail's user gets
+``KeyAborted`` with that code, or ``AUTH_FAILED`` when the cancel's tag does
+not check. When the tail finds the head's announcement forged it tells its
+user ``KeyAborted`` ``AUTH_FAILED`` and the head (``DecoyRefused``), which
+ends with ``AppError`` ``AUTH_FAILED``.
+
+Lost messages. The classical messages can be lost (a scenario's
+``faults.classical``); they are not sent again. So that the tail never waits
+for ever, from the first block on it ends with ``KeyAborted`` ``TIMEOUT``
+after a silence from the head of ``_PATIENCE_ROUND_TRIPS`` round trips of
+the classical channel (the one-way delay as ``DecoyStart`` measured it; at
+least ``_MIN_PATIENCE_NS``), plus twice a block's span while blocks are
+still due. The post-processing's messages are modelled as round trips the
+tail waits out, so the patience is set far above the few hundred of a
+Cascade run. A tail that lost ``DecoyStart`` cannot name the request to its
+user: it ends as well, telling its user nothing, and traces why. A head whose
+tail's messages are lost waits; the run's stall watch reports what it waits
+for.
 
 Key and bound. Without ``finite_key`` (asymptotic, Gottesman, Lo, Lütkenhaus
 & Preskill 2004 with the vacuum + weak decoy estimates of Ma, Qi, Zhao & Lo,
@@ -87,7 +110,7 @@ from qnetstack.application.qkd.reconcile import ReconciliationFailed, efficiency
 from qnetstack.application.qkd.types import AbortReason, BasisCounts, DecoyCounts
 from qnetstack.application.qkd.verify import verify
 from qnetstack.application.qkd_apps import pack_key, split_epsilon
-from qnetstack.application.service import AppDone, AppError, AppErrorCode, KeyDelivered, QkdRequest
+from qnetstack.application.service import AppDone, AppError, AppErrorCode, KeyAborted, KeyDelivered, QkdRequest
 from qnetstack.entity import Context, EntityError, Wait
 from qnetstack.entity.machine import Machine, Session, drop_unknown, transition_trace
 from qnetstack.physical.service import PulseError, PulseRecords, SendPulses
@@ -106,6 +129,7 @@ __all__ = [
     "DecoyConfirm",
     "DecoyOutcome",
     "DecoyCancel",
+    "DecoyRefused",
     "DECOY_MESSAGES",
     "DecoyHeadState",
     "DecoyHeadEvent",
@@ -121,6 +145,8 @@ _TIMER = "bb84-decoy"  # the first item of every timer tag of this module
 _MIN_EC_QBER = 0.005  # a code sized for no errors discloses nothing and finds none
 _DEFAULT_EC_QBER = 0.05  # when no disclosed round says more
 _AUTH_BITS_PER_MESSAGE = 61
+_PATIENCE_ROUND_TRIPS = 10_000  # of the classical channel: the tail's wait for the head (module docstring)
+_MIN_PATIENCE_NS = 1_000_000  # 1 ms, for nodes whose classical channel has (almost) no delay
 
 
 class PulseService(Protocol):
@@ -138,6 +164,10 @@ class PulseService(Protocol):
 
     def send(self, request: SendPulses) -> None: ...
 
+    def stop(self, request_id: int) -> None:
+        """Draw no further block of the train ``request_id`` (its request ended early)."""
+        ...
+
 
 # ------------------------------------------------------------ peer messages
 
@@ -148,6 +178,7 @@ class DecoyStart(NamedTuple):
     request_id: int
     session: int
     pool: bytes  # the pre-shared authentication key, one bit per byte
+    sent_ns: int  # lets the tail measure the classical channel's one-way delay
     kind: Literal["decoy_start"] = "decoy_start"
 
 
@@ -194,13 +225,24 @@ class DecoyOutcome(NamedTuple):
 
 
 class DecoyCancel(NamedTuple):
-    """Head -> tail: the request ended early; forget the session."""
+    """Head -> tail: the request ended early with ``code`` (signed); forget the session."""
 
     session: int
+    code: str
+    detail: str
+    tag: AuthTag | None
     kind: Literal["decoy_cancel"] = "decoy_cancel"
 
 
-DECOY_MESSAGES = (DecoyStart, DecoyClicks, DecoySift, DecoyConfirm, DecoyOutcome, DecoyCancel)
+class DecoyRefused(NamedTuple):
+    """Tail -> head: the head's announcement failed its check at the tail; the tail has ended."""
+
+    session: int
+    detail: str
+    kind: Literal["decoy_refused"] = "decoy_refused"
+
+
+DECOY_MESSAGES = (DecoyStart, DecoyClicks, DecoySift, DecoyConfirm, DecoyOutcome, DecoyCancel, DecoyRefused)
 
 
 # ------------------------------------------------------------ post-processing
@@ -369,6 +411,7 @@ class DecoyTailEvent(str, enum.Enum):
     KEY = "key"
     ABORT = "abort"
     CANCEL = "cancel"
+    TIMEOUT = "timeout"  # nothing from the head for the tail's patience
 
 
 _HS, _HE, _TS, _TE = DecoyHeadState, DecoyHeadEvent, DecoyTailState, DecoyTailEvent
@@ -390,8 +433,9 @@ DECOY_HEAD = Machine(
         "One decoy-BB84 request at its head (the sender), keyed by its session number. It joins each block of "
         "the train with the tail's clicks; after the last (`last_block`) it announces its bases and classes; "
         "with the tail's confirmation it post-processes, and after the round trips delivers `KeyDelivered` and "
-        "`AppDone` on entering `done`, or `AppError` on entering `failed` (`abort`: the reason's code; "
-        "`pulse_error`: REJECTED)."
+        "`AppDone` on entering `done`, or `AppError` on entering `failed` (`abort`: the reason's code, also "
+        "AUTH_FAILED when the tail refused the announcement; `pulse_error`: REJECTED). Ending early it stops "
+        "the train and sends the tail a signed cancel with the code."
     ),
 )
 
@@ -408,13 +452,18 @@ DECOY_TAIL = Machine(
         (_TS.LISTENING, _TE.CANCEL): _TS.CANCELLED,
         (_TS.ANNOUNCED, _TE.CANCEL): _TS.CANCELLED,
         (_TS.CONFIRMED, _TE.CANCEL): _TS.CANCELLED,
+        (_TS.LISTENING, _TE.TIMEOUT): _TS.ABORTED,
+        (_TS.ANNOUNCED, _TE.TIMEOUT): _TS.ABORTED,
+        (_TS.CONFIRMED, _TE.TIMEOUT): _TS.ABORTED,
     },
     final=frozenset({_TS.KEYED, _TS.ABORTED, _TS.CANCELLED}),
     doc=(
         "One decoy-BB84 request at its tail (the receiver), keyed by (head, session), opened by the head's "
         "`DecoyStart` or the first block. It announces each block's clicks; after the last it awaits the "
-        "head's sift, confirms it, and delivers `KeyDelivered` on entering `keyed`, or nothing on entering "
-        "`aborted` (a failed authentication check, or the head's abort)."
+        "head's sift, confirms it, and delivers `KeyDelivered` on entering `keyed`, or `KeyAborted` on entering "
+        "`aborted` (the head's abort in its outcome, with its code; a failed authentication check, AUTH_FAILED, "
+        "and the head is told; `timeout`: no word from the head for its patience, TIMEOUT) or `cancelled` (the "
+        "head ended the request early: its cancel's code, or AUTH_FAILED if the cancel does not check)."
     ),
 )
 
@@ -441,7 +490,7 @@ class _Head(Session):
 
 class _Tail(Session):
     machine = DECOY_TAIL
-    __slots__ = ("head", "number", "request_id", "auth", "announced", "blocks_total")
+    __slots__ = ("head", "number", "request_id", "auth", "announced", "blocks_total", "delay_ns", "timer", "block_span_ns")
 
     def __init__(self, head: str, number: int, trace: Any) -> None:
         super().__init__((head, number), trace)
@@ -450,6 +499,9 @@ class _Tail(Session):
         self.request_id: int | None = None
         self.auth: WegmanCarter | None = None
         self.announced = 0
+        self.delay_ns = 0  # the classical channel's one-way delay from the head, as DecoyStart measured it
+        self.timer: int | None = None  # the patience timer's id
+        self.block_span_ns = 0  # emission to delivery of the last block: bounds the wait for the next
 
 
 def _authenticator(pool: KeyPool) -> WegmanCarter | None:
@@ -483,6 +535,10 @@ def _sift_bytes(session: int, bases: bytes, classes: bytes) -> bytes:
 
 def _confirm_bytes(session: int) -> bytes:
     return b"decoy-confirm" + session.to_bytes(8, "big")
+
+
+def _cancel_bytes(session: int, code: str) -> bytes:
+    return b"decoy-cancel" + session.to_bytes(8, "big") + code.encode()
 
 
 def _outcome_bytes(session: int, code: str | None, length: int) -> bytes:
@@ -520,7 +576,7 @@ class DecoyBb84:
         session = _Head(request, number, KeyPool(pool_bits), rng, self._trace)
         self._open[request.request_id] = session
         self._heads[number] = session
-        ctx.send_peer(request.remote_node, DecoyStart(request.request_id, number, pool_bits.tobytes()))
+        ctx.send_peer(request.remote_node, DecoyStart(request.request_id, number, pool_bits.tobytes(), ctx.now_ns))
         self.pulses.send(
             SendPulses(
                 request_id=number,
@@ -544,6 +600,7 @@ class DecoyBb84:
         else:
             session = self._heads.get(msg.request_id)
             if session is None or session.state is not _HS.PULSING:
+                self.pulses.stop(msg.request_id)  # e.g. a session this entity does not know after a restart
                 drop_unknown(self.ctx.trace, msg.kind, msg.request_id)
                 return
             session.blocks[msg.block] = msg
@@ -617,6 +674,15 @@ class DecoyBb84:
         self.ctx.set_timer(2 * one_way * session.result.round_trips, (_TIMER, session.key))
 
     def handle_timer(self, tag: Hashable) -> None:
+        if tag[1] == "tail":  # type: ignore[index]
+            head: str = tag[2]  # type: ignore[index]
+            number: int = tag[3]  # type: ignore[index]
+            tail = self._tails.get((head, number))
+            if tail is not None:
+                tail.timer = None
+                patience = self._patience(tail)
+                self._tail_abort(tail, _TE.TIMEOUT, AppErrorCode.TIMEOUT, f"no word from {head} for {patience} ns ({tail.state.value})")
+            return
         session = self._heads.get(tag[1])  # type: ignore[index]
         if session is None or session.result is None:
             return
@@ -634,6 +700,8 @@ class DecoyBb84:
             code, length = AppErrorCode.AUTH_FAILED.value, 0
         tail_key = b"" if result.tail_key is None else pack_key(result.tail_key)
         figures = {**result.figures, "length": length, "epsilon": request.epsilon, "ec": request.ec, "tail": request.remote_node}
+        if result.code is not None:
+            figures["detail"] = result.detail
         self.ctx.send_peer(request.remote_node, DecoyOutcome(session.key, code, tail_key, tuple(figures.items()), tag))
         if result.code is not None:
             session.fire(_HE.ABORT)
@@ -656,8 +724,10 @@ class DecoyBb84:
 
     def _fail(self, session: _Head, code: AppErrorCode, detail: str, tell_tail: bool = True) -> None:
         request = session.request
+        self.pulses.stop(session.key)
         if tell_tail:
-            self.ctx.send_peer(request.remote_node, DecoyCancel(session.key))
+            tag = _sign(session.auth, _cancel_bytes(session.key, code.value))
+            self.ctx.send_peer(request.remote_node, DecoyCancel(session.key, code.value, detail, tag))
         self._open.pop(request.request_id, None)
         self._heads.pop(session.key, None)
         session.blocks.clear()
@@ -714,6 +784,41 @@ class DecoyBb84:
         key = (tail.head, tail.number)
         del self._tails[key]
         self._ended_tails.add(key)
+        if tail.timer is not None:
+            self.ctx.cancel_timer(tail.timer)
+            tail.timer = None
+
+    def _patience(self, tail: _Tail) -> int:
+        """How long the tail waits for the head's next word (module docstring, "Lost messages")."""
+        patience = max(_MIN_PATIENCE_NS, _PATIENCE_ROUND_TRIPS * 2 * tail.delay_ns)
+        if tail.state is _TS.LISTENING:
+            patience += 2 * tail.block_span_ns
+        return patience
+
+    def _arm(self, tail: _Tail) -> None:
+        """(Re)start the tail's patience: the head's word just came."""
+        if tail.timer is not None:
+            self.ctx.cancel_timer(tail.timer)
+        tail.timer = self.ctx.set_timer(self._patience(tail), (_TIMER, "tail", tail.head, tail.number))
+
+    def _tail_abort(self, tail: _Tail, event: DecoyTailEvent, code: AppErrorCode, detail: str) -> None:
+        """End the tail's session without a key and tell its user why (``KeyAborted``, the head's code)."""
+        tail.fire(event)
+        self._end_tail(tail)
+        if tail.request_id is None:  # DecoyStart never came: the user cannot be told which request
+            self.ctx.trace("bb84_decoy.tail_ended_unnamed", head=tail.head, session=tail.number, code=code.value, detail=detail)
+            return
+        self.ctx.send_up(
+            KeyAborted(
+                request_id=tail.request_id,
+                head=tail.head,
+                remote_node=tail.head,
+                key_id=f"{tail.head}/bb84-decoy{tail.number}",
+                code=code,
+                detail=detail,
+                time_ns=self.ctx.now_ns,
+            )
+        )
 
     def _tail_start(self, head: str, msg: DecoyStart) -> None:
         tail = self._tail(head, msg.session, msg.kind)
@@ -721,6 +826,7 @@ class DecoyBb84:
             return
         tail.request_id = msg.request_id
         tail.auth = _authenticator(KeyPool(np.frombuffer(msg.pool, dtype=np.uint8).copy()))
+        tail.delay_ns = max(0, self.ctx.now_ns - msg.sent_ns)
 
     def handle_received(self, head: str, block: PulseRecords) -> None:
         """A block of ``head``'s train has reached this node's receiver: announce its clicks."""
@@ -732,6 +838,8 @@ class DecoyBb84:
         bits = block.bob_bit[detected]
         self.ctx.send_peer(head, DecoyClicks(tail.number, block.block, detected.tobytes(), bases.tobytes(), bits.tobytes()))
         tail.fire(_TE.LAST_BLOCK if block.last else _TE.BLOCK)
+        tail.block_span_ns = max(tail.block_span_ns, block.delivered_ns - block.emitted_ns)
+        self._arm(tail)
 
     def _tail_sift(self, head: str, msg: DecoySift) -> None:
         tail = self._tails.get((head, msg.session))
@@ -739,12 +847,14 @@ class DecoyBb84:
             drop_unknown(self.ctx.trace, msg.kind, (head, msg.session))
             return
         if not _check(tail.auth, _sift_bytes(msg.session, msg.bases, msg.classes), msg.tag):
-            tail.fire(_TE.ABORT)
-            self._end_tail(tail)
+            detail = f"{head}'s announcement of bases and classes failed authentication"
+            self._tail_abort(tail, _TE.ABORT, AppErrorCode.AUTH_FAILED, detail)
+            self.ctx.send_peer(head, DecoyRefused(msg.session, detail))
             return
         tail.fire(_TE.SIFT)
         tag = _sign(tail.auth, _confirm_bytes(msg.session))
         self.ctx.send_peer(head, DecoyConfirm(msg.session, self.ctx.now_ns, tag))
+        self._arm(tail)
 
     def _tail_outcome(self, head: str, msg: DecoyOutcome) -> None:
         tail = self._tails.get((head, msg.session))
@@ -754,9 +864,11 @@ class DecoyBb84:
         figures = dict(msg.figures)
         length = int(figures["length"]) if msg.code is None else 0
         authentic = _check(tail.auth, _outcome_bytes(msg.session, msg.code, length), msg.tag)
-        if msg.code is not None or not authentic or tail.request_id is None or tail.auth is None:
-            tail.fire(_TE.ABORT)
-            self._end_tail(tail)
+        if not authentic or tail.request_id is None or tail.auth is None:
+            self._tail_abort(tail, _TE.ABORT, AppErrorCode.AUTH_FAILED, f"{head}'s outcome failed authentication")
+            return
+        if msg.code is not None:
+            self._tail_abort(tail, _TE.ABORT, AppErrorCode(msg.code), str(figures.get("detail", "")))
             return
         key = np.unpackbits(np.frombuffer(msg.key, dtype=np.uint8), bitorder="big")[:length]
         tail.fire(_TE.KEY)
@@ -781,8 +893,18 @@ class DecoyBb84:
             if tail is None:
                 drop_unknown(self.ctx.trace, msg.kind, (sender, msg.session))
                 return
-            tail.fire(_TE.CANCEL)
-            self._end_tail(tail)
+            if _check(tail.auth, _cancel_bytes(msg.session, msg.code), msg.tag):
+                self._tail_abort(tail, _TE.CANCEL, AppErrorCode(msg.code), msg.detail)
+            else:
+                detail = f"{sender}'s cancel ({msg.code}: {msg.detail}) failed authentication"
+                self._tail_abort(tail, _TE.CANCEL, AppErrorCode.AUTH_FAILED, detail)
+        elif isinstance(msg, DecoyRefused):
+            session = self._heads.get(msg.session)
+            if session is None or session.state is not _HS.SIFTING:
+                drop_unknown(self.ctx.trace, msg.kind, msg.session)
+                return
+            session.fire(_HE.ABORT)
+            self._fail(session, AppErrorCode.AUTH_FAILED, f"{sender} refused the announcement: {msg.detail}", tell_tail=False)
         else:
             raise EntityError(f"application got {type(msg).__name__} from peer {sender!r}")
 

@@ -419,7 +419,7 @@ class AppErrorCode(str, enum.Enum):
     VERIFY_FAILED = "VERIFY_FAILED"  # QKD: the keys' hashes differ after error correction (no key)
     AUTH_FAILED = "AUTH_FAILED"  # QKD: a classical message failed authentication, or the pre-shared pool ran out
     TOO_FEW_PAIRS = "TOO_FEW_PAIRS"  # QKD: too few measured pairs for a sample and a key (the detail names the count)
-    TIMEOUT = "TIMEOUT"  # QKD: the other end did not answer after every retransmission (the classical channel lost them)
+    TIMEOUT = "TIMEOUT"  # QKD: the other end stayed silent (BBM92/E91: after every retransmission; decoy BB84: past its silence bound)
 
 
 class AppError(_Message):

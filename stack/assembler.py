@@ -71,7 +71,7 @@ from qnetstack.stack import registry
 from qnetstack.stack.explain import explain_open_requests, memory_capacity
 from qnetstack.stack.faults import Faults
 from qnetstack.stack.messages import cut, shown
-from qnetstack.stack.pulses import NoPulses, PulsePort
+from qnetstack.stack.pulses import NoPulses, PulsePort, remember_ports
 from qnetstack.stack.report import RunResult, summarise
 from qnetstack.stack.runner import Limits, RunProgress, default_stall_spans, describe_waits, run_network
 from qnetstack.stack.runtime import LAYERS, FibreDelays, Network
@@ -560,11 +560,21 @@ def pulse_ports(scenario: Scenario, network: Network, backend: Any, pulse_links:
     (``qnetstack.stack.pulses``; a node that only receives gets one that sends nothing)."""
     ports: dict[str, Any] = {}
     by_sender: dict[str, list[Any]] = {}
+    adversaries: dict[str, dict[str, Any]] = {}
     for spec, link in zip(scenario.pulse_links, pulse_links):
         by_sender.setdefault(spec.sender, []).append(link)
         ports.setdefault(spec.receiver, NoPulses())
+        if spec.adversary is not None:
+            adversaries.setdefault(spec.sender, {})[spec.receiver] = spec.adversary
     for sender, links in by_sender.items():
-        ports[sender] = PulsePort(network, sender, backend.pulse_trains(links))
+        attacked = adversaries.get(sender)
+        if attacked is None:  # an honest backend draws exactly what it drew before adversaries existed
+            ports[sender] = port = PulsePort(network, sender, backend.pulse_trains(links))
+        else:
+            port = PulsePort(network, sender, None)
+            port.attach(backend.pulse_trains(links, adversary=attacked, eavesdropper_oracle=port.hold))
+            ports[sender] = port
+    remember_ports(network, ports)
     return ports
 
 

@@ -24,9 +24,29 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from qnetstack.application.service import AppDone, AppError, AppErrorCode, KeyDelivered, PairResult, RelayKeyInfo, TeleportResult
+from qnetstack.application.service import (
+    AppDone,
+    AppError,
+    AppErrorCode,
+    KeyAborted,
+    KeyDelivered,
+    PairResult,
+    RelayKeyInfo,
+    TeleportResult,
+)
+from qnetstack.stack.pulses import ports_of
 
-__all__ = ["RunResult", "RunEnd", "HandlerError", "LinkStats", "FidelityStats", "RequestOutcome", "KeyReport", "summarise"]
+__all__ = [
+    "RunResult",
+    "RunEnd",
+    "HandlerError",
+    "LinkStats",
+    "FidelityStats",
+    "RequestOutcome",
+    "KeyReport",
+    "PulseLinkReport",
+    "summarise",
+]
 
 
 class _Report(BaseModel):
@@ -155,6 +175,7 @@ class RequestOutcome(_Report):
     first_result_ns: int | None = None
     last_result_ns: int | None = None
     waits: list[str] = []
+    tail_aborted: str | None = None  # a QKD request's code in the tail's KeyAborted (the tail's user was told)
 
     @property
     def label(self) -> str:
@@ -189,6 +210,22 @@ class KeyReport(_Report):
     trusted_relays: list[str] | None = None  # a trusted-relay key: the relays that can compute it
 
 
+class PulseLinkReport(_Report):
+    """A pulse link with an eavesdropper on it (``adversary``: her model, as the scenario gives it).
+
+    ``eve_known_bits`` counts, over the link's trains, the sifted key bits
+    whose sender's bit Eve knows exactly, and ``oracle_sifted_bits`` the sifted
+    key bits (the signal class in both bases; the Z basis with ``finite_key``).
+    Both are oracle reads of the physical simulation (what Eve holds is never
+    given to the protocol), None when no train ran.
+    """
+
+    link: str
+    adversary: dict[str, Any]
+    eve_known_bits: int | None = None
+    oracle_sifted_bits: int | None = None
+
+
 class RunResult(_Report):
     scenario: str
     seed: int
@@ -199,6 +236,7 @@ class RunResult(_Report):
     pairs: FidelityStats | None
     applications: list[RequestOutcome]
     keys: list[KeyReport] = []
+    pulse_links: list[PulseLinkReport] = []
     counters: dict[str, int]
     status: Literal["done", "failed", "stalled"] = "done"
     end: RunEnd = RunEnd(status="done", reason="finished", detail="every request closed")
@@ -267,6 +305,17 @@ class RunResult(_Report):
             )
             if key.pulses is not None:
                 lines.append(f"    {_pulse_figures(key)}")
+        if self.pulse_links:
+            lines.append("")
+            lines.append("pulse links with an eavesdropper:")
+        for link in self.pulse_links:
+            settings = ", ".join(f"{k} {v}" for k, v in link.adversary.items() if k != "kind")
+            lines.append(f"  {link.link}  adversary {link.adversary['kind']}" + (f" ({settings})" if settings else ""))
+            if link.eve_known_bits is not None:
+                lines.append(
+                    f"    oracle: Eve knows {link.eve_known_bits} of the {link.oracle_sifted_bits} sifted key bits exactly"
+                    " (read from the simulation, never given to the protocol)"
+                )
         if self.applications:
             lines.append("")
             lines.append(
@@ -315,6 +364,8 @@ def _request_rows(app: RequestOutcome) -> list[str]:
     rows = [row]
     if app.state in ("failed", "refused"):
         rows.append(f"    {app.error_code}: {app.detail}")
+    if app.tail_aborted is not None:
+        rows.append(f"    {app.remote_node or 'the tail'} told: KeyAborted {app.tail_aborted}")
     rows.extend(f"    waits: {line}" for line in app.waits)
     return rows
 
@@ -396,6 +447,7 @@ def summarise(
         else None,
         applications=applications,
         keys=_keys(network.user_messages),
+        pulse_links=_attacked_pulse_links(scenario, network),
         counters=dict(sorted(trace.counts.items())),
         status=end.status,
         end=end,
@@ -442,6 +494,33 @@ def _keys(user_messages: list[tuple[int, str, Any]]) -> list[KeyReport]:
             )
         )
     return keys
+
+
+def _attacked_pulse_links(scenario: Any, network: Any) -> list[PulseLinkReport]:
+    """Each pulse link with an adversary, with the oracle's count of the sifted key bits Eve knows."""
+    ports = ports_of(network)
+    found = []
+    for spec in getattr(scenario, "pulse_links", ()):
+        if spec.adversary is None:
+            continue
+        requests = [
+            a.request
+            for a in scenario.applications
+            if a.node == spec.sender and a.request.remote_node == spec.receiver and getattr(a.request, "protocol", None) == "bb84-decoy"
+        ]
+        finite = bool(requests) and all(r.finite_key for r in requests)
+        tallies = [t for t in getattr(ports.get(spec.sender), "eve", {}).values() if t.receiver == spec.receiver]
+        known = sifted = None
+        if tallies:
+            # the key rounds: the signal class in both bases (asymptotic), or the Z basis of every class (finite key)
+            known = sum(int(t.eve_knows[:, 0].sum() if finite else t.eve_knows[0].sum()) for t in tallies)
+            sifted = sum(int(t.sifted[:, 0].sum() if finite else t.sifted[0].sum()) for t in tallies)
+        found.append(
+            PulseLinkReport(
+                link=spec.name, adversary=spec.adversary.model_dump(mode="json"), eve_known_bits=known, oracle_sifted_bits=sifted
+            )
+        )
+    return found
 
 
 def _paths(network: Any) -> dict[tuple[str, int], list[str]]:
@@ -533,6 +612,8 @@ def _request_outcomes(scenario: Any, user_messages: list[tuple[int, str, Any]]) 
             entry(msg.pair_id.head, msg.request_id, "pairs", msg.pair_id.tail)["results"] += 1
         elif isinstance(msg, KeyDelivered):
             entry(msg.head, msg.request_id, "qkd")["results"] += 1
+        elif isinstance(msg, KeyAborted):
+            entry(msg.head, msg.request_id, "qkd", node)["tail_aborted"] = msg.code.value
         elif isinstance(msg, AppDone):
             e = entry(node, msg.request_id, msg.request_kind, msg.remote_node)
             e.update(outcome="done", completed=msg.completed, time_ns=msg.time_ns)

@@ -51,6 +51,7 @@ from qnetstack.physical.components.detectors import Detector
 from qnetstack.physical.components.sources import WeakCoherentSource
 from qnetstack.physical.params import (
     SPEED_OF_LIGHT_KM_PER_S,
+    Adversary,
     DetectorParams,
     FibreParams,
     HardwareParams,
@@ -187,6 +188,12 @@ class PulseLinkSpec(_Spec):
     ``gate_ns``, dead time, after-pulsing) and sends a photon to the wrong one
     with probability ``misalignment`` (e_d of Ma, Qi, Zhao & Lo 2005). The
     source emits ``repetition_rate_hz`` pulses a second.
+
+    ``adversary`` puts an eavesdropper on the line, told apart by ``kind``:
+    ``intercept_resend`` (Bennett & Brassard 1984), ``photon_number_splitting``
+    (Brassard, Lütkenhaus, Mor & Sanders 2000) or ``beam_splitting`` (Bennett,
+    Bessette, Brassard, Salvail & Smolin 1992), the physical layer's models
+    (specs/physical.md §8.4). Left out, the line is honest.
     """
 
     sender: str
@@ -197,6 +204,7 @@ class PulseLinkSpec(_Spec):
     gate_ns: float = Field(1.0, gt=0.0)
     misalignment: Probability = 0.01
     repetition_rate_hz: float = Field(1e8, gt=0.0)
+    adversary: Adversary | None = None
 
     @property
     def name(self) -> str:
@@ -832,9 +840,11 @@ def _got(err: Any) -> str:
 # pydantic puts the discriminator value ("teleport") into the location of
 # errors inside a tagged union; the user never wrote it as a key.
 _APP_KINDS = frozenset(member.model_fields["kind"].default for member in get_args(get_args(AppRequest)[0]))
+_ADVERSARY_KINDS = frozenset(member.model_fields["kind"].default for member in get_args(get_args(Adversary)[0]))
+_UNION_TAGS = {"request": _APP_KINDS, "adversary": _ADVERSARY_KINDS}  # the union field -> the tags pydantic adds after it
 
 
 def _without_union_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    """``loc`` without the tags pydantic put in: a kind right after ``request`` (a field of a
-    request may share a kind's name, as ``QkdRequest.pairs`` does the pairs request's)."""
-    return tuple(part for i, part in enumerate(loc) if not (part in _APP_KINDS and i > 0 and loc[i - 1] == "request"))
+    """``loc`` without the tags pydantic put in: a kind right after ``request`` or ``adversary``
+    (a field of a request may share a kind's name, as ``QkdRequest.pairs`` does the pairs request's)."""
+    return tuple(part for i, part in enumerate(loc) if not (i > 0 and part in _UNION_TAGS.get(loc[i - 1], ())))

@@ -17,7 +17,7 @@ import pytest
 from qnetstack.application.bb84_decoy import DecoyRounds, decoy_post_process
 from qnetstack.application.qkd.key_length import GYS, FibreDetectorModel, max_distance, vacuum_weak_decoy_rate
 from qnetstack.application.qkd.types import DecoyCounts
-from qnetstack.application.service import AppDone, AppError, AppErrorCode, KeyDelivered, QkdRequest
+from qnetstack.application.service import AppDone, AppError, AppErrorCode, KeyAborted, KeyDelivered, QkdRequest
 from qnetstack.physical.backends.pulses import PulseLink, PulseTrainBackend
 from qnetstack.physical.components.channels import FibreChannel
 from qnetstack.physical.components.detectors import Detector
@@ -119,6 +119,9 @@ def test_a_misaligned_receiver_aborts_at_both_ends_with_no_key():
     assert not [m for _, m in messages if isinstance(m, KeyDelivered)]
     errors = [m for n, m in messages if isinstance(m, AppError) and n == "alice"]
     assert [e.code for e in errors] == [AppErrorCode.QBER_TOO_HIGH]
+    # the tail's user is told too, with the same code and the head's detail
+    told = [m for n, m in messages if isinstance(m, KeyAborted) and n == "bob"]
+    assert [(m.code, m.head, m.detail) for m in told] == [(AppErrorCode.QBER_TOO_HIGH, "alice", errors[0].detail)]
     assert result.status == "failed"
 
 
