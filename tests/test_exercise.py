@@ -1,0 +1,152 @@
+"""``qnetstack exercise``: the folder it writes, its bad input, and the stub's grade.
+
+The stub's grade runs the whole link suite once (through ``qnetstack conform
+--score``, as a student would), so it is marked slow; the rest is fast.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from qnetstack.stack.cli import main
+from qnetstack.stack.exercise import exercise_files
+
+# The clauses the stub fails as handed out: every clause about running the
+# service, since each handler raises NotImplementedError.
+STUB_FAILS = {
+    "LINK-ACK-1",
+    "LINK-CREATE-1",
+    "LINK-CREATE-2",
+    "LINK-CREATE-3",
+    "LINK-CREATE-4",
+    "LINK-CREATE-5",
+    "LINK-END-1",
+    "LINK-ERR-1",
+    "LINK-EXPIRE-1",
+    "LINK-MSG-1",
+    "LINK-MSG-2",
+    "LINK-MUX-1",
+    "LINK-OK-1",
+    "LINK-OK-2",
+    "LINK-OK-3",
+    "LINK-OK-4",
+    "LINK-OK-5",
+    "LINK-OK-6",
+    "LINK-OK-7",
+    "LINK-RES-1",
+    "LINK-RES-2",
+    "LINK-SESS-1",
+    "LINK-TAG-1",
+    "LINK-TAG-2",
+    "LINK-TIMEOUT-1",
+}
+# ...and passes the two clauses about its code: it declares link:K and imports only what it may.
+STUB_PASSES = {"LINK-IMPL-1", "LINK-IMPL-2"}
+
+
+def _written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    target = tmp_path / "course"
+    assert main(["exercise", "link", str(target)]) == 0
+    out = capsys.readouterr().out
+    assert "qnetstack conform link student_link:StudentLink --score" in out
+    return target
+
+
+def test_writes_the_stub_readme_and_visible_tests(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = _written(tmp_path, capsys)
+    assert sorted(p.name for p in target.iterdir()) == ["README.md", "student_link.py", "test_student_link.py"]
+    assert [p.name for p in tmp_path.iterdir()] == ["course"]  # no staging folder left behind
+    stub = (target / "student_link.py").read_text()
+    assert stub == exercise_files("link")["student_link.py"]
+    imported = set(re.findall(r"^from (qnetstack\.[\w.]+) import", stub, re.M))
+    assert imported == {"qnetstack.entity", "qnetstack.link.service", "qnetstack.physical.service"}
+    assert stub.count("raise NotImplementedError") == 4
+    assert os.access(target, os.R_OK | os.W_OK | os.X_OK)
+
+
+def test_an_empty_folder_is_filled(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "empty"
+    target.mkdir()
+    assert main(["exercise", "link", str(target)]) == 0
+    assert (target / "student_link.py").is_file()
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str], *words: str) -> None:
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def test_unknown_layer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["exercise", "transport", str(tmp_path / "x")]) == 2
+    _one_line_error(capsys, "transport", "no exercise")
+    assert not (tmp_path / "x").exists()
+
+
+def test_non_empty_folder_is_refused_and_left_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["exercise", "link", str(tmp_path)]) == 2
+    _one_line_error(capsys, "DIR", "not empty")
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_folder_under_a_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "file").write_text("")
+    assert main(["exercise", "link", str(tmp_path / "file" / "course")]) == 2
+    _one_line_error(capsys, "DIR", "cannot write")
+    assert main(["exercise", "link", str(tmp_path / "file")]) == 2
+    _one_line_error(capsys, "DIR", "not a folder")
+
+
+@pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0, reason="needs POSIX permissions that bind (not root)")
+def test_unwritable_folder_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        assert main(["exercise", "link", str(locked / "course")]) == 2
+        _one_line_error(capsys, "DIR", "not writable")
+        assert list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o755)
+
+
+def test_visible_tests_check_clauses_the_stub_fails() -> None:
+    """Each visible test names clauses the stub fails, so each fails until the student's work makes it pass."""
+    visible = exercise_files("link")["test_student_link.py"]
+    named = set(re.findall(r'"(LINK-[A-Z]+-\d+)"', visible))
+    assert named - STUB_PASSES, "the visible tests name no clause the stub fails"
+    assert named <= STUB_FAILS | STUB_PASSES
+
+
+@pytest.mark.slow
+def test_the_stub_fails_the_expected_clauses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = _written(tmp_path, capsys)
+    monkeypatch.chdir(target)
+    monkeypatch.syspath_prepend(str(target))
+    monkeypatch.delitem(sys.modules, "student_link", raising=False)
+    assert main(["conform", "link", "student_link:StudentLink", "--score"]) == 1
+    out = capsys.readouterr().out
+    verdicts = {clause: status for status, clause in re.findall(r"^  (pass|FAIL|n/a)\s+(LINK-[A-Z]+-\d+)\s+(?:MUST|SHOULD)$", out, re.M)}
+    assert {c for c, s in verdicts.items() if s == "FAIL"} == STUB_FAILS
+    assert {c for c, s in verdicts.items() if s == "pass"} == STUB_PASSES
+    applicable = len(STUB_FAILS) + len(STUB_PASSES)
+    not_applicable = len(verdicts) - applicable
+    assert f"score: 2/{applicable} applicable clauses pass (7%), {not_applicable} not applicable" in out
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc, where nobody can make a folder")
+def test_folder_that_cannot_be_made_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    # /proc refuses new folders even to root, so this holds where the permission test is skipped
+    assert main(["exercise", "link", "/proc/qnetstack-course"]) == 2
+    _one_line_error(capsys, "DIR", "cannot write")
