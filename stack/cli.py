@@ -235,7 +235,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Write a layer for students to build into DIR (new or empty): the stub, a README and visible tests; "
         "grade it with qnetstack conform LAYER module:Class --score.",
     )
-    exercise.add_argument("layer", type=_exercise_layer, help="the layer to build (link)")
+    exercise.add_argument("layer", type=_exercise_layer, help="the layer to build (link or network)")
     exercise.add_argument("dir", metavar="DIR", help="folder to write (must not exist, or be empty)")
     return parser
 

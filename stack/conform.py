@@ -97,18 +97,13 @@ class Score(BaseModel):
         shown = {"pass": "pass", "fail": "FAIL", "not_applicable": "n/a"}
         lines += [f"  {shown[v.status]:<5} {v.clause:<16} {v.level}" for v in self.verdicts]
         share = f" ({100 * self.passed / self.applicable:.0f}%)" if self.applicable else ""
-        lines.append(
-            f"score: {self.passed}/{self.applicable} applicable clauses pass{share}, {self.not_applicable} not applicable"
-        )
+        lines.append(f"score: {self.passed}/{self.applicable} applicable clauses pass{share}, {self.not_applicable} not applicable")
         return "\n".join(lines)
 
 
 def score(report: ConformanceReport) -> Score:
     """The grade of ``report``: clauses passed out of those that apply, and each clause's verdict."""
-    verdicts = [
-        Verdict(clause=c.clause, level="MUST" if c.mandatory else "SHOULD", status=c.status)
-        for c in report.clauses
-    ]
+    verdicts = [Verdict(clause=c.clause, level="MUST" if c.mandatory else "SHOULD", status=c.status) for c in report.clauses]
     passed = sum(v.status == "pass" for v in verdicts)
     failed = sum(v.status == "fail" for v in verdicts)
     return Score(

@@ -26,7 +26,7 @@ from pathlib import Path
 __all__ = ["EXERCISES", "ExerciseError", "exercise_files", "write_exercise"]
 
 # layers that have an exercise, and the implementation each one's stub defines (module:Class)
-EXERCISES = {"link": "student_link:StudentLink"}
+EXERCISES = {"link": "student_link:StudentLink", "network": "student_network:StudentNetwork"}
 TEMPLATE_SUFFIX = ".tmpl"
 
 

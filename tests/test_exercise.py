@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from qnetstack.stack.cli import main
-from qnetstack.stack.exercise import exercise_files
+from qnetstack.stack.exercise import EXERCISES, exercise_files
 
 # The clauses the stub fails as handed out: every clause about running the
 # service, since each handler raises NotImplementedError.
@@ -60,6 +60,7 @@ def _written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
 def test_writes_the_stub_readme_and_visible_tests(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = _written(tmp_path, capsys)
     assert sorted(p.name for p in target.iterdir()) == ["README.md", "student_link.py", "test_student_link.py"]
+    assert "specs/link.md" in (target / "README.md").read_text()
     assert [p.name for p in tmp_path.iterdir()] == ["course"]  # no staging folder left behind
     stub = (target / "student_link.py").read_text()
     assert stub == exercise_files("link")["student_link.py"]
@@ -85,9 +86,10 @@ def _one_line_error(capsys: pytest.CaptureFixture[str], *words: str) -> None:
         assert word in lines[0], lines[0]
 
 
-def test_unknown_layer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["exercise", "transport", str(tmp_path / "x")]) == 2
-    _one_line_error(capsys, "transport", "no exercise")
+@pytest.mark.parametrize("layer", ["transport", "physical", ""])
+def test_unknown_layer(layer: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["exercise", layer, str(tmp_path / "x")]) == 2
+    _one_line_error(capsys, "no exercise")
     assert not (tmp_path / "x").exists()
 
 
@@ -127,17 +129,29 @@ def test_visible_tests_check_clauses_the_stub_fails() -> None:
     assert named <= STUB_FAILS | STUB_PASSES
 
 
-@pytest.mark.slow
-def test_the_stub_fails_the_expected_clauses(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    target = _written(tmp_path, capsys)
+VERDICT_LINE = re.compile(r"^  (pass|FAIL|n/a)\s+([A-Z]+-[A-Z]+-\d+)\s+(?:MUST|SHOULD)$", re.M)
+
+
+def grade_stub(
+    layer: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> tuple[dict[str, str], str]:
+    """Write ``layer``'s exercise and grade its stub as a student would; return the verdicts and the output."""
+    target = tmp_path / "course"
+    assert main(["exercise", layer, str(target)]) == 0
+    module, _, cls = EXERCISES[layer].partition(":")
+    assert f"qnetstack conform {layer} {module}:{cls} --score" in capsys.readouterr().out
     monkeypatch.chdir(target)
     monkeypatch.syspath_prepend(str(target))
-    monkeypatch.delitem(sys.modules, "student_link", raising=False)
-    assert main(["conform", "link", "student_link:StudentLink", "--score"]) == 1
+    monkeypatch.delitem(sys.modules, module, raising=False)
+    assert main(["conform", layer, f"{module}:{cls}", "--score"]) == 1
     out = capsys.readouterr().out
-    verdicts = {clause: status for status, clause in re.findall(r"^  (pass|FAIL|n/a)\s+(LINK-[A-Z]+-\d+)\s+(?:MUST|SHOULD)$", out, re.M)}
+    return {clause: status for status, clause in VERDICT_LINE.findall(out)}, out
+
+
+@pytest.mark.slow
+@pytest.mark.conformance
+def test_the_stub_fails_the_expected_clauses(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    verdicts, out = grade_stub("link", tmp_path, capsys, monkeypatch)
     assert {c for c, s in verdicts.items() if s == "FAIL"} == STUB_FAILS
     assert {c for c, s in verdicts.items() if s == "pass"} == STUB_PASSES
     applicable = len(STUB_FAILS) + len(STUB_PASSES)
@@ -145,8 +159,10 @@ def test_the_stub_fails_the_expected_clauses(
     assert f"score: 2/{applicable} applicable clauses pass (7%), {not_applicable} not applicable" in out
 
 
-@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc, where nobody can make a folder")
-def test_folder_that_cannot_be_made_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    # /proc refuses new folders even to root, so this holds where the permission test is skipped
-    assert main(["exercise", "link", "/proc/qnetstack-course"]) == 2
-    _one_line_error(capsys, "DIR", "cannot write")
+def test_writes_the_network_exercise(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "net"
+    assert main(["exercise", "network", str(target)]) == 0
+    assert sorted(p.name for p in target.iterdir()) == ["README.md", "student_network.py", "test_student_network.py"]
+    stub = (target / "student_network.py").read_text()
+    imported = set(re.findall(r"^from (qnetstack\.[\w.]+) import", stub, re.M))
+    assert imported == {"qnetstack.entity", "qnetstack.link.service", "qnetstack.network.service", "qnetstack.physical.service"}
