@@ -6,6 +6,7 @@ The stub's grade runs the whole link suite once (through ``qnetstack conform
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -166,3 +167,20 @@ def test_writes_the_network_exercise(tmp_path: Path, capsys: pytest.CaptureFixtu
     stub = (target / "student_network.py").read_text()
     imported = set(re.findall(r"^from (qnetstack\.[\w.]+) import", stub, re.M))
     assert imported == {"qnetstack.entity", "qnetstack.link.service", "qnetstack.network.service", "qnetstack.physical.service"}
+
+
+def test_score_counts_applicable_clauses(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """--score on two clauses of the stub, one it passes and one it fails, as text and as JSON."""
+    target = _written(tmp_path, capsys)
+    monkeypatch.chdir(target)
+    monkeypatch.syspath_prepend(str(target))
+    monkeypatch.delitem(sys.modules, "student_link", raising=False)
+    command = ["conform", "link", "student_link:StudentLink", "--score", "--clause", "LINK-IMPL-1", "--clause", "LINK-CREATE-3"]
+    assert main(command) == 1
+    out = capsys.readouterr().out
+    assert {clause: status for status, clause in VERDICT_LINE.findall(out)} == {"LINK-IMPL-1": "pass", "LINK-CREATE-3": "FAIL"}
+    assert out.rstrip().endswith("score: 1/2 applicable clauses pass (50%), 0 not applicable")
+    assert main([*command, "--json"]) == 1
+    grade = json.loads(capsys.readouterr().out)["score"]
+    assert (grade["passed"], grade["applicable"], grade["not_applicable"]) == (1, 2, 0)
+    assert [(v["clause"], v["status"]) for v in grade["verdicts"]] == [("LINK-CREATE-3", "fail"), ("LINK-IMPL-1", "pass")]
