@@ -14,6 +14,7 @@ import pytest
 
 from qnetstack.network.conformance import SUITE
 from qnetstack.stack.conform import score
+from qnetstack.stack.exercise import exercise_files
 from tests.exercise_solutions.network_solution import NetworkSolution
 from tests.test_exercise import grade_stub
 
@@ -53,3 +54,10 @@ def test_the_worked_network_solution_passes_every_clause() -> None:
     grade = score(report)
     assert grade.not_applicable == 0
     assert grade.passed == grade.applicable == len(SUITE.clause_ids)
+
+
+def test_network_visible_tests_check_clauses_the_stub_fails() -> None:
+    visible = exercise_files("network")["test_student_network.py"]
+    named = set(re.findall(r'"(NET-[A-Z]+-\d+)"', visible))
+    assert named - STUB_PASSES, "the visible tests name no clause the stub fails"
+    assert named <= SUITE.clause_ids - STUB_NOT_APPLICABLE
