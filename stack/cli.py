@@ -27,6 +27,13 @@ does not resolve, an object that is not an implementation of the service, an
 unwritable ``--junit`` file, a time limit that is not a positive number),
 checked before the suite runs; 130 when interrupted with Ctrl-C (no verdict).
 
+With ``--score`` the report ends with a grade: one verdict per clause and the
+clauses passed out of those that apply (``qnetstack.stack.conform.score``).
+
+``qnetstack exercise LAYER DIR`` writes a graded exercise into DIR (new or
+empty; written whole or not at all): a stub of the layer with TODOs naming the
+spec clauses, a student README and visible tests (``qnetstack.stack.exercise``).
+
 ``qnetstack schema --out DIR`` writes the JSON Schemas of every service message
 and of the scenario file.
 
@@ -56,6 +63,7 @@ PROBLEM``, naming the flag or the scenario field.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -205,6 +213,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="fail a clause that takes longer than SECONDS, naming the handler that was running (default: 120)",
     )
+    conform.add_argument(
+        "--score",
+        action="store_true",
+        help="end with a grade: one verdict per clause and the clauses passed out of those that apply",
+    )
     schema = sub.add_parser("schema", help="write the JSON Schemas of all service messages and the scenario file")
     schema.add_argument("--out", default="specs/schemas", help="folder to write into (default: specs/schemas)")
     diagrams = sub.add_parser("diagrams", help="write the state diagrams of every protocol session (from the code's tables)")
@@ -249,7 +262,23 @@ def _parser() -> argparse.ArgumentParser:
     chart.add_argument(
         "--layers", type=_layer_list, default=None, metavar="L1,L2", help="only these layers (user is the layer above application)"
     )
+    exercise = sub.add_parser(
+        "exercise",
+        help="write a graded exercise: a stub of a layer, a student README and visible tests",
+        description="Write a layer for students to build into DIR (new or empty): the stub, a README and visible tests; "
+        "grade it with qnetstack conform LAYER module:Class --score.",
+    )
+    exercise.add_argument("layer", type=_exercise_layer, help="the layer to build (link or network)")
+    exercise.add_argument("dir", metavar="DIR", help="folder to write (must not exist, or be empty)")
     return parser
+
+
+def _exercise_layer(text: str) -> str:
+    from qnetstack.stack.exercise import EXERCISES
+
+    if text not in EXERCISES:
+        raise argparse.ArgumentTypeError(f"no exercise for layer {shown(text)} (exercises: {', '.join(EXERCISES)})")
+    return text
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -277,6 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _plot(args)
     if args.command == "chart":
         return _chart(args)
+    if args.command == "exercise":
+        return _exercise(args)
     return 2  # argparse already rejects unknown commands
 
 
@@ -498,7 +529,7 @@ CONFORM_EXIT_CODES = """exit codes:
 
 def _conform(args: argparse.Namespace) -> int:
     from qnetstack.entity.conformance import TextReport
-    from qnetstack.stack.conform import DEFAULT_CLAUSE_TIMEOUT, ConformError, run_conformance
+    from qnetstack.stack.conform import DEFAULT_CLAUSE_TIMEOUT, ConformError, run_conformance, score
 
     timeout = DEFAULT_CLAUSE_TIMEOUT if args.clause_timeout is None else args.clause_timeout
     text = None if args.json else TextReport(lambda line: print(line, flush=True))
@@ -513,9 +544,17 @@ def _conform(args: argparse.Namespace) -> int:
         with open(args.junit, "w", encoding="utf-8") as out:
             out.write(report.to_junit())
     if text is None:
-        print(report.to_json())
+        if args.score:
+            data = json.loads(report.to_json())
+            data["score"] = score(report).model_dump()
+            print(json.dumps(data, indent=2))
+        else:
+            print(report.to_json())
     else:
         text.finish(report)
+        if args.score:
+            print()
+            print(score(report).to_text())
     return 0 if report.passed else 1
 
 
@@ -609,6 +648,19 @@ def _plot(args: argparse.Namespace) -> int:
     finally:
         temporary.unlink(missing_ok=True)
     print(f"wrote {args.out}")
+    return 0
+
+
+def _exercise(args: argparse.Namespace) -> int:
+    from qnetstack.stack.exercise import EXERCISES, ExerciseError, write_exercise
+
+    try:
+        written = write_exercise(args.layer, args.dir)
+    except ExerciseError as exc:
+        return _fail(exc)
+    module_class = EXERCISES[args.layer]
+    print(f"wrote the {args.layer} exercise to {args.dir}: {', '.join(path.name for path in written)}")
+    print(f"grade it with: cd {args.dir} && qnetstack conform {args.layer} {module_class} --score")
     return 0
 
 
