@@ -102,7 +102,14 @@ from typing import Any, Literal, NamedTuple, Protocol
 
 import numpy as np
 
-from qnetstack.application.qkd.auth import AuthTag, KeyPool, KeyPoolExhausted, WegmanCarter
+from qnetstack.application.qkd.auth import (
+    AuthTag,
+    KeyPool,
+    WegmanCarter,
+    authenticator_or_none,
+    check_or_false,
+    sign_or_none,
+)
 from qnetstack.application.qkd.estimation import decoy_estimate
 from qnetstack.application.qkd.key_length import binary_entropy, finite_key_decoy_bb84
 from qnetstack.application.qkd.privacy import amplify, toeplitz_hash
@@ -478,7 +485,7 @@ class _Head(Session):
         super().__init__(session, trace)
         self.request = request
         self.pool = pool
-        self.auth = _authenticator(pool)
+        self.auth = authenticator_or_none(pool)
         self.rng = rng
         self.blocks: dict[int, PulseRecords] = {}  # blocks arrived whose clicks have not
         self.clicks: dict[int, DecoyClicks] = {}  # clicks arrived whose blocks have not
@@ -502,31 +509,6 @@ class _Tail(Session):
         self.delay_ns = 0  # the classical channel's one-way delay from the head, as DecoyStart measured it
         self.timer: int | None = None  # the patience timer's id
         self.block_span_ns = 0  # emission to delivery of the last block: bounds the wait for the next
-
-
-def _authenticator(pool: KeyPool) -> WegmanCarter | None:
-    try:
-        return WegmanCarter(pool)
-    except KeyPoolExhausted:
-        return None
-
-
-def _sign(auth: WegmanCarter | None, message: bytes) -> AuthTag | None:
-    if auth is None:
-        return None
-    try:
-        return auth.sign(message)
-    except KeyPoolExhausted:
-        return None
-
-
-def _check(auth: WegmanCarter | None, message: bytes, tag: AuthTag | None) -> bool:
-    if auth is None or tag is None:
-        return False
-    try:
-        return auth.check(message, tag)
-    except KeyPoolExhausted:
-        return False
 
 
 def _sift_bytes(session: int, bases: bytes, classes: bytes) -> bytes:
@@ -639,7 +621,7 @@ class DecoyBb84:
         session.fire(_HE.LAST_BLOCK)
         bases = np.concatenate([j[0] for j in session.joined]).tobytes()
         classes_bytes = np.concatenate([j[2] for j in session.joined]).tobytes()
-        tag = _sign(session.auth, _sift_bytes(session.key, bases, classes_bytes))
+        tag = sign_or_none(session.auth, _sift_bytes(session.key, bases, classes_bytes))
         request = session.request
         self.ctx.send_peer(request.remote_node, DecoySift(session.key, bases, classes_bytes, tag))
         if tag is None:
@@ -656,7 +638,7 @@ class DecoyBb84:
         if session is None or session.state is not _HS.SIFTING:
             drop_unknown(self.ctx.trace, msg.kind, msg.session)
             return
-        if not _check(session.auth, _confirm_bytes(msg.session), msg.tag):
+        if not check_or_false(session.auth, _confirm_bytes(msg.session), msg.tag):
             session.fire(_HE.ABORT)
             self._fail(session, AppErrorCode.AUTH_FAILED, "the tail's confirmation failed authentication")
             return
@@ -694,7 +676,7 @@ class DecoyBb84:
         request = session.request
         length = 0 if result.head_key is None else len(result.head_key)
         code = None if result.code is None else result.code.value
-        tag = _sign(session.auth, _outcome_bytes(session.key, code, length))
+        tag = sign_or_none(session.auth, _outcome_bytes(session.key, code, length))
         if tag is None and result.code is None:
             result = DecoyResult(AppErrorCode.AUTH_FAILED, "the authentication pool cannot sign the outcome", None, None, 0, result.figures)
             code, length = AppErrorCode.AUTH_FAILED.value, 0
@@ -726,7 +708,7 @@ class DecoyBb84:
         request = session.request
         self.pulses.stop(session.key)
         if tell_tail:
-            tag = _sign(session.auth, _cancel_bytes(session.key, code.value))
+            tag = sign_or_none(session.auth, _cancel_bytes(session.key, code.value))
             self.ctx.send_peer(request.remote_node, DecoyCancel(session.key, code.value, detail, tag))
         self._open.pop(request.request_id, None)
         self._heads.pop(session.key, None)
@@ -825,7 +807,7 @@ class DecoyBb84:
         if tail is None:
             return
         tail.request_id = msg.request_id
-        tail.auth = _authenticator(KeyPool(np.frombuffer(msg.pool, dtype=np.uint8).copy()))
+        tail.auth = authenticator_or_none(KeyPool(np.frombuffer(msg.pool, dtype=np.uint8).copy()))
         tail.delay_ns = max(0, self.ctx.now_ns - msg.sent_ns)
 
     def handle_received(self, head: str, block: PulseRecords) -> None:
@@ -846,13 +828,13 @@ class DecoyBb84:
         if tail is None or tail.state is not _TS.ANNOUNCED:
             drop_unknown(self.ctx.trace, msg.kind, (head, msg.session))
             return
-        if not _check(tail.auth, _sift_bytes(msg.session, msg.bases, msg.classes), msg.tag):
+        if not check_or_false(tail.auth, _sift_bytes(msg.session, msg.bases, msg.classes), msg.tag):
             detail = f"{head}'s announcement of bases and classes failed authentication"
             self._tail_abort(tail, _TE.ABORT, AppErrorCode.AUTH_FAILED, detail)
             self.ctx.send_peer(head, DecoyRefused(msg.session, detail))
             return
         tail.fire(_TE.SIFT)
-        tag = _sign(tail.auth, _confirm_bytes(msg.session))
+        tag = sign_or_none(tail.auth, _confirm_bytes(msg.session))
         self.ctx.send_peer(head, DecoyConfirm(msg.session, self.ctx.now_ns, tag))
         self._arm(tail)
 
@@ -863,7 +845,7 @@ class DecoyBb84:
             return
         figures = dict(msg.figures)
         length = int(figures["length"]) if msg.code is None else 0
-        authentic = _check(tail.auth, _outcome_bytes(msg.session, msg.code, length), msg.tag)
+        authentic = check_or_false(tail.auth, _outcome_bytes(msg.session, msg.code, length), msg.tag)
         if not authentic or tail.request_id is None or tail.auth is None:
             self._tail_abort(tail, _TE.ABORT, AppErrorCode.AUTH_FAILED, f"{head}'s outcome failed authentication")
             return
@@ -893,7 +875,7 @@ class DecoyBb84:
             if tail is None:
                 drop_unknown(self.ctx.trace, msg.kind, (sender, msg.session))
                 return
-            if _check(tail.auth, _cancel_bytes(msg.session, msg.code), msg.tag):
+            if check_or_false(tail.auth, _cancel_bytes(msg.session, msg.code), msg.tag):
                 self._tail_abort(tail, _TE.CANCEL, AppErrorCode(msg.code), msg.detail)
             else:
                 detail = f"{sender}'s cancel ({msg.code}: {msg.detail}) failed authentication"

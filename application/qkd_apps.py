@@ -113,7 +113,14 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from qnetstack.application.qkd.auth import AuthTag, KeyPool, KeyPoolExhausted, WegmanCarter
+from qnetstack.application.qkd.auth import (
+    AuthTag,
+    KeyPool,
+    WegmanCarter,
+    authenticator_or_none,
+    check_or_false,
+    sign_or_none,
+)
 from qnetstack.application.qkd.estimation import estimate_qber
 from qnetstack.application.qkd.key_length import finite_key_entanglement
 from qnetstack.application.qkd.privacy import amplify, toeplitz_hash
@@ -648,32 +655,6 @@ class _QkdTail(Session):
         self.request_id: int | None = None  # the head's request id, once a message of the head named it
 
 
-def _sign(auth: WegmanCarter | None, message: bytes) -> AuthTag | None:
-    """The tag of ``message``, or None when the pool cannot pay for it (the receiver's check then fails)."""
-    if auth is None:
-        return None
-    try:
-        return auth.sign(message)
-    except KeyPoolExhausted:
-        return None
-
-
-def _check(auth: WegmanCarter | None, message: bytes, tag: AuthTag | None) -> bool:
-    if auth is None or tag is None:
-        return False
-    try:
-        return auth.check(message, tag)
-    except KeyPoolExhausted:
-        return False
-
-
-def _authenticator(pool: KeyPool) -> WegmanCarter | None:
-    try:
-        return WegmanCarter(pool)
-    except KeyPoolExhausted:
-        return None
-
-
 def _sift_bytes(net_id: int, indices: tuple[int, ...], bases: bytes) -> bytes:
     return b"sift" + net_id.to_bytes(8, "big") + np.asarray(indices, dtype=">i8").tobytes() + bases
 
@@ -718,7 +699,7 @@ class QkdApps:
         pool_bits = ctx.rng.integers(0, 2, request.auth_pool_bits, dtype=np.uint8)
         rng = np.random.default_rng(int(ctx.rng.integers(0, 2**63)))
         session = _QkdHead(request, net_id, KeyPool(pool_bits), rng, self._trace)
-        session.auth = _authenticator(session.pool)
+        session.auth = authenticator_or_none(session.pool)
         self._open[request.request_id] = session
         self._heads[net_id] = session
         session.start_msg = QkdStart(request.request_id, net_id, request.protocol, request.pairs, pool_bits.tobytes())
@@ -1017,7 +998,7 @@ class QkdApps:
     def _announce(self, session: _QkdHead) -> None:
         indices = tuple(sorted(session.outcomes))
         bases = bytes(session.outcomes[i][0] for i in indices)
-        tag = _sign(session.auth, _sift_bytes(session.net_id, indices, bases))
+        tag = sign_or_none(session.auth, _sift_bytes(session.net_id, indices, bases))
         if tag is None:
             session.fire(_HE.ABORT)
             self._cancel(
@@ -1072,7 +1053,7 @@ class QkdApps:
 
     def authentic(self, auth: WegmanCarter | None, message: bytes, tag: AuthTag | None) -> bool:
         """Whether ``tag`` is the Wegman–Carter tag of ``message`` (taking the next pad either way)."""
-        return _check(auth, message, tag)
+        return check_or_false(auth, message, tag)
 
     def _finish(self, session: _QkdHead) -> None:
         """The post-processing's round trips are over: send the tail its outcome (again until it confirms)."""
@@ -1081,7 +1062,7 @@ class QkdApps:
         request = session.request
         length = 0 if result.head_key is None else len(result.head_key)
         code = None if result.code is None else result.code.value
-        tag = _sign(session.auth, _outcome_bytes(session.net_id, code, length))
+        tag = sign_or_none(session.auth, _outcome_bytes(session.net_id, code, length))
         if tag is None and result.code is None:
             result = QkdResult(AppErrorCode.AUTH_FAILED, "the authentication pool cannot sign the outcome", None, None, 0, result.figures)
             session.result = result
@@ -1219,7 +1200,7 @@ class QkdApps:
         tail.fire(_TE.START)
         tail.start = msg
         tail.request_id = msg.request_id
-        tail.auth = _authenticator(KeyPool(np.frombuffer(msg.pool, dtype=np.uint8).copy()))
+        tail.auth = authenticator_or_none(KeyPool(np.frombuffer(msg.pool, dtype=np.uint8).copy()))
         held, tail.held = tail.held, {}
         for index, handle in sorted(held.items()):
             self._tail_measure(tail, index, handle)
@@ -1306,7 +1287,7 @@ class QkdApps:
             return
         bases = bytes(outcomes[i][0] for i in wanted)
         bits = bytes(outcomes[i][1] for i in wanted)
-        tag = _sign(tail.auth, _records_bytes(tail.net_id, bases))
+        tag = sign_or_none(tail.auth, _records_bytes(tail.net_id, bases))
         tail.records_msg = QkdRecords(tail.net_id, bases, bits, self.ctx.now_ns, tag)
         self.ctx.send_peer(tail.head, tail.records_msg)
         tail.fire(_TE.RECORDS)

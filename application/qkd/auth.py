@@ -138,3 +138,36 @@ class WegmanCarter:
         """True only if ``tag`` is the tag of ``message`` under the next pad (which is used up either way)."""
         index, pad = self._next_pad()
         return tag.index == index and tag.value == (polynomial_hash(message, self._hash_key) + pad) % PRIME
+
+
+# The applications' use of the authenticator: a pool that cannot pay makes no
+# tag, and a missing tag fails the check, so an exhausted pool ends a session
+# by a failed check (AUTH_FAILED) instead of an exception inside a handler.
+
+
+def authenticator_or_none(pool: KeyPool) -> WegmanCarter | None:
+    """A Wegman–Carter authenticator on ``pool``, or None when the pool cannot key one."""
+    try:
+        return WegmanCarter(pool)
+    except KeyPoolExhausted:
+        return None
+
+
+def sign_or_none(auth: WegmanCarter | None, message: bytes) -> AuthTag | None:
+    """The tag of ``message``, or None when there is no authenticator or the pool cannot pay for it."""
+    if auth is None:
+        return None
+    try:
+        return auth.sign(message)
+    except KeyPoolExhausted:
+        return None
+
+
+def check_or_false(auth: WegmanCarter | None, message: bytes, tag: AuthTag | None) -> bool:
+    """Whether ``tag`` authenticates ``message``; False without an authenticator, a tag, or pool bits to check it."""
+    if auth is None or tag is None:
+        return False
+    try:
+        return auth.check(message, tag)
+    except KeyPoolExhausted:
+        return False
