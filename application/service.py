@@ -56,6 +56,7 @@ __all__ = [
     "KeyDelivered",
     "MIN_QKD_PAIRS",
     "MIN_QKD_PULSES",
+    "MAX_QKD_PULSES",
     "DEFAULT_DECOY_INTENSITIES",
     "KeyAborted",
 ]
@@ -126,6 +127,11 @@ MIN_QKD_PAIRS = 100
 # A decoy-BB84 request sends at least this many pulses: fewer leave some intensity class
 # without a detection even at 0 km, and the decoy bounds undefined (docs/qkd-bb84.md).
 MIN_QKD_PULSES = 10_000
+# At most this many pulses a request: 10**8 pulses take about half a minute end to
+# end here (docs/qkd-bb84.md), so 10**11 are already about ten hours of CPU; a
+# larger count is a typo, and the finite-key curves beyond it come from the
+# closed forms (qnetstack.application.qkd.key_length), not from simulation.
+MAX_QKD_PULSES = 10**11
 
 # Signal μ = 0.48, weak decoy ν = 0.1 and vacuum: the settings Ma, Qi, Zhao & Lo (PRA 72,
 # 012326, 2005) find near-optimal for the GYS experiment; 80 % of the pulses are signals.
@@ -169,7 +175,9 @@ class QkdRequest(_Message):
     remote_node: str = Field(min_length=1)
     protocol: Literal["bbm92", "e91", "bb84-decoy"] = "bbm92"
     pairs: int = Field(0, ge=0, validate_default=True, description=f"end-to-end pairs to spend (bbm92, e91: at least {MIN_QKD_PAIRS})")
-    pulses: int | None = Field(None, ge=MIN_QKD_PULSES, validate_default=True, description="weak coherent pulses to send (bb84-decoy)")
+    pulses: int | None = Field(
+        None, ge=MIN_QKD_PULSES, le=MAX_QKD_PULSES, validate_default=True, description="weak coherent pulses to send (bb84-decoy)"
+    )
     intensities: list[IntensityClass] = Field(default_factory=lambda: list(DEFAULT_DECOY_INTENSITIES), min_length=3, max_length=3)
     z_probability: float = Field(0.5, gt=0.0, lt=1.0)
     finite_key: bool = False

@@ -374,3 +374,14 @@ def test_keys_that_differ_after_error_correction_are_stopped_by_verification():
     for seed in range(20):
         result = decoy_post_process(small_rounds(seed), request, np.random.default_rng(seed))
         assert result.code is AppErrorCode.VERIFY_FAILED and result.head_key is None and result.tail_key is None, seed
+
+
+def test_a_pulse_count_beyond_ten_hours_of_cpu_is_refused_naming_the_field():
+    """10**11 pulses is the bound (about ten hours here); one more is refused by name, not run."""
+    import pydantic
+
+    from qnetstack.application.service import MAX_QKD_PULSES, QkdRequest
+
+    QkdRequest(remote_node="bob", protocol="bb84-decoy", pulses=MAX_QKD_PULSES)
+    with pytest.raises(pydantic.ValidationError, match="pulses"):
+        QkdRequest(remote_node="bob", protocol="bb84-decoy", pulses=MAX_QKD_PULSES + 1)
