@@ -18,7 +18,7 @@ import pydantic
 import pytest
 
 from qnetstack.application.key_relay import KeyRelayApps, RelayEvent, end_key, xor_announcement
-from qnetstack.application.service import AppError, AppErrorCode, KeyDelivered, QkdRelayRequest, RelayAborted, RelayKeyInfo
+from qnetstack.application.service import AppError, AppErrorCode, KeyAborted, KeyDelivered, QkdRelayRequest, RelayAborted, RelayKeyInfo
 from qnetstack.stack import assemble
 from qnetstack.stack.conform import run_conformance
 from qnetstack.stack.scenario import ScenarioError, parse_scenario
@@ -121,9 +121,11 @@ def test_two_relays_give_both_ends_the_first_hops_key_and_announce_the_xor_of_th
 def test_a_hop_without_a_key_aborts_both_ends_with_its_code():
     """alice–bob–carol, the second link noisy (α = 0.3, QBER ≈ 0.25; seed 6): hop 1 (bob–carol) ends
     QBER_TOO_HIGH at bob; alice gets AppError QBER_TOO_HIGH naming the hop, carol gets RelayAborted,
-    nobody a key."""
+    nobody a key. The hop's own ending (KeyAborted at carol, the hop's tail) stays inside the relay
+    application: carol's user hears of the relay request only."""
     report, messages, _ = run(line([0.02, 0.3], {}, seed=6))
     assert not [m for _, m in messages if isinstance(m, (KeyDelivered, RelayKeyInfo))]
+    assert not [(node, m) for node, m in messages if isinstance(m, KeyAborted)]
     errors = [(node, m) for node, m in messages if isinstance(m, AppError)]
     assert [(node, e.code) for node, e in errors] == [("alice", AppErrorCode.QBER_TOO_HIGH)]
     assert "hop 1 (bob–carol)" in errors[0][1].detail
