@@ -80,15 +80,7 @@ def run(
     known = wrong = 0
     for index, block in enumerate(backend.send(request, np.random.default_rng(seed))):
         assert isinstance(block, PulseRecords)
-        records = DecoyRecords(
-            alice_basis=block.alice_basis,
-            alice_bit=block.alice_bit,
-            bob_basis=block.bob_basis,
-            bob_bit=block.bob_bit,
-            detected=block.detected,
-            intensity_class=block.intensity_class,
-            intensities=INTENSITIES,
-        )
+        records = DecoyRecords.from_pulses(block, INTENSITIES)
         sifted = sift_decoy(records)
         sent += sifted.counts.sent
         detected += sifted.counts.detected

@@ -49,15 +49,7 @@ def decoy_counts(link: PulseLink, pulses: int, probabilities: tuple[float, float
     sent, detected, errors = np.zeros(3, dtype=np.int64), np.zeros(3, dtype=np.int64), np.zeros(3, dtype=np.int64)
     for block in PulseTrainBackend([link]).send(request, np.random.default_rng(seed)):
         assert isinstance(block, PulseRecords)
-        records = DecoyRecords(
-            alice_basis=block.alice_basis,
-            alice_bit=block.alice_bit,
-            bob_basis=block.bob_basis,
-            bob_bit=block.bob_bit,
-            detected=block.detected,
-            intensity_class=block.intensity_class,
-            intensities=INTENSITIES,
-        )
+        records = DecoyRecords.from_pulses(block, INTENSITIES)
         counts = sift_decoy(records).counts
         sent += counts.sent
         detected += counts.detected

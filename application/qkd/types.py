@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -151,6 +152,21 @@ class DecoyRecords(RawRecords):
             raise ValueError(f"intensity_class: class {int(classes.max())} has no entry in intensities")
         if not 0 <= self.signal_class < len(self.intensities):
             raise ValueError(f"signal_class: {self.signal_class} is not a class of intensities")
+
+    @classmethod
+    def from_pulses(cls, block: Any, intensities: tuple[float, ...], signal_class: int = 0) -> DecoyRecords:
+        """The rounds of one block of the physical layer's pulse records
+        (``qnetstack.physical.service.PulseRecords``, read through its accessors)."""
+        return cls(
+            alice_basis=block.alice_basis,
+            alice_bit=block.alice_bit,
+            bob_basis=block.bob_basis,
+            bob_bit=block.bob_bit,
+            detected=block.detected,
+            intensity_class=block.intensity_class,
+            intensities=intensities,
+            signal_class=signal_class,
+        )
 
 
 @dataclass(frozen=True)

@@ -80,15 +80,7 @@ def simulate(the_link: PulseLink, adversary: Adversary | None, mu: float, seed: 
     sent, detected, errors = np.zeros(3, np.int64), np.zeros(3, np.int64), np.zeros(3, np.int64)
     sifted = wrong = known = 0
     for index, block in enumerate(backend.send(request, np.random.default_rng(seed))):
-        records = DecoyRecords(
-            alice_basis=block.alice_basis,
-            alice_bit=block.alice_bit,
-            bob_basis=block.bob_basis,
-            bob_bit=block.bob_bit,
-            detected=block.detected,
-            intensity_class=block.intensity_class,
-            intensities=intensities,
-        )
+        records = DecoyRecords.from_pulses(block, intensities)
         result = sift_decoy(records)
         sent += result.counts.sent
         detected += result.counts.detected
