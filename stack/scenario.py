@@ -159,6 +159,8 @@ class NodeSpec(_Spec):
     same node and a sweep may change the preset or one field of it.
     """
 
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra=lambda schema: _hardware_may_name_a_preset(schema))
+
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     preset: PresetName | None = None
     hardware: NodeHardware = NodeHardware()
@@ -197,6 +199,16 @@ class NodeSpec(_Spec):
         if self.emission_wavelength_nm is not None:
             return self.emission_wavelength_nm
         return None if self.preset is None else PRESETS[self.preset].wavelength_nm
+
+
+def _hardware_may_name_a_preset(schema: dict[str, Any]) -> None:
+    """In the JSON Schema, ``hardware`` is either the full hardware or a mapping naming a ``preset``
+    (whose overrides the reader checks against the hardware fields; an editor checks the name only)."""
+    hardware = schema["properties"]["hardware"]
+    names = next(option for option in schema["properties"]["preset"]["anyOf"] if "enum" in option)
+    by_name = {"type": "object", "properties": {"preset": names}, "required": ["preset"]}
+    plain = {key: value for key, value in hardware.items() if key != "default"}
+    schema["properties"]["hardware"] = {"anyOf": [plain, by_name], "default": hardware.get("default")}
 
 
 def _put_over(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
