@@ -265,3 +265,24 @@ def test_the_nv_conversion_example_runs_and_heralds_at_the_models_rate():
     assert result.pairs.count == 20
     (stats,) = result.links
     assert abs(stats.success_probability - p) < 5 * p * math.sqrt((1 - p) / stats.successes)
+
+
+def test_a_sweep_over_a_preset_field_and_a_wavelength_changes_what_it_names():
+    """The written-back form keeps presets and link fields taken from the nodes open, so a sweep's
+    override of a memory field of a preset node, or of the converter's output, reaches the physics."""
+    from qnetstack.stack.sweep import parse_sweep
+
+    sweep = parse_sweep(
+        {
+            "scenario": "nv-conversion.yaml",
+            "seeds": [1],
+            "points": [{"nodes.0.hardware.memory.t2_ns": 5_000_000}, {"links.0.conversion.output_wavelength_nm": 1310.0}],
+        },
+        base_folder=EXAMPLES,
+    )
+    t2_point, o_band_point = (point.scenario for point in sweep.points)
+    base = preset(NV).node_hardware()
+    assert t2_point.nodes[0].hardware == base.replace(memory=base.memory.replace(t2_ns=5_000_000))
+    assert t2_point.nodes[1].hardware == base
+    assert t2_point.links[0].fibre.db_per_km == 0.20
+    assert o_band_point.links[0].fibre.db_per_km == 0.32  # the table at 1310 nm, not the base's 1588 nm figure
