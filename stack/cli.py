@@ -262,6 +262,13 @@ def _parser() -> argparse.ArgumentParser:
     chart.add_argument(
         "--layers", type=_layer_list, default=None, metavar="L1,L2", help="only these layers (user is the layer above application)"
     )
+    view = sub.add_parser(
+        "view",
+        help="write a trace file as a self-contained HTML trace viewer (step, play, filters, topology)",
+        description="Write a trace file as one self-contained HTML page that plays the run back (docs/viewer.md).",
+    )
+    view.add_argument("trace", help="a trace file written by qnetstack run --trace")
+    view.add_argument("-o", "--out", required=True, metavar="FILE", help="the page to write: FILE.html")
     exercise = sub.add_parser(
         "exercise",
         help="write a graded exercise: a stub of a layer, a student README and visible tests",
@@ -308,6 +315,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _chart(args)
     if args.command == "exercise":
         return _exercise(args)
+    if args.command == "view":
+        return _view(args)
     return 2  # argparse already rejects unknown commands
 
 
@@ -515,6 +524,48 @@ def _chart(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _fail(f"--out: cannot write {tail(args.out)}: {exc.strerror or type(exc).__name__}")
     print(f"wrote {args.out}: {len(chart.lanes)} lanes, {len(chart.arrows)} messages, {len(chart.marks)} marks")
+    return 0
+
+
+def _read_trace_input(path: str) -> tuple[dict, list[dict], dict]:
+    """The header, records and end of the trace at ``path``, or :class:`UsageError` naming its line."""
+    from qnetstack.stack.trace import TraceError, read_trace
+
+    try:
+        return read_trace(path)
+    except TraceError as exc:
+        raise UsageError(tail(path), str(exc)) from None
+    except OSError as exc:
+        raise UsageError(tail(path), f"cannot read: {exc.strerror or type(exc).__name__}") from None
+
+
+def _write_text(path: str, text: str) -> int | None:
+    """Write ``text`` to ``path`` whole (via a temporary file beside it): None, or the exit code of a failure."""
+    temporary = Path(path).with_name(f".{Path(path).name}.part")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        return _fail(f"--out: cannot write {tail(path)}: {exc.strerror or type(exc).__name__}")
+    return None
+
+
+def _view(args: argparse.Namespace) -> int:
+    from qnetstack.stack.viewer import render_viewer
+
+    try:
+        suffix = Path(args.out).suffix.lower()
+        if suffix not in (".html", ".htm"):
+            raise UsageError("--out", f"the viewer is written as .html, got {shown(suffix or args.out)}")
+        check_writable(args.out, "--out")
+        header, records, end = _read_trace_input(args.trace)
+    except UsageError as exc:
+        return _fail(exc)
+    failed = _write_text(args.out, render_viewer(header, records, end))
+    if failed is not None:
+        return failed
+    print(f"wrote {args.out}: {len(records)} records")
     return 0
 
 
