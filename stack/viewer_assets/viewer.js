@@ -191,7 +191,7 @@
     for (const row of rows) drawRecord(row);
     ctx.restore();
     // lane headers stay on top
-    ctx.fillStyle = "rgba(255,255,255,0.95)"; ctx.fillRect(0, 0, w, HEAD - 6);
+    ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, w, HEAD - 2);
     ctx.save(); ctx.translate(-sx, 0);
     let previous = null;
     for (const [n, l] of lanes) {
