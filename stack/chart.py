@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
-__all__ = ["LANE_LAYERS", "MAX_PNG_PX", "Chart", "build_chart", "render_html", "render_png", "render_svg"]
+__all__ = ["LANE_LAYERS", "MAX_PNG_PX", "Chart", "build_chart", "render_html", "render_png", "render_svg", "request_ids"]
 
 LANE_LAYERS = ("user", "application", "network", "link", "physical")
 
@@ -65,10 +65,35 @@ class Chart:
     time_labels: list[tuple[float, int]] = field(default_factory=list)  # y, t_ns
 
 
+def request_ids(record: dict[str, Any]) -> set[int | str]:
+    """The ``request_id`` values a record's fields (or its session key) name, looking
+    at most three levels deep (a pair id inside a message's fields is two)."""
+    found: set[int | str] = set()
+
+    def visit(value: Any, depth: int) -> None:
+        if depth > 3:
+            return
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        for key, item in items:
+            if key == "request_id" and isinstance(item, (int, str)) and not isinstance(item, bool):
+                found.add(item)
+            elif isinstance(item, (dict, list)):
+                visit(item, depth + 1)
+
+    visit({"fields": record.get("fields"), "session": record.get("session")}, 0)
+    return found
+
+
 def _selected(
-    records: Iterable[dict[str, Any]], from_ns: int | None, to_ns: int | None, layers: Sequence[str] | None
+    records: Iterable[dict[str, Any]],
+    from_ns: int | None,
+    to_ns: int | None,
+    layers: Sequence[str] | None,
+    nodes: Sequence[str] | None = None,
+    request: int | None = None,
 ) -> list[dict[str, Any]]:
     keep = None if layers is None else set(layers)
+    keep_nodes = None if nodes is None else set(nodes)
     chosen = []
     for record in records:
         t = record["t_ns"]
@@ -80,6 +105,10 @@ def _selected(
                     continue
             elif record.get("layer") not in keep:
                 continue
+        if keep_nodes is not None and any(node not in keep_nodes for node, _ in _ends(record)):
+            continue
+        if request is not None and request not in request_ids(record):
+            continue
         chosen.append(record)
     return chosen
 
@@ -138,10 +167,13 @@ def build_chart(
     from_ns: int | None = None,
     to_ns: int | None = None,
     layers: Sequence[str] | None = None,
+    nodes: Sequence[str] | None = None,
+    request: int | None = None,
 ) -> Chart:
     """Lay out the chart of ``records`` (those of a trace file, :func:`qnetstack.stack.trace.read_trace`)
-    in the time window and of the layers given (all when ``None``)."""
-    chosen = _selected(records, from_ns, to_ns, layers)
+    in the time window, of the layers and nodes given (all when ``None``; a message is
+    kept when both its ends are), and naming the ``request_id`` given (:func:`request_ids`)."""
+    chosen = _selected(records, from_ns, to_ns, layers, nodes, request)
     lanes = _order_lanes(chosen, header.get("nodes") or ())
     lane_x: dict[tuple[str, str], float] = {}
     x = float(MARGIN_LEFT)

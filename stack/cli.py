@@ -48,7 +48,7 @@ seeds, in local processes or on a dask.distributed cluster, one row per run
 [--by FIELD] -o FIGURE`` draws mean ± standard error per x (``qnetstack.stack.plot``).
 
 ``qnetstack chart TRACE -o FILE.svg|FILE.html|FILE.png [--from-ns A] [--to-ns B]
-[--layers L1,L2]`` draws a sequence chart of a trace file written by ``run
+[--layers L1,L2] [--nodes N1,N2] [--request ID]`` draws a sequence chart of a trace file written by ``run
 --trace`` (format and chart: docs/trace-format.md; PNG needs matplotlib).
 ``qnetstack view TRACE -o FILE.html`` writes the trace as a self-contained page
 that plays the run back in a browser (docs/viewer.md). A trace that is
@@ -132,6 +132,13 @@ def _layer_list(text: str) -> list[str]:
     if not layers or unknown:
         raise argparse.ArgumentTypeError(f"unknown layer {shown(unknown[0] if unknown else text)} (layers: {', '.join(LANE_LAYERS)})")
     return layers
+
+
+def _name_list(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"a comma-separated list of node names, got {shown(text)}")
+    return names
 
 
 def _conform_impl(text: str) -> str:
@@ -274,6 +281,10 @@ def _parser() -> argparse.ArgumentParser:
     chart.add_argument(
         "--layers", type=_layer_list, default=None, metavar="L1,L2", help="only these layers (user is the layer above application)"
     )
+    chart.add_argument(
+        "--nodes", type=_name_list, default=None, metavar="N1,N2", help="only these nodes (a peer message when both its nodes are kept)"
+    )
+    chart.add_argument("--request", type=_seed, default=None, metavar="ID", help="only the records whose fields name this request_id")
     view = sub.add_parser(
         "view",
         help="write a trace file as a self-contained HTML trace viewer (step, play, filters, topology)",
@@ -549,7 +560,9 @@ def _draw_chart(header: dict, records: list[dict], path: str, flag: str, **windo
 
     chart = build_chart(header, records, **window)
     if not chart.lanes:
-        raise UsageError("--from-ns/--to-ns/--layers", "no record of the trace is in the window and layers chosen")
+        raise UsageError(
+            "--from-ns/--to-ns/--layers/--nodes/--request", "no record of the trace is in the window, layers, nodes and request chosen"
+        )
     suffix = Path(path).suffix.lower()
     if suffix == ".png":
         try:
@@ -568,7 +581,22 @@ def _chart(args: argparse.Namespace) -> int:
         if args.from_ns is not None and args.to_ns is not None and args.from_ns > args.to_ns:
             raise UsageError("--from-ns", f"{args.from_ns} is after --to-ns {args.to_ns}")
         header, records, _ = _read_trace_input(args.trace)
-        line = _draw_chart(header, records, args.out, "--out", from_ns=args.from_ns, to_ns=args.to_ns, layers=args.layers)
+        if args.nodes is not None:
+            known = set(header.get("nodes") or ()) | {r["node"] for r in records} | {r["to_node"] for r in records if r["type"] == "peer"}
+            unknown = [name for name in args.nodes if name not in known]
+            if unknown:
+                raise UsageError("--nodes", f"no node {listing(unknown)} in the trace")
+        line = _draw_chart(
+            header,
+            records,
+            args.out,
+            "--out",
+            from_ns=args.from_ns,
+            to_ns=args.to_ns,
+            layers=args.layers,
+            nodes=args.nodes,
+            request=args.request,
+        )
     except UsageError as exc:
         return _fail(exc)
     print(line)

@@ -1,15 +1,17 @@
-"""PNG sequence charts (``qnetstack chart -o run.png``) and ``qnetstack run --chart``."""
+"""Sequence charts: PNG (``qnetstack chart -o run.png``), ``qnetstack run --chart``, and
+the node and request filters of ``qnetstack chart``."""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from qnetstack.stack.chart import MAX_PNG_PX, build_chart
+from qnetstack.stack.chart import MAX_PNG_PX, build_chart, request_ids
 from qnetstack.stack.cli import main
 from qnetstack.stack.trace import TraceWriter, read_trace
 
@@ -111,3 +113,69 @@ def test_run_chart_draws_the_same_chart_as_chart_on_the_runs_trace(tmp_path, cap
     assert main(["chart", str(trace), "-o", str(from_trace)]) == 0
     assert with_trace.read_bytes() == alone.read_bytes() == from_trace.read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.svg", "b.svg", "c.svg", "t.jsonl", "teleport.yaml"]
+
+
+def write_requests_trace(path: Path) -> None:
+    """Three nodes; messages of requests 1 and 2 (one in a pair id, one in a session key) and one of none."""
+    writer = TraceWriter(path, "filters", 3, nodes=["a", "b", "c"])
+    writer(
+        {"type": "peer", "t_ns": 0, "node": "a", "layer": "network", "to_node": "b", "delivery_ns": 4, "kind": "Forward"}
+        | {"fields": {"request_id": 1}}
+    )
+    writer(
+        {"type": "peer", "t_ns": 1, "node": "b", "layer": "network", "to_node": "c", "delivery_ns": 5, "kind": "Forward"}
+        | {"fields": {"request_id": 2}}
+    )
+    writer(
+        {
+            "type": "service",
+            "t_ns": 2,
+            "node": "c",
+            "layer": "network",
+            "direction": "up",
+            "from_layer": "network",
+            "to_layer": "application",
+        }
+        | {"kind": "PairDelivered", "fields": {"pair_id": {"head": "a", "tail": "c", "request_id": 2, "index": 0}}}
+    )
+    writer(
+        {"type": "transition", "t_ns": 3, "node": "a", "layer": "network", "machine": "m", "session": {"request_id": 1}, "trigger": "t"}
+        | {"from_state": "x", "to_state": "y"}
+    )
+    writer({"type": "event", "t_ns": 3, "node": "b", "layer": "link", "event": "link.ok", "fields": {"remote": "c"}})
+    writer.finish(5, "done", "finished", "synthetic")
+
+
+def test_request_ids_are_found_in_fields_pair_ids_and_session_keys(tmp_path):
+    trace = tmp_path / "t.jsonl"
+    write_requests_trace(trace)
+    _, records, _ = read_trace(trace)
+    assert [request_ids(r) for r in records] == [{1}, {2}, {2}, {1}, set()]
+
+
+@pytest.mark.parametrize(
+    ("options", "kinds"),
+    [
+        (["--request", "2"], ["Forward", "PairDelivered"]),
+        (["--request", "1"], ["Forward"]),  # and request 1's transition (a mark, not a message)
+        (["--nodes", "a,b"], ["Forward"]),  # only the message between a and b: b -> c needs c
+        (["--nodes", "b,c", "--request", "2"], ["Forward", "PairDelivered"]),
+    ],
+)
+def test_the_node_and_request_filters_of_chart(tmp_path, options, kinds):
+    trace = tmp_path / "t.jsonl"
+    write_requests_trace(trace)
+    out = tmp_path / "run.svg"
+    assert main(["chart", str(trace), "-o", str(out), *options]) == 0
+    svg = out.read_text()
+    drawn = [m.split(">")[-1] for m in re.findall(r'<text x="[^"]*" y="[^"]*" text-anchor="middle">[A-Za-z]+(?=</text></g>)', svg)]
+    assert drawn == kinds
+
+
+def test_a_node_the_trace_does_not_have_is_refused_naming_the_flag(tmp_path, capsys):
+    trace = tmp_path / "t.jsonl"
+    write_requests_trace(trace)
+    assert main(["chart", str(trace), "-o", str(tmp_path / "run.svg"), "--nodes", "a,zed"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--nodes" in err[0] and "zed" in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.jsonl"]
