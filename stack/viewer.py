@@ -13,8 +13,8 @@ it works offline. The page shows
   records scrolls and plays smoothly;
 * a clock (the simulated time of the current record), step back and forward,
   play and pause with a speed in records per second;
-* filters by node, by layer and by request (the records whose fields name
-  that ``request_id``);
+* filters by node, by layer, by request (the records whose fields name that
+  ``request_id``, :func:`qnetstack.stack.chart.request_ids`) and by time;
 * the fields of the message clicked, with the spec clauses it relates to
   (:data:`CLAUSES`, the clause texts read from the installed specs);
 * the network's topology, whose links light up when a pair is made on them

@@ -175,7 +175,7 @@ def test_a_link_lights_up_when_a_pair_is_made_on_it(browser, teleport):
         page.tab.close()
 
 
-def test_the_layer_and_request_filters_keep_the_matching_records(browser, teleport):
+def test_the_layer_request_and_time_filters_keep_the_matching_records(browser, teleport):
     path, records = teleport
     page = Page(browser, path)
     try:
@@ -189,6 +189,14 @@ def test_the_layer_and_request_filters_keep_the_matching_records(browser, telepo
         page.tab.fill("#request", "0")
         named = [r for r in records if '"request_id": 0' in json.dumps([r.get("fields"), r.get("session")])]
         assert 0 < page.state("rows") == len(named) < len(records)
+        page.tab.fill("#request", "")
+        middle = records[len(records) // 2]["t_ns"]
+        page.tab.fill("#from-ns", str(middle))
+        assert 0 < page.state("rows") == sum(r["t_ns"] >= middle for r in records) < len(records)
+        page.tab.fill("#to-ns", str(middle))
+        assert 0 < page.state("rows") == sum(r["t_ns"] == middle for r in records)
+        page.tab.fill("#to-ns", "soon")  # not a number of ns: no upper bound
+        assert page.state("rows") == sum(r["t_ns"] >= middle for r in records)
         assert page.errors == []
     finally:
         page.tab.close()

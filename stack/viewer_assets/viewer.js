@@ -70,6 +70,16 @@
   for (const n of nodeOrder.keys()) checkbox($("node-filter"), n, shownNodes);
   for (const l of allLayers) checkbox($("layer-filter"), l, shownLayers);
   $("request").addEventListener("input", (e) => { requestFilter = e.target.value.trim(); refilter(); });
+  // the time window: a bound that is not a whole number of ns is no bound (and is shown so)
+  let fromNs = -Infinity, toNs = Infinity;
+  function bound(input, none) {
+    const text = input.value.trim();
+    const ok = text === "" || /^[0-9]+$/.test(text);
+    input.style.background = ok ? "" : "#fdd";
+    return ok && text !== "" ? Number(text) : none;
+  }
+  $("from-ns").addEventListener("input", (e) => { fromNs = bound(e.target, -Infinity); refilter(); });
+  $("to-ns").addEventListener("input", (e) => { toNs = bound(e.target, Infinity); refilter(); });
 
   // ---- the view: records kept by the filters, their lanes, rows and arrows ---------------
   let view = [];          // indices into all, in order
@@ -81,6 +91,7 @@
   let pairCum = [];       // per link: view rows of its pairs made, ascending
 
   function keep(r, i) {
+    if (r.t_ns < fromNs || r.t_ns > toNs) return false;
     for (const [n, l] of ends(r)) if (!shownNodes.has(n) || !shownLayers.has(l)) return false;
     return requestFilter === "" || reqOf[i].has(requestFilter);
   }
