@@ -18,7 +18,9 @@ it works offline. The page shows
 * the fields of the message clicked, with the spec clauses it relates to
   (:data:`CLAUSES`, the clause texts read from the installed specs);
 * the network's topology, whose links light up when a pair is made on them
-  (a link-layer OK at either end), with the count of pairs so far.
+  (a link-layer OK at either end; green) and along the path of an end-to-end
+  pair when it is delivered (``PairDelivered``; purple), with the count of
+  pairs made on each link and of end-to-end pairs delivered so far.
 
 The chart's lane order and colours follow :mod:`qnetstack.stack.chart`; the
 trace is read and checked by :func:`qnetstack.stack.trace.read_trace`.
@@ -36,7 +38,7 @@ from typing import Any
 from qnetstack.entity.conformance import SpecError, read_spec
 from qnetstack.stack.chart import LANE_LAYERS
 
-__all__ = ["CLAUSES", "PAIR_MADE_KINDS", "clause_texts", "render_viewer", "topology"]
+__all__ = ["CLAUSES", "PAIR_DELIVERED_KIND", "PAIR_MADE_KINDS", "clause_texts", "pair_lights", "render_viewer", "topology"]
 
 # Message kind -> the spec clauses (specs/*.md) that say most about it: where the
 # message is defined to be sent, answered or checked. Kinds not listed (peer
@@ -82,6 +84,8 @@ CLAUSES: dict[str, tuple[str, ...]] = {
 
 # A pair is made on a link when the link layer tells the layer above of it, at either end.
 PAIR_MADE_KINDS = ("LinkOkKeep", "LinkOkMeasure")
+# An end-to-end pair is delivered when the network layer tells the application of it, at either end.
+PAIR_DELIVERED_KIND = "PairDelivered"
 
 SPECS = ("specs/physical.md", "specs/link.md", "specs/network.md", "specs/application.md")
 
@@ -137,6 +141,41 @@ def topology(header: dict[str, Any], records: Iterable[dict[str, Any]]) -> dict[
     return {"nodes": nodes, "links": links, "positions": _layout(nodes, links)}
 
 
+def pair_lights(records: Sequence[dict[str, Any]], links: Sequence[dict[str, Any]]) -> list[list[Any]]:
+    """The records that light links up: ``[record index, link indices, "link" or "e2e", counts]``.
+
+    ``counts`` is true for one of the two records of each pair (each end is told):
+    the one at the link's first end ``a``, or at the end-to-end pair's head.
+
+    A link-layer OK (:data:`PAIR_MADE_KINDS`) lights the link between its node and
+    the node at the other end; a ``PairDelivered`` lights every link of its
+    request's path (from the ``NetAccepted`` the head got for it; when the trace
+    has none, the link between head and tail if there is one)."""
+    index = {frozenset((link["a"], link["b"])): i for i, link in enumerate(links)}
+    paths: dict[tuple[str, Any], list[str]] = {}
+    lights: list[list[Any]] = []
+    for number, record in enumerate(records):
+        if record.get("type") != "service" or record.get("direction") != "up":
+            continue
+        kind, fields = record.get("kind"), record.get("fields") or {}
+        if not isinstance(fields, dict):
+            continue
+        if kind == "NetAccepted" and isinstance(fields.get("path"), list):
+            paths[(record["node"], fields.get("request_id"))] = [str(n) for n in fields["path"]]
+        elif kind in PAIR_MADE_KINDS:
+            link = index.get(frozenset((record["node"], fields.get("remote_node"))))
+            if link is not None:
+                lights.append([number, [link], "link", record["node"] == links[link]["a"]])
+        elif kind == PAIR_DELIVERED_KIND and isinstance(fields.get("pair_id"), dict):
+            pair = fields["pair_id"]
+            path = paths.get((pair.get("head"), pair.get("request_id"))) or [pair.get("head"), pair.get("tail")]
+            hops = [index.get(frozenset(hop)) for hop in zip(path, path[1:])]
+            lit = [hop for hop in hops if hop is not None]
+            if lit:
+                lights.append([number, lit, "e2e", record["node"] == pair.get("head")])
+    return lights
+
+
 def _layout(nodes: list[str], links: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
     """Positions in [0, 1]²: a chain on a line, any other graph by Kamada and Kawai's
     spring layout (Kamada and Kawai, Inf. Process. Lett. 31, 7 (1989)), via networkx."""
@@ -179,6 +218,7 @@ def render_viewer(header: dict[str, Any], records: list[dict[str, Any]], end: di
     """The viewer page of a trace read by :func:`qnetstack.stack.trace.read_trace`."""
     kinds = {r["kind"] for r in records if r.get("type") in ("service", "peer") and isinstance(r.get("kind"), str)}
     clauses = {kind: list(CLAUSES[kind]) for kind in sorted(kinds) if kind in CLAUSES}
+    network = topology(header, records)
     data = {
         "header": header,
         "end": end,
@@ -186,8 +226,8 @@ def render_viewer(header: dict[str, Any], records: list[dict[str, Any]], end: di
         "layers": list(LANE_LAYERS),
         "clauses": clauses,
         "clause_text": clause_texts(c for ids in clauses.values() for c in ids),
-        "pair_made": list(PAIR_MADE_KINDS),
-        "topology": topology(header, records),
+        "topology": network,
+        "lights": pair_lights(records, network["links"]),
     }
     title = f"{header.get('scenario', '?')} (seed {header.get('seed', '?')}): trace viewer"
     return (

@@ -13,7 +13,7 @@ import pytest
 from qnetstack.entity.conformance import read_spec
 from qnetstack.stack.cli import main
 from qnetstack.stack.trace import TraceWriter
-from qnetstack.stack.viewer import CLAUSES, SPECS, render_viewer, topology
+from qnetstack.stack.viewer import CLAUSES, SPECS, pair_lights, render_viewer, topology
 
 DATA_BLOCK = re.compile(r'<script type="application/json" id="trace-data">(.*?)</script>', re.S)
 
@@ -148,3 +148,33 @@ def test_the_viewer_is_written_as_html_only(tmp_path, capsys):
     assert main(["view", str(trace), "-o", str(tmp_path / "viewer.svg")]) == 2
     assert "--out" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.jsonl"]
+
+
+def _up(t: int, node: str, kind: str, fields: dict) -> dict:
+    return {"type": "service", "t_ns": t, "node": node, "layer": "network", "direction": "up"} | {
+        "from_layer": "network",
+        "to_layer": "application",
+        "kind": kind,
+        "fields": fields,
+    }
+
+
+def test_pairs_light_their_link_and_delivered_pairs_their_whole_path():
+    links = [{"a": "a", "b": "r"}, {"a": "r", "b": "z"}, {"a": "a", "b": "z"}]
+    pair = {"head": "a", "tail": "z", "request_id": 4, "index": 0}
+    records = [
+        _up(0, "a", "NetAccepted", {"request_id": 4, "path": ["a", "r", "z"]}),
+        _up(1, "r", "LinkOkKeep", {"remote_node": "a"}) | {"layer": "link", "from_layer": "link", "to_layer": "network"},
+        _up(1, "a", "LinkOkKeep", {"remote_node": "r"}) | {"layer": "link", "from_layer": "link", "to_layer": "network"},
+        _up(2, "z", "LinkOkMeasure", {"remote_node": "nowhere"}) | {"layer": "link", "from_layer": "link", "to_layer": "network"},
+        _up(3, "z", "PairDelivered", {"pair_id": pair}),
+        _up(3, "a", "PairDelivered", {"pair_id": pair}),
+        _up(4, "z", "PairDelivered", {"pair_id": pair | {"request_id": 5}}),  # no NetAccepted for 5: head to tail
+    ]
+    assert pair_lights(records, links) == [
+        [1, [0], "link", False],  # the OK at r: the link's a end is a
+        [2, [0], "link", True],
+        [4, [0, 1], "e2e", False],  # along the path a - r - z, not the direct link a - z
+        [5, [0, 1], "e2e", True],
+        [6, [2], "e2e", False],
+    ]

@@ -159,7 +159,7 @@ def test_clicking_a_message_shows_its_fields_and_spec_clauses(browser, teleport)
         page.tab.close()
 
 
-def test_a_link_lights_up_when_a_pair_is_made_on_it(browser, teleport):
+def test_links_light_up_when_a_pair_is_made_on_them_and_along_a_delivered_pair(browser, teleport):
     path, records = teleport
     page = Page(browser, path)
     try:
@@ -171,6 +171,15 @@ def test_a_link_lights_up_when_a_pair_is_made_on_it(browser, teleport):
         page.tab.evaluate(f"window.qnetViewer.moveTo({ok})")
         assert [set(pair) for pair in page.tab.evaluate(lit)] == [ends]
         assert "1 pair" in page.tab.text_content("#topology")
+        # the first end-to-end pair lights the whole path alice - r - bob
+        delivered = next(i for i, r in enumerate(records) if r.get("kind") == "PairDelivered" and r["node"] == "alice")
+        e2e = lit.replace(".lit", ".e2e")
+        page.tab.evaluate(f"window.qnetViewer.moveTo({delivered - 1})")
+        assert page.tab.evaluate(e2e) == [] and page.tab.text_content("#e2e-count") == "end-to-end pairs delivered: 0"
+        page.tab.evaluate(f"window.qnetViewer.moveTo({delivered})")
+        assert sorted(map(sorted, page.tab.evaluate(e2e))) == [["alice", "r"], ["bob", "r"]]
+        assert page.tab.text_content("#e2e-count") == "end-to-end pairs delivered: 1"
+        assert page.errors == []
     finally:
         page.tab.close()
 

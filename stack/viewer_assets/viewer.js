@@ -6,7 +6,6 @@
   const DATA = JSON.parse(document.getElementById("trace-data").textContent);
   const header = DATA.header, end = DATA.end, all = DATA.records;
   const LAYERS = DATA.layers, CLAUSES = DATA.clauses, CLAUSE_TEXT = DATA.clause_text, TOPO = DATA.topology;
-  const PAIR_MADE = new Set(DATA.pair_made);
 
   const ROW = 18, LANE_GAP = 92, NODE_GAP = 36, LEFT = 96, HEAD = 44, BLOCK = 64;
   const COLOURS = {service: "#1f5fa8", peer: "#b5501b", transition: "#3a7d2c", event: "#888"};
@@ -29,29 +28,16 @@
     }
     return out;
   }
-  function pairLink(r) {
-    // a link-layer OK: a pair made between r.node and the node named in its fields
-    if (r.type !== "service" || !PAIR_MADE.has(r.kind) || !r.fields) return null;
-    const remote = r.fields.remote_node;
-    return typeof remote === "string" ? linkIndex.get(linkKey(r.node, remote)) : undefined;
-  }
-  const linkKey = (a, b) => (a < b ? a + "\u0000" + b : b + "\u0000" + a);
-  const linkIndex = new Map();
-  TOPO.links.forEach((l, i) => linkIndex.set(linkKey(l.a, l.b), i));
-
   const nodeOrder = new Map();
   (header.nodes || []).forEach((n) => nodeOrder.set(n, nodeOrder.size));
   const layerSet = new Set();
   const reqOf = new Array(all.length);
-  const pairOf = new Array(all.length);
   all.forEach((r, i) => {
     for (const [n, l] of ends(r)) {
       if (!nodeOrder.has(n)) nodeOrder.set(n, nodeOrder.size);
       layerSet.add(l);
     }
     reqOf[i] = requestIds({f: r.fields, s: r.session}, 0, new Set());
-    const link = pairLink(r);
-    pairOf[i] = link === undefined || link === null ? -1 : link;
   });
   const layerOrder = (l) => (LAYERS.indexOf(l) >= 0 ? LAYERS.indexOf(l) : LAYERS.length);
   const allLayers = [...layerSet].sort((a, b) => layerOrder(a) - layerOrder(b) || (a < b ? -1 : 1));
@@ -88,7 +74,8 @@
   let blocks = [];        // per BLOCK rows: the peer rows whose arrows cross it
   let cursor = 0;         // the current row
   let selected = -1;      // the selected row
-  let pairCum = [];       // per link: view rows of its pairs made, ascending
+  let lights = [];        // per link: {link: rows of its pairs made, e2e: rows of end-to-end pairs over it}
+  let delivered = [];     // rows of end-to-end pairs delivered (one per pair)
 
   function keep(r, i) {
     if (r.t_ns < fromNs || r.t_ns > toNs) return false;
@@ -130,8 +117,19 @@
         for (let b = Math.floor(row / BLOCK); b <= Math.floor(endRow[row] / BLOCK); b++) blocks[b].push(row);
       }
     });
-    pairCum = TOPO.links.map(() => []);
-    view.forEach((i, row) => { if (pairOf[i] >= 0) pairCum[pairOf[i]].push(row); });
+    const rowOf = new Int32Array(all.length).fill(-1);
+    view.forEach((i, row) => { rowOf[i] = row; });
+    lights = TOPO.links.map(() => ({link: [], e2e: [], linkCounted: []}));
+    delivered = [];
+    for (const [index, links, kind, counts] of DATA.lights) {
+      const row = rowOf[index];
+      if (row < 0) continue;
+      for (const l of links) {
+        lights[l][kind].push(row);
+        if (kind === "link" && counts) lights[l].linkCounted.push(row);
+      }
+      if (kind === "e2e" && counts) delivered.push(row);
+    }
     cursor = Math.min(lowerBound(now), Math.max(view.length - 1, 0));
     selected = wasSelected >= 0 ? view.indexOf(wasSelected) : -1;
     spacer.style.height = (HEAD + view.length * ROW + ROW) + "px";
@@ -308,6 +306,7 @@
   const SVG = "http://www.w3.org/2000/svg";
   const svg = $("topology");
   const linkEls = [], countEls = [];
+  let e2eEl = null;
   (function buildTopology() {
     const pos = (n) => { const p = TOPO.positions[n] || [0.5, 0.5]; return [30 + p[0] * 340, 40 + p[1] * 120]; };
     const el = (name, attrs) => { const e = document.createElementNS(SVG, name); for (const k in attrs) e.setAttribute(k, attrs[k]); return e; };
@@ -321,6 +320,8 @@
       svg.append(line, count);
       linkEls.push(line); countEls.push(count);
     });
+    e2eEl = el("text", {x: 8, y: 192, class: "count", id: "e2e-count"});
+    svg.append(e2eEl);
     for (const n of TOPO.nodes) {
       const [x, y] = pos(n);
       const g = el("g", {class: "node"});
@@ -330,15 +331,21 @@
     }
   })();
   const LIT_ROWS = 12;  // a link stays lit for this many records after a pair is made on it
+  function upTo(rows) {  // how many of the ascending rows are at or before the cursor
+    let lo = 0, hi = rows.length;
+    while (lo < hi) { const mid = (lo + hi) >> 1; if (rows[mid] <= cursor) lo = mid + 1; else hi = mid; }
+    return lo;
+  }
+  const recent = (rows) => { const n = upTo(rows); return n > 0 && cursor - rows[n - 1] < LIT_ROWS; };
   function drawTopology() {
-    pairCum.forEach((rows, i) => {
-      let lo = 0, hi = rows.length;  // pairs made up to the cursor
-      while (lo < hi) { const mid = (lo + hi) >> 1; if (rows[mid] <= cursor) lo = mid + 1; else hi = mid; }
-      const lit = lo > 0 && cursor - rows[lo - 1] < LIT_ROWS;
-      linkEls[i].classList.toggle("lit", lit);
-      // each pair is told at both ends: two OKs per pair
-      countEls[i].textContent = lo ? `${Math.ceil(lo / 2)} pair${Math.ceil(lo / 2) === 1 ? "" : "s"}` : "";
+    lights.forEach((l, i) => {
+      linkEls[i].classList.toggle("lit", recent(l.link));
+      linkEls[i].classList.toggle("e2e", recent(l.e2e));
+      const made = upTo(l.linkCounted);
+      countEls[i].textContent = made ? `${made} pair${made === 1 ? "" : "s"}` : "";
     });
+    const n = upTo(delivered);
+    e2eEl.textContent = `end-to-end pairs delivered: ${n}`;
   }
 
   // ---- clicking a message ----------------------------------------------------------------------
