@@ -451,7 +451,8 @@ def _run(args: argparse.Namespace) -> int:
             try:  # streamed as the run goes (format: docs/trace-format.md)
                 result = run_traced(simulation, trace, wall_limit_s=args.wall_limit, on_progress=progress)
             except OSError as exc:  # checked before the run, but a disk can fill or a folder go
-                problem = f"--trace: cannot write {tail(trace)}: {exc.strerror or type(exc).__name__}"
+                flag = "--trace" if args.trace else "--chart (its trace, in a temporary folder)"
+                problem = f"{flag}: cannot write {tail(trace)}: {exc.strerror or type(exc).__name__}"
                 print(one_line(f"qnetstack: error: {problem}"), file=sys.stderr)
                 return 1
         else:
