@@ -248,7 +248,8 @@
   function update() {
     const r = view.length ? all[view[cursor]] : null;
     $("clock").textContent = r ? formatNs(r.t_ns) : "no record";
-    $("position").textContent = view.length ? `record ${cursor + 1} of ${view.length}` : "no record matches the filters";
+    $("position").textContent = view.length ? `record ${cursor + 1} of ${view.length}`
+      : all.length ? "no record matches the filters" : "the trace has no record";
     drawTopology();
     schedule();
   }
