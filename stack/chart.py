@@ -20,19 +20,21 @@ left are the true times.
 The SVG is written as plain text, with no dependency. Every arrow carries a
 ``<title>`` with its kind, nodes, times and fields, which browsers show on
 hover; the HTML output wraps the SVG with a little CSS that highlights the
-arrow under the pointer. (PNG output, which needs a rasteriser, is not built.)
+arrow under the pointer. :func:`render_png` draws the same layout (lanes, arrows,
+marks, breaks, time labels) with matplotlib, which is imported only then.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
-__all__ = ["LANE_LAYERS", "Chart", "build_chart", "render_html", "render_svg"]
+__all__ = ["LANE_LAYERS", "MAX_PNG_PX", "Chart", "build_chart", "render_html", "render_png", "render_svg", "request_ids"]
 
 LANE_LAYERS = ("user", "application", "network", "link", "physical")
 
@@ -45,6 +47,7 @@ BREAK_HEIGHT = 28
 MARGIN_LEFT = 110  # the time labels
 MARGIN_TOP = 56  # the lane headers
 LABEL_EVERY_PX = 48  # at most one time label per this many px
+MAX_PNG_PX = 65_000  # matplotlib's Agg renderer draws images under 2**16 px a side
 
 
 @dataclass
@@ -62,10 +65,35 @@ class Chart:
     time_labels: list[tuple[float, int]] = field(default_factory=list)  # y, t_ns
 
 
+def request_ids(record: dict[str, Any]) -> set[int | str]:
+    """The ``request_id`` values a record's fields (or its session key) name, looking
+    at most three levels deep (a pair id inside a message's fields is two)."""
+    found: set[int | str] = set()
+
+    def visit(value: Any, depth: int) -> None:
+        if depth > 3:
+            return
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        for key, item in items:
+            if key == "request_id" and isinstance(item, (int, str)) and not isinstance(item, bool):
+                found.add(item)
+            elif isinstance(item, (dict, list)):
+                visit(item, depth + 1)
+
+    visit({"fields": record.get("fields"), "session": record.get("session")}, 0)
+    return found
+
+
 def _selected(
-    records: Iterable[dict[str, Any]], from_ns: int | None, to_ns: int | None, layers: Sequence[str] | None
+    records: Iterable[dict[str, Any]],
+    from_ns: int | None,
+    to_ns: int | None,
+    layers: Sequence[str] | None,
+    nodes: Sequence[str] | None = None,
+    request: int | None = None,
 ) -> list[dict[str, Any]]:
     keep = None if layers is None else set(layers)
+    keep_nodes = None if nodes is None else set(nodes)
     chosen = []
     for record in records:
         t = record["t_ns"]
@@ -77,6 +105,10 @@ def _selected(
                     continue
             elif record.get("layer") not in keep:
                 continue
+        if keep_nodes is not None and any(node not in keep_nodes for node, _ in _ends(record)):
+            continue
+        if request is not None and request not in request_ids(record):
+            continue
         chosen.append(record)
     return chosen
 
@@ -135,10 +167,13 @@ def build_chart(
     from_ns: int | None = None,
     to_ns: int | None = None,
     layers: Sequence[str] | None = None,
+    nodes: Sequence[str] | None = None,
+    request: int | None = None,
 ) -> Chart:
     """Lay out the chart of ``records`` (those of a trace file, :func:`qnetstack.stack.trace.read_trace`)
-    in the time window and of the layers given (all when ``None``)."""
-    chosen = _selected(records, from_ns, to_ns, layers)
+    in the time window, of the layers and nodes given (all when ``None``; a message is
+    kept when both its ends are), and naming the ``request_id`` given (:func:`request_ids`)."""
+    chosen = _selected(records, from_ns, to_ns, layers, nodes, request)
     lanes = _order_lanes(chosen, header.get("nodes") or ())
     lane_x: dict[tuple[str, str], float] = {}
     x = float(MARGIN_LEFT)
@@ -282,3 +317,66 @@ def render_html(chart: Chart) -> str:
         + render_svg(chart)
         + "</body></html>\n"
     )
+
+
+_COLOURS = {"service": "#1f5fa8", "peer": "#b5501b", "transition": "#3a7d2c", "event": "#999999"}
+
+
+def render_png(chart: Chart) -> bytes:
+    """The chart as a PNG image (one pixel per SVG unit), drawn with matplotlib's Agg renderer.
+
+    Raises ``ImportError`` when matplotlib is not installed and ``ValueError`` when the
+    chart is taller or wider than :data:`MAX_PNG_PX` (choose a time window)."""
+    if max(chart.width, chart.height) > MAX_PNG_PX:
+        raise ValueError(f"the chart is {round(chart.width)} x {round(chart.height)} px, over the {MAX_PNG_PX} px a PNG side can have")
+    import io
+
+    from matplotlib.collections import LineCollection, PolyCollection
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Circle, Rectangle
+
+    dpi = 100
+    pt = 72 / dpi  # points per pixel: the SVG's font sizes are in px
+    width, height = round(chart.width), round(chart.height)
+    figure = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
+    ax = figure.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, width)
+    ax.set_ylim(height, 0)  # y grows down the page, as in the SVG
+    ax.set_axis_off()
+    ax.text(8, 16, chart.title, fontsize=12 * pt, fontweight="bold", va="baseline")
+    for y, idle in chart.breaks:
+        ax.add_patch(Rectangle((0, y - BREAK_HEIGHT / 2 + 3), width, BREAK_HEIGHT - 6, facecolor="#f3f3f3", edgecolor="none"))
+        ax.text(8, y + 3, f"≈ {format_ns(idle)} idle", fontsize=10 * pt, color="#777777", style="italic", va="baseline")
+    previous_node = None
+    for node, layer in chart.lanes:
+        x = chart.lane_x[(node, layer)]
+        if node != previous_node:
+            ax.text(x, MARGIN_TOP - 28, node, fontsize=12 * pt, fontweight="bold", ha="center", va="baseline")
+            previous_node = node
+        ax.text(x, MARGIN_TOP - 12, layer, fontsize=10 * pt, ha="center", va="baseline")
+    ax.add_collection(
+        LineCollection([[(x, MARGIN_TOP - 6), (x, chart.height)] for x in chart.lane_x.values()], colors="#bbbbbb", linewidths=1 * pt)
+    )
+    for y, t in chart.time_labels:
+        ax.text(MARGIN_LEFT - 16, y + 3, format_ns(t), fontsize=10 * pt, color="#555555", ha="right", va="baseline")
+    segments, heads, colours = [], [], []
+    for a in chart.arrows:
+        x1, y1, x2, y2 = a["x1"], a["y1"], a["x2"], a["y2"]
+        segments.append([(x1, y1), (x2, y2)])
+        colours.append(_COLOURS[a["cls"]])
+        length = math.hypot(x2 - x1, y2 - y1) or 1.0
+        ux, uy = (x2 - x1) / length, (y2 - y1) / length
+        heads.append([(x2, y2), (x2 - 7 * ux - 3 * uy, y2 - 7 * uy + 3 * ux), (x2 - 7 * ux + 3 * uy, y2 - 7 * uy - 3 * ux)])
+        ax.text((x1 + x2) / 2, (y1 + y2) / 2 - 3, a["kind"], fontsize=10 * pt, ha="center", va="baseline", color="#222222")
+    ax.add_collection(LineCollection(segments, colors=colours, linewidths=1.2 * pt))
+    ax.add_collection(PolyCollection(heads, facecolors=colours, edgecolors="none"))
+    for m in chart.marks:
+        colour = _COLOURS[m["cls"]]
+        if m["cls"] == "transition":
+            ax.add_patch(Rectangle((m["x"] - 3, m["y"] - 3), 6, 6, facecolor=colour, edgecolor="none"))
+            ax.text(m["x"] + 5, m["y"] + 3, m["label"], fontsize=8 * pt, color=colour, va="baseline")
+        else:
+            ax.add_patch(Circle((m["x"], m["y"]), 2.5, facecolor=colour, edgecolor="none"))
+    out = io.BytesIO()
+    figure.savefig(out, format="png", dpi=dpi, facecolor="white")
+    return out.getvalue()

@@ -1,7 +1,8 @@
 """The ``qnetstack`` command line.
 
-``qnetstack run SCENARIO [--seed N] [--json] [--trace FILE] [--impl LAYER=IMPL ...]
-[--allow-import] [--wall-limit S]`` runs a scenario file and prints its summary:
+``qnetstack run SCENARIO [--seed N] [--json] [--trace FILE] [--chart FILE]
+[--impl LAYER=IMPL ...] [--allow-import] [--wall-limit S]`` runs a scenario file
+and prints its summary (``--chart``: and draws its sequence chart, as ``chart`` does):
 the links, each request (state, path, results, fidelity) and a last line saying
 how the run ended. A scenario file names registered implementations only;
 ``--impl LAYER=module:Class`` (the user's own request) and ``--allow-import``
@@ -50,11 +51,13 @@ seeds, in local processes or on a dask.distributed cluster, one row per run
 (``qnetstack.stack.sweep``). ``qnetstack plot RESULTS --x FIELD --y FIELD
 [--by FIELD] -o FIGURE`` draws mean ± standard error per x (``qnetstack.stack.plot``).
 
-``qnetstack chart TRACE -o FILE.svg|FILE.html [--from-ns A] [--to-ns B]
-[--layers L1,L2]`` draws a sequence chart of a trace file written by ``run
---trace`` (format and chart: docs/trace-format.md). A trace that is truncated,
-of another version or not JSON is bad input (the line is named); nothing is
-written then.
+``qnetstack chart TRACE -o FILE.svg|FILE.html|FILE.png [--from-ns A] [--to-ns B]
+[--layers L1,L2] [--nodes N1,N2] [--request ID]`` draws a sequence chart of a trace file written by ``run
+--trace`` (format and chart: docs/trace-format.md; PNG needs matplotlib).
+``qnetstack view TRACE -o FILE.html`` writes the trace as a self-contained page
+that plays the run back in a browser (docs/viewer.md). A trace that is
+truncated, of another version or not JSON is bad input (the line is named);
+nothing is written then.
 
 Exit codes: 0 all done (``run``: every request done); 1 some requests failed or
 stalled (``conform``: a mandatory clause failed); 2 bad input. Bad input is a
@@ -71,9 +74,10 @@ import json
 import os
 import re
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
 from qnetstack.stack import registry
 from qnetstack.stack.assembler import Simulation, assemble
@@ -134,6 +138,13 @@ def _layer_list(text: str) -> list[str]:
     return layers
 
 
+def _name_list(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"a comma-separated list of node names, got {shown(text)}")
+    return names
+
+
 def _conform_impl(text: str) -> str:
     if is_import_path(text) and (problem := import_path_problem(text)) is not None:
         raise argparse.ArgumentTypeError(problem)
@@ -144,9 +155,11 @@ RUN_EXIT_CODES = """exit codes:
   0  every request is done
   1  a request failed or was still open when the run stopped (stalled, a stop
      limit, --wall-limit), or an entity raised an exception, or the --trace
-     file could not be written during the run
+     file could not be written during the run, or the --chart could not be
+     drawn after it (a PNG taller than 65,000 px: write .svg or .html)
   2  bad input, before the run starts (the scenario, --impl, --seed,
-     --wall-limit, an unwritable --trace or output)"""
+     --wall-limit, an unwritable --trace or --chart, a --chart format other
+     than .svg, .html or .png)"""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -171,6 +184,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         default=None,
         help="stream the trace (every service and peer message, transition and event) as JSON lines to FILE",
+    )
+    run.add_argument(
+        "--chart",
+        metavar="FILE",
+        default=None,
+        help="draw the run's sequence chart to FILE.svg, FILE.html or FILE.png when the run ends (as qnetstack chart does)",
     )
     run.add_argument(
         "--impl",
@@ -256,16 +275,27 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("-o", "--out", required=True, metavar="FIGURE", help="image to write (.png or .svg)")
     chart = sub.add_parser(
         "chart",
-        help="draw a sequence chart of a trace file (qnetstack run --trace) as SVG or HTML",
+        help="draw a sequence chart of a trace file (qnetstack run --trace) as SVG, HTML or PNG",
         description="Draw a sequence chart of a trace file: one lane per node and layer, one arrow per message.",
     )
     chart.add_argument("trace", help="a trace file written by qnetstack run --trace")
-    chart.add_argument("-o", "--out", required=True, metavar="FILE", help="the chart to write: FILE.svg or FILE.html")
+    chart.add_argument("-o", "--out", required=True, metavar="FILE", help="the chart to write: FILE.svg, FILE.html or FILE.png")
     chart.add_argument("--from-ns", type=_seed, default=None, metavar="A", help="only records at or after simulated time A (ns)")
     chart.add_argument("--to-ns", type=_seed, default=None, metavar="B", help="only records at or before simulated time B (ns)")
     chart.add_argument(
         "--layers", type=_layer_list, default=None, metavar="L1,L2", help="only these layers (user is the layer above application)"
     )
+    chart.add_argument(
+        "--nodes", type=_name_list, default=None, metavar="N1,N2", help="only these nodes (a peer message when both its nodes are kept)"
+    )
+    chart.add_argument("--request", type=_seed, default=None, metavar="ID", help="only the records whose fields name this request_id")
+    view = sub.add_parser(
+        "view",
+        help="write a trace file as a self-contained HTML trace viewer (step, play, filters, topology)",
+        description="Write a trace file as one self-contained HTML page that plays the run back (docs/viewer.md).",
+    )
+    view.add_argument("trace", help="a trace file written by qnetstack run --trace")
+    view.add_argument("-o", "--out", required=True, metavar="FILE", help="the page to write: FILE.html")
     exercise = sub.add_parser(
         "exercise",
         help="write a graded exercise: a stub of a layer, a student README and visible tests",
@@ -319,6 +349,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(render_presets(as_json=args.json))
         return 0
+    if args.command == "view":
+        return _view(args)
     return 2  # argparse already rejects unknown commands
 
 
@@ -394,10 +426,12 @@ def _prepare_run(args: argparse.Namespace) -> Simulation:
         raise UsageError("--wall-limit", "must be a positive number of seconds")
     if args.trace is not None:
         check_writable(args.trace, "--trace")
+    if args.chart is not None:
+        _check_chart_out(args.chart, "--chart")
     scenario = load_scenario(args.scenario, allow_import=args.allow_import)
     if args.seed is not None:
         scenario = scenario.model_copy(update={"seed": args.seed})
-    if args.trace:
+    if args.trace or args.chart:
         scenario = scenario.model_copy(update={"keep_trace": True})
     overrides: dict[str, str] = {}
     for layer, impl in args.impl:
@@ -417,26 +451,44 @@ def _run(args: argparse.Namespace) -> int:
     except (ScenarioError, UsageError) as exc:
         return _fail(exc)
     progress = _ProgressLine(sys.stderr) if sys.stderr.isatty() else None
+    scratch = None
+    chart_failed = False
     try:
-        if args.trace:
+        trace = args.trace
+        if args.chart and not trace:  # the chart is drawn from a trace: kept in a temporary folder
+            scratch = tempfile.TemporaryDirectory(prefix="qnetstack-")
+            trace = os.path.join(scratch.name, "trace.jsonl")
+        if trace:
             try:  # streamed as the run goes (format: docs/trace-format.md)
-                result = run_traced(simulation, args.trace, wall_limit_s=args.wall_limit, on_progress=progress)
+                result = run_traced(simulation, trace, wall_limit_s=args.wall_limit, on_progress=progress)
             except OSError as exc:  # checked before the run, but a disk can fill or a folder go
-                problem = f"--trace: cannot write {tail(args.trace)}: {exc.strerror or type(exc).__name__}"
+                flag = "--trace" if args.trace else "--chart (its trace, in a temporary folder)"
+                problem = f"{flag}: cannot write {tail(trace)}: {exc.strerror or type(exc).__name__}"
                 print(one_line(f"qnetstack: error: {problem}"), file=sys.stderr)
                 return 1
         else:
             result = simulation.run(wall_limit_s=args.wall_limit, on_progress=progress)
+        if progress is not None:
+            progress.clear()
+        if args.chart:
+            try:
+                header, records, _ = _read_trace_input(trace)
+                print(_draw_chart(header, records, args.chart, "--chart"), file=sys.stderr)
+            except UsageError as exc:  # e.g. a PNG too tall for the whole run: the run's summary still follows
+                print(one_line(f"qnetstack: error: {exc}"), file=sys.stderr)
+                chart_failed = True
     finally:
         if progress is not None:
             progress.clear()
+        if scratch is not None:
+            scratch.cleanup()
     if args.json:
         print(result.to_json())
         if result.end.error is not None:  # the JSON has it too; a person reading the terminal sees it here
             print(f"qnetstack: {result.end.error.to_text()}", file=sys.stderr)
     else:
         print(result.to_table())
-    return result.exit_code
+    return max(result.exit_code, 1) if chart_failed else result.exit_code
 
 
 class _ProgressLine:
@@ -497,35 +549,108 @@ def _diagrams(args: argparse.Namespace) -> int:
     return 0
 
 
+CHART_SUFFIXES = (".svg", ".html", ".htm", ".png")
+
+
+def _check_chart_out(path: str, flag: str) -> str:
+    """The chart's format (its suffix), once ``path`` is known to be one that can be written."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in CHART_SUFFIXES:
+        raise UsageError(flag, f"the chart is written as .svg, .html or .png, got {shown(suffix or path)}")
+    if suffix == ".png":
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise UsageError(flag, "a PNG chart is drawn with matplotlib, which is not installed: pip install matplotlib") from None
+    check_writable(path, flag)
+    return suffix
+
+
+def _draw_chart(header: dict, records: list[dict], path: str, flag: str, **window: Any) -> str:
+    """Lay out and write the chart to ``path`` (whole or not at all): the line to print."""
+    from qnetstack.stack.chart import build_chart, render_html, render_png, render_svg
+
+    chart = build_chart(header, records, **window)
+    if not chart.lanes:
+        raise UsageError(
+            "--from-ns/--to-ns/--layers/--nodes/--request", "no record of the trace is in the window, layers, nodes and request chosen"
+        )
+    suffix = Path(path).suffix.lower()
+    if suffix == ".png":
+        try:
+            image = render_png(chart)
+        except ValueError as exc:
+            raise UsageError(flag, f"{exc}: choose a window with --from-ns/--to-ns, or write .svg") from None
+        _write_whole(path, image, flag)
+    else:
+        _write_whole(path, (render_svg(chart) if suffix == ".svg" else render_html(chart)).encode("utf-8"), flag)
+    return f"wrote {path}: {len(chart.lanes)} lanes, {len(chart.arrows)} messages, {len(chart.marks)} marks"
+
+
 def _chart(args: argparse.Namespace) -> int:
-    from qnetstack.stack.chart import build_chart, render_html, render_svg
+    try:
+        _check_chart_out(args.out, "--out")
+        if args.from_ns is not None and args.to_ns is not None and args.from_ns > args.to_ns:
+            raise UsageError("--from-ns", f"{args.from_ns} is after --to-ns {args.to_ns}")
+        header, records, _ = _read_trace_input(args.trace)
+        if args.nodes is not None:
+            known = set(header.get("nodes") or ()) | {r["node"] for r in records} | {r["to_node"] for r in records if r["type"] == "peer"}
+            unknown = [name for name in args.nodes if name not in known]
+            if unknown:
+                raise UsageError("--nodes", f"no node {listing(unknown)} in the trace")
+        line = _draw_chart(
+            header,
+            records,
+            args.out,
+            "--out",
+            from_ns=args.from_ns,
+            to_ns=args.to_ns,
+            layers=args.layers,
+            nodes=args.nodes,
+            request=args.request,
+        )
+    except UsageError as exc:
+        return _fail(exc)
+    print(line)
+    return 0
+
+
+def _read_trace_input(path: str) -> tuple[dict, list[dict], dict]:
+    """The header, records and end of the trace at ``path``, or :class:`UsageError` naming its line."""
     from qnetstack.stack.trace import TraceError, read_trace
 
     try:
+        return read_trace(path)
+    except TraceError as exc:
+        raise UsageError(tail(path), str(exc)) from None
+    except OSError as exc:
+        raise UsageError(tail(path), f"cannot read: {exc.strerror or type(exc).__name__}") from None
+
+
+def _write_whole(path: str, data: bytes, flag: str) -> None:
+    """Write ``data`` to ``path`` whole: into a temporary file beside it, then renamed over it."""
+    temporary = Path(path).with_name(f".{Path(path).name}.part")
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise UsageError(flag, f"cannot write {tail(path)}: {exc.strerror or type(exc).__name__}") from None
+
+
+def _view(args: argparse.Namespace) -> int:
+    from qnetstack.stack.viewer import render_viewer
+
+    try:
         suffix = Path(args.out).suffix.lower()
-        if suffix not in (".svg", ".html", ".htm"):
-            raise UsageError("--out", f"the chart is written as .svg or .html, got {shown(suffix or args.out)}")
-        if args.from_ns is not None and args.to_ns is not None and args.from_ns > args.to_ns:
-            raise UsageError("--from-ns", f"{args.from_ns} is after --to-ns {args.to_ns}")
+        if suffix not in (".html", ".htm"):
+            raise UsageError("--out", f"the viewer is written as .html, got {shown(suffix or args.out)}")
         check_writable(args.out, "--out")
-        try:
-            header, records, _ = read_trace(args.trace)
-        except TraceError as exc:
-            raise UsageError(tail(args.trace), str(exc)) from None
-        except OSError as exc:
-            raise UsageError(tail(args.trace), f"cannot read: {exc.strerror or type(exc).__name__}") from None
-        chart = build_chart(header, records, from_ns=args.from_ns, to_ns=args.to_ns, layers=args.layers)
-        if not chart.lanes:
-            raise UsageError("--from-ns/--to-ns/--layers", "no record of the trace is in the window and layers chosen")
+        header, records, end = _read_trace_input(args.trace)
+        _write_whole(args.out, render_viewer(header, records, end).encode("utf-8"), "--out")
     except UsageError as exc:
         return _fail(exc)
-    page = render_svg(chart) if suffix == ".svg" else render_html(chart)
-    try:
-        with open(args.out, "w", encoding="utf-8") as out:
-            out.write(page)
-    except OSError as exc:
-        return _fail(f"--out: cannot write {tail(args.out)}: {exc.strerror or type(exc).__name__}")
-    print(f"wrote {args.out}: {len(chart.lanes)} lanes, {len(chart.arrows)} messages, {len(chart.marks)} marks")
+    print(f"wrote {args.out}: {len(records)} records")
     return 0
 
 

@@ -538,7 +538,13 @@ def run_traced(simulation: Any, path: str | Path, **run_options: Any) -> Any:
     network = simulation.network
     if not network.trace.keep_records:
         raise ValueError("run_traced needs a simulation assembled with keep_trace (its contexts trace messages)")
-    writer = TraceWriter(path, simulation.scenario.name, simulation.scenario.seed, nodes=_chart_order(simulation.scenario, network))
+    writer = TraceWriter(
+        path,
+        simulation.scenario.name,
+        simulation.scenario.seed,
+        nodes=_chart_order(simulation.scenario, network),
+        links=_trace_links(simulation.scenario, network),
+    )
     network.trace.keep_records = False  # streamed, so not held in memory too
     network.trace.sink = writer
     try:
@@ -565,3 +571,15 @@ def _chart_order(scenario: Any, network: Network) -> list[str]:
     for node in network.entities:
         order.setdefault(node, None)
     return list(order)
+
+
+def _trace_links(scenario: Any, network: Network) -> list[dict[str, Any]]:
+    """The scenario's links for the trace header: both ends, the length, and the
+    heralding station between them (None for a link without one)."""
+    from qnetstack.stack.assembler import station_name
+
+    links = []
+    for link in scenario.links:
+        station = station_name(link.a, link.b)
+        links.append({"a": link.a, "b": link.b, "length_km": link.length_km, "station": station if station in network.entities else None})
+    return links

@@ -75,11 +75,16 @@ class TraceWriter:
     Opened before the run (the header is written at once), given each record,
     closed with :meth:`finish` and the run's end."""
 
-    def __init__(self, path: str | Path, scenario: str, seed: int, nodes: Sequence[str] = ()) -> None:
+    def __init__(
+        self, path: str | Path, scenario: str, seed: int, nodes: Sequence[str] = (), links: Sequence[dict[str, Any]] | None = None
+    ) -> None:
         # line-buffered: each record reaches the file when its line is complete
         self._out: TextIO | None = open(path, "w", encoding="utf-8", buffering=1)  # noqa: SIM115 (closed by finish/close)
         self.records = 0
-        self._write({"type": "header", "format": FORMAT, "version": VERSION, "scenario": scenario, "seed": seed, "nodes": list(nodes)})
+        header = {"type": "header", "format": FORMAT, "version": VERSION, "scenario": scenario, "seed": seed, "nodes": list(nodes)}
+        if links is not None:  # added in version 1 without a bump: readers ignore keys they do not know
+            header["links"] = [dict(link) for link in links]
+        self._write(header)
 
     def _write(self, record: dict[str, Any]) -> None:
         assert self._out is not None, "the trace file is closed"

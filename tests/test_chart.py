@@ -158,7 +158,7 @@ def test_a_bad_trace_is_one_line_naming_the_line_exit_2_and_nothing_written(tmp_
 @pytest.mark.parametrize(
     ("args", "flag"),
     [
-        (["-o", "run.png"], "--out"),
+        (["-o", "run.pdf"], "--out"),
         (["-o", "run.svg", "--from-ns", "9", "--to-ns", "3"], "--from-ns"),
         (["-o", "run.svg", "--layers", "transport"], "--layers"),
         (["-o", "run.svg", "--from-ns", "100000000"], "no record"),

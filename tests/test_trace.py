@@ -57,6 +57,10 @@ def test_the_trace_starts_with_its_header_and_ends_with_how_the_run_ended(telepo
         "scenario": "teleport-chain",
         "seed": 1,
         "nodes": ["alice", "alice~r", "r", "r~bob", "bob"],
+        "links": [
+            {"a": "alice", "b": "r", "length_km": 10.0, "station": "alice~r"},
+            {"a": "r", "b": "bob", "length_km": 10.0, "station": "r~bob"},
+        ],
     }
     assert end["type"] == "end" and end["status"] == "done" and end["reason"] == "finished"
     assert end["records"] == len(records) - 2
