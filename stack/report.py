@@ -286,7 +286,9 @@ class RunResult(_Report):
             lines.append("")
             lines.append(f"{label}: {stats.count} done")
             if stats.mean_oracle_fidelity is not None:
-                lines.append(f"  mean oracle fidelity  {stats.mean_oracle_fidelity:.4f} ± {stats.stderr_oracle_fidelity:.4f} (s.e.)")
+                # one sample has no standard error: say so instead of failing to format None
+                spread = "(one sample: no s.e.)" if stats.stderr_oracle_fidelity is None else f"± {stats.stderr_oracle_fidelity:.4f} (s.e.)"
+                lines.append(f"  mean oracle fidelity  {stats.mean_oracle_fidelity:.4f} {spread}")
             if stats.mean_goodness is not None:
                 lines.append(f"  mean goodness         {stats.mean_goodness:.4f}")
             if stats.rate_hz is not None:

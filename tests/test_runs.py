@@ -545,3 +545,14 @@ def test_a_teleport_closed_with_no_qubit_leaves_no_half_held_at_its_receiver():
     leaky = assemble(parse_scenario(scenario), LEAKY)
     leaky.run()
     assert leaky.network.entities["bob"]["physical"].held_handles() != []
+
+
+def test_a_single_teleport_prints_its_fidelity_without_a_standard_error(tmp_path, capsys):
+    # One sample has no standard error; the table must say so, not fail formatting None.
+    data = yaml.safe_load(Path("examples/teleport-chain.yaml").read_text())
+    data["applications"][0]["request"]["number"] = 1
+    scenario = tmp_path / "one.yaml"
+    scenario.write_text(yaml.safe_dump(data))
+    assert main(["run", str(scenario)]) == 0
+    out = capsys.readouterr().out
+    assert "teleport: 1 done" in out and "one sample: no s.e." in out
