@@ -9,9 +9,12 @@ have nothing to add: the application speaks to its node's physical pulse
 service (``SendPulses`` / ``PulseRecords`` / ``PulseError`` in
 ``qnetstack.physical.service``) through a port the assembler hands it, as a
 QKD layer sits directly on its QKD link in ITU-T Y.3800 (2019). The port
-delivers every ``PulseRecords`` block to both ends when its last detection is
-known; each end reads only its own half of the block (the head: intensity
-class, basis and bit sent; the tail: click, basis and bit measured).
+delivers every block to both ends when its last detection is known; each end
+reads only its own half of the block (the head: intensity class, basis and bit
+sent; the tail: click, basis and bit measured). The head asks for the
+clicks-only form (``ClickRecords``, specs/physical.md §8.5): the protocol
+reads the clicked pulses and the per-class counts only, so a block costs its
+clicks, not its pulses. ``PulseRecords`` blocks are read as well.
 
 1. The head sends the tail ``DecoyStart`` (the session, and the pre-shared
    authentication key, see below), then asks its port for the train.
@@ -72,7 +75,7 @@ Simplifications, stated. As for BBM92 and E91 (``qkd_apps``), the
 post-processing is computed in one place, at the head, over both ends'
 arrays: ``DecoyClicks`` carries the tail's bits of its clicks too, which a real
 receiver would keep to itself, and the head counts, per class, the pulses
-whose bases agree from the whole block (a real sender would be told the
+whose bases agree from the block's counts (a real sender would be told the
 receiver's basis of the clicked pulses only; the count of the others is a
 binomial with known mean). What the protocol discloses is still what the
 length accounts for. The tail's final key is its own corrected key hashed
