@@ -609,7 +609,7 @@ class DecoyBb84:
         indices = np.frombuffer(clicks.indices, dtype=np.int32)
         if isinstance(block, ClickRecords):
             # the head's half holds only the clicked pulses: find the announced ones among them
-            at = np.searchsorted(block.clicked, indices)
+            at: np.ndarray = np.searchsorted(block.clicked, indices)
             sent = block.sent_counts
             session.sent_agreeing += sent[:, 0, 0] + sent[:, 1, 1]
         else:
