@@ -9,9 +9,12 @@ have nothing to add: the application speaks to its node's physical pulse
 service (``SendPulses`` / ``PulseRecords`` / ``PulseError`` in
 ``qnetstack.physical.service``) through a port the assembler hands it, as a
 QKD layer sits directly on its QKD link in ITU-T Y.3800 (2019). The port
-delivers every ``PulseRecords`` block to both ends when its last detection is
-known; each end reads only its own half of the block (the head: intensity
-class, basis and bit sent; the tail: click, basis and bit measured).
+delivers every block to both ends when its last detection is known; each end
+reads only its own half of the block (the head: intensity class, basis and bit
+sent; the tail: click, basis and bit measured). The head asks for the
+clicks-only form (``ClickRecords``, specs/physical.md §8.5): the protocol
+reads the clicked pulses and the per-class counts only, so a block costs its
+clicks, not its pulses. ``PulseRecords`` blocks are read as well.
 
 1. The head sends the tail ``DecoyStart`` (the session, and the pre-shared
    authentication key, see below), then asks its port for the train.
@@ -72,7 +75,7 @@ Simplifications, stated. As for BBM92 and E91 (``qkd_apps``), the
 post-processing is computed in one place, at the head, over both ends'
 arrays: ``DecoyClicks`` carries the tail's bits of its clicks too, which a real
 receiver would keep to itself, and the head counts, per class, the pulses
-whose bases agree from the whole block (a real sender would be told the
+whose bases agree from the block's counts (a real sender would be told the
 receiver's basis of the clicked pulses only; the count of the others is a
 binomial with known mean). What the protocol discloses is still what the
 length accounts for. The tail's final key is its own corrected key hashed
@@ -120,7 +123,7 @@ from qnetstack.application.qkd_apps import pack_key, split_epsilon
 from qnetstack.application.service import AppDone, AppError, AppErrorCode, KeyAborted, KeyDelivered, QkdRequest
 from qnetstack.entity import Context, EntityError, Wait
 from qnetstack.entity.machine import Machine, Session, drop_unknown, transition_trace
-from qnetstack.physical.service import PulseError, PulseRecords, SendPulses
+from qnetstack.physical.service import ClickRecords, PulseError, PulseRecords, SendPulses
 
 __all__ = [
     "PROTOCOL",
@@ -487,7 +490,7 @@ class _Head(Session):
         self.pool = pool
         self.auth = authenticator_or_none(pool)
         self.rng = rng
-        self.blocks: dict[int, PulseRecords] = {}  # blocks arrived whose clicks have not
+        self.blocks: dict[int, PulseRecords | ClickRecords] = {}  # blocks arrived whose clicks have not
         self.clicks: dict[int, DecoyClicks] = {}  # clicks arrived whose blocks have not
         self.joined: list[tuple[np.ndarray, ...]] = []  # per block: the clicked pulses' five columns
         self.sent_agreeing = np.zeros(len(request.intensities), dtype=np.int64)
@@ -568,10 +571,11 @@ class DecoyBb84:
                 sender_z_probability=request.z_probability,
                 receiver_z_probability=request.z_probability,
                 block_size=request.block_size,
+                record_format="clicks",  # this protocol reads the clicked pulses and the counts only
             )
         )
 
-    def handle_below(self, msg: PulseRecords | PulseError) -> None:
+    def handle_below(self, msg: PulseRecords | ClickRecords | PulseError) -> None:
         if isinstance(msg, PulseError):
             session = self._heads.get(msg.request_id)
             if session is None:
@@ -603,14 +607,20 @@ class DecoyBb84:
         block = session.blocks.pop(block_number)
         clicks = session.clicks.pop(block_number)
         indices = np.frombuffer(clicks.indices, dtype=np.int32)
-        alice_basis, classes = block.alice_basis, block.intensity_class
-        agree = alice_basis == block.bob_basis
-        session.sent_agreeing += np.bincount(classes[agree], minlength=len(session.sent_agreeing))
+        if isinstance(block, ClickRecords):
+            # the head's half holds only the clicked pulses: find the announced ones among them
+            at: np.ndarray = np.searchsorted(block.clicked, indices)
+            sent = block.sent_counts
+            session.sent_agreeing += sent[:, 0, 0] + sent[:, 1, 1]
+        else:
+            at = indices
+            agree = block.alice_basis == block.bob_basis
+            session.sent_agreeing += np.bincount(block.intensity_class[agree], minlength=len(session.sent_agreeing))
         session.joined.append(
             (
-                alice_basis[indices],
-                block.alice_bit[indices],
-                classes[indices],
+                block.alice_basis[at],
+                block.alice_bit[at],
+                block.intensity_class[at],
                 np.frombuffer(clicks.bases, dtype=np.uint8),
                 np.frombuffer(clicks.bits, dtype=np.uint8),
             )
@@ -810,14 +820,18 @@ class DecoyBb84:
         tail.auth = authenticator_or_none(KeyPool(np.frombuffer(msg.pool, dtype=np.uint8).copy()))
         tail.delay_ns = max(0, self.ctx.now_ns - msg.sent_ns)
 
-    def handle_received(self, head: str, block: PulseRecords) -> None:
+    def handle_received(self, head: str, block: PulseRecords | ClickRecords) -> None:
         """A block of ``head``'s train has reached this node's receiver: announce its clicks."""
         tail = self._tail(head, block.request_id, block.kind)
         if tail is None or tail.state is not _TS.LISTENING:
             return
-        detected = np.flatnonzero(block.detected).astype(np.int32)
-        bases = block.bob_basis[detected]
-        bits = block.bob_bit[detected]
+        if isinstance(block, ClickRecords):
+            detected = block.clicked.astype(np.int32)
+            bases, bits = block.bob_basis, block.bob_bit
+        else:
+            detected = np.flatnonzero(block.detected).astype(np.int32)
+            bases = block.bob_basis[detected]
+            bits = block.bob_bit[detected]
         self.ctx.send_peer(head, DecoyClicks(tail.number, block.block, detected.tobytes(), bases.tobytes(), bits.tobytes()))
         tail.fire(_TE.LAST_BLOCK if block.last else _TE.BLOCK)
         tail.block_span_ns = max(tail.block_span_ns, block.delivered_ns - block.emitted_ns)
@@ -946,12 +960,12 @@ class PulseQkdApplication:
             self.inner.handle_above(msg)
 
     def handle_below(self, msg: Any) -> None:
-        if isinstance(msg, (PulseRecords, PulseError)):
+        if isinstance(msg, (PulseRecords, ClickRecords, PulseError)):
             self.decoy.handle_below(msg)
         else:
             self.inner.handle_below(msg)
 
-    def handle_received(self, sender: str, block: PulseRecords) -> None:
+    def handle_received(self, sender: str, block: PulseRecords | ClickRecords) -> None:
         self.decoy.handle_received(sender, block)
 
     def handle_peer(self, sender: str, msg: Any) -> None:

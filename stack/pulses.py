@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from qnetstack.physical.service import PulseError, PulseRecords, SendPulses
+from qnetstack.physical.service import ClickRecords, PulseError, PulseRecords, SendPulses
 from qnetstack.stack.runtime import LAYERS, Network
 
 __all__ = ["PulsePort", "NoPulses", "EveTally", "pulse_rng", "remember_ports", "ports_of"]
@@ -74,9 +74,13 @@ class EveTally:
         self.sifted = np.zeros((classes, 2), dtype=np.int64)  # [intensity class, basis]
         self.eve_knows = np.zeros((classes, 2), dtype=np.int64)
 
-    def add(self, block: PulseRecords, knows_bit: np.ndarray) -> None:
+    def add(self, block: PulseRecords | ClickRecords, knows_bit: np.ndarray) -> None:
         basis = block.alice_basis
-        sifted = block.detected & (basis == block.bob_basis)
+        if isinstance(block, ClickRecords):  # its fields are the clicked pulses' only
+            knows_bit = knows_bit[block.clicked]
+            sifted = basis == block.bob_basis
+        else:
+            sifted = block.detected & (basis == block.bob_basis)
         classes = block.intensity_class
         width = self.sifted.shape[0]
         self.sifted += np.bincount(classes[sifted] * 2 + basis[sifted], minlength=2 * width).reshape(width, 2)
@@ -119,7 +123,7 @@ class PulsePort:
         blocks = self._trains.send(request, self._rng, self._network.kernel.now_ns)
         self._draw_next(blocks, request.neighbour)
 
-    def _draw_next(self, blocks: Iterator[PulseRecords | PulseError], receiver: str) -> None:
+    def _draw_next(self, blocks: Iterator[PulseRecords | ClickRecords | PulseError], receiver: str) -> None:
         kernel = self._network.kernel
         self._held = None
         block = next(blocks, None)
@@ -136,7 +140,9 @@ class PulsePort:
             self._held = None
         kernel.schedule(max(0, block.delivered_ns - kernel.now_ns), self._deliver, blocks, receiver, block)
 
-    def _deliver(self, blocks: Iterator[PulseRecords | PulseError], receiver: str, block: PulseRecords) -> None:
+    def _deliver(
+        self, blocks: Iterator[PulseRecords | ClickRecords | PulseError], receiver: str, block: PulseRecords | ClickRecords
+    ) -> None:
         if block.request_id in self._stopped:
             return  # its request ended while the block was under way: neither end waits for it
         self.blocks_delivered += 1

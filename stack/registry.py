@@ -76,7 +76,8 @@ def resolve(layer: str, spec: str | type | Any) -> Any:
     _check_layer(layer)
     if not isinstance(spec, str):
         return spec
-    names = available(layer)
+    # a built-in name wins over an entry point of that name (available), so it needs no scan of them
+    names = BUILTIN[layer] if spec in BUILTIN[layer] else available(layer)
     path = names.get(spec, spec)
     if not is_import_path(path):
         raise RegistryError(f"unknown {layer} implementation {shown(spec)} (known: {listing(sorted(names), 120)}; or give module:Class)")

@@ -137,7 +137,14 @@ def _register_builtins() -> None:
     if "cascade" in _REGISTRY:
         return
     from qnetstack.application.qkd.cascade import Cascade
-    from qnetstack.application.qkd.ldpc_code import LdpcReconciler
 
     _REGISTRY["cascade"] = Cascade
-    _REGISTRY["ldpc"] = LdpcReconciler
+    _REGISTRY["ldpc"] = _ldpc
+
+
+def _ldpc() -> Reconciler:
+    # imported when first used: the ldpc package pulls in pymatching and matplotlib (about 1 s),
+    # which a run that validates a scenario or corrects with Cascade never needs
+    from qnetstack.application.qkd.ldpc_code import LdpcReconciler
+
+    return LdpcReconciler()

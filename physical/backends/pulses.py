@@ -57,6 +57,27 @@ relative to that state. What Eve holds goes to ``eavesdropper_oracle``
 (:class:`EavesdropperRecords`), never into the records. A link without an
 adversary draws exactly what it drew before adversaries existed.
 
+Clicks only. A request with ``record_format="clicks"`` is answered with
+``ClickRecords``: the pulses that clicked and the block's counts by class and
+bases. On a link without an adversary such a block is drawn at a cost that
+follows its clicks, not its pulses. Some detector fires on a pulse of class μ
+with probability F_μ = 1 − e^(−ημ) (1 − p_d)², whatever the bases (the photons
+that arrive are a Poisson(ημ) thinning, the dark counts independent of them).
+So the candidate pulses, on which something fires, are a Bernoulli process of
+rate Σ p_μ F_μ (``bernoulli_positions``); each candidate's class is drawn from
+p_μ F_μ / Σ, its bases and bit as above, and then, given that something fires:
+a detected photon with probability (1 − e^(−ημ)) / F_μ and the count of them
+a Poisson(ημ) given ≥ 1 (the first arrival T of a rate-ημ process on [0, 1]
+given one comes, then Poisson(ημ (1 − T)) more), each detector's dark count
+independent; or no photon and at least one dark count. Misalignment, double
+clicks, dead time and after-pulsing then act on the candidates as on the
+per-pulse draw's; an after-pulse on a pulse where nothing fired draws that
+pulse's fields from the classes' share of the pulses on which nothing fires.
+The rest are counted with one multinomial draw over class and bases. The
+records have the distribution of the per-pulse draw's, not its values (the
+stream is used differently). On an attacked link the clicks-only form is the
+per-pulse draw with its clicks kept: an attack acts on every pulse's photons.
+
 Time: pulse ``i`` leaves at ``start_ns + i / f_rep``; a block's records are
 delivered after the block's last pulse left plus the fibre delay. Every draw
 comes from the generator the caller passes (the node entity's ``ctx.rng``),
@@ -80,6 +101,7 @@ from qnetstack.physical.components.sources import WeakCoherentSource
 from qnetstack.physical.params import Adversary, BeamSplitting, HardwareParams, InterceptResend, PhotonNumberSplitting
 from qnetstack.physical.service import (
     CAP_PULSES,
+    ClickRecords,
     Probability,
     PulseError,
     PulseErrorCode,
@@ -202,7 +224,7 @@ class PulseTrainBackend:
         self.adversary = _checked_adversaries(adversary or {}, self.links)
         self.eavesdropper_oracle = eavesdropper_oracle
 
-    def send(self, request: SendPulses, rng: np.random.Generator, start_ns: int = 0) -> Iterator[PulseRecords | PulseError]:
+    def send(self, request: SendPulses, rng: np.random.Generator, start_ns: int = 0) -> Iterator[PulseRecords | ClickRecords | PulseError]:
         """The request's blocks in order, or one ``PulseError``; nothing is drawn before the first block is asked for."""
         if not isinstance(request, SendPulses):
             yield PulseError(request_id=0, code=PulseErrorCode.UNSUPPORTED, detail=f"not a SendPulses: {type(request).__name__}")
@@ -236,20 +258,129 @@ class _Train:
         self.delay = link.fibre.delay_ns()
         self.timelines = (_DetectorTimeline(link.detector, self.period), _DetectorTimeline(link.detector, self.period))
 
-    def blocks(self) -> Iterator[PulseRecords]:
+    def blocks(self) -> Iterator[PulseRecords | ClickRecords]:
         total, size = self.request.pulses, self.request.block_size
+        clicks_only = self.request.record_format == "clicks"
         for index, first in enumerate(range(0, total, size)):
             end = min(total, first + size)
-            yield PulseRecords(
+            emitted_ns = self.start_ns + round(first * self.period)
+            delivered_ns = self.start_ns + round((end - 1) * self.period + self.delay)
+            if not clicks_only:
+                yield PulseRecords(
+                    request_id=self.request.request_id,
+                    neighbour=self.request.neighbour,
+                    block=index,
+                    first_pulse=first,
+                    records=self._draw(first, end),
+                    emitted_ns=emitted_ns,
+                    delivered_ns=delivered_ns,
+                    last=end == total,
+                )
+                continue
+            if self.attack is None:
+                offsets, records, sent = self._draw_clicks(first, end)
+            else:  # an attack acts on every pulse's photon number: draw them all, keep the clicks
+                offsets, records, sent = ClickRecords.from_packed(np.frombuffer(self._draw(first, end), dtype=np.uint8), len(self.mu))
+            yield ClickRecords(
                 request_id=self.request.request_id,
                 neighbour=self.request.neighbour,
                 block=index,
                 first_pulse=first,
-                records=self._draw(first, end),
-                emitted_ns=self.start_ns + round(first * self.period),
-                delivered_ns=self.start_ns + round((end - 1) * self.period + self.delay),
+                pulses=end - first,
+                offsets=offsets,
+                records=records,
+                sent=sent,
+                emitted_ns=emitted_ns,
+                delivered_ns=delivered_ns,
                 last=end == total,
             )
+
+    def _draw_clicks(self, first: int, end: int) -> tuple[bytes, bytes, list[int]]:
+        """One block drawn pulse by clicked pulse (module docstring, "Clicks only"): ``ClickRecords``' fields."""
+        rng, link, n, k = self.rng, self.link, end - first, len(self.mu)
+        sz, rz = self.request.sender_z_probability, self.request.receiver_z_probability
+        p_d = link.dark_count_probability
+        lam = link.transmittance * self.mu  # mean detected photons per class
+        lit = -np.expm1(-lam)  # P(at least one photon detected)
+        dark = link.vacuum_yield  # P(at least one dark count)
+        fires = -np.expm1(np.log1p(-lit) + math.log1p(-dark))  # P(some detector fires), per class
+        prior = np.diff(self.cumulative, prepend=0.0)
+        prior[-1] += max(0.0, 1.0 - float(self.cumulative[-1]))  # the last class takes what rounding leaves, as in _draw
+        candidate_p = float(np.dot(prior, fires))
+        cand = bernoulli_positions(rng, n, candidate_p)
+        m = len(cand)
+        # each candidate's fields, given that some detector fires on it
+        posterior = np.cumsum(prior * fires) / candidate_p if candidate_p > 0.0 else np.ones(k)
+        classes = np.minimum(np.searchsorted(posterior, rng.random(m), side="right"), k - 1).astype(np.uint8)
+        alice_basis = (rng.random(m) >= sz).astype(np.uint8)
+        alice_bit = rng.integers(0, 2, m, dtype=np.uint8)
+        bob_basis = (rng.random(m) >= rz).astype(np.uint8)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            photon_lit = rng.random(m) * fires[classes] < lit[classes]  # P(photon | fires) = lit / fires
+        count = np.zeros(m, dtype=np.int64)
+        lit_idx = np.flatnonzero(photon_lit)
+        if len(lit_idx):
+            # a Poisson(λ) count given that it is ≥ 1: the first arrival of a rate-λ process on [0, 1]
+            # given that one comes, then Poisson(λ (1 − T)) more after it
+            lam_lit = lam[classes[lit_idx]]
+            first_arrival = -np.log1p(-rng.random(len(lit_idx)) * lit[classes[lit_idx]]) / lam_lit
+            count[lit_idx] = 1 + rng.poisson(lam_lit * (1.0 - first_arrival))
+        dark0 = np.zeros(m, dtype=np.bool_)
+        dark1 = np.zeros(m, dtype=np.bool_)
+        dark0[lit_idx] = rng.random(len(lit_idx)) < p_d
+        dark1[lit_idx] = rng.random(len(lit_idx)) < p_d
+        unlit = np.flatnonzero(~photon_lit)
+        if len(unlit):
+            # no photon: at least one dark count; both with p_d² / Y0, else either alone with equal chance
+            u = rng.random(len(unlit)) * dark
+            both = u < p_d * p_d
+            only0 = ~both & (u < p_d * p_d + (dark - p_d * p_d) / 2.0)
+            dark0[unlit] = both | only0
+            dark1[unlit] = both | ~only0
+        agree = alice_basis == bob_basis
+        astray = rng.binomial(count, np.where(agree, link.misalignment, 0.5))
+        to_zero = np.where(alice_bit == 0, count - astray, astray)  # photons in the detector of bit value 0
+        fired = ((to_zero > 0) | dark0, (count - to_zero > 0) | dark1)
+        outside = prior * (1.0 - fires)  # the class of a pulse on which nothing fired
+        outside_cum = np.cumsum(outside) / max(float(outside.sum()), 1e-300)
+        if self.timelines[0].ideal and self.timelines[1].ideal:
+            click0, click1 = fired
+        else:
+            kept = [np.asarray(self.timelines[v].clicks(cand[fired[v]] + first, end, rng), dtype=np.int64) - first for v in (0, 1)]
+            # an after-pulse can fall on a pulse on which nothing fired: it is a clicked pulse too
+            extra = np.setdiff1d(np.union1d(kept[0], kept[1]), cand)
+            if len(extra):
+                e = len(extra)
+                order = np.argsort(np.concatenate([cand, extra]), kind="stable")
+                cand = np.concatenate([cand, extra])[order]
+                new_classes = np.minimum(np.searchsorted(outside_cum, rng.random(e), side="right"), k - 1).astype(np.uint8)
+                classes = np.concatenate([classes, new_classes])[order]
+                alice_basis = np.concatenate([alice_basis, (rng.random(e) >= sz).astype(np.uint8)])[order]
+                alice_bit = np.concatenate([alice_bit, rng.integers(0, 2, e, dtype=np.uint8)])[order]
+                bob_basis = np.concatenate([bob_basis, (rng.random(e) >= rz).astype(np.uint8)])[order]
+            click0 = np.isin(cand, kept[0], assume_unique=True)
+            click1 = np.isin(cand, kept[1], assume_unique=True)
+        # the pulses with neither a candidate nor an after-pulse: only their counts are needed
+        bases = [sz * rz, sz * (1.0 - rz), (1.0 - sz) * rz, (1.0 - sz) * (1.0 - rz)]
+        cells = np.outer(np.diff(outside_cum, prepend=0.0), bases).ravel()
+        sent = rng.multinomial(n - len(cand), cells / cells.sum())
+        sent += np.bincount(classes.astype(np.intp) * 4 + alice_basis * 2 + bob_basis, minlength=4 * k)
+        detected = click0 | click1
+        double = click0 & click1
+        bob_bit = click1.astype(np.uint8)
+        doubles = np.flatnonzero(double)
+        bob_bit[doubles] = rng.integers(0, 2, len(doubles), dtype=np.uint8)
+        keep = np.flatnonzero(detected)
+        records = PulseRecords.pack(
+            detected=detected[keep],
+            bob_bit=bob_bit[keep],
+            double_click=double[keep],
+            alice_basis=alice_basis[keep],
+            alice_bit=alice_bit[keep],
+            bob_basis=bob_basis[keep],
+            intensity_class=classes[keep],
+        )
+        return cand[keep].astype("<i4").tobytes(), records, [int(x) for x in sent]
 
     def _draw(self, first: int, end: int) -> bytes:
         rng, link, n = self.rng, self.link, end - first
