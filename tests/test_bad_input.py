@@ -631,25 +631,37 @@ def _entry_point() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "qnetstack.stack.cli"]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "label, content, args",
-    [
-        ("not UTF-8", b"name: \xff\n", []),
-        ("nesting bomb", b"[" * 100_000 + b"]" * 100_000, []),
-        ("boolean length", flow(mutated({"links.0.length_km": True})).encode(), []),
-        ("link that never heralds", flow(mutated({"links.0.detector": {"efficiency": 0.0}})).encode(), []),
-        ("import path in the file", flow(mutated({"implementations.link": "evil:X"})).encode(), []),
-        ("bad --trace", flow(FULL).encode(), ["--trace", "/nonexistent-folder/t.jsonl"]),
-    ],
-)
-def test_the_installed_command_prints_one_line_and_exits_2(label, content, args, tmp_path):
+ENTRY_POINT_CASES = [
+    ("not UTF-8", b"name: \xff\n", []),
+    ("boolean length", flow(mutated({"links.0.length_km": True})).encode(), []),
+    ("link that never heralds", flow(mutated({"links.0.detector": {"efficiency": 0.0}})).encode(), []),
+    ("import path in the file", flow(mutated({"implementations.link": "evil:X"})).encode(), []),
+    ("bad --trace", flow(FULL).encode(), ["--trace", "/nonexistent-folder/t.jsonl"]),
+]
+
+
+@pytest.mark.parametrize("label, content, args", ENTRY_POINT_CASES)
+def test_the_command_prints_one_line_and_exits_2(label, content, args, tmp_path, monkeypatch, capsys):
+    """The command's code path in this process (``main``), from the scenario's folder; the
+    installed script itself is run once, in a process of its own, by the test below."""
     scenario = tmp_path / "s.yaml"
     scenario.write_bytes(content)
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(scenario), *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    _one_error_line(captured.err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]
+
+
+@pytest.mark.slow
+def test_the_installed_command_prints_one_line_and_exits_2(tmp_path):
+    """The installed script in a process of its own, on the input most likely to take a process
+    down (a nesting bomb: deep recursion in the YAML parser)."""
+    scenario = tmp_path / "s.yaml"
+    scenario.write_bytes(b"[" * 100_000 + b"]" * 100_000)
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    done = subprocess.run(
-        [*_entry_point(), "run", str(scenario), *args], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120
-    )
+    done = subprocess.run([*_entry_point(), "run", str(scenario)], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
     assert done.returncode == 2, done.stderr
     assert done.stdout == ""
     _one_error_line(done.stderr)
