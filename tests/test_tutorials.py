@@ -21,8 +21,7 @@ SLOW = {"application", "whole-network"}
 
 def _params() -> list[object]:
     return [
-        pytest.param(path, id=path.stem, marks=[pytest.mark.slow] if path.stem in SLOW else [])
-        for path in sorted(TUTORIALS.glob("*.py"))
+        pytest.param(path, id=path.stem, marks=[pytest.mark.slow] if path.stem in SLOW else []) for path in sorted(TUTORIALS.glob("*.py"))
     ]
 
 
@@ -41,7 +40,9 @@ def test_the_tutorial_runs_and_its_checks_pass(path, tmp_path):
     done = subprocess.run(
         [sys.executable, str(path)], cwd=tmp_path, capture_output=True, text=True, timeout=600, env=_environment(tmp_path)
     )
-    assert done.returncode == 0, f"{path.name} exited {done.returncode}\n--- stdout ---\n{done.stdout[-3000:]}\n--- stderr ---\n{done.stderr[-3000:]}"
+    assert done.returncode == 0, (
+        f"{path.name} exited {done.returncode}\n--- stdout ---\n{done.stdout[-3000:]}\n--- stderr ---\n{done.stderr[-3000:]}"
+    )
 
 
 def _environment(tmp_path: Path) -> dict[str, str]:

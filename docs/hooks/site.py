@@ -80,7 +80,9 @@ def tutorial_page(script: Path) -> str:
             parts.append(source)
         else:
             parts.append(f"```python\n{source}\n```")
-    parts.append(f"*This page is the script [`{script.name}`]({script.name}), run as a test of the package: download it and run `python {script.name}`.*")
+    parts.append(
+        f"*This page is the script [`{script.name}`]({script.name}), run as a test of the package: download it and run `python {script.name}`.*"
+    )
     return "\n\n".join(parts) + "\n"
 
 

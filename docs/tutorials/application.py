@@ -120,7 +120,9 @@ decoy = two_nodes("bb84-decoy", decoy_request, pulse_links=[pulse_link])
 result = assemble(decoy).run()
 (key,) = result.keys
 print(f"decoy BB84: {result.status}; {key.length} key bits from {key.pulses:,} pulses ({key.key_rate_per_pulse:.2e} per pulse)")
-print(f"QBER {key.qber:.4f}; single-photon gain at least {key.single_photon_gain_lower:.2e}, its error at most {key.single_photon_error_upper:.3f}")
+print(
+    f"QBER {key.qber:.4f}; single-photon gain at least {key.single_photon_gain_lower:.2e}, its error at most {key.single_photon_error_upper:.3f}"
+)
 
 # %% [markdown]
 # Each key is delivered only when both ends hold the same bits, so the run

@@ -45,7 +45,9 @@ print(result.to_table())
 # %%
 header, records, end = read_trace(folder / "one-link.jsonl")
 link_service = [
-    r for r in records if r["type"] == "service" and "link" in (r["from_layer"], r["to_layer"]) and "physical" not in (r["from_layer"], r["to_layer"])
+    r
+    for r in records
+    if r["type"] == "service" and "link" in (r["from_layer"], r["to_layer"]) and "physical" not in (r["from_layer"], r["to_layer"])
 ]
 for r in link_service:
     print(f"{r['t_ns']:>10} ns  {r['node']:<6} {r['from_layer']:>8} -> {r['to_layer']:<8} {r['kind']}")

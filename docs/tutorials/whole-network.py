@@ -83,7 +83,9 @@ from qnetstack.stack.plot import xy  # noqa: E402  (the sweep and plots extras)
 from qnetstack.stack.sweep import parse_sweep, run_sweep, summarise  # noqa: E402
 
 (folder / "hub.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
-sweep = parse_sweep({"scenario": "hub.yaml", "seeds": [1, 2], "grid": {"links.2.bright_state_population": [0.02, 0.1, 0.2]}}, base_folder=folder)
+sweep = parse_sweep(
+    {"scenario": "hub.yaml", "seeds": [1, 2], "grid": {"links.2.bright_state_population": [0.02, 0.1, 0.2]}}, base_folder=folder
+)
 rows = run_sweep(sweep, workers=1, progress=False)
 summary = summarise(rows)
 fidelity = "request[carol#0].mean_oracle_fidelity"
