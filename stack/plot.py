@@ -25,7 +25,7 @@ runs each curve rests on.
   with the fibre loss a = 0.2 dB/km of standard single-mode fibre (ITU-T
   G.652) unless another is given. :func:`xy` draws the bound too whenever its
   y column is a key rate per channel use and its x column a length in km, so
-  ``qnetstack plot RESULTS --x pulse_links.0.length_km --y key[alice#0].key_rate_per_pulse``
+  ``qnetstack plot RESULTS --x pulse_links.0.length_km --y "key[alice/bb84-decoy0].key_rate_per_pulse"``
   shows it.
 
 matplotlib is imported inside the functions, with the non-interactive Agg
@@ -199,7 +199,7 @@ def key_rate_vs_distance(
     frame: pandas.DataFrame,
     *,
     distance: str = "pulse_links.0.length_km",
-    rate: str = "key[alice#0].key_rate_per_pulse",
+    rate: str | None = None,
     by: str | None = None,
     db_per_km: float = FIBRE_DB_PER_KM,
     title: str | None = None,
@@ -208,7 +208,13 @@ def key_rate_vs_distance(
     with the PLOB bound −log2(1 − η) over the same range of distances (:func:`plob_curve`):
     no protocol without a repeater exceeds it on a pure-loss channel. The bound is the line
     with gid ``"plob-bound"``; it is drawn from 0 km so that its shape shows even for one
-    distance. A point at 0 (no key) cannot be shown on a log scale and is left out by matplotlib."""
+    distance. A point at 0 (no key) cannot be shown on a log scale and is left out by matplotlib.
+    ``rate`` left out: the one column of the results named ``key[...].key_rate_per_pulse``."""
+    if rate is None:
+        rates = [c for c in frame.columns if c.startswith("key[") and c.endswith(f".{KEY_RATE_PER_USE_SUFFIX}")]
+        if len(rates) != 1:
+            raise PlotError("rate", f"name the key-rate column: the results have {len(rates)} ({listing(rates, 150)})")
+        rate = rates[0]
     fig = xy(frame, distance, rate, by=by, title=title, plob=False)
     ax = fig.axes[0]
     high = float(frame[distance].max())

@@ -17,7 +17,7 @@ import pytest
 from qnetstack.stack.cli import main
 from qnetstack.stack.plot import PLOB_GID, PlotError, key_rate_vs_distance, plob_curve, xy
 
-RATE = "key[alice#0].key_rate_per_pulse"
+RATE = "key[alice/bb84-decoy0].key_rate_per_pulse"  # a decoy-BB84 key's column in a sweep's rows
 DISTANCE = "pulse_links.0.length_km"
 
 
@@ -79,6 +79,13 @@ def test_xy_draws_the_bound_for_a_key_rate_against_a_length_and_not_otherwise():
     assert [line for line in ax.get_lines() if line.get_gid() == PLOB_GID] == []
     (ax,) = xy(rows(), DISTANCE, RATE, plob=False).axes
     assert [line for line in ax.get_lines() if line.get_gid() == PLOB_GID] == []
+
+
+def test_the_key_rate_column_is_found_when_there_is_one_and_must_be_named_otherwise():
+    assert plotted_bound(key_rate_vs_distance(rows(), distance=DISTANCE))[0].size > 0
+    two = rows().assign(**{"key[bob/bb84-decoy0].key_rate_per_pulse": 1e-4})
+    with pytest.raises(PlotError, match="^rate: name the key-rate column: the results have 2"):
+        key_rate_vs_distance(two, distance=DISTANCE)
 
 
 def test_a_bad_loss_or_distance_names_its_field():
