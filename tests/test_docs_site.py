@@ -1,7 +1,7 @@
 """The documentation site builds with ``mkdocs build --strict``: no broken link, no
 missing page, no page left out of the navigation, every API page resolves.
 
-The build runs the site's hook (docs/hooks/site.py), so it also makes the
+The build runs the site's hook (docs/hooks/generated_pages.py), so it also makes the
 teleport example's sequence chart from a run; the test checks that the built
 site holds that chart, the specs and the tutorial pages."""
 

@@ -36,7 +36,7 @@ TUTORIALS = ROOT / "docs" / "tutorials"
 TELEPORT_SCENARIO = ROOT / "examples" / "teleport-chain.yaml"
 CHART_URI = "img/teleport-chain.svg"
 
-log = logging.getLogger("mkdocs.hooks.site")
+log = logging.getLogger("mkdocs.hooks.generated_pages")
 
 
 def lay_out_api_source() -> None:
