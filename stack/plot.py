@@ -207,14 +207,15 @@ def key_rate_vs_distance(
     """Secret key bits per channel use against distance (mean ± s.e. over seeds, log scale),
     with the PLOB bound −log2(1 − η) over the same range of distances (:func:`plob_curve`):
     no protocol without a repeater exceeds it on a pure-loss channel. The bound is the line
-    with gid ``"plob-bound"``; it is drawn from 0 km so that its shape shows even for one
-    distance. A point at 0 (no key) cannot be shown on a log scale and is left out by matplotlib.
+    with gid ``"plob-bound"``; it is drawn from just above 0 km (where it is infinite) to the
+    longest distance, so that its shape shows even for one distance. A point at 0 (no key) cannot be shown on a log scale and is left out by matplotlib.
     ``rate`` left out: the one column of the results named ``key[...].key_rate_per_pulse``."""
     if rate is None:
         rates = [c for c in frame.columns if c.startswith("key[") and c.endswith(f".{KEY_RATE_PER_USE_SUFFIX}")]
         if len(rates) != 1:
             raise PlotError("rate", f"name the key-rate column: the results have {len(rates)} ({listing(rates, 150)})")
         rate = rates[0]
+    _column(frame, distance, "--x")  # the bound needs distances as numbers
     fig = xy(frame, distance, rate, by=by, title=title, plob=False)
     ax = fig.axes[0]
     high = float(frame[distance].max())
