@@ -17,7 +17,16 @@ runs each curve rests on.
   Nature 558, 268 (2018));
 * :func:`topology`: the network of a run, each link drawn with the rate it
   heralded at (successes per simulated second) and the fidelity of its
-  heralded state as its physical model announces it.
+  heralded state as its physical model announces it;
+* :func:`key_rate_vs_distance`: secret key bits per channel use (per pulse)
+  against link length, on a log scale, under the repeaterless PLOB bound
+  −log2(1 − η) of a pure-loss channel of transmittance η (Pirandola,
+  Laurenza, Ottaviani & Banchi, Nat. Commun. 8, 15043 (2017)), η = 10^(−a L / 10)
+  with the fibre loss a = 0.2 dB/km of standard single-mode fibre (ITU-T
+  G.652) unless another is given. :func:`xy` draws the bound too whenever its
+  y column is a key rate per channel use and its x column a length in km, so
+  ``qnetstack plot RESULTS --x pulse_links.0.length_km --y "key[alice/bb84-decoy0].key_rate_per_pulse"``
+  shows it.
 
 matplotlib is imported inside the functions, with the non-interactive Agg
 backend, so importing this module costs nothing and no display is needed.
@@ -38,7 +47,26 @@ if TYPE_CHECKING:  # pragma: no cover
     from qnetstack.stack.assembler import Simulation
     from qnetstack.stack.report import RunResult
 
-__all__ = ["PlotError", "fidelity_vs_distance", "mean_and_se", "rate_text", "rate_vs_fidelity", "topology", "xy"]
+__all__ = [
+    "FIBRE_DB_PER_KM",
+    "PlotError",
+    "fidelity_vs_distance",
+    "key_rate_vs_distance",
+    "mean_and_se",
+    "plob_curve",
+    "rate_text",
+    "rate_vs_fidelity",
+    "topology",
+    "xy",
+]
+
+# Loss of standard single-mode fibre at 1550 nm (ITU-T G.652; the physical layer's
+# FibreParams default): the transmittance the PLOB bound is drawn for.
+FIBRE_DB_PER_KM = 0.2
+# Columns that hold secret key bits per channel use, and those that hold a distance.
+KEY_RATE_PER_USE_SUFFIX = "key_rate_per_pulse"
+DISTANCE_SUFFIX = "length_km"
+PLOB_GID = "plob-bound"  # the bound's line in a figure, found by this id
 
 
 class PlotError(ValueError):
@@ -87,9 +115,26 @@ def mean_and_se(frame: pandas.DataFrame, x: str, y: str, by: str | None = None) 
     return pd.DataFrame.from_records(rows, columns=[*keys, "n", "mean", "se"])
 
 
-def xy(frame: pandas.DataFrame, x: str, y: str, *, by: str | None = None, title: str | None = None) -> Figure:
+def xy(
+    frame: pandas.DataFrame,
+    x: str,
+    y: str,
+    *,
+    by: str | None = None,
+    title: str | None = None,
+    plob: bool | None = None,
+    db_per_km: float = FIBRE_DB_PER_KM,
+) -> Figure:
     """``y`` against ``x``: mean ± standard error per x over the runs that ended done,
-    one curve per value of ``by``."""
+    one curve per value of ``by``.
+
+    ``plob``: draw the PLOB bound for fibre of ``db_per_km`` (see
+    :func:`key_rate_vs_distance`); left ``None``, it is drawn when ``y`` is a key
+    rate per channel use (``...key_rate_per_pulse``) and ``x`` a length (``...length_km``)."""
+    if plob is None:
+        plob = y.endswith(KEY_RATE_PER_USE_SUFFIX) and x.endswith(DISTANCE_SUFFIX)
+    if plob:
+        return key_rate_vs_distance(frame, distance=x, rate=y, by=by, db_per_km=db_per_km, title=title)
     _column(frame, x, "--x", numeric=False)
     _column(frame, y, "--y")
     _column(frame, by, "--by", numeric=False)
@@ -132,6 +177,62 @@ def fidelity_vs_distance(
         ax.legend(fontsize="small")
     ax.set_xlabel(f"{distance} (km)")
     ax.set_ylabel("oracle fidelity of delivered pairs (mean ± s.e.)")
+    return fig
+
+
+def plob_curve(distances_km: Sequence[float], db_per_km: float = FIBRE_DB_PER_KM) -> list[float]:
+    """The PLOB bound at each distance: −log2(1 − η) secret bits per channel use, η = 10^(−a L / 10)
+    the transmittance of L km of fibre of loss a dB/km (Pirandola et al., Nat. Commun. 8, 15043 (2017))."""
+    from qnetstack.application.qkd.key_length import plob_bound
+
+    if not (math.isfinite(db_per_km) and db_per_km > 0):
+        raise PlotError("db_per_km", f"must be a positive number of dB per km, got {db_per_km!r}")
+    out = []
+    for km in distances_km:
+        if not (math.isfinite(km) and km >= 0):
+            raise PlotError("distance", f"a distance is a finite number of km >= 0, got {km!r}")
+        out.append(plob_bound(10.0 ** (-db_per_km * km / 10.0)))
+    return out
+
+
+def key_rate_vs_distance(
+    frame: pandas.DataFrame,
+    *,
+    distance: str = "pulse_links.0.length_km",
+    rate: str | None = None,
+    by: str | None = None,
+    db_per_km: float = FIBRE_DB_PER_KM,
+    title: str | None = None,
+) -> Figure:
+    """Secret key bits per channel use against distance (mean ± s.e. over seeds, log scale),
+    with the PLOB bound −log2(1 − η) over the same range of distances (:func:`plob_curve`):
+    no protocol without a repeater exceeds it on a pure-loss channel. The bound is the line
+    with gid ``"plob-bound"``; it is drawn from just above 0 km (where it is infinite) to the
+    longest distance, so that its shape shows even for one distance. A point at 0 (no key) cannot be shown on a log scale and is left out by matplotlib.
+    ``rate`` left out: the one column of the results named ``key[...].key_rate_per_pulse``."""
+    if rate is None:
+        rates = [c for c in frame.columns if c.startswith("key[") and c.endswith(f".{KEY_RATE_PER_USE_SUFFIX}")]
+        if len(rates) != 1:
+            raise PlotError("rate", f"name the key-rate column: the results have {len(rates)} ({listing(rates, 150)})")
+        rate = rates[0]
+    _column(frame, distance, "--x")  # the bound needs distances as numbers
+    fig = xy(frame, distance, rate, by=by, title=title, plob=False)
+    ax = fig.axes[0]
+    high = float(frame[distance].max())
+    xs = [high * i / 200 for i in range(1, 201)]  # from just above 0 km: the bound is infinite at 0
+    ax.plot(
+        xs,
+        plob_curve(xs, db_per_km),
+        color="black",
+        linewidth=1,
+        linestyle="--",
+        gid=PLOB_GID,
+        label=f"PLOB bound −log2(1−η), fibre {db_per_km:g} dB/km",
+    )
+    ax.set_yscale("log")
+    ax.set_xlabel(f"{distance} (km)")
+    ax.set_ylabel("secret key bits per channel use (mean ± s.e.)")
+    ax.legend(fontsize="small")
     return fig
 
 

@@ -39,7 +39,8 @@ the order (point, seed). Columns (:data:`RUN_COLUMNS` first):
   ``first_result_ns``, ``last_result_ns``, ``error_code``); per QKD key
   ``key[id].*`` (``length``, ``qber``, ``qber_upper``, ``sifted_bits``,
   ``leaked_ec_bits``, ``epsilon``, ``equal``, ``chsh_s``,
-  ``chsh_standard_error``); per trace counter ``counter[name]``.
+  ``chsh_standard_error``, and for decoy BB84 ``pulses`` and
+  ``key_rate_per_pulse``); per trace counter ``counter[name]``.
 
 Rows hold no wall-clock figure, so the same sweep gives identical rows
 wherever it runs. A run that fails (a request fails, a layer raises, the
@@ -373,7 +374,19 @@ _REQUEST_FIGURES = (
     "last_result_ns",
     "error_code",
 )
-_KEY_FIGURES = ("length", "qber", "qber_upper", "sifted_bits", "leaked_ec_bits", "epsilon", "equal", "chsh_s", "chsh_standard_error")
+_KEY_FIGURES = (
+    "length",
+    "qber",
+    "qber_upper",
+    "sifted_bits",
+    "leaked_ec_bits",
+    "epsilon",
+    "equal",
+    "chsh_s",
+    "chsh_standard_error",
+    "pulses",
+    "key_rate_per_pulse",
+)
 
 
 def run_figures(result: RunResult) -> dict[str, Any]:
