@@ -26,7 +26,7 @@ fast-forwarded and contribute nothing to the click figures (rather than
 figures the run did not simulate).
 
 The cost per observed attempt is one histogram increment (and, on failure,
-one uniform draw and a bisection over 240 cumulative weights); the figures are
+one uniform, drawn in blocks, and a bisection over 257 cumulative weights); the figures are
 derived from the histogram when asked (:meth:`MidpointPatternCounter.counts`).
 Schemes whose models give heralds only (single-click, Barrett–Kok) count
 attempts and heralds, with their click figures marked as not observed.
@@ -47,6 +47,7 @@ __all__ = ["MidpointPatternCounter", "pattern_counter", "counts_without_patterns
 
 _N = 1 << len(DETECTORS)  # click patterns of one node, as bitmasks over DETECTORS
 _UNRESOLVED = _N * _N  # histogram slot of attempts in the model's truncated mass
+_BLOCK = 1024  # uniforms drawn at once for failures' patterns
 
 
 def _mask(pattern: tuple[str, str]) -> int:
@@ -69,6 +70,7 @@ class MidpointPatternCounter:
         self._failure_cumulative = [float(c) / total for c in np.cumsum(failures)] if total > 0 else []
         self._make_rng = rng
         self._rng: np.random.Generator | None = None
+        self._uniforms: list[float] = []  # drawn ahead from the counter's own stream
         self.histogram = [0] * (_UNRESOLVED + 1)
         self.fast_forwarded = 0
         self.accidentals = 0
@@ -84,10 +86,14 @@ class MidpointPatternCounter:
         if branch is not None:
             outcome = self._success_outcome[branch]
         else:
-            rng = self._rng
-            if rng is None:
-                rng = self._rng = self._make_rng()
-            outcome = min(bisect_right(self._failure_cumulative, rng.random()), _UNRESOLVED)
+            uniforms = self._uniforms
+            if not uniforms:
+                rng = self._rng
+                if rng is None:
+                    rng = self._rng = self._make_rng()
+                # a block at a time: one numpy call per 1024 failures instead of one each
+                uniforms.extend(rng.random(_BLOCK).tolist())
+            outcome = min(bisect_right(self._failure_cumulative, uniforms.pop()), _UNRESOLVED)
         self.histogram[outcome] += 1
         if outcome == _UNRESOLVED:
             self._previous_a_click = None
