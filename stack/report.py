@@ -375,9 +375,9 @@ class RunResult(_Report):
                     f"    oracle: Eve knows {link.eve_known_bits} of the {link.oracle_sifted_bits} sifted key bits exactly"
                     " (read from the simulation, never given to the protocol)"
                 )
-        for stats in self.photon_statistics:
+        for station in self.photon_statistics:
             lines.append("")
-            lines.extend(_photon_rows(stats))
+            lines.extend(_photon_rows(station))
         if self.applications:
             lines.append("")
             lines.append(
@@ -423,7 +423,7 @@ def _photon_rows(stats: StationPhotonStats) -> list[str]:
     lines.append(f"  {'detector':<18}{'clicks':>9}  p_click ± s.e.")
     for d in stats.detectors:
         lines.append(f"  {d.detector:<18}{d.clicks:>9}  {_measured(d.probability)}")
-    figures = [(f"click at {end}", e) for end, e in stats.end_click.items()]
+    figures: list[tuple[str, Estimate | None]] = [(f"click at {end}", e) for end, e in stats.end_click.items()]
     figures += [("coincidence (both nodes)", stats.coincidence), ("accidental (next attempt)", stats.accidental)]
     figures += [(f"heralding efficiency {end}", e) for end, e in stats.heralding_efficiency.items()]
     figures += [(f"g2(0) {arm}", e) for arm, e in stats.g2.items()]

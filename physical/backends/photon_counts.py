@@ -154,7 +154,7 @@ def counts_without_patterns(
     return StationPhotonCounts(
         station=station,
         link=link,
-        scheme=scheme,  # type: ignore[arg-type]
+        scheme=scheme,
         ends=list(ends),
         attempts=attempts,
         heralds=heralds,
