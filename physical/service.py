@@ -78,6 +78,8 @@ __all__ = [
     "FibreCut",
     "HeraldingLinkState",
     "NodeCrash",
+    "StationPhotonCounts",
+    "PhotonStatisticsSource",
     "IntensityClass",
     "SendPulses",
     "PulseRecords",
@@ -539,6 +541,64 @@ class NodeCrash(_Message):
     entities when the node restarts."""
 
     kind: Literal["node_crash"] = "node_crash"
+
+
+# ------------------------------------------------------------- photon statistics (for run reports)
+
+
+class StationPhotonCounts(_Message):
+    """What one heralding station's detectors saw over a run, as counts (specs/physical.md §10).
+
+    Not part of the heralding service: the run's report reads it from the station
+    (:class:`PhotonStatisticsSource`), and no layer may depend on it.
+
+    ``attempts`` are the attempts resolved with both ends in step and ``heralds``
+    the successes among them. ``observed_attempts`` were simulated one by one with
+    their click patterns; ``fast_forwarded_attempts`` ran in fast-forward runs,
+    where only the herald is drawn, so their clicks are not observed and not
+    counted. ``unresolved_attempts`` were observed but fall in the model's
+    truncated photon-number mass (more pairs than it keeps), whose click pattern it
+    does not give: they are left out of every figure below, whose trials are
+    ``observed_attempts - unresolved_attempts``.
+
+    ``clicks`` per detector (``"<node>.<detector>"``); ``end_clicks`` per node,
+    attempts with at least one click there; ``coincidences``, attempts with a click
+    at both nodes; ``accidentals``, a click at the first end in one observed
+    attempt and at the second end in the next one, out of ``accidental_windows``
+    such consecutive pairs; ``arm_coincidences`` (``"<node>.<H|V>"``), attempts in
+    which the c and d detectors of that polarisation both click (a Hanbury Brown–Twiss
+    pair); ``two_photon_parallel`` / ``two_photon_crossed`` per node, attempts in
+    which exactly two detectors click there, one behind each beam-splitter port, of
+    the same / of crossed polarisation (the Hong–Ou–Mandel comparison). Figures the
+    scheme's model does not resolve are left empty and ``not_observed`` says why.
+    """
+
+    kind: Literal["station_photon_counts"] = "station_photon_counts"
+    station: str
+    link: str
+    scheme: HeraldingScheme
+    ends: list[str] = Field(min_length=2, max_length=2)
+    attempts: int = Field(ge=0)
+    heralds: int = Field(ge=0)
+    observed_attempts: int = Field(0, ge=0)
+    unresolved_attempts: int = Field(0, ge=0)
+    fast_forwarded_attempts: int = Field(0, ge=0)
+    clicks: dict[str, int] = {}
+    end_clicks: dict[str, int] = {}
+    coincidences: int = Field(0, ge=0)
+    accidentals: int = Field(0, ge=0)
+    accidental_windows: int = Field(0, ge=0)
+    arm_coincidences: dict[str, int] = {}
+    two_photon_parallel: dict[str, int] = {}
+    two_photon_crossed: dict[str, int] = {}
+    not_observed: str | None = None
+
+
+@runtime_checkable
+class PhotonStatisticsSource(Protocol):
+    """A station that can tell its photon counts (for the run's report only)."""
+
+    def photon_statistics(self) -> StationPhotonCounts: ...
 
 
 # ------------------------------------------------------------- pulse trains

@@ -45,6 +45,9 @@ __all__ = [
     "RequestOutcome",
     "KeyReport",
     "PulseLinkReport",
+    "Estimate",
+    "DetectorClicks",
+    "StationPhotonStats",
     "summarise",
 ]
 
@@ -226,6 +229,61 @@ class PulseLinkReport(_Report):
     oracle_sifted_bits: int | None = None
 
 
+class Estimate(_Report):
+    """A measured figure and its standard error (None: the counts do not give one)."""
+
+    value: float
+    stderr: float | None
+
+
+class DetectorClicks(_Report):
+    detector: str  # "<node>.<detector>"
+    clicks: int
+    probability: Estimate  # per observed attempt, binomial s.e.
+
+
+class StationPhotonStats(_Report):
+    """What one heralding station's detectors saw, per observed attempt (docs/physical.md,
+    "Photon statistics in the report"; the counts are the physical layer's
+    ``StationPhotonCounts``).
+
+    ``trials`` are the attempts simulated one by one whose click pattern the model
+    resolves; every probability is per trial with its binomial standard error:
+    ``detectors`` (each detector's click probability), ``end_click`` (a click at that
+    node), ``coincidence`` (at both nodes in one attempt) and ``accidental`` (the first
+    end in one attempt, the second in the next; its s.e. allows for the overlap of
+    consecutive windows). ``heralding_efficiency``: Klyshko's ratio per node, clicks at
+    both nodes over clicks at the other one (Klyshko, Sov. J. Quantum Electron. 10, 1112
+    (1980)), accidentals not subtracted, s.e. binomial over the other node's clicks.
+    ``g2``: per node and polarisation arm, ``P(c ∧ d) / (P(c) P(d))`` of the two
+    detectors of that polarisation (Hanbury Brown–Twiss), s.e. by the delta method
+    (Casella & Berger, *Statistical Inference*, 2nd ed. (2002), Thm 5.5.24).
+    ``hom_visibility``: per node, ``1 - N_parallel / N_crossed`` of the attempts with
+    exactly two clicks there, one behind each beam-splitter port, of the same or of
+    crossed polarisations (Hong, Ou & Mandel, PRL 59, 2044 (1987)), delta-method s.e.
+    ``not_observed`` says why figures are missing (e.g. every attempt ran in
+    fast-forward, where click patterns are not drawn).
+    """
+
+    station: str
+    link: str
+    scheme: str
+    attempts: int
+    heralds: int
+    observed_attempts: int
+    unresolved_attempts: int
+    fast_forwarded_attempts: int
+    trials: int
+    detectors: list[DetectorClicks] = []
+    end_click: dict[str, Estimate] = {}
+    coincidence: Estimate | None = None
+    accidental: Estimate | None = None
+    heralding_efficiency: dict[str, Estimate] = {}
+    g2: dict[str, Estimate] = {}
+    hom_visibility: dict[str, Estimate] = {}
+    not_observed: str | None = None
+
+
 class RunResult(_Report):
     scenario: str
     seed: int
@@ -237,6 +295,7 @@ class RunResult(_Report):
     applications: list[RequestOutcome]
     keys: list[KeyReport] = []
     pulse_links: list[PulseLinkReport] = []
+    photon_statistics: list[StationPhotonStats] = []
     counters: dict[str, int]
     status: Literal["done", "failed", "stalled"] = "done"
     end: RunEnd = RunEnd(status="done", reason="finished", detail="every request closed")
@@ -318,6 +377,9 @@ class RunResult(_Report):
                     f"    oracle: Eve knows {link.eve_known_bits} of the {link.oracle_sifted_bits} sifted key bits exactly"
                     " (read from the simulation, never given to the protocol)"
                 )
+        for station in self.photon_statistics:
+            lines.append("")
+            lines.extend(_photon_rows(station))
         if self.applications:
             lines.append("")
             lines.append(
@@ -346,6 +408,36 @@ def _pulse_figures(key: KeyReport) -> str:
     if key.single_photon_error_upper is not None:
         parts.append(f"e1 ≤ {key.single_photon_error_upper:.4f}")
     return "  ".join(parts)
+
+
+def _photon_rows(stats: StationPhotonStats) -> list[str]:
+    """A station's photon statistics as a block of the table."""
+    extra = []
+    if stats.unresolved_attempts:
+        extra.append(f"{stats.unresolved_attempts} beyond the model's pair cutoff left out")
+    if stats.fast_forwarded_attempts:
+        extra.append(f"{stats.fast_forwarded_attempts} fast-forwarded, clicks not observed")
+    note = f" ({'; '.join(extra)})" if extra else ""
+    lines = [f"photon statistics at station {stats.station} ({stats.scheme}): {stats.trials} attempts observed one by one{note}"]
+    if stats.not_observed is not None:
+        lines.append(f"  not observed: {stats.not_observed}")
+        return lines
+    lines.append(f"  {'detector':<18}{'clicks':>9}  p_click ± s.e.")
+    for d in stats.detectors:
+        lines.append(f"  {d.detector:<18}{d.clicks:>9}  {_measured(d.probability)}")
+    figures: list[tuple[str, Estimate | None]] = [(f"click at {end}", e) for end, e in stats.end_click.items()]
+    figures += [("coincidence (both nodes)", stats.coincidence), ("accidental (next attempt)", stats.accidental)]
+    figures += [(f"heralding efficiency {end}", e) for end, e in stats.heralding_efficiency.items()]
+    figures += [(f"g2(0) {arm}", e) for arm, e in stats.g2.items()]
+    figures += [(f"HOM visibility {end}", e) for end, e in stats.hom_visibility.items()]
+    for label, estimate in figures:
+        if estimate is not None:
+            lines.append(f"  {label:<32}{_measured(estimate)}")
+    return lines
+
+
+def _measured(estimate: Estimate) -> str:
+    return _estimate(estimate.value, estimate.stderr)
 
 
 def _request_rows(app: RequestOutcome) -> list[str]:
@@ -450,11 +542,101 @@ def summarise(
         applications=applications,
         keys=_keys(network.user_messages),
         pulse_links=_attacked_pulse_links(scenario, network),
+        photon_statistics=_photon_statistics(network),
         counters=dict(sorted(trace.counts.items())),
         status=end.status,
         end=end,
         partial=any(o.state in ("stalled", "open") for o in applications) or end.error is not None,
     )
+
+
+def _photon_statistics(network: Any) -> list[StationPhotonStats]:
+    """Each station that observed attempts (or fast-forwarded them where it could have), in name order."""
+    found = []
+    for node in sorted(network.entities):
+        ask = getattr(network.entities[node].get("physical"), "photon_statistics", None)
+        if ask is None:
+            continue
+        counts = ask()
+        if counts.observed_attempts or (counts.fast_forwarded_attempts and counts.not_observed is not None):
+            found.append(photon_stats(counts))
+    return found
+
+
+def photon_stats(counts: Any) -> StationPhotonStats:
+    """The report's figures from a station's ``StationPhotonCounts`` (see :class:`StationPhotonStats`)."""
+    n = counts.observed_attempts - counts.unresolved_attempts
+    common = dict(
+        station=counts.station,
+        link=counts.link,
+        scheme=counts.scheme,
+        attempts=counts.attempts,
+        heralds=counts.heralds,
+        observed_attempts=counts.observed_attempts,
+        unresolved_attempts=counts.unresolved_attempts,
+        fast_forwarded_attempts=counts.fast_forwarded_attempts,
+        trials=max(0, n),
+    )
+    if n <= 0 or counts.not_observed is not None:
+        return StationPhotonStats(**common, not_observed=counts.not_observed or "no attempt with a resolved click pattern")
+    a, b = counts.ends
+    end_click = {end: _binomial(counts.end_clicks[end], n) for end in (a, b)}
+    pa, pb, pab = counts.end_clicks[a] / n, counts.end_clicks[b] / n, counts.coincidences / n
+    accidental = None
+    if counts.accidental_windows:
+        m = counts.accidental_windows
+        p = counts.accidentals / m
+        # consecutive windows share an attempt (a 1-dependent sequence): the variance of the sum
+        # gains 2·Cov(A_i B_{i+1}, A_{i+1} B_{i+2}) = 2 (p_A p_AB p_B - p²) per window
+        var = p * (1 - p) + 2 * (pa * pab * pb - p * p)
+        accidental = Estimate(value=p, stderr=math.sqrt(max(0.0, var) / m))
+    heralding = {}
+    for end, other in ((a, b), (b, a)):
+        given = counts.end_clicks[other]
+        if given:
+            eta = counts.coincidences / given
+            heralding[end] = Estimate(value=eta, stderr=math.sqrt(eta * (1 - eta) / given))
+    g2 = {}
+    for end in (a, b):
+        for pol in "HV":
+            c, d = counts.clicks[f"{end}.c{pol}"], counts.clicks[f"{end}.d{pol}"]
+            both = counts.arm_coincidences[f"{end}.{pol}"]
+            if c and d:
+                g2[f"{end}.{pol}"] = _g2(both, c, d, n)
+    hom = {}
+    for end in (a, b):
+        parallel, crossed = counts.two_photon_parallel[end], counts.two_photon_crossed[end]
+        if crossed:
+            ratio = parallel / crossed
+            se = ratio * math.sqrt(1 / parallel + 1 / crossed) if parallel else None
+            hom[end] = Estimate(value=1 - ratio, stderr=se)
+    return StationPhotonStats(
+        **common,
+        detectors=[DetectorClicks(detector=name, clicks=k, probability=_binomial(k, n)) for name, k in counts.clicks.items()],
+        end_click=end_click,
+        coincidence=_binomial(counts.coincidences, n),
+        accidental=accidental,
+        heralding_efficiency=heralding,
+        g2=g2,
+        hom_visibility=hom,
+    )
+
+
+def _binomial(k: int, n: int) -> Estimate:
+    p = k / n
+    return Estimate(value=p, stderr=math.sqrt(p * (1 - p) / n))
+
+
+def _g2(both: int, c: int, d: int, n: int) -> Estimate:
+    """``g2 = N_cd N / (N_c N_d)`` with its delta-method s.e.: per attempt X = [c], Y = [d],
+    Z = XY, ``n Var(ln ĝ) = 1/E Z - 1/E X - 1/E Y + 2 g2 - 1`` (the covariances of the
+    three indicator means, Cov(Z, X) = E Z (1 - E X) and Cov(X, Y) = E Z - E X E Y)."""
+    ez, ex, ey = both / n, c / n, d / n
+    g = ez / (ex * ey)
+    if not both:
+        return Estimate(value=g, stderr=None)
+    var_log = (1 / ez - 1 / ex - 1 / ey + 2 * g - 1) / n
+    return Estimate(value=g, stderr=g * math.sqrt(max(0.0, var_log)))
 
 
 def _keys(user_messages: list[tuple[int, str, Any]]) -> list[KeyReport]:

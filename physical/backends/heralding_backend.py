@@ -76,6 +76,7 @@ from qnetstack.physical.backends.midpoint import (
     half_delay_ns,
     memory_decoherence,
 )
+from qnetstack.physical.backends.photon_counts import pattern_counter
 from qnetstack.physical.backends.pulses import PulseLink, PulseTrainBackend
 from qnetstack.physical.engines.world import QuantumWorld
 from qnetstack.physical.params import LinkSide, NodeHardware
@@ -344,6 +345,7 @@ class ModelStation(MidpointStationBase):
         self._prepared: dict[tuple[float | None, float | None], _PreparedLink] = {}
         self._own: _PreparedLink | None = None  # the outcomes at the link's own α
         self._decided: dict[int, _Decided] = {}
+        self.photon_counter = pattern_counter(self)
 
     def prepared(self, alpha_a: float | None, alpha_b: float | None) -> _PreparedLink:
         """The link's outcomes for these α (``None``: the link's own), cached."""
@@ -385,6 +387,8 @@ class ModelStation(MidpointStationBase):
         prepared = self.prepared(ra.bright_state_population, rb.bright_state_population)
         attempts, branch = prepared.draw(self._ctx.rng, ra.max_attempts)
         self.attempts += attempts
+        if self.photon_counter is not None:
+            self.photon_counter.record(attempts, branch, ra.max_attempts)
         decided = _Decided(reports, attempts, branch, prepared, (now - ra.emitted_ns, now - rb.emitted_ns))
         if attempts == 1:
             self._herald(attempt_id, decided)

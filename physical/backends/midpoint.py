@@ -32,8 +32,10 @@ from typing import Any, ClassVar, Protocol, cast
 from qnetstack.entity import Context, EntityError
 from qnetstack.entity.refusing import Refusing
 from qnetstack.physical.backends.device import MemoryDevice
+from qnetstack.physical.backends.photon_counts import counts_without_patterns
 from qnetstack.physical.engines.world import QuantumWorld
 from qnetstack.physical.params import FibreParams, LinkSide, NodeHardware, SingleClickLinkParams
+from qnetstack.physical.schemes.registry import scheme_of
 from qnetstack.physical.schemes.single_click import operating_points
 from qnetstack.physical.service import (
     CAP_DEVICE,
@@ -48,6 +50,7 @@ from qnetstack.physical.service import (
     HeraldResult,
     MemoryDecoherence,
     NodeCrash,
+    StationPhotonCounts,
 )
 
 __all__ = [
@@ -361,6 +364,16 @@ class MidpointStationBase(Refusing):
         ra, rb = reports.get(self.ends[0]), reports.get(self.ends[1])
         in_step = ra is not None and rb is not None and ra.has_memory and rb.has_memory and ra.max_attempts == rb.max_attempts
         return ra, rb, in_step
+
+    def photon_statistics(self) -> StationPhotonCounts:
+        """The station's photon counts so far, for the run's report (``PhotonStatisticsSource``):
+        full click figures where a subclass keeps a pattern counter (``photon_counter``), else
+        attempts and heralds only."""
+        counter = getattr(self, "photon_counter", None)
+        if counter is not None:
+            return counter.counts(self._ctx.node, self.link, self.ends, self.attempts, self.herald_sequence)
+        scheme = scheme_of(self.params).name
+        return counts_without_patterns(self._ctx.node, self.link, scheme, self.ends, self.attempts, self.herald_sequence)
 
     def _count_incomplete(self, attempt_id: int) -> None:
         self.incomplete_attempts += 1

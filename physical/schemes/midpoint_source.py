@@ -542,6 +542,19 @@ class MidpointSourceModel:
             return None
         return _branch(_link_bell_state(pattern_a, pattern_b), rho_b[k_b])
 
+    def joint_pattern_probabilities(self) -> np.ndarray:
+        """P(k_A, k_B), shape (16, 16): the Born-rule law of both nodes' click patterns in
+        one attempt (bitmasks over :data:`DETECTORS`), N ≤ 2 weighted by P(N); the entries
+        sum to ``1 - truncation_error()``. The 16 successful pattern pairs carry the
+        probabilities of :meth:`pattern_branch`; the rest are the failures' patterns,
+        which attempt-level photon statistics draw from."""
+        joint = np.zeros((_N_OUTCOMES, _N_OUTCOMES))
+        for n in range(MAX_PAIRS + 1):
+            inst_a, inst_b = self._instruments[n]
+            block = self._pair_probabilities[n] * _initial_state(n)
+            joint += np.einsum("abjabl,kajal,mbjbl->km", block, inst_a, inst_b).real
+        return joint
+
 
 def _initial_state(n_pairs: int) -> np.ndarray:
     """X[a, b, j, a', b', j']: spins (amplitude 1/2 each basis state; the memory
