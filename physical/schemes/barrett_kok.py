@@ -141,7 +141,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -161,6 +161,7 @@ __all__ = [
     "ROUND_D",
     "ROUND_BOTH",
     "round_instrument",
+    "round_optics",
     "unnormalised_pattern_state",
     "success_probability",
     "herald_fidelity",
@@ -299,6 +300,22 @@ def round_instrument(
     ``pnr``: exactly one event in c (Binomial(n, η_d) photons plus Poisson(λ)
     dark counts, λ = -ln(1-p)) and none in d; ROUND_BOTH then holds every
     other pattern (both detectors, or two or more events in one)."""
+    amplitudes, povm = round_optics(arrival_a, arrival_b, visibility, detector_efficiency, p_dc, pnr)
+    # G[k][s, s'] = Σ_f E_k(f) Φ_s(f) Φ_s'(f)*  (trace over light and environment)
+    gram = np.einsum("kf,sf,tf->kst", povm, amplitudes, amplitudes.conj())
+    gram.setflags(write=False)
+    return gram
+
+
+@lru_cache(maxsize=256)
+def round_optics(
+    arrival_a: float, arrival_b: float, visibility: float, detector_efficiency: float, p_dc: float, pnr: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """One round's light before detection, and the detectors: ``(Φ, E)`` with
+    ``Φ[s, f]`` the amplitude of Fock configuration f (the six detector-side
+    modes and the two loss modes) for spin basis state s, and ``E[k, f]`` the
+    probability of round outcome k given f (arguments as :func:`round_instrument`).
+    Both read-only; cached."""
     _check(arrival_a, arrival_b, visibility, p_dc)
     mu = math.sqrt(visibility)
     vacuum: FockState = {(0,) * _N_MODES: 1.0}
@@ -339,10 +356,9 @@ def round_instrument(
         povm[ROUND_C, j] = heralds(n_c) * quiet_d
         povm[ROUND_D, j] = quiet_c * heralds(n_d)
         povm[ROUND_BOTH, j] = 1.0 - povm[ROUND_NONE, j] - povm[ROUND_C, j] - povm[ROUND_D, j]
-    # G[k][s, s'] = Σ_f E_k(f) Φ_s(f) Φ_s'(f)*  (trace over light and environment)
-    gram = np.einsum("kf,sf,tf->kst", povm, amplitudes, amplitudes.conj())
-    gram.setflags(write=False)
-    return gram
+    amplitudes.setflags(write=False)
+    povm.setflags(write=False)
+    return amplitudes, povm
 
 
 # ------------------------------------------------------------------ the model
@@ -457,3 +473,44 @@ class BarrettKokModel:
         if u < p_none + p_c + p_d:
             return ROUND_D, p_d, self._instrument[ROUND_D] * rho / p_d
         return None  # both detectors clicked
+
+    @cached_property
+    def _trajectory_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Φ, the cumulative E over outcomes, and round 1's ψ and cumulative weights (see
+        :meth:`sample_trajectory`)."""
+        detector = self.params.detector
+        amplitudes, povm = round_optics(
+            *self._arrivals(),
+            self.params.two_photon_visibility,
+            detector.windowed_efficiency(),
+            detector.dark_count_probability,
+            detector.kind == "pnr",
+        )
+        first = np.full(4, 0.5, dtype=complex)[:, None] * amplitudes  # |++>
+        return amplitudes, np.cumsum(povm, axis=0), first, np.cumsum(np.sum(np.abs(first) ** 2, axis=0))
+
+    def sample_trajectory(self, rng: np.random.Generator) -> tuple[BellState, np.ndarray] | None:
+        """One attempt as a quantum trajectory: per round, the Fock configuration f of
+        the light and the environment (loss modes, internal modes) is drawn by the
+        Born rule from the current pure spin state, then the detector outcome from
+        ``E[k, f]``, leaving the pure spin state ``Φ[:, f] ∘ v`` normalised.
+
+        Averaged over trajectories with a given pattern this is that pattern's
+        conditional state (the instrument is ``Σ_f E_k(f) |ψ_f><ψ_f|``), so
+        per-attempt fidelities scatter around the closed form's and their mean
+        must agree with it. ``None`` on failure, else (heralded Bell state,
+        normalised pure 4x4 spin state)."""
+        amplitudes, povm_cumulative, first_psi, first_cumulative = self._trajectory_tables
+        psi, cumulative = first_psi, first_cumulative  # round 1 always starts from |++>
+        outcomes = []
+        for round_index in range(2):
+            f = min(int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right")), cumulative.size - 1)
+            k = int(np.searchsorted(povm_cumulative[:, f], rng.random(), side="right"))
+            if k not in (ROUND_C, ROUND_D):
+                return None
+            outcomes.append(k)
+            spins = psi[:, f] / math.sqrt(float(np.sum(np.abs(psi[:, f]) ** 2)))
+            if round_index == 0:
+                psi = spins[::-1, None] * amplitudes  # π pulse X ⊗ X, then round 2's light: ψ_f[s] = v_s Φ_s(f)
+                cumulative = np.cumsum(np.sum(np.abs(psi) ** 2, axis=0))
+        return PATTERN_BELL_STATES[(outcomes[0], outcomes[1])], np.outer(spins, spins.conj())
