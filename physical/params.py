@@ -174,7 +174,10 @@ def check_station_timing(length_km: float, fibre: FibreParams, detector: Detecto
     """Raise :class:`StationOptionError` when ``detector`` cannot serve independent
     attempts on a link of ``length_km`` (attempt period 2 · delay(L/2), emission
     to herald, as the midpoint backends run it)."""
-    period_ns = max(1, 2 * fibre.delay_ns(length_km / 2))
+    if detector.dead_time_ns == 0.0 and detector.gate_ns is None and detector.afterpulse_probability == 0.0:
+        return  # nothing that depends on the period (and no delay to compute for absurd lengths)
+    half_delay_ns = length_km / 2 * fibre.refractive_index / SPEED_OF_LIGHT_KM_PER_S * 1e9
+    period_ns = max(1, 2 * round(half_delay_ns)) if half_delay_ns < 2**62 else math.inf
     problem = detector.heralding_timing_problem(period_ns)
     if problem is not None:
         raise problem
