@@ -292,3 +292,30 @@ def test_a_scenario_runs_barrett_kok_with_its_detector_kind(kind):
     assert abs(link.success_probability - model.success_probability()) < 5 * link.success_probability_stderr
     assert result.pairs is not None
     assert result.pairs.mean_oracle_fidelity == pytest.approx(model.branches()[0].fidelity, abs=1e-9)
+
+
+# ------------------------------------------------------------------ the conformance clause (PHY-HERALD-10)
+
+
+def _plain(params):
+    """The link's parameters with every station option back at its default."""
+    return params.replace(detector=params.detector.replace(kind="threshold"), two_photon_visibility=1.0, phase_noise_rad=0.0)
+
+
+@pytest.mark.conformance
+def test_the_station_options_clause_passes_a_backend_that_refuses_them_and_fails_one_that_ignores_them():
+    # the model backend, which runs them, passes it in test_heralding_backend's whole-suite run
+    from qnetstack.physical.backends.heralding_backend import HeraldingModelBackend
+    from qnetstack.physical.backends.qutip_backend import QutipSingleClickBackend
+    from qnetstack.physical.conformance.suite import SUITE
+
+    class IgnoresStationOptions(HeraldingModelBackend):
+        def node_entity(self, ctx, hardware, links):
+            return super().node_entity(ctx, hardware, {nb: side.replace(params=_plain(side.params)) for nb, side in links.items()})
+
+        def station_entity(self, ctx, ends, params, hardware):
+            return super().station_entity(ctx, ends, _plain(params), hardware)
+
+    for impl, verdict in ((QutipSingleClickBackend, "pass"), (IgnoresStationOptions, "fail")):
+        report = SUITE.run(impl, select={"PHY-HERALD-10"})
+        assert [c.status for c in report.clauses] == [verdict], report.to_text()
