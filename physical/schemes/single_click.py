@@ -207,9 +207,6 @@ def detector_no_click(efficiency: float, dark_count_probability: float, cutoff: 
     return load_qutip().Qobj(np.diag(weights), dims=[[cutoff], [cutoff]]).to("dense")
 
 
-_POVM_CACHE: dict[tuple[float, float], list[Qobj]] = {}
-
-
 def detector_one_event(efficiency: float, dark_count_probability: float, cutoff: int = _FOCK_CUTOFF) -> Qobj:
     """Exactly-one-event POVM element of a PNR detector (detected photons plus
     Poisson dark counts of mean λ = -ln(1-p)): ``q Σ_n (nη(1-η)^(n-1) + λ(1-η)^n) |n><n|``."""
