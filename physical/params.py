@@ -6,6 +6,7 @@ scenario file maps onto them field by field.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -17,9 +18,11 @@ __all__ = [
     "SPEED_OF_LIGHT_KM_PER_S",
     "FibreParams",
     "DetectorParams",
+    "StationOptionError",
     "MemoryParams",
     "NodeHardware",
     "SingleClickLinkParams",
+    "check_station_timing",
     "fibre_delay_ns",
     "LinkSide",
     "InterceptResend",
@@ -77,17 +80,107 @@ def fibre_delay_ns(length_km: float, refractive_index: float = 1.468) -> int:
     return round(length_km * refractive_index / SPEED_OF_LIGHT_KM_PER_S * 1e9)
 
 
+class StationOptionError(ValueError):
+    """A station option that a heralded link cannot run with; ``field`` names it
+    (e.g. ``detector.dead_time_ns``), relative to the link's parameters."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
 class DetectorParams(HardwareParams):
-    """Threshold (click / no-click) single-photon detector.
+    """The detectors of a heralding station, per detection window.
 
     Default efficiency 0.8 is the detector efficiency of SeQUeNCe's example
     links (Wu et al. 2021); default dark-count probability per detection window
     is 0 (an idealisation: set it from the detector's dark-count rate times the
     window, e.g. ~1e-7 for a 10 Hz SNSPD and a 10 ns window).
+
+    Station options (the defaults keep the plain threshold detector):
+
+    * ``kind``: ``"threshold"`` (click / no click) or ``"pnr"`` (photon-number
+      resolving). A PNR detector reports the number of detection events in
+      the window: detected photons plus an independent Poisson number of dark
+      counts of mean λ = -ln(1 - p), so that P(no dark count) = 1 - p as for
+      the threshold detector (the model of
+      :class:`qnetstack.physical.components.detectors.Detector`). A heralding
+      station with PNR detectors accepts a detector only when it counts exactly
+      one event, where a threshold detector accepts any click.
+    * ``gate_ns``: length of the detection window, centred on the expected
+      photon arrival; ``None`` (default): long enough to hold every photon.
+    * ``jitter_fwhm_ps``: Gaussian timing jitter (FWHM). A photon is detected
+      inside the gate with probability ``erf(gate / (2√2 σ))``, σ = FWHM /
+      (2√(2 ln 2)) (the Gaussian's mass within ±gate/2; jitter as a Gaussian
+      spread of the detection time, Hadfield, Nature Photonics 3, 696
+      (2009)), which multiplies the efficiency (:meth:`windowed_efficiency`).
+    * ``dead_time_ns`` and ``afterpulse_probability``: after a click the
+      detector is blind for the dead time and then clicks again with the
+      after-pulse probability (the simplified model of
+      :class:`~qnetstack.physical.components.detectors.Detector`). The heralding
+      models treat attempts as independent, so a heralded link refuses a dead
+      time that reaches into the next attempt's gate, and any after-pulsing
+      (:meth:`heralding_timing_problem`); the time-resolved simulator of
+      :class:`~qnetstack.physical.components.detectors.Detector` models both.
     """
 
     efficiency: Probability = 0.8
     dark_count_probability: Probability = 0.0
+    # ---- station options (kind, gate, jitter, dead time, after-pulsing)
+    kind: Literal["threshold", "pnr"] = "threshold"
+    gate_ns: float | None = Field(None, gt=0.0, allow_inf_nan=False)
+    jitter_fwhm_ps: float = Field(0.0, ge=0.0, allow_inf_nan=False)
+    dead_time_ns: float = Field(0.0, ge=0.0, allow_inf_nan=False)
+    afterpulse_probability: float = Field(0.0, ge=0.0, lt=1.0)
+
+    def windowed_efficiency(self) -> float:
+        """Efficiency within the gate: η · erf(gate / (2√2 σ)) with σ the jitter's
+        standard deviation; η when there is no jitter or no gate."""
+        if self.jitter_fwhm_ps == 0.0 or self.gate_ns is None:
+            return self.efficiency
+        sigma_ns = self.jitter_fwhm_ps * 1e-3 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+        return self.efficiency * math.erf(self.gate_ns / (2.0 * math.sqrt(2.0) * sigma_ns))
+
+    def dark_count_events_weight(self) -> float:
+        """(1 - p) λ with λ = -ln(1 - p): the probability of exactly one dark count
+        in a window for the PNR model (0 when p = 1)."""
+        q = 1.0 - self.dark_count_probability
+        return 0.0 if q <= 0.0 else -q * math.log(q)
+
+    def heralding_timing_problem(self, attempt_period_ns: float) -> StationOptionError | None:
+        """Why attempts ``attempt_period_ns`` apart would not be independent with
+        this detector, or ``None``. A click can fall anywhere in the gate (taken
+        as 0 ns long when not given), so the detector must be armed again before
+        the next gate opens: dead time + gate <= period. After-pulses tie an
+        attempt to the clicks of the ones before it, which the heralding models
+        (independent attempts) do not describe, so a heralded link refuses them."""
+        gate = self.gate_ns or 0.0
+        if self.dead_time_ns + gate > attempt_period_ns:
+            return StationOptionError(
+                "detector.dead_time_ns",
+                f"dead time {self.dead_time_ns:g} ns plus gate {gate:g} ns exceeds the attempt period "
+                f"{attempt_period_ns:g} ns: a click would blind the next attempt (not modelled)",
+            )
+        if self.afterpulse_probability > 0.0:
+            return StationOptionError(
+                "detector.afterpulse_probability",
+                "after-pulses correlate successive attempts, which the heralding models do not describe; set it to 0 on a heralded link",
+            )
+        return None
+
+
+def check_station_timing(length_km: float, fibre: FibreParams, detector: DetectorParams) -> None:
+    """Raise :class:`StationOptionError` when ``detector`` cannot serve independent
+    attempts on a link of ``length_km`` (attempt period 2 · delay(L/2), emission
+    to herald, as the midpoint backends run it)."""
+    if detector.dead_time_ns == 0.0 and detector.gate_ns is None and detector.afterpulse_probability == 0.0:
+        return  # nothing that depends on the period (and no delay to compute for absurd lengths)
+    half_delay_ns = length_km / 2 * fibre.refractive_index / SPEED_OF_LIGHT_KM_PER_S * 1e9
+    period_ns = max(1, 2 * round(half_delay_ns)) if half_delay_ns < 2**62 else math.inf
+    problem = detector.heralding_timing_problem(period_ns)
+    if problem is not None:
+        raise problem
 
 
 class MemoryParams(HardwareParams):
@@ -154,12 +247,33 @@ class SingleClickLinkParams(HardwareParams):
     ``bright_state_population`` is α of Humphreys et al., Nature 558, 268 (2018);
     default 0.1, the low end of the range [0.1, 0.3] the QuTech link-layer
     simulations allowed (Dahlberg et al. 2019, QLinkLayerSimulations ``mhp.py``).
+
+    Station options (defaults: ideal photons, a stable interferometer):
+
+    * ``two_photon_visibility``: V = |<χ_A|χ_B>|², the Hong–Ou–Mandel
+      visibility of the two nodes' photons (Hong, Ou & Mandel, PRL 59, 2044
+      (1987)); the single-photon interference keeps a fraction √V of the
+      heralded coherence, and two photons bunch into one detector with
+      probability (1 + V)/2 (see :mod:`qnetstack.physical.schemes.single_click`).
+      Hensen et al., Nature 526, 682 (2015), Methods, measured 0.90 ± 0.02 for NV photons.
+    * ``phase_noise_rad``: σ of the Gaussian optical phase difference between
+      the two arms in each attempt; the heralded coherence is multiplied by
+      E[e^{iφ}] = exp(-σ²/2) (Humphreys et al. 2018, Methods; Rozpędek et
+      al., PRA 99, 052330 (2019), Sec. III).
     """
 
     length_km: float = Field(gt=0.0, allow_inf_nan=False)
     fibre: FibreParams = FibreParams()
     detector: DetectorParams = DetectorParams()
     bright_state_population: Probability = 0.1
+    # ---- station options (photon distinguishability, interferometer phase noise)
+    two_photon_visibility: Probability = 1.0
+    phase_noise_rad: float = Field(0.0, ge=0.0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _station_timing(self) -> SingleClickLinkParams:
+        check_station_timing(self.length_km, self.fibre, self.detector)
+        return self
 
 
 class LinkSide(HardwareParams):

@@ -243,8 +243,9 @@ def assemble(
 
 def default_physical(scenario: Scenario) -> str:
     """The physical backend when the scenario names none: the QuTiP reference
-    when every link is single-click, else the model-driven backend."""
-    if all(link.scheme == "single-click" for link in scenario.links):
+    when every link is single-click with an ideal station (no station options),
+    else the model-driven backend."""
+    if all(link.scheme == "single-click" and not link.has_station_options for link in scenario.links):
         return "qutip-single-click"
     return "model-heralding"
 

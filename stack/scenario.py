@@ -74,6 +74,7 @@ from qnetstack.physical.params import (
     HardwareParams,
     NodeHardware,
     SingleClickLinkParams,
+    StationOptionError,
 )
 from qnetstack.physical.schemes.registry import HERALDING_SCHEMES, scheme_named
 from qnetstack.physical.service import HeraldingScheme, Probability
@@ -233,6 +234,12 @@ def _changes(data: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
 
 # Fields of every scheme's parameter model that LinkSpec sets itself.
 _LINK_FIELDS = ("length_km", "fibre", "detector", "bright_state_population")
+# LinkSpec.two_photon_visibility under each scheme's own name.
+_VISIBILITY_FIELD = {
+    "single-click": "two_photon_visibility",
+    "barrett-kok": "two_photon_visibility",
+    "midpoint-source": "photon_indistinguishability",
+}
 
 
 class LinkSpec(_Spec):
@@ -302,6 +309,11 @@ class LinkSpec(_Spec):
     scheme: HeraldingScheme = "single-click"
     bright_state_population: Probability | None = None
     scheme_params: dict[str, Any] = {}
+    # ---- station options. The detector's own (kind: threshold | pnr, gate_ns,
+    # jitter_fwhm_ps, dead_time_ns, afterpulse_probability) live in `detector`;
+    # these two are the optics'. Left out: the scheme's default.
+    two_photon_visibility: Probability | None = None
+    phase_noise_rad: float | None = Field(None, ge=0.0)
 
     # -- wavelength, frequency conversion, Raman noise (see the docstring)
     conversion: FrequencyConversion | None = None
@@ -374,6 +386,36 @@ class LinkSpec(_Spec):
     def name(self) -> str:
         return f"{self.a}-{self.b}"
 
+    @property
+    def has_station_options(self) -> bool:
+        """Whether the link sets a station option beyond efficiency and dark counts
+        (the QuTiP reference backend runs ideal single-click stations only)."""
+        detector = self.detector
+        return (
+            detector.kind != "threshold"
+            or detector.windowed_efficiency() != detector.efficiency
+            or self.two_photon_visibility not in (None, 1.0)
+            or self.phase_noise_rad not in (None, 0.0)
+        )
+
+    def _station_fields(self) -> dict[str, Any]:
+        """The link's optics options under the scheme's own field names."""
+        fields: dict[str, Any] = {}
+        if self.two_photon_visibility is not None:
+            fields[_VISIBILITY_FIELD[self.scheme]] = self.two_photon_visibility
+        if self.phase_noise_rad is not None:
+            if self.scheme != "single-click":
+                raise StationOptionError(
+                    "phase_noise_rad",
+                    f"the {self.scheme} scheme does not depend on the interferometer phase (it cancels within an attempt "
+                    "or there is none); leave it out",
+                )
+            fields["phase_noise_rad"] = self.phase_noise_rad
+        clash = sorted(set(fields) & set(self.scheme_params))
+        if clash:
+            raise StationOptionError("scheme_params", f"{', '.join(clash)} is set on the link already; give it once")
+        return fields
+
     def physics(self) -> HardwareParams:
         """The link's parameter model for its scheme (raises ``ValueError`` or
         pydantic's ``ValidationError`` for settings the scheme does not take)."""
@@ -392,6 +434,7 @@ class LinkSpec(_Spec):
         if self.scheme == "midpoint-source" and (self.conversion is not None or self.raman is not None):
             raise ValueError("the midpoint-source scheme's photons come from the station's source: it takes no conversion or raman")
         fields.update(self.scheme_params)
+        fields.update(self._station_fields())
         return entry.params_type.model_validate(fields, strict=True)
 
 
@@ -900,8 +943,13 @@ def _check_physics(link: LinkSpec, index: int) -> None:
     """The link's scheme exists and takes the link's settings, else a one-line problem naming the field."""
     try:
         link.physics()
+    except StationOptionError as exc:
+        raise _FieldProblem(f"links.{index}.{exc.field}", cut(exc.problem, 200)) from None
     except ValidationError as exc:
         err = exc.errors()[0]
+        station = (err.get("ctx") or {}).get("error")
+        if isinstance(station, StationOptionError):
+            raise _FieldProblem(f"links.{index}.{station.field}", cut(station.problem, 200)) from None
         loc = ".".join(str(part) for part in err["loc"])
         field = f"links.{index}.{loc}" if loc in _LINK_FIELDS else f"links.{index}.scheme_params.{loc}"
         raise _FieldProblem(field, f"{cut(err['msg'], 150)}{_got(err)} (scheme {link.scheme})") from None

@@ -203,6 +203,16 @@ def _require_single_click(params: Any, where: str) -> SingleClickLinkParams:
             f"{where}: the QuTiP backend runs the single-click scheme only (SingleClickLinkParams), "
             f"got {type(params).__name__}; use the 'model-heralding' backend for other schemes"
         )
+    # station options its operator model and announced figures do not include
+    detector = params.detector
+    for option, is_set in (
+        ("detector.kind", detector.kind != "threshold"),
+        ("detector.jitter_fwhm_ps", detector.windowed_efficiency() != detector.efficiency),
+        ("two_photon_visibility", params.two_photon_visibility != 1.0),
+        ("phase_noise_rad", params.phase_noise_rad != 0.0),
+    ):
+        if is_set:
+            raise ValueError(f"{where}: {option} is not run by the QuTiP backend (ideal stations); use the 'model-heralding' backend")
     return params
 
 

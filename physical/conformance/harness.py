@@ -145,14 +145,22 @@ class LinkSetup:
     single_qubit_gate_duration_ns: int = 0
     two_qubit_gate_duration_ns: int = 0
     measurement_duration_ns: int = 0
+    # station options (specs/physical.md §3.3): the defaults are the plain station
+    detector_kind: Literal["threshold", "pnr"] = "threshold"
+    two_photon_visibility: float = 1.0
+    phase_noise_rad: float = 0.0
 
     @cached_property
     def params(self) -> SingleClickLinkParams:
         return SingleClickLinkParams(
             length_km=self.length_km,
             fibre=FibreParams(db_per_km=self.db_per_km),
-            detector=DetectorParams(efficiency=self.detector_efficiency, dark_count_probability=self.dark_count_probability),
+            detector=DetectorParams(
+                efficiency=self.detector_efficiency, dark_count_probability=self.dark_count_probability, kind=self.detector_kind
+            ),
             bright_state_population=self.bright_state_population,
+            two_photon_visibility=self.two_photon_visibility,
+            phase_noise_rad=self.phase_noise_rad,
         )
 
     def hardware(self, node: str) -> NodeHardware:

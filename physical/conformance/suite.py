@@ -53,6 +53,7 @@ from qnetstack.physical.conformance.harness import (
     run_slots,
 )
 from qnetstack.physical.params import BeamSplitting, InterceptResend, PhotonNumberSplitting
+from qnetstack.physical.schemes.single_click import SingleClickModel
 from qnetstack.physical.service import (
     CAP_DEVICE,
     CAP_HERALDING,
@@ -1186,6 +1187,66 @@ def alpha_override(impl: Any) -> None:
     _no_crash(control)
     if not any(u.msg.success for u in control.results()):
         raise ClauseFailure("none of 40 attempts with the link's own α = 0.5 succeeded on a link announcing p = 0.75")
+
+
+# A single-click link with every station option the harness can set (specs/physical.md §3.3):
+# PNR detectors with dark counts, partly distinguishable photons, phase noise between the arms.
+STATION_OPTIONS = LinkSetup(
+    length_km=2.0,
+    bright_state_population=0.3,
+    emission_efficiency=(0.75, 0.6),
+    num_qubits=(2, 2),
+    dark_count_probability=0.05,
+    detector_kind="pnr",
+    two_photon_visibility=0.9,
+    phase_noise_rad=0.5,
+)
+STATION_OPTION_NAMES = ("detector.kind", "two_photon_visibility", "phase_noise_rad")
+STATION_ATTEMPTS = 3000  # p ≈ 0.2: s.e. of the rate ≈ 0.007, ~600 pairs
+
+
+@clause("PHY-HERALD-10")
+def station_options(impl: Any) -> None:
+    """A link with station options (STATION_OPTIONS) is refused when built, naming an
+    option, or run with them: the announced success_probability and fidelity equal the
+    closed forms (qnetstack.physical.schemes.single_click) within 1e-6, and over
+    N = 3000 attempts in step (seed 23) the success fraction is within 5 standard errors
+    sqrt(p(1-p)/N) of p and the mean oracle fidelity of the heralded pairs within 5
+    standard errors s/sqrt(n) of the closed form's (plus 1e-6)."""
+    try:
+        first = run_slots(impl, STATION_OPTIONS, [Slot()], seed=23, probe=False)  # what it announces, before the long run
+    except Exception as exc:
+        if any(name in f"{exc} {exc.__cause__}" for name in STATION_OPTION_NAMES):
+            return  # refused, naming an option it does not run
+        raise
+    _no_crash(first)
+    model = SingleClickModel(STATION_OPTIONS.params, STATION_OPTIONS.hardware(NODES[0]), STATION_OPTIONS.hardware(NODES[1]))
+    p = model.success_probability()
+    fidelity = sum(b.probability * b.fidelity for b in model.branches()) / p
+    link = first.capabilities[NODES[0]].links[NODES[1]]
+    if abs(link.success_probability - p) > EXACT or abs(link.fidelity - fidelity) > EXACT:
+        raise ClauseFailure(
+            f"the link announces success_probability {link.success_probability:.5f} and fidelity {link.fidelity:.5f}; "
+            f"with its station options they are {p:.5f} and {fidelity:.5f}"
+        )
+    run = run_slots(impl, STATION_OPTIONS, [Slot()] * STATION_ATTEMPTS, seed=23, probe=False, read_pairs=True, consume=True)
+    _no_crash(run)
+    n = STATION_ATTEMPTS
+    wins = sum(1 for u in run.results(NODES[0]) if u.msg.success)
+    tolerance = SIGMAS * math.sqrt(p * (1 - p) / n) + 0.5 / n
+    if abs(wins / n - p) > tolerance:
+        raise ClauseFailure(
+            f"{wins} successes in {n} attempts ({wins / n:.4f}); with its station options p = {p:.4f} (tolerance {tolerance:.4f})"
+        )
+    values = np.array([r.fidelity for r in run.pair_reads if r.fidelity is not None], dtype=float)
+    if len(values) < 30:
+        raise ClauseFailure(f"only {len(values)} pairs read in {n} attempts: too few to compare fidelities")
+    tolerance = SIGMAS * float(values.std(ddof=1)) / math.sqrt(len(values)) + EXACT
+    if abs(float(values.mean()) - fidelity) > tolerance:
+        raise ClauseFailure(
+            f"mean oracle fidelity of {len(values)} pairs is {values.mean():.5f}; with its station options the "
+            f"closed form gives {fidelity:.5f} (tolerance {tolerance:.5f})"
+        )
 
 
 # ------------------------------------------------------------- capabilities

@@ -94,6 +94,36 @@ independent of loss, which is the scheme's selling point; F = (1+V)/2 is the
 distinguishability limit used in the NV error budgets (Bernien et al. 2013,
 Supplementary Information; Hensen et al. 2015, Methods).
 
+Photon-number-resolving detectors (derived for this module)
+-----------------------------------------------------------
+With PNR detectors (:class:`qnetstack.physical.params.DetectorParams`, kind
+``"pnr"``: detected photons plus Poisson dark counts of mean λ = -ln(1-p))
+a round succeeds only on exactly one event in one detector and none in the
+other, so two photons bunched into one detector (spins |11>, the HOM term
+``η_A η_B (1+V)/4``) no longer herald, and neither does a photon with a dark
+count on top. With η_d folded into η_X as above (exact for PNR too: binomial
+thinning is loss before a perfect counter), one round's G is the threshold
+one with (1, p, (1+V)/4) replaced by (q, qλ, 0):
+
+    G_00 = q d,  G_10 = q (f η_A/2 + (1-η_A) d),  G_01 likewise,
+    G_11 = q (b η_A η_B + f (η_A + η_B - 2η_A η_B)/2 + (1-η_A)(1-η_B) d),
+    G_(10,01) = σ q f μ √(η_A η_B) / 2
+
+with (f, d, b) = (1, p, (1+V)/4) for threshold and (q, qλ, 0) for PNR
+detectors. Two rounds then give, per pattern,
+
+    ρ = (q²/4) [ g_A g_B (|10><10| + |01><01|) + d h (|00><00| + |11><11|) ]
+        + σ1 σ2 (q²/16) f² V η_A η_B (|10><01| + |01><10|),
+    g_X = f η_X/2 + (1-η_X) d,   h = G_11 / q,
+
+    p_succ = 2 q² (g_A g_B + d h),
+    F = (g_A g_B + f² V η_A η_B / 4) / (2 (g_A g_B + d h)).
+
+Without dark counts both kinds give η_A η_B / 2 and (1+V)/2. With dark
+counts the PNR station loses the rate factor ~q² on the photon terms and
+drops the bunching term from h, so its fidelity is higher: the |00>/|11>
+admixture falls from ``p h`` to ``qλ h_PNR`` (λ ≈ p for small p).
+
 Simulation
 ----------
 :func:`round_instrument` builds each round independently of these formulas:
@@ -111,13 +141,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from qnetstack.physical.components.fock import FockState, create
-from qnetstack.physical.params import DetectorParams, FibreParams, HardwareParams, NodeHardware
+from qnetstack.physical.params import DetectorParams, FibreParams, HardwareParams, NodeHardware, check_station_timing
 from qnetstack.physical.schemes.model import HeraldBranch
 from qnetstack.physical.service import BellState, Probability
 
@@ -131,6 +161,7 @@ __all__ = [
     "ROUND_D",
     "ROUND_BOTH",
     "round_instrument",
+    "round_optics",
     "unnormalised_pattern_state",
     "success_probability",
     "herald_fidelity",
@@ -166,6 +197,11 @@ class BarrettKokLinkParams(HardwareParams):
     detector: DetectorParams = DetectorParams()
     two_photon_visibility: Probability = 0.9
 
+    @model_validator(mode="after")
+    def _station_timing(self) -> BarrettKokLinkParams:
+        check_station_timing(self.length_km, self.fibre, self.detector)
+        return self
+
 
 # ------------------------------------------------------------------ closed forms
 
@@ -176,37 +212,49 @@ def _check(eta_a: float, eta_b: float, visibility: float, p_dc: float) -> None:
             raise ValueError(f"{name} must be in [0, 1], got {value}")
 
 
-def unnormalised_pattern_state(eta_a: float, eta_b: float, visibility: float, p_dc: float, bell_state: BellState) -> np.ndarray:
+def _round_weights(p_dc: float, visibility: float, pnr: bool) -> tuple[float, float, float]:
+    """(f, d, b) of the module docstring: threshold (1, p, (1+V)/4), PNR (q, qλ, 0), λ = -ln q."""
+    q = 1.0 - p_dc
+    if not pnr:
+        return 1.0, p_dc, (1.0 + visibility) / 4.0
+    return q, (0.0 if q <= 0.0 else -q * math.log(q)), 0.0
+
+
+def unnormalised_pattern_state(
+    eta_a: float, eta_b: float, visibility: float, p_dc: float, bell_state: BellState, *, pnr: bool = False
+) -> np.ndarray:
     """ρ of the module docstring for one click pattern heralding ``bell_state``
     (4x4, basis |s_A s_B>, trace = that pattern's probability per attempt).
 
-    ``eta_a``/``eta_b`` are total efficiencies (emission × fibre × detector).
+    ``eta_a``/``eta_b`` are total efficiencies (emission × fibre × detector);
+    ``pnr``: photon-number-resolving detectors (module docstring).
     """
     _check(eta_a, eta_b, visibility, p_dc)
     if bell_state not in (BellState.PSI_PLUS, BellState.PSI_MINUS):
         raise ValueError(f"Barrett–Kok heralds PSI_PLUS or PSI_MINUS, not {bell_state}")
-    p, q = p_dc, 1.0 - p_dc
-    g_a = eta_a / 2 + (1 - eta_a) * p
-    g_b = eta_b / 2 + (1 - eta_b) * p
-    h = eta_a * eta_b * (1 + visibility) / 4 + (eta_a + eta_b - 2 * eta_a * eta_b) / 2 + (1 - eta_a) * (1 - eta_b) * p
+    q = 1.0 - p_dc
+    f, d, b = _round_weights(p_dc, visibility, pnr)
+    g_a = f * eta_a / 2 + (1 - eta_a) * d
+    g_b = f * eta_b / 2 + (1 - eta_b) * d
+    h = b * eta_a * eta_b + f * (eta_a + eta_b - 2 * eta_a * eta_b) / 2 + (1 - eta_a) * (1 - eta_b) * d
     sign = 1.0 if bell_state is BellState.PSI_PLUS else -1.0
     rho = np.zeros((4, 4), dtype=complex)
-    rho[0, 0] = rho[3, 3] = q * q * p * h / 4
+    rho[0, 0] = rho[3, 3] = q * q * d * h / 4
     rho[1, 1] = rho[2, 2] = q * q * g_a * g_b / 4
-    rho[1, 2] = rho[2, 1] = sign * q * q * visibility * eta_a * eta_b / 16
+    rho[1, 2] = rho[2, 1] = sign * q * q * f * f * visibility * eta_a * eta_b / 16
     return rho
 
 
-def success_probability(eta_a: float, eta_b: float, visibility: float, p_dc: float = 0.0) -> float:
+def success_probability(eta_a: float, eta_b: float, visibility: float, p_dc: float = 0.0, *, pnr: bool = False) -> float:
     """Probability that an attempt heralds (four patterns, each with the same weight)."""
-    rho = unnormalised_pattern_state(eta_a, eta_b, visibility, p_dc, BellState.PSI_PLUS)
+    rho = unnormalised_pattern_state(eta_a, eta_b, visibility, p_dc, BellState.PSI_PLUS, pnr=pnr)
     return 4.0 * float(np.real(np.trace(rho)))
 
 
-def herald_fidelity(eta_a: float, eta_b: float, visibility: float, p_dc: float = 0.0) -> float:
+def herald_fidelity(eta_a: float, eta_b: float, visibility: float, p_dc: float = 0.0, *, pnr: bool = False) -> float:
     """Fidelity of the post-herald state to the heralded Bell state (the same for
     every pattern). Raises ``ValueError`` if the scheme cannot herald."""
-    rho = unnormalised_pattern_state(eta_a, eta_b, visibility, p_dc, BellState.PSI_PLUS)
+    rho = unnormalised_pattern_state(eta_a, eta_b, visibility, p_dc, BellState.PSI_PLUS, pnr=pnr)
     weight = float(np.real(np.trace(rho)))
     if weight <= 0.0:
         raise ValueError("this scheme never heralds with these parameters")
@@ -240,11 +288,34 @@ def _photon_creator(arrival: float, mu: float, own_mode: int, port_sign: float, 
 
 
 @lru_cache(maxsize=256)
-def round_instrument(arrival_a: float, arrival_b: float, visibility: float, detector_efficiency: float, p_dc: float) -> np.ndarray:
+def round_instrument(
+    arrival_a: float, arrival_b: float, visibility: float, detector_efficiency: float, p_dc: float, pnr: bool = False
+) -> np.ndarray:
     """The four outcome maps of one round as a (4, 4, 4) array ``G[k]``: outcome k
     (ROUND_NONE, ROUND_C, ROUND_D, ROUND_BOTH) maps the spin state ρ to the
     unnormalised ``G[k] * ρ`` (elementwise). ``arrival_*`` exclude the detector
-    efficiency, which is applied in the detector POVM. Cached per parameters."""
+    efficiency, which is applied in the detector POVM. Cached per parameters.
+
+    Threshold detectors (default): ROUND_C is a click in c and none in d. With
+    ``pnr``: exactly one event in c (Binomial(n, η_d) photons plus Poisson(λ)
+    dark counts, λ = -ln(1-p)) and none in d; ROUND_BOTH then holds every
+    other pattern (both detectors, or two or more events in one)."""
+    amplitudes, povm = round_optics(arrival_a, arrival_b, visibility, detector_efficiency, p_dc, pnr)
+    # G[k][s, s'] = Σ_f E_k(f) Φ_s(f) Φ_s'(f)*  (trace over light and environment)
+    gram = np.einsum("kf,sf,tf->kst", povm, amplitudes, amplitudes.conj())
+    gram.setflags(write=False)
+    return gram
+
+
+@lru_cache(maxsize=256)
+def round_optics(
+    arrival_a: float, arrival_b: float, visibility: float, detector_efficiency: float, p_dc: float, pnr: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """One round's light before detection, and the detectors: ``(Φ, E)`` with
+    ``Φ[s, f]`` the amplitude of Fock configuration f (the six detector-side
+    modes and the two loss modes) for spin basis state s, and ``E[k, f]`` the
+    probability of round outcome k given f (arguments as :func:`round_instrument`).
+    Both read-only; cached."""
     _check(arrival_a, arrival_b, visibility, p_dc)
     mu = math.sqrt(visibility)
     vacuum: FockState = {(0,) * _N_MODES: 1.0}
@@ -263,21 +334,31 @@ def round_instrument(arrival_a: float, arrival_b: float, visibility: float, dete
     configurations = sorted(set().union(*fields))
     amplitudes = np.array([[f.get(c, 0.0) for c in configurations] for f in fields], dtype=complex)  # (4, n_conf)
 
+    q = 1.0 - p_dc
+    lam_q = 0.0 if q <= 0.0 else -q * math.log(q)  # P(exactly one dark count) = q λ
+
     def silent(n_photons: int) -> float:
-        return (1.0 - p_dc) * (1.0 - detector_efficiency) ** n_photons
+        return q * (1.0 - detector_efficiency) ** n_photons
+
+    def heralds(n_photons: int) -> float:
+        if not pnr:
+            return 1.0 - silent(n_photons)
+        eta = detector_efficiency
+        one_photon = n_photons * eta * (1.0 - eta) ** (n_photons - 1) if n_photons else 0.0
+        return q * one_photon + lam_q * (1.0 - eta) ** n_photons
 
     povm = np.zeros((4, len(configurations)))
     for j, occupation in enumerate(configurations):
-        quiet_c = silent(sum(occupation[m] for m in _C_MODES))
-        quiet_d = silent(sum(occupation[m] for m in _D_MODES))
+        n_c = sum(occupation[m] for m in _C_MODES)
+        n_d = sum(occupation[m] for m in _D_MODES)
+        quiet_c, quiet_d = silent(n_c), silent(n_d)
         povm[ROUND_NONE, j] = quiet_c * quiet_d
-        povm[ROUND_C, j] = (1.0 - quiet_c) * quiet_d
-        povm[ROUND_D, j] = quiet_c * (1.0 - quiet_d)
-        povm[ROUND_BOTH, j] = (1.0 - quiet_c) * (1.0 - quiet_d)
-    # G[k][s, s'] = Σ_f E_k(f) Φ_s(f) Φ_s'(f)*  (trace over light and environment)
-    gram = np.einsum("kf,sf,tf->kst", povm, amplitudes, amplitudes.conj())
-    gram.setflags(write=False)
-    return gram
+        povm[ROUND_C, j] = heralds(n_c) * quiet_d
+        povm[ROUND_D, j] = quiet_c * heralds(n_d)
+        povm[ROUND_BOTH, j] = 1.0 - povm[ROUND_NONE, j] - povm[ROUND_C, j] - povm[ROUND_D, j]
+    amplitudes.setflags(write=False)
+    povm.setflags(write=False)
+    return amplitudes, povm
 
 
 # ------------------------------------------------------------------ the model
@@ -306,8 +387,9 @@ class BarrettKokModel:
         gram = round_instrument(
             *self._arrivals(),
             self.params.two_photon_visibility,
-            self.params.detector.efficiency,
+            self.params.detector.windowed_efficiency(),
             self.params.detector.dark_count_probability,
+            self.params.detector.kind == "pnr",
         )
         object.__setattr__(self, "_instrument", gram)
         # outcome x spin basis state: the probability of each outcome for each basis state
@@ -319,8 +401,8 @@ class BarrettKokModel:
         return self.hardware_a.emission_efficiency * fibre, self.hardware_b.emission_efficiency * fibre
 
     def total_efficiencies(self) -> tuple[float, float]:
-        """η_A, η_B: emission × fibre over L/2 × detector efficiency."""
-        eta_d = self.params.detector.efficiency
+        """η_A, η_B: emission × fibre over L/2 × detector efficiency (within the gate)."""
+        eta_d = self.params.detector.windowed_efficiency()
         arrival_a, arrival_b = self._arrivals()
         return arrival_a * eta_d, arrival_b * eta_d
 
@@ -335,10 +417,11 @@ class BarrettKokModel:
         eta_a, eta_b = self.total_efficiencies()
         v = self.params.two_photon_visibility
         p_dc = self.params.detector.dark_count_probability
+        pnr = self.params.detector.kind == "pnr"
         out = []
         for pattern in CLICK_PATTERNS:
             bell = PATTERN_BELL_STATES[pattern]
-            rho = unnormalised_pattern_state(eta_a, eta_b, v, p_dc, bell)
+            rho = unnormalised_pattern_state(eta_a, eta_b, v, p_dc, bell, pnr=pnr)
             weight = float(np.real(np.trace(rho)))
             out.append(HeraldBranch(bell_state=bell, probability=weight, state=rho / weight if weight > 0 else rho))
         return tuple(out)
@@ -390,3 +473,44 @@ class BarrettKokModel:
         if u < p_none + p_c + p_d:
             return ROUND_D, p_d, self._instrument[ROUND_D] * rho / p_d
         return None  # both detectors clicked
+
+    @cached_property
+    def _trajectory_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Φ, the cumulative E over outcomes, and round 1's ψ and cumulative weights (see
+        :meth:`sample_trajectory`)."""
+        detector = self.params.detector
+        amplitudes, povm = round_optics(
+            *self._arrivals(),
+            self.params.two_photon_visibility,
+            detector.windowed_efficiency(),
+            detector.dark_count_probability,
+            detector.kind == "pnr",
+        )
+        first = np.full(4, 0.5, dtype=complex)[:, None] * amplitudes  # |++>
+        return amplitudes, np.cumsum(povm, axis=0), first, np.cumsum(np.sum(np.abs(first) ** 2, axis=0))
+
+    def sample_trajectory(self, rng: np.random.Generator) -> tuple[BellState, np.ndarray] | None:
+        """One attempt as a quantum trajectory: per round, the Fock configuration f of
+        the light and the environment (loss modes, internal modes) is drawn by the
+        Born rule from the current pure spin state, then the detector outcome from
+        ``E[k, f]``, leaving the pure spin state ``Φ[:, f] ∘ v`` normalised.
+
+        Averaged over trajectories with a given pattern this is that pattern's
+        conditional state (the instrument is ``Σ_f E_k(f) |ψ_f><ψ_f|``), so
+        per-attempt fidelities scatter around the closed form's and their mean
+        must agree with it. ``None`` on failure, else (heralded Bell state,
+        normalised pure 4x4 spin state)."""
+        amplitudes, povm_cumulative, first_psi, first_cumulative = self._trajectory_tables
+        psi, cumulative = first_psi, first_cumulative  # round 1 always starts from |++>
+        outcomes = []
+        for round_index in range(2):
+            f = min(int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right")), cumulative.size - 1)
+            k = int(np.searchsorted(povm_cumulative[:, f], rng.random(), side="right"))
+            if k not in (ROUND_C, ROUND_D):
+                return None
+            outcomes.append(k)
+            spins = psi[:, f] / math.sqrt(float(np.sum(np.abs(psi[:, f]) ** 2)))
+            if round_index == 0:
+                psi = spins[::-1, None] * amplitudes  # π pulse X ⊗ X, then round 2's light: ψ_f[s] = v_s Φ_s(f)
+                cumulative = np.cumsum(np.sum(np.abs(psi) ** 2, axis=0))
+        return PATTERN_BELL_STATES[(outcomes[0], outcomes[1])], np.outer(spins, spins.conj())

@@ -146,11 +146,18 @@ from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from qnetstack.physical.components.fock import FockState, create
 from qnetstack.physical.components.sources import SpdcSource
-from qnetstack.physical.params import DetectorParams, FibreParams, HardwareParams, NodeHardware
+from qnetstack.physical.params import (
+    DetectorParams,
+    FibreParams,
+    HardwareParams,
+    NodeHardware,
+    StationOptionError,
+    check_station_timing,
+)
 from qnetstack.physical.schemes.model import HeraldBranch
 from qnetstack.physical.service import BellState, Probability
 
@@ -209,6 +216,12 @@ class MidpointSourceLinkParams(HardwareParams):
       photons from two NV nodes (Hensen et al., Nature 526, 682 (2015),
       Methods, 0.90 ± 0.02), taken as a representative figure for well-filtered
       photons; it is an assumption, not a measured memory–SPDC visibility.
+
+    Station options of ``detector``: gate and jitter act through the windowed
+    efficiency, dead time and after-pulsing through the timing check
+    (:class:`DetectorParams`). Photon-number-resolving detectors are not
+    modelled for this scheme yet (its closed form and instruments are for
+    threshold detectors): ``detector.kind: pnr`` is refused.
     """
 
     length_km: float = Field(gt=0.0)
@@ -216,6 +229,13 @@ class MidpointSourceLinkParams(HardwareParams):
     detector: DetectorParams = DetectorParams()
     source: SpdcSource = SpdcSource()
     photon_indistinguishability: Probability = 0.9
+
+    @model_validator(mode="after")
+    def _station_options(self) -> MidpointSourceLinkParams:
+        if self.detector.kind != "threshold":
+            raise StationOptionError("detector.kind", "the midpoint-source scheme models threshold detectors only")
+        check_station_timing(self.length_km, self.fibre, self.detector)
+        return self
 
 
 # ------------------------------------------------------------------ closed forms
@@ -420,7 +440,7 @@ class MidpointSourceModel:
         arrival_a, arrival_b = self._source_arrivals()
         common = (
             self.params.photon_indistinguishability,
-            self.params.detector.efficiency,
+            self.params.detector.windowed_efficiency(),
             self.params.detector.dark_count_probability,
         )
         instruments = tuple(
@@ -441,7 +461,7 @@ class MidpointSourceModel:
 
     def efficiencies(self) -> tuple[float, float, float, float]:
         """η_m,A, η_s,A, η_m,B, η_s,B of the closed form (detector efficiency included)."""
-        eta_d = self.params.detector.efficiency
+        eta_d = self.params.detector.windowed_efficiency()
         arrival_a, arrival_b = self._source_arrivals()
         return (
             self.hardware_a.emission_efficiency * eta_d,

@@ -73,6 +73,54 @@ For α_A = α_B = α, η_A = η_B = η and p = 0:
 
 which tends to the textbook p ≈ 2αη, F ≈ 1-α for small αη (Humphreys et al.
 2018, Methods; Rozpędek et al. 2019, Sec. III).
+
+Station options (derived for this module; the defaults give the form above)
+--------------------------------------------------------------------------
+* **Photon distinguishability.** Each photon's internal (spectral/temporal)
+  state is ``|χ_X> = √μ|s> + √(1-μ)|x_X>`` (a shared mode and one of its own,
+  as in :mod:`qnetstack.physical.schemes.barrett_kok`), so the Hong–Ou–Mandel
+  visibility is ``V = |<χ_A|χ_B>|² = μ²`` (Hong, Ou & Mandel, PRL 59, 2044
+  (1987); Barrett & Kok, PRA 71, 060310(R) (2005)). The detectors do not
+  resolve internal modes, so one click keeps a fraction ``μ = √V`` of the
+  |10>-|01> coherence, and two arriving photons bunch into one detector with
+  probability (1 + V)/2 (half of it each detector) instead of 1.
+* **Interferometer phase noise.** The optical phase difference φ between the
+  arms is Gaussian with standard deviation σ, fresh in each attempt. A phase
+  ``e^{iφ n_b}`` on node B's photon mode equals ``e^{iφ}`` on B's bright spin
+  state (the emission state pairs spin and photon number, and loss and
+  detection act on the photon alone), so the heralded state is
+  ``Z_φ ρ Z_φ†`` with ``Z_φ = diag(1, e^{iφ})`` on B; averaged over φ its
+  coherence is multiplied by ``E[e^{iφ}] = exp(-σ²/2)`` (the characteristic
+  function of the Gaussian; Humphreys et al. 2018, Methods; Rozpędek et al.
+  2019, Sec. III). Herald probabilities do not depend on φ.
+* **Photon-number-resolving detectors.** A PNR detector (model of
+  :class:`qnetstack.physical.params.DetectorParams`: detected photons plus
+  Poisson dark counts of mean λ = -ln(1-p)) heralds only on exactly one event
+  in one detector and none in the other. Per detector with perfect efficiency
+  (η_d folded in as above), a herald then needs a photon *and no* dark count
+  in the clicking detector (weight q = 1-p instead of 1), a lone dark count
+  has weight ``qλ`` instead of p, and two photons in one detector never
+  herald.
+
+With ``c = √V exp(-σ²/2)`` (coherence kept), and (f, d, b) = (1, p, (1+V)/4)
+for threshold and (q, qλ, 0) for PNR detectors, the general unnormalised
+state is
+
+    ρ± = q [ f ½ |φ±><φ±|_c
+             + d (1-α_A)(1-α_B) |00><00|
+             + d α_A(1-α_B)(1-η_A) |10><10|
+             + d (1-α_A)α_B(1-η_B) |01><01|
+             + α_A α_B ( b η_A η_B + f (η_A + η_B - 2η_A η_B)/2 + d (1-η_A)(1-η_B) ) |11><11| ]
+
+where ``|φ±><φ±|_c`` is |φ±><φ±| with its off-diagonal elements times c.
+For α_A = α_B = α, η_A = η_B = η and p = 0 the fidelity is
+
+    F = (1-α)(1 + c) / (2 - 2αη(1 - b))        (f = 1)
+
+so F = (1-α)(1 + e^{-σ²/2}) / (2 - αη) for threshold detectors and V = 1,
+tending to the dephasing law F = (1 + e^{-σ²/2})/2 as α → 0.
+Dead time, jitter and after-pulsing enter through the detector's window-level
+efficiency and the link's timing check (:class:`~qnetstack.physical.params.DetectorParams`).
 """
 
 from __future__ import annotations
@@ -80,7 +128,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -88,6 +136,7 @@ from qnetstack.physical.components.memory_noise import memory_kraus_arrays
 from qnetstack.physical.engines.world import bell_vector
 from qnetstack.physical.lazy_qutip import qutip as load_qutip
 from qnetstack.physical.params import DetectorParams, NodeHardware, SingleClickLinkParams
+from qnetstack.physical.schemes.barrett_kok import ROUND_C, ROUND_D, round_instrument
 from qnetstack.physical.schemes.model import HeraldBranch
 from qnetstack.physical.service import BellState
 
@@ -101,10 +150,13 @@ __all__ = [
     "HERALD_BELL_STATES",
     "beam_splitter_unitary",
     "detector_no_click",
+    "detector_one_event",
     "herald_povm",
     "emission_state",
     "photon_loss_kraus",
     "arrival_efficiency",
+    "station_options",
+    "detector_weights",
     "success_probability",
     "herald_probability",
     "unnormalised_herald_state",
@@ -155,33 +207,44 @@ def detector_no_click(efficiency: float, dark_count_probability: float, cutoff: 
     return load_qutip().Qobj(np.diag(weights), dims=[[cutoff], [cutoff]]).to("dense")
 
 
-_POVM_CACHE: dict[tuple[float, float], list[Qobj]] = {}
+def detector_one_event(efficiency: float, dark_count_probability: float, cutoff: int = _FOCK_CUTOFF) -> Qobj:
+    """Exactly-one-event POVM element of a PNR detector (detected photons plus
+    Poisson dark counts of mean λ = -ln(1-p)): ``q Σ_n (nη(1-η)^(n-1) + λ(1-η)^n) |n><n|``."""
+    q = 1.0 - dark_count_probability
+    lam_q = 0.0 if q <= 0.0 else -q * math.log(q)
+    n = np.arange(cutoff)
+    weights = q * n * efficiency * (1.0 - efficiency) ** np.maximum(n - 1, 0) + lam_q * (1.0 - efficiency) ** n
+    return load_qutip().Qobj(np.diag(weights), dims=[[cutoff], [cutoff]]).to("dense")
+
+
+_POVM_CACHE: dict[tuple[float, float, bool], list[Qobj]] = {}
 
 
 def herald_povm(detector: DetectorParams) -> list[Qobj]:
     """POVM ``[D+ only, D- only, fail]`` on the incoming modes (a, b), each 0/1 photon.
 
-    Cached per (efficiency, dark-count probability): the same list object is
-    returned every time, so callers must not mutate it (the world also uses
+    Threshold detectors: "D+ only" is a click in c and none in d; PNR
+    detectors: exactly one event in c and none in d. The efficiency is the
+    detector's windowed efficiency (:meth:`DetectorParams.windowed_efficiency`).
+    Cached per (efficiency, dark-count probability, kind): the same list object
+    is returned every time, so callers must not mutate it (the world also uses
     its identity to check completeness only once).
     """
-    key = (float(detector.efficiency), float(detector.dark_count_probability))
+    key = (float(detector.windowed_efficiency()), float(detector.dark_count_probability), detector.kind == "pnr")
     povm = _POVM_CACHE.get(key)
     if povm is None:
         povm = _POVM_CACHE[key] = _build_herald_povm(*key)
     return povm
 
 
-def _build_herald_povm(efficiency: float, p_dc: float) -> list[Qobj]:
+def _build_herald_povm(efficiency: float, p_dc: float, pnr: bool = False) -> list[Qobj]:
     qutip = load_qutip()
     d = _FOCK_CUTOFF
     no_click = detector_no_click(efficiency, p_dc)
-    click = qutip.qeye(d) - no_click
-    out = [
-        qutip.tensor(click, no_click),  # c alone
-        qutip.tensor(no_click, click),  # d alone
-        qutip.tensor(no_click, no_click) + qutip.tensor(click, click),
-    ]
+    click = detector_one_event(efficiency, p_dc) if pnr else qutip.qeye(d) - no_click
+    c_alone = qutip.tensor(click, no_click)
+    d_alone = qutip.tensor(no_click, click)
+    out = [c_alone, d_alone, qutip.tensor(qutip.qeye(d), qutip.qeye(d)) - c_alone - d_alone]
     # isometry V: |i, j> (i, j in {0, 1}) -> the same Fock state of two 3-level modes
     embed = np.zeros((d * d, 4))
     for i in range(2):
@@ -218,6 +281,16 @@ def emission_state(alpha: float, transmittance: float) -> Qobj:
     return out.to("dense")
 
 
+def station_options(params: SingleClickLinkParams) -> dict[str, Any]:
+    """The link's station options as keyword arguments of the closed forms
+    (:func:`unnormalised_herald_state`)."""
+    return {
+        "pnr": params.detector.kind == "pnr",
+        "visibility": params.two_photon_visibility,
+        "phase_noise_rad": params.phase_noise_rad,
+    }
+
+
 def arrival_efficiency(params: SingleClickLinkParams, hardware: NodeHardware) -> float:
     """Probability that a node's photon reaches the midpoint station:
     emission efficiency × fibre transmittance over L/2."""
@@ -235,39 +308,73 @@ def _check(alpha: float, eta_a: float, eta_b: float, p_dc: float, alpha_b: float
     return alpha_b
 
 
+def _check_options(pnr: bool, visibility: float, phase_noise_rad: float) -> None:
+    if not 0.0 <= visibility <= 1.0:
+        raise ValueError(f"visibility must be in [0, 1], got {visibility}")
+    if not (phase_noise_rad >= 0.0 and math.isfinite(phase_noise_rad)):
+        raise ValueError(f"phase_noise_rad must be finite and >= 0, got {phase_noise_rad}")
+
+
+def detector_weights(p_dc: float, visibility: float, pnr: bool) -> tuple[float, float, float]:
+    """(f, d, b) of the module docstring: weight of a herald by a photon, of a herald
+    by a lone dark count, and of two photons bunching into the heralding detector
+    (threshold: 1, p, (1+V)/4; PNR: q, qλ with λ = -ln q, 0)."""
+    q = 1.0 - p_dc
+    if not pnr:
+        return 1.0, p_dc, (1.0 + visibility) / 4.0
+    return q, (0.0 if q <= 0.0 else -q * math.log(q)), 0.0
+
+
 def unnormalised_herald_state(
-    alpha: float, eta_a: float, eta_b: float, p_dc: float, bell_state: BellState, alpha_b: float | None = None
+    alpha: float,
+    eta_a: float,
+    eta_b: float,
+    p_dc: float,
+    bell_state: BellState,
+    alpha_b: float | None = None,
+    *,
+    pnr: bool = False,
+    visibility: float = 1.0,
+    phase_noise_rad: float = 0.0,
 ) -> np.ndarray:
     """ρ± of the module docstring (4x4, basis |s_A s_B>, trace = that herald's probability).
 
     ``eta_a``/``eta_b`` are total efficiencies (emission × fibre × detector);
     ``alpha`` is node A's bright-state population and ``alpha_b`` node B's
-    (default: the same).
+    (default: the same). Station options: ``pnr`` (photon-number-resolving
+    detectors), ``visibility`` V of the two photons, ``phase_noise_rad`` σ of
+    the arms' phase difference (the state averaged over it).
     """
     alpha_b = _check(alpha, eta_a, eta_b, p_dc, alpha_b)
+    _check_options(pnr, visibility, phase_noise_rad)
     if bell_state not in (BellState.PSI_PLUS, BellState.PSI_MINUS):
         raise ValueError(f"single-click heralds PSI_PLUS or PSI_MINUS, not {bell_state}")
-    a, b, p = alpha, alpha_b, p_dc
+    a, b = alpha, alpha_b
+    f, d, bunch = detector_weights(p_dc, visibility, pnr)
+    coherence = math.sqrt(visibility) * math.exp(-0.5 * phase_noise_rad**2)
     sign = 1.0 if bell_state is BellState.PSI_PLUS else -1.0
     phi = np.zeros(4)
     phi[2] = math.sqrt(a * (1 - b) * eta_a)  # |10>
     phi[1] = sign * math.sqrt((1 - a) * b * eta_b)  # |01>
-    rho = 0.5 * np.outer(phi, phi)
-    rho[0, 0] += p * (1 - a) * (1 - b)
-    rho[2, 2] += p * a * (1 - b) * (1 - eta_a)
-    rho[1, 1] += p * (1 - a) * b * (1 - eta_b)
-    rho[3, 3] += a * b * ((eta_a + eta_b - eta_a * eta_b) / 2 + p * (1 - eta_a) * (1 - eta_b))
-    return (1 - p) * rho.astype(complex)
+    rho = 0.5 * f * np.outer(phi, phi)
+    rho[1, 2] *= coherence
+    rho[2, 1] *= coherence
+    rho[0, 0] += d * (1 - a) * (1 - b)
+    rho[2, 2] += d * a * (1 - b) * (1 - eta_a)
+    rho[1, 1] += d * (1 - a) * b * (1 - eta_b)
+    rho[3, 3] += a * b * (bunch * eta_a * eta_b + f * (eta_a + eta_b - 2 * eta_a * eta_b) / 2 + d * (1 - eta_a) * (1 - eta_b))
+    return (1 - p_dc) * rho.astype(complex)
 
 
-def herald_probability(alpha: float, eta_a: float, eta_b: float, p_dc: float = 0.0, alpha_b: float | None = None) -> float:
-    """Probability of one given herald (D+ alone, or D- alone; they are equal)."""
-    return float(np.real(np.trace(unnormalised_herald_state(alpha, eta_a, eta_b, p_dc, BellState.PSI_PLUS, alpha_b))))
+def herald_probability(alpha: float, eta_a: float, eta_b: float, p_dc: float = 0.0, alpha_b: float | None = None, **options: Any) -> float:
+    """Probability of one given herald (D+ alone, or D- alone; they are equal).
+    ``options``: the station options of :func:`unnormalised_herald_state`."""
+    return float(np.real(np.trace(unnormalised_herald_state(alpha, eta_a, eta_b, p_dc, BellState.PSI_PLUS, alpha_b, **options))))
 
 
-def success_probability(alpha: float, eta_a: float, eta_b: float, p_dc: float = 0.0, alpha_b: float | None = None) -> float:
+def success_probability(alpha: float, eta_a: float, eta_b: float, p_dc: float = 0.0, alpha_b: float | None = None, **options: Any) -> float:
     """Probability that an attempt heralds success (either detector alone clicks)."""
-    return 2.0 * herald_probability(alpha, eta_a, eta_b, p_dc, alpha_b)
+    return 2.0 * herald_probability(alpha, eta_a, eta_b, p_dc, alpha_b, **options)
 
 
 def post_herald_state(
@@ -277,18 +384,19 @@ def post_herald_state(
     p_dc: float,
     bell_state: BellState,
     alpha_b: float | None = None,
+    **options: Any,
 ) -> np.ndarray:
     """Normalised 4x4 spin state (order A, B) after the herald of ``bell_state``."""
-    rho = unnormalised_herald_state(alpha, eta_a, eta_b, p_dc, bell_state, alpha_b)
+    rho = unnormalised_herald_state(alpha, eta_a, eta_b, p_dc, bell_state, alpha_b, **options)
     weight = float(np.real(np.trace(rho)))
     if weight <= 0.0:
         raise ValueError("this herald has probability 0 for these parameters")
     return rho / weight
 
 
-def herald_fidelity(alpha: float, eta_a: float, eta_b: float, p_dc: float = 0.0, alpha_b: float | None = None) -> float:
+def herald_fidelity(alpha: float, eta_a: float, eta_b: float, p_dc: float = 0.0, alpha_b: float | None = None, **options: Any) -> float:
     """Fidelity of the post-herald state to the heralded Bell state (same for Ψ+ and Ψ-)."""
-    rho = post_herald_state(alpha, eta_a, eta_b, p_dc, BellState.PSI_PLUS, alpha_b)
+    rho = post_herald_state(alpha, eta_a, eta_b, p_dc, BellState.PSI_PLUS, alpha_b, **options)
     psi = bell_vector(BellState.PSI_PLUS)
     return min(1.0, max(0.0, float(np.real(np.conj(psi) @ rho @ psi))))
 
@@ -327,6 +435,7 @@ def fidelity_at_detection(
     bell_state: BellState,
     wait_a: tuple[float, float | None, float | None] = (0.0, None, None),
     wait_b: tuple[float, float | None, float | None] = (0.0, None, None),
+    **options: Any,
 ) -> float:
     """Fidelity of the spins to ``bell_state`` at the moment of detection.
 
@@ -334,11 +443,12 @@ def fidelity_at_detection(
     ``(elapsed_ns, t1_ns, t2_ns)`` for the time since its emission (the photon's
     flight to the station). Exact for the simulation: the noise acts on the
     spins alone, so it commutes with the detection of the photons.
-    Returns 0 if the herald is impossible for these parameters.
+    Returns 0 if the herald is impossible for these parameters. ``options``:
+    the station options of :func:`unnormalised_herald_state`.
     """
-    if success_probability(alpha_a, eta_a, eta_b, p_dc, alpha_b) <= 0.0:
+    if success_probability(alpha_a, eta_a, eta_b, p_dc, alpha_b, **options) <= 0.0:
         return 0.0
-    rho = post_herald_state(alpha_a, eta_a, eta_b, p_dc, bell_state, alpha_b)
+    rho = post_herald_state(alpha_a, eta_a, eta_b, p_dc, bell_state, alpha_b, **options)
     return stored_pair_fidelity(decohere_pair(rho, wait_a, wait_b), bell_state)
 
 
@@ -362,17 +472,18 @@ def operating_points(
     if count < 1:
         raise ValueError(f"count must be at least 1, got {count}")
     top = params.bright_state_population
-    eff = params.detector.efficiency
+    eff = params.detector.windowed_efficiency()
     eta_a = arrival_efficiency(params, hardware_a) * eff
     eta_b = arrival_efficiency(params, hardware_b) * eff
     p_dc = params.detector.dark_count_probability
+    options = station_options(params)
     wait_a = (wait_ns, hardware_a.memory.t1_ns, hardware_a.memory.t2_ns)
     wait_b = (wait_ns, hardware_b.memory.t1_ns, hardware_b.memory.t2_ns)
     points = []
     for k in range(count):
         alpha = top * 0.01 ** (k / max(1, count - 1)) if top > 0 else 0.0
-        p = min(1.0, success_probability(alpha, eta_a, eta_b, p_dc))
-        fidelity = fidelity_at_detection(alpha, alpha, eta_a, eta_b, p_dc, BellState.PSI_PLUS, wait_a, wait_b)
+        p = min(1.0, success_probability(alpha, eta_a, eta_b, p_dc, **options))
+        fidelity = fidelity_at_detection(alpha, alpha, eta_a, eta_b, p_dc, BellState.PSI_PLUS, wait_a, wait_b, **options)
         points.append((alpha, p, fidelity))
         if top == 0:
             break
@@ -393,7 +504,7 @@ class SingleClickModel:
     hardware_b: NodeHardware = NodeHardware()
 
     def _etas(self) -> tuple[float, float]:
-        eta_d = self.params.detector.efficiency
+        eta_d = self.params.detector.windowed_efficiency()
         return (
             arrival_efficiency(self.params, self.hardware_a) * eta_d,
             arrival_efficiency(self.params, self.hardware_b) * eta_d,
@@ -405,8 +516,9 @@ class SingleClickModel:
         alpha = self.params.bright_state_population
         p_dc = self.params.detector.dark_count_probability
         out = []
+        options = station_options(self.params)
         for bell in (BellState.PSI_PLUS, BellState.PSI_MINUS):
-            rho = unnormalised_herald_state(alpha, eta_a, eta_b, p_dc, bell)
+            rho = unnormalised_herald_state(alpha, eta_a, eta_b, p_dc, bell, **options)
             weight = float(np.real(np.trace(rho)))
             state = rho / weight if weight > 0 else rho
             out.append(HeraldBranch(bell_state=bell, probability=weight, state=state))
@@ -420,17 +532,22 @@ class SingleClickModel:
 
     @cached_property
     def _instrument(self) -> tuple[tuple[float, BellState, np.ndarray], ...]:
-        """Per herald: (probability, Bell state, normalised spin state), from the optics.
+        """Per herald: (probability, Bell state, normalised spin state), from the optics,
+        before the attempt's interferometer phase.
 
-        Built once per link from the operator model the QuTiP backend runs,
-        independently of the closed form: each node's spin–photon state
-        (:func:`emission_state`, photon loss included),
-        the herald POVM on the two photons (beam splitter and detectors,
-        :func:`herald_povm`), the photons traced out.
+        Built once per link, independently of the closed form. With
+        indistinguishable photons (V = 1): the operator model the QuTiP backend
+        runs, each node's spin–photon state (:func:`emission_state`, photon loss
+        included), the herald POVM on the two photons (beam splitter and
+        detectors, :func:`herald_povm`), the photons traced out. With V < 1: the
+        Fock-space round of :func:`qnetstack.physical.schemes.barrett_kok.round_instrument`
+        (photons with internal modes), applied to the emitted spin state.
         """
         alpha = self.params.bright_state_population
         trans_a = arrival_efficiency(self.params, self.hardware_a)
         trans_b = arrival_efficiency(self.params, self.hardware_b)
+        if self.params.two_photon_visibility < 1.0:
+            return self._fock_instrument(alpha, trans_a, trans_b)
         rho_a = emission_state(alpha, trans_a).full()
         rho_b = emission_state(alpha, trans_b).full()
         # order (s_A, p_A, s_B, p_B) -> (s_A, s_B, p_A, p_B)
@@ -444,12 +561,38 @@ class SingleClickModel:
             out.append((weight, bell, spins / weight if weight > 0 else spins))
         return tuple(out)
 
+    def _fock_instrument(self, alpha: float, trans_a: float, trans_b: float) -> tuple[tuple[float, BellState, np.ndarray], ...]:
+        detector = self.params.detector
+        gram = round_instrument(
+            trans_a,
+            trans_b,
+            self.params.two_photon_visibility,
+            detector.windowed_efficiency(),
+            detector.dark_count_probability,
+            detector.kind == "pnr",
+        )
+        amp = np.array([math.sqrt(1.0 - alpha), math.sqrt(alpha)])
+        emitted = np.outer(np.kron(amp, amp), np.kron(amp, amp)).astype(complex)
+        out = []
+        for outcome, bell in ((ROUND_C, BellState.PSI_PLUS), (ROUND_D, BellState.PSI_MINUS)):
+            spins = gram[outcome] * emitted
+            weight = float(np.real(np.trace(spins)))
+            out.append((weight, bell, spins / weight if weight > 0 else spins))
+        return tuple(out)
+
     def simulate_attempt(self, rng: np.random.Generator) -> HeraldBranch | None:
         """One attempt: sample the herald from the optics' instrument (see
-        ``_instrument``); ``None`` when no single detector clicked."""
+        ``_instrument``), then, with phase noise, this attempt's phase φ ~ N(0, σ²)
+        between the arms as ``diag(1, e^{iφ})`` on node B's spin (module
+        docstring); ``None`` when no single detector heralded."""
         u = rng.random()
         for weight, bell, state in self._instrument:
             if u < weight:
+                sigma = self.params.phase_noise_rad
+                if sigma > 0.0:
+                    phase = np.exp(1j * rng.normal(0.0, sigma))
+                    z = np.array([1.0, phase, 1.0, phase])  # basis |s_A s_B>: the phase on s_B = 1
+                    state = z[:, None] * state * z.conj()[None, :]
                 return HeraldBranch(bell_state=bell, probability=weight, state=state)
             u -= weight
         return None
@@ -468,9 +611,10 @@ class SingleClickPerEndModel:
     def branches(self) -> tuple[HeraldBranch, ...]:
         eta_a, eta_b = self.base._etas()
         p_dc = self.base.params.detector.dark_count_probability
+        options = station_options(self.base.params)
         out = []
         for bell in (BellState.PSI_PLUS, BellState.PSI_MINUS):
-            rho = unnormalised_herald_state(self.alpha_a, eta_a, eta_b, p_dc, bell, self.alpha_b)
+            rho = unnormalised_herald_state(self.alpha_a, eta_a, eta_b, p_dc, bell, self.alpha_b, **options)
             weight = float(np.real(np.trace(rho)))
             out.append(HeraldBranch(bell_state=bell, probability=weight, state=rho / weight if weight > 0 else rho))
         return tuple(out)
