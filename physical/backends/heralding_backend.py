@@ -239,6 +239,7 @@ class PassLink:
         self._params = params
         self._hardware = (hardware_a, hardware_b)
         self._blocks: dict[tuple[int, float | None, float | None], _PreparedLink | None] = {}
+        self._grid = arm.blocks()  # (n, start_ns, width_ns): computed once, read every attempt
 
     def block_link(self, index: int, alpha_a: float | None, alpha_b: float | None) -> _PreparedLink | None:
         """Block ``index``'s outcomes (``None``: nothing arrives, p = 0), cached."""
@@ -266,19 +267,19 @@ class PassLink:
         self, rng: np.random.Generator, start_ns: int, period_ns: int, max_attempts: int, alpha_a: float | None, alpha_b: float | None
     ) -> tuple[int, int | None, _PreparedLink | None]:
         """(attempts made, branch index or None, the outcomes of the block of the success)."""
-        n_blocks, first_ns, width_ns = self.arm.blocks()
+        n_blocks, first_ns, width_ns = self._grid
         made = 0
         while made < max_attempts:
             t = start_ns + made * period_ns
-            index = self.arm.block_of(t)
-            if index is None:
-                if t >= first_ns + n_blocks * width_ns:
-                    return max_attempts, None, None  # the pass is over: every attempt left fails
-                in_block = math.ceil((first_ns - t) / period_ns)  # before the pass: up to its start
+            index = math.floor((t - first_ns) / width_ns)
+            if index >= n_blocks:
+                return max_attempts, None, None  # the pass is over: every attempt left fails
+            if index < 0:  # before the pass: nothing up to its start
+                in_block, link = math.ceil((first_ns - t) / period_ns), None
             else:
                 in_block = math.ceil((first_ns + (index + 1) * width_ns - t) / period_ns)
+                link = self.block_link(index, alpha_a, alpha_b)
             in_block = max(1, min(in_block, max_attempts - made))
-            link = None if index is None else self.block_link(index, alpha_a, alpha_b)
             if link is not None and link.p > 0.0:
                 attempts, branch = link.draw(rng, in_block)
                 if branch is not None:
