@@ -277,6 +277,23 @@ def test_the_example_runs_and_heralds_only_inside_the_pass():
     assert start <= request.first_result_ns <= request.last_result_ns <= start + n_blocks * width + 1e7
 
 
+def test_a_request_the_pass_cannot_serve_fails_when_the_pass_ends():
+    """After the pass no attempt can herald and no next pass is modelled: the physical
+    layer takes the link down then, and the request ends with the link's DOWN error
+    instead of waiting for ever (a run would otherwise end stalled)."""
+    data = load_scenario(EXAMPLES / "satellite-pass.yaml").model_dump(exclude_unset=True)
+    data["links"][0].pop("fibre", None)
+    data["applications"][0]["request"]["number"] = 500
+    data.pop("stop", None)
+    loaded = parse_scenario(data)
+    result = assemble(loaded).run()
+    (request,) = result.applications
+    assert request.state == "failed" and 0 < request.results < 500
+    assert "DOWN" in (request.detail or "")
+    n_blocks, start, width = loaded.links[0].fibre.blocks()
+    assert request.time_ns is not None and start + n_blocks * width <= request.time_ns <= start + n_blocks * width + 1e9
+
+
 # ------------------------------------------------------------------ bad values
 
 

@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import math
 import weakref
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -89,6 +90,7 @@ from qnetstack.physical.service import (
     BellState,
     HeraldAttempt,
     HeraldingLink,
+    HeraldingLinkState,
     PhysicalCapabilities,
 )
 
@@ -327,6 +329,9 @@ class StationOutcome(NamedTuple):
 
 # ------------------------------------------------------------------ node
 
+# the tag of a node's timer that takes a satellite-fed link down when its pass ends: (PASS_OVER, neighbour)
+PASS_OVER = "pass_over"
+
 
 @dataclass(slots=True)
 class _Run:
@@ -369,6 +374,28 @@ class ModelNode(LinkEndNode):
 
     def capabilities(self) -> PhysicalCapabilities:
         return self._capabilities
+
+    def start(self) -> None:
+        super().start()
+        # a link fed from a satellite goes down for good when the pass ends (there is no next pass
+        # in the model): both ends time it alike, so they go down at the same instant
+        for neighbour, side in sorted(self.links.items()):
+            arm = getattr(side.params, "fibre", None)
+            if isinstance(arm, SatellitePassArm):
+                n, first_ns, width_ns = arm.blocks()
+                end_ns = math.ceil(first_ns + n * width_ns)
+                self._ctx.set_timer(max(0, end_ns - self._ctx.now_ns), (PASS_OVER, neighbour))
+
+    def handle_timer(self, tag: Hashable) -> None:
+        if isinstance(tag, tuple) and tag[:1] == (PASS_OVER,):
+            neighbour = tag[1]
+            if neighbour not in self._cut:
+                self._cut.add(neighbour)
+                self._lose_attempts(neighbour)
+                self._ctx.trace("physical.pass_over", neighbour=neighbour)
+                self._ctx.send_up(HeraldingLinkState(neighbour=neighbour, up=False))
+            return
+        super().handle_timer(tag)
 
     def _attempt(self, msg: HeraldAttempt, side: LinkSide) -> None:
         if msg.bright_state_population is not None and self._schemes[msg.neighbour].alpha_field is None:
