@@ -67,6 +67,7 @@ def satellite_link(**channel: Any) -> dict[str, Any]:
 
 
 def test_a_link_without_channel_is_fibre_as_before():
+    """SCN-CHAN-1."""
     link = parse_scenario(scenario({"length_km": 20.0})).links[0]
     assert link.channel.kind == "fibre"
     assert link.fibre == FibreParams()
@@ -92,7 +93,7 @@ def gaussian_arm_transmittance(distance_km: float) -> float:
 
 
 def test_free_space_success_probability_matches_the_single_click_closed_form():
-    """4 km single-click link (each arm 2 km of air): 200,000 attempts drawn one by
+    """SCN-CHAN-2: 4 km single-click link (each arm 2 km of air): 200,000 attempts drawn one by
     one from the model backend; the fraction that herald is within 5 SE of
     2αη(1-αη/2), η = emission × arm transmittance × detector efficiency."""
     length_km, alpha, emission, detector = 4.0, 0.3, 0.9, 0.8
@@ -162,7 +163,7 @@ BRIGHT = {
 
 
 def test_satellite_pass_success_probability_follows_the_loss_curve():
-    """Fast-forward runs back to back over 200 passes: every attempt slot of the pass
+    """SCN-CHAN-3: fast-forward runs back to back over 200 passes: every attempt slot of the pass
     is an attempt, so the attempts per time bin are known. In five bins (10 s,
     one block each, at -0.8, -0.4, 0, +0.4, +0.8 of the half pass) the fraction of
     attempts that herald is within 5 SE of the scheme's success probability along
@@ -230,7 +231,7 @@ def t_first(lo: float, start: float, period: int) -> float:
 
 
 def test_attempt_by_attempt_follows_the_blocks_too():
-    """One attempt per draw (max_attempts 1) over 2 passes of a brighter link
+    """SCN-CHAN-3: one attempt per draw (max_attempts 1) over 2 passes of a brighter link
     (large ground telescope, no jitter or atmosphere: p ~ 0.01): the success
     fraction over the whole pass is within 5 SE of the mean of the block
     probabilities (n = the attempts made, 2 × ~34,000)."""
@@ -253,6 +254,7 @@ def test_attempt_by_attempt_follows_the_blocks_too():
 
 
 def test_nothing_heralds_before_or_after_the_pass():
+    """SCN-CHAN-3: no success outside the pass, fast-forward across either side of it."""
     data = scenario({**satellite_link(zenith_at_s=200.0), **BRIGHT}, emission_efficiency=1.0)
     params = parse_scenario(data).links[0].physics()
     hardware = NodeHardware(emission_efficiency=1.0)
@@ -278,7 +280,7 @@ def test_the_example_runs_and_heralds_only_inside_the_pass():
 
 
 def test_a_request_the_pass_cannot_serve_fails_when_the_pass_ends():
-    """After the pass no attempt can herald and no next pass is modelled: the physical
+    """SCN-CHAN-4: after the pass no attempt can herald and no next pass is modelled: the physical
     layer takes the link down then, and the request ends with the link's DOWN error
     instead of waiting for ever (a run would otherwise end stalled)."""
     data = load_scenario(EXAMPLES / "satellite-pass.yaml").model_dump(exclude_unset=True)
@@ -319,6 +321,7 @@ BAD = [
 
 @pytest.mark.parametrize(("link", "field"), BAD, ids=[f"{i}-{f}" for i, (_, f) in enumerate(BAD)])
 def test_bad_channel_values_are_refused_naming_the_field(link, field):
+    """SCN-CHAN-5."""
     with pytest.raises(ScenarioError) as caught:
         parse_scenario(scenario(link))
     message = str(caught.value)
