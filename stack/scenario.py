@@ -255,6 +255,11 @@ class LinkSpec(_Spec):
     ``detector``, the single-click ``bright_state_population`` (left out: the
     parameter model's default, 0.1; other schemes have none) and the scheme's own fields from ``scheme_params``
     (e.g. ``two_photon_visibility`` for ``barrett-kok``).
+
+    ``channel`` says what carries the photons, by ``kind``: ``fibre`` (the default:
+    ``fibre`` as given), ``free-space`` or ``satellite-pass`` (``FreeSpaceLinkChannel``,
+    ``SatellitePassLinkChannel``). For the last two ``fibre`` is left out and
+    becomes the equivalent fibre of one arm, derived from the channel.
     """
 
     a: str

@@ -316,6 +316,12 @@ BAD = [
     (satellite_link(step_s=0.0), "links.0.channel.step_s"),
     (satellite_link(zenith_at_s=-1.0), "links.0.channel.zenith_at_s"),
     (satellite_link(free_space=True), "links.0.channel.free_space"),
+    # values as written: no text for numbers, no booleans, nothing infinite
+    ({"length_km": 4.0, "channel": {**FREE_SPACE, "transmitter_aperture_m": "0.1"}}, "links.0.channel.transmitter_aperture_m"),
+    ({"length_km": 4.0, "channel": {**FREE_SPACE, "receiver_aperture_m": True}}, "links.0.channel.receiver_aperture_m"),
+    (satellite_link(altitude_km=float("inf")), "links.0.channel.altitude_km"),
+    (satellite_link(step_s=float("nan")), "links.0.channel.step_s"),
+    ({"length_km": 4.0, "channel": {"kind": True}}, "links.0.channel.kind"),
 ]
 
 
