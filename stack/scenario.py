@@ -40,7 +40,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, cast, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    TypeAdapter,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from qnetstack.application.service import AppRequest
 from qnetstack.network.policy import POLICIES, PolicyError, make_policy
@@ -299,6 +308,15 @@ class LinkSpec(_Spec):
             raise _LinkProblem("fibre", f"a {self.channel.kind} link has no fibre: its loss and delay come from channel; leave fibre out")
         object.__setattr__(self, "fibre", arm)  # the link's own, derived value: set once, while validating
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_derived_fibre(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # a free-space or satellite link's fibre is derived from its channel and length: a dump
+        # leaves it out, so a dump with another length (a sweep) validates and derives it anew
+        data = handler(self)
+        if not isinstance(self.channel, FibreLinkChannel) and isinstance(data, dict):
+            data.pop("fibre", None)
+        return data
 
     @property
     def name(self) -> str:

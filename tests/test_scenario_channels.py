@@ -117,6 +117,17 @@ def test_free_space_success_probability_matches_the_single_click_closed_form():
     assert params.fibre.delay_ns(length_km / 2) == round(length_km / 2 / 299_792.458 * 1e9)
 
 
+def test_a_dump_with_another_length_derives_the_arm_anew():
+    """A sweep changes a dumped scenario and validates it again: the derived fibre is not in the dump."""
+    for link in ({"length_km": 4.0, "channel": FREE_SPACE}, satellite_link()):
+        data = parse_scenario(scenario(link)).model_dump(mode="json")
+        assert "fibre" not in data["links"][0]
+        data["links"][0]["length_km"] = 300.0
+        again = parse_scenario(data).links[0]
+        assert again.fibre == parse_scenario(scenario({**link, "length_km": 300.0})).links[0].fibre
+        assert again.fibre != parse_scenario(scenario(link)).links[0].fibre
+
+
 def test_a_free_space_link_runs_end_to_end():
     data = scenario({"length_km": 4.0, "bright_state_population": 0.3, "channel": FREE_SPACE})
     data["implementations"] = {"physical": "model-heralding"}
@@ -284,7 +295,6 @@ def test_a_request_the_pass_cannot_serve_fails_when_the_pass_ends():
     layer takes the link down then, and the request ends with the link's DOWN error
     instead of waiting for ever (a run would otherwise end stalled)."""
     data = load_scenario(EXAMPLES / "satellite-pass.yaml").model_dump(exclude_unset=True)
-    data["links"][0].pop("fibre", None)
     data["applications"][0]["request"]["number"] = 500
     data.pop("stop", None)
     loaded = parse_scenario(data)

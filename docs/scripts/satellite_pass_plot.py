@@ -35,7 +35,6 @@ BIN_S = 10.0
 def link_with_step(step_s: float):
     data = load_scenario(EXAMPLE).model_dump(exclude_unset=True)
     data["links"][0]["channel"]["step_s"] = step_s
-    data["links"][0].pop("fibre", None)
     scenario = parse_scenario(data)
     return scenario, scenario.links[0].physics()
 
