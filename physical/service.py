@@ -523,7 +523,8 @@ class FibreCut(_Message):
 
 class HeraldingLinkState(_Message):
     """Sent up, unasked, when the fibre to ``neighbour`` is cut (``up`` false) or
-    repaired: the node sees its light go or come back (loss of signal)."""
+    repaired: the node sees its light go or come back (loss of signal). A link
+    fed from a satellite also goes down (``up`` false) when its pass ends."""
 
     kind: Literal["heralding_link_state"] = "heralding_link_state"
     neighbour: str

@@ -52,6 +52,13 @@ Messages (τ = delay(L/2))::
 A reserved slot is neither free (``InitQubit`` cannot take it) nor held by
 the layer above (operations on it are ``UNKNOWN_HANDLE``).
 
+A link fed from a satellite (its ``fibre`` a
+:class:`~qnetstack.physical.components.channels.SatellitePassArm`) is not
+identically distributed in time: :class:`PassLink` draws its attempts block by
+block of the pass (see there), and both ends take the link down when the pass
+ends (``HeraldingLinkState``, as for a cut fibre). Its capabilities announce
+the link at closest approach.
+
 Adding a scheme needs nothing here: register it in
 :mod:`qnetstack.physical.schemes.registry` and this backend runs it.
 """
