@@ -92,6 +92,10 @@ def main() -> None:
                 if 0 <= k < len(successes):
                     successes[k] += 1
             t += made * period
+    # expected successes per bin from the block-constant p the sampler uses, for a χ² check
+    slot_p = [0.0 if arm.block_of(t) is None else pass_link.block_link(arm.block_of(t), None, None).p for t in slots]
+    expected = np.histogram(slots, bins=edges, weights=slot_p)[0] * args.passes
+    chi2 = float(np.sum((successes - expected) ** 2 / expected))
     fraction = successes / attempts
     se = np.sqrt(fraction * (1 - fraction) / attempts)
     centres = (edges[:-1] + edges[1:]) / 2
@@ -107,6 +111,7 @@ def main() -> None:
     print(
         f"p at closest approach {p_at(zenith):.3e}, at the edge {p_at(start + 1):.3e}; {args.passes} passes, {int(successes.sum())} successes"
     )
+    print(f"chi-square of the binned successes against the block probabilities: {chi2:.1f} for {len(successes)} bins")
     for c, f, s, t in zip(centres, fraction, se, [p_at(c) for c in centres]):
         print(f"  t = {c / 1e9:6.1f} s  measured {f:.3e} ± {s:.1e}  curve {t:.3e}")
 
