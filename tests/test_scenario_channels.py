@@ -128,11 +128,15 @@ def test_a_dump_with_another_length_derives_the_arm_anew():
         assert again.fibre != parse_scenario(scenario(link)).links[0].fibre
 
 
-def test_a_free_space_link_runs_end_to_end():
-    data = scenario({"length_km": 4.0, "bright_state_population": 0.3, "channel": FREE_SPACE})
-    data["implementations"] = {"physical": "model-heralding"}
+@pytest.mark.parametrize("scheme", ["single-click", "barrett-kok", "midpoint-source"])
+def test_a_free_space_link_runs_end_to_end_with_every_scheme(scheme):
+    """The station half-way: every scheme runs on a free-space link, its arm the same."""
+    data = scenario({"length_km": 4.0, "scheme": scheme, "channel": FREE_SPACE})
+    data["implementations"] = {"physical": "model-heralding", "link": "fast-forward-egp"}
     data["applications"] = [{"node": "a", "request": {"kind": "pairs", "remote_node": "b", "number": 3}}]
-    result = assemble(parse_scenario(data)).run()
+    loaded = parse_scenario(data)
+    assert loaded.links[0].physics().fibre.transmittance(2.0) == pytest.approx(gaussian_arm_transmittance(2.0), rel=1e-12)
+    result = assemble(loaded).run()
     assert result.end.status == "done", result.end
 
 
