@@ -150,7 +150,7 @@ class NodeSpec(_Spec):
 # link's loss and delay from its ``fibre`` over half the link; a free-space or
 # satellite link fills ``fibre`` with the equivalent figures of one arm
 # (``qnetstack.physical.components.channels.equivalent_fibre``), so the schemes
-# run unchanged. specs/physical.md §9 (channels in a scenario).
+# run unchanged. specs/physical.md §10 (channels in a scenario).
 
 
 class FibreLinkChannel(_Spec):
