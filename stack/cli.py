@@ -34,6 +34,10 @@ clauses passed out of those that apply (``qnetstack.stack.conform.score``).
 empty; written whole or not at all): a stub of the layer with TODOs naming the
 spec clauses, a student README and visible tests (``qnetstack.stack.exercise``).
 
+``qnetstack presets [--json]`` lists the hardware presets a scenario node may
+name (``hardware: {preset: NAME}``), with their key figures and sources
+(``qnetstack.stack.presets_cli``).
+
 ``qnetstack schema --out DIR`` writes the JSON Schemas of every service message
 and of the scenario file.
 
@@ -270,6 +274,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     exercise.add_argument("layer", type=_exercise_layer, help="the layer to build (link or network)")
     exercise.add_argument("dir", metavar="DIR", help="folder to write (must not exist, or be empty)")
+    presets = sub.add_parser("presets", help="list the hardware presets a scenario node may name, with their sources")
+    presets.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     return parser
 
 
@@ -308,6 +314,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _chart(args)
     if args.command == "exercise":
         return _exercise(args)
+    if args.command == "presets":
+        from qnetstack.stack.presets_cli import render_presets
+
+        print(render_presets(as_json=args.json))
+        return 0
     return 2  # argparse already rejects unknown commands
 
 

@@ -44,9 +44,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SerializerFunctionWrapHandler,
+    PrivateAttr,
     TypeAdapter,
     ValidationError,
+    field_serializer,
     model_serializer,
     model_validator,
 )
@@ -59,11 +60,16 @@ from qnetstack.physical.components.channels import (
     FibreChannel,
     FreeSpaceChannel,
     FreeSpaceOptics,
+    FrequencyConversion,
+    RamanNoise,
     SatellitePass,
     SatellitePassArm,
+    attenuation_db_per_km,
     equivalent_fibre,
+    noise_click_probability,
 )
 from qnetstack.physical.components.detectors import Detector
+from qnetstack.physical.components.presets import PRESETS, PresetName
 from qnetstack.physical.components.sources import WeakCoherentSource
 from qnetstack.physical.params import (
     SPEED_OF_LIGHT_KM_PER_S,
@@ -139,8 +145,99 @@ class _Spec(BaseModel):
 
 
 class NodeSpec(_Spec):
+    """A node: its name, its hardware and the wavelength its photons leave it at.
+
+    ``preset`` names a platform of :data:`qnetstack.physical.components.presets.PRESETS`
+    (``qnetstack presets`` lists them); the file may write it inside the hardware,
+    ``hardware: {preset: nv-delft-2021}``, or beside it, ``preset: nv-delft-2021``.
+    The node's hardware is then the preset's
+    (:meth:`~qnetstack.physical.components.presets.PlatformPreset.node_hardware`:
+    its memory, and its photon efficiency, which includes the preset's own
+    frequency converter if it has one) with every field the file gives in
+    ``hardware`` put over it, field by field: ``hardware: {preset: nv-delft-2021,
+    memory: {t2_ns: 500000000}}`` changes the memory's T2 and nothing else.
+
+    ``emission_wavelength_nm``: the wavelength the node's photons enter the
+    fibre at. Left out, the preset's (``PlatformPreset.wavelength_nm``, after the
+    preset's own converter: 637 nm for NV, 1522 nm for the Munich Rb atoms), or
+    unknown for a node without a preset. The links of the node use it (see
+    :class:`LinkSpec`).
+
+    A scenario written back (``model_dump``) keeps the preset and only the
+    hardware fields that differ from it, so the written form reads back to the
+    same node and a sweep may change the preset or one field of it.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra=lambda schema: _hardware_may_name_a_preset(schema))
+
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    preset: PresetName | None = None
     hardware: NodeHardware = NodeHardware()
+    emission_wavelength_nm: float | None = Field(None, gt=0.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _hardware_from_preset(cls, data: Any) -> Any:
+        # the preset's hardware with the given fields put over it; an unknown name is left to the
+        # `preset` field's own validation (which lists the names)
+        if not isinstance(data, dict):
+            return data
+        hardware = data.get("hardware", {})
+        if isinstance(hardware, dict) and "preset" in hardware:
+            hardware = {key: value for key, value in hardware.items() if key != "preset"}
+            data = {**data, "preset": data.get("hardware", {})["preset"], "hardware": hardware}
+        name = data.get("preset")
+        if not isinstance(name, str) or name not in PRESETS:
+            return data
+        if isinstance(hardware, NodeHardware):
+            hardware = hardware.model_dump(exclude_unset=True)
+        if not isinstance(hardware, dict):
+            return data  # validation reports it
+        return {**data, "hardware": _put_over(PRESETS[name].node_hardware().model_dump(), hardware)}
+
+    @field_serializer("hardware", mode="wrap")
+    def _hardware_as_changed(self, value: NodeHardware, handler: Any, info: Any) -> Any:
+        data = handler(value)
+        if self.preset is None or not isinstance(data, dict):
+            return data
+        return _changes(data, PRESETS[self.preset].node_hardware().model_dump(mode=info.mode))
+
+    @property
+    def wavelength_nm(self) -> float | None:
+        """The wavelength the node's photons enter the fibre at: ``emission_wavelength_nm``, else the preset's, else None."""
+        if self.emission_wavelength_nm is not None:
+            return self.emission_wavelength_nm
+        return None if self.preset is None else PRESETS[self.preset].wavelength_nm
+
+
+def _hardware_may_name_a_preset(schema: dict[str, Any]) -> None:
+    """In the JSON Schema, ``hardware`` is either the full hardware or a mapping naming a ``preset``
+    (whose overrides the reader checks against the hardware fields; an editor checks the name only)."""
+    hardware = schema["properties"]["hardware"]
+    names = next(option for option in schema["properties"]["preset"]["anyOf"] if "enum" in option)
+    by_name = {"type": "object", "properties": {"preset": names}, "required": ["preset"]}
+    plain = {key: value for key, value in hardware.items() if key != "default"}
+    schema["properties"]["hardware"] = {"anyOf": [plain, by_name], "default": hardware.get("default")}
+
+
+def _put_over(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``changes`` put over it, mapping by mapping (a value that is not a mapping replaces)."""
+    out = dict(base)
+    for key, value in changes.items():
+        out[key] = _put_over(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _changes(data: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``data`` that differ from ``base`` (the inverse of :func:`_put_over`)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            if changed := _changes(value, base[key]):
+                out[key] = changed
+        elif key not in base or base[key] != value:
+            out[key] = value
+    return out
 
 
 # ------------------------------------------------------------------ link channels by kind
@@ -265,10 +362,61 @@ class LinkSpec(_Spec):
     parameter model's default, 0.1; other schemes have none) and the scheme's own fields from ``scheme_params``
     (e.g. ``two_photon_visibility`` for ``barrett-kok``).
 
+    **Wavelength, frequency conversion and Raman noise** (specs/physical.md §9).
+    Photons leave the two nodes at their ``NodeSpec.wavelength_nm`` (the node's
+    ``emission_wavelength_nm``, else its preset's); ends that state one must
+    agree, photons of different colours do not interfere at the station.
+    ``conversion`` (a :class:`~qnetstack.physical.components.channels.FrequencyConversion`)
+    puts a converter at each node's output, from ``input_wavelength_nm`` (the
+    nodes' wavelength, when they state one) to ``output_wavelength_nm``, the
+    wavelength in the fibre; without it the fibre carries the nodes'
+    wavelength. The rules, applied when the scenario is validated:
+
+    * ``fibre.db_per_km`` left out and the wavelength in the fibre known: the
+      attenuation of standard fibre at that wavelength
+      (:data:`~qnetstack.physical.components.channels.ATTENUATION_BANDS`); a
+      wavelength the table does not cover (NV's 637 nm unconverted) is refused,
+      naming ``fibre.db_per_km``: add a ``conversion`` to a telecom wavelength or
+      give ``fibre.db_per_km``. Given, ``fibre.db_per_km`` is taken as it is.
+      With no wavelength known the fibre is :class:`FibreParams` as before.
+    * ``detector`` left out and both ends named by a preset whose detectors are
+      the same: that detector
+      (:meth:`~qnetstack.physical.components.detectors.Detector.to_detector_params`
+      over ``detection_window_ns``); presets with different detectors need the
+      link's own ``detector``. Otherwise :class:`DetectorParams` as before.
+    * Each converter passes a photon with probability η_c = ``conversion.efficiency``
+      and adds ``noise_rate_hz`` noise photons after its filter. Loss equal on
+      both arms of the station commutes with its beam splitter, so the scheme
+      gets it as detector efficiency η_d·η_c (the argument the schemes use for
+      η_d itself; Kok et al., Rev. Mod. Phys. 79, 135 (2007), §II).
+    * ``raman``: classical light launched at each node into its half of the
+      fibre with the photons (co-propagating), scattering Raman photons into the
+      quantum band (:class:`~qnetstack.physical.components.channels.RamanNoise`,
+      Eraerds et al., NJP 12, 063027 (2010)); it needs the wavelength in the
+      fibre to be known.
+    * Noise photons per window at each arm's end, ``n̄ = n_conv T(L/2) + n_Raman(L/2)``
+      (converter noise crosses the half fibre; Raman noise over L/2,
+      :meth:`~qnetstack.physical.components.channels.FibreChannel.noise_photons_per_window`),
+      reach each of the station's detectors at the same mean (the beam splitter
+      sends each photon of either arm to either detector with probability 1/2).
+      The scheme gets them as dark counts:
+      ``p_dc' = 1 - (1 - p_dc) exp(-η_d n̄)``
+      (:func:`~qnetstack.physical.components.channels.noise_click_probability`).
+    * ``detection_window_ns``: the window over which rates become probabilities
+      (converter and Raman noise, a preset detector's dark counts). 10 ns is the
+      window :meth:`~qnetstack.physical.components.presets.PlatformPreset.detector_params`
+      assumes, an order of magnitude rather than a published figure: set the
+      experiment's.
+    * The ``midpoint-source`` scheme's photons come from the station's pair
+      source, not from the nodes: the nodes' wavelengths do not apply to it and
+      it takes no ``conversion`` or ``raman``.
+
     ``channel`` says what carries the photons, by ``kind``: ``fibre`` (the default:
     ``fibre`` as given), ``free-space`` or ``satellite-pass`` (``FreeSpaceLinkChannel``,
     ``SatellitePassLinkChannel``). For the last two ``fibre`` is left out and
-    becomes the equivalent fibre of one arm, derived from the channel.
+    becomes the equivalent fibre of one arm, derived from the channel; the
+    light's wavelength (above) must be the channel's, a ``conversion`` reaches
+    the detector as on fibre, and ``raman`` is refused (no fibre carries it).
     """
 
     a: str
@@ -281,6 +429,69 @@ class LinkSpec(_Spec):
     scheme_params: dict[str, Any] = {}
     # ---- the channel by kind (fibre, free-space, satellite-pass)
     channel: LinkChannel = FibreLinkChannel()
+
+    # -- wavelength, frequency conversion, Raman noise (see the docstring)
+    conversion: FrequencyConversion | None = None
+    raman: RamanNoise | None = None
+    detection_window_ns: float = Field(10.0, gt=0.0)
+    # set when a scenario resolves the link against its nodes (see _with_light): the wavelength in
+    # the fibre, and which fields came from the nodes rather than the file (left out when written back)
+    _fibre_wavelength_nm: float | None = PrivateAttr(None)
+    _from_ends: frozenset[str] = PrivateAttr(frozenset())
+
+    @model_serializer(mode="wrap")
+    def _as_written(self, handler: Any) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            if "detector" in self._from_ends:
+                data.pop("detector", None)
+            if "fibre.db_per_km" in self._from_ends and isinstance(data.get("fibre"), dict):
+                data["fibre"] = {key: value for key, value in data["fibre"].items() if key != "db_per_km"}
+            if not isinstance(self.channel, FibreLinkChannel):
+                # a free-space or satellite link's fibre is derived from its channel and length: a dump
+                # leaves it out, so a dump with another length (a sweep) validates and derives it anew
+                data.pop("fibre", None)
+        return data
+
+    @property
+    def fibre_wavelength_nm(self) -> float | None:
+        """The wavelength in the fibre: the converter's output, else the nodes' (once resolved in a scenario), else None."""
+        return self.conversion.output_wavelength_nm if self.conversion is not None else self._fibre_wavelength_nm
+
+    def station_noise_photons(self) -> float:
+        """Mean noise photons per detection window reaching each detector of the
+        station: converter noise after the half fibre plus the Raman noise of the
+        half fibre (see the class docstring)."""
+        half_km = self.length_km / 2
+        noise = 0.0
+        if self.conversion is not None:
+            noise = self.conversion.noise_photons_per_window(self.detection_window_ns) * self.fibre.transmittance(half_km)
+        if self.raman is not None:
+            wavelength = self.fibre_wavelength_nm
+            if wavelength is None:
+                raise ValueError(
+                    "the Raman noise needs the wavelength in the fibre: give the nodes a preset or emission_wavelength_nm, or the link a conversion"
+                )
+            half = FibreChannel(
+                length_km=half_km,
+                wavelength_nm=wavelength,
+                db_per_km=self.fibre.db_per_km,
+                group_index=self.fibre.refractive_index,
+                raman=self.raman,
+            )
+            noise += half.noise_photons_per_window(self.detection_window_ns)
+        return noise
+
+    def heralding_detector(self) -> DetectorParams:
+        """The detector as the heralding scheme sees it: efficiency η_d·η_c and
+        dark-count probability ``1 - (1 - p_dc) exp(-η_d n̄)`` (class docstring);
+        the link's ``detector`` itself without conversion and Raman noise."""
+        if self.conversion is None and self.raman is None:
+            return self.detector
+        efficiency = self.detector.efficiency
+        converted = efficiency * (1.0 if self.conversion is None else self.conversion.efficiency)
+        dark = noise_click_probability(self.detector.dark_count_probability, efficiency, self.station_noise_photons())
+        return DetectorParams(efficiency=converted, dark_count_probability=dark)
 
     @model_validator(mode="before")
     @classmethod
@@ -309,15 +520,6 @@ class LinkSpec(_Spec):
         object.__setattr__(self, "fibre", arm)  # the link's own, derived value: set once, while validating
         return self
 
-    @model_serializer(mode="wrap")
-    def _without_derived_fibre(self, handler: SerializerFunctionWrapHandler) -> Any:
-        # a free-space or satellite link's fibre is derived from its channel and length: a dump
-        # leaves it out, so a dump with another length (a sweep) validates and derives it anew
-        data = handler(self)
-        if not isinstance(self.channel, FibreLinkChannel) and isinstance(data, dict):
-            data.pop("fibre", None)
-        return data
-
     @property
     def name(self) -> str:
         return f"{self.a}-{self.b}"
@@ -329,7 +531,7 @@ class LinkSpec(_Spec):
         if entry is None:
             available = ", ".join(e.name for e in HERALDING_SCHEMES)
             raise ValueError(f"scheme {self.scheme!r} is not available in this build (available: {available})")
-        fields: dict[str, Any] = {"length_km": self.length_km, "fibre": self.fibre, "detector": self.detector}
+        fields: dict[str, Any] = {"length_km": self.length_km, "fibre": self.fibre, "detector": self.heralding_detector()}
         if self.bright_state_population is not None:
             if entry.alpha_field is None:
                 raise ValueError(f"the {self.scheme} scheme has no bright-state population; leave it out")
@@ -337,6 +539,8 @@ class LinkSpec(_Spec):
         clash = sorted(set(self.scheme_params) & set(_LINK_FIELDS))
         if clash:
             raise ValueError(f"set {', '.join(clash)} on the link itself, not in scheme_params")
+        if self.scheme == "midpoint-source" and (self.conversion is not None or self.raman is not None):
+            raise ValueError("the midpoint-source scheme's photons come from the station's source: it takes no conversion or raman")
         fields.update(self.scheme_params)
         return entry.params_type.model_validate(fields, strict=True)
 
@@ -591,6 +795,26 @@ class Scenario(_Spec):
             apps[i] = entry.model_copy(update={"request": request}) if isinstance(entry, AppSpec) else {**entry, "request": request}
         return {**data, "applications": apps}
 
+    @model_validator(mode="before")
+    @classmethod
+    def _presets_known(cls, data: Any) -> Any:
+        # here rather than in NodeSpec, to name the field where the file wrote the preset
+        if not isinstance(data, dict) or not isinstance(data.get("nodes"), list):
+            return data
+        for i, node in enumerate(data["nodes"]):
+            if not isinstance(node, dict):
+                continue
+            hardware = node.get("hardware")
+            named = {"preset": node["preset"]} if node.get("preset") is not None else {}
+            if isinstance(hardware, dict) and "preset" in hardware:
+                named["hardware.preset"] = hardware["preset"]
+            for where, name in named.items():
+                if not isinstance(name, str) or name not in PRESETS:
+                    raise _FieldProblem(f"nodes.{i}.{where}", f"unknown preset {shown(name)} (presets: {listing(PRESETS, 200)})")
+            if len(set(named.values())) > 1:
+                raise _FieldProblem(f"nodes.{i}.hardware.preset", f"differs from nodes.{i}.preset; name the preset once")
+        return data
+
     @model_validator(mode="after")
     def _references_resolve(self) -> Scenario:
         _check_numbers(self.model_dump(), ())
@@ -601,6 +825,7 @@ class Scenario(_Spec):
                 raise _FieldProblem(f"nodes.{i}.name", f"duplicate node name {shown(name)}")
             seen.add(name)
         pairs: set[frozenset[str]] = set()
+        by_name = {n.name: n for n in self.nodes}
         for i, link in enumerate(self.links):
             for end in ("a", "b"):
                 value = getattr(link, end)
@@ -608,6 +833,7 @@ class Scenario(_Spec):
                     raise _FieldProblem(f"links.{i}.{end}", f"unknown node {shown(value)} (nodes: {listing(names)})")
             if link.a == link.b:
                 raise _FieldProblem(f"links.{i}.b", f"a link needs two different nodes, got {shown(link.a)} twice")
+            link = self.links[i] = _with_light(link, i, by_name[link.a], by_name[link.b])
             _check_physics(link, i)
             _check_delay(link, i)
             pair = frozenset((link.a, link.b))
@@ -759,6 +985,78 @@ def _given_request_id(request: Any) -> Any:
         # a name in model_fields_set is a field of the model, so whatever model it is has the attribute
         return cast(Any, request).request_id if "request_id" in request.model_fields_set else _LEFT_OUT
     return request.get("request_id", _LEFT_OUT)
+
+
+def _with_light(link: LinkSpec, index: int, a: NodeSpec, b: NodeSpec) -> LinkSpec:
+    """A copy of ``link`` resolved against its two nodes: the wavelength in the fibre, and the
+    fibre attenuation and detector it takes from them (the rules of :class:`LinkSpec`); a
+    one-line problem naming the field for a link whose light cannot be worked out."""
+    field = f"links.{index}"
+    given = link.model_fields_set - link._from_ends  # a copy resolved before keeps what the file gave
+    emits = {end.name: end.wavelength_nm for end in (a, b) if end.wavelength_nm is not None}
+    emitted: float | None = None
+    if link.scheme == "midpoint-source":
+        for name in ("conversion", "raman"):
+            if getattr(link, name) is not None:
+                raise _FieldProblem(
+                    f"{field}.{name}", "the midpoint-source scheme's photons come from the station's pair source; leave it out"
+                )
+    elif emits:
+        colours = sorted(set(emits.values()))
+        if len(colours) > 1:
+            said = ", ".join(f"{shown(name, 30)} at {nm:g} nm" for name, nm in emits.items())
+            raise _FieldProblem(field, f"the nodes emit at different wavelengths ({said}); photons must match to interfere at the station")
+        emitted = colours[0]
+    if link.conversion is not None and emitted is not None and not math.isclose(link.conversion.input_wavelength_nm, emitted):
+        raise _FieldProblem(
+            f"{field}.conversion.input_wavelength_nm",
+            f"is {link.conversion.input_wavelength_nm:g} nm but the nodes emit at {emitted:g} nm",
+        )
+    in_fibre = link.conversion.output_wavelength_nm if link.conversion is not None else emitted
+    updates: dict[str, Any] = {}
+    from_ends: set[str] = set()
+    db_given = "fibre" in given and "db_per_km" in link.fibre.model_fields_set and "fibre.db_per_km" not in link._from_ends
+    over_fibre = isinstance(link.channel, FibreLinkChannel)
+    if not over_fibre:
+        # a free-space or satellite link: its loss comes from the channel at the channel's wavelength
+        if link.raman is not None:
+            raise _FieldProblem(
+                f"{field}.raman", f"Raman noise comes from classical light in the same fibre; a {link.channel.kind} link has none"
+            )
+        if in_fibre is not None and not math.isclose(in_fibre, link.channel.wavelength_nm):
+            source = "the converter's output" if link.conversion is not None else "the wavelength the nodes emit at"
+            raise _FieldProblem(
+                f"{field}.channel.wavelength_nm",
+                f"is {link.channel.wavelength_nm:g} nm but the light on the link is at {in_fibre:g} nm ({source})",
+            )
+    if in_fibre is not None and not db_given and over_fibre:
+        try:
+            db_per_km = attenuation_db_per_km(in_fibre)
+        except ValueError:
+            source = "the converter's output" if link.conversion is not None else "the wavelength the nodes emit at"
+            raise _FieldProblem(
+                f"{field}.fibre.db_per_km",
+                f"standard fibre has no attenuation figure at {in_fibre:g} nm ({source}): add `conversion:` to a telecom "
+                "wavelength (e.g. output_wavelength_nm: 1550) or give fibre.db_per_km",
+            ) from None
+        updates["fibre"] = link.fibre.replace(db_per_km=db_per_km)
+        from_ends.add("fibre.db_per_km")
+    if "detector" not in given and a.preset is not None and b.preset is not None:
+        detector_a, detector_b = PRESETS[a.preset].detector, PRESETS[b.preset].detector
+        if detector_a != detector_b:
+            raise _FieldProblem(
+                f"{field}.detector", f"the presets {a.preset} and {b.preset} use different detectors; give the link's detector"
+            )
+        updates["detector"] = detector_a.to_detector_params(link.detection_window_ns)
+        from_ends.add("detector")
+    resolved = link.model_copy(update=updates)
+    resolved._fibre_wavelength_nm = in_fibre
+    resolved._from_ends = frozenset(from_ends)
+    try:
+        resolved.station_noise_photons()
+    except ValueError as exc:
+        raise _FieldProblem(f"{field}.raman", cut(str(exc), 200)) from None
+    return resolved
 
 
 def _check_physics(link: LinkSpec, index: int) -> None:

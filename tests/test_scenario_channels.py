@@ -310,6 +310,35 @@ def test_a_request_the_pass_cannot_serve_fails_when_the_pass_ends():
     assert request.time_ns is not None and start + n_blocks * width <= request.time_ns <= start + n_blocks * width + 1e9
 
 
+def test_light_on_a_free_space_link_meets_the_channel():
+    """Nodes emitting at the channel's wavelength, or converted to it, run; a converter's
+    efficiency reaches the scheme's detector as on fibre (η_d·η_c); the arm stays the channel's."""
+    conversion = {"input_wavelength_nm": 780.0, "output_wavelength_nm": 810.0, "efficiency": 0.5}
+    data = scenario({"length_km": 4.0, "channel": FREE_SPACE, "conversion": conversion, "detector": {"efficiency": 0.8}})
+    data["nodes"] = [{"name": n, "emission_wavelength_nm": 780.0} for n in ("a", "b")]
+    link = parse_scenario(data).links[0]
+    params = link.physics()
+    assert params.detector.efficiency == pytest.approx(0.4)
+    assert params.fibre.transmittance(2.0) == pytest.approx(gaussian_arm_transmittance(2.0), rel=1e-12)
+
+
+RAMAN = {"launch_power_mw": 1.0, "raman_coefficient_per_km_nm": 1e-9, "filter_bandwidth_nm": 1.0, "classical_wavelength_nm": 1550.0}
+
+
+def test_light_that_does_not_fit_the_channel_is_refused_naming_the_field():
+    data = scenario({"length_km": 4.0, "channel": FREE_SPACE, "raman": RAMAN})
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(data)
+    assert caught.value.field == "links.0.raman", str(caught.value)
+    conversion = {"input_wavelength_nm": 780.0, "output_wavelength_nm": 1550.0, "efficiency": 0.5}
+    data = scenario({"length_km": 4.0, "channel": FREE_SPACE, "conversion": conversion})
+    data["nodes"] = [{"name": n, "emission_wavelength_nm": 780.0} for n in ("a", "b")]
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(data)
+    assert caught.value.field == "links.0.channel.wavelength_nm", str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
 # ------------------------------------------------------------------ bad values
 
 

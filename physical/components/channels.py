@@ -165,6 +165,7 @@ __all__ = [
     "equivalent_fibre",
     "SatellitePassArm",
     "FrequencyConversion",
+    "noise_click_probability",
 ]
 
 # Exact by the 2019 redefinition of the SI.
@@ -785,3 +786,31 @@ class FrequencyConversion(HardwareParams):
                 "noise_photons": budget.noise_photons * self.efficiency + self.noise_photons_per_window(budget.window_ns),
             }
         )
+
+
+# ------------------------------------------------------------------ noise at a heralding detector
+
+
+def noise_click_probability(dark_count_probability: float, detector_efficiency: float, noise_photons: float) -> float:
+    """Probability that a threshold detector clicks in a window without a signal
+    photon, when besides its own dark counts (probability ``p_dc``) a mean of
+    ``n̄ = noise_photons`` noise photons reach it: ``1 - (1 - p_dc) exp(-η_d n̄)``.
+
+    Raman and converter noise spread over far more spectral-temporal modes than
+    one window resolves, so their photon number in a window is Poisson (the
+    multimode limit of thermal light, Mandel & Wolf, *Optical Coherence and
+    Quantum Optics*, 1995, §9.8); a detector of efficiency η_d keeps each photon
+    with probability η_d, which leaves a Poisson number of mean ``η_d n̄``
+    (Bernoulli thinning, Kelley & Kleiner, Phys. Rev. 136, A316 (1964)), and it
+    stays silent only with no noise detection and no dark count. The noise
+    photons carry no information on the memories' state and arrive independently
+    of the signal, so to a heralding scheme they are dark counts at this
+    probability (the treatment of Raman counts in Eraerds et al., NJP 12, 063027
+    (2010)).
+    """
+    for name, value in (("dark_count_probability", dark_count_probability), ("detector_efficiency", detector_efficiency)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {value}")
+    if not (noise_photons >= 0.0 and math.isfinite(noise_photons)):
+        raise ValueError(f"noise_photons must be finite and >= 0, got {noise_photons}")
+    return -math.expm1(math.log1p(-dark_count_probability) - detector_efficiency * noise_photons) if dark_count_probability < 1.0 else 1.0
