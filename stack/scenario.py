@@ -1016,18 +1016,19 @@ def _with_light(link: LinkSpec, index: int, a: NodeSpec, b: NodeSpec) -> LinkSpe
     updates: dict[str, Any] = {}
     from_ends: set[str] = set()
     db_given = "fibre" in given and "db_per_km" in link.fibre.model_fields_set and "fibre.db_per_km" not in link._from_ends
-    over_fibre = isinstance(link.channel, FibreLinkChannel)
-    if not over_fibre:
+    channel = link.channel
+    over_fibre = isinstance(channel, FibreLinkChannel)
+    if not isinstance(channel, FibreLinkChannel):
         # a free-space or satellite link: its loss comes from the channel at the channel's wavelength
         if link.raman is not None:
             raise _FieldProblem(
                 f"{field}.raman", f"Raman noise comes from classical light in the same fibre; a {link.channel.kind} link has none"
             )
-        if in_fibre is not None and not math.isclose(in_fibre, link.channel.wavelength_nm):
+        if in_fibre is not None and not math.isclose(in_fibre, channel.wavelength_nm):
             source = "the converter's output" if link.conversion is not None else "the wavelength the nodes emit at"
             raise _FieldProblem(
                 f"{field}.channel.wavelength_nm",
-                f"is {link.channel.wavelength_nm:g} nm but the light on the link is at {in_fibre:g} nm ({source})",
+                f"is {channel.wavelength_nm:g} nm but the light on the link is at {in_fibre:g} nm ({source})",
             )
     if in_fibre is not None and not db_given and over_fibre:
         try:
