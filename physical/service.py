@@ -526,7 +526,8 @@ class FibreCut(_Message):
 
 class HeraldingLinkState(_Message):
     """Sent up, unasked, when the fibre to ``neighbour`` is cut (``up`` false) or
-    repaired: the node sees its light go or come back (loss of signal)."""
+    repaired: the node sees its light go or come back (loss of signal). A link
+    fed from a satellite also goes down (``up`` false) when its pass ends."""
 
     kind: Literal["heralding_link_state"] = "heralding_link_state"
     neighbour: str
@@ -547,7 +548,7 @@ class NodeCrash(_Message):
 
 
 class StationPhotonCounts(_Message):
-    """What one heralding station's detectors saw over a run, as counts (specs/physical.md §10).
+    """What one heralding station's detectors saw over a run, as counts (specs/physical.md §11).
 
     Not part of the heralding service: the run's report reads it from the station
     (:class:`PhotonStatisticsSource`), and no layer may depend on it.

@@ -37,7 +37,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any, Literal, cast, get_args
+from typing import Annotated, Any, Literal, cast, get_args
 
 import yaml
 from pydantic import (
@@ -58,9 +58,14 @@ from qnetstack.network.routing import DEFAULT_METRIC, Metric
 from qnetstack.physical.backends.pulses import PulseLink
 from qnetstack.physical.components.channels import (
     FibreChannel,
+    FreeSpaceChannel,
+    FreeSpaceOptics,
     FrequencyConversion,
     RamanNoise,
+    SatellitePass,
+    SatellitePassArm,
     attenuation_db_per_km,
+    equivalent_fibre,
     noise_click_probability,
 )
 from qnetstack.physical.components.detectors import Detector
@@ -84,6 +89,10 @@ from qnetstack.stack.registry import is_import_path
 __all__ = [
     "NodeSpec",
     "LinkSpec",
+    "LinkChannel",
+    "FibreLinkChannel",
+    "FreeSpaceLinkChannel",
+    "SatellitePassLinkChannel",
     "Implementations",
     "RoutingSpec",
     "NetworkSpec",
@@ -232,6 +241,115 @@ def _changes(data: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# ------------------------------------------------------------------ link channels by kind
+#
+# What carries a link's photons between its nodes and its midpoint station:
+# LinkSpec.channel, told apart by ``kind``. Every heralding scheme reads the
+# link's loss and delay from its ``fibre`` over half the link; a free-space or
+# satellite link fills ``fibre`` with the equivalent figures of one arm
+# (``qnetstack.physical.components.channels.equivalent_fibre``), so the schemes
+# run unchanged. specs/physical.md §10 (channels in a scenario).
+
+
+class FibreLinkChannel(_Spec):
+    """Fibre, the default: loss and delay come from the link's ``fibre``."""
+
+    kind: Literal["fibre"] = "fibre"
+
+
+class FreeSpaceLinkChannel(FreeSpaceOptics):
+    """A terrestrial free-space link, station at the midpoint: each node's
+    telescope (``transmitter_aperture_m``) sends over ``length_km/2`` of air to
+    the station's (``receiver_aperture_m``; for the midpoint-source scheme the
+    light runs the other way, the station transmitting, and the same formula
+    holds with the apertures so named). The optics and their defaults are those of
+    ``FreeSpaceOptics`` (Gaussian beam, Siegman 1986; pointing jitter,
+    Toyoshima et al. 2002); ``atmospheric_db_per_km`` is the extinction along
+    the path (default 0: vacuum, set it from the local visibility)."""
+
+    kind: Literal["free-space"]
+    atmospheric_db_per_km: float = Field(0.0, ge=0.0)
+
+    def arm(self, length_km: float) -> FreeSpaceChannel:
+        """One arm, node to station."""
+        optics = self.model_dump(exclude={"kind"})
+        return FreeSpaceChannel(distance_km=length_km / 2, **optics)
+
+    def arm_fibre(self, length_km: float) -> FibreParams:
+        arm = self.arm(length_km)
+        return equivalent_fibre(arm.transmittance(), length_km / 2, arm.delay_ns())
+
+
+class SatellitePassLinkChannel(FreeSpaceOptics):
+    """Both nodes are ground stations fed by one satellite during one pass: an
+    entangled-pair source on the satellite sends one photon down to each (the
+    midpoint-source scheme, the satellite in the station's place; the double
+    downlink of Yin et al., Science 356, 1140 (2017)). The transmitter is the
+    satellite's telescope, the receiver each station's. The stations stand on
+    either side of the ground track, ``length_km/2`` from it, so both see the
+    same loss curve (``SatellitePass`` with ``cross_track_km = length_km/2``).
+
+    ``altitude_km``, ``min_elevation_deg`` (tracking limit) and
+    ``zenith_transmittance`` (of the atmosphere) as in ``SatellitePass``.
+    ``zenith_at_s``: the simulated time of closest approach; left out, the
+    pass starts (the satellite rises above ``min_elevation_deg``) at time 0.
+    ``step_s``: the longest span over which the success probability is held
+    constant (default 1 s; docs/physical.md bounds the error it makes)."""
+
+    kind: Literal["satellite-pass"]
+    altitude_km: float = Field(gt=0.0, le=100_000.0)
+    min_elevation_deg: float = Field(gt=0.0, le=90.0)
+    zenith_transmittance: Probability = 1.0
+    zenith_at_s: float | None = Field(None, ge=0.0, le=1e9)
+    step_s: float = Field(1.0, ge=1e-6, le=3600.0)
+
+    def satellite_pass(self, length_km: float) -> SatellitePass:
+        """The pass as each of the two stations sees it."""
+        optics = self.model_dump(include=set(FreeSpaceOptics.model_fields))
+        return SatellitePass(
+            **optics,
+            altitude_km=self.altitude_km,
+            min_elevation_deg=self.min_elevation_deg,
+            zenith_transmittance=self.zenith_transmittance,
+            cross_track_km=length_km / 2,
+        )
+
+    def arm_fibre(self, length_km: float) -> SatellitePassArm:
+        satellite_pass = self.satellite_pass(length_km)
+        zenith_s = satellite_pass.half_duration_s() if self.zenith_at_s is None else self.zenith_at_s
+        return SatellitePassArm.build(satellite_pass, length_km / 2, round(zenith_s * 1e9), max(1, round(self.step_s * 1e9)))
+
+
+LinkChannel = Annotated[FibreLinkChannel | FreeSpaceLinkChannel | SatellitePassLinkChannel, Field(discriminator="kind")]
+
+
+def _arm_fibre(link: LinkSpec) -> FibreParams:
+    """The ``fibre`` a free-space or satellite link runs with, or a one-line problem naming the field."""
+    channel = link.channel
+    assert not isinstance(channel, FibreLinkChannel)
+    if isinstance(channel, SatellitePassLinkChannel):
+        if link.scheme != "midpoint-source":
+            raise _LinkProblem(
+                "scheme",
+                f"a satellite-pass link feeds both nodes from a pair source on the satellite: only the midpoint-source scheme "
+                f"works that way (got {link.scheme}); use channel kind free-space for a station between the nodes",
+            )
+        try:
+            channel.satellite_pass(link.length_km)
+        except ValidationError as exc:
+            raise _LinkProblem(
+                "length_km", f"the stations stand length_km/2 either side of the ground track: {cut(exc.errors()[0]['msg'], 200)}"
+            ) from None
+    try:
+        return channel.arm_fibre(link.length_km)
+    except ValueError as exc:
+        if "transmittance must be in (0, 1]" in str(exc) or "transmits nothing" in str(exc):
+            raise _LinkProblem(
+                "channel", "the channel transmits nothing (an efficiency or transmittance of 0): no attempt could herald"
+            ) from None
+        raise _LinkProblem("channel", cut(str(exc), 200)) from None
+
+
 # Fields of every scheme's parameter model that LinkSpec sets itself.
 _LINK_FIELDS = ("length_km", "fibre", "detector", "bright_state_population")
 # LinkSpec.two_photon_visibility under each scheme's own name.
@@ -299,6 +417,13 @@ class LinkSpec(_Spec):
     * The ``midpoint-source`` scheme's photons come from the station's pair
       source, not from the nodes: the nodes' wavelengths do not apply to it and
       it takes no ``conversion`` or ``raman``.
+
+    ``channel`` says what carries the photons, by ``kind``: ``fibre`` (the default:
+    ``fibre`` as given), ``free-space`` or ``satellite-pass`` (``FreeSpaceLinkChannel``,
+    ``SatellitePassLinkChannel``). For the last two ``fibre`` is left out and
+    becomes the equivalent fibre of one arm, derived from the channel; the
+    light's wavelength (above) must be the channel's, a ``conversion`` reaches
+    the detector as on fibre, and ``raman`` is refused (no fibre carries it).
     """
 
     a: str
@@ -314,6 +439,9 @@ class LinkSpec(_Spec):
     # these two are the optics'. Left out: the scheme's default.
     two_photon_visibility: Probability | None = None
     phase_noise_rad: float | None = Field(None, ge=0.0)
+
+    # ---- the channel by kind (fibre, free-space, satellite-pass)
+    channel: LinkChannel = FibreLinkChannel()
 
     # -- wavelength, frequency conversion, Raman noise (see the docstring)
     conversion: FrequencyConversion | None = None
@@ -332,6 +460,10 @@ class LinkSpec(_Spec):
                 data.pop("detector", None)
             if "fibre.db_per_km" in self._from_ends and isinstance(data.get("fibre"), dict):
                 data["fibre"] = {key: value for key, value in data["fibre"].items() if key != "db_per_km"}
+            if not isinstance(self.channel, FibreLinkChannel):
+                # a free-space or satellite link's fibre is derived from its channel and length: a dump
+                # leaves it out, so a dump with another length (a sweep) validates and derives it anew
+                data.pop("fibre", None)
         return data
 
     @property
@@ -381,6 +513,25 @@ class LinkSpec(_Spec):
         if isinstance(data, dict) and data.get("scheme", "single-click") == "single-click" and data.get("bright_state_population") is None:
             data = {**data, "bright_state_population": SingleClickLinkParams.model_fields["bright_state_population"].default}
         return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _channel_by_name(cls, data: Any) -> Any:
+        # ``channel: fibre`` is short for ``channel: {kind: fibre}``
+        if isinstance(data, dict) and isinstance(data.get("channel"), str):
+            data = {**data, "channel": {"kind": data["channel"]}}
+        return data
+
+    @model_validator(mode="after")
+    def _fibre_from_channel(self) -> LinkSpec:
+        if isinstance(self.channel, FibreLinkChannel):
+            return self
+        arm = _arm_fibre(self)
+        given = "fibre" in self.model_fields_set
+        if given and (self.fibre.db_per_km, self.fibre.refractive_index) != (arm.db_per_km, arm.refractive_index):
+            raise _LinkProblem("fibre", f"a {self.channel.kind} link has no fibre: its loss and delay come from channel; leave fibre out")
+        object.__setattr__(self, "fibre", arm)  # the link's own, derived value: set once, while validating
+        return self
 
     @property
     def name(self) -> str:
@@ -909,7 +1060,21 @@ def _with_light(link: LinkSpec, index: int, a: NodeSpec, b: NodeSpec) -> LinkSpe
     updates: dict[str, Any] = {}
     from_ends: set[str] = set()
     db_given = "fibre" in given and "db_per_km" in link.fibre.model_fields_set and "fibre.db_per_km" not in link._from_ends
-    if in_fibre is not None and not db_given:
+    channel = link.channel
+    over_fibre = isinstance(channel, FibreLinkChannel)
+    if not isinstance(channel, FibreLinkChannel):
+        # a free-space or satellite link: its loss comes from the channel at the channel's wavelength
+        if link.raman is not None:
+            raise _FieldProblem(
+                f"{field}.raman", f"Raman noise comes from classical light in the same fibre; a {link.channel.kind} link has none"
+            )
+        if in_fibre is not None and not math.isclose(in_fibre, channel.wavelength_nm):
+            source = "the converter's output" if link.conversion is not None else "the wavelength the nodes emit at"
+            raise _FieldProblem(
+                f"{field}.channel.wavelength_nm",
+                f"is {channel.wavelength_nm:g} nm but the light on the link is at {in_fibre:g} nm ({source})",
+            )
+    if in_fibre is not None and not db_given and over_fibre:
         try:
             db_per_km = attenuation_db_per_km(in_fibre)
         except ValueError:
@@ -1007,6 +1172,10 @@ class _FieldProblem(ValueError):
         super().__init__(f"{field}: {problem}")
         self.field = field
         self.problem = problem
+
+
+class _LinkProblem(_FieldProblem):
+    """A :class:`_FieldProblem` of one link, ``field`` relative to the link (``channel.step_s``)."""
 
 
 def parse_scenario(data: Any, source: str | None = None, *, allow_import: bool = False) -> Scenario:
@@ -1163,6 +1332,9 @@ def _check_plain(data: Any, source: str | None) -> None:
 def _one_line(exc: ValidationError, source: str | None) -> ScenarioError:
     err = exc.errors()[0]
     ctx_error = (err.get("ctx") or {}).get("error")
+    if isinstance(ctx_error, _LinkProblem):
+        where = _dotted(_without_union_tags(err["loc"]))
+        return ScenarioError(f"{where}.{ctx_error.field}" if where else ctx_error.field, ctx_error.problem, source)
     if isinstance(ctx_error, _FieldProblem):
         return ScenarioError(ctx_error.field, ctx_error.problem, source)
     loc = _dotted(_without_union_tags(err["loc"]))
@@ -1188,7 +1360,9 @@ def _got(err: Any) -> str:
 # errors inside a tagged union; the user never wrote it as a key.
 _APP_KINDS = frozenset(member.model_fields["kind"].default for member in get_args(get_args(AppRequest)[0]))
 _ADVERSARY_KINDS = frozenset(member.model_fields["kind"].default for member in get_args(get_args(Adversary)[0]))
-_UNION_TAGS = {"request": _APP_KINDS, "adversary": _ADVERSARY_KINDS}  # the union field -> the tags pydantic adds after it
+_CHANNEL_KINDS = frozenset(get_args(member.model_fields["kind"].annotation)[0] for member in get_args(get_args(LinkChannel)[0]))
+# the union field -> the tags pydantic adds after it
+_UNION_TAGS = {"request": _APP_KINDS, "adversary": _ADVERSARY_KINDS, "channel": _CHANNEL_KINDS}
 
 
 def _without_union_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:

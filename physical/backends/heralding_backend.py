@@ -52,13 +52,22 @@ Messages (τ = delay(L/2))::
 A reserved slot is neither free (``InitQubit`` cannot take it) nor held by
 the layer above (operations on it are ``UNKNOWN_HANDLE``).
 
+A link fed from a satellite (its ``fibre`` a
+:class:`~qnetstack.physical.components.channels.SatellitePassArm`) is not
+identically distributed in time: :class:`PassLink` draws its attempts block by
+block of the pass (see there), and both ends take the link down when the pass
+ends (``HeraldingLinkState``, as for a cut fibre). Its capabilities announce
+the link at closest approach.
+
 Adding a scheme needs nothing here: register it in
 :mod:`qnetstack.physical.schemes.registry` and this backend runs it.
 """
 
 from __future__ import annotations
 
+import math
 import weakref
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -78,6 +87,7 @@ from qnetstack.physical.backends.midpoint import (
 )
 from qnetstack.physical.backends.photon_counts import pattern_counter
 from qnetstack.physical.backends.pulses import PulseLink, PulseTrainBackend
+from qnetstack.physical.components.channels import SatellitePassArm
 from qnetstack.physical.engines.world import QuantumWorld
 from qnetstack.physical.params import LinkSide, NodeHardware
 from qnetstack.physical.schemes.model import HeraldingModel, branch_fidelity
@@ -88,11 +98,13 @@ from qnetstack.physical.service import (
     BellState,
     HeraldAttempt,
     HeraldingLink,
+    HeraldingLinkState,
     PhysicalCapabilities,
 )
 
 __all__ = [
     "HeraldingModelBackend",
+    "PassLink",
     "ModelNode",
     "ModelStation",
     "AttemptReport",
@@ -204,6 +216,88 @@ def prepared_link(
     return found
 
 
+# ------------------------------------------------------------------ time-varying links
+
+
+class PassLink:
+    """Outcomes of a link whose arms follow a satellite pass (:class:`SatellitePassArm`).
+
+    The pass is cut into blocks of at most ``step_ns`` (``SatellitePassArm.blocks``);
+    in each block the link is the scheme's model with the arms' transmittance at
+    the block's middle, prepared once per block and α pair. Attempt k of a run
+    that starts at ``t0`` belongs to the block holding ``t0 + (k-1)·P``.
+    Attempts are independent, so within a block of constant p the number of
+    attempts to the first success is geometric, and a geometric count that
+    runs past the block's last attempt only says that all of them failed; by
+    memorylessness the draw starts afresh in the next block. This is exact for
+    the piecewise-constant p (thinning, Lewis & Shedler, Naval Res. Logist. Q.
+    26, 403 (1979), would be the alternative for a p given at every instant);
+    the error against the continuous loss curve is the change of p within half
+    a block, bounded in docs/physical.md. Outside the pass p = 0: those attempts
+    fail, without a draw.
+    """
+
+    def __init__(
+        self, world: QuantumWorld, entry: HeraldingSchemeEntry, params: Any, hardware_a: NodeHardware, hardware_b: NodeHardware
+    ) -> None:
+        arm = params.fibre
+        if not isinstance(arm, SatellitePassArm):
+            raise TypeError(f"a pass link needs a SatellitePassArm as its fibre, got {type(arm).__name__}")
+        self.arm: SatellitePassArm = arm
+        self._world = world
+        self._entry = entry
+        self._params = params
+        self._hardware = (hardware_a, hardware_b)
+        self._blocks: dict[tuple[int, float | None, float | None], _PreparedLink | None] = {}
+        self._grid = arm.blocks()  # (n, start_ns, width_ns): computed once, read every attempt
+
+    def block_link(self, index: int, alpha_a: float | None, alpha_b: float | None) -> _PreparedLink | None:
+        """Block ``index``'s outcomes (``None``: nothing arrives, p = 0), cached."""
+        key = (index, alpha_a, alpha_b)
+        if key not in self._blocks:
+            fibre = self.arm.block_fibre(index)
+            found = None
+            if fibre is not None:
+                params = self._params.replace(fibre=fibre)
+                link_alpha = self._entry.link_alpha(params)
+                found = prepared_link(
+                    self._world,
+                    self._entry,
+                    params,
+                    *self._hardware,
+                    link_alpha if alpha_a is None else alpha_a,
+                    link_alpha if alpha_b is None else alpha_b,
+                )
+            if len(self._blocks) > 4096:
+                self._blocks.clear()
+            self._blocks[key] = found
+        return self._blocks[key]
+
+    def draw(
+        self, rng: np.random.Generator, start_ns: int, period_ns: int, max_attempts: int, alpha_a: float | None, alpha_b: float | None
+    ) -> tuple[int, int | None, _PreparedLink | None]:
+        """(attempts made, branch index or None, the outcomes of the block of the success)."""
+        n_blocks, first_ns, width_ns = self._grid
+        made = 0
+        while made < max_attempts:
+            t = start_ns + made * period_ns
+            index = math.floor((t - first_ns) / width_ns)
+            if index >= n_blocks:
+                return max_attempts, None, None  # the pass is over: every attempt left fails
+            if index < 0:  # before the pass: nothing up to its start
+                in_block, link = math.ceil((first_ns - t) / period_ns), None
+            else:
+                in_block = math.ceil((first_ns + (index + 1) * width_ns - t) / period_ns)
+                link = self.block_link(index, alpha_a, alpha_b)
+            in_block = max(1, min(in_block, max_attempts - made))
+            if link is not None and link.p > 0.0:
+                attempts, branch = link.draw(rng, in_block)
+                if branch is not None:
+                    return made + attempts, branch, link
+            made += in_block
+        return max_attempts, None, None
+
+
 # ------------------------------------------------------------------ messages
 
 
@@ -242,6 +336,9 @@ class StationOutcome(NamedTuple):
 
 
 # ------------------------------------------------------------------ node
+
+# the tag of a node's timer that takes a satellite-fed link down when its pass ends: (PASS_OVER, neighbour)
+PASS_OVER = "pass_over"
 
 
 @dataclass(slots=True)
@@ -285,6 +382,28 @@ class ModelNode(LinkEndNode):
 
     def capabilities(self) -> PhysicalCapabilities:
         return self._capabilities
+
+    def start(self) -> None:
+        super().start()
+        # a link fed from a satellite goes down for good when the pass ends (there is no next pass
+        # in the model): both ends time it alike, so they go down at the same instant
+        for neighbour, side in sorted(self.links.items()):
+            arm = getattr(side.params, "fibre", None)
+            if isinstance(arm, SatellitePassArm):
+                n, first_ns, width_ns = arm.blocks()
+                end_ns = math.ceil(first_ns + n * width_ns)
+                self._ctx.set_timer(max(0, end_ns - self._ctx.now_ns), (PASS_OVER, neighbour))
+
+    def handle_timer(self, tag: Hashable) -> None:
+        if isinstance(tag, tuple) and tag[:1] == (PASS_OVER,):
+            neighbour = tag[1]
+            if neighbour not in self._cut:
+                self._cut.add(neighbour)
+                self._lose_attempts(neighbour)
+                self._ctx.trace("physical.pass_over", neighbour=neighbour)
+                self._ctx.send_up(HeraldingLinkState(neighbour=neighbour, up=False))
+            return
+        super().handle_timer(tag)
 
     def _attempt(self, msg: HeraldAttempt, side: LinkSide) -> None:
         if msg.bright_state_population is not None and self._schemes[msg.neighbour].alpha_field is None:
@@ -346,6 +465,13 @@ class ModelStation(MidpointStationBase):
         self._own: _PreparedLink | None = None  # the outcomes at the link's own α
         self._decided: dict[int, _Decided] = {}
         self.photon_counter = pattern_counter(self)
+        arm = getattr(self.params, "fibre", None)
+        # a link fed from a satellite: its success probability follows the pass in simulated time
+        self._pass = (
+            PassLink(self._world, self.scheme, self.params, self._hardware[self.ends[0]], self._hardware[self.ends[1]])
+            if isinstance(arm, SatellitePassArm)
+            else None
+        )
 
     def prepared(self, alpha_a: float | None, alpha_b: float | None) -> _PreparedLink:
         """The link's outcomes for these α (``None``: the link's own), cached."""
@@ -384,6 +510,19 @@ class ModelStation(MidpointStationBase):
             self._herald(attempt_id, _Decided(reports, 1, None, None, (0, 0)))
             return
         assert ra is not None and rb is not None
+        if self._pass is not None:
+            attempts, branch, prepared_or_none = self._pass.draw(
+                self._ctx.rng, ra.emitted_ns, self.period_ns, ra.max_attempts, ra.bright_state_population, rb.bright_state_population
+            )
+            self.attempts += attempts
+            waits = (now - ra.emitted_ns, now - rb.emitted_ns)
+            decided = _Decided(reports, attempts, branch, prepared_or_none, waits)
+            if attempts == 1:
+                self._herald(attempt_id, decided)
+            else:
+                self._decided[attempt_id] = decided
+                self._ctx.set_timer((attempts - 1) * self.period_ns, ("herald", attempt_id))
+            return
         prepared = self.prepared(ra.bright_state_population, rb.bright_state_population)
         attempts, branch = prepared.draw(self._ctx.rng, ra.max_attempts)
         self.attempts += attempts
@@ -400,7 +539,7 @@ class ModelStation(MidpointStationBase):
         now = self._ctx.now_ns
         prepared, branch = decided.prepared, decided.branch
         success = branch is not None and prepared is not None
-        if prepared is not None:
+        if prepared is not None or self._pass is not None:
             self._ctx.trace("station.attempt", link=self.link, success=success, attempt_id=attempt_id, attempts=decided.attempts)
         if not success:
             # a failure says the same to both ends (messages are immutable): build it once

@@ -110,8 +110,13 @@ present, then adds its own noise.
   *Fundamentals of Astrodynamics and Applications*, 4th ed., 2013, §11.3).
   The satellite moves at the Kepler rate ``ω = sqrt(GM / r³)``, so
   ``γ(t) = ω t`` with t = 0 at zenith; the station tracks it above the minimum
-  elevation ε_min, i.e. for ``|γ| ≤ arccos(R cos ε_min / r) - ε_min``. The
-  pass is symmetric in t and its loss is smallest at zenith. Delays are
+  elevation ε_min, i.e. for ``|γ| ≤ γ_max = arccos(R cos ε_min / r) - ε_min``. The
+  pass is symmetric in t and its loss is smallest at zenith. A station at
+  ground distance ``R β`` beside the ground track sees the central angle
+  ``cos γ = cos β cos(ω t)`` (right spherical triangle: station, its foot on
+  the track, the sub-satellite point; Napier's rules, e.g. Smart, *Textbook
+  on Spherical Astronomy*, 6th ed., 1977, ch. 1), so its pass lasts
+  ``|t| ≤ arccos(cos γ_max / cos β) / ω`` and needs ``β < γ_max``. Delays are
   ``d / c`` (vacuum; the air's refractive index 1.0003 adds < 0.03 % on a
   short stretch, Ciddor, Appl. Opt. 35, 1566 (1996)).
 * Sanity figure: Micius (Liao et al., Nature 549, 43 (2017)), ~500 km
@@ -157,6 +162,8 @@ __all__ = [
     "FreeSpaceChannel",
     "SatellitePass",
     "slant_range_km",
+    "equivalent_fibre",
+    "SatellitePassArm",
     "FrequencyConversion",
     "noise_click_probability",
 ]
@@ -545,22 +552,39 @@ def slant_range_km(altitude_km: float, elevation_deg: float, earth_radius_km: fl
 
 
 class SatellitePass(FreeSpaceOptics):
-    """A downlink from a satellite in a circular orbit during an overhead pass.
+    """A downlink from a satellite in a circular orbit during one pass.
 
     The transmitter is the satellite's telescope, the receiver the ground
     station's. ``zenith_transmittance``: of the atmosphere straight up at this
     wavelength; default 1 (no atmosphere, an idealisation — set it from a
-    radiative-transfer model or measurement). Time ``t_s`` runs from 0 at
-    zenith; the pass lasts ``[-half_duration_s(), +half_duration_s()]``.
+    radiative-transfer model or measurement). ``cross_track_km``: the
+    station's ground distance from the satellite's ground track (default 0:
+    an overhead pass). Time ``t_s`` runs from 0 at closest approach (zenith
+    when overhead); the pass lasts ``[-half_duration_s(), +half_duration_s()]``.
     """
 
     altitude_km: float = Field(gt=0.0)
     min_elevation_deg: float = Field(gt=0.0, le=90.0)
     zenith_transmittance: Probability = 1.0
+    cross_track_km: float = Field(0.0, ge=0.0)
+
+    @model_validator(mode="after")
+    def _station_sees_the_pass(self) -> SatellitePass:
+        if self.cross_track_km > 0 and self._cross_track_angle() >= self._max_central_angle():
+            reach = self._max_central_angle() * EARTH_RADIUS_KM
+            raise ValueError(
+                f"cross_track_km={self.cross_track_km:g} puts the station out of the pass: the satellite never rises above "
+                f"min_elevation_deg={self.min_elevation_deg:g} there (reach {reach:.0f} km from the ground track)"
+            )
+        return self
 
     @property
     def orbit_radius_km(self) -> float:
         return EARTH_RADIUS_KM + self.altitude_km
+
+    def _cross_track_angle(self) -> float:
+        """β: the station's central angle from the ground track (arc length over R)."""
+        return self.cross_track_km / EARTH_RADIUS_KM
 
     def angular_rate_rad_per_s(self) -> float:
         """Kepler: ``ω = sqrt(GM / r³)``."""
@@ -571,21 +595,26 @@ class SatellitePass(FreeSpaceOptics):
         return math.acos(EARTH_RADIUS_KM * math.cos(eps) / self.orbit_radius_km) - eps
 
     def half_duration_s(self) -> float:
-        """Time from zenith to the minimum elevation."""
-        return self._max_central_angle() / self.angular_rate_rad_per_s()
+        """Time from closest approach to the minimum elevation: ``cos(ω t) = cos γ_max / cos β``."""
+        if self.cross_track_km == 0:
+            return self._max_central_angle() / self.angular_rate_rad_per_s()
+        along_track = math.acos(min(1.0, math.cos(self._max_central_angle()) / math.cos(self._cross_track_angle())))
+        return along_track / self.angular_rate_rad_per_s()
 
-    def _central_angle(self, t_s: float) -> float:
-        return self.angular_rate_rad_per_s() * t_s
+    def _cos_central_angle(self, t_s: float) -> float:
+        # spherical right triangle (station, its foot on the ground track, sub-satellite point):
+        # cos γ = cos β cos(ω t)
+        return math.cos(self._cross_track_angle()) * math.cos(self.angular_rate_rad_per_s() * t_s)
 
     def slant_range_km(self, t_s: float) -> float:
-        """``sqrt(R² + r² - 2 R r cos γ)`` with ``γ = ω t``."""
+        """``sqrt(R² + r² - 2 R r cos γ)`` with ``cos γ = cos β cos(ω t)``."""
         r, big_r = self.orbit_radius_km, EARTH_RADIUS_KM
-        return math.sqrt(big_r**2 + r**2 - 2 * big_r * r * math.cos(self._central_angle(t_s)))
+        return math.sqrt(big_r**2 + r**2 - 2 * big_r * r * self._cos_central_angle(t_s))
 
     def elevation_deg(self, t_s: float) -> float:
         """``asin((r cos γ - R) / d)``; below 0 the satellite is under the horizon."""
         d = self.slant_range_km(t_s)
-        sin_eps = (self.orbit_radius_km * math.cos(self._central_angle(t_s)) - EARTH_RADIUS_KM) / d
+        sin_eps = (self.orbit_radius_km * self._cos_central_angle(t_s) - EARTH_RADIUS_KM) / d
         return math.degrees(math.asin(max(-1.0, min(1.0, sin_eps))))
 
     def transmittance_at_elevation(self, elevation_deg: float) -> float:
@@ -611,6 +640,118 @@ class SatellitePass(FreeSpaceOptics):
         """Signal and upstream noise attenuated at time ``t_s``; background light not modelled."""
         t = self.transmittance(t_s)
         return budget.model_copy(update={"transmittance": budget.transmittance * t, "noise_photons": budget.noise_photons * t})
+
+
+# ------------------------------------------------------------------ free-space arms of a heralded link
+#
+# The heralding schemes read a link's loss and delay from its ``fibre`` over
+# half the link (node to midpoint station). A free-space or satellite arm
+# enters them as the uniform attenuation and group index that give the same
+# transmittance and delay over that half: exact at the one length the
+# schemes evaluate, and nowhere else (diffraction loss is not linear in
+# distance). :class:`SatellitePassArm` additionally carries the pass, so a
+# backend that follows simulated time can take the transmittance at each
+# attempt's time.
+
+
+def equivalent_fibre(transmittance: float, arm_km: float, delay_ns: float) -> FibreParams:
+    """The :class:`FibreParams` whose span of ``arm_km`` has this transmittance and delay.
+
+    ``db_per_km = -10 log10(T) / arm_km``; ``refractive_index = c τ / arm_km``
+    (at least 1: a delay shorter than light's over ``arm_km`` is raised to it).
+    ``ValueError`` for a transmittance of 0 (no finite attenuation gives it).
+    """
+    if not 0.0 < transmittance <= 1.0:
+        raise ValueError(f"transmittance must be in (0, 1], got {transmittance}")
+    if not arm_km > 0.0:
+        raise ValueError(f"arm_km must be > 0, got {arm_km}")
+    index = delay_ns * 1e-9 * SPEED_OF_LIGHT_KM_PER_S / arm_km
+    return FibreParams(db_per_km=max(0.0, -10.0 * math.log10(transmittance) / arm_km), refractive_index=max(1.0, index))
+
+
+class SatellitePassArm(FibreParams):
+    """One arm (satellite to a ground station) of a link fed from a satellite,
+    in the place of the link's fibre, with the pass it follows in time.
+
+    ``satellite_pass``: the pass as one station sees it; both stations of the
+    link see the same curve (the scenario puts them on either side of the
+    ground track, at the same distance from it). ``arm_km``: the length the
+    heralding schemes evaluate the fibre over (half the link). ``zenith_at_ns``:
+    the simulated time of closest approach. ``step_ns``: the longest block of
+    simulated time over which the model backend holds the success probability
+    constant (:meth:`blocks`).
+
+    The inherited ``db_per_km`` and ``refractive_index`` must be those of the
+    arm at closest approach (:func:`equivalent_fibre`, with the delay at the
+    pass's edge, the longest): a backend that does not follow time sees the
+    link at its best. Build it with :meth:`build`.
+    """
+
+    satellite_pass: SatellitePass
+    arm_km: float = Field(gt=0.0)
+    zenith_at_ns: int = Field(ge=0)
+    step_ns: int = Field(gt=0)
+
+    @classmethod
+    def build(cls, satellite_pass: SatellitePass, arm_km: float, zenith_at_ns: int, step_ns: int) -> SatellitePassArm:
+        best = equivalent_fibre(satellite_pass.transmittance(0.0), arm_km, cls._edge_delay_ns(satellite_pass))
+        return cls(
+            satellite_pass=satellite_pass,
+            arm_km=arm_km,
+            zenith_at_ns=zenith_at_ns,
+            step_ns=step_ns,
+            db_per_km=best.db_per_km,
+            refractive_index=best.refractive_index,
+        )
+
+    @staticmethod
+    def _edge_delay_ns(satellite_pass: SatellitePass) -> float:
+        return satellite_pass.delay_ns(satellite_pass.half_duration_s())
+
+    @model_validator(mode="after")
+    def _static_fields_at_zenith(self) -> SatellitePassArm:
+        t_zenith = self.satellite_pass.transmittance(0.0)
+        if not t_zenith > 0.0:
+            raise ValueError("the arm transmits nothing even at closest approach (an efficiency or transmittance is 0)")
+        best = equivalent_fibre(t_zenith, self.arm_km, self._edge_delay_ns(self.satellite_pass))
+        if not (
+            math.isclose(self.db_per_km, best.db_per_km, rel_tol=1e-12, abs_tol=1e-15)
+            and math.isclose(self.refractive_index, best.refractive_index, rel_tol=1e-12)
+        ):
+            raise ValueError(
+                "db_per_km and refractive_index must be the arm's at closest approach; build the arm with SatellitePassArm.build"
+            )
+        return self
+
+    def pass_time_s(self, t_ns: float) -> float:
+        """Time in the pass (0 at closest approach) of simulated time ``t_ns``."""
+        return (t_ns - self.zenith_at_ns) * 1e-9
+
+    def transmittance_at(self, t_ns: float) -> float:
+        """The arm's transmittance at simulated time ``t_ns`` (0 outside the pass)."""
+        return self.satellite_pass.transmittance(self.pass_time_s(t_ns))
+
+    def blocks(self) -> tuple[int, float, float]:
+        """``(n, start_ns, width_ns)``: the pass cut into n equal blocks of at most ``step_ns``,
+        the first starting when the satellite rises above the minimum elevation."""
+        half_ns = self.satellite_pass.half_duration_s() * 1e9
+        n = max(1, math.ceil(2 * half_ns / self.step_ns))
+        return n, self.zenith_at_ns - half_ns, 2 * half_ns / n
+
+    def block_of(self, t_ns: float) -> int | None:
+        """The block holding simulated time ``t_ns``, or ``None`` outside the pass."""
+        n, start, width = self.blocks()
+        index = math.floor((t_ns - start) / width)
+        return index if 0 <= index < n else None
+
+    def block_fibre(self, index: int) -> FibreParams | None:
+        """The equivalent fibre of block ``index``: the arm's transmittance at the block's
+        middle, the delay of the pass's edge; ``None`` when that transmittance is 0."""
+        _, start, width = self.blocks()
+        t = self.transmittance_at(start + (index + 0.5) * width)
+        if not t > 0.0:
+            return None
+        return equivalent_fibre(t, self.arm_km, self._edge_delay_ns(self.satellite_pass))
 
 
 # ------------------------------------------------------------------ frequency conversion
