@@ -97,7 +97,7 @@ def main() -> None:
             tab.on("pageerror", lambda error: errors.append(str(error)))
             t0 = time.perf_counter()
             tab.goto(page_path.as_uri(), timeout=120_000)
-            tab.wait_for_function("window.qnetViewer !== undefined", timeout=120_000)
+            tab.wait_for_function("() => window.qnetViewer !== undefined", timeout=120_000)
             figures["load_s"] = round(time.perf_counter() - t0, 3)
             if tab.evaluate("window.qnetViewer.rows") != args.records:
                 raise SystemExit("the page does not show every record")

@@ -84,7 +84,7 @@ class Page:
         self.requests: list[str] = []
         self.tab.on("request", lambda request: self.requests.append(request.url))
         self.tab.goto(path.resolve().as_uri())
-        self.tab.wait_for_function("window.qnetViewer !== undefined")
+        self.tab.wait_for_function("() => window.qnetViewer !== undefined")
 
     def state(self, name: str):
         return self.tab.evaluate(f"window.qnetViewer.{name}")
@@ -120,7 +120,7 @@ def test_pressing_play_advances_the_clock(browser, teleport):
         page.tab.click("#play")
         assert page.tab.text_content("#play") == "pause"
         # 100 records a second: the clock leaves 0 ns within a few seconds (the first records are all at t = 0)
-        page.tab.wait_for_function("document.getElementById('clock').textContent !== '0 ns'", timeout=20_000)
+        page.tab.wait_for_function("() => document.getElementById('clock').textContent !== '0 ns'", timeout=20_000)
         page.tab.click("#play")
         cursor = page.state("cursor")
         assert cursor > 0 and page.state("frames") > 0 and not page.state("playing")
